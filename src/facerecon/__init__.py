@@ -1,0 +1,9 @@
+"""facerecon: metric 3D face reconstruction and head pose from a single depth image."""
+from __future__ import annotations
+
+__version__ = "0.1.0"
+
+from .camera import Intrinsics, camera_preset  # noqa: E402
+from .errors import FaceReconError, InputFileError  # noqa: E402
+
+__all__ = ["__version__", "Intrinsics", "camera_preset", "FaceReconError", "InputFileError"]

@@ -1,0 +1,71 @@
+"""The ``facerecon`` command line (typer + rich).
+
+Each topic lives in its own module with a ``register(app)`` function; this module wires
+them together and turns every :class:`~facerecon.errors.FaceReconError` into a one-line
+message and a non-zero exit, never a traceback.
+"""
+from __future__ import annotations
+
+import importlib
+import sys
+
+import typer
+
+from .. import __version__
+from ..errors import FaceReconError
+
+# Topic modules, in the order their commands appear in --help.
+_COMMAND_MODULES = ("assets", "depth", "face")
+
+app = typer.Typer(
+    name="facerecon",
+    help="Metric 3D face reconstruction and head pose from a single depth image, on the CPU.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"facerecon {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version and exit."),
+) -> None:
+    """facerecon: depth frame -> head pose + metric 3D face mesh (ICT-FaceKit topology)."""
+
+
+for _name in _COMMAND_MODULES:
+    importlib.import_module(f"{__name__}.{_name}").register(app)
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        app(args=argv, standalone_mode=False)
+    except FaceReconError as exc:
+        typer.secho(f"error: {exc.one_line()}", err=True, fg="red")
+        return 1
+    except typer.Exit as exc:
+        return int(exc.exit_code or 0)
+    except typer.Abort:
+        typer.echo("aborted", err=True)
+        return 130
+    except KeyboardInterrupt:
+        typer.echo("interrupted", err=True)
+        return 130
+    except Exception as exc:  # click usage errors carry their own exit code
+        import click
+
+        if isinstance(exc, click.exceptions.ClickException):
+            exc.show()
+            return exc.exit_code
+        raise
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
