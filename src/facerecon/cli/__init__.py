@@ -39,13 +39,18 @@ def _root(
     """facerecon: depth frame -> head pose + metric 3D face mesh (ICT-FaceKit topology)."""
 
 
-for _name in _COMMAND_MODULES:
-    importlib.import_module(f"{__name__}.{_name}").register(app)
+def get_app() -> typer.Typer:
+    """The app with every topic registered (done on first use, so topic modules import alone)."""
+    if not getattr(app, "_facerecon_registered", False):
+        for name in _COMMAND_MODULES:
+            importlib.import_module(f"{__name__}.{name}").register(app)
+        app._facerecon_registered = True  # type: ignore[attr-defined]
+    return app
 
 
 def main(argv: list[str] | None = None) -> int:
     try:
-        app(args=argv, standalone_mode=False)
+        get_app()(args=argv, standalone_mode=False)
     except FaceReconError as exc:
         typer.secho(f"error: {exc.one_line()}", err=True, fg="red")
         return 1

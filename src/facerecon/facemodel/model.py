@@ -1,0 +1,228 @@
+"""The ICT-FaceKit Light morphable face model as one typed object.
+
+Canonical head frame (used by every module): millimetres; x towards the subject's left,
+y down (towards the chin), z into the head (from the face towards the back); origin at
+the ICT model origin, inside the head about 130 mm behind the nose tip.  A frontal face
+looking at the camera has rotation identity in the camera frame (x right, y down,
+z forward).  See :mod:`facerecon.rotations` for the Euler convention.
+
+``vertices(identity, expression)`` is linear: ``neutral + identity @ B_id + expression @ B_exp``
+with identity weights ~ N(0, 1) (each mode is one standard deviation) and expression
+weights in [0, 1] (ARKit-style blendshapes).
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+
+import numpy as np
+
+from .ict import read_cache_metadata, resolve_cache
+
+# Vertex ranges of ICT-FaceKit (upstream documentation), [start, stop).
+REGIONS: dict[str, tuple[int, int]] = {
+    "face": (0, 9409),
+    "narrow_face": (0, 6706),
+    "head_and_neck": (9409, 11248),
+    "mouth_socket": (11248, 13294),
+    "eye_sockets": (13294, 14062),
+    "gums_and_tongue": (14062, 17039),
+    "teeth": (17039, 21451),
+    "eyeballs": (21451, 24591),
+    "eye_cosmetics": (24591, 26719),  # lacrimal fluid, eye blend, occlusion shells, eyelashes
+}
+# Surfaces a depth sensor sees: skin and eyeballs (sockets, teeth, lashes are interior/cosmetic).
+RENDER_REGIONS = ("face", "head_and_neck", "eyeballs")
+# Region used by shape metrics: the face without ears and neck.
+EVAL_REGION = "narrow_face"
+
+# The 9 landmarks (indices into the 68 Multi-PIE points) used for rigid alignment, as in
+# the paper: the four eye corners, nose bridge, nose tip, the two mouth corners and the chin.
+ALIGNMENT_LANDMARKS_9 = (36, 39, 42, 45, 27, 30, 48, 54, 8)
+# The 7 landmarks used by the NoW benchmark: eye corners, nose tip, mouth corners.
+ALIGNMENT_LANDMARKS_7 = (36, 39, 42, 45, 30, 48, 54)
+
+
+@dataclass
+class FaceModel:
+    """ICT-FaceKit Light in millimetres, canonical head frame (see module docstring)."""
+
+    neutral: np.ndarray  # (V, 3) float32
+    identity_basis: np.ndarray  # (100, V, 3) float32, one standard deviation per mode
+    expression_basis: np.ndarray  # (55, V, 3) float32, weight 1 = full blendshape
+    expression_names: list[str]
+    triangles: np.ndarray  # (T, 3) int32, quads split in two
+    triangle_uv: np.ndarray  # (T, 3) int32 indices into uv
+    triangle_material: np.ndarray  # (T,) int32 index into materials
+    polygons: np.ndarray  # (F, 4) int32 original faces, -1 pads triangles
+    polygon_uv: np.ndarray  # (F, 4) int32
+    uv: np.ndarray  # (U, 2) float32
+    materials: list[str]
+    landmarks_68: np.ndarray  # (68,) vertex indices, Multi-PIE order
+    fitting_vertices: np.ndarray  # ICT's own fitting subset of the face
+    meta: dict = field(default_factory=dict)
+
+    # -- loading --------------------------------------------------------------------
+    @classmethod
+    def load(cls, path: str | Path | None = None) -> "FaceModel":
+        """Load the model (see :mod:`facerecon.facemodel.ict` for where it is looked for)."""
+        from safetensors.numpy import load_file
+
+        cache = resolve_cache(path)
+        t = load_file(str(cache))
+        meta = read_cache_metadata(cache)
+        return cls(
+            neutral=t["neutral"],
+            identity_basis=t["identity_basis"],
+            expression_basis=t["expression_basis"],
+            expression_names=json.loads(meta["expression_names"]),
+            triangles=t["triangles"],
+            triangle_uv=t["triangle_uv"],
+            triangle_material=t["triangle_material"],
+            polygons=t["polygons"],
+            polygon_uv=t["polygon_uv"],
+            uv=t["uv"],
+            materials=json.loads(meta["materials"]),
+            landmarks_68=np.asarray(json.loads(meta["landmarks_68"]), dtype=np.int64),
+            fitting_vertices=t["fitting_vertices"],
+            meta={**meta, "cache_path": str(cache)},
+        )
+
+    # -- sizes ----------------------------------------------------------------------
+    @property
+    def n_vertices(self) -> int:
+        return int(self.neutral.shape[0])
+
+    @property
+    def n_identity(self) -> int:
+        return int(self.identity_basis.shape[0])
+
+    @property
+    def n_expression(self) -> int:
+        return int(self.expression_basis.shape[0])
+
+    @property
+    def n_arkit_expression(self) -> int:
+        """The 53 ARKit-style blendshapes (the last two shapes are pupil dilation)."""
+        return self.n_expression - 2
+
+    # -- regions and landmarks --------------------------------------------------------
+    def region_vertices(self, *names: str) -> np.ndarray:
+        """Sorted vertex indices of the named regions (see ``REGIONS``)."""
+        idx = [np.arange(*REGIONS[n]) for n in names]
+        return np.unique(np.concatenate(idx))
+
+    def region_mask(self, *names: str) -> np.ndarray:
+        mask = np.zeros(self.n_vertices, dtype=bool)
+        mask[self.region_vertices(*names)] = True
+        return mask
+
+    def region_triangles(self, *names: str) -> np.ndarray:
+        """Triangles whose three corners all lie in the named regions."""
+        return self.triangles[self.region_mask(*names)[self.triangles].all(axis=1)]
+
+    @cached_property
+    def alignment_landmarks(self) -> np.ndarray:
+        """Vertex indices of the 9 rigid-alignment landmarks (``ALIGNMENT_LANDMARKS_9``)."""
+        return self.landmarks_68[list(ALIGNMENT_LANDMARKS_9)]
+
+    def expression_index(self, name: str) -> int:
+        try:
+            return self.expression_names.index(name)
+        except ValueError:
+            raise KeyError(f"unknown expression {name!r}") from None
+
+    def expression_vector(self, weights: dict[str, float]) -> np.ndarray:
+        """A (n_expression,) weight vector from ``{name: weight}``."""
+        w = np.zeros(self.n_expression, dtype=np.float32)
+        for name, value in weights.items():
+            w[self.expression_index(name)] = value
+        return w
+
+    # -- geometry ---------------------------------------------------------------------
+    @cached_property
+    def _flat_bases(self) -> np.ndarray:
+        k = self.n_identity + self.n_expression
+        return np.concatenate([self.identity_basis, self.expression_basis]).reshape(k, -1)
+
+    def vertices(
+        self,
+        identity: np.ndarray | None = None,
+        expression: np.ndarray | None = None,
+        subset: np.ndarray | None = None,
+    ) -> np.ndarray:
+        """Vertices (mm, head frame) for identity (..., 100) and expression (..., 55) weights.
+
+        Either weight array may be None (zeros) or shorter than the full basis (the
+        leading modes).  Leading batch dimensions broadcast; ``subset`` restricts the
+        computation to some vertex indices (much faster for rendering a region).
+        Returns float32 (..., V, 3) or (..., len(subset), 3).
+        """
+        ident = np.zeros(self.n_identity, np.float32) if identity is None else np.asarray(identity, np.float32)
+        expr = np.zeros(self.n_expression, np.float32) if expression is None else np.asarray(expression, np.float32)
+        ident = _pad(ident, self.n_identity)
+        expr = _pad(expr, self.n_expression)
+        batch = np.broadcast_shapes(ident.shape[:-1], expr.shape[:-1])
+        w = np.concatenate(
+            [np.broadcast_to(ident, batch + ident.shape[-1:]), np.broadcast_to(expr, batch + expr.shape[-1:])], axis=-1
+        )
+        if subset is None:
+            flat = w @ self._flat_bases
+            return (flat.reshape(batch + (self.n_vertices, 3)) + self.neutral).astype(np.float32)
+        neutral, bases = self._subset_bases(np.asarray(subset))
+        out = (w @ bases).reshape(batch + (len(neutral), 3)) + neutral
+        return out.astype(np.float32)
+
+    def _subset_bases(self, subset: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(neutral, flat bases) restricted to ``subset``, cached: slicing the bases costs more than using them."""
+        cache = self.__dict__.setdefault("_subset_cache", {})
+        key = hash(subset.tobytes())
+        if key not in cache:
+            k = self.n_identity + self.n_expression
+            bases = np.ascontiguousarray(self._flat_bases.reshape(k, self.n_vertices, 3)[:, subset].reshape(k, -1))
+            cache[key] = (self.neutral[subset], bases)
+        return cache[key]
+
+    def torch_bases(self, subset: np.ndarray | None = None, device: str = "cpu"):
+        """(neutral (V,3), bases (K, V*3)) as torch tensors for differentiable use."""
+        import torch
+
+        neutral, bases = (self.neutral, self._flat_bases) if subset is None else self._subset_bases(np.asarray(subset))
+        return torch.from_numpy(np.ascontiguousarray(neutral)).to(device), torch.from_numpy(bases).to(device)
+
+    def vertices_torch(self, identity, expression=None, subset: np.ndarray | None = None):
+        """Differentiable torch version of :meth:`vertices` for (B, <=100) and (B, <=55) weights."""
+        import torch
+
+        key = None if subset is None else hash(np.asarray(subset).tobytes())
+        cache = self.__dict__.setdefault("_torch_cache", {})
+        if key not in cache:
+            cache[key] = self.torch_bases(subset)
+        neutral, bases = cache[key]
+        b = identity.shape[0]
+        ident = torch.nn.functional.pad(identity, (0, self.n_identity - identity.shape[-1]))
+        if expression is None:
+            expression = identity.new_zeros(b, self.n_expression)
+        expr = torch.nn.functional.pad(expression, (0, self.n_expression - expression.shape[-1]))
+        w = torch.cat([ident, expr], dim=-1).to(bases.dtype)
+        return (w @ bases).reshape(b, -1, 3) + neutral
+
+    def landmarks(self, vertices: np.ndarray) -> np.ndarray:
+        """The 68 landmark positions (..., 68, 3) of full-model vertices (..., V, 3)."""
+        return np.asarray(vertices)[..., self.landmarks_68, :]
+
+    @cached_property
+    def reference_vertices(self) -> np.ndarray:
+        """The reference (mean) face: identity and expression weights all zero."""
+        return self.neutral.copy()
+
+
+def _pad(w: np.ndarray, n: int) -> np.ndarray:
+    if w.shape[-1] > n:
+        raise ValueError(f"got {w.shape[-1]} weights, the model has {n} modes")
+    if w.shape[-1] == n:
+        return w
+    pad = [(0, 0)] * (w.ndim - 1) + [(0, n - w.shape[-1])]
+    return np.pad(w, pad)

@@ -1,0 +1,135 @@
+"""iPhone TrueDepth frames (StandardCyborg PLY layout) and fused TrueDepth point clouds.
+
+A frame is a binary PLY with elements ``metadata`` (a JSON document, one char per
+row), ``color`` (W*H rows of float r, g, b in 0..1) and ``depth`` (W*H floats, metres),
+row-major.  The JSON gives the camera matrix (column-major) at a reference resolution
+(3088 x 2316) that we scale down to the depth image.  9999 m is the sentinel for "no
+measurement"; real background (walls at 2-8 m) is kept.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..camera import Intrinsics
+from ..errors import InputFileError
+from ._common import check_fixed_unit
+from .frame import DepthFrame
+from .ply import read_ply_elements
+
+# Depth at or beyond this many metres is a sentinel (the files use 9999), not a measurement.
+_NO_MEASUREMENT_M = 100.0
+
+
+def is_truedepth_ply(path: str | Path) -> bool:
+    """Cheap sniff: a PLY whose header declares ``metadata`` and ``depth`` elements."""
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(4096)
+    except OSError:
+        return False
+    return head.startswith(b"ply") and b"element depth" in head and b"element metadata" in head
+
+
+def _intrinsics_from_json(path: Path, info: dict[str, Any], width: int, height: int) -> Intrinsics:
+    """Camera matrix scaled from the reference resolution to ``width`` x ``height``.
+
+    ``intrinsic_matrix`` is column-major ``[fx,0,0, 0,fy,0, cx,cy,1]``.  Scaling is plain
+    (``cx * w / W_ref``), which is how StandardCyborg and the formats doc use it.
+    """
+    try:
+        cam = info["camera_intrinsics"]
+        k = np.asarray(cam["intrinsic_matrix"], dtype=np.float64).reshape(3, 3).T  # column-major -> rows
+        ref_w = float(cam.get("intrinsic_matrix_reference_dimensions_width", width))
+        ref_h = float(cam.get("intrinsic_matrix_reference_dimensions_height", height))
+    except (KeyError, TypeError, ValueError) as exc:
+        raise InputFileError(path, f"TrueDepth metadata has no usable camera_intrinsics ({exc})") from None
+    if not (k[0, 0] > 0 and k[1, 1] > 0 and ref_w > 0 and ref_h > 0):
+        raise InputFileError(path, "TrueDepth metadata has a non-positive focal length or reference size")
+    sx, sy = width / ref_w, height / ref_h
+    return Intrinsics(float(k[0, 0] * sx), float(k[1, 1] * sy), float(k[0, 2] * sx), float(k[1, 2] * sy), width, height)
+
+
+def read_truedepth_frame(path: str | Path, unit: str | None = None) -> DepthFrame:
+    """Read one TrueDepth PLY frame: depth (mm), intrinsics from its JSON, colour (uint8).
+
+    ``meta['truedepth']`` holds the JSON document (timestamps, lens distortion tables).
+    The phone is usually held sideways, so faces may appear rotated by 90 degrees.
+    """
+    p = Path(path)
+    check_fixed_unit(p, unit, "m", "TrueDepth PLY")
+    header, data = read_ply_elements(p)
+    for name in ("metadata", "depth"):
+        if name not in data:
+            raise InputFileError(p, f"not a TrueDepth frame: PLY has no {name!r} element")
+    meta_el = data["metadata"]
+    if len(meta_el) != 1:
+        raise InputFileError(p, "TrueDepth metadata element must have exactly one char property")
+    raw = np.asarray(next(iter(meta_el.values()))).astype(np.uint8).tobytes()
+    try:
+        info = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise InputFileError(p, f"TrueDepth metadata is not valid JSON ({exc.__class__.__name__})") from None
+    try:
+        width = int(info.get("width") or info["camera_intrinsics"]["width"])
+        height = int(info.get("height") or info["camera_intrinsics"]["height"])
+    except (KeyError, TypeError, ValueError):
+        raise InputFileError(p, "TrueDepth metadata has no width/height") from None
+    dep_el = data["depth"]
+    if len(dep_el) != 1:
+        raise InputFileError(p, "TrueDepth depth element must have exactly one property")
+    d = np.asarray(next(iter(dep_el.values())), dtype=np.float64)
+    if d.size != width * height:
+        raise InputFileError(p, f"TrueDepth depth has {d.size} values, metadata says {width} x {height}")
+    d = d.reshape(height, width)
+    valid = np.isfinite(d) & (d > 0) & (d < _NO_MEASUREMENT_M)
+    depth_mm = np.where(valid, d * 1000.0, 0.0).astype(np.float32)
+    color = None
+    col = data.get("color")
+    if col and all(c in col for c in "rgb"):
+        rgb = np.stack([np.asarray(col[c], dtype=np.float64) for c in "rgb"], axis=-1)
+        if rgb.shape[0] != width * height:
+            raise InputFileError(p, f"TrueDepth colour has {rgb.shape[0]} pixels, metadata says {width} x {height}")
+        rgb = np.nan_to_num(rgb, nan=0.0)
+        color = np.clip(np.rint(rgb * 255.0), 0, 255).astype(np.uint8).reshape(height, width, 3)
+    k = _intrinsics_from_json(p, info, width, height)
+    meta = {
+        "format": "truedepth-ply",
+        "truedepth": info,
+        "ply_comments": header.comments,
+        "intrinsics_source": "TrueDepth metadata, scaled from the reference resolution",
+        "unit": "m",
+    }
+    return DepthFrame(depth_mm, k, str(p), color, meta)
+
+
+def read_ply_points(path: str | Path, unit: str = "m") -> np.ndarray:
+    """(N, 3) float64 vertices of a PLY point cloud, in millimetres.
+
+    For ``Expected.ply`` (StandardCyborg fused cloud, metres).  Extra vertex properties
+    (normals, colours, surfel radius) are ignored; use :func:`read_ply_cloud` for them.
+    """
+    return read_ply_cloud(path, unit)["points"]
+
+
+def read_ply_cloud(path: str | Path, unit: str = "m") -> dict[str, np.ndarray]:
+    """Vertices of a PLY point cloud: ``points`` (mm), and ``normals`` / ``colors`` (uint8) when present."""
+    from ._common import unit_factor
+
+    p = Path(path)
+    _, data = read_ply_elements(p)
+    v = data.get("vertex")
+    if not v or not all(k in v for k in "xyz"):
+        raise InputFileError(p, "PLY file has no vertex x/y/z properties")
+    pts = np.stack([np.asarray(v[k], dtype=np.float64) for k in "xyz"], axis=-1) * unit_factor(unit, "m")
+    out: dict[str, np.ndarray] = {}
+    keep = np.isfinite(pts).all(axis=1)
+    out["points"] = pts[keep]
+    if all(k in v for k in ("nx", "ny", "nz")):
+        out["normals"] = np.stack([np.asarray(v[k], dtype=np.float64) for k in ("nx", "ny", "nz")], axis=-1)[keep]
+    if all(k in v for k in ("red", "green", "blue")):
+        out["colors"] = np.stack([np.asarray(v[k]) for k in ("red", "green", "blue")], axis=-1).astype(np.uint8)[keep]
+    return out

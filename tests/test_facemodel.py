@@ -1,0 +1,94 @@
+"""The ICT face model: counts, units, frame, landmarks, batching, torch parity."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from facerecon.facemodel import ALIGNMENT_LANDMARKS_9, FaceModel
+
+
+@pytest.fixture(scope="module")
+def model() -> FaceModel:
+    return FaceModel.load()
+
+
+def test_counts(model):
+    assert model.n_vertices == 26_719
+    assert model.n_identity == 100
+    assert model.n_arkit_expression == 53
+    assert model.n_expression == 55
+    assert model.expression_names[-2:] == ["PupilDilate_L", "PupilDilate_R"]
+    assert "jawOpen" in model.expression_names and "mouthSmile_L" in model.expression_names
+    assert len(model.polygons) == 26_384
+    assert model.uv.shape == (28_911, 2)
+    assert model.triangles.max() < model.n_vertices and model.triangle_uv.max() < len(model.uv)
+
+
+def test_units_and_head_frame(model):
+    lm = model.landmarks(model.neutral)
+    # Millimetres: upstream cm values x10 (eye corners at -/+44.6 mm, formats.md).
+    assert lm[36, 0] == pytest.approx(-44.6, abs=0.1)
+    assert lm[45, 0] == pytest.approx(44.6, abs=0.1)
+    # y down: chin below the eyes; z into the head: nose tip nearest the viewer (most negative z).
+    assert lm[8, 1] > lm[36, 1] + 80
+    assert lm[30, 2] == pytest.approx(-130.7, abs=0.2)
+    face = model.neutral[: 9409]
+    assert lm[30, 2] <= face[:, 2].min() + 5.0
+    # Face width in mm (x spans about -92..92 mm).
+    assert 170 < np.ptp(face[:, 0]) < 200
+
+
+def test_landmarks_are_on_the_face(model):
+    assert (model.landmarks_68 < 9409).all()  # all in the face region
+    idx = model.alignment_landmarks
+    assert len(idx) == 9 and len(ALIGNMENT_LANDMARKS_9) == 9
+    # symmetric pairs mirror in x
+    lm = model.landmarks(model.neutral)
+    assert lm[39, 0] == pytest.approx(-lm[42, 0], abs=0.5)
+    assert lm[48, 0] == pytest.approx(-lm[54, 0], abs=0.5)
+
+
+def test_identity_mode_magnitudes(model):
+    face = slice(0, 9409)
+    rms0 = np.sqrt((model.identity_basis[0, face] ** 2).sum(-1).mean())
+    rms99 = np.sqrt((model.identity_basis[99, face] ** 2).sum(-1).mean())
+    assert rms0 == pytest.approx(3.9, rel=0.1)  # 0.39 cm in formats.md
+    assert rms99 == pytest.approx(0.09, rel=0.2)
+    jaw = model.expression_basis[model.expression_index("jawOpen")]
+    # formats.md says "up to 3.5 cm"; measured on the skin: 4.2 cm at the chin.
+    assert 30 < np.linalg.norm(jaw[face], axis=1).max() < 45
+
+
+def test_vertices_batched_linear_and_subset(model):
+    rng = np.random.default_rng(0)
+    ident = rng.normal(size=(3, 100)).astype(np.float32)
+    expr = rng.uniform(size=(3, 55)).astype(np.float32)
+    v = model.vertices(ident, expr)
+    assert v.shape == (3, model.n_vertices, 3) and v.dtype == np.float32
+    one = model.vertices(ident[1], expr[1])
+    np.testing.assert_allclose(v[1], one, atol=1e-3)
+    manual = model.neutral + np.tensordot(ident[1], model.identity_basis, 1) + np.tensordot(expr[1], model.expression_basis, 1)
+    np.testing.assert_allclose(one, manual, atol=1e-3)
+    sub = np.array([0, 5, 100, 20000])
+    np.testing.assert_allclose(model.vertices(ident[1], expr[1], subset=sub), one[sub], atol=1e-3)
+    # fewer weights than modes = leading modes
+    np.testing.assert_allclose(model.vertices(ident[1, :10]), model.vertices(np.r_[ident[1, :10], np.zeros(90)]), atol=1e-4)
+    with pytest.raises(ValueError):
+        model.vertices(np.zeros(101))
+
+
+def test_torch_matches_numpy_and_is_differentiable(model):
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(1)
+    ident = torch.tensor(rng.normal(size=(2, 100)), dtype=torch.float32, requires_grad=True)
+    expr = torch.tensor(rng.uniform(size=(2, 55)), dtype=torch.float32)
+    out = model.vertices_torch(ident, expr)
+    np.testing.assert_allclose(out.detach().numpy(), model.vertices(ident.detach().numpy(), expr.numpy()), atol=1e-3)
+    out[:, model.landmarks_68].sum().backward()
+    assert ident.grad is not None and ident.grad.abs().sum() > 0
+
+
+def test_regions(model):
+    tris = model.region_triangles("face", "head_and_neck", "eyeballs")
+    assert 20_000 < len(tris) < len(model.triangles)
+    assert model.region_mask("narrow_face").sum() == 6706
