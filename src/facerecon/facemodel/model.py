@@ -209,6 +209,14 @@ class FaceModel:
         w = torch.cat([ident, expr], dim=-1).to(bases.dtype)
         return (w @ bases).reshape(b, -1, 3) + neutral
 
+    def polygon_lists(self) -> tuple[list[np.ndarray], list[np.ndarray]]:
+        """The original quads/triangles (and their UV indices) as lists, for OBJ export."""
+        keep = self.polygons >= 0
+        return (
+            [row[k] for row, k in zip(self.polygons, keep)],
+            [row[k] for row, k in zip(self.polygon_uv, keep)],
+        )
+
     def landmarks(self, vertices: np.ndarray) -> np.ndarray:
         """The 68 landmark positions (..., 68, 3) of full-model vertices (..., V, 3)."""
         return np.asarray(vertices)[..., self.landmarks_68, :]

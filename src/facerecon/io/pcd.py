@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from ..camera import Intrinsics, fit_intrinsics
-from ..errors import InputFileError
+from ..errors import ConfigError, InputFileError
 from ._common import check_plausible_mm, read_bytes, unit_factor
 from .frame import DepthFrame
 from .lzf import LZFError, lzf_decompress
@@ -251,6 +251,10 @@ def read_pcd(path: str | Path, unit: str | None = None, intrinsics: Intrinsics |
     if fitted is not None:
         meta["intrinsics_source"] = "fitted to the organised cloud"
     if intrinsics is not None:
+        if (intrinsics.width, intrinsics.height) != (h.width, h.height):
+            raise ConfigError(
+                f"{p}: camera intrinsics are for {intrinsics.width}x{intrinsics.height}, the cloud is {h.width}x{h.height}"
+            )
         meta["intrinsics_source"] = "given"
         fitted = intrinsics
     rgb = colour.reshape(h.height, h.width, 3) if colour is not None else None
@@ -262,3 +266,39 @@ def _fit_rms(cloud: np.ndarray, k: Intrinsics) -> float:
     vv, uu = np.nonzero(ok)
     uv = k.project(cloud[ok])
     return float(np.sqrt(np.mean((uv[:, 0] - uu) ** 2 + (uv[:, 1] - vv) ** 2)))
+
+
+def write_pcd(path: str | Path, points_mm: np.ndarray, data: str = "binary_compressed") -> None:
+    """Write x, y, z (float32, metres as PCL expects) to a PCD v0.7 file (atomic).
+
+    ``points_mm`` is (H, W, 3) for an organised cloud or (N, 3); NaN marks missing points.
+    ``binary_compressed`` uses literal-only LZF runs (valid, not smaller).
+    """
+    from ..fileutil import atomic_path
+    from .lzf import lzf_compress_literal
+
+    pts = np.asarray(points_mm, dtype=np.float64)
+    if pts.ndim == 3 and pts.shape[-1] == 3:
+        height, width = pts.shape[:2]
+    elif pts.ndim == 2 and pts.shape[-1] == 3:
+        height, width = 1, pts.shape[0]
+    else:
+        raise ValueError(f"points must be (H, W, 3) or (N, 3), got {pts.shape}")
+    xyz = (pts.reshape(-1, 3) / 1000.0).astype("<f4")
+    n = xyz.shape[0]
+    header = (
+        "# .PCD v0.7 - Point Cloud Data file format\nVERSION 0.7\nFIELDS x y z\nSIZE 4 4 4\nTYPE F F F\n"
+        f"COUNT 1 1 1\nWIDTH {width}\nHEIGHT {height}\nVIEWPOINT 0 0 0 1 0 0 0\nPOINTS {n}\nDATA {data}\n"
+    ).encode("ascii")
+    if data == "ascii":
+        body = "".join(" ".join("nan" if not np.isfinite(c) else f"{c:.7g}" for c in row) + "\n" for row in xyz.tolist()).encode()
+    elif data == "binary":
+        body = xyz.tobytes()
+    elif data == "binary_compressed":
+        raw = np.ascontiguousarray(xyz.T).tobytes()  # field after field
+        comp = lzf_compress_literal(raw)
+        body = struct.pack("<II", len(comp), len(raw)) + comp
+    else:
+        raise ValueError(f"data must be ascii, binary or binary_compressed, got {data!r}")
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(header + body)

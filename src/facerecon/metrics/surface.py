@@ -168,9 +168,10 @@ class SurfaceIndex:
         self._tri = tri
         self._cen, self._rad = cen, rad
         self._ids = ids
-        # Group by radius: level 0 up to the median radius, then one level per doubling.
+        # Group by radius: level 0 up to twice the median radius, then one level per
+        # doubling, so that r_max of a group over-estimates its members' radii by <= 2x.
         rmed = max(float(np.median(rad)), 1e-12)
-        level = np.maximum(0, np.ceil(np.log2(np.maximum(rad, 1e-300) / rmed))).astype(int)
+        level = np.maximum(0, np.ceil(np.log2(np.maximum(rad, 1e-300) / (2.0 * rmed)))).astype(int)
         self._groups: list[tuple[np.ndarray, cKDTree, float]] = []
         for lv in np.unique(level):
             loc = np.flatnonzero(level == lv)  # indices into self._tri
@@ -220,12 +221,13 @@ class SurfaceIndex:
             step = max(1, _CAND_BUDGET // kg)
             for s in range(0, n, step):
                 sub = np.arange(s, min(n, s + step))
-                dd, ii = tree.query(pts[sub], k=kg)
+                dd, ii = tree.query(pts[sub], k=kg, workers=-1)
                 dd, ii = dd.reshape(sub.size, kg), ii.reshape(sub.size, kg)
                 self._eval(pts, np.repeat(sub, kg), loc[ii.ravel()], best_d, best_p, best_t)
                 if kg < loc.size:
                     lower[sub] = np.minimum(lower[sub], dd[:, -1] - rmax - self._slack)
         todo = np.flatnonzero(best_d > lower)
+        self.last_fallback = int(todo.size)  # diagnostics: points that needed pass 2
         # Provably sufficient second pass for the uncertified points: every triangle T
         # with dist(p, T) < best satisfies |p - c_T| < best + r_T <= best + r_max.
         for loc, tree, rmax in self._groups:
@@ -233,7 +235,7 @@ class SurfaceIndex:
                 continue  # a group with <= k triangles was evaluated completely
             for s in range(0, todo.size, 4096):
                 sub = todo[s : s + 4096]
-                lists = tree.query_ball_point(pts[sub], best_d[sub] + rmax + self._slack)
+                lists = tree.query_ball_point(pts[sub], best_d[sub] + rmax + self._slack, workers=-1)
                 lens = np.fromiter((len(x) for x in lists), dtype=np.int64, count=sub.size)
                 if lens.sum() == 0:
                     continue

@@ -1,0 +1,286 @@
+"""Triangle meshes: OBJ (own parser/writer, per-corner UVs), PLY/GLB/STL via trimesh.
+
+Vertex order is the contract with the face rig: ICT-FaceKit's blendshapes are indexed by
+vertex, and its OBJ has more UVs (28,911) than vertices (26,719) because UV seams give
+one vertex several texture coordinates.  trimesh would split such vertices, so OBJ is
+read and written here with separate vertex and UV indices per face corner; formats that
+need one UV per vertex (GLB) split vertices only in the exported file.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from ..errors import InputFileError, UnsupportedFormatError
+from ..fileutil import atomic_path
+from ._common import check_file, read_bytes, unit_factor
+
+_TRIMESH_FORMATS = {".ply", ".glb", ".gltf", ".stl", ".off"}
+
+
+@dataclass
+class Mesh:
+    """A triangle mesh; polygons are fan-triangulated on read.
+
+    Attributes:
+        vertices: (V, 3) float64, millimetres, in file order.
+        faces: (F, 3) int64 vertex indices.
+        uv: (T, 2) float64 texture coordinates, or None.
+        face_uv: (F, 3) int64 indices into ``uv`` per face corner, or None.
+        source: the file it came from.
+    """
+
+    vertices: np.ndarray
+    faces: np.ndarray
+    uv: np.ndarray | None = None
+    face_uv: np.ndarray | None = None
+    source: str = ""
+
+    @property
+    def n_vertices(self) -> int:
+        return int(self.vertices.shape[0])
+
+    @property
+    def n_faces(self) -> int:
+        return int(self.faces.shape[0])
+
+
+def _fan(poly: Sequence[int]) -> list[tuple[int, int, int]]:
+    return [(poly[0], poly[i], poly[i + 1]) for i in range(1, len(poly) - 1)]
+
+
+def _parse_obj(path: Path, text: str) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, np.ndarray | None]:
+    verts: list[list[str]] = []
+    uvs: list[list[str]] = []
+    faces: list[tuple[int, int, int]] = []
+    face_uv: list[tuple[int, int, int]] = []
+    missing_uv = False
+    for lineno, line in enumerate(text.splitlines(), 1):
+        if line.startswith("v "):
+            verts.append(line.split()[1:4])
+        elif line.startswith("vt "):
+            uvs.append(line.split()[1:3])
+        elif line.startswith("f "):
+            vi: list[int] = []
+            ti: list[int] = []
+            try:
+                for tok in line.split()[1:]:
+                    parts = tok.split("/")
+                    a = int(parts[0])
+                    vi.append(a - 1 if a > 0 else len(verts) + a)
+                    if len(parts) > 1 and parts[1]:
+                        b = int(parts[1])
+                        ti.append(b - 1 if b > 0 else len(uvs) + b)
+            except ValueError:
+                raise InputFileError(path, f"line {lineno}: malformed face {line.strip()[:60]!r}") from None
+            if len(vi) < 3:
+                raise InputFileError(path, f"line {lineno}: a face needs at least 3 vertices")
+            faces.extend(_fan(vi))
+            if len(ti) == len(vi):
+                face_uv.extend(_fan(ti))
+            else:
+                missing_uv = True
+                face_uv.extend([(-1, -1, -1)] * (len(vi) - 2))
+    try:
+        v = np.array(verts, dtype=np.float64)
+        t = np.array(uvs, dtype=np.float64) if uvs else None
+    except ValueError:
+        raise InputFileError(path, "OBJ has a vertex or texture line that is not numbers") from None
+    if v.ndim != 2 or v.shape[0] == 0 or v.shape[1] != 3:
+        raise InputFileError(path, "OBJ has no vertices (or a vertex with fewer than 3 coordinates)")
+    if t is not None and (t.ndim != 2 or t.shape[1] != 2):
+        raise InputFileError(path, "OBJ has a texture coordinate with fewer than 2 values")
+    f = np.array(faces, dtype=np.int64).reshape(-1, 3)
+    if f.size and (f.min() < 0 or f.max() >= len(v)):
+        raise InputFileError(path, f"OBJ face refers to vertex {int(f.max()) + 1}, file has {len(v)} (truncated?)")
+    ft = None
+    if t is not None and not missing_uv and f.size:
+        ft = np.array(face_uv, dtype=np.int64).reshape(-1, 3)
+        if ft.min() < 0 or ft.max() >= len(t):
+            raise InputFileError(path, f"OBJ face refers to texture coordinate {int(ft.max()) + 1}, file has {len(t)}")
+    return v, f, t, ft
+
+
+def read_mesh(path: str | Path, unit: str = "mm") -> Mesh:
+    """Read OBJ (own parser; keeps vertex order and per-corner UVs) or PLY/GLB/STL/OFF.
+
+    ``unit`` is the file's length unit ('mm', 'cm' for ICT-FaceKit, 'm'); vertices are
+    returned in millimetres.
+    """
+    p = check_file(path)
+    scale = unit_factor(unit, "mm")
+    ext = p.suffix.lower()
+    if ext == ".obj":
+        text = read_bytes(p).decode("utf-8", errors="replace")
+        v, f, t, ft = _parse_obj(p, text)
+        if f.size == 0:
+            raise InputFileError(p, "OBJ has no faces")
+        return Mesh(v * scale, f, t, ft, str(p))
+    if ext not in _TRIMESH_FORMATS:
+        raise UnsupportedFormatError(p, f"unknown mesh format {ext or '(none)'!r}; supported: .obj, {', '.join(sorted(_TRIMESH_FORMATS))}")
+    import trimesh
+
+    try:
+        m = trimesh.load(p, force="mesh", process=False, maintain_order=True)
+    except Exception as exc:  # trimesh raises many types for malformed files
+        raise InputFileError(p, f"cannot read mesh ({exc.__class__.__name__}: {' '.join(str(exc).split())[:120]})") from None
+    if not isinstance(m, trimesh.Trimesh) or len(m.vertices) == 0 or len(m.faces) == 0:
+        raise InputFileError(p, "file holds no triangle mesh")
+    uv = getattr(m.visual, "uv", None)
+    uv = None if uv is None or len(uv) != len(m.vertices) else np.asarray(uv, dtype=np.float64)
+    faces = np.asarray(m.faces, dtype=np.int64)
+    return Mesh(np.asarray(m.vertices, dtype=np.float64) * scale, faces, uv, faces.copy() if uv is not None else None, str(p))
+
+
+def _as_polygons(faces: np.ndarray | Sequence[Sequence[int]]) -> list[np.ndarray]:
+    if isinstance(faces, np.ndarray) and faces.ndim == 2:
+        return list(faces.astype(np.int64))
+    return [np.asarray(f, dtype=np.int64) for f in faces]
+
+
+def _triangles(polys: list[np.ndarray]) -> np.ndarray:
+    if polys and all(len(q) == 3 for q in polys):
+        return np.asarray(polys, dtype=np.int64)
+    return np.array([tri for q in polys for tri in _fan(list(q))], dtype=np.int64).reshape(-1, 3)
+
+
+def _obj_text(v: np.ndarray, polys: list[np.ndarray], uv: np.ndarray | None, puv: list[np.ndarray] | None, header: str) -> str:
+    out = [f"# {line}" for line in header.splitlines()] if header else []
+    out.append("\n".join(f"v {x:.6f} {y:.6f} {z:.6f}" for x, y, z in v.tolist()))
+    if uv is not None:
+        out.append("\n".join(f"vt {a:.6f} {b:.6f}" for a, b in uv.tolist()))
+    if puv is not None:
+        out.append("\n".join("f " + " ".join(f"{a + 1}/{b + 1}" for a, b in zip(q.tolist(), t.tolist())) for q, t in zip(polys, puv)))
+    else:
+        out.append("\n".join("f " + " ".join(str(a + 1) for a in q.tolist()) for q in polys))
+    return "\n".join(out) + "\n"
+
+
+def write_mesh(
+    path: str | Path,
+    vertices: np.ndarray,
+    faces: np.ndarray | Sequence[Sequence[int]],
+    uv: np.ndarray | None = None,
+    face_uv: np.ndarray | Sequence[Sequence[int]] | None = None,
+    header: str = "",
+) -> None:
+    """Write a mesh atomically; the format follows the extension (.obj, .ply, .glb, .stl, .off).
+
+    ``faces`` may be triangles, quads or mixed polygons; ``face_uv`` gives UV indices per
+    face corner (same shape as ``faces``).  When ``uv`` has one row per vertex,
+    ``face_uv`` may be omitted.  OBJ keeps vertex count, order and polygons exactly; PLY
+    keeps vertices (UVs only if per vertex); GLB splits vertices on UV seams.
+    """
+    v = np.asarray(vertices, dtype=np.float64)
+    if v.ndim != 2 or v.shape[1] != 3:
+        raise ValueError(f"vertices must be (V, 3), got {v.shape}")
+    polys = _as_polygons(faces)
+    if any(len(q) < 3 for q in polys):
+        raise ValueError("every face needs at least 3 vertices")
+    if polys and (min(int(q.min()) for q in polys) < 0 or max(int(q.max()) for q in polys) >= len(v)):
+        raise ValueError("a face index is out of range")
+    t = None if uv is None else np.asarray(uv, dtype=np.float64).reshape(-1, 2)
+    puv = None
+    if t is not None:
+        if face_uv is None:
+            if len(t) != len(v):
+                raise ValueError(f"{len(t)} UVs for {len(v)} vertices: give face_uv (per-corner UV indices)")
+            puv = polys
+        else:
+            puv = _as_polygons(face_uv)
+            if len(puv) != len(polys) or any(len(a) != len(b) for a, b in zip(puv, polys)):
+                raise ValueError("face_uv must have the same shape as faces")
+            if puv and (min(int(q.min()) for q in puv) < 0 or max(int(q.max()) for q in puv) >= len(t)):
+                raise ValueError("a face_uv index is out of range")
+    ext = Path(path).suffix.lower()
+    if ext == ".obj":
+        text = _obj_text(v, polys, t, puv, header)
+        with atomic_path(path) as tmp:
+            tmp.write_text(text, encoding="utf-8")
+        return
+    if ext not in _TRIMESH_FORMATS:
+        raise UnsupportedFormatError(path, f"cannot write mesh format {ext or '(none)'!r}; use .obj, {', '.join(sorted(_TRIMESH_FORMATS))}")
+    import trimesh
+
+    tris = _triangles(polys)
+    visual = None
+    if t is not None and puv is not None and ext in (".glb", ".gltf", ".ply"):
+        tuv = _triangles(puv)
+        if ext == ".ply" and not np.array_equal(tuv, tris):
+            t = None  # per-corner UVs cannot be stored per vertex without splitting; PLY keeps order instead
+        elif not np.array_equal(tuv, tris):
+            pairs, inverse = np.unique(np.stack([tris.ravel(), tuv.ravel()], 1), axis=0, return_inverse=True)
+            v, t, tris = v[pairs[:, 0]], t[pairs[:, 1]], inverse.reshape(-1, 3)
+        else:
+            t = t[: len(v)] if len(t) >= len(v) else None
+        if t is not None:
+            visual = trimesh.visual.TextureVisuals(uv=t)
+    mesh = trimesh.Trimesh(vertices=v, faces=tris, visual=visual, process=False)
+    with atomic_path(path) as tmp:
+        mesh.export(tmp, file_type=ext.lstrip("."))
+
+
+def read_ljson_landmarks(path: str | Path, order: str = "ibug68") -> np.ndarray:
+    """(68, 3) float64 landmarks from a menpo ``.ljson`` file (version 1-3).
+
+    ``order='ibug68'`` returns the standard iBUG/Multi-PIE order (0-16 jaw, 17-26 brows,
+    27-35 nose, 36-47 eyes, 48-67 mouth), reordering by the file's labelled groups when
+    the file stores them in another order (james.ljson does: jaw, eyes, brows, nose, ...).
+    ``order='file'`` returns the points as stored.
+    """
+    p = check_file(path)
+    try:
+        doc = json.loads(read_bytes(p).decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise InputFileError(p, f"not valid JSON ({exc.__class__.__name__})") from None
+    try:
+        if "landmarks" in doc:  # version 1/2
+            pts, labels = doc["landmarks"]["points"], doc.get("labels", [])
+        else:  # version 3: groups -> name -> {landmarks, labels}
+            group = next(iter(doc["groups"].values()))
+            pts, labels = group["landmarks"]["points"], group.get("labels", [])
+        arr = np.array([[np.nan if c is None else c for c in q] for q in pts], dtype=np.float64)
+    except (KeyError, TypeError, ValueError, StopIteration, AttributeError):
+        raise InputFileError(p, "not a menpo landmark file (no landmarks.points)") from None
+    if arr.shape != (68, 3):
+        raise InputFileError(p, f"expected 68 3D landmarks, found shape {arr.shape}")
+    if order == "file":
+        return arr
+    if order != "ibug68":
+        raise ValueError(f"order must be 'ibug68' or 'file', got {order!r}")
+    return arr[_ibug_permutation(p, labels)]
+
+
+# Group names used by menpo for the iBUG 68 layout (image-side naming) -> iBUG index range.
+_IBUG_RANGES = {
+    "jaw": range(0, 17), "chin": range(0, 17),
+    "left_eyebrow": range(17, 22), "leyebrow": range(17, 22),
+    "right_eyebrow": range(22, 27), "reyebrow": range(22, 27),
+    "nose": range(27, 36),
+    "left_eye": range(36, 42), "leye": range(36, 42),
+    "right_eye": range(42, 48), "reye": range(42, 48),
+    "mouth": range(48, 68),
+}  # fmt: skip
+
+
+def _ibug_permutation(path: Path, labels: list) -> np.ndarray:
+    """Index array mapping iBUG slots to stored points, from the labelled groups."""
+    if not labels:
+        return np.arange(68)
+    perm = np.full(68, -1, dtype=np.int64)
+    for lab in labels:
+        name, mask = str(lab.get("label", "")).lower(), list(lab.get("mask", []))
+        slots = _IBUG_RANGES.get(name)
+        if slots is None:
+            continue
+        if len(mask) != len(slots):
+            raise InputFileError(path, f"landmark group {name!r} has {len(mask)} points, iBUG has {len(slots)}")
+        perm[list(slots)] = mask
+    if (perm < 0).any():
+        # Unknown group names (e.g. a 'mouth' split into outer/inner): keep the stored order.
+        return np.arange(68)
+    return perm

@@ -1,0 +1,427 @@
+"""Head localisation in a raw depth frame (no colour needed).
+
+Method (all on a min-pooled depth image about 160 pixels wide, so a few ms per frame)
+-----------------------------------------------------------------------------------
+1. **Downsample** by an integer factor ``s`` (so the working image is ~``work_width``
+   pixels wide) keeping the *nearest* valid depth of each ``s x s`` block (min-pooling:
+   foreground is never blended with background; 0 = no measurement).
+2. **Segment** into depth-connected blobs: a pixel whose right/lower neighbour is farther
+   by more than ``edge_abs_mm + edge_rel * z`` is an occlusion edge; the *farther* pixel
+   of each edge is dropped (so foreground objects stay whole and are cut from what lies
+   behind them) and the remaining valid pixels are labelled 4-connected.  A person is one
+   blob (head + neck + shoulders + torso), the wall behind is another.
+3. **Score** every pixel of every blob larger than a head with a *metric* two-box test
+   (the box sizes in pixels are ``f * size_mm / z`` at that pixel's depth, so the test
+   does not depend on distance or camera):
+   ``fill`` = fraction of the inner box (``2 * head_half_mm`` square) covered by the
+   same blob, ``ring`` = fraction of the ring between the inner box and the outer box
+   (``2 * ring_half_mm`` square) covered by the same blob.  A head is a solid region of
+   head size (``fill`` high) that sticks out of its blob: only the neck (and the top of
+   the shoulders) touch the ring, on *one side*, so ``ring`` is low.  A torso, a wall or
+   a large box has ``ring`` close to 1; an arm or a thin pole has a low ``fill``.
+   Nothing assumes that the head's "up" is image-up, so a phone held sideways (the
+   TrueDepth frames, head rotated ~90 degrees in the image) works the same way.
+   Score = ``fill - ring``; the best pixel over all blobs is the candidate.
+4. **Refine** with a few mean-shift steps in 3D: the visible head surface is the set of
+   blob points within ``collect_radius_mm`` of the current estimate; its centroid is
+   the new estimate.
+5. **Verify the shape**: fit ``z = quadratic(x, y)`` to the head surface points; a head
+   is convex towards the camera (curvature of a 60..150 mm radius surface).  This
+   rejects flat head-sized patches (a box face, a picture, a wall corner region) that
+   pass the two-box test.
+6. **Centre**: the head surface centroid pushed back along the viewing ray by
+   ``centre_offset_mm`` (60 mm: a sphere of radius 90 mm has its centre 2/3 R behind the
+   pixel-averaged depth of its visible side), i.e. an estimate of the centre of the
+   head volume.  This is the point :func:`~facerecon.preprocess.make_position_image`
+   crops around; it is *not* the origin of the face-model head frame (the pose network
+   predicts that relative to this centre).
+
+Limits (documented, not handled)
+--------------------------------
+* The head must be depth-separated from what is behind it by more than the edge
+  threshold (~15 mm + 3 % of the depth): a head resting on a pillow or a high headrest
+  joins a large blob and its ``ring`` goes up (lower score, possibly rejected).
+* Hands touching the face, hats, or a second head-sized rounded object (a ball, a vase
+  on a stand) closer to the "sticks out of a blob" picture than the real head can win.
+  With several people, the best-scoring head wins (use ``hint_box`` to choose).
+* Heads smaller than ~3 working pixels (farther than ~5 m on a Kinect) are not found;
+  heads larger than the frame (closer than ~0.2 m) lose ``fill``.
+* The score and confidence are heuristics in [0, 1], not probabilities.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+from scipy import ndimage
+
+from ..camera import Intrinsics
+from ..errors import ConfigError, NoFaceFoundError
+from ..io.frame import DepthFrame
+
+
+@dataclass(frozen=True)
+class LocalizeParams:
+    """Tunable constants of :func:`localize_head` (millimetres unless stated)."""
+
+    work_width: int = 160  # width of the working (downsampled) image, pixels (approx.)
+    min_depth_mm: float = 150.0  # ignore measurements nearer than this
+    max_depth_mm: float = 6000.0  # ... and farther than this
+    edge_abs_mm: float = 15.0  # occlusion edge: neighbour depth jump > abs + rel * z
+    edge_rel: float = 0.03
+    head_half_mm: float = 80.0  # half side of the inner (head) box
+    ring_half_mm: float = 160.0  # half side of the outer box
+    min_fill: float = 0.5  # inner box coverage needed for a head
+    max_ring: float = 0.55  # ring coverage allowed for a head
+    min_score: float = 0.2  # fill - ring needed for a head
+    collect_radius_mm: float = 110.0  # 3D radius of the head surface around the estimate
+    min_head_points: int = 12  # working-resolution pixels on the head surface
+    min_extent_mm: float = 90.0  # blobs whose bounding box is narrower (either side) are skipped
+    centre_offset_mm: float = 60.0  # surface centroid -> head centre, along the ray
+    min_curvature: float = 1.0 / 400.0  # mean curvature (1/mm) of the head surface fit
+    max_curvature: float = 1.0 / 30.0
+    fit_rms_mm: float = 12.0  # quadric fit residual allowed: fit_rms_mm + noise_rel * z^2 (z in m)
+    noise_rel: float = 1.5  # ~ the Kinect v1 depth noise (1.4 mm/m^2)
+    occluder_margin_mm: float = 80.0  # a pixel this much nearer than the head surface occludes it
+    max_occluded: float = 0.1  # fraction of the outer box allowed to be nearer (hands, ...)
+    max_candidates: int = 6  # candidates verified, best ranked first
+    near_prior: float = 0.1  # rank = score - near_prior * ln(z / z_nearest_candidate)
+
+
+DEFAULT_PARAMS = LocalizeParams()
+
+
+@dataclass(frozen=True)
+class HeadLocation:
+    """Where the head is in a depth frame.
+
+    Attributes:
+        center_mm: (3,) estimated centre of the head volume in the camera frame (mm):
+            the visible head surface centroid pushed ``centre_offset_mm`` back along the
+            viewing ray.
+        surface_mm: (3,) centroid of the visible head surface points (mm).
+        box: ``(x0, y0, x1, y1)`` pixel box of the head surface points in the frame's
+            pixel coordinates (inclusive-exclusive, ints, clipped to the image).
+        score: two-box head score in [0, 1] (``fill - ring``, see module doc).
+        confidence: heuristic in [0, 1] combining the score and the shape check.
+        body_direction: (2,) unit image vector from the head towards the attached body
+            (neck/shoulders) or None when nothing is attached; ``(0, 1)`` is image-down
+            for an upright person, ``(+-1, 0)`` for a phone held sideways.
+        n_points: head surface points used (working resolution).
+        source: the frame's source.
+    """
+
+    center_mm: np.ndarray
+    surface_mm: np.ndarray
+    box: tuple[int, int, int, int]
+    score: float
+    confidence: float
+    body_direction: np.ndarray | None = None
+    n_points: int = 0
+    source: str = ""
+    diagnostics: dict = field(default_factory=dict, compare=False, repr=False)
+
+    def to_dict(self) -> dict:
+        return {
+            "center_mm": [float(v) for v in self.center_mm],
+            "surface_mm": [float(v) for v in self.surface_mm],
+            "box": [int(v) for v in self.box],
+            "score": float(self.score),
+            "confidence": float(self.confidence),
+            "body_direction": None if self.body_direction is None else [float(v) for v in self.body_direction],
+            "n_points": int(self.n_points),
+        }
+
+
+# ---------------------------------------------------------------------------------
+# helpers
+
+
+def min_pool_depth(depth_mm: np.ndarray, s: int) -> np.ndarray:
+    """Nearest valid depth of each ``s x s`` block (0 where the block has none).
+
+    Works on the float32 bit pattern (positive floats order like uint32; 0 - 1 wraps to
+    the largest uint32, so invalid pixels never win): ~0.5 ms for 640x480 -> 160x120.
+    """
+    d = np.ascontiguousarray(depth_mm, dtype=np.float32)
+    if s == 1:
+        return d.copy()
+    h, w = (d.shape[0] // s) * s, (d.shape[1] // s) * s
+    a = (d[:h, :w].view(np.uint32) - np.uint32(1))
+    m = a[0::s, 0::s].copy()
+    for i in range(s):
+        for j in range(s):
+            if i or j:
+                np.minimum(m, a[i::s, j::s], out=m)
+    return (m + np.uint32(1)).view(np.float32)
+
+
+def _segment(z: np.ndarray, p: LocalizeParams) -> tuple[np.ndarray, int]:
+    """Label depth-connected blobs (see module doc, step 2)."""
+    valid = z > 0
+    zz = z
+    keep = valid.copy()
+    thr_h = p.edge_abs_mm + p.edge_rel * np.minimum(zz[:, 1:], zz[:, :-1])
+    dh = zz[:, 1:] - zz[:, :-1]  # > 0: right pixel farther
+    both = valid[:, 1:] & valid[:, :-1]
+    keep[:, 1:] &= ~(both & (dh > thr_h))
+    keep[:, :-1] &= ~(both & (-dh > thr_h))
+    thr_v = p.edge_abs_mm + p.edge_rel * np.minimum(zz[1:], zz[:-1])
+    dv = zz[1:] - zz[:-1]
+    both = valid[1:] & valid[:-1]
+    keep[1:] &= ~(both & (dv > thr_v))
+    keep[:-1] &= ~(both & (-dv > thr_v))
+    labels, n = ndimage.label(keep)
+    return labels, n
+
+
+def _box_sums(ii: np.ndarray, r: np.ndarray, c: np.ndarray, h: np.ndarray, shape) -> np.ndarray:
+    """Sum of a mask over boxes [r-h, r+h] x [c-h, c+h] (clipped) from its integral image."""
+    hh, ww = shape
+    r0 = np.maximum(r - h, 0)
+    r1 = np.minimum(r + h + 1, hh)
+    c0 = np.maximum(c - h, 0)
+    c1 = np.minimum(c + h + 1, ww)
+    return ii[r1, c1] - ii[r0, c1] - ii[r1, c0] + ii[r0, c0]
+
+
+def _quadric_curvatures(pts: np.ndarray, max_points: int = 800) -> tuple[float, float, float]:
+    """Fit ``z = a x^2 + b xy + c y^2 + d x + e y + f`` (mm) to the points.
+
+    Returns the eigenvalues ``(k_min, k_max)`` of the fitted surface's Hessian (1/mm,
+    positive = convex towards the camera; a sphere of radius r gives 1/r) and the
+    fit's RMS residual (mm).  Normal equations on at most ``max_points`` points (fast).
+    """
+    if len(pts) > max_points:
+        pts = pts[:: int(np.ceil(len(pts) / max_points))]
+    c = pts - pts.mean(0)
+    x, y, z = c[:, 0] / 100.0, c[:, 1] / 100.0, c[:, 2]  # x, y in dm: well-conditioned
+    a = np.stack([x * x, x * y, y * y, x, y, np.ones_like(x)], 1)
+    coef = np.linalg.solve(a.T @ a + 1e-9 * np.eye(6), a.T @ z)
+    hess = np.array([[2 * coef[0], coef[1]], [coef[1], 2 * coef[2]]]) / 1e4
+    k = np.linalg.eigvalsh(hess)
+    rms = float(np.sqrt(np.mean((a @ coef - z) ** 2)))
+    return float(k[0]), float(k[1]), rms
+
+
+@dataclass
+class _Head:
+    """Result of :func:`_verify` (working-resolution arrays of a window around the head)."""
+
+    est: np.ndarray  # (3,) head surface centroid, mm
+    pts: np.ndarray  # (N, 3) blob points in the window
+    rr: np.ndarray  # (N,) their working-image rows
+    cc: np.ndarray  # (N,) ... and columns
+    sel: np.ndarray  # (N,) bool: on the head surface
+    curv: tuple[float, float]
+    rms: float
+    occluded: float
+
+
+def _verify(z, labels, b, r0, c0, wi, f, p: "LocalizeParams"):
+    """Mean-shift the candidate onto the head surface and check its shape.
+
+    Works on a window of +-3 collect radii around the candidate.  Returns a
+    :class:`_Head` or a reason string.
+    """
+    hh, ww = z.shape
+    hw = int(np.ceil(f * 3.0 * p.collect_radius_mm / z[r0, c0]))
+    ra, rb, ca, cb = max(0, r0 - hw), min(hh, r0 + hw + 1), max(0, c0 - hw), min(ww, c0 + hw + 1)
+    rr, cc = np.nonzero(labels[ra:rb, ca:cb] == b)
+    rr += ra
+    cc += ca
+    zb = z[rr, cc].astype(np.float64)
+    x = (cc - wi.cx) * (zb / wi.fx)
+    y = (rr - wi.cy) * (zb / wi.fy)
+    h = f * p.head_half_mm / z[r0, c0]
+    near = (np.abs(rr - r0) <= h) & (np.abs(cc - c0) <= h)
+    if near.sum() >= 3:
+        est = np.array([x[near].mean(), y[near].mean(), zb[near].mean()])
+    else:
+        k = int(np.argmin((rr - r0) ** 2 + (cc - c0) ** 2))
+        est = np.array([x[k], y[k], zb[k]])
+    r2 = p.collect_radius_mm**2
+    for _ in range(8):
+        sel = (x - est[0]) ** 2 + (y - est[1]) ** 2 + (zb - est[2]) ** 2 <= r2
+        m = int(sel.sum())
+        if m < p.min_head_points:
+            return "too few points"
+        new = np.array([x[sel].sum(), y[sel].sum(), zb[sel].sum()]) / m
+        moved = float(np.linalg.norm(new - est))
+        est = new
+        if moved < 1.0:
+            break
+    sel = (x - est[0]) ** 2 + (y - est[1]) ** 2 + (zb - est[2]) ** 2 <= r2
+    if sel.sum() < p.min_head_points:
+        return "too few points"
+    pts = np.stack([x, y, zb], 1)
+    k_min, k_max, rms = _quadric_curvatures(pts[sel])
+    k_mean = 0.5 * (k_min + k_max)
+    if not (p.min_curvature <= k_mean <= p.max_curvature):
+        return f"not rounded like a head (mean curvature {k_mean * 1000:.1f}/m)"
+    zc = est[2]
+    max_rms = p.fit_rms_mm + p.noise_rel * zc * zc * 1e-6
+    if rms > max_rms:
+        return f"surface too rough for a head ({rms:.0f} mm rms)"
+    # occlusion: a head is in front of its surroundings; a fragment of background is not
+    u = wi.fx * est[0] / zc + wi.cx
+    v = wi.fy * est[1] / zc + wi.cy
+    ho = int(round(f * p.ring_half_mm / zc))
+    ra, rb = max(0, int(round(v)) - ho), min(hh, int(round(v)) + ho + 1)
+    ca, cb = max(0, int(round(u)) - ho), min(ww, int(round(u)) + ho + 1)
+    win = z[ra:rb, ca:cb]
+    nearer = (win > 0) & (win < zc - p.occluder_margin_mm) & (labels[ra:rb, ca:cb] != b)
+    occl = float(nearer.sum()) / float((2 * ho + 1) ** 2)
+    if occl > p.max_occluded:
+        return f"lies behind something nearer ({occl:.0%} of its surroundings)"
+    return _Head(est, pts, rr, cc, sel, (k_min, k_max), rms, occl)
+
+
+# ---------------------------------------------------------------------------------
+
+
+def localize_head(
+    frame: DepthFrame,
+    hint_box: tuple[float, float, float, float] | None = None,
+    params: LocalizeParams = DEFAULT_PARAMS,
+) -> HeadLocation:
+    """Find the head in a depth frame (see the module doc for the method and its limits).
+
+    Args:
+        frame: depth frame with intrinsics (depth in mm, 0 = invalid).
+        hint_box: optional ``(x0, y0, x1, y1)`` pixel box (e.g. last frame's head box or
+            a detector's face box); only candidates whose centre lies inside are kept.
+        params: tuning constants.
+
+    Raises:
+        NoFaceFoundError: nothing in the frame looks like a head (one line, names the source).
+        ConfigError: the frame has no intrinsics.
+    """
+    src = frame.source or "depth frame"
+    intr = frame.intrinsics
+    if intr is None:
+        raise ConfigError(f"{src}: no intrinsics; give a camera preset or --intrinsics")
+    p = params
+    s = max(1, int(np.ceil(frame.width / p.work_width - 0.25)))
+    z = min_pool_depth(frame.depth_mm, s)
+    z[(z < p.min_depth_mm) | (z > p.max_depth_mm)] = 0
+    hh, ww = z.shape
+    wi = Intrinsics(intr.fx, intr.fy, intr.cx, intr.cy, ww * s, hh * s).resize(ww, hh)
+    f = 0.5 * (wi.fx + wi.fy)
+    if not (z > 0).any():
+        raise NoFaceFoundError(f"{src}: no head found (no valid depth)")
+
+    labels, n = _segment(z, p)
+    if n == 0:
+        raise NoFaceFoundError(f"{src}: no head found (no valid depth)")
+    # per-blob metric area (mm^2) and pixel count; keep blobs at least ~ a third of a face
+    lab = labels.ravel()
+    area = np.bincount(lab, weights=((z / f) ** 2).ravel(), minlength=n + 1)
+    count = np.bincount(lab, minlength=n + 1)
+    min_area = 0.35 * (2 * p.head_half_mm) ** 2
+    order = np.argsort(-area)
+    cand_blobs = [int(b) for b in order if b > 0 and area[b] >= min_area and count[b] >= p.min_head_points][:32]
+    if not cand_blobs:
+        raise NoFaceFoundError(f"{src}: no head found (no surface of head size)")
+
+    in_hint = None
+    if hint_box is not None:
+        hx0, hy0, hx1, hy1 = (float(v) for v in hint_box)
+        cols = (np.arange(ww) + 0.5) * s - 0.5  # working-pixel centres in frame pixels
+        rows = (np.arange(hh) + 0.5) * s - 0.5
+        in_hint = ((rows >= hy0) & (rows <= hy1))[:, None] & ((cols >= hx0) & (cols <= hx1))[None, :]
+
+    # --- step 3: two-box score, best pixel of each blob ------------------------------
+    objs = ndimage.find_objects(labels)
+    zsum = np.bincount(lab, weights=z.ravel(), minlength=n + 1)
+    cands = []  # (score, blob, r, c, fill, ring)
+    for b in cand_blobs:
+        sl = objs[b - 1]
+        # cheap pre-filter: the blob's bounding box must be at least ~ a face wide and high
+        zmean = zsum[b] / count[b]
+        if min(sl[0].stop - sl[0].start, sl[1].stop - sl[1].start) * zmean / f < p.min_extent_mm:
+            continue
+        # score on a grid of step g (2 when the head box is still >= 3 cells: 4x cheaper;
+        # the 3D refinement recovers the resolution); boxes clipped to the blob's bounding
+        # box lose no blob pixel, and their areas stay the full box areas
+        g = 2 if f * p.head_half_mm / (2 * zmean) >= 3 else 1
+        r0w, c0w = sl[0].start, sl[1].start
+        mask = labels[sl][::g, ::g] == b
+        rr, cc = np.nonzero(mask if in_hint is None else mask & in_hint[sl][::g, ::g])
+        if rr.size == 0:
+            continue
+        ii = np.zeros((mask.shape[0] + 1, mask.shape[1] + 1), np.float32)
+        np.cumsum(np.cumsum(mask, 0, dtype=np.float32), 1, out=ii[1:, 1:])
+        zb = z[sl][::g, ::g][rr, cc]
+        h_in = np.maximum(np.rint(f * p.head_half_mm / (g * zb)), 1).astype(np.intp)
+        h_out = np.maximum(np.rint(f * p.ring_half_mm / (g * zb)), h_in + 1).astype(np.intp)
+        s_in = _box_sums(ii, rr, cc, h_in, mask.shape)
+        s_out = _box_sums(ii, rr, cc, h_out, mask.shape)
+        a_in = (2 * h_in + 1) ** 2
+        fill = s_in / a_in
+        ring = (s_out - s_in) / ((2 * h_out + 1) ** 2 - a_in)
+        rr = rr * g + r0w
+        cc = cc * g + c0w
+        score = np.where((fill >= p.min_fill) & (ring <= p.max_ring), fill - ring, -np.inf)
+        k = int(np.argmax(score))
+        if score[k] >= p.min_score:
+            cands.append((float(score[k]), b, int(rr[k]), int(cc[k]), float(fill[k]), float(ring[k])))
+    if not cands:
+        raise NoFaceFoundError(f"{src}: no head found (no head-sized blob sticking out of its surroundings)")
+    # rank: score with a mild preference for nearer candidates (the head is usually the
+    # nearest head-like thing: the camera looks at the person)
+    z_near = min(float(z[r, c]) for _, _, r, c, _, _ in cands)
+    cands.sort(key=lambda t: -(t[0] - p.near_prior * np.log(z[t[2], t[3]] / z_near)))
+
+    # --- steps 4-5: refine and verify the best candidates in turn --------------------
+    reasons = []
+    for score, b, r0, c0, fill, ring in cands[: p.max_candidates]:
+        hd = _verify(z, labels, b, r0, c0, wi, f, p)
+        if isinstance(hd, str):
+            reasons.append(hd)
+            continue
+        break
+    else:
+        raise NoFaceFoundError(f"{src}: no head found (best candidate: {reasons[0]})")
+    k_mean = 0.5 * (hd.curv[0] + hd.curv[1])
+    diag = {"fill": fill, "ring": ring, "k_min": hd.curv[0], "k_max": hd.curv[1], "fit_rms": hd.rms,
+            "occluded": hd.occluded, "stride": s, "rejected": reasons}
+
+    surface = hd.est
+    centre = surface + p.centre_offset_mm * surface / np.linalg.norm(surface)
+
+    # pixel box of the head points (frame pixel coordinates)
+    hr, hc = hd.rr[hd.sel], hd.cc[hd.sel]
+    box = (
+        int(max(0, hc.min() * s)),
+        int(max(0, hr.min() * s)),
+        int(min(frame.width, (hc.max() + 1) * s)),
+        int(min(frame.height, (hr.max() + 1) * s)),
+    )
+    # body direction: blob points in a 3D shell around the head (neck, shoulders), seen in the image
+    d2 = ((hd.pts - surface) ** 2).sum(1)
+    shell = (d2 > (1.35 * p.collect_radius_mm) ** 2) & (d2 <= (2.5 * p.collect_radius_mm) ** 2)
+    body_dir = None
+    if shell.sum() >= 3:
+        uc = wi.fx * surface[0] / surface[2] + wi.cx
+        vc = wi.fy * surface[1] / surface[2] + wi.cy
+        v = np.array([hd.cc[shell].mean() - uc, hd.rr[shell].mean() - vc])
+        nv = np.linalg.norm(v)
+        if nv > 0.25 * f * p.collect_radius_mm / surface[2]:
+            body_dir = v / nv
+    npts = int(hd.sel.sum())
+
+    # confidence: score mapped to [0, 1], times a shape term (curvature near 1/100 mm)
+    shape = float(np.clip(1.0 - abs(np.log(max(k_mean, 1e-6) * 100.0)) / np.log(4.0), 0.0, 1.0))
+    conf = float(np.clip((score - p.min_score) / 0.4, 0.0, 1.0) * (0.5 + 0.5 * shape))
+    return HeadLocation(
+        center_mm=centre,
+        surface_mm=surface,
+        box=box,
+        score=float(np.clip(score, 0.0, 1.0)),
+        confidence=conf,
+        body_direction=body_dir,
+        n_points=npts,
+        source=frame.source,
+        diagnostics=diag,
+    )

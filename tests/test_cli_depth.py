@@ -1,0 +1,89 @@
+"""``facerecon view-depth`` on every reader type, and its one-line errors."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import typer
+from PIL import Image
+from typer.testing import CliRunner
+
+from facerecon.cli.depth import register
+from facerecon.errors import FaceReconError
+from facerecon.io.biwi import write_biwi_frame
+from facerecon.io.images import write_depth_npz, write_depth_png
+from facerecon.viz.depthmap import depth_to_rgb
+
+runner = CliRunner()
+
+
+@pytest.fixture(scope="module")
+def app() -> typer.Typer:
+    a = typer.Typer()
+    register(a)
+
+    @a.callback()
+    def _root() -> None:  # keep view-depth a subcommand, as in the real CLI
+        pass
+
+    return a
+
+
+@pytest.fixture(scope="module")
+def inputs(real_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[Path, list[str]]]:
+    tmp = tmp_path_factory.mktemp("depth_inputs")
+    d = np.zeros((120, 160))
+    d[30:90, 50:110] = np.linspace(600, 800, 60)[:, None]
+    write_depth_png(tmp / "d.png", d)
+    np.save(tmp / "d.npy", d / 1000)
+    write_depth_npz(tmp / "d.npz", d)
+    write_biwi_frame(tmp / "frame_00000_depth.bin", np.pad(d, ((0, 360), (0, 480))))
+    return {
+        "pcd": (real_dir / "kinect-pcl" / "person.pcd", []),
+        "ply": (real_dir / "truedepth-mannequin" / "DepthFrames" / "frame-045.ply", []),
+        "png": (tmp / "d.png", []),
+        "npy": (tmp / "d.npy", ["--unit", "m"]),
+        "npz": (tmp / "d.npz", []),
+        "bin": (tmp / "frame_00000_depth.bin", ["--camera", "kinect-v1-biwi"]),
+    }
+
+
+@pytest.mark.parametrize("kind", ["pcd", "ply", "png", "npy", "npz", "bin"])
+def test_view_depth_writes_png(app: typer.Typer, inputs, tmp_path: Path, kind: str) -> None:
+    src, extra = inputs[kind]
+    out = tmp_path / f"{kind}.png"
+    res = runner.invoke(app, ["view-depth", str(src), "-o", str(out), *extra])
+    assert res.exit_code == 0, res.output + repr(res.exception)
+    with Image.open(out) as im:
+        assert im.format == "PNG" and im.width > 300 and im.height > 200
+    assert not list(tmp_path.glob(".*part*"))  # atomic: no leftovers
+
+
+def test_view_depth_errors(app: typer.Typer, tmp_path: Path, inputs) -> None:
+    res = runner.invoke(app, ["view-depth", str(tmp_path / "nope.pcd"), "-o", str(tmp_path / "o.png")])
+    assert res.exit_code != 0 and isinstance(res.exception, FaceReconError)
+    assert "nope.pcd" in res.exception.one_line()
+    res = runner.invoke(app, ["view-depth", str(inputs["png"][0]), "-o", str(tmp_path / "o.png"), "--unit", "furlong"])
+    assert isinstance(res.exception, FaceReconError)
+    res = runner.invoke(app, ["view-depth", str(inputs["png"][0]), "-o", str(tmp_path / "o.png"), "--camera", "nokia"])
+    assert isinstance(res.exception, FaceReconError)
+    assert not (tmp_path / "o.png").exists()
+
+
+def test_main_wrapper_prints_one_line(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    try:
+        from facerecon.cli import main
+    except Exception as exc:  # other topic modules may be mid-edit
+        pytest.skip(f"facerecon.cli not importable yet: {exc}")
+    rc = main(["view-depth", str(tmp_path / "missing.ply"), "-o", str(tmp_path / "o.png")])
+    err = capsys.readouterr().err.strip()
+    assert rc == 1 and err.count("\n") == 0 and "missing.ply" in err
+
+
+def test_depth_to_rgb() -> None:
+    d = np.array([[0.0, 500.0], [1000.0, np.nan]])
+    rgb = depth_to_rgb(d)
+    assert rgb.shape == (2, 2, 3) and rgb.dtype == np.uint8
+    assert (rgb[0, 0] == 0).all() and (rgb[1, 1] == 0).all()  # invalid -> black
+    assert rgb[0, 1].any() and rgb[1, 0].any() and not (rgb[0, 1] == rgb[1, 0]).all()
