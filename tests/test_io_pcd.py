@@ -123,3 +123,22 @@ def test_header_errors(tmp_path: Path) -> None:
     f.write_text("VERSION 0.7\nFIELDS a b\nSIZE 4 4\nTYPE F F\nWIDTH 2\nHEIGHT 2\nPOINTS 4\nDATA ascii\n" + "1 2\n" * 4)
     with pytest.raises(InputFileError, match="no x/y/z field"):
         read_pcd(f)
+
+
+def test_packed_rgb_field(tmp_path: Path) -> None:
+    header = (
+        "VERSION 0.7\nFIELDS x y z rgb\nSIZE 4 4 4 4\nTYPE F F F U\nCOUNT 1 1 1 1\n"
+        "WIDTH 2\nHEIGHT 2\nVIEWPOINT 0 0 0 1 0 0 0\nPOINTS 4\nDATA binary\n"
+    )
+    rec = np.zeros(4, dtype=[("x", "<f4"), ("y", "<f4"), ("z", "<f4"), ("rgb", "<u4")])
+    rec["x"] = [-0.001, 0.001, -0.001, 0.001]
+    rec["y"] = [-0.001, -0.001, 0.001, 0.001]
+    rec["z"] = 0.8
+    rec["rgb"] = [0xFF0000, 0x00FF00, 0x0000FF, 0x102030]
+    f = tmp_path / "rgb.pcd"
+    f.write_bytes(header.encode() + rec.tobytes())
+    frame = read_pcd(f)
+    assert frame.color is not None
+    np.testing.assert_array_equal(frame.color[1, 1], [0x10, 0x20, 0x30])
+    np.testing.assert_array_equal(frame.color[0, 0], [255, 0, 0])
+    np.testing.assert_allclose(frame.depth_mm, 800.0)

@@ -285,6 +285,13 @@ class FolderDataset:
         return FolderSample(name, frame, pose, mesh, lm, extra)
 
 
+def _jsonable(o: Any) -> Any:
+    """NumPy scalars/arrays in ``extra`` -> plain JSON values."""
+    if hasattr(o, "tolist"):
+        return o.tolist()
+    raise TypeError(f"{type(o).__name__} is not JSON serialisable")
+
+
 class FolderWriter:
     """Writer (context manager).  Every file is written atomically, the depth file last.
 
@@ -407,7 +414,7 @@ class FolderWriter:
         if pose is not None:
             hp = pose if isinstance(pose, HeadPose) else HeadPose(np.asarray(pose[0], float), np.asarray(pose[1], float))
             doc = {**hp.to_json(), **({"mesh": mesh_ref} if mesh_ref else {}), **(extra or {})}
-            write_text_atomic(f"{base}.pose.json", json.dumps(doc, indent=1) + "\n")
+            write_text_atomic(f"{base}.pose.json", json.dumps(doc, indent=1, default=_jsonable) + "\n")
         if self.depth_format == "png":
             if d.max(initial=0) > 65535.4:
                 raise ValueError(f"depth {d.max():.0f} mm does not fit a 16-bit PNG; use depth_format='npz'")

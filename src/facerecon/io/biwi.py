@@ -19,7 +19,7 @@ from numba import njit
 from ..camera import Intrinsics
 from ..errors import InputFileError
 from ..fileutil import atomic_path, write_text_atomic
-from ._common import check_file, check_fixed_unit, read_bytes
+from ._common import check_fixed_unit, read_bytes
 from .frame import DepthFrame
 
 _MAX_SIDE = 16384  # refuse absurd image sizes before allocating
@@ -127,11 +127,8 @@ def _numbers(text: str) -> list[float]:
 
 def read_biwi_pose(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
     """(R 3x3, t (3,) mm) from a ``*_pose.txt`` file; camera point = R v + t."""
-    p = check_file(path)
-    try:
-        vals = _numbers(p.read_text(encoding="utf-8", errors="replace"))
-    except OSError as exc:
-        raise InputFileError(p, f"cannot read: {exc.strerror or exc}") from None
+    p = Path(path)
+    vals = _numbers(read_bytes(p).decode("utf-8", errors="replace"))
     if len(vals) != 12:
         raise InputFileError(p, f"Biwi pose file must hold 12 numbers (R rows, then t), found {len(vals)}")
     rot = np.array(vals[:9], dtype=np.float64).reshape(3, 3)
@@ -151,8 +148,8 @@ def write_biwi_pose(path: str | Path, rotation: np.ndarray, translation_mm: np.n
 
 def read_biwi_calibration(path: str | Path, width: int | None = None, height: int | None = None) -> Intrinsics:
     """Intrinsics from a Biwi ``depth.cal`` (K, distortion, R, t, ``width height``)."""
-    p = check_file(path)
-    vals = _numbers(p.read_text(encoding="utf-8", errors="replace"))
+    p = Path(path)
+    vals = _numbers(read_bytes(p).decode("utf-8", errors="replace"))
     if len(vals) < 9:
         raise InputFileError(p, f"Biwi calibration must start with a 3x3 matrix, found {len(vals)} numbers")
     k = np.array(vals[:9]).reshape(3, 3)

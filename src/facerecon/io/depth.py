@@ -90,7 +90,7 @@ def read_depth(path: str | Path, unit: str | None = None, intrinsics: Intrinsics
             known = ", ".join(SUPPORTED)
             raise UnsupportedFormatError(p, f"unknown depth format {ext or '(no extension)'!r}; supported: {known}")
         ext = sniffed
-    elif sniffed is not None and sniffed != ext and not (ext == ".npz" and sniffed == ".npy"):
+    elif sniffed is not None and sniffed != ext:
         raise InputFileError(p, f"file extension says {ext} but the contents look like {sniffed}")
     elif sniffed is None and ext in (".png", ".npy", ".ply"):
         raise InputFileError(p, f"contents are not a valid {ext} file (wrong magic bytes)")

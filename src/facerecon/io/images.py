@@ -32,7 +32,7 @@ def read_depth_png(path: str | Path, unit: str | None = None) -> DepthFrame:
             im.load()
             mode = im.mode
             arr = np.asarray(im)
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+    except (UnidentifiedImageError, Image.DecompressionBombError, OSError, SyntaxError, ValueError) as exc:
         raise InputFileError(p, f"cannot decode image ({' '.join(str(exc).split()) or exc.__class__.__name__})") from None
     if mode not in ("I;16", "I;16B", "I;16L", "I"):
         raise InputFileError(p, f"image mode {mode} is not 16-bit single-channel depth (expected 16-bit greyscale PNG in mm)")

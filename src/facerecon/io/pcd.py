@@ -16,7 +16,7 @@ import numpy as np
 
 from ..camera import Intrinsics, fit_intrinsics
 from ..errors import ConfigError, InputFileError
-from ._common import check_plausible_mm, read_bytes, unit_factor
+from ._common import check_file, check_plausible_mm, read_bytes, unit_factor
 from .frame import DepthFrame
 from .lzf import LZFError, lzf_decompress
 
@@ -176,8 +176,13 @@ def _colour(fields: dict[str, np.ndarray]) -> np.ndarray | None:
 
 def read_pcd_header(path: str | Path) -> PCDHeader:
     """Only the header (cheap: for sniffing and listing)."""
-    p = Path(path)
-    return _parse_header(p, read_bytes(p)[:65536 + 1024])
+    p = check_file(path)
+    try:
+        with open(p, "rb") as fh:
+            head = fh.read(65536 + 1024)
+    except OSError as exc:
+        raise InputFileError(p, f"cannot read: {exc.strerror or exc}") from None
+    return _parse_header(p, head)
 
 
 def read_pcd_points(path: str | Path, unit: str | None = None) -> np.ndarray:

@@ -211,6 +211,8 @@ class SurfaceIndex:
         ``k`` (candidates per radius group in the first pass) only affects speed.
         """
         pts = np.asarray(points, dtype=np.float64).reshape(-1, 3)
+        if not np.isfinite(pts).all():
+            raise ValueError("query points must be finite (drop NaN / invalid depth points first)")
         n = pts.shape[0]
         best_d = np.full(n, np.inf)
         best_p = np.zeros((n, 3))

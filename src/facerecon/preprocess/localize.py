@@ -72,7 +72,8 @@ class LocalizeParams:
     head_half_mm: float = 80.0  # half side of the inner (head) box
     ring_half_mm: float = 160.0  # half side of the outer box
     min_fill: float = 0.5  # inner box coverage needed for a head
-    max_ring: float = 0.55  # ring coverage allowed for a head
+    max_ring: float = 0.55  # ring coverage allowed for a head (fraction of its visible part)
+    min_ring_visible: float = 0.3  # below this visible fraction, the unseen ring counts half covered
     min_score: float = 0.2  # fill - ring needed for a head
     collect_radius_mm: float = 110.0  # 3D radius of the head surface around the estimate
     min_head_points: int = 12  # working-resolution pixels on the head surface
@@ -80,6 +81,7 @@ class LocalizeParams:
     centre_offset_mm: float = 60.0  # surface centroid -> head centre, along the ray
     min_curvature: float = 1.0 / 400.0  # mean curvature (1/mm) of the head surface fit
     max_curvature: float = 1.0 / 30.0
+    min_k_min: float = 1.0 / 1000.0  # smaller principal curvature: a ridge/cylinder is no head
     fit_rms_mm: float = 12.0  # quadric fit residual allowed: fit_rms_mm + noise_rel * z^2 (z in m)
     noise_rel: float = 1.5  # ~ the Kinect v1 depth noise (1.4 mm/m^2)
     occluder_margin_mm: float = 80.0  # a pixel this much nearer than the head surface occludes it
@@ -185,6 +187,13 @@ def _box_sums(ii: np.ndarray, r: np.ndarray, c: np.ndarray, h: np.ndarray, shape
     return ii[r1, c1] - ii[r0, c1] - ii[r1, c0] + ii[r0, c0]
 
 
+def _visible_area(r, c, h, hh, ww) -> np.ndarray:
+    """Number of pixels of the boxes [r-h, r+h] x [c-h, c+h] inside an hh x ww image."""
+    rows = np.minimum(r + h, hh - 1) - np.maximum(r - h, 0) + 1
+    cols = np.minimum(c + h, ww - 1) - np.maximum(c - h, 0) + 1
+    return (np.maximum(rows, 0) * np.maximum(cols, 0)).astype(np.float64)
+
+
 def _quadric_curvatures(pts: np.ndarray, max_points: int = 800) -> tuple[float, float, float]:
     """Fit ``z = a x^2 + b xy + c y^2 + d x + e y + f`` (mm) to the points.
 
@@ -259,6 +268,8 @@ def _verify(z, labels, b, r0, c0, wi, f, p: "LocalizeParams"):
     k_mean = 0.5 * (k_min + k_max)
     if not (p.min_curvature <= k_mean <= p.max_curvature):
         return f"not rounded like a head (mean curvature {k_mean * 1000:.1f}/m)"
+    if k_min < p.min_k_min:
+        return f"not rounded like a head (a ridge: curvatures {k_min * 1000:.1f}/m and {k_max * 1000:.1f}/m)"
     zc = est[2]
     max_rms = p.fit_rms_mm + p.noise_rel * zc * zc * 1e-6
     if rms > max_rms:
@@ -357,11 +368,23 @@ def localize_head(
         h_out = np.maximum(np.rint(f * p.ring_half_mm / (g * zb)), h_in + 1).astype(np.intp)
         s_in = _box_sums(ii, rr, cc, h_in, mask.shape)
         s_out = _box_sums(ii, rr, cc, h_out, mask.shape)
-        a_in = (2 * h_in + 1) ** 2
-        fill = s_in / a_in
-        ring = (s_out - s_in) / ((2 * h_out + 1) ** 2 - a_in)
         rr = rr * g + r0w
         cc = cc * g + c0w
+        # box areas inside the image (working pixels): outside the image is unknown, so the
+        # ring is the covered fraction of its visible part (an object cut by the image border
+        # does not look like it sticks out); the inner box keeps its full area (a head cut
+        # by the border loses fill)
+        a_in = ((2 * h_in + 1) * g) ** 2
+        a_out_vis = _visible_area(rr, cc, h_out * g, hh, ww) / g**2
+        a_in_vis = _visible_area(rr, cc, h_in * g, hh, ww) / g**2
+        fill = s_in / (2 * h_in + 1) ** 2
+        ring_area = a_out_vis - a_in_vis
+        ring = (s_out - s_in) / np.maximum(ring_area, 1.0)
+        # too little of the ring visible to tell: count the invisible part as half covered
+        ring_full = ((2 * h_out + 1) ** 2 - (2 * h_in + 1) ** 2).astype(np.float64)
+        vis = ring_area / ring_full
+        ring = np.where(vis >= p.min_ring_visible, ring, (s_out - s_in + 0.5 * (ring_full - ring_area)) / ring_full)
+        del a_in
         score = np.where((fill >= p.min_fill) & (ring <= p.max_ring), fill - ring, -np.inf)
         k = int(np.argmax(score))
         if score[k] >= p.min_score:

@@ -1,0 +1,191 @@
+"""Fit the ICT face model to a depth point cloud: rigid ICP, then identity + expression.
+
+A classical baseline for the networks (and ``--refine N`` after them):
+
+1. correspondences: each visible model vertex (a fixed subsample of the face region,
+   normal facing the camera) is paired with its nearest depth point (SciPy KD-tree);
+   pairs farther than a shrinking threshold are dropped;
+2. residuals: point-to-plane, ``n_i . (p_i - (R v_i + t))`` with the model normal, plus
+   optional 3D landmark priors;
+3. Gauss-Newton on ``[rotation (3, left-multiplicative), translation (3), identity (k_id),
+   expression (k_expr)]`` with Tikhonov priors (identity ~ N(0, 1), expression towards 0)
+   and expression weights clipped to [0, 1].
+
+The first ``rigid_iterations`` update only the pose (rigid ICP); the rest update all.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+from scipy.spatial import cKDTree
+
+from ..facemodel import FaceModel
+
+
+@dataclass
+class FitConfig:
+    n_identity: int = 40
+    n_expression: int = 53
+    rigid_iterations: int = 8
+    iterations: int = 12
+    n_model_points: int = 2500
+    max_distance_mm: tuple[float, float] = (25.0, 6.0)  # correspondence threshold, first -> last iteration
+    identity_prior: float = 2e3  # weight of ||identity||^2 (N(0,1) prior), in residual units mm^2
+    expression_prior: float = 5e2
+    landmark_weight: float = 0.0  # weight of 3D landmark priors (per landmark residual)
+    region: str = "narrow_face"
+    seed: int = 0
+
+
+@dataclass
+class FitResult:
+    rotation: np.ndarray  # (3, 3) head -> camera
+    translation: np.ndarray  # (3,) mm
+    identity: np.ndarray  # (100,)
+    expression: np.ndarray  # (55,)
+    rms_mm: float  # point-to-plane RMS over the final inliers
+    n_inliers: int
+    seconds: float
+    history: list[float] = field(default_factory=list)
+
+
+def _skew(v: np.ndarray) -> np.ndarray:
+    z = np.zeros(len(v))
+    return np.stack([z, -v[:, 2], v[:, 1], v[:, 2], z, -v[:, 0], -v[:, 1], v[:, 0], z], 1).reshape(-1, 3, 3)
+
+
+def _so3_exp(w: np.ndarray) -> np.ndarray:
+    th = np.linalg.norm(w)
+    if th < 1e-12:
+        return np.eye(3)
+    k = _skew((w / th)[None])[0]
+    return np.eye(3) + np.sin(th) * k + (1 - np.cos(th)) * (k @ k)
+
+
+def _vertex_normals(v: np.ndarray, tris: np.ndarray) -> np.ndarray:
+    n = np.zeros_like(v)
+    fn = np.cross(v[tris[:, 1]] - v[tris[:, 0]], v[tris[:, 2]] - v[tris[:, 0]])
+    for k in range(3):
+        np.add.at(n, tris[:, k], fn)
+    return n / np.maximum(np.linalg.norm(n, axis=1, keepdims=True), 1e-12)
+
+
+class _ModelSubset:
+    """A fixed subsample of the face region with its bases and the full region's triangles for normals."""
+
+    def __init__(self, model: FaceModel, cfg: FitConfig):
+        region = model.region_vertices(cfg.region)
+        rng = np.random.default_rng(cfg.seed)
+        n = min(cfg.n_model_points, len(region))
+        self.idx = np.sort(rng.choice(region, size=n, replace=False))
+        self.region = region
+        self.region_tris = model.region_triangles(cfg.region)
+        k_id, k_ex = cfg.n_identity, cfg.n_expression
+        self.b_id = model.identity_basis[:k_id, self.idx].astype(np.float64)  # (k_id, n, 3)
+        self.b_ex = model.expression_basis[:k_ex, self.idx].astype(np.float64)
+        self.model = model
+        self.k_id, self.k_ex = k_id, k_ex
+
+    def vertices(self, ident: np.ndarray, expr: np.ndarray) -> np.ndarray:
+        return self.model.neutral[self.idx] + np.tensordot(ident, self.b_id, 1) + np.tensordot(expr, self.b_ex, 1)
+
+    def normals(self, ident: np.ndarray, expr: np.ndarray) -> np.ndarray:
+        full = self.model.vertices(np.r_[ident, np.zeros(self.model.n_identity - self.k_id)],
+                                   np.r_[expr, np.zeros(self.model.n_expression - self.k_ex)]).astype(np.float64)
+        return _vertex_normals(full, self.region_tris)[self.idx]
+
+
+def fit_face(
+    points_cam: np.ndarray,
+    model: FaceModel,
+    rotation: np.ndarray,
+    translation: np.ndarray,
+    config: FitConfig | None = None,
+    landmarks_cam: np.ndarray | None = None,
+    identity: np.ndarray | None = None,
+    expression: np.ndarray | None = None,
+) -> FitResult:
+    """Fit pose, identity and expression to camera-frame points (mm) from an initial pose."""
+    cfg = config or FitConfig()
+    t0 = time.perf_counter()
+    pts = np.asarray(points_cam, np.float64)
+    pts = pts[np.isfinite(pts).all(1) & (pts[:, 2] > 0)]
+    if len(pts) < 50:
+        raise ValueError("too few depth points to fit the face model")
+    tree = cKDTree(pts)
+    sub = _ModelSubset(model, cfg)
+    R = np.asarray(rotation, np.float64).copy()
+    t = np.asarray(translation, np.float64).copy()
+    a = np.zeros(sub.k_id) if identity is None else np.asarray(identity, np.float64)[: sub.k_id].copy()
+    b = np.zeros(sub.k_ex) if expression is None else np.asarray(expression, np.float64)[: sub.k_ex].copy()
+    n_iter = cfg.rigid_iterations + cfg.iterations
+    thresholds = np.geomspace(cfg.max_distance_mm[0], cfg.max_distance_mm[1], n_iter)
+    history: list[float] = []
+    rms, n_in = float("nan"), 0
+    normals_head = sub.normals(a, b)
+    for it in range(n_iter):
+        rigid = it < cfg.rigid_iterations
+        if not rigid and (it - cfg.rigid_iterations) % 4 == 0:
+            normals_head = sub.normals(a, b)  # shape changes slowly: refresh normals every few steps
+        v = sub.vertices(a, b)
+        vc = v @ R.T + t
+        nc = normals_head @ R.T
+        # visible: normal facing the camera (camera at the origin looks along +z)
+        facing = np.einsum("ij,ij->i", nc, vc) < 0
+        d, j = tree.query(vc, distance_upper_bound=thresholds[it])
+        ok = facing & np.isfinite(d)
+        n_in = int(ok.sum())
+        if n_in < 30:
+            break
+        p, vi, ni, vh = pts[j[ok]], vc[ok], nc[ok], v[ok]
+        r = np.einsum("ij,ij->i", ni, p - vi)  # point-to-plane residual
+        rms = float(np.sqrt(np.mean(r**2)))
+        history.append(rms)
+        # d(R v + t)/dw = -[R v]x  (left-multiplicative update R <- exp(w) R)
+        rv = vi - t
+        j_rot = np.cross(rv, ni)  # n . (w x rv) = w . (rv x n)
+        cols = [j_rot, ni]
+        if not rigid:
+            nh = ni @ R  # n . (R b) = (R^T n) . b
+            j_id = (sub.b_id[:, ok] * nh[None]).sum(-1).T
+            j_ex = (sub.b_ex[:, ok] * nh[None]).sum(-1).T
+            cols += [j_id, j_ex]
+        J = np.concatenate(cols, 1)
+        H = J.T @ J
+        g = J.T @ r
+        n_rigid = 6
+        if not rigid:
+            s = slice(n_rigid, n_rigid + sub.k_id)
+            H[s, s] += cfg.identity_prior * np.eye(sub.k_id)
+            g[s] -= cfg.identity_prior * a
+            e = slice(n_rigid + sub.k_id, n_rigid + sub.k_id + sub.k_ex)
+            H[e, e] += cfg.expression_prior * np.eye(sub.k_ex)
+            g[e] -= cfg.expression_prior * b
+        if landmarks_cam is not None and cfg.landmark_weight > 0:
+            lm_idx = model.landmarks_68
+            lm_head = model.vertices(np.r_[a, np.zeros(model.n_identity - sub.k_id)],
+                                     np.r_[b, np.zeros(model.n_expression - sub.k_ex)], subset=lm_idx).astype(np.float64)
+            lm_cam = lm_head @ R.T + t
+            rl = (np.asarray(landmarks_cam, np.float64) - lm_cam).reshape(-1)
+            Jl = np.zeros((rl.size, J.shape[1]))
+            Jl[:, :3] = -_skew(lm_cam - t).reshape(-1, 3)
+            Jl[:, 3:6] = np.tile(np.eye(3), (len(lm_idx), 1))
+            w = cfg.landmark_weight
+            H += w * Jl.T @ Jl
+            g += w * Jl.T @ rl
+        H[np.diag_indices_from(H)] += 1e-6 * np.maximum(np.diag(H).max(), 1.0)
+        delta = np.linalg.solve(H, g)
+        R = _so3_exp(delta[:3]) @ R
+        t = t + delta[3:6]
+        if not rigid:
+            a = a + delta[6 : 6 + sub.k_id]
+            b = np.clip(b + delta[6 + sub.k_id :], 0.0, 1.0)
+    u, _, vt = np.linalg.svd(R)
+    R = u @ vt
+    ident = np.zeros(model.n_identity)
+    ident[: sub.k_id] = a
+    expr = np.zeros(model.n_expression)
+    expr[: sub.k_ex] = b
+    return FitResult(R, t, ident, expr, rms, n_in, time.perf_counter() - t0, history)
