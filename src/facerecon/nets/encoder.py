@@ -67,7 +67,7 @@ class Encoder(nn.Module):
         return Encoder(cfg.encoder_widths, cfg.feature_dim, cfg.input_size, leaky_slope=cfg.leaky_slope, **kw)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if x.shape[-1] != self.input_size or x.shape[-2] != self.input_size:
+        if not torch.jit.is_tracing() and (x.shape[-1] != self.input_size or x.shape[-2] != self.input_size):
             raise ValueError(f"Encoder expects {self.input_size}x{self.input_size} inputs, got {tuple(x.shape[-2:])}")
         return self.net(x).flatten(1)
 

@@ -1,36 +1,43 @@
 """Head localisation in a raw depth frame (no colour needed).
 
-Method (all on a min-pooled depth image about 160 pixels wide, so a few ms per frame)
------------------------------------------------------------------------------------
-1. **Downsample** by an integer factor ``s`` (so the working image is ~``work_width``
-   pixels wide) keeping the *nearest* valid depth of each ``s x s`` block (min-pooling:
+Method (on a min-pooled depth image ~128 pixels wide: ~2.5-4 ms per frame on one core)
+-------------------------------------------------------------------------------------
+1. **Downsample** by an integer factor ``s`` (640 -> 128: s = 5; 320 -> 107: s = 3) keeping
+   the *nearest* valid depth of a 2 x 2 subset of each ``s x s`` block (min-pooling:
    foreground is never blended with background; 0 = no measurement).
-2. **Segment** into depth-connected blobs: a pixel whose right/lower neighbour is farther
-   by more than ``edge_abs_mm + edge_rel * z`` is an occlusion edge; the *farther* pixel
-   of each edge is dropped (so foreground objects stay whole and are cut from what lies
-   behind them) and the remaining valid pixels are labelled 4-connected.  A person is one
-   blob (head + neck + shoulders + torso), the wall behind is another.
-3. **Score** every pixel of every blob larger than a head with a *metric* two-box test
-   (the box sizes in pixels are ``f * size_mm / z`` at that pixel's depth, so the test
-   does not depend on distance or camera):
-   ``fill`` = fraction of the inner box (``2 * head_half_mm`` square) covered by the
-   same blob, ``ring`` = fraction of the ring between the inner box and the outer box
-   (``2 * ring_half_mm`` square) covered by the same blob.  A head is a solid region of
-   head size (``fill`` high) that sticks out of its blob: only the neck (and the top of
-   the shoulders) touch the ring, on *one side*, so ``ring`` is low.  A torso, a wall or
-   a large box has ``ring`` close to 1; an arm or a thin pole has a low ``fill``.
-   Nothing assumes that the head's "up" is image-up, so a phone held sideways (the
-   TrueDepth frames, head rotated ~90 degrees in the image) works the same way.
-   Score = ``fill - ring``; the best pixel over all blobs is the candidate.
-4. **Refine** with a few mean-shift steps in 3D: the visible head surface is the set of
-   blob points within ``collect_radius_mm`` of the current estimate; its centroid is
-   the new estimate.
-5. **Verify the shape**: fit ``z = quadratic(x, y)`` to the head surface points; a head
-   is convex towards the camera (curvature of a 60..150 mm radius surface).  This
-   rejects flat head-sized patches (a box face, a picture, a wall corner region) that
-   pass the two-box test.
+2. **Segment** into depth-connected blobs: where a right/lower neighbour is farther by
+   more than ``edge_abs_mm + edge_rel * z`` (occlusion edge) the *farther* pixel is
+   dropped (foreground objects stay whole and are cut from what lies behind them), and
+   the remaining valid pixels are labelled 4-connected.  A person is one blob (head +
+   neck + shoulders + torso), the wall behind is another.
+3. **Score** candidate centres of every blob of head size or larger with a *metric*
+   two-box test (box sizes in pixels are ``f * size_mm / z`` at the candidate's depth, so
+   the test does not depend on distance or camera):
+   ``fill`` = fraction of the inner box (160 mm square) covered by the same blob,
+   ``ring`` = fraction of the ring between the inner and the outer box (320 mm square)
+   covered by the same blob, counted over the ring's part inside the image (an object
+   cut by the image border must not look like it sticks out).  A head is a solid region
+   of head size (``fill`` high) that sticks out of its blob: only the neck and the top of
+   the shoulders reach the ring, on *one side*, so ``ring`` is low.  A torso, a wall or a
+   large box has ``ring`` near 1; an arm or a pole has a low ``fill``.  **Nothing assumes
+   that the head's up is image-up**, so a phone held sideways (the TrueDepth frames, head
+   rotated ~90 degrees in the image) works the same way; ``body_direction`` reports on
+   which side the body is attached.  Score = ``fill - ring``.  Each blob's best candidate
+   is ranked by ``score - near_prior * ln(z / z_nearest)`` (a mild preference for the
+   nearer head-like thing: the camera looks at the person).
+4. **Refine** (best ranked first) by mean shift in 3D: the visible head surface is the
+   set of blob points within ``collect_radius_mm`` (110 mm) of the estimate; its
+   centroid is the new estimate.
+5. **Verify**: fit ``z = quadratic(x, y)`` to the head surface.  A head is convex towards
+   the camera in *both* directions (mean curvature 1/400..1/30 per mm, smaller principal
+   curvature > 1/1000 per mm) and smooth (fit residual below 12 mm + 1.5 mm * (z/m)^2);
+   and it lies in front of its surroundings (at most 10 % of the outer box is nearer by
+   more than 80 mm and belongs to another blob).  This rejects flat head-sized patches
+   (a box face, a picture), box edges and corners facing the camera (ridges), noisy
+   fragments of far background, and pieces of background seen between foreground
+   objects.  If the candidate fails, the next one is tried (at most ``max_candidates``).
 6. **Centre**: the head surface centroid pushed back along the viewing ray by
-   ``centre_offset_mm`` (60 mm: a sphere of radius 90 mm has its centre 2/3 R behind the
+   ``centre_offset_mm`` (60 mm: a sphere of radius 90 mm has its centre 2R/3 behind the
    pixel-averaged depth of its visible side), i.e. an estimate of the centre of the
    head volume.  This is the point :func:`~facerecon.preprocess.make_position_image`
    crops around; it is *not* the origin of the face-model head frame (the pose network
@@ -39,14 +46,16 @@ Method (all on a min-pooled depth image about 160 pixels wide, so a few ms per f
 Limits (documented, not handled)
 --------------------------------
 * The head must be depth-separated from what is behind it by more than the edge
-  threshold (~15 mm + 3 % of the depth): a head resting on a pillow or a high headrest
-  joins a large blob and its ``ring`` goes up (lower score, possibly rejected).
-* Hands touching the face, hats, or a second head-sized rounded object (a ball, a vase
-  on a stand) closer to the "sticks out of a blob" picture than the real head can win.
-  With several people, the best-scoring head wins (use ``hint_box`` to choose).
-* Heads smaller than ~3 working pixels (farther than ~5 m on a Kinect) are not found;
-  heads larger than the frame (closer than ~0.2 m) lose ``fill``.
-* The score and confidence are heuristics in [0, 1], not probabilities.
+  threshold (~15 mm + 3 % of the depth): a head resting on a pillow, a high headrest or
+  a wall joins a large blob and its ``ring`` goes up (rejected, or the wrong part wins).
+* A head-sized rounded object (a ball, a vase) passes every test; it wins over the real
+  head when it scores better (sticks out more cleanly) or is much nearer.  With several
+  people the best-ranked head wins: use ``hint_box`` to choose (e.g. last frame's box).
+* Hands in front of or touching the face, hats, and long hair change the silhouette and
+  can lower the score or shift the centre.
+* Heads of fewer than ~4 working pixels across (beyond ~4 m on a Kinect v1) are not
+  found; a head larger than the frame (closer than ~0.25 m) loses ``fill``.
+* Score and confidence are heuristics in [0, 1], not probabilities.
 """
 from __future__ import annotations
 
@@ -64,7 +73,7 @@ from ..io.frame import DepthFrame
 class LocalizeParams:
     """Tunable constants of :func:`localize_head` (millimetres unless stated)."""
 
-    work_width: int = 160  # width of the working (downsampled) image, pixels (approx.)
+    work_width: int = 128  # width of the working (downsampled) image, pixels (approx.)
     min_depth_mm: float = 150.0  # ignore measurements nearer than this
     max_depth_mm: float = 6000.0  # ... and farther than this
     edge_abs_mm: float = 15.0  # occlusion edge: neighbour depth jump > abs + rel * z
@@ -77,6 +86,7 @@ class LocalizeParams:
     min_score: float = 0.2  # fill - ring needed for a head
     collect_radius_mm: float = 110.0  # 3D radius of the head surface around the estimate
     min_head_points: int = 12  # working-resolution pixels on the head surface
+    min_blob_pixels: int = 16  # smaller blobs are not scored
     min_extent_mm: float = 90.0  # blobs whose bounding box is narrower (either side) are skipped
     centre_offset_mm: float = 60.0  # surface centroid -> head centre, along the ray
     min_curvature: float = 1.0 / 400.0  # mean curvature (1/mm) of the head surface fit
@@ -139,22 +149,25 @@ class HeadLocation:
 # helpers
 
 
-def min_pool_depth(depth_mm: np.ndarray, s: int) -> np.ndarray:
+def min_pool_depth(depth_mm: np.ndarray, s: int, full: bool = False) -> np.ndarray:
     """Nearest valid depth of each ``s x s`` block (0 where the block has none).
 
-    Works on the float32 bit pattern (positive floats order like uint32; 0 - 1 wraps to
-    the largest uint32, so invalid pixels never win): ~0.5 ms for 640x480 -> 160x120.
+    By default only a 2 x 2 subset of each block is read (offsets ``s//4`` and ``3s//4``;
+    all of it when ``s <= 2`` or ``full``): ~0.2 ms for 640x480 -> 160x120, against
+    ~0.6 ms for the full block.  Works on the float32 bit pattern (positive floats order
+    like uint32; 0 - 1 wraps to the largest uint32, so invalid pixels never win).
     """
     d = np.ascontiguousarray(depth_mm, dtype=np.float32)
     if s == 1:
         return d.copy()
     h, w = (d.shape[0] // s) * s, (d.shape[1] // s) * s
-    a = (d[:h, :w].view(np.uint32) - np.uint32(1))
-    m = a[0::s, 0::s].copy()
-    for i in range(s):
-        for j in range(s):
-            if i or j:
-                np.minimum(m, a[i::s, j::s], out=m)
+    a = d[:h, :w].view(np.uint32)
+    offs = list(range(s)) if (full or s <= 2) else sorted({s // 4, (3 * s) // 4})
+    m = a[offs[0] :: s, offs[0] :: s] - np.uint32(1)
+    for i in offs:
+        for j in offs:
+            if i != offs[0] or j != offs[0]:
+                np.minimum(m, a[i::s, j::s] - np.uint32(1), out=m)
     return (m + np.uint32(1)).view(np.float32)
 
 
@@ -175,16 +188,6 @@ def _segment(z: np.ndarray, p: LocalizeParams) -> tuple[np.ndarray, int]:
     keep[:-1] &= ~(both & (-dv > thr_v))
     labels, n = ndimage.label(keep)
     return labels, n
-
-
-def _box_sums(ii: np.ndarray, r: np.ndarray, c: np.ndarray, h: np.ndarray, shape) -> np.ndarray:
-    """Sum of a mask over boxes [r-h, r+h] x [c-h, c+h] (clipped) from its integral image."""
-    hh, ww = shape
-    r0 = np.maximum(r - h, 0)
-    r1 = np.minimum(r + h + 1, hh)
-    c0 = np.maximum(c - h, 0)
-    c1 = np.minimum(c + h + 1, ww)
-    return ii[r1, c1] - ii[r0, c1] - ii[r1, c0] + ii[r0, c0]
 
 
 def _visible_area(r, c, h, hh, ww) -> np.ndarray:
@@ -236,9 +239,11 @@ def _verify(z, labels, b, r0, c0, wi, f, p: "LocalizeParams"):
     hh, ww = z.shape
     hw = int(np.ceil(f * 3.0 * p.collect_radius_mm / z[r0, c0]))
     ra, rb, ca, cb = max(0, r0 - hw), min(hh, r0 + hw + 1), max(0, c0 - hw), min(ww, c0 + hw + 1)
-    rr, cc = np.nonzero(labels[ra:rb, ca:cb] == b)
-    rr += ra
-    cc += ca
+    # a large head (near camera) is subsampled to ~16 points per collect radius
+    q = max(1, int(f * p.collect_radius_mm / z[r0, c0] / 16.0))
+    rr, cc = np.nonzero(labels[ra:rb:q, ca:cb:q] == b)
+    rr = rr * q + ra
+    cc = cc * q + ca
     zb = z[rr, cc].astype(np.float64)
     x = (cc - wi.cx) * (zb / wi.fx)
     y = (rr - wi.cy) * (zb / wi.fy)
@@ -331,7 +336,7 @@ def localize_head(
     count = np.bincount(lab, minlength=n + 1)
     min_area = 0.35 * (2 * p.head_half_mm) ** 2
     order = np.argsort(-area)
-    cand_blobs = [int(b) for b in order if b > 0 and area[b] >= min_area and count[b] >= p.min_head_points][:32]
+    cand_blobs = [int(b) for b in order if b > 0 and area[b] >= min_area and count[b] >= p.min_blob_pixels][:32]
     if not cand_blobs:
         raise NoFaceFoundError(f"{src}: no head found (no surface of head size)")
 
@@ -343,52 +348,85 @@ def localize_head(
         in_hint = ((rows >= hy0) & (rows <= hy1))[:, None] & ((cols >= hx0) & (cols <= hx1))[None, :]
 
     # --- step 3: two-box score, best pixel of each blob ------------------------------
+    # Each blob gets its own integral image (of its bounding-box window: boxes clipped to
+    # it lose no blob pixel; their areas stay the full box areas).  Candidate centres are
+    # taken on a grid of step g ~ a third of the inner box half-size (the score varies on
+    # the scale of the box; the 3D refinement recovers the resolution), and all blobs'
+    # candidates are scored in one vectorised pass.
     objs = ndimage.find_objects(labels)
     zsum = np.bincount(lab, weights=z.ravel(), minlength=n + 1)
-    cands = []  # (score, blob, r, c, fill, ring)
+    buf, rrs, ccs, per_blob = [], [], [], []
+    off = 0
     for b in cand_blobs:
         sl = objs[b - 1]
-        # cheap pre-filter: the blob's bounding box must be at least ~ a face wide and high
         zmean = zsum[b] / count[b]
+        # cheap pre-filter: the bounding box must be at least ~ a face wide and high
         if min(sl[0].stop - sl[0].start, sl[1].stop - sl[1].start) * zmean / f < p.min_extent_mm:
             continue
-        # score on a grid of step g (2 when the head box is still >= 3 cells: 4x cheaper;
-        # the 3D refinement recovers the resolution); boxes clipped to the blob's bounding
-        # box lose no blob pixel, and their areas stay the full box areas
-        g = 2 if f * p.head_half_mm / (2 * zmean) >= 3 else 1
-        r0w, c0w = sl[0].start, sl[1].start
-        mask = labels[sl][::g, ::g] == b
-        rr, cc = np.nonzero(mask if in_hint is None else mask & in_hint[sl][::g, ::g])
+        g = max(2, int(f * p.head_half_mm / zmean / 3.0))
+        mask = labels[sl] == b
+        sub = mask[g // 2 :: g, g // 2 :: g]
+        rr, cc = np.nonzero(sub if in_hint is None else sub & in_hint[sl][g // 2 :: g, g // 2 :: g])
         if rr.size == 0:
             continue
+        rr = rr * g + g // 2
+        cc = cc * g + g // 2
         ii = np.zeros((mask.shape[0] + 1, mask.shape[1] + 1), np.float32)
         np.cumsum(np.cumsum(mask, 0, dtype=np.float32), 1, out=ii[1:, 1:])
-        zb = z[sl][::g, ::g][rr, cc]
-        h_in = np.maximum(np.rint(f * p.head_half_mm / (g * zb)), 1).astype(np.intp)
-        h_out = np.maximum(np.rint(f * p.ring_half_mm / (g * zb)), h_in + 1).astype(np.intp)
-        s_in = _box_sums(ii, rr, cc, h_in, mask.shape)
-        s_out = _box_sums(ii, rr, cc, h_out, mask.shape)
-        rr = rr * g + r0w
-        cc = cc * g + c0w
-        # box areas inside the image (working pixels): outside the image is unknown, so the
-        # ring is the covered fraction of its visible part (an object cut by the image border
-        # does not look like it sticks out); the inner box keeps its full area (a head cut
-        # by the border loses fill)
-        a_in = ((2 * h_in + 1) * g) ** 2
-        a_out_vis = _visible_area(rr, cc, h_out * g, hh, ww) / g**2
-        a_in_vis = _visible_area(rr, cc, h_in * g, hh, ww) / g**2
-        fill = s_in / (2 * h_in + 1) ** 2
-        ring_area = a_out_vis - a_in_vis
-        ring = (s_out - s_in) / np.maximum(ring_area, 1.0)
-        # too little of the ring visible to tell: count the invisible part as half covered
-        ring_full = ((2 * h_out + 1) ** 2 - (2 * h_in + 1) ** 2).astype(np.float64)
-        vis = ring_area / ring_full
-        ring = np.where(vis >= p.min_ring_visible, ring, (s_out - s_in + 0.5 * (ring_full - ring_area)) / ring_full)
-        del a_in
-        score = np.where((fill >= p.min_fill) & (ring <= p.max_ring), fill - ring, -np.inf)
-        k = int(np.argmax(score))
-        if score[k] >= p.min_score:
-            cands.append((float(score[k]), b, int(rr[k]), int(cc[k]), float(fill[k]), float(ring[k])))
+        buf.append(ii.ravel())
+        rrs.append(rr)
+        ccs.append(cc)
+        per_blob.append((rr.size, off, mask.shape[0], mask.shape[1], sl[0].start, sl[1].start, b))
+        off += ii.size
+    if not per_blob:
+        raise NoFaceFoundError(f"{src}: no head found (no surface of head size)")
+    ii = np.concatenate(buf)
+    rr = np.concatenate(rrs)
+    cc = np.concatenate(ccs)
+    pb = np.array(per_blob, dtype=np.intp)
+    o, mh, mw, r0w, c0w, blob = (np.repeat(pb[:, k], pb[:, 0]) for k in range(1, 7))
+    rw = rr + r0w  # working-image coordinates
+    cw = cc + c0w
+    zb = z[rw, cw]
+    h_in = np.maximum(np.rint(f * p.head_half_mm / zb), 1).astype(np.intp)
+    h_out = np.maximum(np.rint(f * p.ring_half_mm / zb), h_in + 1).astype(np.intp)
+    stride = mw + 1
+
+    def box_sum(h):
+        a0 = np.maximum(rr - h, 0) * stride
+        a1 = np.minimum(rr + h + 1, mh) * stride
+        b0 = np.maximum(cc - h, 0)
+        b1 = np.minimum(cc + h + 1, mw)
+        return ii[o + a1 + b1] - ii[o + a0 + b1] - ii[o + a1 + b0] + ii[o + a0 + b0]
+
+    s_in = box_sum(h_in)
+    s_out = box_sum(h_out)
+    # the ring is the covered fraction of its part inside the image (outside is unknown,
+    # so an object cut by the image border does not look like it sticks out); with too
+    # little of it visible, the unseen part counts half covered.  The inner box keeps its
+    # full area (a head cut by the border loses fill).
+    ring_vis = _visible_area(rw, cw, h_out, hh, ww) - _visible_area(rw, cw, h_in, hh, ww)
+    a_in = (2 * h_in + 1) ** 2
+    ring_full = ((2 * h_out + 1) ** 2 - a_in).astype(np.float64)
+    s_ring = s_out - s_in
+    fill = s_in / a_in
+    ring = np.where(
+        ring_vis >= p.min_ring_visible * ring_full,
+        s_ring / np.maximum(ring_vis, 1.0),
+        (s_ring + 0.5 * (ring_full - ring_vis)) / ring_full,
+    )
+    score = np.where((fill >= p.min_fill) & (ring <= p.max_ring), fill - ring, -np.inf)
+    # best pixel of each blob (pixels are grouped by blob)
+    starts = np.flatnonzero(np.r_[True, blob[1:] != blob[:-1]])
+    best = np.maximum.reduceat(score, starts)
+    seg = np.repeat(np.arange(starts.size), np.diff(np.r_[starts, blob.size]))
+    first = np.flatnonzero(score == best[seg])
+    first = first[np.r_[True, seg[first][1:] != seg[first][:-1]]]
+    cands = [
+        (float(score[k]), int(blob[k]), int(rw[k]), int(cw[k]), float(fill[k]), float(ring[k]))
+        for k in first
+        if score[k] >= p.min_score
+    ]
     if not cands:
         raise NoFaceFoundError(f"{src}: no head found (no head-sized blob sticking out of its surroundings)")
     # rank: score with a mild preference for nearer candidates (the head is usually the

@@ -36,6 +36,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..camera import Intrinsics
+from ..errors import ConfigError
 from ..io.frame import DepthFrame
 
 POSITION_SCALE_MM = 100.0  # position image units: 1.0 = 100 mm
@@ -128,7 +129,7 @@ def make_position_image(
     """
     intr = frame.intrinsics
     if intr is None:
-        raise ValueError(f"{frame.source or 'depth frame'}: no intrinsics; give a camera preset or --intrinsics")
+        raise ConfigError(f"{frame.source or 'depth frame'}: no intrinsics; give a camera preset or --intrinsics")
     c = np.asarray(center_mm, dtype=np.float64).reshape(3)
     if not np.isfinite(c).all() or c[2] <= 0:
         raise ValueError(f"crop centre must be in front of the camera, got {c.tolist()}")
@@ -170,16 +171,14 @@ def make_position_image(
 
     front, back = band_mm
     valid = (z > 0) & (z >= c[2] - front) & (z <= c[2] + back)
-    zf = np.where(valid, z, np.float32(0))
-    inv = np.float32(1.0 / scale_mm)
+    vm = valid.astype(np.float32) * np.float32(1.0 / scale_mm)  # 0 where invalid, else 1/scale
     j = np.arange(out, dtype=np.float32)
     xs = (j - np.float32(crop_intr.cx)) / np.float32(crop_intr.fx)  # x / z per column
-    ys = (j - np.float32(crop_intr.cy)) / np.float32(crop_intr.fy)
+    ys = (j - np.float32(crop_intr.cy)) / np.float32(crop_intr.fy)  # y / z per row
     data = np.empty((3, out, out), np.float32)
-    data[0] = (zf * xs[None, :] - np.float32(c[0])) * inv
-    data[1] = (zf * ys[:, None] - np.float32(c[1])) * inv
-    data[2] = (zf - np.float32(c[2])) * inv
-    data[:, ~valid] = 0.0
+    np.multiply((z * xs[None, :] - np.float32(c[0])), vm, out=data[0])
+    np.multiply((z * ys[:, None] - np.float32(c[1])), vm, out=data[1])
+    np.multiply((z - np.float32(c[2])), vm, out=data[2])
     return PositionImage(
         data=data,
         valid=valid,

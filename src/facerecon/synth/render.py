@@ -4,8 +4,8 @@ Conventions: camera frame x right, y down, z forward, millimetres; pixel ``(u, v
 its centre at integer coordinates (see :mod:`facerecon.camera`).  A pixel is covered by
 a triangle when its centre lies inside the triangle's projection (edges inclusive, so
 meshes have no cracks); its depth is the exact ray/plane intersection (1/z is affine in
-screen space for a planar triangle).  Triangles with a corner closer than ``near`` mm are
-skipped (no clipping), so build scenes in front of the camera.
+screen space for a planar triangle).  Triangles crossing the plane z = ``near`` (mm) are
+clipped to it, so scenes may extend behind the camera.
 
 ``render_mesh`` works for any mesh (the ICT head, a real scan such as ``james.obj``);
 ``splat_points`` turns a point cloud into a depth image (z-buffered discs).
@@ -39,48 +39,136 @@ def _project(vertices, fx, fy, cx, cy):
 
 
 @njit(cache=True)
-def _raster(uvz, tris, cull, near, zbuf, tid, tri_offset):
-    """Z-buffer ``tris`` into ``zbuf``/``tid`` (in place).  cull: 0 none, 1 drop back faces.
-
-    Front faces are counter-clockwise as seen by the camera (image y down), i.e. the
-    screen-space signed area below is negative for them.
-    """
-    h, w = zbuf.shape
+def _fill(u0, v0, z0, u1, v1, z1, u2, v2, z2, t, cull, izbuf, tid):
+    """Z-buffer one projected triangle (corners (u, v) with depth z) with id ``t``."""
+    h, w = izbuf.shape
     eps = _EDGE_EPS
+    area = (u1 - u0) * (v2 - v0) - (u2 - u0) * (v1 - v0)
+    if area == 0.0 or (cull == 1 and area > 0.0):
+        return
+    xmin = max(int(np.ceil(min(u0, u1, u2))), 0)
+    xmax = min(int(np.floor(max(u0, u1, u2))), w - 1)
+    ymin = max(int(np.ceil(min(v0, v1, v2))), 0)
+    ymax = min(int(np.floor(max(v0, v1, v2))), h - 1)
+    if xmin > xmax or ymin > ymax:
+        return
+    inv = 1.0 / area
+    iz0, iz1, iz2 = 1.0 / z0, 1.0 / z1, 1.0 / z2
+    s0 = (v1 - v2) * inv  # d b0 / dx
+    s1 = (v2 - v0) * inv
+    s2 = -s0 - s1
+    r0 = (u2 - u1) * inv  # d b0 / dy
+    r1 = (u0 - u2) * inv
+    r2 = -r0 - r1
+    sz = s0 * iz0 + s1 * iz1 + s2 * iz2  # d (1/z) / dx
+    rz = r0 * iz0 + r1 * iz1 + r2 * iz2
+    fx0, fy0 = np.float64(xmin), np.float64(ymin)
+    c0 = ((u1 - fx0) * (v2 - fy0) - (u2 - fx0) * (v1 - fy0)) * inv  # b0 at (xmin, ymin)
+    c1 = ((u2 - fx0) * (v0 - fy0) - (u0 - fx0) * (v2 - fy0)) * inv
+    c2 = 1.0 - c0 - c1
+    cz = c0 * iz0 + c1 * iz1 + c2 * iz2
+    wide = xmax - xmin > 4
+    for y in range(ymin, ymax + 1):
+        dy = np.float64(y - ymin)
+        k0, k1, k2, kz = c0 + r0 * dy, c1 + r1 * dy, c2 + r2 * dy, cz + rz * dy
+        xa, xb = xmin, xmax
+        ia, ib = 1, 0  # interior (all barycentrics safely > -eps): no per-pixel tests there
+        if wide:  # the span where all three barycentrics are >= -eps (then +-1 px margin)
+            lo, hi = 0.0, np.float64(xmax - xmin)
+            for s_, k_ in ((s0, k0), (s1, k1), (s2, k2)):
+                if s_ > 0.0:
+                    lo = max(lo, (-eps - k_) / s_)
+                elif s_ < 0.0:
+                    hi = min(hi, (-eps - k_) / s_)
+                elif k_ < -eps:
+                    hi = -1.0
+            if hi < lo - 2.0:
+                continue
+            xa = xmin + max(int(np.floor(lo)) - 1, 0)
+            xb = min(xmin + int(np.ceil(hi)) + 1, xmax)
+            ia = xmin + int(np.ceil(lo + 1e-6))
+            ib = min(xmin + int(np.floor(hi - 1e-6)), xb)
+        dx = np.float64(xa - xmin)
+        b0, b1, b2, iz = k0 + s0 * dx, k1 + s1 * dx, k2 + s2 * dx, kz + sz * dx
+        x = xa
+        while x <= xb:
+            if ia <= x <= ib:  # interior run: depth test only
+                for xi in range(x, ib + 1):
+                    if iz > izbuf[y, xi]:
+                        izbuf[y, xi] = iz
+                        tid[y, xi] = t
+                    iz += sz
+                n = ib + 1 - x
+                b0 += s0 * n
+                b1 += s1 * n
+                b2 += s2 * n
+                x = ib + 1
+                continue
+            if b0 >= -eps and b1 >= -eps and b2 >= -eps and iz > izbuf[y, x]:
+                izbuf[y, x] = iz
+                tid[y, x] = t
+            b0 += s0
+            b1 += s1
+            b2 += s2
+            iz += sz
+            x += 1
+
+
+@njit(cache=True)
+def _raster(uvz, verts, tris, cull, near, izbuf, tid, tri_offset, fx, fy, cx, cy):
+    """Z-buffer ``tris`` into ``izbuf`` (1/z, 0 = empty) and ``tid`` in place.
+
+    cull: 0 none, 1 drop back faces.  Front faces are counter-clockwise as seen by the
+    camera (outward normal (b-a)x(c-a) towards it); their screen-space signed area is
+    negative.  Barycentrics and 1/z are affine in screen space, so they are stepped
+    incrementally along each row; rows of large triangles only visit the span their edges
+    allow.  Triangles crossing the plane z = near are clipped to it (1-2 sub-triangles
+    with the same id); :func:`barycentrics_of` is exact only for unclipped triangles.
+    """
+    cz = np.empty(4)
+    cu = np.empty(4)
+    cv = np.empty(4)
     for t in range(tris.shape[0]):
         i0, i1, i2 = tris[t, 0], tris[t, 1], tris[t, 2]
         z0, z1, z2 = uvz[i0, 2], uvz[i1, 2], uvz[i2, 2]
-        if z0 < near or z1 < near or z2 < near:
+        if z0 >= near and z1 >= near and z2 >= near:
+            _fill(uvz[i0, 0], uvz[i0, 1], z0, uvz[i1, 0], uvz[i1, 1], z1, uvz[i2, 0], uvz[i2, 1], z2,
+                  t + tri_offset, cull, izbuf, tid)  # fmt: skip
             continue
-        u0, v0, u1, v1, u2, v2 = uvz[i0, 0], uvz[i0, 1], uvz[i1, 0], uvz[i1, 1], uvz[i2, 0], uvz[i2, 1]
-        area = (u1 - u0) * (v2 - v0) - (u2 - u0) * (v1 - v0)
-        if area == 0.0 or (cull == 1 and area > 0.0):
+        if z0 < near and z1 < near and z2 < near:
             continue
-        xmin = max(int(np.ceil(min(u0, u1, u2))), 0)
-        xmax = min(int(np.floor(max(u0, u1, u2))), w - 1)
-        ymin = max(int(np.ceil(min(v0, v1, v2))), 0)
-        ymax = min(int(np.floor(max(v0, v1, v2))), h - 1)
-        if xmin > xmax or ymin > ymax:
-            continue
-        inv = 1.0 / area
-        iz0, iz1, iz2 = 1.0 / z0, 1.0 / z1, 1.0 / z2
-        for y in range(ymin, ymax + 1):
-            fy_ = np.float64(y)
-            for x in range(xmin, xmax + 1):
-                fx_ = np.float64(x)
-                b0 = ((u1 - fx_) * (v2 - fy_) - (u2 - fx_) * (v1 - fy_)) * inv
-                if b0 < -eps:
-                    continue
-                b1 = ((u2 - fx_) * (v0 - fy_) - (u0 - fx_) * (v2 - fy_)) * inv
-                if b1 < -eps:
-                    continue
-                b2 = 1.0 - b0 - b1
-                if b2 < -eps:
-                    continue
-                z = 1.0 / (b0 * iz0 + b1 * iz1 + b2 * iz2)
-                if z < zbuf[y, x]:
-                    zbuf[y, x] = z
-                    tid[y, x] = t + tri_offset
+        # Sutherland-Hodgman against z >= near, in camera space, then project
+        n = 0
+        idx = (i0, i1, i2)
+        for k in range(3):
+            a, b = idx[k], idx[(k + 1) % 3]
+            za, zb = verts[a, 2], verts[b, 2]
+            if za >= near:
+                cz[n] = za
+                cu[n] = fx * verts[a, 0] / za + cx
+                cv[n] = fy * verts[a, 1] / za + cy
+                n += 1
+            if (za >= near) != (zb >= near):
+                s = (near - za) / (zb - za)
+                x = verts[a, 0] + s * (verts[b, 0] - verts[a, 0])
+                y = verts[a, 1] + s * (verts[b, 1] - verts[a, 1])
+                cz[n] = near
+                cu[n] = fx * x / near + cx
+                cv[n] = fy * y / near + cy
+                n += 1
+        for k in range(1, n - 1):
+            _fill(cu[0], cv[0], cz[0], cu[k], cv[k], cz[k], cu[k + 1], cv[k + 1], cz[k + 1], t + tri_offset, cull, izbuf, tid)
+
+
+@njit(cache=True)
+def _to_depth(izbuf):
+    h, w = izbuf.shape
+    out = np.zeros((h, w), np.float32)
+    for y in range(h):
+        for x in range(w):
+            if izbuf[y, x] > 0.0:
+                out[y, x] = 1.0 / izbuf[y, x]
+    return out
 
 
 @njit(cache=True)
@@ -158,6 +246,20 @@ class RenderOutput:
         return out
 
 
+def rasterize_inverse_depth(
+    vertices_cam: np.ndarray, triangles: np.ndarray, intrinsics: Intrinsics, *, cull_backfaces: bool = False, near: float = 1.0
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Z-buffer pass: (1/z float64 with 0 = empty, triangle_id int32 with -1 = none, projected (u, v, z) per vertex)."""
+    k = intrinsics
+    izbuf = np.zeros((k.height, k.width), np.float64)
+    triangle_id = np.full((k.height, k.width), -1, np.int32)
+    uvz = _project(np.ascontiguousarray(vertices_cam), float(k.fx), float(k.fy), float(k.cx), float(k.cy))
+    tris = np.ascontiguousarray(triangles, dtype=np.int32)
+    _raster(uvz, np.ascontiguousarray(vertices_cam, np.float64), tris, 1 if cull_backfaces else 0, float(near), izbuf,
+            triangle_id, 0, float(k.fx), float(k.fy), float(k.cx), float(k.cy))  # fmt: skip
+    return izbuf, triangle_id, uvz
+
+
 def rasterize(
     vertices_cam: np.ndarray,
     triangles: np.ndarray,
@@ -165,24 +267,10 @@ def rasterize(
     *,
     cull_backfaces: bool = False,
     near: float = 1.0,
-    zbuf: np.ndarray | None = None,
-    triangle_id: np.ndarray | None = None,
-    triangle_offset: int = 0,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Low-level z-buffer pass; returns (zbuf with inf = empty, triangle_id, projected uvz).
-
-    Pass ``zbuf``/``triangle_id`` from a previous call to composite several meshes; ids
-    of this mesh are shifted by ``triangle_offset``.
-    """
-    k = intrinsics
-    if zbuf is None:
-        zbuf = np.full((k.height, k.width), np.inf, np.float64)
-    if triangle_id is None:
-        triangle_id = np.full((k.height, k.width), -1, np.int32)
-    uvz = _project(np.ascontiguousarray(vertices_cam), float(k.fx), float(k.fy), float(k.cx), float(k.cy))
-    tris = np.ascontiguousarray(triangles, dtype=np.int32)
-    _raster(uvz, tris, 1 if cull_backfaces else 0, float(near), zbuf, triangle_id, int(triangle_offset))
-    return zbuf, triangle_id, uvz
+    """Z-buffer pass: (depth float32 with 0 = empty, triangle_id, projected (u, v, z) per vertex)."""
+    izbuf, tid, uvz = rasterize_inverse_depth(vertices_cam, triangles, intrinsics, cull_backfaces=cull_backfaces, near=near)
+    return _to_depth(izbuf), tid, uvz
 
 
 def barycentrics_of(uvz: np.ndarray, triangles: np.ndarray, triangle_id: np.ndarray) -> np.ndarray:
@@ -206,8 +294,7 @@ def render_mesh(
     ``cull_backfaces`` drops triangles whose corners appear clockwise on screen
     (counter-clockwise = facing the camera); leave it off for meshes of unknown winding.
     """
-    zbuf, tid, uvz = rasterize(vertices_cam, triangles, intrinsics, cull_backfaces=cull_backfaces, near=near)
-    depth = np.where(np.isfinite(zbuf), zbuf, 0.0).astype(np.float32)
+    depth, tid, uvz = rasterize(vertices_cam, triangles, intrinsics, cull_backfaces=cull_backfaces, near=near)
     bary = barycentrics_of(uvz, triangles, tid) if barycentrics else None
     return RenderOutput(depth, tid, bary)
 

@@ -1,0 +1,198 @@
+"""DAPoseNet (seed 002): encoder F + MLP 512 -> 256 -> 7 = rotation quaternion + translation.
+
+Outputs (``PoseNetOutput``):
+
+* ``quat`` (B, 4): the first four outputs normalised to unit length, (w, x, y, z), camera
+  frame rotation of the head (head-frame point ``v`` -> ``R v + t``).  During training the
+  sign is left as the network produces it (labels are canonicalised to ``w >= 0``, see
+  :func:`facerecon.nets.losses.pose_loss`); :func:`output_to_poses` canonicalises to
+  ``w >= 0``.  Head rotations stay well below 120 degrees from frontal (Biwi: yaw +-90,
+  pitch +-45), so ``w = cos(angle / 2) > 0.5`` for every real label and the ``w >= 0``
+  hemisphere has no discontinuity in the range that matters.
+* ``trans`` (B, 3): the head-frame origin in **position-image units relative to the crop
+  centre**: ``t_mm = center_mm + trans * scale_mm`` (``PositionImage.center_mm`` /
+  ``scale_mm``, 100 mm).  Predicting the offset from the localised centre keeps the
+  target small (~[-1, 1]) and independent of distance; it is undone with the
+  ``PositionImage`` by :func:`output_to_pose`.
+
+The last layer is initialised to output the identity rotation (frontal face) and zero
+offset, so training starts from the mean pose instead of a random one.
+"""
+from __future__ import annotations
+
+from typing import NamedTuple, Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..pose_types import HeadPose
+from ..preprocess.position_image import PositionImage, stack_position_images
+from .configs import NetConfig, net_config
+from .encoder import Encoder
+
+
+class PoseNetOutput(NamedTuple):
+    quat: torch.Tensor  # (B, 4) unit quaternion (w, x, y, z), sign as predicted
+    trans: torch.Tensor  # (B, 3) head origin - crop centre, position-image units
+
+
+# ---------------------------------------------------------------------------------------
+# torch quaternion helpers (batched, differentiable)
+
+
+def normalize_quaternion(q: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
+    return q / q.norm(dim=-1, keepdim=True).clamp_min(eps)
+
+
+def canonicalize_quaternion(q: torch.Tensor) -> torch.Tensor:
+    """Flip quaternions (..., 4) to the ``w >= 0`` hemisphere (q and -q are the same rotation)."""
+    sign = torch.where(q[..., :1] < 0, -torch.ones_like(q[..., :1]), torch.ones_like(q[..., :1]))
+    return q * sign
+
+
+def quaternion_to_matrix(q: torch.Tensor) -> torch.Tensor:
+    """(..., 4) quaternions (w, x, y, z) (normalised here) -> (..., 3, 3) rotation matrices.
+
+    Same formula as :func:`facerecon.rotations.quat_to_matrix`.
+    """
+    q = normalize_quaternion(q)
+    w, x, y, z = q.unbind(-1)
+    r = torch.stack(
+        [
+            1 - 2 * (y * y + z * z), 2 * (x * y - w * z), 2 * (x * z + w * y),
+            2 * (x * y + w * z), 1 - 2 * (x * x + z * z), 2 * (y * z - w * x),
+            2 * (x * z - w * y), 2 * (y * z + w * x), 1 - 2 * (x * x + y * y),
+        ],
+        dim=-1,
+    )
+    return r.reshape(q.shape[:-1] + (3, 3))
+
+
+# ---------------------------------------------------------------------------------------
+
+
+class DAPoseNet(nn.Module):
+    """F + MLP (feature_dim -> pose_hidden -> 7) -> :class:`PoseNetOutput`."""
+
+    def __init__(self, config: "str | NetConfig" = "paper"):
+        super().__init__()
+        cfg = net_config(config)
+        self.config = cfg
+        self.encoder = Encoder.from_config(cfg)
+        self.head = nn.Sequential(
+            nn.Linear(cfg.feature_dim, cfg.pose_hidden),
+            nn.LeakyReLU(cfg.leaky_slope, inplace=True),
+            nn.Linear(cfg.pose_hidden, 7),
+        )
+        last = self.head[-1]
+        with torch.no_grad():
+            last.weight.mul_(0.01)
+            last.bias.copy_(torch.tensor([1.0, 0, 0, 0, 0, 0, 0]))
+
+    @property
+    def input_size(self) -> int:
+        return self.config.input_size
+
+    def forward_raw(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, 3, S, S) -> (B, 7) unnormalised outputs (for export/tracing)."""
+        return self.head(self.encoder(x))
+
+    def forward(self, x: torch.Tensor) -> PoseNetOutput:
+        raw = self.forward_raw(x)
+        return PoseNetOutput(normalize_quaternion(raw[:, :4]), raw[:, 4:])
+
+    @torch.no_grad()
+    def predict(self, images: "PositionImage | Sequence[PositionImage]") -> "HeadPose | list[HeadPose]":
+        """Inference on position image(s) -> camera-frame :class:`HeadPose` (eval mode)."""
+        single = isinstance(images, PositionImage)
+        imgs = [images] if single else list(images)
+        was_training = self.training
+        self.eval()
+        x = torch.from_numpy(stack_position_images(imgs))
+        out = self(x)
+        self.train(was_training)
+        poses = output_to_poses(out, imgs)
+        return poses[0] if single else poses
+
+
+class _RawPose(nn.Module):
+    def __init__(self, model: DAPoseNet):
+        super().__init__()
+        self.model = model
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model.forward_raw(x)
+
+
+def fold_batchnorm(model: DAPoseNet) -> DAPoseNet:
+    """Eval-mode copy with every Conv2d + BatchNorm2d pair of the encoder folded into one conv."""
+    import copy
+
+    from torch.nn.utils.fusion import fuse_conv_bn_eval
+
+    m = copy.deepcopy(model).eval()
+    mods = list(m.encoder.net)
+    out: list[nn.Module] = []
+    i = 0
+    while i < len(mods):
+        if isinstance(mods[i], nn.Conv2d) and i + 1 < len(mods) and isinstance(mods[i + 1], nn.BatchNorm2d):
+            out.append(fuse_conv_bn_eval(mods[i], mods[i + 1]))
+            i += 2
+        else:
+            out.append(mods[i])
+            i += 1
+    m.encoder.net = nn.Sequential(*out)
+    return m
+
+
+def optimize_for_cpu(model: DAPoseNet, method: str = "auto") -> nn.Module:
+    """Inference module for CPU: ``(B, 3, S, S) -> (B, 7)`` raw outputs (eval semantics).
+
+    ``"jit"``: BatchNorm folded, ``channels_last``, ``torch.jit.trace`` + ``torch.jit.freeze``
+    -- the fastest measured on a 2-core CPU (~25-40 % below plain eager for the small
+    configurations; benchmarks/latency_nets.py).  TorchScript is deprecated in recent
+    torch, so ``"auto"`` falls back to ``"eager"`` (BatchNorm folded + ``channels_last``,
+    about half of the gain) when tracing fails.  ``torch.compile`` was measured too: ~50 s to compile and not faster for one
+    frame, so it is not used.  Call under ``torch.no_grad()``; the input may be contiguous
+    or channels-last; the quaternion is ``normalize_quaternion(out[:, :4])``.
+    """
+    import warnings
+
+    if method not in ("auto", "jit", "eager"):
+        raise ValueError(f"method must be auto, jit or eager, got {method!r}")
+    m = fold_batchnorm(model).to(memory_format=torch.channels_last)
+    raw = _RawPose(m).eval()
+    if method == "eager":
+        return raw
+    size = m.config.input_size
+    x = torch.zeros(1, 3, size, size).contiguous(memory_format=torch.channels_last)
+    try:
+        with warnings.catch_warnings(), torch.no_grad():
+            warnings.simplefilter("ignore")
+            return torch.jit.freeze(torch.jit.trace(raw, x))
+    except Exception:  # noqa: BLE001 - TorchScript missing/deprecated: eager is correct, only slower
+        if method == "jit":
+            raise
+        return raw
+
+
+def output_to_poses(out: PoseNetOutput, images: Sequence[PositionImage]) -> list[HeadPose]:
+    """Network outputs + their position images -> camera-frame poses (quaternion ``w >= 0``)."""
+    q = canonicalize_quaternion(normalize_quaternion(out.quat.detach().double())).cpu().numpy()
+    t = out.trans.detach().double().cpu().numpy()
+    if len(images) != len(q):
+        raise ValueError(f"{len(q)} outputs for {len(images)} position images")
+    return [output_to_pose(qi, ti, im) for qi, ti, im in zip(q, t, images)]
+
+
+def output_to_pose(quat, trans, image: PositionImage) -> HeadPose:
+    """One (4,) quaternion and (3,) normalised offset -> :class:`HeadPose` in the camera frame."""
+    q = np.asarray(quat, dtype=np.float64)
+    t = image.center_mm + np.asarray(trans, dtype=np.float64) * image.scale_mm
+    return HeadPose.from_quaternion(q, t)
+
+
+def pose_to_target(pose: HeadPose, image: PositionImage) -> tuple[np.ndarray, np.ndarray]:
+    """Label for training: ``(q (4,) with w >= 0, t (3,) in position units relative to the centre)``."""
+    return pose.quaternion_wxyz.astype(np.float32), ((pose.t_mm - image.center_mm) / image.scale_mm).astype(np.float32)

@@ -1,0 +1,142 @@
+"""Contact sheets of synthetic frames (depth, face mask, landmarks), side by side with real frames.
+
+Depth is shown in colour (turbo, 2nd-98th percentile of the valid pixels) multiplied by a
+hill-shade, so noise, quantisation steps and holes (white) are visible at a glance.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from ..fileutil import atomic_path
+from .scene import FACE_SEGMENTS
+
+
+def shaded_depth(depth: np.ndarray, vmin: float | None = None, vmax: float | None = None) -> np.ndarray:
+    """(H, W, 3) float RGB: turbo colour of the depth times a hill-shade; missing pixels white."""
+    import matplotlib
+
+    d = np.asarray(depth, np.float64)
+    ok = d > 0
+    if not ok.any():
+        return np.ones(d.shape + (3,))
+    lo, hi = np.percentile(d[ok], [2, 98]) if vmin is None or vmax is None else (vmin, vmax)
+    t = np.clip((d - lo) / max(hi - lo, 1e-6), 0, 1)
+    rgb = matplotlib.colormaps["turbo"](t)[..., :3]
+    gy, gx = np.gradient(np.where(ok, d, np.nan))
+    scale = np.nanmedian(d[ok]) / 500.0  # gradients relative to the pixel footprint
+    shade = np.clip(0.75 + 0.25 * np.tanh(-(gx + gy) / (2.0 * scale)), 0.3, 1.0)
+    shade = np.where(np.isfinite(shade), shade, 1.0)
+    out = rgb * shade[..., None]
+    out[~ok] = 1.0
+    return out
+
+
+def _panel(ax, sample: dict, title: str, show_labels: bool = True) -> None:
+    d = sample["depth_mm"]
+    ax.imshow(shaded_depth(d), interpolation="nearest")
+    seg = sample.get("segment")
+    if show_labels and seg is not None:
+        mask = np.isin(seg, FACE_SEGMENTS)
+        if mask.any():
+            ax.contour(mask.astype(float), levels=[0.5], colors="white", linewidths=0.6)
+    lab = sample.get("labels") or {}
+    if show_labels and "landmarks_2d" in lab:
+        lm = np.asarray(lab["landmarks_2d"])
+        vis = np.asarray(lab["landmarks_visible"], bool)
+        ax.scatter(lm[vis, 0], lm[vis, 1], s=2, c="lime", linewidths=0)
+        ax.scatter(lm[~vis, 0], lm[~vis, 1], s=2, c="red", linewidths=0)
+    ax.set_title(title, fontsize=7)
+    ax.set_xticks([])
+    ax.set_yticks([])
+
+
+def _title(sample: dict) -> str:
+    lab = sample.get("labels") or {}
+    if "euler_deg" not in lab:
+        return str(sample.get("title", ""))
+    y, p, r = np.asarray(lab["euler_deg"])
+    t = np.asarray(lab["translation_mm"])
+    return f"#{lab.get('index', '?')} {lab.get('expression_name', '')}  y{y:.0f} p{p:.0f} r{r:.0f}  z{t[2]:.0f}mm"
+
+
+def contact_sheet(samples: list[dict], out: str | Path, cols: int = 4, title: str = "") -> Path:
+    """Grid of raw samples (depth shaded, face-mask outline, landmarks green = visible / red = hidden)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = max(1, int(np.ceil(len(samples) / cols)))
+    h, w = samples[0]["depth_mm"].shape
+    fig, axes = plt.subplots(rows, cols, figsize=(cols * 3.2, rows * 3.2 * h / w + 0.4), squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    for ax, s in zip(axes.flat, samples):
+        ax.axis("on")
+        _panel(ax, s, _title(s))
+    if title:
+        fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    out = Path(out)
+    with atomic_path(out) as tmp:
+        fig.savefig(tmp, dpi=110)
+    plt.close(fig)
+    return out
+
+
+def compare_sheet(synthetic: list[dict], real: list[dict], out: str | Path, title: str = "", cols: int = 4) -> Path:
+    """Real frames (first row(s), titled "real: ...") followed by synthetic ones, same rendering."""
+    real = [{**r, "title": "REAL " + r.get("title", "")} for r in real]
+    return contact_sheet(real + synthetic, out, cols=cols, title=title)
+
+
+def real_frames_for(preset_camera: str, real_dir: str | Path, limit: int = 4) -> list[dict]:
+    """Real frames in ``real_dir`` (shared/data/real) that match a camera: Kinect v1 or TrueDepth."""
+    from ..io import read_depth
+
+    root = Path(real_dir)
+    if preset_camera.startswith("truedepth"):
+        files = sorted((root / "truedepth-mannequin" / "DepthFrames").glob("*.ply"))
+        files = [files[i] for i in np.linspace(0, len(files) - 1, min(limit, len(files))).astype(int)] if files else []
+    else:
+        files = [root / "kinect-pcl" / "person.pcd"]
+    out = []
+    for f in files:
+        if not f.exists():
+            continue
+        fr = read_depth(f)
+        d = np.where(fr.depth_mm < 8000, fr.depth_mm, 0).astype(np.float32)
+        out.append({"depth_mm": d, "intrinsics": fr.intrinsics, "title": f.name})
+    return out
+
+
+def preset_sheet(preset: str, out: str | Path, real_dir: str | Path | None = None, n: int = 8, seed: int = 0,
+                 sensor: str | None = None, cols: int = 4) -> Path:  # fmt: skip
+    """Sheet for one preset: the matching real frames (if ``real_dir``) then ``n`` synthetic frames."""
+    from .dataset import raw_sample, storage_unit_mm
+    from .generator import SynthGenerator
+
+    gen = SynthGenerator(preset, sensor, seed)
+    unit = storage_unit_mm(gen.sensor)
+    synth = [raw_sample(gen.generate(i), unit) for i in range(n)]
+    real = real_frames_for(gen.preset.get("camera", "kinect-v1"), real_dir) if real_dir else []
+    title = f"preset {preset}, sensor {gen.sensor.name}: " + ("REAL frames first, then synthetic" if real else "synthetic")
+    return compare_sheet(synth, real, out, title=title, cols=cols)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """``python -m facerecon.synth.preview REAL_DIR OUT_DIR``: docs/synth_<preset>.png for every preset."""
+    import sys
+
+    from .presets import preset_names
+
+    args = sys.argv[1:] if argv is None else argv
+    real_dir, out_dir = Path(args[0]), Path(args[1])
+    for name in preset_names():
+        print(preset_sheet(name, out_dir / f"synth_{name}.png", real_dir, n=8 if name != "truedepth" else 8))
+
+
+if __name__ == "__main__":
+    main()
