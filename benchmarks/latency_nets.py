@@ -113,6 +113,7 @@ def main(argv=None) -> int:
     ap.add_argument("--compile", action="store_true", help="also time torch.compile (slow to compile)")
     ap.add_argument("--frames", nargs="*", default=None)
     ap.add_argument("--skip-path", action="store_true", help="networks only")
+    ap.add_argument("--path-only", action="store_true", help="whole pose path only")
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, median of {args.n} single-frame runs, "
@@ -125,8 +126,9 @@ def main(argv=None) -> int:
     seen = set()
     cols = [c for c in COLS if c[0] != "compile" or args.compile]
     hdr = f"{'config':8s} {'widths':48s} {'params':>8s} {'MMAC':>6s}" + "".join(f" {h:>8s}" for _, h in cols)
-    print(hdr + "   (ms; optim. = optimize_for_cpu: BN folded + channels_last + frozen TorchScript)")
-    for cfg in cands:
+    if not args.path_only:
+        print(hdr + "   (ms; optim. = optimize_for_cpu: BN folded + channels_last + frozen TorchScript)")
+    for cfg in [] if args.path_only else cands:
         key = (cfg.encoder_widths, cfg.input_size, cfg.pose_hidden)
         if key in seen:
             continue

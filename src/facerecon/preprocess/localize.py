@@ -87,6 +87,7 @@ class LocalizeParams:
     collect_radius_mm: float = 110.0  # 3D radius of the head surface around the estimate
     min_head_points: int = 12  # working-resolution pixels on the head surface
     min_blob_pixels: int = 16  # smaller blobs are not scored
+    max_blobs: int = 48  # blobs scored, nearest first
     min_extent_mm: float = 90.0  # blobs whose bounding box is narrower (either side) are skipped
     centre_offset_mm: float = 60.0  # surface centroid -> head centre, along the ray
     min_curvature: float = 1.0 / 400.0  # mean curvature (1/mm) of the head surface fit
@@ -330,13 +331,17 @@ def localize_head(
     labels, n = _segment(z, p)
     if n == 0:
         raise NoFaceFoundError(f"{src}: no head found (no valid depth)")
-    # per-blob metric area (mm^2) and pixel count; keep blobs at least ~ a third of a face
+    # per-blob metric area (mm^2), pixel count, mean depth; keep blobs at least ~ a third of a
+    # face, nearest first (at most max_blobs: in heavy clutter the farthest are dropped)
     lab = labels.ravel()
     area = np.bincount(lab, weights=((z / f) ** 2).ravel(), minlength=n + 1)
     count = np.bincount(lab, minlength=n + 1)
+    zsum = np.bincount(lab, weights=z.ravel(), minlength=n + 1)
+    zmean_all = zsum / np.maximum(count, 1)
     min_area = 0.35 * (2 * p.head_half_mm) ** 2
-    order = np.argsort(-area)
-    cand_blobs = [int(b) for b in order if b > 0 and area[b] >= min_area and count[b] >= p.min_blob_pixels][:32]
+    ok = (area >= min_area) & (count >= p.min_blob_pixels)
+    ok[0] = False
+    cand_blobs = [int(b) for b in np.flatnonzero(ok)[np.argsort(zmean_all[ok], kind="stable")]][: p.max_blobs]
     if not cand_blobs:
         raise NoFaceFoundError(f"{src}: no head found (no surface of head size)")
 
@@ -354,12 +359,11 @@ def localize_head(
     # the scale of the box; the 3D refinement recovers the resolution), and all blobs'
     # candidates are scored in one vectorised pass.
     objs = ndimage.find_objects(labels)
-    zsum = np.bincount(lab, weights=z.ravel(), minlength=n + 1)
     buf, rrs, ccs, per_blob = [], [], [], []
     off = 0
     for b in cand_blobs:
         sl = objs[b - 1]
-        zmean = zsum[b] / count[b]
+        zmean = zmean_all[b]
         # cheap pre-filter: the bounding box must be at least ~ a face wide and high
         if min(sl[0].stop - sl[0].start, sl[1].stop - sl[1].start) * zmean / f < p.min_extent_mm:
             continue

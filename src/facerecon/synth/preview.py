@@ -81,7 +81,7 @@ def contact_sheet(samples: list[dict], out: str | Path, cols: int = 4, title: st
     fig.tight_layout()
     out = Path(out)
     with atomic_path(out) as tmp:
-        fig.savefig(tmp, dpi=110)
+        fig.savefig(tmp, dpi=80)
     plt.close(fig)
     return out
 
@@ -126,8 +126,26 @@ def preset_sheet(preset: str, out: str | Path, real_dir: str | Path | None = Non
     return compare_sheet(synth, real, out, title=title, cols=cols)
 
 
+def sensor_sheet(out: str | Path, preset: str = "ict3dhp", indices: tuple[int, ...] = (2, 4), seed: int = 0) -> Path:
+    """The same scenes through every sensor model (rows: scenes, columns: sensors)."""
+    from ..facemodel.model import FaceModel
+    from .dataset import raw_sample, storage_unit_mm
+    from .generator import SynthGenerator
+    from .presets import sensor_names
+
+    model = FaceModel.load()
+    names = sensor_names()
+    gens = [SynthGenerator(preset, n, seed, model=model) for n in names]
+    samples = []
+    for i in indices:
+        for g in gens:
+            s = raw_sample(g.generate(i), storage_unit_mm(g.sensor))
+            samples.append({**s, "title": f"#{i} sensor {g.sensor.name}", "labels": None})
+    return contact_sheet(samples, out, cols=len(names), title=f"preset {preset}: the same scenes through each sensor model")
+
+
 def main(argv: list[str] | None = None) -> None:
-    """``python -m facerecon.synth.preview REAL_DIR OUT_DIR``: docs/synth_<preset>.png for every preset."""
+    """``python -m facerecon.synth.preview REAL_DIR OUT_DIR``: synth_<preset>.png per preset, synth_sensors.png."""
     import sys
 
     from .presets import preset_names
@@ -135,7 +153,8 @@ def main(argv: list[str] | None = None) -> None:
     args = sys.argv[1:] if argv is None else argv
     real_dir, out_dir = Path(args[0]), Path(args[1])
     for name in preset_names():
-        print(preset_sheet(name, out_dir / f"synth_{name}.png", real_dir, n=8 if name != "truedepth" else 8))
+        print(preset_sheet(name, out_dir / f"synth_{name}.png", real_dir, n=8))
+    print(sensor_sheet(out_dir / "synth_sensors.png"))
 
 
 if __name__ == "__main__":

@@ -88,34 +88,52 @@ def lateral_jitter(s: SensorState, sigma_px: float, cell_px: int = 6) -> None:
 
 @njit(cache=True)
 def _box_smooth(depth, r, max_rel):
-    """Edge-aware box mean over (2r+1)^2 valid pixels via a summed-area table."""
+    """Edge-aware box mean over the (2r+1)^2 window's valid pixels (sliding sums: rows, then columns)."""
     h, w = depth.shape
-    sat = np.zeros((h + 1, w + 1))
-    cnt = np.zeros((h + 1, w + 1), np.int32)
+    hs = np.empty((h, w), np.float32)
+    hc = np.empty((h, w), np.int16)
     for y in range(h):
-        rs = 0.0
-        rc = 0
-        for x in range(w):
+        acc = 0.0
+        cnt = 0
+        for x in range(min(r, w)):
             z = depth[y, x]
             if z > 0:
-                rs += z
-                rc += 1
-            sat[y + 1, x + 1] = sat[y, x + 1] + rs
-            cnt[y + 1, x + 1] = cnt[y, x + 1] + rc
-    full = (2 * r + 1) ** 2
+                acc += z
+                cnt += 1
+        for x in range(w):
+            xa = x + r
+            if xa < w and depth[y, xa] > 0:
+                acc += depth[y, xa]
+                cnt += 1
+            xr = x - r - 1
+            if xr >= 0 and depth[y, xr] > 0:
+                acc -= depth[y, xr]
+                cnt -= 1
+            hs[y, x] = acc
+            hc[y, x] = cnt
+    colsum = np.zeros(w)
+    colcnt = np.zeros(w, np.int64)
+    for y in range(min(r, h)):
+        colsum += hs[y]
+        colcnt += hc[y]
+    half = (2 * r + 1) ** 2 // 2
     for y in range(h):
-        y0, y1 = max(y - r, 0), min(y + r + 1, h)
+        ya, yr = y + r, y - r - 1
+        if ya < h:
+            for x in range(w):
+                colsum[x] += hs[ya, x]
+                colcnt[x] += hc[ya, x]
+        if yr >= 0:
+            for x in range(w):
+                colsum[x] -= hs[yr, x]
+                colcnt[x] -= hc[yr, x]
         for x in range(w):
             z = depth[y, x]
-            if z <= 0:
-                continue
-            x0, x1 = max(x - r, 0), min(x + r + 1, w)
-            n = cnt[y1, x1] - cnt[y0, x1] - cnt[y1, x0] + cnt[y0, x0]
-            if 2 * n < full:
-                continue
-            m = (sat[y1, x1] - sat[y0, x1] - sat[y1, x0] + sat[y0, x0]) / n
-            if abs(m - z) < max_rel * z:
-                depth[y, x] = m
+            n = colcnt[x]
+            if z > 0 and n > half:
+                m = colsum[x] / n
+                if abs(m - z) < max_rel * z:
+                    depth[y, x] = m
 
 
 def lateral_smoothing(s: SensorState, radius_px: int = 2, max_jump_rel: float = 0.02) -> None:

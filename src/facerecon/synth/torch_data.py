@@ -67,6 +67,9 @@ class SynthIterableDataset(tud.IterableDataset):
         self.transform = transform
         self._gen = None
 
+    def __getstate__(self) -> dict:  # DataLoader workers build their own generator
+        return {**self.__dict__, "_gen": None}
+
     def _generator(self):
         if self._gen is None:
             from .generator import SynthGenerator
@@ -96,6 +99,9 @@ class DerivedLabels:
 
     def __init__(self, model=None, mesh: bool = True, offsets: bool = True):
         self.model, self.mesh, self.offsets = model, mesh, offsets
+
+    def __getstate__(self) -> dict:  # DataLoader workers reload the model (0.3 s) instead of pickling it
+        return {**self.__dict__, "model": None}
 
     def __call__(self, sample: dict) -> dict:
         from ..facemodel.model import FaceModel
