@@ -71,6 +71,7 @@ _LAZY = {
     "MannequinAlignment": "mannequin", "MannequinReference": "mannequin", "align_mannequin": "mannequin",
     "mannequin_reference": "mannequin", "splat_mannequin": "mannequin", "load_mannequin_cloud": "mannequin",
     "real_domain_frames": "target", "james_eval_frames": "target", "real_frames": "target",
+    "strip_eval_labels": "target", "pose_summary": "target", "plot_frames": "target",
 }  # fmt: skip
 
 __all__ = ["EVAL_POSE_KEY", "real_data_root", "real_data_path", "cache_dir", *_LAZY]

@@ -8,16 +8,33 @@ phone's IMU log (attitude quaternions, 100 Hz).
 
 Head frame (:func:`align_mannequin`)
 ------------------------------------
-The ICT neutral face (``narrow_face`` region, 2,000 vertices) is registered to the cloud
-by rigid point-to-plane ICP against the cloud's own normals (KD-tree, shrinking
-correspondence distance, pairs beyond 3x the median dropped).  Multi-start: 24
-directions of the face (Fibonacci sphere) x 3 rolls about it = 72 initial orientations,
-each with the face centroid put on the cloud centroid; a coarse ICP (300 points, 14
-iterations) from every start, then a fine ICP of the 6 best.  The winner has the lowest
-robust residual (RMS of the distances capped at 10 mm) among those with at least half of
-the face within 5 mm of the cloud.  No scale: the mannequin's face keeps its own size.
-Then the mannequin's head frame *is* the ICT head frame at that placement:
-``cloud_point = R_a @ head_point + t_a``.
+1. **Multi-start ICP.**  The ICT neutral face (``narrow_face`` region, 2,000 vertices)
+   is registered to the cloud by rigid point-to-plane ICP against the cloud's own
+   normals (KD-tree, shrinking correspondence distance, pairs beyond 3x the median
+   dropped).  72 initial orientations (the face turned towards 24 Fibonacci-sphere
+   directions x 3 rolls about it), each with the face centroid on the cloud centroid; a
+   coarse ICP (300 points, 14 iterations) from every start, a fine ICP of the 6 best;
+   the winner has the lowest robust residual (RMS of the distances capped at 10 mm)
+   among those with at least half of the face within 5 mm of the cloud.
+2. **Symmetry plane.**  The mannequin's face is not the ICT mean face (its eyes sit
+   higher, its nose is shorter), so step 1's best fit is a compromise with several
+   nearby minima: the plain winner put the ICT eyes ~20 mm below the mannequin's and
+   missed a lower-residual minimum.  Both heads are bilaterally symmetric, so the
+   sagittal plane is fixed by the data instead: the head part of the cloud is mirrored
+   across the step-1 sagittal plane and registered back onto itself (95 % of the
+   mirrored points within 5 mm); that gives the mannequin's own symmetry plane
+   (2.6 degrees and 1.7 mm from step 1's), and the head frame's x = 0 plane is set on it.
+3. **In-plane fit.**  Pitch and the in-plane position (head y, z) by ICP restricted to
+   motions that keep the sagittal plane (rotation about its normal, translation within
+   it), from 15 starts (head-y shifts -30..+10 mm x pitch -10, 0, +10 degrees), keeping
+   the lowest robust residual.  Result: robust residual 4.63 mm (step 1: 5.00 mm), 72 %
+   of the face within 5 mm (their RMS 2.5 mm); the ICT eyes and nose tip land on the
+   mannequin's (see ``docs/realdata_mannequin_alignment.png``).
+
+No scale: the mannequin's face keeps its own size.  The mannequin's head frame *is* the
+ICT head frame at that placement: ``cloud_point = R_a @ head_point + t_a``.  Its
+absolute definition is uncertain by a few degrees / ~10 mm (the shape mismatch); the
+poses *relative* to it are precise.
 
 Reference poses (:func:`mannequin_reference`)
 --------------------------------------------
@@ -49,13 +66,15 @@ from ..camera import Intrinsics
 from ..facemodel.model import FaceModel
 from ..fileutil import write_text_atomic
 from ..io.frame import DepthFrame
-from ..rotations import _rz, matrix_to_euler, rotation_angle_deg
+from ..rotations import _rz, euler_to_matrix, matrix_to_euler, rotation_angle_deg
 from . import EVAL_POSE_KEY, cache_dir, real_data_path
 
-_VERSION = 1  # bump when the registration changes (invalidates caches)
+_VERSION = 2  # bump when the registration changes (invalidates caches)
 MAX_FRAME_DEPTH_MM = 800.0  # frame points farther than this (the room) are not registered
 INLIER_MM = 5.0  # a point within this of the cloud counts as an inlier
 CAP_MM = 10.0  # robust residual: RMS of distances capped at this
+IN_PLANE_SHIFTS_MM = (-30.0, -20.0, -10.0, 0.0, 10.0)  # in-plane starts: head-y shifts (up is -y) ...
+IN_PLANE_PITCHES_DEG = (-10.0, 0.0, 10.0)  # ... x pitches about the ICT nose tip
 
 
 # -- small rigid ICP against a point cloud with normals ---------------------------------------------------
@@ -80,11 +99,22 @@ class CloudTarget:
 
     def icp(
         self, src: np.ndarray, rotation: np.ndarray, translation: np.ndarray, iterations: int = 30,
-        max_dist: tuple[float, float] = (15.0, 4.0),
+        max_dist: tuple[float, float] = (15.0, 4.0), plane_normal: np.ndarray | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
-        """Point-to-plane ICP of ``src`` from (R, t): correspondence distance shrinks geometrically; returns (R, t)."""
+        """Point-to-plane ICP of ``src`` from (R, t): correspondence distance shrinks geometrically; returns (R, t).
+
+        ``plane_normal`` (unit, target frame) restricts the motion to rotations about it and
+        translations perpendicular to it (3 DOF), which keeps every plane with that normal
+        -- e.g. a fixed sagittal plane -- in place.
+        """
         r = np.asarray(rotation, np.float64).copy()
         t = np.asarray(translation, np.float64).copy()
+        if plane_normal is not None:
+            n0 = np.asarray(plane_normal, np.float64) / np.linalg.norm(plane_normal)
+            h = np.array([0.0, 1.0, 0.0]) if abs(n0[1]) < 0.9 else np.array([0.0, 0.0, 1.0])
+            u = np.cross(n0, h)
+            u /= np.linalg.norm(u)
+            basis = np.stack([n0, u, np.cross(n0, u)])  # rows: rotation axis, two in-plane directions
         thr = np.geomspace(max_dist[0], max_dist[1], iterations)
         for it in range(iterations):
             q = src @ r.T + t
@@ -97,14 +127,18 @@ class CloudTarget:
             c = qq.mean(axis=0)
             a = np.concatenate([np.cross(qq - c, nn), nn], axis=1)
             b = -np.einsum("ij,ij->i", qq - pp, nn)
+            if plane_normal is not None:
+                a = np.stack([a[:, :3] @ basis[0], a[:, 3:] @ basis[1], a[:, 3:] @ basis[2]], axis=1)
             ata = a.T @ a
-            x = np.linalg.solve(ata + 1e-9 * max(np.trace(ata), 1.0) * np.eye(6), a.T @ b)
+            x = np.linalg.solve(ata + 1e-9 * max(np.trace(ata), 1.0) * np.eye(len(ata)), a.T @ b)
+            if plane_normal is not None:
+                x = np.concatenate([x[0] * basis[0], x[1] * basis[1] + x[2] * basis[2]])
             dr = _so3_exp(x[:3])
             r, t = dr @ r, dr @ (t - c) + c + x[3:]
             if np.linalg.norm(x[:3]) < 1e-7 and np.linalg.norm(x[3:]) < 1e-5:
                 break
-        u, _, vt = np.linalg.svd(r)
-        return u @ vt, t
+        u_, _, vt = np.linalg.svd(r)
+        return u_ @ vt, t
 
     def residuals(self, src: np.ndarray, rotation: np.ndarray, translation: np.ndarray) -> dict:
         """Robust residual (RMS of distances capped at CAP_MM), inlier fraction (< INLIER_MM) and inlier RMS."""
@@ -230,7 +264,11 @@ class MannequinAlignment:
     """The mannequin's head frame in the cloud: ``cloud = rotation @ head + translation`` (mm).
 
     ``residuals``: robust_rms_mm, inlier_fraction, inlier_rms_mm of the ICT narrow face
-    against the cloud; ``candidates``: the same for the fine-ICP candidates (best first).
+    against the cloud; ``candidates``: the same for the in-plane ICP candidates (best
+    first); ``symmetry``: the mannequin's symmetry plane relative to the unconstrained
+    fit (``plane_angle_deg``, ``plane_offset_mm``), its reflection-ICP residuals and
+    whether it was used (``applied``); ``unconstrained``: the multi-start winner before the
+    symmetry stage (``rotation``, ``translation``, ``residuals``, fine candidates).
     """
 
     rotation: np.ndarray
@@ -240,6 +278,8 @@ class MannequinAlignment:
     n_starts: int = 0
     seconds: float = 0.0
     cached: bool = False
+    symmetry: dict = field(default_factory=dict)
+    unconstrained: dict = field(default_factory=dict)
 
     def head_to_cloud(self, pts: np.ndarray) -> np.ndarray:
         return np.asarray(pts, np.float64) @ self.rotation.T + self.translation
@@ -266,18 +306,82 @@ def align_mannequin(
     name = f"mannequin-alignment-{_file_key(p, extra=f'{n_directions}x{n_rolls}')}.json"
     if use_cache and (doc := _read_cache(name)) is not None:
         return MannequinAlignment(np.asarray(doc["rotation"]), np.asarray(doc["translation"]), doc["residuals"],
-                                  doc["candidates"], doc["n_starts"], doc["seconds"], cached=True)  # fmt: skip
+                                  doc["candidates"], doc["n_starts"], doc["seconds"], cached=True,
+                                  symmetry=doc["symmetry"], unconstrained=doc["unconstrained"])  # fmt: skip
     t0 = time.perf_counter()
     cloud = load_mannequin_cloud(p)
     target = CloudTarget(cloud["points"], cloud["normals"])
     model = model if model is not None else FaceModel.load()
+    src = _face_source(model)
     starts = start_rotations(n_directions, n_rolls)
-    r, t, res, cands = multi_start_icp(target, _face_source(model), starts)
+    r1, t1, res1, cands1 = multi_start_icp(target, src, starts)
+    unconstrained = {"rotation": r1.tolist(), "translation": t1.tolist(), "residuals": res1,
+                     "candidates": sorted([c[0] for c in cands1], key=lambda c: c["robust_rms_mm"])}  # fmt: skip
+    # symmetry stage: the sagittal plane is the mannequin's own; pitch and in-plane position by ICP
+    sym = symmetry_plane(cloud["points"], cloud["normals"], r1, t1)
+    r, t, res, cands = r1, t1, res1, []
+    if sym["applied"]:
+        n_h, d = np.asarray(sym["normal_head"]), sym["offset_mm"]
+        z0 = np.array([0.0, 0.0, 1.0])
+        z = z0 - (z0 @ n_h) * n_h
+        z /= np.linalg.norm(z)
+        basis = np.stack([n_h, np.cross(z, n_h), z], axis=1)  # new head axes in the old head frame
+        rs, ts = r1 @ basis, r1 @ (d * n_h) + t1
+        nose = model.neutral[model.landmarks_68[30]].astype(np.float64)
+        sub = src[np.random.default_rng(1).choice(len(src), 500, replace=False)]
+        coarse = []
+        for dy in IN_PLANE_SHIFTS_MM:
+            for pitch in IN_PLANE_PITCHES_DEG:
+                r0 = rs @ euler_to_matrix(0.0, pitch, 0.0)
+                t0_ = ts + rs @ np.array([0.0, dy, 0.0]) + rs @ nose - r0 @ nose
+                rc, tc = target.icp(sub, r0, t0_, iterations=25, max_dist=(20.0, 5.0), plane_normal=rs[:, 0])
+                coarse.append((target.residuals(sub, rc, tc)["robust_rms_mm"], rc, tc))
+        coarse.sort(key=lambda c: c[0])
+        for _, rc, tc in coarse[:4]:
+            rc, tc = target.icp(src, rc, tc, iterations=30, max_dist=(10.0, 4.0), plane_normal=rs[:, 0])
+            cands.append((target.residuals(src, rc, tc), rc, tc))
+        ok = [c for c in cands if c[0]["inlier_fraction"] >= 0.5] or cands
+        res, r, t = min(ok, key=lambda c: c[0]["robust_rms_mm"])
     cand_doc = sorted([c[0] for c in cands], key=lambda c: c["robust_rms_mm"])
-    out = MannequinAlignment(r, t, res, cand_doc, len(starts), time.perf_counter() - t0)
+    out = MannequinAlignment(r, t, res, cand_doc, len(starts), time.perf_counter() - t0, symmetry=sym,
+                             unconstrained=unconstrained)  # fmt: skip
     _write_cache(name, {"rotation": r.tolist(), "translation": t.tolist(), "residuals": res, "candidates": cand_doc,
-                        "n_starts": len(starts), "seconds": out.seconds, "source": str(p)})  # fmt: skip
+                        "n_starts": len(starts), "seconds": out.seconds, "source": str(p), "symmetry": sym,
+                        "unconstrained": unconstrained})  # fmt: skip
     return out
+
+
+def symmetry_plane(
+    points: np.ndarray, normals: np.ndarray, rotation: np.ndarray, translation: np.ndarray,
+    radius_mm: float = 160.0, below_mm: float = 90.0, min_inliers: float = 0.8,
+) -> dict:
+    """The bilateral symmetry plane of the head part of a cloud, near the head frame (R, t).
+
+    The cloud's points within ``radius_mm`` of the head origin and above ``below_mm``
+    (head y) are mirrored across the head frame's x = 0 plane and registered back onto
+    the cloud (ICP from identity); the improper transform "register o mirror" is the
+    reflection across the true symmetry plane ``normal . p = offset`` (head-frame
+    coordinates).  ``applied`` is False when fewer than ``min_inliers`` of the mirrored
+    points land within INLIER_MM (no usable symmetry).
+    """
+    r = np.asarray(rotation, np.float64)
+    h = (np.asarray(points, np.float64) - translation) @ r
+    sel = (np.linalg.norm(h, axis=1) < radius_mm) & (h[:, 1] < below_mm)
+    head = CloudTarget(h[sel], np.asarray(normals, np.float64)[sel] @ r)
+    mirror = np.diag([-1.0, 1.0, 1.0])
+    rng = np.random.default_rng(0)
+    src = head.points[rng.choice(len(head.points), min(3000, len(head.points)), replace=False)] @ mirror
+    rm, tm = head.icp(src, np.eye(3), np.zeros(3), iterations=50, max_dist=(20.0, 3.0))
+    res = head.residuals(src, rm, tm)
+    a = rm @ mirror
+    w, v = np.linalg.eigh(0.5 * (a + a.T))
+    n = v[:, int(np.argmin(w))]
+    n = n if n[0] > 0 else -n
+    d = 0.5 * float(tm @ n)
+    return {
+        "normal_head": n.tolist(), "offset_mm": d, "plane_angle_deg": float(np.degrees(np.arccos(np.clip(n[0], -1, 1)))),
+        "plane_offset_mm": d, "residuals": res, "applied": bool(res["inlier_fraction"] >= min_inliers),
+    }  # fmt: skip
 
 
 # -- (b) reference poses of the real frames ----------------------------------------------------------------
@@ -481,7 +585,7 @@ def splat_mannequin(
 
 
 def plot_alignment(out_path: str | Path, model: FaceModel | None = None) -> None:
-    """Figure: the cloud splat and the registered ICT neutral face rendered at the same poses, and their difference."""
+    """Figure: the registered ICT neutral face against the mannequin cloud (colour, profile, depth, difference)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -493,10 +597,52 @@ def plot_alignment(out_path: str | Path, model: FaceModel | None = None) -> None
 
     model = model if model is not None else FaceModel.load()
     align = align_mannequin()
+    cloud = load_mannequin_cloud()
+    head = align.cloud_to_head(cloud["points"])
+    col = cloud["colors"] / 255.0
+    lm = model.neutral[model.landmarks_68].astype(np.float64)
+    r1 = np.asarray(align.unconstrained["rotation"])
+    t1 = np.asarray(align.unconstrained["translation"])
+    lm1 = align.cloud_to_head(lm @ r1.T + t1)  # the multi-start winner's landmarks, in the final head frame
     k = camera_preset("truedepth-320x240")
     tris = model.region_triangles("narrow_face")
     views = [(0.0, 0.0), (45.0, 0.0), (-80.0, 0.0), (0.0, 35.0)]
-    fig, axes = plt.subplots(3, len(views), figsize=(3.0 * len(views), 9.0), constrained_layout=True)
+    fig, axes = plt.subplots(3, len(views), figsize=(3.1 * len(views), 9.6), constrained_layout=True)
+    # row 0: colour cloud with the ICT landmarks, profile, midline section
+    front = head[:, 2] < -50
+    o = np.argsort(-head[front, 2])
+    a = axes[0, 0]
+    a.scatter(head[front][o, 0], head[front][o, 1], c=col[front][o], s=1.5, rasterized=True)
+    a.scatter(lm[:, 0], lm[:, 1], c="red", s=5, label="ICT landmarks (final)")
+    a.set_title("cloud colour, head frame (front)", fontsize=9)
+    a = axes[0, 1]
+    a.scatter(head[front][o, 0], head[front][o, 1], c=col[front][o], s=1.5, rasterized=True)
+    a.scatter(lm1[:, 0], lm1[:, 1], c="orange", s=5)
+    a.set_title("before the symmetry stage\n(plain multi-start winner)", fontsize=9)
+    for a in axes[0, :2]:
+        a.set_xlim(-90, 90)
+        a.set_ylim(100, -110)
+        a.set_aspect("equal")
+    side = head[:, 0] < 5
+    o = np.argsort(-head[side, 0])
+    a = axes[0, 2]
+    a.scatter(head[side][o, 2], head[side][o, 1], c=col[side][o], s=1.5, rasterized=True)
+    a.scatter(lm[:, 2], lm[:, 1], c="red", s=5)
+    a.set_xlim(-150, 60)
+    a.set_ylim(110, -120)
+    a.set_aspect("equal")
+    a.set_title("cloud colour (subject's right side)", fontsize=9)
+    a = axes[0, 3]
+    mid = np.abs(head[:, 0]) < 2
+    face_v = model.neutral[model.region_vertices("face")].astype(np.float64)
+    fm = np.abs(face_v[:, 0]) < 2
+    a.scatter(head[mid, 2], head[mid, 1], s=1, label="cloud |x| < 2 mm")
+    a.scatter(face_v[fm, 2], face_v[fm, 1], s=1, label="ICT neutral |x| < 2 mm")
+    a.set_xlim(-150, -30)
+    a.set_ylim(110, -120)
+    a.set_aspect("equal")
+    a.legend(fontsize=7, loc="lower left", markerscale=4)
+    a.set_title("midline section (z, y)", fontsize=9)
     for j, (yaw, pitch) in enumerate(views):
         r = euler_to_matrix(yaw, pitch, 0.0)
         t = np.array([0.0, 40.0, 420.0])
@@ -505,22 +651,21 @@ def plot_alignment(out_path: str | Path, model: FaceModel | None = None) -> None
         both = (cl > 0) & (ict > 0)
         lo = np.percentile(cl[cl > 0], 1) if (cl > 0).any() else 300
         kw = dict(cmap="viridis", vmin=lo, vmax=lo + 200)
-        axes[0, j].imshow(np.where(cl > 0, cl, np.nan), **kw)
-        axes[0, j].set_title(f"Expected.ply splat\nhead yaw {yaw:.0f}, pitch {pitch:.0f}", fontsize=9)
         axes[1, j].imshow(np.where(cl > 0, cl, np.nan), cmap="gray", vmin=lo, vmax=lo + 200)
         axes[1, j].imshow(np.where(ict > 0, ict, np.nan), alpha=0.55, **kw)
-        axes[1, j].set_title("+ ICT neutral narrow face", fontsize=9)
+        axes[1, j].set_title(f"splat + ICT narrow face\nhead yaw {yaw:.0f}, pitch {pitch:.0f}", fontsize=9)
         im = axes[2, j].imshow(np.where(both, ict - cl, np.nan), cmap="RdBu", vmin=-10, vmax=10)
         axes[2, j].set_title("ICT depth - cloud depth (mm)", fontsize=9)
-        for a in axes[:, j]:
+        for a in axes[1:, j]:
             a.set_xticks([])
             a.set_yticks([])
     fig.colorbar(im, ax=axes[2, :].tolist(), shrink=0.8, label="mm (blue: ICT behind the cloud)")
-    res = align.residuals
+    res, sym = align.residuals, align.symmetry
     fig.suptitle(
-        f"Mannequin head frame: ICT neutral face registered to Expected.ply ({align.n_starts} starts)\n"
-        f"robust RMS {res['robust_rms_mm']:.2f} mm, {100 * res['inlier_fraction']:.0f}% of the face within "
-        f"{INLIER_MM:.0f} mm (their RMS {res['inlier_rms_mm']:.2f} mm)", fontsize=10,
+        f"Mannequin head frame: ICT neutral face registered to Expected.ply ({align.n_starts} starts + symmetry plane)\n"
+        f"robust RMS {res['robust_rms_mm']:.2f} mm (plain multi-start {align.unconstrained['residuals']['robust_rms_mm']:.2f}), "
+        f"{100 * res['inlier_fraction']:.0f}% of the face within {INLIER_MM:.0f} mm (RMS {res['inlier_rms_mm']:.2f} mm); "
+        f"mirror fit {100 * sym['residuals']['inlier_fraction']:.0f}% inliers", fontsize=9,
     )
     fig.savefig(out_path, dpi=80)
     plt.close(fig)
@@ -553,7 +698,8 @@ def plot_poses(out_path: str | Path, ref: MannequinReference | None = None) -> N
     ax[1].grid(alpha=0.3)
     ax[2].plot(idx, [r["inlier_rms_mm"] for r in ref.residuals], "o-", ms=3, label="inlier RMS (mm)")
     ax[2].plot(idx, [r["robust_rms_mm"] for r in ref.residuals], "s-", ms=3, label=f"robust RMS (capped {CAP_MM:.0f} mm)")
-    ax[2].plot(idx, [10 * r["inlier_fraction"] for r in ref.residuals], "^-", ms=3, label=f"10 x inlier fraction (< {INLIER_MM:.0f} mm)")
+    ax[2].plot(idx, [10 * r["inlier_fraction"] for r in ref.residuals], "^-", ms=3,
+               label=f"10 x inlier fraction (< {INLIER_MM:.0f} mm)")  # fmt: skip
     ax[2].set_title("registration residuals per frame")
     ax[2].set_xlabel("frame index")
     ax[2].legend(fontsize=8)

@@ -17,11 +17,17 @@ Alignment (what defines james's head frame)
    face is ~20 % longer than the ICT mean face (nasion-chin 136 mm vs 113 mm), and ICP
    over the whole face slides along y without converging (10 mm after 50 iterations).
 
-Measured (james.obj/james.ljson as shared): 9-landmark RMS after step 2 is 6.3 mm (chin
+Measured (james.obj/james.ljson as shared): 9-landmark RMS after step 2 is 6.33 mm (chin
 13.8 mm, nasion 9.4 mm: face length; the others 1-5 mm); step 3 moves the scan by
-~1 degree and ~3 mm (surface RMS 2.0 mm over the central face) and the landmark RMS
-becomes ~6.7 mm.  A similarity (with scale) would fit the landmarks to 3.8 mm with
-scale 0.906; we do not scale.
+~1.4 degrees and ~3 mm (surface RMS 1.9 mm over the central face) and the landmark RMS
+becomes 6.68 mm (chin 14.5, nasion 9.7, eye corners 3-6, nose tip 2.4, mouth corners
+1-2 mm).  A similarity (with scale) would fit the landmarks to 3.8 mm with scale 0.906;
+we do not scale.
+
+Renders complete the scan (open at the back, cut at the neck) with proxies so that a
+head localiser sees a head-like blob: the back of the ICT head stretched to the scan's
+size (plus flat plugs where the ICT ears would stick out), a neck tube and torso
+hanging "down" in the image, and optionally a wall.
 
 Because james's head frame *is* the ICT head frame (by this alignment), a render of the
 scan at ``(rotation, translation)`` has exactly that head pose in the camera frame: the

@@ -9,7 +9,9 @@
    distances, cameras and sensors drawn from the synthetic presets' tables (default
    ``biwi``: Kinect v1 with Biwi's intrinsics and background clipped like Biwi's
    published frames; ``truedepth``: the TrueDepth camera, phone held sideways, i.e.
-   image roll ~+-90 degrees).
+   image roll ~+-90 degrees).  Mannequin poses are redrawn until yaw and pitch lie in
+   what its fused cloud covers (:data:`MANNEQUIN_YAW_RANGE`, :data:`MANNEQUIN_PITCH_RANGE`);
+   the james scan is completed by a back-of-head, neck and torso proxy (all poses).
 
 **Unlabelled for training.**  Every frame's ``meta`` carries, where one is known, the
 head pose under ``meta['pose_for_eval_only']`` (:data:`~facerecon.realdata.EVAL_POSE_KEY`):
@@ -38,6 +40,9 @@ _EVAL_STREAM = 0xE7A1_0E7A
 #: Yaw range (upright head frame, degrees) in which the mannequin's fused cloud shows no
 #: large holes: the real sweep that built it spans -67..+43 (see mannequin_reference).
 MANNEQUIN_YAW_RANGE = (-70.0, 45.0)
+#: ... and pitch range: the sweep was level (upright pitch 7-11 degrees); seen from far below
+#: or above, the cloud's missing chin underside / crown show as holes.
+MANNEQUIN_PITCH_RANGE = (-25.0, 30.0)
 
 
 def strip_eval_labels(frames: list[DepthFrame]) -> list[DepthFrame]:
@@ -85,17 +90,17 @@ def _render_one(subject: str, preset_name: str, seed: int, index: int, stream: i
     k = sample_camera(preset, rng)
     r, t, img_roll, euler_up = sample_pose(preset, k, rng)
     if subject == "mannequin":
-        # the fused cloud has no back of the head: redraw until the yaw lies in what it
-        # covers (deterministic: the same stream), clip after 20 tries
-        lo, hi = MANNEQUIN_YAW_RANGE
-        for _ in range(20):
-            if lo <= euler_up["yaw"] <= hi:
+        # the fused cloud has no back of the head: redraw until yaw and pitch lie in what it
+        # covers (deterministic: the same stream), clip after 30 tries
+        (ylo, yhi), (plo, phi) = MANNEQUIN_YAW_RANGE, MANNEQUIN_PITCH_RANGE
+        for _ in range(30):
+            if ylo <= euler_up["yaw"] <= yhi and plo <= euler_up["pitch"] <= phi:
                 break
             r, t, img_roll, euler_up = sample_pose(preset, k, rng)
-        yaw = float(np.clip(euler_up["yaw"], lo, hi))
-        if yaw != euler_up["yaw"]:
-            euler_up = {**euler_up, "yaw": yaw}
-            r = _rz(np.deg2rad(np.float64(img_roll))) @ euler_to_matrix(yaw, euler_up["pitch"], euler_up["roll"])
+        yaw, pitch = float(np.clip(euler_up["yaw"], ylo, yhi)), float(np.clip(euler_up["pitch"], plo, phi))
+        if (yaw, pitch) != (euler_up["yaw"], euler_up["pitch"]):
+            euler_up = {**euler_up, "yaw": yaw, "pitch": pitch}
+            r = _rz(np.deg2rad(np.float64(img_roll))) @ euler_to_matrix(yaw, pitch, euler_up["roll"])
     sc = preset.scene
     wall = chance(sc.get("wall", 0.9), rng)
     gap = float(draw(sc.get("wall_gap_mm", [500, 2500]), rng))
@@ -170,3 +175,38 @@ def pose_summary(frames: list[DepthFrame]) -> list[dict]:
             row["translation_mm"] = np.asarray(pose[1]).tolist()
         rows.append(row)
     return rows
+
+
+def plot_frames(out_path, frames: list[DepthFrame] | None = None, n: int = 12) -> None:
+    """Figure: a few real-domain frames of each kind (depth, near range), with their evaluation pose if any."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    frames = frames if frames is not None else real_domain_frames(8, seed=0)
+    real = [f for f in frames if f.meta.get("domain") == "real-truedepth"]
+    pick = [real[0], real[len(real) // 2], real[-1]] if real else []
+    pick += [f for f in frames if f.meta.get("domain") == "real-kinect"][:1]
+    pick += [f for f in frames if f.meta.get("domain") in ("real-scan", "real-splat")][: max(n - len(pick), 0)]
+    cols = 4
+    rows = (len(pick) + cols - 1) // cols
+    fig, axes = plt.subplots(rows, cols, figsize=(4.0 * cols, 3.6 * rows), squeeze=False)
+    for a, f in zip(axes.flat, pick):
+        d = f.depth_mm
+        near = float(np.percentile(d[d > 0], 2)) if (d > 0).any() else 0.0
+        a.imshow(np.where(d > 0, d, np.nan), cmap="viridis", vmin=near, vmax=near + 600)
+        title = f"{f.meta.get('domain')}" + (f" / {f.meta['preset']}" if f.meta.get("preset") else "")
+        pose = f.meta.get(EVAL_POSE_KEY)
+        if pose is not None:
+            y, p, r = matrix_to_euler(pose[0])
+            title += f"\nyaw {y:.0f} pitch {p:.0f} roll {r:.0f}, z {pose[1][2]:.0f} mm"
+        a.set_title(title, fontsize=8)
+        a.set_xticks([])
+        a.set_yticks([])
+    for a in list(axes.flat)[len(pick):]:
+        a.axis("off")
+    fig.suptitle("Real-domain frames (unlabelled for training; poses shown are evaluation-only)", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(out_path, dpi=70)
+    plt.close(fig)

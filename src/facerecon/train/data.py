@@ -89,13 +89,14 @@ def frame_to_position(frame: DepthFrame):
 _WORKER: dict = {}
 
 
-def _init_worker(preset: str, sensor: str, seed: int, threads: int) -> None:
+def _init_worker(preset: str, sensor: str, seed: int, threads: int, jitter_mm: float) -> None:
     import torch
 
     torch.set_num_threads(threads)
     from ..synth.generator import SynthGenerator
 
     _WORKER["gen"] = SynthGenerator(preset, sensor, seed)
+    _WORKER["jitter"] = jitter_mm
 
 
 def _synth_one(index: int):
@@ -103,9 +104,13 @@ def _synth_one(index: int):
     s = gen.generate(index)
     frame = DepthFrame(s.depth_mm, s.intrinsics, source=f"synth:{gen.preset.name}:{index}")
     try:
-        pim, _ = frame_to_position(frame)
+        loc = localize_head(frame)
     except FaceReconError:
         return index, None
+    centre = loc.center_mm
+    if _WORKER["jitter"] > 0:  # seeded per sample, independent of the generator's own streams
+        centre = centre + gen.rng(index, 7).normal(0.0, _WORKER["jitter"], 3)
+    pim = make_position_image(frame, centre)
     lab = s.labels
     t = np.asarray(lab["translation_mm"], np.float64)
     trans = (t - pim.center_mm) / pim.scale_mm
@@ -122,6 +127,7 @@ def build_synthetic_set(
     workers: int = 2,
     progress: Callable[[int, int], None] | None = None,
     start: int = 0,
+    center_jitter_mm: float = 0.0,
 ) -> PositionSet:
     """Generate frames ``start .. start+n-1`` of (preset, sensor, seed) and turn them into position images.
 
@@ -130,7 +136,7 @@ def build_synthetic_set(
     indices = list(range(start, start + n))
     rows: dict[int, tuple] = {}
     failed: list[int] = []
-    args = (preset, sensor, seed, 1)
+    args = (preset, sensor, seed, 1, center_jitter_mm)
     if workers > 1:
         ctx = mp.get_context("fork" if os.name == "posix" else "spawn")
         with ctx.Pool(workers, initializer=_init_worker, initargs=args) as pool:
@@ -148,6 +154,7 @@ def build_synthetic_set(
     order = sorted(rows)
     cols = list(zip(*(rows[i] for i in order))) if order else [[]] * 6
     meta = {"kind": "synthetic", "preset": preset, "sensor": sensor, "seed": seed, "start": start, "n_requested": n,
+            "center_jitter_mm": center_jitter_mm,
             "n_no_head": len(failed), "no_head_indices": sorted(failed)[:200]}
     return PositionSet(
         images=np.stack(cols[0]) if order else np.zeros((0, 3, 160, 160), np.float16),

@@ -142,7 +142,7 @@ def train_pose(
             out = net(src.images(idx))
             sup = pose_loss(out.quat, out.trans, torch.from_numpy(source.quat[idx]), torch.from_numpy(source.trans[idx]), alpha=cfg.alpha)
             loss = loss + sup
-            row["sup"] = float(sup)
+            row["sup"] = float(sup.detach())
         if stage == "selfsup":
             idx = tgt.next_indices()
             x = tgt.images(idx)
@@ -150,13 +150,13 @@ def train_pose(
             cham, keep = landmark_chamfer_loss(out.quat, out.trans, lm_ref, x, eps_mm=cfg.eps_mm, reduction="mean", return_matches=True,
                                                scale_mm=float(target.scale_mm[0]))
             loss = loss + cfg.selfsup_weight * cham
-            row["selfsup"] = float(cham)
+            row["selfsup"] = float(cham.detach())
             row["matched"] = float(keep.float().mean())
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
         step += 1
-        row["loss"] = float(loss)
+        row["loss"] = float(loss.detach())
         row["seconds"] = timer.elapsed
         if step % cfg.log_every == 0 or step == total:
             if validation is not None and (step % (cfg.log_every * 10) == 0 or step == total):

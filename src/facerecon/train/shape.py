@@ -35,13 +35,12 @@ import torch.nn.functional as Fn
 
 from ..facemodel import FaceModel
 from ..facemodel.shape_subset import ShapeSubset
-from ..nets.argan import SOURCE, TARGET, DAShapeNet, Discriminator, Generator, domain_code
+from ..nets.argan import OFFSET_UNIT_MM, SOURCE, TARGET, DAShapeNet, Discriminator, Generator, domain_code
 from ..nets.configs import net_config
 from .checkpoint import load_checkpoint, save_checkpoint
 from .data import PositionSet
 from .loop import Batches, CsvLog, Timer, seed_everything
 
-OFFSET_UNIT_MM = 10.0
 
 
 @dataclass
@@ -139,17 +138,17 @@ class ARGAN:
                   + Fn.binary_cross_entropy_with_logits(a_tg, torch.zeros(bt)))
         l_dreg = self._reg(r_sg, vs)
         self._step("D", l_dadv + l_dreg)
-        logs.update(L_Dadv=float(l_dadv), L_Dreg=float(l_dreg))
+        logs.update(L_Dadv=float(l_dadv.detach()), L_Dreg=float(l_dreg.detach()))
         # 2. G (eq. 3): log(1 - sigmoid(a)) = -softplus(a)
         xsg = self.G(fs0, zs, cs)
         a_sg, r_sg = self.D(xsg)
         l_g = (-Fn.softplus(a_sg)).mean() + self._reg(r_sg, vs)
         self._step("G", l_g)
-        logs["L_G"] = float(l_g)
+        logs["L_G"] = float(l_g.detach())
         # 3. R (eq. 4) with F fixed
         l_r = self._reg(self.R(fs0, zs, cs), vs)
         self._step("R", l_r)
-        logs["L_R"] = float(l_r)
+        logs["L_R"] = float(l_r.detach())
         # 4. F (eq. 5) through R, G, D held fixed (only F's optimiser steps)
         fs, ft = self.F(xs), self.F(xt)
         l_rf = self._reg(self.R(fs, zs, cs), vs)
@@ -158,7 +157,7 @@ class ARGAN:
         l_adv_t = Fn.binary_cross_entropy_with_logits(a_tg, torch.ones(bt))  # -log D(x_tg): look like source
         l_f = l_rf + cfg.lambda1 * l_adv_t + cfg.lambda2 * self._reg(r_sg, vs)
         self._step("F", l_f)
-        logs.update(L_F=float(l_f), L_Dadv_t=float(l_adv_t))
+        logs.update(L_F=float(l_f.detach()), L_Dadv_t=float(l_adv_t.detach()))
         # 5. a further real-domain batch: D, then F, with G and R fixed
         if xt2 is not None:
             b2 = xt2.shape[0]

@@ -1,0 +1,86 @@
+"""``Reconstructor``: depth frame -> posed metric 3D face (ICT topology) in one call.
+
+``localize -> position image -> DAPoseNet (pose) + DAShapeNet (subset offsets) ->
+fixed upsampling to every ICT vertex (``ShapeSubset``) -> head-frame mesh -> R v + t``.
+"""
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from safetensors import safe_open
+
+from ..camera import Intrinsics
+from ..facemodel import FaceModel
+from ..facemodel.shape_subset import ShapeSubset
+from ..nets.argan import OFFSET_UNIT_MM, DAShapeNet
+from ..pose_types import HeadPose
+from .pose import PoseEstimator, PoseResult, as_frame
+from .weights import load_weights, weights_path
+
+
+
+@dataclass
+class FaceReconstruction:
+    """One reconstructed face. Millimetres; camera frame x right, y down, z forward."""
+
+    pose: HeadPose
+    vertices_head: np.ndarray  # (V, 3) canonical head frame
+    vertices_camera: np.ndarray  # (V, 3) camera frame
+    landmarks_3d: np.ndarray  # (68, 3) camera frame
+    landmarks_2d: np.ndarray  # (68, 2) pixels
+    identity: np.ndarray  # (100,) model weights of the reconstructed shape
+    expression: np.ndarray  # (55,)
+    confidence: float
+    pose_result: PoseResult
+    timings_ms: dict = field(default_factory=dict)
+    source: str = ""
+
+
+class Reconstructor:
+    """``Reconstructor.from_pretrained().reconstruct(depth_mm, intrinsics) -> FaceReconstruction``."""
+
+    def __init__(self, pose: PoseEstimator, shape: DAShapeNet, subset: ShapeSubset):
+        self.pose = pose
+        self.shape = shape.eval()
+        self.subset = subset
+        self.model = subset.model
+
+    @classmethod
+    def from_pretrained(cls, config: str = "fast", pose_path: str | Path | None = None, shape_path: str | Path | None = None,
+                        model: FaceModel | None = None) -> "Reconstructor":
+        model = model or FaceModel.load()
+        pose = PoseEstimator.from_pretrained(config, pose_path, model)
+        path = shape_path or weights_path("shape", config)
+        with safe_open(str(path), framework="pt") as f:
+            meta = json.loads((f.metadata() or {}).get("facerecon", "{}"))
+        subset = ShapeSubset.from_indices(model, np.asarray(meta["subset_vertices"], np.int64))
+        shape = DAShapeNet(meta.get("net", config), subset.n)
+        load_weights(shape, path)
+        return cls(pose, shape, subset)
+
+    def shape_offsets(self, data: np.ndarray) -> np.ndarray:
+        with torch.no_grad():
+            out = self.shape(torch.from_numpy(data[None].astype(np.float32)))
+        return out[0].numpy() * OFFSET_UNIT_MM
+
+    def reconstruct(self, depth, intrinsics: Intrinsics | None = None) -> FaceReconstruction:
+        frame = as_frame(depth, intrinsics)
+        t0 = time.perf_counter()
+        pr = self.pose.estimate(frame)
+        t1 = time.perf_counter()
+        offsets = self.shape_offsets(pr.position_image.data)
+        t2 = time.perf_counter()
+        w = self.subset.weights_from_offsets(offsets)
+        k = self.model.n_identity
+        v_head = self.model.vertices(w[:k], w[k:]).astype(np.float64)
+        v_cam = pr.pose.apply(v_head)
+        lm3 = v_cam[self.model.landmarks_68]
+        lm2 = frame.intrinsics.project(lm3)
+        t3 = time.perf_counter()
+        timings = {**pr.timings_ms, "shape_network": (t2 - t1) * 1e3, "mesh": (t3 - t2) * 1e3, "total": (t3 - t0) * 1e3}
+        return FaceReconstruction(pr.pose, v_head, v_cam, lm3, lm2, w[:k], w[k:], pr.confidence, pr, timings, frame.source)

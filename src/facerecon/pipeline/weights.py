@@ -1,0 +1,38 @@
+"""Shipped network weights: where they are and how they load (safetensors only)."""
+from __future__ import annotations
+
+import json
+from importlib import resources
+from pathlib import Path
+
+import torch
+
+from ..errors import AssetError, InputFileError
+
+
+def weights_path(kind: str, config: str = "fast") -> Path:
+    """Packaged weights file ``weights/<kind>_<config>.safetensors`` (kind: pose | shape)."""
+    p = Path(str(resources.files("facerecon").joinpath(f"weights/{kind}_{config}.safetensors")))
+    if not p.exists():
+        raise AssetError(f"no shipped {kind} weights for configuration {config!r} ({p}); train them with 'facerecon train'")
+    return p
+
+
+def load_weights(module: torch.nn.Module, path: str | Path) -> dict:
+    """Load float16/float32 safetensors weights into ``module``; returns the metadata record."""
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            meta = json.loads((f.metadata() or {}).get("facerecon", "{}"))
+            sd = {k: f.get_tensor(k) for k in f.keys()}
+    except (OSError, ValueError, json.JSONDecodeError) as exc:
+        raise InputFileError(path, f"cannot read weights ({exc})") from None
+    ref = module.state_dict()
+    sd = {k: v.to(ref[k].dtype) if k in ref else v for k, v in sd.items()}
+    try:
+        module.load_state_dict(sd, strict=True)
+    except RuntimeError as exc:
+        raise InputFileError(path, f"weights do not fit the network: {str(exc).splitlines()[0]}") from None
+    module.eval()
+    return meta
