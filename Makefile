@@ -36,7 +36,7 @@ test: assets
 	$(PY) -m pytest -q tests
 
 bench: assets
-	$(PY) benchmarks/run_all.py
+	$(PY) benchmarks/evaluate.py --pose fast=src/facerecon/weights/pose_fast.safetensors --shape fast=src/facerecon/weights/shape_fast.safetensors
 
 clean:
 	rm -rf $(VENV) build *.egg-info src/*.egg-info out

@@ -24,7 +24,7 @@ def test_config_table():
         net_config({"name": "bad", "encoder_widths": [8] * 9})
 
 
-@pytest.mark.parametrize("name", ["paper", "medium", "fast"])
+@pytest.mark.parametrize("name", ["paper", "fast"])
 def test_encoder_structure_as_seed_002(name):
     cfg = net_config(name)
     enc = Encoder.from_config(cfg)
@@ -48,7 +48,7 @@ def test_encoder_structure_as_seed_002(name):
         assert enc.eval()(x).shape == (2, 512)
 
 
-@pytest.mark.parametrize("name", ["paper", "medium", "fast"])
+@pytest.mark.parametrize("name", ["paper", "fast"])
 def test_pose_net_output_shapes(name):
     torch.manual_seed(0)
     net = DAPoseNet(name)

@@ -7,3 +7,12 @@ from .camera import Intrinsics, camera_preset  # noqa: E402
 from .errors import FaceReconError, InputFileError  # noqa: E402
 
 __all__ = ["__version__", "Intrinsics", "camera_preset", "FaceReconError", "InputFileError"]
+
+
+def __getattr__(name: str):
+    # the predictors pull in torch: import them only when asked for
+    if name in ("PoseEstimator", "Reconstructor", "FaceReconstruction"):
+        from . import pipeline
+
+        return getattr(pipeline, name)
+    raise AttributeError(f"module 'facerecon' has no attribute {name!r}")

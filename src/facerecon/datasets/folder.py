@@ -57,82 +57,52 @@ from ..camera import Intrinsics
 from ..errors import InputFileError
 from ..fileutil import atomic_path, write_text_atomic
 from ..io.frame import DepthFrame
-from ..rotations import euler_to_matrix, geodesic_distance_deg, matrix_to_euler, matrix_to_quat, quat_to_matrix
+from ..pose_types import EULER_CONVENTION, HeadPose
+from ..rotations import euler_to_matrix, geodesic_distance_deg, quat_to_matrix
 
 __all__ = ["FORMAT_NAME", "FORMAT_VERSION", "HeadPose", "FolderSample", "FolderDataset", "FolderWriter"]
 
 FORMAT_NAME = "facerecon-depth-folder"
 FORMAT_VERSION = 1
-EULER_CONVENTION = "R = Ry(yaw) @ Rx(pitch) @ Rz(roll) about the camera axes (x right, y down, z forward), degrees"
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
 _AGREE_DEG = 0.05
 _OPTIONAL = (".pose.json", ".camera.json", ".mesh.ply", ".mesh.obj", ".landmarks.json")
 
 
-@dataclass(frozen=True, eq=False)
-class HeadPose:
-    """Rigid head pose: a head-frame point v is ``R @ v + t_mm`` in the camera frame (mm)."""
-
-    R: np.ndarray
-    t_mm: np.ndarray
-
-    @property
-    def quaternion_wxyz(self) -> np.ndarray:
-        return matrix_to_quat(self.R)
-
-    @property
-    def euler_deg(self) -> np.ndarray:
-        """(yaw, pitch, roll) in degrees, :mod:`facerecon.rotations` convention."""
-        return matrix_to_euler(self.R)
-
-    @staticmethod
-    def from_euler(yaw: float, pitch: float, roll: float, t_mm: np.ndarray) -> "HeadPose":
-        return HeadPose(euler_to_matrix(yaw, pitch, roll), np.asarray(t_mm, dtype=np.float64))
-
-    def to_json(self) -> dict:
-        y, p, r = (float(a) for a in self.euler_deg)
-        return {
-            "R": np.asarray(self.R, dtype=float).round(12).tolist(),
-            "t_mm": np.asarray(self.t_mm, dtype=float).round(9).tolist(),
-            "quaternion_wxyz": self.quaternion_wxyz.round(12).tolist(),
-            "euler_deg": {"yaw": y, "pitch": p, "roll": r},
-        }
-
-    @staticmethod
-    def from_json(d: dict, path: str | Path = "<pose>") -> "HeadPose":
-        """Parse and validate a pose dict (see the module doc); errors name ``path``."""
-        mats: list[tuple[str, np.ndarray]] = []
-        try:
-            if "R" in d:
-                r = np.asarray(d["R"], dtype=np.float64)
-                if r.shape != (3, 3):
-                    raise InputFileError(path, f"pose 'R' must be 3x3, got shape {r.shape}")
-                if not np.allclose(r @ r.T, np.eye(3), atol=1e-4) or np.linalg.det(r) <= 0:
-                    raise InputFileError(path, "pose 'R' is not a rotation matrix (orthonormal, det +1)")
-                mats.append(("R", r))
-            if "quaternion_wxyz" in d:
-                q = np.asarray(d["quaternion_wxyz"], dtype=np.float64)
-                if q.shape != (4,) or not np.isfinite(q).all() or np.linalg.norm(q) < 1e-6:
-                    raise InputFileError(path, "pose 'quaternion_wxyz' must be 4 finite numbers, not all zero")
-                mats.append(("quaternion_wxyz", quat_to_matrix(q)))
-            if "euler_deg" in d:
-                e = d["euler_deg"]
-                mats.append(("euler_deg", euler_to_matrix(float(e["yaw"]), float(e["pitch"]), float(e["roll"]))))
-            if "t_mm" not in d:
-                raise InputFileError(path, "pose has no 't_mm' (head position in mm, camera frame)")
-            t = np.asarray(d["t_mm"], dtype=np.float64)
-        except (TypeError, ValueError, KeyError) as exc:
-            raise InputFileError(path, f"malformed pose ({exc})") from None
-        if not mats:
-            raise InputFileError(path, "pose needs one of 'R', 'quaternion_wxyz', 'euler_deg'")
-        if t.shape != (3,) or not np.isfinite(t).all():
-            raise InputFileError(path, f"pose 't_mm' must be 3 finite numbers, got {d['t_mm']!r}")
-        name0, r0 = mats[0]
-        for name, r in mats[1:]:
-            err = float(geodesic_distance_deg(r0, r))
-            if err > _AGREE_DEG:
-                raise InputFileError(path, f"pose '{name}' disagrees with '{name0}' by {err:.3f} degrees")
-        return HeadPose(r0, t)
+def pose_from_json(d: dict, path: str | Path = "<pose>") -> HeadPose:
+    """Parse and validate a ``NAME.pose.json`` dict (see the module doc); errors name ``path``."""
+    mats: list[tuple[str, np.ndarray]] = []
+    try:
+        if "R" in d:
+            r = np.asarray(d["R"], dtype=np.float64)
+            if r.shape != (3, 3):
+                raise InputFileError(path, f"pose 'R' must be 3x3, got shape {r.shape}")
+            if not np.allclose(r @ r.T, np.eye(3), atol=1e-4) or np.linalg.det(r) <= 0:
+                raise InputFileError(path, "pose 'R' is not a rotation matrix (orthonormal, det +1)")
+            mats.append(("R", r))
+        if "quaternion_wxyz" in d:
+            q = np.asarray(d["quaternion_wxyz"], dtype=np.float64)
+            if q.shape != (4,) or not np.isfinite(q).all() or np.linalg.norm(q) < 1e-6:
+                raise InputFileError(path, "pose 'quaternion_wxyz' must be 4 finite numbers, not all zero")
+            mats.append(("quaternion_wxyz", quat_to_matrix(q)))
+        if "euler_deg" in d:
+            e = d["euler_deg"]
+            mats.append(("euler_deg", euler_to_matrix(float(e["yaw"]), float(e["pitch"]), float(e["roll"]))))
+        if "t_mm" not in d:
+            raise InputFileError(path, "pose has no 't_mm' (head position in mm, camera frame)")
+        t = np.asarray(d["t_mm"], dtype=np.float64)
+    except (TypeError, ValueError, KeyError) as exc:
+        raise InputFileError(path, f"malformed pose ({exc})") from None
+    if not mats:
+        raise InputFileError(path, "pose needs one of 'R', 'quaternion_wxyz', 'euler_deg'")
+    if t.shape != (3,) or not np.isfinite(t).all():
+        raise InputFileError(path, f"pose 't_mm' must be 3 finite numbers, got {d['t_mm']!r}")
+    name0, r0 = mats[0]
+    for name, r in mats[1:]:
+        err = float(geodesic_distance_deg(r0, r))
+        if err > _AGREE_DEG:
+            raise InputFileError(path, f"pose '{name}' disagrees with '{name0}' by {err:.3f} degrees")
+    return HeadPose(r0, t)
 
 
 @dataclass
@@ -258,8 +228,8 @@ class FolderDataset:
             d = _read_json(ppath)
             if not isinstance(d, dict):
                 raise InputFileError(ppath, "pose file must hold a JSON object")
-            pose = HeadPose.from_json(d, ppath)
-            extra = {k: v for k, v in d.items() if k not in ("R", "t_mm", "quaternion_wxyz", "euler_deg", "mesh")}
+            pose = pose_from_json(d, ppath)
+            extra = {k: v for k, v in d.items() if k not in ("R", "t_mm", "quaternion_wxyz", "euler_deg", "euler_convention", "mesh")}
             if d.get("mesh"):
                 mesh = (self.root / str(d["mesh"])).resolve()
                 if self.root.resolve() not in mesh.parents or not mesh.is_file():

@@ -23,13 +23,10 @@ __all__ = [
     "icp_to_surface",
 ]
 
-#: NoW benchmark's seven points as 0-based iBUG-68 indices: outer and inner eye corners
-#: (36, 39, 42, 45), nose tip (30), mouth corners (48, 54).
-NOW_LANDMARKS_68: tuple[int, ...] = (36, 39, 42, 45, 30, 48, 54)
-#: Nine points for the paper-style evaluation.  The paper shows its nine landmarks only in
-#: a figure; this is our choice of nine stable ones: the NoW seven plus nasion (27) and
-#: chin (8).
-NINE_LANDMARKS_68: tuple[int, ...] = (36, 39, 42, 45, 27, 30, 48, 54, 8)
+#: NoW benchmark's seven points (0-based iBUG-68: eye corners, nose tip, mouth corners) and
+#: the paper-style nine (those plus nasion and chin): defined once, with the face model.
+from ..facemodel.model import ALIGNMENT_LANDMARKS_7 as NOW_LANDMARKS_68  # noqa: E402
+from ..facemodel.model import ALIGNMENT_LANDMARKS_9 as NINE_LANDMARKS_68  # noqa: E402
 
 
 @dataclass(frozen=True)

@@ -44,9 +44,10 @@ def build_data(recipe: str, out_dir: str | Path, workers: int = 2, progress: Pro
     if "target" in parts:
         path = out / "target.safetensors"
         if not path.exists():
-            from ..realdata.target import real_domain_frames
+            from ..realdata.target import real_domain_frames, strip_eval_labels
 
-            frames = real_domain_frames(int(cfg.get("real_renders", 0)), int(cfg.get("real_seed", 0)))
+            # unlabelled: the evaluation-only poses some frames carry are removed before use
+            frames = strip_eval_labels(real_domain_frames(int(cfg.get("real_renders", 0)), int(cfg.get("real_seed", 0))))
             unlabelled_set(frames, "real-domain").save(path)
         paths["target"] = path
     return paths

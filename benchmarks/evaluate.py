@@ -1,0 +1,167 @@
+"""Accuracy and speed of trained models -> docs/benchmarks.json, docs/benchmarks.md, figures.
+
+    .venv/bin/python benchmarks/evaluate.py \
+        --pose fast=src/facerecon/weights/pose_fast.safetensors [--pose NAME=PATH ...] \
+        --shape fast=src/facerecon/weights/shape_fast.safetensors [--shape NAME=PATH ...] \
+        [--data runs/data] [--james 60] [--shape-limit 100] [--out docs]
+
+Pose weights may also be training checkpoints (``runs/*/checkpoint.safetensors``).
+Test sets are built with ``facerecon train data`` (recipe ``fast``: seeds 1001-1003, never
+used in training); they are made here if missing.  Every number in the report comes from
+this run; the report states the machine, the command and the seeds.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shlex
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def load_pose(path: Path):
+    from facerecon.nets.pose import DAPoseNet
+    from facerecon.pipeline.weights import load_weights
+    from facerecon.train.checkpoint import load_checkpoint, read_meta
+
+    if path.name == "checkpoint.safetensors":
+        meta = read_meta(path)
+        net = DAPoseNet(meta["config"]["net"])
+        load_checkpoint(path, {"pose": net})
+        return net.eval(), meta
+    from safetensors import safe_open
+
+    with safe_open(str(path), framework="pt") as f:
+        meta = json.loads((f.metadata() or {}).get("facerecon", "{}"))
+    net = DAPoseNet(meta.get("net", "fast"))
+    load_weights(net, path)
+    return net, meta
+
+
+def load_shape(path: Path, model):
+    from facerecon.facemodel.shape_subset import ShapeSubset
+    from facerecon.nets.argan import DAShapeNet
+    from facerecon.pipeline.weights import load_weights
+    from facerecon.train.checkpoint import load_checkpoint, read_meta
+
+    if path.name == "checkpoint.safetensors":
+        meta = read_meta(path)
+        cfg = meta["config"]
+        net = DAShapeNet(cfg["net"], int(cfg["n_vertices"]))
+        load_checkpoint(path, {"F": net.encoder, "R": net.regressor})
+    else:
+        from safetensors import safe_open
+
+        with safe_open(str(path), framework="pt") as f:
+            meta = json.loads((f.metadata() or {}).get("facerecon", "{}"))
+        net = DAShapeNet(meta.get("net", "fast"), len(meta["subset_vertices"]))
+        load_weights(net, path)
+    subset = ShapeSubset.from_indices(model, np.asarray(meta["subset_vertices"], np.int64))
+    return net.eval(), subset, meta
+
+
+def _pairs(items: list[str]) -> dict[str, Path]:
+    out = {}
+    for it in items:
+        name, _, p = it.partition("=")
+        out[name] = Path(p)
+    return out
+
+
+def latency(fn, n: int = 20) -> float:
+    for _ in range(3):
+        fn()
+    ts = []
+    for _ in range(n):
+        t = time.perf_counter()
+        fn()
+        ts.append((time.perf_counter() - t) * 1e3)
+    return statistics.median(ts)
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--pose", action="append", default=[])
+    ap.add_argument("--shape", action="append", default=[])
+    ap.add_argument("--data", type=Path, default=REPO / "runs/data")
+    ap.add_argument("--james", type=int, default=60)
+    ap.add_argument("--shape-limit", type=int, default=100)
+    ap.add_argument("--out", type=Path, default=REPO / "docs")
+    ap.add_argument("--threads", type=int, default=2)
+    args = ap.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    t_start = time.time()
+
+    from facerecon.evaluate import real as real_eval
+    from facerecon.evaluate import synthetic as syn_eval
+    from facerecon.facemodel import FaceModel
+    from facerecon.pipeline import PoseEstimator, Reconstructor
+    from facerecon.realdata.mannequin import load_mannequin_cloud, mannequin_reference
+    from facerecon.realdata.scan import load_james_scan
+    from facerecon.realdata.target import james_eval_frames, real_frames
+    from facerecon.train.data import PositionSet
+    from facerecon.train.recipes import build_data
+
+    model = FaceModel.load()
+    paths = build_data("fast", args.data, parts=("test",))
+    tests = {k.split(":")[1]: PositionSet.load(p) for k, p in paths.items() if k.startswith("test:")}
+    james = james_eval_frames(args.james, seed=0)
+    sweep = real_frames(kinect=False)
+    results: dict = {"machine": f"{platform.machine()} {os.cpu_count()} cores, torch {torch.__version__}, {args.threads} threads",
+                     "command": " ".join(shlex.quote(a) for a in [sys.executable.split('/')[-1], *sys.argv]),
+                     "test_sets": {k: v.meta for k, v in tests.items()}, "james_frames": {"n": args.james, "seed": 0},
+                     "pose": {}, "shape": {}}
+    for name, path in _pairs(args.pose).items():
+        net, meta = load_pose(path)
+        est = PoseEstimator(net, model)
+        r: dict = {"weights": str(path), "train_meta": {k: meta.get(k) for k in ("steps", "train_seconds", "command")}}
+        for preset, data in tests.items():
+            e, extra = syn_eval.pose_accuracy(net, data)
+            r[f"synthetic_{preset}"] = {**e.to_dict(), **extra}
+        r["james"] = real_eval.pose_on_frames(est, james)
+        r["truedepth_sweep"] = real_eval.sweep_angles(est, sweep)
+        frame = sweep[0]
+        r["latency_ms_truedepth"] = latency(lambda: est.estimate(frame))
+        results["pose"][name] = r
+        print(name, "pose done", round(time.time() - t_start), "s", flush=True)
+    if args.shape:
+        scan = load_james_scan(model=model)
+        ref = mannequin_reference(model=model)
+        cloud = load_mannequin_cloud()["points"]
+        pose_name, pose_path = next(iter(_pairs(args.pose).items()))
+        pose_net, _ = load_pose(pose_path)
+        for name, path in _pairs(args.shape).items():
+            net, subset, meta = load_shape(path, model)
+            rec = Reconstructor(PoseEstimator(pose_net, model), net, subset)
+            r = {"weights": str(path), "pose_weights": pose_name,
+                 "train_meta": {k: meta.get(k) for k in ("steps", "train_seconds", "command")}}
+            for preset in ("facewarehouse", "biwi"):
+                if preset in tests:
+                    r[f"synthetic_{preset}"] = syn_eval.shape_accuracy(net, subset, tests[preset], model, args.shape_limit)
+            r["james"] = real_eval.shape_on_james(rec, james[: min(len(james), 30)], scan)
+            r["truedepth_vs_expected"] = real_eval.shape_on_mannequin(rec, sweep, ref, cloud)
+            r["latency_ms_truedepth"] = latency(lambda: rec.reconstruct(sweep[0]))
+            results["shape"][name] = r
+            print(name, "shape done", round(time.time() - t_start), "s", flush=True)
+    results["seconds"] = round(time.time() - t_start, 1)
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "benchmarks.json").write_text(json.dumps(results, indent=1, default=float))
+    from report import write_report  # benchmarks/report.py
+
+    write_report(results, args.out)
+    print("wrote", args.out / "benchmarks.md", "in", results["seconds"], "s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.path.insert(0, str(Path(__file__).parent))
+    sys.exit(main())

@@ -1,0 +1,101 @@
+"""The shipped networks end to end: PoseEstimator, Reconstructor, and the pose/reconstruct CLI."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from facerecon.camera import camera_preset
+from facerecon.cli import main
+from facerecon.io.frame import DepthFrame
+from facerecon.rotations import geodesic_distance_deg
+
+
+@pytest.fixture(scope="module")
+def reconstructor():
+    from facerecon.pipeline import Reconstructor
+
+    return Reconstructor.from_pretrained("fast")
+
+
+@pytest.fixture(scope="module")
+def ideal_frames():
+    from facerecon.synth.generator import SynthGenerator
+
+    gen = SynthGenerator("facewarehouse", "ideal", seed=4242)
+    return [gen.generate(i, keep_render=True) for i in range(6)]
+
+
+def test_shipped_weights_load_with_their_record():
+    from facerecon.nets.pose import DAPoseNet
+    from facerecon.pipeline.weights import load_weights, weights_path
+
+    for kind in ("pose", "shape"):
+        path = weights_path(kind, "fast")
+        assert path.stat().st_size < 30e6
+    meta = load_weights(DAPoseNet("fast"), weights_path("pose", "fast"))
+    assert meta["net"] == "fast" and meta["steps"] > 0 and "facerecon train pose" in meta["command"]
+
+
+def test_pose_on_ideal_synthetic_frames(reconstructor, ideal_frames):
+    errs = []
+    for s in ideal_frames:
+        res = reconstructor.pose.estimate(DepthFrame(s.depth_mm, s.intrinsics, "synthetic"))
+        r_true = np.asarray(s.labels["rotation"]) if "rotation" in s.labels else None
+        from facerecon.rotations import quat_to_matrix
+
+        r_true = quat_to_matrix(np.asarray(s.labels["quaternion"]))
+        errs.append(geodesic_distance_deg(res.pose.R, r_true))
+        assert np.linalg.norm(res.pose.t_mm - s.labels["translation_mm"]) < 60
+    assert np.median(errs) < 10.0, errs
+
+
+def test_reconstructed_mesh_lies_on_the_depth_points(reconstructor, ideal_frames):
+    from scipy.spatial import cKDTree
+
+    model = reconstructor.model
+    face = model.region_vertices("narrow_face")
+    medians = []
+    for s in ideal_frames:
+        frame = DepthFrame(s.depth_mm, s.intrinsics, "synthetic")
+        rec = reconstructor.reconstruct(frame)
+        assert rec.vertices_camera.shape == (model.n_vertices, 3)
+        np.testing.assert_allclose(rec.vertices_camera, rec.pose.apply(rec.vertices_head), atol=1e-6)
+        pts = frame.points()[s.face_mask[frame.valid]]
+        d, _ = cKDTree(rec.vertices_camera[face]).query(pts)
+        medians.append(np.median(d))
+    assert np.median(medians) < 5.0, medians
+
+
+def test_cli_reconstruct_real_frame_and_batch_failures(tmp_path, real_dir, capsys):
+    good = real_dir / "truedepth-mannequin" / "DepthFrames" / "frame-045.ply"
+    bad = tmp_path / "broken.pcd"
+    bad.write_bytes(b"# .PCD v0.7\nFIELDS x y z\nSIZE 4 4\n")
+    wall = tmp_path / "wall.npz"
+    k = camera_preset("kinect-v1")
+    np.savez(wall, depth=np.full((k.height, k.width), 1500.0, np.float32), intrinsics=np.array([k.fx, k.fy, k.cx, k.cy]), unit="mm")
+    rc = main(["reconstruct", str(good), str(bad), str(wall), "-o", str(tmp_path / "out"), "--format", "obj,ply"])
+    err = capsys.readouterr().err
+    assert rc == 0
+    assert "broken.pcd" in err and "wall.npz" in err and "2 of 3 frames failed" in err
+    d = tmp_path / "out" / "frame-045"
+    for name in ("face.obj", "face.ply", "face_head.obj", "pose.json", "landmarks.json", "overlay.png"):
+        assert (d / name).stat().st_size > 0, name
+    pose = json.loads((d / "pose.json").read_text())
+    assert set(pose["euler_deg"]) == {"yaw", "pitch", "roll"} and len(pose["quaternion_wxyz"]) == 4
+    obj = (d / "face.obj").read_text().splitlines()
+    assert sum(1 for ln in obj if ln.startswith("v ")) == 26_719 and any(ln.startswith("vt ") for ln in obj)
+    assert not list((tmp_path / "out").rglob("*.part*"))  # nothing half-written
+
+
+def test_cli_pose_json_and_all_failed_exit_code(tmp_path, real_dir, capsys):
+    frame = real_dir / "kinect-pcl" / "person.pcd"
+    rc = main(["pose", str(frame), "-o", str(tmp_path), "--overlay", str(tmp_path / "axes.png")])
+    assert rc == 0
+    data = json.loads((tmp_path / "person.pose.json").read_text())
+    assert 400 < data["translation_mm"][2] < 1500
+    assert (tmp_path / "axes.png").stat().st_size > 0
+    rc = main(["pose", str(tmp_path / "missing.pcd")])
+    assert rc == 1
+    assert "missing.pcd" in capsys.readouterr().err
