@@ -28,12 +28,20 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 
 
+def is_checkpoint(path: Path) -> bool:
+    """Training checkpoints keep their tensors under ``model.<module>.``; shipped weights do not."""
+    from safetensors import safe_open
+
+    with safe_open(str(path), framework="pt") as f:
+        return any(k.startswith("model.") for k in f.keys())
+
+
 def load_pose(path: Path):
     from facerecon.nets.pose import DAPoseNet
     from facerecon.pipeline.weights import load_weights
     from facerecon.train.checkpoint import load_checkpoint, read_meta
 
-    if path.name == "checkpoint.safetensors":
+    if is_checkpoint(path):
         meta = read_meta(path)
         net = DAPoseNet(meta["config"]["net"])
         load_checkpoint(path, {"pose": net})
@@ -53,7 +61,7 @@ def load_shape(path: Path, model):
     from facerecon.pipeline.weights import load_weights
     from facerecon.train.checkpoint import load_checkpoint, read_meta
 
-    if path.name == "checkpoint.safetensors":
+    if is_checkpoint(path):
         meta = read_meta(path)
         cfg = meta["config"]
         net = DAShapeNet(cfg["net"], int(cfg["n_vertices"]))
@@ -94,7 +102,9 @@ def main(argv=None) -> int:
     ap.add_argument("--shape", action="append", default=[])
     ap.add_argument("--data", type=Path, default=REPO / "runs/data")
     ap.add_argument("--james", type=int, default=60)
-    ap.add_argument("--shape-limit", type=int, default=100)
+    ap.add_argument("--shape-limit", type=int, default=40, help="synthetic test samples per preset for shape")
+    ap.add_argument("--james-shape", type=int, default=6, help="james renders for shape (ICP on the scan is slow)")
+    ap.add_argument("--sweep-step", type=int, default=3, help="every n-th TrueDepth frame for shape")
     ap.add_argument("--out", type=Path, default=REPO / "docs")
     ap.add_argument("--threads", type=int, default=2)
     args = ap.parse_args(argv)
@@ -123,7 +133,7 @@ def main(argv=None) -> int:
     for name, path in _pairs(args.pose).items():
         net, meta = load_pose(path)
         est = PoseEstimator(net, model)
-        r: dict = {"weights": str(path), "train_meta": {k: meta.get(k) for k in ("steps", "train_seconds", "command")}}
+        r: dict = {"weights": str(path), "train_meta": {k: meta.get(k) for k in ("steps", "train_seconds", "step", "seconds", "command") if k in meta}}
         for preset, data in tests.items():
             e, extra = syn_eval.pose_accuracy(net, data)
             r[f"synthetic_{preset}"] = {**e.to_dict(), **extra}
@@ -143,12 +153,12 @@ def main(argv=None) -> int:
             net, subset, meta = load_shape(path, model)
             rec = Reconstructor(PoseEstimator(pose_net, model), net, subset)
             r = {"weights": str(path), "pose_weights": pose_name,
-                 "train_meta": {k: meta.get(k) for k in ("steps", "train_seconds", "command")}}
+                 "train_meta": {k: meta.get(k) for k in ("steps", "train_seconds", "step", "seconds", "command") if k in meta}}
             for preset in ("facewarehouse", "biwi"):
                 if preset in tests:
                     r[f"synthetic_{preset}"] = syn_eval.shape_accuracy(net, subset, tests[preset], model, args.shape_limit)
-            r["james"] = real_eval.shape_on_james(rec, james[: min(len(james), 30)], scan)
-            r["truedepth_vs_expected"] = real_eval.shape_on_mannequin(rec, sweep, ref, cloud)
+            r["james"] = real_eval.shape_on_james(rec, james[: args.james_shape], scan)
+            r["truedepth_vs_expected"] = real_eval.shape_on_mannequin(rec, sweep, ref, cloud, step=args.sweep_step)
             r["latency_ms_truedepth"] = latency(lambda: rec.reconstruct(sweep[0]))
             results["shape"][name] = r
             print(name, "shape done", round(time.time() - t_start), "s", flush=True)

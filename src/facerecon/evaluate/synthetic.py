@@ -61,7 +61,7 @@ def shape_accuracy(shape: DAShapeNet, subset: ShapeSubset, data: PositionSet, mo
     a = np.asarray(rows)
     mean_face = model.reference_vertices
     base = []  # the reference (mean) face as a prediction: what the network must beat
-    for i in range(min(n, 50)):
+    for i in range(min(n, 20)):
         gt = model.vertices(data.weights[i, :k], data.weights[i, k:])
         e = compare_meshes(mean_face, tris, gt, tris, lm, lm, gt_mask=region, pred_mask=region)
         base.append((e.pred_to_gt.median, e.gt_to_pred.median))
