@@ -50,7 +50,9 @@ def get_app() -> typer.Typer:
 
 def main(argv: list[str] | None = None) -> int:
     try:
-        get_app()(args=argv, standalone_mode=False)
+        # with standalone_mode=False click returns a command's exit code instead of exiting
+        rc = get_app()(args=argv, standalone_mode=False)
+        return rc if isinstance(rc, int) else 0
     except FaceReconError as exc:
         typer.secho(f"error: {exc.one_line()}", err=True, fg="red")
         return 1

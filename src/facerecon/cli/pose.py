@@ -41,7 +41,7 @@ def pose_cmd(
                 error = exc.one_line()
         if error is not None:
             failures += 1
-            console.print(f"[red]{path}: {error}[/red]")
+            console.print(f"{path}: {error}", style="red", markup=False, soft_wrap=True)
             continue
         data = {"frame": str(path), **res.to_json()}
         name = frame_stem(path, used)

@@ -19,6 +19,7 @@ def reconstruct_cmd(
     formats: str = typer.Option("obj,ply", "--format", help="Mesh formats, comma-separated: obj, ply, glb."),
     overlay: bool = typer.Option(True, "--overlay/--no-overlay", help="Write overlay.png (mesh over depth, residual map)."),
     config: str = typer.Option("fast", help="Network configuration."),
+    refine: int = typer.Option(0, help="Rigid ICP iterations of the predicted face onto the depth points after the networks (0 = networks only; ~25 ms each)."),
     unit: Optional[str] = typer.Option(None, help="Depth unit for npy/npz/png files (mm | m)."),
 ) -> None:
     """Reconstruct the face in each frame: face.obj/.ply (camera frame, ICT UVs), face_head.*, pose.json, landmarks.json, overlay.png."""
@@ -41,7 +42,7 @@ def reconstruct_cmd(
         for path, frame, error in iterate_frames(paths, camera, intrinsics, unit):
             if error is None:
                 try:
-                    rec = rec_engine.reconstruct(frame)
+                    rec = rec_engine.reconstruct(frame, refine=refine)
                     d = out / frame_stem(path, used)
                     write_face_meshes(rec, rec_engine.model, d, fmts)
                     pose = {"frame": str(path), **rec.pose_result.to_json(), "timings_ms": rec.timings_ms}
@@ -55,7 +56,7 @@ def reconstruct_cmd(
                     error = exc.one_line()
             if error is not None:
                 failures.append(f"{path}: {error}")
-                console.print(f"[red]{path}: {error}[/red]")
+                console.print(f"{path}: {error}", style="red", markup=False, soft_wrap=True)
             bar.advance(task)
     if failures:
         console.print(f"{len(failures)} of {len(paths)} frames failed")

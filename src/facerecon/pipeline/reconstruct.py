@@ -68,7 +68,9 @@ class Reconstructor:
             out = self.shape(torch.from_numpy(data[None].astype(np.float32)))
         return out[0].numpy() * OFFSET_UNIT_MM
 
-    def reconstruct(self, depth, intrinsics: Intrinsics | None = None) -> FaceReconstruction:
+    def reconstruct(self, depth, intrinsics: Intrinsics | None = None, refine: int = 0) -> FaceReconstruction:
+        """``refine`` > 0 adds that many rigid point-to-plane ICP iterations of the predicted
+        face onto the frame's points (the classical fitter's rigid stage), after the networks."""
         frame = as_frame(depth, intrinsics)
         t0 = time.perf_counter()
         pr = self.pose.estimate(frame)
@@ -78,9 +80,16 @@ class Reconstructor:
         w = self.subset.weights_from_offsets(offsets)
         k = self.model.n_identity
         v_head = self.model.vertices(w[:k], w[k:]).astype(np.float64)
+        if refine > 0:
+            from ..fitting import FitConfig, fit_face
+
+            fit = fit_face(pr.position_image.points_mm(), self.model, pr.pose.R, pr.pose.t_mm,
+                           FitConfig(rigid_iterations=int(refine), iterations=0, max_distance_mm=(15.0, 5.0)),
+                           identity=w[:k], expression=w[k:])
+            pr.pose = HeadPose(fit.rotation, fit.translation)
         v_cam = pr.pose.apply(v_head)
         lm3 = v_cam[self.model.landmarks_68]
         lm2 = frame.intrinsics.project(lm3)
         t3 = time.perf_counter()
-        timings = {**pr.timings_ms, "shape_network": (t2 - t1) * 1e3, "mesh": (t3 - t2) * 1e3, "total": (t3 - t0) * 1e3}
+        timings = {**pr.timings_ms, "shape_network": (t2 - t1) * 1e3, "mesh_and_refine": (t3 - t2) * 1e3, "total": (t3 - t0) * 1e3}
         return FaceReconstruction(pr.pose, v_head, v_cam, lm3, lm2, w[:k], w[k:], pr.confidence, pr, timings, frame.source)
