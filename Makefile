@@ -37,6 +37,7 @@ test: assets
 
 bench: assets
 	$(PY) benchmarks/evaluate.py --pose fast=src/facerecon/weights/pose_fast.safetensors --shape fast=src/facerecon/weights/shape_fast.safetensors
+	$(PY) benchmarks/latency_pipeline.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info src/*.egg-info out

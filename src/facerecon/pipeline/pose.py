@@ -13,7 +13,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from scipy.spatial import cKDTree
 
 from ..camera import Intrinsics
 from ..facemodel import FaceModel
@@ -22,7 +21,7 @@ from ..nets.pose import DAPoseNet, canonicalize_quaternion, normalize_quaternion
 from ..pose_types import HeadPose
 from ..preprocess.localize import HeadLocation, localize_head
 from ..preprocess.position_image import PositionImage, make_position_image
-from .weights import load_weights, weights_path
+from .weights import cpu_inference, load_weights, weights_path
 
 FIT_TOLERANCE_MM = 10.0
 # inner landmarks (brows, nose, eyes, mouth) used by the self-check
@@ -67,6 +66,7 @@ class PoseEstimator:
 
     def __init__(self, net: DAPoseNet, model: FaceModel | None = None, meta: dict | None = None):
         self.net = net.eval()
+        self._fast = cpu_inference(self.net)
         self.meta = meta or {}
         self.model = model or FaceModel.load()
         self._ref_lm = self.model.landmarks(self.model.reference_vertices)[list(CHECK_LANDMARKS)].astype(np.float64)
@@ -79,17 +79,24 @@ class PoseEstimator:
 
     def predict_position_image(self, pim: PositionImage) -> HeadPose:
         with torch.no_grad():
-            out = self.net(torch.from_numpy(pim.data[None].astype(np.float32)))
-        q = canonicalize_quaternion(normalize_quaternion(out.quat))[0].double().numpy()
-        return output_to_pose(q, out.trans[0].double().numpy(), pim)
+            quat, trans = self._fast(torch.from_numpy(pim.data[None].astype(np.float32)))[:2]
+        q = canonicalize_quaternion(normalize_quaternion(quat))[0].double().numpy()
+        return output_to_pose(q, trans[0].double().numpy(), pim)
 
     def landmark_fit(self, pose: HeadPose, pim: PositionImage) -> float:
-        pts = pim.points_mm()
-        if len(pts) == 0:
-            return 0.0
+        """Fraction of landmarks with a measured point within tolerance in a 5x5 pixel window
+        around their projection into the crop (no search structure: ~0.1 ms)."""
         lm = pose.apply(self._ref_lm)
-        d, _ = cKDTree(pts).query(lm, distance_upper_bound=FIT_TOLERANCE_MM)
-        return float(np.isfinite(d).mean())
+        uv = np.rint(pim.intrinsics.project(lm)).astype(np.int64)
+        s = pim.size
+        off = np.arange(-2, 3)
+        us = np.clip(uv[:, 0, None, None] + off[None, None, :], 0, s - 1)
+        vs = np.clip(uv[:, 1, None, None] + off[None, :, None], 0, s - 1)
+        pts = pim.data[:, vs, us].transpose(1, 2, 3, 0) * pim.scale_mm + pim.center_mm  # (L, 5, 5, 3)
+        ok = pim.valid[vs, us]
+        d = np.linalg.norm(pts - lm[:, None, None, :], axis=-1)
+        d[~ok] = np.inf
+        return float((d.reshape(len(lm), -1).min(axis=1) <= FIT_TOLERANCE_MM).mean())
 
     def estimate(self, depth, intrinsics: Intrinsics | None = None) -> PoseResult:
         frame = as_frame(depth, intrinsics)

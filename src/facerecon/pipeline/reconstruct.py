@@ -20,7 +20,7 @@ from ..facemodel.shape_subset import ShapeSubset
 from ..nets.argan import OFFSET_UNIT_MM, DAShapeNet
 from ..pose_types import HeadPose
 from .pose import PoseEstimator, PoseResult, as_frame
-from .weights import load_weights, weights_path
+from .weights import cpu_inference, load_weights, weights_path
 
 
 
@@ -47,6 +47,7 @@ class Reconstructor:
     def __init__(self, pose: PoseEstimator, shape: DAShapeNet, subset: ShapeSubset):
         self.pose = pose
         self.shape = shape.eval()
+        self._fast_shape = cpu_inference(self.shape)
         self.subset = subset
         self.model = subset.model
 
@@ -65,7 +66,7 @@ class Reconstructor:
 
     def shape_offsets(self, data: np.ndarray) -> np.ndarray:
         with torch.no_grad():
-            out = self.shape(torch.from_numpy(data[None].astype(np.float32)))
+            out = self._fast_shape(torch.from_numpy(data[None].astype(np.float32)))
         return out[0].numpy() * OFFSET_UNIT_MM
 
     def reconstruct(self, depth, intrinsics: Intrinsics | None = None, refine: int = 0) -> FaceReconstruction:

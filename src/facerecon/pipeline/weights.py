@@ -36,3 +36,22 @@ def load_weights(module: torch.nn.Module, path: str | Path) -> dict:
         raise InputFileError(path, f"weights do not fit the network: {str(exc).splitlines()[0]}") from None
     module.eval()
     return meta
+
+
+def cpu_inference(net: torch.nn.Module) -> torch.nn.Module:
+    """Fast eval-mode twin of a network with an ``encoder`` (BatchNorm folded into the convs,
+    channels-last, frozen TorchScript trace when available): same outputs, ~2x faster on a CPU.
+    Falls back to the folded eager module if tracing fails."""
+    import warnings
+
+    from ..nets.pose import fold_batchnorm
+
+    m = fold_batchnorm(net).to(memory_format=torch.channels_last).eval()
+    size = m.encoder.input_size
+    x = torch.zeros(1, 3, size, size).contiguous(memory_format=torch.channels_last)
+    try:
+        with warnings.catch_warnings(), torch.no_grad():
+            warnings.simplefilter("ignore")
+            return torch.jit.freeze(torch.jit.trace(m, x, strict=False))
+    except Exception:  # noqa: BLE001 - TorchScript unavailable: the eager folded module is correct
+        return m
