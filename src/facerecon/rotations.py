@@ -130,6 +130,17 @@ def geodesic_distance_deg(r1: np.ndarray, r2: np.ndarray) -> np.ndarray:
     return rotation_angle_deg(np.swapaxes(np.asarray(r1), -1, -2) @ np.asarray(r2))
 
 
+def axis_angle_to_matrix(w: np.ndarray) -> np.ndarray:
+    """Rotation matrix of an axis-angle vector ``w`` (radians; the SO(3) exponential, Rodrigues)."""
+    w = np.asarray(w, dtype=np.float64)
+    th = float(np.linalg.norm(w))
+    if th < 1e-15:
+        return np.eye(3)
+    k = w / th
+    kx = np.array([[0, -k[2], k[1]], [k[2], 0, -k[0]], [-k[1], k[0], 0]])
+    return np.eye(3) + np.sin(th) * kx + (1 - np.cos(th)) * kx @ kx
+
+
 def random_rotation(rng: np.random.Generator, n: int) -> np.ndarray:
     """n uniformly distributed rotations (n, 3, 3)."""
     return quat_to_matrix(rng.normal(size=(n, 4)))

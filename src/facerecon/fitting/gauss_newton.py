@@ -27,6 +27,7 @@ import numpy as np
 from scipy.spatial import cKDTree
 
 from ..facemodel import FaceModel
+from ..rotations import axis_angle_to_matrix
 
 
 @dataclass
@@ -59,14 +60,6 @@ class FitResult:
 def _skew(v: np.ndarray) -> np.ndarray:
     z = np.zeros(len(v))
     return np.stack([z, -v[:, 2], v[:, 1], v[:, 2], z, -v[:, 0], -v[:, 1], v[:, 0], z], 1).reshape(-1, 3, 3)
-
-
-def _so3_exp(w: np.ndarray) -> np.ndarray:
-    th = np.linalg.norm(w)
-    if th < 1e-12:
-        return np.eye(3)
-    k = _skew((w / th)[None])[0]
-    return np.eye(3) + np.sin(th) * k + (1 - np.cos(th)) * (k @ k)
 
 
 def _vertex_normals(v: np.ndarray, tris: np.ndarray) -> np.ndarray:
@@ -182,7 +175,7 @@ def fit_face(
             g += w * Jl.T @ rl
         H[np.diag_indices_from(H)] += 1e-6 * np.maximum(np.diag(H).max(), 1.0)
         delta = np.linalg.solve(H, g)
-        R = _so3_exp(delta[:3]) @ R
+        R = axis_angle_to_matrix(delta[:3]) @ R
         t = t + delta[3:6]
         if not rigid:
             a = a + delta[6 : 6 + sub.k_id]

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..rotations import axis_angle_to_matrix
 from .surface import SurfaceIndex
 
 __all__ = [
@@ -92,15 +93,6 @@ def fit_similarity(
     return SimilarityTransform(r, mu_d - s * r @ mu_s, s)
 
 
-def _rodrigues(w: np.ndarray) -> np.ndarray:
-    th = float(np.linalg.norm(w))
-    if th < 1e-15:
-        return np.eye(3)
-    k = w / th
-    kx = np.array([[0, -k[2], k[1]], [k[2], 0, -k[0]], [-k[1], k[0], 0]])
-    return np.eye(3) + np.sin(th) * kx + (1 - np.cos(th)) * kx @ kx
-
-
 @dataclass(frozen=True)
 class IcpResult:
     """Outcome of :func:`icp_to_surface`.
@@ -166,7 +158,7 @@ def icp_to_surface(
             ata = a.T @ a
             ata += np.eye(6) * 1e-12 * max(np.trace(ata), 1e-12)  # pose along symmetric directions
             x = np.linalg.solve(ata, a.T @ b)
-            rot = _rodrigues(x[:3])
+            rot = axis_angle_to_matrix(x[:3])
             step = SimilarityTransform(rot, c + x[3:] - rot @ c, 1.0)
         cur = cur.then(step)
         # Step size: largest displacement of the moved points (rotation + translation).

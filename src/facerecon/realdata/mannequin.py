@@ -66,7 +66,7 @@ from ..camera import Intrinsics
 from ..facemodel.model import FaceModel
 from ..fileutil import write_text_atomic
 from ..io.frame import DepthFrame
-from ..rotations import _rz, euler_to_matrix, matrix_to_euler, rotation_angle_deg
+from ..rotations import _rz, axis_angle_to_matrix, euler_to_matrix, matrix_to_euler, rotation_angle_deg
 from . import EVAL_POSE_KEY, cache_dir, real_data_path
 
 _VERSION = 2  # bump when the registration changes (invalidates caches)
@@ -78,15 +78,6 @@ IN_PLANE_PITCHES_DEG = (-10.0, 0.0, 10.0)  # ... x pitches about the ICT nose ti
 
 
 # -- small rigid ICP against a point cloud with normals ---------------------------------------------------
-
-
-def _so3_exp(w: np.ndarray) -> np.ndarray:
-    th = float(np.linalg.norm(w))
-    if th < 1e-15:
-        return np.eye(3)
-    k = w / th
-    kx = np.array([[0, -k[2], k[1]], [k[2], 0, -k[0]], [-k[1], k[0], 0]])
-    return np.eye(3) + np.sin(th) * kx + (1 - np.cos(th)) * kx @ kx
 
 
 class CloudTarget:
@@ -133,7 +124,7 @@ class CloudTarget:
             x = np.linalg.solve(ata + 1e-9 * max(np.trace(ata), 1.0) * np.eye(len(ata)), a.T @ b)
             if plane_normal is not None:
                 x = np.concatenate([x[0] * basis[0], x[1] * basis[1] + x[2] * basis[2]])
-            dr = _so3_exp(x[:3])
+            dr = axis_angle_to_matrix(x[:3])
             r, t = dr @ r, dr @ (t - c) + c + x[3:]
             if np.linalg.norm(x[:3]) < 1e-7 and np.linalg.norm(x[3:]) < 1e-5:
                 break
