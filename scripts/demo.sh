@@ -32,7 +32,7 @@ echo "== head pose (DAPoseNet)"
 $FR pose "${frames[@]}" -o "$OUT/pose" --overlay "$OUT/pose"
 
 echo "== 3D face reconstruction (DAPoseNet + DAShapeNet)"
-$FR reconstruct "${frames[@]}" -o "$OUT/reconstruct" --format obj,ply,glb
+$FR reconstruct "${frames[@]}" -o "$OUT/reconstruct" --format obj,ply,glb --refine 10
 
 echo "== random faces from the open ICT-FaceKit model"
 $FR sample-face --n 5 -o "$OUT/faces" --seed 0

@@ -46,10 +46,10 @@ def reconstruct_cmd(
                     d = out / frame_stem(path, used)
                     write_face_meshes(rec, rec_engine.model, d, fmts)
                     pose = {"frame": str(path), **rec.pose_result.to_json(), "timings_ms": rec.timings_ms}
-                    write_json(d / "pose.json", pose)
-                    write_json(d / "landmarks.json", landmarks_json(rec))
                     if overlay:
                         pose["overlay"] = save_overlay(rec, rec_engine.model, frame, d / "overlay.png")
+                    write_json(d / "pose.json", pose)
+                    write_json(d / "landmarks.json", landmarks_json(rec))
                     console.print(f"{path.name}: yaw {rec.pose.euler_deg[0]:.1f} pitch {rec.pose.euler_deg[1]:.1f} "
                                   f"roll {rec.pose.euler_deg[2]:.1f}  conf {rec.confidence:.2f}  {rec.timings_ms['total']:.1f} ms -> {d}")
                 except FaceReconError as exc:
