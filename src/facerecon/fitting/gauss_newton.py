@@ -137,7 +137,7 @@ def fit_face(
         n_in = int(ok.sum())
         if n_in < 30:
             break
-        p, vi, ni, vh = pts[j[ok]], vc[ok], nc[ok], v[ok]
+        p, vi, ni = pts[j[ok]], vc[ok], nc[ok]
         r = np.einsum("ij,ij->i", ni, p - vi)  # point-to-plane residual
         rms = float(np.sqrt(np.mean(r**2)))
         history.append(rms)

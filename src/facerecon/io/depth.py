@@ -49,7 +49,6 @@ def _readers() -> dict[str, Callable[..., DepthFrame]]:
     from .biwi import read_biwi_frame
     from .images import read_depth_npy, read_depth_npz, read_depth_png
     from .pcd import read_pcd
-    from .truedepth import read_truedepth_frame
 
     return {
         ".png": lambda p, unit, intr: read_depth_png(p, unit),

@@ -139,7 +139,6 @@ def load_james_scan(
     t1 = time.perf_counter()
 
     flip = SimilarityTransform(FILE_TO_HEAD_AXES, np.zeros(3))
-    v0 = flip.apply(mesh.vertices)
     l0 = flip.apply(lm_file)
     neutral = model.neutral.astype(np.float64)
     ict_lm = neutral[model.landmarks_68]
