@@ -46,10 +46,9 @@ def load_pose(path: Path):
         net = DAPoseNet(meta["config"]["net"])
         load_checkpoint(path, {"pose": net})
         return net.eval(), meta
-    from safetensors import safe_open
+    from facerecon.pipeline.weights import weights_meta
 
-    with safe_open(str(path), framework="pt") as f:
-        meta = json.loads((f.metadata() or {}).get("facerecon", "{}"))
+    meta = weights_meta(path)
     net = DAPoseNet(meta.get("net", "fast"))
     load_weights(net, path)
     return net, meta
@@ -67,10 +66,9 @@ def load_shape(path: Path, model):
         net = DAShapeNet(cfg["net"], int(cfg["n_vertices"]))
         load_checkpoint(path, {"F": net.encoder, "R": net.regressor})
     else:
-        from safetensors import safe_open
+        from facerecon.pipeline.weights import weights_meta
 
-        with safe_open(str(path), framework="pt") as f:
-            meta = json.loads((f.metadata() or {}).get("facerecon", "{}"))
+        meta = weights_meta(path)
         net = DAShapeNet(meta.get("net", "fast"), len(meta["subset_vertices"]))
         load_weights(net, path)
     subset = ShapeSubset.from_indices(model, np.asarray(meta["subset_vertices"], np.int64))

@@ -5,14 +5,12 @@ fixed upsampling to every ICT vertex (``ShapeSubset``) -> head-frame mesh -> R v
 """
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
-from safetensors import safe_open
 
 from ..camera import Intrinsics
 from ..facemodel import FaceModel
@@ -20,7 +18,7 @@ from ..facemodel.shape_subset import ShapeSubset
 from ..nets.argan import OFFSET_UNIT_MM, DAShapeNet
 from ..pose_types import HeadPose
 from .pose import PoseEstimator, PoseResult, as_frame
-from .weights import cpu_inference, load_weights, weights_path
+from .weights import cpu_inference, load_weights, weights_meta, weights_path
 
 
 
@@ -57,8 +55,7 @@ class Reconstructor:
         model = model or FaceModel.load()
         pose = PoseEstimator.from_pretrained(config, pose_path, model)
         path = shape_path or weights_path("shape", config)
-        with safe_open(str(path), framework="pt") as f:
-            meta = json.loads((f.metadata() or {}).get("facerecon", "{}"))
+        meta = weights_meta(path)
         subset = ShapeSubset.from_indices(model, np.asarray(meta["subset_vertices"], np.int64))
         shape = DAShapeNet(meta.get("net", config), subset.n)
         load_weights(shape, path)

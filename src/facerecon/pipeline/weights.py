@@ -1,13 +1,13 @@
 """Shipped network weights: where they are and how they load (safetensors only)."""
 from __future__ import annotations
 
-import json
 from importlib import resources
 from pathlib import Path
 
 import torch
 
 from ..errors import AssetError, InputFileError
+from ..train.checkpoint import read_record
 
 
 def weights_path(kind: str, config: str = "fast") -> Path:
@@ -18,16 +18,14 @@ def weights_path(kind: str, config: str = "fast") -> Path:
     return p
 
 
+def weights_meta(path: str | Path) -> dict:
+    """The training record stored in a weights file (command, steps, config, subset vertices)."""
+    return read_record(path)[0]
+
+
 def load_weights(module: torch.nn.Module, path: str | Path) -> dict:
     """Load float16/float32 safetensors weights into ``module``; returns the metadata record."""
-    from safetensors import safe_open
-
-    try:
-        with safe_open(str(path), framework="pt") as f:
-            meta = json.loads((f.metadata() or {}).get("facerecon", "{}"))
-            sd = {k: f.get_tensor(k) for k in f.keys()}
-    except (OSError, ValueError, json.JSONDecodeError) as exc:
-        raise InputFileError(path, f"cannot read weights ({exc})") from None
+    meta, sd = read_record(path, tensors=True)
     ref = module.state_dict()
     sd = {k: v.to(ref[k].dtype) if k in ref else v for k, v in sd.items()}
     try:

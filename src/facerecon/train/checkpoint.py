@@ -65,13 +65,19 @@ def save_checkpoint(
         save_file(tensors, str(tmp), metadata={"facerecon": json.dumps(record)})
 
 
-def read_meta(path: str | Path) -> dict[str, Any]:
+def read_record(path: str | Path, tensors: bool = False) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
+    """The ``facerecon`` JSON record of a safetensors file (checkpoint or shipped weights), and its tensors if asked."""
     try:
         with safe_open(str(path), framework="pt") as f:
             record = json.loads((f.metadata() or {}).get("facerecon", "{}"))
+            data = {k: f.get_tensor(k) for k in f.keys()} if tensors else {}
     except (OSError, ValueError, json.JSONDecodeError) as exc:
         raise InputFileError(path, f"not a facerecon safetensors file ({exc})") from None
-    return record.get("meta", {})
+    return record, data
+
+
+def read_meta(path: str | Path) -> dict[str, Any]:
+    return read_record(path)[0].get("meta", {})
 
 
 def load_checkpoint(
@@ -81,12 +87,7 @@ def load_checkpoint(
     strict: bool = True,
 ) -> dict[str, Any]:
     """Load into ``modules`` (+ ``optimizers``); returns the ``meta`` record."""
-    try:
-        with safe_open(str(path), framework="pt") as f:
-            record = json.loads((f.metadata() or {}).get("facerecon", "{}"))
-            tensors = {k: f.get_tensor(k) for k in f.keys()}
-    except (OSError, ValueError, json.JSONDecodeError) as exc:
-        raise InputFileError(path, f"not a facerecon safetensors file ({exc})") from None
+    record, tensors = read_record(path, tensors=True)
     for name, mod in modules.items():
         prefix = f"{_MODEL}{name}."
         sd = {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}

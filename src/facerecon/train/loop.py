@@ -84,6 +84,22 @@ class CsvLog:
         self._f.close()
 
 
+def run_state(step: int, timer: "Timer", src: Batches, tgt: Batches | None) -> dict:
+    """What a checkpoint needs to resume exactly: step, time, batching and RNG state."""
+    return {"step": step, "seconds": timer.elapsed, "source_batches": src.state(),
+            "target_batches": tgt.state() if tgt is not None else None, "torch_rng": torch.get_rng_state().tolist()}
+
+
+def resume_run(meta: dict, timer: "Timer", src: Batches, tgt: Batches | None) -> int:
+    """Restore :func:`run_state` from a loaded checkpoint's meta; returns the step to continue from."""
+    timer.offset = float(meta.get("seconds", 0.0))
+    src.load_state(meta["source_batches"])
+    if tgt is not None and meta.get("target_batches"):
+        tgt.load_state(meta["target_batches"])
+    torch.set_rng_state(torch.tensor(meta["torch_rng"], dtype=torch.uint8))
+    return int(meta["step"])
+
+
 @dataclass
 class Timer:
     start: float = 0.0

@@ -29,7 +29,7 @@ from ..nets.pose import DAPoseNet, canonicalize_quaternion, normalize_quaternion
 from ..rotations import quat_to_matrix
 from .checkpoint import load_checkpoint, save_checkpoint
 from .data import PositionSet
-from .loop import Batches, CsvLog, Timer, seed_everything
+from .loop import Batches, CsvLog, Timer, resume_run, run_state, seed_everything
 
 # Landmarks for eq. 7: the 51 inner Multi-PIE points (brows, nose, eyes, mouth); the 17
 # jaw-line points sit on the silhouette, where the nearest depth point is often not theirs.
@@ -115,21 +115,13 @@ def train_pose(
     ckpt = run_dir / "checkpoint.safetensors"
     step, timer = 0, Timer()
     if ckpt.exists():
-        meta = load_checkpoint(ckpt, {"pose": net}, {"adam": opt})
-        step = int(meta["step"])
-        timer.offset = float(meta.get("seconds", 0.0))
-        src.load_state(meta["source_batches"])
-        if tgt is not None and meta.get("target_batches"):
-            tgt.load_state(meta["target_batches"])
-        torch.set_rng_state(torch.tensor(meta["torch_rng"], dtype=torch.uint8))
+        step = resume_run(load_checkpoint(ckpt, {"pose": net}, {"adam": opt}), timer, src, tgt)
     lm_ref = reference_landmarks(model or FaceModel.load())
     log = CsvLog(run_dir / "log.csv", ["step", "stage", "loss", "sup", "selfsup", "matched", "seconds", "val_mae", "val_geodesic", "val_trans_mm"])
     total = cfg.supervised_steps + (cfg.selfsup_steps if tgt is not None else 0)
 
     def save(final: bool = False) -> None:
-        meta = {"step": step, "seconds": timer.elapsed, "config": asdict(cfg), "source_batches": src.state(),
-                "target_batches": tgt.state() if tgt is not None else None,
-                "torch_rng": torch.get_rng_state().tolist(), "final": final}
+        meta = {**run_state(step, timer, src, tgt), "config": asdict(cfg), "final": final}
         save_checkpoint(ckpt, {"pose": net}, {"adam": opt}, meta)
 
     net.train()

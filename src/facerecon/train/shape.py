@@ -39,7 +39,7 @@ from ..nets.argan import OFFSET_UNIT_MM, SOURCE, TARGET, DAShapeNet, Discriminat
 from ..nets.configs import net_config
 from .checkpoint import load_checkpoint, save_checkpoint
 from .data import PositionSet
-from .loop import Batches, CsvLog, Timer, seed_everything
+from .loop import Batches, CsvLog, Timer, resume_run, run_state, seed_everything
 
 
 
@@ -215,20 +215,13 @@ def train_shape(
     ckpt = run_dir / "checkpoint.safetensors"
     step, timer = 0, Timer()
     if ckpt.exists():
-        meta = load_checkpoint(ckpt, gan.modules(), gan.opt)
-        step, timer.offset = int(meta["step"]), float(meta.get("seconds", 0.0))
-        src.load_state(meta["source_batches"])
-        if tgt is not None and meta.get("target_batches"):
-            tgt.load_state(meta["target_batches"])
-        torch.set_rng_state(torch.tensor(meta["torch_rng"], dtype=torch.uint8))
+        step = resume_run(load_checkpoint(ckpt, gan.modules(), gan.opt), timer, src, tgt)
     elif cfg.init_from:
         load_checkpoint(cfg.init_from, {"F": gan.F, "R": gan.R})
     log = CsvLog(run_dir / "log.csv", ["step", "epoch", "lr", "L_R", "L_F", "L_G", "L_Dadv", "L_Dreg", "L_Dadv_t", "seconds", "val_mm"])
 
     def save(final: bool = False) -> None:
-        meta = {"step": step, "seconds": timer.elapsed, "config": asdict(cfg), "source_batches": src.state(),
-                "target_batches": tgt.state() if tgt is not None else None, "torch_rng": torch.get_rng_state().tolist(),
-                "subset_vertices": subset.vertices.tolist(), "final": final}
+        meta = {**run_state(step, timer, src, tgt), "config": asdict(cfg), "subset_vertices": subset.vertices.tolist(), "final": final}
         save_checkpoint(ckpt, gan.modules(), gan.opt, meta)
 
     for m in gan.modules().values():
