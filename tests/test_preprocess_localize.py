@@ -220,3 +220,19 @@ def test_person_pcd_rotated_sideways(person_frame):
     loc = localize_head(DepthFrame(d, Intrinsics(k.fy, k.fx, k.cy, w - 1 - k.cx, h, w), "rot90"))
     np.testing.assert_allclose(loc.center_mm, [ref[1], -ref[0], ref[2]], atol=15.0)
     assert loc.body_direction[0] > 0.8  # the body now lies to the image right
+
+
+def test_face_like_fold_is_a_head_but_box_edge_is_not():
+    """A head that is flat from brow to chin (an elongated, nearly cylindrical front, the
+    hair cut away) is a rounded fold and is found; a box edge facing the camera is a
+    crease and is not (test_rejects_boxes)."""
+    k = KINECT
+    hc = np.array([0.0, -50.0, 800.0])
+    parts = [
+        lambda d: _ellipsoid(d, hc, np.array([75.0, 400.0, 95.0])),  # flat along y
+        lambda d: _ellipsoid(d, hc + np.array([0, 420.0, 40]), np.array([210.0, 260.0, 120.0])),
+        lambda d: _plane(d, np.array([0, 0, 1.0]), 2500),
+    ]
+    f = _render(k, parts, "fold")
+    loc = localize_head(f)
+    assert abs(loc.center_mm[0]) < 30.0
