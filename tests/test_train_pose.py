@@ -61,3 +61,17 @@ def test_short_training_lowers_loss_and_resumes(tiny_set, tmp_path):
         np.testing.assert_allclose(fresh(x).quat.numpy(), net(x).quat.numpy(), atol=2e-2)
     errors = evaluate(fresh, tiny_set)
     assert np.isfinite(errors.mae)
+
+
+def test_cosine_learning_rate_schedule():
+    from facerecon.errors import ConfigError
+    from facerecon.train.pose import PoseTrainConfig, learning_rate
+
+    cfg = PoseTrainConfig(lr=1e-4, lr_schedule="cosine", lr_min=1e-6, supervised_steps=100)
+    lrs = [learning_rate(cfg, s) for s in range(100)]
+    assert lrs[0] == pytest.approx(1e-4) and lrs[50] == pytest.approx(0.5 * (1e-4 + 1e-6))
+    assert all(a >= b for a, b in zip(lrs, lrs[1:])) and lrs[-1] > 1e-6
+    assert learning_rate(cfg, 150) == pytest.approx(1e-6)  # stage 2
+    assert learning_rate(PoseTrainConfig(lr=1e-4), 5000) == 1e-4  # the paper: constant
+    with pytest.raises(ConfigError):
+        learning_rate(PoseTrainConfig(lr_schedule="step"), 0)

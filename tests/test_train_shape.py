@@ -12,6 +12,13 @@ from facerecon.train.shape import ARGAN, ShapeTrainConfig
 N_V = 32
 
 
+@pytest.fixture(scope="module")
+def model():
+    from facerecon.facemodel import FaceModel
+
+    return FaceModel.load()
+
+
 @pytest.fixture()
 def tiny():
     torch.manual_seed(0)
@@ -92,3 +99,23 @@ def test_source_only_mode_trains_f_and_r_only(tiny):
         last = gan.train_batch(xs, vs, None, None)["L_R"]
     assert last < first
     assert all(torch.equal(a, b) for a, b in zip(g_before, gan.G.parameters()))
+
+
+def test_tangent_weighted_offset_loss(model):
+    from facerecon.facemodel.shape_subset import ShapeSubset
+    from facerecon.train.shape import offset_loss_frames
+
+    subset = ShapeSubset.build(model, N_V)
+    frames = offset_loss_frames(subset)
+    assert frames.shape == (N_V, 3, 3)
+    assert torch.allclose(frames @ frames.transpose(1, 2), torch.eye(3).expand(N_V, 3, 3), atol=1e-5)
+    target = torch.zeros(2, N_V, 3)
+    along_normal = frames[:, 0].expand(2, N_V, 3) * 0.5
+    along_tangent = frames[:, 1].expand(2, N_V, 3) * 0.5
+    plain = ARGAN(ShapeTrainConfig(n_vertices=N_V), frames)  # tangent_weight 1: the paper's loss
+    assert plain.frames is None
+    assert float(plain._reg(along_tangent, target)) == pytest.approx(float(torch.nn.functional.smooth_l1_loss(along_tangent, target, beta=0.1)))
+    weighted = ARGAN(ShapeTrainConfig(n_vertices=N_V, tangent_weight=0.0), frames)
+    assert float(weighted._reg(along_tangent, target)) == pytest.approx(0.0, abs=1e-6)
+    # a pure normal error of 0.5 (cm) costs 0.5 - beta/2 on one of three components, x3 / sum(weights)
+    assert float(weighted._reg(along_normal, target)) == pytest.approx(0.45, rel=1e-4)

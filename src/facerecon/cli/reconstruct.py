@@ -18,6 +18,8 @@ def reconstruct_cmd(
     intrinsics: Optional[str] = typer.Option(None, help="fx,fy,cx,cy in pixels (overrides the file's)."),
     formats: str = typer.Option("obj,ply", "--format", help="Mesh formats, comma-separated: obj, ply, glb."),
     overlay: bool = typer.Option(True, "--overlay/--no-overlay", help="Write overlay.png (mesh over depth, residual map)."),
+    method: str = typer.Option("network", help="network (DAPoseNet + DAShapeNet, ~30 ms) | fit (the classical baseline: "
+                               "ICT model fitting by ICP + Gauss-Newton from the head localisation, ~1 s, no network)."),
     config: str = typer.Option("fast", help="Network configuration."),
     refine: int = typer.Option(0, help="Rigid ICP iterations of the predicted face onto the depth points after the networks (0 = networks only; ~25 ms each)."),
     unit: Optional[str] = typer.Option(None, help="Depth unit for npy/npz/png files (mm | m)."),
@@ -25,15 +27,17 @@ def reconstruct_cmd(
     """Reconstruct the face in each frame: face.obj/.ply (camera frame, ICT UVs), face_head.*, pose.json, landmarks.json, overlay.png."""
     from ..errors import ConfigError, FaceReconError
     from ..export import MESH_FORMATS, landmarks_json, save_overlay, write_face_meshes, write_json
-    from ..pipeline import Reconstructor
+    from ..pipeline import FittingReconstructor, Reconstructor
     from ._frames import expand_inputs, frame_stem, iterate_frames
 
     fmts = tuple(f.strip().lower() for f in formats.split(",") if f.strip())
     bad = [f for f in fmts if f not in MESH_FORMATS]
     if bad:
         raise ConfigError(f"--format: unknown {', '.join(bad)}; choose from {', '.join(MESH_FORMATS)}")
+    if method not in ("network", "fit"):
+        raise ConfigError(f"--method: unknown {method!r}; choose network or fit")
     paths = expand_inputs(frames)
-    rec_engine = Reconstructor.from_pretrained(config)
+    rec_engine = Reconstructor.from_pretrained(config) if method == "network" else FittingReconstructor()
     used: set[str] = set()
     failures: list[str] = []
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), console=console,
@@ -45,7 +49,7 @@ def reconstruct_cmd(
                     rec = rec_engine.reconstruct(frame, refine=refine)
                     d = out / frame_stem(path, used)
                     write_face_meshes(rec, rec_engine.model, d, fmts)
-                    pose = {"frame": str(path), **rec.pose_result.to_json(), "timings_ms": rec.timings_ms}
+                    pose = {"frame": str(path), "method": method, **rec.pose_result.to_json(), "timings_ms": rec.timings_ms}
                     if overlay:
                         pose["overlay"] = save_overlay(rec, rec_engine.model, frame, d / "overlay.png")
                     write_json(d / "pose.json", pose)

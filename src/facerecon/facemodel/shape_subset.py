@@ -63,6 +63,13 @@ class ShapeSubset:
     def n(self) -> int:
         return int(len(self.vertices))
 
+    def reference_normals(self) -> np.ndarray:
+        """(n, 3) unit normals of the neutral face at the subset vertices (area-weighted)."""
+        import trimesh
+
+        mesh = trimesh.Trimesh(self.model.neutral.astype(np.float64), self.model.triangles, process=False)
+        return np.asarray(mesh.vertex_normals[self.vertices], np.float64)
+
     def offsets_from_weights(self, identity: np.ndarray, expression: np.ndarray) -> np.ndarray:
         """Ground-truth subset offsets (..., n, 3) from model weights (the training target)."""
         v = self.model.vertices(identity, expression, subset=self.vertices)

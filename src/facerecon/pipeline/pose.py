@@ -61,6 +61,22 @@ def as_frame(depth, intrinsics: Intrinsics | None = None, source: str = "") -> D
     return DepthFrame(np.asarray(depth, np.float32), intrinsics, source=source or "array")
 
 
+def landmark_fit_fraction(ref_landmarks: np.ndarray, pose: HeadPose, pim: PositionImage) -> float:
+    """Fraction of head-frame landmarks with a measured point within ``FIT_TOLERANCE_MM`` in a
+    5x5 pixel window around their projection into the crop (no search structure: ~0.1 ms)."""
+    lm = pose.apply(ref_landmarks)
+    uv = np.rint(pim.intrinsics.project(lm)).astype(np.int64)
+    s = pim.size
+    off = np.arange(-2, 3)
+    us = np.clip(uv[:, 0, None, None] + off[None, None, :], 0, s - 1)
+    vs = np.clip(uv[:, 1, None, None] + off[None, :, None], 0, s - 1)
+    pts = pim.data[:, vs, us].transpose(1, 2, 3, 0) * pim.scale_mm + pim.center_mm  # (L, 5, 5, 3)
+    ok = pim.valid[vs, us]
+    d = np.linalg.norm(pts - lm[:, None, None, :], axis=-1)
+    d[~ok] = np.inf
+    return float((d.reshape(len(lm), -1).min(axis=1) <= FIT_TOLERANCE_MM).mean())
+
+
 class PoseEstimator:
     """Head pose from a depth frame: ``PoseEstimator.from_pretrained().estimate(depth_mm, intrinsics)``."""
 
@@ -84,19 +100,7 @@ class PoseEstimator:
         return output_to_pose(q, trans[0].double().numpy(), pim)
 
     def landmark_fit(self, pose: HeadPose, pim: PositionImage) -> float:
-        """Fraction of landmarks with a measured point within tolerance in a 5x5 pixel window
-        around their projection into the crop (no search structure: ~0.1 ms)."""
-        lm = pose.apply(self._ref_lm)
-        uv = np.rint(pim.intrinsics.project(lm)).astype(np.int64)
-        s = pim.size
-        off = np.arange(-2, 3)
-        us = np.clip(uv[:, 0, None, None] + off[None, None, :], 0, s - 1)
-        vs = np.clip(uv[:, 1, None, None] + off[None, :, None], 0, s - 1)
-        pts = pim.data[:, vs, us].transpose(1, 2, 3, 0) * pim.scale_mm + pim.center_mm  # (L, 5, 5, 3)
-        ok = pim.valid[vs, us]
-        d = np.linalg.norm(pts - lm[:, None, None, :], axis=-1)
-        d[~ok] = np.inf
-        return float((d.reshape(len(lm), -1).min(axis=1) <= FIT_TOLERANCE_MM).mean())
+        return landmark_fit_fraction(self._ref_lm, pose, pim)
 
     def estimate(self, depth, intrinsics: Intrinsics | None = None) -> PoseResult:
         frame = as_frame(depth, intrinsics)
