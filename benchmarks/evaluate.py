@@ -83,6 +83,16 @@ def _pairs(items: list[str]) -> dict[str, Path]:
     return out
 
 
+class Refined:
+    """A Reconstructor whose reconstruct() always refines (``--refine N --refine-shape M``)."""
+
+    def __init__(self, rec, refine: int, refine_shape: int):
+        self.rec, self.refine, self.refine_shape, self.model = rec, refine, refine_shape, rec.model
+
+    def reconstruct(self, depth, intrinsics=None):
+        return self.rec.reconstruct(depth, intrinsics, refine=self.refine, refine_shape=self.refine_shape)
+
+
 def latency(fn, n: int = 20) -> float:
     for _ in range(3):
         fn()
@@ -103,6 +113,8 @@ def main(argv=None) -> int:
     ap.add_argument("--shape-limit", type=int, default=40, help="synthetic test samples per preset for shape")
     ap.add_argument("--james-shape", type=int, default=6, help="james renders for shape (ICP on the scan is slow)")
     ap.add_argument("--sweep-step", type=int, default=3, help="every n-th TrueDepth frame for shape")
+    ap.add_argument("--fit", type=int, default=20, help="synthetic facewarehouse frames for the network-vs-fitting comparison (0: skip)")
+    ap.add_argument("--speed", default="fast,paper", help="configurations for benchmarks/speed.py ('' to skip)")
     ap.add_argument("--out", type=Path, default=REPO / "docs")
     ap.add_argument("--threads", type=int, default=2)
     args = ap.parse_args(argv)
@@ -160,6 +172,35 @@ def main(argv=None) -> int:
             r["latency_ms_truedepth"] = latency(lambda: rec.reconstruct(sweep[0]))
             results["shape"][name] = r
             print(name, "shape done", round(time.time() - t_start), "s", flush=True)
+    if args.fit and args.shape:
+        # the classical baseline against the first shape model + the first pose model, same frames
+        from facerecon.pipeline import FittingReconstructor
+        from facerecon.synth.generator import SynthGenerator
+
+        name, path = next(iter(_pairs(args.shape).items()))
+        net, subset, _ = load_shape(path, model)
+        networks = Reconstructor(PoseEstimator(pose_net, model), net, subset)
+        methods = {f"networks ({name})": networks, "networks + refine 10 + refine-shape 12": Refined(networks, 10, 12),
+                   "fit": FittingReconstructor(model)}
+        gen = SynthGenerator("facewarehouse", "kinect-v1", seed=1003, model=model)
+        for label, rec in methods.items():
+            r = {"synthetic_facewarehouse_frames": syn_eval.shape_on_synthetic_frames(rec, gen, args.fit),
+                 "james": real_eval.shape_on_james(rec, james[: args.james_shape], scan),
+                 "truedepth_vs_expected": real_eval.shape_on_mannequin(rec, sweep, ref, cloud, step=args.sweep_step)}
+            r["latency_ms_truedepth"] = latency(lambda: rec.reconstruct(sweep[0]), n=20 if label.startswith("networks (") else 5)
+            results.setdefault("fit_vs_networks", {})[label] = r
+            print(label, "done", round(time.time() - t_start), "s", flush=True)
+    for config in filter(None, args.speed.split(",")):
+        # own process per configuration: its peak memory is its own (argument list, no shell)
+        import subprocess
+        import tempfile
+
+        with tempfile.TemporaryDirectory() as tmp:
+            out_json = Path(tmp) / "speed.json"
+            subprocess.run([sys.executable, str(REPO / "benchmarks/speed.py"), "--config", config, "--threads", str(args.threads),
+                            "--json", str(out_json)], check=True, stdout=subprocess.DEVNULL)
+            results.setdefault("speed", {})[config] = json.loads(out_json.read_text())
+        print(config, "speed done", round(time.time() - t_start), "s", flush=True)
     results["seconds"] = round(time.time() - t_start, 1)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "benchmarks.json").write_text(json.dumps(results, indent=1, default=float))

@@ -59,6 +59,52 @@ def _plot_shape_curves(results: dict, out: Path) -> str | None:
     return path.name
 
 
+def _fit_section(results: dict) -> list[str]:
+    fits = results.get("fit_vs_networks")
+    if not fits:
+        return []
+    lines = ["## Networks vs the classical fitting baseline", "",
+             "`facerecon reconstruct --method fit` (FittingReconstructor: the localiser's frontal start, rigid point-to-plane ICP, "
+             "then identity + expression by regularised Gauss-Newton; no network) against the networks, and the networks "
+             "followed by the fitter (`--refine 10 --refine-shape 12`), on the same frames. "
+             "Synthetic: whole `facewarehouse` frames (kinect-v1, seed 1003, frames 0..N-1), 9-landmark alignment, surface "
+             "distances, geodesic pose error; real: as in the shape tables above.", "",
+             "| method | data | N | failed | pred->gt median mm | gt->pred median mm | pose geodesic mean deg | s / frame |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for name, r in fits.items():
+        e = r["synthetic_facewarehouse_frames"]
+        lines.append(f"| {name} | synthetic facewarehouse frames | {e['n']} | {e['n_failed']} | {_f(e.get('pred_to_gt_median_mm'))} | "
+                     f"{_f(e.get('gt_to_pred_median_mm'))} | {_f(e.get('geodesic_mean_deg'))} | {_f(e.get('seconds_per_frame'), 3)} |")
+        for key, label in (("james", "james renders"), ("truedepth_vs_expected", "TrueDepth vs Expected.ply")):
+            e = r[key]
+            lines.append(f"| {name} | {label} | {e['n']} | {e['n_failed']} | {_f(e.get('pred_to_gt_median_mm'))} | "
+                         f"{_f(e.get('gt_to_pred_median_mm'))} | - | {_f(r['latency_ms_truedepth'] / 1e3, 3)} |")
+    lat = {n: r["latency_ms_truedepth"] for n, r in fits.items()}
+    net = next((v for n, v in lat.items() if n.startswith("networks (")), None)
+    if net and "fit" in lat:
+        lines += ["", f"Speed ratio on the TrueDepth frame: the networks take {_f(net, 1)} ms, the fit {_f(lat['fit'], 0)} ms "
+                  f"(network / fit = 1 / {lat['fit'] / net:.0f})."]
+    return lines + [""]
+
+
+def _speed_section(results: dict) -> list[str]:
+    speed = results.get("speed")
+    if not speed:
+        return []
+    lines = ["## Speed per stage and peak memory", "",
+             "`benchmarks/speed.py --config NAME` (one process per configuration; median ms over 30 runs per frame; "
+             "throughput = whole `reconstruct` calls per second, sequential; peak RSS of that process).", "",
+             "| config | weights | frame | localize | crop | pose network | check | shape network | mesh | pose path | total | frames/s | peak RSS MiB |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for cfg, r in speed.items():
+        for frame, f in r["frames"].items():
+            st = f["stages_ms"]
+            lines.append(f"| {cfg} | {r['weights']} | {frame} | {_f(st.get('localize'))} | {_f(st.get('crop'))} | {_f(st.get('network'))} | "
+                         f"{_f(st.get('check'))} | {_f(st.get('shape_network'))} | {_f(st.get('mesh_and_refine'))} | "
+                         f"{_f(f['pose_path_ms'], 1)} | {_f(f['total_ms'], 1)} | {_f(f['throughput_fps'], 1)} | {_f(r['peak_rss_mib'], 0)} |")
+    return lines + [""]
+
+
 def write_report(results: dict, out: Path) -> Path:
     out = Path(out)
     lines = ["# facerecon benchmarks", "",
@@ -118,6 +164,7 @@ def write_report(results: dict, out: Path) -> Path:
         fig = _plot_shape_curves(results, out)
         if fig:
             lines += ["", f"![per-sample]({fig})", ""]
+    lines += _fit_section(results) + _speed_section(results)
     path = out / "benchmarks.md"
     path.write_text("\n".join(lines) + "\n")
     return path

@@ -87,3 +87,11 @@ def test_depth_to_rgb() -> None:
     assert rgb.shape == (2, 2, 3) and rgb.dtype == np.uint8
     assert (rgb[0, 0] == 0).all() and (rgb[1, 1] == 0).all()  # invalid -> black
     assert rgb[0, 1].any() and rgb[1, 0].any() and not (rgb[0, 1] == rgb[1, 0]).all()
+
+
+def test_usage_error_is_a_message_and_exit_code_not_a_traceback(capsys):
+    from facerecon.cli import main
+
+    assert main(["pose", "--bogus"]) == 2
+    err = capsys.readouterr().err
+    assert "No such option" in err and "Traceback" not in err

@@ -68,12 +68,12 @@ def test_reconstructed_mesh_lies_on_the_depth_points(reconstructor, ideal_frames
 
     model = reconstructor.model
     face = model.region_vertices("narrow_face")
-    medians, refined = [], []
+    medians, refined, shaped = [], [], []
     for s, _ in _found(reconstructor, ideal_frames):
         frame = DepthFrame(s.depth_mm, s.intrinsics, "synthetic")
         pts = frame.points()[s.face_mask[frame.valid]]
-        for refine, out in ((0, medians), (10, refined)):
-            rec = reconstructor.reconstruct(frame, refine=refine)
+        for refine, refine_shape, out in ((0, 0, medians), (10, 0, refined), (10, 8, shaped)):
+            rec = reconstructor.reconstruct(frame, refine=refine, refine_shape=refine_shape)
             assert rec.vertices_camera.shape == (model.n_vertices, 3)
             np.testing.assert_allclose(rec.vertices_camera, rec.pose.apply(rec.vertices_head), atol=1e-6)
             d, _ = cKDTree(rec.vertices_camera[face]).query(pts)  # point to nearest vertex (~1 mm spacing)
@@ -81,6 +81,8 @@ def test_reconstructed_mesh_lies_on_the_depth_points(reconstructor, ideal_frames
     # networks alone (measured ~4-6 mm: pose error dominates) and with rigid ICP refinement
     assert np.median(medians) < 8.0, medians
     assert np.median(refined) < 3.0 and np.median(refined) < np.median(medians), (refined, medians)
+    # ... and with the joint (identity + expression) stage on top
+    assert np.median(shaped) < np.median(refined), (shaped, refined)
 
 
 def test_cli_reconstruct_real_frame_and_batch_failures(tmp_path, real_dir, capsys):

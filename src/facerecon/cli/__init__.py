@@ -15,7 +15,7 @@ from .. import __version__
 from ..errors import FaceReconError
 
 # Topic modules, in the order their commands appear in --help.
-_COMMAND_MODULES = ("reconstruct", "pose", "depth", "face", "synth", "train", "assets")
+_COMMAND_MODULES = ("reconstruct", "pose", "depth", "face", "synth", "eval", "train", "assets")
 
 app = typer.Typer(
     name="facerecon",
@@ -48,6 +48,17 @@ def get_app() -> typer.Typer:
     return app
 
 
+def _click_exception_types() -> tuple[type, ...]:
+    """ClickException from typer's bundled click (typer >= 0.29) and/or a standalone click."""
+    types: list[type] = []
+    for name in ("typer._click.exceptions", "click.exceptions"):
+        try:
+            types.append(importlib.import_module(name).ClickException)
+        except (ImportError, AttributeError):
+            pass
+    return tuple(types)
+
+
 def main(argv: list[str] | None = None) -> int:
     try:
         # with standalone_mode=False click returns a command's exit code instead of exiting
@@ -65,9 +76,7 @@ def main(argv: list[str] | None = None) -> int:
         typer.echo("interrupted", err=True)
         return 130
     except Exception as exc:  # click usage errors carry their own exit code
-        import click
-
-        if isinstance(exc, click.exceptions.ClickException):
+        if isinstance(exc, _click_exception_types()):
             exc.show()
             return exc.exit_code
         raise

@@ -22,6 +22,8 @@ def reconstruct_cmd(
                                "ICT model fitting by ICP + Gauss-Newton from the head localisation, ~1 s, no network)."),
     config: str = typer.Option("fast", help="Network configuration."),
     refine: int = typer.Option(0, help="Rigid ICP iterations of the predicted face onto the depth points after the networks (0 = networks only; ~25 ms each)."),
+    refine_shape: int = typer.Option(0, help="After --refine: Gauss-Newton iterations of pose + identity + expression on the depth points "
+                                     "(the fitting baseline's joint stage started from the networks; ~20-40 ms each). 12 is a good value."),
     unit: Optional[str] = typer.Option(None, help="Depth unit for npy/npz/png files (mm | m)."),
 ) -> None:
     """Reconstruct the face in each frame: face.obj/.ply (camera frame, ICT UVs), face_head.*, pose.json, landmarks.json, overlay.png."""
@@ -46,7 +48,7 @@ def reconstruct_cmd(
         for path, frame, error in iterate_frames(paths, camera, intrinsics, unit):
             if error is None:
                 try:
-                    rec = rec_engine.reconstruct(frame, refine=refine)
+                    rec = rec_engine.reconstruct(frame, refine=refine, refine_shape=refine_shape)
                     d = out / frame_stem(path, used)
                     write_face_meshes(rec, rec_engine.model, d, fmts)
                     pose = {"frame": str(path), "method": method, **rec.pose_result.to_json(), "timings_ms": rec.timings_ms}

@@ -1,6 +1,7 @@
 """``facerecon synth`` and ``facerecon synth-preview``: labelled synthetic depth datasets.
 
     facerecon synth --preset biwi --sensor kinect-v1 --n 20000 -o DIR --seed 0 --workers 2
+    facerecon synth --preset biwi --n 200 -o DIR --format folder --meshes   # labelled folder dataset
     facerecon synth-preview DIR -o sheet.png
 
 Generation is deterministic per (seed, index), resumable (finished shards are kept) and
@@ -29,14 +30,24 @@ def synth(
     shard_size: int = typer.Option(256, "--shard-size", help="Samples per shard file."),
     presets_file: Optional[Path] = typer.Option(None, "--presets-file", help="Use this synth_presets.toml instead of the packaged one."),
     sensors_file: Optional[Path] = typer.Option(None, "--sensors-file", help="Use this sensors.toml instead of the packaged one."),
+    fmt: str = typer.Option("shards", "--format", help="shards (training format, default) or folder (the documented "
+                            "folder format of facerecon.datasets.folder: depth + pose.json + landmarks.json per sample, "
+                            "for `facerecon eval` and other tools; written by one process, --workers and --shard-size do not apply)."),
+    meshes: bool = typer.Option(False, "--meshes/--no-meshes", help="--format folder: also write each sample's ground-truth "
+                                "head mesh NAME.mesh.obj (head frame, ICT topology, ~3 MB each)."),
+    depth_format: str = typer.Option("npz", "--depth-format", help="--format folder: npz (float32 mm) or png (16-bit integer mm)."),
 ) -> None:
-    """Generate a sharded synthetic dataset of depth frames with exact pose/shape/landmark labels."""
+    """Generate a synthetic dataset of depth frames with exact pose/shape/landmark labels (sharded, or a plain folder)."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
     from ..synth.dataset import generate_dataset
 
     if workers < 1:
         raise ConfigError("--workers must be at least 1")
+    if fmt not in ("shards", "folder"):
+        raise ConfigError(f"--format must be shards or folder, got {fmt!r}")
+    if fmt == "shards" and meshes:
+        raise ConfigError("--meshes needs --format folder (shards rebuild meshes from the stored weights)")
     columns = (
         TextColumn("[bold]synth[/bold] {task.description}"), BarColumn(), MofNCompleteColumn(),
         TextColumn("{task.fields[rate]}"), TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(),
@@ -55,9 +66,19 @@ def synth(
             rate = (done - d0) / (now - t0) if now > t0 and done > d0 else 0.0
             bar.update(task, completed=done, rate=f"{rate:6.1f} frames/s" if rate else "")
 
-        manifest = generate_dataset(out, preset, sensor, n=n, seed=seed, workers=workers, shard_size=shard_size,
-                                    progress=progress, preset_file=str(presets_file) if presets_file else None,
-                                    sensor_file=str(sensors_file) if sensors_file else None)  # fmt: skip
+        files = {"preset_file": str(presets_file) if presets_file else None, "sensor_file": str(sensors_file) if sensors_file else None}
+        if fmt == "folder":  # one process: every sample is its own files, written atomically, depth last
+            from ..synth.export_folder import export_folder
+
+            written = export_folder(out, preset, sensor, n=n, seed=seed, meshes=meshes, depth_format=depth_format,
+                                    progress=progress, **files)  # fmt: skip
+        else:
+            manifest = generate_dataset(out, preset, sensor, n=n, seed=seed, workers=workers, shard_size=shard_size,
+                                        progress=progress, **files)  # fmt: skip
+    if fmt == "folder":
+        console.print(f"wrote [bold]{written}[/bold] new samples ({n} in all, preset {preset}, seed {seed}) -> {out} "
+                      "(folder format)")  # fmt: skip
+        return
     size = sum((out / e["file"]).stat().st_size for e in manifest["shards"])
     console.print(f"wrote [bold]{manifest['n']}[/bold] samples ({manifest['preset']}, {manifest['sensor']}, seed {seed}) "
                   f"in {len(manifest['shards'])} shards, {size / 1e6:.1f} MB -> {out}")  # fmt: skip

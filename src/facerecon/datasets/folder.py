@@ -55,7 +55,7 @@ import numpy as np
 
 from ..camera import Intrinsics
 from ..errors import InputFileError
-from ..fileutil import atomic_path, write_text_atomic
+from ..fileutil import atomic_path, read_json, write_text_atomic
 from ..io.frame import DepthFrame
 from ..pose_types import EULER_CONVENTION, HeadPose
 from ..rotations import euler_to_matrix, geodesic_distance_deg, quat_to_matrix
@@ -122,15 +122,6 @@ class FolderSample:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-def _read_json(path: Path) -> Any:
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise InputFileError(path, f"cannot read: {exc.strerror or exc}") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise InputFileError(path, f"invalid JSON ({exc})") from None
-
-
 def _intrinsics(d: Any, path: Path) -> Intrinsics:
     try:
         k = Intrinsics.from_dict(d)
@@ -179,7 +170,7 @@ class FolderDataset:
         mpath = self.root / "manifest.json"
         if not mpath.is_file():
             raise InputFileError(mpath, f"no such file: {self.root} is not a {FORMAT_NAME} folder")
-        m = _read_json(mpath)
+        m = read_json(mpath)
         if not isinstance(m, dict) or m.get("format") != FORMAT_NAME:
             raise InputFileError(mpath, f"not a {FORMAT_NAME} manifest (format={m.get('format') if isinstance(m, dict) else None!r})")
         if int(m.get("version", 0)) > FORMAT_VERSION:
@@ -217,7 +208,7 @@ class FolderDataset:
         depth = _read_depth_png(dpath) if dpath.suffix == ".png" else _read_depth_npz(dpath)
         base = self.root / name
         cam = Path(f"{base}.camera.json")
-        intr = _intrinsics(_read_json(cam), cam) if cam.is_file() else self.intrinsics
+        intr = _intrinsics(read_json(cam), cam) if cam.is_file() else self.intrinsics
         if intr is None:
             raise InputFileError(dpath, "no intrinsics: neither the manifest nor NAME.camera.json gives them")
         if (intr.width, intr.height) != (depth.shape[1], depth.shape[0]):
@@ -225,7 +216,7 @@ class FolderDataset:
         pose, extra, mesh = None, {}, None
         ppath = Path(f"{base}.pose.json")
         if ppath.is_file():
-            d = _read_json(ppath)
+            d = read_json(ppath)
             if not isinstance(d, dict):
                 raise InputFileError(ppath, "pose file must hold a JSON object")
             pose = pose_from_json(d, ppath)
@@ -241,7 +232,7 @@ class FolderDataset:
         lm = None
         lpath = Path(f"{base}.landmarks.json")
         if lpath.is_file():
-            d = _read_json(lpath)
+            d = read_json(lpath)
             pts = d.get("landmarks_mm") if isinstance(d, dict) else d
             try:
                 lm = np.asarray(pts, dtype=np.float64)

@@ -87,8 +87,8 @@ class FittingReconstructor:
             out.append(HeadPose(r0, np.asarray(location.center_mm, np.float64) - r0 @ self._centre))
         return out
 
-    def reconstruct(self, depth, intrinsics: Intrinsics | None = None, refine: int = 0) -> FaceReconstruction:
-        """``refine`` is accepted for interface compatibility (fitting already ends with ICP)."""
+    def reconstruct(self, depth, intrinsics: Intrinsics | None = None, refine: int = 0, refine_shape: int = 0) -> FaceReconstruction:
+        """``refine`` / ``refine_shape`` are accepted for interface compatibility (fitting is all refinement)."""
         frame = as_frame(depth, intrinsics)
         if frame.intrinsics is None:
             raise ValueError(f"{frame.source}: no intrinsics; pass a camera preset or --intrinsics")

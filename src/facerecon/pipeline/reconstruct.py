@@ -66,25 +66,28 @@ class Reconstructor:
             out = self._fast_shape(torch.from_numpy(data[None].astype(np.float32)))
         return out[0].numpy() * OFFSET_UNIT_MM
 
-    def reconstruct(self, depth, intrinsics: Intrinsics | None = None, refine: int = 0) -> FaceReconstruction:
+    def reconstruct(self, depth, intrinsics: Intrinsics | None = None, refine: int = 0, refine_shape: int = 0) -> FaceReconstruction:
         """``refine`` > 0 adds that many rigid point-to-plane ICP iterations of the predicted
-        face onto the frame's points (the classical fitter's rigid stage), after the networks."""
+        face onto the frame's points (the classical fitter's rigid stage), after the networks;
+        ``refine_shape`` > 0 then that many Gauss-Newton iterations of pose + identity +
+        expression (the fitter's joint stage, started from the networks' shape)."""
         frame = as_frame(depth, intrinsics)
         t0 = time.perf_counter()
         pr = self.pose.estimate(frame)
         t1 = time.perf_counter()
         offsets = self.shape_offsets(pr.position_image.data)
         t2 = time.perf_counter()
-        w = self.subset.weights_from_offsets(offsets)
+        w = self.subset.weights_from_offsets(offsets).astype(np.float64)
         k = self.model.n_identity
-        v_head = self.model.vertices(w[:k], w[k:]).astype(np.float64)
-        if refine > 0:
+        if refine > 0 or refine_shape > 0:
             from ..fitting import FitConfig, fit_face
 
             fit = fit_face(pr.position_image.points_mm(), self.model, pr.pose.R, pr.pose.t_mm,
-                           FitConfig(rigid_iterations=int(refine), iterations=0, max_distance_mm=(15.0, 5.0)),
+                           FitConfig(rigid_iterations=int(refine), iterations=int(refine_shape), max_distance_mm=(15.0, 5.0)),
                            identity=w[:k], expression=w[k:])
             pr.pose = HeadPose(fit.rotation, fit.translation)
+            w = np.r_[fit.identity, fit.expression]
+        v_head = self.model.vertices(w[:k], w[k:]).astype(np.float64)
         v_cam = pr.pose.apply(v_head)
         lm3 = v_cam[self.model.landmarks_68]
         lm2 = frame.intrinsics.project(lm3)
