@@ -35,9 +35,10 @@ demo: assets
 test: assets
 	$(PY) -m pytest -q tests
 
+# accuracy (synthetic, real scans, TrueDepth sweep), the fitting baseline, speed per stage and
+# peak memory for fast and paper -> docs/benchmarks.md (about 15 minutes on 2 cores)
 bench: assets
 	$(PY) benchmarks/evaluate.py --pose fast=src/facerecon/weights/pose_fast.safetensors --shape fast=src/facerecon/weights/shape_fast.safetensors
-	$(PY) benchmarks/latency_pipeline.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info src/*.egg-info out

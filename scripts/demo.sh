@@ -33,6 +33,9 @@ $FR pose "${frames[@]}" -o "$OUT/pose" --overlay "$OUT/pose"
 
 echo "== 3D face reconstruction (DAPoseNet + DAShapeNet)"
 $FR reconstruct "${frames[@]}" -o "$OUT/reconstruct" --format obj,ply,glb --refine 10
+echo "== ... refined by model fitting on the depth points (--refine-shape), and the classical baseline alone"
+$FR reconstruct "${frames[@]}" -o "$OUT/reconstruct_refined" --format obj,ply --refine 10 --refine-shape 12
+$FR reconstruct "${frames[@]}" -o "$OUT/reconstruct_fit" --format obj,ply --method fit
 
 echo "== random faces from the open ICT-FaceKit model"
 $FR sample-face --n 5 -o "$OUT/faces" --seed 0

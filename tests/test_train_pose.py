@@ -71,7 +71,8 @@ def test_cosine_learning_rate_schedule():
     lrs = [learning_rate(cfg, s) for s in range(100)]
     assert lrs[0] == pytest.approx(1e-4) and lrs[50] == pytest.approx(0.5 * (1e-4 + 1e-6))
     assert all(a >= b for a, b in zip(lrs, lrs[1:])) and lrs[-1] > 1e-6
-    assert learning_rate(cfg, 150) == pytest.approx(1e-6)  # stage 2
+    assert learning_rate(cfg, 150) == pytest.approx(1e-5)  # stage 2: a tenth of the peak
+    assert learning_rate(PoseTrainConfig(supervised_steps=100, selfsup_lr=3e-5), 150) == pytest.approx(3e-5)
     assert learning_rate(PoseTrainConfig(lr=1e-4), 5000) == 1e-4  # the paper: constant
     with pytest.raises(ConfigError):
         learning_rate(PoseTrainConfig(lr_schedule="step"), 0)

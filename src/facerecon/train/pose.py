@@ -43,8 +43,9 @@ class PoseTrainConfig:
     net: str = "fast"
     batch: int = 16
     lr: float = 1e-4
-    lr_schedule: str = "constant"  # paper: fixed; "cosine": stage 1 decays to lr_min (stage 2 stays at lr_min)
+    lr_schedule: str = "constant"  # paper: fixed; "cosine": stage 1 decays to lr_min
     lr_min: float = 0.0
+    selfsup_lr: float = 0.0  # stage 2 learning rate (0: lr with "constant", 0.1 lr with "cosine")
     alpha: float = 350.0
     supervised_steps: int = 10000
     selfsup_steps: int = 2000
@@ -79,11 +80,13 @@ def learning_rate(cfg: PoseTrainConfig, step: int) -> float:
     """Learning rate of (0-based) ``step``."""
     from ..errors import ConfigError
 
+    if step >= cfg.supervised_steps and cfg.selfsup_lr > 0:
+        return cfg.selfsup_lr
     if cfg.lr_schedule == "constant":
         return cfg.lr
     if cfg.lr_schedule == "cosine":
         if step >= cfg.supervised_steps:
-            return cfg.lr_min if cfg.lr_min > 0 else cfg.lr * 0.1
+            return cfg.lr * 0.1
         frac = step / max(cfg.supervised_steps, 1)
         return cfg.lr_min + 0.5 * (cfg.lr - cfg.lr_min) * (1.0 + float(np.cos(np.pi * frac)))
     raise ConfigError(f"unknown lr_schedule {cfg.lr_schedule!r} (constant or cosine)")
