@@ -24,10 +24,9 @@ from ..errors import NoFaceFoundError
 from ..facemodel import FaceModel
 from ..fitting import FitConfig, fit_face
 from ..pose_types import HeadPose
-from ..preprocess.localize import DEFAULT_PARAMS, localize_head
-from ..preprocess.position_image import make_position_image
+from ..preprocess.localize import DEFAULT_PARAMS
 from ..rotations import euler_to_matrix
-from .pose import CHECK_LANDMARKS, PoseResult, as_frame, landmark_fit_fraction
+from .pose import CHECK_LANDMARKS, PoseResult, landmark_fit_fraction, locate_and_crop
 from .reconstruct import FaceReconstruction
 
 
@@ -89,15 +88,8 @@ class FittingReconstructor:
 
     def reconstruct(self, depth, intrinsics: Intrinsics | None = None, refine: int = 0, refine_shape: int = 0) -> FaceReconstruction:
         """``refine`` / ``refine_shape`` are accepted for interface compatibility (fitting is all refinement)."""
-        frame = as_frame(depth, intrinsics)
-        if frame.intrinsics is None:
-            raise ValueError(f"{frame.source}: no intrinsics; pass a camera preset or --intrinsics")
-        t0 = time.perf_counter()
-        loc = localize_head(frame)
-        t1 = time.perf_counter()
-        pim = make_position_image(frame, loc.center_mm)
+        frame, loc, pim, (t0, t1, t2) = locate_and_crop(depth, intrinsics)
         starts = self.initial_poses(loc)
-        t2 = time.perf_counter()
         pts = pim.points_mm()
         # several starts: the lowest residual among fits that kept at least half the inliers
         try:

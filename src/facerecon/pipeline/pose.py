@@ -77,6 +77,19 @@ def landmark_fit_fraction(ref_landmarks: np.ndarray, pose: HeadPose, pim: Positi
     return float((d.reshape(len(lm), -1).min(axis=1) <= FIT_TOLERANCE_MM).mean())
 
 
+def locate_and_crop(depth, intrinsics: Intrinsics | None = None):
+    """``(frame, HeadLocation, PositionImage, (t_start, t_located, t_cropped))``: the shared
+    front of every predictor (networks and the fitting baseline)."""
+    frame = as_frame(depth, intrinsics)
+    if frame.intrinsics is None:
+        raise ValueError(f"{frame.source}: no intrinsics; pass a camera preset or --intrinsics")
+    t0 = time.perf_counter()
+    loc = localize_head(frame)
+    t1 = time.perf_counter()
+    pim = make_position_image(frame, loc.center_mm)
+    return frame, loc, pim, (t0, t1, time.perf_counter())
+
+
 class PoseEstimator:
     """Head pose from a depth frame: ``PoseEstimator.from_pretrained().estimate(depth_mm, intrinsics)``."""
 
@@ -103,14 +116,7 @@ class PoseEstimator:
         return landmark_fit_fraction(self._ref_lm, pose, pim)
 
     def estimate(self, depth, intrinsics: Intrinsics | None = None) -> PoseResult:
-        frame = as_frame(depth, intrinsics)
-        if frame.intrinsics is None:
-            raise ValueError(f"{frame.source}: no intrinsics; pass a camera preset or --intrinsics")
-        t0 = time.perf_counter()
-        loc = localize_head(frame)
-        t1 = time.perf_counter()
-        pim = make_position_image(frame, loc.center_mm)
-        t2 = time.perf_counter()
+        frame, loc, pim, (t0, t1, t2) = locate_and_crop(depth, intrinsics)
         pose = self.predict_position_image(pim)
         t3 = time.perf_counter()
         fit = self.landmark_fit(pose, pim)
