@@ -28,18 +28,10 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 
 
-def is_checkpoint(path: Path) -> bool:
-    """Training checkpoints keep their tensors under ``model.<module>.``; shipped weights do not."""
-    from safetensors import safe_open
-
-    with safe_open(str(path), framework="pt") as f:
-        return any(k.startswith("model.") for k in f.keys())
-
-
 def load_pose(path: Path):
     from facerecon.nets.pose import DAPoseNet
     from facerecon.pipeline.weights import load_weights
-    from facerecon.train.checkpoint import load_checkpoint, read_meta
+    from facerecon.train.checkpoint import is_checkpoint, load_checkpoint, read_meta
 
     if is_checkpoint(path):
         meta = read_meta(path)
@@ -58,7 +50,7 @@ def load_shape(path: Path, model):
     from facerecon.facemodel.shape_subset import ShapeSubset
     from facerecon.nets.argan import DAShapeNet
     from facerecon.pipeline.weights import load_weights
-    from facerecon.train.checkpoint import load_checkpoint, read_meta
+    from facerecon.train.checkpoint import is_checkpoint, load_checkpoint, read_meta
 
     if is_checkpoint(path):
         meta = read_meta(path)

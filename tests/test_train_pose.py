@@ -61,6 +61,16 @@ def test_short_training_lowers_loss_and_resumes(tiny_set, tmp_path):
         np.testing.assert_allclose(fresh(x).quat.numpy(), net(x).quat.numpy(), atol=2e-2)
     errors = evaluate(fresh, tiny_set)
     assert np.isfinite(errors.mae)
+    # stage 2 alone, started from the exported weights: its first step sees them (the mixed
+    # synthetic batch's loss of step 1 is that of the trained network, far below a fresh one's)
+    stage2 = PoseTrainConfig(supervised_steps=0, selfsup_steps=1, batch=8, lr=1e-3, log_every=1, threads=2,
+                             init_from=str(tmp_path / "w.safetensors"))
+    train_pose(tmp_path / "stage2", tiny_set, _target(tiny_set), stage2)
+    scratch = PoseTrainConfig(**{**stage2.__dict__, "init_from": ""})
+    train_pose(tmp_path / "scratch", tiny_set, _target(tiny_set), scratch)
+    first = {name: float((tmp_path / name / "log.csv").read_text().splitlines()[1].split(",")[3])
+             for name in ("stage2", "scratch")}
+    assert first["stage2"] < 0.5 * first["scratch"], first
 
 
 def test_cosine_learning_rate_schedule():

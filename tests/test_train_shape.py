@@ -119,3 +119,26 @@ def test_tangent_weighted_offset_loss(model):
     assert float(weighted._reg(along_tangent, target)) == pytest.approx(0.0, abs=1e-6)
     # a pure normal error of 0.5 (cm) costs 0.5 - beta/2 on one of three components, x3 / sum(weights)
     assert float(weighted._reg(along_normal, target)) == pytest.approx(0.45, rel=1e-4)
+
+
+def test_init_from_exported_weights_or_checkpoint(tiny, tmp_path):
+    from facerecon.errors import InputFileError
+    from facerecon.train.checkpoint import save_checkpoint
+    from facerecon.train.pose import export_weights
+
+    gan = tiny[0]
+    vertices = list(range(N_V))
+    export_weights(gan.shape.eval(), tmp_path / "w.safetensors", {"subset_vertices": vertices})
+    save_checkpoint(tmp_path / "c.safetensors", gan.modules())
+    for name, tol in (("w", 1e-2), ("c", 0.0)):
+        torch.manual_seed(1)
+        fresh = ARGAN(ShapeTrainConfig(n_vertices=N_V, batch=4))
+        w0 = {k: v.clone() for k, v in fresh.R.state_dict().items()}
+        fresh.init_networks(tmp_path / f"{name}.safetensors", vertices)
+        for key, ref in gan.shape.state_dict().items():
+            got = fresh.shape.state_dict()[key]
+            assert torch.allclose(got.float(), ref.float(), atol=tol * ref.float().abs().max().item() + 1e-6), key
+        assert fresh.shape.training
+        assert any(not torch.equal(w0[k], fresh.R.state_dict()[k]) for k in w0)
+    with pytest.raises(InputFileError, match="another vertex subset"):
+        fresh.init_networks(tmp_path / "w.safetensors", vertices[::-1])

@@ -7,7 +7,9 @@ from pathlib import Path
 import torch
 
 from ..errors import AssetError, InputFileError
-from ..train.checkpoint import read_record
+from ..train.checkpoint import load_weights, read_record
+
+__all__ = ["cpu_inference", "load_weights", "weights_meta", "weights_path"]
 
 
 def weights_path(kind: str, config: str = "fast") -> Path:
@@ -21,19 +23,6 @@ def weights_path(kind: str, config: str = "fast") -> Path:
 def weights_meta(path: str | Path) -> dict:
     """The training record stored in a weights file (command, steps, config, subset vertices)."""
     return read_record(path)[0]
-
-
-def load_weights(module: torch.nn.Module, path: str | Path) -> dict:
-    """Load float16/float32 safetensors weights into ``module``; returns the metadata record."""
-    meta, sd = read_record(path, tensors=True)
-    ref = module.state_dict()
-    sd = {k: v.to(ref[k].dtype) if k in ref else v for k, v in sd.items()}
-    try:
-        module.load_state_dict(sd, strict=True)
-    except RuntimeError as exc:
-        raise InputFileError(path, f"weights do not fit the network: {str(exc).splitlines()[0]}") from None
-    module.eval()
-    return meta
 
 
 def cpu_inference(net: torch.nn.Module) -> torch.nn.Module:

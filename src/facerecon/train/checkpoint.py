@@ -80,6 +80,28 @@ def read_meta(path: str | Path) -> dict[str, Any]:
     return read_record(path)[0].get("meta", {})
 
 
+def is_checkpoint(path: str | Path) -> bool:
+    """Training checkpoints keep their tensors under ``model.<module>.``; shipped weights do not."""
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            return any(k.startswith(_MODEL) for k in f.keys())
+    except (OSError, ValueError) as exc:
+        raise InputFileError(path, f"not a facerecon safetensors file ({exc})") from None
+
+
+def load_weights(module: torch.nn.Module, path: str | Path) -> dict:
+    """Load exported (float16/float32) weights into ``module``; returns the metadata record."""
+    meta, sd = read_record(path, tensors=True)
+    ref = module.state_dict()
+    sd = {k: v.to(ref[k].dtype) if k in ref else v for k, v in sd.items()}
+    try:
+        module.load_state_dict(sd, strict=True)
+    except RuntimeError as exc:
+        raise InputFileError(path, f"weights do not fit the network: {str(exc).splitlines()[0]}") from None
+    module.eval()
+    return meta
+
+
 def load_checkpoint(
     path: str | Path,
     modules: dict[str, torch.nn.Module],

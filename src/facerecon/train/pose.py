@@ -29,7 +29,7 @@ from ..metrics.pose import PoseErrors, pose_errors
 from ..nets.losses import landmark_chamfer_loss, pose_loss
 from ..nets.pose import DAPoseNet, canonicalize_quaternion, normalize_quaternion
 from ..rotations import quat_to_matrix
-from .checkpoint import load_checkpoint, save_checkpoint
+from .checkpoint import is_checkpoint, load_checkpoint, load_weights, save_checkpoint
 from .data import PositionSet
 from .loop import Batches, CsvLog, Timer, resume_run, run_state, seed_everything
 
@@ -57,6 +57,9 @@ class PoseTrainConfig:
     log_every: int = 50
     checkpoint_every: int = 500
     threads: int = 2
+    # a checkpoint or exported weights that start a fresh run (e.g. stage 2 alone, with
+    # supervised_steps = 0, from the shipped supervised model)
+    init_from: str = ""
     extra: dict = field(default_factory=dict)
 
 
@@ -137,6 +140,11 @@ def train_pose(
     step, timer = 0, Timer()
     if ckpt.exists():
         step = resume_run(load_checkpoint(ckpt, {"pose": net}, {"adam": opt}), timer, src, tgt)
+    elif cfg.init_from:
+        if is_checkpoint(cfg.init_from):
+            load_checkpoint(cfg.init_from, {"pose": net})
+        else:
+            load_weights(net, cfg.init_from)
     lm_ref = reference_landmarks(model or FaceModel.load())
     log = CsvLog(run_dir / "log.csv", ["step", "stage", "loss", "sup", "selfsup", "matched", "seconds", "val_mae", "val_geodesic", "val_trans_mm"])
     total = cfg.supervised_steps + (cfg.selfsup_steps if tgt is not None else 0)

@@ -33,11 +33,12 @@ import numpy as np
 import torch
 import torch.nn.functional as Fn
 
+from ..errors import InputFileError
 from ..facemodel import FaceModel
 from ..facemodel.shape_subset import ShapeSubset
 from ..nets.argan import OFFSET_UNIT_MM, SOURCE, TARGET, DAShapeNet, Discriminator, Generator, domain_code
 from ..nets.configs import net_config
-from .checkpoint import load_checkpoint, save_checkpoint
+from .checkpoint import is_checkpoint, load_checkpoint, load_weights, save_checkpoint
 from .data import PositionSet
 from .loop import Batches, CsvLog, Timer, resume_run, run_state, seed_everything
 
@@ -65,7 +66,7 @@ class ShapeTrainConfig:
     log_every: int = 50
     checkpoint_every: int = 250
     threads: int = 2
-    init_from: str = ""  # a checkpoint whose F and R start this run (e.g. a source-only run)
+    init_from: str = ""  # a checkpoint or exported weights whose F and R start this run
     extra: dict = field(default_factory=dict)
 
 
@@ -113,6 +114,17 @@ class ARGAN:
         adam = lambda p: torch.optim.Adam(p, lr=cfg.lr, betas=(0.5, 0.999))  # noqa: E731 (GAN-usual beta1)
         self.opt = {"F": adam(self.F.parameters()), "R": adam(self.R.parameters()),
                     "G": adam(self.G.parameters()), "D": adam(self.D.parameters())}
+
+    def init_networks(self, path: str | Path, subset_vertices: list[int]) -> None:
+        """Start F and R from a run checkpoint or from exported DAShapeNet weights (e.g. the
+        shipped source-only model); G and D keep their fresh initialisation."""
+        if is_checkpoint(path):
+            load_checkpoint(path, {"F": self.F, "R": self.R})
+            return
+        meta = load_weights(self.shape, path)
+        self.shape.train()
+        if meta.get("subset_vertices", subset_vertices) != subset_vertices:
+            raise InputFileError(path, "its network predicts another vertex subset than this run")
 
     def modules(self) -> dict[str, torch.nn.Module]:
         return {"F": self.F, "R": self.R, "G": self.G, "D": self.D}
@@ -247,7 +259,7 @@ def train_shape(
     if ckpt.exists():
         step = resume_run(load_checkpoint(ckpt, gan.modules(), gan.opt), timer, src, tgt)
     elif cfg.init_from:
-        load_checkpoint(cfg.init_from, {"F": gan.F, "R": gan.R})
+        gan.init_networks(cfg.init_from, subset.vertices.tolist())
     log = CsvLog(run_dir / "log.csv", ["step", "epoch", "lr", "L_R", "L_F", "L_G", "L_Dadv", "L_Dreg", "L_Dadv_t", "seconds", "val_mm", "val_normal_mm"])
 
     def save(final: bool = False) -> None:
