@@ -146,3 +146,17 @@ def test_cli_reconstruct_method_fit(tmp_path, real_dir, capsys):
     assert pose["method"] == "fit" and "fit" in pose["timings_ms"]
     assert main(["reconstruct", str(good), "-o", str(tmp_path), "--method", "magic"]) == 1
     assert "--method" in capsys.readouterr().err
+
+
+def test_inference_thread_limit_is_scoped():
+    import torch
+
+    from facerecon.pipeline.weights import torch_threads
+
+    before = torch.get_num_threads()
+    seen = []
+    with torch_threads(1):
+        seen.append(torch.get_num_threads())
+    with pytest.raises(RuntimeError), torch_threads(1):
+        raise RuntimeError("restored even on errors")
+    assert seen == [1] and torch.get_num_threads() == before

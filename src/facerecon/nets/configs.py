@@ -26,6 +26,7 @@ class NetConfig:
     input_size: int = 160
     pose_hidden: int = 256
     leaky_slope: float = 0.2
+    inference_threads: int = 1
     source: str = ""
     extra: dict = field(default_factory=dict, compare=False)
 
@@ -36,6 +37,8 @@ class NetConfig:
             )
         if any(int(w) <= 0 for w in self.encoder_widths) or self.feature_dim <= 0 or self.pose_hidden <= 0:
             raise ConfigError(f"net config {self.name!r}: widths must be positive")
+        if self.inference_threads < 1:
+            raise ConfigError(f"net config {self.name!r}: inference_threads must be at least 1")
         if self.input_size % 32 or self.input_size < 32:
             raise ConfigError(f"net config {self.name!r}: input_size must be a multiple of 32, got {self.input_size}")
 
@@ -53,7 +56,7 @@ class NetConfig:
 
     @staticmethod
     def from_dict(name: str, row: dict) -> "NetConfig":
-        known = {"encoder_widths", "feature_dim", "input_size", "pose_hidden", "leaky_slope", "source"}
+        known = {"encoder_widths", "feature_dim", "input_size", "pose_hidden", "leaky_slope", "inference_threads", "source"}
         try:
             return NetConfig(
                 name=name,
@@ -62,6 +65,7 @@ class NetConfig:
                 input_size=int(row.get("input_size", 160)),
                 pose_hidden=int(row.get("pose_hidden", 256)),
                 leaky_slope=float(row.get("leaky_slope", 0.2)),
+                inference_threads=int(row.get("inference_threads", 1)),
                 source=str(row.get("source", "")),
                 extra={k: v for k, v in row.items() if k not in known},
             )

@@ -21,7 +21,7 @@ from ..nets.pose import DAPoseNet, canonicalize_quaternion, normalize_quaternion
 from ..pose_types import HeadPose
 from ..preprocess.localize import HeadLocation, localize_head
 from ..preprocess.position_image import PositionImage, make_position_image
-from .weights import cpu_inference, load_weights, weights_path
+from .weights import cpu_inference, load_weights, network_input, torch_threads, weights_path
 
 FIT_TOLERANCE_MM = 10.0
 # inner landmarks (brows, nose, eyes, mouth) used by the self-check
@@ -96,6 +96,7 @@ class PoseEstimator:
     def __init__(self, net: DAPoseNet, model: FaceModel | None = None, meta: dict | None = None):
         self.net = net.eval()
         self._fast = cpu_inference(self.net)
+        self.threads = self.net.config.inference_threads
         self.meta = meta or {}
         self.model = model or FaceModel.load()
         self._ref_lm = self.model.landmarks(self.model.reference_vertices)[list(CHECK_LANDMARKS)].astype(np.float64)
@@ -107,8 +108,8 @@ class PoseEstimator:
         return cls(net, model, meta)
 
     def predict_position_image(self, pim: PositionImage) -> HeadPose:
-        with torch.no_grad():
-            quat, trans = self._fast(torch.from_numpy(pim.data[None].astype(np.float32)))[:2]
+        with torch.no_grad(), torch_threads(self.threads):
+            quat, trans = self._fast(network_input(pim.data))[:2]
         q = canonicalize_quaternion(normalize_quaternion(quat))[0].double().numpy()
         return output_to_pose(q, trans[0].double().numpy(), pim)
 
@@ -116,10 +117,11 @@ class PoseEstimator:
         return landmark_fit_fraction(self._ref_lm, pose, pim)
 
     def estimate(self, depth, intrinsics: Intrinsics | None = None) -> PoseResult:
-        frame, loc, pim, (t0, t1, t2) = locate_and_crop(depth, intrinsics)
-        pose = self.predict_position_image(pim)
-        t3 = time.perf_counter()
-        fit = self.landmark_fit(pose, pim)
+        with torch_threads(self.threads):
+            frame, loc, pim, (t0, t1, t2) = locate_and_crop(depth, intrinsics)
+            pose = self.predict_position_image(pim)
+            t3 = time.perf_counter()
+            fit = self.landmark_fit(pose, pim)
         conf = float(np.clip(0.5 * loc.confidence + 0.5 * fit, 0.0, 1.0))
         timings = {"localize": (t1 - t0) * 1e3, "crop": (t2 - t1) * 1e3, "network": (t3 - t2) * 1e3,
                    "check": (time.perf_counter() - t3) * 1e3}

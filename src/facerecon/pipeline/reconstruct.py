@@ -18,7 +18,7 @@ from ..facemodel.shape_subset import ShapeSubset
 from ..nets.argan import OFFSET_UNIT_MM, DAShapeNet
 from ..pose_types import HeadPose
 from .pose import PoseEstimator, PoseResult, as_frame
-from .weights import cpu_inference, load_weights, weights_meta, weights_path
+from .weights import cpu_inference, load_weights, network_input, torch_threads, weights_meta, weights_path
 
 
 
@@ -62,8 +62,8 @@ class Reconstructor:
         return cls(pose, shape, subset)
 
     def shape_offsets(self, data: np.ndarray) -> np.ndarray:
-        with torch.no_grad():
-            out = self._fast_shape(torch.from_numpy(data[None].astype(np.float32)))
+        with torch.no_grad(), torch_threads(self.shape.cfg.inference_threads):
+            out = self._fast_shape(network_input(data))
         return out[0].numpy() * OFFSET_UNIT_MM
 
     def reconstruct(self, depth, intrinsics: Intrinsics | None = None, refine: int = 0, refine_shape: int = 0) -> FaceReconstruction:
@@ -71,7 +71,10 @@ class Reconstructor:
         face onto the frame's points (the classical fitter's rigid stage), after the networks;
         ``refine_shape`` > 0 then that many Gauss-Newton iterations of pose + identity +
         expression (the fitter's joint stage, started from the networks' shape)."""
-        frame = as_frame(depth, intrinsics)
+        with torch_threads(self.pose.threads):
+            return self._reconstruct(as_frame(depth, intrinsics), refine, refine_shape)
+
+    def _reconstruct(self, frame, refine: int, refine_shape: int) -> FaceReconstruction:
         t0 = time.perf_counter()
         pr = self.pose.estimate(frame)
         t1 = time.perf_counter()

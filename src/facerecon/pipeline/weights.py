@@ -1,15 +1,17 @@
 """Shipped network weights: where they are and how they load (safetensors only)."""
 from __future__ import annotations
 
+from contextlib import contextmanager
 from importlib import resources
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from ..errors import AssetError, InputFileError
 from ..train.checkpoint import load_weights, read_record
 
-__all__ = ["cpu_inference", "load_weights", "weights_meta", "weights_path"]
+__all__ = ["cpu_inference", "load_weights", "network_input", "torch_threads", "weights_meta", "weights_path"]
 
 
 def weights_path(kind: str, config: str = "fast") -> Path:
@@ -23,6 +25,30 @@ def weights_path(kind: str, config: str = "fast") -> Path:
 def weights_meta(path: str | Path) -> dict:
     """The training record stored in a weights file (command, steps, config, subset vertices)."""
     return read_record(path)[0]
+
+
+@contextmanager
+def torch_threads(threads: int):
+    """Run the block with torch limited to ``threads`` intra-op threads, restoring the
+    caller's setting afterwards (setting it costs well under a microsecond).  The pipeline
+    runs each frame this way: see ``inference_threads`` in ``configs/nets.toml`` for the
+    measurement behind it."""
+    before = torch.get_num_threads()
+    if before == threads:
+        yield
+        return
+    torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def network_input(data) -> torch.Tensor:
+    """A (3, S, S) float32 position image -> a (1, 3, S, S) channels-last tensor, the layout
+    :func:`cpu_inference` networks are traced for (saves their layout conversion)."""
+    hwc = np.ascontiguousarray(np.moveaxis(np.asarray(data, np.float32), 0, -1))
+    return torch.from_numpy(hwc)[None].permute(0, 3, 1, 2)
 
 
 def cpu_inference(net: torch.nn.Module) -> torch.nn.Module:
