@@ -84,6 +84,9 @@ class Refined:
     def reconstruct(self, depth, intrinsics=None):
         return self.rec.reconstruct(depth, intrinsics, refine=self.refine, refine_shape=self.refine_shape)
 
+    def estimate(self, depth, intrinsics=None):  # a pose estimator too (`facerecon pose --refine N`)
+        return self.reconstruct(depth, intrinsics).pose_result
+
 
 def latency(fn, n: int = 20) -> float:
     for _ in range(3):
@@ -105,6 +108,7 @@ def main(argv=None) -> int:
     ap.add_argument("--shape-limit", type=int, default=40, help="synthetic test samples per preset for shape")
     ap.add_argument("--james-shape", type=int, default=6, help="james renders for shape (ICP on the scan is slow)")
     ap.add_argument("--sweep-step", type=int, default=3, help="every n-th TrueDepth frame for shape")
+    ap.add_argument("--pose-refine", type=int, default=10, help="also the first pose model + this many rigid ICP iterations (0: skip)")
     ap.add_argument("--fit", type=int, default=20, help="synthetic facewarehouse frames for the network-vs-fitting comparison (0: skip)")
     ap.add_argument("--speed", default="fast,paper", help="configurations for benchmarks/speed.py ('' to skip)")
     ap.add_argument("--out", type=Path, default=REPO / "docs")
@@ -164,6 +168,14 @@ def main(argv=None) -> int:
             r["latency_ms_truedepth"] = latency(lambda: rec.reconstruct(sweep[0]))
             results["shape"][name] = r
             print(name, "shape done", round(time.time() - t_start), "s", flush=True)
+            if len(results["shape"]) == 1 and args.pose_refine:
+                # the first pose model's pose after rigid ICP of this reconstruction (`pose --refine N`): real frames only
+                refined = Refined(rec, args.pose_refine, 0)
+                rp = {"weights": f"{pose_path} + {path}", "james": real_eval.pose_on_frames(refined, james),
+                      "truedepth_sweep": real_eval.sweep_angles(refined, sweep),
+                      "latency_ms_truedepth": latency(lambda: refined.estimate(sweep[0]), n=10)}
+                results["pose"][f"{pose_name} + refine {args.pose_refine}"] = rp
+                print("refined pose done", round(time.time() - t_start), "s", flush=True)
     if args.fit and args.shape:
         # the classical baseline against the first shape model + the first pose model, same frames
         from facerecon.pipeline import FittingReconstructor

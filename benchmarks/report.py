@@ -136,6 +136,9 @@ def write_report(results: dict, out: Path) -> Path:
             s = r["truedepth_sweep"]
             lines.append(f"| {name} | {s.get('n')} | {s.get('n_decreasing_steps', '-')} | {_f(s.get('spearman'), 3)} | "
                          f"{_f(s.get('pose', {}).get('geodesic_mean'))} | {_f(r['latency_ms_truedepth'], 1)} |")
+        if any(" + refine " in n for n in results["pose"]):
+            lines += ["", "`MODEL + refine N`: the pose after N rigid point-to-plane ICP iterations of the reconstructed face "
+                      "(first shape model) onto the frame's points (`facerecon pose --refine N`); real frames only."]
         fig = _plot_sweep(results, out)
         if fig:
             lines += ["", f"![sweep]({fig})", ""]

@@ -116,6 +116,12 @@ def test_cli_pose_json_and_all_failed_exit_code(tmp_path, real_dir, capsys):
     rc = main(["pose", str(tmp_path / "missing.pcd")])
     assert rc == 1
     assert "missing.pcd" in capsys.readouterr().err
+    # --refine: the rigidly fitted pose, close to the network's on this frame, timed per stage
+    assert main(["pose", str(frame), "-o", str(tmp_path / "r"), "--refine", "5"]) == 0
+    refined = json.loads((tmp_path / "r" / "person.pose.json").read_text())
+    assert refined["refine_iterations"] == 5 and "mesh_and_refine" in refined["timings_ms"]
+    assert np.linalg.norm(np.subtract(refined["translation_mm"], data["translation_mm"])) < 40
+    assert refined["quaternion_wxyz"] != data["quaternion_wxyz"]
 
 
 def test_fitting_baseline_lies_on_the_points_and_recovers_pose(reconstructor, ideal_frames):

@@ -19,31 +19,41 @@ def pose_cmd(
     overlay: Optional[Path] = typer.Option(None, help="PNG with the head axes on the depth image (a folder when several frames)."),
     config: str = typer.Option("fast", help="Network configuration (fast | paper, where weights exist)."),
     unit: Optional[str] = typer.Option(None, help="Depth unit for npy/npz/png files (mm | m)."),
+    refine: int = typer.Option(0, help="Rigid ICP iterations of the reconstructed face onto the depth points after the networks "
+                               "(0 = pose network only). Slower (~25 ms each) and much more accurate on real frames: see docs/benchmarks.md."),
 ) -> None:
     """Estimate the head pose (quaternion, rotation, translation in mm, Euler angles) in each frame."""
     import json
 
     from ..errors import FaceReconError
     from ..export import save_pose_overlay, write_json
-    from ..pipeline import PoseEstimator
+    from ..pipeline import PoseEstimator, Reconstructor
     from ._frames import expand_inputs, frame_stem, iterate_frames
 
     paths = expand_inputs(frames)
-    est = PoseEstimator.from_pretrained(config)
+    if refine > 0:  # the pose of the reconstructed face, rigidly fitted to the frame's points
+        rec = Reconstructor.from_pretrained(config)
+
+        def estimate(f):
+            r = rec.reconstruct(f, refine=refine)
+            r.pose_result.timings_ms.update({k: v for k, v in r.timings_ms.items() if k != "total"})
+            return r.pose_result
+    else:
+        estimate = PoseEstimator.from_pretrained(config).estimate
     table = Table("frame", "yaw", "pitch", "roll", "t (mm)", "conf", "ms")
     used: set[str] = set()
     failures = 0
     for path, frame, error in iterate_frames(paths, camera, intrinsics, unit):
         if error is None:
             try:
-                res = est.estimate(frame)
+                res = estimate(frame)
             except FaceReconError as exc:
                 error = exc.one_line()
         if error is not None:
             failures += 1
             console.print(f"{path}: {error}", style="red", markup=False, soft_wrap=True)
             continue
-        data = {"frame": str(path), **res.to_json()}
+        data = {"frame": str(path), **res.to_json(), "refine_iterations": refine}
         name = frame_stem(path, used)
         if out:
             write_json(out / f"{name}.pose.json", data)
