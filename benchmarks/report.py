@@ -93,7 +93,9 @@ def _speed_section(results: dict) -> list[str]:
         return []
     lines = ["## Speed per stage and peak memory", "",
              "`benchmarks/speed.py --config NAME` (one process per configuration; median ms over 30 runs per frame; "
-             "throughput = whole `reconstruct` calls per second, sequential; peak RSS of that process).", "",
+             "throughput = whole `reconstruct` calls per second, sequential; peak RSS of that process). Inside `reconstruct` "
+             "the shape network runs on the second core beside the pose network and its check, so the stages add up to more "
+             "than the total; `pose path` is `PoseEstimator.estimate` alone (what `facerecon pose` runs).", "",
              "| config | weights | frame | localize | crop | pose network | check | shape network | mesh | pose path | total | frames/s | peak RSS MiB |",
              "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for cfg, r in speed.items():

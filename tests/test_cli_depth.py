@@ -95,3 +95,23 @@ def test_usage_error_is_a_message_and_exit_code_not_a_traceback(capsys):
     assert main(["pose", "--bogus"]) == 2
     err = capsys.readouterr().err
     assert "No such option" in err and "Traceback" not in err
+
+
+def test_atomic_writes_get_plain_file_permissions(tmp_path: Path) -> None:
+    import os
+
+    from facerecon.fileutil import atomic_path
+
+    umask = os.umask(0o022)
+    try:
+        with atomic_path(tmp_path / "w.bin") as tmp:
+            tmp.unlink()  # a writer that recreates its file (safetensors does)
+            fd = os.open(tmp, os.O_CREAT | os.O_WRONLY, 0o600)
+            os.close(fd)
+        assert (tmp_path / "w.bin").stat().st_mode & 0o777 == 0o644
+        with pytest.raises(RuntimeError), atomic_path(tmp_path / "x.bin") as tmp:
+            tmp.write_bytes(b"half")
+            raise RuntimeError("writer failed")
+        assert not (tmp_path / "x.bin").exists() and not list(tmp_path.glob(".*part*"))
+    finally:
+        os.umask(umask)

@@ -118,7 +118,12 @@ class PoseEstimator:
 
     def estimate(self, depth, intrinsics: Intrinsics | None = None) -> PoseResult:
         with torch_threads(self.threads):
-            frame, loc, pim, (t0, t1, t2) = locate_and_crop(depth, intrinsics)
+            return self.estimate_cropped(*locate_and_crop(depth, intrinsics))
+
+    def estimate_cropped(self, frame: DepthFrame, loc: HeadLocation, pim: PositionImage, times: tuple[float, float, float]) -> PoseResult:
+        """The network and its landmark self-check on what :func:`locate_and_crop` returned."""
+        t0, t1, t2 = times
+        with torch_threads(self.threads):
             pose = self.predict_position_image(pim)
             t3 = time.perf_counter()
             fit = self.landmark_fit(pose, pim)
