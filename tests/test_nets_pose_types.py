@@ -42,3 +42,33 @@ def test_apply_and_json():
     np.testing.assert_allclose(q.R, p.R, atol=1e-12)
     np.testing.assert_allclose(q.t_mm, p.t_mm)
     assert "yaw" in repr(p)
+
+
+def test_test_time_flip_mirror_geometry():
+    import torch
+
+    from facerecon.nets.pose import flip_averaged, mirror_position_images
+    from facerecon.rotations import quat_to_matrix
+
+    rng = np.random.default_rng(0)
+    img = rng.normal(size=(2, 3, 8, 8)).astype(np.float32)
+    m = mirror_position_images(img)
+    np.testing.assert_array_equal(m[:, 0], -img[:, 0, :, ::-1])
+    np.testing.assert_array_equal(m[:, 1:], img[:, 1:, :, ::-1])
+    np.testing.assert_array_equal(mirror_position_images(m), img)
+    # the mirror scene P p holds the head at P R P: quaternion (w, x, -y, -z)
+    P = np.diag([-1.0, 1, 1])
+    q = HeadPose(random_rotation(rng, 1)[0], np.zeros(3)).quaternion_wxyz
+    qm = q * np.array([1, 1, -1, -1])
+    np.testing.assert_allclose(quat_to_matrix(qm), P @ quat_to_matrix(q) @ P, atol=1e-12)
+    # outputs that agree exactly average to the direct prediction, whatever the mirrored sign
+    qt = torch.tensor(np.stack([q, -qm]), dtype=torch.float64)
+    tt = torch.tensor([[10.0, 2, 3], [-10.0, 2, 3]], dtype=torch.float64)
+    qa, ta = flip_averaged(qt, tt)
+    np.testing.assert_allclose(qa[0].numpy(), q, atol=1e-12)
+    np.testing.assert_allclose(ta[0].numpy(), [10, 2, 3])
+    # disagreeing ones meet half-way (rotation angle between them halves)
+    q2 = HeadPose(quat_to_matrix(q) @ quat_to_matrix(np.array([np.cos(0.1), 0, np.sin(0.1), 0])), np.zeros(3)).quaternion_wxyz
+    qa, _ = flip_averaged(torch.tensor(np.stack([q, q2 * np.array([1, 1, -1, -1])])), tt)
+    half = 2 * np.degrees(np.arccos(min(1.0, abs(float(np.dot(qa[0].numpy(), q))))))
+    assert half == pytest.approx(np.degrees(0.2) / 2, abs=1e-6)

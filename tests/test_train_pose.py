@@ -86,3 +86,13 @@ def test_cosine_learning_rate_schedule():
     assert learning_rate(PoseTrainConfig(lr=1e-4), 5000) == 1e-4  # the paper: constant
     with pytest.raises(ConfigError):
         learning_rate(PoseTrainConfig(lr_schedule="step"), 0)
+
+
+def test_set_overrides_parse_toml_values_and_bare_paths():
+    from facerecon.cli.train import _overrides
+    from facerecon.errors import ConfigError
+
+    got = _overrides(["init_from=runs/a.safetensors", "lambda1=0.3", "gan=false", 'net="fast"'])
+    assert got == {"init_from": "runs/a.safetensors", "lambda1": 0.3, "gan": False, "net": "fast"}
+    with pytest.raises(ConfigError):
+        _overrides(["lambda1"])

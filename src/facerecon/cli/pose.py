@@ -20,7 +20,7 @@ def pose_cmd(
     config: str = typer.Option("fast", help="Network configuration (fast | paper, where weights exist)."),
     unit: Optional[str] = typer.Option(None, help="Depth unit for npy/npz/png files (mm | m)."),
     refine: int = typer.Option(0, help="Rigid ICP iterations of the reconstructed face onto the depth points after the networks "
-                               "(0 = pose network only). Slower (~25 ms each) and much more accurate on real frames: see docs/benchmarks.md."),
+                               "(0 = pose network only). Slower (~12 ms each on 2 cores) and much more accurate on real frames: see docs/benchmarks.md."),
 ) -> None:
     """Estimate the head pose (quaternion, rotation, translation in mm, Euler angles) in each frame."""
     import json

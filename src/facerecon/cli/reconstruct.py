@@ -21,7 +21,7 @@ def reconstruct_cmd(
     method: str = typer.Option("network", help="network (DAPoseNet + DAShapeNet, ~30 ms) | fit (the classical baseline: "
                                "ICT model fitting by ICP + Gauss-Newton from the head localisation, ~1 s, no network)."),
     config: str = typer.Option("fast", help="Network configuration."),
-    refine: int = typer.Option(0, help="Rigid ICP iterations of the predicted face onto the depth points after the networks (0 = networks only; ~25 ms each)."),
+    refine: int = typer.Option(0, help="Rigid ICP iterations of the predicted face onto the depth points after the networks (0 = networks only; ~12 ms each on 2 cores)."),
     refine_shape: int = typer.Option(0, help="After --refine: Gauss-Newton iterations of pose + identity + expression on the depth points "
                                      "(the fitting baseline's joint stage started from the networks; ~20-40 ms each). 12 is a good value."),
     unit: Optional[str] = typer.Option(None, help="Depth unit for npy/npz/png files (mm | m)."),

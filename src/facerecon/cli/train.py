@@ -29,7 +29,10 @@ def _overrides(pairs: list[str]) -> dict:
 
             raise ConfigError(f"--set expects key=value, got {p!r}")
         k, v = p.split("=", 1)
-        out.update(tomllib.loads(f"{k} = {v}"))
+        try:
+            out.update(tomllib.loads(f"{k} = {v}"))
+        except tomllib.TOMLDecodeError:  # a bare word or path: a string (init_from=runs/x.safetensors)
+            out[k.strip()] = v
     return out
 
 

@@ -27,6 +27,7 @@ class NetConfig:
     pose_hidden: int = 256
     leaky_slope: float = 0.2
     inference_threads: int = 1
+    test_time_flip: bool = False
     source: str = ""
     extra: dict = field(default_factory=dict, compare=False)
 
@@ -56,7 +57,7 @@ class NetConfig:
 
     @staticmethod
     def from_dict(name: str, row: dict) -> "NetConfig":
-        known = {"encoder_widths", "feature_dim", "input_size", "pose_hidden", "leaky_slope", "inference_threads", "source"}
+        known = {"encoder_widths", "feature_dim", "input_size", "pose_hidden", "leaky_slope", "inference_threads", "test_time_flip", "source"}
         try:
             return NetConfig(
                 name=name,
@@ -66,6 +67,7 @@ class NetConfig:
                 pose_hidden=int(row.get("pose_hidden", 256)),
                 leaky_slope=float(row.get("leaky_slope", 0.2)),
                 inference_threads=int(row.get("inference_threads", 1)),
+                test_time_flip=bool(row.get("test_time_flip", False)),
                 source=str(row.get("source", "")),
                 extra={k: v for k, v in row.items() if k not in known},
             )

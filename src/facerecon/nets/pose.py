@@ -177,6 +177,33 @@ def optimize_for_cpu(model: DAPoseNet, method: str = "auto") -> nn.Module:
         return raw
 
 
+# Test-time flip.  Mirroring a position image left-right (columns reversed, X negated) shows
+# the network the mirror scene P p (P = diag(-1, 1, 1)); a face is close to symmetric about
+# its head-frame x = 0 plane, so the mirror scene holds a head at rotation P R P and offset
+# P t.  Conjugating by P maps a quaternion (w, x, y, z) to (w, x, -y, -z).
+_MIRROR_QUAT = (1.0, 1.0, -1.0, -1.0)
+_MIRROR_TRANS = (-1.0, 1.0, 1.0)
+
+
+def mirror_position_images(images: np.ndarray) -> np.ndarray:
+    """(..., 3, S, S) position images -> their left-right mirror images (X negated)."""
+    out = np.ascontiguousarray(np.asarray(images)[..., ::-1])
+    out[..., 0, :, :] *= -1
+    return out
+
+
+def flip_averaged(quat: torch.Tensor, trans: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Outputs for ``[images; mirror_position_images(images)]`` (2N rows) -> N averaged
+    ``(unit quaternion, offset)``: the mirrored predictions are mapped back and averaged
+    with the direct ones (quaternions sign-aligned, then normalised)."""
+    n = quat.shape[0] // 2
+    q = normalize_quaternion(quat)
+    q1, q2 = q[:n], q[n:] * q.new_tensor(_MIRROR_QUAT)
+    q2 = torch.where((q1 * q2).sum(-1, keepdim=True) < 0, -q2, q2)
+    t = 0.5 * (trans[:n] + trans[n:] * trans.new_tensor(_MIRROR_TRANS))
+    return normalize_quaternion(q1 + q2), t
+
+
 def output_to_poses(out: PoseNetOutput, images: Sequence[PositionImage]) -> list[HeadPose]:
     """Network outputs + their position images -> camera-frame poses (quaternion ``w >= 0``)."""
     q = canonicalize_quaternion(normalize_quaternion(out.quat.detach().double())).cpu().numpy()

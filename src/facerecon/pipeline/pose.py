@@ -17,7 +17,8 @@ import torch
 from ..camera import Intrinsics
 from ..facemodel import FaceModel
 from ..io.frame import DepthFrame
-from ..nets.pose import DAPoseNet, canonicalize_quaternion, normalize_quaternion, output_to_pose
+from ..nets.pose import (DAPoseNet, canonicalize_quaternion, flip_averaged, mirror_position_images, normalize_quaternion,
+                         output_to_pose)
 from ..pose_types import HeadPose
 from ..preprocess.localize import HeadLocation, localize_head
 from ..preprocess.position_image import PositionImage, make_position_image
@@ -108,8 +109,12 @@ class PoseEstimator:
         return cls(net, model, meta)
 
     def predict_position_image(self, pim: PositionImage) -> HeadPose:
+        flip = self.net.config.test_time_flip
+        data = np.stack([pim.data, mirror_position_images(pim.data)]) if flip else pim.data[None]
         with torch.no_grad(), torch_threads(self.threads):
-            quat, trans = self._fast(network_input(pim.data))[:2]
+            quat, trans = self._fast(network_input(data))[:2]
+        if flip:
+            quat, trans = flip_averaged(quat, trans)
         q = canonicalize_quaternion(normalize_quaternion(quat))[0].double().numpy()
         return output_to_pose(q, trans[0].double().numpy(), pim)
 

@@ -45,10 +45,11 @@ def torch_threads(threads: int):
 
 
 def network_input(data) -> torch.Tensor:
-    """A (3, S, S) float32 position image -> a (1, 3, S, S) channels-last tensor, the layout
-    :func:`cpu_inference` networks are traced for (saves their layout conversion)."""
-    hwc = np.ascontiguousarray(np.moveaxis(np.asarray(data, np.float32), 0, -1))
-    return torch.from_numpy(hwc)[None].permute(0, 3, 1, 2)
+    """(B, 3, S, S) (or one (3, S, S)) float32 position images -> a (B, 3, S, S) channels-last
+    tensor, the layout :func:`cpu_inference` networks are traced for (saves their conversion)."""
+    data = np.asarray(data, np.float32)
+    bhwc = np.ascontiguousarray(np.moveaxis(data[None] if data.ndim == 3 else data, 1, -1))
+    return torch.from_numpy(bhwc).permute(0, 3, 1, 2)
 
 
 def cpu_inference(net: torch.nn.Module) -> torch.nn.Module:

@@ -27,7 +27,7 @@ import torch
 from ..facemodel import FaceModel
 from ..metrics.pose import PoseErrors, pose_errors
 from ..nets.losses import landmark_chamfer_loss, pose_loss
-from ..nets.pose import DAPoseNet, canonicalize_quaternion, normalize_quaternion
+from ..nets.pose import DAPoseNet, canonicalize_quaternion, flip_averaged, mirror_position_images, normalize_quaternion
 from ..rotations import quat_to_matrix
 from .checkpoint import is_checkpoint, load_checkpoint, load_weights, save_checkpoint
 from .data import PositionSet
@@ -95,17 +95,21 @@ def learning_rate(cfg: PoseTrainConfig, step: int) -> float:
     raise ConfigError(f"unknown lr_schedule {cfg.lr_schedule!r} (constant or cosine)")
 
 
-def predict_poses(net: DAPoseNet, data: PositionSet, batch: int = 64) -> tuple[np.ndarray, np.ndarray]:
-    """(R (N,3,3), t_mm (N,3)) predicted for every image of ``data`` (eval mode)."""
+def predict_poses(net: DAPoseNet, data: PositionSet, batch: int = 64, flip: bool | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(R (N,3,3), t_mm (N,3)) predicted for every image of ``data`` (eval mode), with the
+    test-time flip of the network's configuration unless ``flip`` says otherwise (as the
+    pipeline predicts)."""
+    flip = net.config.test_time_flip if flip is None else flip
     was = net.training
     net.eval()
     qs, ts = [], []
     with torch.no_grad():
         for s in range(0, len(data), batch):
-            x = torch.from_numpy(data.images[s : s + batch].astype(np.float32))
-            out = net(x)
-            qs.append(canonicalize_quaternion(normalize_quaternion(out.quat)).double().numpy())
-            ts.append(out.trans.double().numpy())
+            x = data.images[s : s + batch].astype(np.float32)
+            out = net(torch.from_numpy(np.concatenate([x, mirror_position_images(x)]) if flip else x))
+            quat, trans = flip_averaged(out.quat, out.trans) if flip else (out.quat, out.trans)
+            qs.append(canonicalize_quaternion(normalize_quaternion(quat)).double().numpy())
+            ts.append(trans.double().numpy())
     net.train(was)
     q = np.concatenate(qs)
     t = data.center_mm.astype(np.float64) + np.concatenate(ts) * data.scale_mm[:, None]
