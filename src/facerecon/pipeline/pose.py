@@ -97,7 +97,6 @@ class PoseEstimator:
     def __init__(self, net: DAPoseNet, model: FaceModel | None = None, meta: dict | None = None):
         self.net = net.eval()
         self._fast = cpu_inference(self.net)
-        self.threads = self.net.config.inference_threads
         self.meta = meta or {}
         self.model = model or FaceModel.load()
         self._ref_lm = self.model.landmarks(self.model.reference_vertices)[list(CHECK_LANDMARKS)].astype(np.float64)
@@ -111,7 +110,7 @@ class PoseEstimator:
     def predict_position_image(self, pim: PositionImage) -> HeadPose:
         flip = self.net.config.test_time_flip
         data = np.stack([pim.data, mirror_position_images(pim.data)]) if flip else pim.data[None]
-        with torch.no_grad(), torch_threads(self.threads):
+        with torch.no_grad(), torch_threads(self.net.config.inference_threads):
             quat, trans = self._fast(network_input(data))[:2]
         if flip:
             quat, trans = flip_averaged(quat, trans)
@@ -122,16 +121,14 @@ class PoseEstimator:
         return landmark_fit_fraction(self._ref_lm, pose, pim)
 
     def estimate(self, depth, intrinsics: Intrinsics | None = None) -> PoseResult:
-        with torch_threads(self.threads):
-            return self.estimate_cropped(*locate_and_crop(depth, intrinsics))
+        return self.estimate_cropped(*locate_and_crop(depth, intrinsics))
 
     def estimate_cropped(self, frame: DepthFrame, loc: HeadLocation, pim: PositionImage, times: tuple[float, float, float]) -> PoseResult:
         """The network and its landmark self-check on what :func:`locate_and_crop` returned."""
         t0, t1, t2 = times
-        with torch_threads(self.threads):
-            pose = self.predict_position_image(pim)
-            t3 = time.perf_counter()
-            fit = self.landmark_fit(pose, pim)
+        pose = self.predict_position_image(pim)
+        t3 = time.perf_counter()
+        fit = self.landmark_fit(pose, pim)
         conf = float(np.clip(0.5 * loc.confidence + 0.5 * fit, 0.0, 1.0))
         timings = {"localize": (t1 - t0) * 1e3, "crop": (t2 - t1) * 1e3, "network": (t3 - t2) * 1e3,
                    "check": (time.perf_counter() - t3) * 1e3}

@@ -70,17 +70,19 @@ class Reconstructor:
             out = self._fast_shape(network_input(data))
         return out[0].numpy() * OFFSET_UNIT_MM
 
+    def _timed_shape_offsets(self, data: np.ndarray) -> tuple[np.ndarray, float]:
+        t = time.perf_counter()
+        return self.shape_offsets(data), (time.perf_counter() - t) * 1e3
+
     def reconstruct(self, depth, intrinsics: Intrinsics | None = None, refine: int = 0, refine_shape: int = 0) -> FaceReconstruction:
         """``refine`` > 0 adds that many rigid point-to-plane ICP iterations of the predicted
         face onto the frame's points (the classical fitter's rigid stage), after the networks;
         ``refine_shape`` > 0 then that many Gauss-Newton iterations of pose + identity +
         expression (the fitter's joint stage, started from the networks' shape)."""
-        with torch_threads(self.pose.threads):
+        # torch's thread count is process-wide: set it once for the frame, so the two network
+        # threads do not switch it under each other
+        with torch_threads(self.pose.net.config.inference_threads):
             return self._reconstruct(as_frame(depth, intrinsics), refine, refine_shape)
-
-    def _timed_shape_offsets(self, data: np.ndarray) -> tuple[np.ndarray, float]:
-        t = time.perf_counter()
-        return self.shape_offsets(data), (time.perf_counter() - t) * 1e3
 
     def _reconstruct(self, frame, refine: int, refine_shape: int) -> FaceReconstruction:
         t0 = time.perf_counter()

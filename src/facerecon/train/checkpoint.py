@@ -102,6 +102,16 @@ def load_weights(module: torch.nn.Module, path: str | Path) -> dict:
     return meta
 
 
+def load_trained(path: str | Path, checkpoint_modules: dict[str, torch.nn.Module], exported: torch.nn.Module) -> dict:
+    """Start networks from a training checkpoint (its ``checkpoint_modules``) or from exported
+    weights (into ``exported``, left in train mode); returns the file's metadata record."""
+    if is_checkpoint(path):
+        return load_checkpoint(path, checkpoint_modules)
+    meta = load_weights(exported, path)
+    exported.train()
+    return meta
+
+
 def load_checkpoint(
     path: str | Path,
     modules: dict[str, torch.nn.Module],

@@ -29,7 +29,7 @@ from ..metrics.pose import PoseErrors, pose_errors
 from ..nets.losses import landmark_chamfer_loss, pose_loss
 from ..nets.pose import DAPoseNet, canonicalize_quaternion, flip_averaged, mirror_position_images, normalize_quaternion
 from ..rotations import quat_to_matrix
-from .checkpoint import is_checkpoint, load_checkpoint, load_weights, save_checkpoint
+from .checkpoint import load_checkpoint, load_trained, save_checkpoint
 from .data import PositionSet
 from .loop import Batches, CsvLog, Timer, resume_run, run_state, seed_everything
 
@@ -145,10 +145,7 @@ def train_pose(
     if ckpt.exists():
         step = resume_run(load_checkpoint(ckpt, {"pose": net}, {"adam": opt}), timer, src, tgt)
     elif cfg.init_from:
-        if is_checkpoint(cfg.init_from):
-            load_checkpoint(cfg.init_from, {"pose": net})
-        else:
-            load_weights(net, cfg.init_from)
+        load_trained(cfg.init_from, {"pose": net}, net)
     lm_ref = reference_landmarks(model or FaceModel.load())
     log = CsvLog(run_dir / "log.csv", ["step", "stage", "loss", "sup", "selfsup", "matched", "seconds", "val_mae", "val_geodesic", "val_trans_mm"])
     total = cfg.supervised_steps + (cfg.selfsup_steps if tgt is not None else 0)

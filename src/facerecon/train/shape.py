@@ -38,7 +38,7 @@ from ..facemodel import FaceModel
 from ..facemodel.shape_subset import ShapeSubset
 from ..nets.argan import OFFSET_UNIT_MM, SOURCE, TARGET, DAShapeNet, Discriminator, Generator, domain_code
 from ..nets.configs import net_config
-from .checkpoint import is_checkpoint, load_checkpoint, load_weights, save_checkpoint
+from .checkpoint import load_checkpoint, load_trained, save_checkpoint
 from .data import PositionSet
 from .loop import Batches, CsvLog, Timer, resume_run, run_state, seed_everything
 
@@ -118,11 +118,7 @@ class ARGAN:
     def init_networks(self, path: str | Path, subset_vertices: list[int]) -> None:
         """Start F and R from a run checkpoint or from exported DAShapeNet weights (e.g. the
         shipped source-only model); G and D keep their fresh initialisation."""
-        if is_checkpoint(path):
-            load_checkpoint(path, {"F": self.F, "R": self.R})
-            return
-        meta = load_weights(self.shape, path)
-        self.shape.train()
+        meta = load_trained(path, {"F": self.F, "R": self.R}, self.shape)
         if meta.get("subset_vertices", subset_vertices) != subset_vertices:
             raise InputFileError(path, "its network predicts another vertex subset than this run")
 
