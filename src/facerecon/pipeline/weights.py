@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..errors import AssetError, InputFileError
+from ..errors import AssetError
 from ..train.checkpoint import load_weights, read_record
 
 __all__ = ["cpu_inference", "load_weights", "network_input", "torch_threads", "weights_meta", "weights_path"]
