@@ -13,6 +13,13 @@ export FACERECON_ICT := $(SHARED_ICT)
 endif
 endif
 export MPLBACKEND := Agg
+# Benchmarks and the demo read the real development data from ../shared (the library never searches for it).
+SHARED_DIR := $(abspath ../shared)
+ifeq ($(origin FACERECON_SHARED), undefined)
+ifneq ($(wildcard $(SHARED_DIR)/data/real),)
+export FACERECON_SHARED := $(SHARED_DIR)
+endif
+endif
 
 .PHONY: install sysdeps assets demo test bench clean
 

@@ -121,7 +121,8 @@ def main(argv=None) -> int:
     from facerecon.evaluate import synthetic as syn_eval
     from facerecon.facemodel import FaceModel
     from facerecon.pipeline import PoseEstimator, Reconstructor
-    from facerecon.realdata.mannequin import load_mannequin_cloud, mannequin_reference
+    from facerecon.realdata.mannequin import load_mannequin_cloud
+    from facerecon.realdata.mannequin_poses import mannequin_reference
     from facerecon.realdata.scan import load_james_scan
     from facerecon.realdata.target import james_eval_frames, real_frames
     from facerecon.train.data import PositionSet

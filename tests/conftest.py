@@ -10,6 +10,9 @@ REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("FACERECON_SHARED", REPO.parent / "shared"))
 REAL = SHARED / "data" / "real"
 ICT_ARCHIVE = SHARED / "assets" / "ict-facekit" / "ICT-FaceKit-FaceXModel.tar.xz"
+# The library never looks for ../shared itself: the tests pass its location in.
+if SHARED.is_dir():
+    os.environ.setdefault("FACERECON_SHARED", str(SHARED))
 
 
 def _need(path: Path) -> Path:

@@ -90,7 +90,7 @@ def test_james_render_back_projects_onto_scan(scan):
 
 @pytest.fixture(scope="module")
 def mannequin_ref(model):
-    from facerecon.realdata.mannequin import mannequin_reference
+    from facerecon.realdata.mannequin_poses import mannequin_reference
 
     return mannequin_reference(model=model)
 
@@ -142,7 +142,7 @@ def test_truedepth_sweep_reference_poses(mannequin_ref):
 
 
 def test_mannequin_splat_has_known_pose(mannequin_ref):
-    from facerecon.realdata.mannequin import splat_mannequin
+    from facerecon.realdata.mannequin_splat import splat_mannequin
 
     k = camera_preset("truedepth-320x240")
     r, t = mannequin_ref.pose(10)

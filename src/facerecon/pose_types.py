@@ -85,13 +85,6 @@ class HeadPose:
     def roll(self) -> float:
         return float(self.euler_deg[2])
 
-    @property
-    def transform_4x4(self) -> np.ndarray:
-        m = np.eye(4)
-        m[:3, :3] = self.R
-        m[:3, 3] = self.t_mm
-        return m
-
     # -- use ------------------------------------------------------------------------------
     def apply(self, points_head) -> np.ndarray:
         """Head-frame points (..., 3) -> camera frame (..., 3): ``R v + t``."""

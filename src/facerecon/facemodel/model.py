@@ -134,13 +134,6 @@ class FaceModel:
         except ValueError:
             raise KeyError(f"unknown expression {name!r}") from None
 
-    def expression_vector(self, weights: dict[str, float]) -> np.ndarray:
-        """A (n_expression,) weight vector from ``{name: weight}``."""
-        w = np.zeros(self.n_expression, dtype=np.float32)
-        for name, value in weights.items():
-            w[self.expression_index(name)] = value
-        return w
-
     # -- geometry ---------------------------------------------------------------------
     @cached_property
     def _flat_bases(self) -> np.ndarray:

@@ -79,9 +79,3 @@ class ShapeSubset:
         """(..., n, 3) subset offsets -> (..., K) model weights (identity then expression)."""
         flat = np.asarray(offsets, np.float32).reshape(*np.shape(offsets)[:-2], -1)
         return flat @ self.coeffs_from_subset.T
-
-    def upsample(self, offsets: np.ndarray) -> np.ndarray:
-        """(..., n, 3) subset offsets -> (..., V, 3) head-frame vertices of the whole model."""
-        w = self.weights_from_offsets(offsets)
-        k_id = self.model.n_identity
-        return self.model.vertices(w[..., :k_id], w[..., k_id:])

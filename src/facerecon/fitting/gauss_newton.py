@@ -32,6 +32,7 @@ import numpy as np
 from scipy.spatial import cKDTree
 
 from ..facemodel import FaceModel
+from ..metrics.align import point_to_plane_step
 from ..rotations import axis_angle_to_matrix
 
 
@@ -154,6 +155,12 @@ def fit_face(
         r = np.einsum("ij,ij->i", ni, p - vi)  # point-to-plane residual
         rms = float(np.sqrt(np.mean(r**2)))
         history.append(rms)
+        if rigid and (landmarks_cam is None or cfg.landmark_weight <= 0):
+            # the rigid stage is plain point-to-plane ICP: the project's one solver, rotating about t
+            # (the left-multiplicative update R <- exp(w) R, t <- t + dt of the joint stage below)
+            dr, dt, _ = point_to_plane_step(vi, p, ni, centre=t, damping=1e-6, damping_floor=1.0)
+            R, t = dr @ R, dr @ t + dt
+            continue
         # d(R v + t)/dw = -[R v]x  (left-multiplicative update R <- exp(w) R)
         rv = vi - t
         j_rot = np.cross(rv, ni)  # n . (w x rv) = w . (rv x n)

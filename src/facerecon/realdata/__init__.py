@@ -2,9 +2,9 @@
 
 * :mod:`.scan` -- the menpo ``james`` face scan brought into the canonical head frame of
   the ICT model, and rendered at known poses through a sensor model;
-* :mod:`.mannequin` -- the StandardCyborg TrueDepth mannequin: its head frame (ICT face
-  registered to the fused ``Expected.ply`` cloud), reference head poses of the 30 real
-  frames, and splats of the cloud at any pose;
+* :mod:`.mannequin` -- the StandardCyborg TrueDepth mannequin's files and its head frame (ICT
+  face registered to the fused ``Expected.ply`` cloud); :mod:`.mannequin_poses` -- reference
+  head poses of its 30 real frames; :mod:`.mannequin_splat` -- splats of the cloud at any pose;
 * :mod:`.target` -- ``real_domain_frames``: the *unlabelled* real-domain set used for
   domain adaptation, and ``james_eval_frames`` (held-out seeds) for evaluation.
 
@@ -12,10 +12,11 @@ Poses attached to frames here live under ``meta['pose_for_eval_only']``: they ex
 that evaluation can score predictions on real-domain data.  **Training code must never
 read them** (the real domain is unlabelled by construction of the method).
 
-The shared real files are not shipped with the package.  They are looked for in
-``$FACERECON_REAL_DATA`` (a folder holding ``scan-james/``, ``truedepth-mannequin/``,
-``kinect-pcl/``), else ``$FACERECON_SHARED/data/real``, else a ``shared/data/real``
-folder beside (or above) the source tree.  Slow derived results (the mannequin
+The shared real files are not shipped with the package.  Every loader takes their path as
+an argument; without one they come from ``$FACERECON_REAL_DATA`` (a folder holding
+``scan-james/``, ``truedepth-mannequin/``, ``kinect-pcl/``), else
+``$FACERECON_SHARED/data/real``.  Library code never searches the file system for them:
+tests and benchmarks pass the location in (the test suite sets ``FACERECON_SHARED``).  Slow derived results (the mannequin
 registration) are cached under ``$FACERECON_HOME/realdata``.
 """
 from __future__ import annotations
@@ -40,14 +41,9 @@ def real_data_root() -> Path:
     env = os.environ.get("FACERECON_SHARED")
     if env:
         return Path(env).expanduser() / "data" / "real"
-    here = Path(__file__).resolve()
-    for parent in here.parents:
-        cand = parent / "shared" / "data" / "real"
-        if cand.is_dir():
-            return cand
     raise AssetError(
-        "real data folder not found: set FACERECON_REAL_DATA to the folder holding scan-james/, "
-        "truedepth-mannequin/ and kinect-pcl/"
+        "real data folder not given: pass its path, or set FACERECON_REAL_DATA to the folder holding scan-james/, "
+        "truedepth-mannequin/ and kinect-pcl/ (or FACERECON_SHARED to the folder above data/real)"
     )
 
 
@@ -68,8 +64,8 @@ def cache_dir() -> Path:
 
 _LAZY = {
     "HeadScan": "scan", "load_james_scan": "scan", "render_scan": "scan", "ScanRender": "scan",
-    "MannequinAlignment": "mannequin", "MannequinReference": "mannequin", "align_mannequin": "mannequin",
-    "mannequin_reference": "mannequin", "splat_mannequin": "mannequin", "load_mannequin_cloud": "mannequin",
+    "MannequinAlignment": "mannequin", "MannequinReference": "mannequin_poses", "align_mannequin": "mannequin",
+    "mannequin_reference": "mannequin_poses", "splat_mannequin": "mannequin_splat", "load_mannequin_cloud": "mannequin",
     "real_domain_frames": "target", "james_eval_frames": "target", "real_frames": "target",
     "strip_eval_labels": "target", "pose_summary": "target", "plot_frames": "target",
 }  # fmt: skip

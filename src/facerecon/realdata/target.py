@@ -57,7 +57,8 @@ def strip_eval_labels(frames: list[DepthFrame]) -> list[DepthFrame]:
 def real_frames(*, with_reference_poses: bool = True, kinect: bool = True) -> list[DepthFrame]:
     """The real sensor frames: 30 TrueDepth mannequin frames (+ reference poses) and ``person.pcd``."""
     from ..io import read_depth
-    from .mannequin import frame_files, mannequin_reference
+    from .mannequin import frame_files
+    from .mannequin_poses import mannequin_reference
 
     files = frame_files()
     ref = mannequin_reference() if with_reference_poses else None
@@ -81,7 +82,7 @@ def real_frames(*, with_reference_poses: bool = True, kinect: bool = True) -> li
 def _render_one(subject: str, preset_name: str, seed: int, index: int, stream: int) -> DepthFrame:
     from ..synth.presets import chance, draw, load_preset
     from ..synth.sampling import sample_camera, sample_pose
-    from .mannequin import splat_mannequin
+    from .mannequin_splat import splat_mannequin
     from .scan import load_james_scan, render_scan
 
     preset = load_preset(preset_name)
