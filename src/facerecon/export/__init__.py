@@ -1,4 +1,7 @@
-"""Writing results: meshes (OBJ with ICT UVs, PLY, GLB), JSON, overlay pictures. All atomic."""
+"""Writing results: meshes (OBJ with ICT UVs, PLY, rigged GLB: :mod:`.gltf`), JSON, overlay pictures. All atomic.
+
+:mod:`.animation` reads ARKit performances and adds them to a rigged GLB as glTF animations.
+"""
 from __future__ import annotations
 
 import json
@@ -6,25 +9,54 @@ from pathlib import Path
 
 import numpy as np
 
-from .fileutil import atomic_path, write_text_atomic
-from .io.frame import DepthFrame
+from ..fileutil import atomic_path, write_bytes_atomic, write_text_atomic
+from ..io.frame import DepthFrame
 
 MESH_FORMATS = ("obj", "ply", "glb")
 
 
-def write_face_meshes(rec, model, out_dir: Path, formats: tuple[str, ...] = ("obj", "ply")) -> list[Path]:
-    """``face.<fmt>`` (camera frame) and ``face_head.<fmt>`` (canonical head frame), ICT topology and UVs."""
-    from .io.mesh import write_mesh
+def write_face_meshes(rec, model, out_dir: Path, formats: tuple[str, ...] = ("obj", "ply"), texture: np.ndarray | None = None,
+                      intrinsics=None) -> list[Path]:
+    """``face.<fmt>`` (camera frame) and ``face_head.<fmt>`` (canonical head frame), ICT topology and UVs.
 
-    polys, polys_uv = model.polygon_lists()
+    OBJ/PLY keep ICT's vertex order (mm). GLB is the rig of :mod:`.gltf` (metres, 55 ARKit-named
+    morph targets, pose on the node). ``texture`` (an (H, W, 3) uint8 image of ICT's UV tile
+    [0, 1]^2) goes to ``face.png``, referenced by the OBJs through ``face.mtl``, and into the GLBs.
+    ``intrinsics`` adds the sensor as a camera to ``face.glb``.
+    """
+    from ..io.mesh import write_mesh
+    from .gltf import write_rigged_glbs
+
+    out_dir = Path(out_dir)
     written = []
+    if texture is not None and "obj" in formats:
+        from .gltf import _png_bytes
+
+        write_bytes_atomic(out_dir / "face.png", _png_bytes(texture))
+        write_text_atomic(out_dir / "face.mtl", "# facerecon: texture of the ICT-FaceKit UV tile [0,1]^2 (face skin)\n"
+                          "newmtl face\nKa 1 1 1\nKd 1 1 1\nKs 0 0 0\nd 1\nillum 1\nmap_Kd face.png\n")
+        written += [out_dir / "face.png", out_dir / "face.mtl"]
+    polys, polys_uv = model.polygon_lists() if any(f != "glb" for f in formats) else (None, None)
     for fmt in formats:
+        if fmt == "glb":
+            written += [e.path for e in write_rigged_glbs(rec, model, out_dir, texture, intrinsics)]
+            continue
         for name, verts, frame in (("face", rec.vertices_camera, "camera"), ("face_head", rec.vertices_head, "head")):
             path = out_dir / f"{name}.{fmt}"
             write_mesh(path, verts, polys, model.uv, polys_uv,
                        header=f"facerecon reconstruction of {rec.source}; ICT-FaceKit Light topology (MIT); mm; {frame} frame")
+            if fmt == "obj" and texture is not None:
+                _use_material(path)
             written.append(path)
     return written
+
+
+def _use_material(path: Path) -> None:
+    """Point an OBJ written by ``write_mesh`` at ``face.mtl`` (before the first face)."""
+    text = path.read_text(encoding="utf-8")
+    i = text.find("\nf ")
+    text = "mtllib face.mtl\n" + text[: i + 1] + "usemtl face\n" + text[i + 1:]
+    write_text_atomic(path, text)
 
 
 def write_json(path: Path, data: dict) -> None:
@@ -40,7 +72,7 @@ def landmarks_json(rec) -> dict:
 
 
 def _render_depth(vertices_cam: np.ndarray, triangles: np.ndarray, frame: DepthFrame) -> np.ndarray:
-    from .synth.render import render_mesh
+    from ..synth.render import render_mesh
 
     return render_mesh(vertices_cam, triangles, frame.intrinsics, barycentrics=False).depth
 
@@ -62,8 +94,8 @@ def save_overlay(rec, model, frame: DepthFrame, path: Path, residual_range_mm: f
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from .viz.depthmap import depth_to_rgb
-    from .viz.shaded import shade
+    from ..viz.depthmap import depth_to_rgb
+    from ..viz.shaded import shade
 
     rgb = depth_to_rgb(frame.depth_mm).astype(np.float32) / 255.0
     shaded = shade(rec.vertices_camera, model.region_triangles("face", "head_and_neck", "eyeballs"), frame.intrinsics)
@@ -101,7 +133,7 @@ def save_pose_overlay(frame: DepthFrame, pose, box, path: Path, axis_mm: float =
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from .viz.depthmap import depth_to_rgb
+    from ..viz.depthmap import depth_to_rgb
 
     k = frame.intrinsics
     o = pose.t_mm

@@ -1,0 +1,361 @@
+"""Rigged glTF 2.0 (GLB): the reconstructed person as an ICT-FaceKit rig with ARKit-named morph targets.
+
+What a file holds (see docs/animation.md):
+
+* one mesh, one primitive per ICT material (skin, back of the head, gums, teeth, sclera, iris,
+  eye shells, lashes) so a viewer can colour them apart; the base positions are the person's
+  face at expression 0 (``vertices_head`` minus the expression deltas: identity and anything
+  else the reconstruction baked in), in **metres** (the file's mm are scaled by 0.001);
+* 55 morph targets (POSITION deltas): the 53 ARKit-style ICT expressions named the ARKit way
+  (``eyeBlink_L`` -> ``eyeBlinkLeft``; ICT splits ``browInnerUp`` and ``cheekPuff`` into left and
+  right) and ICT's two pupil-dilation shapes appended as ``pupilDilateLeft/Right``, names in
+  ``mesh.extras.targetNames``; deltas are sparse accessors (only vertices a shape moves);
+* ``mesh.weights`` = the reconstructed expression, so the file opens showing the reconstruction;
+* ICT's UVs as TEXCOORD_0 (glTF's v runs down: v' = 1 - v). ICT stores UVs per face corner, so
+  a vertex on a UV seam becomes several glTF vertices; ``_ICT_VERTEX`` (an application-specific
+  attribute) keeps the ICT vertex index of every glTF vertex and the morph deltas follow the split;
+* smooth normals of the base mesh (no normal morph targets: they would double the size);
+* nodes: ``camera_to_gltf`` (root: 180 deg about x, so the camera frame's x right / y down /
+  z forward becomes glTF's x right / y up / -z forward and the file opens upright) -> ``face``
+  (the head pose R, t: head frame -> camera frame; identity in the head-frame copy).
+  With ``intrinsics`` a glTF perspective camera sits at the camera origin (exact intrinsics in
+  its extras), so a viewer can look at the mesh as the sensor saw it.
+
+The per-model work (seam split, sparse deltas, normal operator) is cached on the model.
+"""
+from __future__ import annotations
+
+import io
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..fileutil import write_bytes_atomic
+
+M_PER_MM = 1e-3
+# Deltas smaller than this (mm, largest coordinate) are left out of the sparse morph targets:
+# a coordinate then differs by at most 1e-4 mm x sum(|weights|) (typically < 0.001 mm; round trip target 0.01 mm).
+DELTA_EPS_MM = 1e-4
+# camera frame (x right, y down, z forward) -> glTF (x right, y up, z towards the viewer): 180 deg about x
+CAMERA_TO_GLTF_XYZW = [1.0, 0.0, 0.0, 0.0]
+
+_FLOAT, _USHORT, _UINT, _UBYTE = 5126, 5123, 5125, 5121
+_ARRAY_BUFFER, _ELEMENT_ARRAY_BUFFER = 34962, 34963
+
+# RGBA base colours (linear) per ICT material; the cosmetic eye shells are nearly transparent
+# (ICT draws them with alpha textures).
+_MATERIAL_LOOK: dict[str, tuple[float, float, float, float]] = {
+    "M_Face": (0.80, 0.60, 0.50, 1.0),
+    "M_BackHead": (0.80, 0.60, 0.50, 1.0),
+    "M_GumsTongue": (0.60, 0.22, 0.25, 1.0),
+    "M_Teeth": (0.90, 0.88, 0.80, 1.0),
+    "M_ScleraLeft": (0.92, 0.92, 0.90, 1.0),
+    "M_ScleraRight": (0.92, 0.92, 0.90, 1.0),
+    "M_IrisLeft": (0.20, 0.13, 0.08, 1.0),
+    "M_IrisRight": (0.20, 0.13, 0.08, 1.0),
+    "M_LacrimalFluid": (1.0, 1.0, 1.0, 0.05),
+    "M_EyeBlend": (0.80, 0.60, 0.50, 0.0),
+    "M_EyeOcclusion": (0.0, 0.0, 0.0, 0.10),
+    "M_EyeLashes": (0.06, 0.05, 0.04, 0.70),
+}
+_DEFAULT_LOOK = (0.8, 0.6, 0.5, 1.0)
+# The photo texture (one UV tile, [0,1]^2) belongs to the skin of the face only (group face_skin).
+# Primitives: ICT materials grouped so that the file has few accessors (a dozen primitives x 55
+# targets made pygltflib's JSON the slowest part of the export); colours within a group are
+# per-vertex (COLOR_0), the texture only ever on the face skin.
+_GROUPS: tuple[tuple[str, tuple[str, ...], bool], ...] = (
+    ("face_skin", ("M_Face",), False),
+    ("head_mouth_eyes", ("M_BackHead", "M_GumsTongue", "M_Teeth", "M_ScleraLeft", "M_ScleraRight", "M_IrisLeft", "M_IrisRight"), False),
+    ("eye_shells_lashes", ("M_LacrimalFluid", "M_EyeBlend", "M_EyeOcclusion", "M_EyeLashes"), True),
+)
+
+
+def arkit_target_name(ict_name: str) -> str:
+    """ICT ``eyeBlink_L`` -> ARKit ``eyeBlinkLeft``; ``jawOpen`` stays; ``PupilDilate_L`` -> ``pupilDilateLeft``."""
+    base = ict_name
+    if ict_name.endswith("_L"):
+        base = ict_name[:-2] + "Left"
+    elif ict_name.endswith("_R"):
+        base = ict_name[:-2] + "Right"
+    return base[:1].lower() + base[1:]
+
+
+@dataclass
+class _Primitive:
+    material: str  # group name
+    materials: tuple
+    blend: bool
+    colour: np.ndarray  # (n, 4) uint8 per-vertex RGBA from the ICT material
+    src: np.ndarray  # (n,) ICT vertex of each glTF vertex
+    texcoord: np.ndarray  # (n, 2) float32, glTF convention (v down)
+    indices: np.ndarray  # (3t,) uint16 or uint32
+    targets: list  # per morph target: (local indices uint16/uint32 ascending, (k, 3) float32 deltas in m, min, max)
+
+
+@dataclass
+class GltfLayout:
+    """Model-dependent, reconstruction-independent part of the export (cached per model)."""
+
+    primitives: list[_Primitive]
+    target_names: list[str]
+    ict_names: list[str]
+    expression_basis: np.ndarray  # (E, V, 3) float64, mm
+    triangles: np.ndarray  # (T, 3) all ICT triangles, outward winding
+    vertex_normals_op: object  # scipy sparse (V, T): sums triangle area-normals at vertices
+
+    @property
+    def n_gltf_vertices(self) -> int:
+        return int(sum(len(p.src) for p in self.primitives))
+
+
+def gltf_layout(model) -> GltfLayout:
+    """The seam split and sparse morph deltas for ``model`` (built once, then cached on the model)."""
+    cache = model.__dict__.setdefault("_gltf_layout_cache", {})
+    if "layout" not in cache:
+        cache["layout"] = _build_layout(model)
+    return cache["layout"]
+
+
+def _index_array(a: np.ndarray, n: int) -> np.ndarray:
+    return np.ascontiguousarray(a, dtype=np.uint16 if n < 65535 else np.uint32)
+
+
+def _build_layout(model) -> GltfLayout:
+    import scipy.sparse as sp
+
+    tris = np.asarray(model.triangles, np.int64)
+    tuv = np.asarray(model.triangle_uv, np.int64)
+    neutral = np.asarray(model.neutral, np.float64)
+    # ICT winds its triangles clockwise seen from outside the head in our (right-handed, y-down)
+    # head frame? Decide from the data: the face normals must point towards the camera (-z).
+    fn = np.cross(neutral[tris[:, 1]] - neutral[tris[:, 0]], neutral[tris[:, 2]] - neutral[tris[:, 0]])
+    face = model.region_mask("narrow_face")[tris].all(1)
+    if fn[face, 2].sum() > 0:
+        tris, tuv = tris[:, ::-1].copy(), tuv[:, ::-1].copy()
+    basis = np.asarray(model.expression_basis, np.float64)
+    ict_names = list(model.expression_names)
+    prims = []
+    mats = np.asarray(model.triangle_material)
+    names = list(model.materials)
+    grouped = {m for _, ms, _ in _GROUPS for m in ms}
+    groups = list(_GROUPS) + [("other", tuple(m for m in names if m not in grouped), False)]
+    for gname, gmats, blend in groups:
+        ids = [names.index(m) for m in gmats if m in names]
+        sel = np.isin(mats, ids)
+        if not sel.any():
+            continue
+        pairs, inverse = np.unique(np.stack([tris[sel].ravel(), tuv[sel].ravel()], 1), axis=0, return_inverse=True)
+        src = pairs[:, 0]
+        uv = np.asarray(model.uv, np.float64)[pairs[:, 1]]
+        texcoord = np.stack([uv[:, 0], 1.0 - uv[:, 1]], 1).astype(np.float32)
+        n = len(src)
+        # a vertex's colour: the look of the material of (one of) its triangles
+        corner_mat = np.repeat(mats[sel], 3)
+        vert_mat = np.empty(n, np.int64)
+        vert_mat[inverse.reshape(-1)] = corner_mat
+        looks = np.array([_MATERIAL_LOOK.get(m, _DEFAULT_LOOK) for m in names])
+        colour = np.round(looks[vert_mat] * 255).astype(np.uint8)
+        targets = []
+        for e in range(len(ict_names)):
+            d = basis[e, src]
+            keep = np.abs(d).max(1) > DELTA_EPS_MM
+            local = np.flatnonzero(keep)
+            vals = (d[keep] * M_PER_MM).astype(np.float32)
+            mn = vals.min(0) if len(vals) else np.zeros(3, np.float32)
+            mx = vals.max(0) if len(vals) else np.zeros(3, np.float32)
+            if len(vals) < n:  # the vertices left out are zeros
+                mn, mx = np.minimum(mn, 0), np.maximum(mx, 0)
+            targets.append((_index_array(local, n), vals, mn, mx))
+        prims.append(_Primitive(gname, tuple(gmats), blend, colour, src, texcoord, _index_array(inverse.reshape(-1), n), targets))
+    t = len(tris)
+    op = sp.csr_matrix((np.ones(3 * t), (tris.ravel(), np.repeat(np.arange(t), 3))), shape=(model.n_vertices, t))
+    return GltfLayout(prims, [arkit_target_name(s) for s in ict_names], ict_names, basis, tris, op)
+
+
+def _vertex_normals(layout: GltfLayout, v: np.ndarray) -> np.ndarray:
+    tris = layout.triangles
+    fn = np.cross(v[tris[:, 1]] - v[tris[:, 0]], v[tris[:, 2]] - v[tris[:, 0]])  # area-weighted
+    vn = layout.vertex_normals_op @ fn
+    norm = np.linalg.norm(vn, axis=1, keepdims=True)
+    bad = norm[:, 0] < 1e-12
+    vn = np.where(bad[:, None], [0.0, 0.0, -1.0], vn / np.where(bad[:, None], 1.0, norm))  # unused vertices: any unit vector
+    return vn
+
+
+class _Blob:
+    """The GLB binary chunk: 4-byte aligned bufferViews."""
+
+    def __init__(self):
+        self.parts: list[bytes] = []
+        self.size = 0
+        self.views: list = []
+
+    def view(self, data: bytes, target: int | None = None) -> int:
+        from pygltflib import BufferView
+
+        self.views.append(BufferView(buffer=0, byteOffset=self.size, byteLength=len(data), target=target))
+        self.parts.append(data)
+        self.size += len(data)
+        pad = -self.size % 4
+        if pad:
+            self.parts.append(b"\0" * pad)
+            self.size += pad
+        return len(self.views) - 1
+
+    def bytes(self) -> bytes:
+        return b"".join(self.parts)
+
+
+def _minmax(a: np.ndarray) -> tuple[list[float], list[float]]:
+    a = a.reshape(len(a), -1)
+    return [float(x) for x in a.min(0)], [float(x) for x in a.max(0)]
+
+
+def base_vertices_head(rec, layout: GltfLayout) -> np.ndarray:
+    """(V, 3) mm: the reconstruction at expression 0 (everything but the expression baked in)."""
+    expr = np.asarray(rec.expression, np.float64).reshape(-1)
+    e = layout.expression_basis
+    expr = np.pad(expr, (0, e.shape[0] - len(expr)))
+    v = np.asarray(rec.vertices_head, np.float64)
+    return v - np.tensordot(expr, e, axes=(0, 0))
+
+
+def _png_bytes(texture: np.ndarray) -> bytes:
+    from PIL import Image
+
+    img = np.asarray(texture)
+    if img.ndim != 3 or img.shape[2] not in (3, 4) or img.dtype != np.uint8:
+        raise ValueError(f"texture must be an (H, W, 3) uint8 image, got {img.shape} {img.dtype}")
+    buf = io.BytesIO()
+    Image.fromarray(img).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def build_glb(rec, model, frame: str = "camera", texture: np.ndarray | None = None, intrinsics=None,
+              png: bytes | None = None) -> bytes:
+    """The GLB bytes of ``rec`` (``frame`` = 'camera': node carries the head pose; 'head': identity)."""
+    from pygltflib import (GLTF2, Accessor, AccessorSparseIndices, AccessorSparseValues, Asset, Attributes, Buffer, Camera,
+                           Image, Material, Mesh, Node, PbrMetallicRoughness, Perspective, Primitive, Sampler, Scene, Sparse,
+                           Texture, TextureInfo)
+
+    layout = gltf_layout(model)
+    base = base_vertices_head(rec, layout)
+    normals = _vertex_normals(layout, base)
+    blob = _Blob()
+    accessors: list = []
+
+    def acc(view, ctype, count, typ, mn=None, mx=None, sparse=None, normalized=None) -> int:
+        accessors.append(Accessor(bufferView=view, byteOffset=None if view is None else 0, componentType=ctype, count=count,
+                                  type=typ, min=mn, max=mx, sparse=sparse, normalized=normalized))
+        return len(accessors) - 1
+
+    def idx_ctype(a: np.ndarray) -> int:
+        return _USHORT if a.dtype == np.uint16 else _UINT
+
+    materials, images, textures, samplers = [], [], [], []
+    if texture is not None or png is not None:
+        png = png if png is not None else _png_bytes(texture)
+        images.append(Image(bufferView=blob.view(png), mimeType="image/png"))
+        samplers.append(Sampler(magFilter=9729, minFilter=9987, wrapS=33071, wrapT=33071))
+        textures.append(Texture(sampler=0, source=0))
+    primitives = []
+    expr = np.asarray(rec.expression, np.float64).reshape(-1)
+    weights = [float(w) for w in np.pad(expr, (0, len(layout.target_names) - len(expr)))]
+    for p in layout.primitives:
+        pos = (base[p.src] * M_PER_MM).astype(np.float32)
+        mn, mx = _minmax(pos)
+        a_pos = acc(blob.view(pos.tobytes(), _ARRAY_BUFFER), _FLOAT, len(pos), "VEC3", mn, mx)
+        a_nrm = acc(blob.view(normals[p.src].astype(np.float32).tobytes(), _ARRAY_BUFFER), _FLOAT, len(pos), "VEC3")
+        a_uv = acc(blob.view(p.texcoord.tobytes(), _ARRAY_BUFFER), _FLOAT, len(pos), "VEC2")
+        # float: exact for ICT's 26,719 vertices, and a plain attribute type every loader accepts
+        a_ict = acc(blob.view(p.src.astype(np.float32).tobytes(), _ARRAY_BUFFER), _FLOAT, len(pos), "SCALAR")
+        a_idx = acc(blob.view(p.indices.tobytes(), _ELEMENT_ARRAY_BUFFER), idx_ctype(p.indices), len(p.indices), "SCALAR")
+        textured = bool(textures) and p.material == "face_skin"  # the photo is the colour there
+        a_col = None if textured else acc(blob.view(p.colour.tobytes(), _ARRAY_BUFFER), _UBYTE, len(pos), "VEC4", normalized=True)
+        # all targets' sparse indices in one bufferView and their values in another (fewer JSON objects)
+        offsets, chunks, off = [], [], 0
+        for local, _, _, _ in p.targets:
+            offsets.append(off)
+            data = local.tobytes() + b"\0" * (-local.nbytes % 4)
+            chunks.append(data)
+            off += len(data)
+        moved = any(len(local) for local, _, _, _ in p.targets)
+        v_idx = blob.view(b"".join(chunks)) if moved else None
+        v_val = blob.view(b"".join(vals.tobytes() for _, vals, _, _ in p.targets)) if moved else None
+        targets, voff = [], 0
+        for (local, vals, tmn, tmx), ioff in zip(p.targets, offsets):
+            if len(local) == 0:  # no bufferView and no sparse: all zeros
+                targets.append(Attributes(POSITION=acc(None, _FLOAT, len(pos), "VEC3", [0.0] * 3, [0.0] * 3)))
+                continue
+            sparse = Sparse(count=len(local),
+                            indices=AccessorSparseIndices(bufferView=v_idx, byteOffset=ioff, componentType=idx_ctype(local)),
+                            values=AccessorSparseValues(bufferView=v_val, byteOffset=voff))
+            voff += vals.nbytes
+            targets.append(Attributes(POSITION=acc(None, _FLOAT, len(pos), "VEC3",
+                                                   [float(x) for x in tmn], [float(x) for x in tmx], sparse)))
+        colour = (1.0, 1.0, 1.0, 1.0)  # the per-vertex colours carry the look
+        pbr = PbrMetallicRoughness(baseColorFactor=list(colour), metallicFactor=0.0, roughnessFactor=0.75)
+        if textured:
+            pbr.baseColorTexture = TextureInfo(index=0)
+        materials.append(Material(name=p.material, pbrMetallicRoughness=pbr, alphaMode="BLEND" if p.blend else "OPAQUE",
+                                  doubleSided=p.blend))
+        attrs = Attributes(POSITION=a_pos, NORMAL=a_nrm, TEXCOORD_0=a_uv, COLOR_0=a_col, _ICT_VERTEX=a_ict)
+        primitives.append(Primitive(attributes=attrs, indices=a_idx, material=len(materials) - 1, targets=targets,
+                                    extras={"ict_materials": list(p.materials)}))
+    pose = rec.pose
+    face_node = Node(name="face", mesh=0, extras={"frame": frame})
+    if frame == "camera":
+        w, x, y, z = (float(v) for v in pose.quaternion_wxyz)
+        q = np.array([x, y, z, w])
+        face_node.rotation = [float(v) for v in q / np.linalg.norm(q)]
+        face_node.translation = [float(v) * M_PER_MM for v in np.asarray(pose.t_mm, np.float64)]
+    nodes = [Node(name="camera_to_gltf", rotation=list(CAMERA_TO_GLTF_XYZW), children=[1],
+                  extras={"note": "180 deg about x: camera frame (x right, y down, z forward) -> glTF (y up, -z forward)"}),
+             face_node]
+    cameras = []
+    if intrinsics is not None and frame == "camera":
+        k = intrinsics
+        cameras.append(Camera(type="perspective", name="depth_camera",
+                              perspective=Perspective(aspectRatio=float(k.width) / float(k.height),
+                                                      yfov=float(2 * np.arctan(0.5 * k.height / k.fy)), znear=0.01, zfar=10.0),
+                              extras={"fx": float(k.fx), "fy": float(k.fy), "cx": float(k.cx), "cy": float(k.cy),
+                                      "width": int(k.width), "height": int(k.height)}))
+        # the glTF camera looks along its -z, up +y: at the world origin with no rotation it is the sensor
+        nodes.append(Node(name="depth_camera", camera=0))
+    mesh = Mesh(name="face", primitives=primitives, weights=weights,
+                extras={"targetNames": list(layout.target_names), "ict_names": list(layout.ict_names)})
+    g = GLTF2(
+        asset=Asset(generator="facerecon (pygltflib)", version="2.0",
+                    extras={"facerecon": {"source": str(getattr(rec, "source", "")), "frame": frame, "units": "m (mm x 0.001)",
+                                          "topology": "ICT-FaceKit (MIT)", "attributes": {"_ICT_VERTEX": "ICT vertex index"}}}),
+        scene=0, scenes=[Scene(nodes=[0] + ([2] if cameras else []))], nodes=nodes, meshes=[mesh], materials=materials,
+        accessors=accessors, bufferViews=blob.views, buffers=[Buffer(byteLength=blob.size)], cameras=cameras,
+        images=images, textures=textures, samplers=samplers,
+    )
+    g.set_binary_blob(blob.bytes())
+    return b"".join(g.save_to_bytes())
+
+
+@dataclass
+class GlbExport:
+    path: Path
+    bytes: int
+    ms: float
+
+
+def write_glb(path: Path, rec, model, frame: str = "camera", texture: np.ndarray | None = None, intrinsics=None,
+              png: bytes | None = None) -> GlbExport:
+    """Write one rigged GLB atomically; returns its size and the time it took (layout cache excluded on reuse)."""
+    t0 = time.perf_counter()
+    data = build_glb(rec, model, frame, texture, intrinsics, png)
+    write_bytes_atomic(path, data)
+    return GlbExport(Path(path), len(data), (time.perf_counter() - t0) * 1e3)
+
+
+def write_rigged_glbs(rec, model, out_dir: Path, texture: np.ndarray | None = None, intrinsics=None) -> list[GlbExport]:
+    """``face.glb`` (camera frame, head pose on the node) and ``face_head.glb`` (head frame)."""
+    png = _png_bytes(texture) if texture is not None else None
+    return [write_glb(Path(out_dir) / "face.glb", rec, model, "camera", None, intrinsics, png),
+            write_glb(Path(out_dir) / "face_head.glb", rec, model, "head", None, None, png)]
