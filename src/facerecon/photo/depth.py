@@ -28,6 +28,7 @@ import json
 import math
 import os
 import tomllib
+import warnings
 from dataclasses import asdict, dataclass, field
 from functools import lru_cache
 from importlib import resources
@@ -337,7 +338,8 @@ def export_onnx(backend: TransformersDepth, path: str | Path, input_size: tuple[
             return self.m(pixel_values=pixel_values).predicted_depth
 
     dummy = torch.zeros(1, 3, int(h), int(w))
-    with atomic_path(p) as tmp, torch.no_grad():
+    with atomic_path(p) as tmp, torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # tracer notes on shape checks: the export is at one fixed size
         # the TorchScript exporter: one self-contained file (the dynamo exporter may split
         # large weights into a side file that the atomic rename would leave behind)
         torch.onnx.export(_Wrap(backend.model).eval(), (dummy,), str(tmp), input_names=["pixel_values"],

@@ -1,0 +1,203 @@
+"""Monocular depth backends, the metric step and the photo-depth pipeline (facerecon.photo.depth / metric)."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from facerecon.errors import ConfigError, FaceReconError
+from facerecon.photo.depth import (
+    FACE_MODEL, OnnxDepth, Preprocess, TransformersDepth, depth_from_photo, export_onnx, known_depth_models,
+    load_depth_backend, preprocess_from_config, resolve_auto,
+)
+from facerecon.photo.metric import MetricFitError, fit_inverse_depth, metric_depth
+
+
+# -- tiny randomly initialised networks, saved and loaded back like a downloaded model -------------
+def _randomise(model, seed: int) -> None:
+    """Random init gives (near) constant output after the heads' ReLUs: spread the weights so the
+    equivalence tests compare real variation."""
+    import torch
+
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.copy_(torch.randn(p.shape, generator=g) * (0.2 if p.ndim > 1 else 0.05))
+
+
+def tiny_dpt(folder: Path, with_processor: bool = True) -> Path:
+    import torch
+    from transformers import DPTConfig, DPTForDepthEstimation
+
+    torch.manual_seed(0)
+    cfg = DPTConfig(hidden_size=16, num_hidden_layers=4, backbone_out_indices=[0, 1, 2, 3], num_attention_heads=2,
+                    intermediate_size=32, image_size=64, patch_size=16, neck_hidden_sizes=[8, 8, 16, 16],
+                    fusion_hidden_size=8)
+    m = DPTForDepthEstimation(cfg)
+    _randomise(m, 1)
+    m.save_pretrained(folder)  # safetensors
+    if with_processor:
+        (folder / "preprocessor_config.json").write_text(json.dumps({
+            "do_resize": True, "size": {"height": 64, "width": 64}, "keep_aspect_ratio": False, "ensure_multiple_of": 1,
+            "do_rescale": True, "rescale_factor": 1 / 255, "do_normalize": True, "image_mean": [0.5, 0.5, 0.5],
+            "image_std": [0.5, 0.5, 0.5]}))
+    return folder
+
+
+def tiny_depth_anything(folder: Path, metric: bool = False) -> Path:
+    import torch
+    from transformers import DepthAnythingConfig, DepthAnythingForDepthEstimation, Dinov2Config
+
+    torch.manual_seed(0)
+    bb = Dinov2Config(hidden_size=16, num_hidden_layers=4, num_attention_heads=2, intermediate_size=32, image_size=56,
+                      patch_size=14, out_indices=[1, 2, 3, 4], reshape_hidden_states=False)
+    cfg = DepthAnythingConfig(backbone_config=bb, reassemble_hidden_size=16, neck_hidden_sizes=[8, 8, 16, 16],
+                              fusion_hidden_size=8, head_hidden_size=8, patch_size=14,
+                              depth_estimation_type="metric" if metric else "relative", max_depth=20)
+    m = DepthAnythingForDepthEstimation(cfg)
+    _randomise(m, 2)
+    m.save_pretrained(folder)
+    (folder / "preprocessor_config.json").write_text(json.dumps({
+        "size": {"height": 70, "width": 70}, "keep_aspect_ratio": True, "ensure_multiple_of": 14,
+        "image_mean": [0.485, 0.456, 0.406], "image_std": [0.229, 0.224, 0.225]}))
+    return folder
+
+
+def _photo(h: int = 90, w: int = 120, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:h, 0:w]
+    base = np.stack([xx * 2, yy * 2, (xx + yy)], -1) % 256
+    return np.clip(base + rng.integers(0, 40, (h, w, 3)), 0, 255).astype(np.uint8)
+
+
+@pytest.fixture(scope="module")
+def dpt_dir(tmp_path_factory) -> Path:
+    return tiny_dpt(tmp_path_factory.mktemp("dpt"))
+
+
+@pytest.fixture(scope="module")
+def da_dir(tmp_path_factory) -> Path:
+    return tiny_depth_anything(tmp_path_factory.mktemp("da"))
+
+
+def test_preprocess_sizes_follow_the_processors():
+    da = preprocess_from_config("depth_anything")
+    # 518 on the side whose scale is nearer 1, the other by the same scale, rounded to 14
+    h, w = da.input_size(480, 640)
+    assert h % 14 == 0 and w % 14 == 0 and abs(h - 518) <= 7 and abs(w / h - 640 / 480) < 0.04
+    dpt = preprocess_from_config("dpt")
+    assert dpt.input_size(480, 640) == (384, 384)  # DPT's ViT wants a square grid
+    x = dpt(np.full((10, 20, 3), 255, np.uint8))
+    assert x.shape == (1, 3, 384, 384) and np.allclose(x, 1.0)  # (1 - 0.5) / 0.5
+    p = preprocess_from_config("dpt", {"size": {"height": 64, "width": 96}, "do_normalize": False})
+    assert (p.height, p.width, p.mean, p.std) == (64, 96, (0.0, 0.0, 0.0), (1.0, 1.0, 1.0))
+    assert Preprocess.from_json(p.to_json()) == p
+
+
+@pytest.mark.parametrize("family", ["dpt", "depth_anything"])
+def test_transformers_backend_loads_folder_and_matches_onnx(family, dpt_dir, da_dir, tmp_path):
+    folder = dpt_dir if family == "dpt" else da_dir
+    b = load_depth_backend(str(folder))
+    assert isinstance(b, TransformersDepth) and b.family == family and b.kind == "relative_inverse"
+    rgb = _photo()
+    pred = b.predict(rgb)
+    assert pred.depth.shape == rgb.shape[:2] and pred.depth.dtype == np.float32
+    assert np.isfinite(pred.depth).all() and pred.depth.std() > 0
+    if family == "dpt":
+        assert pred.meta["input_size"] == [64, 64]  # from preprocessor_config.json
+    else:
+        assert all(s % 14 == 0 for s in pred.meta["input_size"])
+    # ONNX export at the photo's input size; onnxruntime matches torch on the same input
+    onnx_path = export_onnx(b, tmp_path / "tiny.onnx", tuple(pred.meta["input_size"]))
+    ob = load_depth_backend(str(onnx_path))
+    assert isinstance(ob, OnnxDepth) and ob.kind == "relative_inverse"
+    x = b.preprocess(rgb, tuple(pred.meta["input_size"]))
+    ref, got = b.forward(x), ob.forward(x)
+    assert np.abs(ref).max() > 1e-3
+    np.testing.assert_allclose(got, ref, atol=1e-4, rtol=1e-4)
+    d_onnx, kind = depth_from_photo(rgb, ob)
+    assert kind == "relative_inverse"
+    np.testing.assert_allclose(d_onnx, pred.depth, atol=1e-4, rtol=1e-4)
+
+
+def test_metric_depth_anything_is_millimetres(tmp_path):
+    b = load_depth_backend(str(tiny_depth_anything(tmp_path / "m", metric=True)))
+    assert b.kind == "metric_mm" and b.output_scale == 1000.0
+
+
+def test_missing_models_are_one_line_errors_that_say_how(tmp_path, monkeypatch):
+    import huggingface_hub.constants as hc
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setattr(hc, "HF_HUB_CACHE", str(tmp_path / "hf" / "hub"))  # an empty cache
+    for spec in ("someone/no-such-depth-model", str(tmp_path / "nothing"), str(tmp_path / "x.onnx"), "dpt-hybrid"):
+        with pytest.raises(ConfigError) as e:
+            load_depth_backend(spec)
+        msg = e.value.one_line()
+        assert "\n" not in str(e.value).strip()
+        assert "huggingface-cli download" in msg and ".onnx" in msg and "face-model" in msg
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ConfigError, match="no config.json"):
+        load_depth_backend(str(tmp_path / "empty"))
+    # nothing in the cache: auto means the face model
+    assert resolve_auto() == FACE_MODEL
+    assert load_depth_backend("auto").name == FACE_MODEL
+    assert set(known_depth_models()) >= {"dpt-hybrid", "dpt-large", "depth-anything-v2-small"}
+
+
+def _fake_cache(monkeypatch, hf: Path, hub_id: str, folder: Path) -> None:
+    """Lay ``folder`` out as `huggingface-cli download hub_id` leaves it in the Hugging Face cache."""
+    import huggingface_hub.constants as hc
+
+    repo = hf / "hub" / ("models--" + hub_id.replace("/", "--"))
+    snap = repo / "snapshots" / ("0" * 40)
+    snap.mkdir(parents=True)
+    for f in folder.iterdir():
+        (snap / f.name).write_bytes(f.read_bytes())
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text("0" * 40)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setattr(hc, "HF_HUB_CACHE", str(hf / "hub"))
+
+
+def test_hub_id_is_read_from_the_local_cache(dpt_dir, tmp_path, monkeypatch):
+    _fake_cache(monkeypatch, tmp_path / "hf", "Intel/dpt-hybrid-midas", dpt_dir)
+    b = load_depth_backend("Intel/dpt-hybrid-midas")
+    assert isinstance(b, TransformersDepth) and b.preprocess.height == 64
+    # a known model in the cache: it is what `auto` (the CLI default) picks, by short name too
+    assert resolve_auto() == "Intel/dpt-hybrid-midas"
+    assert load_depth_backend("dpt-hybrid").name == "Intel/dpt-hybrid-midas"
+
+
+# -- metric step ----------------------------------------------------------------------------------
+def test_metric_step_recovers_scale_and_shift_with_outliers():
+    rng = np.random.default_rng(3)
+    h, w = 120, 100
+    yy, xx = np.mgrid[0:h, 0:w]
+    z = 600.0 + 40.0 * np.cos((xx - 50) / 30.0) * np.cos((yy - 60) / 40.0)  # a face-sized bump, mm
+    a_true, b_true = 2.5e-4, 1.2e-3
+    d = (1.0 / z - b_true) / a_true  # the network's relative inverse depth
+    z_ref = z + rng.normal(0, 0.5, z.shape)  # the fit: 0.5 mm noise
+    out = rng.random(z.shape) < 0.25  # 25 % gross outliers (hair, glasses, a bad fit patch)
+    z_ref[out] += rng.uniform(-60, 60, out.sum())
+    mask = np.ones(z.shape, bool)
+    mask[:5] = False
+    fit = fit_inverse_depth(d, z_ref, mask)
+    assert fit.a == pytest.approx(a_true, rel=1e-3) and fit.b == pytest.approx(b_true, rel=1e-3)
+    zm = fit.apply(d)
+    assert np.median(np.abs(zm - z)) < 0.1
+    assert fit.n_inliers > 0.7 * fit.n_pixels
+    # metric input is passed through and only checked
+    zz, check = metric_depth(z.astype(np.float32), "metric_mm", z_ref, mask)
+    assert np.array_equal(zz, z.astype(np.float32)) and check.median_abs_mm < 1.0
+
+
+def test_metric_step_refuses_flat_or_tiny_input():
+    z = np.full((20, 20), 500.0)
+    with pytest.raises(MetricFitError, match="constant"):
+        fit_inverse_depth(np.ones((20, 20)), z)
+    with pytest.raises(MetricFitError, match="face pixels"):
+        fit_inverse_depth(np.random.default_rng(0).random((20, 20)), z, np.zeros((20, 20), bool))
+    assert issubclass(MetricFitError, FaceReconError)
