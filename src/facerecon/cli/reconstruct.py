@@ -50,8 +50,10 @@ def reconstruct_cmd(
                 try:
                     rec = rec_engine.reconstruct(frame, refine=refine, refine_shape=refine_shape)
                     d = out / frame_stem(path, used)
-                    write_face_meshes(rec, rec_engine.model, d, fmts)
+                    write_face_meshes(rec, rec_engine.model, d, fmts, intrinsics=frame.intrinsics)
                     pose = {"frame": str(path), "method": method, **rec.pose_result.to_json(), "timings_ms": rec.timings_ms}
+                    # ICT expression weights by name: `facerecon animate --from-reconstructions` reads them
+                    pose["expression"] = {n: round(float(w), 6) for n, w in zip(rec_engine.model.expression_names, rec.expression)}
                     if overlay:
                         pose["overlay"] = save_overlay(rec, rec_engine.model, frame, d / "overlay.png")
                     write_json(d / "pose.json", pose)
