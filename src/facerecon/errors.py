@@ -38,3 +38,10 @@ class NoFaceFoundError(FaceReconError):
 
 class ConfigError(FaceReconError):
     """An unknown preset/configuration name or an invalid setting."""
+
+
+class InputWarning(UserWarning):
+    """A file was read, but non-physical values in it were cleaned (e.g. depth beyond a sensor's range).
+
+    Emitted with :func:`warnings.warn`; the message names the file and what was changed.
+    """

@@ -55,4 +55,6 @@ def read_json(path: Path):
     except OSError as exc:
         raise InputFileError(path, f"cannot read: {exc.strerror or exc}") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise InputFileError(path, f"invalid JSON ({exc})") from None
+        raise InputFileError(path, f"invalid JSON ({' '.join(str(exc).split())[:160]})") from None
+    except RecursionError:
+        raise InputFileError(path, "invalid JSON (nested too deeply)") from None

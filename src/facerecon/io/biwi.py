@@ -19,10 +19,8 @@ from numba import njit
 from ..camera import Intrinsics
 from ..errors import InputFileError
 from ..fileutil import atomic_path, write_text_atomic
-from ._common import check_fixed_unit, read_bytes
+from ._common import check_fixed_unit, check_image_size, checked_intrinsics, clean_depth_mm, guard_reader, read_bytes
 from .frame import DepthFrame
-
-_MAX_SIDE = 16384  # refuse absurd image sizes before allocating
 
 
 @njit(cache=True, nogil=True)
@@ -69,6 +67,7 @@ _RUN_ERRORS = {
 }
 
 
+@guard_reader("Biwi depth.bin")
 def read_biwi_depth(path: str | Path) -> np.ndarray:
     """(H, W) float32 depth in mm from a ``*_depth.bin`` file (0 = no measurement)."""
     p = Path(path)
@@ -76,15 +75,14 @@ def read_biwi_depth(path: str | Path) -> np.ndarray:
     if len(blob) < 8:
         raise InputFileError(p, "Biwi depth file is truncated (no size header)")
     width, height = (int(x) for x in np.frombuffer(blob, dtype="<i4", count=2))
-    if not (0 < width <= _MAX_SIDE and 0 < height <= _MAX_SIDE):
-        raise InputFileError(p, f"Biwi depth header has an implausible size {width} x {height}")
+    # runs of empty pixels cost 8 bytes however long, so the file length bounds nothing:
+    # the pixel cap is what stops a 16-byte file claiming 16384 x 16384
+    check_image_size(p, width, height, "Biwi depth header")
     out = np.zeros(width * height, dtype=np.int16)
     used = int(_decode_runs(np.frombuffer(blob, dtype=np.uint8, offset=8), width * height, out))
     if used < 0:
         raise InputFileError(p, f"Biwi depth file is {_RUN_ERRORS.get(used, f'corrupt (code {used})')}")
-    depth = out.reshape(height, width).astype(np.float32)
-    depth[depth < 0] = 0
-    return depth
+    return clean_depth_mm(p, out.reshape(height, width))
 
 
 def _encode_runs(flat: np.ndarray) -> bytes:
@@ -125,6 +123,7 @@ def _numbers(text: str) -> list[float]:
     return [float(x) for x in re.findall(r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?", text)]
 
 
+@guard_reader("Biwi pose.txt")
 def read_biwi_pose(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
     """(R 3x3, t (3,) mm) from a ``*_pose.txt`` file; camera point = R v + t."""
     p = Path(path)
@@ -133,6 +132,8 @@ def read_biwi_pose(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
         raise InputFileError(p, f"Biwi pose file must hold 12 numbers (R rows, then t), found {len(vals)}")
     rot = np.array(vals[:9], dtype=np.float64).reshape(3, 3)
     t = np.array(vals[9:], dtype=np.float64)
+    if not np.isfinite(rot).all() or not np.isfinite(t).all():
+        raise InputFileError(p, "Biwi pose file holds a number too large to be finite")
     if not np.allclose(rot @ rot.T, np.eye(3), atol=1e-3) or np.linalg.det(rot) < 0:
         raise InputFileError(p, "Biwi pose file: the 3x3 matrix is not a rotation")
     return rot, t
@@ -146,6 +147,7 @@ def write_biwi_pose(path: str | Path, rotation: np.ndarray, translation_mm: np.n
     write_text_atomic(path, "\n".join(rows) + "\n\n" + " ".join(f"{x:.8g}" for x in t) + " \n")
 
 
+@guard_reader("Biwi depth.cal")
 def read_biwi_calibration(path: str | Path, width: int | None = None, height: int | None = None) -> Intrinsics:
     """Intrinsics from a Biwi ``depth.cal`` (K, distortion, R, t, ``width height``)."""
     p = Path(path)
@@ -154,12 +156,14 @@ def read_biwi_calibration(path: str | Path, width: int | None = None, height: in
         raise InputFileError(p, f"Biwi calibration must start with a 3x3 matrix, found {len(vals)} numbers")
     k = np.array(vals[:9]).reshape(3, 3)
     if len(vals) >= 27:
-        width, height = int(vals[-2]), int(vals[-1])
+        w, h = vals[-2], vals[-1]
+        if not (np.isfinite([w, h]).all() and w == int(w) and h == int(h)):
+            raise InputFileError(p, f"Biwi calibration image size {w:g} x {h:g} is not whole numbers")
+        width, height = int(w), int(h)
     if width is None or height is None:
         raise InputFileError(p, "Biwi calibration has no image size (expected 'width height' on the last line)")
-    if not (k[0, 0] > 0 and k[1, 1] > 0):
-        raise InputFileError(p, "Biwi calibration has a non-positive focal length")
-    return Intrinsics(float(k[0, 0]), float(k[1, 1]), float(k[0, 2]), float(k[1, 2]), int(width), int(height))
+    check_image_size(p, width, height, "Biwi calibration image")
+    return checked_intrinsics(p, k[0, 0], k[1, 1], k[0, 2], k[1, 2], width, height, "Biwi calibration intrinsics")
 
 
 def write_biwi_calibration(path: str | Path, intrinsics: Intrinsics) -> None:
@@ -179,6 +183,7 @@ def biwi_companions(depth_bin: str | Path) -> tuple[Path, Path]:
     return p.with_name(f"{stem}_pose.txt"), p.with_name("depth.cal")
 
 
+@guard_reader("Biwi frame")
 def read_biwi_frame(depth_bin: str | Path, unit: str | None = None) -> DepthFrame:
     """A Biwi frame: depth (mm), intrinsics from ``depth.cal`` when present (else None),
     and ``meta['pose'] = (R, t_mm)`` when the ``*_pose.txt`` file is present."""

@@ -10,8 +10,8 @@ from pathlib import Path
 from typing import Callable
 
 from ..camera import Intrinsics
-from ..errors import ConfigError, FaceReconError, InputFileError, UnsupportedFormatError
-from ._common import check_file
+from ..errors import ConfigError, InputFileError, UnsupportedFormatError
+from ._common import check_file, guard_reader
 from .frame import DepthFrame
 
 SUPPORTED = {
@@ -70,6 +70,7 @@ def _read_ply(path: Path, unit: str | None) -> DepthFrame:
     return read_truedepth_frame(path, unit)
 
 
+@guard_reader("a depth frame")
 def read_depth(path: str | Path, unit: str | None = None, intrinsics: Intrinsics | None = None) -> DepthFrame:
     """Read a depth frame (depth in mm, 0 = no measurement) from any supported file.
 
@@ -79,6 +80,9 @@ def read_depth(path: str | Path, unit: str | None = None, intrinsics: Intrinsics
             the format fixes it differently (TrueDepth: m, Biwi: mm).
         intrinsics: replaces whatever the file provides (must match the image size);
             required to project an unorganised PCD cloud.
+
+    Every problem with the file, foreseen or not, is raised as one
+    :class:`~facerecon.errors.InputFileError` (or another ``FaceReconError``) naming it.
     """
     p = check_file(path)
     ext = p.suffix.lower()
@@ -93,13 +97,7 @@ def read_depth(path: str | Path, unit: str | None = None, intrinsics: Intrinsics
         raise InputFileError(p, f"file extension says {ext} but the contents look like {sniffed}")
     elif sniffed is None and ext in (".png", ".npy", ".ply"):
         raise InputFileError(p, f"contents are not a valid {ext} file (wrong magic bytes)")
-    try:
-        frame = readers[ext](p, unit, intrinsics)
-    except FaceReconError:
-        raise
-    except (ValueError, IndexError, KeyError, TypeError, OverflowError, UnicodeDecodeError, MemoryError) as exc:
-        # A reader met a malformation it does not name; still one line naming the file.
-        raise InputFileError(p, f"cannot parse as {ext} ({exc.__class__.__name__}: {' '.join(str(exc).split())[:160]})") from exc
+    frame = readers[ext](p, unit, intrinsics)
     if intrinsics is not None and frame.intrinsics is not intrinsics:
         if (intrinsics.width, intrinsics.height) != (frame.width, frame.height):
             raise ConfigError(

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import zipfile
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -17,10 +18,29 @@ import numpy as np
 from ..camera import Intrinsics
 from ..errors import InputFileError
 from ..fileutil import atomic_path
-from ._common import check_file, check_plausible_mm, guess_unit, normalise_unit, unit_factor
+from ._common import (
+    MAX_PIXELS,
+    check_bytes,
+    check_count,
+    check_file,
+    check_image_size,
+    check_plausible_mm,
+    checked_intrinsics,
+    clean_depth_mm,
+    guard_reader,
+    guess_unit,
+    normalise_unit,
+    unit_factor,
+)
 from .frame import DepthFrame
 
+# An array member may hold a colour image (3 values per pixel) of the largest frame.
+_MAX_ARRAY_ELEMENTS = 3 * MAX_PIXELS
+# Most bytes one .npz member may expand to: the largest frame as float64, plus its header.
+_MAX_MEMBER_BYTES = 8 * MAX_PIXELS + 65536
 
+
+@guard_reader("16-bit PNG depth")
 def read_depth_png(path: str | Path, unit: str | None = None) -> DepthFrame:
     """A 16-bit single-channel PNG of depth in millimetres (0 = no measurement)."""
     from PIL import Image, UnidentifiedImageError
@@ -29,6 +49,7 @@ def read_depth_png(path: str | Path, unit: str | None = None) -> DepthFrame:
     u = normalise_unit(unit) or "mm"
     try:
         with Image.open(p) as im:
+            check_image_size(p, im.width, im.height, "PNG")  # from the header, before decoding
             im.load()
             mode = im.mode
             arr = np.asarray(im)
@@ -38,17 +59,16 @@ def read_depth_png(path: str | Path, unit: str | None = None) -> DepthFrame:
         raise InputFileError(p, f"image mode {mode} is not 16-bit single-channel depth (expected 16-bit greyscale PNG in mm)")
     if arr.ndim != 2:
         raise InputFileError(p, f"depth image must be single-channel, got shape {arr.shape}")
-    depth = arr.astype(np.float64)
-    depth[depth < 0] = 0
-    depth = depth * unit_factor(u, "mm")
-    check_plausible_mm(p, depth, u)
-    return DepthFrame(depth.astype(np.float32), None, str(p), None, {"format": "png16", "unit": u})
+    depth = arr.astype(np.float64) * unit_factor(u, "mm")
+    check_plausible_mm(p, depth, u)  # before cleaning: a wrong unit shows in the median, then as "beyond range"
+    depth = clean_depth_mm(p, depth)
+    return DepthFrame(depth, None, str(p), None, {"format": "png16", "unit": u})
 
 
 def _array_to_frame(
     p: Path, arr: np.ndarray, unit: str | None, intrinsics: Intrinsics | None, fmt: str, extra: dict | None = None
 ) -> DepthFrame:
-    if arr.dtype == object or arr.dtype.kind not in "biuf":
+    if arr.dtype.hasobject or arr.dtype.kind not in "biuf":
         raise InputFileError(p, f"depth array has dtype {arr.dtype}, expected numbers")
     if arr.ndim == 3 and arr.shape[-1] == 1:
         arr = arr[..., 0]
@@ -56,6 +76,7 @@ def _array_to_frame(
         raise InputFileError(p, f"depth array must be 2-D (H, W), got shape {arr.shape}")
     if arr.shape[0] < 2 or arr.shape[1] < 2:
         raise InputFileError(p, f"depth array is too small: shape {arr.shape}")
+    check_image_size(p, arr.shape[1], arr.shape[0], "depth array")
     depth = arr.astype(np.float64)
     meta: dict = {"format": fmt, **(extra or {})}
     u = normalise_unit(unit)
@@ -64,35 +85,109 @@ def _array_to_frame(
         meta["unit_guessed"] = True
     meta["unit"] = u
     depth = depth * unit_factor(u, "mm")
-    check_plausible_mm(p, depth, u)
+    check_plausible_mm(p, depth, u)  # before cleaning: a wrong unit shows in the median, then as "beyond range"
+    depth = clean_depth_mm(p, depth)
     if intrinsics is not None and (intrinsics.width, intrinsics.height) != (arr.shape[1], arr.shape[0]):
         raise InputFileError(p, f"stored intrinsics are for {intrinsics.width}x{intrinsics.height}, depth is {arr.shape[1]}x{arr.shape[0]}")
-    return DepthFrame(depth.astype(np.float32), intrinsics, str(p), None, meta)
+    return DepthFrame(depth, intrinsics, str(p), None, meta)
 
 
+def _read_npy(p: Path, fh, available: int, what: str) -> np.ndarray:
+    """One array from an open ``.npy`` stream of ``available`` bytes, its header checked first.
+
+    The shape in the header is checked against :data:`MAX_PIXELS` and the bytes present
+    before numpy allocates anything; object arrays (pickles) are refused.
+    """
+    fmt = np.lib.format
+    start = fh.tell()
+    try:
+        version = fmt.read_magic(fh)
+        if version == (1, 0):
+            shape, fortran, dtype = fmt.read_array_header_1_0(fh, max_header_size=10000)
+        elif version == (2, 0):
+            shape, fortran, dtype = fmt.read_array_header_2_0(fh, max_header_size=10000)
+        else:
+            raise InputFileError(p, f"{what}: unsupported .npy format version {version[0]}.{version[1]}")
+    except InputFileError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - ValueError, SyntaxError, tokenize.TokenError, EOFError ...
+        raise InputFileError(p, f"{what}: not a readable .npy header ({exc.__class__.__name__})") from None
+    if dtype.hasobject:
+        raise InputFileError(p, f"{what}: object arrays (pickles) are not read")
+    if any(int(n) < 0 for n in shape):
+        raise InputFileError(p, f"{what}: negative dimension in shape {shape}")
+    count = check_count(p, int(np.prod(shape, dtype=object)), f"{what} element", _MAX_ARRAY_ELEMENTS)
+    check_bytes(p, count * dtype.itemsize, available - (fh.tell() - start), what)
+    fh.seek(start)
+    return fmt.read_array(fh, allow_pickle=False)
+
+
+@guard_reader(".npy depth array")
 def read_depth_npy(path: str | Path, unit: str | None = None) -> DepthFrame:
     """A 2-D ``.npy`` depth array; ``unit`` 'mm' or 'm' (guessed from the values when None)."""
     p = check_file(path)
     try:
-        arr = np.load(p, allow_pickle=False)
-    except (ValueError, OSError, EOFError) as exc:
-        raise InputFileError(p, f"not a readable .npy array ({' '.join(str(exc).split())[:120]})") from None
+        with open(p, "rb") as fh:
+            arr = _read_npy(p, fh, p.stat().st_size, ".npy array")
+    except OSError as exc:
+        raise InputFileError(p, f"cannot read: {exc.strerror or exc}") from None
     return _array_to_frame(p, np.asarray(arr), unit, None, "npy")
 
 
 def _intrinsics_from_array(p: Path, k: np.ndarray, width: int, height: int) -> Intrinsics:
-    k = np.asarray(k, dtype=np.float64)
+    k = np.asarray(k)
+    if k.dtype.kind not in "biuf":
+        raise InputFileError(p, f"'intrinsics' must be numbers, got dtype {k.dtype}")
+    k = k.astype(np.float64)
     if k.shape == (3, 3):
         fx, fy, cx, cy = k[0, 0], k[1, 1], k[0, 2], k[1, 2]
     elif k.size in (4, 6):  # fx, fy, cx, cy [, width, height]
         fx, fy, cx, cy = k.ravel()[:4]
     else:
         raise InputFileError(p, f"'intrinsics' must be [fx, fy, cx, cy] or a 3x3 matrix, got shape {k.shape}")
-    if not (fx > 0 and fy > 0):
-        raise InputFileError(p, "'intrinsics' has a non-positive focal length")
-    return Intrinsics(float(fx), float(fy), float(cx), float(cy), width, height)
+    return checked_intrinsics(p, fx, fy, cx, cy, width, height, "'intrinsics'")
 
 
+def _npz_arrays(p: Path, wanted: tuple[str, ...]) -> tuple[list[str], dict[str, np.ndarray]]:
+    """(all keys, the ``wanted`` arrays present) of an ``.npz``, each member's size checked
+    against its zip entry and :data:`MAX_PIXELS` before it is decompressed."""
+    try:
+        zf = zipfile.ZipFile(p)
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, EOFError, ValueError, NotImplementedError) as exc:
+        raise InputFileError(p, f"not a readable .npz archive ({' '.join(str(exc).split())[:120] or exc.__class__.__name__})") from None
+    with zf:
+        members = {info.filename[:-4] if info.filename.endswith(".npy") else info.filename: info for info in zf.infolist()}
+        out: dict[str, np.ndarray] = {}
+        for key in wanted:
+            info = members.get(key)
+            if info is None:
+                continue
+            if info.file_size > _MAX_MEMBER_BYTES:
+                raise InputFileError(p, f"npz member {key!r} is {info.file_size:,} bytes, over the cap of {_MAX_MEMBER_BYTES:,}")
+            try:
+                with zf.open(info) as fh:
+                    # read() stops at the cap even if the entry lies about its size (a zip bomb)
+                    blob = fh.read(_MAX_MEMBER_BYTES + 1)
+            except (zipfile.BadZipFile, zlib.error, OSError, EOFError, NotImplementedError, RuntimeError, ValueError) as exc:
+                detail = " ".join(str(exc).split())[:120] or exc.__class__.__name__
+                raise InputFileError(p, f"npz member {key!r} is corrupt ({detail})") from None
+            if len(blob) > _MAX_MEMBER_BYTES:
+                raise InputFileError(p, f"npz member {key!r} expands beyond the cap of {_MAX_MEMBER_BYTES:,} bytes")
+            out[key] = _read_npy(p, io.BytesIO(blob), len(blob), f"npz member {key!r}")
+    return list(members), out
+
+
+def _stored_unit(p: Path, arr: np.ndarray) -> str:
+    if arr.dtype.kind not in "US" or arr.size != 1:
+        raise InputFileError(p, f"'unit' must be a string such as 'mm' or 'm', got dtype {arr.dtype} shape {arr.shape}")
+    text = str(arr.reshape(()).item() if arr.dtype.kind == "U" else arr.reshape(()).item().decode("latin-1"))
+    try:
+        return normalise_unit(text)  # type: ignore[return-value]
+    except Exception:  # noqa: BLE001 - a stored unit is part of the file: name the file
+        raise InputFileError(p, f"stored unit {text[:20]!r} is not mm, cm or m") from None
+
+
+@guard_reader(".npz depth archive")
 def read_depth_npz(path: str | Path, unit: str | None = None) -> DepthFrame:
     """An ``.npz`` with key ``depth`` (2-D), optional ``intrinsics`` (fx, fy, cx, cy or 3x3),
     optional ``unit`` string and optional ``color`` (H, W, 3) uint8.
@@ -100,19 +195,13 @@ def read_depth_npz(path: str | Path, unit: str | None = None) -> DepthFrame:
     An explicit ``unit`` argument wins over the stored one.
     """
     p = check_file(path)
-    try:
-        with np.load(p, allow_pickle=False) as z:
-            keys = list(z.keys())
-            if "depth" not in keys:
-                raise InputFileError(p, f"npz has no 'depth' array (keys: {', '.join(keys) or 'none'})")
-            depth = np.asarray(z["depth"])
-            stored_unit = str(z["unit"]) if "unit" in keys else None
-            k = np.asarray(z["intrinsics"]) if "intrinsics" in keys else None
-            color = np.asarray(z["color"]) if "color" in keys else None
-    except InputFileError:
-        raise
-    except (ValueError, OSError, EOFError, zipfile.BadZipFile, KeyError) as exc:
-        raise InputFileError(p, f"not a readable .npz archive ({' '.join(str(exc).split())[:120]})") from None
+    keys, arrays = _npz_arrays(p, ("depth", "unit", "intrinsics", "color"))
+    if "depth" not in arrays:
+        raise InputFileError(p, f"npz has no 'depth' array (keys: {', '.join(keys) or 'none'})")
+    depth = arrays["depth"]
+    stored_unit = _stored_unit(p, arrays["unit"]) if "unit" in arrays and unit is None else None
+    k = arrays.get("intrinsics")
+    color = arrays.get("color")
     if depth.ndim == 3 and depth.shape[-1] == 1:
         depth = depth[..., 0]
     intr = None
@@ -120,8 +209,8 @@ def read_depth_npz(path: str | Path, unit: str | None = None) -> DepthFrame:
         intr = _intrinsics_from_array(p, k, depth.shape[1], depth.shape[0])
     frame = _array_to_frame(p, depth, unit or stored_unit, intr, "npz")
     if color is not None:
-        if color.shape != (frame.height, frame.width, 3):
-            raise InputFileError(p, f"'color' must be {frame.height}x{frame.width}x3, got shape {color.shape}")
+        if color.shape != (frame.height, frame.width, 3) or color.dtype.kind not in "biuf":
+            raise InputFileError(p, f"'color' must be {frame.height}x{frame.width}x3 numbers, got shape {color.shape} dtype {color.dtype}")
         frame.color = color.astype(np.uint8)
     if intr is not None:
         frame.meta["intrinsics_source"] = "stored in the npz"

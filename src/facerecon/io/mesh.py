@@ -15,9 +15,13 @@ from typing import Sequence
 
 import numpy as np
 
-from ..errors import InputFileError, UnsupportedFormatError
+from ..errors import ConfigError, InputFileError, UnsupportedFormatError
 from ..fileutil import atomic_path
-from ._common import check_file, read_bytes, unit_factor
+from ._common import check_file, guard_reader, read_bytes, unit_factor
+
+# OBJ indices are 1-based and may be negative (relative); beyond this they index nothing a
+# file could hold, and they would overflow int64 arrays (the audit's crash)
+_MAX_OBJ_INDEX = 2**31
 
 _TRIMESH_FORMATS = {".ply", ".glb", ".gltf", ".stl", ".off"}
 
@@ -71,9 +75,13 @@ def _parse_obj(path: Path, text: str) -> tuple[np.ndarray, np.ndarray, np.ndarra
                 for tok in line.split()[1:]:
                     parts = tok.split("/")
                     a = int(parts[0])
+                    if not -_MAX_OBJ_INDEX < a < _MAX_OBJ_INDEX:
+                        raise ValueError("index out of range")
                     vi.append(a - 1 if a > 0 else len(verts) + a)
                     if len(parts) > 1 and parts[1]:
                         b = int(parts[1])
+                        if not -_MAX_OBJ_INDEX < b < _MAX_OBJ_INDEX:
+                            raise ValueError("index out of range")
                         ti.append(b - 1 if b > 0 else len(uvs) + b)
             except ValueError:
                 raise InputFileError(path, f"line {lineno}: malformed face {line.strip()[:60]!r}") from None
@@ -92,6 +100,9 @@ def _parse_obj(path: Path, text: str) -> tuple[np.ndarray, np.ndarray, np.ndarra
         raise InputFileError(path, "OBJ has a vertex or texture line that is not numbers") from None
     if v.ndim != 2 or v.shape[0] == 0 or v.shape[1] != 3:
         raise InputFileError(path, "OBJ has no vertices (or a vertex with fewer than 3 coordinates)")
+    bad = ~np.isfinite(v).all(axis=1)
+    if bad.any():  # faces index vertices, so a NaN one cannot be dropped: refuse the file
+        raise InputFileError(path, f"OBJ vertex {int(np.argmax(bad)) + 1} has a NaN or infinite coordinate ({int(bad.sum())} such vertices)")
     if t is not None and (t.ndim != 2 or t.shape[1] != 2):
         raise InputFileError(path, "OBJ has a texture coordinate with fewer than 2 values")
     f = np.array(faces, dtype=np.int64).reshape(-1, 3)
@@ -105,6 +116,7 @@ def _parse_obj(path: Path, text: str) -> tuple[np.ndarray, np.ndarray, np.ndarra
     return v, f, t, ft
 
 
+@guard_reader("mesh")
 def read_mesh(path: str | Path, unit: str = "mm") -> Mesh:
     """Read OBJ (own parser; keeps vertex order and per-corner UVs) or PLY/GLB/STL/OFF.
 
@@ -133,6 +145,11 @@ def read_mesh(path: str | Path, unit: str = "mm") -> Mesh:
     uv = getattr(m.visual, "uv", None)
     uv = None if uv is None or len(uv) != len(m.vertices) else np.asarray(uv, dtype=np.float64)
     faces = np.asarray(m.faces, dtype=np.int64)
+    verts = np.asarray(m.vertices, dtype=np.float64)
+    if not np.isfinite(verts).all():
+        raise InputFileError(p, f"mesh has {int((~np.isfinite(verts).all(axis=1)).sum())} vertices with a NaN or infinite coordinate")
+    if faces.size and (faces.min() < 0 or faces.max() >= len(verts)):
+        raise InputFileError(p, f"mesh face refers to vertex {int(faces.max())}, file has {len(verts)}")
     return Mesh(np.asarray(m.vertices, dtype=np.float64) * scale, faces, uv, faces.copy() if uv is not None else None, str(p))
 
 
@@ -224,6 +241,7 @@ def write_mesh(
         mesh.export(tmp, file_type=ext.lstrip("."))
 
 
+@guard_reader("menpo .ljson landmarks")
 def read_ljson_landmarks(path: str | Path, order: str = "ibug68") -> np.ndarray:
     """(68, 3) float64 landmarks from a menpo ``.ljson`` file (version 1-3).
 
@@ -251,7 +269,7 @@ def read_ljson_landmarks(path: str | Path, order: str = "ibug68") -> np.ndarray:
     if order == "file":
         return arr
     if order != "ibug68":
-        raise ValueError(f"order must be 'ibug68' or 'file', got {order!r}")
+        raise ConfigError(f"order must be 'ibug68' or 'file', got {order!r}")
     return arr[_ibug_permutation(p, labels)]
 
 
@@ -271,12 +289,16 @@ def _ibug_permutation(path: Path, labels: list) -> np.ndarray:
     """Index array mapping iBUG slots to stored points, from the labelled groups."""
     if not labels:
         return np.arange(68)
+    if not isinstance(labels, list) or not all(isinstance(lab, dict) for lab in labels):
+        raise InputFileError(path, "landmark 'labels' must be a list of {label, mask} objects")
     perm = np.full(68, -1, dtype=np.int64)
     for lab in labels:
-        name, mask = str(lab.get("label", "")).lower(), list(lab.get("mask", []))
+        name, mask = str(lab.get("label", "")).lower(), lab.get("mask", [])
         slots = _IBUG_RANGES.get(name)
         if slots is None:
             continue
+        if not isinstance(mask, list) or not all(isinstance(m, int) and not isinstance(m, bool) and 0 <= m < 68 for m in mask):
+            raise InputFileError(path, f"landmark group {name!r} has a mask that is not point indices 0..67")
         if len(mask) != len(slots):
             raise InputFileError(path, f"landmark group {name!r} has {len(mask)} points, iBUG has {len(slots)}")
         perm[list(slots)] = mask

@@ -16,7 +16,17 @@ import numpy as np
 
 from ..camera import Intrinsics, fit_intrinsics
 from ..errors import ConfigError, InputFileError
-from ._common import check_file, check_plausible_mm, read_bytes, unit_factor
+from ._common import (
+    check_bytes,
+    check_count,
+    check_file,
+    check_plausible_mm,
+    checked_intrinsics,
+    clean_depth_mm,
+    guard_reader,
+    read_bytes,
+    unit_factor,
+)
 from .frame import DepthFrame
 from .lzf import LZFError, lzf_decompress
 
@@ -95,6 +105,11 @@ def _parse_header(path: Path, blob: bytes) -> PCDHeader:
         raise InputFileError(path, f"PCD header is incomplete or malformed ({exc.__class__.__name__}: {exc})") from None
     if not (len(fields) == len(sizes) == len(types) == len(counts)):
         raise InputFileError(path, "PCD header: FIELDS, SIZE, TYPE and COUNT have different lengths")
+    if any(c < 1 for c in counts):
+        raise InputFileError(path, f"PCD header: COUNT must be at least 1 for every field, got {' '.join(map(str, counts))}")
+    if any(c > 1024 for c in counts):  # PCL's widest fields (histograms) have a few hundred values
+        raise InputFileError(path, f"PCD header: COUNT {max(counts)} is over the cap of 1024 values per field")
+    check_count(path, points, "PCD point")
     for t, s in zip(types, sizes):
         if (t, s) not in _TYPES:
             raise InputFileError(path, f"PCD header: unsupported field type {t}{s}")
@@ -112,6 +127,8 @@ def _read_fields(path: Path, blob: bytes, h: PCDHeader) -> dict[str, np.ndarray]
     out: dict[str, np.ndarray] = {}
     payload = memoryview(blob)[h.data_offset :]
     if h.data == "ascii":
+        # every value takes at least one character and one separator: refuse before splitting
+        check_bytes(path, n * sum(h.counts) * 2 - 1, len(payload), "PCD ascii data")
         try:
             flat = np.array(bytes(payload).split(), dtype=np.float64)
         except ValueError:
@@ -143,6 +160,9 @@ def _read_fields(path: Path, blob: bytes, h: PCDHeader) -> dict[str, np.ndarray]
         need = n * h.point_step
         if usize != need:
             raise InputFileError(path, f"PCD compressed block expands to {usize} bytes, header implies {need}")
+        # an LZF back reference of 3 bytes yields at most 264: no valid block expands more than 88-fold
+        if usize > 88 * csize + 1:
+            raise InputFileError(path, f"PCD compressed block of {csize} bytes cannot expand to {usize}")
         try:
             raw = lzf_decompress(payload[8 : 8 + csize], usize)
         except LZFError as exc:
@@ -174,6 +194,7 @@ def _colour(fields: dict[str, np.ndarray]) -> np.ndarray | None:
     return None
 
 
+@guard_reader("PCD")
 def read_pcd_header(path: str | Path) -> PCDHeader:
     """Only the header (cheap: for sniffing and listing)."""
     p = check_file(path)
@@ -185,6 +206,7 @@ def read_pcd_header(path: str | Path) -> PCDHeader:
     return _parse_header(p, head)
 
 
+@guard_reader("PCD")
 def read_pcd_points(path: str | Path, unit: str | None = None) -> np.ndarray:
     """(N, 3) float64 points in millimetres (camera frame), NaN points dropped.
 
@@ -194,9 +216,20 @@ def read_pcd_points(path: str | Path, unit: str | None = None) -> np.ndarray:
     blob = read_bytes(p)
     h = _parse_header(p, blob)
     pts = _xyz(p, _read_fields(p, blob, h)) * unit_factor(unit, "m")
-    pts = pts[np.isfinite(pts).all(axis=1)]
+    finite = np.isfinite(pts).all(axis=1)
+    if not finite.all() and not np.isnan(pts[~finite]).any(axis=1).all():
+        _warn_infinite(p, int((~np.isnan(pts[~finite]).any(axis=1)).sum()))
+    pts = pts[finite]
     check_plausible_mm(p, pts[:, 2][pts[:, 2] > 0] if pts.size else pts, unit or "m")
     return pts
+
+
+def _warn_infinite(path: Path, n: int) -> None:
+    import warnings
+
+    from ..errors import InputWarning
+
+    warnings.warn(f"{path}: {n} points with infinite coordinates dropped", InputWarning, stacklevel=3)
 
 
 def points_to_depth(points_mm: np.ndarray, intrinsics: Intrinsics) -> np.ndarray:
@@ -214,6 +247,7 @@ def points_to_depth(points_mm: np.ndarray, intrinsics: Intrinsics) -> np.ndarray
     return depth
 
 
+@guard_reader("PCD")
 def read_pcd(path: str | Path, unit: str | None = None, intrinsics: Intrinsics | None = None) -> DepthFrame:
     """Read a PCD file as a depth frame (depth = z in mm).
 
@@ -237,21 +271,26 @@ def read_pcd(path: str | Path, unit: str | None = None, intrinsics: Intrinsics |
             )
         depth = points_to_depth(pts, intrinsics)
         check_plausible_mm(p, depth, unit or "m")
+        depth = clean_depth_mm(p, depth)
         meta["projected_points"] = int(np.isfinite(pts).all(axis=1).sum())
         return DepthFrame(depth, intrinsics, str(p), None, meta)
 
     cloud = pts.reshape(h.height, h.width, 3)
-    z = cloud[..., 2]
-    depth = np.where(np.isfinite(z) & (z > 0), z, 0.0).astype(np.float32)
-    check_plausible_mm(p, depth, unit or "m")
+    check_plausible_mm(p, cloud[..., 2], unit or "m")
+    depth = clean_depth_mm(p, cloud[..., 2])  # NaN = no point (PCL); negative/infinite z warned about
     fitted: Intrinsics | None = None
     try:
-        fitted = fit_intrinsics(cloud)
-        rms = _fit_rms(cloud, fitted)
+        with np.errstate(all="ignore"):
+            fitted = fit_intrinsics(cloud)
+            rms = _fit_rms(cloud, fitted)
         meta["intrinsics_fit_rms_px"] = rms
         if not rms <= _MAX_FIT_RMS_PX:
             fitted = None
-    except ValueError:  # too few valid points
+        else:  # a mirrored or degenerate cloud can fit a negative or zero focal length
+            fitted = checked_intrinsics(p, fitted.fx, fitted.fy, fitted.cx, fitted.cy, h.width, h.height, "fitted intrinsics")
+    except (ValueError, np.linalg.LinAlgError):  # too few valid points
+        fitted = None
+    except InputFileError:
         fitted = None
     if fitted is not None:
         meta["intrinsics_source"] = "fitted to the organised cloud"

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import InputFileError
-from ._common import read_bytes
+from ._common import check_count, guard_reader, read_bytes
 
 _SCALARS = {
     "char": "i1", "int8": "i1", "uchar": "u1", "uint8": "u1",
@@ -29,6 +29,7 @@ class PLYElement:
     count: int
     properties: list[tuple[str, str]] = field(default_factory=list)  # (name, scalar type)
     lists: list[str] = field(default_factory=list)  # names of list properties
+    order: list[tuple[str, bool]] = field(default_factory=list)  # (name, is_list) in file order
 
 
 @dataclass
@@ -66,23 +67,38 @@ def parse_ply_header(path: Path, blob: bytes) -> PLYHeader:
             elif parts[0] in ("comment", "obj_info"):
                 comments.append(line.partition(" ")[2])
             elif parts[0] == "element":
-                elements.append(PLYElement(parts[1], int(parts[2])))
+                if any(e.name == parts[1] for e in elements):
+                    raise ValueError(f"element {parts[1]!r} declared twice")
+                count = int(parts[2])
+                if count < 0:
+                    raise ValueError("negative element count")
+                elements.append(PLYElement(parts[1], count))
             elif parts[0] == "property":
                 if not elements:
                     raise ValueError("property before any element")
+                el = elements[-1]
+                name = parts[4] if parts[1] == "list" else parts[2]
+                if any(n == name for n, _ in el.order):
+                    raise ValueError(f"property {name!r} declared twice in element {el.name!r}")
                 if parts[1] == "list":
-                    elements[-1].lists.append(parts[4])
+                    if parts[2] not in _SCALARS or parts[3] not in _SCALARS:
+                        raise ValueError(f"unknown list type {parts[2]!r} / {parts[3]!r}")
+                    el.lists.append(name)
                 else:
                     if parts[1] not in _SCALARS:
                         raise ValueError(f"unknown property type {parts[1]!r}")
-                    elements[-1].properties.append((parts[2], parts[1]))
+                    el.properties.append((name, parts[1]))
+                el.order.append((name, parts[1] == "list"))
         except (IndexError, ValueError) as exc:
-            raise InputFileError(path, f"malformed PLY header line {line.strip()!r} ({exc})") from None
+            raise InputFileError(path, f"malformed PLY header line {line.strip()[:80]!r} ({exc})") from None
     if fmt not in ("ascii", "binary_little_endian", "binary_big_endian"):
-        raise InputFileError(path, f"unknown PLY format {fmt!r}")
+        raise InputFileError(path, f"unknown PLY format {fmt[:40]!r}")
+    for el in elements:
+        check_count(path, el.count, f"PLY element {el.name[:40]!r}")
     return PLYHeader(fmt, elements, comments, nl + 1)
 
 
+@guard_reader("PLY")
 def read_ply_elements(path: str | Path) -> tuple[PLYHeader, dict[str, dict[str, np.ndarray]]]:
     """Header plus element name -> {property name -> 1-D array} for scalar properties.
 
@@ -103,6 +119,9 @@ def read_ply_elements(path: str | Path) -> tuple[PLYHeader, dict[str, dict[str, 
                 data[el.name] = {}
                 continue
             raise InputFileError(p, f"binary PLY element {el.name!r} with list properties is not supported here")
+        if not el.properties:  # nothing to read, and a zero-size record cannot be counted
+            data[el.name] = {}
+            continue
         dt = np.dtype([(name, order + _SCALARS[t]) for name, t in el.properties])
         need = el.count * dt.itemsize
         if pos + need > len(blob):
@@ -127,11 +146,37 @@ def _read_ascii(p: Path, blob: bytes, h: PLYHeader) -> dict[str, dict[str, np.nd
             continue
         n = len(el.properties)
         try:
-            if el.lists:  # keep the leading scalar columns only
-                table = np.array([ln.split()[:n] for ln in chunk], dtype=np.float64)
+            if el.lists:
+                table = _ascii_rows_with_lists(el, chunk)
             else:
                 table = np.array(b" ".join(chunk).split(), dtype=np.float64).reshape(el.count, n)
-        except ValueError:
+        except (ValueError, IndexError):
             raise InputFileError(p, f"PLY ascii element {el.name!r} has malformed rows") from None
-        data[el.name] = {name: table[:, i].astype(_SCALARS[t]) for i, (name, t) in enumerate(el.properties)}
+        with np.errstate(invalid="ignore", over="ignore"):  # NaN/huge values in an int property: garbage, not a crash
+            data[el.name] = {name: table[:, i].astype(_SCALARS[t]) for i, (name, t) in enumerate(el.properties)}
     return data
+
+
+def _ascii_rows_with_lists(el: PLYElement, chunk: list[bytes]) -> np.ndarray:
+    """(count, n_scalars) float64 of the scalar properties of ascii rows that also hold lists.
+
+    Each row is walked in declaration order (a list is its length, then that many items),
+    so scalars before, between or after lists land in their own columns.
+    """
+    table = np.empty((len(chunk), len(el.properties)), dtype=np.float64)
+    for r, ln in enumerate(chunk):
+        toks = ln.split()
+        i = col = 0
+        for _, is_list in el.order:
+            if is_list:
+                k = float(toks[i])
+                if not (k >= 0 and k == int(k)):
+                    raise ValueError("bad list length")
+                i += 1 + int(k)
+            else:
+                table[r, col] = float(toks[i])
+                col += 1
+                i += 1
+        if i > len(toks):
+            raise IndexError("row too short")
+    return table

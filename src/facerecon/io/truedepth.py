@@ -16,7 +16,7 @@ import numpy as np
 
 from ..camera import Intrinsics
 from ..errors import InputFileError
-from ._common import check_fixed_unit
+from ._common import check_fixed_unit, check_image_size, checked_intrinsics, clean_depth_mm, guard_reader
 from .frame import DepthFrame
 from .ply import read_ply_elements
 
@@ -34,6 +34,15 @@ def is_truedepth_ply(path: str | Path) -> bool:
     return head.startswith(b"ply") and b"element depth" in head and b"element metadata" in head
 
 
+def _json_size(value: Any) -> int | None:
+    """A JSON image dimension as an int, or None when it is not a whole positive number."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    if not (np.isfinite(value) and value == int(value) and value > 0):
+        return None
+    return int(value)
+
+
 def _intrinsics_from_json(path: Path, info: dict[str, Any], width: int, height: int) -> Intrinsics:
     """Camera matrix scaled from the reference resolution to ``width`` x ``height``.
 
@@ -45,14 +54,17 @@ def _intrinsics_from_json(path: Path, info: dict[str, Any], width: int, height: 
         k = np.asarray(cam["intrinsic_matrix"], dtype=np.float64).reshape(3, 3).T  # column-major -> rows
         ref_w = float(cam.get("intrinsic_matrix_reference_dimensions_width", width))
         ref_h = float(cam.get("intrinsic_matrix_reference_dimensions_height", height))
-    except (KeyError, TypeError, ValueError) as exc:
-        raise InputFileError(path, f"TrueDepth metadata has no usable camera_intrinsics ({exc})") from None
-    if not (k[0, 0] > 0 and k[1, 1] > 0 and ref_w > 0 and ref_h > 0):
-        raise InputFileError(path, "TrueDepth metadata has a non-positive focal length or reference size")
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise InputFileError(path, f"TrueDepth metadata has no usable camera_intrinsics ({exc.__class__.__name__})") from None
+    if not (np.isfinite([ref_w, ref_h]).all() and ref_w > 0 and ref_h > 0):
+        raise InputFileError(path, f"TrueDepth metadata has a non-positive or infinite reference size {ref_w:g} x {ref_h:g}")
     sx, sy = width / ref_w, height / ref_h
-    return Intrinsics(float(k[0, 0] * sx), float(k[1, 1] * sy), float(k[0, 2] * sx), float(k[1, 2] * sy), width, height)
+    return checked_intrinsics(
+        path, k[0, 0] * sx, k[1, 1] * sy, k[0, 2] * sx, k[1, 2] * sy, width, height, "TrueDepth intrinsics (scaled to the depth image)"
+    )
 
 
+@guard_reader("TrueDepth PLY frame")
 def read_truedepth_frame(path: str | Path, unit: str | None = None) -> DepthFrame:
     """Read one TrueDepth PLY frame: depth (mm), intrinsics from its JSON, colour (uint8).
 
@@ -73,20 +85,26 @@ def read_truedepth_frame(path: str | Path, unit: str | None = None) -> DepthFram
         info = json.loads(raw.decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise InputFileError(p, f"TrueDepth metadata is not valid JSON ({exc.__class__.__name__})") from None
-    try:
-        width = int(info.get("width") or info["camera_intrinsics"]["width"])
-        height = int(info.get("height") or info["camera_intrinsics"]["height"])
-    except (KeyError, TypeError, ValueError):
-        raise InputFileError(p, "TrueDepth metadata has no width/height") from None
+    except RecursionError:
+        raise InputFileError(p, "TrueDepth metadata JSON is nested too deeply") from None
+    if not isinstance(info, dict):
+        raise InputFileError(p, f"TrueDepth metadata must be a JSON object, got {type(info).__name__}")
+    cam = info.get("camera_intrinsics")
+    cam = cam if isinstance(cam, dict) else {}
+    width = _json_size(info.get("width") or cam.get("width"))
+    height = _json_size(info.get("height") or cam.get("height"))
+    if width is None or height is None:
+        raise InputFileError(p, "TrueDepth metadata has no width/height as positive whole numbers")
+    check_image_size(p, width, height, "TrueDepth metadata")
     dep_el = data["depth"]
     if len(dep_el) != 1:
         raise InputFileError(p, "TrueDepth depth element must have exactly one property")
     d = np.asarray(next(iter(dep_el.values())), dtype=np.float64)
     if d.size != width * height:
         raise InputFileError(p, f"TrueDepth depth has {d.size} values, metadata says {width} x {height}")
-    d = d.reshape(height, width)
-    valid = np.isfinite(d) & (d > 0) & (d < _NO_MEASUREMENT_M)
-    depth_mm = np.where(valid, d * 1000.0, 0.0).astype(np.float32)
+    # 9999 m (anything from 100 m) is the format's "no measurement"; negative or infinite
+    # depth is cleaned with a warning
+    depth_mm = clean_depth_mm(p, d.reshape(height, width) * 1000.0, silent_above_mm=_NO_MEASUREMENT_M * 1000.0)
     color = None
     col = data.get("color")
     if col and all(c in col for c in "rgb"):
@@ -106,6 +124,7 @@ def read_truedepth_frame(path: str | Path, unit: str | None = None) -> DepthFram
     return DepthFrame(depth_mm, k, str(p), color, meta)
 
 
+@guard_reader("PLY point cloud")
 def read_ply_points(path: str | Path, unit: str = "m") -> np.ndarray:
     """(N, 3) float64 vertices of a PLY point cloud, in millimetres.
 
@@ -115,8 +134,15 @@ def read_ply_points(path: str | Path, unit: str = "m") -> np.ndarray:
     return read_ply_cloud(path, unit)["points"]
 
 
+@guard_reader("PLY point cloud")
 def read_ply_cloud(path: str | Path, unit: str = "m") -> dict[str, np.ndarray]:
-    """Vertices of a PLY point cloud: ``points`` (mm), and ``normals`` / ``colors`` (uint8) when present."""
+    """Vertices of a PLY point cloud: ``points`` (mm), and ``normals`` / ``colors`` (uint8) when present.
+
+    Vertices with a NaN or infinite coordinate are dropped with an :class:`InputWarning`.
+    """
+    import warnings
+
+    from ..errors import InputWarning
     from ._common import unit_factor
 
     p = Path(path)
@@ -124,9 +150,12 @@ def read_ply_cloud(path: str | Path, unit: str = "m") -> dict[str, np.ndarray]:
     v = data.get("vertex")
     if not v or not all(k in v for k in "xyz"):
         raise InputFileError(p, "PLY file has no vertex x/y/z properties")
-    pts = np.stack([np.asarray(v[k], dtype=np.float64) for k in "xyz"], axis=-1) * unit_factor(unit, "m")
+    with np.errstate(over="ignore", invalid="ignore"):
+        pts = np.stack([np.asarray(v[k], dtype=np.float64) for k in "xyz"], axis=-1) * unit_factor(unit, "m")
     out: dict[str, np.ndarray] = {}
     keep = np.isfinite(pts).all(axis=1)
+    if not keep.all():
+        warnings.warn(f"{p}: {int((~keep).sum())} vertices with NaN or infinite coordinates dropped", InputWarning, stacklevel=2)
     out["points"] = pts[keep]
     if all(k in v for k in ("nx", "ny", "nz")):
         out["normals"] = np.stack([np.asarray(v[k], dtype=np.float64) for k in ("nx", "ny", "nz")], axis=-1)[keep]
