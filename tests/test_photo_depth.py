@@ -201,3 +201,95 @@ def test_metric_step_refuses_flat_or_tiny_input():
     with pytest.raises(MetricFitError, match="face pixels"):
         fit_inverse_depth(np.random.default_rng(0).random((20, 20)), z, np.zeros((20, 20), bool))
     assert issubclass(MetricFitError, FaceReconError)
+
+
+# -- the pipeline on a synthetic photo: known face, a "network" that returns its inverse depth ------
+class _Fit:
+    def __init__(self, vertices_camera, intrinsics):
+        self.vertices_camera = vertices_camera
+        self.intrinsics = intrinsics
+        self.timings_ms = {"detect": 1.0}
+
+
+class _KnownFaceReconstructor:
+    """Stands in for the photo fit: 'fits' the true face (the test is about the depth steps)."""
+
+    def __init__(self, model, vertices_camera, intrinsics):
+        self.model = model
+        self._fit = _Fit(vertices_camera, intrinsics)
+
+    def reconstruct(self, photo):
+        return self._fit
+
+
+class _ScaledInverseDepth:
+    """A relative 'network': a d + b = 1 / z of the true scene (face in front of a wall)."""
+
+    name = "synthetic-inverse"
+
+    def __init__(self, z_true, a, b):
+        self.d = (1.0 / z_true - b) / a
+
+    def predict(self, rgb, face=None):
+        from facerecon.photo.depth import DepthPrediction
+
+        return DepthPrediction(self.d.astype(np.float32), "relative_inverse", self.name)
+
+
+@pytest.fixture(scope="module")
+def synthetic_scene(ict_archive):
+    from facerecon.camera import Intrinsics
+    from facerecon.facemodel import FaceModel
+    from facerecon.facemodel.model import RENDER_REGIONS
+    from facerecon.synth.render import render_mesh
+
+    model = FaceModel.load()
+    k = Intrinsics(300.0, 300.0, 159.5, 119.5, 320, 240)
+    r = np.eye(3)  # the head frame faces -z with y down: identity = frontal to the camera
+    v = model.vertices(np.zeros(model.n_identity), np.zeros(model.n_expression)) @ r.T + np.array([0.0, 10.0, 600.0])
+    tris = model.region_triangles(*RENDER_REGIONS)
+    z = render_mesh(v, tris, k, barycentrics=False).depth.astype(np.float64)
+    z_scene = np.where(z > 0, z, 1500.0)  # a wall behind the head
+    return model, k, v, tris, z, z_scene
+
+
+def test_pipeline_makes_network_depth_metric_and_meshes_it(synthetic_scene):
+    from facerecon.metrics.surface import point_to_surface
+    from facerecon.photo.depth_pipeline import PhotoDepthConfig, PhotoDepthPipeline
+    from facerecon.photo.image import Photo
+    from facerecon.photo.surface import SurfaceConfig, mesh_arrays
+
+    model, k, v, tris, z, z_scene = synthetic_scene
+    rgb = np.full((k.height, k.width, 3), 90, np.uint8)
+    pipe = PhotoDepthPipeline(_KnownFaceReconstructor(model, v, k), _ScaledInverseDepth(z_scene, 3.0e-4, 2.0e-4), model,
+                              PhotoDepthConfig(surface=SurfaceConfig(poisson_depth=8)))
+    res = pipe.run(Photo(rgb, "synthetic.png"))
+    assert res.kind == "relative_inverse"
+    assert res.metric.a == pytest.approx(3.0e-4, rel=1e-4) and res.metric.b == pytest.approx(2.0e-4, rel=1e-3)
+    head = res.head_mask
+    assert head.sum() > 0.95 * (z > 0).sum()
+    assert np.median(np.abs(res.depth_mm[z > 0] - z[z > 0])) < 0.01
+    assert not head[z == 0].any()  # the wall is outside the head box
+    # surface mesh vs the true face surface (stated accuracy: median < 1 mm)
+    mv, _ = mesh_arrays(res.surface.mesh)
+    dist = point_to_surface(mv, v, tris).distances
+    assert np.median(dist) < 1.0, np.median(dist)
+    for key in ("photo_fit", "fit.detect", "depth", "metric", "surface", "total"):
+        assert key in res.timings_ms
+    frame = res.depth_frame()
+    assert frame.intrinsics == k and frame.valid.sum() == head.sum()
+    s = res.summary()
+    assert s["kind"] == "relative_inverse" and s["surface"]["triangles"] > 1000
+
+
+def test_face_model_backend_is_the_fits_rendered_depth(synthetic_scene):
+    from facerecon.photo.depth_pipeline import PhotoDepthConfig, PhotoDepthPipeline
+    from facerecon.photo.image import Photo
+
+    model, k, v, tris, z, _ = synthetic_scene
+    pipe = PhotoDepthPipeline(_KnownFaceReconstructor(model, v, k), load_depth_backend("face-model"), model,
+                              PhotoDepthConfig(make_surface=False))
+    res = pipe.run(Photo(np.zeros((k.height, k.width, 3), np.uint8), "synthetic.png"))
+    assert res.kind == "metric_mm" and res.backend == FACE_MODEL
+    np.testing.assert_allclose(res.depth_mm, z, atol=1e-3)
+    assert res.metric.median_abs_mm < 1e-3 and res.surface is None

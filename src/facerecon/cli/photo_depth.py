@@ -1,0 +1,149 @@
+"""``facerecon photo-depth``: photo -> metric depth image, coloured point cloud, surface mesh (seed 001),
+and the same depth through the depth path (DAPoseNet/DAShapeNet + refine) -> ICT mesh and pose."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+console = Console(stderr=True)
+
+PHOTO_SUFFIXES = (".jpg", ".jpeg", ".png", ".ppm", ".pgm", ".bmp", ".tif", ".tiff", ".webp")
+DEPTH_PATH_DIR = "depth-path"
+
+
+def expand_photos(inputs: list[Path]) -> list[Path]:
+    """Files as given; folders become their image files (sorted, not recursive)."""
+    out: list[Path] = []
+    for p in inputs:
+        if p.is_dir():
+            out += sorted(q for q in p.iterdir() if q.is_file() and q.suffix.lower() in PHOTO_SUFFIXES and not q.name.startswith("."))
+        else:
+            out.append(p)
+    return out
+
+
+def run_depth_path(result, reconstructor, out_dir: Path, refine: int, refine_shape: int, formats=("obj", "ply")) -> dict:
+    """The photo's metric head depth through ``Reconstructor``: face meshes, pose.json, landmarks.json, overlay.png."""
+    from ..export import landmarks_json, save_overlay, write_face_meshes, write_json
+
+    frame = result.depth_frame()
+    rec = reconstructor.reconstruct(frame, refine=refine, refine_shape=refine_shape)
+    write_face_meshes(rec, reconstructor.model, out_dir, tuple(formats))
+    pose = {"frame": result.source, "method": "photo-depth", "depth_backend": result.backend,
+            **rec.pose_result.to_json(), "timings_ms": rec.timings_ms}
+    pose["overlay"] = save_overlay(rec, reconstructor.model, frame, out_dir / "overlay.png")
+    write_json(out_dir / "pose.json", pose)
+    write_json(out_dir / "landmarks.json", landmarks_json(rec))
+    return {"pose": pose, "reconstruction": rec}
+
+
+def write_photo_depth(result, out_dir: Path) -> list[Path]:
+    """depth.png (uint16 mm), depth.npz (float mm + intrinsics + colour), depth_preview.png, cloud.ply,
+    surface.ply, photo_depth.json."""
+    from ..export import write_json
+    from ..io.frame import DepthFrame
+    from ..io.images import write_depth_npz, write_depth_png
+    from ..photo.surface import write_cloud_ply, write_mesh_ply
+    from ..viz.depthmap import save_depth_preview
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    head = result.head_depth_mm
+    write_depth_png(out_dir / "depth.png", result.depth_mm)
+    write_depth_npz(out_dir / "depth.npz", head, result.intrinsics, result.rgb)
+    preview = DepthFrame(head, result.intrinsics, result.source, result.rgb)
+    save_depth_preview(preview, out_dir / "depth_preview.png",
+                       title=f"{Path(result.source).name}: metric depth ({result.backend}), head")
+    written = [out_dir / n for n in ("depth.png", "depth.npz", "depth_preview.png")]
+    if result.surface is not None:
+        write_cloud_ply(out_dir / "cloud.ply", result.surface.cloud)
+        write_mesh_ply(out_dir / "surface.ply", result.surface.mesh)
+        written += [out_dir / "cloud.ply", out_dir / "surface.ply"]
+    write_json(out_dir / "photo_depth.json", result.summary())
+    written.append(out_dir / "photo_depth.json")
+    return written
+
+
+def process_photos(photos: list[Path], out: Path, depth_model: str, *, download: bool, surface: str, poisson_depth: int,
+                   density_trim: float, depth_path: bool, config: str, refine: int, refine_shape: int,
+                   formats=("obj", "ply")) -> list[str]:
+    """Run the pipeline on each photo (one sub-folder per photo); returns the failures (one line each)."""
+    from ..errors import FaceReconError
+    from ..photo.depth_pipeline import PhotoDepthConfig, PhotoDepthPipeline
+    from ..photo.surface import SurfaceConfig
+    from ._frames import frame_stem
+
+    cfg = PhotoDepthConfig(surface=SurfaceConfig(method=surface, poisson_depth=poisson_depth, density_quantile=density_trim))
+    pipe = PhotoDepthPipeline.from_pretrained(depth_model, allow_download=download, config=cfg)
+    rec_engine = None
+    if depth_path:
+        from ..pipeline import Reconstructor
+
+        rec_engine = Reconstructor.from_pretrained(config, model=pipe.model)
+    used: set[str] = set()
+    failures: list[str] = []
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), console=console,
+                  disable=len(photos) < 2) as bar:
+        task = bar.add_task("photo depth", total=len(photos))
+        for path in photos:
+            try:
+                d = out / frame_stem(path, used)
+                res = pipe.run(path)
+                write_photo_depth(res, d)
+                msg = (f"{path.name}: {res.backend} ({res.kind}), metric median |dz| {res.metric.median_abs_mm:.1f} mm on "
+                       f"{res.metric.n_pixels} face px")
+                if res.surface is not None:
+                    msg += f", surface {res.surface.n_triangles} triangles"
+                if rec_engine is not None:
+                    dp = run_depth_path(res, rec_engine, d / DEPTH_PATH_DIR, refine, refine_shape, formats)
+                    e = dp["reconstruction"].pose.euler_deg
+                    msg += f", depth path yaw {e[0]:.1f} pitch {e[1]:.1f} roll {e[2]:.1f}"
+                console.print(f"{msg}  {res.timings_ms['total']:.0f} ms -> {d}", markup=False, soft_wrap=True)
+            except FaceReconError as exc:
+                failures.append(f"{path}: {exc.one_line()}" if str(path) not in exc.one_line() else exc.one_line())
+                console.print(failures[-1], style="red", markup=False, soft_wrap=True)
+            bar.advance(task)
+    return failures
+
+
+def photo_depth_cmd(
+    photos: list[Path] = typer.Argument(..., help="Photos (JPEG, PNG, PPM, ...) or folders of photos."),
+    out: Path = typer.Option(..., "-o", "--out", help="Output folder: one sub-folder per photo."),
+    depth_model: str = typer.Option("auto", "--depth-model", help=(
+        "face-model (depth of the photo's ICT fit; no network weights) | a folder saved with save_pretrained "
+        "(DPT or Depth Anything) | a Hugging Face hub id in the local cache | an exported .onnx file | a short name "
+        "(dpt-hybrid, dpt-large, depth-anything-v2-small). auto = the first short-named model in the cache, else face-model.")),
+    download: bool = typer.Option(False, "--download", help="Let transformers fetch a hub id that is not in the cache (needs network)."),
+    surface: str = typer.Option("poisson", help="Surface from the point cloud: poisson (screened, density-trimmed) | ball-pivoting."),
+    poisson_depth: int = typer.Option(9, help="Poisson octree depth (8-9: ~1 mm cells over a head)."),
+    density_trim: float = typer.Option(0.05, help="Drop this fraction of the lowest-density Poisson vertices (the membrane over holes)."),
+    depth_path: bool = typer.Option(True, "--depth-path/--no-depth-path",
+                                    help=f"Also run the metric depth through the depth networks (+ refine): ICT mesh and pose in {DEPTH_PATH_DIR}/."),
+    config: str = typer.Option("fast", help="Depth-path network configuration."),
+    refine: int = typer.Option(5, help="Depth path: rigid ICP iterations after the networks."),
+    refine_shape: int = typer.Option(0, help="Depth path: Gauss-Newton iterations of pose + shape after --refine."),
+) -> None:
+    """Photo -> MTCNN + ICT fit -> monocular depth -> metric depth (mm) -> coloured point cloud -> surface mesh.
+
+    Per photo: depth.png (16-bit mm), depth.npz (mm + intrinsics + colour, readable by `facerecon reconstruct`),
+    depth_preview.png, cloud.ply, surface.ply (coloured), photo_depth.json (backend, metric fit, timings), and
+    depth-path/ (face.obj/ply, pose.json, landmarks.json, overlay.png from the depth networks).
+    """
+    paths = expand_photos(photos)
+    if not paths:
+        from ..errors import ConfigError
+
+        raise ConfigError("no photos given (folders are searched for " + ", ".join(PHOTO_SUFFIXES) + ")")
+    failures = process_photos(paths, out, depth_model, download=download, surface=surface, poisson_depth=poisson_depth,
+                              density_trim=density_trim, depth_path=depth_path, config=config, refine=refine,
+                              refine_shape=refine_shape)
+    if failures:
+        console.print(f"{len(failures)} of {len(paths)} photos failed")
+        raise typer.Exit(1 if len(failures) == len(paths) else 0)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("photo-depth")(photo_depth_cmd)
