@@ -1,0 +1,48 @@
+"""``configs/photo_fit.toml``: the photo path's settings (camera default, fit, texture) as data.
+
+Every table and key is checked against the packaged file: an unknown key is a ``ConfigError``
+(a typo would otherwise be silently ignored).  ``overrides`` (``{"fit": {"iterations": 10}}``)
+replace single values.
+"""
+from __future__ import annotations
+
+import copy
+import tomllib
+from functools import lru_cache
+from importlib import resources
+from pathlib import Path
+
+from ..errors import ConfigError
+
+
+@lru_cache(maxsize=1)
+def _packaged() -> dict:
+    return tomllib.loads(resources.files("facerecon").joinpath("configs/photo_fit.toml").read_text(encoding="utf-8"))
+
+
+def _merge(base: dict, extra: dict, where: str) -> dict:
+    out = copy.deepcopy(base)
+    for section, values in extra.items():
+        if section not in base or not isinstance(values, dict):
+            raise ConfigError(f"{where}: unknown section [{section}]; known: {', '.join(sorted(base))}")
+        for key, value in values.items():
+            if key not in base[section]:
+                raise ConfigError(f"{where}: unknown key {section}.{key}; known: {', '.join(sorted(base[section]))}")
+            if type(value) is not type(base[section][key]) and not (isinstance(base[section][key], float) and isinstance(value, int)):
+                raise ConfigError(f"{where}: {section}.{key} must be a {type(base[section][key]).__name__}, got {value!r}")
+            out[section][key] = value
+    return out
+
+
+def load_photo_config(path: str | Path | None = None, overrides: dict | None = None) -> dict:
+    """The photo settings: the packaged file, updated by ``path`` (a TOML file) and ``overrides``."""
+    cfg = _packaged()
+    if path is not None:
+        try:
+            extra = tomllib.loads(Path(path).read_text(encoding="utf-8"))
+        except (OSError, tomllib.TOMLDecodeError) as exc:
+            raise ConfigError(f"{path}: cannot read photo settings ({exc})") from None
+        cfg = _merge(cfg, extra, str(path))
+    if overrides:
+        cfg = _merge(cfg, overrides, "photo settings")
+    return copy.deepcopy(cfg) if cfg is _packaged() else cfg

@@ -1,0 +1,485 @@
+"""Fit the ICT face model to 2D landmarks of a photo: identity, expression, head pose, pinhole camera.
+
+Unknowns: head rotation (axis-angle, left-multiplicative updates), translation (mm, camera
+frame), identity weights (``n_identity`` modes, Gaussian prior, each mode one standard
+deviation) and ARKit expression weights (``n_expression``, kept in [0, 1] by a projected
+step with an active set, L2 + L1 prior).  The focal length is fixed (EXIF, ``--focal`` or the
+default field of view: :mod:`facerecon.photo.camera`).
+
+Each landmark is a point on the ICT surface (a vertex, or barycentric coordinates in a
+triangle; see :class:`LandmarkTargets`).  Only the rows of the model bases for those points
+(and the contour candidates) are used (``FaceModel.torch_bases(subset)``), so a step costs
+well under a millisecond.
+
+Residual: the 2D reprojection error of each landmark in units of the face size in the image,
+robustified per landmark (Geman-McClure by default, iteratively reweighted) and weighted per
+landmark.  Contour landmarks (the jaw line) do not have a fixed vertex: a face turned away
+shows a different line of the cheek as its outline.  For each contour landmark, the
+candidates are the face vertices on a horizontal band (head frame) through its default point,
+from the cheek front to the ear; every iteration picks the candidate that projects outermost
+(along the head's x axis in the image), the silhouette on that line, as 3DDFA's "landmark
+marching" does.  Contour landmarks also get ``contour_weight``.
+
+Solver: Levenberg-Marquardt with analytic Jacobians (torch, float64): the start is a
+scaled-orthographic PnP of the mean face's landmarks (least-squares affine camera, then the
+nearest rotation), ``rigid_iterations`` pose-only steps, then up to ``iterations`` joint
+steps until an accepted step lowers the cost by less than ``tolerance`` (relative).
+
+Eye and lip closure need nothing special: when the upper and lower lid (lip) points coincide
+in the image, only the blink (jawOpen/mouthClose) expressions move the model's lid (lip) points
+together, so the fit turns them on.
+"""
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from ..camera import Intrinsics
+from ..errors import ConfigError
+from ..facemodel import FaceModel
+from ..pose_types import HeadPose
+from .config import load_photo_config
+
+ROBUST_LOSSES = ("geman_mcclure", "huber", "l2")
+
+
+@dataclass
+class PhotoFitConfig:
+    """The ``[fit]`` table of ``configs/photo_fit.toml`` (see the comments there)."""
+
+    n_identity: int = 100
+    n_expression: int = 53
+    rigid_iterations: int = 6
+    iterations: int = 40
+    tolerance: float = 1e-5
+    identity_prior: float = 4e-5
+    expression_prior: float = 2e-5
+    expression_l1: float = 2e-6
+    robust: str = "geman_mcclure"
+    robust_scale: float = 0.05
+    contour_weight: float = 0.5
+    contour_band_mm: float = 4.0
+    contour_front_mm: float = 40.0
+    contour_back_mm: float = 15.0
+    damping: float = 1e-4
+
+    def __post_init__(self) -> None:
+        if self.robust not in ROBUST_LOSSES:
+            raise ConfigError(f"fit.robust: unknown {self.robust!r}; choose from {', '.join(ROBUST_LOSSES)}")
+        if not 0 <= self.n_identity <= 100 or not 0 <= self.n_expression <= 53:
+            raise ConfigError("fit.n_identity must be in [0, 100] and fit.n_expression in [0, 53]")
+
+    @classmethod
+    def load(cls, path=None, **overrides) -> "PhotoFitConfig":
+        """The packaged settings (or a TOML file's), with single keys overridden."""
+        return cls(**load_photo_config(path, {"fit": overrides} if overrides else None)["fit"])
+
+
+@dataclass
+class LandmarkTargets:
+    """2D landmarks and the ICT surface points they mark.
+
+    ``vertices`` (K, 3) and ``bary`` (K, 3): the model point of landmark k is
+    ``sum_j bary[k, j] * V[vertices[k, j]]`` (a vertex: ``(v, v, v)`` and ``(1, 0, 0)``).
+    Landmarks with a non-finite point or weight 0 are ignored.
+    """
+
+    points: np.ndarray  # (K, 2) pixels
+    vertices: np.ndarray  # (K, 3) int ICT vertex indices
+    bary: np.ndarray  # (K, 3)
+    weight: np.ndarray  # (K,)
+    contour: np.ndarray  # (K,) bool: slides along the silhouette
+
+    def __post_init__(self) -> None:
+        self.points = np.asarray(self.points, np.float64).reshape(-1, 2)
+        k = len(self.points)
+        self.vertices = np.asarray(self.vertices, np.int64).reshape(k, 3)
+        self.bary = np.asarray(self.bary, np.float64).reshape(k, 3)
+        self.weight = np.broadcast_to(np.asarray(self.weight, np.float64), (k,)).copy()
+        self.contour = np.broadcast_to(np.asarray(self.contour, bool), (k,)).copy()
+        self.weight[~np.isfinite(self.points).all(1)] = 0.0
+
+    @classmethod
+    def from_vertices(cls, points, vertex_ids, weight=None, contour=None) -> "LandmarkTargets":
+        v = np.asarray(vertex_ids, np.int64).reshape(-1)
+        bary = np.zeros((len(v), 3))
+        bary[:, 0] = 1.0
+        return cls(points, np.repeat(v[:, None], 3, 1), bary, 1.0 if weight is None else weight,
+                   False if contour is None else contour)
+
+    def subset(self, keep) -> "LandmarkTargets":
+        return LandmarkTargets(self.points[keep], self.vertices[keep], self.bary[keep], self.weight[keep], self.contour[keep])
+
+
+@dataclass
+class PhotoFit:
+    """The fitted model and camera-frame pose (mm; camera x right, y down, z forward)."""
+
+    rotation: np.ndarray  # (3, 3) head -> camera
+    translation: np.ndarray  # (3,) mm
+    identity: np.ndarray  # (100,)
+    expression: np.ndarray  # (55,)
+    intrinsics: Intrinsics
+    iterations: int  # joint iterations run (after the rigid ones)
+    rigid_iterations: int
+    converged: bool
+    ms: float
+    rms_px: float  # RMS 2D error of the non-contour landmarks (weights > 0) at the end
+    contour_rms_px: float
+    cost_history: list[float] = field(default_factory=list)
+    contour_vertices: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))  # chosen vertex per contour landmark
+
+    @property
+    def pose(self) -> HeadPose:
+        return HeadPose(self.rotation, self.translation)
+
+
+# -- helpers ------------------------------------------------------------------------------------
+def _rodrigues(w: torch.Tensor) -> torch.Tensor:
+    th = torch.linalg.vector_norm(w)
+    if float(th) < 1e-12:
+        return torch.eye(3, dtype=w.dtype)
+    k = w / th
+    kx = torch.zeros(3, 3, dtype=w.dtype)
+    kx[0, 1], kx[0, 2], kx[1, 0], kx[1, 2], kx[2, 0], kx[2, 1] = -k[2], k[1], k[2], -k[0], -k[1], k[0]
+    return torch.eye(3, dtype=w.dtype) + torch.sin(th) * kx + (1 - torch.cos(th)) * (kx @ kx)
+
+
+def _skew(v: torch.Tensor) -> torch.Tensor:
+    z = torch.zeros_like(v[:, 0])
+    return torch.stack([z, -v[:, 2], v[:, 1], v[:, 2], z, -v[:, 0], -v[:, 1], v[:, 0], z], 1).reshape(-1, 3, 3)
+
+
+def landmark_points_head(model: FaceModel, targets: LandmarkTargets, identity=None, expression=None) -> np.ndarray:
+    """(K, 3) head-frame model points of the landmarks for the given weights."""
+    v = model.vertices(identity, expression, subset=targets.vertices.reshape(-1)).astype(np.float64).reshape(-1, 3, 3)
+    return np.einsum("kj,kjc->kc", targets.bary, v)
+
+
+def contour_bands(model: FaceModel, targets: LandmarkTargets, cfg: PhotoFitConfig) -> tuple[np.ndarray, np.ndarray]:
+    """(band vertices (nb,), band index (K, L) into them, -1 = none) for the contour landmarks.
+
+    A band is the face vertices (mean face, head frame) within ``contour_band_mm`` of the
+    landmark's height, on its side, from ``contour_front_mm`` in front of it to
+    ``contour_back_mm`` behind it.  Landmarks near the middle (|x| < 20 mm: the chin) keep
+    their point: their outline is not a left/right silhouette.
+    """
+    p = landmark_points_head(model, targets)
+    face = model.region_vertices("face")
+    fv = model.neutral[face].astype(np.float64)
+    rows = []
+    for k in range(len(p)):
+        if not targets.contour[k] or abs(p[k, 0]) < 20.0:
+            rows.append(np.zeros(0, np.int64))
+            continue
+        x, y, z = p[k]
+        m = ((np.abs(fv[:, 1] - y) < cfg.contour_band_mm) & (np.sign(fv[:, 0]) == np.sign(x)) & (np.abs(fv[:, 0]) > 20.0)
+             & (fv[:, 2] > z - cfg.contour_front_mm) & (fv[:, 2] < z + cfg.contour_back_mm))
+        rows.append(face[m])
+    band = np.unique(np.concatenate(rows)) if rows else np.zeros(0, np.int64)
+    width = max([len(r) for r in rows] + [1])
+    index = np.full((len(p), width), -1, np.int64)
+    for k, r in enumerate(rows):
+        index[k, : len(r)] = np.searchsorted(band, r)
+    return band, index
+
+
+def pnp_start(points_2d: np.ndarray, points_3d: np.ndarray, intrinsics: Intrinsics, weight: np.ndarray | None = None,
+              iterations: int = 4) -> tuple[np.ndarray, np.ndarray]:
+    """Rotation and translation of 3D points (head frame, mm) from their 2D projections (POSIT).
+
+    A scaled orthographic camera (affine, fitted by weighted least squares; its nearest
+    rotation and mean scale; the depth from the scale and the focal length), then
+    ``iterations`` POSIT corrections that scale each image point by its depth relative to the
+    centroid's: good to about a degree, which the perspective Gauss-Newton steps then remove.
+    """
+    w = np.ones(len(points_2d)) if weight is None else np.asarray(weight, np.float64)
+    w = w / w.sum()
+    sw = np.sqrt(w)[:, None]
+    xs = np.asarray(points_3d, np.float64)
+    xsm = w @ xs
+    d3 = xs - xsm
+    # normalised image coordinates
+    x = (np.asarray(points_2d, np.float64) - [intrinsics.cx, intrinsics.cy]) / [intrinsics.fx, intrinsics.fy]
+    eps = np.zeros(len(x))
+    for _ in range(max(iterations, 1)):
+        xe = x * (1.0 + eps)[:, None]
+        xm = w @ xe
+        a, *_ = np.linalg.lstsq(d3 * sw, (xe - xm) * sw, rcond=None)  # (3, 2): xe - xm ~ (X - Xm) @ a
+        r1, r2 = a[:, 0], a[:, 1]
+        s = max(0.5 * (np.linalg.norm(r1) + np.linalg.norm(r2)), 1e-12)
+        m = np.stack([r1, r2, np.cross(r1, r2) / s]) / s
+        u, _, vt = np.linalg.svd(m)
+        r = u @ np.diag([1.0, 1.0, np.sign(np.linalg.det(u @ vt))]) @ vt
+        zc = 1.0 / s  # depth of the 3D centroid
+        eps = (d3 @ r[2]) / zc
+    c = r @ xsm
+    t = np.array([xm[0] * zc - c[0], xm[1] * zc - c[1], zc - c[2]])
+    return r, t
+
+
+def _robust(e: torch.Tensor, kind: str, sigma: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """(rho(e) ~ e^2 for small e, IRLS weight rho'(e) / (2 e))."""
+    e2 = e * e
+    if kind == "geman_mcclure":
+        s2 = sigma * sigma
+        return s2 * e2 / (s2 + e2), (s2 / (s2 + e2)) ** 2
+    if kind == "huber":
+        big = e > sigma
+        return torch.where(big, 2 * sigma * e - sigma * sigma, e2), torch.where(big, sigma / e.clamp_min(1e-12), torch.ones_like(e))
+    return e2, torch.ones_like(e)
+
+
+def _bounded_step(h: torch.Tensor, g: torch.Tensor, free: torch.Tensor, x_box: torch.Tensor, box: slice, mu: float
+                  ) -> torch.Tensor:
+    """Damped Gauss-Newton step on the ``free`` parameters with ``box`` ones kept in [0, 1].
+
+    A box parameter the step would push out is set to its bound and fixed, and the rest is
+    solved again given that change (a projected Newton step with a growing active set), so the
+    other parameters do not rely on a move that the clamp then takes away.
+    """
+    n = len(g)
+    step = torch.zeros(n, dtype=h.dtype)
+    free = free.clone()
+    box_idx = torch.arange(n)[box]
+    for _ in range(5):
+        fi = torch.nonzero(free)[:, 0]
+        ci = torch.nonzero(~free)[:, 0]
+        hf = h[fi][:, fi]
+        rhs = -g[fi] - h[fi][:, ci] @ step[ci]
+        a = hf + mu * torch.diag(torch.diagonal(hf)) + 1e-12 * torch.eye(len(fi), dtype=h.dtype)
+        step[fi] = torch.linalg.solve(a, rhs)
+        new = x_box + step[box]
+        out = free[box] & ((new < 0.0) | (new > 1.0))
+        if not bool(out.any()):
+            break
+        step[box_idx[out]] = new[out].clamp(0.0, 1.0) - x_box[out]
+        free[box_idx[out]] = False
+    return step
+
+
+# -- the fit ------------------------------------------------------------------------------------
+@dataclass
+class _Structure:
+    """What a fit needs from the model for one landmark layout: built once per layout and cached on the model."""
+
+    band: np.ndarray  # (nb,) band vertices
+    band_index: torch.Tensor  # (K, L) into band, -1 = none
+    sliding: torch.Tensor  # (K,) bool
+    side: torch.Tensor  # (K,) sign of x (head frame) of the mean-face point
+    s0: torch.Tensor  # (K + nb, 3) mean-face landmark points, then band vertices
+    sb: torch.Tensor  # (M, K + nb, 3) their basis rows
+    sb_band: torch.Tensor  # (M, nb * 3)
+
+
+def _structure(model: FaceModel, t: LandmarkTargets, cfg: PhotoFitConfig) -> _Structure:
+    key = (t.vertices.tobytes(), t.bary.tobytes(), t.contour.tobytes(), cfg.n_identity, cfg.n_expression,
+           cfg.contour_band_mm, cfg.contour_front_mm, cfg.contour_back_mm)
+    cache = model.__dict__.setdefault("_photo_fit_structures", {})
+    if key in cache:
+        return cache[key]
+    k = len(t.points)
+    band, band_index = contour_bands(model, t, cfg)
+    subset = np.unique(np.r_[t.vertices.reshape(-1), band])
+    neutral, bases = model.torch_bases(subset)
+    bases = bases.reshape(-1, len(subset), 3)
+    nid = model.n_identity
+    b = torch.cat([bases[: cfg.n_identity], bases[nid: nid + cfg.n_expression]]).double()  # (M, n, 3)
+    neutral = neutral.double()
+    tv = torch.from_numpy(np.searchsorted(subset, t.vertices))
+    bary = torch.from_numpy(t.bary)
+    bv = torch.from_numpy(np.searchsorted(subset, band))
+    s0 = torch.cat([(neutral[tv] * bary[..., None]).sum(1), neutral[bv]])
+    sb = torch.cat([(b[:, tv] * bary[None, ..., None]).sum(2), b[:, bv]], 1)
+    st = _Structure(band, torch.from_numpy(band_index), torch.from_numpy((band_index >= 0).any(1)),
+                    torch.sign(s0[:k, 0]), s0, sb, sb[:, k:].reshape(sb.shape[0], -1))
+    if len(cache) > 8:
+        cache.clear()
+    cache[key] = st
+    return st
+
+
+class _Problem:
+    """The landmark rows of the model, the contour bands and the cost, for one photo's targets."""
+
+    def __init__(self, model: FaceModel, targets: LandmarkTargets, intrinsics: Intrinsics, cfg: PhotoFitConfig):
+        self.cfg = cfg
+        self.t = t = targets.subset(targets.weight > 0)
+        st = _structure(model, t, cfg)
+        self.band, self.band_index, self.sliding, self.side = st.band, st.band_index, st.sliding, st.side
+        self.s0, self.sb, self.sb_band = st.s0, st.sb, st.sb_band
+        self.k, self.kid, self.kex = len(t.points), cfg.n_identity, cfg.n_expression
+        self.m = self.kid + self.kex
+        self.target = torch.from_numpy(t.points)
+        lo, hi = t.points.min(0), t.points.max(0)
+        self.scale = float(max(np.linalg.norm(hi - lo) / math.sqrt(2.0), 1.0))  # face size, px
+        w = t.weight * np.where(t.contour, cfg.contour_weight, 1.0)
+        self.w = torch.from_numpy(w / w.sum())
+        ki = intrinsics
+        self.f = torch.tensor([ki.fx, ki.fy], dtype=torch.float64)
+        self.c = torch.tensor([ki.cx, ki.cy], dtype=torch.float64)
+
+    def _use_rows(self, rows: torch.Tensor) -> None:
+        self.rows = rows
+        self.p0 = self.s0[rows]  # (K, 3)
+        self.pb = self.sb[:, rows].reshape(self.m, -1)  # (M, K * 3)
+
+    def select_contour(self, r: torch.Tensor, tr: torch.Tensor, coeffs: torch.Tensor) -> None:
+        """Re-pick each sliding landmark's silhouette vertex on its band for the current pose and shape."""
+        if not bool(self.sliding.any()):
+            if not hasattr(self, "p0"):
+                self._use_rows(torch.arange(self.k))
+            return
+        band = self.s0[self.k:] + (coeffs @ self.sb_band).reshape(-1, 3)
+        x = band @ r.T + tr
+        uv = self.f * x[:, :2] / x[:, 2:3]
+        e = r[:2, 0] / torch.linalg.vector_norm(r[:2, 0]).clamp_min(1e-9)  # head x axis in the image
+        out = uv @ e  # (nb,)
+        idx = self.band_index[self.sliding]
+        score = self.side[self.sliding, None] * out[idx.clamp_min(0)]
+        score = torch.where(idx >= 0, score, torch.full_like(score, -torch.inf))
+        best = idx.gather(1, score.argmax(1, keepdim=True))[:, 0]
+        rows = torch.arange(self.k)
+        rows[self.sliding] = self.k + best
+        if not hasattr(self, "rows") or not torch.equal(rows, self.rows) or not hasattr(self, "p0"):
+            self._use_rows(rows)
+
+    def residual(self, r, tr, coeffs):
+        p = self.p0 + (coeffs @ self.pb).reshape(-1, 3)
+        x = p @ r.T + tr
+        z = x[:, 2:3]
+        uv = self.f * x[:, :2] / z + self.c
+        return (uv - self.target) / self.scale, x, p
+
+    def cost(self, r, tr, coeffs) -> float:
+        res, x, _ = self.residual(r, tr, coeffs)
+        if bool((x[:, 2] <= 1.0).any()):
+            return math.inf
+        rho, _ = _robust(torch.linalg.vector_norm(res, dim=1), self.cfg.robust, self.cfg.robust_scale)
+        return float((self.w * rho).sum()) + self.prior(coeffs)
+
+    def prior(self, coeffs) -> float:
+        cfg = self.cfg
+        ident, expr = coeffs[: self.kid], coeffs[self.kid:]
+        return float(cfg.identity_prior * (ident @ ident) + cfg.expression_prior * (expr @ expr) + cfg.expression_l1 * expr.sum())
+
+    def normal_equations(self, r, tr, coeffs, rigid: bool = False):
+        res, x, p = self.residual(r, tr, coeffs)
+        e = torch.linalg.vector_norm(res, dim=1)
+        _, irls = _robust(e, self.cfg.robust, self.cfg.robust_scale)
+        a = self.w * irls  # (K,)
+        z = x[:, 2]
+        fz = self.f[None, :] / z[:, None] / self.scale  # (K, 2)
+        dudx = torch.zeros(self.k, 2, 3, dtype=torch.float64)
+        dudx[:, 0, 0] = fz[:, 0]
+        dudx[:, 1, 1] = fz[:, 1]
+        dudx[:, 0, 2] = -fz[:, 0] * x[:, 0] / z
+        dudx[:, 1, 2] = -fz[:, 1] * x[:, 1] / z
+        j_rot = dudx @ (-_skew(x - tr))  # d/d(delta) of R <- exp(delta) R
+        if rigid:  # pose-only steps: the shape columns are not needed (zeros; their rows are fixed)
+            j_w = torch.zeros(self.k, 2, self.m, dtype=torch.float64)
+        else:  # d x / d coeff_m = R b_m: (K, 3, M), then through the projection
+            j_w = torch.bmm(dudx, torch.matmul(r, self.pb.reshape(self.m, self.k, 3).permute(1, 2, 0)))
+        j = torch.cat([j_rot, dudx, j_w], 2)  # (K, 2, 6 + M)
+        # J^T A J in float32 (the costliest product, 2K x (6 + M)^2; float64 buys nothing at
+        # this conditioning), the gradient and the solve in float64
+        j = j.reshape(2 * self.k, -1)
+        ja = j * a.repeat_interleave(2)[:, None]
+        j32 = j.float()
+        h = (ja.float().T @ j32).double()
+        g = ja.T @ res.reshape(-1)
+        cfg = self.cfg
+        idx_id = slice(6, 6 + self.kid)
+        idx_ex = slice(6 + self.kid, 6 + self.m)
+        h[idx_id, idx_id] += cfg.identity_prior * torch.eye(self.kid, dtype=torch.float64)
+        h[idx_ex, idx_ex] += cfg.expression_prior * torch.eye(self.kex, dtype=torch.float64)
+        g[idx_id] += cfg.identity_prior * coeffs[: self.kid]
+        g[idx_ex] += cfg.expression_prior * coeffs[self.kid:] + 0.5 * cfg.expression_l1
+        return h, g
+
+
+def fit_photo(model: FaceModel, targets: LandmarkTargets, intrinsics: Intrinsics, cfg: PhotoFitConfig | None = None,
+              init: tuple[np.ndarray, np.ndarray] | None = None) -> PhotoFit:
+    """Fit pose, identity and expression to ``targets`` seen by a pinhole camera ``intrinsics``.
+
+    ``init``: a (rotation, translation) start instead of the PnP start.
+    """
+    cfg = cfg or PhotoFitConfig.load()
+    t0 = time.perf_counter()
+    if int((targets.weight > 0).sum()) < 6:
+        raise ValueError("the fit needs at least 6 landmarks with weight > 0")
+    prob = _Problem(model, targets, intrinsics, cfg)
+    if init is None:
+        fixed = ~prob.t.contour
+        if fixed.sum() < 6:
+            fixed[:] = True
+        r0, t0_ = pnp_start(prob.t.points[fixed], prob.s0[: prob.k].numpy()[fixed], intrinsics, prob.t.weight[fixed])
+    else:
+        r0, t0_ = init
+    r = torch.from_numpy(np.asarray(r0, np.float64).copy())
+    tr = torch.from_numpy(np.asarray(t0_, np.float64).copy())
+    coeffs = torch.zeros(prob.m, dtype=torch.float64)
+    n_par = 6 + prob.m
+    ex = slice(6 + prob.kid, n_par)
+    history: list[float] = []
+    mu = cfg.damping
+    converged = False
+    n_rigid = n_joint = 0
+    with torch.no_grad():
+        for stage, n_iter in (("rigid", cfg.rigid_iterations), ("joint", cfg.iterations)):
+            free_base = torch.zeros(n_par, dtype=torch.bool)
+            free_base[: 6 if stage == "rigid" else n_par] = True
+            for _ in range(n_iter):
+                prob.select_contour(r, tr, coeffs)
+                cost = prob.cost(r, tr, coeffs)
+                history.append(cost)
+                h, g = prob.normal_equations(r, tr, coeffs, rigid=stage == "rigid")
+                free = free_base.clone()
+                if stage == "joint":
+                    # active set: expressions at a bound whose gradient pushes them out stay there
+                    e = coeffs[prob.kid:]
+                    ge = g[ex]
+                    free[ex] &= ~(((e <= 0) & (ge > 0)) | ((e >= 1) & (ge < 0)))
+                accepted = False
+                for _try in range(8):
+                    step = _bounded_step(h, g, free, coeffs[prob.kid:], ex, mu)
+                    r_new = _rodrigues(step[:3]) @ r
+                    t_new = tr + step[3:6]
+                    c_new = coeffs + step[6:]
+                    c_new[prob.kid:] = c_new[prob.kid:].clamp(0.0, 1.0)
+                    new_cost = prob.cost(r_new, t_new, c_new)
+                    if new_cost < cost:
+                        accepted = True
+                        mu = max(mu / 5.0, 1e-9)
+                        break
+                    mu *= 10.0
+                if stage == "rigid":
+                    n_rigid += 1
+                else:
+                    n_joint += 1
+                if not accepted:
+                    converged = stage == "joint"
+                    break
+                r, tr, coeffs = r_new, t_new, c_new
+                # the pose-only stage just has to bring the start close: a looser tolerance
+                if (cost - new_cost) < (cfg.tolerance if stage == "joint" else 1e-3) * cost:
+                    converged = stage == "joint"
+                    break
+        prob.select_contour(r, tr, coeffs)
+        history.append(prob.cost(r, tr, coeffs))
+        res, _, _ = prob.residual(r, tr, coeffs)
+    err_px = torch.linalg.vector_norm(res, dim=1).numpy() * prob.scale
+    cont = prob.t.contour
+    rms = float(np.sqrt(np.mean(err_px[~cont] ** 2))) if (~cont).any() else float("nan")
+    crms = float(np.sqrt(np.mean(err_px[cont] ** 2))) if cont.any() else float("nan")
+    ident = np.zeros(model.n_identity)
+    ident[: prob.kid] = coeffs[: prob.kid].numpy()
+    expr = np.zeros(model.n_expression)
+    expr[: prob.kex] = coeffs[prob.kid:].numpy()
+    chosen = prob.band[prob.rows[prob.sliding].numpy() - prob.k]
+    return PhotoFit(r.numpy().copy(), tr.numpy().copy(), ident, expr, intrinsics, n_joint, n_rigid, converged,
+                    (time.perf_counter() - t0) * 1e3, rms, crms, history, chosen)

@@ -1,0 +1,55 @@
+"""Pictures of a photo fit: the shaded fitted mesh, semi-transparent, and the 68 landmarks over the photo."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from ..camera import Intrinsics
+from ..facemodel import RENDER_REGIONS, FaceModel
+from ..fileutil import atomic_path
+
+
+def overlay_image(rgb: np.ndarray, model: FaceModel, vertices_camera: np.ndarray, intrinsics: Intrinsics,
+                  landmarks_2d: np.ndarray | None = None, detected_2d: np.ndarray | None = None, alpha: float = 0.5
+                  ) -> np.ndarray:
+    """(H, W, 3) uint8: the photo with the Lambert-shaded mesh blended in (``alpha``), the fitted
+    68 landmarks (green) and, when given, the detected landmarks they were fitted to (red)."""
+    from PIL import Image, ImageDraw
+
+    from ..viz.shaded import shade
+
+    img = np.asarray(rgb, np.float32)
+    g = shade(vertices_camera, model.region_triangles(*RENDER_REGIONS), intrinsics)
+    m = np.isfinite(g)
+    tint = np.array([0.85, 0.9, 1.0], np.float32) * 255.0  # a cool grey, distinct from skin
+    img[m] = (1 - alpha) * img[m] + alpha * g[m, None] * tint
+    pil = Image.fromarray(np.clip(img, 0, 255).astype(np.uint8))
+    draw = ImageDraw.Draw(pil)
+    r = max(1.0, min(pil.size) / 300.0)
+    for pts, colour in ((detected_2d, (255, 60, 60)), (landmarks_2d, (40, 255, 40))):
+        if pts is None:
+            continue
+        for x, y in np.asarray(pts, np.float64).reshape(-1, 2):
+            if np.isfinite(x) and np.isfinite(y):
+                draw.ellipse([x - r, y - r, x + r, y + r], fill=colour)
+    return np.asarray(pil)
+
+
+def save_photo_overlay(path: str | Path, rgb: np.ndarray, model: FaceModel, vertices_camera: np.ndarray,
+                       intrinsics: Intrinsics, landmarks_2d: np.ndarray | None = None,
+                       detected_2d: np.ndarray | None = None, box: np.ndarray | None = None, margin: float = 0.35) -> None:
+    """Write :func:`overlay_image` as a PNG, cropped to the face ``box`` (x0, y0, x1, y1) plus ``margin`` of its size."""
+    from PIL import Image
+
+    img = overlay_image(rgb, model, vertices_camera, intrinsics, landmarks_2d, detected_2d)
+    if box is not None:
+        x0, y0, x1, y1 = (float(b) for b in box)
+        mw, mh = (x1 - x0) * margin, (y1 - y0) * margin
+        h, w = img.shape[:2]
+        c0, r0 = max(int(x0 - mw), 0), max(int(y0 - mh), 0)
+        c1, r1 = min(int(np.ceil(x1 + mw)), w), min(int(np.ceil(y1 + mh)), h)
+        if c1 > c0 and r1 > r0:
+            img = img[r0:r1, c0:c1]
+    with atomic_path(path) as tmp:
+        Image.fromarray(img).save(tmp)

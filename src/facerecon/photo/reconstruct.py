@@ -1,0 +1,200 @@
+"""``PhotoReconstructor``: photo -> faces (MTCNN) -> 468 landmarks (MediaPipe Face Mesh) ->
+ICT identity + expression + pose fit -> textured, metric, animatable mesh.
+
+The result (:class:`PhotoReconstruction`) carries the fields of the depth path's
+``FaceReconstruction`` (pose, vertices in the head and camera frames, 68 landmarks in 2D and
+3D, identity, expression, confidence, timings, source), plus the camera, the UV texture and
+the fit's statistics, so ``facerecon.export`` writes it the same way.
+
+The 68 landmarks: the ICT landmark vertices (``FaceModel.landmarks_68``), except that the 17
+jaw-line points are moved to the silhouette of the fitted face on their horizontal band (the
+same "landmark marching" the fit uses, :func:`facerecon.photo.fit.contour_bands`), because
+that is where the iBUG convention annotates them on a turned face.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ..camera import Intrinsics
+from ..errors import FaceReconError, NoFaceFoundError
+from ..facemodel import FaceModel
+from ..pose_types import HeadPose
+from .camera import PhotoCamera, photo_camera
+from .config import load_photo_config
+from .fit import LandmarkTargets, PhotoFit, PhotoFitConfig, contour_bands, fit_photo
+from .texture import PhotoTexture, TextureConfig, sample_texture
+
+JAW_68 = np.arange(17)  # iBUG jaw-line points: they follow the silhouette
+
+
+@dataclass
+class PhotoReconstruction:
+    """One face of a photo. Millimetres; camera frame x right, y down, z forward."""
+
+    pose: HeadPose
+    vertices_head: np.ndarray  # (V, 3) canonical head frame
+    vertices_camera: np.ndarray  # (V, 3) camera frame
+    landmarks_3d: np.ndarray  # (68, 3) camera frame (jaw points on the silhouette, see module doc)
+    landmarks_2d: np.ndarray  # (68, 2) pixels: the fitted mesh's landmarks projected
+    identity: np.ndarray  # (100,)
+    expression: np.ndarray  # (55,)
+    confidence: float  # the face detector's score times the landmark model's face score
+    camera: PhotoCamera
+    fit: PhotoFit
+    texture: PhotoTexture | None
+    face_box: np.ndarray  # (4,) x0, y0, x1, y1 of the detected face
+    detected_68: np.ndarray | None  # (68, 2) the landmark model's points in the iBUG layout (what was fitted), or None
+    face_index: int = 0  # rank by face size in the photo (0 = largest)
+    timings_ms: dict = field(default_factory=dict)
+    source: str = ""
+
+    @property
+    def intrinsics(self) -> Intrinsics:
+        return self.camera.intrinsics
+
+    def pose_json(self, model: FaceModel) -> dict:
+        """pose.json of the photo path: pose, camera, fit statistics, expression weights by name."""
+        f = self.fit
+        return {
+            "frame": self.source, "method": "photo", "face": True, "face_index": self.face_index,
+            **self.pose.to_json(), "confidence": round(float(self.confidence), 4),
+            "face_box": np.round(self.face_box, 2).tolist(),
+            "camera": self.camera.to_json(),
+            "fit": {"iterations": f.iterations, "rigid_iterations": f.rigid_iterations, "converged": f.converged,
+                    "rms_px": round(f.rms_px, 3), "contour_rms_px": round(f.contour_rms_px, 3), "ms": round(f.ms, 2)},
+            "identity": np.round(self.identity, 5).tolist(),
+            "expression": {n: round(float(w), 6) for n, w in zip(model.expression_names, self.expression)},
+            "texture": None if self.texture is None else self.texture.stats(),
+            "timings_ms": {k: round(float(v), 2) for k, v in self.timings_ms.items()},
+        }
+
+
+def targets_from_landmarks(model: FaceModel, points_2d: np.ndarray, lmap) -> LandmarkTargets:
+    """Fit targets from the landmark model's points (N, >=2) px and a ``LandmarkMap`` (see :mod:`.landmark_map`)."""
+    pts = np.asarray(points_2d, np.float64)[np.asarray(lmap.mediapipe_index), :2]
+    tri = np.asarray(lmap.ict_triangle)
+    corners = model.triangles[tri] if tri.ndim == 1 else tri  # a triangle index, or its 3 vertices
+    return LandmarkTargets(pts, corners, np.asarray(lmap.ict_bary, np.float64), np.asarray(lmap.weight, np.float64),
+                           np.asarray(lmap.is_contour, bool))
+
+
+def ibug68(points_2d: np.ndarray, lmap) -> np.ndarray | None:
+    """The landmark model's points in the iBUG 68 layout, when the map says how (indices or a (68, N) matrix)."""
+    m = getattr(lmap, "ibug68_from_mediapipe", None)
+    if m is None:
+        return None
+    m = np.asarray(m)
+    pts = np.asarray(points_2d, np.float64)[:, :2]
+    if m.ndim == 1:
+        return pts[m.astype(np.int64)]
+    return m @ pts
+
+
+def silhouette_landmarks(model: FaceModel, fit: PhotoFit, vertices_camera: np.ndarray, cfg: PhotoFitConfig) -> np.ndarray:
+    """The 68 landmark vertex indices with the jaw points moved to the fitted face's silhouette."""
+    lm = model.landmarks_68.copy()
+    contour = np.zeros(68, bool)
+    contour[JAW_68] = True
+    tg = LandmarkTargets.from_vertices(np.zeros((68, 2)), lm, contour=contour)
+    band, index = contour_bands(model, tg, cfg)
+    if len(band) == 0:
+        return lm
+    uv = fit.intrinsics.project(vertices_camera[band])
+    e = fit.rotation[:2, 0] / max(float(np.linalg.norm(fit.rotation[:2, 0])), 1e-9)
+    out = uv @ e
+    side = np.sign(model.neutral[lm, 0])
+    for k in np.nonzero((index >= 0).any(1))[0]:
+        cand = index[k][index[k] >= 0]
+        lm[k] = band[cand[np.argmax(side[k] * out[cand])]]
+    return lm
+
+
+class PhotoReconstructor:
+    """``PhotoReconstructor.from_pretrained().reconstruct("photo.jpg") -> PhotoReconstruction``."""
+
+    def __init__(self, model: FaceModel, detector, landmarker, landmark_map, fit_config: PhotoFitConfig,
+                 texture_config: TextureConfig, default_fov_deg: float):
+        self.model = model
+        self.detector = detector
+        self.landmarker = landmarker
+        self.landmark_map = landmark_map
+        self.fit_config = fit_config
+        self.texture_config = texture_config
+        self.default_fov_deg = default_fov_deg
+
+    @classmethod
+    def from_pretrained(cls, model: FaceModel | None = None, config: str | Path | None = None,
+                        overrides: dict | None = None) -> "PhotoReconstructor":
+        """Load the face model, MTCNN, the Face Mesh landmarker and the landmark map.
+
+        ``config``: a TOML file like ``configs/photo_fit.toml`` (its values replace the packaged
+        ones); ``overrides``: ``{"fit": {...}, "texture": {...}, "camera": {...}}``.
+        """
+        from .detect import MTCNN
+        from .landmark_map import load_landmark_map
+        from .landmarks import FaceMeshLandmarker
+
+        cfg = load_photo_config(config, overrides)
+        return cls(model or FaceModel.load(), MTCNN.from_package(), FaceMeshLandmarker(), load_landmark_map(),
+                   PhotoFitConfig(**cfg["fit"]), TextureConfig(**cfg["texture"]), float(cfg["camera"]["default_fov_deg"]))
+
+    def camera(self, photo, focal_px: float | None = None) -> PhotoCamera:
+        return photo_camera(photo.width, photo.height, focal_px, photo.focal_px, self.default_fov_deg)
+
+    def reconstruct(self, photo, focal_px: float | None = None, all_faces: bool = False, texture: bool = True):
+        """The largest face of ``photo`` (a :class:`facerecon.photo.Photo` or a path), or with
+        ``all_faces`` a list of every face, largest first.  ``focal_px`` overrides EXIF and the
+        default field of view.  No face: ``NoFaceFoundError`` naming the photo."""
+        from .detect import detect_faces
+        from .image import read_photo
+
+        t0 = time.perf_counter()
+        if not hasattr(photo, "rgb"):
+            photo = read_photo(photo)
+        cam = self.camera(photo, focal_px)
+        t1 = time.perf_counter()
+        faces = detect_faces(photo.rgb, self.detector)
+        t2 = time.perf_counter()
+        if not faces:
+            raise NoFaceFoundError(f"{photo.source}: no face found")
+        faces = sorted(faces, key=lambda f: -f.area)
+        if not all_faces:
+            faces = faces[:1]
+        out = []
+        for i, face in enumerate(faces):
+            rec = self._one_face(photo, cam, face, i, texture)
+            rec.timings_ms = {"read": (t1 - t0) * 1e3, "detect": (t2 - t1) * 1e3, **rec.timings_ms}
+            rec.timings_ms["total"] = (time.perf_counter() - t0) * 1e3 if len(faces) == 1 else sum(
+                v for k, v in rec.timings_ms.items() if k != "total")
+            out.append(rec)
+        return out if all_faces else out[0]
+
+    def _one_face(self, photo, cam: PhotoCamera, face, index: int, texture: bool) -> PhotoReconstruction:
+        t0 = time.perf_counter()
+        lms = self.landmarker(photo.rgb, face)
+        t1 = time.perf_counter()
+        pts = np.asarray(lms.points, np.float64)
+        targets = targets_from_landmarks(self.model, pts, self.landmark_map)
+        try:
+            fit = fit_photo(self.model, targets, cam.intrinsics, self.fit_config)
+        except ValueError as exc:
+            raise FaceReconError(f"{photo.source}: face {index}: the model fit failed ({exc})") from None
+        t2 = time.perf_counter()
+        pose = fit.pose
+        v_head = self.model.vertices(fit.identity, fit.expression).astype(np.float64)
+        v_cam = pose.apply(v_head)
+        lm_idx = silhouette_landmarks(self.model, fit, v_cam, self.fit_config)
+        lm3 = v_cam[lm_idx]
+        lm2 = cam.intrinsics.project(lm3)
+        t3 = time.perf_counter()
+        tex = sample_texture(self.model, v_cam, photo.rgb, cam.intrinsics, self.texture_config) if texture else None
+        t4 = time.perf_counter()
+        conf = float(face.score) * float(getattr(lms, "score", 1.0))
+        timings = {"landmarks": (t1 - t0) * 1e3, "fit": (t2 - t1) * 1e3, "mesh": (t3 - t2) * 1e3, "texture": (t4 - t3) * 1e3}
+        return PhotoReconstruction(pose, v_head, v_cam, lm3, lm2, fit.identity, fit.expression, conf, cam, fit, tex,
+                                   np.asarray(face.box, np.float64), ibug68(pts, self.landmark_map), index, timings,
+                                   str(photo.source))

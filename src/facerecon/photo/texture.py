@@ -1,0 +1,192 @@
+"""Sample a photo into the ICT face's UV layout (the ``M_Face`` material, UV tile [0, 1]^2).
+
+1. Rasterise the face triangles in UV space once per texture size (cached on the model):
+   every covered texel gets its triangle and barycentric coordinates.  Rows follow the OBJ
+   convention: texel row ``r`` holds ``v = 1 - (r + 0.5) / size`` (image top = v 1).
+2. Per photo: each texel's surface point on the fitted camera-frame mesh is projected into
+   the photo.  It is *visible* when it faces the camera (cos >= ``min_facing``) and is not
+   behind the rendered z-buffer of the whole fitted head (skin and eyeballs) by more than
+   ``depth_tolerance_mm``; visible texels take the photo's colour (bilinear).
+3. Hidden texels take the colour of their mirror texel when that one is visible (``mirror_fill``).
+   The mirror map comes from the vertex mirror x -> -x of the mean face (nearest vertex):
+   a texel's mirror is where the mirrored triangle corners' UVs put the same barycentric
+   point.  ICT is symmetric, so this is exact up to a texel.
+4. The rest gets the median colour of the visible skin; texels outside every UV triangle
+   take the colour of the nearest covered texel (so filtering at UV seams shows no black).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..camera import Intrinsics
+from ..facemodel import RENDER_REGIONS, FaceModel
+from .config import load_photo_config
+
+FACE_MATERIAL = "M_Face"
+
+
+@dataclass
+class TextureConfig:
+    """The ``[texture]`` table of ``configs/photo_fit.toml``."""
+
+    size: int = 512
+    min_facing: float = 0.15
+    depth_tolerance_mm: float = 3.0
+    mirror_fill: bool = True
+
+    @classmethod
+    def load(cls, path=None, **overrides) -> "TextureConfig":
+        return cls(**load_photo_config(path, {"texture": overrides} if overrides else None)["texture"])
+
+
+@dataclass
+class UVRaster:
+    """The covered texels of the face UV tile at one size."""
+
+    size: int
+    rows: np.ndarray  # (N,) texel row
+    cols: np.ndarray  # (N,) texel column
+    triangle: np.ndarray  # (N,) index into model.triangles
+    bary: np.ndarray  # (N, 3) float32
+    mirror: np.ndarray  # (N,) index of the mirror texel in this list, -1 = none
+
+    @property
+    def covered(self) -> np.ndarray:
+        m = np.zeros((self.size, self.size), bool)
+        m[self.rows, self.cols] = True
+        return m
+
+
+@dataclass
+class PhotoTexture:
+    image: np.ndarray  # (size, size, 3) uint8, the UV texture of the M_Face material
+    visible: np.ndarray  # (size, size) bool: sampled from the photo
+    mirrored: np.ndarray  # (size, size) bool: filled from the mirror texel
+    skin_rgb: np.ndarray  # (3,) uint8 colour of the rest
+    material: str = FACE_MATERIAL
+
+    def stats(self) -> dict:
+        cov = int(self.visible.sum() + self.mirrored.sum())
+        return {"size": int(self.image.shape[0]), "visible_texels": int(self.visible.sum()),
+                "mirrored_texels": int(self.mirrored.sum()), "filled_texels": cov, "skin_rgb": self.skin_rgb.tolist()}
+
+
+def face_triangles(model: FaceModel) -> np.ndarray:
+    """Indices (into ``model.triangles``) of the triangles of the textured material."""
+    return np.nonzero(model.triangle_material == model.materials.index(FACE_MATERIAL))[0]
+
+
+def vertex_mirror(model: FaceModel) -> np.ndarray:
+    """(V,) index of each vertex's mirror image (x -> -x) on the mean face, nearest vertex."""
+    cache = model.__dict__.setdefault("_photo_texture_cache", {})
+    if "mirror" not in cache:
+        from scipy.spatial import cKDTree
+
+        v = model.neutral.astype(np.float64)
+        cache["mirror"] = cKDTree(v).query(v * np.array([-1.0, 1.0, 1.0]))[1].astype(np.int64)
+    return cache["mirror"]
+
+
+def uv_raster(model: FaceModel, size: int) -> UVRaster:
+    """Covered texels of the face UV tile with triangle and barycentrics, and their mirror texels (cached)."""
+    from ..synth.render import render_mesh
+
+    cache = model.__dict__.setdefault("_photo_texture_cache", {})
+    if ("raster", size) in cache:
+        return cache[("raster", size)]
+    tris = face_triangles(model)
+    tuv = model.triangle_uv[tris]
+    # UV corners as points on the plane z = 1 seen by a unit pinhole: screen = texel coordinates
+    pts = np.c_[model.uv[:, 0] * size - 0.5, (1.0 - model.uv[:, 1]) * size - 0.5, np.ones(len(model.uv))]
+    r = render_mesh(pts, tuv, Intrinsics(1.0, 1.0, 0.0, 0.0, size, size))
+    rows, cols = np.nonzero(r.triangle_id >= 0)
+    tid = r.triangle_id[rows, cols]
+    bary = r.barycentrics[rows, cols].astype(np.float32)
+    # mirror texel: the same barycentric point of the mirrored corners, through their UVs
+    corner_v = model.triangles[tris[tid]]  # (N, 3)
+    mirror_v = vertex_mirror(model)[corner_v]
+    vuv = _vertex_uv(model)
+    muv = np.einsum("nk,nkc->nc", bary, vuv[mirror_v])
+    muv = np.where(np.isfinite(muv), muv, -1.0)  # a corner without a face UV: no mirror
+    mc = np.rint(muv[:, 0] * size - 0.5).astype(np.int64)
+    mr = np.rint((1.0 - muv[:, 1]) * size - 0.5).astype(np.int64)
+    lookup = np.full((size, size), -1, np.int64)
+    lookup[rows, cols] = np.arange(len(rows))
+    ok = (muv >= 0).all(1) & (mc >= 0) & (mc < size) & (mr >= 0) & (mr < size)
+    mirror = np.full(len(rows), -1, np.int64)
+    mirror[ok] = lookup[mr[ok], mc[ok]]
+    out = UVRaster(size, rows, cols, tris[tid], bary, mirror)
+    cache[("raster", size)] = out
+    return out
+
+
+def _vertex_uv(model: FaceModel) -> np.ndarray:
+    """(V, 2) one UV per vertex of the face material (NaN elsewhere; at a seam, any one of its UVs)."""
+    tris = face_triangles(model)
+    out = np.full((model.n_vertices, 2), np.nan)
+    out[model.triangles[tris].ravel()] = model.uv[model.triangle_uv[tris].ravel()]
+    return out
+
+
+def _bilinear(img: np.ndarray, u: np.ndarray, v: np.ndarray) -> np.ndarray:
+    h, w = img.shape[:2]
+    u = np.clip(u, 0, w - 1.001)
+    v = np.clip(v, 0, h - 1.001)
+    x0, y0 = np.floor(u).astype(np.int64), np.floor(v).astype(np.int64)
+    fx, fy = (u - x0)[:, None], (v - y0)[:, None]
+    im = img.astype(np.float32)
+    return ((1 - fx) * (1 - fy) * im[y0, x0] + fx * (1 - fy) * im[y0, x0 + 1]
+            + (1 - fx) * fy * im[y0 + 1, x0] + fx * fy * im[y0 + 1, x0 + 1])
+
+
+def sample_texture(model: FaceModel, vertices_camera: np.ndarray, rgb: np.ndarray, intrinsics: Intrinsics,
+                   cfg: TextureConfig | None = None) -> PhotoTexture:
+    """The photo ``rgb`` (H, W, 3) sampled into the face UV tile for the fitted mesh ``vertices_camera`` (V, 3)."""
+    from scipy.ndimage import distance_transform_edt
+
+    from ..synth.render import render_mesh
+
+    cfg = cfg or TextureConfig.load()
+    s = cfg.size
+    ras = uv_raster(model, s)
+    v = np.asarray(vertices_camera, np.float64)
+    corners = v[model.triangles[ras.triangle]]  # (N, 3, 3)
+    p = np.einsum("nk,nkc->nc", ras.bary, corners)
+    n = np.cross(corners[:, 1] - corners[:, 0], corners[:, 2] - corners[:, 0])
+    n /= np.maximum(np.linalg.norm(n, axis=1, keepdims=True), 1e-12)
+    facing = -np.einsum("nc,nc->n", n, p / np.maximum(np.linalg.norm(p, axis=1, keepdims=True), 1e-12))
+    uv = intrinsics.project(p)
+    h, w = rgb.shape[:2]
+    inside = (p[:, 2] > 1.0) & (uv[:, 0] >= 0) & (uv[:, 0] <= w - 1) & (uv[:, 1] >= 0) & (uv[:, 1] <= h - 1)
+    depth = render_mesh(v, model.region_triangles(*RENDER_REGIONS), intrinsics, barycentrics=False).depth
+    px = np.clip(np.rint(uv[:, 0]), 0, w - 1).astype(np.int64)
+    py = np.clip(np.rint(uv[:, 1]), 0, h - 1).astype(np.int64)
+    front = np.where(inside, depth[py, px], 0.0)
+    unoccluded = (front > 0) & (p[:, 2] <= front + cfg.depth_tolerance_mm)
+    vis = inside & unoccluded & (facing >= cfg.min_facing)
+    colour = np.zeros((len(p), 3), np.float32)
+    colour[vis] = _bilinear(rgb, uv[vis, 0], uv[vis, 1])
+    filled = vis.copy()
+    mirrored = np.zeros(len(p), bool)
+    if cfg.mirror_fill:
+        m = ras.mirror
+        take = ~vis & (m >= 0)
+        take[take] &= vis[m[take]]
+        colour[take] = colour[m[take]]
+        mirrored = take
+        filled |= take
+    skin = np.median(colour[vis], axis=0) if vis.any() else np.array([180.0, 140.0, 120.0])
+    colour[~filled] = skin
+    img = np.zeros((s, s, 3), np.float32)
+    img[ras.rows, ras.cols] = colour
+    # outside the UV triangles: the nearest covered texel (no dark seams under texture filtering)
+    covered = ras.covered
+    _, (ir, ic) = distance_transform_edt(~covered, return_indices=True)
+    img = img[ir, ic]
+    visible = np.zeros((s, s), bool)
+    visible[ras.rows[vis], ras.cols[vis]] = True
+    mir = np.zeros((s, s), bool)
+    mir[ras.rows[mirrored], ras.cols[mirrored]] = True
+    return PhotoTexture(np.clip(np.rint(img), 0, 255).astype(np.uint8), visible, mir, np.rint(skin).astype(np.uint8))

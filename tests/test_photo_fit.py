@@ -1,0 +1,157 @@
+"""The photo fit recovers a known ICT face from its own projected landmarks; camera and settings."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from facerecon.errors import ConfigError
+from facerecon.facemodel import FaceModel
+from facerecon.photo.camera import focal_from_fov, photo_camera
+from facerecon.photo.config import load_photo_config
+from facerecon.photo.fit import LandmarkTargets, PhotoFitConfig, contour_bands, fit_photo, pnp_start
+from facerecon.pose_types import HeadPose
+from facerecon.rotations import geodesic_distance_deg
+
+# weak priors: on exact synthetic landmarks the data alone should pin the face down
+EXACT = dict(identity_prior=1e-7, expression_prior=1e-7, expression_l1=1e-8)
+
+
+@pytest.fixture(scope="module")
+def model(ict_archive) -> FaceModel:
+    return FaceModel.load()
+
+
+def _expr(model, weights: dict) -> np.ndarray:
+    w = np.zeros(model.n_expression)
+    for name, value in weights.items():
+        w[model.expression_index(name)] = value
+    return w
+
+
+def _targets(model, ident, expr, pose, cam, n_dense=400, seed=0, jaw_on_silhouette=True):
+    """68 landmarks (jaw sliding) + ``n_dense`` random face vertices, projected from the true face."""
+    rng = np.random.default_rng(seed)
+    dense = rng.choice(model.region_vertices("narrow_face"), n_dense, replace=False)
+    verts = np.r_[model.landmarks_68, dense]
+    contour = np.zeros(len(verts), bool)
+    contour[:17] = True
+    vc = pose.apply(model.vertices(ident, expr).astype(np.float64))
+    pts = cam.intrinsics.project(vc[verts])
+    tg = LandmarkTargets.from_vertices(pts, verts, contour=contour)
+    if jaw_on_silhouette:  # what an annotator marks on a turned face: the outline, not the fixed vertex
+        band, index = contour_bands(model, tg, PhotoFitConfig.load())
+        uv = cam.intrinsics.project(vc[band])
+        e = pose.R[:2, 0] / np.linalg.norm(pose.R[:2, 0])
+        side = np.sign(model.neutral[verts, 0])
+        for k in np.nonzero((index >= 0).any(1))[0]:
+            c = index[k][index[k] >= 0]
+            pts[k] = uv[c[np.argmax(side[k] * (uv[c] @ e))]]
+        tg = LandmarkTargets.from_vertices(pts, verts, contour=contour)
+    return tg, vc
+
+
+def test_fit_recovers_known_face(model):
+    rng = np.random.default_rng(3)
+    ident = rng.normal(0, 0.8, 100)
+    expr = _expr(model, {"jawOpen": 0.3, "mouthSmile_L": 0.5, "browInnerUp_R": 0.4})
+    pose = HeadPose.from_euler(25, -10, 5, [20, -10, 600])
+    cam = photo_camera(640, 480)
+    tg, vc = _targets(model, ident, expr, pose, cam)
+    fit = fit_photo(model, tg, cam.intrinsics, PhotoFitConfig.load(**EXACT))
+    assert fit.converged and fit.iterations < 40
+    assert geodesic_distance_deg(fit.rotation, pose.R) < 1.0
+    face = model.region_vertices("narrow_face")
+    v_true = model.vertices(ident, expr).astype(np.float64)[face]
+    v_fit = model.vertices(fit.identity, fit.expression).astype(np.float64)[face]
+    err = np.linalg.norm(v_fit - v_true, axis=1).mean()
+    mean_face_err = np.linalg.norm(model.neutral[face] - v_true, axis=1).mean()
+    assert err < 1.5 and err < 0.4 * mean_face_err, (err, mean_face_err)
+    # camera frame: scale and distance trade off a little (a smaller head nearer), within ~1 %
+    assert np.linalg.norm(fit.translation - pose.t_mm) < 10.0
+    assert np.abs(fit.expression - expr).mean() < 0.03
+    assert np.abs(fit.expression - expr).max() < 0.2
+    assert (fit.expression >= 0).all() and (fit.expression <= 1).all()
+    assert fit.rms_px < 0.5
+
+
+def test_fit_default_settings_pose_and_bounds(model):
+    """The shipped priors (tuned on real photos) still get the pose of an exact face right."""
+    rng = np.random.default_rng(4)
+    ident = rng.normal(0, 0.6, 100)
+    pose = HeadPose.from_euler(-35, 8, -4, [-30, 15, 700])
+    cam = photo_camera(800, 600)
+    tg, _ = _targets(model, ident, _expr(model, {"mouthFunnel": 0.4}), pose, cam, seed=1)
+    fit = fit_photo(model, tg, cam.intrinsics)
+    assert geodesic_distance_deg(fit.rotation, pose.R) < 2.0
+    assert (fit.expression >= 0).all() and (fit.expression <= 1).all()
+    assert fit.expression[53:].max() == 0.0  # the pupil shapes are not fitted
+
+
+def test_closed_eyes_and_mouth_follow_the_landmarks(model):
+    """Lids (lips) that meet in the image make the fit close the eyes (mouth): 68 points only."""
+    pose = HeadPose.from_euler(10, 5, 0, [0, 0, 550])
+    cam = photo_camera(640, 480)
+    for names, expect_closed in (({"eyeBlink_L": 1.0, "eyeBlink_R": 1.0}, True), ({}, False)):
+        expr = _expr(model, names)
+        tg, _ = _targets(model, np.zeros(100), expr, pose, cam, n_dense=0)
+        fit = fit_photo(model, tg, cam.intrinsics, PhotoFitConfig.load(**EXACT))
+        blink = fit.expression[[model.expression_index("eyeBlink_L"), model.expression_index("eyeBlink_R")]]
+        if expect_closed:
+            assert blink.min() > 0.7, blink
+        else:
+            assert blink.max() < 0.2, blink
+    expr = _expr(model, {"jawOpen": 0.6})
+    tg, _ = _targets(model, np.zeros(100), expr, pose, cam, n_dense=0)
+    fit = fit_photo(model, tg, cam.intrinsics, PhotoFitConfig.load(**EXACT))
+    assert abs(fit.expression[model.expression_index("jawOpen")] - 0.6) < 0.15
+
+
+def test_contour_landmarks_slide(model):
+    """Jaw targets on the silhouette of a face turned 40 degrees: with sliding the pose is right,
+    and the chosen jaw vertices are not all the fixed ones."""
+    pose = HeadPose.from_euler(40, 0, 0, [0, 0, 600])
+    cam = photo_camera(640, 480)
+    tg, _ = _targets(model, np.zeros(100), None, pose, cam, n_dense=0)
+    fit = fit_photo(model, tg, cam.intrinsics, PhotoFitConfig.load(**EXACT))
+    assert geodesic_distance_deg(fit.rotation, pose.R) < 1.0
+    assert fit.contour_rms_px < 2.0
+    assert len(fit.contour_vertices) > 0 and not np.isin(fit.contour_vertices, model.landmarks_68).all()
+
+
+def test_pnp_start_is_close(model):
+    pose = HeadPose.from_euler(-20, 15, 10, [10, 20, 800])
+    cam = photo_camera(1000, 800)
+    p3 = model.neutral[model.landmarks_68[17:]].astype(np.float64)
+    r, t = pnp_start(cam.intrinsics.project(pose.apply(p3)), p3, cam.intrinsics)
+    assert geodesic_distance_deg(r, pose.R) < 2.0
+    assert abs(t[2] - 800) < 60
+
+
+def test_targets_ignore_missing_points(model):
+    pts = np.zeros((10, 2))
+    pts[3] = np.nan
+    tg = LandmarkTargets.from_vertices(pts, model.landmarks_68[:10])
+    assert tg.weight[3] == 0 and tg.weight.sum() == 9
+
+
+def test_camera_focal_sources():
+    k = photo_camera(640, 480).intrinsics
+    assert k.fx == pytest.approx(focal_from_fov(640, 480, 60.0)) and k.cx == pytest.approx(319.5)
+    assert np.degrees(2 * np.arctan(320 / k.fx)) == pytest.approx(60.0)
+    assert photo_camera(640, 480, exif_focal_px=900.0).focal_source == "exif"
+    cam = photo_camera(640, 480, focal_px=500.0, exif_focal_px=900.0)
+    assert cam.intrinsics.fx == 500.0 and cam.focal_source == "--focal"
+    with pytest.raises(ConfigError):
+        photo_camera(640, 480, focal_px=-1.0)
+
+
+def test_config_unknown_keys_are_errors(tmp_path):
+    assert load_photo_config()["camera"]["default_fov_deg"] == 60.0
+    with pytest.raises(ConfigError, match="unknown key"):
+        load_photo_config(overrides={"fit": {"iteratoins": 3}})
+    bad = tmp_path / "p.toml"
+    bad.write_text("[texure]\nsize = 8\n")
+    with pytest.raises(ConfigError, match="unknown section"):
+        load_photo_config(bad)
+    with pytest.raises(ConfigError):
+        PhotoFitConfig.load(robust="cauchy")
