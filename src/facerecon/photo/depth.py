@@ -350,6 +350,46 @@ def export_onnx(backend: TransformersDepth, path: str | Path, input_size: tuple[
     return p
 
 
+def save_tiny_random_model(folder: str | Path, family: str = "dpt", *, metric: bool = False, seed: int = 0) -> Path:
+    """Save a tiny randomly initialised DPT / Depth Anything (~40k parameters) with ``save_pretrained``
+    and a ``preprocessor_config.json``: the real loading, ONNX export and pipeline code run on it
+    where no real weights can be downloaded (tests, smoke benchmarks).  Its depth is meaningless.
+
+    The weights are drawn wider than the default initialisation, whose output is near constant
+    after the depth heads' ReLUs, so that equivalence checks compare real variation."""
+    import torch
+    from transformers import DepthAnythingConfig, DepthAnythingForDepthEstimation, Dinov2Config, DPTConfig, DPTForDepthEstimation
+
+    out = Path(folder)
+    torch.manual_seed(seed)
+    if family == "dpt":
+        cfg = DPTConfig(hidden_size=16, num_hidden_layers=4, backbone_out_indices=[0, 1, 2, 3], num_attention_heads=2,
+                        intermediate_size=32, image_size=64, patch_size=16, neck_hidden_sizes=[8, 8, 16, 16],
+                        fusion_hidden_size=8)
+        model = DPTForDepthEstimation(cfg)
+        processor = {"size": {"height": 64, "width": 64}, "keep_aspect_ratio": False, "ensure_multiple_of": 1,
+                     "do_rescale": True, "rescale_factor": 1 / 255, "do_normalize": True,
+                     "image_mean": [0.5, 0.5, 0.5], "image_std": [0.5, 0.5, 0.5]}
+    elif family == "depth_anything":
+        bb = Dinov2Config(hidden_size=16, num_hidden_layers=4, num_attention_heads=2, intermediate_size=32, image_size=56,
+                          patch_size=14, out_indices=[1, 2, 3, 4], reshape_hidden_states=False)
+        cfg = DepthAnythingConfig(backbone_config=bb, reassemble_hidden_size=16, neck_hidden_sizes=[8, 8, 16, 16],
+                                  fusion_hidden_size=8, head_hidden_size=8, patch_size=14,
+                                  depth_estimation_type="metric" if metric else "relative", max_depth=20)
+        model = DepthAnythingForDepthEstimation(cfg)
+        processor = {"size": {"height": 70, "width": 70}, "keep_aspect_ratio": True, "ensure_multiple_of": 14,
+                     "image_mean": [0.485, 0.456, 0.406], "image_std": [0.229, 0.224, 0.225]}
+    else:
+        raise ConfigError(f"family must be one of {', '.join(FAMILY_DEFAULTS)}, got {family!r}")
+    g = torch.Generator().manual_seed(seed + 1)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.copy_(torch.randn(p.shape, generator=g) * (0.2 if p.ndim > 1 else 0.05))
+    model.save_pretrained(out)  # safetensors
+    (out / "preprocessor_config.json").write_text(json.dumps(processor, indent=1), encoding="utf-8")
+    return out
+
+
 # -- choosing a backend -------------------------------------------------------------------------
 def _in_hf_cache(hub_id: str) -> bool:
     try:

@@ -128,8 +128,8 @@ class PhotoDepthPipeline:
         model = getattr(reconstructor, "model", None) or FaceModel.load()
         return cls(reconstructor, backend, model, config)
 
-    def run(self, photo) -> PhotoDepthResult:
-        """``photo``: a :class:`facerecon.photo.Photo` or a path."""
+    def run(self, photo, focal_px: float | None = None) -> PhotoDepthResult:
+        """``photo``: a :class:`facerecon.photo.Photo` or a path; ``focal_px`` overrides EXIF / the default field of view."""
         from .image import read_photo
 
         cfg = self.config
@@ -137,7 +137,7 @@ class PhotoDepthPipeline:
             photo = read_photo(photo)
         timings: dict[str, float] = {}
         t0 = time.perf_counter()
-        res = self.reconstructor.reconstruct(photo)
+        res = self.reconstructor.reconstruct(photo, focal_px=focal_px, texture=False)
         t1 = time.perf_counter()
         timings["photo_fit"] = (t1 - t0) * 1e3
         timings.update(fit_timings(res))
