@@ -32,9 +32,12 @@ def run_depth_path(result, reconstructor, out_dir: Path, refine: int, refine_sha
 
     frame = result.depth_frame()
     rec = reconstructor.reconstruct(frame, refine=refine, refine_shape=refine_shape)
-    write_face_meshes(rec, reconstructor.model, out_dir, tuple(formats))
     pose = {"frame": result.source, "method": "photo-depth", "depth_backend": result.backend,
             **rec.pose_result.to_json(), "timings_ms": rec.timings_ms}
+    if not getattr(rec.pose_result, "face", True):  # the depth path's check refused the head: its reason, no mesh
+        write_json(out_dir / "pose.json", pose)
+        return {"pose": pose, "reconstruction": rec}
+    write_face_meshes(rec, reconstructor.model, out_dir, tuple(formats))
     pose["overlay"] = save_overlay(rec, reconstructor.model, frame, out_dir / "overlay.png")
     write_json(out_dir / "pose.json", pose)
     write_json(out_dir / "landmarks.json", landmarks_json(rec))
@@ -69,7 +72,7 @@ def write_photo_depth(result, out_dir: Path) -> list[Path]:
 
 def process_photos(photos: list[Path], out: Path, depth_model: str, *, download: bool, surface: str, poisson_depth: int,
                    density_trim: float, depth_path: bool, config: str, refine: int, refine_shape: int,
-                   formats=("obj", "ply")) -> list[str]:
+                   focal: float | None = None, formats=("obj", "ply")) -> list[str]:
     """Run the pipeline on each photo (one sub-folder per photo); returns the failures (one line each)."""
     from ..errors import FaceReconError
     from ..photo.depth_pipeline import PhotoDepthConfig, PhotoDepthPipeline
@@ -91,7 +94,7 @@ def process_photos(photos: list[Path], out: Path, depth_model: str, *, download:
         for path in photos:
             try:
                 d = out / frame_stem(path, used)
-                res = pipe.run(path)
+                res = pipe.run(path, focal_px=focal)
                 write_photo_depth(res, d)
                 msg = (f"{path.name}: {res.backend} ({res.kind}), metric median |dz| {res.metric.median_abs_mm:.1f} mm on "
                        f"{res.metric.n_pixels} face px")
@@ -100,7 +103,8 @@ def process_photos(photos: list[Path], out: Path, depth_model: str, *, download:
                 if rec_engine is not None:
                     dp = run_depth_path(res, rec_engine, d / DEPTH_PATH_DIR, refine, refine_shape, formats)
                     e = dp["reconstruction"].pose.euler_deg
-                    msg += f", depth path yaw {e[0]:.1f} pitch {e[1]:.1f} roll {e[2]:.1f}"
+                    msg += (f", depth path yaw {e[0]:.1f} pitch {e[1]:.1f} roll {e[2]:.1f}" if dp["pose"].get("face", True)
+                            else f", depth path: no face ({dp['pose'].get('reason', '')})")
                 console.print(f"{msg}  {res.timings_ms['total']:.0f} ms -> {d}", markup=False, soft_wrap=True)
             except FaceReconError as exc:
                 failures.append(f"{path}: {exc.one_line()}" if str(path) not in exc.one_line() else exc.one_line())
@@ -125,6 +129,7 @@ def photo_depth_cmd(
     config: str = typer.Option("fast", help="Depth-path network configuration."),
     refine: int = typer.Option(5, help="Depth path: rigid ICP iterations after the networks."),
     refine_shape: int = typer.Option(0, help="Depth path: Gauss-Newton iterations of pose + shape after --refine."),
+    focal: Optional[float] = typer.Option(None, help="Focal length in pixels (overrides EXIF and the default field of view)."),
 ) -> None:
     """Photo -> MTCNN + ICT fit -> monocular depth -> metric depth (mm) -> coloured point cloud -> surface mesh.
 
@@ -139,7 +144,7 @@ def photo_depth_cmd(
         raise ConfigError("no photos given (folders are searched for " + ", ".join(PHOTO_SUFFIXES) + ")")
     failures = process_photos(paths, out, depth_model, download=download, surface=surface, poisson_depth=poisson_depth,
                               density_trim=density_trim, depth_path=depth_path, config=config, refine=refine,
-                              refine_shape=refine_shape)
+                              refine_shape=refine_shape, focal=focal)
     if failures:
         console.print(f"{len(failures)} of {len(paths)} photos failed")
         raise typer.Exit(1 if len(failures) == len(paths) else 0)
