@@ -24,7 +24,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from facerecon.nets import DAPoseNet, conv_macs, count_parameters, net_config, optimize_for_cpu
+from facerecon.nets import DAPoseNet, conv_macs, count_parameters, net_config
+from facerecon.pipeline.weights import cpu_inference
 from facerecon.nets.configs import NetConfig
 
 REPO = Path(__file__).resolve().parents[1]
@@ -84,14 +85,14 @@ def variants(model: DAPoseNet, size: int, compile_: bool):
     m_cl.load_state_dict(model.state_dict())
     m_cl = m_cl.to(memory_format=torch.channels_last)
     out["channels_last"] = lambda: m_cl.forward_raw(x_cl)
-    folded = optimize_for_cpu(model, "eager")
+    folded = cpu_inference(model, "torch")
     out["bn_folded_cl"] = lambda: folded(x_cl)
     with warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore")
         traced = torch.jit.freeze(torch.jit.trace(_Raw(model).eval(), x))
     out["jit_frozen"] = lambda: traced(x)
-    best = optimize_for_cpu(model, "auto")
-    out["optimized"] = lambda: best(x_cl)
+    ort = cpu_inference(model, "onnxruntime")  # the pipeline's other backend (exported once, cached)
+    out["onnxruntime"] = lambda: ort(x_cl)
     if compile_:
         comp = torch.compile(_Raw(model).eval())
         t0 = time.perf_counter()
@@ -103,7 +104,7 @@ def variants(model: DAPoseNet, size: int, compile_: bool):
 
 
 COLS = [("eager", "eager"), ("channels_last", "ch_last"), ("bn_folded_cl", "fold+cl"), ("jit_frozen", "jit_frz"),
-        ("optimized", "optim."), ("compile", "compile")]
+        ("onnxruntime", "onnxrt"), ("compile", "compile")]
 
 
 def main(argv=None) -> int:
@@ -127,7 +128,7 @@ def main(argv=None) -> int:
     cols = [c for c in COLS if c[0] != "compile" or args.compile]
     hdr = f"{'config':8s} {'widths':48s} {'params':>8s} {'MMAC':>6s}" + "".join(f" {h:>8s}" for _, h in cols)
     if not args.path_only:
-        print(hdr + "   (ms; optim. = optimize_for_cpu: BN folded + channels_last + frozen TorchScript)")
+        print(hdr + "   (ms; fold+cl = cpu_inference torch backend, onnxrt = cpu_inference onnxruntime backend)")
     for cfg in [] if args.path_only else cands:
         key = (cfg.encoder_widths, cfg.input_size, cfg.pose_hidden)
         if key in seen:
@@ -152,14 +153,14 @@ def main(argv=None) -> int:
     if not frames:
         print("no frames for the pose path (give --frames)")
         return 0
-    print("\nwhole pose path per frame (read excluded): localise + position image + network (optimize_for_cpu).")
+    print("\nwhole pose path per frame (read excluded): localise + position image + network (cpu_inference, the configuration's backend).")
     print("Steady state of a pipeline that runs one configuration frame after frame; configurations")
     print("alternate in blocks of 5 frames (same machine load for all), the first frame of a block is not counted.")
     path_cfgs = {"fast": fast, "x1/8": scaled(paper, 0.125, "x1/8"), "paper": paper}
     nets = {}
     for name, cfg in path_cfgs.items():
         torch.manual_seed(0)
-        nets[name] = (optimize_for_cpu(DAPoseNet(cfg).eval()), cfg.input_size)
+        nets[name] = (cpu_inference(DAPoseNet(cfg).eval()), cfg.input_size)
     print(f"{'frame':16s} {'config':6s} {'localise':>9s} {'crop':>6s} {'network':>8s} {'total':>7s}  (ms, medians)")
     worst = {k: 0.0 for k in nets}
     for path in frames:

@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 from facerecon.errors import ConfigError
-from facerecon.nets import DAPoseNet, Encoder, net_config, net_config_names, optimize_for_cpu, output_to_pose, pose_to_target
+from facerecon.nets import DAPoseNet, Encoder, net_config, net_config_names, output_to_pose, pose_to_target
 from facerecon.pose_types import HeadPose
 from facerecon.preprocess import make_position_image
 
@@ -66,21 +66,6 @@ def test_pose_net_output_shapes(name):
     assert [(m.in_features, m.out_features) for m in mlp] == [(512, 256), (256, 7)]
 
 
-def test_optimized_module_matches_eager():
-    torch.manual_seed(1)
-    net = DAPoseNet("fast").eval()
-    with torch.no_grad():  # non-trivial BN statistics
-        for m in net.modules():
-            if isinstance(m, nn.BatchNorm2d):
-                m.running_mean.uniform_(-0.2, 0.2)
-                m.running_var.uniform_(0.5, 2.0)
-    x = torch.randn(2, 3, 160, 160)
-    with torch.no_grad():
-        ref = net.forward_raw(x)
-        for method in ("auto", "eager"):
-            torch.testing.assert_close(optimize_for_cpu(net, method)(x), ref, rtol=1e-3, atol=1e-4)
-
-
 def test_output_to_pose_and_target_roundtrip():
     from facerecon.camera import camera_preset
     from facerecon.io.frame import DepthFrame
@@ -96,9 +81,3 @@ def test_output_to_pose_and_target_roundtrip():
     np.testing.assert_allclose(back.R, pose.R, atol=1e-6)
     np.testing.assert_allclose(back.t_mm, pose.t_mm, atol=1e-4)
     assert back.quaternion_wxyz[0] >= 0
-    # predict(): position image -> HeadPose in the camera frame
-    net = DAPoseNet("fast")
-    hp = net.predict(pim)
-    assert isinstance(hp, HeadPose) and hp.quaternion_wxyz[0] >= 0
-    assert net.training  # predict restores the mode
-    assert len(net.predict([pim, pim])) == 2

@@ -13,7 +13,6 @@ from .pose import (
     canonicalize_quaternion,
     fold_batchnorm,
     normalize_quaternion,
-    optimize_for_cpu,
     output_to_pose,
     output_to_poses,
     pose_to_target,
@@ -23,7 +22,7 @@ from .pose import (
 __all__ = [
     "NetConfig", "load_net_configs", "net_config", "net_config_names",
     "Encoder", "conv_macs", "count_parameters",
-    "DAPoseNet", "PoseNetOutput", "optimize_for_cpu", "fold_batchnorm", "output_to_pose", "output_to_poses", "pose_to_target",
+    "DAPoseNet", "PoseNetOutput", "fold_batchnorm", "output_to_pose", "output_to_poses", "pose_to_target",
     "quaternion_to_matrix", "normalize_quaternion", "canonicalize_quaternion",
     "pose_loss", "landmark_chamfer_loss",
 ]

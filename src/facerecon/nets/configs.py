@@ -28,6 +28,7 @@ class NetConfig:
     leaky_slope: float = 0.2
     inference_threads: int = 1
     test_time_flip: bool = False
+    inference_backend: str = "torch"  # torch | onnxruntime | auto (facerecon.pipeline.weights.cpu_inference)
     source: str = ""
     extra: dict = field(default_factory=dict, compare=False)
 
@@ -40,6 +41,9 @@ class NetConfig:
             raise ConfigError(f"net config {self.name!r}: widths must be positive")
         if self.inference_threads < 1:
             raise ConfigError(f"net config {self.name!r}: inference_threads must be at least 1")
+        if self.inference_backend not in ("torch", "onnxruntime", "auto"):
+            raise ConfigError(f"net config {self.name!r}: inference_backend must be torch, onnxruntime or auto, "
+                              f"got {self.inference_backend!r}")
         if self.input_size % 32 or self.input_size < 32:
             raise ConfigError(f"net config {self.name!r}: input_size must be a multiple of 32, got {self.input_size}")
 
@@ -57,7 +61,8 @@ class NetConfig:
 
     @staticmethod
     def from_dict(name: str, row: dict) -> "NetConfig":
-        known = {"encoder_widths", "feature_dim", "input_size", "pose_hidden", "leaky_slope", "inference_threads", "test_time_flip", "source"}
+        known = {"encoder_widths", "feature_dim", "input_size", "pose_hidden", "leaky_slope", "inference_threads", "test_time_flip",
+                 "inference_backend", "source"}
         try:
             return NetConfig(
                 name=name,
@@ -68,6 +73,7 @@ class NetConfig:
                 leaky_slope=float(row.get("leaky_slope", 0.2)),
                 inference_threads=int(row.get("inference_threads", 1)),
                 test_time_flip=bool(row.get("test_time_flip", False)),
+                inference_backend=str(row.get("inference_backend", "torch")),
                 source=str(row.get("source", "")),
                 extra={k: v for k, v in row.items() if k not in known},
             )

@@ -27,7 +27,7 @@ import torch
 from torch import nn
 
 from ..pose_types import HeadPose
-from ..preprocess.position_image import PositionImage, stack_position_images
+from ..preprocess.position_image import PositionImage
 from .configs import NetConfig, net_config
 from .encoder import Encoder
 
@@ -95,34 +95,13 @@ class DAPoseNet(nn.Module):
         return self.config.input_size
 
     def forward_raw(self, x: torch.Tensor) -> torch.Tensor:
-        """(B, 3, S, S) -> (B, 7) unnormalised outputs (for export/tracing)."""
+        """(B, 3, S, S) -> (B, 7) unnormalised outputs.  Inference (eval mode, BatchNorm
+        folded, torch or onnxruntime) has one path: :func:`facerecon.pipeline.weights.cpu_inference`."""
         return self.head(self.encoder(x))
 
     def forward(self, x: torch.Tensor) -> PoseNetOutput:
         raw = self.forward_raw(x)
         return PoseNetOutput(normalize_quaternion(raw[:, :4]), raw[:, 4:])
-
-    @torch.no_grad()
-    def predict(self, images: "PositionImage | Sequence[PositionImage]") -> "HeadPose | list[HeadPose]":
-        """Inference on position image(s) -> camera-frame :class:`HeadPose` (eval mode)."""
-        single = isinstance(images, PositionImage)
-        imgs = [images] if single else list(images)
-        was_training = self.training
-        self.eval()
-        x = torch.from_numpy(stack_position_images(imgs))
-        out = self(x)
-        self.train(was_training)
-        poses = output_to_poses(out, imgs)
-        return poses[0] if single else poses
-
-
-class _RawPose(nn.Module):
-    def __init__(self, model: DAPoseNet):
-        super().__init__()
-        self.model = model
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.model.forward_raw(x)
 
 
 def fold_batchnorm(model: DAPoseNet) -> DAPoseNet:
@@ -144,37 +123,6 @@ def fold_batchnorm(model: DAPoseNet) -> DAPoseNet:
             i += 1
     m.encoder.net = nn.Sequential(*out)
     return m
-
-
-def optimize_for_cpu(model: DAPoseNet, method: str = "auto") -> nn.Module:
-    """Inference module for CPU: ``(B, 3, S, S) -> (B, 7)`` raw outputs (eval semantics).
-
-    ``"jit"``: BatchNorm folded, ``channels_last``, ``torch.jit.trace`` + ``torch.jit.freeze``
-    -- the fastest measured on a 2-core CPU (~25-40 % below plain eager for the small
-    configurations; benchmarks/latency_nets.py).  TorchScript is deprecated in recent
-    torch, so ``"auto"`` falls back to ``"eager"`` (BatchNorm folded + ``channels_last``,
-    about half of the gain) when tracing fails.  ``torch.compile`` was measured too: ~50 s to compile and not faster for one
-    frame, so it is not used.  Call under ``torch.no_grad()``; the input may be contiguous
-    or channels-last; the quaternion is ``normalize_quaternion(out[:, :4])``.
-    """
-    import warnings
-
-    if method not in ("auto", "jit", "eager"):
-        raise ValueError(f"method must be auto, jit or eager, got {method!r}")
-    m = fold_batchnorm(model).to(memory_format=torch.channels_last)
-    raw = _RawPose(m).eval()
-    if method == "eager":
-        return raw
-    size = m.config.input_size
-    x = torch.zeros(1, 3, size, size).contiguous(memory_format=torch.channels_last)
-    try:
-        with warnings.catch_warnings(), torch.no_grad():
-            warnings.simplefilter("ignore")
-            return torch.jit.freeze(torch.jit.trace(raw, x))
-    except Exception:  # noqa: BLE001 - TorchScript missing/deprecated: eager is correct, only slower
-        if method == "jit":
-            raise
-        return raw
 
 
 # Test-time flip.  Mirroring a position image left-right (columns reversed, X negated) shows

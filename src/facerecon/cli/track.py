@@ -1,0 +1,93 @@
+"""``facerecon track``: head pose, expression and one identity over a depth sequence."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+console = Console(stderr=True)
+
+
+def _parse_sets(items: list[str]) -> dict:
+    from ..errors import ConfigError
+
+    out: dict = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        section, dot, name = key.strip().partition(".")
+        if not sep or not dot or not name:
+            raise ConfigError(f"--set {item!r}: expected section.key=value (sections and keys: configs/track.toml)")
+        try:
+            parsed = float(value) if any(ch in value for ch in ".eE") else int(value)
+        except ValueError:
+            parsed = value.strip()
+        out.setdefault(section, {})[name] = parsed
+    return out
+
+
+def track_cmd(
+    sequence: Path = typer.Argument(..., help="A folder of depth frames (any supported format; ordered by the timestamps "
+                                    "the format carries, else by name), a Biwi sequence folder, or a stacked .npz."),
+    out: Path = typer.Option(..., "-o", "--out", help="Output folder: track.csv, track.json, identity.obj, pose_over_time.png."),
+    camera: Optional[str] = typer.Option(None, help="Camera preset when the frames have no intrinsics."),
+    intrinsics: Optional[str] = typer.Option(None, help="fx,fy,cx,cy in pixels (overrides the frames')."),
+    unit: Optional[str] = typer.Option(None, help="Depth unit for npy/npz/png files (mm | m)."),
+    fps: float = typer.Option(30.0, help="Frame rate for frames without timestamps."),
+    refine: bool = typer.Option(True, "--refine/--no-refine", help="Per-frame refinement from the previous solution (rigid + "
+                                "expression). --no-refine: networks + warm start + filter only (faster, less accurate)."),
+    config: str = typer.Option("fast", help="Network configuration."),
+    plot: bool = typer.Option(True, "--plot/--no-plot", help="Write pose_over_time.png."),
+    set_: list[str] = typer.Option([], "--set", help="Tracker setting section.key=value (configs/track.toml), repeatable, "
+                                   "e.g. --set warm_start.check_every=15."),
+) -> None:
+    """Track the head through a depth sequence: warm-started crops, refinement from the previous
+    frame, one fused identity, One-Euro filtered pose (raw pose kept), loss and recovery."""
+    import time
+
+    from ..errors import ConfigError
+    from ..tracking import Tracker, open_sequence
+    from ..tracking.outputs import write_track_outputs
+
+    if camera and intrinsics:
+        raise ConfigError("give either --camera or --intrinsics, not both")
+    overrides = _parse_sets(set_)
+    overrides.setdefault("refine", {})["enabled"] = refine
+    if camera or intrinsics:
+        from ..camera import camera_preset, parse_intrinsics
+
+        def prepare(frame):
+            if camera:
+                k = camera_preset(camera)
+                k = k if (k.width, k.height) == (frame.width, frame.height) else k.resize(frame.width, frame.height)
+            else:
+                k = parse_intrinsics(intrinsics, frame.width, frame.height)
+            return frame.with_intrinsics(k)
+    else:
+        prepare = None
+    seq = open_sequence(sequence, fps=fps, unit=unit, prepare=prepare)
+    tracker = Tracker.from_pretrained(config, overrides)
+    tracks = []
+    t0 = time.perf_counter()
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), console=console,
+                  disable=(seq.length or 0) < 2) as bar:
+        task = bar.add_task("tracking", total=seq.length)
+        for item, tr in tracker.run(seq):
+            tracks.append(tr)
+            if not tr.tracked:
+                console.print(f"{item.name}: {tr.message or 'lost'}", style="yellow", markup=False, soft_wrap=True)
+            bar.advance(task)
+    seconds = time.perf_counter() - t0
+    paths = write_track_outputs(out, tracks, tracker, sequence=str(sequence), seconds=seconds, plot=plot)
+    n_ok = sum(t.tracked for t in tracks)
+    console.print(f"{n_ok} of {len(tracks)} frames tracked ({sum(t.recovered for t in tracks)} recoveries), "
+                  f"{len(tracks) / max(seconds, 1e-9):.1f} frames/s; identity {'frozen' if tracker.identity_frozen else 'not frozen'} "
+                  f"-> {', '.join(str(p) for p in paths.values())}")
+    if n_ok == 0:
+        raise typer.Exit(1)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("track")(track_cmd)

@@ -1,0 +1,149 @@
+"""What ``facerecon track`` writes: per-frame CSV and JSON, the identity mesh, a pose-over-time plot.
+
+CSV columns (one row per frame, schema ``TRACK_CSV_COLUMNS`` then one column per expression):
+``index, time_s, source, tracked, status, recovered, localised, warm_start, confidence,
+residual_mm, qw, qx, qy, qz, tx_mm, ty_mm, tz_mm, yaw_deg, pitch_deg, roll_deg`` (the
+filtered pose), the same ten pose columns prefixed ``raw_`` (before the filter), then
+``expr_<name>`` for the 55 expression weights.  Lost frames have empty pose cells.
+The JSON holds the same per frame (pose as nested objects) plus the sequence summary and
+the fused identity weights.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import json
+from pathlib import Path
+
+import numpy as np
+
+from ..fileutil import atomic_path, write_text_atomic
+from ..pose_types import HeadPose
+from .tracker import FaceTrack
+
+SCHEMA_VERSION = 1
+POSE_COLUMNS = ("qw", "qx", "qy", "qz", "tx_mm", "ty_mm", "tz_mm", "yaw_deg", "pitch_deg", "roll_deg")
+TRACK_CSV_COLUMNS = ("index", "time_s", "source", "tracked", "status", "recovered", "localised", "warm_start", "confidence",
+                     "residual_mm", *POSE_COLUMNS, *(f"raw_{c}" for c in POSE_COLUMNS))
+
+
+def _pose_values(pose: HeadPose | None) -> list:
+    if pose is None:
+        return [""] * len(POSE_COLUMNS)
+    return [*(round(float(v), 6) for v in pose.quaternion_wxyz), *(round(float(v), 3) for v in pose.t_mm),
+            *(round(float(v), 3) for v in pose.euler_deg)]
+
+
+def _pose_json(pose: HeadPose | None) -> dict | None:
+    if pose is None:
+        return None
+    yaw, pitch, roll = pose.euler_deg
+    return {"quaternion_wxyz": [round(float(v), 6) for v in pose.quaternion_wxyz],
+            "translation_mm": [round(float(v), 3) for v in pose.t_mm],
+            "euler_deg": {"yaw": round(float(yaw), 3), "pitch": round(float(pitch), 3), "roll": round(float(roll), 3)}}
+
+
+def tracks_csv(tracks: list[FaceTrack], expression_names: list[str]) -> str:
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow([*TRACK_CSV_COLUMNS, *(f"expr_{n}" for n in expression_names)])
+    for t in tracks:
+        expr = [""] * len(expression_names) if t.expression is None else [round(float(v), 4) for v in t.expression]
+        w.writerow([t.index, f"{t.time_s:.6f}", t.source, int(t.tracked), t.status, int(t.recovered), int(t.localised),
+                    int(t.warm_start), round(t.confidence, 4), "" if not np.isfinite(t.residual_mm) else round(t.residual_mm, 3),
+                    *_pose_values(t.pose), *_pose_values(t.raw_pose), *expr])
+    return buf.getvalue()
+
+
+def track_frame_json(t: FaceTrack, expression_names: list[str]) -> dict:
+    return {
+        "index": t.index, "time_s": t.time_s, "source": t.source, "tracked": t.tracked, "status": t.status,
+        "recovered": t.recovered, "localised": t.localised, "warm_start": t.warm_start,
+        "confidence": round(t.confidence, 4), "residual_mm": round(t.residual_mm, 3) if np.isfinite(t.residual_mm) else None,
+        "pose": _pose_json(t.pose), "raw_pose": _pose_json(t.raw_pose),
+        "expression": None if t.expression is None else {n: round(float(v), 4) for n, v in zip(expression_names, t.expression)},
+        "identity_frozen": t.identity_frozen, "message": t.message,
+        "timings_ms": {k: round(float(v), 2) for k, v in t.timings_ms.items()},
+    }
+
+
+def summary(tracks: list[FaceTrack], seconds: float | None = None) -> dict:
+    n = len(tracks)
+    out = {"frames": n, "tracked": sum(t.tracked for t in tracks), "lost": sum(not t.tracked for t in tracks),
+           "recovered": sum(t.recovered for t in tracks), "localised": sum(t.localised for t in tracks),
+           "warm_started": sum(t.warm_start for t in tracks)}
+    if seconds is not None and seconds > 0:
+        out["seconds"] = round(seconds, 3)
+        out["frames_per_second"] = round(n / seconds, 2)
+    return out
+
+
+def write_track_outputs(out_dir: Path, tracks: list[FaceTrack], tracker, *, sequence: str = "", seconds: float | None = None,
+                        plot: bool = True) -> dict[str, Path]:
+    """``track.csv``, ``track.json``, ``identity.obj`` (the fused identity, neutral expression,
+    head frame) and ``pose_over_time.png`` in ``out_dir`` (all atomic)."""
+    from ..io.mesh import write_mesh
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    names = list(tracker.model.expression_names)
+    names += [f"expression_{i}" for i in range(len(names), tracker.model.n_expression)]
+    paths = {"csv": out_dir / "track.csv", "json": out_dir / "track.json", "identity": out_dir / "identity.obj"}
+    write_text_atomic(paths["csv"], tracks_csv(tracks, names))
+    doc = {"schema_version": SCHEMA_VERSION, "sequence": sequence, "summary": summary(tracks, seconds),
+           "identity_frozen": bool(tracker.identity_frozen),
+           "identity": None if tracker.identity is None else [round(float(v), 5) for v in tracker.identity],
+           "conventions": "mm; camera frame x right, y down, z forward; head point v -> R v + t; quaternion (w, x, y, z) w >= 0; "
+                          "Euler R = Ry(yaw) Rx(pitch) Rz(roll) about camera axes; pose = One-Euro filtered, raw_pose = before the filter",
+           "frames": [track_frame_json(t, names) for t in tracks]}
+    write_text_atomic(paths["json"], json.dumps(doc, indent=1))
+    polys, puv = tracker.model.polygon_lists()
+    write_mesh(paths["identity"], tracker.identity_vertices(), polys, tracker.model.uv, puv,
+               header=f"facerecon track: fused identity of {sequence}; neutral expression; ICT-FaceKit Light topology (MIT); mm; head frame")
+    if plot:
+        paths["plot"] = out_dir / "pose_over_time.png"
+        plot_pose_over_time(tracks, paths["plot"], title=sequence)
+    return paths
+
+
+def plot_pose_over_time(tracks: list[FaceTrack], path: Path, title: str = "", extra: dict | None = None) -> None:
+    """Yaw, pitch, roll (filtered lines, raw dots) and translation against time, lost frames marked.
+    ``extra``: {label: (times, (N, 3) yaw/pitch/roll)} drawn as dashed lines (e.g. a reference)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    t0 = tracks[0].time_s if tracks else 0.0
+    ts = np.array([t.time_s - t0 for t in tracks])
+    ok = np.array([t.tracked for t in tracks], bool)
+    eul = np.full((len(tracks), 3), np.nan)
+    raw = np.full((len(tracks), 3), np.nan)
+    tr = np.full((len(tracks), 3), np.nan)
+    for i, t in enumerate(tracks):
+        if t.tracked:
+            eul[i], raw[i], tr[i] = t.pose.euler_deg, t.raw_pose.euler_deg, t.pose.t_mm
+    fig, axes = plt.subplots(2, 1, figsize=(9, 6.2), sharex=True)
+    colours = ("tab:blue", "tab:orange", "tab:green")
+    for k, (name, c) in enumerate(zip(("yaw", "pitch", "roll"), colours)):
+        axes[0].plot(ts, eul[:, k], "-", color=c, label=f"{name} (filtered)")
+        axes[0].plot(ts, raw[:, k], ".", color=c, ms=3, alpha=0.6)
+    for label, (te, ee) in (extra or {}).items():
+        for k, c in enumerate(colours):
+            axes[0].plot(np.asarray(te) - t0, np.asarray(ee)[:, k], "--", color=c, lw=1, label=label if k == 0 else None)
+    for k, (name, c) in enumerate(zip(("x", "y", "z - z0"), colours)):
+        z0 = np.nanmedian(tr[:, 2]) if k == 2 and ok.any() else 0.0
+        axes[1].plot(ts, tr[:, k] - z0, "-", color=c, label=f"t{name} (mm)")
+    for ax in axes:
+        for tl in ts[~ok]:
+            ax.axvline(tl, color="red", alpha=0.25, lw=2)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7, ncol=4, loc="best")
+    axes[0].set_ylabel("degrees")
+    axes[1].set_ylabel("mm")
+    axes[1].set_xlabel("time (s)" + ("   red: lost frames" if (~ok).any() else ""))
+    axes[0].set_title(f"head pose over time {title}".strip(), fontsize=9)
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=100, format="png")
+    plt.close(fig)

@@ -1,0 +1,346 @@
+"""``Tracker.update(frame) -> FaceTrack``: head pose, expression and one identity over a depth sequence.
+
+What the tracker carries from frame to frame (``configs/track.toml``):
+
+* **warm start**: the crop is centred where the previous pose puts the head (the crop
+  centre is kept in head coordinates, measured on localised frames); the head localiser
+  runs only on the first frame, after a loss, and every ``check_every`` frames as a check
+  (a localised centre far from the tracked one re-initialises the track);
+* **per-frame refinement from the previous solution**: the pose network runs on the crop;
+  the previous refined pose is the start unless the network disagrees with it by more than
+  ``max_network_gap_deg`` (a fast turn or a bad previous frame); then rigid point-to-plane
+  iterations (``pipeline.check.refine_rigid``, pairs by projection into the crop) and a few
+  Gauss-Newton steps of the expression weights with the identity fixed (a prior towards
+  neutral and one towards the previous frame's expression);
+* **identity fused over the sequence**: the shape network's identity of every confident
+  frame votes; the fused identity is the per-mode median of the votes; it freezes when a new
+  vote moves the fused face by less than ``stable_mm`` (RMS over the face) after
+  ``min_frames`` votes, or after ``max_frames``; after that the shape network is not run;
+* **pose filter**: One-Euro on SE(3) (:mod:`.filters`); the raw pose is kept beside it;
+* **loss and recovery**: a frame whose confidence (the pipeline's surface check, landmark
+  self-check and plausibility: ``PoseEstimator.describe``) is below ``[loss]
+  min_confidence``, an empty frame or a frame without a head is lost; the next frame
+  starts from the localiser and is flagged ``recovered``.
+"""
+from __future__ import annotations
+
+import time
+import tomllib
+from dataclasses import dataclass, field, replace
+from importlib import resources
+
+import numpy as np
+
+from ..errors import ConfigError, FaceReconError
+from ..io.frame import DepthFrame
+from ..pose_types import HeadPose
+from ..preprocess.localize import localize_head
+from ..preprocess.position_image import make_position_image
+from ..rotations import geodesic_distance_deg
+from .filters import OneEuroParams, SE3OneEuroFilter
+from .sources import frame_time, open_sequence
+
+MIN_VALID_PIXELS = 200  # fewer measured pixels than this: an empty frame
+# head-frame crop centre before the first localisation measured it: the localiser's head
+# centre sits in front of the ICT origin (~130 mm behind the nose tip)
+DEFAULT_CROP_OFFSET_HEAD = np.array([0.0, 0.0, -40.0])
+
+
+def _packaged_config() -> dict:
+    return tomllib.loads(resources.files("facerecon").joinpath("configs/track.toml").read_text(encoding="utf-8"))
+
+
+def track_config(overrides: dict | None = None) -> dict:
+    """The packaged ``configs/track.toml`` with ``overrides`` ({section: {key: value}}) applied;
+    unknown sections or keys are a :class:`ConfigError` naming the nearest valid name."""
+    import difflib
+
+    base = _packaged_config()
+    out = {k: dict(v) for k, v in base.items()}
+    for section, table in (overrides or {}).items():
+        if section not in base:
+            near = difflib.get_close_matches(section, base, 1)
+            raise ConfigError(f"track config: unknown section {section!r}" + (f"; did you mean {near[0]!r}?" if near else ""))
+        for key, value in table.items():
+            if key not in base[section]:
+                near = difflib.get_close_matches(key, base[section], 1)
+                raise ConfigError(f"track config: unknown key {section}.{key}" + (f"; did you mean {section}.{near[0]}?" if near else ""))
+            want = type(base[section][key])
+            try:
+                out[section][key] = want(value) if want is not bool or isinstance(value, bool) else str(value).lower() in ("1", "true", "yes")
+            except (TypeError, ValueError):
+                raise ConfigError(f"track config: {section}.{key} must be a {want.__name__}, got {value!r}") from None
+    return out
+
+
+@dataclass
+class FaceTrack:
+    """The tracker's answer for one frame (millimetres, camera frame)."""
+
+    index: int
+    time_s: float
+    source: str
+    tracked: bool  # a pose is reported for this frame
+    status: str  # init | tracked | recovered | lost
+    localised: bool  # the head localiser ran on this frame
+    warm_start: bool  # the crop came from the previous pose
+    pose: HeadPose | None  # filtered (One-Euro on SE(3))
+    raw_pose: HeadPose | None  # before the filter
+    network_pose: HeadPose | None
+    expression: np.ndarray | None  # (55,) weights (first 53 ARKit-named)
+    confidence: float
+    residual_mm: float  # trimmed depth residual of the face against the measured surface
+    identity_frozen: bool
+    timings_ms: dict = field(default_factory=dict)
+    message: str = ""  # why the frame is lost
+
+    @property
+    def recovered(self) -> bool:
+        return self.status == "recovered"
+
+
+class Tracker:
+    """``Tracker.from_pretrained().update(frame)`` per frame, or ``for t in tracker.run(sequence)``."""
+
+    def __init__(self, reconstructor, config: dict | None = None):
+        from ..pipeline.check import FaceRegion
+
+        self.rec = reconstructor
+        self.est = reconstructor.pose
+        self.model = reconstructor.model
+        self.cfg = track_config(config)
+        self.check_cfg = self.est.check_cfg
+        self.region = FaceRegion(self.model, self.check_cfg["check"]["region"], self.check_cfg["refine"]["n_points"])
+        # the rows of the head mesh the check reads: the region's vertices and the 68 landmarks
+        self._used = np.union1d(np.unique(self.region.triangles), np.asarray(self.model.landmarks_68, np.int64))
+        n_ex = self.model.n_expression
+        # expression bases of the refinement sample (n, 3, 55) and of the region's vertices (55, U*3)
+        self._bs = np.ascontiguousarray(self.model.expression_basis[:, self.region.sample].astype(np.float64).transpose(1, 2, 0))
+        self._bu = self.model.expression_basis[:, self._used].astype(np.float64).reshape(n_ex, -1)
+        self._b_id = self.model.identity_basis[:, self.region.sample].astype(np.float64)  # (100, n, 3)
+        self._mesh_key: bytes | None = None
+        f = self.cfg["filter"]
+        self.filter = SE3OneEuroFilter(OneEuroParams(f["rotation_min_cutoff_hz"], f["rotation_beta"], f["d_cutoff_hz"]),
+                                       OneEuroParams(f["translation_min_cutoff_hz"], f["translation_beta"], f["d_cutoff_hz"]))
+        self.reset()
+
+    @classmethod
+    def from_pretrained(cls, config: str = "fast", track: dict | None = None, model=None) -> "Tracker":
+        from ..pipeline import Reconstructor
+
+        return cls(Reconstructor.from_pretrained(config, model=model), track)
+
+    # -- state ---------------------------------------------------------------------------------------------------
+
+    def reset(self) -> None:
+        """Forget the sequence (identity included)."""
+        self._index = 0
+        self._prev: HeadPose | None = None  # last tracked raw pose
+        self._loc = None  # last HeadLocation
+        self._last_localised = -(10**9)
+        self._offset_head = DEFAULT_CROP_OFFSET_HEAD.copy()
+        self._offset_measured = False
+        self._expression: np.ndarray | None = None
+        self._votes: list[np.ndarray] = []
+        self.identity: np.ndarray | None = None  # fused (100,)
+        self.identity_frozen = False
+        self._had_track = False
+        self._last_time: float | None = None
+        self.filter.reset()
+
+    def _lose(self) -> None:
+        self._prev = None
+        self._expression = None
+        self.filter.reset()
+
+    # -- one frame -----------------------------------------------------------------------------------------------
+
+    def update(self, frame: DepthFrame | None, time_s: float | None = None) -> FaceTrack:
+        """Track one frame (``None`` or an empty frame: no data, the track is lost)."""
+        idx = self._index
+        self._index += 1
+        t_frame = frame_time(frame) if frame is not None else None
+        t = float(time_s if time_s is not None else t_frame if t_frame is not None else idx / self.cfg["warm_start"]["fps"])
+        src = frame.source if frame is not None else ""
+        if frame is None or frame.intrinsics is None or int(np.count_nonzero(frame.depth_mm)) < MIN_VALID_PIXELS:
+            return self._lost(idx, t, src, "no depth data" if frame is None or frame.intrinsics is not None else "no intrinsics")
+        from ..pipeline.weights import blas_threads, torch_threads
+
+        threads = self.est.net.config.inference_threads
+        try:
+            with blas_threads(threads), torch_threads(threads):
+                return self._update(frame, idx, t)
+        except FaceReconError as exc:
+            return self._lost(idx, t, src, exc.one_line())
+        except ValueError as exc:  # degenerate geometry in a stage (a crop centre behind the camera, ...)
+            return self._lost(idx, t, src, str(exc).splitlines()[0])
+
+    def _lost(self, idx: int, t: float, src: str, why: str, localised: bool = False, timings: dict | None = None,
+              confidence: float = 0.0, residual: float = float("nan"), network_pose: HeadPose | None = None) -> FaceTrack:
+        self._lose()
+        self._last_time = t
+        return FaceTrack(idx, t, src, False, "lost", localised, False, None, None, network_pose, None, float(confidence),
+                         float(residual), self.identity_frozen, timings or {}, why)
+
+    def _update(self, frame: DepthFrame, idx: int, t: float) -> FaceTrack:
+        from ..pipeline.check import MeasuredSurface, refine_rigid, surface_check
+
+        c_ws, c_ref = self.cfg["warm_start"], self.cfg["refine"]
+        timings: dict = {}
+        t0 = time.perf_counter()
+        tracking = self._prev is not None
+        need_loc = not tracking or idx - self._last_localised >= c_ws["check_every"]
+        loc = None
+        if need_loc:
+            try:
+                loc = localize_head(frame)
+                self._last_localised = idx
+            except FaceReconError as exc:
+                if not tracking:
+                    return self._lost(idx, t, frame.source, exc.one_line(), True, {"localize": (time.perf_counter() - t0) * 1e3})
+        t1 = time.perf_counter()
+        timings["localize"] = (t1 - t0) * 1e3
+        warm = tracking
+        if warm:
+            centre = self._prev.apply(self._offset_head[None])[0]
+            if loc is not None and np.linalg.norm(loc.center_mm - centre) > c_ws["check_distance_mm"]:
+                warm = False  # the check disagrees: the localiser wins
+        if not warm:
+            centre = loc.center_mm
+        pim = make_position_image(frame, centre)
+        if loc is None:
+            loc = replace(self._loc, center_mm=np.asarray(centre, np.float64), source=frame.source)
+        t2 = time.perf_counter()
+        timings["crop"] = (t2 - t1) * 1e3
+        net_pose = self.est.predict_position_image(pim)
+        t3 = time.perf_counter()
+        w_net = None
+        if not self.identity_frozen or not c_ref["enabled"]:
+            w_net = self.rec.subset.weights_from_offsets(self.rec.shape_offsets(pim.data)).astype(np.float64)
+        t4 = time.perf_counter()
+        timings["network"] = (t3 - t2) * 1e3
+        timings["shape_network"] = (t4 - t3) * 1e3
+        k = self.model.n_identity
+        ident = self.identity if self.identity is not None else w_net[:k]
+        if c_ref["enabled"]:
+            start = net_pose
+            if tracking and float(geodesic_distance_deg(self._prev.R, net_pose.R)) < c_ref["max_network_gap_deg"]:
+                start = self._prev
+            expr = self._expression if self._expression is not None else np.clip(w_net[k:], 0.0, 1.0)
+            surf = MeasuredSurface.from_position_image(pim)
+            vs0, ns = self._identity_mesh(ident)
+            pose = refine_rigid(start, vs0 + self._bs @ expr, ns, surf, self.check_cfg, c_ref["rigid_iterations"])
+            if c_ref["expression_iterations"] > 0:
+                expr = self._expression_steps(pose, vs0, ns, expr, surf, c_ref)
+                pose = refine_rigid(pose, vs0 + self._bs @ expr, ns, surf, self.check_cfg, 2)
+        else:
+            pose, expr = net_pose, w_net[k:]
+            surf = MeasuredSurface.from_position_image(pim)
+            self._identity_mesh(ident)
+        v_full = self._region_vertices(expr)
+        check = surface_check(v_full, pose, self.region, surf, self.check_cfg)
+        res = self.est.describe(loc, pim, pose, check, ident, expr)
+        t5 = time.perf_counter()
+        timings["refine_and_check"] = (t5 - t4) * 1e3
+        if res.confidence < self.cfg["loss"]["min_confidence"]:
+            timings["total"] = (time.perf_counter() - t0) * 1e3
+            return self._lost(idx, t, frame.source, f"lost: confidence {res.confidence:.2f}" + (f" ({res.reason})" if res.reason else ""),
+                              need_loc, timings, res.confidence, check.residual_mm, net_pose)
+        status = "tracked" if tracking else ("recovered" if self._had_track else "init")
+        if need_loc and loc is not None and self._loc is not loc:
+            # where the localiser puts the head centre, in head coordinates: the warm-start crop centre
+            off = pose.R.T @ (np.asarray(loc.center_mm, np.float64) - pose.t_mm)
+            self._offset_head = off if not self._offset_measured else 0.5 * (self._offset_head + off)
+            self._offset_measured = True
+        self._loc = loc
+        if not self.identity_frozen and w_net is not None and res.confidence >= self.cfg["identity"]["min_confidence"]:
+            self._vote(w_net[:k])
+        dt = t - self._last_time if (self._last_time is not None and tracking) else 0.0
+        filtered = self.filter.update(pose, dt)
+        self._prev, self._expression, self._had_track, self._last_time = pose, np.asarray(expr, np.float64), True, t
+        timings["total"] = (time.perf_counter() - t0) * 1e3
+        return FaceTrack(idx, t, frame.source, True, status, need_loc, warm, filtered, pose, net_pose, np.asarray(expr, np.float64),
+                         float(res.confidence), float(check.residual_mm), self.identity_frozen, timings)
+
+    # -- pieces --------------------------------------------------------------------------------------------------
+
+    def _identity_mesh(self, ident: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Neutral-expression sample vertices and normals of an identity (cached while it stays):
+        the expression moves the sample vertices linearly; the normals are the neutral ones
+        (they only gate pairs: the residuals use the measured normals)."""
+        key = np.asarray(ident, np.float64).tobytes()
+        if key != self._mesh_key:
+            v = np.zeros((self.model.n_vertices, 3), np.float64)
+            v[self._used] = self.model.vertices(ident, None, subset=self._used)
+            self._base_used = v[self._used].copy()
+            self._vs0, self._ns = self.region.sample_with_normals(v)
+            self._mesh_key = key
+        return self._vs0, self._ns
+
+    def _region_vertices(self, expr: np.ndarray) -> np.ndarray:
+        """Head-frame vertices of the check region and landmarks for the current identity (other rows zero: never read)."""
+        v = np.zeros((self.model.n_vertices, 3), np.float64)
+        v[self._used] = self._base_used + (np.asarray(expr, np.float64) @ self._bu).reshape(-1, 3)
+        return v
+
+    def _expression_steps(self, pose: HeadPose, vs0: np.ndarray, ns: np.ndarray, expr: np.ndarray, surf, c: dict) -> np.ndarray:
+        """Gauss-Newton steps of the expression weights, pose and identity fixed; pairs by
+        projecting the sample into the crop (the same association as the rigid refinement)."""
+        k_int = surf.pim.intrinsics
+        s = surf.pim.size
+        e = np.asarray(expr, np.float64).copy()
+        e_prev = e.copy()
+        gate = float(self.check_cfg["refine"]["max_distance_mm"][1])
+        nm = ns @ pose.R.T
+        lam_p, lam_t = float(c["expression_prior"]), float(c["expression_temporal"])
+        for _ in range(int(c["expression_iterations"])):
+            p = (vs0 + self._bs @ e) @ pose.R.T + pose.t_mm
+            z = np.maximum(p[:, 2], 1.0)
+            u = np.rint(k_int.fx * p[:, 0] / z + k_int.cx).astype(np.int64)
+            w = np.rint(k_int.fy * p[:, 1] / z + k_int.cy).astype(np.int64)
+            idx = np.flatnonzero((u >= 0) & (u < s) & (w >= 0) & (w < s) & (np.einsum("ij,ij->i", nm, p) < 0))
+            idx = idx[surf.has_normal[w[idx], u[idx]]]
+            q = surf.points[w[idx], u[idx]]
+            nq = surf.normals[w[idx], u[idx]]
+            ok = (np.linalg.norm(q - p[idx], axis=1) < gate) & (np.einsum("ij,ij->i", nq, nm[idx]) > 0.5)
+            idx, q, nq = idx[ok], q[ok], nq[ok]
+            if len(idx) < 60:
+                break
+            r = np.einsum("ij,ij->i", nq, q - p[idx])
+            nh = nq @ pose.R  # measured normals in head coordinates
+            jac = np.einsum("ijk,ij->ik", self._bs[idx], nh)  # (pairs, 55)
+            h = jac.T @ jac + (lam_p + lam_t) * np.eye(len(e))
+            g = jac.T @ r - lam_p * e - lam_t * (e - e_prev)
+            e = np.clip(e + np.linalg.solve(h, g), 0.0, 1.0)
+        return e
+
+    def _vote(self, ident: np.ndarray) -> None:
+        c = self.cfg["identity"]
+        old = self.identity
+        self._votes.append(np.asarray(ident, np.float64))
+        self.identity = np.median(np.stack(self._votes), axis=0)
+        n = len(self._votes)
+        if old is not None and n >= c["min_frames"]:
+            moved = np.sqrt(np.mean(np.sum(np.tensordot(self.identity - old, self._b_id, 1) ** 2, axis=-1)))
+            if moved < c["stable_mm"]:
+                self.identity_frozen = True
+        if n >= c["max_frames"]:
+            self.identity_frozen = True
+
+    # -- sequences -----------------------------------------------------------------------------------------------
+
+    def run(self, source, **kw):
+        """Track every frame of a sequence (see :func:`facerecon.tracking.sources.open_sequence`);
+        yields ``(SequenceFrame, FaceTrack)``; frames that could not be read are lost frames."""
+        for item in open_sequence(source, **kw):
+            if item.frame is None:
+                tr = self.update(None, item.time_s)
+                tr.source, tr.message = item.name, item.error or tr.message
+                yield item, tr
+            else:
+                yield item, self.update(item.frame, item.time_s)
+
+    def identity_vertices(self) -> np.ndarray:
+        """The fused identity's neutral face (head frame, mm, all ICT vertices)."""
+        ident = self.identity if self.identity is not None else np.zeros(self.model.n_identity)
+        return self.model.vertices(ident, None).astype(np.float64)
