@@ -356,6 +356,25 @@ _MUTATIONS: list[tuple[str, Callable[[bytes, random.Random], bytes], float]] = [
 ]
 
 
+def _fix_png_crcs(data: bytes) -> bytes:
+    """Recompute every chunk CRC of a (mutated) PNG, so the decoder looks past the checksums
+    at the mutated sizes and pixels instead of refusing every case at the first chunk."""
+    import zlib
+
+    if not data.startswith(b"\x89PNG\r\n\x1a\n"):
+        return data
+    out, pos = bytearray(data[:8]), 8
+    while pos + 12 <= len(data):
+        n = int.from_bytes(data[pos : pos + 4], "big")
+        end = pos + 8 + n
+        if end + 4 > len(data):
+            break
+        body = data[pos + 4 : end]
+        out += data[pos : end] + zlib.crc32(body).to_bytes(4, "big")
+        pos = end + 4
+    return bytes(out + data[pos:])
+
+
 @dataclass
 class Case:
     index: int
@@ -381,6 +400,8 @@ def make_case(corpus: list[Seed], index: int, master_seed: int = 0, readers: tup
         name, fn, _ = rng.choices(_MUTATIONS, weights=weights)[0]
         data = fn(data, rng)
         names.append(name)
+    if rng.random() < 0.7:
+        data = _fix_png_crcs(data)
     file_name = seed.name
     if reader == "read_depth" and rng.random() < 0.08:  # content under another format's extension
         file_name = Path(seed.name).stem + rng.choice((".png", ".npy", ".npz", ".pcd", ".ply", ".bin", ".txt", ""))
