@@ -324,3 +324,27 @@ def test_missing_model_and_faceless_photo_are_one_line_errors(real_dir, ict_arch
     lines = [ln for ln in err if "wall.png" in ln]
     assert len(lines) == 1 and "no face" in lines[0] and "Traceback" not in " ".join(err)
     assert not (tmp_path / "b" / "wall" / "depth.png").exists()
+
+
+def test_depth_path_takes_the_metric_head_depth(synthetic_scene, tmp_path):
+    """The photo's metric depth as a depth frame through the networks (+ refine): ICT mesh and pose files."""
+    from facerecon.cli.photo_depth import run_depth_path, write_photo_depth
+    from facerecon.photo.depth_pipeline import PhotoDepthConfig, PhotoDepthPipeline
+    from facerecon.photo.image import Photo
+    from facerecon.pipeline import Reconstructor
+
+    model, k, v, tris, z, z_scene = synthetic_scene
+    pipe = PhotoDepthPipeline(_KnownFaceReconstructor(model, v, k), _ScaledInverseDepth(z_scene, 3.0e-4, 2.0e-4), model,
+                              PhotoDepthConfig(make_surface=False))
+    res = pipe.run(Photo(np.full((k.height, k.width, 3), 120, np.uint8), "synthetic.png"))
+    written = write_photo_depth(res, tmp_path)
+    assert {p.name for p in written} == {"depth.png", "depth.npz", "depth_preview.png", "photo_depth.json"}
+    out = run_depth_path(res, Reconstructor.from_pretrained("fast", model=model), tmp_path / "depth-path", 3, 0)
+    pose = out["pose"]
+    assert pose["method"] == "photo-depth" and pose.get("face", True)
+    for name in ("face.obj", "face.ply", "pose.json", "landmarks.json", "overlay.png"):
+        assert (tmp_path / "depth-path" / name).is_file(), name
+    # the true head sits at t = (0, 10, 600) with identity rotation
+    rec = out["reconstruction"]
+    assert np.linalg.norm(rec.pose.t_mm - np.array([0.0, 10.0, 600.0])) < 15.0
+    assert np.degrees(np.arccos(np.clip((np.trace(rec.pose.R) - 1) / 2, -1, 1))) < 8.0

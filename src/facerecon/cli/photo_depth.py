@@ -72,8 +72,10 @@ def write_photo_depth(result, out_dir: Path) -> list[Path]:
 
 def process_photos(photos: list[Path], out: Path, depth_model: str, *, download: bool, surface: str, poisson_depth: int,
                    density_trim: float, depth_path: bool, config: str, refine: int, refine_shape: int,
-                   focal: float | None = None, formats=("obj", "ply")) -> list[str]:
-    """Run the pipeline on each photo (one sub-folder per photo); returns the failures (one line each)."""
+                   focal: float | None = None, formats=("obj", "ply"), depth_path_dir: str = DEPTH_PATH_DIR) -> list[str]:
+    """Run the pipeline on each photo (one sub-folder per photo); returns the failures (one line each).
+    ``depth_path_dir``: sub-folder for the depth path's files ("" = beside the depth files, as
+    ``facerecon reconstruct --method photo-depth`` writes them)."""
     from ..errors import FaceReconError
     from ..photo.depth_pipeline import PhotoDepthConfig, PhotoDepthPipeline
     from ..photo.surface import SurfaceConfig
@@ -101,7 +103,7 @@ def process_photos(photos: list[Path], out: Path, depth_model: str, *, download:
                 if res.surface is not None:
                     msg += f", surface {res.surface.n_triangles} triangles"
                 if rec_engine is not None:
-                    dp = run_depth_path(res, rec_engine, d / DEPTH_PATH_DIR, refine, refine_shape, formats)
+                    dp = run_depth_path(res, rec_engine, d / depth_path_dir if depth_path_dir else d, refine, refine_shape, formats)
                     e = dp["reconstruction"].pose.euler_deg
                     msg += (f", depth path yaw {e[0]:.1f} pitch {e[1]:.1f} roll {e[2]:.1f}" if dp["pose"].get("face", True)
                             else f", depth path: no face ({dp['pose'].get('reason', '')})")
