@@ -43,7 +43,7 @@ def _targets(model, ident, expr, pose, cam, n_dense=400, seed=0, jaw_on_silhouet
         uv = cam.intrinsics.project(vc[band])
         e = pose.R[:2, 0] / np.linalg.norm(pose.R[:2, 0])
         side = np.sign(model.neutral[verts, 0])
-        for k in np.nonzero((index >= 0).any(1))[0]:
+        for k in np.nonzero((index >= 0).any(1) & (side * pose.R[2, 0] > 0))[0]:  # the side turned away
             c = index[k][index[k] >= 0]
             pts[k] = uv[c[np.argmax(side[k] * (uv[c] @ e))]]
         tg = LandmarkTargets.from_vertices(pts, verts, contour=contour)

@@ -16,9 +16,12 @@ robustified per landmark (Geman-McClure by default, iteratively reweighted) and 
 landmark.  Contour landmarks (the jaw line) do not have a fixed vertex: a face turned away
 shows a different line of the cheek as its outline.  For each contour landmark, the
 candidates are the face vertices on a horizontal band (head frame) through its default point,
-from the cheek front to the ear; every iteration picks the candidate that projects outermost
-(along the head's x axis in the image), the silhouette on that line, as 3DDFA's "landmark
-marching" does.  Contour landmarks also get ``contour_weight``.
+from the cheek front to the ear; on the side turned away from the camera, every iteration
+picks the candidate that projects outermost (along the head's x axis in the image), the
+silhouette on that line, as 3DDFA's "landmark marching" does.  On the side facing the camera
+the outline is the jaw bone's lower edge, not a silhouette of a horizontal line: there each
+iteration picks the band vertex nearest the landmark's target (a sliding correspondence).
+Contour landmarks also get ``contour_weight``.
 
 Solver: Levenberg-Marquardt with analytic Jacobians (torch, float64): the start is a
 scaled-orthographic PnP of the mean face's landmarks (least-squares affine camera, then the
@@ -131,7 +134,7 @@ class PhotoFit:
     rms_px: float  # RMS 2D error of the non-contour landmarks (weights > 0) at the end
     contour_rms_px: float
     cost_history: list[float] = field(default_factory=list)
-    contour_vertices: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))  # chosen vertex per contour landmark
+    contour_vertices: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))  # silhouette vertices chosen for the contour landmarks on the side turned away
 
     @property
     def pose(self) -> HeadPose:
@@ -339,12 +342,24 @@ class _Problem:
         uv = self.f * x[:, :2] / x[:, 2:3]
         e = r[:2, 0] / torch.linalg.vector_norm(r[:2, 0]).clamp_min(1e-9)  # head x axis in the image
         out = uv @ e  # (nb,)
-        idx = self.band_index[self.sliding]
-        score = self.side[self.sliding, None] * out[idx.clamp_min(0)]
-        score = torch.where(idx >= 0, score, torch.full_like(score, -torch.inf))
-        best = idx.gather(1, score.argmax(1, keepdim=True))[:, 0]
+        # the side turned away: the silhouette on the band.  The side facing the camera has no
+        # silhouette on a horizontal line (its outline is the jaw bone's lower edge, seen from
+        # the side): there the landmark slides to the band vertex nearest its target, like an
+        # ICP correspondence, so the jaw does not pull the pose or shape.
+        away = self.sliding & (self.side * r[2, 0] > 0)
+        near = self.sliding & ~away
         rows = torch.arange(self.k)
-        rows[self.sliding] = self.k + best
+        for mask, outermost in ((away, True), (near, False)):
+            if not bool(mask.any()):
+                continue
+            idx = self.band_index[mask]
+            if outermost:
+                score = self.side[mask, None] * out[idx.clamp_min(0)]
+            else:
+                d = uv[idx.clamp_min(0)] + self.c - self.target[mask][:, None, :]
+                score = -(d * d).sum(-1)
+            score = torch.where(idx >= 0, score, torch.full_like(score, -torch.inf))
+            rows[mask] = self.k + idx.gather(1, score.argmax(1, keepdim=True))[:, 0]
         if not hasattr(self, "rows") or not torch.equal(rows, self.rows) or not hasattr(self, "p0"):
             self._use_rows(rows)
 
@@ -480,6 +495,7 @@ def fit_photo(model: FaceModel, targets: LandmarkTargets, intrinsics: Intrinsics
     ident[: prob.kid] = coeffs[: prob.kid].numpy()
     expr = np.zeros(model.n_expression)
     expr[: prob.kex] = coeffs[prob.kid:].numpy()
-    chosen = prob.band[prob.rows[prob.sliding].numpy() - prob.k]
+    slid = prob.rows.numpy() >= prob.k
+    chosen = prob.band[prob.rows.numpy()[slid] - prob.k]
     return PhotoFit(r.numpy().copy(), tr.numpy().copy(), ident, expr, intrinsics, n_joint, n_rigid, converged,
                     (time.perf_counter() - t0) * 1e3, rms, crms, history, chosen)

@@ -7,9 +7,9 @@ The result (:class:`PhotoReconstruction`) carries the fields of the depth path's
 the fit's statistics, so ``facerecon.export`` writes it the same way.
 
 The 68 landmarks: the ICT landmark vertices (``FaceModel.landmarks_68``), except that the 17
-jaw-line points are moved to the silhouette of the fitted face on their horizontal band (the
-same "landmark marching" the fit uses, :func:`facerecon.photo.fit.contour_bands`), because
-that is where the iBUG convention annotates them on a turned face.
+jaw-line points are moved along their horizontal band of the fitted mesh to its outline (the
+same sliding the fit uses, :func:`silhouette_landmarks`), because that is where the iBUG
+convention annotates them on a turned face.
 """
 from __future__ import annotations
 
@@ -94,8 +94,16 @@ def ibug68(points_2d: np.ndarray, lmap) -> np.ndarray | None:
     return m @ pts
 
 
-def silhouette_landmarks(model: FaceModel, fit: PhotoFit, vertices_camera: np.ndarray, cfg: PhotoFitConfig) -> np.ndarray:
-    """The 68 landmark vertex indices with the jaw points moved to the fitted face's silhouette."""
+def silhouette_landmarks(model: FaceModel, fit: PhotoFit, vertices_camera: np.ndarray, cfg: PhotoFitConfig,
+                         detected_68: np.ndarray | None = None) -> np.ndarray:
+    """The 68 landmark vertex indices with the jaw points on the fitted face's outline.
+
+    Jaw points on the side turned away go to the silhouette of their horizontal band (as in the
+    fit).  On the side facing the camera the outline is the jaw bone's edge, which no fixed rule
+    on the band finds: with ``detected_68`` (the landmark model's jaw points) each goes to the
+    band vertex of the fitted mesh that projects nearest its detected point (the fit's own
+    sliding correspondence), else it keeps ICT's landmark vertex.
+    """
     lm = model.landmarks_68.copy()
     contour = np.zeros(68, bool)
     contour[JAW_68] = True
@@ -107,9 +115,14 @@ def silhouette_landmarks(model: FaceModel, fit: PhotoFit, vertices_camera: np.nd
     e = fit.rotation[:2, 0] / max(float(np.linalg.norm(fit.rotation[:2, 0])), 1e-9)
     out = uv @ e
     side = np.sign(model.neutral[lm, 0])
+    away = side * fit.rotation[2, 0] > 0
+    det = None if detected_68 is None else np.asarray(detected_68, np.float64)
     for k in np.nonzero((index >= 0).any(1))[0]:
         cand = index[k][index[k] >= 0]
-        lm[k] = band[cand[np.argmax(side[k] * out[cand])]]
+        if away[k]:
+            lm[k] = band[cand[np.argmax(side[k] * out[cand])]]
+        elif det is not None and np.isfinite(det[k]).all():
+            lm[k] = band[cand[np.argmin(((uv[cand] - det[k]) ** 2).sum(1))]]
     return lm
 
 
@@ -187,7 +200,8 @@ class PhotoReconstructor:
         pose = fit.pose
         v_head = self.model.vertices(fit.identity, fit.expression).astype(np.float64)
         v_cam = pose.apply(v_head)
-        lm_idx = silhouette_landmarks(self.model, fit, v_cam, self.fit_config)
+        detected = ibug68(pts, self.landmark_map)
+        lm_idx = silhouette_landmarks(self.model, fit, v_cam, self.fit_config, detected)
         lm3 = v_cam[lm_idx]
         lm2 = cam.intrinsics.project(lm3)
         t3 = time.perf_counter()
@@ -196,5 +210,5 @@ class PhotoReconstructor:
         conf = float(face.score) * float(getattr(lms, "score", 1.0))
         timings = {"landmarks": (t1 - t0) * 1e3, "fit": (t2 - t1) * 1e3, "mesh": (t3 - t2) * 1e3, "texture": (t4 - t3) * 1e3}
         return PhotoReconstruction(pose, v_head, v_cam, lm3, lm2, fit.identity, fit.expression, conf, cam, fit, tex,
-                                   np.asarray(face.box, np.float64), ibug68(pts, self.landmark_map), index, timings,
+                                   np.asarray(face.box, np.float64), detected, index, timings,
                                    str(photo.source))

@@ -1,0 +1,93 @@
+"""``facerecon reconstruct`` on photos: which inputs are photos, and the per-photo output folders.
+
+Same layout as the depth path: ``<out>/<stem>/`` with face.obj/.ply/.glb (camera frame),
+face_head.*, pose.json, landmarks.json and overlay.png, plus the UV texture face.png +
+face.mtl; with ``--all-faces`` one ``face_<i>/`` sub-folder per face, largest first.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+# Always photos (never depth): the photo reader reports their decoding errors.  PNG and TIFF
+# may be either; is_photo_file tells (8-bit colour or grey = photo, 16-bit = depth).
+PHOTO_SUFFIXES = (".jpg", ".jpeg", ".jpe", ".ppm", ".pgm", ".bmp", ".webp", ".gif")
+MAYBE_PHOTO_SUFFIXES = (".png", ".tif", ".tiff")
+
+
+def split_photo_inputs(inputs: list[Path], depth_paths: list[Path], method: str) -> tuple[list[Path], list[Path]]:
+    """(photos, depth frames) among the inputs: photo files named directly or found in the
+    given folders, and 8-bit PNG/TIFF images among the depth candidates; with
+    ``--method photo`` every given file is a photo."""
+    from ..photo.image import is_photo_file
+
+    photos: list[Path] = []
+    for p in inputs:
+        if p.is_dir():
+            photos += sorted(q for q in p.iterdir() if q.is_file() and not q.name.startswith(".")
+                             and q.suffix.lower() in PHOTO_SUFFIXES)
+    named = {p for p in inputs if not p.is_dir()}
+    depth: list[Path] = []
+    for p in depth_paths:
+        suffix = p.suffix.lower()
+        if (method == "photo" and p in named) or suffix in PHOTO_SUFFIXES or (
+                suffix in MAYBE_PHOTO_SUFFIXES and is_photo_file(p)):
+            if p not in photos:
+                photos.append(p)
+        else:
+            depth.append(p)
+    return photos, depth
+
+
+def reconstruct_photos(photos: list[Path], out: Path, formats: tuple[str, ...], overlay: bool, focal: float | None,
+                       all_faces: bool, used: set[str], console: Console) -> tuple[list[str], int]:
+    """Reconstruct every photo; returns (one-line failures, number of photos without a face)."""
+    from ..errors import FaceReconError, NoFaceFoundError
+    from ..export import landmarks_json, write_face_meshes, write_json
+    from ..photo.overlay import save_photo_overlay
+    from ..photo.reconstruct import PhotoReconstructor
+    from ._frames import frame_stem
+
+    engine = PhotoReconstructor.from_pretrained()
+    model = engine.model
+    failures: list[str] = []
+    no_face = 0
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), console=console,
+                  disable=len(photos) < 2) as bar:
+        task = bar.add_task("photos", total=len(photos))
+        for path in photos:
+            try:
+                from ..photo.image import read_photo
+
+                photo = read_photo(path)
+                recs = engine.reconstruct(photo, focal_px=focal, all_faces=all_faces)
+                recs = recs if all_faces else [recs]
+                stem = out / frame_stem(path, used)
+                for rec in recs:
+                    d = stem / f"face_{rec.face_index}" if all_faces else stem
+                    tex = None if rec.texture is None else rec.texture.image
+                    write_face_meshes(rec, model, d, formats, texture=tex, intrinsics=rec.intrinsics)
+                    pose = rec.pose_json(model)
+                    if overlay:
+                        save_photo_overlay(d / "overlay.png", photo.rgb, model, rec.vertices_camera, rec.intrinsics,
+                                           rec.landmarks_2d, rec.detected_68, rec.face_box)
+                        pose["overlay"] = "overlay.png"
+                    write_json(d / "pose.json", pose)
+                    lm = landmarks_json(rec)
+                    if rec.detected_68 is not None:
+                        lm["detected_2d_px"] = [[round(float(x), 2), round(float(y), 2)] for x, y in rec.detected_68]
+                    write_json(d / "landmarks.json", lm)
+                    y, p, r = rec.pose.euler_deg
+                    console.print(f"{path.name}: face {rec.face_index}: yaw {y:.1f} pitch {p:.1f} roll {r:.1f}  "
+                                  f"fit {rec.fit.rms_px:.1f} px rms, {rec.fit.iterations} it  {rec.timings_ms['total']:.0f} ms -> {d}",
+                                  markup=False, soft_wrap=True)
+            except NoFaceFoundError as exc:
+                no_face += 1
+                console.print(exc.one_line(), style="red", markup=False, soft_wrap=True)
+            except FaceReconError as exc:
+                failures.append(exc.one_line())
+                console.print(exc.one_line(), style="red", markup=False, soft_wrap=True)
+            bar.advance(task)
+    return failures, no_face
