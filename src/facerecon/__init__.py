@@ -15,4 +15,8 @@ def __getattr__(name: str):
         from . import pipeline
 
         return getattr(pipeline, name)
+    if name in ("PhotoReconstructor", "PhotoReconstruction"):
+        from .photo import reconstruct
+
+        return getattr(reconstruct, name)
     raise AttributeError(f"module 'facerecon' has no attribute {name!r}")
