@@ -6,7 +6,9 @@ Sections:
 
 * ``truedepth``: the 30 real TrueDepth frames (colour + registered measured depth).  The colour
   image is the photo (focal length from the frame's intrinsics); per backend (``face-model``;
-  a tiny random DPT as a smoke figure; real networks when given with ``--depth-model``) the
+  ``oracle-measured``: the measured inverse depth as a perfect relative network, i.e. the floor
+  that the fit's anchoring sets for any network; a tiny random DPT as a smoke figure; real
+  networks when given with ``--depth-model``) the
   photo-made metric depth is compared with the measured depth over the face pixels (the fit's
   inner face where both have depth): median |dz| in mm, and the same after removing the median
   offset (shape only).  The surface mesh is compared with ``Expected.ply`` (the fused cloud) via
@@ -134,6 +136,25 @@ def icp_comparison(shared: Path, seed: int = 0) -> dict:
 
 
 # -- TrueDepth frames -----------------------------------------------------------------------------
+ORACLE = "oracle-measured"
+
+
+class OracleInverseDepth:
+    """A perfect relative network: the frame's measured inverse depth (scale and shift unknown to the
+    metric step).  Its error after the metric step is the floor that the photo fit's anchoring sets
+    for any real network (DPT, Depth Anything)."""
+
+    name = ORACLE
+    measured: np.ndarray | None = None
+
+    def predict(self, rgb, face=None):
+        from facerecon.photo.depth import DepthPrediction
+
+        z = np.asarray(self.measured, np.float64)
+        d = np.where(z > 0, 1000.0 / np.maximum(z, 1e-6), 0.0)  # 1/m, zero (= infinitely far) where unmeasured
+        return DepthPrediction(d.astype(np.float32), "relative_inverse", self.name)
+
+
 def truedepth_eval(shared: Path, backends: list[str], n_frames: int, poisson_depth: int) -> dict:
     from scipy.spatial import cKDTree
 
@@ -157,18 +178,29 @@ def truedepth_eval(shared: Path, backends: list[str], n_frames: int, poisson_dep
     exp_target = CloudTarget(cloud["points"], cloud["normals"])
     rec = PhotoReconstructor.from_pretrained()
     out: dict = {"frames": len(files), "backends": {}}
-    for spec in backends:
-        backend = load_depth_backend(spec)
-        pipe = PhotoDepthPipeline(rec, backend, rec.model,
-                                  PhotoDepthConfig(surface=SurfaceConfig(poisson_depth=poisson_depth), make_surface=True))
-        rows, failures = [], []
-        for f in files:
-            frame = read_truedepth_frame(f)
-            photo = Photo(frame.color, str(f), None)
+    oracle = OracleInverseDepth()
+    pipes = {spec: PhotoDepthPipeline(rec, oracle if spec == ORACLE else load_depth_backend(spec), rec.model,
+                                      PhotoDepthConfig(surface=SurfaceConfig(poisson_depth=poisson_depth)))
+             for spec in backends}
+    rows: dict[str, list] = {spec: [] for spec in backends}
+    failures: dict[str, list] = {spec: [] for spec in backends}
+    for f in files:
+        frame = read_truedepth_frame(f)
+        oracle.measured = frame.depth_mm
+        photo = Photo(frame.color, str(f), None)
+        try:  # one photo fit per frame, shared by the backends
+            fit = rec.reconstruct(photo, focal_px=float(frame.intrinsics.fx), texture=False)
+        except FaceReconError as exc:
+            for spec in backends:
+                failures[spec].append(exc.one_line())
+            print(f"  {f.name}: {exc.one_line()}", file=sys.stderr)
+            continue
+        for spec, pipe in pipes.items():
             try:
-                res = pipe.run(photo, focal_px=float(frame.intrinsics.fx))
+                res = pipe.run(photo, fit=fit)
             except FaceReconError as exc:
-                failures.append(exc.one_line())
+                failures[spec].append(f"{f.name}: {exc.one_line()}")
+                print(f"  {spec} {f.name}: {exc.one_line()}", file=sys.stderr)
                 continue
             meas = frame.depth_mm
             use = res.face.inner_mask & (meas > 0) & (res.depth_mm > 0)
@@ -181,7 +213,7 @@ def truedepth_eval(shared: Path, backends: list[str], n_frames: int, poisson_dep
                    "timings_ms": {"mtcnn": res.timings_ms.get("fit.detect", float("nan")),
                                   "landmarks+fit": res.timings_ms.get("fit.landmarks", 0) + res.timings_ms.get("fit.fit", 0),
                                   "depth": res.timings_ms["depth"], "metric": res.timings_ms["metric"],
-                                  "poisson": res.timings_ms["surface"], "total": res.timings_ms["total"]}}
+                                  "poisson": res.timings_ms["surface"]}}
             if res.surface is not None and f.name in ref_index:
                 mv, _ = mesh_arrays(res.surface.mesh)
                 k = ref.camera_to_cloud[ref_index[f.name]]
@@ -190,16 +222,17 @@ def truedepth_eval(shared: Path, backends: list[str], n_frames: int, poisson_dep
                 r, t = exp_target.icp(placed, np.eye(3), np.zeros(3), iterations=30, max_dist=(20.0, 4.0))
                 row["surface_to_expected_after_icp_median_mm"] = _median(exp_tree.query(placed @ r.T + t)[0])
                 row["surface_vertices"] = int(len(mv))
-            rows.append(row)
+            rows[spec].append(row)
             print(f"  {spec} {f.name}: |dz| {row['median_abs_mm']:.1f} mm (after offset {row['median_abs_after_offset_mm']:.1f}),"
                   f" surface->Expected {row.get('surface_to_expected_median_mm', float('nan')):.1f} mm", file=sys.stderr)
-        summ = {"frames_ok": len(rows), "failures": failures}
+    for spec in backends:
+        r_ = rows[spec]
+        summ = {"frames_ok": len(r_), "failures": failures[spec]}
         for key in ("median_abs_mm", "median_abs_after_offset_mm", "median_offset_mm", "fit_vs_measured_median_abs_mm",
                     "surface_to_expected_median_mm", "surface_to_expected_after_icp_median_mm"):
-            summ[key] = _median([r.get(key, np.nan) for r in rows])
-        summ["timings_ms_median"] = {k: _median([r["timings_ms"][k] for r in rows]) for k in
-                                     (rows[0]["timings_ms"] if rows else {})}
-        out["backends"][spec] = {"summary": summ, "rows": rows}
+            summ[key] = _median([r.get(key, np.nan) for r in r_])
+        summ["timings_ms_median"] = {k: _median([r["timings_ms"][k] for r in r_]) for k in (r_[0]["timings_ms"] if r_ else {})}
+        out["backends"][spec] = {"summary": summ, "rows": r_}
     return out
 
 
@@ -220,7 +253,7 @@ def main(argv=None) -> int:
         report["icp"] = icp_comparison(args.shared)
         print(json.dumps(report["icp"], indent=1))
     if "truedepth" in sections:
-        backends = ["face-model", *args.depth_model]
+        backends = ["face-model", ORACLE, *args.depth_model]
         with tempfile.TemporaryDirectory() as tmp:
             if not args.no_tiny:
                 from facerecon.photo.depth import save_tiny_random_model
@@ -229,6 +262,7 @@ def main(argv=None) -> int:
             report["truedepth"] = truedepth_eval(args.shared, backends, args.frames, args.poisson_depth)
         for spec, r in report["truedepth"]["backends"].items():
             name = "tiny random DPT (smoke)" if "tiny-random" in spec else spec
+            r = {**r, "summary": {k: v for k, v in r["summary"].items() if k != "failures"} | {"failures": len(r["summary"]["failures"])}}
             print(f"{name}: " + json.dumps(r["summary"], indent=1))
     if args.json:
         args.json.write_text(json.dumps(report, indent=1, default=float))

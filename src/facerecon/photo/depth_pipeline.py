@@ -128,8 +128,9 @@ class PhotoDepthPipeline:
         model = getattr(reconstructor, "model", None) or FaceModel.load()
         return cls(reconstructor, backend, model, config)
 
-    def run(self, photo, focal_px: float | None = None) -> PhotoDepthResult:
-        """``photo``: a :class:`facerecon.photo.Photo` or a path; ``focal_px`` overrides EXIF / the default field of view."""
+    def run(self, photo, focal_px: float | None = None, fit=None) -> PhotoDepthResult:
+        """``photo``: a :class:`facerecon.photo.Photo` or a path; ``focal_px`` overrides EXIF / the default field of view;
+        ``fit``: the photo fit's result when already made (e.g. one fit for several depth backends)."""
         from .image import read_photo
 
         cfg = self.config
@@ -137,9 +138,9 @@ class PhotoDepthPipeline:
             photo = read_photo(photo)
         timings: dict[str, float] = {}
         t0 = time.perf_counter()
-        res = self.reconstructor.reconstruct(photo, focal_px=focal_px, texture=False)
+        res = fit if fit is not None else self.reconstructor.reconstruct(photo, focal_px=focal_px, texture=False)
         t1 = time.perf_counter()
-        timings["photo_fit"] = (t1 - t0) * 1e3
+        timings["photo_fit"] = (t1 - t0) * 1e3 if fit is None else float(getattr(res, "timings_ms", {}).get("total", 0.0))
         timings.update(fit_timings(res))
         k = fit_intrinsics(res)
         rgb = np.asarray(photo.rgb)
