@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from gltf_helpers import ict_model, read_accessor, synthetic_rec, validate  # noqa: F401  (ict_model: a fixture)
 
 from facerecon.errors import InputFileError
 from facerecon.export.animation import ARKIT_CURVES, read_arkit_csv, read_reconstruction_sequence, retarget
@@ -103,23 +104,12 @@ def test_reconstruction_sequence(tmp_path):
 
 
 @pytest.fixture(scope="module")
-def face_glb(ict_archive, tmp_path_factory):
-    """A rigged GLB of a seeded random face."""
-    from types import SimpleNamespace
-
+def face_glb(ict_model, tmp_path_factory):
+    """A rigged GLB of a seeded random face at expression 0."""
     from facerecon.export.gltf import write_glb
-    from facerecon.facemodel import FaceModel
-    from facerecon.pose_types import HeadPose
 
-    model = FaceModel.load()
-    rng = np.random.default_rng(3)
-    ident = rng.normal(0, 1, model.n_identity)
-    vh = model.vertices(ident).astype(np.float64)
-    pose = HeadPose(np.eye(3), np.array([0.0, 0.0, 600.0]))
-    rec = SimpleNamespace(vertices_head=vh, vertices_camera=pose.apply(vh), identity=ident,
-                          expression=np.zeros(model.n_expression), pose=pose, source="test")
     path = tmp_path_factory.mktemp("anim") / "face.glb"
-    write_glb(path, rec, model)
+    write_glb(path, synthetic_rec(ict_model, seed=3, expression=False), ict_model)
     return path
 
 
@@ -139,8 +129,6 @@ def main(monkeypatch):
 
 def test_animate_cli_csv_and_reconstructions(face_glb, tmp_path, main):
     from pygltflib import GLTF2
-
-    from test_export_gltf import read_accessor, validate
 
     out = tmp_path / "anim.glb"
     assert main(["animate", str(face_glb), "--arkit-csv", str(CSV), "-o", str(out)]) == 0

@@ -57,8 +57,8 @@ _MATERIAL_LOOK: dict[str, tuple[float, float, float, float]] = {
     "M_IrisRight": (0.20, 0.13, 0.08, 1.0),
     "M_LacrimalFluid": (1.0, 1.0, 1.0, 0.05),
     "M_EyeBlend": (0.80, 0.60, 0.50, 0.0),
-    "M_EyeOcclusion": (0.0, 0.0, 0.0, 0.10),
-    "M_EyeLashes": (0.06, 0.05, 0.04, 0.70),
+    "M_EyeOcclusion": (0.0, 0.0, 0.0, 0.0),
+    "M_EyeLashes": (0.06, 0.05, 0.04, 0.45),
 }
 _DEFAULT_LOOK = (0.8, 0.6, 0.5, 1.0)
 # The photo texture (one UV tile, [0,1]^2) belongs to the skin of the face only (group face_skin).
@@ -156,7 +156,9 @@ def _build_layout(model) -> GltfLayout:
         vert_mat = np.empty(n, np.int64)
         vert_mat[inverse.reshape(-1)] = corner_mat
         looks = np.array([_MATERIAL_LOOK.get(m, _DEFAULT_LOOK) for m in names])
-        colour = np.round(looks[vert_mat] * 255).astype(np.uint8)
+        rgba = looks[vert_mat]
+        _paint_irises(rgba, neutral[src], [names[i] for i in vert_mat])
+        colour = np.round(rgba * 255).astype(np.uint8)
         targets = []
         for e in range(len(ict_names)):
             d = basis[e, src]
@@ -172,6 +174,21 @@ def _build_layout(model) -> GltfLayout:
     t = len(tris)
     op = sp.csr_matrix((np.ones(3 * t), (tris.ravel(), np.repeat(np.arange(t), 3))), shape=(model.n_vertices, t))
     return GltfLayout(prims, [arkit_target_name(s) for s in ict_names], ict_names, basis, tris, op)
+
+
+def _paint_irises(rgba: np.ndarray, v: np.ndarray, mat_names: list[str]) -> None:
+    """ICT's sclera meshes are whole eyeballs (the iris is a texture): paint iris and pupil on
+    their front caps, around the axis from each eyeball's centre towards the camera (-z)."""
+    for side in ("Left", "Right"):
+        sel = np.array([m == f"M_Sclera{side}" for m in mat_names])
+        if not sel.any():
+            continue
+        d = v[sel] - v[sel].mean(0)
+        cos = -d[:, 2] / np.maximum(np.linalg.norm(d, axis=1), 1e-9)
+        c = rgba[sel]
+        c[cos > np.cos(np.deg2rad(32))] = _MATERIAL_LOOK["M_IrisLeft"]
+        c[cos > np.cos(np.deg2rad(12))] = (0.02, 0.02, 0.02, 1.0)
+        rgba[sel] = c
 
 
 def _vertex_normals(layout: GltfLayout, v: np.ndarray) -> np.ndarray:

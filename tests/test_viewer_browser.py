@@ -1,0 +1,183 @@
+"""`facerecon view` in a real browser (Debian's Chromium through Playwright) and the server's file rules.
+
+The demo folder is what `reconstruct --format glb` writes (face.glb with the sensor camera, face_head.glb,
+pose.json naming the depth frame, landmarks.json) for a seeded synthetic face whose depth frame is
+rendered here, plus an animated GLB from the CSV fixture. The screenshot is kept in
+out/test-artifacts/viewer.png (and copied to docs/viewer.png when FACERECON_UPDATE_DOCS=1).
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+import pytest
+from gltf_helpers import ict_model, synthetic_rec  # noqa: F401  (ict_model: a fixture)
+
+REPO = Path(__file__).resolve().parents[1]
+CHROMIUM = Path("/usr/bin/chromium")
+ARTIFACTS = REPO / "out" / "test-artifacts"
+CSV = Path(__file__).resolve().parent / "data" / "arkit_performance.csv"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                 "--no-first-run", "--use-angle=swiftshader", "--enable-unsafe-swiftshader"]
+
+
+@pytest.fixture(scope="module")
+def demo(ict_model, tmp_path_factory):
+    from facerecon.camera import Intrinsics
+    from facerecon.export import landmarks_json, write_face_meshes, write_json
+    from facerecon.export.animation import add_weight_animation, read_arkit_csv, retarget
+    from facerecon.export.gltf import gltf_layout
+    from facerecon.io.frame import DepthFrame
+    from facerecon.io.images import write_frame_npz
+    from facerecon.synth.render import render_mesh
+
+    m = ict_model
+    out = tmp_path_factory.mktemp("viewer")
+    rec = synthetic_rec(m, seed=1, expression=False, euler=(15.0, -5.0, 0.0), t=(0.0, 10.0, 650.0))
+    k = Intrinsics(570.0, 570.0, 320.0, 240.0, 640, 480)
+    rec.landmarks_2d = k.project(rec.landmarks_3d)
+    depth = render_mesh(rec.vertices_camera, m.region_triangles("face", "head_and_neck", "eyeballs"), k, barycentrics=False).depth
+    write_frame_npz(out / "frame.npz", DepthFrame(depth.astype(np.float32), k, source="synthetic"))
+    write_face_meshes(rec, m, out, ("glb",), intrinsics=k)
+    write_json(out / "landmarks.json", landmarks_json(rec))
+    yaw, pitch, roll = rec.pose.euler_deg
+    write_json(out / "pose.json", {"frame": str(out / "frame.npz"), "method": "synthetic", "translation_mm": rec.pose.t_mm.tolist(),
+                                   "euler_deg": {"yaw": yaw, "pitch": pitch, "roll": roll}, "confidence": 1.0,
+                                   "timings_ms": {"total": 12.5}})
+    track = read_arkit_csv(CSV)
+    add_weight_animation(out / "face.glb", out / "anim.glb", track.times_s, retarget(track, gltf_layout(m).target_names).weights)
+    mouth = rec.vertices_camera[m.landmarks_68[48:68]].mean(0)
+    return out, mouth
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if not CHROMIUM.exists():
+        pytest.skip(f"{CHROMIUM} is not installed (make install installs Debian's chromium where it can)")
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        pytest.skip("python playwright is not installed")
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def server(demo):
+    from facerecon.viewer import start
+
+    srv, thread = start(demo[0])
+    yield srv
+    srv.shutdown()
+    srv.server_close()
+    thread.join(5)
+
+
+def _open(browser, url: str):
+    page = browser.new_page(viewport={"width": 1100, "height": 700})
+    errors: list[str] = []
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.on("requestfailed", lambda r: errors.append(f"request failed: {r.url} {r.failure}"))
+    page.goto(url)
+    page.wait_for_function("window.viewer && window.viewer.ready && window.viewer.frames > 0", timeout=90_000)
+    return page, errors
+
+
+def _pixels(page, box) -> np.ndarray:
+    from io import BytesIO
+
+    from PIL import Image
+
+    x, y, w, h = box
+    return np.asarray(Image.open(BytesIO(page.screenshot(clip={"x": x, "y": y, "width": w, "height": h}))).convert("RGB"), np.int16)
+
+
+def _set_slider(page, name: str, value: float) -> None:
+    page.evaluate("([id, v]) => { const el = document.getElementById(id); el.value = v; el.dispatchEvent(new Event('input')); }",
+                  [f"morph-{name}", value])
+    page.wait_for_function("window.viewer.frames > 0")
+    page.evaluate("window.viewer.render()")
+
+
+def test_page_loads_and_jaw_slider_opens_the_mouth(demo, browser, server):
+    out, mouth = demo
+    page, errors = _open(browser, server.url)
+    try:
+        assert page.evaluate("window.viewer.targetNames.length") == 55
+        assert page.locator("#morph-jawOpen").count() == 1
+        assert page.evaluate("document.getElementById('picture').style.display") == "block"  # mesh over the depth picture
+        x, y = page.evaluate("(p) => window.viewer.cameraToScreen(p)", mouth.tolist())
+        mouth_box = (x - 45, y - 40, 90, 80)
+        corner = page.evaluate("(() => { const r = document.getElementById('canvas').getBoundingClientRect(); return [r.left + 5, r.top + 5]; })()")
+        corner_box = (corner[0], corner[1], 80, 80)
+        before, corner_before = _pixels(page, mouth_box), _pixels(page, corner_box)
+        _set_slider(page, "jawOpen", 1.0)
+        after, corner_after = _pixels(page, mouth_box), _pixels(page, corner_box)
+        changed = (np.abs(after - before).max(-1) > 30).mean()
+        assert changed > 0.05, f"only {changed:.3f} of the mouth region changed"
+        assert (np.abs(corner_after - corner_before).max(-1) > 30).mean() < 0.01  # the rest of the picture stays
+        page.check("#toggle-landmarks")
+        _set_slider(page, "jawOpen", 0.5)
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / "viewer.png"))
+        if os.environ.get("FACERECON_UPDATE_DOCS") == "1":
+            shutil.copyfile(ARTIFACTS / "viewer.png", REPO / "docs" / "viewer.png")
+        assert errors == [], errors
+        assert "yaw 15.0" in page.inner_text("#info") and "12.5" in page.inner_text("#info")
+    finally:
+        page.close()
+
+
+def test_animation_plays_and_pauses(demo, browser, server):
+    page, errors = _open(browser, server.url)
+    try:
+        page.select_option("#glb", "files/anim.glb")
+        page.wait_for_function("window.viewer.ready && !document.getElementById('play').disabled", timeout=90_000)
+        page.click("#play")
+        page.wait_for_timeout(400)
+        page.click("#play")  # pause: the sliders show the weights where it stopped
+        jaw = float(page.input_value("#morph-jawOpen"))
+        blink = float(page.input_value("#morph-eyeBlinkLeft"))
+        assert jaw > 0.0 or blink > 0.0
+        assert errors == [], errors
+    finally:
+        page.close()
+
+
+def test_server_serves_only_the_folder(demo, server):
+    assert server.server_address[0] == "127.0.0.1"
+
+    def status(path: str) -> int:
+        try:
+            with urllib.request.urlopen(server.url.rstrip("/") + path, timeout=10) as r:
+                return r.status
+        except urllib.error.HTTPError as e:
+            return e.code
+
+    assert status("/files/face.glb") == 200 and status("/files/pose.json") == 200 and status("/manifest.json") == 200
+    assert status("/static/vendor/three.module.min.js") == 200 and status("/derived/input.png") == 200
+    for bad in ("/files/../pose.json", "/files/%2e%2e/%2e%2e/etc/passwd", "/files/frame.npz", "/static/../server.py",
+                "/static/%2e%2e/server.py", "/files/", "/etc/passwd"):
+        assert status(bad) == 404, bad
+
+
+def test_view_cli_errors(tmp_path, capsys, monkeypatch):
+    import typer
+
+    import facerecon.cli as cli
+
+    app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
+    app.callback()(lambda: None)
+    monkeypatch.setattr(cli, "app", app)
+    monkeypatch.setattr(cli, "_COMMAND_MODULES", ("view",))
+    assert cli.main(["view", str(tmp_path), "--no-browser"]) == 1
+    assert "no .glb in the folder" in capsys.readouterr().err
+    assert cli.main(["view", str(tmp_path / "x.obj"), "--no-browser"]) == 1
+    assert "no such file" in capsys.readouterr().err
