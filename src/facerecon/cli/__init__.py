@@ -15,7 +15,7 @@ from .. import __version__
 from ..errors import FaceReconError
 
 # Topic modules, in the order their commands appear in --help.
-_COMMAND_MODULES = ("reconstruct", "pose", "track", "depth", "face", "synth", "eval", "train", "animate", "photo_depth", "export", "assets")
+_COMMAND_MODULES = ("reconstruct", "pose", "track", "depth", "face", "synth", "eval", "train", "animate", "view", "photo_depth", "export", "assets")
 
 app = typer.Typer(
     name="facerecon",
