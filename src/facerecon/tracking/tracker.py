@@ -99,6 +99,47 @@ class FaceTrack:
         return self.status == "recovered"
 
 
+class HeadSurface:
+    """The measured head surface fused over the tracked frames, in head coordinates: points and
+    normals averaged per ``voxel_mm`` cube.  Registering each new frame to it (rather than to
+    the face model, whose shape is never exactly the person's) makes the relative poses
+    consistent: the model anchors the head frame, the person's own surface carries the track."""
+
+    def __init__(self, voxel_mm: float, max_points: int):
+        self.voxel = float(voxel_mm)
+        self.max_points = int(max_points)
+        self.points = np.zeros((0, 3))
+        self.normals = np.zeros((0, 3))
+        self.weights = np.zeros(0)
+
+    def __len__(self) -> int:
+        return len(self.points)
+
+    def add(self, pts_head: np.ndarray, nrm_head: np.ndarray) -> None:
+        p = np.concatenate([self.points * self.weights[:, None], pts_head])
+        n = np.concatenate([self.normals * self.weights[:, None], nrm_head])
+        w = np.concatenate([self.weights, np.ones(len(pts_head))])
+        keys = np.floor(np.concatenate([self.points, pts_head]) / self.voxel).astype(np.int64)
+        _, inv = np.unique(keys, axis=0, return_inverse=True)
+        inv = inv.reshape(-1)
+        m = int(inv.max()) + 1 if len(inv) else 0
+        ws = np.bincount(inv, weights=w, minlength=m)
+        ps = np.stack([np.bincount(inv, weights=p[:, k], minlength=m) for k in range(3)], 1)
+        ns = np.stack([np.bincount(inv, weights=n[:, k], minlength=m) for k in range(3)], 1)
+        self.points = ps / ws[:, None]
+        self.normals = ns / np.maximum(np.linalg.norm(ns, axis=1, keepdims=True), 1e-12)
+        self.weights = ws
+        if len(self.points) > self.max_points:  # keep the best-supported voxels
+            keep = np.argsort(-self.weights, kind="stable")[: self.max_points]
+            self.points, self.normals, self.weights = self.points[keep], self.normals[keep], self.weights[keep]
+
+    def sample(self, n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+        if len(self.points) <= n:
+            return self.points, self.normals
+        idx = np.random.default_rng(seed).choice(len(self.points), n, replace=False)
+        return self.points[idx], self.normals[idx]
+
+
 class Tracker:
     """``Tracker.from_pretrained().update(frame)`` per frame, or ``for t in tracker.run(sequence)``."""
 
@@ -119,6 +160,8 @@ class Tracker:
         self._bu = self.model.expression_basis[:, self._used].astype(np.float64).reshape(n_ex, -1)
         self._b_id = self.model.identity_basis[:, self.region.sample].astype(np.float64)  # (100, n, 3)
         self._mesh_key: bytes | None = None
+        ref = self.model.reference_vertices.astype(np.float64)
+        self._face_centre = ref[self.region.sample].mean(axis=0)  # head-frame centre of the face region
         f = self.cfg["filter"]
         self.filter = SE3OneEuroFilter(OneEuroParams(f["rotation_min_cutoff_hz"], f["rotation_beta"], f["d_cutoff_hz"]),
                                        OneEuroParams(f["translation_min_cutoff_hz"], f["translation_beta"], f["d_cutoff_hz"]))
@@ -136,6 +179,7 @@ class Tracker:
         """Forget the sequence (identity included)."""
         self._index = 0
         self._prev: HeadPose | None = None  # last tracked raw pose
+        self._velocity: tuple[np.ndarray, np.ndarray, float] | None = None  # (rotation vector/s, mm/s, dt) of the last step
         self._loc = None  # last HeadLocation
         self._last_localised = -(10**9)
         self._offset_head = DEFAULT_CROP_OFFSET_HEAD.copy()
@@ -146,10 +190,13 @@ class Tracker:
         self.identity_frozen = False
         self._had_track = False
         self._last_time: float | None = None
+        c = self.cfg["surface"]
+        self.surface = HeadSurface(c["voxel_mm"], c["max_points"])
         self.filter.reset()
 
     def _lose(self) -> None:
         self._prev = None
+        self._velocity = None
         self._expression = None
         self.filter.reset()
 
@@ -225,21 +272,39 @@ class Tracker:
         if c_ref["enabled"]:
             start = net_pose
             if tracking and float(geodesic_distance_deg(self._prev.R, net_pose.R)) < c_ref["max_network_gap_deg"]:
-                start = self._prev
-            expr = self._expression if self._expression is not None else np.clip(w_net[k:], 0.0, 1.0)
+                start = self._predicted() if c_ref["constant_velocity"] else self._prev
+            if self._expression is not None:
+                expr = self._expression
+            else:  # start of a track: the shape network's expression (neutral once it is no longer run)
+                expr = np.clip(w_net[k:], 0.0, 1.0) if w_net is not None else np.zeros(self.model.n_expression)
             surf = MeasuredSurface.from_position_image(pim)
             vs0, ns = self._identity_mesh(ident)
-            pose = refine_rigid(start, vs0 + self._bs @ expr, ns, surf, self.check_cfg, c_ref["rigid_iterations"])
+            c_surf = self.cfg["surface"]
+            use_surface = c_surf["enabled"] and len(self.surface) >= c_surf["min_points"]
+            if use_surface:
+                # fast turn (the network far from the track): the model finds the neighbourhood first
+                if start is net_pose:
+                    start = refine_rigid(start, vs0 + self._bs @ expr, ns, surf, self.check_cfg, c_ref["rigid_iterations"])
+                sp, sn = self.surface.sample(c_surf["sample_points"], idx)
+                pose = refine_rigid(start, sp, sn, surf, self.check_cfg, c_surf["iterations"])
+            else:
+                pose = refine_rigid(start, vs0 + self._bs @ expr, ns, surf, self.check_cfg, c_ref["rigid_iterations"])
+            # the face model at its own best fit near the pose: expression, check and confidence (with the
+            # fused surface carrying the pose, the model may sit a few degrees off it: the person is not the model)
+            model_pose = refine_rigid(pose, vs0 + self._bs @ expr, ns, surf, self.check_cfg, 3) if use_surface else pose
             if c_ref["expression_iterations"] > 0:
-                expr = self._expression_steps(pose, vs0, ns, expr, surf, c_ref)
-                pose = refine_rigid(pose, vs0 + self._bs @ expr, ns, surf, self.check_cfg, 2)
+                expr = self._expression_steps(model_pose, vs0, ns, expr, surf, c_ref)
+                model_pose = refine_rigid(model_pose, vs0 + self._bs @ expr, ns, surf, self.check_cfg, 2)
+            if not use_surface:
+                pose = model_pose
         else:
             pose, expr = net_pose, w_net[k:]
+            model_pose = pose
             surf = MeasuredSurface.from_position_image(pim)
             self._identity_mesh(ident)
         v_full = self._region_vertices(expr)
-        check = surface_check(v_full, pose, self.region, surf, self.check_cfg)
-        res = self.est.describe(loc, pim, pose, check, ident, expr)
+        check = surface_check(v_full, model_pose, self.region, surf, self.check_cfg)
+        res = self.est.describe(loc, pim, model_pose, check, ident, expr)
         t5 = time.perf_counter()
         timings["refine_and_check"] = (t5 - t4) * 1e3
         if res.confidence < self.cfg["loss"]["min_confidence"]:
@@ -253,16 +318,46 @@ class Tracker:
             self._offset_head = off if not self._offset_measured else 0.5 * (self._offset_head + off)
             self._offset_measured = True
         self._loc = loc
+        if c_ref["enabled"] and self.cfg["surface"]["enabled"] and res.confidence >= self.cfg["surface"]["min_confidence"]:
+            self._fuse_surface(surf, pose)
         if not self.identity_frozen and w_net is not None and res.confidence >= self.cfg["identity"]["min_confidence"]:
             self._vote(w_net[:k])
         dt = t - self._last_time if (self._last_time is not None and tracking) else 0.0
         filtered = self.filter.update(pose, dt)
+        self._velocity = self._motion(pose, dt) if tracking else None
         self._prev, self._expression, self._had_track, self._last_time = pose, np.asarray(expr, np.float64), True, t
         timings["total"] = (time.perf_counter() - t0) * 1e3
         return FaceTrack(idx, t, frame.source, True, status, need_loc, warm, filtered, pose, net_pose, np.asarray(expr, np.float64),
                          float(res.confidence), float(check.residual_mm), self.identity_frozen, timings)
 
     # -- pieces --------------------------------------------------------------------------------------------------
+
+    def _fuse_surface(self, surf, pose: HeadPose) -> None:
+        """Add the crop's measured points near the face (head coordinates) to the fused surface."""
+        c = self.cfg["surface"]
+        pts = surf.points[surf.has_normal]
+        nrm = surf.normals[surf.has_normal]
+        centre = pose.apply(self._face_centre[None])[0]
+        near = np.linalg.norm(pts - centre, axis=1) < c["radius_mm"]
+        self.surface.add((pts[near] - pose.t_mm) @ pose.R, nrm[near] @ pose.R)
+
+    def _motion(self, pose: HeadPose, dt: float):
+        """The last step's camera-frame angular velocity (rad/s, about the head origin) and linear velocity (mm/s)."""
+        from .filters import rotation_log
+
+        if not dt > 0:
+            return None
+        w = rotation_log(pose.R @ self._prev.R.T) / dt
+        return w, (pose.t_mm - self._prev.t_mm) / dt, dt
+
+    def _predicted(self) -> HeadPose:
+        """The previous pose moved on by the last step's velocity over one frame interval (constant velocity)."""
+        from ..rotations import axis_angle_to_matrix
+
+        if self._velocity is None:
+            return self._prev
+        w, v, dt = self._velocity
+        return HeadPose(axis_angle_to_matrix(w * dt) @ self._prev.R, self._prev.t_mm + v * dt)
 
     def _identity_mesh(self, ident: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Neutral-expression sample vertices and normals of an identity (cached while it stays):
