@@ -14,6 +14,8 @@ Sections:
   offset (shape only).  The surface mesh is compared with ``Expected.ply`` (the fused cloud) via
   the frame's reference registration (``realdata.mannequin_reference``): median distance of the
   mesh vertices to the cloud, as placed and after a rigid ICP (shape only).  Time per stage.
+* ``james``: renders of the textured james scan (10 poses, 640 x 480, f = 600): the same depth
+  figures against the rendered depth, and the surface against the scan itself (same camera frame).
 * ``icp``: Open3D's point-to-plane ``registration_icp`` against the project's ICPs
   (``metrics.align.icp_to_surface``, ``CloudTarget.icp``) on one alignment task with a known
   answer: a depth-like partial view of the james scan, moved by a known rigid motion, registered
@@ -236,6 +238,99 @@ def truedepth_eval(shared: Path, backends: list[str], n_frames: int, poisson_dep
     return out
 
 
+# -- renders of the textured james scan ----------------------------------------------------------------
+def render_textured_scan(shared: Path, rotation: np.ndarray, translation: np.ndarray, k):
+    """(rgb uint8, depth mm, camera-frame vertices, triangles) of james.obj with its texture (bilinear),
+    grey background."""
+    from PIL import Image
+
+    from facerecon.io.mesh import read_mesh
+    from facerecon.realdata.scan import load_james_scan
+    from facerecon.synth.render import render_mesh
+
+    folder = shared / "data" / "real" / "scan-james"
+    scan = load_james_scan(folder)
+    mesh = read_mesh(folder / "james.obj")  # same triangles as the scan (checked), with UVs
+    tex = np.asarray(Image.open(folder / "james.jpg").convert("RGB"), np.float64)
+    v = scan.to_camera(rotation, translation)
+    out = render_mesh(v, scan.faces, k, barycentrics=True)
+    ok = out.triangle_id >= 0
+    uv = np.einsum("nk,nkc->nc", out.barycentrics[ok].astype(np.float64), mesh.uv[mesh.face_uv[out.triangle_id[ok]]])
+    h, w = tex.shape[:2]
+    x = np.clip(uv[:, 0] * (w - 1), 0, w - 1)
+    y = np.clip((1.0 - uv[:, 1]) * (h - 1), 0, h - 1)
+    x0, y0 = np.floor(x).astype(int), np.floor(y).astype(int)
+    x1, y1 = np.minimum(x0 + 1, w - 1), np.minimum(y0 + 1, h - 1)
+    fx, fy = (x - x0)[:, None], (y - y0)[:, None]
+    col = (tex[y0, x0] * (1 - fx) * (1 - fy) + tex[y0, x1] * fx * (1 - fy) + tex[y1, x0] * (1 - fx) * fy + tex[y1, x1] * fx * fy)
+    rgb = np.full((k.height, k.width, 3), 110, np.uint8)
+    rgb[ok] = np.clip(np.rint(col), 0, 255).astype(np.uint8)
+    return rgb, out.depth, v, scan.faces
+
+
+def james_eval(shared: Path, backends: list[str], poisson_depth: int) -> dict:
+    from scipy.spatial.transform import Rotation
+
+    from facerecon.camera import Intrinsics
+    from facerecon.errors import FaceReconError
+    from facerecon.metrics.surface import SurfaceIndex
+    from facerecon.photo.depth import load_depth_backend
+    from facerecon.photo.depth_pipeline import PhotoDepthConfig, PhotoDepthPipeline
+    from facerecon.photo.image import Photo
+    from facerecon.photo.reconstruct import PhotoReconstructor
+    from facerecon.photo.surface import SurfaceConfig, mesh_arrays
+
+    k = Intrinsics(600.0, 600.0, 319.5, 239.5, 640, 480)
+    poses = [(yaw, pitch) for yaw in (-30, -15, 0, 15, 30) for pitch in (-10, 10)]
+    rec = PhotoReconstructor.from_pretrained()
+    oracle = OracleInverseDepth()
+    pipes = {spec: PhotoDepthPipeline(rec, oracle if spec == ORACLE else load_depth_backend(spec), rec.model,
+                                      PhotoDepthConfig(surface=SurfaceConfig(poisson_depth=poisson_depth)))
+             for spec in backends}
+    rows: dict[str, list] = {spec: [] for spec in backends}
+    failures: dict[str, list] = {spec: [] for spec in backends}
+    for yaw, pitch in poses:
+        r = Rotation.from_euler("yx", [yaw, pitch], degrees=True).as_matrix()
+        rgb, z, v, tris = render_textured_scan(shared, r, np.array([0.0, 0.0, 650.0]), k)
+        oracle.measured = z
+        name = f"james yaw {yaw:+d} pitch {pitch:+d}"
+        photo = Photo(rgb, name, None)
+        try:
+            fit = rec.reconstruct(photo, focal_px=k.fx, texture=False)
+        except FaceReconError as exc:
+            for spec in backends:
+                failures[spec].append(exc.one_line())
+            continue
+        surf_index = SurfaceIndex(v, tris)
+        for spec, pipe in pipes.items():
+            try:
+                res = pipe.run(photo, fit=fit)
+            except FaceReconError as exc:
+                failures[spec].append(f"{name}: {exc.one_line()}")
+                continue
+            use = res.face.inner_mask & (z > 0) & (res.depth_mm > 0)
+            dz = res.depth_mm[use].astype(np.float64) - z[use]
+            row = {"pose": name, "median_abs_mm": _median(np.abs(dz)),
+                   "median_abs_after_offset_mm": _median(np.abs(dz - np.median(dz))), "median_offset_mm": _median(dz)}
+            if res.surface is not None:
+                mv, _ = mesh_arrays(res.surface.mesh)
+                row["surface_to_scan_median_mm"] = _median(surf_index.query(mv).distances)
+                shift = np.array([0.0, 0.0, -np.median(dz)])  # the depth offset removed: shape only
+                row["surface_to_scan_after_offset_median_mm"] = _median(surf_index.query(mv + shift).distances)
+            rows[spec].append(row)
+            print(f"  {spec} {name}: |dz| {row['median_abs_mm']:.1f} mm (after offset {row['median_abs_after_offset_mm']:.1f}),"
+                  f" surface->scan {row.get('surface_to_scan_median_mm', float('nan')):.1f} mm", file=sys.stderr)
+    out: dict = {"renders": len(poses), "camera": k.to_dict(), "backends": {}}
+    for spec in backends:
+        r_ = rows[spec]
+        summ = {"renders_ok": len(r_), "failures": failures[spec]}
+        for key in ("median_abs_mm", "median_abs_after_offset_mm", "median_offset_mm", "surface_to_scan_median_mm",
+                    "surface_to_scan_after_offset_median_mm"):
+            summ[key] = _median([r.get(key, np.nan) for r in r_])
+        out["backends"][spec] = {"summary": summ, "rows": r_}
+    return out
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--shared", type=Path, required=True, help="The shared data folder (../shared).")
@@ -244,7 +339,7 @@ def main(argv=None) -> int:
                     help="Extra backends (folder / hub id in cache / .onnx); face-model and a tiny random DPT always run.")
     ap.add_argument("--no-tiny", action="store_true", help="Skip the tiny random DPT smoke run.")
     ap.add_argument("--poisson-depth", type=int, default=8)
-    ap.add_argument("--sections", default="icp,truedepth", help="Comma-separated: icp, truedepth.")
+    ap.add_argument("--sections", default="icp,truedepth,james", help="Comma-separated: icp, truedepth, james.")
     ap.add_argument("--json", type=Path, default=None, help="Write the results here.")
     args = ap.parse_args(argv)
     sections = {s.strip() for s in args.sections.split(",") if s.strip()}
@@ -264,6 +359,11 @@ def main(argv=None) -> int:
             name = "tiny random DPT (smoke)" if "tiny-random" in spec else spec
             r = {**r, "summary": {k: v for k, v in r["summary"].items() if k != "failures"} | {"failures": len(r["summary"]["failures"])}}
             print(f"{name}: " + json.dumps(r["summary"], indent=1))
+    if "james" in sections:
+        report["james"] = james_eval(args.shared, ["face-model", ORACLE, *args.depth_model], args.poisson_depth)
+        for spec, r in report["james"]["backends"].items():
+            summ = {k: v for k, v in r["summary"].items() if k != "failures"} | {"failures": len(r["summary"]["failures"])}
+            print(f"james renders, {spec}: " + json.dumps(summ, indent=1))
     if args.json:
         args.json.write_text(json.dumps(report, indent=1, default=float))
     return 0
