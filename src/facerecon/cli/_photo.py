@@ -41,14 +41,39 @@ def split_photo_inputs(inputs: list[Path], depth_paths: list[Path], method: str)
     return photos, depth
 
 
+def write_photo_result(rec, model, rgb, d: Path, formats: tuple[str, ...], overlay: bool, method: str = "photo") -> None:
+    """The per-face folder ``d`` (the caller makes it atomic): meshes (+ texture), pose.json, landmarks.json, overlay.png."""
+    from ..export import landmarks_json, write_face_meshes, write_json
+    from ..photo.overlay import save_photo_overlay
+
+    tex = None if rec.texture is None else rec.texture.image
+    write_face_meshes(rec, model, d, formats, texture=tex, intrinsics=rec.intrinsics)
+    pose = {**rec.pose_json(model), "method": method}
+    if overlay:
+        save_photo_overlay(d / "overlay.png", rgb, model, rec.vertices_camera, rec.intrinsics, rec.landmarks_2d,
+                           rec.detected_68, rec.face_box)
+        pose["overlay"] = "overlay.png"
+    write_json(d / "pose.json", pose)
+    lm = landmarks_json(rec)
+    if rec.detected_68 is not None:
+        lm["detected_2d_px"] = [[round(float(x), 2), round(float(y), 2)] for x, y in rec.detected_68]
+    write_json(d / "landmarks.json", lm)
+
+
+def _report(rec, console: Console, name: str, d: Path) -> None:
+    y, p, r = rec.pose.euler_deg
+    console.print(f"{name}: face {rec.face_index}: yaw {y:.1f} pitch {p:.1f} roll {r:.1f}  fit {rec.fit.rms_px:.1f} px rms, "
+                  f"{rec.fit.iterations} it  {rec.timings_ms['total']:.0f} ms -> {d}", markup=False, soft_wrap=True)
+
+
 def reconstruct_photos(photos: list[Path], out: Path, formats: tuple[str, ...], overlay: bool, focal: float | None,
                        all_faces: bool, used: set[str], console: Console) -> tuple[list[str], int]:
     """Reconstruct every photo; returns (one-line failures, number of photos without a face)."""
-    from ..errors import FaceReconError, NoFaceFoundError
-    from ..export import landmarks_json, write_face_meshes, write_json
-    from ..photo.overlay import save_photo_overlay
+    from ..errors import NoFaceFoundError
+    from ..fileutil import atomic_dir
+    from ..photo.image import read_photo
     from ..photo.reconstruct import PhotoReconstructor
-    from ._frames import frame_stem
+    from ._frames import failure_text, frame_stem
 
     engine = PhotoReconstructor.from_pretrained()
     model = engine.model
@@ -59,35 +84,56 @@ def reconstruct_photos(photos: list[Path], out: Path, formats: tuple[str, ...], 
         task = bar.add_task("photos", total=len(photos))
         for path in photos:
             try:
-                from ..photo.image import read_photo
-
                 photo = read_photo(path)
                 recs = engine.reconstruct(photo, focal_px=focal, all_faces=all_faces)
                 recs = recs if all_faces else [recs]
                 stem = out / frame_stem(path, used)
+                with atomic_dir(stem) as tmp:  # complete or absent, as the depth path's frame folders
+                    for rec in recs:
+                        write_photo_result(rec, model, photo.rgb, tmp / f"face_{rec.face_index}" if all_faces else tmp,
+                                           formats, overlay)
                 for rec in recs:
-                    d = stem / f"face_{rec.face_index}" if all_faces else stem
-                    tex = None if rec.texture is None else rec.texture.image
-                    write_face_meshes(rec, model, d, formats, texture=tex, intrinsics=rec.intrinsics)
-                    pose = rec.pose_json(model)
-                    if overlay:
-                        save_photo_overlay(d / "overlay.png", photo.rgb, model, rec.vertices_camera, rec.intrinsics,
-                                           rec.landmarks_2d, rec.detected_68, rec.face_box)
-                        pose["overlay"] = "overlay.png"
-                    write_json(d / "pose.json", pose)
-                    lm = landmarks_json(rec)
-                    if rec.detected_68 is not None:
-                        lm["detected_2d_px"] = [[round(float(x), 2), round(float(y), 2)] for x, y in rec.detected_68]
-                    write_json(d / "landmarks.json", lm)
-                    y, p, r = rec.pose.euler_deg
-                    console.print(f"{path.name}: face {rec.face_index}: yaw {y:.1f} pitch {p:.1f} roll {r:.1f}  "
-                                  f"fit {rec.fit.rms_px:.1f} px rms, {rec.fit.iterations} it  {rec.timings_ms['total']:.0f} ms -> {d}",
-                                  markup=False, soft_wrap=True)
+                    _report(rec, console, path.name, stem / f"face_{rec.face_index}" if all_faces else stem)
             except NoFaceFoundError as exc:
                 no_face += 1
                 console.print(exc.one_line(), style="red", markup=False, soft_wrap=True)
-            except FaceReconError as exc:
-                failures.append(exc.one_line())
-                console.print(exc.one_line(), style="red", markup=False, soft_wrap=True)
+            except Exception as exc:  # noqa: BLE001 - one photo's failure never stops the batch
+                failures.append(f"{path}: {failure_text(path, exc)}")
+                console.print(failures[-1], style="red", markup=False, soft_wrap=True)
+            bar.advance(task)
+    return failures, no_face
+
+
+def reconstruct_rgbd(paths: list[Path], out: Path, formats: tuple[str, ...], overlay: bool, camera: str | None,
+                     intrinsics: str | None, unit: str | None, used: set[str], console: Console) -> tuple[list[str], int]:
+    """``--method rgbd``: depth frames with registered colour (TrueDepth PLY): the photo fit on
+    the colour, then the face moved onto the depth by rigid ICP.  Returns (failures, no-face count)."""
+    from ..errors import NoFaceFoundError
+    from ..fileutil import atomic_dir
+    from ..photo.reconstruct import PhotoReconstructor
+    from ._frames import failure_text, frame_stem, iterate_frames
+
+    engine = PhotoReconstructor.from_pretrained()
+    failures: list[str] = []
+    no_face = 0
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), console=console,
+                  disable=len(paths) < 2) as bar:
+        task = bar.add_task("rgbd frames", total=len(paths))
+        for path, frame, error in iterate_frames(paths, camera, intrinsics, unit):
+            if error is None:
+                try:
+                    rec = engine.reconstruct_rgbd(frame)
+                    d = out / frame_stem(path, used)
+                    with atomic_dir(d) as tmp:
+                        write_photo_result(rec, engine.model, frame.color, tmp, formats, overlay, method="rgbd")
+                    _report(rec, console, path.name, d)
+                except NoFaceFoundError as exc:
+                    no_face += 1
+                    console.print(exc.one_line(), style="red", markup=False, soft_wrap=True)
+                except Exception as exc:  # noqa: BLE001 - one frame's failure never stops the batch
+                    error = failure_text(path, exc)
+            if error is not None:
+                failures.append(f"{path}: {error}")
+                console.print(failures[-1], style="red", markup=False, soft_wrap=True)
             bar.advance(task)
     return failures, no_face

@@ -22,7 +22,7 @@ import numpy as np
 from ..camera import Intrinsics
 from ..errors import FaceReconError, NoFaceFoundError
 from ..facemodel import FaceModel
-from ..pose_types import HeadPose
+from ..pose_types import EULER_CONVENTION, HeadPose
 from .camera import PhotoCamera, photo_camera
 from .config import load_photo_config
 from .fit import LandmarkTargets, PhotoFit, PhotoFitConfig, contour_bands, fit_photo
@@ -61,7 +61,7 @@ class PhotoReconstruction:
         f = self.fit
         return {
             "frame": self.source, "method": "photo", "face": True, "face_index": self.face_index,
-            **self.pose.to_json(), "confidence": round(float(self.confidence), 4),
+            **_pose_keys(self.pose), "confidence": round(float(self.confidence), 4),
             "face_box": np.round(self.face_box, 2).tolist(),
             "camera": self.camera.to_json(),
             "fit": {"iterations": f.iterations, "rigid_iterations": f.rigid_iterations, "converged": f.converged,
@@ -71,6 +71,14 @@ class PhotoReconstruction:
             "texture": None if self.texture is None else self.texture.stats(),
             "timings_ms": {k: round(float(v), 2) for k, v in self.timings_ms.items()},
         }
+
+
+def _pose_keys(pose: HeadPose) -> dict:
+    """The depth path's pose.json keys (``facerecon.pipeline``), so readers of either take both."""
+    yaw, pitch, roll = (float(a) for a in pose.euler_deg)
+    return {"quaternion_wxyz": [float(v) for v in pose.quaternion_wxyz], "rotation_matrix": pose.R.tolist(),
+            "translation_mm": [float(v) for v in pose.t_mm], "euler_deg": {"yaw": yaw, "pitch": pitch, "roll": roll},
+            "euler_convention": EULER_CONVENTION}
 
 
 def targets_from_landmarks(model: FaceModel, points_2d: np.ndarray, lmap) -> LandmarkTargets:
@@ -152,13 +160,16 @@ class PhotoReconstructor:
         from .landmarks import FaceMeshLandmarker
 
         cfg = load_photo_config(config, overrides)
-        return cls(model or FaceModel.load(), MTCNN.from_package(), FaceMeshLandmarker(), load_landmark_map(),
+        return cls(model or FaceModel.load(), MTCNN.from_package(), FaceMeshLandmarker.from_package(), load_landmark_map(),
                    PhotoFitConfig(**cfg["fit"]), TextureConfig(**cfg["texture"]), float(cfg["camera"]["default_fov_deg"]))
 
-    def camera(self, photo, focal_px: float | None = None) -> PhotoCamera:
+    def camera(self, photo, focal_px: float | None = None, intrinsics: Intrinsics | None = None) -> PhotoCamera:
+        if intrinsics is not None:  # a calibrated camera (an RGB-D frame's colour camera)
+            return PhotoCamera(intrinsics, "calibrated")
         return photo_camera(photo.width, photo.height, focal_px, photo.focal_px, self.default_fov_deg)
 
-    def reconstruct(self, photo, focal_px: float | None = None, all_faces: bool = False, texture: bool = True):
+    def reconstruct(self, photo, focal_px: float | None = None, all_faces: bool = False, texture: bool = True,
+                    intrinsics: Intrinsics | None = None):
         """The largest face of ``photo`` (a :class:`facerecon.photo.Photo` or a path), or with
         ``all_faces`` a list of every face, largest first.  ``focal_px`` overrides EXIF and the
         default field of view.  No face: ``NoFaceFoundError`` naming the photo."""
@@ -168,7 +179,7 @@ class PhotoReconstructor:
         t0 = time.perf_counter()
         if not hasattr(photo, "rgb"):
             photo = read_photo(photo)
-        cam = self.camera(photo, focal_px)
+        cam = self.camera(photo, focal_px, intrinsics)
         t1 = time.perf_counter()
         faces = detect_faces(photo.rgb, self.detector)
         t2 = time.perf_counter()
@@ -212,3 +223,43 @@ class PhotoReconstructor:
         return PhotoReconstruction(pose, v_head, v_cam, lm3, lm2, fit.identity, fit.expression, conf, cam, fit, tex,
                                    np.asarray(face.box, np.float64), detected, index, timings,
                                    str(photo.source))
+
+    def reconstruct_rgbd(self, frame, refine_iterations: int = 10, joint_iterations: int = 0, texture: bool = True
+                         ) -> PhotoReconstruction:
+        """A depth frame with registered colour (``DepthFrame.color``, e.g. a TrueDepth PLY): the
+        photo fit on the colour image (its landmarks fix identity and expression), then
+        ``refine_iterations`` rigid point-to-plane ICP steps of that face onto the frame's depth
+        points (depth fixes the distance and the pose; ``facerecon.fitting.fit_face``), and
+        optionally ``joint_iterations`` Gauss-Newton steps of pose + shape on the depth."""
+        from ..fitting import FitConfig, fit_face
+        from .image import Photo
+
+        if frame.color is None or frame.intrinsics is None:
+            raise FaceReconError(f"{frame.source}: --method rgbd needs a depth frame with registered colour and intrinsics")
+        t0 = time.perf_counter()
+        rec = self.reconstruct(Photo(frame.color, frame.source, float(frame.intrinsics.fx)), texture=False,
+                               intrinsics=frame.intrinsics)
+        t1 = time.perf_counter()
+        pts = frame.intrinsics.depth_to_points(frame.depth_mm)[frame.depth_mm > 0].astype(np.float64)
+        # the depth points around the fitted head only (its box + 40 mm): background and body out
+        lo, hi = rec.vertices_camera.min(0) - 40.0, rec.vertices_camera.max(0) + 40.0
+        pts = pts[np.all((pts >= lo) & (pts <= hi), axis=1)]
+        try:
+            fit = fit_face(pts, self.model, rec.pose.R, rec.pose.t_mm,
+                           FitConfig(rigid_iterations=int(refine_iterations), iterations=int(joint_iterations),
+                                     max_distance_mm=(15.0, 5.0)),
+                           identity=rec.identity, expression=rec.expression)
+        except ValueError as exc:
+            raise FaceReconError(f"{frame.source}: the depth refinement failed ({exc})") from None
+        pose = HeadPose(fit.rotation, fit.translation)
+        v_head = self.model.vertices(fit.identity, fit.expression).astype(np.float64)
+        v_cam = pose.apply(v_head)
+        rec.fit.rotation, rec.fit.translation = pose.R, pose.t_mm  # the landmarks follow the refined pose
+        lm_idx = silhouette_landmarks(self.model, rec.fit, v_cam, self.fit_config, rec.detected_68)
+        t2 = time.perf_counter()
+        tex = sample_texture(self.model, v_cam, frame.color, frame.intrinsics, self.texture_config) if texture else None
+        t3 = time.perf_counter()
+        timings = {**rec.timings_ms, "depth_refine": (t2 - t1) * 1e3, "texture": (t3 - t2) * 1e3, "total": (t3 - t0) * 1e3}
+        return PhotoReconstruction(pose, v_head, v_cam, v_cam[lm_idx], frame.intrinsics.project(v_cam[lm_idx]), fit.identity,
+                                   fit.expression, rec.confidence, rec.camera, rec.fit, tex, rec.face_box, rec.detected_68,
+                                   0, timings, frame.source)

