@@ -159,6 +159,24 @@ def test_depth_beyond_range_is_cleaned_with_a_warning(tmp_path: Path) -> None:
         read_depth_npy(tmp_path / "ok.npy", unit="mm")
 
 
+def test_png_chunk_length_beyond_the_file_allocates_nothing(tmp_path: Path) -> None:
+    """Found by benchmarks/fuzz.py: Pillow reads a lying IDAT length with fp.read(n), 4 GB up front."""
+    from facerecon.io.images import read_depth_png, write_depth_png
+
+    f = tmp_path / "d.png"
+    write_depth_png(f, _depth())
+    blob = bytearray(f.read_bytes())
+    i = blob.index(b"IDAT") - 4
+    blob[i : i + 4] = (0xFFFFFFAB).to_bytes(4, "big")
+    f.write_bytes(bytes(blob))
+    tracemalloc.start()
+    refused(read_depth_png, f, "PNG chunk IDAT claims 4,294,967,211 bytes")
+    refused(read_depth, f, "PNG chunk IDAT")
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert peak < 5 * 2**20
+
+
 # -- TrueDepth PLY ---------------------------------------------------------------------
 
 

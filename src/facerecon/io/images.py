@@ -30,6 +30,7 @@ from ._common import (
     guard_reader,
     guess_unit,
     normalise_unit,
+    read_bytes,
     unit_factor,
 )
 from .frame import DepthFrame
@@ -47,8 +48,12 @@ def read_depth_png(path: str | Path, unit: str | None = None) -> DepthFrame:
 
     p = check_file(path)
     u = normalise_unit(unit) or "mm"
+    blob = read_bytes(p)
+    _check_png_chunks(p, blob)
     try:
-        with Image.open(p) as im:
+        # from memory: Pillow reads some chunk lengths with fp.read(n), which on a file
+        # allocates n bytes up front (4 GB from a 200-byte file with a lying IDAT length)
+        with Image.open(io.BytesIO(blob), formats=["PNG"]) as im:
             check_image_size(p, im.width, im.height, "PNG")  # from the header, before decoding
             im.load()
             mode = im.mode
@@ -63,6 +68,22 @@ def read_depth_png(path: str | Path, unit: str | None = None) -> DepthFrame:
     check_plausible_mm(p, depth, u)  # before cleaning: a wrong unit shows in the median, then as "beyond range"
     depth = clean_depth_mm(p, depth)
     return DepthFrame(depth, None, str(p), None, {"format": "png16", "unit": u})
+
+
+def _check_png_chunks(p: Path, blob: bytes) -> None:
+    """Every PNG chunk's declared length must fit in the file (checked before decoding)."""
+    if not blob.startswith(b"\x89PNG\r\n\x1a\n"):
+        raise InputFileError(p, "not a PNG file (wrong magic bytes)")
+    pos = 8
+    while pos + 8 <= len(blob):
+        n = int.from_bytes(blob[pos : pos + 4], "big")
+        kind = blob[pos + 4 : pos + 8]
+        if pos + 12 + n > len(blob):
+            name = kind.decode("latin-1") if kind.isalpha() else repr(kind)
+            raise InputFileError(p, f"PNG chunk {name} claims {n:,} bytes, {max(len(blob) - pos - 12, 0):,} present (truncated or corrupt)")
+        pos += 12 + n
+        if kind == b"IEND":
+            break
 
 
 def _array_to_frame(
