@@ -29,42 +29,17 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def load_pose(path: Path):
-    from facerecon.nets.pose import DAPoseNet
-    from facerecon.pipeline.weights import load_weights
-    from facerecon.train.checkpoint import is_checkpoint, load_checkpoint, read_meta
+    """(network, record) of exported weights or a checkpoint: the library's one loader."""
+    from facerecon.pipeline.pose import load_pose_network
 
-    if is_checkpoint(path):
-        meta = read_meta(path)
-        net = DAPoseNet(meta["config"]["net"])
-        load_checkpoint(path, {"pose": net})
-        return net.eval(), meta
-    from facerecon.pipeline.weights import weights_meta
-
-    meta = weights_meta(path)
-    net = DAPoseNet(meta.get("net", "fast"))
-    load_weights(net, path)
-    return net, meta
+    return load_pose_network(path)
 
 
 def load_shape(path: Path, model):
-    from facerecon.facemodel.shape_subset import ShapeSubset
-    from facerecon.nets.argan import DAShapeNet
-    from facerecon.pipeline.weights import load_weights
-    from facerecon.train.checkpoint import is_checkpoint, load_checkpoint, read_meta
+    """(network, subset, record): the library's one loader."""
+    from facerecon.pipeline.reconstruct import load_shape_network
 
-    if is_checkpoint(path):
-        meta = read_meta(path)
-        cfg = meta["config"]
-        net = DAShapeNet(cfg["net"], int(cfg["n_vertices"]))
-        load_checkpoint(path, {"F": net.encoder, "R": net.regressor})
-    else:
-        from facerecon.pipeline.weights import weights_meta
-
-        meta = weights_meta(path)
-        net = DAShapeNet(meta.get("net", "fast"), len(meta["subset_vertices"]))
-        load_weights(net, path)
-    subset = ShapeSubset.from_indices(model, np.asarray(meta["subset_vertices"], np.int64))
-    return net.eval(), subset, meta
+    return load_shape_network(path, model)
 
 
 def _pairs(items: list[str]) -> dict[str, Path]:
@@ -76,15 +51,16 @@ def _pairs(items: list[str]) -> dict[str, Path]:
 
 
 class Refined:
-    """A Reconstructor whose reconstruct() always refines (``--refine N --refine-shape M``)."""
+    """A reconstructor whose reconstruct() always uses the given ``refine`` / ``refine_shape``
+    (the library's ``refine=`` arguments; ``refine=0``: the bare networks)."""
 
-    def __init__(self, rec, refine: int, refine_shape: int):
+    def __init__(self, rec, refine: int | None, refine_shape: int = 0):
         self.rec, self.refine, self.refine_shape, self.model = rec, refine, refine_shape, rec.model
 
     def reconstruct(self, depth, intrinsics=None):
         return self.rec.reconstruct(depth, intrinsics, refine=self.refine, refine_shape=self.refine_shape)
 
-    def estimate(self, depth, intrinsics=None):  # a pose estimator too (`facerecon pose --refine N`)
+    def estimate(self, depth, intrinsics=None):  # a pose estimator too (`facerecon pose`)
         return self.reconstruct(depth, intrinsics).pose_result
 
 
@@ -108,7 +84,8 @@ def main(argv=None) -> int:
     ap.add_argument("--shape-limit", type=int, default=40, help="synthetic test samples per preset for shape")
     ap.add_argument("--james-shape", type=int, default=6, help="james renders for shape (ICP on the scan is slow)")
     ap.add_argument("--sweep-step", type=int, default=3, help="every n-th TrueDepth frame for shape")
-    ap.add_argument("--pose-refine", type=int, default=10, help="also the first pose model + this many rigid ICP iterations (0: skip)")
+    ap.add_argument("--pose-refine", type=int, default=6, help="also the first pose model + this many rigid refinement iterations "
+                    "with the robust check (the library default is 6; 0: skip)")
     ap.add_argument("--fit", type=int, default=20, help="synthetic facewarehouse frames for the network-vs-fitting comparison (0: skip)")
     ap.add_argument("--speed", default="fast,paper", help="configurations for benchmarks/speed.py ('' to skip)")
     ap.add_argument("--out", type=Path, default=REPO / "docs")
@@ -139,7 +116,7 @@ def main(argv=None) -> int:
                      "pose": {}, "shape": {}}
     for name, path in _pairs(args.pose).items():
         net, meta = load_pose(path)
-        est = PoseEstimator(net, model)
+        est = PoseEstimator(net, model, refine=0)  # the bare network (checked, never changed)
         r: dict = {"weights": str(path), "train_meta": {k: meta.get(k) for k in ("steps", "train_seconds", "step", "seconds", "command") if k in meta}}
         for preset, data in tests.items():
             e, extra = syn_eval.pose_accuracy(net, data)
@@ -158,7 +135,7 @@ def main(argv=None) -> int:
         pose_net, _ = load_pose(pose_path)
         for name, path in _pairs(args.shape).items():
             net, subset, meta = load_shape(path, model)
-            rec = Reconstructor(PoseEstimator(pose_net, model), net, subset)
+            rec = Reconstructor(PoseEstimator(pose_net, model, refine=0), net, subset)  # networks alone unless refine= is given
             r = {"weights": str(path), "pose_weights": pose_name,
                  "train_meta": {k: meta.get(k) for k in ("steps", "train_seconds", "step", "seconds", "command") if k in meta}}
             for preset in ("facewarehouse", "biwi"):
@@ -184,8 +161,8 @@ def main(argv=None) -> int:
 
         name, path = next(iter(_pairs(args.shape).items()))
         net, subset, _ = load_shape(path, model)
-        networks = Reconstructor(PoseEstimator(pose_net, model), net, subset)
-        methods = {f"networks ({name})": networks, "networks + refine 10 + refine-shape 12": Refined(networks, 10, 12),
+        networks = Reconstructor(PoseEstimator(pose_net, model, refine=0), net, subset)
+        methods = {f"networks ({name})": networks, "networks + refine + refine-shape 12": Refined(networks, None, 12),
                    "fit": FittingReconstructor(model)}
         gen = SynthGenerator("facewarehouse", "kinect-v1", seed=1003, model=model)
         for label, rec in methods.items():

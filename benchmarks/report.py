@@ -66,7 +66,7 @@ def _fit_section(results: dict) -> list[str]:
     lines = ["## Networks vs the classical fitting baseline", "",
              "`facerecon reconstruct --method fit` (FittingReconstructor: the localiser's frontal start, rigid point-to-plane ICP, "
              "then identity + expression by regularised Gauss-Newton; no network) against the networks, and the networks "
-             "followed by the fitter (`--refine 10 --refine-shape 12`), on the same frames. "
+             "followed by the default refinement and the fitter's joint stage (`--refine-shape 12`), on the same frames. "
              "Synthetic: whole `facewarehouse` frames (kinect-v1, seed 1003, frames 0..N-1), 9-landmark alignment, surface "
              "distances, geodesic pose error; real: as in the shape tables above.", "",
              "| method | data | N | failed | pred->gt median mm | gt->pred median mm | pose geodesic mean deg | s / frame |",

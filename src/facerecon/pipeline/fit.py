@@ -26,7 +26,8 @@ from ..fitting import FitConfig, fit_face
 from ..pose_types import HeadPose
 from ..preprocess.localize import DEFAULT_PARAMS
 from ..rotations import euler_to_matrix
-from .pose import CHECK_LANDMARKS, PoseResult, landmark_fit_fraction, locate_and_crop
+from .check import FaceRegion, MeasuredSurface, check_config, surface_check
+from .pose import describe_pose, locate_and_crop
 from .reconstruct import FaceReconstruction
 
 
@@ -70,7 +71,9 @@ class FittingReconstructor:
         self.model = model or FaceModel.load()
         self.config = config or BASELINE_FIT
         self._centre = model_head_centre(self.model)
-        self._ref_lm = self.model.landmarks(self.model.reference_vertices)[list(CHECK_LANDMARKS)].astype(np.float64)
+        self.check_cfg = check_config()
+        c = self.check_cfg
+        self.region = FaceRegion(self.model, c["check"]["region"], c["refine"]["n_points"], central_radius_mm=c["check"]["central_radius_mm"])
 
     def initial_poses(self, location) -> list[HeadPose]:
         """Frontal starts: the roll from the body direction and, when that is far from
@@ -86,7 +89,7 @@ class FittingReconstructor:
             out.append(HeadPose(r0, np.asarray(location.center_mm, np.float64) - r0 @ self._centre))
         return out
 
-    def reconstruct(self, depth, intrinsics: Intrinsics | None = None, refine: int = 0, refine_shape: int = 0) -> FaceReconstruction:
+    def reconstruct(self, depth, intrinsics: Intrinsics | None = None, refine: int | None = None, refine_shape: int = 0) -> FaceReconstruction:
         """``refine`` / ``refine_shape`` are accepted for interface compatibility (fitting is all refinement)."""
         frame, loc, pim, (t0, t1, t2) = locate_and_crop(depth, intrinsics)
         starts = self.initial_poses(loc)
@@ -104,10 +107,12 @@ class FittingReconstructor:
         v_cam = pose.apply(v_head)
         lm3 = v_cam[self.model.landmarks_68]
         lm2 = frame.intrinsics.project(lm3)
-        lm_fit = landmark_fit_fraction(self._ref_lm, pose, pim)
-        conf = float(np.clip(0.5 * loc.confidence + 0.5 * lm_fit, 0.0, 1.0))
+        # the same check, confidence and face decision as the networks' path, on the fitted face
+        check = surface_check(v_head, pose, self.region, MeasuredSurface.from_position_image(pim), self.check_cfg)
+        pr = describe_pose(self.check_cfg, loc, pim, pose, check, fit.identity, fit.expression)
+        pr.chosen = "fit"
         t4 = time.perf_counter()
         timings = {"localize": (t1 - t0) * 1e3, "crop": (t2 - t1) * 1e3, "fit": (t3 - t2) * 1e3,
-                   "mesh": (t4 - t3) * 1e3, "total": (t4 - t0) * 1e3}
-        pr = PoseResult(pose, loc, pim, conf, lm_fit, timings)
-        return FaceReconstruction(pose, v_head, v_cam, lm3, lm2, fit.identity, fit.expression, conf, pr, timings, frame.source)
+                   "mesh_and_check": (t4 - t3) * 1e3, "total": (t4 - t0) * 1e3}
+        pr.timings_ms = {k: v for k, v in timings.items() if k != "total"}
+        return FaceReconstruction(pose, v_head, v_cam, lm3, lm2, fit.identity, fit.expression, pr.confidence, pr, timings, frame.source)

@@ -1,0 +1,285 @@
+"""Real geometry, not our model's faces: networks alone vs the default output -> docs/real_geometry.{json,md}.
+
+    nice -n 10 .venv/bin/python benchmarks/real_geometry.py --shared ../shared [--n 24] [--out docs]
+
+Sets (every pose drawn from seeded streams; no frame is used in training):
+
+* ``james full head``: renders of the james scan (completed by the back-of-head / neck /
+  torso proxies, wall behind) at the ``biwi`` preset's poses through the Kinect v1 sensor
+  model (:func:`facerecon.realdata.james_eval_frames`);
+* ``james face only``: the scan's face triangles alone (no hair, neck, torso, wall: the
+  seed's BFM-style renders, cropped real scans), yaw +-50, pitch +-30, roll +-20 degrees,
+  600-1100 mm, Kinect v1;
+* ``mannequin full`` / ``mannequin face only``: splats of the mannequin's fused TrueDepth
+  cloud (``Expected.ply``: head, neck, shoulders) at poses inside what the cloud covers,
+  Kinect v1; face only = cloud points within 95 mm of the registered nose tip;
+* ``kinect-pcl``: ``person.pcd`` and the six face patches (no pose label: residual,
+  central residual, landmark self-check);
+* ``truedepth``: the 30 real TrueDepth frames: per-frame rotation error against the
+  registration reference poses, and for every frame pair the relative rotation angle
+  against the phone's IMU attitude (``motion-data.json``, nearest sample; the head is
+  still, so both angles are the phone's motion).
+
+Methods: ``networks`` = ``reconstruct(refine=0)`` (the bare networks, only checked) and
+``default`` (robust check + rigid refinement + fallback).  For every set: median / p90 /
+mean rotation error, frames with error > 10 degrees, median trimmed residual, and the
+share of frames returned with confidence >= 0.5 whose trimmed residual exceeds 5 mm
+(target: 0); latency per frame.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+SENSOR, CAMERA = "kinect-v1", "kinect-v1"
+
+
+def _pose(rng, yaw=50.0, pitch=30.0, roll=20.0, z=(600.0, 1100.0)):
+    from facerecon.rotations import euler_to_matrix
+
+    r = euler_to_matrix(rng.uniform(-yaw, yaw), rng.uniform(-pitch, pitch), rng.uniform(-roll, roll))
+    zz = rng.uniform(*z)
+    t = np.array([rng.uniform(-0.15, 0.15) * zz, rng.uniform(-0.1, 0.1) * zz, zz])
+    return r, t
+
+
+def james_face_only(scan, n: int, seed: int) -> list:
+    from facerecon.camera import camera_preset
+    from facerecon.io.frame import DepthFrame
+    from facerecon.realdata import EVAL_POSE_KEY
+    from facerecon.realdata.scan import render_soup
+    from facerecon.synth.presets import load_sensor
+    from facerecon.synth.sensors import apply_sensor
+
+    k = camera_preset(CAMERA)
+    tris = scan.faces[scan.face_triangle].astype(np.int32)
+    out = []
+    for i in range(n):
+        rng = np.random.default_rng(np.random.SeedSequence([seed, i, 0xFACE]))
+        r, t = _pose(rng)
+        v = scan.vertices @ r.T + t
+        depth, seg, cos = render_soup(v, tris, np.ones(len(tris), np.uint8), k)
+        d, _ = apply_sensor(load_sensor(SENSOR), depth, k, rng, segment=seg, cos_view=cos)
+        out.append(DepthFrame(d, k, f"james face only #{i}", meta={EVAL_POSE_KEY: (r, t)}))
+    return out
+
+
+def mannequin_frames(folder: Path, model, n: int, seed: int, face_only: bool) -> list:
+    from facerecon.camera import camera_preset
+    from facerecon.io.frame import DepthFrame
+    from facerecon.realdata import EVAL_POSE_KEY
+    from facerecon.realdata import align_mannequin, load_mannequin_cloud, splat_mannequin
+    from facerecon.realdata.target import MANNEQUIN_PITCH_RANGE, MANNEQUIN_YAW_RANGE
+    from facerecon.rotations import euler_to_matrix
+    from facerecon.synth.presets import load_sensor
+    from facerecon.synth.render import splat_points
+    from facerecon.synth.sensors import apply_sensor
+
+    k = camera_preset(CAMERA)
+    align = align_mannequin(folder, model=model)
+    cloud = load_mannequin_cloud(folder)
+    head = align.cloud_to_head(cloud["points"])
+    nose = model.reference_vertices[model.landmarks_68[30]].astype(np.float64)
+    face = np.linalg.norm(head - nose, axis=1) < 95.0
+    out = []
+    for i in range(n):
+        rng = np.random.default_rng(np.random.SeedSequence([seed, i, 0x3A11 + face_only]))
+        (ylo, yhi), (plo, phi) = MANNEQUIN_YAW_RANGE, MANNEQUIN_PITCH_RANGE
+        r = euler_to_matrix(rng.uniform(ylo + 15, yhi - 5), rng.uniform(plo + 5, phi - 5), rng.uniform(-20, 20))
+        zz = rng.uniform(600.0, 1100.0)
+        t = np.array([rng.uniform(-0.15, 0.15) * zz, rng.uniform(-0.1, 0.1) * zz, zz])
+        if not face_only:
+            fr = splat_mannequin(r, t, k, SENSOR, rng, background="wall", wall_gap_mm=float(rng.uniform(500, 1500)), path=folder)
+            fr.source = f"mannequin full #{i}"
+            out.append(fr)
+            continue
+        pts = head[face] @ r.T + t
+        nrm = (cloud["normals"][face] @ align.rotation) @ r.T  # cloud -> head -> camera
+        front = np.einsum("ij,ij->i", nrm, pts) < 0
+        depth = splat_points(pts[front], k, 1.6)
+        d, _ = apply_sensor(load_sensor(SENSOR), depth, k, rng)
+        out.append(DepthFrame(d, k, f"mannequin face only #{i}", meta={EVAL_POSE_KEY: (r, t)}))
+    return out
+
+
+def pcl_frames(shared: Path) -> list:
+    sys.path.insert(0, str(Path(__file__).parent))
+    from saying_no import pcl_frames as load  # one reader for the PCL patches (splatted)
+
+    return load(shared)
+
+
+def truedepth(folder: Path, model):
+    from facerecon.io import read_depth
+    from facerecon.realdata import EVAL_POSE_KEY
+    from facerecon.realdata import mannequin_reference
+    from facerecon.realdata.mannequin import frame_files
+
+    ref = mannequin_reference(folder, model=model)
+    frames = []
+    for i, f in enumerate(frame_files(folder)):
+        fr = read_depth(f)
+        fr.meta[EVAL_POSE_KEY] = ref.pose(i)
+        frames.append(fr)
+    return frames, imu_attitudes(folder, ref.timestamps)
+
+
+def imu_attitudes(folder: Path, timestamps: np.ndarray) -> np.ndarray | None:
+    """(N, 3, 3) phone attitude at each frame's timestamp (nearest IMU sample)."""
+    from facerecon.rotations import quat_to_matrix
+
+    rows = json.loads((folder / "DepthFrames" / "motion-data.json").read_text(encoding="utf-8"))
+    ts = np.array([r["timestamp"] for r in rows], np.float64)
+    q = np.array([[r["attitude_w"], r["attitude_x"], r["attitude_y"], r["attitude_z"]] for r in rows], np.float64)
+    if not np.isfinite(timestamps).all():
+        return None
+    return quat_to_matrix(q[np.abs(ts[None, :] - np.asarray(timestamps)[:, None]).argmin(axis=1)])
+
+
+def evaluate(rec, frames, refine) -> list[dict]:
+    from facerecon.errors import FaceReconError
+    from facerecon.realdata import EVAL_POSE_KEY
+    from facerecon.rotations import geodesic_distance_deg
+
+    rows = []
+    for f in frames:
+        t0 = time.perf_counter()
+        row = {"source": f.source}
+        try:
+            r = rec.reconstruct(f, refine=refine)
+        except FaceReconError as exc:
+            row["failed"] = exc.one_line()
+            rows.append(row)
+            continue
+        pr = r.pose_result
+        row.update(seconds=time.perf_counter() - t0, confidence=pr.confidence, face=pr.face, returned=pr.chosen,
+                   landmark_fit=pr.landmark_fit, **pr.check.to_json(), R=r.pose.R.tolist())
+        ref = f.meta.get(EVAL_POSE_KEY)
+        if ref is not None:
+            row["error_deg"] = float(geodesic_distance_deg(r.pose.R, np.asarray(ref[0])))
+        rows.append(row)
+    return rows
+
+
+def summarise(rows: list[dict]) -> dict:
+    ok = [r for r in rows if "failed" not in r]
+    out = {"n": len(rows), "n_failed": len(rows) - len(ok)}
+    if not ok:
+        return out
+    res = np.array([r["trimmed_residual_mm"] if r["trimmed_residual_mm"] is not None else np.inf for r in ok])
+    conf = np.array([r["confidence"] for r in ok])
+    out.update({
+        "median_residual_mm": float(np.median(res)),
+        "median_central_residual_mm": float(np.median([r["central_residual_mm"] or np.inf for r in ok])),
+        "median_landmark_fit": float(np.median([r["landmark_fit"] for r in ok])),
+        "median_confidence": float(np.median(conf)),
+        "share_face": float(np.mean([r["face"] for r in ok])),
+        "confident_bad_residual": int(((conf >= 0.5) & (res > 5.0)).sum()),
+        "share_confident_bad_residual": float(((conf >= 0.5) & (res > 5.0)).mean()),
+        "ms_per_frame": float(np.median([r["seconds"] for r in ok]) * 1e3),
+    })
+    err = np.array([r["error_deg"] for r in ok if "error_deg" in r])
+    if len(err):
+        out.update({"median_deg": float(np.median(err)), "p90_deg": float(np.percentile(err, 90)), "mean_deg": float(err.mean()),
+                    "share_over_10deg": float((err > 10).mean())})
+    return out
+
+
+def imu_pairs(rows: list[dict], att: np.ndarray | None) -> dict:
+    """Relative rotation angle of every frame pair: prediction vs IMU (both failed-free)."""
+    from facerecon.rotations import rotation_angle_deg
+
+    if att is None:
+        return {}
+    idx = [i for i, r in enumerate(rows) if "R" in r]
+    rp = np.array([rows[i]["R"] for i in idx])
+    ai = att[idx]
+    ii, jj = np.triu_indices(len(idx), 1)
+    pred = rotation_angle_deg(np.swapaxes(rp[ii], -1, -2) @ rp[jj])
+    imu = rotation_angle_deg(np.swapaxes(ai[ii], -1, -2) @ ai[jj])
+    e = np.abs(pred - imu)
+    return {"pairs": int(len(e)), "median_deg": float(np.median(e)), "p90_deg": float(np.percentile(e, 90))}
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--shared", type=Path, default=REPO.parent / "shared")
+    ap.add_argument("--n", type=int, default=24, help="frames per rendered set")
+    ap.add_argument("--seed", type=int, default=1616)
+    ap.add_argument("--out", type=Path, default=REPO / "docs")
+    args = ap.parse_args(argv)
+    import torch
+
+    from facerecon.facemodel import FaceModel
+    from facerecon.pipeline import Reconstructor
+    from facerecon.realdata.scan import load_james_scan
+    from facerecon.realdata.target import james_eval_frames
+
+    torch.set_num_threads(1)
+    t0 = time.time()
+    real = args.shared / "data" / "real"
+    import os
+
+    os.environ["FACERECON_REAL_DATA"] = str(real)  # the library's default real-data folder: the one given here
+    model = FaceModel.load()
+    rec = Reconstructor.from_pretrained("fast", model=model)
+    scan = load_james_scan(real / "scan-james", model=model)
+    sets = {
+        "james full head": james_eval_frames(args.n, seed=args.seed, presets=("biwi",)),
+        "james face only": james_face_only(scan, args.n, args.seed),
+        "mannequin full": mannequin_frames(real / "truedepth-mannequin", model, args.n, args.seed, False),
+        "mannequin face only": mannequin_frames(real / "truedepth-mannequin", model, args.n, args.seed, True),
+        "kinect-pcl (no label)": pcl_frames(args.shared),
+    }
+    td, att = truedepth(real / "truedepth-mannequin", model)
+    sets["truedepth real"] = td
+    print("frames ready", round(time.time() - t0), "s", flush=True)
+    results: dict = {"command": " ".join(["python", *sys.argv]), "sets": {}}
+    for name, frames in sets.items():
+        r = {}
+        for method, refine in (("networks", 0), ("default", None)):
+            rows = evaluate(rec, frames, refine)
+            r[method] = summarise(rows)
+            if name == "truedepth real":
+                r[method]["imu_pairs"] = imu_pairs(rows, att)
+            r[method]["rows"] = [{k: v for k, v in row.items() if k != "R"} for row in rows]
+        results["sets"][name] = r
+        print(name, "done", round(time.time() - t0), "s", flush=True)
+    results["seconds"] = round(time.time() - t0, 1)
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "real_geometry.json").write_text(json.dumps(results, indent=1, default=float))
+    md = table(results)
+    (args.out / "real_geometry.md").write_text(md)
+    print(md)
+    return 0
+
+
+def table(results: dict) -> str:
+    def f(v, p=2):
+        return "-" if v is None else (f"{v:.{p}f}" if isinstance(v, float) else str(v))
+
+    lines = ["# Real geometry: networks alone vs the default output", "",
+             f"`{results['command']}` ({results['seconds']} s). See `benchmarks/real_geometry.py` for the sets.", "",
+             "| set | method | n (failed) | median deg | p90 deg | > 10 deg | median residual mm | central mm | landmark fit | "
+             "median conf | face | conf >= 0.5 & residual > 5 mm | IMU pairs median / p90 deg | ms |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for name, r in results["sets"].items():
+        for method in ("networks", "default"):
+            s = r[method]
+            imu = s.get("imu_pairs") or {}
+            lines.append(f"| {name} | {method} | {s['n']} ({s['n_failed']}) | {f(s.get('median_deg'))} | {f(s.get('p90_deg'))} | "
+                         f"{f(s.get('share_over_10deg'))} | {f(s.get('median_residual_mm'))} | {f(s.get('median_central_residual_mm'))} | "
+                         f"{f(s.get('median_landmark_fit'))} | {f(s.get('median_confidence'))} | {f(s.get('share_face'))} | "
+                         f"{s.get('confident_bad_residual', '-')} | "
+                         f"{f(imu.get('median_deg'))} / {f(imu.get('p90_deg'))} | {f(s.get('ms_per_frame'), 0)} |")
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,411 @@
+"""The robust check after the networks: does the returned face lie on the frame's points?
+
+The networks give a pose (and a shape) from one look at the position image; nothing in
+them says whether the result agrees with the measured surface.  This module does, cheaply
+(a few ms on one core), on the position image the networks saw (an organised 160 x 160
+grid of camera-frame points: no search structure is needed):
+
+* :func:`surface_check` renders the face (``[check] region`` of ``configs/check.toml``)
+  of the posed mesh into the crop and compares it with the measured depth pixel by pixel:
+  the **trimmed residual** (mean of the smallest 80 % of ``|measured - rendered|`` where
+  both exist), the **free-space violations** (fraction of those pixels where the mesh lies
+  more than 10 mm *in front of* the measured surface: the sensor saw through where the
+  face is claimed to be, which an occluder cannot explain) and the **coverage** (fraction
+  of rendered face pixels with a measurement at all).
+* :func:`refine_rigid` is a short rigid point-to-plane ICP with projective association:
+  face vertices are projected into the crop and paired with the measured point (and its
+  grid normal) at that pixel; the step is the project's one point-to-plane solver
+  (:func:`facerecon.metrics.align.point_to_plane_step`).  ~0.3-0.5 ms per iteration: cheap
+  enough to run by default.  (The fitter's rigid stage, :func:`facerecon.fitting.fit_face`,
+  pairs by KD-tree and re-evaluates the shape every iteration: measured ~200 ms for 3
+  iterations on the loaded 2-core machine, against ~13 ms for 6 here.)
+* :func:`robust_pose` refines the networks' pose; when the result fails the acceptance
+  test it also refines the alternatives (the un-averaged direct and mirrored network
+  predictions, rolls of 90/180/270 degrees about the view axis: upside-down heads,
+  phones held sideways) and keeps the best by score.
+* :func:`confidence_from` turns the final pose's check (and the landmark self-check, the
+  identity / expression plausibility) into the confidence; :func:`face_decision` says
+  "face" or "no face" with a reason.  Thresholds are data (``configs/check.toml``),
+  chosen on the ROC of ``benchmarks/saying_no.py`` (``docs/confidence.md``).
+"""
+from __future__ import annotations
+
+import tomllib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import lru_cache
+from importlib import resources
+
+import numpy as np
+
+from ..errors import ConfigError
+from ..facemodel import FaceModel
+from ..metrics.align import point_to_plane_step
+from ..pose_types import HeadPose
+from ..preprocess.position_image import PositionImage
+from ..rotations import axis_angle_to_matrix
+
+
+FIT_TOLERANCE_MM = 10.0
+# inner landmarks (brows, nose, eyes, mouth) used by the landmark self-check
+CHECK_LANDMARKS = tuple(range(17, 68))
+
+
+def landmark_fit_fraction(landmarks_head: np.ndarray, pose: HeadPose, pim: PositionImage) -> float:
+    """Fraction of head-frame landmarks with a measured point within ``FIT_TOLERANCE_MM`` in a
+    5x5 pixel window around their projection into the crop (no search structure: ~0.1 ms)."""
+    lm = pose.apply(landmarks_head)
+    uv = np.rint(pim.intrinsics.project(lm)).astype(np.int64)
+    s = pim.size
+    off = np.arange(-2, 3)
+    us = np.clip(uv[:, 0, None, None] + off[None, None, :], 0, s - 1)
+    vs = np.clip(uv[:, 1, None, None] + off[None, :, None], 0, s - 1)
+    pts = pim.data[:, vs, us].transpose(1, 2, 3, 0) * pim.scale_mm + pim.center_mm  # (L, 5, 5, 3)
+    ok = pim.valid[vs, us]
+    d = np.linalg.norm(pts - lm[:, None, None, :], axis=-1)
+    d[~ok] = np.inf
+    return float((d.reshape(len(lm), -1).min(axis=1) <= FIT_TOLERANCE_MM).mean())
+
+
+# -- configuration ------------------------------------------------------------------------------------------------
+
+
+@lru_cache(maxsize=1)
+def _packaged() -> dict:
+    return tomllib.loads(resources.files("facerecon").joinpath("configs/check.toml").read_text(encoding="utf-8"))
+
+
+def check_config(overrides: dict | None = None) -> dict:
+    """``configs/check.toml`` with ``overrides`` (``{section: {key: value}}``) on top; unknown keys are errors."""
+    base = _packaged()
+    out = {s: dict(v) for s, v in base.items()}
+    for section, table in (overrides or {}).items():
+        if section not in base:
+            raise ConfigError(f"check config: unknown section [{section}]; known: {', '.join(sorted(base))}")
+        for key, value in table.items():
+            if key not in base[section]:
+                raise ConfigError(f"check config: unknown key {section}.{key}; known: {', '.join(sorted(base[section]))}")
+            out[section][key] = value
+    return out
+
+
+# -- the measured surface ---------------------------------------------------------------------------------------
+
+
+@dataclass
+class MeasuredSurface:
+    """The crop's measured points as an organised grid (camera frame, mm) with grid normals."""
+
+    points: np.ndarray  # (S, S, 3)
+    valid: np.ndarray  # (S, S) bool
+    normals: np.ndarray  # (S, S, 3) unit, facing the camera; 0 where unknown
+    has_normal: np.ndarray  # (S, S) bool
+    depth: np.ndarray  # (S, S) z in mm, 0 where invalid
+    pim: PositionImage
+
+    @classmethod
+    def from_position_image(cls, pim: PositionImage, max_jump_mm: float = 20.0) -> "MeasuredSurface":
+        pts = np.moveaxis(pim.data, 0, -1).astype(np.float64) * pim.scale_mm + pim.center_mm
+        valid = pim.valid.copy()
+        # central differences on the grid; a normal needs its four neighbours on the same surface
+        dx = np.zeros_like(pts)
+        dy = np.zeros_like(pts)
+        dx[:, 1:-1] = pts[:, 2:] - pts[:, :-2]
+        dy[1:-1] = pts[2:] - pts[:-2]
+        ok = np.zeros_like(valid)
+        ok[1:-1, 1:-1] = valid[1:-1, 2:] & valid[1:-1, :-2] & valid[2:, 1:-1] & valid[:-2, 1:-1] & valid[1:-1, 1:-1]
+        ok &= (np.abs(dx[..., 2]) < max_jump_mm) & (np.abs(dy[..., 2]) < max_jump_mm)
+        n = np.cross(dx, dy)
+        nn = np.linalg.norm(n, axis=-1)
+        ok &= nn > 1e-9
+        n = np.where(ok[..., None], n / np.maximum(nn, 1e-12)[..., None], 0.0)
+        flip = np.einsum("ijk,ijk->ij", n, pts) > 0  # face the camera (at the origin)
+        n[flip] *= -1
+        depth = np.where(valid, pts[..., 2], 0.0)
+        return cls(pts, valid, n, ok, depth, pim)
+
+
+# -- the face model's part used by the check and the refinement --------------------------------------------------
+
+
+class FaceRegion:
+    """The ICT face region's triangles and a fixed vertex subsample for the refinement."""
+
+    def __init__(self, model: FaceModel, region: str = "narrow_face", n_points: int = 1200, seed: int = 0,
+                 central_radius_mm: float = 40.0):
+        self.model = model
+        self.region = region
+        self.triangles = np.ascontiguousarray(model.region_triangles(region), np.int32)
+        verts = model.region_vertices(region)
+        rng = np.random.default_rng(seed)
+        self.sample = np.sort(rng.choice(verts, size=min(n_points, len(verts)), replace=False))
+        used = np.unique(self.triangles)
+        # a compact copy of the region's mesh (rendering and normals touch only these vertices)
+        self._used = used
+        remap = np.full(model.n_vertices, -1, np.int64)
+        remap[used] = np.arange(len(used))
+        self._tris_local = remap[self.triangles]
+        self.local_triangles = np.ascontiguousarray(self._tris_local, np.int32)
+        # the central face (nose, eyes, mouth): where a face differs from any smooth blob; the
+        # trimmed residual over the whole region can hide a nose that floats in front of a ball
+        ref = model.reference_vertices.astype(np.float64)
+        nose = ref[model.landmarks_68[30]]
+        cen = ref[self.triangles].mean(axis=1)
+        self.central = np.linalg.norm(cen[:, :2] - nose[:2], axis=1) < central_radius_mm
+        self._sample_local = remap[self.sample]
+
+    def posed(self, v_head: np.ndarray, pose: HeadPose) -> np.ndarray:
+        """Camera-frame vertices of the region only (rows of ``local_triangles``)."""
+        return np.asarray(v_head, np.float64)[self._used] @ pose.R.T + pose.t_mm
+
+    def sample_with_normals(self, v_head: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(n, 3) head-frame sample vertices and their unit vertex normals (outward)."""
+        v = np.asarray(v_head, np.float64)[self._used]
+        t = self._tris_local
+        fn = np.cross(v[t[:, 1]] - v[t[:, 0]], v[t[:, 2]] - v[t[:, 0]])
+        n = np.zeros_like(v)
+        for k in range(3):
+            for c in range(3):
+                n[:, c] += np.bincount(t[:, k], weights=fn[:, c], minlength=len(v))
+        n /= np.maximum(np.linalg.norm(n, axis=1, keepdims=True), 1e-12)
+        return v[self._sample_local], n[self._sample_local]
+
+
+# -- the check -----------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class SurfaceCheck:
+    """Agreement of a posed face with the measured surface of the crop (see module doc)."""
+
+    residual_mm: float  # trimmed mean |measured - rendered| over face pixels where both exist (inf: none)
+    free_space: float  # fraction of those pixels where the mesh is > free_space_mm in front of the measurement
+    coverage: float  # fraction of rendered face pixels with a measurement
+    n_pixels: int  # pixels compared
+    central_residual_mm: float = float("inf")  # median |measured - rendered| over the central face (nose, eyes, mouth)
+    landmark_fit: float = 0.0  # fraction of the mesh's inner landmarks with a measured point within FIT_TOLERANCE_MM
+
+    def score(self, cfg: dict) -> float:
+        """Lower is better: the residual plus penalties for free space and missing coverage (mm)."""
+        f = cfg["fallback"]
+        return float(self.residual_mm + f["central_weight"] * self.central_residual_mm + f["free_space_weight_mm"] * self.free_space
+                     + f["coverage_weight_mm"] * (1.0 - self.coverage) + f["landmark_weight_mm"] * (1.0 - self.landmark_fit))
+
+    def accepted(self, cfg: dict) -> bool:
+        f = cfg["fallback"]
+        return bool(self.residual_mm <= f["accept_residual_mm"] and self.free_space <= f["accept_free_space"]
+                    and self.coverage >= f["accept_coverage"])
+
+    def to_json(self) -> dict:
+        r = self.residual_mm
+        c = self.central_residual_mm
+        return {"trimmed_residual_mm": round(float(r), 3) if np.isfinite(r) else None,
+                "central_residual_mm": round(float(c), 3) if np.isfinite(c) else None,
+                "free_space_violation": round(float(self.free_space), 4),
+                "coverage": round(float(self.coverage), 4), "pixels_compared": int(self.n_pixels)}
+
+
+def surface_check(v_head: np.ndarray, pose: HeadPose, region: FaceRegion, surf: MeasuredSurface, cfg: dict) -> SurfaceCheck:
+    """Render the face region of the head-frame mesh ``v_head`` at ``pose`` into the crop and
+    compare with the measured surface; the landmark self-check of the same mesh (see module doc)."""
+    from ..synth.render import rasterize
+
+    c = cfg["check"]
+    verts = np.ascontiguousarray(region.posed(v_head, pose), np.float64)
+    if not np.isfinite(verts).all() or (verts[:, 2] <= 1.0).any():
+        return SurfaceCheck(float("inf"), 1.0, 0.0, 0)
+    lm = landmark_fit_fraction(np.asarray(v_head, np.float64)[region.model.landmarks_68[list(CHECK_LANDMARKS)]], pose, surf.pim)
+    depth, tid, _ = rasterize(verts, region.local_triangles, surf.pim.intrinsics)
+    rendered = depth > 0
+    n_rendered = int(rendered.sum())
+    both = rendered & surf.valid
+    n = int(both.sum())
+    coverage = n / n_rendered if n_rendered else 0.0
+    if n < c["min_pixels"]:
+        return SurfaceCheck(float("inf"), 1.0, float(coverage), n, landmark_fit=lm)
+    diff = surf.depth[both] - depth[both]  # > 0: the mesh is in front of the measured surface
+    a = np.sort(np.abs(diff))
+    k = max(1, int(np.ceil(c["trim"] * len(a))))
+    central = region.central[tid[both]]
+    cres = float(np.median(np.abs(diff[central]))) if central.sum() >= c["min_pixels"] // 5 else float("inf")
+    return SurfaceCheck(float(a[:k].mean()), float((diff > c["free_space_mm"]).mean()), float(coverage), n, cres, lm)
+
+
+# -- rigid refinement -----------------------------------------------------------------------------------------------
+
+
+def refine_rigid(pose: HeadPose, v_sample: np.ndarray, n_sample: np.ndarray, surf: MeasuredSurface, cfg: dict,
+                 iterations: int | None = None) -> HeadPose:
+    """Rigid point-to-plane ICP of head-frame sample vertices (with normals) onto the crop's
+    points, pairs found by projecting into the organised grid (see module doc)."""
+    r_cfg = cfg["refine"]
+    n_iter = int(r_cfg["iterations"] if iterations is None else iterations)
+    if n_iter <= 0:
+        return pose
+    k = surf.pim.intrinsics
+    s = surf.pim.size
+    R = np.asarray(pose.R, np.float64).copy()
+    t = np.asarray(pose.t_mm, np.float64).copy()
+    thresholds = np.geomspace(*r_cfg["max_distance_mm"], n_iter) if n_iter > 1 else np.array([r_cfg["max_distance_mm"][1]])
+    for it in range(n_iter):
+        p = v_sample @ R.T + t
+        nm = n_sample @ R.T
+        z = p[:, 2]
+        front = (z > 1.0) & (np.einsum("ij,ij->i", nm, p) < 0)  # model normal faces the camera
+        u = np.rint(k.fx * p[:, 0] / np.maximum(z, 1.0) + k.cx).astype(np.int64)
+        v = np.rint(k.fy * p[:, 1] / np.maximum(z, 1.0) + k.cy).astype(np.int64)
+        inside = front & (u >= 0) & (u < s) & (v >= 0) & (v < s)
+        idx = np.flatnonzero(inside)
+        uu, vv = u[idx], v[idx]
+        keep = surf.has_normal[vv, uu]
+        idx, uu, vv = idx[keep], uu[keep], vv[keep]
+        q = surf.points[vv, uu]
+        nq = surf.normals[vv, uu]
+        pp = p[idx]
+        d = np.linalg.norm(q - pp, axis=1)
+        ok = (d < thresholds[it]) & (np.einsum("ij,ij->i", nq, nm[idx]) > 0.5)
+        if ok.sum() >= 12:
+            ok &= d <= max(2.5 * float(np.median(d[ok])), r_cfg["max_distance_mm"][1] * 0.5)
+        if ok.sum() < r_cfg["min_pairs"]:
+            break
+        dr, dt, x = point_to_plane_step(pp[ok], q[ok], nq[ok], damping=1e-6, damping_floor=1.0)
+        R, t = dr @ R, dr @ t + dt
+        if np.linalg.norm(x[:3]) < 1e-5 and np.linalg.norm(x[3:]) < 1e-3:
+            break
+    u_, _, vt = np.linalg.svd(R)
+    return HeadPose(u_ @ vt, t)
+
+
+def roll_about_view_axis(pose: HeadPose, angle_deg: float, centre: np.ndarray) -> HeadPose:
+    """``pose`` turned by ``angle_deg`` about the camera ray through ``centre`` (the head stays in place)."""
+    axis = np.asarray(centre, np.float64) / np.linalg.norm(centre)
+    rz = axis_angle_to_matrix(np.deg2rad(angle_deg) * axis)
+    c = np.asarray(centre, np.float64)
+    return HeadPose(rz @ pose.R, rz @ (pose.t_mm - c) + c)
+
+
+@dataclass
+class RobustFit:
+    """What :func:`robust_pose` chose, and what it tried."""
+
+    pose: HeadPose
+    check: SurfaceCheck
+    chosen: str  # "network", "network+refine", or the alternative's name
+    network_check: SurfaceCheck  # the networks' own pose, before refinement
+    tried: list = field(default_factory=list)  # (name, score) of every candidate refined
+
+
+def robust_pose(candidates: list[tuple[str, HeadPose]], v_head: np.ndarray, region: FaceRegion, surf: MeasuredSurface,
+                cfg: dict, iterations: int | None = None, centre: np.ndarray | None = None,
+                more: Callable[[], list[tuple[str, HeadPose]]] | None = None) -> RobustFit:
+    """Refine the first candidate (the networks' pose); if it fails the acceptance test,
+    refine the other candidates, rolls of the first about the view axis and ``more()``
+    (computed only then: e.g. the network on rotated inputs) and keep the best score.
+    ``iterations`` = 0: the networks' pose is only checked, never changed."""
+    vs, ns = region.sample_with_normals(v_head)
+    v_head = np.asarray(v_head, np.float64)
+
+    def evaluate(p: HeadPose) -> SurfaceCheck:
+        return surface_check(v_head, p, region, surf, cfg)
+
+    name0, pose0 = candidates[0]
+    check0 = evaluate(pose0)
+    n_iter = int(cfg["refine"]["iterations"] if iterations is None else iterations)
+    if n_iter <= 0:
+        return RobustFit(pose0, check0, name0, check0, [(name0, check0.score(cfg))])
+    best_pose = refine_rigid(pose0, vs, ns, surf, cfg, n_iter)
+    best = evaluate(best_pose)
+    chosen = f"{name0}+refine"
+    tried = [(chosen, best.score(cfg))]
+    if best.accepted(cfg):
+        return RobustFit(best_pose, best, chosen, check0, tried)
+    centre = np.asarray(centre if centre is not None else surf.pim.center_mm, np.float64)
+    alts = list(candidates[1:]) + [(f"{name0} rolled {a:g}", roll_about_view_axis(pose0, a, centre)) for a in cfg["fallback"]["rolls_deg"]]
+    alts += more() if more is not None else []
+    # an alternative must beat the networks' refined pose clearly: a face-like surface also fits
+    # a turned face moderately well, and the networks are right far more often than not
+    best_score = best.score(cfg) - cfg["fallback"]["margin_mm"]
+    for name, p in alts:
+        q = refine_rigid(p, vs, ns, surf, cfg, n_iter)
+        ch = evaluate(q)
+        sc = ch.score(cfg)
+        tried.append((f"{name}+refine", sc))
+        if sc < best_score:
+            best_pose, best, best_score, chosen = q, ch, sc, f"{name}+refine"
+    return RobustFit(best_pose, best, chosen, check0, tried)
+
+
+def rotate_position_image(data: np.ndarray, quarter_turns: int) -> np.ndarray:
+    """(3, S, S) position image of the scene turned by ``90 * quarter_turns`` degrees about the
+    camera z axis through the crop centre (``Rz``: x right, y down, so positive turns are
+    clockwise in the image): pixels move on the grid, the x, y channels turn with them."""
+    k = int(quarter_turns) % 4
+    out = np.asarray(data)
+    for _ in range(k):
+        # a point at centred pixel (a, b) moves to (-b, a): new[i, j] = Q old[S-1-j, i]
+        out = np.rot90(out, k=-1, axes=(1, 2))
+        out = np.stack([-out[1], out[0], out[2]])
+    return np.ascontiguousarray(out, np.float32)
+
+
+# -- confidence and the face decision --------------------------------------------------------------------------------
+
+
+def _ramp(x: float, good: float, bad: float) -> float:
+    """1 at ``good``, 0 at ``bad``, linear between (either direction); NaN/inf count as bad."""
+    if not np.isfinite(x):
+        return 0.0
+    return float(np.clip((x - bad) / (good - bad), 0.0, 1.0))
+
+
+def plausibility(identity: np.ndarray | None, expression: np.ndarray | None) -> dict:
+    """Identity Mahalanobis norm (ICT identity weights are N(0, 1)) and expression weight outside [0, 1]."""
+    out: dict = {}
+    if identity is not None:
+        out["identity_norm"] = float(np.linalg.norm(np.asarray(identity, np.float64)))
+    if expression is not None:
+        e = np.asarray(expression, np.float64)
+        out["expression_outside"] = float(np.clip(-e, 0, None).sum() + np.clip(e - 1.0, 0, None).sum())
+    return out
+
+
+def confidence_terms(check: SurfaceCheck, plaus: dict, cfg: dict) -> dict:
+    c = cfg["confidence"]
+    terms = {
+        "residual": _ramp(check.residual_mm, c["residual_good_mm"], c["residual_bad_mm"]),
+        "free_space": _ramp(check.free_space, c["free_space_good"], c["free_space_bad"]),
+        "coverage": _ramp(check.coverage, c["coverage_good"], c["coverage_bad"]),
+        "landmarks": _ramp(check.landmark_fit, c["landmark_good"], c["landmark_bad"]),
+        "central": _ramp(check.central_residual_mm, c["central_good_mm"], c["central_bad_mm"]),
+    }
+    if "identity_norm" in plaus:
+        terms["identity"] = _ramp(plaus["identity_norm"], c["identity_good"], c["identity_bad"])
+    if "expression_outside" in plaus:
+        terms["expression"] = _ramp(plaus["expression_outside"], c["expression_good"], c["expression_bad"])
+    return terms
+
+
+def confidence_from(terms: dict) -> float:
+    return float(np.prod(list(terms.values()))) if terms else 0.0
+
+
+_REASONS = {
+    "residual": "the face does not lie on the measured surface (trimmed residual {residual_mm:.1f} mm)",
+    "free_space": "the face lies in front of the measured surface ({free_space:.0%} of its pixels)",
+    "coverage": "little measured surface where the face would be ({coverage:.0%} covered)",
+    "landmarks": "the inner landmarks find no surface ({landmark_fit:.0%} within 10 mm)",
+    "central": "nose, eyes and mouth do not match the measured surface (median {central_residual_mm:.1f} mm)",
+    "identity": "implausible face shape (identity norm {identity_norm:.1f})",
+    "expression": "implausible expression weights",
+}
+
+
+def face_decision(confidence: float, terms: dict, check: SurfaceCheck, plaus: dict, cfg: dict) -> tuple[bool, str]:
+    """``(face, reason)``: face when the confidence reaches ``[decision] face_threshold``;
+    the reason names the weakest term."""
+    if confidence >= cfg["decision"]["face_threshold"]:
+        return True, ""
+    worst = min(terms, key=terms.get) if terms else "residual"
+    values = {"residual_mm": check.residual_mm, "central_residual_mm": check.central_residual_mm, "free_space": check.free_space, "coverage": check.coverage,
+              "landmark_fit": check.landmark_fit, **{"identity_norm": float("nan"), **plaus}}
+    return False, f"no face: {_REASONS[worst].format(**values)}; confidence {confidence:.2f}"
