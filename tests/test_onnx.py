@@ -49,7 +49,7 @@ def test_export_is_cached_and_keyed_by_weights(home):
     assert onnx_cache_path(net) != path  # other weights, other file
 
 
-def test_cli_export_onnx(home, tmp_path):
+def test_cli_export_onnx(tmp_path):
     from facerecon.cli import main
 
     out = tmp_path / "onnx-out"
