@@ -26,7 +26,7 @@ def expand_photos(inputs: list[Path]) -> list[Path]:
     return out
 
 
-def run_depth_path(result, reconstructor, out_dir: Path, refine: int, refine_shape: int, formats=("obj", "ply")) -> dict:
+def run_depth_path(result, reconstructor, out_dir: Path, refine: int | None, refine_shape: int, formats=("obj", "ply")) -> dict:
     """The photo's metric head depth through ``Reconstructor``: face meshes, pose.json, landmarks.json, overlay.png."""
     from ..export import landmarks_json, save_overlay, write_face_meshes, write_json
 
@@ -71,7 +71,7 @@ def write_photo_depth(result, out_dir: Path) -> list[Path]:
 
 
 def process_photos(photos: list[Path], out: Path, depth_model: str, *, download: bool, surface: str, poisson_depth: int,
-                   density_trim: float, depth_path: bool, config: str, refine: int, refine_shape: int,
+                   density_trim: float, depth_path: bool, config: str, refine: int | None, refine_shape: int,
                    focal: float | None = None, formats=("obj", "ply"), depth_path_dir: str = DEPTH_PATH_DIR) -> list[str]:
     """Run the pipeline on each photo (one sub-folder per photo); returns the failures (one line each).
     ``depth_path_dir``: sub-folder for the depth path's files ("" = beside the depth files, as
@@ -129,7 +129,8 @@ def photo_depth_cmd(
     depth_path: bool = typer.Option(True, "--depth-path/--no-depth-path",
                                     help=f"Also run the metric depth through the depth networks (+ refine): ICT mesh and pose in {DEPTH_PATH_DIR}/."),
     config: str = typer.Option("fast", help="Depth-path network configuration."),
-    refine: int = typer.Option(5, help="Depth path: rigid ICP iterations after the networks."),
+    refine: Optional[int] = typer.Option(None, help="Depth path: rigid point-to-plane iterations after the networks, with the "
+                                         "robust check (default: configs/check.toml)."),
     refine_shape: int = typer.Option(0, help="Depth path: Gauss-Newton iterations of pose + shape after --refine."),
     focal: Optional[float] = typer.Option(None, help="Focal length in pixels (overrides EXIF and the default field of view)."),
 ) -> None:
@@ -154,3 +155,18 @@ def photo_depth_cmd(
 
 def register(app: typer.Typer) -> None:
     app.command("photo-depth")(photo_depth_cmd)
+
+
+def reconstruct_photo_depth(frames: list[Path], out: Path, config: str, refine: int | None, refine_shape: int,
+                            focal: float | None, formats: tuple[str, ...]) -> None:
+    """``facerecon reconstruct --method photo-depth``: every input is a photo; the depth path's files
+    (face meshes, pose.json, landmarks.json, overlay.png) go in the photo's folder beside the
+    photo-depth files (depth model: ``auto``)."""
+    paths = expand_photos(frames)
+    failures = process_photos(paths, out, "auto", download=False, surface="poisson", poisson_depth=9, density_trim=0.05,
+                              depth_path=True, config=config, refine=refine, refine_shape=refine_shape, focal=focal,
+                              formats=formats, depth_path_dir="")
+    if failures:
+        console.print(f"{len(failures)} of {len(paths)} photos failed")
+        if len(failures) == len(paths):
+            raise typer.Exit(1)
