@@ -1,8 +1,11 @@
-"""Atomic output: a file is either complete or absent, never half-written."""
+"""Atomic output: a file (or a frame's folder) is either complete or absent, never half-written."""
 from __future__ import annotations
 
 import contextlib
 import os
+import re
+import shutil
+import sys
 import tempfile
 from pathlib import Path
 from typing import Iterator
@@ -31,6 +34,92 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             tmp_path.unlink()
+        raise
+
+
+def _umask() -> int:
+    umask = os.umask(0)
+    os.umask(umask)
+    return umask
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Swap two paths in one step (Linux renameat2 RENAME_EXCHANGE); False where unsupported."""
+    if not sys.platform.startswith("linux"):
+        return False
+    import ctypes
+
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        fn = libc.renameat2
+    except (OSError, AttributeError):
+        return False
+    fn.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
+    at_fdcwd, rename_exchange = -100, 2
+    return fn(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), rename_exchange) == 0
+
+
+_PART_DIR = re.compile(r"^\.(?P<name>.+)\.(?:part|old)-(?P<pid>\d+)-[^.]+$")
+
+
+def _pid_alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _remove_stale(path: Path) -> None:
+    """Remove ``.NAME.part-PID-*`` / ``.NAME.old-PID-*`` folders left by a killed process (SIGKILL)."""
+    try:
+        siblings = list(path.parent.iterdir())
+    except OSError:
+        return
+    for q in siblings:
+        m = _PART_DIR.match(q.name)
+        if m and m["name"] == path.name and q.is_dir() and not q.is_symlink() and not _pid_alive(int(m["pid"])):
+            shutil.rmtree(q, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def atomic_dir(path: str | Path) -> Iterator[Path]:
+    """Yield an empty temporary folder next to ``path``; on success it becomes ``path`` in one rename.
+
+    For a frame's outputs (meshes, pose.json, overlay, ...): a batch that fails or is
+    interrupted inside a frame leaves that frame's previous folder (or none), never a
+    half-filled one.  An existing folder is replaced by an atomic exchange (Linux
+    ``renameat2``; elsewhere two renames) and then deleted.  The temporary folder is
+    ``.NAME.part-PID-XXXX`` in the same parent; one left by a killed process (SIGKILL, which
+    nothing can intercept) is removed by the next write of the same folder.
+    """
+    from .errors import FaceReconError
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.is_symlink() or (path.exists() and not path.is_dir()):
+        raise FaceReconError(f"{path}: exists and is not a folder; cannot write the frame's outputs there")
+    _remove_stale(path)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.part-{os.getpid()}-", dir=path.parent))
+    try:
+        yield tmp
+        os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp makes 0700; give the folder a plain mkdir's mode
+        if path.is_dir() and not path.is_symlink():
+            if _exchange(tmp, path):
+                shutil.rmtree(tmp, ignore_errors=True)  # now holds the old contents
+                return
+            old = Path(tempfile.mkdtemp(prefix=f".{path.name}.old-{os.getpid()}-", dir=path.parent))
+            os.replace(path, old)  # onto the empty placeholder
+            os.replace(tmp, path)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, path)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
         raise
 
 

@@ -59,7 +59,30 @@ def _click_exception_types() -> tuple[type, ...]:
     return tuple(types)
 
 
+def _terminate(signum, frame):
+    # SIGTERM unwinds like Ctrl-C, so atomic writes (fileutil.atomic_path / atomic_dir)
+    # remove their temporary files instead of leaving .part files behind
+    raise KeyboardInterrupt
+
+
 def main(argv: list[str] | None = None) -> int:
+    """Run the CLI; exit codes: docs/reliability.md (0 ok, 1 error, 2 usage, 3 no face, 4 partial, 130 interrupted)."""
+    import signal
+    import threading
+
+    previous = None
+    if threading.current_thread() is threading.main_thread():
+        previous = signal.signal(signal.SIGTERM, _terminate)
+    try:
+        return _main(argv)
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _main(argv: list[str] | None) -> int:
+    import os
+
     try:
         # with standalone_mode=False click returns a command's exit code instead of exiting
         rc = get_app()(args=argv, standalone_mode=False)
@@ -79,7 +102,17 @@ def main(argv: list[str] | None = None) -> int:
         if isinstance(exc, _click_exception_types()):
             exc.show()
             return exc.exit_code
-        raise
+        if os.environ.get("FACERECON_DEBUG"):
+            raise
+        # no traceback for any input: one line, the way to get the traceback, exit 1
+        if isinstance(exc, OSError) and exc.strerror:
+            where = f"{exc.filename}: " if exc.filename else ""
+            typer.secho(f"error: {where}{exc.strerror}", err=True, fg="red")
+        else:
+            detail = " ".join(str(exc).split())[:200]
+            typer.secho(f"error: unexpected {exc.__class__.__name__}: {detail} (FACERECON_DEBUG=1 shows the traceback)",
+                        err=True, fg="red")
+        return 1
     return 0
 
 

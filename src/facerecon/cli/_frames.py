@@ -1,26 +1,96 @@
-"""Shared CLI plumbing: expand inputs to frames, resolve intrinsics, per-frame failure reporting."""
+"""Shared CLI plumbing: expand inputs to frames, resolve intrinsics, per-frame failure
+reporting and the batch exit codes (docs/reliability.md)."""
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Iterator
 
 from ..camera import camera_preset, parse_intrinsics
-from ..errors import ConfigError, FaceReconError
+from ..errors import ConfigError, FaceReconError, InputFileError
 from ..io.frame import DepthFrame
 
 DEPTH_SUFFIXES = (".png", ".npy", ".npz", ".pcd", ".ply", ".bin")
 
+# Exit codes of the batch commands (reconstruct, pose); documented in docs/reliability.md.
+EXIT_OK = 0  # every input gave a face
+EXIT_FAILED = 1  # no input could be read or processed, or a configuration error
+EXIT_USAGE = 2  # command-line usage error (click)
+EXIT_NO_FACE = 3  # inputs were read, but none gave a face
+EXIT_PARTIAL = 4  # some inputs gave a face, others failed or had none
+EXIT_INTERRUPTED = 130  # Ctrl-C / SIGTERM
+
 
 def expand_inputs(inputs: list[Path]) -> list[Path]:
-    """Files as given; folders become their depth files (sorted by name, not recursive)."""
+    """Files as given; folders become their depth files (sorted by name, not recursive).
+
+    A folder named like a depth file (``frames.png/``) is kept as an input, so it fails as
+    "is a directory" instead of silently becoming an empty batch.  A folder is an error
+    when it holds no depth file and no other input of the batch does either.
+    """
     out: list[Path] = []
+    empty: list[Path] = []
     for p in inputs:
-        if p.is_dir():
-            out += sorted(q for q in p.iterdir() if q.is_file() and q.suffix.lower() in DEPTH_SUFFIXES
-                          and not q.name.startswith(".") and q.name != "Expected.ply")
+        if p.is_dir() and p.suffix.lower() not in DEPTH_SUFFIXES:
+            try:
+                found = sorted(q for q in p.iterdir() if q.is_file() and q.suffix.lower() in DEPTH_SUFFIXES
+                               and not q.name.startswith(".") and q.name != "Expected.ply")
+            except OSError as exc:
+                raise InputFileError(p, f"cannot list the folder: {exc.strerror or exc}") from None
+            if not found:
+                empty.append(p)
+            out += found
         else:
             out.append(p)
+    if empty and not out and not _has_other_inputs(empty):
+        raise InputFileError(empty[0], f"folder holds no depth frames ({', '.join(DEPTH_SUFFIXES)})")
     return out
+
+
+def _has_other_inputs(folders: list[Path]) -> bool:
+    """Whether the folders hold photos (read by ``reconstruct``'s photo path, not listed here)."""
+    try:
+        return any(q.is_file() and not q.name.startswith(".") for f in folders for q in f.iterdir())
+    except OSError:
+        return False
+
+
+def failure_text(path: Path, exc: BaseException) -> str:
+    """One line about a frame's failure, without the frame's own path (callers print
+    ``f"{path}: {text}"``, so the path appears once): the problem of an error about this
+    very file, the whole message of an error about another file (e.g. its Biwi depth.cal),
+    and the exception type for anything outside the FaceReconError family."""
+    if isinstance(exc, InputFileError) and Path(exc.path) == Path(path):
+        return " ".join(exc.problem.split())
+    if isinstance(exc, FaceReconError):
+        text = exc.one_line()
+    elif isinstance(exc, OSError):
+        text = f"{exc.filename}: {exc.strerror}" if exc.filename and exc.strerror else f"{exc.__class__.__name__}: {exc}"
+    else:
+        if os.environ.get("FACERECON_DEBUG"):
+            raise exc
+        text = f"unexpected {exc.__class__.__name__}: {' '.join(str(exc).split())[:200]} (FACERECON_DEBUG=1 shows the traceback)"
+    prefix = f"{path}: "
+    return text[len(prefix):] if text.startswith(prefix) else text
+
+
+def batch_exit_code(n_inputs: int, n_failed: int, n_no_face: int) -> int:
+    """The batch's exit code from its counts (see the ``EXIT_*`` constants)."""
+    if n_failed == 0 and n_no_face == 0:
+        return EXIT_OK
+    if n_failed + n_no_face < n_inputs:
+        return EXIT_PARTIAL
+    return EXIT_NO_FACE if n_no_face else EXIT_FAILED
+
+
+def finish_batch(console, n_inputs: int, n_failed: int, n_no_face: int = 0) -> None:
+    """Print the batch summary and exit with :func:`batch_exit_code` when it is not 0."""
+    import typer
+
+    code = batch_exit_code(n_inputs, n_failed, n_no_face)
+    if code != EXIT_OK:
+        console.print(f"{n_failed + n_no_face} of {n_inputs} frames failed ({n_no_face} no face)")
+        raise typer.Exit(code)
 
 
 def load_frame(path: Path, camera: str | None, intrinsics: str | None, unit: str | None = None) -> DepthFrame:
@@ -54,9 +124,17 @@ def frame_stem(path: Path, used: set[str]) -> str:
 
 def iterate_frames(paths: list[Path], camera: str | None, intrinsics: str | None, unit: str | None = None
                    ) -> Iterator[tuple[Path, DepthFrame | None, str | None]]:
-    """(path, frame, None) or (path, None, error message): a bad frame never stops a batch."""
+    """(path, frame, None) or (path, None, error text without the path; see :func:`failure_text`):
+    a bad frame never stops a batch."""
+    # usage errors of the whole command, not of one frame: once, before the first frame
+    if camera and intrinsics:
+        raise ConfigError("give either --camera or --intrinsics, not both")
+    if camera:
+        camera_preset(camera)
     for p in paths:
         try:
-            yield p, load_frame(p, camera, intrinsics, unit), None
-        except FaceReconError as exc:
-            yield p, None, exc.one_line()
+            frame = load_frame(p, camera, intrinsics, unit)
+        except Exception as exc:  # noqa: BLE001 - any reader failure is this frame's, the batch goes on
+            yield p, None, failure_text(p, exc)
+            continue
+        yield p, frame, None
