@@ -56,7 +56,7 @@ def test_same_seed_same_bytes_and_resume(dataset, tmp_path):
 def test_torch_datasets_agree(dataset, face_model):
     import torch
 
-    from facerecon.synth.dataset import DerivedLabels, SynthIterableDataset, SynthShardDataset
+    from facerecon.synth.torch_data import DerivedLabels, SynthIterableDataset, SynthShardDataset
     from facerecon.synth.torch_data import collate_raw
 
     ds = SynthShardDataset(dataset)

@@ -96,3 +96,15 @@ def test_set_overrides_parse_toml_values_and_bare_paths():
     assert got == {"init_from": "runs/a.safetensors", "lambda1": 0.3, "gan": False, "net": "fast"}
     with pytest.raises(ConfigError):
         _overrides(["lambda1"])
+
+
+def test_unknown_settings_are_errors_with_the_nearest_name():
+    from facerecon.cli.train import _overrides
+    from facerecon.errors import ConfigError
+    from facerecon.train.recipes import pose_config, shape_config
+
+    with pytest.raises(ConfigError, match=r"unknown setting 'lamda1' \(did you mean 'lambda1'\?\)"):
+        shape_config("fast", _overrides(["lamda1=0.3"]))
+    with pytest.raises(ConfigError, match=r"'selfsup_steps'"):
+        pose_config("fast", {"selfsup_step": 0})
+    assert shape_config("fast", _overrides(["lambda1=0.3"])).lambda1 == 0.3

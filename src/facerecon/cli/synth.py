@@ -68,7 +68,7 @@ def synth(
 
         files = {"preset_file": str(presets_file) if presets_file else None, "sensor_file": str(sensors_file) if sensors_file else None}
         if fmt == "folder":  # one process: every sample is its own files, written atomically, depth last
-            from ..synth.export_folder import export_folder
+            from ..datasets.synth_folder import export_folder
 
             written = export_folder(out, preset, sensor, n=n, seed=seed, meshes=meshes, depth_format=depth_format,
                                     progress=progress, **files)  # fmt: skip

@@ -20,20 +20,9 @@ def _bar() -> Progress:
 
 
 def _overrides(pairs: list[str]) -> dict:
-    import tomllib
+    from ..train.recipes import parse_overrides
 
-    out = {}
-    for p in pairs:
-        if "=" not in p:
-            from ..errors import ConfigError
-
-            raise ConfigError(f"--set expects key=value, got {p!r}")
-        k, v = p.split("=", 1)
-        try:
-            out.update(tomllib.loads(f"{k} = {v}"))
-        except tomllib.TOMLDecodeError:  # a bare word or path: a string (init_from=runs/x.safetensors)
-            out[k.strip()] = v
-    return out
+    return parse_overrides(pairs)
 
 
 @train_app.command("data")
@@ -41,10 +30,27 @@ def data_cmd(
     recipe: str = typer.Option("fast", help="A [data.NAME] recipe of configs/train.toml."),
     out: Path = typer.Option(Path("runs/data"), "-o", "--out", help="Folder for the position-image sets."),
     workers: int = typer.Option(2, help="Generator processes."),
+    scan: list[Path] = typer.Option([], "--scan", help="A real head scan (NAME.obj + NAME.ljson with the 68 landmarks, "
+                                    "e.g. shared/data/real/scan-james) as an extra identity of the synthetic training "
+                                    "frames (presets with [shape] scan_identity, e.g. biwi-faces). Repeatable."),
+    pcl_dir: Optional[Path] = typer.Option(None, "--pcl-dir", help="A kinect-pcl folder: its person.pcd and six real face "
+                                           "patches object_template_*.pcd join the unlabelled target set (build it "
+                                           "into a fresh --out: an existing target.safetensors is kept)."),
+    shard: Optional[str] = typer.Option(None, "--shard", help="K/N: build only data shard K of N of the training set "
+                                        "(a seed range of every row), e.g. on each of N machines before a DDP run."),
 ) -> None:
     """Generate the synthetic (labelled) and real-domain (unlabelled) position-image sets."""
+    from ..errors import ConfigError
     from ..train.recipes import build_data
 
+    part = None
+    if shard is not None:
+        try:
+            k, n = (int(x) for x in shard.split("/"))
+            assert 0 <= k < n
+        except (ValueError, AssertionError):
+            raise ConfigError(f"--shard expects K/N with 0 <= K < N, got {shard!r}") from None
+        part = (k, n)
     with _bar() as bar:
         tasks: dict[str, int] = {}
 
@@ -53,24 +59,9 @@ def data_cmd(
                 tasks[name] = bar.add_task(name, total=n, info="")
             bar.update(tasks[name], completed=k)
 
-        paths = build_data(recipe, out, workers, progress)
+        paths = build_data(recipe, out, workers, progress, scans=scan, pcl_dir=pcl_dir, shard=part)
     for k, p in paths.items():
         console.print(f"{k}: {p}")
-
-
-def _load_sets(data: Path, need_target: bool):
-    from ..errors import ConfigError
-    from ..train.data import PositionSet
-
-    train = data / "train.safetensors"
-    if not train.exists():
-        raise ConfigError(f"{train}: missing; run 'facerecon train data' first")
-    val = sorted(data.glob("validation-*.safetensors"))
-    target = data / "target.safetensors"
-    if need_target and not target.exists():
-        raise ConfigError(f"{target}: missing real-domain set; run 'facerecon train data' first")
-    return (PositionSet.load(train), PositionSet.load(target) if target.exists() else None,
-            PositionSet.concat([PositionSet.load(v) for v in val]) if val else None)
 
 
 @train_app.command("pose")
@@ -78,22 +69,32 @@ def pose_cmd(
     recipe: str = typer.Option("fast", help="A [pose.NAME] recipe of configs/train.toml."),
     data: Path = typer.Option(Path("runs/data"), help="Folder made by 'facerecon train data'."),
     out: Path = typer.Option(..., "-o", "--out", help="Run folder (checkpoint, log.csv); re-running resumes."),
-    set_: list[str] = typer.Option([], "--set", help="Override a recipe field, e.g. --set selfsup_steps=0."),
+    set_: list[str] = typer.Option([], "--set", help="Override a recipe field, e.g. --set selfsup_steps=0 "
+                                   "(unknown names are errors: the nearest valid one is named)."),
+    ddp: bool = typer.Option(False, "--ddp", help="Data-parallel with torch.distributed: start this command under "
+                             "torchrun (`torchrun --nproc-per-node 2 $(which facerecon) train pose --ddp ...`); each rank "
+                             "reads only its shard of the data, the recipe's batch is the global batch, rank 0 writes "
+                             "the run (gloo on CPU, NCCL on GPUs)."),
 ) -> None:
     """Train DAPoseNet: supervised on synthetic data, then self-supervised on real-domain frames."""
-    from ..train.pose import train_pose
-    from ..train.recipes import pose_config
+    from ..train import ddp as ddp_mod
+    from ..train.recipes import parse_overrides
 
-    cfg = pose_config(recipe, _overrides(set_))
-    source, target, val = _load_sets(data, cfg.selfsup_steps > 0)
-    with _bar() as bar:
-        task = bar.add_task("DAPoseNet", total=cfg.supervised_steps + cfg.selfsup_steps, info="")
+    d = ddp_mod.init_from_env() if ddp else ddp_mod.Dist()
+    try:
+        if not d.main:  # other ranks: no progress bar, no output
+            ddp_mod.run_pose(recipe, data, out, parse_overrides(set_), d)
+            return
+        with _bar() as bar:
+            task = bar.add_task("DAPoseNet" + (f" ({d.world} ranks)" if d.active else ""), total=None, info="")
 
-        def progress(step, total, row):
-            bar.update(task, completed=step, info=f"{row['stage']} loss {row['loss']:.3f}")
+            def progress(step, total, row):
+                bar.update(task, total=total, completed=step, info=f"{row['stage']} loss {row['loss']:.3f}")
 
-        train_pose(out, source, target, cfg, validation=val, progress=progress)
-    console.print(f"done: {out / 'checkpoint.safetensors'}")
+            ddp_mod.run_pose(recipe, data, out, parse_overrides(set_), d, progress=progress)
+        console.print(f"done: {out / 'checkpoint.safetensors'}")
+    finally:
+        ddp_mod.shutdown(d)
 
 
 @train_app.command("shape")
@@ -108,7 +109,9 @@ def shape_cmd(
     from ..train.shape import train_shape
 
     cfg = shape_config(recipe, _overrides(set_))
-    source, target, val = _load_sets(data, cfg.gan)
+    from ..train.recipes import load_sets
+
+    source, target, val = load_sets(data, cfg.gan)
     with _bar() as bar:
         task = bar.add_task("DAShapeNet", total=cfg.steps, info="")
 

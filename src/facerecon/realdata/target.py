@@ -3,7 +3,8 @@
 :func:`real_domain_frames` returns, in this order,
 
 1. the 30 real TrueDepth frames of the mannequin (``truedepth-mannequin/DepthFrames``),
-2. the real Kinect v1 frame ``kinect-pcl/person.pcd``,
+2. the real Kinect v1 frame ``kinect-pcl/person.pcd``, and with ``pcl_dir`` the six real
+   Kinect face patches ``object_template_*.pcd`` of that folder (:func:`kinect_patch_frames`),
 3. ``n_renders`` frames of *real geometry* seen through modelled sensors: renders of
    the james scan and splats of the mannequin's fused cloud, alternating, at poses,
    distances, cameras and sensors drawn from the synthetic presets' tables (default
@@ -27,6 +28,8 @@ set (:func:`real_domain_frames`) and the evaluation set (:func:`james_eval_frame
 no seed makes an evaluation frame coincide with a training frame.
 """
 from __future__ import annotations
+
+from pathlib import Path
 
 import numpy as np
 
@@ -54,8 +57,43 @@ def strip_eval_labels(frames: list[DepthFrame]) -> list[DepthFrame]:
     return out
 
 
-def real_frames(*, with_reference_poses: bool = True, kinect: bool = True) -> list[DepthFrame]:
-    """The real sensor frames: 30 TrueDepth mannequin frames (+ reference poses) and ``person.pcd``."""
+#: Disc radius of the face-patch splats, in units of the patches' median point spacing (they are
+#: voxel-downsampled to ~3.4 mm): large enough to close the surface, small enough to keep its edge.
+PATCH_SPLAT_SPACING = 0.75
+
+
+def kinect_patch_frames(pcl_dir: str | Path, camera: str = "kinect-v1") -> list[DepthFrame]:
+    """The real Kinect face patches ``object_template_*.pcd`` of ``pcl_dir`` as depth frames (unlabelled).
+
+    They are unorganised clouds (PCL's template-alignment tutorial: faces of real people
+    cut out of Kinect v1 frames and voxel-downsampled), so each is splatted (z-buffered
+    discs of :data:`PATCH_SPLAT_SPACING` x its point spacing) into an image of ``camera``.
+    Real-sensor face-only surfaces: what the networks must handle, with no pose known.
+    """
+    from scipy.spatial import cKDTree
+
+    from ..camera import camera_preset
+    from ..errors import InputFileError
+    from ..io.pcd import read_pcd_points
+    from ..synth.render import splat_points
+
+    files = sorted(Path(pcl_dir).glob("object_template_*.pcd"))
+    if not files:
+        raise InputFileError(pcl_dir, "no object_template_*.pcd face patches in this folder")
+    k = camera_preset(camera)
+    out = []
+    for f in files:
+        pts = read_pcd_points(f)
+        spacing = float(np.median(cKDTree(pts).query(pts, k=2)[0][:, 1]))
+        depth = splat_points(pts, k, radius_mm=PATCH_SPLAT_SPACING * spacing)
+        meta = {"domain": "real-kinect-patch", "subject": f"kinect-pcl {f.stem}", "splat_radius_mm": PATCH_SPLAT_SPACING * spacing}
+        out.append(DepthFrame(depth, k, str(f), None, meta))
+    return out
+
+
+def real_frames(*, with_reference_poses: bool = True, kinect: bool = True, pcl_dir: str | Path | None = None) -> list[DepthFrame]:
+    """The real sensor frames: 30 TrueDepth mannequin frames (+ reference poses), ``person.pcd``
+    (from ``pcl_dir`` when given), and with ``pcl_dir`` the six Kinect face patches."""
     from ..io import read_depth
     from .mannequin import frame_files
     from .mannequin_poses import mannequin_reference
@@ -72,10 +110,12 @@ def real_frames(*, with_reference_poses: bool = True, kinect: bool = True) -> li
             fr.meta["pose_kind"] = "reference (registration to Expected.ply)"
         out.append(fr)
     if kinect:
-        fr = read_depth(real_data_path("kinect-pcl", "person.pcd"))
+        fr = read_depth(Path(pcl_dir) / "person.pcd" if pcl_dir is not None else real_data_path("kinect-pcl", "person.pcd"))
         fr.meta["domain"] = "real-kinect"
         fr.meta["subject"] = "kinect-pcl person"
         out.append(fr)
+    if pcl_dir is not None:
+        out += kinect_patch_frames(pcl_dir)
     return out
 
 
@@ -135,6 +175,7 @@ def real_domain_frames(
     *,
     include_real: bool = True,
     with_reference_poses: bool = True,
+    pcl_dir: str | Path | None = None,
 ) -> list[DepthFrame]:
     """The UNLABELLED real-domain set for domain adaptation (see module doc).
 
@@ -145,11 +186,13 @@ def real_domain_frames(
         include_real: prepend the 31 real frames (30 TrueDepth + person.pcd).
         with_reference_poses: attach the TrueDepth frames' reference poses (evaluation only;
             needs the cached or recomputed mannequin registration, ~15 s the first time).
+        pcl_dir: a ``kinect-pcl`` folder: its ``person.pcd`` and its six real face patches
+            ``object_template_*.pcd`` join the real frames (with ``include_real``).
 
     ``meta['pose_for_eval_only']`` holds (R, t) where known: NOT for training.
     """
     presets = tuple(presets)
-    out = real_frames(with_reference_poses=with_reference_poses) if include_real else []
+    out = real_frames(with_reference_poses=with_reference_poses, pcl_dir=pcl_dir) if include_real else []
     for i, (subject, preset) in enumerate(_plan(int(n_renders), presets, ("james", "mannequin"))):
         out.append(_render_one(subject, preset, seed, i, _TRAIN_STREAM))
     return out

@@ -14,7 +14,7 @@ from __future__ import annotations
 _EXPORTS = {
     "SynthGenerator": "generator", "SynthSample": "generator", "render_scene": "generator",
     "render_mesh": "render", "splat_points": "render", "RenderOutput": "render",
-    "load_preset": "presets", "load_sensor": "presets", "preset_names": "presets", "sensor_names": "presets",
+    "load_preset": "presets", "load_sensor": "sensors", "preset_names": "presets", "sensor_names": "sensors",
     "named_expressions": "presets", "apply_sensor": "sensors", "STAGES": "sensors",
     "gt_vertices": "labels", "gt_face_offsets": "labels",
     "generate_dataset": "dataset", "load_manifest": "dataset",

@@ -31,7 +31,8 @@ import numpy as np
 
 from ..errors import ConfigError, InputFileError
 from ..fileutil import write_text_atomic
-from .presets import Preset, SensorModel, load_preset, load_sensor
+from .presets import Preset, load_preset
+from .sensors import SensorModel, load_sensor
 from .shards import encode_sample, jsonable, quantize_depth, read_shard_header, write_shard
 
 MANIFEST = "manifest.json"
@@ -231,11 +232,3 @@ def _run_pool(todo, preset, sensor, seed, workers, preset_file, sensor_file, don
         pool.join()
     return done
 
-
-def __getattr__(name: str):
-    # The torch datasets live in their own module so that generation workers never import torch.
-    if name in ("SynthShardDataset", "SynthIterableDataset", "DerivedLabels"):
-        from . import torch_data
-
-        return getattr(torch_data, name)
-    raise AttributeError(name)

@@ -4,9 +4,17 @@
 >>> s = gen.generate(17)                                   # same (seed, 17) -> same frame
 >>> s.depth_mm, s.intrinsics, s.labels["quaternion"], s.segment
 
-Random streams: the scene is drawn from ``SeedSequence([seed, index, 0])`` and the sensor
-from ``SeedSequence([seed, index, 1])``, so any worker, order or resume gives identical
-frames, and the same scene can be seen through different sensors.
+Random streams: the scene is drawn from ``SeedSequence([seed, index, 0])``, the sensor
+from ``SeedSequence([seed, index, 1])`` and the real-geometry options (face-only crops,
+out-of-span shapes, scan identities) from ``SeedSequence([seed, index, 2])``, so any
+worker, order or resume gives identical frames, and the same scene can be seen through
+different sensors.
+
+Real scans as identities: ``SynthGenerator(..., scans={"james": displacement})`` with a
+(V, 3) displacement of the ICT neutral face from
+:func:`facerecon.synth.deform.scan_displacement` (the caller loads the scan: this layer
+never looks for data files); the preset's ``[shape] scan_identity`` is the chance a frame
+uses one.
 """
 from __future__ import annotations
 
@@ -19,11 +27,12 @@ from numba import njit
 from ..camera import Intrinsics
 from ..facemodel.model import FaceModel
 from .labels import landmark_labels, pose_labels
-from .presets import Preset, SensorModel, load_preset, load_sensor
+from .presets import Preset, load_preset
 from .render import RenderOutput, barycentrics_of, rasterize_inverse_depth
-from .sampling import FrameParams, sample_frame
+from .deform import ANCHOR_REGION, displacement
+from .sampling import FrameParams, sample_frame, sample_variants
 from .scene import FACE_SEGMENTS, HeadAssets, Scene, build_scene
-from .sensors import apply_sensor
+from .sensors import SensorModel, apply_sensor, load_sensor
 
 
 @njit(cache=True)
@@ -113,6 +122,7 @@ class SynthGenerator:
         sensor: str | SensorModel | None = None,
         seed: int = 0,
         model: FaceModel | None = None,
+        scans: dict[str, np.ndarray] | None = None,
     ):
         self.preset = preset if isinstance(preset, Preset) else load_preset(preset)
         sensor = sensor or self.preset.get("sensor", "ideal")
@@ -124,6 +134,9 @@ class SynthGenerator:
         self._neutral = np.ascontiguousarray(neutral, np.float32).reshape(-1)
         self._bases = bases
         self._seg_lut_head = self.assets.segments
+        self.scans = {k: np.asarray(v, np.float32)[self.assets.subset] for k, v in sorted((scans or {}).items())}
+        self._anchors = self.model.neutral[self.model.region_vertices(ANCHOR_REGION)[::8]].astype(np.float64)
+        self._landmarks = self.model.neutral[self.model.landmarks_68].astype(np.float64)
 
     # -- streams --------------------------------------------------------------------
     def rng(self, index: int, stream: int) -> np.random.Generator:
@@ -131,13 +144,19 @@ class SynthGenerator:
 
     def frame_params(self, index: int) -> FrameParams:
         m = self.model
-        return sample_frame(self.preset, m.expression_names, m.n_identity, self.rng(index, 0))
+        p = sample_frame(self.preset, m.expression_names, m.n_identity, self.rng(index, 0))
+        return sample_variants(self.preset, p, self.rng(index, 2), self._anchors, self._landmarks, tuple(self.scans))
 
     def head_vertices(self, params: FrameParams) -> np.ndarray:
-        """(S, 3) float32 head-frame vertices of the render subset."""
+        """(S, 3) float32 head-frame vertices of the render subset (model blend + scan identity + deformation)."""
         w = np.concatenate([params.identity, params.expression]).astype(np.float32)
         idx = np.nonzero(w)[0].astype(np.int64)
-        return _blend(self._neutral, self._bases, idx, w[idx]).reshape(-1, 3)
+        v = _blend(self._neutral, self._bases, idx, w[idx]).reshape(-1, 3)
+        if params.identity_source.startswith("scan:"):
+            v = v + self.scans[params.identity_source[5:]]
+        if params.deform:
+            v = v + displacement(self.assets.neutral, params.deform).astype(np.float32)
+        return v
 
     # -- one frame --------------------------------------------------------------------
     def generate(self, index: int, *, keep_render: bool = False) -> SynthSample:
@@ -174,6 +193,10 @@ class SynthGenerator:
             "scene": p.scene,
             "sensor_params": [[name, prm] for name, prm in applied],
         }
+        if p.deform:  # only when used: frames of presets without the options keep their exact bytes
+            labels["deform"] = p.deform
+        if p.identity_source != "model":
+            labels["identity_source"] = p.identity_source
         t5 = time.perf_counter()
         sample = SynthSample(depth, k, labels, segment)
         sample.timings = {"sample+vertices": t1 - t0, "scene": t2 - t1, "render": t3 - t2, "sensor": t4 - t3, "labels": t5 - t4}

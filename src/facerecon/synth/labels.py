@@ -51,9 +51,26 @@ def landmark_labels(
     return uv, visible
 
 
-def gt_vertices(model: FaceModel, labels: dict, frame: str = "camera", subset: np.ndarray | None = None) -> np.ndarray:
-    """Ground-truth mesh vertices (float64, mm) of a sample, in the ``camera`` or ``head`` frame."""
+def gt_vertices(model: FaceModel, labels: dict, frame: str = "camera", subset: np.ndarray | None = None,
+                scans: dict[str, np.ndarray] | None = None) -> np.ndarray:  # fmt: skip
+    """Ground-truth mesh vertices (float64, mm) of a sample, in the ``camera`` or ``head`` frame.
+
+    Includes the sample's out-of-span deformation (``labels["deform"]``); a sample whose identity
+    is a real scan (``labels["identity_source"] = "scan:NAME"``) needs that scan's displacement in
+    ``scans`` (the same one the generator had).
+    """
+    from ..errors import ConfigError
+    from .deform import displacement
+
     v = model.vertices(labels["identity"], labels["expression"], subset=subset).astype(np.float64)
+    rows = np.arange(model.n_vertices) if subset is None else np.asarray(subset)
+    source = labels.get("identity_source", "model")
+    if source.startswith("scan:"):
+        if not scans or source[5:] not in scans:
+            raise ConfigError(f"sample identity is {source}: pass its displacement (scans=) to rebuild the mesh")
+        v = v + np.asarray(scans[source[5:]], np.float64)[rows]
+    if labels.get("deform"):
+        v = v + displacement(model.neutral[rows], labels["deform"])
     if frame == "head":
         return v
     if frame != "camera":
@@ -61,8 +78,9 @@ def gt_vertices(model: FaceModel, labels: dict, frame: str = "camera", subset: n
     return v @ rotation_of(labels).T + np.asarray(labels["translation_mm"], np.float64)
 
 
-def gt_face_offsets(model: FaceModel, labels: dict) -> np.ndarray:
-    """(n_face, 3) float32 head-frame offsets of the ICT ``face`` region from the reference face."""
+def gt_face_offsets(model: FaceModel, labels: dict, scans: dict[str, np.ndarray] | None = None) -> np.ndarray:
+    """(n_face, 3) float32 head-frame offsets of the ICT ``face`` region from the reference face
+    (out-of-span deformation and scan identity included, as in :func:`gt_vertices`)."""
     idx = model.region_vertices("face")
-    v = model.vertices(labels["identity"], labels["expression"], subset=idx)
+    v = gt_vertices(model, labels, "head", subset=idx, scans=scans)
     return (v - model.reference_vertices[idx]).astype(np.float32)

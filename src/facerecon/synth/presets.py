@@ -1,9 +1,12 @@
-"""Synthetic-data presets and sensor models: loaded from TOML data, never code branches.
+"""Synthetic-data presets: loaded from TOML data, never code branches.
 
 ``configs/synth_presets.toml`` holds the named expressions and the presets
-(``facewarehouse``, ``biwi``, ``ict3dhp``, ``truedepth``); ``configs/sensors.toml`` the
-sensor models (``ideal``, ``kinect-v1``, ``tof``, ``truedepth``).  Either can be
-replaced by a user file (``load_presets(path)``/``load_sensors(path)``).
+(``facewarehouse``, ``biwi``, ``ict3dhp``, ``truedepth``, and the real-geometry variants
+``*-faces``); a user file can replace it (``load_preset(name, path)``).  A preset may
+start from another (``base = "biwi"``: its tables are merged key by key).  Every key is
+checked against :data:`PRESET_KEYS` / :data:`SCENE_KEYS` / :data:`SHAPE_KEYS`: a
+mistyped one is an error naming the nearest valid key.  Sensor models live in
+:mod:`.sensors` (``load_sensor``, re-exported here).
 
 Per-frame random values are written in a small spec language (see :func:`draw`).
 """
@@ -12,68 +15,37 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
-import tomllib
 from dataclasses import dataclass
 from functools import lru_cache
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from ..errors import ConfigError
+from .sensors import SensorModel, load_sensor, sensor_names
+from .spec import chance, check_keys, draw, read_toml
 
+# draw/chance and the sensor loaders are re-exported: callers load every synthetic config from here
+__all__ = ["Preset", "PRESET_KEYS", "SCENE_KEYS", "SHAPE_KEYS", "load_preset", "preset_names", "named_expressions",
+           "expand_expression", "draw", "chance", "load_sensor", "sensor_names", "SensorModel"]  # fmt: skip
 
-def _read_toml(path: str | Path | None, default_name: str) -> dict:
-    try:
-        if path is None:
-            text = resources.files("facerecon").joinpath(f"configs/{default_name}").read_text(encoding="utf-8")
-        else:
-            text = Path(path).read_text(encoding="utf-8")
-        return tomllib.loads(text)
-    except (OSError, tomllib.TOMLDecodeError) as exc:
-        raise ConfigError(f"{path or default_name}: cannot read synthetic-data config: {exc}") from None
-
-
-def draw(spec: Any, rng: np.random.Generator) -> Any:
-    """Draw one value from a spec.
-
-    * a number (or string/bool) -> itself;
-    * ``[lo, hi]`` -> uniform in [lo, hi] (integers if both ends are ints);
-    * ``{normal = [mean, sd], clip = [lo, hi]}`` -> clipped normal;
-    * ``{choice = [...], p = [...], jitter = sd}`` -> one of the values (+ normal jitter).
-    """
-    if isinstance(spec, (int, float, str, bool)) or spec is None:
-        return spec
-    if isinstance(spec, list):
-        if len(spec) != 2:
-            raise ConfigError(f"a range must be [lo, hi], got {spec!r}")
-        lo, hi = spec
-        if isinstance(lo, int) and isinstance(hi, int) and not isinstance(lo, bool):
-            return int(rng.integers(lo, hi + 1))
-        return float(rng.uniform(lo, hi))
-    if isinstance(spec, dict):
-        if "normal" in spec:
-            mean, sd = spec["normal"]
-            x = float(rng.normal(mean, sd))
-            if "clip" in spec:
-                x = float(np.clip(x, *spec["clip"]))
-            return x
-        if "choice" in spec:
-            values = spec["choice"]
-            p = spec.get("p")
-            if p is not None:
-                p = np.asarray(p, np.float64) / np.sum(p)
-            x = values[int(rng.choice(len(values), p=p))]
-            if spec.get("jitter"):
-                x = float(x) + float(rng.normal(0.0, spec["jitter"]))
-            return x
-    raise ConfigError(f"cannot draw a value from spec {spec!r}")
-
-
-def chance(p: float, rng: np.random.Generator) -> bool:
-    """True with probability ``p`` (always consumes one random number, so streams stay aligned)."""
-    return bool(rng.random() < float(p))
+#: Keys of a ``[presets.NAME]`` table (see the comments in ``configs/synth_presets.toml``).
+PRESET_KEYS = frozenset({
+    "description", "base", "camera", "sensor", "focal_jitter", "identity_scale", "expressions", "expression_weights",
+    "expression_strength", "random_arkit_count", "random_arkit_max", "yaw_deg", "pitch_deg", "roll_deg",
+    "image_roll_deg", "distance_mm", "image_x", "image_y", "scene", "shape",
+})  # fmt: skip
+#: Keys of ``[presets.NAME.scene]``: what surrounds the face (probabilities and specs).
+SCENE_KEYS = frozenset({
+    "hair", "body", "body_yaw_follow", "glasses", "hand", "cap", "chair", "wall", "wall_gap_mm", "wall_tilt_deg",
+    "floor", "side_wall", "boxes", "clip_background", "clip_beyond_head_mm",
+    "face_only", "face_only_background", "crop_top_mm", "crop_bottom_mm", "crop_side_mm", "crop_back_mm",
+    "crop_roundness",
+})  # fmt: skip
+#: Keys of ``[presets.NAME.shape]``: faces outside the model's span (see :mod:`.deform`).
+SHAPE_KEYS = frozenset({
+    "deform", "deform_count", "deform_amplitude_mm", "deform_radius_mm", "region_scale", "region_scale_sd",
+    "asymmetry", "asymmetry_mm", "scan_identity",
+})  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -89,24 +61,12 @@ class Preset:
     def scene(self) -> dict:
         return self.table.get("scene", {})
 
+    @property
+    def shape(self) -> dict:
+        return self.table.get("shape", {})
+
     def to_dict(self) -> dict:
         return {"name": self.name, "table": copy.deepcopy(self.table), "expressions": copy.deepcopy(self.expressions)}
-
-    def digest(self) -> str:
-        return hashlib.sha256(json.dumps(self.to_dict(), sort_keys=True).encode()).hexdigest()[:16]
-
-
-@dataclass(frozen=True)
-class SensorModel:
-    name: str
-    table: dict  # description, source, stages
-
-    @property
-    def stages(self) -> list[dict]:
-        return list(self.table.get("stages", []))
-
-    def to_dict(self) -> dict:
-        return {"name": self.name, "table": copy.deepcopy(self.table)}
 
     def digest(self) -> str:
         return hashlib.sha256(json.dumps(self.to_dict(), sort_keys=True).encode()).hexdigest()[:16]
@@ -134,9 +94,36 @@ _SIDED = {
 
 @lru_cache(maxsize=4)
 def _presets_cached(path: str | None) -> tuple[dict, dict]:
-    data = _read_toml(path, "synth_presets.toml")
+    data = read_toml(path, "synth_presets.toml")
+    check_keys(data, ("expressions", "presets"), f"{path or 'synth_presets.toml'}: ")
     exprs = {name: expand_expression(w) for name, w in data.get("expressions", {}).items()}
     return data.get("presets", {}), exprs
+
+
+def _merge(base: dict, over: dict) -> dict:
+    """``over`` on top of ``base``; sub-tables (scene, shape) are merged key by key."""
+    out = copy.deepcopy(base)
+    for k, v in over.items():
+        out[k] = _merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) and k in ("scene", "shape") else copy.deepcopy(v)
+    return out
+
+
+def _resolve(name: str, table: dict, seen: tuple[str, ...] = ()) -> dict:
+    if name not in table:
+        raise ConfigError(f"unknown synthetic preset {name!r}; known: {', '.join(sorted(table))}")
+    if name in seen:
+        raise ConfigError(f"preset {name!r}: 'base' chain loops ({' -> '.join(seen + (name,))})")
+    p = table[name]
+    where = f"preset {name!r}: "
+    check_keys(p, PRESET_KEYS, where)
+    check_keys(p.get("scene", {}), SCENE_KEYS, f"preset {name!r} [scene]: ")
+    check_keys(p.get("shape", {}), SHAPE_KEYS, f"preset {name!r} [shape]: ")
+    if "base" not in p:
+        return copy.deepcopy(p)
+    merged = _merge(_resolve(str(p["base"]), table, seen + (name,)), p)
+    merged.pop("base", None)
+    merged["based_on"] = str(p["base"])
+    return merged
 
 
 def preset_names(path: str | Path | None = None) -> list[str]:
@@ -144,37 +131,13 @@ def preset_names(path: str | Path | None = None) -> list[str]:
 
 
 def load_preset(name: str, path: str | Path | None = None) -> Preset:
-    """The named preset from ``synth_presets.toml`` (or a user file)."""
+    """The named preset from ``synth_presets.toml`` (or a user file); unknown keys are errors."""
     table, exprs = _presets_cached(None if path is None else str(path))
-    if name not in table:
-        raise ConfigError(f"unknown synthetic preset {name!r}; known: {', '.join(sorted(table))}")
-    p = table[name]
+    p = _resolve(name, table)
     missing = [e for e in p.get("expressions", ["neutral"]) if e not in exprs]
     if missing:
         raise ConfigError(f"preset {name!r} uses undefined expressions: {', '.join(missing)}")
-    return Preset(name, copy.deepcopy(p), {e: dict(exprs[e]) for e in p.get("expressions", ["neutral"])})
-
-
-@lru_cache(maxsize=4)
-def _sensors_cached(path: str | None) -> dict:
-    return _read_toml(path, "sensors.toml")
-
-
-def sensor_names(path: str | Path | None = None) -> list[str]:
-    return sorted(_sensors_cached(None if path is None else str(path)))
-
-
-def load_sensor(name: str, path: str | Path | None = None) -> SensorModel:
-    """The named sensor model from ``sensors.toml`` (or a user file)."""
-    table = _sensors_cached(None if path is None else str(path))
-    if name not in table:
-        raise ConfigError(f"unknown sensor model {name!r}; known: {', '.join(sorted(table))}")
-    from .sensors import STAGES  # local import: sensors imports numba kernels
-
-    for st in table[name].get("stages", []):
-        if st.get("type") not in STAGES:
-            raise ConfigError(f"sensor {name!r}: unknown stage type {st.get('type')!r}; known: {', '.join(sorted(STAGES))}")
-    return SensorModel(name, copy.deepcopy(table[name]))
+    return Preset(name, p, {e: dict(exprs[e]) for e in p.get("expressions", ["neutral"])})
 
 
 def named_expressions(path: str | Path | None = None) -> dict[str, dict[str, float]]:

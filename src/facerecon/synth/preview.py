@@ -61,8 +61,28 @@ def _title(sample: dict) -> str:
     return f"#{lab.get('index', '?')} {lab.get('expression_name', '')}  y{y:.0f} p{p:.0f} r{r:.0f}  z{t[2]:.0f}mm"
 
 
-def contact_sheet(samples: list[dict], out: str | Path, cols: int = 4, title: str = "") -> Path:
-    """Grid of raw samples (depth shaded, face-mask outline, landmarks green = visible / red = hidden)."""
+def _zoom(ax, sample: dict, zoom_mm: float) -> None:
+    """Show a ``zoom_mm`` wide window around the head (labelled frames) or the nearest surface (real frames)."""
+    d = sample["depth_mm"]
+    k = sample.get("intrinsics")
+    lab = sample.get("labels") or {}
+    if k is None or not (d > 0).any():
+        return
+    if "translation_mm" in lab:
+        t = np.asarray(lab["translation_mm"], np.float64)
+        (u, v), z = k.project(t[None])[0], float(t[2])
+    else:  # the nearest 5 % of the valid pixels
+        ys, xs = np.nonzero(d > 0)
+        near = d[ys, xs] <= np.percentile(d[ys, xs], 5)
+        u, v, z = float(xs[near].mean()), float(ys[near].mean()), float(np.median(d[ys, xs][near])) + 60.0
+    half = 0.5 * zoom_mm * k.fx / max(z, 1.0)
+    ax.set_xlim(u - half, u + half)
+    ax.set_ylim(v + half, v - half)
+
+
+def contact_sheet(samples: list[dict], out: str | Path, cols: int = 4, title: str = "", zoom_mm: float | None = None) -> Path:
+    """Grid of raw samples (depth shaded, face-mask outline, landmarks green = visible / red = hidden);
+    ``zoom_mm``: each panel shows a window that wide around the head instead of the whole frame."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -70,12 +90,15 @@ def contact_sheet(samples: list[dict], out: str | Path, cols: int = 4, title: st
 
     rows = max(1, int(np.ceil(len(samples) / cols)))
     h, w = samples[0]["depth_mm"].shape
-    fig, axes = plt.subplots(rows, cols, figsize=(cols * 3.2, rows * 3.2 * h / w + 0.4), squeeze=False)
+    aspect = 1.0 if zoom_mm else h / w
+    fig, axes = plt.subplots(rows, cols, figsize=(cols * 3.2, rows * 3.2 * aspect + 0.4), squeeze=False)
     for ax in axes.flat:
         ax.axis("off")
     for ax, s in zip(axes.flat, samples):
         ax.axis("on")
         _panel(ax, s, _title(s))
+        if zoom_mm:
+            _zoom(ax, s, zoom_mm)
     if title:
         fig.suptitle(title, fontsize=9)
     fig.tight_layout()
@@ -86,10 +109,40 @@ def contact_sheet(samples: list[dict], out: str | Path, cols: int = 4, title: st
     return out
 
 
-def compare_sheet(synthetic: list[dict], real: list[dict], out: str | Path, title: str = "", cols: int = 4) -> Path:
+def compare_sheet(synthetic: list[dict], real: list[dict], out: str | Path, title: str = "", cols: int = 4,
+                  zoom_mm: float | None = None) -> Path:  # fmt: skip
     """Real frames (first row(s), titled "real: ...") followed by synthetic ones, same rendering."""
     real = [{**r, "title": "REAL " + r.get("title", "")} for r in real]
-    return contact_sheet(real + synthetic, out, cols=cols, title=title)
+    return contact_sheet(real + synthetic, out, cols=cols, title=title, zoom_mm=zoom_mm)
+
+
+def face_only_sheet(out: str | Path, real: list[dict] = (), preset: str = "biwi-faces", n: int = 16, seed: int = 0,
+                    scans: dict | None = None, cols: int = 6, zoom_mm: float = 360.0) -> Path:  # fmt: skip
+    """The real-geometry training data: ``real`` frames (dicts with depth_mm/intrinsics/title, e.g. the
+    Kinect face patches) then ``n`` frames of a ``*-faces`` preset, zoomed on the head, titled
+    with what each frame is (face-only crop, body or not, out-of-span shape, scan identity)."""
+    from .dataset import raw_sample, storage_unit_mm
+    from .generator import SynthGenerator
+
+    gen = SynthGenerator(preset, None, seed, scans=scans)
+    unit = storage_unit_mm(gen.sensor)
+    synth = []
+    for i in range(n):
+        smp = gen.generate(i)
+        lab, sc = smp.labels, smp.labels["scene"]
+        kind = ["face-only" if sc.get("face_only") else ("head+body" if sc.get("body") else "head, no body")]
+        if sc.get("hair"):
+            kind.append("hair")
+        if lab.get("deform"):
+            kind.append("deformed")
+        if lab.get("identity_source", "model") != "model":
+            kind.append(lab["identity_source"])
+        y, p, r = np.asarray(lab["euler_deg"])
+        synth.append({**raw_sample(smp, unit), "title": f"#{i} {', '.join(kind)}\ny{y:.0f} p{p:.0f} r{r:.0f}"})
+    for s in synth:  # titles from the dict, not from the labels
+        s["labels"] = {k: v for k, v in s["labels"].items() if k not in ("euler_deg",)}
+    title = f"preset {preset} ({gen.sensor.name}): " + ("REAL frames first, then synthetic" if real else "synthetic")
+    return compare_sheet(synth, list(real), out, title=title, cols=cols, zoom_mm=zoom_mm)
 
 
 def real_frames_for(preset_camera: str, real_dir: str | Path, limit: int = 4) -> list[dict]:
@@ -131,7 +184,7 @@ def sensor_sheet(out: str | Path, preset: str = "ict3dhp", indices: tuple[int, .
     from ..facemodel.model import FaceModel
     from .dataset import raw_sample, storage_unit_mm
     from .generator import SynthGenerator
-    from .presets import sensor_names
+    from .sensors import sensor_names
 
     model = FaceModel.load()
     names = sensor_names()

@@ -4,7 +4,9 @@
 a plain-JSON ``scene`` dict that :mod:`facerecon.synth.scene` turns into meshes without
 drawing anything itself.  Streams: the caller passes a Generator seeded from
 ``(seed, index, 0)``; the sensor model gets ``(seed, index, 1)``, so changing the sensor
-keeps the scene.
+keeps the scene.  The real-geometry options (:func:`sample_variants`: face-only crops,
+no body, identities beyond 1 sigma, out-of-span shapes, scan identities) draw from
+``(seed, index, 2)``, so presets without them give exactly the frames they always gave.
 """
 from __future__ import annotations
 
@@ -14,7 +16,9 @@ import numpy as np
 
 from ..camera import Intrinsics, camera_preset
 from ..rotations import _rz, euler_to_matrix
-from .presets import Preset, chance, draw
+from .deform import sample_deformation
+from .presets import Preset
+from .spec import chance, draw
 
 # Hair, glasses, hands: the head-frame landmarks they are placed from (Multi-PIE indices).
 HAND_TARGETS = (2, 4, 8, 12, 14, 48, 54, 57)
@@ -32,6 +36,8 @@ class FrameParams:
     intrinsics: Intrinsics
     image_roll_deg: float
     scene: dict = field(default_factory=dict)
+    deform: dict | None = None  # out-of-span displacement (facerecon.synth.deform), None = the model face
+    identity_source: str = "model"  # "model" (identity weights) or "scan:NAME" (a real scan as identity)
 
 
 def _unit(rng: np.random.Generator) -> list[float]:
@@ -169,9 +175,64 @@ def sample_scene(preset: Preset, euler_up: dict, head_z: float, rng: np.random.G
 def sample_frame(preset: Preset, expression_names: list[str], n_identity: int, rng: np.random.Generator) -> FrameParams:
     """Draw one frame's parameters from ``preset`` (deterministic for a given Generator state)."""
     k = sample_camera(preset, rng)
-    identity = (rng.standard_normal(n_identity) * float(preset.get("identity_scale", 1.0))).astype(np.float32)
+    scale = preset.get("identity_scale", 1.0)  # a spec (range, ...) is drawn by sample_variants from stream 2
+    scale = float(scale) if isinstance(scale, (int, float)) else 1.0
+    identity = (rng.standard_normal(n_identity) * scale).astype(np.float32)
     expression, name = sample_expression(preset, expression_names, rng)
     r, t, img_roll, euler_up = sample_pose(preset, k, rng)
     scene = sample_scene(preset, euler_up, float(t[2]), rng)
     scene["euler_upright"] = euler_up
     return FrameParams(identity, expression, name, r, t, k, img_roll, scene)
+
+
+#: Face-only crop defaults (head-frame neutral mm: y down, x to the subject's left, z into the head).
+CROP_DEFAULTS = {"crop_top_mm": [-115.0, -55.0], "crop_bottom_mm": [70.0, 140.0], "crop_side_mm": [50.0, 95.0],
+                 "crop_back_mm": [-70.0, 20.0], "crop_roundness": [2.0, 8.0]}  # fmt: skip
+
+
+def sample_crop(sc: dict, rng: np.random.Generator) -> dict:
+    """A face-only crop boundary: forehead (top), chin/throat (bottom), each side (ears), depth (back)
+    and how box-like the outline is (superellipse exponent); see :func:`facerecon.synth.scene.crop_mask`."""
+    g = lambda k: float(draw(sc.get(k, CROP_DEFAULTS[k]), rng))  # noqa: E731
+    return {"top": g("crop_top_mm"), "bottom": g("crop_bottom_mm"), "left": g("crop_side_mm"), "right": g("crop_side_mm"),
+            "back": g("crop_back_mm"), "roundness": g("crop_roundness")}  # fmt: skip
+
+
+def sample_variants(
+    preset: Preset,
+    params: FrameParams,
+    rng: np.random.Generator,
+    anchors: np.ndarray,
+    landmarks: np.ndarray,
+    scan_names: tuple[str, ...] = (),
+) -> FrameParams:
+    """Apply the preset's real-geometry options to ``params`` (in place; returns it), drawing from ``rng``
+    (the frame's stream 2).
+
+    * ``identity_scale`` as a spec: identity weights scaled beyond 1 sigma;
+    * ``[scene] body``: chance of neck + torso (else the head ends at the neck cut);
+    * ``[scene] face_only``: chance that only the ICT face region exists, cut at a random boundary
+      (:func:`sample_crop`), with no hair, body, occluders, and a background only with
+      ``face_only_background``;
+    * ``[shape]``: out-of-span deformation (:func:`facerecon.synth.deform.sample_deformation`) and,
+      when the generator has scans, ``scan_identity``: chance that a scan replaces the model identity.
+    """
+    sc, sh = preset.scene, preset.shape
+    spec = preset.get("identity_scale", 1.0)
+    if not isinstance(spec, (int, float)):
+        params.identity = (params.identity * np.float32(draw(spec, rng))).astype(np.float32)
+    scene = params.scene
+    if not chance(sc.get("body", 1.0), rng):
+        scene["body"] = None
+        scene["chair"] = None
+    if chance(sc.get("face_only", 0.0), rng):
+        scene["face_only"] = sample_crop(sc, rng)
+        for k in ("hair", "glasses", "hand", "cap", "body", "chair"):
+            scene[k] = None
+        if not chance(sc.get("face_only_background", 0.0), rng):
+            scene["background"] = {"boxes": []}
+    params.deform = sample_deformation(sh, anchors, landmarks, rng)
+    if scan_names and chance(sh.get("scan_identity", 0.0), rng):
+        params.identity_source = "scan:" + scan_names[int(rng.integers(len(scan_names)))]
+        params.identity = np.zeros_like(params.identity)
+    return params

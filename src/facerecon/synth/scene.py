@@ -45,6 +45,7 @@ class HeadAssets:
     ring_rows: np.ndarray  # rows of the vertices along the neck cut
     cone_rows: np.ndarray  # skin rows gathered per grid direction (CSR values) for the hair / cap shell
     cone_start: np.ndarray  # (n_grid,) CSR offsets into cone_rows
+    neutral: np.ndarray  # (S, 3) float64 neutral head-frame positions of the subset (crops, deformations)
 
     @classmethod
     def build(cls, model: FaceModel) -> "HeadAssets":
@@ -92,6 +93,7 @@ class HeadAssets:
             ring_rows=ring_rows,
             cone_rows=np.concatenate(rows),
             cone_start=np.asarray(starts, np.int64),
+            neutral=model.neutral[subset].astype(np.float64),
         )
 
 
@@ -300,6 +302,37 @@ def _background(bg: dict, view: float) -> list:
     return parts
 
 
+#: Segments a face-only surface keeps (the ICT face region, eyeballs and mouth socket: no scalp, no neck).
+FACE_ONLY_SEGMENTS = (SEG_FACE, SEG_FACE_OUTER, SEG_EYES, SEG_MOUTH)
+
+
+def crop_mask(neutral: np.ndarray, crop: dict) -> np.ndarray:
+    """(S,) bool: neutral head-frame points inside a face-only crop (:func:`~facerecon.synth.sampling.sample_crop`).
+
+    The outline is a superellipse in (x, y) with its own extent on each side (left/right
+    half-widths, forehead ``top`` and chin/throat ``bottom`` y), exponent ``roundness``
+    (2: an ellipse, large: a box), and points deeper than ``back`` (z) are cut (how far round
+    the sides the surface goes).
+    """
+    x, y, z = neutral[:, 0], neutral[:, 1], neutral[:, 2]
+    yc = 0.5 * (crop["top"] + crop["bottom"])
+    hy = 0.5 * (crop["bottom"] - crop["top"])
+    nx = np.where(x >= 0, x / crop["left"], -x / crop["right"])  # +x is the subject's left
+    ny = np.abs(y - yc) / hy
+    n = crop["roundness"]
+    return (np.abs(nx) ** n + ny**n <= 1.0) & (z <= crop["back"])
+
+
+def head_triangles(assets: HeadAssets, scene: dict) -> tuple[np.ndarray, np.ndarray]:
+    """The ICT head triangles (rows into the subset) and segments a frame shows: all, or a face-only crop."""
+    crop = scene.get("face_only")
+    if not crop:
+        return assets.triangles, assets.segments
+    inside = crop_mask(assets.neutral, crop)
+    keep = np.isin(assets.segments, FACE_ONLY_SEGMENTS) & inside[assets.triangles].all(axis=1)
+    return assets.triangles[keep], assets.segments[keep]
+
+
 def build_scene(assets: HeadAssets, v_head: np.ndarray, params, *, with_background: bool = True) -> Scene:
     """Camera-frame scene for one frame; ``v_head`` are the subset vertices (head frame, mm)."""
     vh = np.asarray(v_head, np.float64)
@@ -327,11 +360,12 @@ def build_scene(assets: HeadAssets, v_head: np.ndarray, params, *, with_backgrou
         view = 1.4 * float(np.max([params.intrinsics.width, params.intrinsics.height])) / 2 / params.intrinsics.fx
         extra += [(m, SEG_BACKGROUND) for m in _background(sc["background"], view)]
     head_cam = vh @ params.rotation.T + params.translation
-    verts, tris, segs, off = [head_cam], [assets.triangles], [assets.segments], len(head_cam)
+    head_tris, head_segs = head_triangles(assets, sc)
+    verts, tris, segs, off = [head_cam], [head_tris], [head_segs], len(head_cam)
     for (v, t), s in extra:
         verts.append(v @ rc.T)
         tris.append(t + off)
         segs.append(np.full(len(t), s, np.uint8))
         off += len(v)
     return Scene(np.concatenate(verts), np.concatenate(tris).astype(np.int32), np.concatenate(segs),
-                 len(head_cam), len(assets.triangles))  # fmt: skip
+                 len(head_cam), len(head_tris))  # fmt: skip

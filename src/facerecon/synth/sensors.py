@@ -13,8 +13,13 @@ Example::
 """
 from __future__ import annotations
 
+import copy
+import hashlib
+import json
 import time
 from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
 from typing import Callable
 
 import numpy as np
@@ -24,9 +29,46 @@ from scipy.special import ndtri
 from ..camera import Intrinsics
 from .noise import _smooth_n, _smooth_u, _u01, coarse_noise, noise_field
 from .noise import key as _key
-from .presets import SensorModel, chance, draw
+from ..errors import ConfigError
+from .spec import chance, draw, read_toml
 
 SEG_HAIR = 6  # facerecon.synth.scene.SEG_HAIR (kept literal: numba kernels take plain ints)
+
+
+@dataclass(frozen=True)
+class SensorModel:
+    name: str
+    table: dict  # description, source, stages
+
+    @property
+    def stages(self) -> list[dict]:
+        return list(self.table.get("stages", []))
+
+    def to_dict(self) -> dict:
+        return {"name": self.name, "table": copy.deepcopy(self.table)}
+
+    def digest(self) -> str:
+        return hashlib.sha256(json.dumps(self.to_dict(), sort_keys=True).encode()).hexdigest()[:16]
+
+
+@lru_cache(maxsize=4)
+def _sensors_cached(path: str | None) -> dict:
+    return read_toml(path, "sensors.toml")
+
+
+def sensor_names(path: str | Path | None = None) -> list[str]:
+    return sorted(_sensors_cached(None if path is None else str(path)))
+
+
+def load_sensor(name: str, path: str | Path | None = None) -> SensorModel:
+    """The named sensor model from ``configs/sensors.toml`` (or a user file); stage types are checked."""
+    table = _sensors_cached(None if path is None else str(path))
+    if name not in table:
+        raise ConfigError(f"unknown sensor model {name!r}; known: {', '.join(sorted(table))}")
+    for st in table[name].get("stages", []):
+        if st.get("type") not in STAGES:
+            raise ConfigError(f"sensor {name!r}: unknown stage type {st.get('type')!r}; known: {', '.join(sorted(STAGES))}")
+    return SensorModel(name, copy.deepcopy(table[name]))
 
 
 @dataclass

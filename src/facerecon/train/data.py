@@ -75,8 +75,54 @@ class PositionSet:
     @staticmethod
     def concat(sets: list["PositionSet"]) -> "PositionSet":
         cat = lambda name: np.concatenate([getattr(s, name) for s in sets])  # noqa: E731
-        meta = {"parts": [s.meta for s in sets]}
+        meta = {"parts": [s.meta for s in sets], "part_sizes": [len(s) for s in sets]}
         return PositionSet(*(cat(n) for n in ("images", "center_mm", "scale_mm", "quat", "trans", "weights", "index")), meta=meta)
+
+
+    def shard(self, k: int, n_shards: int) -> "PositionSet":
+        """Data shard ``k`` of ``n_shards`` (see :func:`shard_ranges`), in memory; equals :meth:`load_shard`."""
+        rows = np.concatenate([np.arange(lo, hi) for lo, hi in shard_ranges(_part_sizes(self.meta, len(self)), k, n_shards)])
+        return self.subset(rows.astype(np.int64))
+
+    @classmethod
+    def load_shard(cls, path: str | Path, k: int, n_shards: int) -> "PositionSet":
+        """Read only data shard ``k`` of ``n_shards`` of a saved set (what one DDP rank trains on)."""
+        from safetensors import safe_open
+
+        with safe_open(str(path), framework="numpy") as f:
+            meta = json.loads((f.metadata() or {}).get("facerecon_position_set", "{}"))
+            n = f.get_slice("images").get_shape()[0]
+            ranges = shard_ranges(_part_sizes(meta, n), k, n_shards)
+            arrays = {}
+            for name in ("images", "center_mm", "scale_mm", "quat", "trans", "weights", "index"):
+                sl = f.get_slice(name)
+                if sl.get_shape()[0] != n:  # an unlabelled set's empty label arrays
+                    arrays[name] = f.get_tensor(name)
+                    continue
+                arrays[name] = np.concatenate([sl[lo:hi] for lo, hi in ranges])
+        return cls(**arrays, meta=meta)
+
+
+def _part_sizes(meta: dict, n: int) -> list[int]:
+    """Sizes of the concatenated parts of a set (one per recipe row; each sorted by sample index)."""
+    sizes = meta.get("part_sizes")
+    if sizes is None and meta.get("parts"):  # sets merged before part_sizes was recorded
+        sizes = [int(m.get("n_requested", 0)) - int(m.get("n_no_head", 0)) for m in meta["parts"]]
+    return [int(x) for x in sizes] if sizes and sum(sizes) == n else [n]
+
+
+def shard_ranges(part_sizes: list[int], k: int, n_shards: int) -> list[tuple[int, int]]:
+    """Row ranges of data shard ``k``: the k-th contiguous slice of every part.
+
+    Rows of a part are its frames in sample-index order, i.e. by seed range: shard k holds
+    samples ``[m k / n, m (k+1) / n)`` of each recipe row (of m frames), so every shard has
+    every preset in the recipe's proportions and no two shards share a frame.
+    """
+    out, start = [], 0
+    for m in part_sizes:
+        out.append((start + m * k // n_shards, start + m * (k + 1) // n_shards))
+        start += m
+    return out
 
 
 def frame_to_position(frame: DepthFrame):
@@ -89,13 +135,13 @@ def frame_to_position(frame: DepthFrame):
 _WORKER: dict = {}
 
 
-def _init_worker(preset: str, sensor: str, seed: int, threads: int, jitter_mm: float) -> None:
+def _init_worker(preset: str, sensor: str, seed: int, threads: int, jitter_mm: float, scans: dict | None = None) -> None:
     import torch
 
     torch.set_num_threads(threads)
     from ..synth.generator import SynthGenerator
 
-    _WORKER["gen"] = SynthGenerator(preset, sensor, seed)
+    _WORKER["gen"] = SynthGenerator(preset, sensor, seed, scans=scans)
     _WORKER["jitter"] = jitter_mm
 
 
@@ -128,15 +174,19 @@ def build_synthetic_set(
     progress: Callable[[int, int], None] | None = None,
     start: int = 0,
     center_jitter_mm: float = 0.0,
+    scans: dict[str, np.ndarray] | None = None,
 ) -> PositionSet:
     """Generate frames ``start .. start+n-1`` of (preset, sensor, seed) and turn them into position images.
 
-    Frames where localisation finds no head are left out and counted in ``meta``.
+    Frames where localisation finds no head are left out and counted in ``meta``.  ``scans``:
+    real scans as extra identities (name -> ICT displacement, :func:`facerecon.synth.deform.scan_displacement`),
+    used by presets with ``[shape] scan_identity``.  Frames with an out-of-span shape keep
+    exact pose labels; their ``weights`` are the model part of the shape only (see ``meta``).
     """
     indices = list(range(start, start + n))
     rows: dict[int, tuple] = {}
     failed: list[int] = []
-    args = (preset, sensor, seed, 1, center_jitter_mm)
+    args = (preset, sensor, seed, 1, center_jitter_mm, scans)
     if workers > 1:
         ctx = mp.get_context("fork" if os.name == "posix" else "spawn")
         with ctx.Pool(workers, initializer=_init_worker, initargs=args) as pool:
@@ -156,6 +206,8 @@ def build_synthetic_set(
     meta = {"kind": "synthetic", "preset": preset, "sensor": sensor, "seed": seed, "start": start, "n_requested": n,
             "center_jitter_mm": center_jitter_mm,
             "n_no_head": len(failed), "no_head_indices": sorted(failed)[:200]}
+    if scans:
+        meta["scans"] = sorted(scans)
     return PositionSet(
         images=np.stack(cols[0]) if order else np.zeros((0, 3, 160, 160), np.float16),
         center_mm=np.stack(cols[1]) if order else np.zeros((0, 3), np.float32),

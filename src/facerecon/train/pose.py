@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import json
 import tomllib
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from importlib import resources
 from pathlib import Path
 from typing import Callable
@@ -31,7 +31,8 @@ from ..nets.pose import DAPoseNet, canonicalize_quaternion, flip_averaged, mirro
 from ..rotations import quat_to_matrix
 from .checkpoint import load_checkpoint, load_trained, save_checkpoint
 from .data import PositionSet
-from .loop import Batches, CsvLog, Timer, resume_run, run_state, seed_everything
+from .distributed import Dist
+from .loop import CsvLog, ShardedBatches, Timer, resume_run, run_state, seed_everything
 
 # Landmarks for eq. 7: the 51 inner Multi-PIE points (brows, nose, eyes, mouth); the 17
 # jaw-line points sit on the silhouette, where the nearest depth point is often not theirs.
@@ -60,7 +61,9 @@ class PoseTrainConfig:
     # a checkpoint or exported weights that start a fresh run (e.g. stage 2 alone, with
     # supervised_steps = 0, from the shipped supervised model)
     init_from: str = ""
-    extra: dict = field(default_factory=dict)
+    # data shards of the global batch (see train_pose): a DDP run has one per rank (set from the
+    # launcher); a single-process run with the same number reproduces it exactly
+    shards: int = 1
 
 
 def load_train_config(name: str, section: str = "pose", path: str | Path | None = None) -> dict:
@@ -100,16 +103,17 @@ def predict_poses(net: DAPoseNet, data: PositionSet, batch: int = 64, flip: bool
     test-time flip of the network's configuration unless ``flip`` says otherwise (as the
     pipeline predicts)."""
     flip = net.config.test_time_flip if flip is None else flip
+    dev = next(net.parameters()).device
     was = net.training
     net.eval()
     qs, ts = [], []
     with torch.no_grad():
         for s in range(0, len(data), batch):
             x = data.images[s : s + batch].astype(np.float32)
-            out = net(torch.from_numpy(np.concatenate([x, mirror_position_images(x)]) if flip else x))
+            out = net(torch.from_numpy(np.concatenate([x, mirror_position_images(x)]) if flip else x).to(dev))
             quat, trans = flip_averaged(out.quat, out.trans) if flip else (out.quat, out.trans)
-            qs.append(canonicalize_quaternion(normalize_quaternion(quat)).double().numpy())
-            ts.append(trans.double().numpy())
+            qs.append(canonicalize_quaternion(normalize_quaternion(quat)).double().cpu().numpy())
+            ts.append(trans.double().cpu().numpy())
     net.train(was)
     q = np.concatenate(qs)
     t = data.center_mm.astype(np.float64) + np.concatenate(ts) * data.scale_mm[:, None]
@@ -122,76 +126,132 @@ def evaluate(net: DAPoseNet, data: PositionSet) -> PoseErrors:
     return pose_errors(r, quat_to_matrix(data.quat.astype(np.float64)), t, t_true)
 
 
+class _PoseStep(torch.nn.Module):
+    """One step's network passes (synthetic batch, real-domain batch) in ONE forward call, so that a
+    DDP wrapper sees one forward per backward however many batches a step has."""
+
+    def __init__(self, net: DAPoseNet):
+        super().__init__()
+        self.net = net
+
+    def forward(self, xs: torch.Tensor | None, xt: torch.Tensor | None):
+        return (self.net(xs) if xs is not None else None), (self.net(xt) if xt is not None else None)
+
+
+def _local_shards(data: PositionSet | dict[int, PositionSet] | None, n_shards: int) -> dict[int, PositionSet] | None:
+    if data is None or isinstance(data, dict):
+        return data
+    return {0: data} if n_shards == 1 else {k: data.shard(k, n_shards) for k in range(n_shards)}
+
+
 def train_pose(
     run_dir: str | Path,
-    source: PositionSet,
-    target: PositionSet | None,
+    source: PositionSet | dict[int, PositionSet],
+    target: PositionSet | dict[int, PositionSet] | None,
     cfg: PoseTrainConfig,
     model: FaceModel | None = None,
     validation: PositionSet | None = None,
     progress: Callable[[int, int, dict], None] | None = None,
+    dist: Dist | None = None,
 ) -> DAPoseNet:
-    """Train (or resume) DAPoseNet in ``run_dir``; returns the trained network."""
+    """Train (or resume) DAPoseNet in ``run_dir``; returns the trained network.
+
+    Data parallel (:mod:`facerecon.train.ddp`): the global batch ``cfg.batch`` is split over
+    ``cfg.shards`` data shards (seed ranges of every recipe row, :func:`~.data.shard_ranges`).
+    A single process runs the shards one after the other within each step (each shard's
+    forward with its own BatchNorm statistics, gradients averaged); a DDP rank (``dist``)
+    runs its own shard, ``source``/``target`` then being ``{rank: shard}``, and DDP
+    averages the gradients.  Both give the same losses and weights (tested).  Rank 0
+    writes the checkpoint and the log.
+    """
+    dist = dist or Dist()
+    n_shards = dist.world if dist.active else int(cfg.shards)
     run_dir = Path(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
+    if dist.main:
+        run_dir.mkdir(parents=True, exist_ok=True)
     torch.set_num_threads(cfg.threads)
     seed_everything(cfg.seed)
-    net = DAPoseNet(cfg.net)
+    dev = torch.device(dist.device)
+    net = DAPoseNet(cfg.net).to(dev)
     opt = torch.optim.Adam(net.parameters(), lr=cfg.lr)
-    src = Batches(source, cfg.batch, cfg.seed)
-    tgt = Batches(target, cfg.batch, cfg.seed + 1, repeat=cfg.real_repeat) if target is not None and len(target) else None
+    src_sets = _local_shards(source, n_shards)
+    tgt_sets = _local_shards(target, n_shards)
+    src = ShardedBatches(src_sets, cfg.batch, cfg.seed, n_shards)
+    use_tgt = tgt_sets is not None and all(len(t) for t in tgt_sets.values())
+    tgt = ShardedBatches(tgt_sets, cfg.batch, cfg.seed + 1, n_shards, repeat=cfg.real_repeat) if use_tgt else None
     ckpt = run_dir / "checkpoint.safetensors"
     step, timer = 0, Timer()
     if ckpt.exists():
         step = resume_run(load_checkpoint(ckpt, {"pose": net}, {"adam": opt}), timer, src, tgt)
     elif cfg.init_from:
         load_trained(cfg.init_from, {"pose": net}, net)
-    lm_ref = reference_landmarks(model or FaceModel.load())
-    log = CsvLog(run_dir / "log.csv", ["step", "stage", "loss", "sup", "selfsup", "matched", "seconds", "val_mae", "val_geodesic", "val_trans_mm"])
+    lm_ref = reference_landmarks(model or FaceModel.load()).to(dev)
+    step_module = dist.wrap(_PoseStep(net))
+    log = CsvLog(run_dir / "log.csv", ["step", "stage", "loss", "sup", "selfsup", "matched", "seconds", "val_mae", "val_geodesic", "val_trans_mm"]) if dist.main else None
     total = cfg.supervised_steps + (cfg.selfsup_steps if tgt is not None else 0)
+    tgt_scale = float(next(iter(tgt_sets.values())).scale_mm[0]) if tgt is not None else 100.0
 
     def save(final: bool = False) -> None:
-        meta = {**run_state(step, timer, src, tgt), "config": asdict(cfg), "final": final}
-        save_checkpoint(ckpt, {"pose": net}, {"adam": opt}, meta)
+        meta = {**run_state(step, timer, src, tgt, dist.gather if dist.active else None), "config": asdict(cfg), "final": final}
+        if dist.main:
+            save_checkpoint(ckpt, {"pose": net}, {"adam": opt}, meta)
 
     net.train()
     while step < total:
         stage = "supervised" if step < cfg.supervised_steps else "selfsup"
-        row: dict = {"step": step + 1, "stage": stage}
-        loss = torch.zeros(())
-        if stage == "supervised" or cfg.synthetic_in_selfsup:
-            idx = src.next_indices()
-            out = net(src.images(idx))
-            sup = pose_loss(out.quat, out.trans, torch.from_numpy(source.quat[idx]), torch.from_numpy(source.trans[idx]), alpha=cfg.alpha)
-            loss = loss + sup
-            row["sup"] = float(sup.detach())
-        if stage == "selfsup":
-            idx = tgt.next_indices()
-            x = tgt.images(idx)
-            out = net(x)
-            cham, keep = landmark_chamfer_loss(out.quat, out.trans, lm_ref, x, eps_mm=cfg.eps_mm, reduction="mean", return_matches=True,
-                                               scale_mm=float(target.scale_mm[0]))
-            loss = loss + cfg.selfsup_weight * cham
-            row["selfsup"] = float(cham.detach())
-            row["matched"] = float(keep.float().mean())
+        with_sup = stage == "supervised" or cfg.synthetic_in_selfsup
+        sidx = src.next_indices() if with_sup else None
+        tidx = tgt.next_indices() if stage == "selfsup" else None
         for g in opt.param_groups:
             g["lr"] = learning_rate(cfg, step)
         opt.zero_grad(set_to_none=True)
-        loss.backward()
+        sums = {"loss": 0.0, "sup": 0.0, "selfsup": 0.0, "matched": 0.0}
+        shards = sorted(src.parts)
+        for j, k in enumerate(shards):
+            # a single process running several shards keeps BatchNorm running statistics of the
+            # first only: what DDP does (rank 0's buffers are broadcast at every forward)
+            saved = {n: b.clone() for n, b in net.named_buffers()} if j > 0 else None
+            xs = src.parts[k].images(sidx[k]).to(dev) if with_sup else None
+            xt = tgt.parts[k].images(tidx[k]).to(dev) if tidx is not None else None
+            out_s, out_t = step_module(xs, xt)
+            loss = torch.zeros((), device=dev)
+            if out_s is not None:
+                data = src.parts[k].data
+                sup = pose_loss(out_s.quat, out_s.trans, torch.from_numpy(data.quat[sidx[k]]).to(dev),
+                                torch.from_numpy(data.trans[sidx[k]]).to(dev), alpha=cfg.alpha)  # fmt: skip
+                loss = loss + sup
+                sums["sup"] += float(sup.detach())
+            if out_t is not None:
+                cham, keep = landmark_chamfer_loss(out_t.quat, out_t.trans, lm_ref, xt, eps_mm=cfg.eps_mm, reduction="mean",
+                                                   return_matches=True, scale_mm=tgt_scale)  # fmt: skip
+                loss = loss + cfg.selfsup_weight * cham
+                sums["selfsup"] += float(cham.detach())
+                sums["matched"] += float(keep.float().mean())
+            (loss / len(shards)).backward()
+            sums["loss"] += float(loss.detach())
+            if saved is not None:  # after backward: autograd checks the buffers' versions
+                with torch.no_grad():
+                    for n, b in net.named_buffers():
+                        b.copy_(saved[n])
         opt.step()
         step += 1
-        row["loss"] = float(loss.detach())
-        row["seconds"] = timer.elapsed
-        if step % cfg.log_every == 0 or step == total:
+        means = dist.mean_over_ranks({k: v / len(shards) for k, v in sums.items()})
+        row: dict = {"step": step, "stage": stage, "loss": means["loss"], "seconds": timer.elapsed}
+        if with_sup:
+            row["sup"] = means["sup"]
+        if stage == "selfsup":
+            row.update(selfsup=means["selfsup"], matched=means["matched"])
+        if dist.main and (step % cfg.log_every == 0 or step == total):
             if validation is not None and (step % (cfg.log_every * 10) == 0 or step == total):
                 e = evaluate(net, validation)
                 row.update(val_mae=e.mae, val_geodesic=e.geodesic_mean, val_trans_mm=e.translation_mean_mm)
             log.write(row)
-        if progress:
+        if progress and dist.main:
             progress(step, total, row)
         if step % cfg.checkpoint_every == 0 or step == total:
             save(final=step == total)
-    log.close()
+    if log is not None:
+        log.close()
     net.eval()
     return net
 

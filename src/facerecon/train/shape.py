@@ -25,7 +25,7 @@ lambda1 = 0.03 / lambda2 = 0.1 give the adversarial terms ~10 % of the weight.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable
 
@@ -67,7 +67,6 @@ class ShapeTrainConfig:
     checkpoint_every: int = 250
     threads: int = 2
     init_from: str = ""  # a checkpoint or exported weights whose F and R start this run
-    extra: dict = field(default_factory=dict)
 
 
 def offset_targets(subset: ShapeSubset, data: PositionSet) -> np.ndarray:

@@ -1,5 +1,8 @@
 """Synthetic frames written in the documented folder format (``facerecon synth --format folder``).
 
+It lives here, above :mod:`facerecon.synth` (which must not import the folder format),
+and drives the generator from the outside.
+
 Per sample ``NNNNNN`` (the sample index; see :mod:`facerecon.datasets.folder`)::
 
     NNNNNN.depth.npz | .depth.png   sensor depth (npz: float32 mm; png: 16-bit integer mm)
@@ -25,7 +28,7 @@ from typing import Callable
 
 import numpy as np
 
-from ..datasets.folder import FolderWriter
+from .folder import FolderWriter
 from ..errors import ConfigError
 from ..pose_types import HeadPose
 
@@ -59,9 +62,10 @@ def export_folder(
     """Generate samples ``0 .. n-1`` into a folder dataset; returns how many were written now."""
     from ..facemodel.model import FaceModel
     from ..io.mesh import write_mesh
-    from .generator import SynthGenerator
-    from .labels import gt_vertices, rotation_of
-    from .presets import load_preset, load_sensor
+    from ..synth.generator import SynthGenerator
+    from ..synth.labels import gt_vertices, rotation_of
+    from ..synth.presets import load_preset
+    from ..synth.sensors import load_sensor
 
     if n < 1:
         raise ConfigError("--n must be positive")

@@ -1,0 +1,84 @@
+"""The small spec language of the synthetic-data TOML files, and the check for unknown keys.
+
+Lowest module of :mod:`facerecon.synth`: presets (:mod:`.presets`) and sensor models
+(:mod:`.sensors`) both read their TOML through here, so neither imports the other.
+"""
+from __future__ import annotations
+
+import difflib
+import tomllib
+from importlib import resources
+from pathlib import Path
+from typing import Any, Iterable
+
+import numpy as np
+
+from ..errors import ConfigError
+
+
+def read_toml(path: str | Path | None, default_name: str) -> dict:
+    """A packaged ``configs/<default_name>`` (``path`` None) or a user's TOML file."""
+    try:
+        if path is None:
+            text = resources.files("facerecon").joinpath(f"configs/{default_name}").read_text(encoding="utf-8")
+        else:
+            text = Path(path).read_text(encoding="utf-8")
+        return tomllib.loads(text)
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError(f"{path or default_name}: cannot read synthetic-data config: {exc}") from None
+
+
+def check_keys(given: Iterable[str], known: Iterable[str], where: str = "") -> None:
+    """Raise :class:`ConfigError` for the first key of ``given`` not in ``known``, naming the nearest valid one.
+
+    ``where`` prefixes the message (e.g. ``"preset 'biwi': "``).  A mistyped setting must never be
+    silently ignored (``--set lamda1=0.3`` once ran with lambda1 = 0.03).
+    """
+    known = sorted(set(known))
+    for key in given:
+        if key in known:
+            continue
+        close = difflib.get_close_matches(str(key), known, n=1, cutoff=0.6)
+        hint = f" (did you mean {close[0]!r}?)" if close else f"; known: {', '.join(known)}"
+        raise ConfigError(f"{where}unknown setting {key!r}{hint}")
+
+
+def draw(spec: Any, rng: np.random.Generator) -> Any:
+    """Draw one value from a spec.
+
+    * a number (or string/bool) -> itself;
+    * ``[lo, hi]`` -> uniform in [lo, hi] (integers if both ends are ints);
+    * ``{normal = [mean, sd], clip = [lo, hi]}`` -> clipped normal;
+    * ``{choice = [...], p = [...], jitter = sd}`` -> one of the values (+ normal jitter).
+    """
+    if isinstance(spec, (int, float, str, bool)) or spec is None:
+        return spec
+    if isinstance(spec, list):
+        if len(spec) != 2:
+            raise ConfigError(f"a range must be [lo, hi], got {spec!r}")
+        lo, hi = spec
+        if isinstance(lo, int) and isinstance(hi, int) and not isinstance(lo, bool):
+            return int(rng.integers(lo, hi + 1))
+        return float(rng.uniform(lo, hi))
+    if isinstance(spec, dict):
+        if "normal" in spec:
+            mean, sd = spec["normal"]
+            x = float(rng.normal(mean, sd))
+            if "clip" in spec:
+                x = float(np.clip(x, *spec["clip"]))
+            return x
+        if "choice" in spec:
+            values = spec["choice"]
+            p = spec.get("p")
+            if p is not None:
+                p = np.asarray(p, np.float64) / np.sum(p)
+            x = values[int(rng.choice(len(values), p=p))]
+            if spec.get("jitter"):
+                x = float(x) + float(rng.normal(0.0, spec["jitter"]))
+            return x
+    raise ConfigError(f"cannot draw a value from spec {spec!r}")
+
+
+def chance(p: float, rng: np.random.Generator) -> bool:
+    """True with probability ``p`` (always consumes one random number, so streams stay aligned)."""
+    return bool(rng.random() < float(p))
