@@ -165,16 +165,145 @@ def _triangles(polys: list[np.ndarray]) -> np.ndarray:
     return np.array([tri for q in polys for tri in _fan(list(q))], dtype=np.int64).reshape(-1, 3)
 
 
-def _obj_text(v: np.ndarray, polys: list[np.ndarray], uv: np.ndarray | None, puv: list[np.ndarray] | None, header: str) -> str:
-    out = [f"# {line}" for line in header.splitlines()] if header else []
-    out.append("\n".join(f"v {x:.6f} {y:.6f} {z:.6f}" for x, y, z in v.tolist()))
-    if uv is not None:
-        out.append("\n".join(f"vt {a:.6f} {b:.6f}" for a, b in uv.tolist()))
-    if puv is not None:
-        out.append("\n".join("f " + " ".join(f"{a + 1}/{b + 1}" for a, b in zip(q.tolist(), t.tolist())) for q, t in zip(polys, puv)))
-    else:
-        out.append("\n".join("f " + " ".join(str(a + 1) for a in q.tolist()) for q in polys))
-    return "\n".join(out) + "\n"
+class _Topology:
+    """Everything a writer derives from the faces alone (polygons, fan triangles, index
+    ranges, the OBJ face block, the PLY face bytes), computed once per faces object: a face
+    model's topology is written for every frame (measured: recomputing it cost ~0.5 s per file)."""
+
+    def __init__(self, faces, face_uv):
+        self.source = (faces, face_uv)  # held, so the ids in the cache key stay theirs
+        # arrays can be changed in place under the same id: keep a copy to compare with
+        self.copies = tuple(np.array(x, copy=True) if isinstance(x, np.ndarray) else None for x in (faces, face_uv))
+        self.polys = _as_polygons(faces)
+        if any(len(q) < 3 for q in self.polys):
+            raise ValueError("every face needs at least 3 vertices")
+        self.puv = None if face_uv is None else _as_polygons(face_uv)
+        if self.puv is not None and (len(self.puv) != len(self.polys) or any(len(a) != len(b) for a, b in zip(self.puv, self.polys))):
+            raise ValueError("face_uv must have the same shape as faces")
+        flat = np.concatenate(self.polys) if self.polys else np.zeros(0, np.int64)
+        self.v_range = (int(flat.min()), int(flat.max())) if flat.size else (0, -1)
+        flat_uv = None if self.puv is None else (np.concatenate(self.puv) if self.puv else np.zeros(0, np.int64))
+        self.t_range = None if flat_uv is None else ((int(flat_uv.min()), int(flat_uv.max())) if flat_uv.size else (0, -1))
+        self._tris = self._tuv = None
+        self._obj: dict = {}
+        self._ply: bytes | None = None
+
+    @property
+    def tris(self) -> np.ndarray:
+        if self._tris is None:
+            self._tris = _triangles(self.polys)
+        return self._tris
+
+    @property
+    def tuv(self) -> np.ndarray | None:
+        if self._tuv is None and self.puv is not None:
+            self._tuv = _triangles(self.puv)
+        return self._tuv
+
+    def obj_faces(self, with_uv: bool) -> str:
+        if with_uv not in self._obj:
+            if with_uv:
+                puv = self.puv if self.puv is not None else self.polys
+                text = "\n".join("f " + " ".join(f"{a + 1}/{b + 1}" for a, b in zip(q.tolist(), t.tolist())) for q, t in zip(self.polys, puv))
+            else:
+                text = "\n".join("f " + " ".join(str(a + 1) for a in q.tolist()) for q in self.polys)
+            self._obj[with_uv] = text + "\n" if text else ""
+        return self._obj[with_uv]
+
+    def ply_faces(self) -> bytes:
+        if self._ply is None:
+            tris = self.tris
+            rec = np.empty(len(tris), dtype=[("n", "u1"), ("i", "<i4", (3,))])
+            rec["n"] = 3
+            rec["i"] = tris
+            self._ply = rec.tobytes()
+        return self._ply
+
+
+_TOPOLOGIES: dict = {}
+_MAX_TOPOLOGIES = 8
+
+
+def _topology(faces, face_uv) -> _Topology:
+    key = (id(faces), id(face_uv))
+    topo = _TOPOLOGIES.get(key)
+    stale = topo is None or topo.source[0] is not faces or topo.source[1] is not face_uv or len(topo.polys) != len(faces)
+    if not stale:
+        stale = any(c is not None and not np.array_equal(c, x) for c, x in zip(topo.copies, (faces, face_uv)))
+    if stale:
+        topo = _Topology(faces, face_uv)
+        if len(_TOPOLOGIES) >= _MAX_TOPOLOGIES:
+            _TOPOLOGIES.pop(next(iter(_TOPOLOGIES)))
+        _TOPOLOGIES[key] = topo
+    return topo
+
+
+_DIGITS3 = np.array([list(f"{i:03d}".encode()) for i in range(1000)], np.uint8)  # "000" .. "999"
+_DIGITS3_LEAD = np.array([list(f"{i:3d}".encode()) for i in range(1000)], np.uint8)  # "  0" .. "999"
+_LO_TABLE = np.concatenate([_DIGITS3, _DIGITS3_LEAD])  # units group: zero-padded, or blank-padded (+1000)
+_HI_TABLE = np.concatenate([_DIGITS3_LEAD, np.full((1, 3), ord(" "), np.uint8)])  # thousands group, or blank (1000)
+
+
+def _fixed_point_lines(prefix: bytes, a: np.ndarray, decimals: int = 6) -> bytes:
+    """Lines ``prefix x y ...`` with every value as ``%.6f`` (right-aligned in a fixed width;
+    no sign on zero), built from a table of 3-digit groups instead of one format call per
+    number (26,719 vertices: ~13 ms of CPU on the loaded 2-core machine against ~30 ms for
+    one ``%`` call and ~70 ms for an f-string per vertex).  Other precisions, non-finite
+    values and magnitudes of a million or more take the plain formatting path."""
+    a = np.asarray(a, np.float64)
+    n, k = a.shape
+    if n == 0 or decimals != 6 or not np.isfinite(a).all() or np.abs(a).max() >= 999999.0:
+        fmt = prefix.decode() + (" %." + str(decimals) + "f") * k + "\n"
+        return ((fmt * n) % tuple(a.ravel().tolist())).encode() if n else b""
+    fixed = np.rint(np.abs(a) * 1e6)  # integral floats, exact below 2^53
+    ip = np.floor((fixed + 0.5) * 1e-6)  # + 0.5: away from the rounding boundary of the product
+    frac = (fixed - ip * 1e6).astype(np.int32)
+    ip = ip.astype(np.int32)
+    hi = ip // 1000
+    lo = ip - hi * 1000
+    fhi = frac // 1000
+    flo = frac - fhi * 1000
+    big = hi > 0
+    width = 15  # separator, sign, 6 integer digits, '.', 6 decimals
+    field = np.empty((n, k, width), np.uint8)
+    field[..., :2] = ord(" ")
+    field[..., 2:5] = _HI_TABLE[np.where(big, hi, 1000)]
+    field[..., 5:8] = _LO_TABLE[lo + 1000 * ~big]
+    field[..., 8] = ord(".")
+    field[..., 9:12] = _DIGITS3[fhi]
+    field[..., 12:15] = _DIGITS3[flo]
+    neg = (a < 0) & (fixed > 0)
+    if neg.any():
+        r, c = np.nonzero(neg)
+        field[r, c, 1 + (field[r, c, 2:8] == ord(" ")).sum(axis=-1)] = ord("-")
+    line = np.empty((n, len(prefix) + k * width + 1), np.uint8)
+    line[:, : len(prefix)] = np.frombuffer(prefix, np.uint8)
+    line[:, len(prefix): -1] = field.reshape(n, k * width)
+    line[:, -1] = ord("\n")
+    return line.tobytes()
+
+
+_UV_TEXT: dict = {}
+
+
+def _uv_lines(t: np.ndarray, source) -> bytes:
+    """The ``vt`` block, cached per UV array (a face model's UVs are written for every frame)."""
+    key = id(source)
+    hit = _UV_TEXT.get(key)
+    if hit is not None and hit[0] is source and hit[1].shape == t.shape and np.array_equal(hit[1], t):
+        return hit[2]
+    text = _fixed_point_lines(b"vt", t)
+    if len(_UV_TEXT) >= _MAX_TOPOLOGIES:
+        _UV_TEXT.pop(next(iter(_UV_TEXT)))
+    _UV_TEXT[key] = (source, t.copy(), text)
+    return text
+
+
+def _ply_bytes(v: np.ndarray, topo: _Topology, header: str) -> bytes:
+    comments = "".join(f"comment {line}\n" for line in header.splitlines()) if header else ""
+    head = (f"ply\nformat binary_little_endian 1.0\n{comments}element vertex {len(v)}\nproperty double x\nproperty double y\n"
+            f"property double z\nelement face {len(topo.tris)}\nproperty list uchar int vertex_indices\nend_header\n")
+    return head.encode("ascii", "replace") + np.ascontiguousarray(v, "<f8").tobytes() + topo.ply_faces()
 
 
 def write_mesh(
@@ -190,15 +319,16 @@ def write_mesh(
     ``faces`` may be triangles, quads or mixed polygons; ``face_uv`` gives UV indices per
     face corner (same shape as ``faces``).  When ``uv`` has one row per vertex,
     ``face_uv`` may be omitted.  OBJ keeps vertex count, order and polygons exactly; PLY
-    keeps vertices (UVs only if per vertex); GLB splits vertices on UV seams.
+    keeps vertices (UVs only if per vertex); GLB splits vertices on UV seams.  What depends
+    on the faces alone is computed once per faces object and reused (do not modify a faces
+    list in place between calls).
     """
     v = np.asarray(vertices, dtype=np.float64)
     if v.ndim != 2 or v.shape[1] != 3:
         raise ValueError(f"vertices must be (V, 3), got {v.shape}")
-    polys = _as_polygons(faces)
-    if any(len(q) < 3 for q in polys):
-        raise ValueError("every face needs at least 3 vertices")
-    if polys and (min(int(q.min()) for q in polys) < 0 or max(int(q.max()) for q in polys) >= len(v)):
+    topo = _topology(faces, face_uv if uv is not None else None)
+    polys = topo.polys
+    if polys and (topo.v_range[0] < 0 or topo.v_range[1] >= len(v)):
         raise ValueError("a face index is out of range")
     t = None if uv is None else np.asarray(uv, dtype=np.float64).reshape(-1, 2)
     puv = None
@@ -208,28 +338,34 @@ def write_mesh(
                 raise ValueError(f"{len(t)} UVs for {len(v)} vertices: give face_uv (per-corner UV indices)")
             puv = polys
         else:
-            puv = _as_polygons(face_uv)
-            if len(puv) != len(polys) or any(len(a) != len(b) for a, b in zip(puv, polys)):
-                raise ValueError("face_uv must have the same shape as faces")
-            if puv and (min(int(q.min()) for q in puv) < 0 or max(int(q.max()) for q in puv) >= len(t)):
+            puv = topo.puv
+            if puv and (topo.t_range[0] < 0 or topo.t_range[1] >= len(t)):
                 raise ValueError("a face_uv index is out of range")
     ext = Path(path).suffix.lower()
     if ext == ".obj":
-        text = _obj_text(v, polys, t, puv, header)
+        head = "".join(f"# {line}\n" for line in header.splitlines()) if header else ""
+        data = head.encode("utf-8") + _fixed_point_lines(b"v", v)
+        if t is not None:
+            data += _uv_lines(t, uv)
+        data += topo.obj_faces(puv is not None).encode("ascii")
         with atomic_path(path) as tmp:
-            tmp.write_text(text, encoding="utf-8")
+            tmp.write_bytes(data)
         return
     if ext not in _TRIMESH_FORMATS:
         raise UnsupportedFormatError(path, f"cannot write mesh format {ext or '(none)'!r}; use .obj, {', '.join(sorted(_TRIMESH_FORMATS))}")
+    tris = topo.tris
+    if ext == ".ply" and (t is None or puv is None or not np.array_equal(topo.tuv if face_uv is not None else tris, tris)):
+        # no per-vertex UVs to store (per-corner UVs cannot be stored per vertex without splitting;
+        # PLY keeps the vertex order instead): binary PLY written directly, without trimesh
+        with atomic_path(path) as tmp:
+            tmp.write_bytes(_ply_bytes(v, topo, header))
+        return
     import trimesh
 
-    tris = _triangles(polys)
     visual = None
     if t is not None and puv is not None and ext in (".glb", ".gltf", ".ply"):
-        tuv = _triangles(puv)
-        if ext == ".ply" and not np.array_equal(tuv, tris):
-            t = None  # per-corner UVs cannot be stored per vertex without splitting; PLY keeps order instead
-        elif not np.array_equal(tuv, tris):
+        tuv = topo.tuv if face_uv is not None else tris
+        if not np.array_equal(tuv, tris):
             pairs, inverse = np.unique(np.stack([tris.ravel(), tuv.ravel()], 1), axis=0, return_inverse=True)
             v, t, tris = v[pairs[:, 0]], t[pairs[:, 1]], inverse.reshape(-1, 3)
         else:
