@@ -424,6 +424,18 @@ def fit_photo(model: FaceModel, targets: LandmarkTargets, intrinsics: Intrinsics
     ``init``: a (rotation, translation) start instead of the PnP start.
     """
     cfg = cfg or PhotoFitConfig.load()
+    # the products are small (K x 160): one thread; a second only adds synchronisation, which on
+    # a loaded machine costs more than the arithmetic
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        return _fit(model, targets, intrinsics, cfg, init)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _fit(model: FaceModel, targets: LandmarkTargets, intrinsics: Intrinsics, cfg: PhotoFitConfig,
+         init: tuple[np.ndarray, np.ndarray] | None) -> PhotoFit:
     t0 = time.perf_counter()
     if int((targets.weight > 0).sum()) < 6:
         raise ValueError("the fit needs at least 6 landmarks with weight > 0")

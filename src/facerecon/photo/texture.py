@@ -7,7 +7,8 @@
    the photo.  It is *visible* when it faces the camera (cos >= ``min_facing``) and is not
    behind the rendered z-buffer of the whole fitted head (skin and eyeballs) by more than
    ``depth_tolerance_mm``; visible texels take the photo's colour (bilinear).
-3. Hidden texels take the colour of their mirror texel when that one is visible (``mirror_fill``).
+3. Hidden texels take the colour of their mirror texel when that one is visible (``mirror_fill``),
+   and so do visible but grazing ones (cos < ``mirror_below``) whose mirror faces the camera better.
    The mirror map comes from the vertex mirror x -> -x of the mean face (nearest vertex):
    a texel's mirror is where the mirrored triangle corners' UVs put the same barycentric
    point.  ICT is symmetric, so this is exact up to a texel.
@@ -35,6 +36,7 @@ class TextureConfig:
     min_facing: float = 0.15
     depth_tolerance_mm: float = 3.0
     mirror_fill: bool = True
+    mirror_below: float = 0.4
 
     @classmethod
     def load(cls, path=None, **overrides) -> "TextureConfig":
@@ -171,9 +173,11 @@ def sample_texture(model: FaceModel, vertices_camera: np.ndarray, rgb: np.ndarra
     filled = vis.copy()
     mirrored = np.zeros(len(p), bool)
     if cfg.mirror_fill:
+        # hidden texels, and grazing ones whose mirror faces the camera clearly better (their
+        # colour smears over many texels and picks up the background at a poorly fitted outline)
         m = ras.mirror
-        take = ~vis & (m >= 0)
-        take[take] &= vis[m[take]]
+        take = (m >= 0) & (~vis | (facing < cfg.mirror_below))
+        take[take] &= vis[m[take]] & (facing[m[take]] > facing[take] + 0.2)
         colour[take] = colour[m[take]]
         mirrored = take
         filled |= take
