@@ -220,3 +220,6 @@ def test_intrinsics_usage_errors_are_said_once(tmp_path: Path, capsys, stub_pose
     rc = main(["pose", str(tmp_path / "a.npy"), str(tmp_path / "b.npy"), "--camera", "nokia"])
     err = _err_lines(capsys)
     assert rc == 1 and len(err) == 1 and "nokia" in err[0], err
+    rc = main(["pose", str(tmp_path / "a.npy"), "--intrinsics", "inf,525,2,2", "--unit", "mm"])
+    err = [ln for ln in _err_lines(capsys) if "a.npy" in ln]
+    assert rc == 1 and len(err) == 1 and "not finite" in err[0], err

@@ -2,6 +2,7 @@
 reporting and the batch exit codes (docs/reliability.md)."""
 from __future__ import annotations
 
+import math
 import os
 from pathlib import Path
 from typing import Iterator
@@ -108,6 +109,9 @@ def load_frame(path: Path, camera: str | None, intrinsics: str | None, unit: str
         frame = frame.with_intrinsics(parse_intrinsics(intrinsics, frame.width, frame.height))
     if frame.intrinsics is None:
         raise ConfigError(f"{path}: the file has no intrinsics; give --camera PRESET or --intrinsics fx,fy,cx,cy")
+    k = frame.intrinsics
+    if not (all(math.isfinite(v) for v in (k.fx, k.fy, k.cx, k.cy)) and k.fx > 0 and k.fy > 0):
+        raise ConfigError(f"intrinsics fx {k.fx:g}, fy {k.fy:g}, cx {k.cx:g}, cy {k.cy:g} are not finite with positive focal lengths")
     return frame
 
 
