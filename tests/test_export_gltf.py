@@ -3,9 +3,12 @@ from __future__ import annotations
 
 import time
 
+import gltf_helpers
 import numpy as np
 import pytest
-from gltf_helpers import ict_model, load_posed, synthetic_rec, validate  # noqa: F401  (ict_model: a fixture)
+from gltf_helpers import load_posed, synthetic_rec, validate
+
+ict_model = gltf_helpers.ict_model  # the session-scoped face model fixture, shared by the glTF tests
 
 
 @pytest.fixture(scope="module")

@@ -3,19 +3,20 @@
 The demo folder is what `reconstruct --format glb` writes (face.glb with the sensor camera, face_head.glb,
 pose.json naming the depth frame, landmarks.json) for a seeded synthetic face whose depth frame is
 rendered here, plus an animated GLB from the CSV fixture. The screenshot is kept in
-out/test-artifacts/viewer.png (and copied to docs/viewer.png when FACERECON_UPDATE_DOCS=1).
+out/test-artifacts/viewer.png (docs/viewer.png is the same page on a real Kinect frame: docs/animation.md).
 """
 from __future__ import annotations
 
-import os
-import shutil
 import urllib.error
 import urllib.request
 from pathlib import Path
 
+import gltf_helpers
 import numpy as np
 import pytest
-from gltf_helpers import ict_model, synthetic_rec  # noqa: F401  (ict_model: a fixture)
+from gltf_helpers import synthetic_rec
+
+ict_model = gltf_helpers.ict_model  # the session-scoped face model fixture, shared by the glTF tests
 
 REPO = Path(__file__).resolve().parents[1]
 CHROMIUM = Path("/usr/bin/chromium")
@@ -68,7 +69,7 @@ def browser():
         b.close()
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def server(demo):
     from facerecon.viewer import start
 
@@ -79,15 +80,20 @@ def server(demo):
     thread.join(5)
 
 
-def _open(browser, url: str):
+@pytest.fixture(scope="module")
+def page(browser, server):
+    """One page for the browser tests (loading it costs seconds under SwiftShader); ``page.errors``: console
+    errors, page errors and failed requests."""
     page = browser.new_page(viewport={"width": 1100, "height": 700})
     errors: list[str] = []
     page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
     page.on("pageerror", lambda e: errors.append(str(e)))
     page.on("requestfailed", lambda r: errors.append(f"request failed: {r.url} {r.failure}"))
-    page.goto(url)
+    page.goto(server.url)
     page.wait_for_function("window.viewer && window.viewer.ready && window.viewer.frames > 0", timeout=90_000)
-    return page, errors
+    page.errors = errors
+    yield page
+    page.close()
 
 
 def _pixels(page, box) -> np.ndarray:
@@ -106,49 +112,39 @@ def _set_slider(page, name: str, value: float) -> None:
     page.evaluate("window.viewer.render()")
 
 
-def test_page_loads_and_jaw_slider_opens_the_mouth(demo, browser, server):
+def test_page_loads_and_jaw_slider_opens_the_mouth(demo, page):
     out, mouth = demo
-    page, errors = _open(browser, server.url)
-    try:
-        assert page.evaluate("window.viewer.targetNames.length") == 55
-        assert page.locator("#morph-jawOpen").count() == 1
-        assert page.evaluate("document.getElementById('picture').style.display") == "block"  # mesh over the depth picture
-        x, y = page.evaluate("(p) => window.viewer.cameraToScreen(p)", mouth.tolist())
-        mouth_box = (x - 45, y - 40, 90, 80)
-        corner = page.evaluate("(() => { const r = document.getElementById('canvas').getBoundingClientRect(); return [r.left + 5, r.top + 5]; })()")
-        corner_box = (corner[0], corner[1], 80, 80)
-        before, corner_before = _pixels(page, mouth_box), _pixels(page, corner_box)
-        _set_slider(page, "jawOpen", 1.0)
-        after, corner_after = _pixels(page, mouth_box), _pixels(page, corner_box)
-        changed = (np.abs(after - before).max(-1) > 30).mean()
-        assert changed > 0.05, f"only {changed:.3f} of the mouth region changed"
-        assert (np.abs(corner_after - corner_before).max(-1) > 30).mean() < 0.01  # the rest of the picture stays
-        page.check("#toggle-landmarks")
-        _set_slider(page, "jawOpen", 0.5)
-        ARTIFACTS.mkdir(parents=True, exist_ok=True)
-        page.screenshot(path=str(ARTIFACTS / "viewer.png"))
-        if os.environ.get("FACERECON_UPDATE_DOCS") == "1":
-            shutil.copyfile(ARTIFACTS / "viewer.png", REPO / "docs" / "viewer.png")
-        assert errors == [], errors
-        assert "yaw 15.0" in page.inner_text("#info") and "12.5" in page.inner_text("#info")
-    finally:
-        page.close()
+    assert page.evaluate("window.viewer.targetNames.length") == 55
+    assert page.locator("#morph-jawOpen").count() == 1
+    assert page.evaluate("document.getElementById('picture').style.display") == "block"  # mesh over the depth picture
+    x, y = page.evaluate("(p) => window.viewer.cameraToScreen(p)", mouth.tolist())
+    mouth_box = (x - 45, y - 40, 90, 80)
+    corner = page.evaluate("(() => { const r = document.getElementById('canvas').getBoundingClientRect(); return [r.left + 5, r.top + 5]; })()")
+    corner_box = (corner[0], corner[1], 80, 80)
+    before, corner_before = _pixels(page, mouth_box), _pixels(page, corner_box)
+    _set_slider(page, "jawOpen", 1.0)
+    after, corner_after = _pixels(page, mouth_box), _pixels(page, corner_box)
+    changed = (np.abs(after - before).max(-1) > 30).mean()
+    assert changed > 0.05, f"only {changed:.3f} of the mouth region changed"
+    assert (np.abs(corner_after - corner_before).max(-1) > 30).mean() < 0.01  # the rest of the picture stays
+    page.check("#toggle-landmarks")
+    _set_slider(page, "jawOpen", 0.5)
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "viewer.png"))
+    assert page.errors == [], page.errors
+    assert "yaw 15.0" in page.inner_text("#info") and "12.5" in page.inner_text("#info")
 
 
-def test_animation_plays_and_pauses(demo, browser, server):
-    page, errors = _open(browser, server.url)
-    try:
-        page.select_option("#glb", "files/anim.glb")
-        page.wait_for_function("window.viewer.ready && !document.getElementById('play').disabled", timeout=90_000)
-        page.click("#play")
-        page.wait_for_timeout(400)
-        page.click("#play")  # pause: the sliders show the weights where it stopped
-        jaw = float(page.input_value("#morph-jawOpen"))
-        blink = float(page.input_value("#morph-eyeBlinkLeft"))
-        assert jaw > 0.0 or blink > 0.0
-        assert errors == [], errors
-    finally:
-        page.close()
+def test_animation_plays_and_pauses(page):
+    page.select_option("#glb", "files/anim.glb")
+    page.wait_for_function("window.viewer.ready && !document.getElementById('play').disabled", timeout=90_000)
+    page.click("#play")
+    page.wait_for_timeout(400)
+    page.click("#play")  # pause: the sliders show the weights where it stopped
+    jaw = float(page.input_value("#morph-jawOpen"))
+    blink = float(page.input_value("#morph-eyeBlinkLeft"))
+    assert jaw > 0.0 or blink > 0.0
+    assert page.errors == [], page.errors
 
 
 def test_server_serves_only_the_folder(demo, server):

@@ -123,7 +123,10 @@ function buildSliders(names, weights) {
         label.textContent = name;
         label.htmlFor = `morph-${name}`;
         const input = document.createElement('input');
-        Object.assign(input, { type: 'range', min: 0, max: 1, step: 0.01, id: `morph-${name}`, value: weights[i] ?? 0 });
+        // reconstructed weights may leave [0, 1] a little (the networks are not clamped)
+        const w = weights[i] ?? 0;
+        Object.assign(input, { type: 'range', min: Math.min(0, w), max: Math.max(1, w), step: 0.01, id: `morph-${name}` });
+        input.value = w;
         const out = document.createElement('span');
         out.textContent = Number(weights[i] ?? 0).toFixed(2);
         input.addEventListener('input', () => setMorph(name, Number(input.value)));
