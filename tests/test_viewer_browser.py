@@ -7,6 +7,7 @@ out/test-artifacts/viewer.png (docs/viewer.png is the same page on a real Kinect
 """
 from __future__ import annotations
 
+import shutil
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -162,6 +163,31 @@ def test_server_serves_only_the_folder(demo, server):
     for bad in ("/files/../pose.json", "/files/%2e%2e/%2e%2e/etc/passwd", "/files/frame.npz", "/static/../server.py",
                 "/static/%2e%2e/server.py", "/files/", "/etc/passwd"):
         assert status(bad) == 404, bad
+
+
+def test_photo_input_is_the_picture(tmp_path, demo):
+    """The photo path's pose.json names the photo: it is served as the picture behind the mesh."""
+    import json
+    from io import BytesIO
+
+    from PIL import Image
+
+    from facerecon.viewer import start
+
+    shutil.copyfile(demo[0] / "face.glb", tmp_path / "face.glb")
+    rng = np.random.default_rng(0)
+    Image.fromarray(rng.integers(0, 255, (480, 640, 3), dtype=np.uint8)).save(tmp_path.parent / "photo_in.jpg")
+    (tmp_path / "pose.json").write_text(json.dumps({"frame": str(tmp_path.parent / "photo_in.jpg"), "method": "photo"}))
+    srv, thread = start(tmp_path)
+    try:
+        assert srv.manifest.picture == "derived"
+        with urllib.request.urlopen(srv.url + "derived/input.png", timeout=10) as r:
+            assert Image.open(BytesIO(r.read())).size == (640, 480)
+        with pytest.raises(urllib.error.HTTPError):  # outside the folder: used for the picture, never served
+            urllib.request.urlopen(srv.url + "files/photo_in.jpg", timeout=10)
+    finally:
+        srv.shutdown()
+        srv.server_close()
 
 
 def test_view_cli_errors(tmp_path, capsys, monkeypatch):

@@ -8,8 +8,8 @@ A stdlib ``http.server`` on 127.0.0.1 only (a free port by default) serving:
 * ``/files/<name>``: files of the given folder only, by name from the manifest (no sub-paths,
   so no path traversal);
 * ``/derived/input.png``: the input picture behind the mesh: a picture file in the folder, or
-  else the depth frame named in ``pose.json`` (read-only) drawn as a colour depth map (or its
-  colour image where the frame has one).
+  else the input named in ``pose.json`` (read-only): the photo, or the depth frame drawn as a
+  colour depth map (its colour image where the frame has one).
 """
 from __future__ import annotations
 
@@ -108,22 +108,28 @@ def _frame_path(root: Path) -> Path | None:
 
 
 def derived_picture(root: Path) -> bytes | None:
-    """PNG of the depth frame named in pose.json (its colour image if it has one), or None."""
+    """PNG of the input named in pose.json: a photo as it is (upright, as the photo path read it), a
+    depth frame as a colour depth map (or its colour image where it has one); None if unreadable."""
     from PIL import Image
 
     from ..errors import FaceReconError
     from ..io import read_depth
+    from ..photo.image import is_photo_file, read_photo
     from ..viz.depthmap import depth_to_rgb
 
     f = _frame_path(root)
     if f is None:
         return None
     try:
-        frame = read_depth(f)
+        if is_photo_file(f):
+            rgb = read_photo(f).rgb
+        else:
+            frame = read_depth(f)
+            colour = getattr(frame, "color", None)
+            ok = colour is not None and getattr(colour, "shape", (0,))[:2] == frame.depth_mm.shape
+            rgb = colour if ok else depth_to_rgb(frame.depth_mm)
     except FaceReconError:
         return None
-    colour = getattr(frame, "color", None)
-    rgb = colour if colour is not None and getattr(colour, "shape", (0,))[:2] == frame.depth_mm.shape else depth_to_rgb(frame.depth_mm)
     buf = io.BytesIO()
     Image.fromarray(rgb).save(buf, format="PNG")
     return buf.getvalue()
