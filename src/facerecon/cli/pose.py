@@ -19,41 +19,60 @@ def pose_cmd(
     overlay: Optional[Path] = typer.Option(None, help="PNG with the head axes on the depth image (a folder when several frames)."),
     config: str = typer.Option("fast", help="Network configuration (fast | paper, where weights exist)."),
     unit: Optional[str] = typer.Option(None, help="Depth unit for npy/npz/png files (mm | m)."),
-    refine: int = typer.Option(0, help="Rigid ICP iterations of the reconstructed face onto the depth points after the networks "
-                               "(0 = pose network only). Slower (~12 ms each on 2 cores) and much more accurate on real frames: see docs/benchmarks.md."),
+    refine: Optional[int] = typer.Option(None, help="Rigid point-to-plane iterations of the reconstructed face onto the depth points after "
+                                         "the networks, with the robust check and its fallback (default: configs/check.toml, 6; "
+                                         "~5 ms). See docs/confidence.md."),
+    no_refine: bool = typer.Option(False, "--no-refine", help="The bare networks' pose (checked and scored, never changed)."),
+    all_faces: bool = typer.Option(False, "--all-faces", help="Every head in the frame (each other head-like region through the "
+                                   "same networks and check): JSON field all_faces. Without it, other head-like regions are counted."),
 ) -> None:
-    """Estimate the head pose (quaternion, rotation, translation in mm, Euler angles) in each frame."""
+    """Estimate the head pose (quaternion, rotation, translation in mm, Euler angles) in each frame.
+
+    Each result says whether it is a face (JSON "face", "reason", "confidence"; see
+    docs/confidence.md). Exit code (docs/reliability.md): 0 when every frame gave a face, 1 when
+    no frame could be read or located, 3 when frames were read but none was a face, 4 when
+    some frames gave a face and others failed or had none (those are listed on stderr)."""
     import json
 
-    from ..errors import FaceReconError
     from ..export import save_pose_overlay, write_json
     from ..pipeline import PoseEstimator, Reconstructor
-    from ._frames import expand_inputs, frame_stem, iterate_frames
+    from ._frames import expand_inputs, failure_text, finish_batch, frame_stem, iterate_frames
 
     paths = expand_inputs(frames)
-    if refine > 0:  # the pose of the reconstructed face, rigidly fitted to the frame's points
-        rec = Reconstructor.from_pretrained(config)
+    n_iter = 0 if no_refine else refine
+    if n_iter != 0:  # the pose of the reconstructed face, rigidly fitted to the frame's points
+        rec = Reconstructor.from_pretrained(config, search_others=True)
+        est = rec.pose
 
         def estimate(f):
-            r = rec.reconstruct(f, refine=refine)
+            r = rec.reconstruct(f, refine=n_iter)
             r.pose_result.timings_ms.update({k: v for k, v in r.timings_ms.items() if k != "total"})
             return r.pose_result
     else:
-        estimate = PoseEstimator.from_pretrained(config).estimate
-    table = Table("frame", "yaw", "pitch", "roll", "t (mm)", "conf", "ms")
+        est = PoseEstimator.from_pretrained(config, search_others=True)
+
+        def estimate(f):
+            return est.estimate(f, refine=0)
+    table = Table("frame", "face", "yaw", "pitch", "roll", "t (mm)", "conf", "ms")
     used: set[str] = set()
-    failures = 0
+    failures = no_face = 0
     for path, frame, error in iterate_frames(paths, camera, intrinsics, unit):
         if error is None:
             try:
                 res = estimate(frame)
-            except FaceReconError as exc:
-                error = exc.one_line()
+                others = est.estimate_all(frame, refine=n_iter)[1:] if all_faces and res.face else []
+            except Exception as exc:  # noqa: BLE001 - one frame's failure never stops the batch
+                error = failure_text(path, exc)
         if error is not None:
             failures += 1
             console.print(f"{path}: {error}", style="red", markup=False, soft_wrap=True)
             continue
-        data = {"frame": str(path), **res.to_json(), "refine_iterations": refine}
+        data = {"frame": str(path), **res.to_json()}
+        if all_faces:
+            data["all_faces"] = [r.to_json() for r in others]
+        if not res.face:
+            no_face += 1
+            console.print(f"{path}: {res.reason}", style="red", markup=False, soft_wrap=True)
         name = frame_stem(path, used)
         if out:
             write_json(out / f"{name}.pose.json", data)
@@ -64,12 +83,10 @@ def pose_cmd(
             save_pose_overlay(frame, res.pose, res.location.box, target)
         y, p, r = res.pose.euler_deg
         t = res.pose.t_mm
-        table.add_row(path.name, f"{y:.1f}", f"{p:.1f}", f"{r:.1f}", f"{t[0]:.0f} {t[1]:.0f} {t[2]:.0f}", f"{res.confidence:.2f}",
-                      f"{sum(res.timings_ms.values()):.1f}")
+        table.add_row(path.name, "yes" if res.face else "no", f"{y:.1f}", f"{p:.1f}", f"{r:.1f}", f"{t[0]:.0f} {t[1]:.0f} {t[2]:.0f}",
+                      f"{res.confidence:.2f}", f"{res.timings_ms.get('total', sum(res.timings_ms.values())):.1f}")
     console.print(table)
-    if failures:
-        console.print(f"{failures} of {len(paths)} frames failed")
-        raise typer.Exit(1 if failures == len(paths) else 0)
+    finish_batch(console, len(paths), failures, no_face)
 
 
 def register(app: typer.Typer) -> None:

@@ -9,8 +9,8 @@ and passed through a sensor model (:mod:`facerecon.synth.sensors`), seeded.  Neg
 * ``blob``: a random smooth closed surface (a sphere of head size with 4-8 Gaussian bumps
   and dents of its radius);
 * ``plane_blobs``: a tilted plane with 3-6 Gaussian bumps / dents of 20-80 mm;
-* ``back_of_head``: a synthetic head (hair, body, background of the preset) turned by
-  150-210 degrees of yaw: the camera sees the back of the head.
+* ``back_of_head``: a synthetic head (hair, body, background of the preset) at an upright
+  yaw of 150-210 degrees: the camera sees the back of the head.
 
 Positives: :func:`head_frame` (a preset's frame, optionally with a yaw offset or the whole
 scene rolled in the image, e.g. 180 degrees: an upside-down camera), and two heads in one
@@ -25,7 +25,7 @@ import numpy as np
 
 from ..camera import Intrinsics, camera_preset
 from ..io.frame import DepthFrame
-from ..rotations import euler_to_matrix
+from ..rotations import euler_to_matrix, matrix_to_euler
 from ..synth import meshes as M
 
 NEGATIVE_KINDS = ("sphere", "box", "blob", "plane_blobs", "back_of_head")
@@ -107,7 +107,7 @@ def negative_frame(kind: str, seed: int, sensor: str = "kinect-v1", camera: str 
     rng = np.random.default_rng(np.random.SeedSequence([int(seed), NEGATIVE_KINDS.index(kind), 0x5A1D]))
     if kind == "back_of_head":
         gen = _generator(preset, sensor, seed, model)
-        return head_frame(gen, int(rng.integers(0, 1 << 20)), yaw_offset_deg=float(rng.uniform(150.0, 210.0)),
+        return head_frame(gen, int(rng.integers(0, 1 << 20)), yaw_deg=float(rng.uniform(150.0, 210.0)),
                           source=f"back of head #{seed}")
     intr = camera_preset(camera)
     z = float(rng.uniform(600.0, 1500.0))
@@ -131,11 +131,11 @@ def _generator(preset: str, sensor: str, seed: int, model=None):
     return _GENERATORS[key]
 
 
-def head_frame(gen, index: int, *, yaw_offset_deg: float = 0.0, image_roll_deg: float | None = None,
+def head_frame(gen, index: int, *, yaw_deg: float | None = None, image_roll_deg: float | None = None,
                source: str = "") -> DepthFrame:
-    """Frame ``index`` of a :class:`~facerecon.synth.generator.SynthGenerator`, its head turned by
-    ``yaw_offset_deg`` about its own vertical axis (the body follows) and/or the whole scene
-    rolled in the image to ``image_roll_deg``.  ``meta['pose_for_eval_only'] = (R, t)``."""
+    """Frame ``index`` of a :class:`~facerecon.synth.generator.SynthGenerator`, its head's upright
+    yaw set to ``yaw_deg`` (180: seen from behind; the body turns with it) and/or the whole
+    scene rolled in the image to ``image_roll_deg``.  ``meta['pose_for_eval_only'] = (R, t)``."""
     from ..realdata import EVAL_POSE_KEY
     from ..synth.generator import render_scene
     from ..synth.scene import build_scene
@@ -144,8 +144,10 @@ def head_frame(gen, index: int, *, yaw_offset_deg: float = 0.0, image_roll_deg: 
     p = gen.frame_params(index)
     rc_old = M.euler(0.0, 0.0, p.image_roll_deg)
     r_up, t_up = rc_old.T @ p.rotation, rc_old.T @ p.translation
-    if yaw_offset_deg:
-        r_up = r_up @ euler_to_matrix(yaw_offset_deg, 0.0, 0.0)
+    if yaw_deg is not None:
+        yaw, pitch, roll = matrix_to_euler(r_up)
+        yaw_offset_deg = float(yaw_deg) - float(yaw)
+        r_up = euler_to_matrix(float(yaw_deg), pitch, roll)
         scene = dict(p.scene)
         if scene.get("body") is not None:
             scene["body"] = {**scene["body"], "yaw": scene["body"]["yaw"] + yaw_offset_deg}

@@ -136,15 +136,15 @@ class FaceRegion:
         self.model = model
         self.region = region
         self.triangles = np.ascontiguousarray(model.region_triangles(region), np.int32)
-        verts = model.region_vertices(region)
+        used = np.unique(self.triangles)  # the region's vertices that belong to a triangle (normals need one)
         rng = np.random.default_rng(seed)
-        self.sample = np.sort(rng.choice(verts, size=min(n_points, len(verts)), replace=False))
-        used = np.unique(self.triangles)
+        self.sample = np.sort(rng.choice(used, size=min(n_points, len(used)), replace=False))
         # a compact copy of the region's mesh (rendering and normals touch only these vertices)
         self._used = used
         remap = np.full(model.n_vertices, -1, np.int64)
         remap[used] = np.arange(len(used))
         self._tris_local = remap[self.triangles]
+        self._sample_local = remap[self.sample]
         self.local_triangles = np.ascontiguousarray(self._tris_local, np.int32)
         # the central face (nose, eyes, mouth): where a face differs from any smooth blob; the
         # trimmed residual over the whole region can hide a nose that floats in front of a ball
@@ -152,7 +152,19 @@ class FaceRegion:
         nose = ref[model.landmarks_68[30]]
         cen = ref[self.triangles].mean(axis=1)
         self.central = np.linalg.norm(cen[:, :2] - nose[:2], axis=1) < central_radius_mm
-        self._sample_local = remap[self.sample]
+        # sample vertex x region triangle incidence: the sample's normals in one sparse product
+        from scipy.sparse import csr_matrix
+
+        rows, cols = [], []
+        pos = np.full(len(used), -1, np.int64)
+        pos[self._sample_local] = np.arange(len(self.sample))
+        for k in range(3):
+            hit = pos[self._tris_local[:, k]]
+            ok = hit >= 0
+            rows.append(hit[ok])
+            cols.append(np.flatnonzero(ok))
+        r, c = np.concatenate(rows), np.concatenate(cols)
+        self._incidence = csr_matrix((np.ones(len(r)), (r, c)), shape=(len(self.sample), len(self._tris_local)))
 
     def posed(self, v_head: np.ndarray, pose: HeadPose) -> np.ndarray:
         """Camera-frame vertices of the region only (rows of ``local_triangles``)."""
@@ -162,13 +174,10 @@ class FaceRegion:
         """(n, 3) head-frame sample vertices and their unit vertex normals (outward)."""
         v = np.asarray(v_head, np.float64)[self._used]
         t = self._tris_local
-        fn = np.cross(v[t[:, 1]] - v[t[:, 0]], v[t[:, 2]] - v[t[:, 0]])
-        n = np.zeros_like(v)
-        for k in range(3):
-            for c in range(3):
-                n[:, c] += np.bincount(t[:, k], weights=fn[:, c], minlength=len(v))
+        fn = np.cross(v[t[:, 1]] - v[t[:, 0]], v[t[:, 2]] - v[t[:, 0]])  # area-weighted face normals
+        n = self._incidence @ fn
         n /= np.maximum(np.linalg.norm(n, axis=1, keepdims=True), 1e-12)
-        return v[self._sample_local], n[self._sample_local]
+        return v[self._sample_local], n
 
 
 # -- the check -----------------------------------------------------------------------------------------------------

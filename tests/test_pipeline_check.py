@@ -1,0 +1,90 @@
+"""The robust check after the networks (facerecon.pipeline.check): its measures, the refinement,
+the fallback, and that confidence / landmark check describe the returned pose."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from facerecon.errors import ConfigError
+from facerecon.pipeline.check import check_config, rotate_position_image
+from facerecon.rotations import euler_to_matrix, geodesic_distance_deg
+
+
+@pytest.fixture(scope="module")
+def reconstructor():
+    from facerecon.pipeline import Reconstructor
+
+    return Reconstructor.from_pretrained("fast")
+
+
+@pytest.fixture(scope="module")
+def frames(reconstructor):
+    from facerecon.evaluate.hostile import _generator, head_frame
+
+    gen = _generator("biwi", "kinect-v1", 0, reconstructor.model)
+    return [head_frame(gen, i) for i in (0, 2)]
+
+
+def test_config_rejects_unknown_keys():
+    assert check_config({"refine": {"iterations": 3}})["refine"]["iterations"] == 3
+    with pytest.raises(ConfigError, match="unknown key refine.iteration"):
+        check_config({"refine": {"iteration": 3}})
+    with pytest.raises(ConfigError, match="unknown section"):
+        check_config({"refin": {}})
+
+
+def test_rotated_position_image_is_the_scene_turned_about_the_view_axis():
+    rng = np.random.default_rng(0)
+    s = 8
+    data = rng.normal(size=(3, s, s)).astype(np.float32)
+    m = (s - 1) / 2
+    for k in (1, 2, 3):
+        q = euler_to_matrix(0.0, 0.0, 90.0 * k)
+        out = rotate_position_image(data, k)
+        for i, j in ((2, 5), (0, 7), (3, 3)):
+            a, b = q[:2, :2] @ [j - m, i - m]  # where pixel (i, j) moves
+            np.testing.assert_allclose(out[:, int(round(b + m)), int(round(a + m))], q @ data[:, i, j], rtol=1e-5, atol=1e-6)
+    np.testing.assert_array_equal(rotate_position_image(data, 4), data)
+
+
+def test_check_measures_a_right_and_a_wrong_pose(reconstructor, frames):
+    """The true pose with the true shape lies on the points (~1 mm); 15 degrees off does not."""
+    from facerecon.pipeline.check import MeasuredSurface, surface_check
+    from facerecon.pipeline.pose import locate_and_crop
+    from facerecon.pose_types import HeadPose
+
+    est = reconstructor.pose
+    model = reconstructor.model
+    f = frames[0]
+    r, t = f.meta["pose_for_eval_only"]
+    v = model.vertices(f.meta["identity_for_eval_only"], np.zeros(model.n_expression)).astype(np.float64)
+    _, loc, pim, _ = locate_and_crop(f)
+    surf = MeasuredSurface.from_position_image(pim)
+    good = surface_check(v, HeadPose(r, t), est.region, surf, est.check_cfg)
+    bad = surface_check(v, HeadPose(euler_to_matrix(15.0, 0.0, 0.0) @ r, t), est.region, surf, est.check_cfg)
+    assert good.residual_mm < 2.5 and good.free_space < 0.05 and good.coverage > 0.8 and good.landmark_fit > 0.8, good
+    assert bad.residual_mm > good.residual_mm + 2.0 and bad.central_residual_mm > 4.0, bad
+
+
+def test_refinement_is_default_and_confidence_describes_the_returned_pose(reconstructor, frames):
+    """Default (refined) vs --no-refine on synthetic frames: the refined residual is lower, and the
+    reported check / landmark fit are those of the pose that is returned."""
+    from facerecon.pipeline.check import MeasuredSurface, surface_check
+
+    for f in frames:
+        bare = reconstructor.reconstruct(f, refine=0)
+        full = reconstructor.reconstruct(f)
+        assert bare.pose_result.chosen == "network" and bare.pose_result.refine_iterations == 0
+        np.testing.assert_allclose(bare.pose.R, bare.pose_result.network_pose.R)
+        assert full.pose_result.refine_iterations == check_config()["refine"]["iterations"]
+        assert full.pose_result.check.residual_mm <= bare.pose_result.check.residual_mm + 1e-6
+        # recompute the check of the returned pose and mesh: it is the one reported
+        pr = full.pose_result
+        again = surface_check(full.vertices_head, full.pose, reconstructor.pose.region,
+                              MeasuredSurface.from_position_image(pr.position_image), reconstructor.pose.check_cfg)
+        assert again.residual_mm == pytest.approx(pr.check.residual_mm) and pr.landmark_fit == pytest.approx(again.landmark_fit)
+        assert full.confidence == pr.confidence >= 0.5 and pr.face, (pr.confidence, pr.confidence_terms)
+        err = geodesic_distance_deg(full.pose.R, f.meta["pose_for_eval_only"][0])
+        assert err < 6.0, err
+        js = pr.to_json()
+        assert js["face"] is True and js["network"]["check"]["trimmed_residual_mm"] is not None and js["returned"] == pr.chosen

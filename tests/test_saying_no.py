@@ -1,0 +1,98 @@
+"""Saying no (issue 15 item 4): hostile but valid frames, with the outcomes stated.
+
+* a 90 mm ball, the back of a head and a box -> "no face" (refused by the localiser, or
+  returned with face = False, a reason and confidence below the threshold);
+* an upside-down synthetic head (the whole scene rolled 180 degrees) -> a face, roll within
+  15 degrees of the truth (the networks alone are ~180 degrees off);
+* a normal synthetic face -> a face with confidence >= 0.5;
+* two people in one frame -> the other head is reported.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from facerecon.errors import NoFaceFoundError
+from facerecon.rotations import geodesic_distance_deg, matrix_to_euler
+
+
+@pytest.fixture(scope="module")
+def reconstructor():
+    from facerecon.pipeline import Reconstructor
+
+    return Reconstructor.from_pretrained("fast", search_others=True)
+
+
+@pytest.fixture(scope="module")
+def gen(reconstructor):
+    from facerecon.evaluate.hostile import _generator
+
+    return _generator("biwi", "kinect-v1", 0, reconstructor.model)
+
+
+def _outcome(reconstructor, frame):
+    """(face, confidence, reason): a frame the localiser refuses is 'no face' with confidence 0."""
+    try:
+        r = reconstructor.reconstruct(frame)
+    except NoFaceFoundError as exc:
+        return False, 0.0, exc.one_line()
+    pr = r.pose_result
+    assert pr.face == (pr.confidence >= reconstructor.pose.check_cfg["decision"]["face_threshold"])
+    assert pr.face or pr.reason.startswith("no face: ")
+    return pr.face, pr.confidence, pr.reason
+
+
+def test_ball_of_90mm_is_no_face(reconstructor):
+    from facerecon.camera import camera_preset
+    from facerecon.evaluate.hostile import render_frame
+    from facerecon.synth import meshes as M
+
+    k = camera_preset("kinect-v1")
+    rng = np.random.default_rng(3)
+    for z in (700.0, 1000.0):
+        ball = M.ellipsoid([0.0, 0.0, z], (90.0, 90.0, 90.0), n_lat=24, n_lon=48)
+        frame = render_frame([ball], k, "kinect-v1", rng, f"ball at {z:.0f} mm")
+        face, conf, reason = _outcome(reconstructor, frame)
+        assert not face and conf < 0.3, (conf, reason)
+
+
+@pytest.mark.parametrize("kind", ["sphere", "box", "back_of_head"])
+def test_non_face_objects_are_no_face(reconstructor, kind):
+    from facerecon.evaluate.hostile import negative_frame
+
+    for seed in range(3):
+        face, conf, reason = _outcome(reconstructor, negative_frame(kind, seed, model=reconstructor.model))
+        assert not face, (kind, seed, conf, reason)
+
+
+def test_upside_down_head_gets_the_right_roll(reconstructor, gen):
+    from facerecon.evaluate.hostile import head_frame
+
+    for i in (0, 1):
+        f = head_frame(gen, i, image_roll_deg=180.0)
+        r_true = f.meta["pose_for_eval_only"][0]
+        rec = reconstructor.reconstruct(f)
+        pr = rec.pose_result
+        assert geodesic_distance_deg(pr.network_pose.R, r_true) > 90.0  # the networks alone: upside down
+        roll_err = abs((matrix_to_euler(rec.pose.R)[2] - matrix_to_euler(r_true)[2] + 180.0) % 360.0 - 180.0)
+        assert roll_err < 15.0 and geodesic_distance_deg(rec.pose.R, r_true) < 15.0, (roll_err, pr.chosen)
+        assert pr.chosen.startswith("network on input turned")  # the networks on a turned crop, refined
+
+
+def test_normal_face_is_a_confident_face(reconstructor, gen):
+    from facerecon.evaluate.hostile import head_frame
+
+    f = head_frame(gen, 0)
+    rec = reconstructor.reconstruct(f)
+    assert rec.pose_result.face and rec.confidence >= 0.5, rec.pose_result.confidence_terms
+    assert geodesic_distance_deg(rec.pose.R, f.meta["pose_for_eval_only"][0]) < 6.0
+
+
+def test_second_person_is_reported(reconstructor, gen):
+    from facerecon.evaluate.hostile import two_heads_frame
+
+    rec = reconstructor.reconstruct(two_heads_frame(gen, 5))
+    js = rec.pose_result.to_json()
+    assert rec.pose_result.face and js["other_head_regions"] >= 1 and len(js["other_heads"]) == js["other_head_regions"]
+    one = reconstructor.reconstruct(two_heads_frame(gen, 5, offset_mm=5000.0))  # the second person out of view
+    assert one.pose_result.to_json()["other_head_regions"] == 0
