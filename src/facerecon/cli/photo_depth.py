@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Optional
 
+import numpy as np
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
@@ -57,9 +58,16 @@ def write_photo_depth(result, out_dir: Path) -> list[Path]:
     head = result.head_depth_mm
     write_depth_png(out_dir / "depth.png", result.depth_mm)
     write_depth_npz(out_dir / "depth.npz", head, result.intrinsics, result.rgb)
-    preview = DepthFrame(head, result.intrinsics, result.source, result.rgb)
+    # the preview shows the head (+ a 25 % margin), not the whole photo around it
+    ys, xs = np.nonzero(result.head_mask) if result.head_mask.any() else (np.array([0, head.shape[0] - 1]),
+                                                                           np.array([0, head.shape[1] - 1]))
+    m = int(0.25 * max(ys.max() - ys.min(), xs.max() - xs.min())) + 2
+    y0, y1 = max(int(ys.min()) - m, 0), min(int(ys.max()) + m + 1, head.shape[0])
+    x0, x1 = max(int(xs.min()) - m, 0), min(int(xs.max()) + m + 1, head.shape[1])
+    preview = DepthFrame(head[y0:y1, x0:x1], result.intrinsics.crop(x0, y0, x1 - x0, y1 - y0), result.source,
+                         np.ascontiguousarray(result.rgb[y0:y1, x0:x1]))
     save_depth_preview(preview, out_dir / "depth_preview.png",
-                       title=f"{Path(result.source).name}: metric depth ({result.backend}), head")
+                       title=f"{Path(result.source).name}: metric depth ({result.backend}), head crop at ({x0}, {y0})")
     written = [out_dir / n for n in ("depth.png", "depth.npz", "depth_preview.png")]
     if result.surface is not None:
         write_cloud_ply(out_dir / "cloud.ply", result.surface.cloud)
