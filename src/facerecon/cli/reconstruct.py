@@ -12,34 +12,57 @@ console = Console(stderr=True)
 
 
 def reconstruct_cmd(
-    frames: list[Path] = typer.Argument(..., help="Depth frames or folders of frames."),
+    frames: list[Path] = typer.Argument(..., help="Depth frames, photos (8-bit colour images: JPEG, PNG, ...) or folders of them."),
     out: Path = typer.Option(..., "-o", "--out", help="Output folder: one sub-folder per frame."),
     camera: Optional[str] = typer.Option(None, help="Camera preset when the file has no intrinsics."),
     intrinsics: Optional[str] = typer.Option(None, help="fx,fy,cx,cy in pixels (overrides the file's)."),
     formats: str = typer.Option("obj,ply", "--format", help="Mesh formats, comma-separated: obj, ply, glb."),
     overlay: bool = typer.Option(True, "--overlay/--no-overlay", help="Write overlay.png (mesh over depth, residual map)."),
     method: str = typer.Option("network", help="network (DAPoseNet + DAShapeNet, ~30 ms) | fit (the classical baseline: "
-                               "ICT model fitting by ICP + Gauss-Newton from the head localisation, ~1 s, no network)."),
+                               "ICT model fitting by ICP + Gauss-Newton from the head localisation, ~1 s, no network) | photo "
+                               "(every input is a photo: MTCNN + Face Mesh landmarks + ICT fit + UV texture; photos are "
+                               "recognised without it) | rgbd (depth frames with registered colour, e.g. TrueDepth PLY: the "
+                               "photo fit on the colour, then rigid ICP onto the depth). See docs/photo.md."),
     config: str = typer.Option("fast", help="Network configuration."),
-    refine: int = typer.Option(0, help="Rigid ICP iterations of the predicted face onto the depth points after the networks (0 = networks only; ~12 ms each on 2 cores)."),
+    refine: Optional[int] = typer.Option(None, help="Rigid point-to-plane iterations of the predicted face onto the depth points after the "
+                                         "networks, with the robust check and its fallback (default: configs/check.toml, 6; ~5 ms). "
+                                         "See docs/confidence.md."),
+    no_refine: bool = typer.Option(False, "--no-refine", help="The bare networks' pose (checked and scored, never changed)."),
     refine_shape: int = typer.Option(0, help="After --refine: Gauss-Newton iterations of pose + identity + expression on the depth points "
                                      "(the fitting baseline's joint stage started from the networks; ~20-40 ms each). 12 is a good value."),
     unit: Optional[str] = typer.Option(None, help="Depth unit for npy/npz/png files (mm | m)."),
+    focal: Optional[float] = typer.Option(None, help="Photos: focal length in pixels (default: EXIF, else a 60 degree field of "
+                                          "view across the longer side; docs/photo.md)."),
+    all_faces: bool = typer.Option(False, "--all-faces", help="Photos: every face, in face_0/, face_1/, ... (largest first); "
+                                   "default: the largest face only."),
 ) -> None:
-    """Reconstruct the face in each frame: face.obj/.ply (camera frame, ICT UVs), face_head.*, pose.json, landmarks.json, overlay.png."""
-    from ..errors import ConfigError, FaceReconError
+    """Reconstruct the face in each frame: face.obj/.ply (camera frame, ICT UVs), face_head.*, pose.json, landmarks.json, overlay.png.
+
+    A frame judged "no face" (pose.json "face": false and a "reason"; docs/confidence.md) gets
+    only its pose.json. Each frame's folder is written under a temporary name and renamed into
+    place when complete (an existing one is replaced). Exit code (docs/reliability.md): 0 when
+    every frame gave a face, 1 when no frame could be read or located, 3 when frames were read
+    but none was a face, 4 when some frames gave a face and others failed or had none."""
+    from ..errors import ConfigError
     from ..export import MESH_FORMATS, landmarks_json, save_overlay, write_face_meshes, write_json
+    from ..fileutil import atomic_dir
     from ..pipeline import FittingReconstructor, Reconstructor
-    from ._frames import expand_inputs, frame_stem, iterate_frames
+    from ._frames import expand_inputs, failure_text, finish_batch, frame_stem, iterate_frames
 
     fmts = tuple(f.strip().lower() for f in formats.split(",") if f.strip())
     bad = [f for f in fmts if f not in MESH_FORMATS]
     if bad:
         raise ConfigError(f"--format: unknown {', '.join(bad)}; choose from {', '.join(MESH_FORMATS)}")
-    if method not in ("network", "fit"):
-        raise ConfigError(f"--method: unknown {method!r}; choose network or fit")
-    paths = expand_inputs(frames)
-    rec_engine = Reconstructor.from_pretrained(config) if method == "network" else FittingReconstructor()
+    if method not in ("network", "fit", "photo", "rgbd"):
+        raise ConfigError(f"--method: unknown {method!r}; choose network, fit, photo or rgbd")
+    from ._photo import reconstruct_photos, reconstruct_rgbd, split_photo_inputs
+
+    photos, paths = split_photo_inputs(frames, expand_inputs(frames), method)
+    rgbd, paths = (paths, []) if method == "rgbd" else ([], paths)
+    rec_engine = None if not paths else (
+        Reconstructor.from_pretrained(config, search_others=True) if method == "network" else FittingReconstructor())
+    n_iter = 0 if no_refine else refine
+    no_face = 0
     used: set[str] = set()
     failures: list[str] = []
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), console=console,
@@ -48,27 +71,42 @@ def reconstruct_cmd(
         for path, frame, error in iterate_frames(paths, camera, intrinsics, unit):
             if error is None:
                 try:
-                    rec = rec_engine.reconstruct(frame, refine=refine, refine_shape=refine_shape)
+                    rec = rec_engine.reconstruct(frame, refine=n_iter, refine_shape=refine_shape)
                     d = out / frame_stem(path, used)
-                    write_face_meshes(rec, rec_engine.model, d, fmts, intrinsics=frame.intrinsics)
-                    pose = {"frame": str(path), "method": method, **rec.pose_result.to_json(), "timings_ms": rec.timings_ms}
-                    # ICT expression weights by name: `facerecon animate --from-reconstructions` reads them
-                    pose["expression"] = {n: round(float(w), 6) for n, w in zip(rec_engine.model.expression_names, rec.expression)}
-                    if overlay:
-                        pose["overlay"] = save_overlay(rec, rec_engine.model, frame, d / "overlay.png")
-                    write_json(d / "pose.json", pose)
-                    write_json(d / "landmarks.json", landmarks_json(rec))
+                    if not rec.pose_result.face:  # refused: the reason and the numbers behind it, no mesh
+                        no_face += 1
+                        with atomic_dir(d) as tmp:  # replaces any earlier folder of this frame (old meshes)
+                            write_json(tmp / "pose.json", {"frame": str(path), "method": method, **rec.pose_result.to_json(),
+                                                           "timings_ms": rec.timings_ms})
+                        console.print(f"{path}: {rec.pose_result.reason}", style="red", markup=False, soft_wrap=True)
+                        bar.advance(task)
+                        continue
+                    with atomic_dir(d) as tmp:  # complete or absent: never a half-filled frame folder
+                        write_face_meshes(rec, rec_engine.model, tmp, fmts, intrinsics=frame.intrinsics)
+                        pose = {"frame": str(path), "method": method, **rec.pose_result.to_json(), "timings_ms": rec.timings_ms}
+                        # ICT expression weights by name: `facerecon animate --from-reconstructions` reads them
+                        pose["expression"] = {n: round(float(w), 6) for n, w in zip(rec_engine.model.expression_names, rec.expression)}
+                        if overlay:
+                            pose["overlay"] = save_overlay(rec, rec_engine.model, frame, tmp / "overlay.png")
+                        write_json(tmp / "pose.json", pose)
+                        write_json(tmp / "landmarks.json", landmarks_json(rec))
                     console.print(f"{path.name}: yaw {rec.pose.euler_deg[0]:.1f} pitch {rec.pose.euler_deg[1]:.1f} "
                                   f"roll {rec.pose.euler_deg[2]:.1f}  conf {rec.confidence:.2f}  {rec.timings_ms['total']:.1f} ms -> {d}")
-                except FaceReconError as exc:
-                    error = exc.one_line()
+                except Exception as exc:  # noqa: BLE001 - one frame's failure never stops the batch
+                    error = failure_text(path, exc)
             if error is not None:
                 failures.append(f"{path}: {error}")
                 console.print(f"{path}: {error}", style="red", markup=False, soft_wrap=True)
             bar.advance(task)
-    if failures:
-        console.print(f"{len(failures)} of {len(paths)} frames failed")
-        raise typer.Exit(1 if len(failures) == len(paths) else 0)
+    if photos:
+        photo_failures, photo_no_face = reconstruct_photos(photos, out, fmts, overlay, focal, all_faces, used, console)
+        failures += photo_failures
+        no_face += photo_no_face
+    if rgbd:
+        rgbd_failures, rgbd_no_face = reconstruct_rgbd(rgbd, out, fmts, overlay, camera, intrinsics, unit, used, console)
+        failures += rgbd_failures
+        no_face += rgbd_no_face
+    finish_batch(console, len(paths) + len(photos) + len(rgbd), len(failures), no_face)
 
 
 def register(app: typer.Typer) -> None:

@@ -285,12 +285,17 @@ def refine_rigid(pose: HeadPose, v_sample: np.ndarray, n_sample: np.ndarray, sur
     return HeadPose(u_ @ vt, t)
 
 
+def turn_about(pose: HeadPose, axis: np.ndarray, angle_deg: float, centre: np.ndarray) -> HeadPose:
+    """``pose`` turned by ``angle_deg`` about the camera-frame ``axis`` through ``centre``."""
+    a = np.asarray(axis, np.float64)
+    q = axis_angle_to_matrix(np.deg2rad(angle_deg) * a / np.linalg.norm(a))
+    c = np.asarray(centre, np.float64)
+    return HeadPose(q @ pose.R, q @ (pose.t_mm - c) + c)
+
+
 def roll_about_view_axis(pose: HeadPose, angle_deg: float, centre: np.ndarray) -> HeadPose:
     """``pose`` turned by ``angle_deg`` about the camera ray through ``centre`` (the head stays in place)."""
-    axis = np.asarray(centre, np.float64) / np.linalg.norm(centre)
-    rz = axis_angle_to_matrix(np.deg2rad(angle_deg) * axis)
-    c = np.asarray(centre, np.float64)
-    return HeadPose(rz @ pose.R, rz @ (pose.t_mm - c) + c)
+    return turn_about(pose, centre, angle_deg, centre)
 
 
 @dataclass
@@ -330,6 +335,13 @@ def robust_pose(candidates: list[tuple[str, HeadPose]], v_head: np.ndarray, regi
         return RobustFit(best_pose, best, chosen, check0, tried)
     centre = np.asarray(centre if centre is not None else surf.pim.center_mm, np.float64)
     alts = list(candidates[1:]) + [(f"{name0} rolled {a:g}", roll_about_view_axis(pose0, a, centre)) for a in cfg["fallback"]["rolls_deg"]]
+    # the networks' pose turned about the face's own vertical and horizontal axes: rigid ICP
+    # converges from ~15 degrees, the networks miss face-only surfaces by 30-60
+    face_c = region.posed(v_head, pose0).mean(axis=0)
+    for a in cfg["fallback"]["turns_deg"]:
+        for axis, what in ((1, "yaw"), (0, "pitch")):
+            for sign in (1.0, -1.0):
+                alts.append((f"{name0} {what} {sign * a:+g}", turn_about(pose0, pose0.R[:, axis], sign * a, face_c)))
     alts += more() if more is not None else []
     # an alternative must beat the networks' refined pose clearly: a face-like surface also fits
     # a turned face moderately well, and the networks are right far more often than not
