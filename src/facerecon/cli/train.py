@@ -27,12 +27,12 @@ def _overrides(pairs: list[str]) -> dict:
 
 @train_app.command("data")
 def data_cmd(
-    recipe: str = typer.Option("fast", help="A [data.NAME] recipe of configs/train.toml."),
+    recipe: str = typer.Option("fast", help="A \\[data.NAME] recipe of configs/train.toml."),
     out: Path = typer.Option(Path("runs/data"), "-o", "--out", help="Folder for the position-image sets."),
     workers: int = typer.Option(2, help="Generator processes."),
     scan: list[Path] = typer.Option([], "--scan", help="A real head scan (NAME.obj + NAME.ljson with the 68 landmarks, "
                                     "e.g. shared/data/real/scan-james) as an extra identity of the synthetic training "
-                                    "frames (presets with [shape] scan_identity, e.g. biwi-faces). Repeatable."),
+                                    "frames (presets with \\[shape] scan_identity, e.g. biwi-faces). Repeatable."),
     pcl_dir: Optional[Path] = typer.Option(None, "--pcl-dir", help="A kinect-pcl folder: its person.pcd and six real face "
                                            "patches object_template_*.pcd join the unlabelled target set (build it "
                                            "into a fresh --out: an existing target.safetensors is kept)."),
@@ -66,7 +66,7 @@ def data_cmd(
 
 @train_app.command("pose")
 def pose_cmd(
-    recipe: str = typer.Option("fast", help="A [pose.NAME] recipe of configs/train.toml."),
+    recipe: str = typer.Option("fast", help="A \\[pose.NAME] recipe of configs/train.toml."),
     data: Path = typer.Option(Path("runs/data"), help="Folder made by 'facerecon train data'."),
     out: Path = typer.Option(..., "-o", "--out", help="Run folder (checkpoint, log.csv); re-running resumes."),
     set_: list[str] = typer.Option([], "--set", help="Override a recipe field, e.g. --set selfsup_steps=0 "
@@ -99,7 +99,7 @@ def pose_cmd(
 
 @train_app.command("shape")
 def shape_cmd(
-    recipe: str = typer.Option("fast", help="A [shape.NAME] recipe of configs/train.toml."),
+    recipe: str = typer.Option("fast", help="A \\[shape.NAME] recipe of configs/train.toml."),
     data: Path = typer.Option(Path("runs/data"), help="Folder made by 'facerecon train data'."),
     out: Path = typer.Option(..., "-o", "--out", help="Run folder; re-running resumes."),
     set_: list[str] = typer.Option([], "--set", help="Override a recipe field, e.g. --set lambda1=0.3."),

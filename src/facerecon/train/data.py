@@ -161,8 +161,9 @@ def _synth_one(index: int):
     t = np.asarray(lab["translation_mm"], np.float64)
     trans = (t - pim.center_mm) / pim.scale_mm
     w = np.concatenate([lab["identity"], lab["expression"]]).astype(np.float32)
+    out_of_span = bool(lab.get("deform")) or lab.get("identity_source", "model") != "model"
     return index, (pim.data.astype(np.float16), pim.center_mm.astype(np.float32), np.float32(pim.scale_mm),
-                   np.asarray(lab["quaternion"], np.float32), trans.astype(np.float32), w)
+                   np.asarray(lab["quaternion"], np.float32), trans.astype(np.float32), w, out_of_span)
 
 
 def build_synthetic_set(
@@ -202,12 +203,16 @@ def build_synthetic_set(
             if progress:
                 progress(done, n)
     order = sorted(rows)
-    cols = list(zip(*(rows[i] for i in order))) if order else [[]] * 6
+    cols = list(zip(*(rows[i] for i in order))) if order else [[]] * 7
     meta = {"kind": "synthetic", "preset": preset, "sensor": sensor, "seed": seed, "start": start, "n_requested": n,
             "center_jitter_mm": center_jitter_mm,
             "n_no_head": len(failed), "no_head_indices": sorted(failed)[:200]}
     if scans:
         meta["scans"] = sorted(scans)
+    out_of_span = [i for i, oos in zip(order, cols[6]) if oos]
+    if out_of_span:  # their `weights` describe only the model part of the shape (pose labels are exact)
+        meta["n_out_of_span"] = len(out_of_span)
+        meta["out_of_span_indices"] = out_of_span[:200]
     return PositionSet(
         images=np.stack(cols[0]) if order else np.zeros((0, 3, 160, 160), np.float16),
         center_mm=np.stack(cols[1]) if order else np.zeros((0, 3), np.float32),
