@@ -108,6 +108,12 @@ def test_unknown_preset_keys_are_errors_with_the_nearest_name(tmp_path):
     assert p.get("yaw_deg") == 5 and p.scene == {"hair": 0.3, "face_only": 0.5}
     for name in ("biwi-faces", "ict3dhp-faces", "truedepth-faces"):
         assert load_preset(name).scene["face_only"] > 0
+    from facerecon.synth.sensors import load_sensor
+
+    f = tmp_path / "s.toml"  # sensor stage parameters too (they once failed only when a frame was made)
+    f.write_text('[x]\nsource = "-"\n[[x.stages]]\ntype = "axial_noise"\nsigma0 = 1.0\n')
+    with pytest.raises(ConfigError, match=r"unknown setting 'sigma0' \(did you mean 'sigma0_mm'\?\)"):
+        load_sensor("x", f)
 
 
 def test_a_scan_becomes_an_identity_with_exact_labels(face_model):

@@ -30,7 +30,7 @@ from ..camera import Intrinsics
 from .noise import _smooth_n, _smooth_u, _u01, coarse_noise, noise_field
 from .noise import key as _key
 from ..errors import ConfigError
-from .spec import chance, draw, read_toml
+from .spec import chance, check_keys, draw, read_toml
 
 SEG_HAIR = 6  # facerecon.synth.scene.SEG_HAIR (kept literal: numba kernels take plain ints)
 
@@ -65,9 +65,14 @@ def load_sensor(name: str, path: str | Path | None = None) -> SensorModel:
     table = _sensors_cached(None if path is None else str(path))
     if name not in table:
         raise ConfigError(f"unknown sensor model {name!r}; known: {', '.join(sorted(table))}")
+    import inspect
+
+    check_keys(table[name], ("description", "source", "storage_unit_mm", "stages"), f"sensor {name!r}: ")
     for st in table[name].get("stages", []):
         if st.get("type") not in STAGES:
             raise ConfigError(f"sensor {name!r}: unknown stage type {st.get('type')!r}; known: {', '.join(sorted(STAGES))}")
+        params = list(inspect.signature(STAGES[st["type"]]).parameters)[1:]  # after the state
+        check_keys([k for k in st if k not in ("type", "prob")], params, f"sensor {name!r} stage {st['type']!r}: ")
     return SensorModel(name, copy.deepcopy(table[name]))
 
 
