@@ -153,3 +153,41 @@ def test_exif_focal_length(tmp_path):
     photo = read_photo(p)
     assert photo.rgb.shape == (400, 300, 3)
     assert photo.focal_px == pytest.approx(28 / np.hypot(36, 24) * 500, rel=1e-6)
+
+
+def test_sideways_photo_is_found(real_dir, detector):
+    """breakingbad.jpg (half size) turned sideways: the real face, mapped back into the turned image."""
+    photo, lab = labelled(real_dir, "breakingbad.jpg")
+    small = np.ascontiguousarray(photo.rgb[::2, ::2])  # half size keeps the test quick
+    turned = np.ascontiguousarray(np.rot90(small, 1))
+    faces = detect_faces(turned, detector)
+    assert faces[0].rotation_k == 3 and faces[0].score > 0.99
+    # labelled face centre carried into the turned image: turned pixel (x, y) = small (W-1-y, x)
+    c = lab.mean(0) / 2
+    w = small.shape[1]
+    ct = np.array([c[1], w - 1 - c[0]])
+    assert any(f.box[0] <= ct[0] <= f.box[2] and f.box[1] <= ct[1] <= f.box[3] for f in faces)
+
+
+def test_weak_upright_face_does_not_stop_the_turn_search():
+    """A sideways photo can give a weak false face upright (measured 0.74 on breakingbad.jpg
+    turned); the turn whose best face scores highest wins."""
+    from facerecon.photo.detect import default_detect_config
+
+    class Fake:
+        config = default_detect_config()
+
+        def __call__(self, rgb):
+            if rgb.shape == (40, 60, 3):  # upright
+                return [FaceBox(np.array([1.0, 1, 30, 30]), np.zeros((5, 2)), 0.74)]
+            if rgb[0, 0, 0] == 3:  # the turn that brings pixel value 3 to the top-left corner
+                return [FaceBox(np.array([2.0, 2, 10, 12]), np.ones((5, 2)), 0.999)]
+            return []
+
+    img = np.zeros((40, 60, 3), np.uint8)
+    img[0, -1] = 3  # top-right corner: at the top-left after one CCW turn (np.rot90 k=1)
+    faces = detect_faces(img, Fake())
+    assert len(faces) == 1 and faces[0].rotation_k == 1 and faces[0].score == 0.999
+    strong = Fake()
+    strong.config = DetectConfig(rotation_retry_below=0.7)
+    assert detect_faces(img, strong)[0].score == 0.74  # good enough upright: no turn search

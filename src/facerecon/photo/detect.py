@@ -60,6 +60,8 @@ class DetectConfig:
     nms_rnet: float = 0.7
     nms_onet: float = 0.7
     try_rotations: bool = True
+    rotation_retry_below: float = 0.9
+    threads: int = 1
 
     @staticmethod
     def from_dict(row: dict, where: str = "photo_detect.toml") -> "DetectConfig":
@@ -76,8 +78,8 @@ class DetectConfig:
             cfg = DetectConfig(**kw)
         except (TypeError, ValueError) as exc:
             raise ConfigError(f"{where}: malformed [mtcnn] ({exc})") from None
-        if not 0.1 < cfg.scale_factor < 1 or cfg.min_face_px < 12:
-            raise ConfigError(f"{where}: scale_factor must be in (0.1, 1) and min_face_px >= 12")
+        if not 0.1 < cfg.scale_factor < 1 or cfg.min_face_px < 12 or cfg.threads < 1:
+            raise ConfigError(f"{where}: scale_factor must be in (0.1, 1), min_face_px >= 12, threads >= 1")
         return cfg
 
 
@@ -301,8 +303,20 @@ class MTCNN:
             side *= c.scale_factor
         return out
 
-    @torch.no_grad()
     def __call__(self, rgb: np.ndarray) -> list[FaceBox]:
+        # torch's intra-op threads limited around the nets only, caller's setting restored
+        # (pipeline.weights.torch_threads does the same one layer up; photo may not import it)
+        before = torch.get_num_threads()
+        if before != self.config.threads:
+            torch.set_num_threads(self.config.threads)
+        try:
+            with torch.no_grad():
+                return self._detect(rgb)
+        finally:
+            if before != self.config.threads:
+                torch.set_num_threads(before)
+
+    def _detect(self, rgb: np.ndarray) -> list[FaceBox]:
         rgb = _as_rgb(rgb)
         c = self.config
         from PIL import Image
@@ -408,17 +422,20 @@ def _default_detector() -> MTCNN:
 
 
 def detect_faces(rgb: np.ndarray, detector: MTCNN | None = None) -> list[FaceBox]:
-    """Faces in an image, largest first, in its own pixel coordinates.  When none is upright
-    (and the config allows), the image is also searched turned by 90, 180 and 270 degrees (a
-    phone held sideways); the turn whose best face scores highest wins (a single turn can give
-    a weak false face on a sideways image), its faces mapped back; ``FaceBox.rotation_k`` says
-    which turn."""
+    """Faces in an image, largest first, in its own pixel coordinates.
+
+    When no upright face scores at least ``rotation_retry_below`` (and the config allows), the
+    image is also searched turned by 90, 270 and 180 degrees (a phone held sideways, as the
+    TrueDepth colour frames are): the turn whose best face scores highest wins, upright
+    included, and its faces are mapped back (``FaceBox.rotation_k`` says which turn).  The
+    score test matters: a sideways photo can give a weak false face upright (measured: 0.74 on
+    breakingbad.jpg turned, where real faces score 0.97-1.0)."""
     det = detector or _default_detector()
     rgb = _as_rgb(rgb)
-    faces = det(rgb)
-    if faces or not det.config.try_rotations:
-        return faces
-    best: list[FaceBox] = []
+    best = det(rgb)
+    c = det.config
+    if not c.try_rotations or (best and max(f.score for f in best) >= c.rotation_retry_below):
+        return best
     for k in (1, 3, 2):
         found = det(np.ascontiguousarray(np.rot90(rgb, k)))
         if found and (not best or max(f.score for f in found) > max(f.score for f in best)):

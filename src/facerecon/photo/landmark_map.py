@@ -37,6 +37,7 @@ class LandmarkMap:
     ibug68_is_contour: np.ndarray  # (68,) bool: jaw 0-16
     ict_triangle_vertices: np.ndarray  # (K, 3) vertex ids of ict_triangle (to check against the model)
     meta: dict
+    mirror: np.ndarray | None = None  # (K,) Face Mesh index of each point's left/right mirror partner, -1 = not paired
 
     @property
     def ibug68_from_mediapipe(self) -> np.ndarray:
@@ -76,6 +77,7 @@ def _parse(doc: dict, where: str) -> LandmarkMap:
             ibug68_weights=w68,
             ibug68_is_contour=np.asarray(doc["ibug68_is_contour"], dtype=bool),
             ict_triangle_vertices=np.asarray(doc["ict_triangle_vertices"], dtype=np.int64).reshape(k, 3),
+            mirror=np.asarray(doc["mediapipe_mirror"], dtype=np.int64) if "mediapipe_mirror" in doc else None,
             meta={key: doc[key] for key in ("about", "command", "renders", "identities", "seed", "ict_vertices") if key in doc},
         )
     except (KeyError, TypeError, ValueError, IndexError) as exc:
