@@ -69,6 +69,7 @@ class PhotoFitConfig:
     contour_front_mm: float = 40.0
     contour_back_mm: float = 15.0
     damping: float = 1e-4
+    contour_updates: int = 10
 
     def __post_init__(self) -> None:
         if self.robust not in ROBUST_LOSSES:
@@ -327,14 +328,22 @@ class _Problem:
         self.c = torch.tensor([ki.cx, ki.cy], dtype=torch.float64)
 
     def _use_rows(self, rows: torch.Tensor) -> None:
+        """Point the K landmarks at their source rows; only the sliding ones ever change, so after
+        the first call only their columns are copied."""
+        if not hasattr(self, "rows"):
+            self.p0 = self.s0[rows].clone()  # (K, 3)
+            self.pb3 = self.sb[:, rows].contiguous()  # (M, K, 3)
+        else:
+            changed = torch.nonzero(rows != self.rows)[:, 0]
+            self.p0[changed] = self.s0[rows[changed]]
+            self.pb3[:, changed] = self.sb[:, rows[changed]]
         self.rows = rows
-        self.p0 = self.s0[rows]  # (K, 3)
-        self.pb = self.sb[:, rows].reshape(self.m, -1)  # (M, K * 3)
+        self.pb = self.pb3.reshape(self.m, -1)  # (M, K * 3), a view
 
     def select_contour(self, r: torch.Tensor, tr: torch.Tensor, coeffs: torch.Tensor) -> None:
         """Re-pick each sliding landmark's silhouette vertex on its band for the current pose and shape."""
         if not bool(self.sliding.any()):
-            if not hasattr(self, "p0"):
+            if not hasattr(self, "rows"):
                 self._use_rows(torch.arange(self.k))
             return
         band = self.s0[self.k:] + (coeffs @ self.sb_band).reshape(-1, 3)
@@ -360,7 +369,7 @@ class _Problem:
                 score = -(d * d).sum(-1)
             score = torch.where(idx >= 0, score, torch.full_like(score, -torch.inf))
             rows[mask] = self.k + idx.gather(1, score.argmax(1, keepdim=True))[:, 0]
-        if not hasattr(self, "rows") or not torch.equal(rows, self.rows) or not hasattr(self, "p0"):
+        if not hasattr(self, "rows") or not torch.equal(rows, self.rows):
             self._use_rows(rows)
 
     def residual(self, r, tr, coeffs):
@@ -460,10 +469,21 @@ def _fit(model: FaceModel, targets: LandmarkTargets, intrinsics: Intrinsics, cfg
         for stage, n_iter in (("rigid", cfg.rigid_iterations), ("joint", cfg.iterations)):
             free_base = torch.zeros(n_par, dtype=torch.bool)
             free_base[: 6 if stage == "rigid" else n_par] = True
-            for _ in range(n_iter):
-                prob.select_contour(r, tr, coeffs)
+            best, stall = math.inf, 0
+            for it in range(n_iter):
+                # the contour vertices are re-picked each step for the first contour_updates joint
+                # steps, then kept: a landmark flipping between two band vertices would otherwise
+                # keep the cost from settling
+                if stage == "rigid" or it < cfg.contour_updates:
+                    prob.select_contour(r, tr, coeffs)
                 cost = prob.cost(r, tr, coeffs)
                 history.append(cost)
+                if stage == "joint":  # converged when the cost (after re-picking) stops falling
+                    stall = stall + 1 if cost > best * (1.0 - cfg.tolerance) else 0
+                    best = min(best, cost)
+                    if stall >= 3:
+                        converged = True
+                        break
                 h, g = prob.normal_equations(r, tr, coeffs, rigid=stage == "rigid")
                 free = free_base.clone()
                 if stage == "joint":
@@ -496,7 +516,6 @@ def _fit(model: FaceModel, targets: LandmarkTargets, intrinsics: Intrinsics, cfg
                 if (cost - new_cost) < (cfg.tolerance if stage == "joint" else 1e-3) * cost:
                     converged = stage == "joint"
                     break
-        prob.select_contour(r, tr, coeffs)
         history.append(prob.cost(r, tr, coeffs))
         res, _, _ = prob.residual(r, tr, coeffs)
     err_px = torch.linalg.vector_norm(res, dim=1).numpy() * prob.scale

@@ -257,21 +257,22 @@ class PhotoReconstructor:
                                    np.asarray(face.box, np.float64), detected, index, timings,
                                    str(photo.source))
 
-    def reconstruct_rgbd(self, frame, refine_iterations: int = 10, joint_iterations: int = 0, texture: bool = True
-                         ) -> PhotoReconstruction:
+    def reconstruct_rgbd(self, frame, refine_iterations: int = 10, joint_iterations: int = 0, texture: bool = True,
+                         colour: PhotoReconstruction | None = None) -> PhotoReconstruction:
         """A depth frame with registered colour (``DepthFrame.color``, e.g. a TrueDepth PLY): the
         photo fit on the colour image (its landmarks fix identity and expression), then
         ``refine_iterations`` rigid point-to-plane ICP steps of that face onto the frame's depth
         points (depth fixes the distance and the pose; ``facerecon.fitting.fit_face``), and
-        optionally ``joint_iterations`` Gauss-Newton steps of pose + shape on the depth."""
+        optionally ``joint_iterations`` Gauss-Newton steps of pose + shape on the depth.
+        ``colour``: the colour image's photo result when already made (same frame and intrinsics)."""
         from ..fitting import FitConfig, fit_face
         from .image import Photo
 
         if frame.color is None or frame.intrinsics is None:
             raise FaceReconError(f"{frame.source}: --method rgbd needs a depth frame with registered colour and intrinsics")
         t0 = time.perf_counter()
-        rec = self.reconstruct(Photo(frame.color, frame.source, float(frame.intrinsics.fx)), texture=False,
-                               intrinsics=frame.intrinsics)
+        rec = colour or self.reconstruct(Photo(frame.color, frame.source, float(frame.intrinsics.fx)), texture=False,
+                                         intrinsics=frame.intrinsics)
         t1 = time.perf_counter()
         pts = frame.intrinsics.depth_to_points(frame.depth_mm)[frame.depth_mm > 0].astype(np.float64)
         # the depth points around the fitted head only (its box + 40 mm): background and body out
@@ -287,12 +288,14 @@ class PhotoReconstructor:
         pose = HeadPose(fit.rotation, fit.translation)
         v_head = self.model.vertices(fit.identity, fit.expression).astype(np.float64)
         v_cam = pose.apply(v_head)
-        rec.fit.rotation, rec.fit.translation = pose.R, pose.t_mm  # the landmarks follow the refined pose
-        lm_idx = silhouette_landmarks(self.model, rec.fit, v_cam, self.fit_config)
+        from dataclasses import replace
+
+        refined = replace(rec.fit, rotation=pose.R, translation=pose.t_mm)  # the landmarks follow the refined pose
+        lm_idx = silhouette_landmarks(self.model, refined, v_cam, self.fit_config)
         t2 = time.perf_counter()
         tex = sample_texture(self.model, v_cam, frame.color, frame.intrinsics, self.texture_config) if texture else None
         t3 = time.perf_counter()
         timings = {**rec.timings_ms, "depth_refine": (t2 - t1) * 1e3, "texture": (t3 - t2) * 1e3, "total": (t3 - t0) * 1e3}
         return PhotoReconstruction(pose, v_head, v_cam, v_cam[lm_idx], frame.intrinsics.project(v_cam[lm_idx]), fit.identity,
-                                   fit.expression, rec.confidence, rec.camera, rec.fit, tex, rec.face_box, rec.detected_68,
+                                   fit.expression, rec.confidence, rec.camera, refined, tex, rec.face_box, rec.detected_68,
                                    0, timings, frame.source)
