@@ -1,4 +1,5 @@
-"""Pictures of a photo fit: the shaded fitted mesh, semi-transparent, and the 68 landmarks over the photo."""
+"""Pictures of a photo fit: the shaded fitted mesh, semi-transparent, and the 68 landmarks over
+the photo; the textured mesh seen from another side."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -22,7 +23,7 @@ def overlay_image(rgb: np.ndarray, model: FaceModel, vertices_camera: np.ndarray
     img = np.asarray(rgb, np.float32)
     g = shade(vertices_camera, model.region_triangles(*RENDER_REGIONS), intrinsics)
     m = np.isfinite(g)
-    tint = np.array([0.85, 0.9, 1.0], np.float32) * 255.0  # a cool grey, distinct from skin
+    tint = np.array([0.55, 0.75, 1.0], np.float32) * 255.0  # a light blue, distinct from skin
     img[m] = (1 - alpha) * img[m] + alpha * g[m, None] * tint
     pil = Image.fromarray(np.clip(img, 0, 255).astype(np.uint8))
     draw = ImageDraw.Draw(pil)
@@ -53,3 +54,35 @@ def save_photo_overlay(path: str | Path, rgb: np.ndarray, model: FaceModel, vert
             img = img[r0:r1, c0:c1]
     with atomic_path(path) as tmp:
         Image.fromarray(img).save(tmp)
+
+
+def textured_view(model: FaceModel, vertices_head: np.ndarray, texture: np.ndarray, size: int = 320, yaw_deg: float = 25.0,
+                  pitch_deg: float = 5.0) -> np.ndarray:
+    """(size, size, 3) uint8: the head-frame mesh with its UV texture (face material; other
+    surfaces light grey), Lambert-lit from the camera, turned by ``yaw_deg`` / ``pitch_deg``."""
+    from ..rotations import euler_to_matrix
+    from ..synth.render import render_mesh
+    from .texture import face_triangles
+
+    tri_idx = np.nonzero(model.region_mask(*RENDER_REGIONS)[model.triangles].all(axis=1))[0]
+    k = Intrinsics(size * 2.4, size * 2.4, size / 2 - 0.5, size / 2 - 0.5, size, size)
+    v = np.asarray(vertices_head, np.float64)
+    centre = v[: 9409].mean(0)
+    vc = (v - centre) @ euler_to_matrix(yaw_deg, pitch_deg, 0.0).T + np.array([0.0, 0.0, 650.0])
+    r = render_mesh(vc, model.triangles[tri_idx], k)
+    out = np.full((size, size, 3), 255.0, np.float32)
+    ok = r.triangle_id >= 0
+    t = tri_idx[r.triangle_id[ok]]
+    corners = vc[model.triangles[t]]
+    n = np.cross(corners[:, 1] - corners[:, 0], corners[:, 2] - corners[:, 0])
+    n /= np.maximum(np.linalg.norm(n, axis=1, keepdims=True), 1e-12)
+    light = 0.35 + 0.65 * np.abs(n[:, 2])
+    colour = np.full((len(t), 3), 200.0, np.float32)
+    is_face = np.isin(t, face_triangles(model))
+    uv = np.einsum("nk,nkc->nc", r.barycentrics[ok][is_face], model.uv[model.triangle_uv[t[is_face]]])
+    s = texture.shape[0]
+    col = np.clip(np.rint(uv[:, 0] * s - 0.5), 0, s - 1).astype(np.int64)
+    row = np.clip(np.rint((1.0 - uv[:, 1]) * s - 0.5), 0, s - 1).astype(np.int64)
+    colour[is_face] = texture[row, col]
+    out[ok] = colour * light[:, None]
+    return np.clip(out, 0, 255).astype(np.uint8)
