@@ -94,35 +94,38 @@ def check_config(overrides: dict | None = None) -> dict:
 
 @dataclass
 class MeasuredSurface:
-    """The crop's measured points as an organised grid (camera frame, mm) with grid normals."""
+    """The crop's measured points as an organised grid (camera frame, mm); grid normals are
+    computed where asked (the refinement needs them at ~1,000 pixels, not at all 25,600)."""
 
     points: np.ndarray  # (S, S, 3)
     valid: np.ndarray  # (S, S) bool
-    normals: np.ndarray  # (S, S, 3) unit, facing the camera; 0 where unknown
-    has_normal: np.ndarray  # (S, S) bool
     depth: np.ndarray  # (S, S) z in mm, 0 where invalid
     pim: PositionImage
+    max_jump_mm: float = 20.0
 
     @classmethod
     def from_position_image(cls, pim: PositionImage, max_jump_mm: float = 20.0) -> "MeasuredSurface":
         pts = np.moveaxis(pim.data, 0, -1).astype(np.float64) * pim.scale_mm + pim.center_mm
-        valid = pim.valid.copy()
-        # central differences on the grid; a normal needs its four neighbours on the same surface
-        dx = np.zeros_like(pts)
-        dy = np.zeros_like(pts)
-        dx[:, 1:-1] = pts[:, 2:] - pts[:, :-2]
-        dy[1:-1] = pts[2:] - pts[:-2]
-        ok = np.zeros_like(valid)
-        ok[1:-1, 1:-1] = valid[1:-1, 2:] & valid[1:-1, :-2] & valid[2:, 1:-1] & valid[:-2, 1:-1] & valid[1:-1, 1:-1]
-        ok &= (np.abs(dx[..., 2]) < max_jump_mm) & (np.abs(dy[..., 2]) < max_jump_mm)
+        return cls(pts, pim.valid, np.where(pim.valid, pts[..., 2], 0.0), pim, max_jump_mm)
+
+    def normals_at(self, v: np.ndarray, u: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Unit normals (facing the camera) at pixels (v, u) by central differences, and where
+        they exist: the pixel and its four neighbours measured, no depth jump between them."""
+        s = self.valid.shape[0]
+        ok = (u >= 1) & (u < s - 1) & (v >= 1) & (v < s - 1)
+        u, v = np.clip(u, 1, s - 2), np.clip(v, 1, s - 2)
+        val = self.valid
+        ok &= val[v, u] & val[v, u + 1] & val[v, u - 1] & val[v + 1, u] & val[v - 1, u]
+        p = self.points
+        dx = p[v, u + 1] - p[v, u - 1]
+        dy = p[v + 1, u] - p[v - 1, u]
+        ok &= (np.abs(dx[:, 2]) < self.max_jump_mm) & (np.abs(dy[:, 2]) < self.max_jump_mm)
         n = np.cross(dx, dy)
-        nn = np.linalg.norm(n, axis=-1)
+        nn = np.linalg.norm(n, axis=1)
         ok &= nn > 1e-9
-        n = np.where(ok[..., None], n / np.maximum(nn, 1e-12)[..., None], 0.0)
-        flip = np.einsum("ijk,ijk->ij", n, pts) > 0  # face the camera (at the origin)
-        n[flip] *= -1
-        depth = np.where(valid, pts[..., 2], 0.0)
-        return cls(pts, valid, n, ok, depth, pim)
+        n = n / np.maximum(nn, 1e-12)[:, None]
+        n[np.einsum("ij,ij->i", n, p[v, u]) > 0] *= -1  # face the camera (at the origin)
+        return n, ok
 
 
 # -- the face model's part used by the check and the refinement --------------------------------------------------
@@ -266,10 +269,9 @@ def refine_rigid(pose: HeadPose, v_sample: np.ndarray, n_sample: np.ndarray, sur
         inside = front & (u >= 0) & (u < s) & (v >= 0) & (v < s)
         idx = np.flatnonzero(inside)
         uu, vv = u[idx], v[idx]
-        keep = surf.has_normal[vv, uu]
-        idx, uu, vv = idx[keep], uu[keep], vv[keep]
+        nq, keep = surf.normals_at(vv, uu)
+        idx, uu, vv, nq = idx[keep], uu[keep], vv[keep], nq[keep]
         q = surf.points[vv, uu]
-        nq = surf.normals[vv, uu]
         pp = p[idx]
         d = np.linalg.norm(q - pp, axis=1)
         ok = (d < thresholds[it]) & (np.einsum("ij,ij->i", nq, nm[idx]) > 0.5)
