@@ -110,3 +110,28 @@ def test_inputs_are_split_into_photos_and_depth(tmp_path):
     assert photos == [tmp_path / "a.png", tmp_path / "b.jpg"] and depth == [tmp_path / "d.png"]
     photos, depth = split_photo_inputs([tmp_path], [tmp_path / "a.png", tmp_path / "d.png"], "network")
     assert set(photos) == {tmp_path / "a.png", tmp_path / "b.jpg"} and depth == [tmp_path / "d.png"]
+
+
+def test_rgbd_moves_the_colour_fit_onto_the_depth(real_dir, reconstructor, tmp_path, capsys):
+    """A TrueDepth frame: the photo fit on its colour, then rigid ICP on its depth; the inner-face
+    landmarks then sit on the measured surface (their depth vs the depth image at their pixel)."""
+    from facerecon.io.truedepth import read_truedepth_frame
+    from facerecon.photo.image import Photo
+
+    path = real_dir / "truedepth-mannequin" / "DepthFrames" / "frame-045.ply"
+    frame = read_truedepth_frame(path)
+    colour = reconstructor.reconstruct(Photo(frame.color, path.name, None), texture=False, intrinsics=frame.intrinsics)
+    rgbd = reconstructor.reconstruct_rgbd(frame, texture=False, colour=colour)
+
+    def depth_gap(r):
+        p = r.landmarks_3d[27:36]  # nose: always facing the camera here
+        uv = np.rint(frame.intrinsics.project(p)).astype(int)
+        z = frame.depth_mm[uv[:, 1], uv[:, 0]]
+        ok = (z > 0) & (z < 2000)
+        return float(np.median(np.abs(p[ok, 2] - z[ok])))
+
+    assert depth_gap(rgbd) < 8.0 and depth_gap(rgbd) < depth_gap(colour), (depth_gap(colour), depth_gap(rgbd))
+    rc, err = _run(["reconstruct", "--method", "rgbd", str(path), "-o", str(tmp_path)], capsys)
+    assert rc == 0, err
+    pose = json.loads((tmp_path / "frame-045" / "pose.json").read_text())
+    assert pose["method"] == "rgbd" and (tmp_path / "frame-045" / "face.png").is_file()
