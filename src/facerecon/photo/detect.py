@@ -249,16 +249,28 @@ def _normalise(batch: np.ndarray) -> torch.Tensor:
     return (x - 127.5) * 0.0078125
 
 
-def _crops(im, boxes: np.ndarray, size: int) -> torch.Tensor:
-    """Square crops of a PIL image resized to size x size (see ``_RESAMPLE``); outside the
-    image is zero, as the original MTCNN pads (Pillow's crop fills with zeros)."""
-    from PIL import Image
+def _halvings(im, levels: int = 5) -> list:
+    """The image and its successive halvings (Pillow's 2x2 box reduce), for cheap crops."""
+    out = [im]
+    while len(out) < levels and min(out[-1].size) >= 64:
+        out.append(out[-1].reduce(2))
+    return out
 
-    ib = np.round(boxes[:, :4]).astype(np.int64)
+
+def _crops(pyr: list, boxes: np.ndarray, size: int) -> torch.Tensor:
+    """Square crops resized to size x size (see ``_RESAMPLE``); outside the image is zero, as
+    the original MTCNN pads (Pillow's crop fills with zeros).  Each crop is cut from the
+    smallest halving of the image that still holds it at twice the output size or more (the
+    resize then sees <= 4x fewer pixels per halving; the antialiased filter makes the result
+    the same up to rounding: detections on the labelled photos unchanged, measured)."""
     out = np.zeros((len(boxes), size, size, 3), dtype=np.uint8)
-    for k, (x0, y0, x1, y1) in enumerate(ib):
+    side = np.maximum(boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1])
+    level = np.clip(np.floor(np.log2(np.maximum(side, 1) / (2.0 * size))), 0, len(pyr) - 1).astype(int)
+    for k in range(len(boxes)):
+        f = 2.0 ** level[k]
+        x0, y0, x1, y1 = np.round(boxes[k, :4] / f).astype(np.int64)
         x1, y1 = max(x1, x0 + 1), max(y1, y0 + 1)
-        out[k] = np.asarray(im.crop((int(x0), int(y0), int(x1), int(y1))).resize((size, size), _RESAMPLE))
+        out[k] = np.asarray(pyr[level[k]].crop((int(x0), int(y0), int(x1), int(y1))).resize((size, size), _RESAMPLE))
     return _normalise(out)
 
 
@@ -350,7 +362,8 @@ class MTCNN:
         boxes = _square(_apply_regression(b[:, :4], b[:, 5:9]))
 
         # stage 2: R-Net on 24x24 crops
-        reg, prob = self.rnet(_crops(im, boxes, 24))
+        pyr = _halvings(im)
+        reg, prob = self.rnet(_crops(pyr, boxes, 24))
         score = prob[:, 1].numpy()
         ok = score > c.thresholds[1]
         boxes, score, reg = boxes[ok], score[ok], reg.numpy()[ok]
@@ -360,7 +373,7 @@ class MTCNN:
         boxes = _square(_apply_regression(boxes[keep], reg[keep]))
 
         # stage 3: O-Net on 48x48 crops: final score, box and 5 points
-        reg, pts, prob = self.onet(_crops(im, boxes, 48))
+        reg, pts, prob = self.onet(_crops(pyr, boxes, 48))
         score = prob[:, 1].numpy()
         ok = score > c.thresholds[2]
         boxes, score, reg, pts = boxes[ok], score[ok], reg.numpy()[ok], pts.numpy()[ok]
