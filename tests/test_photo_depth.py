@@ -320,7 +320,9 @@ def test_missing_model_and_faceless_photo_are_one_line_errors(real_dir, ict_arch
     Image.fromarray(np.stack([g, g[::-1], np.full_like(g, 90)], -1)).save(tmp_path / "wall.png")
     rc, err = _run_cli(["photo-depth", str(tmp_path / "wall.png"), "-o", str(tmp_path / "b"), "--depth-model", "face-model",
                         "--no-depth-path"], capsys)
-    assert rc == 1
+    from facerecon.cli._frames import EXIT_NO_FACE
+
+    assert rc == EXIT_NO_FACE
     lines = [ln for ln in err if "wall.png" in ln]
     assert len(lines) == 1 and "no face" in lines[0] and "Traceback" not in " ".join(err)
     assert not (tmp_path / "b" / "wall" / "depth.png").exists()

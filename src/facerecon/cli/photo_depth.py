@@ -80,14 +80,17 @@ def write_photo_depth(result, out_dir: Path) -> list[Path]:
 
 def process_photos(photos: list[Path], out: Path, depth_model: str, *, download: bool, surface: str, poisson_depth: int,
                    density_trim: float, depth_path: bool, config: str, refine: int | None, refine_shape: int,
-                   focal: float | None = None, formats=("obj", "ply"), depth_path_dir: str = DEPTH_PATH_DIR) -> list[str]:
-    """Run the pipeline on each photo (one sub-folder per photo); returns the failures (one line each).
-    ``depth_path_dir``: sub-folder for the depth path's files ("" = beside the depth files, as
-    ``facerecon reconstruct --method photo-depth`` writes them)."""
-    from ..errors import FaceReconError
+                   focal: float | None = None, formats=("obj", "ply"), depth_path_dir: str = DEPTH_PATH_DIR,
+                   used: set[str] | None = None) -> tuple[list[str], int]:
+    """Run the pipeline on each photo (one sub-folder per photo, complete or absent); returns the
+    one-line failures and the number of photos without a face.  ``depth_path_dir``: sub-folder
+    for the depth path's files ("" = beside the depth files, as ``facerecon reconstruct
+    --method photo-depth`` writes them)."""
+    from ..errors import NoFaceFoundError
+    from ..fileutil import atomic_dir
     from ..photo.depth_pipeline import PhotoDepthConfig, PhotoDepthPipeline
     from ..photo.surface import SurfaceConfig
-    from ._frames import frame_stem
+    from ._frames import failure_text, frame_stem
 
     cfg = PhotoDepthConfig(surface=SurfaceConfig(method=surface, poisson_depth=poisson_depth, density_quantile=density_trim))
     pipe = PhotoDepthPipeline.from_pretrained(depth_model, allow_download=download, config=cfg)
@@ -96,31 +99,37 @@ def process_photos(photos: list[Path], out: Path, depth_model: str, *, download:
         from ..pipeline import Reconstructor
 
         rec_engine = Reconstructor.from_pretrained(config, model=pipe.model)
-    used: set[str] = set()
+    used = set() if used is None else used
     failures: list[str] = []
+    no_face = 0
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), console=console,
                   disable=len(photos) < 2) as bar:
         task = bar.add_task("photo depth", total=len(photos))
         for path in photos:
             try:
-                d = out / frame_stem(path, used)
                 res = pipe.run(path, focal_px=focal)
-                write_photo_depth(res, d)
-                msg = (f"{path.name}: {res.backend} ({res.kind}), metric median |dz| {res.metric.median_abs_mm:.1f} mm on "
-                       f"{res.metric.n_pixels} face px")
-                if res.surface is not None:
-                    msg += f", surface {res.surface.n_triangles} triangles"
-                if rec_engine is not None:
-                    dp = run_depth_path(res, rec_engine, d / depth_path_dir if depth_path_dir else d, refine, refine_shape, formats)
-                    e = dp["reconstruction"].pose.euler_deg
-                    msg += (f", depth path yaw {e[0]:.1f} pitch {e[1]:.1f} roll {e[2]:.1f}" if dp["pose"].get("face", True)
-                            else f", depth path: no face ({dp['pose'].get('reason', '')})")
+                d = out / frame_stem(path, used)
+                with atomic_dir(d) as tmp:
+                    write_photo_depth(res, tmp)
+                    msg = (f"{path.name}: {res.backend} ({res.kind}), metric median |dz| {res.metric.median_abs_mm:.1f} mm on "
+                           f"{res.metric.n_pixels} face px")
+                    if res.surface is not None:
+                        msg += f", surface {res.surface.n_triangles} triangles"
+                    if rec_engine is not None:
+                        dp = run_depth_path(res, rec_engine, tmp / depth_path_dir if depth_path_dir else tmp, refine,
+                                            refine_shape, formats)
+                        e = dp["reconstruction"].pose.euler_deg
+                        msg += (f", depth path yaw {e[0]:.1f} pitch {e[1]:.1f} roll {e[2]:.1f}" if dp["pose"].get("face", True)
+                                else f", depth path: no face ({dp['pose'].get('reason', '')})")
                 console.print(f"{msg}  {res.timings_ms['total']:.0f} ms -> {d}", markup=False, soft_wrap=True)
-            except FaceReconError as exc:
-                failures.append(f"{path}: {exc.one_line()}" if str(path) not in exc.one_line() else exc.one_line())
+            except NoFaceFoundError as exc:
+                no_face += 1
+                console.print(f"{path}: {failure_text(path, exc)}", style="red", markup=False, soft_wrap=True)
+            except Exception as exc:  # noqa: BLE001 - one photo's failure never stops the batch
+                failures.append(f"{path}: {failure_text(path, exc)}")
                 console.print(failures[-1], style="red", markup=False, soft_wrap=True)
             bar.advance(task)
-    return failures
+    return failures, no_face
 
 
 def photo_depth_cmd(
@@ -153,12 +162,12 @@ def photo_depth_cmd(
         from ..errors import ConfigError
 
         raise ConfigError("no photos given (folders are searched for " + ", ".join(PHOTO_SUFFIXES) + ")")
-    failures = process_photos(paths, out, depth_model, download=download, surface=surface, poisson_depth=poisson_depth,
-                              density_trim=density_trim, depth_path=depth_path, config=config, refine=refine,
-                              refine_shape=refine_shape, focal=focal)
-    if failures:
-        console.print(f"{len(failures)} of {len(paths)} photos failed")
-        raise typer.Exit(1 if len(failures) == len(paths) else 0)
+    from ._frames import finish_batch
+
+    failures, no_face = process_photos(paths, out, depth_model, download=download, surface=surface,
+                                       poisson_depth=poisson_depth, density_trim=density_trim, depth_path=depth_path,
+                                       config=config, refine=refine, refine_shape=refine_shape, focal=focal)
+    finish_batch(console, len(paths), len(failures), no_face)
 
 
 def register(app: typer.Typer) -> None:
@@ -169,12 +178,11 @@ def reconstruct_photo_depth(frames: list[Path], out: Path, config: str, refine: 
                             focal: float | None, formats: tuple[str, ...]) -> None:
     """``facerecon reconstruct --method photo-depth``: every input is a photo; the depth path's files
     (face meshes, pose.json, landmarks.json, overlay.png) go in the photo's folder beside the
-    photo-depth files (depth model: ``auto``)."""
+    photo-depth files (depth model: ``auto``).  Exit codes as ``reconstruct``."""
+    from ._frames import finish_batch
+
     paths = expand_photos(frames)
-    failures = process_photos(paths, out, "auto", download=False, surface="poisson", poisson_depth=9, density_trim=0.05,
-                              depth_path=True, config=config, refine=refine, refine_shape=refine_shape, focal=focal,
-                              formats=formats, depth_path_dir="")
-    if failures:
-        console.print(f"{len(failures)} of {len(paths)} photos failed")
-        if len(failures) == len(paths):
-            raise typer.Exit(1)
+    failures, no_face = process_photos(paths, out, "auto", download=False, surface="poisson", poisson_depth=9,
+                                       density_trim=0.05, depth_path=True, config=config, refine=refine,
+                                       refine_shape=refine_shape, focal=focal, formats=formats, depth_path_dir="")
+    finish_batch(console, len(paths), len(failures), no_face)

@@ -22,7 +22,9 @@ def reconstruct_cmd(
                                "ICT model fitting by ICP + Gauss-Newton from the head localisation, ~1 s, no network) | photo "
                                "(every input is a photo: MTCNN + Face Mesh landmarks + ICT fit + UV texture; photos are "
                                "recognised without it) | rgbd (depth frames with registered colour, e.g. TrueDepth PLY: the "
-                               "photo fit on the colour, then rigid ICP onto the depth). See docs/photo.md."),
+                               "photo fit on the colour, then rigid ICP onto the depth). See docs/photo.md. | photo-depth (every input is a "
+                               "photo: its metric monocular depth through the networks + refine, with depth.png, cloud.ply and "
+                               "surface.ply beside the mesh; docs/photo_depth.md)."),
     config: str = typer.Option("fast", help="Network configuration."),
     refine: Optional[int] = typer.Option(None, help="Rigid point-to-plane iterations of the predicted face onto the depth points after the "
                                          "networks, with the robust check and its fallback (default: configs/check.toml, 6; ~5 ms). "
@@ -53,8 +55,12 @@ def reconstruct_cmd(
     bad = [f for f in fmts if f not in MESH_FORMATS]
     if bad:
         raise ConfigError(f"--format: unknown {', '.join(bad)}; choose from {', '.join(MESH_FORMATS)}")
-    if method not in ("network", "fit", "photo", "rgbd"):
-        raise ConfigError(f"--method: unknown {method!r}; choose network, fit, photo or rgbd")
+    if method not in ("network", "fit", "photo", "rgbd", "photo-depth"):
+        raise ConfigError(f"--method: unknown {method!r}; choose network, fit, photo, rgbd or photo-depth")
+    if method == "photo-depth":
+        from .photo_depth import reconstruct_photo_depth
+
+        return reconstruct_photo_depth(frames, out, config, 0 if no_refine else refine, refine_shape, focal, fmts)
     from ._photo import reconstruct_photos, reconstruct_rgbd, split_photo_inputs
 
     photos, paths = split_photo_inputs(frames, expand_inputs(frames), method)
