@@ -3,14 +3,18 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
-from .camera import Intrinsics, camera_preset  # noqa: E402
 from .errors import FaceReconError, InputFileError  # noqa: E402
 
 __all__ = ["__version__", "Intrinsics", "camera_preset", "FaceReconError", "InputFileError"]
 
 
 def __getattr__(name: str):
-    # the predictors pull in torch: import them only when asked for
+    # imported when asked for: `facerecon --help` then starts without numpy (cold start), and
+    # the predictors pull in torch
+    if name in ("Intrinsics", "camera_preset"):
+        from . import camera
+
+        return getattr(camera, name)
     if name in ("PoseEstimator", "Reconstructor", "FaceReconstruction"):
         from . import pipeline
 

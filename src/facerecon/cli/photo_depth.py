@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Optional
 
-import numpy as np
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
@@ -48,6 +47,8 @@ def run_depth_path(result, reconstructor, out_dir: Path, refine: int | None, ref
 def write_photo_depth(result, out_dir: Path) -> list[Path]:
     """depth.png (uint16 mm), depth.npz (float mm + intrinsics + colour), depth_preview.png, cloud.ply,
     surface.ply, photo_depth.json."""
+    import numpy as np
+
     from ..export import write_json
     from ..io.frame import DepthFrame
     from ..io.images import write_depth_npz, write_depth_png
