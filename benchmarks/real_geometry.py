@@ -15,6 +15,8 @@ Sets (every pose drawn from seeded streams; no frame is used in training):
   Kinect v1; face only = cloud points within 95 mm of the registered nose tip;
 * ``kinect-pcl``: ``person.pcd`` and the six face patches (no pose label: residual,
   central residual, landmark self-check);
+* ``synthetic out-of-span``: the ``biwi-faces`` preset (smooth random displacements of the
+  ICT face, half of the frames face-only surfaces; exact poses);
 * ``truedepth``: the 30 real TrueDepth frames: per-frame rotation error against the
   registration reference poses, and for every frame pair the relative rotation angle
   against the phone's IMU attitude (``motion-data.json``, nearest sample; the head is
@@ -106,6 +108,24 @@ def mannequin_frames(folder: Path, model, n: int, seed: int, face_only: bool) ->
         depth = splat_points(pts[front], k, 1.6)
         d, _ = apply_sensor(load_sensor(SENSOR), depth, k, rng)
         out.append(DepthFrame(d, k, f"mannequin face only #{i}", meta={EVAL_POSE_KEY: (r, t)}))
+    return out
+
+
+def out_of_span(model, n: int, seed: int, preset: str = "biwi-faces") -> list:
+    """Synthetic frames of faces outside the model's span (smooth random displacements, face-only
+    surfaces in part: the ``biwi-faces`` preset of :mod:`facerecon.synth.deform`), exact poses."""
+    from facerecon.io.frame import DepthFrame
+    from facerecon.realdata import EVAL_POSE_KEY
+    from facerecon.rotations import quat_to_matrix
+    from facerecon.synth.generator import SynthGenerator
+
+    gen = SynthGenerator(preset, seed=seed, model=model)
+    out = []
+    for i in range(n):
+        smp = gen.generate(i)
+        r = quat_to_matrix(np.asarray(smp.labels["quaternion"], np.float64))
+        out.append(DepthFrame(smp.depth_mm, smp.intrinsics, f"{preset} #{i}",
+                              meta={EVAL_POSE_KEY: (r, np.asarray(smp.labels["translation_mm"], np.float64))}))
     return out
 
 
@@ -238,6 +258,7 @@ def main(argv=None) -> int:
         "mannequin full": mannequin_frames(real / "truedepth-mannequin", model, args.n, args.seed, False),
         "mannequin face only": mannequin_frames(real / "truedepth-mannequin", model, args.n, args.seed, True),
         "kinect-pcl (no label)": pcl_frames(args.shared),
+        "synthetic out-of-span (biwi-faces)": out_of_span(model, args.n, args.seed),
     }
     td, att = truedepth(real / "truedepth-mannequin", model)
     sets["truedepth real"] = td
