@@ -1,0 +1,145 @@
+"""The command line as a user runs it: cold start, mesh writing, ``reconstruct`` on a folder.
+
+    .venv/bin/python benchmarks/cli_speed.py [--frames DIR] [--n 20] [--json OUT.json]
+
+Without ``--frames``, ``--n`` synthetic Kinect v1 640x480 frames (``facerecon synth --preset
+biwi --sensor kinect-v1``, seed 0) are written as 16-bit PNGs into a temporary folder.
+Measured (wall clock, each command in a fresh process, as a user would):
+
+* cold start of ``facerecon --help`` (median of 3);
+* ``facerecon reconstruct`` on 1 frame and on all N (``--no-overlay``, and with overlays):
+  per-frame time in a batch = (T_N - T_1) / (N - 1), start-up = T_1 - one frame;
+* writing one frame's meshes (``face`` + ``face_head``) per format, in process (median of 10);
+* the same ``reconstruct`` runs with ``FACERECON_BACKEND=torch`` (the networks in torch
+  instead of onnxruntime).
+
+Beside the wall clock, the CPU time of each command (user + system, all its threads) is
+reported: on a shared machine it varies much less with the load than the wall clock.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+EXE = [str(Path(sys.executable).with_name("facerecon"))]
+
+
+CPU: dict = {}  # the last run's CPU seconds (user + system of the child process)
+
+
+def run(args: list[str], env: dict | None = None, ok_codes: tuple[int, ...] = (0,)) -> float:
+    import resource
+
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    t = time.perf_counter()
+    r = subprocess.run([*EXE, *args], capture_output=True, text=True, env={**os.environ, **(env or {})})
+    dt = time.perf_counter() - t
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    CPU["last"] = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    if r.returncode not in ok_codes:
+        raise SystemExit(f"facerecon {' '.join(args)} failed ({r.returncode}):\n{r.stderr[-2000:]}")
+    return dt
+
+
+def make_frames(folder: Path, n: int) -> list[Path]:
+    import numpy as np
+
+    from facerecon.io.images import write_depth_png
+
+    syn = folder / "synth"
+    run(["synth", "--preset", "biwi", "--sensor", "kinect-v1", "--n", str(n), "-o", str(syn), "--format", "folder", "--seed", "0"])
+    out = folder / "png"
+    out.mkdir()
+    for p in sorted(syn.glob("*.depth.npz")):
+        with np.load(p) as z:
+            depth = z["depth_mm"] if "depth_mm" in z.files else z["depth"]
+        write_depth_png(out / (p.name.split(".")[0] + ".png"), depth)
+    return sorted(out.glob("*.png"))
+
+
+def mesh_write_ms(frame: Path) -> dict:
+    """Writing one frame's meshes per format, in process (median of 10), wall and CPU."""
+    from facerecon.camera import camera_preset
+    from facerecon.export import write_face_meshes
+    from facerecon.io import read_depth
+    from facerecon.pipeline import Reconstructor
+
+    rec_engine = Reconstructor.from_pretrained("fast")
+    f = read_depth(frame).with_intrinsics(camera_preset("kinect-v1"))
+    rec = rec_engine.reconstruct(f)
+    out = {}
+    with tempfile.TemporaryDirectory() as d:
+        for fmt in ("obj", "ply"):
+            write_face_meshes(rec, rec_engine.model, Path(d), (fmt,))  # first call builds the topology caches
+            wall, cpu = [], []
+            for _ in range(10):
+                t, c = time.perf_counter(), time.process_time()
+                write_face_meshes(rec, rec_engine.model, Path(d), (fmt,))
+                wall.append(time.perf_counter() - t)
+                cpu.append(time.process_time() - c)
+            out[fmt] = {"wall_ms": 1e3 * statistics.median(wall), "cpu_ms": 1e3 * statistics.median(cpu)}
+    return out
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--frames", type=Path, default=None, help="Folder of Kinect 640x480 PNG frames (default: synthesise --n).")
+    ap.add_argument("--n", type=int, default=20)
+    ap.add_argument("--json", type=Path, default=None)
+    ap.add_argument("--skip-torch", action="store_true", help="Do not repeat the runs with the torch backend.")
+    ap.add_argument("--src", type=Path, default=None, help="Run the facerecon of another checkout's src/ (e.g. a git worktree "
+                    "of an older commit, for before/after); the mesh-writing figure is skipped then.")
+    args = ap.parse_args(argv)
+    if args.src is not None:
+        global EXE
+        os.environ["PYTHONPATH"] = str(args.src.resolve())
+        EXE = [sys.executable, "-c", "import sys; from facerecon.cli import main; sys.exit(main(sys.argv[1:]))"]
+    env = {"FACERECON_ICT": os.environ.get("FACERECON_ICT", str(REPO.parent / "shared/assets/ict-facekit/ICT-FaceKit-FaceXModel.tar.xz")),
+           "MPLBACKEND": "Agg"}
+    os.environ.update(env)
+    res: dict = {"command": "python benchmarks/cli_speed.py " + " ".join(argv if argv is not None else sys.argv[1:])}
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        frames = sorted(args.frames.glob("*.png")) if args.frames else make_frames(tmp, args.n)
+        n = len(frames)
+        one = tmp / "one"
+        one.mkdir()
+        os.symlink(frames[0], one / frames[0].name)
+        folder = frames[0].parent
+        res["frames"] = n
+        res["help_cold_s"] = statistics.median(run(["--help"]) for _ in range(3))
+        print(f"facerecon --help, cold: {res['help_cold_s']:.2f} s")
+        for backend in ("onnxruntime", "torch")[: 1 if args.skip_torch else 2]:
+            benv = {"FACERECON_BACKEND": backend}
+            run(["reconstruct", str(one), "-o", str(tmp / "warm"), "--camera", "kinect-v1", "--no-overlay"], benv)  # caches (ONNX export, numba)
+            for overlay in ("--no-overlay", "--overlay"):
+                t1 = run(["reconstruct", str(one), "-o", str(tmp / f"o1{backend}{overlay}"), "--camera", "kinect-v1", overlay], benv)
+                c1 = CPU["last"]
+                # exit 4 (docs/reliability.md): some frames had no face; the batch still ran through every frame
+                tn = run(["reconstruct", str(folder), "-o", str(tmp / f"on{backend}{overlay}"), "--camera", "kinect-v1", overlay], benv,
+                         ok_codes=(0, 3, 4))
+                cpu_per = (CPU["last"] - c1) / max(n - 1, 1)
+                per = (tn - t1) / max(n - 1, 1)
+                key = f"reconstruct {overlay} [{backend}]"
+                res[key] = {"one_frame_s": t1, "n_frames_s": tn, "per_frame_ms": 1e3 * per, "frames_per_second": 1.0 / per,
+                            "startup_s": t1 - per, "one_frame_cpu_s": c1, "per_frame_cpu_ms": 1e3 * cpu_per}
+                print(f"{key}: 1 frame {t1:.2f} s, {n} frames {tn:.2f} s -> {1e3 * per:.1f} ms/frame in a batch "
+                      f"({1 / per:.1f} frames/s), start-up {t1 - per:.2f} s; CPU: {c1:.1f} s for 1 frame, {1e3 * cpu_per:.0f} ms per further frame")
+        res["mesh_write"] = mesh_write_ms(frames[0]) if args.src is None else {}
+        for fmt, r in res["mesh_write"].items():
+            print(f"write one frame's meshes (face + face_head) as {fmt}: {r['wall_ms']:.1f} ms wall, {r['cpu_ms']:.1f} ms CPU")
+    if args.json:
+        args.json.write_text(json.dumps(res, indent=1), encoding="utf-8")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
