@@ -193,3 +193,11 @@ def test_weak_upright_face_does_not_stop_the_turn_search():
     strong = Fake()
     strong.config = DetectConfig(rotation_retry_below=0.7)
     assert detect_faces(img, strong)[0].score == 0.74  # good enough upright: no turn search
+
+
+def test_grey_and_rgba_arrays_are_accepted(real_dir, detector):
+    photo, lab = labelled(real_dir, "takeo.ppm")
+    rgba = np.concatenate([photo.rgb, np.full(photo.rgb.shape[:2] + (1,), 255, np.uint8)], axis=2)
+    grey = photo.rgb.mean(axis=2).astype(np.uint8)
+    for img in (rgba, grey):
+        match_labels(detector(img), lab)

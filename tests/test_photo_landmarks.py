@@ -152,3 +152,17 @@ def test_ibug68_from_facemesh_on_a_real_photo(real_dir, detector, landmarker):
     p68 = load_landmark_map().ibug68(landmarker(photo.rgb, face).points[:, :2])
     nme = (np.linalg.norm(p68 - lab, axis=1) / np.linalg.norm(lab[36] - lab[45])).mean()
     assert nme < 0.075, nme
+
+
+def test_face_cut_by_the_image_border(real_dir, detector, landmarker):
+    """A face half outside the picture: the crop pads with zeros and the visible points stay put."""
+    photo, lab, face = photo_face(real_dir, detector, "takeo.ppm")
+    full = landmarker(photo.rgb, face).points
+    cut_x = int(lab[:, 0].min() + 0.35 * np.ptp(lab[:, 0]))  # drop the left third of the face
+    cut = np.ascontiguousarray(photo.rgb[:, cut_x:])
+    shifted = FaceBox(box=face.box - [cut_x, 0, cut_x, 0], points5=face.points5 - [cut_x, 0], score=face.score)
+    pts = landmarker(cut, shifted).points
+    pts[:, 0] += cut_x
+    right = full[:, 0] > lab[:, 0].min() + 0.6 * np.ptp(lab[:, 0])  # points well inside the kept part
+    iod = np.linalg.norm(lab[36] - lab[45])
+    assert np.median(np.linalg.norm(pts[right, :2] - full[right, :2], axis=1)) / iod < 0.08
