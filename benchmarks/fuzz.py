@@ -2,15 +2,16 @@
 
 Cases come from ``facerecon.io.fuzz`` (seeded mutations of small valid files, plus the
 real files under ``--real-dir``); each runs in a worker process whose address space is
-capped (RLIMIT_AS: its size after warm-up plus ``--mem-cap-mb``) and whose tracemalloc
-peak is checked, and a worker that does not answer within the time cap is killed (a hang
-in compiled code cannot be interrupted otherwise).  Reported per reader:
+capped (RLIMIT_AS: its size after warm-up plus ``--mem-cap-mb``: any larger allocation
+fails), and a worker that does not answer within the time cap is killed (a hang
+in compiled code cannot be interrupted otherwise); ``--tracemalloc`` adds each case's
+tracemalloc peak (precise, but it slows Python-heavy parsers ~10x).  Reported per reader:
 
   ok       the file was read
   refused  a one-line FaceReconError (the contract for a bad file)
   crash    any other exception, or a worker that died
   hang     over --time-cap seconds
-  memory   over --mem-cap-mb (tracemalloc peak, or MemoryError under the RLIMIT_AS cap)
+  memory   over --mem-cap-mb (MemoryError under the RLIMIT_AS cap, or the tracemalloc peak)
 
 plus ``fallback``: refusals only the readers' safety net (guard_reader) caught, i.e.
 malformations no explicit check names yet.  Exit status 1 when any case crashed, hung or
@@ -46,19 +47,19 @@ def _vm_bytes() -> int:
     return 0
 
 
-def _worker(conn, master_seed: int, time_cap: float, mem_cap: int, folder: str) -> None:
+def _worker(conn, master_seed: int, time_cap: float, mem_cap: int, folder: str, trace: bool) -> None:
     import resource
-    import warnings
 
-    os.nice(0)
     work = Path(folder)
     work.mkdir(parents=True, exist_ok=True)
-    # warm up (imports, numba caches) before measuring the address space to cap
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        for i in range(2 * len(fuzz.READER_NAMES)):
-            case = fuzz.make_case(_CORPUS, i, master_seed)
-            fuzz.run_case(case, work, time_cap, mem_cap, trace_memory=False, extra_files=fuzz.companions(_CORPUS, case))
+    # warm up (imports such as trimesh, numba caches) on every reader's unmutated seeds, so
+    # no case pays a one-time cost, then cap the address space
+    for name, (kinds, _) in fuzz._readers().items():
+        for seed in _CORPUS:
+            if seed.kind in kinds:
+                case = fuzz.Case(-1, name, seed.name, seed.name, seed.data)
+                fuzz.run_case(case, work, 10 * time_cap, mem_cap, trace_memory=False, extra_files=fuzz.companions(_CORPUS, case))
+    base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     limit = _vm_bytes() + mem_cap
     try:
         resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
@@ -72,14 +73,16 @@ def _worker(conn, master_seed: int, time_cap: float, mem_cap: int, folder: str) 
         if index is None:
             return
         case = fuzz.make_case(_CORPUS, index, master_seed)
-        out = fuzz.run_case(case, work, time_cap, mem_cap, extra_files=fuzz.companions(_CORPUS, case))
-        conn.send(asdict(out))
+        out = fuzz.run_case(case, work, time_cap, mem_cap, trace_memory=trace, extra_files=fuzz.companions(_CORPUS, case))
+        # the worker's resident high-water mark (base + the largest case so far): an upper bound per case
+        conn.send({**asdict(out), "worker_maxrss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "base_rss_mb": base})
 
 
 class _Pool:
-    def __init__(self, n: int, master_seed: int, time_cap: float, mem_cap: int, tmp: Path):
+    def __init__(self, n: int, master_seed: int, time_cap: float, mem_cap: int, tmp: Path, trace: bool):
         self.ctx = mp.get_context("fork")
         self.args = (master_seed, time_cap, mem_cap)
+        self.trace = trace
         self.tmp = tmp
         self.workers: dict[int, tuple] = {}  # slot -> (process, conn, index or None, started)
         for slot in range(n):
@@ -87,7 +90,8 @@ class _Pool:
 
     def _start(self, slot: int) -> None:
         parent, child = self.ctx.Pipe()
-        proc = self.ctx.Process(target=_worker, args=(child, *self.args, str(self.tmp / f"w{slot}_{time.monotonic_ns()}")), daemon=True)
+        proc = self.ctx.Process(target=_worker, args=(child, *self.args, str(self.tmp / f"w{slot}_{time.monotonic_ns()}"), self.trace),
+                                daemon=True)
         proc.start()
         child.close()
         self.workers[slot] = (proc, parent, None, 0.0)
@@ -117,7 +121,7 @@ def run(args) -> dict:
     with tempfile.TemporaryDirectory(prefix="facerecon-fuzz-") as td:
         tmp = Path(td)
         _CORPUS[:] = fuzz.build_corpus(tmp / "seeds", args.real_dir, big=args.big)
-        pool = _Pool(args.workers, master_seed, time_cap, mem_cap, tmp)
+        pool = _Pool(args.workers, master_seed, time_cap, mem_cap, tmp, args.tracemalloc)
         todo = list(range(args.start, args.start + args.cases))
         todo.reverse()
         # worker start-up (imports, numba, warm-up) is not part of any case's time
@@ -176,7 +180,9 @@ def summarise(results: list[dict], seconds: float, args) -> dict:
         "memory_cap_mb": args.mem_cap_mb,
         "counts": {k: kinds.get(k, 0) for k in ("ok", "refused", "crash", "hang", "memory")},
         "fallback": sum(1 for r in results if r.get("fallback")),
-        "max_peak_mb": round(max(r["peak_bytes"] for r in results) / 2**20, 1),
+        "max_peak_mb": round(max(r["peak_bytes"] for r in results) / 2**20, 1) if args.tracemalloc else None,
+        "worker_rss_mb": {"after_warm_up": round(max(r.get("base_rss_mb", 0) for r in results), 1),
+                          "max": round(max(r.get("worker_maxrss_mb", 0) for r in results), 1)},
         "slowest_case": {"index": slowest["index"], "reader": slowest["reader"], "seconds": round(slowest["seconds"], 3)},
         "per_reader": {k: dict(v) for k, v in sorted(per_reader.items())},
         "failures": bad[:200],
@@ -213,6 +219,8 @@ def main() -> int:
     ap.add_argument("--workers", type=int, default=2, help="worker processes")
     ap.add_argument("--time-cap", type=float, default=fuzz.TIME_CAP_S, help="seconds per case")
     ap.add_argument("--mem-cap-mb", type=int, default=fuzz.MEMORY_CAP_BYTES // 2**20, help="memory per case (MiB)")
+    ap.add_argument("--tracemalloc", action="store_true",
+                    help="also measure each case's tracemalloc peak (slows Python-heavy parsers ~10x, e.g. a 3 MB OBJ)")
     ap.add_argument("--out", type=Path, default=None, help="write the JSON report here")
     ap.add_argument("--replay", type=int, default=None, help="run case N in this process and show its traceback")
     args = ap.parse_args()
@@ -226,9 +234,11 @@ def main() -> int:
     if args.out:
         args.out.write_text(text + "\n")
     c = report["counts"]
+    peak = f"max tracemalloc peak {report['max_peak_mb']} MiB; " if report["max_peak_mb"] is not None else ""
+    rss = report["worker_rss_mb"]
     print(f"{report['cases']} cases in {report['wall_s']} s: ok {c['ok']}, refused {c['refused']}, crash {c['crash']}, "
-          f"hang {c['hang']}, over memory {c['memory']} (fallback refusals {report['fallback']}; max tracemalloc peak "
-          f"{report['max_peak_mb']} MiB; slowest case {report['slowest_case']['seconds']} s)")
+          f"hang {c['hang']}, over memory {c['memory']} (fallback refusals {report['fallback']}; {peak}worker RSS "
+          f"{rss['after_warm_up']} MiB after warm-up, {rss['max']} MiB at most; slowest case {report['slowest_case']['seconds']} s)")
     for reader, counts in report["per_reader"].items():
         print(f"  {reader:24s} {counts}")
     for r in report["failures"][:20]:

@@ -328,6 +328,23 @@ def test_obj_face_index_beyond_int64(tmp_path: Path) -> None:
     refused(read_mesh, f, "malformed face")
 
 
+def test_ply_mesh_sizes_checked_before_trimesh(tmp_path: Path) -> None:
+    from facerecon.io.mesh import write_mesh
+
+    f = tmp_path / "m.ply"
+    write_mesh(f, np.eye(3), [[0, 1, 2]])
+    assert read_mesh(f).n_faces == 1
+    blob = f.read_bytes().replace(b"element vertex 3", b"element vertex 3000000")
+    f.write_bytes(blob)
+    tracemalloc.start()
+    refused(read_mesh, f, "PLY header announces")
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert peak < 5 * 2**20
+    f.write_bytes(blob.replace(b"element vertex 3000000", b"element vertex -3"))
+    refused(read_mesh, f, "negative element count")
+
+
 def test_obj_nan_vertices_refused(tmp_path: Path) -> None:
     f = tmp_path / "m.obj"
     f.write_text("v 0 0 0\nv nan 0 0\nv 0 1 0\nf 1 2 3\n")

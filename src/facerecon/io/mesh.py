@@ -136,21 +136,45 @@ def read_mesh(path: str | Path, unit: str = "mm") -> Mesh:
         raise UnsupportedFormatError(p, f"unknown mesh format {ext or '(none)'!r}; supported: .obj, {', '.join(sorted(_TRIMESH_FORMATS))}")
     import trimesh
 
+    if ext == ".ply":
+        _check_ply_sizes(p)
     try:
         m = trimesh.load(p, force="mesh", process=False, maintain_order=True)
+        if not isinstance(m, trimesh.Trimesh) or len(m.vertices) == 0 or len(m.faces) == 0:
+            raise InputFileError(p, "file holds no triangle mesh")
+        # trimesh computes some of these lazily: a malformed file can fail here too
+        uv = getattr(m.visual, "uv", None)
+        uv = None if uv is None or len(uv) != len(m.vertices) else np.asarray(uv, dtype=np.float64)
+        faces = np.asarray(m.faces, dtype=np.int64)
+        verts = np.asarray(m.vertices, dtype=np.float64)
+    except InputFileError:
+        raise
     except Exception as exc:  # trimesh raises many types for malformed files
         raise InputFileError(p, f"cannot read mesh ({exc.__class__.__name__}: {' '.join(str(exc).split())[:120]})") from None
-    if not isinstance(m, trimesh.Trimesh) or len(m.vertices) == 0 or len(m.faces) == 0:
-        raise InputFileError(p, "file holds no triangle mesh")
-    uv = getattr(m.visual, "uv", None)
-    uv = None if uv is None or len(uv) != len(m.vertices) else np.asarray(uv, dtype=np.float64)
-    faces = np.asarray(m.faces, dtype=np.int64)
-    verts = np.asarray(m.vertices, dtype=np.float64)
     if not np.isfinite(verts).all():
         raise InputFileError(p, f"mesh has {int((~np.isfinite(verts).all(axis=1)).sum())} vertices with a NaN or infinite coordinate")
     if faces.size and (faces.min() < 0 or faces.max() >= len(verts)):
         raise InputFileError(p, f"mesh face refers to vertex {int(faces.max())}, file has {len(verts)}")
     return Mesh(np.asarray(m.vertices, dtype=np.float64) * scale, faces, uv, faces.copy() if uv is not None else None, str(p))
+
+
+def _check_ply_sizes(p: Path) -> None:
+    """A PLY mesh's header checked (strictly, see :mod:`.ply`) and its element counts bounded by
+    the file length before trimesh allocates for them."""
+    from .ply import _SCALARS, parse_ply_header
+
+    blob = read_bytes(p)
+    h = parse_ply_header(p, blob)
+    left = len(blob) - h.data_offset
+    if h.format == "ascii":  # every row is at least one character and a newline
+        need = 2 * sum(el.count for el in h.elements if el.properties or el.lists) - 1
+    else:  # scalars at full size, lists at least their length field
+        need = 0
+        for el in h.elements:
+            row = sum(np.dtype(_SCALARS[t]).itemsize for _, t in el.properties) + len(el.lists)
+            need += el.count * row
+    if need > left:
+        raise InputFileError(p, f"PLY header announces {need:,} bytes of data or more, {left:,} present (truncated?)")
 
 
 def _as_polygons(faces: np.ndarray | Sequence[Sequence[int]]) -> list[np.ndarray]:
