@@ -206,7 +206,7 @@ def main(argv=None) -> int:
     ap.add_argument("--threads", type=int, default=2, help="torch threads (the target is on 2 cores).")
     ap.add_argument("--json", type=Path, help="Write the report here.")
     ap.add_argument("--figure", type=Path, help="Write a picture of the photo path (overlay + textured views of "
-                    "breakingbad.jpg) here, e.g. docs/photo_example.png.")
+                    "breakingbad.jpg) here, e.g. docs/photo_example.jpg.")
     args = ap.parse_args(argv)
     import torch
 
