@@ -110,6 +110,8 @@ def test_inputs_are_split_into_photos_and_depth(tmp_path):
     assert photos == [tmp_path / "a.png", tmp_path / "b.jpg"] and depth == [tmp_path / "d.png"]
     photos, depth = split_photo_inputs([tmp_path], [tmp_path / "a.png", tmp_path / "d.png"], "network")
     assert set(photos) == {tmp_path / "a.png", tmp_path / "b.jpg"} and depth == [tmp_path / "d.png"]
+    photos, depth = split_photo_inputs(paths, paths, "photo")  # --method photo: everything is a photo
+    assert photos == paths and depth == []
 
 
 def test_rgbd_moves_the_colour_fit_onto_the_depth(real_dir, reconstructor, tmp_path, capsys):

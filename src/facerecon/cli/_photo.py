@@ -20,7 +20,7 @@ MAYBE_PHOTO_SUFFIXES = (".png", ".tif", ".tiff")
 def split_photo_inputs(inputs: list[Path], depth_paths: list[Path], method: str) -> tuple[list[Path], list[Path]]:
     """(photos, depth frames) among the inputs: photo files named directly or found in the
     given folders, and 8-bit PNG/TIFF images among the depth candidates; with
-    ``--method photo`` every given file is a photo."""
+    ``--method photo`` every input is a photo (a 16-bit depth image then gets a one-line error)."""
     from ..photo.image import is_photo_file
 
     photos: list[Path] = []
@@ -28,11 +28,10 @@ def split_photo_inputs(inputs: list[Path], depth_paths: list[Path], method: str)
         if p.is_dir():
             photos += sorted(q for q in p.iterdir() if q.is_file() and not q.name.startswith(".")
                              and q.suffix.lower() in PHOTO_SUFFIXES)
-    named = {p for p in inputs if not p.is_dir()}
     depth: list[Path] = []
     for p in depth_paths:
         suffix = p.suffix.lower()
-        if (method == "photo" and p in named) or suffix in PHOTO_SUFFIXES or (
+        if method == "photo" or suffix in PHOTO_SUFFIXES or (
                 suffix in MAYBE_PHOTO_SUFFIXES and is_photo_file(p)):
             if p not in photos:
                 photos.append(p)
