@@ -110,12 +110,23 @@ def other_head_regions(frame: DepthFrame, loc: HeadLocation, max_heads: int = 3,
     how a frame with several people reports the others."""
     from ..errors import NoFaceFoundError
 
-    pts = frame.intrinsics.depth_to_points(frame.depth_mm)
+    k = frame.intrinsics
     depth = np.array(frame.depth_mm, np.float32, copy=True)
     found: list[HeadLocation] = []
     centre = np.asarray(loc.center_mm, np.float64)
     for _ in range(max_heads):
-        depth[np.sum((pts - centre.astype(np.float32)) ** 2, axis=-1) < radius_mm**2] = 0.0
+        # only the pixels whose rays can meet the ball: its projection's bounding box
+        z_near = max(centre[2] - radius_mm, 1.0)
+        half_u, half_v = k.fx * radius_mm / z_near, k.fy * radius_mm / z_near
+        uc, vc = k.fx * centre[0] / centre[2] + k.cx, k.fy * centre[1] / centre[2] + k.cy
+        u0, u1 = int(max(np.floor(uc - half_u), 0)), int(min(np.ceil(uc + half_u) + 1, frame.width))
+        v0, v1 = int(max(np.floor(vc - half_v), 0)), int(min(np.ceil(vc + half_v) + 1, frame.height))
+        if u0 < u1 and v0 < v1:
+            z = depth[v0:v1, u0:u1]
+            x = (np.arange(u0, u1, dtype=np.float32)[None, :] - k.cx) / k.fx * z
+            y = (np.arange(v0, v1, dtype=np.float32)[:, None] - k.cy) / k.fy * z
+            c = centre.astype(np.float32)
+            z[(x - c[0]) ** 2 + (y - c[1]) ** 2 + (z - c[2]) ** 2 < radius_mm**2] = 0.0
         try:
             h = localize_head(DepthFrame(depth, frame.intrinsics, frame.source))
         except NoFaceFoundError:
