@@ -335,11 +335,13 @@ class Tracker:
     def _fuse_surface(self, surf, pose: HeadPose) -> None:
         """Add the crop's measured points near the face (head coordinates) to the fused surface."""
         c = self.cfg["surface"]
-        pts = surf.points[surf.has_normal]
-        nrm = surf.normals[surf.has_normal]
+        v, u = np.nonzero(surf.valid)
         centre = pose.apply(self._face_centre[None])[0]
-        near = np.linalg.norm(pts - centre, axis=1) < c["radius_mm"]
-        self.surface.add((pts[near] - pose.t_mm) @ pose.R, nrm[near] @ pose.R)
+        near = np.linalg.norm(surf.points[v, u] - centre, axis=1) < c["radius_mm"]
+        v, u = v[near], u[near]
+        nrm, has = surf.normals_at(v, u)
+        pts = surf.points[v[has], u[has]]
+        self.surface.add((pts - pose.t_mm) @ pose.R, nrm[has] @ pose.R)
 
     def _motion(self, pose: HeadPose, dt: float):
         """The last step's camera-frame angular velocity (rad/s, about the head origin) and linear velocity (mm/s)."""
@@ -394,9 +396,9 @@ class Tracker:
             u = np.rint(k_int.fx * p[:, 0] / z + k_int.cx).astype(np.int64)
             w = np.rint(k_int.fy * p[:, 1] / z + k_int.cy).astype(np.int64)
             idx = np.flatnonzero((u >= 0) & (u < s) & (w >= 0) & (w < s) & (np.einsum("ij,ij->i", nm, p) < 0))
-            idx = idx[surf.has_normal[w[idx], u[idx]]]
+            nq, has = surf.normals_at(w[idx], u[idx])
+            idx, nq = idx[has], nq[has]
             q = surf.points[w[idx], u[idx]]
-            nq = surf.normals[w[idx], u[idx]]
             ok = (np.linalg.norm(q - p[idx], axis=1) < gate) & (np.einsum("ij,ij->i", nq, nm[idx]) > 0.5)
             idx, q, nq = idx[ok], q[ok], nq[ok]
             if len(idx) < 60:
