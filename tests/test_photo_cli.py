@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -25,9 +24,9 @@ def _run(args, capsys):
 @pytest.fixture(scope="module")
 def reconstructor(ict_archive):
     _need_front_end()
-    from facerecon import PhotoReconstructor
+    from facerecon.cli._photo import _engine
 
-    return PhotoReconstructor.from_pretrained()
+    return _engine()  # the CLI's own (loaded once per process)
 
 
 def test_real_photo_end_to_end_writes_every_file(real_dir, reconstructor, tmp_path, capsys):

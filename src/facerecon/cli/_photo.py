@@ -6,6 +6,7 @@ face.mtl; with ``--all-faces`` one ``face_<i>/`` sub-folder per face, largest fi
 """
 from __future__ import annotations
 
+from functools import lru_cache
 from pathlib import Path
 
 from rich.console import Console
@@ -15,6 +16,14 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 # may be either; is_photo_file tells (8-bit colour or grey = photo, 16-bit = depth).
 PHOTO_SUFFIXES = (".jpg", ".jpeg", ".jpe", ".ppm", ".pgm", ".bmp", ".webp", ".gif")
 MAYBE_PHOTO_SUFFIXES = (".png", ".tif", ".tiff")
+
+
+@lru_cache(maxsize=1)
+def _engine():
+    """One PhotoReconstructor per process (models and caches load once; tests call the CLI often)."""
+    from ..photo.reconstruct import PhotoReconstructor
+
+    return PhotoReconstructor.from_pretrained()
 
 
 def split_photo_inputs(inputs: list[Path], depth_paths: list[Path], method: str) -> tuple[list[Path], list[Path]]:
@@ -71,10 +80,9 @@ def reconstruct_photos(photos: list[Path], out: Path, formats: tuple[str, ...], 
     from ..errors import NoFaceFoundError
     from ..fileutil import atomic_dir
     from ..photo.image import read_photo
-    from ..photo.reconstruct import PhotoReconstructor
     from ._frames import failure_text, frame_stem
 
-    engine = PhotoReconstructor.from_pretrained()
+    engine = _engine()
     model = engine.model
     failures: list[str] = []
     no_face = 0
@@ -109,10 +117,9 @@ def reconstruct_rgbd(paths: list[Path], out: Path, formats: tuple[str, ...], ove
     the colour, then the face moved onto the depth by rigid ICP.  Returns (failures, no-face count)."""
     from ..errors import NoFaceFoundError
     from ..fileutil import atomic_dir
-    from ..photo.reconstruct import PhotoReconstructor
     from ._frames import failure_text, frame_stem, iterate_frames
 
-    engine = PhotoReconstructor.from_pretrained()
+    engine = _engine()
     failures: list[str] = []
     no_face = 0
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), console=console,
