@@ -404,18 +404,21 @@ class _Problem:
         dudx[:, 0, 2] = -fz[:, 0] * x[:, 0] / z
         dudx[:, 1, 2] = -fz[:, 1] * x[:, 1] / z
         j_rot = dudx @ (-_skew(x - tr))  # d/d(delta) of R <- exp(delta) R
-        if rigid:  # pose-only steps: the shape columns are not needed (zeros; their rows are fixed)
-            j_w = torch.zeros(self.k, 2, self.m, dtype=torch.float64)
+        if rigid:  # pose-only steps: only the 6 pose columns (the shape ones are not solved for)
+            j = torch.cat([j_rot, dudx], 2)
         else:  # d x / d coeff_m = R b_m: (K, 3, M), then through the projection
             j_w = torch.bmm(dudx, torch.matmul(r, self.pb.reshape(self.m, self.k, 3).permute(1, 2, 0)))
-        j = torch.cat([j_rot, dudx, j_w], 2)  # (K, 2, 6 + M)
+            j = torch.cat([j_rot, dudx, j_w], 2)  # (K, 2, 6 + M)
         # J^T A J in float32 (the costliest product, 2K x (6 + M)^2; float64 buys nothing at
         # this conditioning), the gradient and the solve in float64
         j = j.reshape(2 * self.k, -1)
         ja = j * a.repeat_interleave(2)[:, None]
-        j32 = j.float()
-        h = (ja.float().T @ j32).double()
-        g = ja.T @ res.reshape(-1)
+        n = 6 + self.m
+        h = torch.zeros(n, n, dtype=torch.float64)
+        g = torch.zeros(n, dtype=torch.float64)
+        c = j.shape[1]
+        h[:c, :c] = (ja.float().T @ j.float()).double()
+        g[:c] = ja.T @ res.reshape(-1)
         cfg = self.cfg
         idx_id = slice(6, 6 + self.kid)
         idx_ex = slice(6 + self.kid, 6 + self.m)
