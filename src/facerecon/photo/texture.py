@@ -154,11 +154,15 @@ def sample_texture(model: FaceModel, vertices_camera: np.ndarray, rgb: np.ndarra
     s = cfg.size
     ras = uv_raster(model, s)
     v = np.asarray(vertices_camera, np.float64)
-    corners = v[model.triangles[ras.triangle]]  # (N, 3, 3)
+    # normals per face triangle (18k), not per texel (~250k); texel points in float32 (sub-0.01 mm)
+    tris = face_triangles(model)
+    tc = v[model.triangles[tris]]
+    tn = np.cross(tc[:, 1] - tc[:, 0], tc[:, 2] - tc[:, 0])
+    tn /= np.maximum(np.linalg.norm(tn, axis=1, keepdims=True), 1e-12)
+    ti = np.searchsorted(tris, ras.triangle)
+    corners = tc.astype(np.float32)[ti]  # (N, 3, 3)
     p = np.einsum("nk,nkc->nc", ras.bary, corners)
-    n = np.cross(corners[:, 1] - corners[:, 0], corners[:, 2] - corners[:, 0])
-    n /= np.maximum(np.linalg.norm(n, axis=1, keepdims=True), 1e-12)
-    facing = -np.einsum("nc,nc->n", n, p / np.maximum(np.linalg.norm(p, axis=1, keepdims=True), 1e-12))
+    facing = -np.einsum("nc,nc->n", tn[ti].astype(np.float32), p / np.maximum(np.linalg.norm(p, axis=1, keepdims=True), 1e-12))
     uv = intrinsics.project(p)
     h, w = rgb.shape[:2]
     inside = (p[:, 2] > 1.0) & (uv[:, 0] >= 0) & (uv[:, 0] <= w - 1) & (uv[:, 1] >= 0) & (uv[:, 1] <= h - 1)
