@@ -136,3 +136,8 @@ def test_rgbd_moves_the_colour_fit_onto_the_depth(real_dir, reconstructor, tmp_p
     assert rc == 0, err
     pose = json.loads((tmp_path / "frame-045" / "pose.json").read_text())
     assert pose["method"] == "rgbd" and (tmp_path / "frame-045" / "face.png").is_file()
+    # --method photo on the same frame: its colour image with its own (calibrated) intrinsics
+    rc, err = _run(["reconstruct", "--method", "photo", str(path), "-o", str(tmp_path / "photo")], capsys)
+    assert rc == 0, err
+    pose = json.loads((tmp_path / "photo" / "frame-045" / "pose.json").read_text())
+    assert pose["method"] == "photo" and pose["camera"]["focal_source"] == "calibrated"

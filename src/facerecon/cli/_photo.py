@@ -3,6 +3,8 @@
 Same layout as the depth path: ``<out>/<stem>/`` with face.obj/.ply/.glb (camera frame),
 face_head.*, pose.json, landmarks.json and overlay.png, plus the UV texture face.png +
 face.mtl; with ``--all-faces`` one ``face_<i>/`` sub-folder per face, largest first.
+``--method photo`` on an RGB-D frame (TrueDepth PLY) uses its colour image and its intrinsics;
+``--method rgbd`` adds its depth.
 """
 from __future__ import annotations
 
@@ -24,6 +26,22 @@ def _engine():
     from ..photo.reconstruct import PhotoReconstructor
 
     return PhotoReconstructor.from_pretrained()
+
+
+def read_photo_input(path: Path):
+    """(Photo, calibrated intrinsics or None): an image file, or the colour image of an RGB-D
+    frame (TrueDepth PLY) with the frame's own intrinsics."""
+    from ..errors import InputFileError
+    from ..photo.image import Photo, read_photo
+
+    if path.suffix.lower() == ".ply":
+        from ..io.truedepth import read_truedepth_frame
+
+        frame = read_truedepth_frame(path)
+        if frame.color is None:
+            raise InputFileError(path, "this PLY frame has no colour image to use as a photo")
+        return Photo(frame.color, str(path), None), frame.intrinsics
+    return read_photo(path), None
 
 
 def split_photo_inputs(inputs: list[Path], depth_paths: list[Path], method: str) -> tuple[list[Path], list[Path]]:
@@ -79,7 +97,6 @@ def reconstruct_photos(photos: list[Path], out: Path, formats: tuple[str, ...], 
     """Reconstruct every photo; returns (one-line failures, number of photos without a face)."""
     from ..errors import NoFaceFoundError
     from ..fileutil import atomic_dir
-    from ..photo.image import read_photo
     from ._frames import failure_text, frame_stem
 
     engine = _engine()
@@ -91,8 +108,9 @@ def reconstruct_photos(photos: list[Path], out: Path, formats: tuple[str, ...], 
         task = bar.add_task("photos", total=len(photos))
         for path in photos:
             try:
-                photo = read_photo(path)
-                recs = engine.reconstruct(photo, focal_px=focal, all_faces=all_faces)
+                photo, calibrated = read_photo_input(path)
+                recs = engine.reconstruct(photo, focal_px=focal, all_faces=all_faces,
+                                          intrinsics=None if focal is not None else calibrated)
                 recs = recs if all_faces else [recs]
                 stem = out / frame_stem(path, used)
                 with atomic_dir(stem) as tmp:  # complete or absent, as the depth path's frame folders
