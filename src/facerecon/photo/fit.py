@@ -26,7 +26,8 @@ Contour landmarks also get ``contour_weight``.
 Solver: Levenberg-Marquardt with analytic Jacobians (torch, float64): the start is a
 scaled-orthographic PnP of the mean face's landmarks (least-squares affine camera, then the
 nearest rotation), ``rigid_iterations`` pose-only steps, then up to ``iterations`` joint
-steps until an accepted step lowers the cost by less than ``tolerance`` (relative).
+steps until the cost (after re-picking the contour) has fallen by less than ``tolerance``
+(relative) in three steps in a row.
 
 Eye and lip closure need nothing special: when the upper and lower lid (lip) points coincide
 in the image, only the blink (jawOpen/mouthClose) expressions move the model's lid (lip) points
@@ -58,7 +59,7 @@ class PhotoFitConfig:
     n_expression: int = 53
     rigid_iterations: int = 6
     iterations: int = 40
-    tolerance: float = 1e-5
+    tolerance: float = 1e-4
     identity_prior: float = 4e-6
     expression_prior: float = 4e-6
     expression_l1: float = 4e-7
