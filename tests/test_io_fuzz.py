@@ -84,8 +84,8 @@ def test_the_harness_catches_crashes_hangs_and_memory(corpus, tmp_path: Path, mo
             time.sleep(0.01)
 
     def hog(path):
-        return np.ones(40 * 2**20)  # 320 MB, over a 100 MB cap
+        return np.ones(16 * 2**20)  # 128 MiB, over a 64 MiB cap
 
-    for fn, kind, kw in ((crash, "crash", {}), (hang, "hang", {"time_cap_s": 0.3}), (hog, "memory", {"memory_cap": 100 * 2**20})):
+    for fn, kind, kw in ((crash, "crash", {}), (hang, "hang", {"time_cap_s": 0.3}), (hog, "memory", {"memory_cap": 64 * 2**20})):
         monkeypatch.setattr(fuzz, "_readers", lambda fn=fn: {name: (("png",), fn)})
         assert fuzz.run_case(case, tmp_path, **kw).kind == kind
