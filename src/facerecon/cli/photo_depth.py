@@ -142,7 +142,7 @@ def photo_depth_cmd(
         "(dpt-hybrid, dpt-large, depth-anything-v2-small). auto = the first short-named model in the cache, else face-model.")),
     download: bool = typer.Option(False, "--download", help="Let transformers fetch a hub id that is not in the cache (needs network)."),
     surface: str = typer.Option("poisson", help="Surface from the point cloud: poisson (screened, density-trimmed) | ball-pivoting."),
-    poisson_depth: int = typer.Option(9, help="Poisson octree depth (8-9: ~1 mm cells over a head)."),
+    poisson_depth: int = typer.Option(8, help="Poisson octree depth: 8 = cells of ~1.2 mm over a 300 mm head box, 9 = ~0.6 mm (a photo's depth samples are coarser than either for a face beyond ~0.5 m)."),
     density_trim: float = typer.Option(0.05, help="Drop this fraction of the lowest-density Poisson vertices (the membrane over holes)."),
     depth_path: bool = typer.Option(True, "--depth-path/--no-depth-path",
                                     help=f"Also run the metric depth through the depth networks (+ refine): ICT mesh and pose in {DEPTH_PATH_DIR}/."),
@@ -183,7 +183,7 @@ def reconstruct_photo_depth(frames: list[Path], out: Path, config: str, refine: 
     from ._frames import finish_batch
 
     paths = expand_photos(frames)
-    failures, no_face = process_photos(paths, out, "auto", download=False, surface="poisson", poisson_depth=9,
+    failures, no_face = process_photos(paths, out, "auto", download=False, surface="poisson", poisson_depth=8,
                                        density_trim=0.05, depth_path=True, config=config, refine=refine,
                                        refine_shape=refine_shape, focal=focal, formats=formats, depth_path_dir="")
     finish_batch(console, len(paths), len(failures), no_face)

@@ -23,7 +23,7 @@ SURFACE_METHODS = ("poisson", "ball-pivoting")
 @dataclass(frozen=True)
 class SurfaceConfig:
     method: str = "poisson"
-    poisson_depth: int = 9
+    poisson_depth: int = 8
     density_quantile: float = 0.05  # drop this fraction of the lowest-density vertices
     normal_radius_mm: float = 6.0
     normal_max_nn: int = 30
