@@ -119,8 +119,9 @@ class HeadSurface:
         p = np.concatenate([self.points * self.weights[:, None], pts_head])
         n = np.concatenate([self.normals * self.weights[:, None], nrm_head])
         w = np.concatenate([self.weights, np.ones(len(pts_head))])
-        keys = np.floor(np.concatenate([self.points, pts_head]) / self.voxel).astype(np.int64)
-        _, inv = np.unique(keys, axis=0, return_inverse=True)
+        cells = np.floor(np.concatenate([self.points, pts_head]) / self.voxel).astype(np.int64) + (1 << 20)
+        keys = (cells[:, 0] << 42) | (cells[:, 1] << 21) | cells[:, 2]  # one int64 per voxel (+-2.6 km at 2.5 mm)
+        _, inv = np.unique(keys, return_inverse=True)
         inv = inv.reshape(-1)
         m = int(inv.max()) + 1 if len(inv) else 0
         ws = np.bincount(inv, weights=w, minlength=m)
@@ -192,6 +193,7 @@ class Tracker:
         self._last_time: float | None = None
         c = self.cfg["surface"]
         self.surface = HeadSurface(c["voxel_mm"], c["max_points"])
+        self._last_fused: HeadPose | None = None
         self.filter.reset()
 
     def _lose(self) -> None:
@@ -319,7 +321,12 @@ class Tracker:
             self._offset_measured = True
         self._loc = loc
         if c_ref["enabled"] and self.cfg["surface"]["enabled"] and res.confidence >= self.cfg["surface"]["min_confidence"]:
-            self._fuse_surface(surf, pose)
+            last = self._last_fused
+            if (last is None or len(self.surface) < self.cfg["surface"]["min_points"]
+                    or float(geodesic_distance_deg(last.R, pose.R)) >= self.cfg["surface"]["fuse_every_deg"]
+                    or float(np.linalg.norm(last.t_mm - pose.t_mm)) >= self.cfg["surface"]["fuse_every_mm"]):
+                self._fuse_surface(surf, pose)
+                self._last_fused = pose
         if not self.identity_frozen and w_net is not None and res.confidence >= self.cfg["identity"]["min_confidence"]:
             self._vote(w_net[:k])
         dt = t - self._last_time if (self._last_time is not None and tracking) else 0.0
