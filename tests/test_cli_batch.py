@@ -223,3 +223,27 @@ def test_intrinsics_usage_errors_are_said_once(tmp_path: Path, capsys, stub_pose
     rc = main(["pose", str(tmp_path / "a.npy"), "--intrinsics", "inf,525,2,2", "--unit", "mm"])
     err = [ln for ln in _err_lines(capsys) if "a.npy" in ln]
     assert rc == 1 and len(err) == 1 and "not finite" in err[0], err
+
+
+def test_no_traceback_for_fuzzed_inputs(tmp_path: Path, real_dir: Path, capsys) -> None:
+    """The CLI on mutated depth files: exit 0 or 1, one error line, never a traceback."""
+    from facerecon.io import fuzz
+
+    corpus = fuzz.build_corpus(tmp_path / "seeds", real_dir)
+    n = 0
+    for i in range(0, 15 * 40, 15):  # read_depth's turns
+        case = fuzz.make_case(corpus, i, master_seed=7)
+        assert case.reader == "read_depth"
+        folder = tmp_path / f"c{i}"
+        folder.mkdir()
+        for name, blob in fuzz.companions(corpus, case).items():
+            (folder / name).write_bytes(blob)
+        (folder / case.name).write_bytes(case.data)
+        rc = main(["view-depth", str(folder / case.name), "-o", str(folder / "preview.png")])
+        err = capsys.readouterr().err
+        assert rc in (0, 1), (i, case.mutations, err)
+        assert "Traceback" not in err, (i, err)
+        if rc == 1:
+            assert len([ln for ln in err.splitlines() if ln.startswith("error:")]) == 1, (i, err)
+            n += 1
+    assert n > 10  # most mutations are refused
