@@ -36,6 +36,9 @@ _TYPES = {
     ("I", 1): "i1", ("I", 2): "<i2", ("I", 4): "<i4", ("I", 8): "<i8",
 }  # fmt: skip
 
+# Most bytes a binary_compressed block may expand to (512 MiB: 16 Mpx of 32-byte points).
+_MAX_UNCOMPRESSED = 512 * 2**20
+
 # Above this RMS reprojection error (pixels) an organised cloud is not a pinhole image
 # (e.g. it was transformed after capture) and no intrinsics are reported.
 _MAX_FIT_RMS_PX = 1.0
@@ -163,6 +166,7 @@ def _read_fields(path: Path, blob: bytes, h: PCDHeader) -> dict[str, np.ndarray]
         # an LZF back reference of 3 bytes yields at most 264: no valid block expands more than 88-fold
         if usize > 88 * csize + 1:
             raise InputFileError(path, f"PCD compressed block of {csize} bytes cannot expand to {usize}")
+        check_count(path, usize, "PCD uncompressed byte", _MAX_UNCOMPRESSED)
         try:
             raw = lzf_decompress(payload[8 : 8 + csize], usize)
         except LZFError as exc:
