@@ -91,7 +91,7 @@ def _head_depth_mm(h: int = 12, w: int = 16) -> np.ndarray:
 def build_corpus(folder: Path, real_dir: Path | None = None, big: bool = False) -> list[Seed]:
     """Seed files written by the project's writers into ``folder`` and read back as bytes.
 
-    ``real_dir`` (``../shared/data/real``) adds real files: the small ones always, the
+    ``real_dir`` (the development data's ``data/real`` folder) adds real files: the small ones always, the
     ~1 MB ones (``person.pcd``, a TrueDepth frame, ``james.obj``) only when ``big``.
     """
     from ..camera import Intrinsics
