@@ -155,3 +155,26 @@ def test_config_unknown_keys_are_errors(tmp_path):
         load_photo_config(bad)
     with pytest.raises(ConfigError):
         PhotoFitConfig.load(robust="cauchy")
+
+
+def test_landmarks_facing_away_are_ignored(model):
+    """On a face turned 55 degrees, landmarks on surface facing away (which a landmark model can
+    only guess) are displaced; with hidden_weight 0 they do not pull the pose."""
+    pose = HeadPose.from_euler(55, 0, 0, [0, 0, 600])
+    cam = photo_camera(640, 480)
+    tg, vc = _targets(model, np.zeros(100), None, pose, cam, n_dense=600, seed=5, jaw_on_silhouette=False)
+    tg.contour[:] = False
+    vn = HeadPose(pose.R, [0, 0, 0]).apply(model.neutral.astype(np.float64))  # rotated mean face: which side faces away
+    from facerecon.photo.fit import _vertex_normals
+
+    n = _vertex_normals(vn, model.region_triangles("face"))[tg.vertices[:, 0]]
+    p = vc[tg.vertices[:, 0]]
+    away = (n * p).sum(1) > 0
+    assert 10 < away.sum() < len(away) // 2
+    tg.points[away] += np.array([-25.0, 0.0])  # a guess biased towards a frontal face
+    cfg = dict(EXACT, contour_weight=1.0)
+    err = {}
+    for w in (0.0, 1.0):
+        fit = fit_photo(model, tg, cam.intrinsics, PhotoFitConfig.load(hidden_weight=w, **cfg))
+        err[w] = geodesic_distance_deg(fit.rotation, pose.R)
+    assert err[0.0] < 1.5 and err[0.0] < 0.5 * err[1.0], err

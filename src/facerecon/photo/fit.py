@@ -71,6 +71,8 @@ class PhotoFitConfig:
     contour_back_mm: float = 15.0
     damping: float = 1e-4
     contour_updates: int = 10
+    hidden_weight: float = 0.0
+    hidden_facing: float = 0.0
 
     def __post_init__(self) -> None:
         if self.robust not in ROBUST_LOSSES:
@@ -279,6 +281,15 @@ class _Structure:
     s0: torch.Tensor  # (K + nb, 3) mean-face landmark points, then band vertices
     sb: torch.Tensor  # (M, K + nb, 3) their basis rows
     sb_band: torch.Tensor  # (M, nb * 3)
+    normal0: torch.Tensor  # (K, 3) mean-face surface normal at each landmark (head frame)
+
+
+def _vertex_normals(v: np.ndarray, tris: np.ndarray) -> np.ndarray:
+    n = np.zeros_like(v)
+    fn = np.cross(v[tris[:, 1]] - v[tris[:, 0]], v[tris[:, 2]] - v[tris[:, 0]])
+    for k in range(3):
+        np.add.at(n, tris[:, k], fn)
+    return n / np.maximum(np.linalg.norm(n, axis=1, keepdims=True), 1e-12)
 
 
 def _structure(model: FaceModel, t: LandmarkTargets, cfg: PhotoFitConfig) -> _Structure:
@@ -300,8 +311,11 @@ def _structure(model: FaceModel, t: LandmarkTargets, cfg: PhotoFitConfig) -> _St
     bv = torch.from_numpy(np.searchsorted(subset, band))
     s0 = torch.cat([(neutral[tv] * bary[..., None]).sum(1), neutral[bv]])
     sb = torch.cat([(b[:, tv] * bary[None, ..., None]).sum(2), b[:, bv]], 1)
+    vn = _vertex_normals(model.neutral.astype(np.float64), model.region_triangles("face"))
+    n0 = np.einsum("kj,kjc->kc", t.bary, vn[t.vertices])
+    n0 /= np.maximum(np.linalg.norm(n0, axis=1, keepdims=True), 1e-12)
     st = _Structure(band, torch.from_numpy(band_index), torch.from_numpy((band_index >= 0).any(1)),
-                    torch.sign(s0[:k, 0]), s0, sb, sb[:, k:].reshape(sb.shape[0], -1))
+                    torch.sign(s0[:k, 0]), s0, sb, sb[:, k:].reshape(sb.shape[0], -1), torch.from_numpy(n0))
     if len(cache) > 8:
         cache.clear()
     cache[key] = st
@@ -316,14 +330,16 @@ class _Problem:
         self.t = t = targets.subset(targets.weight > 0)
         st = _structure(model, t, cfg)
         self.band, self.band_index, self.sliding, self.side = st.band, st.band_index, st.sliding, st.side
-        self.s0, self.sb, self.sb_band = st.s0, st.sb, st.sb_band
+        self.s0, self.sb, self.sb_band, self.normal0 = st.s0, st.sb, st.sb_band, st.normal0
         self.k, self.kid, self.kex = len(t.points), cfg.n_identity, cfg.n_expression
         self.m = self.kid + self.kex
         self.target = torch.from_numpy(t.points)
         lo, hi = t.points.min(0), t.points.max(0)
         self.scale = float(max(np.linalg.norm(hi - lo) / math.sqrt(2.0), 1.0))  # face size, px
         w = t.weight * np.where(t.contour, cfg.contour_weight, 1.0)
-        self.w = torch.from_numpy(w / w.sum())
+        self.w_all = torch.from_numpy(w / w.sum())
+        self.w = self.w_all.clone()
+        self.contour_t = torch.from_numpy(t.contour)
         ki = intrinsics
         self.f = torch.tensor([ki.fx, ki.fy], dtype=torch.float64)
         self.c = torch.tensor([ki.cx, ki.cy], dtype=torch.float64)
@@ -340,6 +356,18 @@ class _Problem:
             self.pb3[:, changed] = self.sb[:, rows[changed]]
         self.rows = rows
         self.pb = self.pb3.reshape(self.m, -1)  # (M, K * 3), a view
+
+    def update_visibility(self, r: torch.Tensor, tr: torch.Tensor, coeffs: torch.Tensor) -> None:
+        """Landmarks whose surface faces away from the camera on the current fit (the far side of
+        a turned face: the landmark model guesses them, biased towards a frontal face) get
+        ``hidden_weight``; contour landmarks keep theirs (they are on the outline by design)."""
+        cfg = self.cfg
+        if cfg.hidden_weight >= 1.0 or not hasattr(self, "rows"):
+            return
+        x = (self.p0 + (coeffs @ self.pb).reshape(-1, 3)) @ r.T + tr
+        facing = -((self.normal0 @ r.T) * x).sum(1) / torch.linalg.vector_norm(x, dim=1).clamp_min(1e-9)
+        hidden = (facing < cfg.hidden_facing) & ~self.contour_t
+        self.w = torch.where(hidden, self.w_all * cfg.hidden_weight, self.w_all)
 
     def select_contour(self, r: torch.Tensor, tr: torch.Tensor, coeffs: torch.Tensor) -> None:
         """Re-pick each sliding landmark's silhouette vertex on its band for the current pose and shape."""
@@ -480,6 +508,7 @@ def _fit(model: FaceModel, targets: LandmarkTargets, intrinsics: Intrinsics, cfg
                 # keep the cost from settling
                 if stage == "rigid" or it < cfg.contour_updates:
                     prob.select_contour(r, tr, coeffs)
+                    prob.update_visibility(r, tr, coeffs)
                 cost = prob.cost(r, tr, coeffs)
                 history.append(cost)
                 if stage == "joint":  # converged when the cost (after re-picking) stops falling
