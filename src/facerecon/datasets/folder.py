@@ -132,31 +132,12 @@ def _intrinsics(d: Any, path: Path) -> Intrinsics:
     return k
 
 
-def _read_depth_png(path: Path) -> np.ndarray:
-    from PIL import Image, UnidentifiedImageError
+def _read_depth(path: Path) -> np.ndarray:
+    """The sample's depth in mm through the project's readers (the folder format is always mm)."""
+    from ..io.images import read_depth_npz, read_depth_png
 
-    try:
-        with Image.open(path) as im:
-            im.load()
-            mode, arr = im.mode, np.asarray(im)
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
-        raise InputFileError(path, f"cannot decode PNG ({exc})") from None
-    if mode not in ("I;16", "I;16B", "I;16L", "I") or arr.ndim != 2:
-        raise InputFileError(path, f"depth PNG must be 16-bit single-channel (mm), got mode {mode}")
-    return arr.astype(np.float32)
-
-
-def _read_depth_npz(path: Path) -> np.ndarray:
-    try:
-        with np.load(path, allow_pickle=False) as z:
-            if "depth_mm" not in z:
-                raise InputFileError(path, f"npz has no 'depth_mm' array (keys: {', '.join(z.files)})")
-            arr = np.asarray(z["depth_mm"], dtype=np.float32)
-    except (OSError, ValueError) as exc:
-        raise InputFileError(path, f"cannot read npz ({exc})") from None
-    if arr.ndim != 2:
-        raise InputFileError(path, f"'depth_mm' must be 2-D, got shape {arr.shape}")
-    return arr
+    reader = read_depth_png if path.suffix == ".png" else read_depth_npz
+    return reader(path, unit="mm").depth_mm.astype(np.float32)
 
 
 class FolderDataset:
@@ -205,7 +186,7 @@ class FolderDataset:
         if name not in self._depth:
             raise KeyError(f"{self.root}: no sample {name!r}")
         dpath = self._depth[name]
-        depth = _read_depth_png(dpath) if dpath.suffix == ".png" else _read_depth_npz(dpath)
+        depth = _read_depth(dpath)
         base = self.root / name
         cam = Path(f"{base}.camera.json")
         intr = _intrinsics(read_json(cam), cam) if cam.is_file() else self.intrinsics
@@ -316,12 +297,10 @@ class FolderWriter:
             with atomic_path(dst) as tmp:
                 shutil.copyfile(mesh, tmp)
             return
-        import trimesh
+        from ..io.mesh import write_mesh
 
         v, f = mesh
-        tm = trimesh.Trimesh(np.asarray(v, dtype=np.float64), np.asarray(f, dtype=np.int64), process=False)
-        with atomic_path(dst) as tmp:
-            tm.export(tmp)
+        write_mesh(dst, np.asarray(v, dtype=np.float64), np.asarray(f, dtype=np.int64))
 
     def write(
         self,
@@ -376,15 +355,12 @@ class FolderWriter:
             hp = pose if isinstance(pose, HeadPose) else HeadPose(np.asarray(pose[0], float), np.asarray(pose[1], float))
             doc = {**hp.to_json(), **({"mesh": mesh_ref} if mesh_ref else {}), **(extra or {})}
             write_text_atomic(f"{base}.pose.json", json.dumps(doc, indent=1, default=_jsonable) + "\n")
+        from ..io.images import write_depth_npz, write_depth_png
+
         if self.depth_format == "png":
             if d.max(initial=0) > 65535.4:
                 raise ValueError(f"depth {d.max():.0f} mm does not fit a 16-bit PNG; use depth_format='npz'")
-            from PIL import Image
-
-            with atomic_path(f"{base}.depth.png") as tmp:
-                Image.fromarray(np.rint(d).astype(np.uint16)).save(tmp, format="PNG")
+            write_depth_png(f"{base}.depth.png", d)
         else:
-            with atomic_path(f"{base}.depth.npz") as tmp:
-                with open(tmp, "wb") as fh:
-                    np.savez_compressed(fh, depth_mm=d.astype(np.float32))
+            write_depth_npz(f"{base}.depth.npz", d, depth_key="depth_mm")
         self.count += 1

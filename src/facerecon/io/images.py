@@ -210,17 +210,20 @@ def _stored_unit(p: Path, arr: np.ndarray) -> str:
 
 @guard_reader(".npz depth archive")
 def read_depth_npz(path: str | Path, unit: str | None = None) -> DepthFrame:
-    """An ``.npz`` with key ``depth`` (2-D), optional ``intrinsics`` (fx, fy, cx, cy or 3x3),
+    """An ``.npz`` with key ``depth`` (2-D; or ``depth_mm``, millimetres), optional ``intrinsics`` (fx, fy, cx, cy or 3x3),
     optional ``unit`` string and optional ``color`` (H, W, 3) uint8.
 
     An explicit ``unit`` argument wins over the stored one.
     """
     p = check_file(path)
-    keys, arrays = _npz_arrays(p, ("depth", "unit", "intrinsics", "color"))
-    if "depth" not in arrays:
-        raise InputFileError(p, f"npz has no 'depth' array (keys: {', '.join(keys) or 'none'})")
-    depth = arrays["depth"]
+    keys, arrays = _npz_arrays(p, ("depth", "depth_mm", "unit", "intrinsics", "color"))
+    if "depth" not in arrays and "depth_mm" not in arrays:
+        raise InputFileError(p, f"npz has no 'depth' (or 'depth_mm') array (keys: {', '.join(keys) or 'none'})")
+    # 'depth_mm' (the folder dataset format's key) is millimetres by its name
+    depth = arrays["depth"] if "depth" in arrays else arrays["depth_mm"]
     stored_unit = _stored_unit(p, arrays["unit"]) if "unit" in arrays and unit is None else None
+    if "depth" not in arrays and unit is None and stored_unit is None:
+        stored_unit = "mm"
     k = arrays.get("intrinsics")
     color = arrays.get("color")
     if depth.ndim == 3 and depth.shape[-1] == 1:
@@ -254,13 +257,18 @@ def write_depth_png(path: str | Path, depth_mm: np.ndarray) -> None:
 
 
 def write_depth_npz(
-    path: str | Path, depth_mm: np.ndarray, intrinsics: Intrinsics | None = None, color: np.ndarray | None = None
+    path: str | Path, depth_mm: np.ndarray, intrinsics: Intrinsics | None = None, color: np.ndarray | None = None,
+    depth_key: str = "depth",
 ) -> None:
-    """Write ``depth`` (float32 mm), ``unit='mm'`` and optional ``intrinsics``/``color`` (atomic)."""
+    """Write ``depth`` (float32 mm), ``unit='mm'`` and optional ``intrinsics``/``color`` (atomic).
+
+    ``depth_key='depth_mm'`` writes the folder dataset format's layout (that key alone)."""
     d = np.asarray(depth_mm, dtype=np.float32)
     if d.ndim != 2:
         raise ValueError(f"depth must be 2-D, got shape {d.shape}")
-    arrays: dict[str, np.ndarray] = {"depth": d, "unit": np.array("mm")}
+    if depth_key not in ("depth", "depth_mm"):
+        raise ValueError(f"depth_key must be 'depth' or 'depth_mm', got {depth_key!r}")
+    arrays: dict[str, np.ndarray] = {"depth": d, "unit": np.array("mm")} if depth_key == "depth" else {"depth_mm": d}
     if intrinsics is not None:
         arrays["intrinsics"] = np.array([intrinsics.fx, intrinsics.fy, intrinsics.cx, intrinsics.cy], dtype=np.float64)
     if color is not None:
