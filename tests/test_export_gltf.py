@@ -43,6 +43,21 @@ def test_writes_textured_obj_and_glbs(written):
     assert "map_Kd face.png" in (out / "face.mtl").read_text()
 
 
+def test_obj_texture_only_on_face_skin(model, written):
+    """The texture is ICT's face-skin tile: eyes and the back of the head (UVs in [1, 2]) must not wrap onto it."""
+    out, _ = written
+    current, materials = None, []
+    for line in (out / "face.obj").read_text().splitlines():
+        if line.startswith("usemtl "):
+            current = line.split()[1]
+        elif line.startswith("f "):
+            materials.append(current)
+    skin = np.asarray(model.polygon_material) == model.materials.index("M_Face")
+    assert len(materials) == len(skin)
+    assert (np.array(materials) == "face").tolist() == skin.tolist()
+    assert "newmtl rest" in (out / "face.mtl").read_text()
+
+
 def test_validator_zero_errors_zero_warnings(written):
     out, _ = written
     for rep in validate(out / "face.glb", out / "face_head.glb"):

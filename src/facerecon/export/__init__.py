@@ -33,8 +33,11 @@ def write_face_meshes(rec, model, out_dir: Path, formats: tuple[str, ...] = ("ob
         from .gltf import _png_bytes
 
         write_bytes_atomic(out_dir / "face.png", _png_bytes(texture))
+        # the texture covers ICT's face skin (M_Face, UV tile [0,1]^2) only: the eyes and the back of the
+        # head have UVs of their own (the back of the head in [1,2], which would wrap onto face pixels)
         write_text_atomic(out_dir / "face.mtl", "# facerecon: texture of the ICT-FaceKit UV tile [0,1]^2 (face skin)\n"
-                          "newmtl face\nKa 1 1 1\nKd 1 1 1\nKs 0 0 0\nd 1\nillum 1\nmap_Kd face.png\n")
+                          "newmtl face\nKa 1 1 1\nKd 1 1 1\nKs 0 0 0\nd 1\nillum 1\nmap_Kd face.png\n"
+                          "newmtl rest\nKa 1 1 1\nKd 0.75 0.62 0.55\nKs 0 0 0\nd 1\nillum 1\n")
         written += [out_dir / "face.png", out_dir / "face.mtl"]
     polys, polys_uv = model.polygon_lists() if any(f != "glb" for f in formats) else (None, None)
     for fmt in formats:
@@ -46,17 +49,29 @@ def write_face_meshes(rec, model, out_dir: Path, formats: tuple[str, ...] = ("ob
             write_mesh(path, verts, polys, model.uv, polys_uv,
                        header=f"facerecon reconstruction of {rec.source}; ICT-FaceKit Light topology (MIT); mm; {frame} frame")
             if fmt == "obj" and texture is not None:
-                _use_material(path)
+                _use_material(path, model)
             written.append(path)
     return written
 
 
-def _use_material(path: Path) -> None:
-    """Point an OBJ written by ``write_mesh`` at ``face.mtl`` (before the first face)."""
+def _use_material(path: Path, model) -> None:
+    """Point an OBJ written by ``write_mesh`` at ``face.mtl``: material ``face`` (textured) on ICT's
+    face-skin polygons, ``rest`` elsewhere (its face lines are in ICT's polygon order)."""
     text = path.read_text(encoding="utf-8")
     i = text.find("\nf ")
-    text = "mtllib face.mtl\n" + text[: i + 1] + "usemtl face\n" + text[i + 1:]
-    write_text_atomic(path, text)
+    head, faces = text[: i + 1], text[i + 1:].splitlines(keepends=True)
+    material = model.polygon_material
+    skin = model.materials.index("M_Face") if "M_Face" in model.materials else 0
+    out, k, current = [], 0, None
+    for line in faces:
+        if line.startswith("f "):
+            name = "face" if material is None or material[k] == skin else "rest"
+            if name != current:
+                out.append(f"usemtl {name}\n")
+                current = name
+            k += 1
+        out.append(line)
+    write_text_atomic(path, "mtllib face.mtl\n" + head + "".join(out))
 
 
 def write_json(path: Path, data: dict) -> None:

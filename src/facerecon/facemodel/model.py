@@ -63,6 +63,7 @@ class FaceModel:
     landmarks_68: np.ndarray  # (68,) vertex indices, Multi-PIE order
     fitting_vertices: np.ndarray  # ICT's own fitting subset of the face
     meta: dict = field(default_factory=dict)
+    polygon_material: np.ndarray | None = None  # (F,) int32 index into materials
 
     # -- loading --------------------------------------------------------------------
     @classmethod
@@ -88,6 +89,7 @@ class FaceModel:
             landmarks_68=np.asarray(json.loads(meta["landmarks_68"]), dtype=np.int64),
             fitting_vertices=t["fitting_vertices"],
             meta={**meta, "cache_path": str(cache)},
+            polygon_material=t.get("polygon_material"),
         )
 
     # -- sizes ----------------------------------------------------------------------
