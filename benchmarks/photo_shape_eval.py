@@ -1,0 +1,266 @@
+"""Photo path (issue 11): NoW-style shape error on renders of the real textured james scan.
+
+    .venv/bin/python benchmarks/photo_shape_eval.py --shared ../shared [--n 12] [--seed 0] [--json out.json]
+        [--figure docs/photo_shape_james.png]
+
+Renders: ``data/real/scan-james/james.obj`` with its texture (``james.jpg``, the OBJ's UVs), in
+the ICT head frame of :func:`facerecon.realdata.scan.load_james_scan`, through a 640 x 480
+pinhole camera (60 degrees across, the focal length handed to the photo path as ``focal_px``),
+by ``benchmarks/_render_textured.py`` (exact z-buffer of ``facerecon.synth.render.render_mesh``,
+bilinear texture, Lambert lighting, 2x supersampling).  Per render, seeded: yaw stratified over
+-40..40 degrees, pitch uniform in -20..20, head 550-750 mm away and off-centre by up to 40 mm,
+one of four light set-ups (front, left, right, top; ambient + one or two directional lights)
+and one of three backgrounds (flat grey, smoothed noise, a colour gradient).  The scan is a
+face-only mask (open at the back, cut at the neck): the photo path sees a face and no hair
+at the back; that is all it needs.
+
+Error (NoW protocol, :func:`facerecon.metrics.shape.scan_to_mesh_error`): the fitted mesh
+(camera frame, mm) is aligned to the scan by its 68 ICT landmark vertices
+(``FaceModel.landmarks_68``) onto the scan's 68 3D landmarks (``james.ljson``), rigidly
+(``rigid``) or with a fitted scale (``scaled``); then the scan's inner-face points are moved
+onto the fitted surface by point-to-plane ICP (rigid); the distances from those points to the
+fitted surface (skin and eyeballs, ``RENDER_REGIONS``) are the error.  **Inner face**: the scan
+vertices within 95 mm of its nose-tip landmark (iBUG 30; NoW's crop radius) and not below its
+chin landmark (iBUG 8; head-frame y down), i.e. forehead, eyes, nose, cheeks, mouth and chin, no
+neck.  Reported per |yaw| bin and overall: median and mean of all distances of the renders in the
+bin (pooled, as NoW pools over scans).  Reference: the ICT mean face (neutral, no expression)
+placed the same way (it does not depend on the render).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # _render_textured next to this file
+
+NOSE_RADIUS_MM = 95.0  # NoW's face crop around the nose tip
+YAW_BINS = ((0.0, 15.0), (15.0, 30.0), (30.0, 40.01))
+BACKGROUNDS = ("grey", "noise", "gradient")
+WIDTH, HEIGHT, FOV_DEG = 640, 480, 60.0
+
+
+def light_sets():
+    from _render_textured import Light
+
+    # direction: from the surface towards the light, camera frame (x right, y down, z forward)
+    return {
+        "front": (0.55, (Light((0.0, -0.2, -1.0), 0.55),)),
+        "left": (0.4, (Light((-0.8, -0.3, -0.6), 0.6), Light((0.2, 0.0, -1.0), 0.2))),
+        "right": (0.4, (Light((0.8, -0.3, -0.6), 0.6), Light((-0.2, 0.0, -1.0), 0.2))),
+        "top": (0.4, (Light((0.0, -0.9, -0.5), 0.65), Light((0.0, 0.2, -1.0), 0.2))),
+    }
+
+
+def scenes(n: int, seed: int) -> list[dict]:
+    """Seeded render settings: yaw stratified over -40..40 (then shuffled), the rest random."""
+    rng = np.random.default_rng(seed)
+    yaws = -40.0 + 80.0 * (np.arange(n) + rng.uniform(0, 1, n)) / n
+    rng.shuffle(yaws)
+    lights = list(light_sets())
+    out = []
+    for i in range(n):
+        out.append({
+            "index": i, "yaw": float(yaws[i]), "pitch": float(rng.uniform(-20, 20)),
+            "t_mm": [float(rng.uniform(-40, 40)), float(rng.uniform(-30, 30)), float(rng.uniform(550, 750))],
+            "light": lights[int(rng.integers(len(lights)))], "background": BACKGROUNDS[i % len(BACKGROUNDS)],
+            "bg_seed": int(rng.integers(2**31)),
+        })
+    return out
+
+
+def load_james(shared: Path, model):
+    """(scan in the ICT head frame, texture RGB, UVs, per-corner UV indices, inner-face vertex mask)."""
+    from PIL import Image
+
+    from facerecon.io.mesh import read_mesh
+    from facerecon.realdata.scan import load_james_scan
+
+    folder = shared / "data" / "real" / "scan-james"
+    scan = load_james_scan(folder, model=model)
+    mesh = read_mesh(folder / "james.obj")  # same vertex and face order as the scan, with the UVs
+    if mesh.uv is None or mesh.face_uv is None or not np.array_equal(mesh.faces, scan.faces):
+        raise SystemExit(f"{folder / 'james.obj'}: expected per-corner UVs in the scan's face order")
+    texture = np.asarray(Image.open(folder / "james.jpg").convert("RGB"))
+    nose, chin = scan.landmarks_68[30], scan.landmarks_68[8]
+    inner = (np.linalg.norm(scan.vertices - nose, axis=1) <= NOSE_RADIUS_MM) & (scan.vertices[:, 1] <= chin[1])
+    return scan, texture, mesh.uv, mesh.face_uv, inner
+
+
+def render(scene: dict, scan, texture, uv, face_uv, intr) -> np.ndarray:
+    from _render_textured import background, render_textured
+
+    from facerecon.rotations import euler_to_matrix
+
+    ambient, lights = light_sets()[scene["light"]]
+    r = euler_to_matrix(scene["yaw"], scene["pitch"], 0.0)
+    bg = background(scene["background"], intr.width, intr.height, np.random.default_rng(scene["bg_seed"]))
+    rgb, _ = render_textured(scan.to_camera(r, scene["t_mm"]), scan.faces, intr, texture=texture, uv=uv,
+                             face_uv=face_uv, lights=lights, ambient=ambient, bg=bg)
+    return rgb
+
+
+def now_errors(scan, inner, vertices, model, triangles, modes=("rigid", "scaled")) -> dict:
+    """NoW-style errors of a face mesh (model topology, any frame) against the scan, rigid and scaled."""
+    from facerecon.metrics.shape import scan_to_mesh_error
+
+    out = {}
+    for key, scale in ((m, m == "scaled") for m in modes):
+        e = scan_to_mesh_error(scan.vertices, vertices, triangles, model.landmarks_68, scan.landmarks_68,
+                               scan_mask=inner, scale=scale)
+        out[key] = {"median_mm": e.stats.median, "mean_mm": e.stats.mean, "scale": float(e.transform.scale),
+                    "distances": e.distances}
+    return out
+
+
+def pooled(rows: list[dict], key: str, mode: str) -> dict:
+    d = np.concatenate([r[key][mode]["distances"] for r in rows]) if rows else np.zeros(0)
+    return {"median_mm": float(np.median(d)) if d.size else float("nan"),
+            "mean_mm": float(d.mean()) if d.size else float("nan")}
+
+
+def figure(path: Path, rgb, rec, model, scan, inner, fit_err, mean_err) -> None:
+    """The render with the fitted mesh overlaid, then the scan coloured by its distance to the
+    fitted mesh and to the mean face (rigid alignment; 0-4 mm), seen from the front."""
+    import matplotlib
+
+    from PIL import Image, ImageDraw
+    from _render_textured import render_textured
+
+    from facerecon.camera import Intrinsics
+    from facerecon.photo.overlay import overlay_image
+
+    over = overlay_image(rgb, model, rec.vertices_camera, rec.intrinsics, rec.landmarks_2d)
+    x0, y0, x1, y1 = rec.face_box
+    m = 0.45 * max(x1 - x0, y1 - y0)
+    h, w = over.shape[:2]
+    crop = over[max(int(y0 - m), 0): min(int(y1 + m), h), max(int(x0 - m), 0): min(int(x1 + m), w)]
+    side = 360
+    panels = [np.asarray(Image.fromarray(crop).resize((round(crop.shape[1] * side / crop.shape[0]), side)))]
+    cmap = matplotlib.colormaps["viridis"]
+    k = Intrinsics(560.0, 560.0, side / 2 - 0.5, side / 2 - 0.5, side, side)
+    for title, dist in (("photo fit", fit_err), ("ICT mean face", mean_err)):
+        col = np.full((len(scan.vertices), 3), 150.0)
+        col[inner] = cmap(np.clip(dist / 4.0, 0, 1))[:, :3] * 255.0
+        img, _ = render_textured(scan.to_camera(np.eye(3), [0.0, 10.0, 620.0]), scan.faces, k, vertex_colors=col,
+                                 ambient=0.55, bg=np.full((side, side, 3), 255, np.uint8))
+        im = Image.fromarray(img)
+        ImageDraw.Draw(im).text((8, 8), f"{title}: median {np.median(dist):.2f} mm", fill=(0, 0, 0))
+        ImageDraw.Draw(im).text((8, side - 20), "scan-to-mesh 0 (dark) .. 4 mm (yellow)", fill=(0, 0, 0))
+        panels.append(np.asarray(im))
+    Image.fromarray(np.concatenate(panels, axis=1)).save(path)
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--shared", type=Path, required=True, help="The shared data folder (../shared).")
+    ap.add_argument("--n", type=int, default=12, help="Number of renders (default 12).")
+    ap.add_argument("--seed", type=int, default=0, help="Seed of the render settings (default 0).")
+    ap.add_argument("--threads", type=int, default=2, help="torch threads.")
+    ap.add_argument("--neutral-too", action="store_true", help="Also measure the fitted identity without its "
+                    "fitted expression (rigid only; a diagnostic: is the identity or the expression off?).")
+    ap.add_argument("--json", type=Path, help="Write the report (per render and per bin) here.")
+    ap.add_argument("--figure", type=Path, help="Write a picture (one render with the fitted overlay, and the scan "
+                    "coloured by its error for the fit and the mean face) here, e.g. docs/photo_shape_james.png.")
+    args = ap.parse_args(argv)
+    import torch
+
+    torch.set_num_threads(args.threads)
+    from facerecon.camera import Intrinsics
+    from facerecon.errors import FaceReconError
+    from facerecon.facemodel import FaceModel
+    from facerecon.facemodel.model import RENDER_REGIONS
+    from facerecon.photo.camera import focal_from_fov
+    from facerecon.photo.image import Photo
+    from facerecon.photo.reconstruct import PhotoReconstructor
+    from facerecon.rotations import euler_to_matrix, geodesic_distance_deg
+
+    t0 = time.perf_counter()
+    model = FaceModel.load()
+    rec_path = PhotoReconstructor.from_pretrained(model=model)
+    scan, texture, uv, face_uv, inner = load_james(args.shared, model)
+    tris = model.region_triangles(*RENDER_REGIONS)
+    f = focal_from_fov(WIDTH, HEIGHT, FOV_DEG)
+    intr = Intrinsics(f, f, (WIDTH - 1) / 2, (HEIGHT - 1) / 2, WIDTH, HEIGHT)
+    mean_face = now_errors(scan, inner, model.neutral.astype(np.float64), model, tris)
+    print(f"loaded in {time.perf_counter() - t0:.1f} s; inner face: {int(inner.sum())} of {len(inner)} scan vertices; "
+          f"focal {f:.1f} px")
+
+    rows, missed, fig_data = [], [], None
+    for sc in scenes(args.n, args.seed):
+        t = time.perf_counter()
+        rgb = render(sc, scan, texture, uv, face_uv, intr)
+        try:
+            r = rec_path.reconstruct(Photo(rgb, f"james render {sc['index']}", f), focal_px=f, texture=False)
+        except FaceReconError as exc:
+            missed.append({**sc, "error": exc.one_line() if hasattr(exc, "one_line") else str(exc)})
+            print(f"render {sc['index']:2d} yaw {sc['yaw']:6.1f} pitch {sc['pitch']:6.1f}: {missed[-1]['error']}")
+            continue
+        err = now_errors(scan, inner, r.vertices_camera, model, tris)
+        if args.neutral_too:
+            err["identity_only"] = now_errors(scan, inner, model.vertices(r.identity, None).astype(np.float64), model,
+                                              tris, ("rigid",))["rigid"]
+        r_true = euler_to_matrix(sc["yaw"], sc["pitch"], 0.0)
+        row = {**sc, "fit": err, "rotation_error_deg": float(geodesic_distance_deg(r.pose.R, r_true)),
+               "depth_error_mm": float(r.pose.t_mm[2] - sc["t_mm"][2]), "fit_iterations": r.fit.iterations,
+               "fit_rms_px": r.fit.rms_px, "seconds": round(time.perf_counter() - t, 2)}
+        rows.append(row)
+        print(f"render {sc['index']:2d} yaw {sc['yaw']:6.1f} pitch {sc['pitch']:6.1f} {sc['light']:5s} {sc['background']:8s}"
+              f" median {err['rigid']['median_mm']:.2f} mm (scaled {err['scaled']['median_mm']:.2f}, s "
+              f"{err['scaled']['scale']:.3f}{', identity only %.2f' % err['identity_only']['median_mm'] if args.neutral_too else ''})  rot err {row['rotation_error_deg']:.1f} deg  depth err "
+              f"{row['depth_error_mm']:+.0f} mm  {row['seconds']:.1f} s")
+        if fig_data is None or abs(abs(sc["yaw"]) - 20.0) < abs(abs(fig_data[0]["yaw"]) - 20.0):
+            fig_data = (sc, rgb, r, err)  # the figure shows a render turned about 20 degrees
+
+    def mean_face_row() -> dict:
+        return {mode: {k: mean_face[mode][k] for k in ("median_mm", "mean_mm")} for mode in ("rigid", "scaled")}
+
+    bins = {}
+    for lo, hi in YAW_BINS:
+        sel = [r for r in rows if lo <= abs(r["yaw"]) < hi]
+        bins[f"|yaw| {lo:.0f}-{min(hi, 40):.0f}"] = {"n": len(sel), **{m: pooled(sel, "fit", m) for m in ("rigid", "scaled")}}
+    bins["all"] = {"n": len(rows), **{m: pooled(rows, "fit", m) for m in ("rigid", "scaled")}}
+    if args.neutral_too and rows:
+        for b_name, (lo, hi) in zip(list(bins), (*YAW_BINS, (0.0, 99.0))):
+            sel = [{"x": {"rigid": r["fit"]["identity_only"]}} for r in rows if lo <= abs(r["yaw"]) < hi]
+            bins[b_name]["identity_only"] = pooled(sel, "x", "rigid")
+    mf = mean_face_row()
+    print()
+    print("| renders | n | fit median | fit mean | fit median (scaled) | fit mean (scaled) |")
+    print("| --- | --- | --- | --- | --- | --- |")
+    for name, b in bins.items():
+        print(f"| {name} | {b['n']} | {b['rigid']['median_mm']:.2f} | {b['rigid']['mean_mm']:.2f} | "
+              f"{b['scaled']['median_mm']:.2f} | {b['scaled']['mean_mm']:.2f} |")
+    if args.neutral_too:
+        print("fitted identity without expression (rigid): " + ", ".join(
+            f"{k} median {b['identity_only']['median_mm']:.2f} mean {b['identity_only']['mean_mm']:.2f}"
+            for k, b in bins.items() if "identity_only" in b))
+    print(f"| ICT mean face | - | {mf['rigid']['median_mm']:.2f} | {mf['rigid']['mean_mm']:.2f} | "
+          f"{mf['scaled']['median_mm']:.2f} | {mf['scaled']['mean_mm']:.2f} |")
+    print(f"found {len(rows)}/{args.n}; scale fitted (fit) median {np.median([r['fit']['scaled']['scale'] for r in rows]):.3f}, "
+          f"mean face {mean_face['scaled']['scale']:.3f}; rotation error median "
+          f"{np.median([r['rotation_error_deg'] for r in rows]):.1f} deg; target: median <= 1.2 mm and below the mean face"
+          if rows else f"found 0/{args.n}")
+    if args.figure and fig_data is not None:
+        sc, rgb, r, err = fig_data
+        figure(args.figure, rgb, r, model, scan, inner, err["rigid"]["distances"], mean_face["rigid"]["distances"])
+        print(f"figure (render {sc['index']}, yaw {sc['yaw']:.1f}) -> {args.figure}")
+    if args.json:
+        def strip(e):
+            return {m: ({k: v for k, v in e[m].items() if k != "distances"} if "distances" in e[m] else strip(e[m]))
+                    for m in e}
+
+        report = {"n": args.n, "seed": args.seed, "focal_px": f, "size": [WIDTH, HEIGHT],
+                  "inner_face_vertices": int(inner.sum()), "bins": bins, "mean_face": strip(mean_face),
+                  "renders": [{**r, "fit": strip(r["fit"])} for r in rows], "missed": missed,
+                  "seconds": round(time.perf_counter() - t0, 1)}
+        args.json.write_text(json.dumps(report, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
