@@ -137,6 +137,21 @@ def icp_comparison(shared: Path, seed: int = 0) -> dict:
     return out
 
 
+def similarity_icp_median(points: np.ndarray, tree, target_points: np.ndarray, iterations: int = 30) -> float:
+    """Median nearest-neighbour distance after a rigid + uniform-scale ICP (shape only: the photo's
+    absolute size and distance rest on the fit's average-face prior)."""
+    from facerecon.metrics.align import fit_similarity
+
+    p = np.asarray(points, np.float64)
+    for thr in np.geomspace(30.0, 5.0, iterations):
+        d, j = tree.query(p)
+        ok = d <= max(thr, float(np.median(d)))
+        if ok.sum() < 10:
+            break
+        p = fit_similarity(p[ok], target_points[j[ok]], scale=True).apply(p)
+    return _median(tree.query(p)[0])
+
+
 # -- TrueDepth frames -----------------------------------------------------------------------------
 ORACLE = "oracle-measured"
 
@@ -157,7 +172,7 @@ class OracleInverseDepth:
         return DepthPrediction(d.astype(np.float32), "relative_inverse", self.name)
 
 
-def truedepth_eval(shared: Path, backends: list[str], n_frames: int, poisson_depth: int) -> dict:
+def truedepth_eval(shared: Path, backends: list[str], n_frames: int, poisson_depth: int, smoke_frames: int = 5) -> dict:
     from scipy.spatial import cKDTree
 
     from facerecon.errors import FaceReconError
@@ -198,6 +213,8 @@ def truedepth_eval(shared: Path, backends: list[str], n_frames: int, poisson_dep
             print(f"  {f.name}: {exc.one_line()}", file=sys.stderr)
             continue
         for spec, pipe in pipes.items():
+            if "tiny-random" in spec and files.index(f) >= smoke_frames:
+                continue  # a smoke figure: the first few frames only
             try:
                 res = pipe.run(photo, fit=fit)
             except FaceReconError as exc:
@@ -209,11 +226,15 @@ def truedepth_eval(shared: Path, backends: list[str], n_frames: int, poisson_dep
             dz = res.depth_mm[use].astype(np.float64) - meas[use]
             row = {"frame": f.name, "face_pixels": int(use.sum()),
                    "median_abs_mm": _median(np.abs(dz)), "median_abs_after_offset_mm": _median(np.abs(dz - np.median(dz))),
-                   "median_offset_mm": _median(dz), "fit_vs_measured_median_abs_mm": _median(
+                   "median_offset_mm": _median(dz),
+                   # what a depth with no shape at all scores after the offset: a plane at the median depth
+                   "flat_baseline_mm": _median(np.abs(meas[use] - np.median(meas[use]))),
+                   "fit_vs_measured_median_abs_mm": _median(
                        np.abs(res.face.depth_mm[use].astype(np.float64) - meas[use])),
                    "metric_fit_median_abs_mm": res.metric.median_abs_mm,
                    "timings_ms": {"mtcnn": res.timings_ms.get("fit.detect", float("nan")),
                                   "landmarks+fit": res.timings_ms.get("fit.landmarks", 0) + res.timings_ms.get("fit.fit", 0),
+                                  "face_render": res.timings_ms["face_render"],  # face-model's depth; every backend's reference
                                   "depth": res.timings_ms["depth"], "metric": res.timings_ms["metric"],
                                   "poisson": res.timings_ms["surface"]}}
             if res.surface is not None and f.name in ref_index:
@@ -223,6 +244,7 @@ def truedepth_eval(shared: Path, backends: list[str], n_frames: int, poisson_dep
                 row["surface_to_expected_median_mm"] = _median(exp_tree.query(placed)[0])
                 r, t = exp_target.icp(placed, np.eye(3), np.zeros(3), iterations=30, max_dist=(20.0, 4.0))
                 row["surface_to_expected_after_icp_median_mm"] = _median(exp_tree.query(placed @ r.T + t)[0])
+                row["surface_to_expected_after_similarity_icp_median_mm"] = similarity_icp_median(placed, exp_tree, cloud["points"])
                 row["surface_vertices"] = int(len(mv))
             rows[spec].append(row)
             print(f"  {spec} {f.name}: |dz| {row['median_abs_mm']:.1f} mm (after offset {row['median_abs_after_offset_mm']:.1f}),"
@@ -230,8 +252,9 @@ def truedepth_eval(shared: Path, backends: list[str], n_frames: int, poisson_dep
     for spec in backends:
         r_ = rows[spec]
         summ = {"frames_ok": len(r_), "failures": failures[spec]}
-        for key in ("median_abs_mm", "median_abs_after_offset_mm", "median_offset_mm", "fit_vs_measured_median_abs_mm",
-                    "surface_to_expected_median_mm", "surface_to_expected_after_icp_median_mm"):
+        for key in ("median_abs_mm", "median_abs_after_offset_mm", "flat_baseline_mm", "median_offset_mm",
+                    "fit_vs_measured_median_abs_mm", "surface_to_expected_median_mm", "surface_to_expected_after_icp_median_mm",
+                    "surface_to_expected_after_similarity_icp_median_mm"):
             summ[key] = _median([r.get(key, np.nan) for r in r_])
         summ["timings_ms_median"] = {k: _median([r["timings_ms"][k] for r in r_]) for k in (r_[0]["timings_ms"] if r_ else {})}
         out["backends"][spec] = {"summary": summ, "rows": r_}
@@ -311,7 +334,8 @@ def james_eval(shared: Path, backends: list[str], poisson_depth: int) -> dict:
             use = res.face.inner_mask & (z > 0) & (res.depth_mm > 0)
             dz = res.depth_mm[use].astype(np.float64) - z[use]
             row = {"pose": name, "median_abs_mm": _median(np.abs(dz)),
-                   "median_abs_after_offset_mm": _median(np.abs(dz - np.median(dz))), "median_offset_mm": _median(dz)}
+                   "median_abs_after_offset_mm": _median(np.abs(dz - np.median(dz))), "median_offset_mm": _median(dz),
+                   "flat_baseline_mm": _median(np.abs(z[use] - np.median(z[use])))}
             if res.surface is not None:
                 mv, _ = mesh_arrays(res.surface.mesh)
                 row["surface_to_scan_median_mm"] = _median(surf_index.query(mv).distances)
@@ -324,8 +348,8 @@ def james_eval(shared: Path, backends: list[str], poisson_depth: int) -> dict:
     for spec in backends:
         r_ = rows[spec]
         summ = {"renders_ok": len(r_), "failures": failures[spec]}
-        for key in ("median_abs_mm", "median_abs_after_offset_mm", "median_offset_mm", "surface_to_scan_median_mm",
-                    "surface_to_scan_after_offset_median_mm"):
+        for key in ("median_abs_mm", "median_abs_after_offset_mm", "flat_baseline_mm", "median_offset_mm",
+                    "surface_to_scan_median_mm", "surface_to_scan_after_offset_median_mm"):
             summ[key] = _median([r.get(key, np.nan) for r in r_])
         out["backends"][spec] = {"summary": summ, "rows": r_}
     return out
@@ -338,6 +362,7 @@ def main(argv=None) -> int:
     ap.add_argument("--depth-model", action="append", default=[],
                     help="Extra backends (folder / hub id in cache / .onnx); face-model and a tiny random DPT always run.")
     ap.add_argument("--no-tiny", action="store_true", help="Skip the tiny random DPT smoke run.")
+    ap.add_argument("--smoke-frames", type=int, default=5, help="TrueDepth frames for the tiny random DPT (a smoke figure).")
     ap.add_argument("--poisson-depth", type=int, default=8)
     ap.add_argument("--sections", default="icp,truedepth,james", help="Comma-separated: icp, truedepth, james.")
     ap.add_argument("--json", type=Path, default=None, help="Write the results here.")
@@ -354,7 +379,7 @@ def main(argv=None) -> int:
                 from facerecon.photo.depth import save_tiny_random_model
 
                 backends.append(str(save_tiny_random_model(Path(tmp) / "tiny-random-dpt", "dpt", seed=0)))
-            report["truedepth"] = truedepth_eval(args.shared, backends, args.frames, args.poisson_depth)
+            report["truedepth"] = truedepth_eval(args.shared, backends, args.frames, args.poisson_depth, args.smoke_frames)
         for spec, r in report["truedepth"]["backends"].items():
             name = "tiny random DPT (smoke)" if "tiny-random" in spec else spec
             r = {**r, "summary": {k: v for k, v in r["summary"].items() if k != "failures"} | {"failures": len(r["summary"]["failures"])}}
