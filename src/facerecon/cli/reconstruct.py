@@ -46,7 +46,7 @@ def reconstruct_cmd(
     every frame gave a face, 1 when no frame could be read or located, 3 when frames were read
     but none was a face, 4 when some frames gave a face and others failed or had none."""
     from ..errors import ConfigError
-    from ..export import MESH_FORMATS, write_json
+    from ..export import MESH_FORMATS, landmarks_json, save_overlay, write_face_meshes, write_json
     from ..fileutil import atomic_dir
     from ..pipeline import FittingReconstructor, Reconstructor
     from ._frames import expand_inputs, failure_text, finish_batch, frame_stem, iterate_frames
@@ -71,9 +71,6 @@ def reconstruct_cmd(
     no_face = 0
     used: set[str] = set()
     failures: list[str] = []
-    # overlays (~0.5 s of matplotlib each) in worker processes, beside the reconstruction of the next frames
-    pool = _overlay_pool() if overlay and len(paths) > 1 else None
-    pending: list = []
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), console=console,
                   disable=len(paths) < 2) as bar:
         task = bar.add_task("reconstructing", total=len(paths))
@@ -90,26 +87,23 @@ def reconstruct_cmd(
                         console.print(f"{path}: {rec.pose_result.reason}", style="red", markup=False, soft_wrap=True)
                         bar.advance(task)
                         continue
-                    pose = {"frame": str(path), "method": method, **rec.pose_result.to_json(), "timings_ms": rec.timings_ms}
-                    # ICT expression weights by name: `facerecon animate --from-reconstructions` reads them
-                    pose["expression"] = {n: round(float(w), 6) for n, w in zip(rec_engine.model.expression_names, rec.expression)}
-                    done = (f"{path.name}: yaw {rec.pose.euler_deg[0]:.1f} pitch {rec.pose.euler_deg[1]:.1f} "
-                            f"roll {rec.pose.euler_deg[2]:.1f}  conf {rec.confidence:.2f}  {rec.timings_ms['total']:.1f} ms -> {d}")
-                    if pool is not None:  # the frame's folder (overlay included) is written by a worker process
-                        pending.append((path, done, pool.submit(write_face_frame, d, rec, None, frame, fmts, pose, overlay)))
-                        _drain(pending, failures, console, bar, task, block=len(pending) > 4)  # bounded memory
-                        continue
-                    write_face_frame(d, rec, rec_engine.model, frame, fmts, pose, overlay)
-                    console.print(done)
+                    with atomic_dir(d) as tmp:  # complete or absent: never a half-filled frame folder
+                        write_face_meshes(rec, rec_engine.model, tmp, fmts, intrinsics=frame.intrinsics)
+                        pose = {"frame": str(path), "method": method, **rec.pose_result.to_json(), "timings_ms": rec.timings_ms}
+                        # ICT expression weights by name: `facerecon animate --from-reconstructions` reads them
+                        pose["expression"] = {n: round(float(w), 6) for n, w in zip(rec_engine.model.expression_names, rec.expression)}
+                        if overlay:
+                            pose["overlay"] = save_overlay(rec, rec_engine.model, frame, tmp / "overlay.png")
+                        write_json(tmp / "pose.json", pose)
+                        write_json(tmp / "landmarks.json", landmarks_json(rec))
+                    console.print(f"{path.name}: yaw {rec.pose.euler_deg[0]:.1f} pitch {rec.pose.euler_deg[1]:.1f} "
+                                  f"roll {rec.pose.euler_deg[2]:.1f}  conf {rec.confidence:.2f}  {rec.timings_ms['total']:.1f} ms -> {d}")
                 except Exception as exc:  # noqa: BLE001 - one frame's failure never stops the batch
                     error = failure_text(path, exc)
             if error is not None:
                 failures.append(f"{path}: {error}")
                 console.print(f"{path}: {error}", style="red", markup=False, soft_wrap=True)
             bar.advance(task)
-        if pool is not None:
-            _drain(pending, failures, console, bar, task, block=True, all_=True)
-            pool.shutdown()
     if photos:
         photo_failures, photo_no_face = reconstruct_photos(photos, out, fmts, overlay, focal, all_faces, used, console)
         failures += photo_failures
@@ -119,61 +113,6 @@ def reconstruct_cmd(
         failures += rgbd_failures
         no_face += rgbd_no_face
     finish_batch(console, len(paths) + len(photos) + len(rgbd), len(failures), no_face)
-
-
-_WORKER_MODEL = None
-
-
-def _init_overlay_worker() -> None:
-    global _WORKER_MODEL
-    from ..facemodel import FaceModel
-
-    _WORKER_MODEL = FaceModel.load()
-
-
-def _overlay_pool():
-    """Worker processes for the frames' folders when overlays are on (one per CPU, at most 2:
-    the overlay is the largest cost of a frame; measured on 2 cores: ~470 ms of CPU against
-    ~165 ms for the rest)."""
-    import multiprocessing
-    import os
-    from concurrent.futures import ProcessPoolExecutor
-
-    n = max(1, min(2, os.cpu_count() or 1))
-    return ProcessPoolExecutor(n, mp_context=multiprocessing.get_context("spawn"), initializer=_init_overlay_worker)
-
-
-def write_face_frame(d: Path, rec, model, frame, fmts: tuple[str, ...], pose: dict, overlay: bool) -> None:
-    """A face frame's folder: meshes, overlay, pose.json, landmarks.json; complete or absent
-    (``model`` None: the worker process's own face model)."""
-    from ..export import landmarks_json, save_overlay, write_face_meshes, write_json
-    from ..fileutil import atomic_dir
-
-    model = model if model is not None else _WORKER_MODEL
-    with atomic_dir(d) as tmp:  # complete or absent: never a half-filled frame folder
-        write_face_meshes(rec, model, tmp, fmts, intrinsics=frame.intrinsics)
-        if overlay:
-            pose = {**pose, "overlay": save_overlay(rec, model, frame, tmp / "overlay.png")}
-        write_json(tmp / "pose.json", pose)
-        write_json(tmp / "landmarks.json", landmarks_json(rec))
-
-
-def _drain(pending: list, failures: list, console, bar, task, block: bool, all_: bool = False) -> None:
-    """Report the worker frames that are done, oldest first (``block``: wait for the oldest;
-    ``all_``: for every one). A failed frame is reported and counted; the batch goes on."""
-    from ._frames import failure_text
-
-    while pending and (pending[0][2].done() or block):
-        path, done, fut = pending.pop(0)
-        try:
-            fut.result()
-            console.print(done)
-        except Exception as exc:  # noqa: BLE001 - one frame's failure never stops the batch
-            error = failure_text(path, exc)
-            failures.append(f"{path}: {error}")
-            console.print(f"{path}: {error}", style="red", markup=False, soft_wrap=True)
-        bar.advance(task)
-        block = all_
 
 
 def register(app: typer.Typer) -> None:
