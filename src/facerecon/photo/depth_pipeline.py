@@ -125,7 +125,8 @@ class PhotoDepthPipeline:
             from .reconstruct import PhotoReconstructor
 
             reconstructor = PhotoReconstructor.from_pretrained()
-        model = getattr(reconstructor, "model", None) or FaceModel.load()
+        model = getattr(reconstructor, "model", None)
+        model = FaceModel.load() if model is None else model
         return cls(reconstructor, backend, model, config)
 
     def run(self, photo, focal_px: float | None = None, fit=None) -> PhotoDepthResult:
