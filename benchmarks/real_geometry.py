@@ -235,6 +235,8 @@ def main(argv=None) -> int:
     ap.add_argument("--n", type=int, default=24, help="frames per rendered set")
     ap.add_argument("--seed", type=int, default=1616)
     ap.add_argument("--out", type=Path, default=REPO / "docs")
+    ap.add_argument("--pose", type=Path, default=None, help="pose weights or checkpoint (default: the shipped pose_fast)")
+    ap.add_argument("--shape", type=Path, default=None, help="shape weights or checkpoint (default: the shipped shape_fast)")
     args = ap.parse_args(argv)
     import torch
 
@@ -250,7 +252,12 @@ def main(argv=None) -> int:
 
     os.environ["FACERECON_REAL_DATA"] = str(real)  # the library's default real-data folder: the one given here
     model = FaceModel.load()
-    rec = Reconstructor.from_pretrained("fast", model=model)
+    if args.pose or args.shape:
+        from facerecon.pipeline.weights import weights_path
+
+        rec = Reconstructor.from_files(args.pose or weights_path("pose", "fast"), args.shape or weights_path("shape", "fast"), model)
+    else:
+        rec = Reconstructor.from_pretrained("fast", model=model)
     scan = load_james_scan(real / "scan-james", model=model)
     sets = {
         "james full head": james_eval_frames(args.n, seed=args.seed, presets=("biwi",)),
