@@ -13,7 +13,8 @@ back of a synthetic head), through the Kinect v1 sensor model.
 
 The score of a frame is the returned confidence (default pipeline: networks, robust check
 and refinement); a frame where the localiser finds no head scores 0.  The threshold is
-chosen on this ROC (the largest TPR - FPR, ties to the higher threshold) and written to
+chosen on this ROC (the highest TPR at which no non-face object is accepted; the largest
+TPR - FPR when no threshold reaches FPR 0) and written to
 the JSON; ``configs/check.toml`` ``[decision] face_threshold`` holds the value in use.
 For labelled positives the rotation error of the returned pose is recorded, so the
 calibration table says how often a confident answer is also a right one.
@@ -105,8 +106,11 @@ def roc(rows: list[dict]) -> dict:
     tpr = np.array([((s >= t) & (y == 1)).sum() / max((y == 1).sum(), 1) for t in thr])
     fpr = np.array([((s >= t) & (y == 0)).sum() / max((y == 0).sum(), 1) for t in thr])
     auc = float(np.trapezoid(tpr, fpr)) if hasattr(np, "trapezoid") else float(np.trapz(tpr, fpr))
+    # a confident answer on a non-face is the worse error: the lowest threshold that accepts no
+    # negative (the highest TPR at FPR 0); the largest TPR - FPR only when no threshold gets there
+    zero = np.flatnonzero((fpr == 0) & (tpr > 0))
     j = tpr - fpr
-    best = int(np.flatnonzero(j == j.max())[0])  # thresholds descend: the first is the highest
+    best = int(zero[-1]) if len(zero) else int(np.flatnonzero(j == j.max())[0])  # thresholds descend
     # the chosen threshold sits midway to the next lower score (not on a sample)
     t_best = float(thr[best]) if best + 1 >= len(thr) else float(0.5 * (thr[best] + thr[best + 1]))
     return {"auc": auc, "threshold": t_best, "tpr": float(tpr[best]), "fpr": float(fpr[best]),
