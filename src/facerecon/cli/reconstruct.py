@@ -22,7 +22,7 @@ def reconstruct_cmd(
                                "ICT model fitting by ICP + Gauss-Newton from the head localisation, ~1 s, no network) | photo "
                                "(every input is a photo: MTCNN + Face Mesh landmarks + ICT fit + UV texture; photos are "
                                "recognised without it) | rgbd (depth frames with registered colour, e.g. TrueDepth PLY: the "
-                               "photo fit on the colour, then rigid ICP onto the depth). See docs/photo.md. | photo-depth (every input is a "
+                               "photo fit on the colour, then rigid ICP onto the depth; docs/photo.md) | photo-depth (every input is a "
                                "photo: its metric monocular depth through the networks + refine, with depth.png, cloud.ply and "
                                "surface.ply beside the mesh; docs/photo_depth.md)."),
     config: str = typer.Option("fast", help="Network configuration."),
