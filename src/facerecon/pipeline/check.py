@@ -38,12 +38,12 @@ from importlib import resources
 
 import numpy as np
 
-from ..errors import ConfigError
 from ..facemodel import FaceModel
 from ..metrics.align import point_to_plane_step
 from ..pose_types import HeadPose
 from ..preprocess.position_image import PositionImage
 from ..rotations import axis_angle_to_matrix
+from ..settings import overlay_sections
 
 
 FIT_TOLERANCE_MM = 10.0
@@ -77,16 +77,7 @@ def _packaged() -> dict:
 
 def check_config(overrides: dict | None = None) -> dict:
     """``configs/check.toml`` with ``overrides`` (``{section: {key: value}}``) on top; unknown keys are errors."""
-    base = _packaged()
-    out = {s: dict(v) for s, v in base.items()}
-    for section, table in (overrides or {}).items():
-        if section not in base:
-            raise ConfigError(f"check config: unknown section [{section}]; known: {', '.join(sorted(base))}")
-        for key, value in table.items():
-            if key not in base[section]:
-                raise ConfigError(f"check config: unknown key {section}.{key}; known: {', '.join(sorted(base[section]))}")
-            out[section][key] = value
-    return out
+    return overlay_sections(_packaged(), overrides or {}, "check config")
 
 
 # -- the measured surface ---------------------------------------------------------------------------------------

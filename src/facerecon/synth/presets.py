@@ -22,7 +22,8 @@ from typing import Any
 
 from ..errors import ConfigError
 from .sensors import SensorModel, load_sensor, sensor_names
-from .spec import chance, check_keys, draw, read_toml
+from ..settings import check_keys
+from .spec import chance, draw, read_toml
 
 # draw/chance and the sensor loaders are re-exported: callers load every synthetic config from here
 __all__ = ["Preset", "PRESET_KEYS", "SCENE_KEYS", "SHAPE_KEYS", "load_preset", "preset_names", "named_expressions",

@@ -30,7 +30,8 @@ from ..camera import Intrinsics
 from .noise import _smooth_n, _smooth_u, _u01, coarse_noise, noise_field
 from .noise import key as _key
 from ..errors import ConfigError
-from .spec import chance, check_keys, draw, read_toml
+from ..settings import check_keys
+from .spec import chance, draw, read_toml
 
 SEG_HAIR = 6  # facerecon.synth.scene.SEG_HAIR (kept literal: numba kernels take plain ints)
 

@@ -5,11 +5,10 @@ Lowest module of :mod:`facerecon.synth`: presets (:mod:`.presets`) and sensor mo
 """
 from __future__ import annotations
 
-import difflib
 import tomllib
 from importlib import resources
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 import numpy as np
 
@@ -26,21 +25,6 @@ def read_toml(path: str | Path | None, default_name: str) -> dict:
         return tomllib.loads(text)
     except (OSError, tomllib.TOMLDecodeError) as exc:
         raise ConfigError(f"{path or default_name}: cannot read synthetic-data config: {exc}") from None
-
-
-def check_keys(given: Iterable[str], known: Iterable[str], where: str = "") -> None:
-    """Raise :class:`ConfigError` for the first key of ``given`` not in ``known``, naming the nearest valid one.
-
-    ``where`` prefixes the message (e.g. ``"preset 'biwi': "``).  A mistyped setting must never be
-    silently ignored (``--set lamda1=0.3`` once ran with lambda1 = 0.03).
-    """
-    known = sorted(set(known))
-    for key in given:
-        if key in known:
-            continue
-        close = difflib.get_close_matches(str(key), known, n=1, cutoff=0.6)
-        hint = f" (did you mean {close[0]!r}?)" if close else f"; known: {', '.join(known)}"
-        raise ConfigError(f"{where}unknown setting {key!r}{hint}")
 
 
 def draw(spec: Any, rng: np.random.Generator) -> Any:

@@ -37,6 +37,7 @@ from ..pose_types import HeadPose
 from ..preprocess.localize import localize_head
 from ..preprocess.position_image import make_position_image
 from ..rotations import geodesic_distance_deg
+from ..settings import overlay_sections
 from .filters import OneEuroParams, SE3OneEuroFilter
 from .sources import frame_time, open_sequence
 
@@ -53,24 +54,14 @@ def _packaged_config() -> dict:
 def track_config(overrides: dict | None = None) -> dict:
     """The packaged ``configs/track.toml`` with ``overrides`` ({section: {key: value}}) applied;
     unknown sections or keys are a :class:`ConfigError` naming the nearest valid name."""
-    import difflib
+    def coerce(section: str, key: str, old, value):
+        want = type(old)
+        try:
+            return want(value) if want is not bool or isinstance(value, bool) else str(value).lower() in ("1", "true", "yes")
+        except (TypeError, ValueError):
+            raise ConfigError(f"track config: {section}.{key} must be a {want.__name__}, got {value!r}") from None
 
-    base = _packaged_config()
-    out = {k: dict(v) for k, v in base.items()}
-    for section, table in (overrides or {}).items():
-        if section not in base:
-            near = difflib.get_close_matches(section, base, 1)
-            raise ConfigError(f"track config: unknown section {section!r}" + (f"; did you mean {near[0]!r}?" if near else ""))
-        for key, value in table.items():
-            if key not in base[section]:
-                near = difflib.get_close_matches(key, base[section], 1)
-                raise ConfigError(f"track config: unknown key {section}.{key}" + (f"; did you mean {section}.{near[0]}?" if near else ""))
-            want = type(base[section][key])
-            try:
-                out[section][key] = want(value) if want is not bool or isinstance(value, bool) else str(value).lower() in ("1", "true", "yes")
-            except (TypeError, ValueError):
-                raise ConfigError(f"track config: {section}.{key} must be a {want.__name__}, got {value!r}") from None
-    return out
+    return overlay_sections(_packaged_config(), overrides or {}, "track config", coerce)
 
 
 @dataclass

@@ -5,7 +5,7 @@ from dataclasses import fields
 from pathlib import Path
 from typing import Callable
 
-from ..synth.spec import check_keys
+from ..settings import check_keys
 from .data import PositionSet, build_synthetic_set, unlabelled_set
 from .pose import PoseTrainConfig, load_train_config
 from .shape import ShapeTrainConfig
