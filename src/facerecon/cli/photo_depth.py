@@ -26,7 +26,7 @@ def expand_photos(inputs: list[Path]) -> list[Path]:
     return out
 
 
-def run_depth_path(result, reconstructor, out_dir: Path, refine: int | None, refine_shape: int, formats=("obj", "ply")) -> dict:
+def run_depth_path(result, reconstructor, out_dir: Path, refine: int | None, refine_shape: int | None, formats=("obj", "ply")) -> dict:
     """The photo's metric head depth through ``Reconstructor``: face meshes, pose.json, landmarks.json, overlay.png."""
     from ..export import landmarks_json, save_overlay, write_face_meshes, write_json
 
@@ -80,7 +80,7 @@ def write_photo_depth(result, out_dir: Path) -> list[Path]:
 
 
 def process_photos(photos: list[Path], out: Path, depth_model: str, *, download: bool, surface: str, poisson_depth: int,
-                   density_trim: float, depth_path: bool, config: str, refine: int | None, refine_shape: int,
+                   density_trim: float, depth_path: bool, config: str, refine: int | None, refine_shape: int | None,
                    focal: float | None = None, formats=("obj", "ply"), depth_path_dir: str = DEPTH_PATH_DIR,
                    used: set[str] | None = None) -> tuple[list[str], int]:
     """Run the pipeline on each photo (one sub-folder per photo, complete or absent); returns the
@@ -149,7 +149,8 @@ def photo_depth_cmd(
     config: str = typer.Option("fast", help="Depth-path network configuration."),
     refine: Optional[int] = typer.Option(None, help="Depth path: rigid point-to-plane iterations after the networks, with the "
                                          "robust check (default: configs/check.toml)."),
-    refine_shape: int = typer.Option(0, help="Depth path: Gauss-Newton iterations of pose + shape after --refine."),
+    refine_shape: Optional[int] = typer.Option(None, help="Depth path: Gauss-Newton iterations of pose + identity after --refine "
+                                               "(default: configs/check.toml [shape]; 0: off)."),
     focal: Optional[float] = typer.Option(None, help="Focal length in pixels (overrides EXIF and the default field of view)."),
 ) -> None:
     """Photo -> MTCNN + ICT fit -> monocular depth -> metric depth (mm) -> coloured point cloud -> surface mesh.
@@ -175,7 +176,7 @@ def register(app: typer.Typer) -> None:
     app.command("photo-depth")(photo_depth_cmd)
 
 
-def reconstruct_photo_depth(frames: list[Path], out: Path, config: str, refine: int | None, refine_shape: int,
+def reconstruct_photo_depth(frames: list[Path], out: Path, config: str, refine: int | None, refine_shape: int | None,
                             focal: float | None, formats: tuple[str, ...]) -> None:
     """``facerecon reconstruct --method photo-depth``: every input is a photo; the depth path's files
     (face meshes, pose.json, landmarks.json, overlay.png) go in the photo's folder beside the

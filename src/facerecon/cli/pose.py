@@ -42,17 +42,22 @@ def pose_cmd(
     n_iter = 0 if no_refine else refine
     if n_iter != 0:  # the pose of the reconstructed face, rigidly fitted to the frame's points
         rec = Reconstructor.from_pretrained(config, search_others=True)
-        est = rec.pose
 
         def estimate(f):
             r = rec.reconstruct(f, refine=n_iter)
             r.pose_result.timings_ms.update({k: v for k, v in r.timings_ms.items() if k != "total"})
             return r.pose_result
+
+        def estimate_others(f):
+            return [r.pose_result for r in rec.reconstruct_all(f, refine=n_iter)[1:]]
     else:
         est = PoseEstimator.from_pretrained(config, search_others=True)
 
         def estimate(f):
             return est.estimate(f, refine=0)
+
+        def estimate_others(f):
+            return est.estimate_all(f, refine=0)[1:]
     table = Table("frame", "face", "yaw", "pitch", "roll", "t (mm)", "conf", "ms")
     used: set[str] = set()
     failures = no_face = 0
@@ -60,7 +65,7 @@ def pose_cmd(
         if error is None:
             try:
                 res = estimate(frame)
-                others = est.estimate_all(frame, refine=n_iter)[1:] if all_faces and res.face else []
+                others = estimate_others(frame) if all_faces and res.face else []
             except Exception as exc:  # noqa: BLE001 - one frame's failure never stops the batch
                 error = failure_text(path, exc)
         if error is not None:

@@ -30,8 +30,9 @@ def reconstruct_cmd(
                                          "networks, with the robust check and its fallback (default: configs/check.toml, 6; ~5 ms). "
                                          "See docs/confidence.md."),
     no_refine: bool = typer.Option(False, "--no-refine", help="The bare networks' pose (checked and scored, never changed)."),
-    refine_shape: int = typer.Option(0, help="After --refine: Gauss-Newton iterations of pose + identity + expression on the depth points "
-                                     "(the fitting baseline's joint stage started from the networks; ~20-40 ms each). 12 is a good value."),
+    refine_shape: Optional[int] = typer.Option(None, help="After --refine: Gauss-Newton iterations of pose + identity on the depth points "
+                                               "(the fitting baseline's joint stage started from the networks; default: configs/check.toml "
+                                               "[shape], 6; 0: off; --no-refine: off)."),
     unit: Optional[str] = typer.Option(None, help="Depth unit for npy/npz/png files (mm | m)."),
     focal: Optional[float] = typer.Option(None, help="Photos: focal length in pixels (default: EXIF, else a 60 degree field of "
                                           "view across the longer side; docs/photo.md)."),

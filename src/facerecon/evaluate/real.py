@@ -76,26 +76,37 @@ def sweep_angles(estimator, frames) -> dict:
     }
 
 
+class JamesShapeError:
+    """The reconstructed face against the james scan placed at a render's pose (compare_meshes
+    with landmark alignment + ICP, face regions only): one place for every benchmark."""
+
+    def __init__(self, model, scan):
+        self.model, self.scan = model, scan
+        self.tris = model.region_triangles("face")
+        self.region = model.region_mask(EVAL_REGION)
+        self.face_vertices = np.zeros(len(scan.vertices), bool)
+        self.face_vertices[np.unique(scan.faces[scan.face_triangle])] = True
+
+    def __call__(self, vertices_camera: np.ndarray, ref):
+        r_ref, t_ref = (ref.R, ref.t_mm) if hasattr(ref, "R") else ref
+        r_ref, t_ref = np.asarray(r_ref, np.float64), np.asarray(t_ref, np.float64)
+        gt = self.scan.vertices @ r_ref.T + t_ref
+        gt_lm = self.scan.landmarks_68[list(ALIGNMENT_LANDMARKS_9)] @ r_ref.T + t_ref
+        return compare_meshes(vertices_camera, self.tris, gt, self.scan.faces, self.model.alignment_landmarks, gt_lm,
+                              pred_mask=self.region, gt_mask=self.face_vertices, icp=True)
+
+
 def shape_on_james(reconstructor, frames, scan) -> dict:
     """Reconstructions of james renders against the scan placed at the render's pose."""
-    model = reconstructor.model
-    tris = model.region_triangles("face")
-    region = model.region_mask(EVAL_REGION)
-    face_vertices = np.zeros(len(scan.vertices), bool)
-    face_vertices[np.unique(scan.faces[scan.face_triangle])] = True
+    error = JamesShapeError(reconstructor.model, scan)
     rows, failed = [], []
     for f in frames:
-        ref = f.meta[EVAL_POSE_KEY]
-        r_ref, t_ref = (ref.R, ref.t_mm) if hasattr(ref, "R") else ref
         try:
             rec = reconstructor.reconstruct(f)
         except FaceReconError as exc:
             failed.append(exc.one_line())
             continue
-        gt = scan.vertices @ np.asarray(r_ref).T + np.asarray(t_ref)
-        gt_lm = scan.landmarks_68[list(ALIGNMENT_LANDMARKS_9)] @ np.asarray(r_ref).T + np.asarray(t_ref)
-        e = compare_meshes(rec.vertices_camera, tris, gt, scan.faces, model.alignment_landmarks, gt_lm,
-                           pred_mask=region, gt_mask=face_vertices, icp=True)
+        e = error(rec.vertices_camera, f.meta[EVAL_POSE_KEY])
         rows.append((e.pred_to_gt.mean, e.pred_to_gt.median, e.gt_to_pred.mean, e.gt_to_pred.median, e.chamfer.value_mm2))
     return _summary(rows, failed, len(frames))
 

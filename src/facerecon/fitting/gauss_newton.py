@@ -87,6 +87,12 @@ class _ModelSubset:
         self.idx = np.sort(rng.choice(region, size=n, replace=False))
         self.region = region
         self.region_tris = model.region_triangles(cfg.region)
+        # normals need only the region's triangles: evaluate the model on their vertices alone
+        self._tri_verts = np.unique(self.region_tris)
+        local = np.full(model.n_vertices, -1, np.int64)
+        local[self._tri_verts] = np.arange(len(self._tri_verts))
+        self._tris_local = local[self.region_tris]
+        self._idx_local = local[self.idx]
         k_id, k_ex = cfg.n_identity, cfg.n_expression
         self.b_id = model.identity_basis[:k_id, self.idx].astype(np.float64)  # (k_id, n, 3)
         self.b_ex = model.expression_basis[:k_ex, self.idx].astype(np.float64)
@@ -105,8 +111,15 @@ class _ModelSubset:
         return self.base + np.tensordot(ident, self.b_id, 1) + np.tensordot(expr, self.b_ex, 1)
 
     def normals(self, ident: np.ndarray, expr: np.ndarray) -> np.ndarray:
-        full = self.model.vertices(*self.full_weights(ident, expr)).astype(np.float64)
-        return _vertex_normals(full, self.region_tris)[self.idx]
+        v = self.model.vertices(*self.full_weights(ident, expr), subset=self._tri_verts).astype(np.float64)
+        n = _vertex_normals(v, self._tris_local)[self._idx_local]
+        # a sampled region vertex outside every region triangle has no normal from them (none in
+        # ICT's face regions; kept safe): the whole model's normal there
+        missing = self._idx_local < 0
+        if missing.any():
+            full = self.model.vertices(*self.full_weights(ident, expr)).astype(np.float64)
+            n[missing] = _vertex_normals(full, self.region_tris)[self.idx[missing]]
+        return n
 
 
 def fit_face(

@@ -328,25 +328,52 @@ def robust_pose(candidates: list[tuple[str, HeadPose]], v_head: np.ndarray, regi
         return RobustFit(best_pose, best, chosen, check0, tried)
     centre = np.asarray(centre if centre is not None else surf.pim.center_mm, np.float64)
     alts = list(candidates[1:]) + [(f"{name0} rolled {a:g}", roll_about_view_axis(pose0, a, centre)) for a in cfg["fallback"]["rolls_deg"]]
-    # the networks' pose turned about the face's own vertical and horizontal axes: rigid ICP
-    # converges from ~15 degrees, the networks miss face-only surfaces by 30-60
-    face_c = region.posed(v_head, pose0).mean(axis=0)
-    for a in cfg["fallback"]["turns_deg"]:
-        for axis, what in ((1, "yaw"), (0, "pitch")):
-            for sign in (1.0, -1.0):
-                alts.append((f"{name0} {what} {sign * a:+g}", turn_about(pose0, pose0.R[:, axis], sign * a, face_c)))
     alts += more() if more is not None else []
+    alts += search_grid(name0, pose0, vs, ns, v_head, region, surf, cfg)
     # an alternative must beat the networks' refined pose clearly: a face-like surface also fits
     # a turned face moderately well, and the networks are right far more often than not
+    # and it must lie on the points at least about as well (trimmed residual): the penalty terms
+    # (free space, landmarks, coverage) are noisy near profile, where a face turned 50 degrees
+    # wrong can trade a worse residual for fewer penalties
     best_score = best.score(cfg) - cfg["fallback"]["margin_mm"]
+    max_residual = best.residual_mm + cfg["fallback"]["residual_slack_mm"]
     for name, p in alts:
         q = refine_rigid(p, vs, ns, surf, cfg, n_iter)
         ch = evaluate(q)
         sc = ch.score(cfg)
         tried.append((f"{name}+refine", sc))
-        if sc < best_score:
+        if sc < best_score and ch.residual_mm <= max_residual:
             best_pose, best, best_score, chosen = q, ch, sc, f"{name}+refine"
     return RobustFit(best_pose, best, chosen, check0, tried)
+
+
+def search_grid(name0: str, pose0: HeadPose, v_sample: np.ndarray, n_sample: np.ndarray, v_head: np.ndarray, region: FaceRegion,
+                surf: MeasuredSurface, cfg: dict) -> list[tuple[str, HeadPose]]:
+    """The networks' pose turned over a grid of yaws x pitches about the head's own axes
+    through its origin, each given ``[search] iterations`` coarse refinement steps; the
+    ``[search] keep`` best by score are returned (to be refined fully).
+
+    Why the head origin and not the face: on surfaces the networks did not learn (a face
+    patch without hair or shoulders) they miss mostly the rotation (typically 30-50 degrees
+    of yaw towards frontal) while the head's position is roughly right; turning about the
+    face instead carries the face sideways with the wrong rotation and ICP then slides.
+    The grid needs no network: it is what saves a frame the networks have never seen
+    anything like."""
+    g = cfg["search"]
+    if not g["yaw_deg"] and not g["pitch_deg"]:
+        return []
+    origin = np.asarray(pose0.t_mm, np.float64)
+    scored = []
+    for a in [0.0, *g["yaw_deg"]]:
+        for b in [0.0, *g["pitch_deg"]]:
+            if a == 0.0 and b == 0.0:
+                continue
+            turned = turn_about(pose0, pose0.R[:, 1], a, origin)  # yaw about the head's vertical axis,
+            p = turn_about(turned, turned.R[:, 0], b, origin)  # then pitch about its (turned) ear-to-ear axis
+            q = refine_rigid(p, v_sample, n_sample, surf, cfg, g["iterations"])
+            scored.append((surface_check(v_head, q, region, surf, cfg).score(cfg), f"{name0} yaw {a:+g} pitch {b:+g}", q))
+    scored.sort(key=lambda c: c[0])
+    return [(name, q) for _, name, q in scored[: g["keep"]]]
 
 
 def rotate_position_image(data: np.ndarray, quarter_turns: int) -> np.ndarray:

@@ -89,7 +89,7 @@ class FittingReconstructor:
             out.append(HeadPose(r0, np.asarray(location.center_mm, np.float64) - r0 @ self._centre))
         return out
 
-    def reconstruct(self, depth, intrinsics: Intrinsics | None = None, refine: int | None = None, refine_shape: int = 0) -> FaceReconstruction:
+    def reconstruct(self, depth, intrinsics: Intrinsics | None = None, refine: int | None = None, refine_shape: int | None = None) -> FaceReconstruction:
         """``refine`` / ``refine_shape`` are accepted for interface compatibility (fitting is all refinement)."""
         frame, loc, pim, (t0, t1, t2) = locate_and_crop(depth, intrinsics)
         starts = self.initial_poses(loc)

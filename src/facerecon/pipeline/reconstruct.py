@@ -2,7 +2,8 @@
 
 ``localize -> position image -> DAPoseNet (pose) + DAShapeNet (subset offsets) ->
 fixed upsampling to every ICT vertex (``ShapeSubset``) -> head-frame mesh -> robust check
-and rigid refinement of the pose with this mesh (:mod:`.check`) -> R v + t``.
+and rigid refinement of the pose with this mesh (:mod:`.check`) -> joint pose + identity
+refinement on the frame's points (``[shape]`` of ``configs/check.toml``) -> R v + t``.
 The confidence, landmark self-check and face decision describe the returned pose.
 """
 from __future__ import annotations
@@ -20,8 +21,9 @@ from ..facemodel import FaceModel
 from ..facemodel.shape_subset import ShapeSubset
 from ..nets.argan import OFFSET_UNIT_MM, DAShapeNet
 from ..pose_types import HeadPose
+from ..preprocess.position_image import make_position_image
 from .check import MeasuredSurface, rotate_position_image, surface_check
-from .pose import TURNED_PREFIX, NetworkPoses, PoseEstimator, PoseResult, as_frame, locate_and_crop
+from .pose import TURNED_PREFIX, NetworkPoses, PoseEstimator, PoseResult, as_frame, locate_and_crop, other_head_regions
 from .weights import blas_threads, cpu_inference, load_weights, network_input, torch_threads, weights_meta, weights_path
 
 
@@ -82,12 +84,15 @@ class Reconstructor:
         t = time.perf_counter()
         return self.shape_offsets(data), (time.perf_counter() - t) * 1e3
 
-    def reconstruct(self, depth, intrinsics: Intrinsics | None = None, refine: int | None = None, refine_shape: int = 0) -> FaceReconstruction:
+    def reconstruct(self, depth, intrinsics: Intrinsics | None = None, refine: int | None = None,
+                    refine_shape: int | None = None) -> FaceReconstruction:
         """``refine``: rigid point-to-plane iterations of the reconstructed face onto the
         frame's points after the networks, with the robust check and its fallback
         (``None``: the default of ``configs/check.toml``; 0: the bare networks, only
-        checked); ``refine_shape`` > 0 then that many Gauss-Newton iterations of pose +
-        identity + expression (the fitter's joint stage, started from the networks' shape)."""
+        checked); ``refine_shape``: then that many Gauss-Newton iterations of pose + identity
+        (+ expression where ``[shape] expression_modes`` > 0) on the frame's points, the
+        fitter's joint stage started from the networks' shape (``None``: ``[shape]
+        iterations`` of ``configs/check.toml`` when ``refine`` is not 0; 0: none)."""
         # torch's thread count is process-wide: set it once for the frame, so the two network
         # threads do not switch it under each other; OpenBLAS likewise (the frame's solves are
         # small: measured, refine 98 -> 39 ms and mesh 62 -> 12 ms with one BLAS thread on 2 cores)
@@ -95,9 +100,31 @@ class Reconstructor:
         with torch_threads(n), blas_threads(n):
             return self._reconstruct(as_frame(depth, intrinsics), refine, refine_shape)
 
-    def _reconstruct(self, frame, refine: int | None, refine_shape: int) -> FaceReconstruction:
+    def reconstruct_all(self, depth, intrinsics: Intrinsics | None = None, refine: int | None = None,
+                        refine_shape: int | None = None) -> list[FaceReconstruction]:
+        """Every face in the frame: the best-ranked head first, then each other head-like region
+        (:func:`other_head_regions`) through the same networks, check and refinement; only
+        regions judged a face are kept (the first is returned whatever its decision)."""
+        n = self.pose.net.config.inference_threads
+        with torch_threads(n), blas_threads(n):
+            frame = as_frame(depth, intrinsics)
+            first = self._reconstruct(frame, refine, refine_shape)
+            out = [first]
+            for h in other_head_regions(frame, first.pose_result.location):
+                t0 = time.perf_counter()
+                pim = make_position_image(frame, h.center_mm)
+                r = self._reconstruct(frame, refine, refine_shape, (frame, h, pim, (t0, t0, time.perf_counter())))
+                if r.pose_result.face:
+                    out.append(r)
+        first.pose_result.other_heads = [r.pose_result.location for r in out[1:]]
+        return out
+
+    def _reconstruct(self, frame, refine: int | None, refine_shape: int | None, located: tuple | None = None) -> FaceReconstruction:
         t0 = time.perf_counter()
-        frame, loc, pim, times = locate_and_crop(frame)
+        shape_cfg = self.pose.check_cfg["shape"]
+        if refine_shape is None:
+            refine_shape = 0 if refine == 0 else int(shape_cfg["iterations"])
+        frame, loc, pim, times = located if located is not None else locate_and_crop(frame)
         if self._shape_worker is None:
             self._shape_worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="facerecon-shape")
         shape_job = self._shape_worker.submit(self._timed_shape_offsets, pim.data)
@@ -128,7 +155,9 @@ class Reconstructor:
             from ..fitting import FitConfig, fit_face
 
             fit = fit_face(pim.points_mm(), self.model, pr.pose.R, pr.pose.t_mm,
-                           FitConfig(rigid_iterations=0, iterations=int(refine_shape), max_distance_mm=(10.0, 5.0)),
+                           FitConfig(n_identity=int(shape_cfg["identity_modes"]), n_expression=int(shape_cfg["expression_modes"]),
+                                     rigid_iterations=0, iterations=int(refine_shape),
+                                     max_distance_mm=tuple(shape_cfg["max_distance_mm"]), region=self.pose.region.region),
                            identity=w[:k], expression=w[k:])
             w = np.r_[fit.identity, fit.expression]
             v_head = self.model.vertices(w[:k], w[k:]).astype(np.float64)
