@@ -88,3 +88,59 @@ def test_refinement_is_default_and_confidence_describes_the_returned_pose(recons
         assert err < 6.0, err
         js = pr.to_json()
         assert js["face"] is True and js["network"]["check"]["trimmed_residual_mm"] is not None and js["returned"] == pr.chosen
+
+
+def test_grid_search_recovers_a_pose_the_networks_miss_by_40_degrees(reconstructor, frames):
+    """A network pose 40 degrees off in yaw and 20 in pitch (what the networks do on face-only
+    surfaces): without the grid, refinement stays in the wrong basin; with it, the true pose is
+    found; and no alternative is taken whose trimmed residual is worse than the refined first
+    candidate's by more than the slack."""
+    import copy
+
+    from facerecon.pipeline.check import MeasuredSurface, refine_rigid, robust_pose, surface_check, turn_about
+    from facerecon.pipeline.pose import locate_and_crop
+    from facerecon.pose_types import HeadPose
+
+    est = reconstructor.pose
+    model = reconstructor.model
+    f = frames[1]
+    r, t = f.meta["pose_for_eval_only"]
+    v = model.vertices(f.meta["identity_for_eval_only"], np.zeros(model.n_expression)).astype(np.float64)
+    _, loc, pim, _ = locate_and_crop(f)
+    surf = MeasuredSurface.from_position_image(pim)
+    truth = HeadPose(r, t)
+    wrong = turn_about(truth, truth.R[:, 1], 40.0, truth.t_mm)
+    wrong = turn_about(wrong, wrong.R[:, 0], -20.0, wrong.t_mm)
+    no_grid = copy.deepcopy(est.check_cfg)
+    no_grid["search"]["yaw_deg"], no_grid["search"]["pitch_deg"], no_grid["fallback"]["rolls_deg"] = [], [], []
+    stuck = robust_pose([("network", wrong)], v, est.region, surf, no_grid, 6)
+    assert geodesic_distance_deg(stuck.pose.R, r) > 15.0, "the test needs a start refinement alone does not recover"
+    found = robust_pose([("network", wrong)], v, est.region, surf, est.check_cfg, 6)
+    assert geodesic_distance_deg(found.pose.R, r) < 5.0 and "yaw" in found.chosen, (found.chosen, geodesic_distance_deg(found.pose.R, r))
+    vs, ns = est.region.sample_with_normals(v)
+    first = surface_check(v, refine_rigid(wrong, vs, ns, surf, est.check_cfg, 6), est.region, surf, est.check_cfg)
+    assert found.check.residual_mm <= first.residual_mm + est.check_cfg["fallback"]["residual_slack_mm"]
+
+
+def test_joint_shape_refinement_is_default_and_described(reconstructor, frames):
+    """By default the checked pose is refined jointly with the identity on the frame's points
+    ([shape] of check.toml): the residual does not grow, the identity moves from the network's,
+    the expression stays the network's (expression_modes = 0), and the reported check is of the
+    returned mesh; refine_shape=0 and --no-refine (refine=0) turn it off."""
+    from facerecon.pipeline.check import MeasuredSurface, surface_check
+
+    cfg = check_config()["shape"]
+    assert cfg["iterations"] > 0 and cfg["expression_modes"] == 0
+    f = frames[0]
+    rigid = reconstructor.reconstruct(f, refine_shape=0)
+    joint = reconstructor.reconstruct(f)
+    bare = reconstructor.reconstruct(f, refine=0)
+    assert joint.pose_result.chosen.endswith(f"+refine-shape {cfg['iterations']}")
+    assert "refine-shape" not in rigid.pose_result.chosen and "refine-shape" not in bare.pose_result.chosen
+    assert joint.pose_result.check.residual_mm <= rigid.pose_result.check.residual_mm + 0.05
+    assert np.abs(joint.identity - rigid.identity).max() > 1e-3
+    np.testing.assert_allclose(joint.expression, rigid.expression)
+    again = surface_check(joint.vertices_head, joint.pose, reconstructor.pose.region,
+                          MeasuredSurface.from_position_image(joint.pose_result.position_image), reconstructor.pose.check_cfg)
+    assert again.residual_mm == pytest.approx(joint.pose_result.check.residual_mm)
+    assert geodesic_distance_deg(joint.pose.R, f.meta["pose_for_eval_only"][0]) < 6.0

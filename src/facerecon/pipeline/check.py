@@ -238,9 +238,15 @@ def surface_check(v_head: np.ndarray, pose: HeadPose, region: FaceRegion, surf: 
 
 
 def refine_rigid(pose: HeadPose, v_sample: np.ndarray, n_sample: np.ndarray, surf: MeasuredSurface, cfg: dict,
-                 iterations: int | None = None) -> HeadPose:
+                 iterations: int | None = None, planes: str | None = None) -> HeadPose:
     """Rigid point-to-plane ICP of head-frame sample vertices (with normals) onto the crop's
-    points, pairs found by projecting into the organised grid (see module doc)."""
+    points, pairs found by projecting into the organised grid (see module doc).  ``planes``
+    (default ``[refine] planes``): ``model``, the planes through the measured points have the
+    sample's normals (exact for a mesh); ``measured``, the grid's central-difference normals
+    (for samples whose own normals are estimates, e.g. a fused point cloud)."""
+    planes = cfg["refine"]["planes"] if planes is None else planes
+    if planes not in ("model", "measured"):
+        raise ValueError(f"refine planes must be 'model' or 'measured', not {planes!r}")
     r_cfg = cfg["refine"]
     n_iter = int(r_cfg["iterations"] if iterations is None else iterations)
     if n_iter <= 0:
@@ -270,7 +276,10 @@ def refine_rigid(pose: HeadPose, v_sample: np.ndarray, n_sample: np.ndarray, sur
             ok &= d <= max(2.5 * float(np.median(d[ok])), r_cfg["max_distance_mm"][1] * 0.5)
         if ok.sum() < r_cfg["min_pairs"]:
             break
-        dr, dt, x = point_to_plane_step(pp[ok], q[ok], nq[ok], damping=1e-6, damping_floor=1.0)
+        # model planes: the measured normals (central differences of single pixels) then only
+        # gate the pairs; on real sensors they are noisy enough to bias the step
+        n_plane = nm[idx][ok] if planes == "model" else nq[ok]
+        dr, dt, x = point_to_plane_step(pp[ok], q[ok], n_plane, damping=1e-6, damping_floor=1.0)
         R, t = dr @ R, dr @ t + dt
         if np.linalg.norm(x[:3]) < 1e-5 and np.linalg.norm(x[3:]) < 1e-3:
             break

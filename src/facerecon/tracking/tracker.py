@@ -277,17 +277,17 @@ class Tracker:
             if use_surface:
                 # fast turn (the network far from the track): the model finds the neighbourhood first
                 if start is net_pose:
-                    start = refine_rigid(start, vs0 + self._bs @ expr, ns, surf, self.check_cfg, c_ref["rigid_iterations"])
+                    start = refine_rigid(start, vs0 + self._bs @ expr, ns, surf, self.check_cfg, c_ref["rigid_iterations"], planes=c_ref["planes"])
                 sp, sn = self.surface.sample(c_surf["sample_points"], idx)
-                pose = refine_rigid(start, sp, sn, surf, self.check_cfg, c_surf["iterations"])
+                pose = refine_rigid(start, sp, sn, surf, self.check_cfg, c_surf["iterations"], planes=c_ref["planes"])
             else:
-                pose = refine_rigid(start, vs0 + self._bs @ expr, ns, surf, self.check_cfg, c_ref["rigid_iterations"])
+                pose = refine_rigid(start, vs0 + self._bs @ expr, ns, surf, self.check_cfg, c_ref["rigid_iterations"], planes=c_ref["planes"])
             # the face model at its own best fit near the pose: expression, check and confidence (with the
             # fused surface carrying the pose, the model may sit a few degrees off it: the person is not the model)
-            model_pose = refine_rigid(pose, vs0 + self._bs @ expr, ns, surf, self.check_cfg, 3) if use_surface else pose
+            model_pose = refine_rigid(pose, vs0 + self._bs @ expr, ns, surf, self.check_cfg, 3, planes=c_ref["planes"]) if use_surface else pose
             if c_ref["expression_iterations"] > 0:
                 expr = self._expression_steps(model_pose, vs0, ns, expr, surf, c_ref)
-                model_pose = refine_rigid(model_pose, vs0 + self._bs @ expr, ns, surf, self.check_cfg, 2)
+                model_pose = refine_rigid(model_pose, vs0 + self._bs @ expr, ns, surf, self.check_cfg, 2, planes=c_ref["planes"])
             if not use_surface:
                 pose = model_pose
         else:
