@@ -152,8 +152,8 @@ def fit_face(
     normals_head = sub.normals(a, b)
     for it in range(n_iter):
         rigid = it < cfg.rigid_iterations
-        if not rigid and (it - cfg.rigid_iterations) % 4 == 0:
-            normals_head = sub.normals(a, b)  # shape changes slowly: refresh normals every few steps
+        if not rigid and it > cfg.rigid_iterations and (it - cfg.rigid_iterations) % 4 == 0:
+            normals_head = sub.normals(a, b)  # shape changes slowly: refresh normals every few steps (not at the first: unchanged)
         v = sub.vertices(a, b)
         vc = v @ R.T + t
         nc = normals_head @ R.T
