@@ -111,13 +111,16 @@ class Reconstructor:
             first = self._reconstruct(frame, refine, refine_shape)
             out = [first]
             for h in other_head_regions(frame, first.pose_result.location):
-                t0 = time.perf_counter()
-                pim = make_position_image(frame, h.center_mm)
-                r = self._reconstruct(frame, refine, refine_shape, (frame, h, pim, (t0, t0, time.perf_counter())))
+                r = self._reconstruct_at(frame, h, refine, refine_shape)
                 if r.pose_result.face:
                     out.append(r)
         first.pose_result.other_heads = [r.pose_result.location for r in out[1:]]
         return out
+
+    def _reconstruct_at(self, frame, location, refine, refine_shape) -> FaceReconstruction:
+        t0 = time.perf_counter()
+        pim = make_position_image(frame, location.center_mm)
+        return self._reconstruct(frame, refine, refine_shape, (frame, location, pim, (t0, t0, time.perf_counter())))
 
     def _reconstruct(self, frame, refine: int | None, refine_shape: int | None, located: tuple | None = None) -> FaceReconstruction:
         t0 = time.perf_counter()
