@@ -22,7 +22,9 @@ grid of camera-frame points: no search structure is needed):
 * :func:`robust_pose` refines the networks' pose; when the result fails the acceptance
   test it also refines the alternatives (the un-averaged direct and mirrored network
   predictions, rolls of 90/180/270 degrees about the view axis: upside-down heads,
-  phones held sideways) and keeps the best by score.
+  phones held sideways; the networks on turned crops; :func:`search_grid`, a yaw x pitch
+  grid of turns about the head's origin: face-only surfaces the networks miss by 30-50
+  degrees) and keeps the best by score that does not raise the trimmed residual.
 * :func:`confidence_from` turns the final pose's check (and the landmark self-check, the
   identity / expression plausibility) into the confidence; :func:`face_decision` says
   "face" or "no face" with a reason.  Thresholds are data (``configs/check.toml``),
@@ -366,8 +368,8 @@ def search_grid(name0: str, pose0: HeadPose, v_sample: np.ndarray, n_sample: np.
     patch without hair or shoulders) they miss mostly the rotation (typically 30-50 degrees
     of yaw towards frontal) while the head's position is roughly right; turning about the
     face instead carries the face sideways with the wrong rotation and ICP then slides.
-    The grid needs no network: it is what saves a frame the networks have never seen
-    anything like."""
+    The grid does not need the networks' rotation to be near: it is what saves a frame
+    the networks have never seen anything like."""
     g = cfg["search"]
     if not g["yaw_deg"] and not g["pitch_deg"]:
         return []
