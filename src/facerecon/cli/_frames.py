@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Iterator
 
 from ..camera import camera_preset, parse_intrinsics
 from ..errors import ConfigError, FaceReconError, InputFileError
@@ -124,6 +125,47 @@ def frame_stem(path: Path, used: set[str]) -> str:
         name = f"{stem}_{k}"
     used.add(name)
     return name
+
+
+def run_batch(console, label: str, items: Iterable[tuple[Path, Any, str | None]], total: int,
+              handle: Callable[[Path, Any], str | None], *, no_face_errors: bool = True) -> tuple[list[str], int]:
+    """The one batch loop of the CLI: a progress bar (from two inputs on), ``handle(path,
+    payload)`` for each ``(path, payload, error)`` of ``items`` (``error``: the input could not
+    be read), and every failure reported as one red line naming the input, the batch going on.
+    ``handle`` writes the input's outputs and returns ``None``, or the line saying why it is
+    not a face (counted as "no face", printed in red).  ``no_face_errors``: a
+    ``NoFaceFoundError`` raised by ``handle`` counts as "no face" (photos: the detector found
+    none); otherwise as a failure (depth frames: the localiser found no head, exit code 1).
+    Returns ``(failure lines, no-face count)`` for :func:`finish_batch`."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from ..errors import NoFaceFoundError
+
+    failures: list[str] = []
+    no_face = 0
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), console=console,
+                  disable=total < 2) as bar:
+        task = bar.add_task(label, total=total)
+        for path, payload, error in items:
+            if error is None:
+                try:
+                    refused = handle(path, payload)
+                    if refused is not None:
+                        no_face += 1
+                        console.print(refused, style="red", markup=False, soft_wrap=True)
+                except NoFaceFoundError as exc:
+                    if no_face_errors:
+                        no_face += 1
+                        console.print(f"{path}: {failure_text(path, exc)}", style="red", markup=False, soft_wrap=True)
+                    else:
+                        error = failure_text(path, exc)
+                except Exception as exc:  # noqa: BLE001 - one input's failure never stops the batch
+                    error = failure_text(path, exc)
+            if error is not None:
+                failures.append(f"{path}: {error}")
+                console.print(failures[-1], style="red", markup=False, soft_wrap=True)
+            bar.advance(task)
+    return failures, no_face
 
 
 def iterate_frames(paths: list[Path], camera: str | None, intrinsics: str | None, unit: str | None = None

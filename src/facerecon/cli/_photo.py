@@ -12,7 +12,6 @@ from functools import lru_cache
 from pathlib import Path
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 # Always photos (never depth): the photo reader reports their decoding errors.  PNG and TIFF
 # may be either; is_photo_file tells (8-bit colour or grey = photo, 16-bit = depth).
@@ -95,69 +94,40 @@ def _report(rec, console: Console, name: str, d: Path) -> None:
 def reconstruct_photos(photos: list[Path], out: Path, formats: tuple[str, ...], overlay: bool, focal: float | None,
                        all_faces: bool, used: set[str], console: Console) -> tuple[list[str], int]:
     """Reconstruct every photo; returns (one-line failures, number of photos without a face)."""
-    from ..errors import NoFaceFoundError
     from ..fileutil import atomic_dir
-    from ._frames import failure_text, frame_stem
+    from ._frames import frame_stem, run_batch
 
     engine = _engine()
     model = engine.model
-    failures: list[str] = []
-    no_face = 0
-    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), console=console,
-                  disable=len(photos) < 2) as bar:
-        task = bar.add_task("photos", total=len(photos))
-        for path in photos:
-            try:
-                photo, calibrated = read_photo_input(path)
-                recs = engine.reconstruct(photo, focal_px=focal, all_faces=all_faces,
-                                          intrinsics=None if focal is not None else calibrated)
-                recs = recs if all_faces else [recs]
-                stem = out / frame_stem(path, used)
-                with atomic_dir(stem) as tmp:  # complete or absent, as the depth path's frame folders
-                    for rec in recs:
-                        write_photo_result(rec, model, photo.rgb, tmp / f"face_{rec.face_index}" if all_faces else tmp,
-                                           formats, overlay)
-                for rec in recs:
-                    _report(rec, console, path.name, stem / f"face_{rec.face_index}" if all_faces else stem)
-            except NoFaceFoundError as exc:
-                no_face += 1
-                console.print(exc.one_line(), style="red", markup=False, soft_wrap=True)
-            except Exception as exc:  # noqa: BLE001 - one photo's failure never stops the batch
-                failures.append(f"{path}: {failure_text(path, exc)}")
-                console.print(failures[-1], style="red", markup=False, soft_wrap=True)
-            bar.advance(task)
-    return failures, no_face
+
+    def handle(path: Path, _) -> None:
+        photo, calibrated = read_photo_input(path)
+        recs = engine.reconstruct(photo, focal_px=focal, all_faces=all_faces, intrinsics=None if focal is not None else calibrated)
+        recs = recs if all_faces else [recs]
+        stem = out / frame_stem(path, used)
+        with atomic_dir(stem) as tmp:  # complete or absent, as the depth path's frame folders
+            for rec in recs:
+                write_photo_result(rec, model, photo.rgb, tmp / f"face_{rec.face_index}" if all_faces else tmp, formats, overlay)
+        for rec in recs:
+            _report(rec, console, path.name, stem / f"face_{rec.face_index}" if all_faces else stem)
+
+    return run_batch(console, "photos", ((p, None, None) for p in photos), len(photos), handle)
 
 
 def reconstruct_rgbd(paths: list[Path], out: Path, formats: tuple[str, ...], overlay: bool, camera: str | None,
                      intrinsics: str | None, unit: str | None, used: set[str], console: Console) -> tuple[list[str], int]:
     """``--method rgbd``: depth frames with registered colour (TrueDepth PLY): the photo fit on
     the colour, then the face moved onto the depth by rigid ICP.  Returns (failures, no-face count)."""
-    from ..errors import NoFaceFoundError
     from ..fileutil import atomic_dir
-    from ._frames import failure_text, frame_stem, iterate_frames
+    from ._frames import frame_stem, iterate_frames, run_batch
 
     engine = _engine()
-    failures: list[str] = []
-    no_face = 0
-    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), console=console,
-                  disable=len(paths) < 2) as bar:
-        task = bar.add_task("rgbd frames", total=len(paths))
-        for path, frame, error in iterate_frames(paths, camera, intrinsics, unit):
-            if error is None:
-                try:
-                    rec = engine.reconstruct_rgbd(frame)
-                    d = out / frame_stem(path, used)
-                    with atomic_dir(d) as tmp:
-                        write_photo_result(rec, engine.model, frame.color, tmp, formats, overlay, method="rgbd")
-                    _report(rec, console, path.name, d)
-                except NoFaceFoundError as exc:
-                    no_face += 1
-                    console.print(exc.one_line(), style="red", markup=False, soft_wrap=True)
-                except Exception as exc:  # noqa: BLE001 - one frame's failure never stops the batch
-                    error = failure_text(path, exc)
-            if error is not None:
-                failures.append(f"{path}: {error}")
-                console.print(failures[-1], style="red", markup=False, soft_wrap=True)
-            bar.advance(task)
-    return failures, no_face
+
+    def handle(path: Path, frame) -> None:
+        rec = engine.reconstruct_rgbd(frame)
+        d = out / frame_stem(path, used)
+        with atomic_dir(d) as tmp:
+            write_photo_result(rec, engine.model, frame.color, tmp, formats, overlay, method="rgbd")
+        _report(rec, console, path.name, d)
+
+    return run_batch(console, "rgbd frames", iterate_frames(paths, camera, intrinsics, unit), len(paths), handle)

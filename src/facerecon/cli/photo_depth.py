@@ -7,7 +7,6 @@ from typing import Optional
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 console = Console(stderr=True)
 
@@ -87,11 +86,10 @@ def process_photos(photos: list[Path], out: Path, depth_model: str, *, download:
     one-line failures and the number of photos without a face.  ``depth_path_dir``: sub-folder
     for the depth path's files ("" = beside the depth files, as ``facerecon reconstruct
     --method photo-depth`` writes them)."""
-    from ..errors import NoFaceFoundError
     from ..fileutil import atomic_dir
     from ..photo.depth_pipeline import PhotoDepthConfig, PhotoDepthPipeline
     from ..photo.surface import SurfaceConfig
-    from ._frames import failure_text, frame_stem
+    from ._frames import frame_stem, run_batch
 
     cfg = PhotoDepthConfig(surface=SurfaceConfig(method=surface, poisson_depth=poisson_depth, density_quantile=density_trim))
     pipe = PhotoDepthPipeline.from_pretrained(depth_model, allow_download=download, config=cfg)
@@ -101,36 +99,24 @@ def process_photos(photos: list[Path], out: Path, depth_model: str, *, download:
 
         rec_engine = Reconstructor.from_pretrained(config, model=pipe.model)
     used = set() if used is None else used
-    failures: list[str] = []
-    no_face = 0
-    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), console=console,
-                  disable=len(photos) < 2) as bar:
-        task = bar.add_task("photo depth", total=len(photos))
-        for path in photos:
-            try:
-                res = pipe.run(path, focal_px=focal)
-                d = out / frame_stem(path, used)
-                with atomic_dir(d) as tmp:
-                    write_photo_depth(res, tmp)
-                    msg = (f"{path.name}: {res.backend} ({res.kind}), metric median |dz| {res.metric.median_abs_mm:.1f} mm on "
-                           f"{res.metric.n_pixels} face px")
-                    if res.surface is not None:
-                        msg += f", surface {res.surface.n_triangles} triangles"
-                    if rec_engine is not None:
-                        dp = run_depth_path(res, rec_engine, tmp / depth_path_dir if depth_path_dir else tmp, refine,
-                                            refine_shape, formats)
-                        e = dp["reconstruction"].pose.euler_deg
-                        msg += (f", depth path yaw {e[0]:.1f} pitch {e[1]:.1f} roll {e[2]:.1f}" if dp["pose"].get("face", True)
-                                else f", depth path: no face ({dp['pose'].get('reason', '')})")
-                console.print(f"{msg}  {res.timings_ms['total']:.0f} ms -> {d}", markup=False, soft_wrap=True)
-            except NoFaceFoundError as exc:
-                no_face += 1
-                console.print(f"{path}: {failure_text(path, exc)}", style="red", markup=False, soft_wrap=True)
-            except Exception as exc:  # noqa: BLE001 - one photo's failure never stops the batch
-                failures.append(f"{path}: {failure_text(path, exc)}")
-                console.print(failures[-1], style="red", markup=False, soft_wrap=True)
-            bar.advance(task)
-    return failures, no_face
+
+    def handle(path: Path, _) -> None:
+        res = pipe.run(path, focal_px=focal)
+        d = out / frame_stem(path, used)
+        with atomic_dir(d) as tmp:
+            write_photo_depth(res, tmp)
+            msg = (f"{path.name}: {res.backend} ({res.kind}), metric median |dz| {res.metric.median_abs_mm:.1f} mm on "
+                   f"{res.metric.n_pixels} face px")
+            if res.surface is not None:
+                msg += f", surface {res.surface.n_triangles} triangles"
+            if rec_engine is not None:
+                dp = run_depth_path(res, rec_engine, tmp / depth_path_dir if depth_path_dir else tmp, refine, refine_shape, formats)
+                e = dp["reconstruction"].pose.euler_deg
+                msg += (f", depth path yaw {e[0]:.1f} pitch {e[1]:.1f} roll {e[2]:.1f}" if dp["pose"].get("face", True)
+                        else f", depth path: no face ({dp['pose'].get('reason', '')})")
+        console.print(f"{msg}  {res.timings_ms['total']:.0f} ms -> {d}", markup=False, soft_wrap=True)
+
+    return run_batch(console, "photo depth", ((p, None, None) for p in photos), len(photos), handle)
 
 
 def photo_depth_cmd(

@@ -6,7 +6,6 @@ from typing import Optional
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 console = Console(stderr=True)
 
@@ -50,7 +49,7 @@ def reconstruct_cmd(
     from ..export import MESH_FORMATS, landmarks_json, save_overlay, write_face_meshes, write_json
     from ..fileutil import atomic_dir
     from ..pipeline import FittingReconstructor, Reconstructor
-    from ._frames import expand_inputs, failure_text, finish_batch, frame_stem, iterate_frames
+    from ._frames import expand_inputs, finish_batch, frame_stem, iterate_frames, run_batch
 
     fmts = tuple(f.strip().lower() for f in formats.split(",") if f.strip())
     bad = [f for f in fmts if f not in MESH_FORMATS]
@@ -69,42 +68,31 @@ def reconstruct_cmd(
     rec_engine = None if not paths else (
         Reconstructor.from_pretrained(config, search_others=True) if method == "network" else FittingReconstructor())
     n_iter = 0 if no_refine else refine
-    no_face = 0
     used: set[str] = set()
-    failures: list[str] = []
-    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), console=console,
-                  disable=len(paths) < 2) as bar:
-        task = bar.add_task("reconstructing", total=len(paths))
-        for path, frame, error in iterate_frames(paths, camera, intrinsics, unit):
-            if error is None:
-                try:
-                    rec = rec_engine.reconstruct(frame, refine=n_iter, refine_shape=refine_shape)
-                    d = out / frame_stem(path, used)
-                    if not rec.pose_result.face:  # refused: the reason and the numbers behind it, no mesh
-                        no_face += 1
-                        with atomic_dir(d) as tmp:  # replaces any earlier folder of this frame (old meshes)
-                            write_json(tmp / "pose.json", {"frame": str(path), "method": method, **rec.pose_result.to_json(),
-                                                           "timings_ms": rec.timings_ms})
-                        console.print(f"{path}: {rec.pose_result.reason}", style="red", markup=False, soft_wrap=True)
-                        bar.advance(task)
-                        continue
-                    with atomic_dir(d) as tmp:  # complete or absent: never a half-filled frame folder
-                        write_face_meshes(rec, rec_engine.model, tmp, fmts, intrinsics=frame.intrinsics)
-                        pose = {"frame": str(path), "method": method, **rec.pose_result.to_json(), "timings_ms": rec.timings_ms}
-                        # ICT expression weights by name: `facerecon animate --from-reconstructions` reads them
-                        pose["expression"] = {n: round(float(w), 6) for n, w in zip(rec_engine.model.expression_names, rec.expression)}
-                        if overlay:
-                            pose["overlay"] = save_overlay(rec, rec_engine.model, frame, tmp / "overlay.png")
-                        write_json(tmp / "pose.json", pose)
-                        write_json(tmp / "landmarks.json", landmarks_json(rec))
-                    console.print(f"{path.name}: yaw {rec.pose.euler_deg[0]:.1f} pitch {rec.pose.euler_deg[1]:.1f} "
-                                  f"roll {rec.pose.euler_deg[2]:.1f}  conf {rec.confidence:.2f}  {rec.timings_ms['total']:.1f} ms -> {d}")
-                except Exception as exc:  # noqa: BLE001 - one frame's failure never stops the batch
-                    error = failure_text(path, exc)
-            if error is not None:
-                failures.append(f"{path}: {error}")
-                console.print(f"{path}: {error}", style="red", markup=False, soft_wrap=True)
-            bar.advance(task)
+
+    def handle(path: Path, frame) -> str | None:
+        rec = rec_engine.reconstruct(frame, refine=n_iter, refine_shape=refine_shape)
+        d = out / frame_stem(path, used)
+        if not rec.pose_result.face:  # refused: the reason and the numbers behind it, no mesh
+            with atomic_dir(d) as tmp:  # replaces any earlier folder of this frame (old meshes)
+                write_json(tmp / "pose.json", {"frame": str(path), "method": method, **rec.pose_result.to_json(),
+                                               "timings_ms": rec.timings_ms})
+            return f"{path}: {rec.pose_result.reason}"
+        with atomic_dir(d) as tmp:  # complete or absent: never a half-filled frame folder
+            write_face_meshes(rec, rec_engine.model, tmp, fmts, intrinsics=frame.intrinsics)
+            pose = {"frame": str(path), "method": method, **rec.pose_result.to_json(), "timings_ms": rec.timings_ms}
+            # ICT expression weights by name: `facerecon animate --from-reconstructions` reads them
+            pose["expression"] = {n: round(float(w), 6) for n, w in zip(rec_engine.model.expression_names, rec.expression)}
+            if overlay:
+                pose["overlay"] = save_overlay(rec, rec_engine.model, frame, tmp / "overlay.png")
+            write_json(tmp / "pose.json", pose)
+            write_json(tmp / "landmarks.json", landmarks_json(rec))
+        console.print(f"{path.name}: yaw {rec.pose.euler_deg[0]:.1f} pitch {rec.pose.euler_deg[1]:.1f} "
+                      f"roll {rec.pose.euler_deg[2]:.1f}  conf {rec.confidence:.2f}  {rec.timings_ms['total']:.1f} ms -> {d}")
+        return None
+
+    failures, no_face = run_batch(console, "reconstructing", iterate_frames(paths, camera, intrinsics, unit), len(paths), handle,
+                                  no_face_errors=False)
     if photos:
         photo_failures, photo_no_face = reconstruct_photos(photos, out, fmts, overlay, focal, all_faces, used, console)
         failures += photo_failures
