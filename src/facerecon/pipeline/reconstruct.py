@@ -160,7 +160,7 @@ class Reconstructor:
             fit = fit_face(pim.points_mm(), self.model, pr.pose.R, pr.pose.t_mm,
                            FitConfig(n_identity=int(shape_cfg["identity_modes"]), n_expression=int(shape_cfg["expression_modes"]),
                                      n_model_points=int(shape_cfg["n_points"]), rigid_iterations=0, iterations=int(refine_shape),
-                                     max_distance_mm=tuple(shape_cfg["max_distance_mm"]), region=self.pose.region.region),
+                                     max_distance_mm=tuple(shape_cfg["max_distance_mm"]), region=str(shape_cfg["region"])),
                            identity=w[:k], expression=w[k:])
             w = np.r_[fit.identity, fit.expression]
             v_head = self.model.vertices(w[:k], w[k:]).astype(np.float64)
