@@ -54,7 +54,7 @@ class Refined:
     """A reconstructor whose reconstruct() always uses the given ``refine`` / ``refine_shape``
     (the library's ``refine=`` arguments; ``refine=0``: the bare networks)."""
 
-    def __init__(self, rec, refine: int | None, refine_shape: int = 0):
+    def __init__(self, rec, refine: int | None, refine_shape: int | None = 0):
         self.rec, self.refine, self.refine_shape, self.model = rec, refine, refine_shape, rec.model
 
     def reconstruct(self, depth, intrinsics=None):
@@ -147,12 +147,13 @@ def main(argv=None) -> int:
             results["shape"][name] = r
             print(name, "shape done", round(time.time() - t_start), "s", flush=True)
             if len(results["shape"]) == 1 and args.pose_refine:
-                # the first pose model's pose after rigid ICP of this reconstruction (`pose --refine N`): real frames only
-                refined = Refined(rec, args.pose_refine, 0)
+                # the first pose model's pose after the default refinement of this reconstruction (rigid ICP
+                # `--refine N`, fallback, then the joint pose + identity stage of check.toml [shape]): real frames only
+                refined = Refined(rec, args.pose_refine, None)
                 rp = {"weights": f"{pose_path} + {path}", "james": real_eval.pose_on_frames(refined, james),
                       "truedepth_sweep": real_eval.sweep_angles(refined, sweep),
                       "latency_ms_truedepth": latency(lambda: refined.estimate(sweep[0]), n=10)}
-                results["pose"][f"{pose_name} + refine {args.pose_refine}"] = rp
+                results["pose"][f"{pose_name} + refine {args.pose_refine} + joint (default output)"] = rp
                 print("refined pose done", round(time.time() - t_start), "s", flush=True)
     if args.fit and args.shape:
         # the classical baseline against the first shape model + the first pose model, same frames
@@ -162,7 +163,7 @@ def main(argv=None) -> int:
         name, path = next(iter(_pairs(args.shape).items()))
         net, subset, _ = load_shape(path, model)
         networks = Reconstructor(PoseEstimator(pose_net, model, refine=0), net, subset)
-        methods = {f"networks ({name})": networks, "networks + refine + refine-shape 12": Refined(networks, None, 12),
+        methods = {f"networks ({name})": networks, "networks + refine + refine-shape 12": Refined(networks, args.pose_refine, 12),
                    "fit": FittingReconstructor(model)}
         gen = SynthGenerator("facewarehouse", "kinect-v1", seed=1003, model=model)
         for label, rec in methods.items():

@@ -66,7 +66,7 @@ def _fit_section(results: dict) -> list[str]:
     lines = ["## Networks vs the classical fitting baseline", "",
              "`facerecon reconstruct --method fit` (FittingReconstructor: the localiser's frontal start, rigid point-to-plane ICP, "
              "then identity + expression by regularised Gauss-Newton; no network) against the networks, and the networks "
-             "followed by the default refinement and the fitter's joint stage (`--refine-shape 12`), on the same frames. "
+             "followed by the rigid refinement with its fallback and 12 joint pose + identity iterations (`--refine 6 --refine-shape 12`), on the same frames. "
              "Synthetic: whole `facewarehouse` frames (kinect-v1, seed 1003, frames 0..N-1), 9-landmark alignment, surface "
              "distances, geodesic pose error; real: as in the shape tables above.", "",
              "| method | data | N | failed | pred->gt median mm | gt->pred median mm | pose geodesic mean deg | s / frame |",
@@ -139,8 +139,10 @@ def write_report(results: dict, out: Path) -> Path:
             lines.append(f"| {name} | {s.get('n')} | {s.get('n_decreasing_steps', '-')} | {_f(s.get('spearman'), 3)} | "
                          f"{_f(s.get('pose', {}).get('geodesic_mean'))} | {_f(r['latency_ms_truedepth'], 1)} |")
         if any(" + refine " in n for n in results["pose"]):
-            lines += ["", "`MODEL + refine N`: the pose after N rigid point-to-plane ICP iterations of the reconstructed face "
-                      "(first shape model) onto the frame's points (`facerecon pose --refine N`); real frames only."]
+            lines += ["", "`MODEL + refine N + joint (default output)`: the pose after N rigid point-to-plane ICP iterations "
+                      "of the reconstructed face (first shape model) onto the frame's points with the robust check's fallback, "
+                      "then the joint pose + identity stage (check.toml [shape]): what `facerecon reconstruct` and "
+                      "`facerecon pose` return by default; real frames only."]
         fig = _plot_sweep(results, out)
         if fig:
             lines += ["", f"![sweep]({fig})", ""]

@@ -144,3 +144,8 @@ def test_joint_shape_refinement_is_default_and_described(reconstructor, frames):
                           MeasuredSurface.from_position_image(joint.pose_result.position_image), reconstructor.pose.check_cfg)
     assert again.residual_mm == pytest.approx(joint.pose_result.check.residual_mm)
     assert geodesic_distance_deg(joint.pose.R, f.meta["pose_for_eval_only"][0]) < 6.0
+    # an estimator built for the bare networks (refine=0) gets no joint stage by default either
+    from facerecon.pipeline import PoseEstimator, Reconstructor
+
+    bare_rec = Reconstructor(PoseEstimator(reconstructor.pose.net, reconstructor.model, refine=0), reconstructor.shape, reconstructor.subset)
+    assert bare_rec.reconstruct(f).pose_result.chosen == "network"

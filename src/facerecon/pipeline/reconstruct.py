@@ -125,8 +125,8 @@ class Reconstructor:
     def _reconstruct(self, frame, refine: int | None, refine_shape: int | None, located: tuple | None = None) -> FaceReconstruction:
         t0 = time.perf_counter()
         shape_cfg = self.pose.check_cfg["shape"]
-        if refine_shape is None:
-            refine_shape = 0 if refine == 0 else int(shape_cfg["iterations"])
+        if refine_shape is None:  # the joint stage follows the rigid refinement: none without it
+            refine_shape = 0 if (self.pose.default_refine if refine is None else int(refine)) == 0 else int(shape_cfg["iterations"])
         frame, loc, pim, times = located if located is not None else locate_and_crop(frame)
         if self._shape_worker is None:
             self._shape_worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="facerecon-shape")
