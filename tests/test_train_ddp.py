@@ -56,6 +56,9 @@ def _rank(rank: int, world: int, port: int, data: str, out: str) -> None:
         source, target, _ = load_sets(data, True, shard=(rank, world))
         assert list(source) == [rank]  # this rank read its own shard only
         train_pose(out, source, target, _cfg(shards=world), dist=d)
+        # as run_pose does: no rank tears gloo down while another still talks to it (rank 0
+        # writes the checkpoint after the last step; an early teardown aborted rank 1 once)
+        d.barrier()
     finally:
         torch.distributed.destroy_process_group()
 
