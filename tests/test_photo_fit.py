@@ -165,7 +165,7 @@ def test_landmarks_facing_away_are_ignored(model):
     tg, vc = _targets(model, np.zeros(100), None, pose, cam, n_dense=600, seed=5, jaw_on_silhouette=False)
     tg.contour[:] = False
     vn = HeadPose(pose.R, [0, 0, 0]).apply(model.neutral.astype(np.float64))  # rotated mean face: which side faces away
-    from facerecon.photo.fit import _vertex_normals
+    from facerecon.facemodel import vertex_normals as _vertex_normals
 
     n = _vertex_normals(vn, model.region_triangles("face"))[tg.vertices[:, 0]]
     p = vc[tg.vertices[:, 0]]

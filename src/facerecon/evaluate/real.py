@@ -9,13 +9,16 @@ fused cloud), rigidly aligned on landmarks and refined by ICP, inside the face r
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 
 from ..errors import FaceReconError
 from ..facemodel import ALIGNMENT_LANDMARKS_9, EVAL_REGION
+from ..metrics.align import fit_similarity, icp_to_surface
 from ..metrics.pose import pose_errors
 from ..metrics.shape import compare_meshes, scan_to_mesh_error
+from ..metrics.surface import SurfaceIndex
 from ..realdata import EVAL_POSE_KEY
 from ..rotations import rotation_angle_deg
 
@@ -95,25 +98,24 @@ class JamesShapeError:
         return compare_meshes(vertices_camera, self.tris, gt, self.scan.faces, self.model.alignment_landmarks, gt_lm,
                               pred_mask=self.region, gt_mask=self.face_vertices, icp=True)
 
+    @cached_property
+    def _scan_surface(self) -> SurfaceIndex:
+        """The scan's face surface, indexed once (in the scan's own frame)."""
+        return SurfaceIndex(self.scan.vertices.astype(np.float64), self.scan.faces[self.scan.face_triangle])
+
     def quick_median(self, vertices_camera: np.ndarray, ref, n_icp: int = 1500, icp_iterations: int = 15) -> float:
         """Median distance (mm) of the reconstructed face region to the scan's face surface, after
         the same 9-landmark alignment and ICP as :meth:`__call__` but with a seeded subsample of
         ``n_icp`` vertices driving the ICP and the scan's surface index built once (~1 s instead of
         ~18 s: for benchmarks over many frames; only the prediction -> scan direction)."""
-        from ..metrics.align import fit_similarity, icp_to_surface
-        from ..metrics.surface import SurfaceIndex
-
-        if not hasattr(self, "_scan_surface"):
-            scan_tris = self.scan.faces[self.scan.face_triangle]
-            self._scan_surface = SurfaceIndex(self.scan.vertices.astype(np.float64), scan_tris)
-            self._scan_lm = self.scan.landmarks_68[list(ALIGNMENT_LANDMARKS_9)].astype(np.float64)
-            reg = np.flatnonzero(self.region)
-            self._icp_rows = np.sort(np.random.default_rng(0).choice(reg, size=min(n_icp, len(reg)), replace=False))
+        reg = np.flatnonzero(self.region)
+        icp_rows = np.sort(np.random.default_rng(0).choice(reg, size=min(n_icp, len(reg)), replace=False))
         r_ref, t_ref = (ref.R, ref.t_mm) if hasattr(ref, "R") else ref
         v_head = (np.asarray(vertices_camera, np.float64) - np.asarray(t_ref, np.float64)) @ np.asarray(r_ref, np.float64)  # the scan's frame
-        xf = fit_similarity(v_head[self.model.alignment_landmarks], self._scan_lm)
-        xf = icp_to_surface(v_head[self._icp_rows], self._scan_surface, init=xf, max_iter=icp_iterations).transform
-        return float(np.median(self._scan_surface.query(xf.apply(v_head[self.region])).distances))
+        scan_lm = self.scan.landmarks_68[list(ALIGNMENT_LANDMARKS_9)].astype(np.float64)
+        xf = fit_similarity(v_head[self.model.alignment_landmarks], scan_lm)
+        xf = icp_to_surface(v_head[icp_rows], self._scan_surface, init=xf, max_iter=icp_iterations).transform
+        return float(np.median(self._scan_surface.query(xf.apply(v_head[reg])).distances))
 
 
 def shape_on_james(reconstructor, frames, scan) -> dict:

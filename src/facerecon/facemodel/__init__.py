@@ -6,6 +6,7 @@ from .model import (
     REGIONS,
     RENDER_REGIONS,
     FaceModel,
+    vertex_normals,
 )
 
-__all__ = ["FaceModel", "REGIONS", "RENDER_REGIONS", "EVAL_REGION", "ALIGNMENT_LANDMARKS_9", "ALIGNMENT_LANDMARKS_7"]
+__all__ = ["FaceModel", "REGIONS", "RENDER_REGIONS", "EVAL_REGION", "ALIGNMENT_LANDMARKS_9", "ALIGNMENT_LANDMARKS_7", "vertex_normals"]

@@ -226,6 +226,16 @@ class FaceModel:
         return self.neutral.copy()
 
 
+def vertex_normals(v: np.ndarray, tris: np.ndarray) -> np.ndarray:
+    """(V, 3) unit vertex normals of the mesh ``(v, tris)``: the sum of the area-weighted normals
+    of the triangles around each vertex (outward for ICT's winding); 0-length for unused vertices."""
+    n = np.zeros_like(v)
+    fn = np.cross(v[tris[:, 1]] - v[tris[:, 0]], v[tris[:, 2]] - v[tris[:, 0]])
+    for k in range(3):
+        np.add.at(n, tris[:, k], fn)
+    return n / np.maximum(np.linalg.norm(n, axis=1, keepdims=True), 1e-12)
+
+
 def _pad(w: np.ndarray, n: int) -> np.ndarray:
     if w.shape[-1] > n:
         raise ValueError(f"got {w.shape[-1]} weights, the model has {n} modes")

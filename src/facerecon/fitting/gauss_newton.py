@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy.spatial import cKDTree
 
-from ..facemodel import FaceModel
+from ..facemodel import FaceModel, vertex_normals
 from ..metrics.align import point_to_plane_step
 from ..rotations import axis_angle_to_matrix
 
@@ -68,41 +68,57 @@ def _skew(v: np.ndarray) -> np.ndarray:
     return np.stack([z, -v[:, 2], v[:, 1], v[:, 2], z, -v[:, 0], -v[:, 1], v[:, 0], z], 1).reshape(-1, 3, 3)
 
 
-def _vertex_normals(v: np.ndarray, tris: np.ndarray) -> np.ndarray:
-    n = np.zeros_like(v)
-    fn = np.cross(v[tris[:, 1]] - v[tris[:, 0]], v[tris[:, 2]] - v[tris[:, 0]])
-    for k in range(3):
-        np.add.at(n, tris[:, k], fn)
-    return n / np.maximum(np.linalg.norm(n, axis=1, keepdims=True), 1e-12)
+class _SubsetGeometry:
+    """What a fit needs of the model that does not change between fits with one configuration:
+    the seeded subsample of the region, its bases, and the region's triangles (for normals,
+    on the triangles' vertices only).  Built once per (model, configuration): :func:`_geometry`."""
+
+    def __init__(self, model: FaceModel, cfg: FitConfig):
+        region = model.region_vertices(cfg.region)
+        rng = np.random.default_rng(cfg.seed)
+        self.idx = np.sort(rng.choice(region, size=min(cfg.n_model_points, len(region)), replace=False))
+        region_tris = model.region_triangles(cfg.region)
+        self.tri_verts = np.unique(region_tris)
+        local = np.full(model.n_vertices, -1, np.int64)
+        local[self.tri_verts] = np.arange(len(self.tri_verts))
+        self.tris_local = local[region_tris]
+        self.idx_local = local[self.idx]
+        if (self.idx_local < 0).any():
+            raise ValueError(f"region {cfg.region!r}: sampled vertices outside every region triangle have no normal")
+        self.k_id, self.k_ex = cfg.n_identity, cfg.n_expression
+        self.b_id = model.identity_basis[: self.k_id, self.idx].astype(np.float64)  # (k_id, n, 3)
+        self.b_ex = model.expression_basis[: self.k_ex, self.idx].astype(np.float64)
+        self.model = model
+
+
+_GEOMETRY_CACHE: dict[tuple, _SubsetGeometry] = {}
+
+
+def _geometry(model: FaceModel, cfg: FitConfig) -> _SubsetGeometry:
+    """The cached :class:`_SubsetGeometry` (~17 ms to build, a fifth of a 6-iteration joint fit):
+    every frame of the default output and every start of ``--method fit`` reuses it."""
+    key = (id(model), cfg.region, cfg.n_model_points, cfg.seed, cfg.n_identity, cfg.n_expression)
+    geo = _GEOMETRY_CACHE.get(key)
+    if geo is None or geo.model is not model:  # a new model under a reused id
+        if len(_GEOMETRY_CACHE) >= 8:
+            _GEOMETRY_CACHE.clear()
+        geo = _GEOMETRY_CACHE[key] = _SubsetGeometry(model, cfg)
+    return geo
 
 
 class _ModelSubset:
-    """A fixed subsample of the face region with its bases and the full region's triangles for normals."""
+    """The subset geometry with this fit's fixed modes: modes beyond the fitted ones keep their
+    given values (e.g. a network's prediction)."""
 
-    def __init__(self, model: FaceModel, cfg: FitConfig, fixed_identity: np.ndarray | None = None,
+    def __init__(self, geo: _SubsetGeometry, fixed_identity: np.ndarray | None = None,
                  fixed_expression: np.ndarray | None = None):
-        region = model.region_vertices(cfg.region)
-        rng = np.random.default_rng(cfg.seed)
-        n = min(cfg.n_model_points, len(region))
-        self.idx = np.sort(rng.choice(region, size=n, replace=False))
-        self.region = region
-        self.region_tris = model.region_triangles(cfg.region)
-        # normals need only the region's triangles: evaluate the model on their vertices alone
-        self._tri_verts = np.unique(self.region_tris)
-        local = np.full(model.n_vertices, -1, np.int64)
-        local[self._tri_verts] = np.arange(len(self._tri_verts))
-        self._tris_local = local[self.region_tris]
-        self._idx_local = local[self.idx]
-        k_id, k_ex = cfg.n_identity, cfg.n_expression
-        self.b_id = model.identity_basis[:k_id, self.idx].astype(np.float64)  # (k_id, n, 3)
-        self.b_ex = model.expression_basis[:k_ex, self.idx].astype(np.float64)
-        self.model = model
-        self.k_id, self.k_ex = k_id, k_ex
-        # modes beyond the fitted ones keep their given values (e.g. a network's prediction)
+        model, k_id, k_ex = geo.model, geo.k_id, geo.k_ex
+        self.geo, self.model = geo, model
+        self.k_id, self.k_ex, self.b_id, self.b_ex = k_id, k_ex, geo.b_id, geo.b_ex
         self.rest_id = np.zeros(model.n_identity - k_id) if fixed_identity is None else np.asarray(fixed_identity, np.float64)[k_id:]
         self.rest_ex = np.zeros(model.n_expression - k_ex) if fixed_expression is None else np.asarray(fixed_expression, np.float64)[k_ex:]
         self.base = model.vertices(np.r_[np.zeros(k_id), self.rest_id], np.r_[np.zeros(k_ex), self.rest_ex],
-                                   subset=self.idx).astype(np.float64)
+                                   subset=geo.idx).astype(np.float64)
 
     def full_weights(self, ident: np.ndarray, expr: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         return np.r_[ident, self.rest_id], np.r_[expr, self.rest_ex]
@@ -111,15 +127,9 @@ class _ModelSubset:
         return self.base + np.tensordot(ident, self.b_id, 1) + np.tensordot(expr, self.b_ex, 1)
 
     def normals(self, ident: np.ndarray, expr: np.ndarray) -> np.ndarray:
-        v = self.model.vertices(*self.full_weights(ident, expr), subset=self._tri_verts).astype(np.float64)
-        n = _vertex_normals(v, self._tris_local)[self._idx_local]
-        # a sampled region vertex outside every region triangle has no normal from them (none in
-        # ICT's face regions; kept safe): the whole model's normal there
-        missing = self._idx_local < 0
-        if missing.any():
-            full = self.model.vertices(*self.full_weights(ident, expr)).astype(np.float64)
-            n[missing] = _vertex_normals(full, self.region_tris)[self.idx[missing]]
-        return n
+        g = self.geo
+        v = self.model.vertices(*self.full_weights(ident, expr), subset=g.tri_verts).astype(np.float64)
+        return vertex_normals(v, g.tris_local)[g.idx_local]
 
 
 def fit_face(
@@ -140,7 +150,7 @@ def fit_face(
     if len(pts) < 50:
         raise ValueError("too few depth points to fit the face model")
     tree = cKDTree(pts)
-    sub = _ModelSubset(model, cfg, identity, expression)
+    sub = _ModelSubset(_geometry(model, cfg), identity, expression)
     R = np.asarray(rotation, np.float64).copy()
     t = np.asarray(translation, np.float64).copy()
     a = np.zeros(sub.k_id) if identity is None else np.asarray(identity, np.float64)[: sub.k_id].copy()

@@ -44,7 +44,7 @@ import torch
 
 from ..camera import Intrinsics
 from ..errors import ConfigError
-from ..facemodel import FaceModel
+from ..facemodel import FaceModel, vertex_normals
 from ..pose_types import HeadPose
 from .config import load_photo_config
 
@@ -284,14 +284,6 @@ class _Structure:
     normal0: torch.Tensor  # (K, 3) mean-face surface normal at each landmark (head frame)
 
 
-def _vertex_normals(v: np.ndarray, tris: np.ndarray) -> np.ndarray:
-    n = np.zeros_like(v)
-    fn = np.cross(v[tris[:, 1]] - v[tris[:, 0]], v[tris[:, 2]] - v[tris[:, 0]])
-    for k in range(3):
-        np.add.at(n, tris[:, k], fn)
-    return n / np.maximum(np.linalg.norm(n, axis=1, keepdims=True), 1e-12)
-
-
 def _structure(model: FaceModel, t: LandmarkTargets, cfg: PhotoFitConfig) -> _Structure:
     key = (t.vertices.tobytes(), t.bary.tobytes(), t.contour.tobytes(), cfg.n_identity, cfg.n_expression,
            cfg.contour_band_mm, cfg.contour_front_mm, cfg.contour_back_mm)
@@ -311,7 +303,7 @@ def _structure(model: FaceModel, t: LandmarkTargets, cfg: PhotoFitConfig) -> _St
     bv = torch.from_numpy(np.searchsorted(subset, band))
     s0 = torch.cat([(neutral[tv] * bary[..., None]).sum(1), neutral[bv]])
     sb = torch.cat([(b[:, tv] * bary[None, ..., None]).sum(2), b[:, bv]], 1)
-    vn = _vertex_normals(model.neutral.astype(np.float64), model.region_triangles("face"))
+    vn = vertex_normals(model.neutral.astype(np.float64), model.region_triangles("face"))
     n0 = np.einsum("kj,kjc->kc", t.bary, vn[t.vertices])
     n0 /= np.maximum(np.linalg.norm(n0, axis=1, keepdims=True), 1e-12)
     st = _Structure(band, torch.from_numpy(band_index), torch.from_numpy((band_index >= 0).any(1)),
