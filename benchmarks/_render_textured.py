@@ -1,6 +1,6 @@
 """A small textured-mesh renderer for the photo benchmarks (issue 11: renders of the james scan).
 
-Geometry comes from :func:`facerecon.synth.render.render_mesh` (exact z-buffer, triangle ids,
+Geometry comes from :func:`facerecon.geometry.raster.render_mesh` (exact z-buffer, triangle ids,
 perspective-correct barycentrics); this module only colours the pixels: the texture sampled at
 the interpolated UV (bilinear; OBJ's v runs upwards) or interpolated per-vertex colours, times
 Lambert lighting (ambient + directional lights on interpolated vertex normals), over a
@@ -16,8 +16,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from facerecon.camera import Intrinsics
-from facerecon.synth.render import render_mesh
+from facerecon.geometry.camera import Intrinsics
+from facerecon.geometry.raster import render_mesh
 
 
 @dataclass

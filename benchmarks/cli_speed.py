@@ -67,7 +67,7 @@ def make_frames(folder: Path, n: int) -> list[Path]:
 
 def mesh_write_ms(frame: Path) -> dict:
     """Writing one frame's meshes per format, in process (median of 10), wall and CPU."""
-    from facerecon.camera import camera_preset
+    from facerecon.geometry.camera import camera_preset
     from facerecon.export import write_face_meshes
     from facerecon.io import read_depth
     from facerecon.pipeline import Reconstructor

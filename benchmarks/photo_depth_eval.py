@@ -269,7 +269,7 @@ def render_textured_scan(shared: Path, rotation: np.ndarray, translation: np.nda
 
     from facerecon.io.mesh import read_mesh
     from facerecon.realdata.scan import load_james_scan
-    from facerecon.synth.render import render_mesh
+    from facerecon.geometry.raster import render_mesh
 
     folder = shared / "data" / "real" / "scan-james"
     scan = load_james_scan(folder)
@@ -294,7 +294,7 @@ def render_textured_scan(shared: Path, rotation: np.ndarray, translation: np.nda
 def james_eval(shared: Path, backends: list[str], poisson_depth: int) -> dict:
     from scipy.spatial.transform import Rotation
 
-    from facerecon.camera import Intrinsics
+    from facerecon.geometry.camera import Intrinsics
     from facerecon.errors import FaceReconError
     from facerecon.metrics.surface import SurfaceIndex
     from facerecon.photo.depth import load_depth_backend

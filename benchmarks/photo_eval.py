@@ -134,7 +134,7 @@ def truedepth(shared: Path, rec, n_frames: int) -> dict:
     from facerecon.errors import FaceReconError
     from facerecon.io.truedepth import read_truedepth_frame
     from facerecon.photo.image import Photo
-    from facerecon.rotations import quat_to_matrix, rotation_angle_deg
+    from facerecon.geometry.rotations import quat_to_matrix, rotation_angle_deg
 
     folder = shared / "data" / "real" / "truedepth-mannequin" / "DepthFrames"
     files = sorted(folder.glob("frame-*.ply"))[:n_frames]

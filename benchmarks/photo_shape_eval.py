@@ -6,7 +6,7 @@
 Renders: ``data/real/scan-james/james.obj`` with its texture (``james.jpg``, the OBJ's UVs), in
 the ICT head frame of :func:`facerecon.realdata.scan.load_james_scan`, through a 640 x 480
 pinhole camera (60 degrees across, the focal length handed to the photo path as ``focal_px``),
-by ``benchmarks/_render_textured.py`` (exact z-buffer of ``facerecon.synth.render.render_mesh``,
+by ``benchmarks/_render_textured.py`` (exact z-buffer of ``facerecon.geometry.raster.render_mesh``,
 bilinear texture, Lambert lighting, 2x supersampling).  Per render, seeded: yaw stratified over
 -40..40 degrees, pitch uniform in -20..20, head 550-750 mm away and off-centre by up to 40 mm,
 one of four light set-ups (front, left, right, top; ambient + one or two directional lights)
@@ -94,7 +94,7 @@ def load_james(shared: Path, model):
 def render(scene: dict, scan, texture, uv, face_uv, intr) -> np.ndarray:
     from _render_textured import background, render_textured
 
-    from facerecon.rotations import euler_to_matrix
+    from facerecon.geometry.rotations import euler_to_matrix
 
     ambient, lights = light_sets()[scene["light"]]
     r = euler_to_matrix(scene["yaw"], scene["pitch"], 0.0)
@@ -131,7 +131,7 @@ def figure(path: Path, rgb, rec, model, scan, inner, fit_err, mean_err) -> None:
     from PIL import Image, ImageDraw
     from _render_textured import render_textured
 
-    from facerecon.camera import Intrinsics
+    from facerecon.geometry.camera import Intrinsics
     from facerecon.photo.overlay import overlay_image
 
     over = overlay_image(rgb, model, rec.vertices_camera, rec.intrinsics, rec.landmarks_2d)
@@ -170,14 +170,14 @@ def main(argv=None) -> int:
     import torch
 
     torch.set_num_threads(args.threads)
-    from facerecon.camera import Intrinsics
+    from facerecon.geometry.camera import Intrinsics
     from facerecon.errors import FaceReconError
     from facerecon.facemodel import FaceModel
     from facerecon.facemodel.model import RENDER_REGIONS
     from facerecon.photo.camera import focal_from_fov
     from facerecon.photo.image import Photo
     from facerecon.photo.reconstruct import PhotoReconstructor
-    from facerecon.rotations import euler_to_matrix, geodesic_distance_deg
+    from facerecon.geometry.rotations import euler_to_matrix, geodesic_distance_deg
 
     t0 = time.perf_counter()
     model = FaceModel.load()

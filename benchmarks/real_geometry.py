@@ -44,7 +44,7 @@ SENSOR, CAMERA = "kinect-v1", "kinect-v1"
 
 
 def _pose(rng, yaw=50.0, pitch=30.0, roll=20.0, z=(600.0, 1100.0)):
-    from facerecon.rotations import euler_to_matrix
+    from facerecon.geometry.rotations import euler_to_matrix
 
     r = euler_to_matrix(rng.uniform(-yaw, yaw), rng.uniform(-pitch, pitch), rng.uniform(-roll, roll))
     zz = rng.uniform(*z)
@@ -53,7 +53,7 @@ def _pose(rng, yaw=50.0, pitch=30.0, roll=20.0, z=(600.0, 1100.0)):
 
 
 def james_face_only(scan, n: int, seed: int) -> list:
-    from facerecon.camera import camera_preset
+    from facerecon.geometry.camera import camera_preset
     from facerecon.io.frame import DepthFrame
     from facerecon.realdata import EVAL_POSE_KEY
     from facerecon.realdata.scan import render_soup
@@ -74,14 +74,14 @@ def james_face_only(scan, n: int, seed: int) -> list:
 
 
 def mannequin_frames(folder: Path, model, n: int, seed: int, face_only: bool) -> list:
-    from facerecon.camera import camera_preset
+    from facerecon.geometry.camera import camera_preset
     from facerecon.io.frame import DepthFrame
     from facerecon.realdata import EVAL_POSE_KEY
     from facerecon.realdata import align_mannequin, load_mannequin_cloud, splat_mannequin
     from facerecon.realdata.target import MANNEQUIN_PITCH_RANGE, MANNEQUIN_YAW_RANGE
-    from facerecon.rotations import euler_to_matrix
+    from facerecon.geometry.rotations import euler_to_matrix
     from facerecon.synth.presets import load_sensor
-    from facerecon.synth.render import splat_points
+    from facerecon.geometry.raster import splat_points
     from facerecon.synth.sensors import apply_sensor
 
     k = camera_preset(CAMERA)
@@ -116,7 +116,7 @@ def out_of_span(model, n: int, seed: int, preset: str = "biwi-faces") -> list:
     surfaces in part: the ``biwi-faces`` preset of :mod:`facerecon.synth.deform`), exact poses."""
     from facerecon.io.frame import DepthFrame
     from facerecon.realdata import EVAL_POSE_KEY
-    from facerecon.rotations import quat_to_matrix
+    from facerecon.geometry.rotations import quat_to_matrix
     from facerecon.synth.generator import SynthGenerator
 
     gen = SynthGenerator(preset, seed=seed, model=model)
@@ -153,7 +153,7 @@ def truedepth(folder: Path, model):
 
 def imu_attitudes(folder: Path, timestamps: np.ndarray) -> np.ndarray | None:
     """(N, 3, 3) phone attitude at each frame's timestamp (nearest IMU sample)."""
-    from facerecon.rotations import quat_to_matrix
+    from facerecon.geometry.rotations import quat_to_matrix
 
     rows = json.loads((folder / "DepthFrames" / "motion-data.json").read_text(encoding="utf-8"))
     ts = np.array([r["timestamp"] for r in rows], np.float64)
@@ -168,7 +168,7 @@ def evaluate(rec, frames, refine, shape_error=None) -> list[dict]:
     reference pose)`` (the james scan's) adds the shape error (median mm, after alignment)."""
     from facerecon.errors import FaceReconError
     from facerecon.realdata import EVAL_POSE_KEY
-    from facerecon.rotations import geodesic_distance_deg
+    from facerecon.geometry.rotations import geodesic_distance_deg
 
     rows = []
     for f in frames:
@@ -223,7 +223,7 @@ def summarise(rows: list[dict]) -> dict:
 
 def imu_pairs(rows: list[dict], att: np.ndarray | None) -> dict:
     """Relative rotation angle of every frame pair: prediction vs IMU (both failed-free)."""
-    from facerecon.rotations import rotation_angle_deg
+    from facerecon.geometry.rotations import rotation_angle_deg
 
     if att is None:
         return {}

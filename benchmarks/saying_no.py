@@ -34,11 +34,11 @@ PRESETS = ("biwi", "facewarehouse", "ict3dhp", "truedepth")
 
 
 def pcl_frames(shared: Path) -> list:
-    from facerecon.camera import camera_preset
+    from facerecon.geometry.camera import camera_preset
     from facerecon.io import read_depth
     from facerecon.io.frame import DepthFrame
     from facerecon.io.pcd import read_pcd_points
-    from facerecon.synth.render import splat_points
+    from facerecon.geometry.raster import splat_points
 
     folder = shared / "data" / "real" / "kinect-pcl"
     out = [read_depth(folder / "person.pcd")]
@@ -55,7 +55,7 @@ def run(args) -> dict:
     from facerecon.facemodel import FaceModel
     from facerecon.pipeline import Reconstructor
     from facerecon.realdata import EVAL_POSE_KEY
-    from facerecon.rotations import geodesic_distance_deg
+    from facerecon.geometry.rotations import geodesic_distance_deg
 
     model = FaceModel.load()
     rec = Reconstructor.from_pretrained("fast", model=model)

@@ -30,7 +30,7 @@ import numpy as np
 
 def slerp_attitudes(motion_path: Path, times: np.ndarray) -> np.ndarray:
     """(N, 3, 3) phone attitudes at ``times`` (slerp between the two nearest IMU samples)."""
-    from facerecon.rotations import quat_to_matrix
+    from facerecon.geometry.rotations import quat_to_matrix
 
     rows = json.loads(motion_path.read_text(encoding="utf-8"))
     ts = np.array([r["timestamp"] for r in rows], np.float64)
@@ -51,7 +51,7 @@ def slerp_attitudes(motion_path: Path, times: np.ndarray) -> np.ndarray:
 
 
 def _angle(r: np.ndarray) -> np.ndarray:
-    from facerecon.rotations import rotation_angle_deg
+    from facerecon.geometry.rotations import rotation_angle_deg
 
     return rotation_angle_deg(r)
 

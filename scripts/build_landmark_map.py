@@ -4,7 +4,7 @@ points sits on the ICT-FaceKit surface, and the iBUG-68 points as weights of tho
 
 Method (re-run with ``python scripts/build_landmark_map.py``; ~2 minutes on 2 cores):
 1. Render ICT faces (the mean face and a few random identities, seeded) at several yaw/pitch
-   poses with a software z-buffer (``facerecon.synth.render.render_mesh``): Lambert-shaded
+   poses with a software z-buffer (``facerecon.geometry.raster.render_mesh``): Lambert-shaded
    skin, the model's own iris/sclera/eyelash materials coloured as such, brows and lips
    painted dark/red around ICT's own 68-landmark curves (brows 17-26, outer lip 48-59).
 2. Run the photo front end on each render (MTCNN box, then Face Mesh), and read the visible
@@ -103,7 +103,7 @@ def material_colours(model) -> np.ndarray:
 
 def render_rgb(model, verts_head, pose_r, t_mm, k, tris, tri_col, vcol, rng, light_x: float = -0.25):
     """8-bit render, the render output (triangle ids, barycentrics) and the camera-frame vertices."""
-    from facerecon.synth.render import render_mesh
+    from facerecon.geometry.raster import render_mesh
 
     v = verts_head @ pose_r.T + t_mm
     r = render_mesh(v, tris, k, barycentrics=True)
@@ -128,11 +128,11 @@ def render_rgb(model, verts_head, pose_r, t_mm, k, tris, tri_col, vcol, rng, lig
 def build(n_identities: int, seed: int, verbose: bool = True) -> dict:
     import torch
 
-    from facerecon.camera import Intrinsics
+    from facerecon.geometry.camera import Intrinsics
     from facerecon.facemodel import FaceModel
     from facerecon.photo.detect import FaceBox, MTCNN, detect_faces
     from facerecon.photo.landmarks import FaceMeshLandmarker
-    from facerecon.rotations import euler_to_matrix
+    from facerecon.geometry.rotations import euler_to_matrix
 
     torch.set_num_threads(2)
     model = FaceModel.load()

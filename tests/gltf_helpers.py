@@ -91,8 +91,8 @@ def ict_model(ict_archive):
 
 def synthetic_rec(model, seed: int = 7, expression: bool = True, euler=(25.0, -12.0, 6.0), t=(15.0, -30.0, 620.0)):
     """A FaceReconstruction-shaped object: seeded identity (and expression), a head pose."""
-    from facerecon.pose_types import HeadPose
-    from facerecon.rotations import euler_to_matrix
+    from facerecon.geometry.pose import HeadPose
+    from facerecon.geometry.rotations import euler_to_matrix
 
     rng = np.random.default_rng(seed)
     identity = rng.normal(0, 1, model.n_identity)

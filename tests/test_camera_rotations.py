@@ -4,8 +4,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from facerecon import rotations as rot
-from facerecon.camera import Intrinsics, camera_preset, camera_presets, fit_intrinsics, parse_intrinsics
+from facerecon.geometry import rotations as rot
+from facerecon.geometry.camera import Intrinsics, camera_preset, camera_presets, fit_intrinsics, parse_intrinsics
 from facerecon.errors import ConfigError
 
 

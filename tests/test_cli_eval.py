@@ -12,7 +12,7 @@ import trimesh
 from facerecon.cli import main
 from facerecon.datasets.folder import FolderDataset
 from facerecon.io.mesh import read_mesh, write_mesh
-from facerecon.rotations import euler_to_matrix
+from facerecon.geometry.rotations import euler_to_matrix
 
 
 def _run(capsys, *args: str) -> tuple[int, str]:

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import trimesh
 
-from facerecon.camera import camera_preset
+from facerecon.geometry.camera import camera_preset
 from facerecon.datasets.biwi import (
     BiwiSplit,
     biwi_protocol,
@@ -20,7 +20,7 @@ from facerecon.datasets.biwi import (
 )
 from facerecon.datasets.folder import FolderDataset
 from facerecon.errors import InputFileError
-from facerecon.rotations import euler_to_matrix
+from facerecon.geometry.rotations import euler_to_matrix
 
 
 def _fake_hpdb(root, n_seq=24, n_frames=5):

@@ -7,11 +7,11 @@ import numpy as np
 import pytest
 import trimesh
 
-from facerecon.camera import Intrinsics
+from facerecon.geometry.camera import Intrinsics
 from facerecon.datasets.folder import FolderDataset, FolderWriter, HeadPose
 from facerecon.errors import InputFileError
 from facerecon.io.frame import DepthFrame
-from facerecon.rotations import euler_to_matrix
+from facerecon.geometry.rotations import euler_to_matrix
 
 K = Intrinsics(300.0, 300.0, 31.5, 23.5, 64, 48)
 

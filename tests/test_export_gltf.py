@@ -23,7 +23,7 @@ def rec(model):
 
 @pytest.fixture(scope="module")
 def written(model, rec, tmp_path_factory):
-    from facerecon.camera import Intrinsics
+    from facerecon.geometry.camera import Intrinsics
     from facerecon.export import write_face_meshes
 
     out = tmp_path_factory.mktemp("glb")

@@ -3,11 +3,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from facerecon.camera import camera_preset
+from facerecon.geometry.camera import camera_preset
 from facerecon.facemodel import FaceModel
 from facerecon.fitting import FitConfig, fit_face
-from facerecon.rotations import euler_to_matrix, geodesic_distance_deg
-from facerecon.synth.render import render_mesh
+from facerecon.geometry.rotations import euler_to_matrix, geodesic_distance_deg
+from facerecon.geometry.raster import render_mesh
 
 
 def test_rigid_icp_recovers_pose_from_nearby_start():

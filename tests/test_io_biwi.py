@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from facerecon.camera import camera_preset
+from facerecon.geometry.camera import camera_preset
 from facerecon.errors import ConfigError, InputFileError
 from facerecon.io.biwi import (
     read_biwi_calibration,

@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from facerecon.camera import camera_preset
+from facerecon.geometry.camera import camera_preset
 from facerecon.errors import ConfigError, FaceReconError, InputFileError, UnsupportedFormatError
 from facerecon.io import DepthFrame, read_depth
 from facerecon.io.biwi import write_biwi_frame

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from facerecon.camera import Intrinsics
+from facerecon.geometry.camera import Intrinsics
 from facerecon.errors import InputFileError
 from facerecon.io.images import (
     read_depth_npy,

@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from facerecon.camera import Intrinsics, camera_preset
+from facerecon.geometry.camera import Intrinsics, camera_preset
 from facerecon.errors import ConfigError, InputFileError
 from facerecon.io.pcd import read_pcd, read_pcd_header, read_pcd_points, write_pcd
 

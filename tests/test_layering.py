@@ -14,7 +14,8 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "facerecon"
 
 # Lowest first. A module may import modules of its own layer or of a lower one.
 LAYERS: list[tuple[str, ...]] = [
-    ("errors", "rotations", "camera", "fileutil", "settings"),
+    ("errors", "fileutil", "settings"),
+    ("geometry",),
     ("io",),
     ("facemodel",),
     ("metrics", "fitting"),
@@ -22,7 +23,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("viz",),
     ("realdata",),
     ("preprocess",),
-    ("pose_types", "nets"),
+    ("nets",),
     ("train",),
     ("photo",),
     ("pipeline",),

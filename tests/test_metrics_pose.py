@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from facerecon.metrics.pose import PoseErrors, euler_abs_errors_deg, pose_errors, wrap_deg
-from facerecon.rotations import euler_to_matrix, matrix_to_euler, random_rotation
+from facerecon.geometry.rotations import euler_to_matrix, matrix_to_euler, random_rotation
 
 
 def test_identical_poses_give_zero():

@@ -13,7 +13,7 @@ from facerecon.metrics import (
     point_to_surface,
     scan_to_mesh_error,
 )
-from facerecon.rotations import euler_to_matrix, random_rotation
+from facerecon.geometry.rotations import euler_to_matrix, random_rotation
 
 
 def _blob(subdiv: int = 4) -> trimesh.Trimesh:

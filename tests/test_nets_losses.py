@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from facerecon.nets import landmark_chamfer_loss, pose_loss, quaternion_to_matrix
-from facerecon.rotations import quat_to_matrix
+from facerecon.geometry.rotations import quat_to_matrix
 
 
 def test_quaternion_to_matrix_matches_numpy():

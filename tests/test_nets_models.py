@@ -8,7 +8,7 @@ from torch import nn
 
 from facerecon.errors import ConfigError
 from facerecon.nets import DAPoseNet, Encoder, net_config, net_config_names, output_to_pose, pose_to_target
-from facerecon.pose_types import HeadPose
+from facerecon.geometry.pose import HeadPose
 from facerecon.preprocess import make_position_image
 
 
@@ -67,7 +67,7 @@ def test_pose_net_output_shapes(name):
 
 
 def test_output_to_pose_and_target_roundtrip():
-    from facerecon.camera import camera_preset
+    from facerecon.geometry.camera import camera_preset
     from facerecon.io.frame import DepthFrame
 
     k = camera_preset("kinect-v1")

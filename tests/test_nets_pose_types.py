@@ -6,8 +6,8 @@ import json
 import numpy as np
 import pytest
 
-from facerecon.pose_types import HeadPose
-from facerecon.rotations import euler_to_matrix, random_rotation
+from facerecon.geometry.pose import HeadPose
+from facerecon.geometry.rotations import euler_to_matrix, random_rotation
 
 
 def test_quaternion_roundtrip():
@@ -48,7 +48,7 @@ def test_test_time_flip_mirror_geometry():
     import torch
 
     from facerecon.nets.pose import flip_averaged, mirror_position_images
-    from facerecon.rotations import quat_to_matrix
+    from facerecon.geometry.rotations import quat_to_matrix
 
     rng = np.random.default_rng(0)
     img = rng.normal(size=(2, 3, 8, 8)).astype(np.float32)

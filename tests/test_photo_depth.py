@@ -197,10 +197,10 @@ class _ScaledInverseDepth:
 
 @pytest.fixture(scope="module")
 def synthetic_scene(ict_archive):
-    from facerecon.camera import Intrinsics
+    from facerecon.geometry.camera import Intrinsics
     from facerecon.facemodel import FaceModel
     from facerecon.facemodel.model import RENDER_REGIONS
-    from facerecon.synth.render import render_mesh
+    from facerecon.geometry.raster import render_mesh
 
     model = FaceModel.load()
     k = Intrinsics(300.0, 300.0, 159.5, 119.5, 320, 240)

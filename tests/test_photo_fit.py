@@ -9,8 +9,8 @@ from facerecon.facemodel import FaceModel
 from facerecon.photo.camera import focal_from_fov, photo_camera
 from facerecon.photo.config import load_photo_config
 from facerecon.photo.fit import LandmarkTargets, PhotoFitConfig, contour_bands, fit_photo, pnp_start
-from facerecon.pose_types import HeadPose
-from facerecon.rotations import geodesic_distance_deg
+from facerecon.geometry.pose import HeadPose
+from facerecon.geometry.rotations import geodesic_distance_deg
 
 # weak priors: on exact synthetic landmarks the data alone should pin the face down
 EXACT = dict(identity_prior=1e-7, expression_prior=1e-7, expression_l1=1e-8)

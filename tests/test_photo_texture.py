@@ -8,8 +8,8 @@ from facerecon.facemodel import FaceModel
 from facerecon.photo.camera import photo_camera
 from facerecon.photo.overlay import overlay_image, save_photo_overlay
 from facerecon.photo.texture import TextureConfig, face_triangles, sample_texture, uv_raster
-from facerecon.pose_types import HeadPose
-from facerecon.synth.render import render_mesh
+from facerecon.geometry.pose import HeadPose
+from facerecon.geometry.raster import render_mesh
 
 SIZE = 256
 RED = np.array([230, 20, 20])

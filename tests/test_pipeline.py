@@ -6,10 +6,10 @@ import json
 import numpy as np
 import pytest
 
-from facerecon.camera import camera_preset
+from facerecon.geometry.camera import camera_preset
 from facerecon.cli import main
 from facerecon.io.frame import DepthFrame
-from facerecon.rotations import geodesic_distance_deg
+from facerecon.geometry.rotations import geodesic_distance_deg
 
 
 @pytest.fixture(scope="module")
@@ -53,7 +53,7 @@ def _found(reconstructor, frames):
 
 
 def test_pose_on_ideal_synthetic_frames(reconstructor, ideal_frames):
-    from facerecon.rotations import quat_to_matrix
+    from facerecon.geometry.rotations import quat_to_matrix
 
     errs = []
     for s, res in _found(reconstructor, ideal_frames):
@@ -129,7 +129,7 @@ def test_fitting_baseline_lies_on_the_points_and_recovers_pose(reconstructor, id
     from scipy.spatial import cKDTree
 
     from facerecon.pipeline import FittingReconstructor
-    from facerecon.rotations import quat_to_matrix
+    from facerecon.geometry.rotations import quat_to_matrix
 
     fitter = FittingReconstructor()
     face = fitter.model.region_vertices("narrow_face")

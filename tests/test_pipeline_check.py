@@ -7,7 +7,7 @@ import pytest
 
 from facerecon.errors import ConfigError
 from facerecon.pipeline.check import check_config, rotate_position_image
-from facerecon.rotations import euler_to_matrix, geodesic_distance_deg
+from facerecon.geometry.rotations import euler_to_matrix, geodesic_distance_deg
 
 
 @pytest.fixture(scope="module")
@@ -51,7 +51,7 @@ def test_check_measures_a_right_and_a_wrong_pose(reconstructor, frames):
     """The true pose with the true shape lies on the points (~1 mm); 15 degrees off does not."""
     from facerecon.pipeline.check import MeasuredSurface, surface_check
     from facerecon.pipeline.pose import locate_and_crop
-    from facerecon.pose_types import HeadPose
+    from facerecon.geometry.pose import HeadPose
 
     est = reconstructor.pose
     model = reconstructor.model
@@ -99,7 +99,7 @@ def test_grid_search_recovers_a_pose_the_networks_miss_by_40_degrees(reconstruct
 
     from facerecon.pipeline.check import MeasuredSurface, refine_rigid, robust_pose, surface_check, turn_about
     from facerecon.pipeline.pose import locate_and_crop
-    from facerecon.pose_types import HeadPose
+    from facerecon.geometry.pose import HeadPose
 
     est = reconstructor.pose
     model = reconstructor.model

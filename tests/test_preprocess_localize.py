@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from facerecon.camera import camera_preset
+from facerecon.geometry.camera import camera_preset
 from facerecon.errors import NoFaceFoundError
 from facerecon.io.frame import DepthFrame
 from facerecon.preprocess import HeadLocation, localize_head
@@ -211,7 +211,7 @@ def test_to_dict_is_json_ready():
 
 def test_person_pcd_rotated_sideways(person_frame):
     """The same frame rotated by 90 degrees (camera held sideways): same head, body to the side."""
-    from facerecon.camera import Intrinsics
+    from facerecon.geometry.camera import Intrinsics
 
     k = person_frame.intrinsics
     h, w = person_frame.depth_mm.shape

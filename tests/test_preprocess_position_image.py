@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from facerecon.camera import Intrinsics, camera_preset
+from facerecon.geometry.camera import Intrinsics, camera_preset
 from facerecon.io.frame import DepthFrame
 from facerecon.preprocess import POSITION_SCALE_MM, PositionImage, make_position_image, stack_position_images
 

@@ -6,13 +6,13 @@ import os
 import numpy as np
 import pytest
 
-from facerecon.camera import camera_preset
+from facerecon.geometry.camera import camera_preset
 from facerecon.errors import NoFaceFoundError
 from facerecon.facemodel import FaceModel
 from facerecon.facemodel.model import ALIGNMENT_LANDMARKS_9
 from facerecon.preprocess import localize_head
 from facerecon.realdata import EVAL_POSE_KEY
-from facerecon.rotations import euler_to_matrix
+from facerecon.geometry.rotations import euler_to_matrix
 
 
 @pytest.fixture(scope="module", autouse=True)

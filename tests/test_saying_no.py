@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from facerecon.errors import NoFaceFoundError
-from facerecon.rotations import geodesic_distance_deg, matrix_to_euler
+from facerecon.geometry.rotations import geodesic_distance_deg, matrix_to_euler
 
 
 @pytest.fixture(scope="module")
@@ -43,7 +43,7 @@ def _outcome(reconstructor, frame):
 
 
 def test_ball_of_90mm_is_no_face(reconstructor):
-    from facerecon.camera import camera_preset
+    from facerecon.geometry.camera import camera_preset
     from facerecon.evaluate.hostile import render_frame
     from facerecon.synth import meshes as M
 

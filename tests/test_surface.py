@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from facerecon.camera import Intrinsics
+from facerecon.geometry.camera import Intrinsics
 from facerecon.errors import FaceReconError
 
 o3d = pytest.importorskip("open3d")

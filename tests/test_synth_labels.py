@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from facerecon.facemodel import FaceModel
-from facerecon.rotations import euler_to_matrix, matrix_to_euler, quat_to_matrix
+from facerecon.geometry.rotations import euler_to_matrix, matrix_to_euler, quat_to_matrix
 from facerecon.synth.generator import SynthGenerator
 from facerecon.synth.labels import gt_face_offsets, gt_vertices
 from facerecon.synth.scene import FACE_SEGMENTS

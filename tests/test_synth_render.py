@@ -4,9 +4,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from facerecon.camera import Intrinsics
+from facerecon.geometry.camera import Intrinsics
 from facerecon.synth import meshes as M
-from facerecon.synth.render import render_mesh, splat_points
+from facerecon.geometry.raster import render_mesh, splat_points
 
 K = Intrinsics(500.0, 500.0, 159.5, 119.5, 320, 240)
 
@@ -73,7 +73,7 @@ def test_splat_points_nearest_wins():
 
 def test_real_scan_and_point_cloud_render(real_dir):
     """The general helpers on real data: james.obj (mesh) and TrueDepth Expected.ply (points)."""
-    from facerecon.camera import camera_preset
+    from facerecon.geometry.camera import camera_preset
     from facerecon.io.mesh import read_mesh
     from facerecon.io.truedepth import read_ply_points
 

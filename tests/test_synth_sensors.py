@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 from scipy.ndimage import distance_transform_edt
 
-from facerecon.camera import camera_preset
+from facerecon.geometry.camera import camera_preset
 from facerecon.synth import meshes as M
 from facerecon.synth.generator import render_scene
 from facerecon.synth.presets import load_sensor

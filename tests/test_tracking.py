@@ -11,11 +11,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from facerecon.camera import Intrinsics
+from facerecon.geometry.camera import Intrinsics
 from facerecon.errors import ConfigError, InputFileError
 from facerecon.io.frame import DepthFrame
-from facerecon.pose_types import HeadPose
-from facerecon.rotations import geodesic_distance_deg
+from facerecon.geometry.pose import HeadPose
+from facerecon.geometry.rotations import geodesic_distance_deg
 from facerecon.tracking import OneEuroParams, SE3OneEuroFilter, open_sequence, track_config
 from facerecon.tracking.outputs import TRACK_CSV_COLUMNS, write_track_outputs
 

@@ -29,13 +29,13 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-backg
 
 @pytest.fixture(scope="module")
 def demo(ict_model, tmp_path_factory):
-    from facerecon.camera import Intrinsics
+    from facerecon.geometry.camera import Intrinsics
     from facerecon.export import landmarks_json, write_face_meshes, write_json
     from facerecon.export.animation import add_weight_animation, read_arkit_csv, retarget
     from facerecon.export.gltf import gltf_layout
     from facerecon.io.frame import DepthFrame
     from facerecon.io.images import write_frame_npz
-    from facerecon.synth.render import render_mesh
+    from facerecon.geometry.raster import render_mesh
 
     m = ict_model
     out = tmp_path_factory.mktemp("viewer")

@@ -12,7 +12,7 @@ def __getattr__(name: str):
     # imported when asked for: `facerecon --help` then starts without numpy (cold start), and
     # the predictors pull in torch
     if name in ("Intrinsics", "camera_preset"):
-        from . import camera
+        from .geometry import camera
 
         return getattr(camera, name)
     if name in ("PoseEstimator", "Reconstructor", "FaceReconstruction"):

@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any, Iterator
 
-from ..camera import camera_preset, parse_intrinsics
+from ..geometry.camera import camera_preset, parse_intrinsics
 from ..errors import ConfigError, FaceReconError, InputFileError
 from ..io.frame import DepthFrame
 

@@ -29,7 +29,7 @@ def view_depth(
     title: Optional[str] = typer.Option(None, "--title", help="Figure title (default: the file name)."),
 ) -> None:
     """Read a depth frame and write a colour preview PNG (depth in mm, intrinsics, scale bar)."""
-    from ..camera import camera_preset
+    from ..geometry.camera import camera_preset
     from ..io import read_depth
     from ..viz.depthmap import save_depth_preview
 

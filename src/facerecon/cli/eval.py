@@ -163,7 +163,7 @@ def _write_predictions(path: Path, samples: list[str], predicted: dict) -> None:
     import json
 
     from ..fileutil import write_text_atomic
-    from ..pose_types import HeadPose
+    from ..geometry.pose import HeadPose
 
     doc = {n: (HeadPose(predicted[n].R, predicted[n].t_mm).to_json() if n in predicted else None) for n in samples}
     write_text_atomic(path, json.dumps(doc, indent=1) + "\n")

@@ -56,7 +56,7 @@ def track_cmd(
     overrides = _parse_sets(set_)
     overrides.setdefault("refine", {})["enabled"] = refine
     if camera or intrinsics:
-        from ..camera import camera_preset, parse_intrinsics
+        from ..geometry.camera import camera_preset, parse_intrinsics
 
         def prepare(frame):
             if camera:

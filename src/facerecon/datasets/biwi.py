@@ -22,7 +22,7 @@ Protocols (the paper's Table 3):
   :meth:`BiwiSplit.write` next to any number you report.
 
 Poses are kept exactly as Biwi gives them (head-mesh frame -> depth camera frame, mm)
-and turned into yaw / pitch / roll with :mod:`facerecon.rotations`.  Biwi's frontal
+and turned into yaw / pitch / roll with :mod:`facerecon.geometry.rotations`.  Biwi's frontal
 poses are close to the identity, as in facerecon's canonical head frame, but the sign
 conventions of its head axes have not been checked against real frames here (no Biwi
 data in this repository): before comparing per-axis numbers with other papers, check a
@@ -196,7 +196,7 @@ def biwi_protocol(frames: Sequence[BiwiFrameRef], protocol: str, *, seed: int = 
 
 def load_biwi_sample(ref: BiwiFrameRef) -> FolderSample:
     """Read one frame (depth, intrinsics from depth.cal or the Biwi preset, pose, mesh path)."""
-    from ..camera import camera_preset
+    from ..geometry.camera import camera_preset
     from ..io.biwi import read_biwi_frame
 
     frame = read_biwi_frame(ref.depth_path)

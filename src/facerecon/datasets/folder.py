@@ -26,7 +26,7 @@ atomically), so an interrupted export never leaves a sample with missing parts.
      "euler_convention": "...", "mesh_frame": "head", "landmark_order": "ibug68", ...}
 
 ``NAME.pose.json`` (a head-frame point v maps to the camera frame as ``R v + t``; camera
-frame x right, y down, z forward, see :mod:`facerecon.rotations`)::
+frame x right, y down, z forward, see :mod:`facerecon.geometry.rotations`)::
 
     {"R": [[..],[..],[..]], "t_mm": [x, y, z],
      "quaternion_wxyz": [w, x, y, z],
@@ -53,12 +53,12 @@ from typing import Any, Iterator
 
 import numpy as np
 
-from ..camera import Intrinsics
+from ..geometry.camera import Intrinsics
 from ..errors import InputFileError
 from ..fileutil import atomic_path, read_json, write_text_atomic
 from ..io.frame import DepthFrame
-from ..pose_types import EULER_CONVENTION, HeadPose
-from ..rotations import euler_to_matrix, geodesic_distance_deg, quat_to_matrix
+from ..geometry.pose import EULER_CONVENTION, HeadPose
+from ..geometry.rotations import euler_to_matrix, geodesic_distance_deg, quat_to_matrix
 
 __all__ = ["FORMAT_NAME", "FORMAT_VERSION", "HeadPose", "FolderSample", "FolderDataset", "FolderWriter"]
 

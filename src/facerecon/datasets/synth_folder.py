@@ -30,7 +30,7 @@ import numpy as np
 
 from .folder import FolderWriter
 from ..errors import ConfigError
-from ..pose_types import HeadPose
+from ..geometry.pose import HeadPose
 
 __all__ = ["export_folder", "sample_name"]
 

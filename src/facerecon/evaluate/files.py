@@ -8,7 +8,7 @@ Pose predictions (``facerecon eval pose --method PATH``), one of:
   ``null`` for a sample means "the method gave no result" and counts as a failure;
 * **a CSV file** with a header row ``name,yaw,pitch,roll,tx,ty,tz`` (Euler angles in
   degrees, facerecon convention ``R = Ry(yaw) Rx(pitch) Rz(roll)`` about the camera axes,
-  see :mod:`facerecon.rotations`) or ``name,qw,qx,qy,qz,tx,ty,tz``.  Column order is free,
+  see :mod:`facerecon.geometry.rotations`) or ``name,qw,qx,qy,qz,tx,ty,tz``.  Column order is free,
   other columns are ignored, ``#`` lines are comments, a row with empty rotation fields is a
   failure.
 

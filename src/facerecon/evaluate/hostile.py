@@ -1,6 +1,6 @@
 """Hostile but valid frames: non-face objects and awkward heads, for the face / no-face ROC.
 
-Every frame is a camera-frame scene rendered exactly (:func:`facerecon.synth.render.render_mesh`)
+Every frame is a camera-frame scene rendered exactly (:func:`facerecon.geometry.raster.render_mesh`)
 and passed through a sensor model (:mod:`facerecon.synth.sensors`), seeded.  Negatives
 (``face = False``):
 
@@ -23,9 +23,9 @@ import dataclasses
 
 import numpy as np
 
-from ..camera import Intrinsics, camera_preset
+from ..geometry.camera import Intrinsics, camera_preset
 from ..io.frame import DepthFrame
-from ..rotations import euler_to_matrix, matrix_to_euler
+from ..geometry.rotations import euler_to_matrix, matrix_to_euler
 from ..synth import meshes as M
 
 NEGATIVE_KINDS = ("sphere", "box", "blob", "plane_blobs", "back_of_head")
@@ -92,7 +92,7 @@ def _wall(z: float, intr: Intrinsics) -> M.Mesh:
 def render_frame(meshes: list[M.Mesh], intr: Intrinsics, sensor: str, rng: np.random.Generator, source: str) -> DepthFrame:
     """Exact render of camera-frame meshes through a sensor model."""
     from ..synth.presets import load_sensor
-    from ..synth.render import render_mesh
+    from ..geometry.raster import render_mesh
     from ..synth.sensors import apply_sensor
 
     v, t = M.merge(meshes)

@@ -20,7 +20,7 @@ from ..metrics.pose import pose_errors
 from ..metrics.shape import compare_meshes, scan_to_mesh_error
 from ..metrics.surface import SurfaceIndex
 from ..realdata import EVAL_POSE_KEY
-from ..rotations import rotation_angle_deg
+from ..geometry.rotations import rotation_angle_deg
 
 MAX_SCAN_POINTS = 3000  # scan points per frame for the scan-to-mesh error (seeded subsample)
 

@@ -34,8 +34,8 @@ import numpy as np
 from ..fileutil import atomic_path, write_text_atomic
 from ..metrics.pose import PoseErrors, pose_errors
 from ..metrics.shape import ShapeErrors
-from ..pose_types import HeadPose
-from ..rotations import matrix_to_euler
+from ..geometry.pose import HeadPose
+from ..geometry.rotations import matrix_to_euler
 from .files import PredictedPose
 
 __all__ = ["PoseReport", "build_pose_report", "write_pose_report", "ShapeSample", "ShapeReport", "write_shape_report",

@@ -17,7 +17,7 @@ from ..metrics.pose import PoseErrors, pose_errors
 from ..metrics.shape import compare_meshes
 from ..nets.argan import OFFSET_UNIT_MM, DAShapeNet
 from ..nets.pose import DAPoseNet
-from ..rotations import quat_to_matrix
+from ..geometry.rotations import quat_to_matrix
 from ..train.data import PositionSet
 
 
@@ -84,7 +84,7 @@ def shape_on_synthetic_frames(reconstructor, generator, n: int) -> dict:
     import time
 
     from ..errors import FaceReconError
-    from ..rotations import geodesic_distance_deg
+    from ..geometry.rotations import geodesic_distance_deg
 
     model = reconstructor.model
     tris = model.region_triangles("face")

@@ -87,7 +87,7 @@ def landmarks_json(rec) -> dict:
 
 
 def _render_depth(vertices_cam: np.ndarray, triangles: np.ndarray, frame: DepthFrame) -> np.ndarray:
-    from ..synth.render import render_mesh
+    from ..geometry.raster import render_mesh
 
     return render_mesh(vertices_cam, triangles, frame.intrinsics, barycentrics=False).depth
 

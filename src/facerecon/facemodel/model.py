@@ -4,7 +4,7 @@ Canonical head frame (used by every module): millimetres; x towards the subject'
 y down (towards the chin), z into the head (from the face towards the back); origin at
 the ICT model origin, inside the head about 130 mm behind the nose tip.  A frontal face
 looking at the camera has rotation identity in the camera frame (x right, y down,
-z forward).  See :mod:`facerecon.rotations` for the Euler convention.
+z forward).  See :mod:`facerecon.geometry.rotations` for the Euler convention.
 
 ``vertices(identity, expression)`` is linear: ``neutral + identity @ B_id + expression @ B_exp``
 with identity weights ~ N(0, 1) (each mode is one standard deviation) and expression

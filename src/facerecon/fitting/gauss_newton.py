@@ -33,7 +33,7 @@ from scipy.spatial import cKDTree
 
 from ..facemodel import FaceModel, vertex_normals
 from ..metrics.align import point_to_plane_step
-from ..rotations import axis_angle_to_matrix
+from ..geometry.rotations import axis_angle_to_matrix
 
 
 @dataclass

@@ -16,7 +16,7 @@ from typing import Callable, TypeVar
 
 import numpy as np
 
-from ..camera import Intrinsics
+from ..geometry.camera import Intrinsics
 from ..errors import ConfigError, FaceReconError, InputFileError, InputWarning
 
 F = TypeVar("F", bound=Callable)

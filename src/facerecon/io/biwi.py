@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 from numba import njit
 
-from ..camera import Intrinsics
+from ..geometry.camera import Intrinsics
 from ..errors import InputFileError
 from ..fileutil import atomic_path, write_text_atomic
 from ._common import check_fixed_unit, check_image_size, checked_intrinsics, clean_depth_mm, guard_reader, read_bytes

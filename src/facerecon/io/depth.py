@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Callable
 
-from ..camera import Intrinsics
+from ..geometry.camera import Intrinsics
 from ..errors import ConfigError, InputFileError, UnsupportedFormatError
 from ._common import check_file, guard_reader
 from .frame import DepthFrame

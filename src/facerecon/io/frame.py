@@ -6,7 +6,7 @@ from typing import Any
 
 import numpy as np
 
-from ..camera import Intrinsics
+from ..geometry.camera import Intrinsics
 
 
 @dataclass

@@ -94,7 +94,7 @@ def build_corpus(folder: Path, real_dir: Path | None = None, big: bool = False) 
     ``real_dir`` (the development data's ``data/real`` folder) adds real files: the small ones always, the
     ~1 MB ones (``person.pcd``, a TrueDepth frame, ``james.obj``) only when ``big``.
     """
-    from ..camera import Intrinsics
+    from ..geometry.camera import Intrinsics
     from .biwi import write_biwi_frame
     from .images import write_depth_npz, write_depth_png
     from .mesh import write_mesh
@@ -183,7 +183,7 @@ _DEPTH_KINDS = ("png", "npy", "npz", "pcd", "truedepth", "bin")
 
 def _readers() -> dict[str, tuple[tuple[str, ...], Callable[[Path], object]]]:
     """Reader name -> (seed kinds it takes, call on a path)."""
-    from ..camera import Intrinsics
+    from ..geometry.camera import Intrinsics
     from . import biwi, images, mesh, pcd, ply, read_depth, truedepth
 
     def pcd_projected(p: Path):

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..camera import Intrinsics
+from ..geometry.camera import Intrinsics
 from ..errors import InputFileError
 from ..fileutil import atomic_path
 from ._common import (

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..camera import Intrinsics, fit_intrinsics
+from ..geometry.camera import Intrinsics, fit_intrinsics
 from ..errors import ConfigError, InputFileError
 from ._common import (
     check_bytes,

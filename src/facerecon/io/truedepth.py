@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from ..camera import Intrinsics
+from ..geometry.camera import Intrinsics
 from ..errors import InputFileError
 from ._common import check_fixed_unit, check_image_size, checked_intrinsics, clean_depth_mm, guard_reader
 from .frame import DepthFrame

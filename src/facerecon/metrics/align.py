@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.spatial import cKDTree
 
-from ..rotations import _rz, axis_angle_to_matrix
+from ..geometry.rotations import _rz, axis_angle_to_matrix
 from .surface import SurfaceIndex
 
 __all__ = [

@@ -1,6 +1,6 @@
 """Head pose errors: geodesic, per-axis Euler and translation errors.
 
-Euler angles are those of :mod:`facerecon.rotations` (``R = Ry(yaw) Rx(pitch) Rz(roll)``
+Euler angles are those of :mod:`facerecon.geometry.rotations` (``R = Ry(yaw) Rx(pitch) Rz(roll)``
 about the camera axes, degrees).  Papers do not agree on a convention, so per-axis
 numbers are only comparable with results computed in the same convention; the
 geodesic error (angle of ``R_pred^T R_true``) is convention-free and is reported too.
@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from ..rotations import matrix_to_euler
+from ..geometry.rotations import matrix_to_euler
 
 __all__ = ["PoseErrors", "wrap_deg", "euler_abs_errors_deg", "geodesic_errors_deg", "translation_errors_mm", "pose_errors"]
 
@@ -50,7 +50,7 @@ def geodesic_errors_deg(r_pred: np.ndarray, r_true: np.ndarray) -> np.ndarray:
     Computed as ``atan2(sin, cos)`` from the skew part and the trace, which stays accurate
     for tiny angles where ``arccos((tr - 1) / 2)`` loses half the digits (1e-6 degrees
     of noise for identical rotations); same value as
-    :func:`facerecon.rotations.geodesic_distance_deg` otherwise.
+    :func:`facerecon.geometry.rotations.geodesic_distance_deg` otherwise.
     """
     rel = np.swapaxes(_rotations(r_pred, "R_pred"), -1, -2) @ _rotations(r_true, "R_true")
     skew = np.stack([rel[:, 2, 1] - rel[:, 1, 2], rel[:, 0, 2] - rel[:, 2, 0], rel[:, 1, 0] - rel[:, 0, 1]], axis=-1)
@@ -72,7 +72,7 @@ def translation_errors_mm(t_pred: np.ndarray, t_true: np.ndarray) -> np.ndarray:
 class PoseErrors:
     """Summary (and per-sample values) of head pose errors over N samples.
 
-    Angles in degrees in the :mod:`facerecon.rotations` convention, distances in mm.
+    Angles in degrees in the :mod:`facerecon.geometry.rotations` convention, distances in mm.
     ``translation_mean_mm`` / ``translation_median_mm`` are None when no translations
     were given.  Per-sample arrays are kept (not printed) for plots and per-frame tables.
     """
@@ -95,7 +95,7 @@ class PoseErrors:
         d = asdict(self)
         for k in ("euler_abs", "geodesic", "translation"):
             d.pop(k)
-        d["euler_convention"] = "R = Ry(yaw) @ Rx(pitch) @ Rz(roll), camera axes, degrees (facerecon.rotations)"
+        d["euler_convention"] = "R = Ry(yaw) @ Rx(pitch) @ Rz(roll), camera axes, degrees (facerecon.geometry.rotations)"
         return d
 
     def format_table(self) -> str:

@@ -26,7 +26,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..pose_types import HeadPose
+from ..geometry.pose import HeadPose
 from ..preprocess.position_image import PositionImage
 from .configs import NetConfig, net_config
 from .encoder import Encoder
@@ -54,7 +54,7 @@ def canonicalize_quaternion(q: torch.Tensor) -> torch.Tensor:
 def quaternion_to_matrix(q: torch.Tensor) -> torch.Tensor:
     """(..., 4) quaternions (w, x, y, z) (normalised here) -> (..., 3, 3) rotation matrices.
 
-    Same formula as :func:`facerecon.rotations.quat_to_matrix`.
+    Same formula as :func:`facerecon.geometry.rotations.quat_to_matrix`.
     """
     q = normalize_quaternion(q)
     w, x, y, z = q.unbind(-1)

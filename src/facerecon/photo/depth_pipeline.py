@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from ..camera import Intrinsics
+from ..geometry.camera import Intrinsics
 from ..errors import FaceReconError
 from ..facemodel import FaceModel
 from .depth import AUTO, DepthBackend, load_depth_backend

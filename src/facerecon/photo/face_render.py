@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..camera import Intrinsics
+from ..geometry.camera import Intrinsics
 from ..facemodel import FaceModel
 from ..facemodel.model import EVAL_REGION, RENDER_REGIONS
 
@@ -46,7 +46,7 @@ def _erode(mask: np.ndarray, radius: int) -> np.ndarray:
 def render_fitted_face(vertices_camera: np.ndarray, intrinsics: Intrinsics, model: FaceModel | None = None,
                        contour_band: float = CONTOUR_BAND) -> FaceRender:
     """Render the fitted ICT mesh (camera frame, mm) at ``intrinsics``; see the module doc."""
-    from ..synth.render import render_mesh
+    from ..geometry.raster import render_mesh
 
     model = model or FaceModel.load()
     tris = model.region_triangles(*RENDER_REGIONS)

@@ -42,10 +42,10 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from ..camera import Intrinsics
+from ..geometry.camera import Intrinsics
 from ..errors import ConfigError
 from ..facemodel import FaceModel, vertex_normals
-from ..pose_types import HeadPose
+from ..geometry.pose import HeadPose
 from .config import load_photo_config
 
 ROBUST_LOSSES = ("geman_mcclure", "huber", "l2")

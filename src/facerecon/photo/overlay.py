@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..camera import Intrinsics
+from ..geometry.camera import Intrinsics
 from ..facemodel import RENDER_REGIONS, FaceModel
 from ..fileutil import atomic_path
 
@@ -60,8 +60,8 @@ def textured_view(model: FaceModel, vertices_head: np.ndarray, texture: np.ndarr
                   pitch_deg: float = 5.0) -> np.ndarray:
     """(size, size, 3) uint8: the head-frame mesh with its UV texture (face material; other
     surfaces light grey), Lambert-lit from the camera, turned by ``yaw_deg`` / ``pitch_deg``."""
-    from ..rotations import euler_to_matrix
-    from ..synth.render import render_mesh
+    from ..geometry.rotations import euler_to_matrix
+    from ..geometry.raster import render_mesh
     from .texture import face_triangles
 
     tri_idx = np.nonzero(model.region_mask(*RENDER_REGIONS)[model.triangles].all(axis=1))[0]

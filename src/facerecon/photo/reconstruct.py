@@ -19,10 +19,10 @@ from pathlib import Path
 
 import numpy as np
 
-from ..camera import Intrinsics
+from ..geometry.camera import Intrinsics
 from ..errors import ConfigError, FaceReconError, NoFaceFoundError
 from ..facemodel import FaceModel
-from ..pose_types import EULER_CONVENTION, HeadPose
+from ..geometry.pose import EULER_CONVENTION, HeadPose
 from .camera import PhotoCamera, photo_camera
 from .config import load_photo_config
 from .fit import LandmarkTargets, PhotoFit, PhotoFitConfig, contour_bands, fit_photo

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..camera import Intrinsics
+from ..geometry.camera import Intrinsics
 from ..errors import FaceReconError
 
 SURFACE_METHODS = ("poisson", "ball-pivoting")

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..camera import Intrinsics
+from ..geometry.camera import Intrinsics
 from ..facemodel import RENDER_REGIONS, FaceModel
 from .config import load_photo_config
 
@@ -93,7 +93,7 @@ def vertex_mirror(model: FaceModel) -> np.ndarray:
 
 def uv_raster(model: FaceModel, size: int) -> UVRaster:
     """Covered texels of the face UV tile with triangle and barycentrics, and their mirror texels (cached)."""
-    from ..synth.render import render_mesh
+    from ..geometry.raster import render_mesh
 
     cache = model.__dict__.setdefault("_photo_texture_cache", {})
     if ("raster", size) in cache:
@@ -148,7 +148,7 @@ def sample_texture(model: FaceModel, vertices_camera: np.ndarray, rgb: np.ndarra
     """The photo ``rgb`` (H, W, 3) sampled into the face UV tile for the fitted mesh ``vertices_camera`` (V, 3)."""
     from scipy.ndimage import distance_transform_edt
 
-    from ..synth.render import render_mesh
+    from ..geometry.raster import render_mesh
 
     cfg = cfg or TextureConfig.load()
     s = cfg.size

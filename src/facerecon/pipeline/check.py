@@ -42,9 +42,9 @@ import numpy as np
 
 from ..facemodel import FaceModel
 from ..metrics.align import point_to_plane_step
-from ..pose_types import HeadPose
+from ..geometry.pose import HeadPose
 from ..preprocess.position_image import PositionImage
-from ..rotations import axis_angle_to_matrix
+from ..geometry.rotations import axis_angle_to_matrix
 from ..settings import overlay_sections
 
 
@@ -213,7 +213,7 @@ class SurfaceCheck:
 def surface_check(v_head: np.ndarray, pose: HeadPose, region: FaceRegion, surf: MeasuredSurface, cfg: dict) -> SurfaceCheck:
     """Render the face region of the head-frame mesh ``v_head`` at ``pose`` into the crop and
     compare with the measured surface; the landmark self-check of the same mesh (see module doc)."""
-    from ..synth.render import rasterize
+    from ..geometry.raster import rasterize
 
     c = cfg["check"]
     verts = np.ascontiguousarray(region.posed(v_head, pose), np.float64)

@@ -19,13 +19,13 @@ import time
 
 import numpy as np
 
-from ..camera import Intrinsics
+from ..geometry.camera import Intrinsics
 from ..errors import NoFaceFoundError
 from ..facemodel import FaceModel
 from ..fitting import FitConfig, fit_face
-from ..pose_types import HeadPose
+from ..geometry.pose import HeadPose
 from ..preprocess.localize import DEFAULT_PARAMS
-from ..rotations import euler_to_matrix
+from ..geometry.rotations import euler_to_matrix
 from .check import FaceRegion, MeasuredSurface, check_config, surface_check
 from .pose import describe_pose, locate_and_crop
 from .reconstruct import FaceReconstruction

@@ -16,12 +16,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..camera import Intrinsics
+from ..geometry.camera import Intrinsics
 from ..facemodel import FaceModel
 from ..io.frame import DepthFrame
 from ..nets.pose import (_MIRROR_QUAT, _MIRROR_TRANS, DAPoseNet, canonicalize_quaternion, flip_averaged, mirror_position_images, normalize_quaternion,
                          output_to_pose)
-from ..pose_types import HeadPose
+from ..geometry.pose import HeadPose
 from ..preprocess.localize import HeadLocation, localize_head
 from ..preprocess.position_image import PositionImage, make_position_image
 from .check import (CHECK_LANDMARKS, FaceRegion, MeasuredSurface, SurfaceCheck, check_config, confidence_from, confidence_terms,
@@ -206,7 +206,7 @@ class PoseEstimator:
         """The network on the crop turned by 90/180/270 degrees about the view axis (one batch),
         each pose turned back: candidates for a head the network never saw at that roll
         (an upside-down camera, a phone held sideways)."""
-        from ..rotations import euler_to_matrix
+        from ..geometry.rotations import euler_to_matrix
 
         flip = self.net.config.test_time_flip
         imgs = [rotate_position_image(pim.data, k) for k in quarter_turns]

@@ -16,11 +16,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..camera import Intrinsics
+from ..geometry.camera import Intrinsics
 from ..facemodel import FaceModel
 from ..facemodel.shape_subset import ShapeSubset
 from ..nets.argan import OFFSET_UNIT_MM, DAShapeNet
-from ..pose_types import HeadPose
+from ..geometry.pose import HeadPose
 from ..preprocess.position_image import make_position_image
 from .check import MeasuredSurface, rotate_position_image, surface_check
 from .pose import TURNED_PREFIX, NetworkPoses, PoseEstimator, PoseResult, as_frame, locate_and_crop, other_head_regions

@@ -66,7 +66,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy import ndimage
 
-from ..camera import Intrinsics
+from ..geometry.camera import Intrinsics
 from ..errors import ConfigError, NoFaceFoundError
 from ..io.frame import DepthFrame
 

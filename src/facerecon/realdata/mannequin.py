@@ -68,7 +68,7 @@ import numpy as np
 from ..facemodel.model import FaceModel
 from ..fileutil import write_text_atomic
 from ..metrics.align import CloudTarget, multi_start_icp, start_rotations
-from ..rotations import euler_to_matrix
+from ..geometry.rotations import euler_to_matrix
 from . import cache_dir, real_data_path
 
 _VERSION = 2  # bump when the registration changes (invalidates caches)

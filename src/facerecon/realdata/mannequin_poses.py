@@ -13,7 +13,7 @@ import numpy as np
 
 from ..facemodel.model import FaceModel
 from ..metrics.align import CloudTarget, multi_start_icp, start_rotations
-from ..rotations import _rz, matrix_to_euler, rotation_angle_deg
+from ..geometry.rotations import _rz, matrix_to_euler, rotation_angle_deg
 from .mannequin import (MAX_FRAME_DEPTH_MM, MannequinAlignment, _file_key, _folder, _read_cache, _write_cache,
                         align_mannequin, frame_files, load_mannequin_cloud)
 
@@ -30,7 +30,7 @@ class MannequinReference:
             points against the cloud.
         timestamps: (N,) frame timestamps (s, the phone's clock).
         relative_angle_deg: (N,) rotation angle of each pose relative to frame 0.
-        euler_deg: (N, 3) yaw, pitch, roll (facerecon.rotations) of the poses.
+        euler_deg: (N, 3) yaw, pitch, roll (facerecon.geometry.rotations) of the poses.
         image_roll_deg: the camera's roll (multiple of 90) removed in ``upright_euler_deg``.
         upright_euler_deg: (N, 3) Euler angles of ``Rz(-image_roll) @ R`` (head turning = yaw).
         imu_relative_angle_deg: (N,) the phone's rotation angle since frame 0 from
@@ -69,7 +69,7 @@ def _frame_points(path: Path, n: int = 3000) -> tuple[np.ndarray, float]:
 
 
 def _imu_angles(folder: Path, timestamps: np.ndarray) -> np.ndarray | None:
-    from ..rotations import quat_to_matrix
+    from ..geometry.rotations import quat_to_matrix
 
     p = folder / "DepthFrames" / "motion-data.json"
     try:

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..camera import Intrinsics
+from ..geometry.camera import Intrinsics
 from ..io.frame import DepthFrame
 from . import EVAL_POSE_KEY
 from .mannequin import align_mannequin, load_mannequin_cloud
@@ -49,7 +49,7 @@ def splat_mannequin(
     ``meta[EVAL_POSE_KEY] = (R, t)`` is the exact head pose (evaluation only).
     """
     from ..synth.presets import load_sensor
-    from ..synth.render import rasterize, splat_points
+    from ..geometry.raster import rasterize, splat_points
     from ..synth.sensors import apply_sensor
 
     rng = rng if rng is not None else np.random.default_rng(0)

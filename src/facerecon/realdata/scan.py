@@ -41,12 +41,12 @@ from pathlib import Path
 
 import numpy as np
 
-from ..camera import Intrinsics
+from ..geometry.camera import Intrinsics
 from ..facemodel.model import ALIGNMENT_LANDMARKS_9, FaceModel
 from ..io.frame import DepthFrame
 from ..metrics.align import SimilarityTransform, fit_similarity, icp_to_surface
 from ..metrics.surface import SurfaceIndex
-from ..rotations import _rz, euler_to_matrix, matrix_to_euler
+from ..geometry.rotations import _rz, euler_to_matrix, matrix_to_euler
 from ..synth import meshes as M
 from . import EVAL_POSE_KEY, real_data_path
 
@@ -356,7 +356,7 @@ def render_soup(
     vertices: np.ndarray, triangles: np.ndarray, segments: np.ndarray, intrinsics: Intrinsics
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Exact render with back faces culled: (depth float32 mm, segment uint8, |cos| of the view angle float32)."""
-    from ..synth.render import rasterize
+    from ..geometry.raster import rasterize
 
     depth, tid, _ = rasterize(vertices, triangles, intrinsics, cull_backfaces=True)
     a, b, c = (vertices[triangles[:, i]] for i in range(3))

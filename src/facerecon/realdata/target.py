@@ -34,7 +34,7 @@ from pathlib import Path
 import numpy as np
 
 from ..io.frame import DepthFrame
-from ..rotations import _rz, euler_to_matrix, matrix_to_euler
+from ..geometry.rotations import _rz, euler_to_matrix, matrix_to_euler
 from . import EVAL_POSE_KEY, real_data_path
 
 DEFAULT_PRESETS = ("biwi", "truedepth")
@@ -72,10 +72,10 @@ def kinect_patch_frames(pcl_dir: str | Path, camera: str = "kinect-v1") -> list[
     """
     from scipy.spatial import cKDTree
 
-    from ..camera import camera_preset
+    from ..geometry.camera import camera_preset
     from ..errors import InputFileError
     from ..io.pcd import read_pcd_points
-    from ..synth.render import splat_points
+    from ..geometry.raster import splat_points
 
     files = sorted(Path(pcl_dir).glob("object_template_*.pcd"))
     if not files:

@@ -24,11 +24,11 @@ from dataclasses import dataclass, field
 import numpy as np
 from numba import njit
 
-from ..camera import Intrinsics
+from ..geometry.camera import Intrinsics
 from ..facemodel.model import FaceModel
 from .labels import landmark_labels, pose_labels
 from .presets import Preset, load_preset
-from .render import RenderOutput, barycentrics_of, rasterize_inverse_depth
+from ..geometry.raster import RenderOutput, barycentrics_of, rasterize_inverse_depth
 from .deform import ANCHOR_REGION, displacement
 from .sampling import FrameParams, sample_frame, sample_variants
 from .scene import FACE_SEGMENTS, HeadAssets, Scene, build_scene

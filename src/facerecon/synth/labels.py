@@ -1,7 +1,7 @@
 """Labels of a synthetic frame, and the large ones recomputed from the stored small ones.
 
 Stored per sample (small): pose (quaternion w,x,y,z; translation mm; Euler yaw/pitch/roll
-in degrees, :mod:`facerecon.rotations` convention), identity (100) and expression (55)
+in degrees, :mod:`facerecon.geometry.rotations` convention), identity (100) and expression (55)
 weights, 68 landmarks in 3D (camera frame, mm) and 2D (pixels) with visibility,
 intrinsics, preset, sensor, seed, index.  Large labels are NOT stored; recompute them
 with the same :class:`~facerecon.facemodel.FaceModel` (deterministic, ~1-5 ms):
@@ -14,9 +14,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..camera import Intrinsics
+from ..geometry.camera import Intrinsics
 from ..facemodel.model import FaceModel
-from ..rotations import matrix_to_euler, matrix_to_quat, quat_to_matrix
+from ..geometry.rotations import matrix_to_euler, matrix_to_quat, quat_to_matrix
 
 #: Depth tolerance (mm) of the landmark visibility test against the exact z-buffer.
 LANDMARK_VISIBILITY_TOL_MM = 10.0

@@ -2,7 +2,7 @@
 
 Every mesh is ``(vertices (N, 3) float64, triangles (M, 3) int32)`` with outward normals
 ``(b - a) x (c - a)`` (right-handed), which is what back-face culling in
-:mod:`facerecon.synth.render` expects.  Topologies are cached and their orientation is
+:mod:`facerecon.geometry.raster` expects.  Topologies are cached and their orientation is
 fixed once, so building a scene costs little more than the vertex arithmetic.
 """
 from __future__ import annotations
@@ -20,7 +20,7 @@ def cross3(a, b) -> np.ndarray:
 
 
 def euler(yaw_deg: float, pitch_deg: float, roll_deg: float) -> np.ndarray:
-    """Scalar fast path of :func:`facerecon.rotations.euler_to_matrix` (R = Ry Rx Rz, degrees)."""
+    """Scalar fast path of :func:`facerecon.geometry.rotations.euler_to_matrix` (R = Ry Rx Rz, degrees)."""
     y, p, r = np.deg2rad(yaw_deg), np.deg2rad(pitch_deg), np.deg2rad(roll_deg)
     cy, sy, cp, sp, cr, sr = np.cos(y), np.sin(y), np.cos(p), np.sin(p), np.cos(r), np.sin(r)
     ry = np.array([[cy, 0, sy], [0, 1, 0], [-sy, 0, cy]])

@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..camera import Intrinsics, camera_preset
-from ..rotations import _rz, euler_to_matrix
+from ..geometry.camera import Intrinsics, camera_preset
+from ..geometry.rotations import _rz, euler_to_matrix
 from .deform import sample_deformation
 from .presets import Preset
 from .spec import chance, draw

@@ -26,7 +26,7 @@ import numpy as np
 from numba import njit
 from scipy.special import ndtri
 
-from ..camera import Intrinsics
+from ..geometry.camera import Intrinsics
 from .noise import _smooth_n, _smooth_u, _u01, coarse_noise, noise_field
 from .noise import key as _key
 from ..errors import ConfigError

@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 from numba import njit
 
-from ..camera import Intrinsics
+from ..geometry.camera import Intrinsics
 from ..errors import InputFileError
 from ..fileutil import write_bytes_atomic
 

@@ -18,8 +18,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..pose_types import HeadPose
-from ..rotations import axis_angle_to_matrix
+from ..geometry.pose import HeadPose
+from ..geometry.rotations import axis_angle_to_matrix
 
 
 def rotation_log(r: np.ndarray) -> np.ndarray:

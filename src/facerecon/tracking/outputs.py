@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from ..fileutil import atomic_path, write_text_atomic
-from ..pose_types import HeadPose
+from ..geometry.pose import HeadPose
 from .tracker import FaceTrack
 
 SCHEMA_VERSION = 1

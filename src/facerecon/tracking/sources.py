@@ -25,7 +25,7 @@ from typing import Callable, Iterable, Iterator
 
 import numpy as np
 
-from ..camera import Intrinsics
+from ..geometry.camera import Intrinsics
 from ..errors import FaceReconError, InputFileError
 from ..io.frame import DepthFrame
 

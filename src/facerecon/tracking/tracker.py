@@ -33,10 +33,10 @@ import numpy as np
 
 from ..errors import ConfigError, FaceReconError
 from ..io.frame import DepthFrame
-from ..pose_types import HeadPose
+from ..geometry.pose import HeadPose
 from ..preprocess.localize import localize_head
 from ..preprocess.position_image import make_position_image
-from ..rotations import geodesic_distance_deg
+from ..geometry.rotations import geodesic_distance_deg
 from ..settings import overlay_sections
 from .filters import OneEuroParams, SE3OneEuroFilter
 from .sources import frame_time, open_sequence
@@ -352,7 +352,7 @@ class Tracker:
 
     def _predicted(self) -> HeadPose:
         """The previous pose moved on by the last step's velocity over one frame interval (constant velocity)."""
-        from ..rotations import axis_angle_to_matrix
+        from ..geometry.rotations import axis_angle_to_matrix
 
         if self._velocity is None:
             return self._prev

@@ -28,7 +28,7 @@ from ..facemodel import FaceModel
 from ..metrics.pose import PoseErrors, pose_errors
 from ..nets.losses import landmark_chamfer_loss, pose_loss
 from ..nets.pose import DAPoseNet, canonicalize_quaternion, flip_averaged, mirror_position_images, normalize_quaternion
-from ..rotations import quat_to_matrix
+from ..geometry.rotations import quat_to_matrix
 from .checkpoint import load_checkpoint, load_trained, save_checkpoint
 from .data import PositionSet
 from .distributed import Dist

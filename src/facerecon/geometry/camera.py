@@ -12,7 +12,7 @@ from importlib import resources
 
 import numpy as np
 
-from .errors import ConfigError
+from ..errors import ConfigError
 
 
 @dataclass(frozen=True)

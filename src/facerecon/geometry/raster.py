@@ -1,7 +1,7 @@
 """CPU depth rendering: an exact z-buffer rasteriser (numba) and a point splatter.
 
 Conventions: camera frame x right, y down, z forward, millimetres; pixel ``(u, v)`` has
-its centre at integer coordinates (see :mod:`facerecon.camera`).  A pixel is covered by
+its centre at integer coordinates (see :mod:`facerecon.geometry.camera`).  A pixel is covered by
 a triangle when its centre lies inside the triangle's projection (edges inclusive, so
 meshes have no cracks); its depth is the exact ray/plane intersection (1/z is affine in
 screen space for a planar triangle).  Triangles crossing the plane z = ``near`` (mm) are
@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 from numba import njit
 
-from ..camera import Intrinsics
+from .camera import Intrinsics
 
 _EDGE_EPS = 1e-9  # inclusive edges: a pixel centre on a shared edge is covered by both sides
 

@@ -1,10 +1,10 @@
 """``HeadPose``: a rigid head pose in the camera frame (the one type every stage exchanges).
 
-A head-frame point ``v`` (canonical head frame, mm; see :mod:`facerecon.rotations`) is
+A head-frame point ``v`` (canonical head frame, mm; see :mod:`facerecon.geometry.rotations`) is
 ``R @ v + t_mm`` in the camera frame (x right, y down, z forward, mm).  Rotation as a
 matrix ``R``, a unit quaternion ``(w, x, y, z)`` with ``w >= 0``, and Euler angles
 ``(yaw, pitch, roll)`` in degrees with ``R = Ry(yaw) @ Rx(pitch) @ Rz(roll)`` about the
-camera axes (the convention of :mod:`facerecon.rotations`; identity = frontal face).
+camera axes (the convention of :mod:`facerecon.geometry.rotations`; identity = frontal face).
 
 The field names (``R``, ``t_mm``) and the JSON layout match
 ``facerecon.datasets.folder.HeadPose``.
