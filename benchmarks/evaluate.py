@@ -61,7 +61,7 @@ class Refined:
         return self.rec.reconstruct(depth, intrinsics, refine=self.refine, refine_shape=self.refine_shape)
 
     def estimate(self, depth, intrinsics=None):  # a pose estimator too (`facerecon pose`)
-        return self.reconstruct(depth, intrinsics).pose_result
+        return self.reconstruct(depth, intrinsics)
 
 
 def latency(fn, n: int = 20) -> float:

@@ -181,7 +181,7 @@ def evaluate(rec, frames, refine, shape_error=None) -> list[dict]:
             rows.append(row)
             continue
         seconds = time.perf_counter() - t0
-        pr = r.pose_result
+        pr = r
         row.update(seconds=seconds, confidence=pr.confidence, face=pr.face, returned=pr.chosen,
                    landmark_fit=pr.landmark_fit, **pr.check.to_json(), R=r.pose.R.tolist())
         ref = f.meta.get(EVAL_POSE_KEY)

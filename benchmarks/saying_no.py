@@ -66,7 +66,7 @@ def run(args) -> dict:
         row = {"group": group, "label": label, "source": frame.source}
         try:
             r = rec.reconstruct(frame)
-            pr = r.pose_result
+            pr = r
             row.update(score=pr.confidence, face=pr.face, reason=pr.reason, returned=pr.chosen, **pr.check.to_json(),
                        landmark_fit=pr.landmark_fit, **pr.plausibility, network_residual_mm=pr.network_check.residual_mm)
             ref = frame.meta.get(EVAL_POSE_KEY)

@@ -29,3 +29,25 @@ def real_dir() -> Path:
 @pytest.fixture(scope="session")
 def ict_archive() -> Path:
     return _need(ICT_ARCHIVE)
+
+
+@pytest.fixture(autouse=True)
+def _pose_json_follows_the_schema(request):
+    """Every pose.json a test's CLI run writes (under its tmp_path) must follow the shipped
+    schema (facerecon/data/pose.schema.json): checked after each test that uses tmp_path."""
+    if "tmp_path" not in request.fixturenames:
+        yield
+        return
+    root = request.getfixturevalue("tmp_path")  # taken before the test, so it is torn down after this check
+    yield
+    import json as _json
+
+    from facerecon.export.pose_json import validate
+
+    for p in list(root.rglob("pose.json")) + list(root.rglob("*.pose.json")):
+        try:
+            doc = _json.loads(p.read_text())
+        except ValueError:
+            continue  # a test's own malformed input
+        if isinstance(doc, dict) and ("method" in doc or "schema_version" in doc):  # not a data set's pose label
+            validate(doc)

@@ -90,7 +90,7 @@ def ict_model(ict_archive):
 
 
 def synthetic_rec(model, seed: int = 7, expression: bool = True, euler=(25.0, -12.0, 6.0), t=(15.0, -30.0, 620.0)):
-    """A FaceReconstruction-shaped object: seeded identity (and expression), a head pose."""
+    """A FaceResult-shaped object: seeded identity (and expression), a head pose."""
     from facerecon.geometry.pose import HeadPose
     from facerecon.geometry.rotations import euler_to_matrix
 

@@ -41,8 +41,8 @@ def test_real_photo_end_to_end_writes_every_file(real_dir, reconstructor, tmp_pa
     tex = np.asarray(Image.open(d / "face.png"))
     assert tex.ndim == 3 and tex.shape[0] == tex.shape[1] and tex.std() > 5  # a photo, not a flat colour
     pose = json.loads((d / "pose.json").read_text())
-    assert pose["method"] == "photo" and pose["camera"]["focal_source"].startswith("default")
-    assert 300 < pose["translation_mm"][2] < 5000 and pose["fit"]["iterations"] >= 1
+    assert pose["method"] == "photo" and pose["photo"]["camera"]["focal_source"].startswith("default")
+    assert 300 < pose["translation_mm"][2] < 5000 and pose["photo"]["fit"]["iterations"] >= 1
     assert set(pose["expression"]) >= {"jawOpen", "eyeBlink_L"}
     lm = json.loads((d / "landmarks.json").read_text())
     p2 = np.asarray(lm["landmarks_2d_px"])
@@ -144,4 +144,4 @@ def test_rgbd_moves_the_colour_fit_onto_the_depth(real_dir, reconstructor, tmp_p
     rc, err = _run(["reconstruct", "--method", "photo", str(path), "-o", str(tmp_path / "photo")], capsys)
     assert rc == 0, err
     pose = json.loads((tmp_path / "photo" / "frame-045" / "pose.json").read_text())
-    assert pose["method"] == "photo" and pose["camera"]["focal_source"] == "calibrated"
+    assert pose["method"] == "photo" and pose["photo"]["camera"]["focal_source"] == "calibrated"

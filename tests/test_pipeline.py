@@ -8,6 +8,7 @@ import pytest
 
 from facerecon.geometry.camera import camera_preset
 from facerecon.cli import main
+from facerecon.export.pose_json import validate
 from facerecon.io.frame import DepthFrame
 from facerecon.geometry.rotations import geodesic_distance_deg
 
@@ -119,7 +120,8 @@ def test_cli_pose_json_and_all_failed_exit_code(tmp_path, real_dir, capsys):
     # --refine: the rigidly fitted pose, close to the network's on this frame, timed per stage
     assert main(["pose", str(frame), "-o", str(tmp_path / "r"), "--refine", "5"]) == 0
     refined = json.loads((tmp_path / "r" / "person.pose.json").read_text())
-    assert refined["refine_iterations"] == 5 and "mesh_and_refine" in refined["timings_ms"]
+    validate(refined)
+    assert refined["depth"]["path"]["refine_iterations"] == 5 and "identity" in refined["timings_ms"]
     assert np.linalg.norm(np.subtract(refined["translation_mm"], data["translation_mm"])) < 40
     assert refined["quaternion_wxyz"] != data["quaternion_wxyz"]
 
@@ -152,7 +154,7 @@ def test_cli_reconstruct_method_fit(tmp_path, real_dir, capsys):
     assert pose["method"] == "fit" and "fit" in pose["timings_ms"]
     # the baseline's frontal start misses this sideways frame (trimmed residual ~13 mm): the same
     # check as the networks' refuses it ("no face", exit code 3) instead of returning it confidently
-    assert (rc, pose["face"]) in ((0, True), (3, False)) and (pose["face"] or pose["check"]["trimmed_residual_mm"] > 5.0)
+    assert (rc, pose["face"]) in ((0, True), (3, False)) and (pose["face"] or pose["depth"]["check"]["trimmed_residual_mm"] > 5.0)
     assert main(["reconstruct", str(good), "-o", str(tmp_path), "--method", "magic"]) == 1
     assert "--method" in capsys.readouterr().err
 

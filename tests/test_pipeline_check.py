@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from facerecon.errors import ConfigError
+from facerecon.export.pose_json import depth_document, validate
 from facerecon.pipeline.check import check_config, rotate_position_image
 from facerecon.geometry.rotations import euler_to_matrix, geodesic_distance_deg
 
@@ -50,7 +51,7 @@ def test_rotated_position_image_is_the_scene_turned_about_the_view_axis():
 def test_check_measures_a_right_and_a_wrong_pose(reconstructor, frames):
     """The true pose with the true shape lies on the points (~1 mm); 15 degrees off does not."""
     from facerecon.pipeline.check import MeasuredSurface, surface_check
-    from facerecon.pipeline.pose import locate_and_crop
+    from facerecon.pipeline.frame import locate
     from facerecon.geometry.pose import HeadPose
 
     est = reconstructor.pose
@@ -58,7 +59,7 @@ def test_check_measures_a_right_and_a_wrong_pose(reconstructor, frames):
     f = frames[0]
     r, t = f.meta["pose_for_eval_only"]
     v = model.vertices(f.meta["identity_for_eval_only"], np.zeros(model.n_expression)).astype(np.float64)
-    _, loc, pim, _ = locate_and_crop(f)
+    pim = locate(f).position_image
     surf = MeasuredSurface.from_position_image(pim)
     good = surface_check(v, HeadPose(r, t), est.region, surf, est.check_cfg)
     bad = surface_check(v, HeadPose(euler_to_matrix(15.0, 0.0, 0.0) @ r, t), est.region, surf, est.check_cfg)
@@ -74,20 +75,22 @@ def test_refinement_is_default_and_confidence_describes_the_returned_pose(recons
     for f in frames:
         bare = reconstructor.reconstruct(f, refine=0)
         full = reconstructor.reconstruct(f)
-        assert bare.pose_result.chosen == "network" and bare.pose_result.refine_iterations == 0
-        np.testing.assert_allclose(bare.pose.R, bare.pose_result.network_pose.R)
-        assert full.pose_result.refine_iterations == check_config()["refine"]["iterations"]
-        assert full.pose_result.check.residual_mm <= bare.pose_result.check.residual_mm + 1e-6
+        assert bare.chosen == "network" and bare.refine_iterations == 0
+        np.testing.assert_allclose(bare.pose.R, bare.network_pose.R)
+        assert full.refine_iterations == check_config()["refine"]["iterations"]
+        assert full.check.residual_mm <= bare.check.residual_mm + 1e-6
         # recompute the check of the returned pose and mesh: it is the one reported
-        pr = full.pose_result
+        pr = full
         again = surface_check(full.vertices_head, full.pose, reconstructor.pose.region,
                               MeasuredSurface.from_position_image(pr.position_image), reconstructor.pose.check_cfg)
         assert again.residual_mm == pytest.approx(pr.check.residual_mm) and pr.landmark_fit == pytest.approx(again.landmark_fit)
         assert full.confidence == pr.confidence >= 0.5 and pr.face, (pr.confidence, pr.confidence_terms)
         err = geodesic_distance_deg(full.pose.R, f.meta["pose_for_eval_only"][0])
         assert err < 6.0, err
-        js = pr.to_json()
-        assert js["face"] is True and js["network"]["check"]["trimmed_residual_mm"] is not None and js["returned"] == pr.chosen
+        js = depth_document(pr, "frame", "network", reconstructor.model)
+        validate(js)
+        d = js["depth"]
+        assert js["face"] is True and d["network"]["check"]["trimmed_residual_mm"] is not None and d["path"]["label"] == pr.chosen
 
 
 def test_grid_search_recovers_a_pose_the_networks_miss_by_40_degrees(reconstructor, frames):
@@ -97,8 +100,8 @@ def test_grid_search_recovers_a_pose_the_networks_miss_by_40_degrees(reconstruct
     candidate's by more than the slack."""
     import copy
 
-    from facerecon.pipeline.check import MeasuredSurface, refine_rigid, robust_pose, surface_check, turn_about
-    from facerecon.pipeline.pose import locate_and_crop
+    from facerecon.pipeline.check import Candidate, MeasuredSurface, Start, refine_rigid, robust_pose, surface_check, turn_about
+    from facerecon.pipeline.frame import locate
     from facerecon.geometry.pose import HeadPose
 
     est = reconstructor.pose
@@ -106,17 +109,17 @@ def test_grid_search_recovers_a_pose_the_networks_miss_by_40_degrees(reconstruct
     f = frames[1]
     r, t = f.meta["pose_for_eval_only"]
     v = model.vertices(f.meta["identity_for_eval_only"], np.zeros(model.n_expression)).astype(np.float64)
-    _, loc, pim, _ = locate_and_crop(f)
+    pim = locate(f).position_image
     surf = MeasuredSurface.from_position_image(pim)
     truth = HeadPose(r, t)
     wrong = turn_about(truth, truth.R[:, 1], 40.0, truth.t_mm)
     wrong = turn_about(wrong, wrong.R[:, 0], -20.0, wrong.t_mm)
     no_grid = copy.deepcopy(est.check_cfg)
     no_grid["search"]["yaw_deg"], no_grid["search"]["pitch_deg"], no_grid["fallback"]["rolls_deg"] = [], [], []
-    stuck = robust_pose([("network", wrong)], v, est.region, surf, no_grid, 6)
+    stuck = robust_pose([Candidate(Start.NETWORK, wrong)], v, est.region, surf, no_grid, 6)
     assert geodesic_distance_deg(stuck.pose.R, r) > 15.0, "the test needs a start refinement alone does not recover"
-    found = robust_pose([("network", wrong)], v, est.region, surf, est.check_cfg, 6)
-    assert geodesic_distance_deg(found.pose.R, r) < 5.0 and "yaw" in found.chosen, (found.chosen, geodesic_distance_deg(found.pose.R, r))
+    found = robust_pose([Candidate(Start.NETWORK, wrong)], v, est.region, surf, est.check_cfg, 6)
+    assert geodesic_distance_deg(found.pose.R, r) < 5.0 and found.chosen.start is Start.GRID, (found.chosen, geodesic_distance_deg(found.pose.R, r))
     vs, ns = est.region.sample_with_normals(v)
     first = surface_check(v, refine_rigid(wrong, vs, ns, surf, est.check_cfg, 6), est.region, surf, est.check_cfg)
     assert found.check.residual_mm <= first.residual_mm + est.check_cfg["fallback"]["residual_slack_mm"]
@@ -135,17 +138,18 @@ def test_joint_shape_refinement_is_default_and_described(reconstructor, frames):
     rigid = reconstructor.reconstruct(f, refine_shape=0)
     joint = reconstructor.reconstruct(f)
     bare = reconstructor.reconstruct(f, refine=0)
-    assert joint.pose_result.chosen.endswith(f"+refine-shape {cfg['iterations']}")
-    assert "refine-shape" not in rigid.pose_result.chosen and "refine-shape" not in bare.pose_result.chosen
-    assert joint.pose_result.check.residual_mm <= rigid.pose_result.check.residual_mm + 0.05
+    assert joint.path.shape_iterations == cfg["iterations"] and joint.chosen.endswith(f"+refine-shape {cfg['iterations']}")
+    assert rigid.path.shape_iterations == 0 and bare.path.shape_iterations == 0 and bare.path.refine_iterations == 0
+    assert joint.check.residual_mm <= rigid.check.residual_mm + 0.05
     assert np.abs(joint.identity - rigid.identity).max() > 1e-3
     np.testing.assert_allclose(joint.expression, rigid.expression)
     again = surface_check(joint.vertices_head, joint.pose, reconstructor.pose.region,
-                          MeasuredSurface.from_position_image(joint.pose_result.position_image), reconstructor.pose.check_cfg)
-    assert again.residual_mm == pytest.approx(joint.pose_result.check.residual_mm)
+                          MeasuredSurface.from_position_image(joint.position_image), reconstructor.pose.check_cfg)
+    assert again.residual_mm == pytest.approx(joint.check.residual_mm)
     assert geodesic_distance_deg(joint.pose.R, f.meta["pose_for_eval_only"][0]) < 6.0
     # an estimator built for the bare networks (refine=0) gets no joint stage by default either
-    from facerecon.pipeline import PoseEstimator, Reconstructor
+    from facerecon.pipeline import FramePath, PoseEstimator, Reconstructor
+    from facerecon.pipeline.check import Start
 
     bare_rec = Reconstructor(PoseEstimator(reconstructor.pose.net, reconstructor.model, refine=0), reconstructor.shape, reconstructor.subset)
-    assert bare_rec.reconstruct(f).pose_result.chosen == "network"
+    assert bare_rec.reconstruct(f).path == FramePath(Start.NETWORK)

@@ -9,6 +9,8 @@
 """
 from __future__ import annotations
 
+from facerecon.export.pose_json import depth_document
+from facerecon.pipeline.check import Start
 import numpy as np
 import pytest
 
@@ -36,7 +38,7 @@ def _outcome(reconstructor, frame):
         r = reconstructor.reconstruct(frame)
     except NoFaceFoundError as exc:
         return False, 0.0, exc.one_line()
-    pr = r.pose_result
+    pr = r
     assert pr.face == (pr.confidence >= reconstructor.pose.check_cfg["decision"]["face_threshold"])
     assert pr.face or pr.reason.startswith("no face: ")
     return pr.face, pr.confidence, pr.reason
@@ -72,11 +74,12 @@ def test_upside_down_head_gets_the_right_roll(reconstructor, gen):
         f = head_frame(gen, i, image_roll_deg=180.0)
         r_true = f.meta["pose_for_eval_only"][0]
         rec = reconstructor.reconstruct(f)
-        pr = rec.pose_result
+        pr = rec
         assert geodesic_distance_deg(pr.network_pose.R, r_true) > 90.0  # the networks alone: upside down
         roll_err = abs((matrix_to_euler(rec.pose.R)[2] - matrix_to_euler(r_true)[2] + 180.0) % 360.0 - 180.0)
         assert roll_err < 15.0 and geodesic_distance_deg(rec.pose.R, r_true) < 15.0, (roll_err, pr.chosen)
-        assert pr.chosen.startswith("network on input turned")  # the networks on a turned crop, refined
+        # the networks on a turned crop, refined with the shape network's answer on that crop
+        assert pr.path.start is Start.TURNED_CROP and pr.path.shape_on_turned_crop, pr.chosen
 
 
 def test_normal_face_is_a_confident_face(reconstructor, gen):
@@ -84,7 +87,7 @@ def test_normal_face_is_a_confident_face(reconstructor, gen):
 
     f = head_frame(gen, 0)
     rec = reconstructor.reconstruct(f)
-    assert rec.pose_result.face and rec.confidence >= 0.5, rec.pose_result.confidence_terms
+    assert rec.face and rec.confidence >= 0.5, rec.confidence_terms
     assert geodesic_distance_deg(rec.pose.R, f.meta["pose_for_eval_only"][0]) < 6.0
 
 
@@ -92,10 +95,10 @@ def test_second_person_is_reported(reconstructor, gen):
     from facerecon.evaluate.hostile import two_heads_frame
 
     rec = reconstructor.reconstruct(two_heads_frame(gen, 5))
-    js = rec.pose_result.to_json()
-    assert rec.pose_result.face and js["other_head_regions"] >= 1 and len(js["other_heads"]) == js["other_head_regions"]
+    js = depth_document(rec, "two heads", "network")["depth"]
+    assert rec.face and js["other_head_regions"] >= 1 and len(js["other_heads"]) == js["other_head_regions"]
     one = reconstructor.reconstruct(two_heads_frame(gen, 5, offset_mm=5000.0))  # the second person out of view
-    assert one.pose_result.to_json()["other_head_regions"] == 0
+    assert depth_document(one, "one head", "network")["depth"]["other_head_regions"] == 0
 
 
 def test_cli_pose_says_no_and_finds_all_faces(tmp_path, gen, capsys):

@@ -17,7 +17,8 @@ from facerecon.io.frame import DepthFrame
 from facerecon.geometry.pose import HeadPose
 from facerecon.geometry.rotations import geodesic_distance_deg
 from facerecon.tracking import OneEuroParams, SE3OneEuroFilter, open_sequence, track_config
-from facerecon.tracking.outputs import TRACK_CSV_COLUMNS, write_track_outputs
+from facerecon.export.pose_json import validate
+from facerecon.export.track import TRACK_CSV_COLUMNS, write_track_outputs
 
 REPO = Path(__file__).resolve().parents[1]
 GAP = 3  # empty frames inserted after frame GAP_AT
@@ -160,10 +161,13 @@ def test_outputs_schema(tracked, tmp_path):
     q = np.array([float(v) for v in rows[1][TRACK_CSV_COLUMNS.index("qw"):TRACK_CSV_COLUMNS.index("qw") + 4]])
     assert abs(np.linalg.norm(q) - 1) < 1e-4 and q[0] >= 0
     doc = json.loads(paths["json"].read_text())
-    assert doc["schema_version"] == 1 and doc["summary"]["frames"] == len(tracks) and doc["identity_frozen"]
+    assert doc["schema_version"] == 2 and doc["summary"]["frames"] == len(tracks) and doc["identity_frozen"]
+    for fr in doc["frames"]:
+        validate(fr)  # every frame is a pose document of the one schema
     fr = doc["frames"][GAP_AT + GAP]
-    assert fr["recovered"] and set(fr["pose"]) == {"quaternion_wxyz", "translation_mm", "euler_deg"}
-    assert set(fr) >= {"time_s", "tracked", "status", "confidence", "pose", "raw_pose", "expression", "localised", "warm_start"}
+    assert fr["track"]["recovered"] and fr["face"] and fr["method"] == "track"
+    assert set(fr["track"]["raw_pose"]) == {"quaternion_wxyz", "translation_mm", "euler_deg", "rotation_matrix"}
+    assert set(fr["track"]) >= {"time_s", "status", "raw_pose", "localised", "warm_start"}
     assert len(fr["expression"]) == tracker.model.n_expression
     assert paths["identity"].stat().st_size > 1000 and paths["plot"].read_bytes()[:4] == b"\x89PNG"
 
@@ -178,5 +182,5 @@ def test_cli_track_on_a_stacked_npz(truedepth, tmp_path, ict_archive):
     rc = main(["track", str(tmp_path / "seq.npz"), "-o", str(tmp_path / "out"), "--no-plot", "--set", "warm_start.check_every=2"])
     assert rc == 0
     doc = json.loads((tmp_path / "out" / "track.json").read_text())
-    assert doc["summary"]["tracked"] == 4 and [f["localised"] for f in doc["frames"]] == [True, False, True, False]
+    assert doc["summary"]["tracked"] == 4 and [f["track"]["localised"] for f in doc["frames"]] == [True, False, True, False]
     assert main(["track", str(tmp_path / "seq.npz"), "-o", str(tmp_path / "o2"), "--set", "warm_start.nope=1"]) == 1

@@ -15,7 +15,7 @@ def __getattr__(name: str):
         from .geometry import camera
 
         return getattr(camera, name)
-    if name in ("PoseEstimator", "Reconstructor", "FaceReconstruction"):
+    if name in ("PoseEstimator", "Reconstructor", "FaceResult"):
         from . import pipeline
 
         return getattr(pipeline, name)

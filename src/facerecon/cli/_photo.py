@@ -69,11 +69,12 @@ def split_photo_inputs(inputs: list[Path], depth_paths: list[Path], method: str)
 def write_photo_result(rec, model, rgb, d: Path, formats: tuple[str, ...], overlay: bool, method: str = "photo") -> None:
     """The per-face folder ``d`` (the caller makes it atomic): meshes (+ texture), pose.json, landmarks.json, overlay.png."""
     from ..export import landmarks_json, write_face_meshes, write_json
+    from ..export.pose_json import photo_document
     from ..photo.overlay import save_photo_overlay
 
     tex = None if rec.texture is None else rec.texture.image
     write_face_meshes(rec, model, d, formats, texture=tex, intrinsics=rec.intrinsics)
-    pose = {**rec.pose_json(model), "method": method}
+    pose = photo_document(rec, model, method)
     if overlay:
         save_photo_overlay(d / "overlay.png", rgb, model, rec.vertices_camera, rec.intrinsics, rec.landmarks_2d,
                            rec.detected_68, rec.face_box)

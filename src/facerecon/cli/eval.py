@@ -99,9 +99,9 @@ def pose_cmd(
     unlabelled = 0
     est = None
     if method == "facerecon":
-        from ..pipeline import PoseEstimator
+        from ..pipeline.reconstruct import PosePredictor
 
-        est = PoseEstimator.from_pretrained(config)
+        est = PosePredictor(config)  # exactly what `facerecon pose` writes
     bar, task = _progress(len(names), "facerecon pose" if est else "reading samples")
     with bar:
         for n in names:
@@ -113,7 +113,7 @@ def pose_cmd(
             truth[n] = s.pose
             if est is not None:
                 try:
-                    p = est.estimate(s.frame).pose
+                    p = est(s.frame).pose
                     predicted[n] = PredictedPose(p.R, p.t_mm)
                 except FaceReconError as exc:  # e.g. no head found: a failure of the method, not of the run
                     failures[n] = exc.one_line()

@@ -28,12 +28,12 @@ def expand_photos(inputs: list[Path]) -> list[Path]:
 def run_depth_path(result, reconstructor, out_dir: Path, refine: int | None, refine_shape: int | None, formats=("obj", "ply")) -> dict:
     """The photo's metric head depth through ``Reconstructor``: face meshes, pose.json, landmarks.json, overlay.png."""
     from ..export import landmarks_json, save_overlay, write_face_meshes, write_json
+    from ..export.pose_json import depth_document
 
     frame = result.depth_frame()
     rec = reconstructor.reconstruct(frame, refine=refine, refine_shape=refine_shape)
-    pose = {"frame": result.source, "method": "photo-depth", "depth_backend": result.backend,
-            **rec.pose_result.to_json(), "timings_ms": rec.timings_ms}
-    if not getattr(rec.pose_result, "face", True):  # the depth path's check refused the head: its reason, no mesh
+    pose = depth_document(rec, result.source, "photo-depth", reconstructor.model, photo_depth={"backend": result.backend})
+    if not rec.face:  # the depth path's check refused the head: its reason, no mesh
         write_json(out_dir / "pose.json", pose)
         return {"pose": pose, "reconstruction": rec}
     write_face_meshes(rec, reconstructor.model, out_dir, tuple(formats))

@@ -35,46 +35,27 @@ def pose_cmd(
     import json
 
     from ..export import save_pose_overlay, write_json
-    from ..pipeline import PoseEstimator, Reconstructor
+    from ..export.pose_json import depth_document
+    from ..pipeline.reconstruct import PosePredictor
     from ._frames import expand_inputs, failure_text, finish_batch, frame_stem, iterate_frames
 
     paths = expand_inputs(frames)
-    n_iter = 0 if no_refine else refine
-    if n_iter != 0:  # the pose of the reconstructed face, rigidly fitted to the frame's points
-        rec = Reconstructor.from_pretrained(config, search_others=True)
-
-        def estimate(f):
-            r = rec.reconstruct(f, refine=n_iter)
-            r.pose_result.timings_ms.update({k: v for k, v in r.timings_ms.items() if k != "total"})
-            return r.pose_result
-
-        def estimate_others(f):
-            return [r.pose_result for r in rec.reconstruct_all(f, refine=n_iter)[1:]]
-    else:
-        est = PoseEstimator.from_pretrained(config, search_others=True)
-
-        def estimate(f):
-            return est.estimate(f, refine=0)
-
-        def estimate_others(f):
-            return est.estimate_all(f, refine=0)[1:]
+    predictor = PosePredictor(config, 0 if no_refine else refine, search_others=True)
     table = Table("frame", "face", "yaw", "pitch", "roll", "t (mm)", "conf", "ms")
     used: set[str] = set()
     failures = no_face = 0
     for path, frame, error in iterate_frames(paths, camera, intrinsics, unit):
         if error is None:
             try:
-                res = estimate(frame)
-                others = estimate_others(frame) if all_faces and res.face else []
+                res = predictor(frame)
+                others = predictor.all_faces(frame)[1:] if all_faces and res.face else []
             except Exception as exc:  # noqa: BLE001 - one frame's failure never stops the batch
                 error = failure_text(path, exc)
         if error is not None:
             failures += 1
             console.print(f"{path}: {error}", style="red", markup=False, soft_wrap=True)
             continue
-        data = {"frame": str(path), **res.to_json()}
-        if all_faces:
-            data["all_faces"] = [r.to_json() for r in others]
+        data = depth_document(res, str(path), "pose", all_faces=[depth_document(r, str(path), "pose") for r in others] if all_faces else None)
         if not res.face:
             no_face += 1
             console.print(f"{path}: {res.reason}", style="red", markup=False, soft_wrap=True)

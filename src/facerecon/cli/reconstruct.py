@@ -47,6 +47,7 @@ def reconstruct_cmd(
     but none was a face, 4 when some frames gave a face and others failed or had none."""
     from ..errors import ConfigError
     from ..export import MESH_FORMATS, landmarks_json, save_overlay, write_face_meshes, write_json
+    from ..export.pose_json import depth_document
     from ..fileutil import atomic_dir
     from ..pipeline import FittingReconstructor, Reconstructor
     from ._frames import expand_inputs, finish_batch, frame_stem, iterate_frames, run_batch
@@ -73,16 +74,14 @@ def reconstruct_cmd(
     def handle(path: Path, frame) -> str | None:
         rec = rec_engine.reconstruct(frame, refine=n_iter, refine_shape=refine_shape)
         d = out / frame_stem(path, used)
-        if not rec.pose_result.face:  # refused: the reason and the numbers behind it, no mesh
+        if not rec.face:  # refused: the reason and the numbers behind it, no mesh
             with atomic_dir(d) as tmp:  # replaces any earlier folder of this frame (old meshes)
-                write_json(tmp / "pose.json", {"frame": str(path), "method": method, **rec.pose_result.to_json(),
-                                               "timings_ms": rec.timings_ms})
-            return f"{path}: {rec.pose_result.reason}"
+                write_json(tmp / "pose.json", depth_document(rec, str(path), method))
+            return f"{path}: {rec.reason}"
         with atomic_dir(d) as tmp:  # complete or absent: never a half-filled frame folder
             write_face_meshes(rec, rec_engine.model, tmp, fmts, intrinsics=frame.intrinsics)
-            pose = {"frame": str(path), "method": method, **rec.pose_result.to_json(), "timings_ms": rec.timings_ms}
-            # ICT expression weights by name: `facerecon animate --from-reconstructions` reads them
-            pose["expression"] = {n: round(float(w), 6) for n, w in zip(rec_engine.model.expression_names, rec.expression)}
+            # with the ICT expression weights by name: `facerecon animate --from-reconstructions` reads them
+            pose = depth_document(rec, str(path), method, rec_engine.model)
             if overlay:
                 pose["overlay"] = save_overlay(rec, rec_engine.model, frame, tmp / "overlay.png")
             write_json(tmp / "pose.json", pose)

@@ -49,7 +49,7 @@ def track_cmd(
 
     from ..errors import ConfigError
     from ..tracking import Tracker, open_sequence
-    from ..tracking.outputs import write_track_outputs
+    from ..export.track import write_track_outputs
 
     if camera and intrinsics:
         raise ConfigError("give either --camera or --intrinsics, not both")

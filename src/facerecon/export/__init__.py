@@ -129,7 +129,7 @@ def save_overlay(rec, model, frame: DepthFrame, path: Path, residual_range_mm: f
     med = float(np.median(np.abs(res[ok]))) if ok.any() else float("nan")
     axes[1].set_title(f"depth residual on the face (measured - mesh), median |r| = {med:.2f} mm", fontsize=9)
     fig.colorbar(im, ax=axes[1], fraction=0.046, label="mm")
-    box = rec.pose_result.location.box
+    box = rec.location.box
     for ax in axes:
         ax.set_xlim(box[0] - 60, box[2] + 60)
         ax.set_ylim(box[3] + 60, box[1] - 60)

@@ -2,7 +2,7 @@
 ICT identity + expression + pose fit -> textured, metric, animatable mesh.
 
 The result (:class:`PhotoReconstruction`) carries the fields of the depth path's
-``FaceReconstruction`` (pose, vertices in the head and camera frames, 68 landmarks in 2D and
+``FaceResult`` (pose, vertices in the head and camera frames, 68 landmarks in 2D and
 3D, identity, expression, confidence, timings, source), plus the camera, the UV texture and
 the fit's statistics, so ``facerecon.export`` writes it the same way.
 
@@ -22,7 +22,7 @@ import numpy as np
 from ..geometry.camera import Intrinsics
 from ..errors import ConfigError, FaceReconError, NoFaceFoundError
 from ..facemodel import FaceModel
-from ..geometry.pose import EULER_CONVENTION, HeadPose
+from ..geometry.pose import HeadPose
 from .camera import PhotoCamera, photo_camera
 from .config import load_photo_config
 from .fit import LandmarkTargets, PhotoFit, PhotoFitConfig, contour_bands, fit_photo
@@ -55,30 +55,6 @@ class PhotoReconstruction:
     @property
     def intrinsics(self) -> Intrinsics:
         return self.camera.intrinsics
-
-    def pose_json(self, model: FaceModel) -> dict:
-        """pose.json of the photo path: pose, camera, fit statistics, expression weights by name."""
-        f = self.fit
-        return {
-            "frame": self.source, "method": "photo", "face": True, "face_index": self.face_index,
-            **_pose_keys(self.pose), "confidence": round(float(self.confidence), 4),
-            "face_box": np.round(self.face_box, 2).tolist(),
-            "camera": self.camera.to_json(),
-            "fit": {"iterations": f.iterations, "rigid_iterations": f.rigid_iterations, "converged": f.converged,
-                    "rms_px": round(f.rms_px, 3), "contour_rms_px": round(f.contour_rms_px, 3), "ms": round(f.ms, 2)},
-            "identity": np.round(self.identity, 5).tolist(),
-            "expression": {n: round(float(w), 6) for n, w in zip(model.expression_names, self.expression)},
-            "texture": None if self.texture is None else self.texture.stats(),
-            "timings_ms": {k: round(float(v), 2) for k, v in self.timings_ms.items()},
-        }
-
-
-def _pose_keys(pose: HeadPose) -> dict:
-    """The depth path's pose.json keys (``facerecon.pipeline``), so readers of either take both."""
-    yaw, pitch, roll = (float(a) for a in pose.euler_deg)
-    return {"quaternion_wxyz": [float(v) for v in pose.quaternion_wxyz], "rotation_matrix": pose.R.tolist(),
-            "translation_mm": [float(v) for v in pose.t_mm], "euler_deg": {"yaw": yaw, "pitch": pitch, "roll": roll},
-            "euler_convention": EULER_CONVENTION}
 
 
 def targets_from_landmarks(model: FaceModel, points_2d: np.ndarray, lmap) -> LandmarkTargets:

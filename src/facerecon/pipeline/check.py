@@ -35,6 +35,7 @@ from __future__ import annotations
 import tomllib
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from enum import Enum
 from functools import lru_cache
 from importlib import resources
 
@@ -302,20 +303,60 @@ def roll_about_view_axis(pose: HeadPose, angle_deg: float, centre: np.ndarray) -
     return turn_about(pose, centre, angle_deg, centre)
 
 
+class Start(str, Enum):
+    """Where the returned pose started: the path a frame took is data, never a parsed string."""
+
+    NETWORK = "network"  # the pose network (flip-averaged where the configuration says so)
+    DIRECT = "direct"  # the un-averaged direct prediction
+    MIRRORED = "mirrored"  # the mirrored input's prediction, mapped back
+    ROLLED = "rolled"  # the networks' pose rolled about the view axis (``turn_deg``)
+    TURNED_CROP = "turned_crop"  # the networks on the crop turned by ``turn_deg`` (a quarter turn), turned back
+    GRID = "grid"  # the networks' pose turned by (``yaw_deg``, ``pitch_deg``) about the head origin
+    FIT = "fit"  # the fitting baseline's frontal start (no network)
+    TRACK = "track"  # the previous frame's pose (warm start)
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A start for the rigid refinement and where it came from."""
+
+    start: Start
+    pose: HeadPose
+    turn_deg: float = 0.0  # ROLLED, TURNED_CROP
+    yaw_deg: float = 0.0  # GRID
+    pitch_deg: float = 0.0  # GRID
+
+    @property
+    def label(self) -> str:
+        return start_label(self.start, self.turn_deg, self.yaw_deg, self.pitch_deg)
+
+
+def start_label(start: Start, turn_deg: float = 0.0, yaw_deg: float = 0.0, pitch_deg: float = 0.0) -> str:
+    """A start in words (JSON ``label``, logs, tables); code reads the fields, never this."""
+    if start is Start.ROLLED:
+        return f"network rolled {turn_deg:g}"
+    if start is Start.TURNED_CROP:
+        return f"network on input turned {turn_deg:g}"
+    if start is Start.GRID:
+        return f"network yaw {yaw_deg:+g} pitch {pitch_deg:+g}"
+    return start.value
+
+
 @dataclass
 class RobustFit:
     """What :func:`robust_pose` chose, and what it tried."""
 
     pose: HeadPose
     check: SurfaceCheck
-    chosen: str  # "network", "network+refine", or the alternative's name
+    chosen: Candidate  # the start the returned pose came from
+    refined: bool  # the rigid refinement ran on it
     network_check: SurfaceCheck  # the networks' own pose, before refinement
-    tried: list = field(default_factory=list)  # (name, score) of every candidate refined
+    tried: list = field(default_factory=list)  # (label, score) of every candidate refined
 
 
-def robust_pose(candidates: list[tuple[str, HeadPose]], v_head: np.ndarray, region: FaceRegion, surf: MeasuredSurface,
+def robust_pose(candidates: list[Candidate], v_head: np.ndarray, region: FaceRegion, surf: MeasuredSurface,
                 cfg: dict, iterations: int | None = None, centre: np.ndarray | None = None,
-                more: Callable[[], list[tuple[str, HeadPose]]] | None = None) -> RobustFit:
+                more: Callable[[], list[Candidate]] | None = None) -> RobustFit:
     """Refine the first candidate (the networks' pose); if it fails the acceptance test,
     refine the other candidates, rolls of the first about the view axis and ``more()``
     (computed only then: e.g. the network on rotated inputs) and keep the best score.
@@ -326,21 +367,23 @@ def robust_pose(candidates: list[tuple[str, HeadPose]], v_head: np.ndarray, regi
     def evaluate(p: HeadPose) -> SurfaceCheck:
         return surface_check(v_head, p, region, surf, cfg)
 
-    name0, pose0 = candidates[0]
+    first = candidates[0]
+    pose0 = first.pose
     check0 = evaluate(pose0)
     n_iter = int(cfg["refine"]["iterations"] if iterations is None else iterations)
     if n_iter <= 0:
-        return RobustFit(pose0, check0, name0, check0, [(name0, check0.score(cfg))])
+        return RobustFit(pose0, check0, first, False, check0, [(first.label, check0.score(cfg))])
     best_pose = refine_rigid(pose0, vs, ns, surf, cfg, n_iter)
     best = evaluate(best_pose)
-    chosen = f"{name0}+refine"
-    tried = [(chosen, best.score(cfg))]
+    chosen = first
+    tried = [(f"{first.label}+refine", best.score(cfg))]
     if best.accepted(cfg):
-        return RobustFit(best_pose, best, chosen, check0, tried)
+        return RobustFit(best_pose, best, chosen, True, check0, tried)
     centre = np.asarray(centre if centre is not None else surf.pim.center_mm, np.float64)
-    alts = list(candidates[1:]) + [(f"{name0} rolled {a:g}", roll_about_view_axis(pose0, a, centre)) for a in cfg["fallback"]["rolls_deg"]]
+    alts = list(candidates[1:]) + [Candidate(Start.ROLLED, roll_about_view_axis(pose0, a, centre), turn_deg=float(a))
+                                   for a in cfg["fallback"]["rolls_deg"]]
     alts += more() if more is not None else []
-    alts += search_grid(name0, pose0, vs, ns, v_head, region, surf, cfg)
+    alts += search_grid(pose0, vs, ns, v_head, region, surf, cfg)
     # an alternative must beat the networks' refined pose clearly: a face-like surface also fits
     # a turned face moderately well, and the networks are right far more often than not
     # and it must lie on the points at least about as well (trimmed residual): the penalty terms
@@ -348,18 +391,18 @@ def robust_pose(candidates: list[tuple[str, HeadPose]], v_head: np.ndarray, regi
     # wrong can trade a worse residual for fewer penalties
     best_score = best.score(cfg) - cfg["fallback"]["margin_mm"]
     max_residual = best.residual_mm + cfg["fallback"]["residual_slack_mm"]
-    for name, p in alts:
-        q = refine_rigid(p, vs, ns, surf, cfg, n_iter)
+    for cand in alts:
+        q = refine_rigid(cand.pose, vs, ns, surf, cfg, n_iter)
         ch = evaluate(q)
         sc = ch.score(cfg)
-        tried.append((f"{name}+refine", sc))
+        tried.append((f"{cand.label}+refine", sc))
         if sc < best_score and ch.residual_mm <= max_residual:
-            best_pose, best, best_score, chosen = q, ch, sc, f"{name}+refine"
-    return RobustFit(best_pose, best, chosen, check0, tried)
+            best_pose, best, best_score, chosen = q, ch, sc, cand
+    return RobustFit(best_pose, best, chosen, True, check0, tried)
 
 
-def search_grid(name0: str, pose0: HeadPose, v_sample: np.ndarray, n_sample: np.ndarray, v_head: np.ndarray, region: FaceRegion,
-                surf: MeasuredSurface, cfg: dict) -> list[tuple[str, HeadPose]]:
+def search_grid(pose0: HeadPose, v_sample: np.ndarray, n_sample: np.ndarray, v_head: np.ndarray, region: FaceRegion,
+                surf: MeasuredSurface, cfg: dict) -> list[Candidate]:
     """The networks' pose turned over a grid of yaws x pitches about the head's own axes
     through its origin, each given ``[search] iterations`` coarse refinement steps; the
     ``[search] keep`` best by score are returned (to be refined fully).
@@ -382,9 +425,9 @@ def search_grid(name0: str, pose0: HeadPose, v_sample: np.ndarray, n_sample: np.
             turned = turn_about(pose0, pose0.R[:, 1], a, origin)  # yaw about the head's vertical axis,
             p = turn_about(turned, turned.R[:, 0], b, origin)  # then pitch about its (turned) ear-to-ear axis
             q = refine_rigid(p, v_sample, n_sample, surf, cfg, g["iterations"])
-            scored.append((surface_check(v_head, q, region, surf, cfg).score(cfg), f"{name0} yaw {a:+g} pitch {b:+g}", q))
+            scored.append((surface_check(v_head, q, region, surf, cfg).score(cfg), Candidate(Start.GRID, q, yaw_deg=float(a), pitch_deg=float(b))))
     scored.sort(key=lambda c: c[0])
-    return [(name, q) for _, name, q in scored[: g["keep"]]]
+    return [c for _, c in scored[: g["keep"]]]
 
 
 def rotate_position_image(data: np.ndarray, quarter_turns: int) -> np.ndarray:

@@ -19,16 +19,15 @@ import time
 
 import numpy as np
 
-from ..geometry.camera import Intrinsics
 from ..errors import NoFaceFoundError
 from ..facemodel import FaceModel
 from ..fitting import FitConfig, fit_face
 from ..geometry.pose import HeadPose
 from ..preprocess.localize import DEFAULT_PARAMS
 from ..geometry.rotations import euler_to_matrix
-from .check import FaceRegion, MeasuredSurface, check_config, surface_check
-from .pose import describe_pose, locate_and_crop
-from .reconstruct import FaceReconstruction
+from .check import FaceRegion, MeasuredSurface, Start, check_config, surface_check
+from .frame import build_result, describe, locate
+from .result import FaceResult, FramePath
 
 
 def model_head_centre(model: FaceModel, offset_mm: float = DEFAULT_PARAMS.centre_offset_mm,
@@ -65,7 +64,7 @@ BASELINE_FIT = FitConfig(rigid_iterations=20, iterations=12, max_distance_mm=(40
 
 
 class FittingReconstructor:
-    """``FittingReconstructor().reconstruct(depth_mm, intrinsics) -> FaceReconstruction``."""
+    """``FittingReconstructor().reconstruct(depth_mm, intrinsics) -> FaceResult``."""
 
     def __init__(self, model: FaceModel | None = None, config: FitConfig | None = None):
         self.model = model or FaceModel.load()
@@ -89,30 +88,28 @@ class FittingReconstructor:
             out.append(HeadPose(r0, np.asarray(location.center_mm, np.float64) - r0 @ self._centre))
         return out
 
-    def reconstruct(self, depth, intrinsics: Intrinsics | None = None, refine: int | None = None, refine_shape: int | None = None) -> FaceReconstruction:
-        """``refine`` / ``refine_shape`` are accepted for interface compatibility (fitting is all refinement)."""
-        frame, loc, pim, (t0, t1, t2) = locate_and_crop(depth, intrinsics)
-        starts = self.initial_poses(loc)
-        pts = pim.points_mm()
+    def reconstruct(self, depth, intrinsics=None, refine: int | None = None, refine_shape: int | None = None) -> FaceResult:
+        """``locate -> crop -> model fit -> result``; ``refine`` / ``refine_shape`` are accepted for
+        interface compatibility (fitting is all refinement)."""
+        located = locate(depth, intrinsics)
+        t0 = time.perf_counter()
+        starts = self.initial_poses(located.location)
+        pts = located.position_image.points_mm()
         # several starts: the lowest residual among fits that kept at least half the inliers
         try:
             fits = [fit_face(pts, self.model, p.R, p.t_mm, self.config) for p in starts]
         except ValueError as exc:  # too few points in the crop
-            raise NoFaceFoundError(f"{frame.source or 'depth frame'}: model fitting failed ({exc})") from None
+            raise NoFaceFoundError(f"{located.frame.source or 'depth frame'}: model fitting failed ({exc})") from None
         most = max(f.n_inliers for f in fits)
         fit = min((f for f in fits if f.n_inliers >= 0.5 * most), key=lambda f: f.rms_mm)
-        t3 = time.perf_counter()
+        t1 = time.perf_counter()
         pose = HeadPose(fit.rotation, fit.translation)
         v_head = self.model.vertices(fit.identity, fit.expression).astype(np.float64)
-        v_cam = pose.apply(v_head)
-        lm3 = v_cam[self.model.landmarks_68]
-        lm2 = frame.intrinsics.project(lm3)
         # the same check, confidence and face decision as the networks' path, on the fitted face
-        check = surface_check(v_head, pose, self.region, MeasuredSurface.from_position_image(pim), self.check_cfg)
-        pr = describe_pose(self.check_cfg, loc, pim, pose, check, fit.identity, fit.expression)
-        pr.chosen = "fit"
-        t4 = time.perf_counter()
-        timings = {"localize": (t1 - t0) * 1e3, "crop": (t2 - t1) * 1e3, "fit": (t3 - t2) * 1e3,
-                   "mesh_and_check": (t4 - t3) * 1e3, "total": (t4 - t0) * 1e3}
-        pr.timings_ms = {k: v for k, v in timings.items() if k != "total"}
-        return FaceReconstruction(pose, v_head, v_cam, lm3, lm2, fit.identity, fit.expression, pr.confidence, pr, timings, frame.source)
+        check = surface_check(v_head, pose, self.region, MeasuredSurface.from_position_image(located.position_image), self.check_cfg)
+        decision = describe(self.check_cfg, check, fit.identity, fit.expression)
+        t2 = time.perf_counter()
+        timings = {**located.timings_ms, "fit": (t1 - t0) * 1e3, "check": (t2 - t1) * 1e3}
+        timings["total"] = sum(timings.values())
+        return build_result(self.model, located, pose, check, decision, FramePath(Start.FIT), v_head=v_head,
+                            weights=np.r_[fit.identity, fit.expression], timings_ms=timings)

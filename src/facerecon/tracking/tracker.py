@@ -34,6 +34,7 @@ import numpy as np
 from ..errors import ConfigError, FaceReconError
 from ..io.frame import DepthFrame
 from ..geometry.pose import HeadPose
+from ..pipeline.frame import describe
 from ..preprocess.localize import localize_head
 from ..preprocess.position_image import make_position_image
 from ..geometry.rotations import geodesic_distance_deg
@@ -256,7 +257,7 @@ class Tracker:
         t3 = time.perf_counter()
         w_net = None
         if not self.identity_frozen or not c_ref["enabled"]:
-            w_net = self.rec.subset.weights_from_offsets(self.rec.shape_offsets(pim.data)).astype(np.float64)
+            w_net = self.rec.shape_weights(pim.data)
         t4 = time.perf_counter()
         timings["network"] = (t3 - t2) * 1e3
         timings["shape_network"] = (t4 - t3) * 1e3
@@ -297,7 +298,7 @@ class Tracker:
             self._identity_mesh(ident)
         v_full = self._region_vertices(expr)
         check = surface_check(v_full, model_pose, self.region, surf, self.check_cfg)
-        res = self.est.describe(loc, pim, model_pose, check, ident, expr)
+        res = describe(self.check_cfg, check, ident, expr)
         t5 = time.perf_counter()
         timings["refine_and_check"] = (t5 - t4) * 1e3
         if res.confidence < self.cfg["loss"]["min_confidence"]:

@@ -5,8 +5,9 @@ CSV columns (one row per frame, schema ``TRACK_CSV_COLUMNS`` then one column per
 residual_mm, qw, qx, qy, qz, tx_mm, ty_mm, tz_mm, yaw_deg, pitch_deg, roll_deg`` (the
 filtered pose), the same ten pose columns prefixed ``raw_`` (before the filter), then
 ``expr_<name>`` for the 55 expression weights.  Lost frames have empty pose cells.
-The JSON holds the same per frame (pose as nested objects) plus the sequence summary and
-the fused identity weights.
+The JSON holds one pose document per frame (the schema of :mod:`.pose_json`, method
+``track``: the filtered pose in the core keys, the raw pose in the ``track`` block) plus the
+sequence summary and the fused identity weights.
 """
 from __future__ import annotations
 
@@ -19,9 +20,9 @@ import numpy as np
 
 from ..fileutil import atomic_path, write_text_atomic
 from ..geometry.pose import HeadPose
-from .tracker import FaceTrack
+from ..tracking.tracker import FaceTrack
+from .pose_json import SCHEMA_VERSION, track_document
 
-SCHEMA_VERSION = 1
 POSE_COLUMNS = ("qw", "qx", "qy", "qz", "tx_mm", "ty_mm", "tz_mm", "yaw_deg", "pitch_deg", "roll_deg")
 TRACK_CSV_COLUMNS = ("index", "time_s", "source", "tracked", "status", "recovered", "localised", "warm_start", "confidence",
                      "residual_mm", *POSE_COLUMNS, *(f"raw_{c}" for c in POSE_COLUMNS))
@@ -34,15 +35,6 @@ def _pose_values(pose: HeadPose | None) -> list:
             *(round(float(v), 3) for v in pose.euler_deg)]
 
 
-def _pose_json(pose: HeadPose | None) -> dict | None:
-    if pose is None:
-        return None
-    yaw, pitch, roll = pose.euler_deg
-    return {"quaternion_wxyz": [round(float(v), 6) for v in pose.quaternion_wxyz],
-            "translation_mm": [round(float(v), 3) for v in pose.t_mm],
-            "euler_deg": {"yaw": round(float(yaw), 3), "pitch": round(float(pitch), 3), "roll": round(float(roll), 3)}}
-
-
 def tracks_csv(tracks: list[FaceTrack], expression_names: list[str]) -> str:
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
@@ -53,18 +45,6 @@ def tracks_csv(tracks: list[FaceTrack], expression_names: list[str]) -> str:
                     int(t.warm_start), round(t.confidence, 4), "" if not np.isfinite(t.residual_mm) else round(t.residual_mm, 3),
                     *_pose_values(t.pose), *_pose_values(t.raw_pose), *expr])
     return buf.getvalue()
-
-
-def track_frame_json(t: FaceTrack, expression_names: list[str]) -> dict:
-    return {
-        "index": t.index, "time_s": t.time_s, "source": t.source, "tracked": t.tracked, "status": t.status,
-        "recovered": t.recovered, "localised": t.localised, "warm_start": t.warm_start,
-        "confidence": round(t.confidence, 4), "residual_mm": round(t.residual_mm, 3) if np.isfinite(t.residual_mm) else None,
-        "pose": _pose_json(t.pose), "raw_pose": _pose_json(t.raw_pose),
-        "expression": None if t.expression is None else {n: round(float(v), 4) for n, v in zip(expression_names, t.expression)},
-        "identity_frozen": t.identity_frozen, "message": t.message,
-        "timings_ms": {k: round(float(v), 2) for k, v in t.timings_ms.items()},
-    }
 
 
 def summary(tracks: list[FaceTrack], seconds: float | None = None) -> dict:
@@ -95,7 +75,7 @@ def write_track_outputs(out_dir: Path, tracks: list[FaceTrack], tracker, *, sequ
            "identity": None if tracker.identity is None else [round(float(v), 5) for v in tracker.identity],
            "conventions": "mm; camera frame x right, y down, z forward; head point v -> R v + t; quaternion (w, x, y, z) w >= 0; "
                           "Euler R = Ry(yaw) Rx(pitch) Rz(roll) about camera axes; pose = One-Euro filtered, raw_pose = before the filter",
-           "frames": [track_frame_json(t, names) for t in tracks]}
+           "frames": [track_document(t, names) for t in tracks]}
     write_text_atomic(paths["json"], json.dumps(doc, indent=1))
     polys, puv = tracker.model.polygon_lists()
     write_mesh(paths["identity"], tracker.identity_vertices(), polys, tracker.model.uv, puv,

@@ -1,0 +1,104 @@
+"""One pose JSON schema for every command: ``facerecon/data/pose.schema.json`` (``schema_version`` 2).
+
+:func:`pose_document` writes the core keys every command shares (frame, method, the face
+decision, confidence, the pose in four forms, identity and expression weights, timings);
+what only one method has goes into its own block (``depth``, ``photo``, ``photo_depth``,
+``track``).  ``reconstruct`` (every method), ``pose`` and each frame of ``track`` go through
+here, and the tests validate every CLI output against the schema (:func:`validate`).
+Documented in ``docs/pose_json.md``.
+"""
+from __future__ import annotations
+
+import json
+from functools import lru_cache
+from importlib import resources
+
+import numpy as np
+
+from ..geometry.pose import EULER_CONVENTION, HeadPose
+
+SCHEMA_VERSION = 2
+
+
+def pose_keys(pose: HeadPose) -> dict:
+    """The four forms of a pose under the schema's names."""
+    yaw, pitch, roll = (float(a) for a in pose.euler_deg)
+    return {"rotation_matrix": pose.R.tolist(), "translation_mm": [float(v) for v in pose.t_mm],
+            "quaternion_wxyz": [float(v) for v in pose.quaternion_wxyz], "euler_deg": {"yaw": yaw, "pitch": pitch, "roll": roll}}
+
+
+def pose_document(*, frame: str, method: str, face: bool, confidence: float, pose: HeadPose | None = None, reason: str = "",
+                  identity=None, expression=None, expression_names=None, timings_ms: dict | None = None, **blocks) -> dict:
+    """The core keys, then the method's blocks (``None`` blocks are left out)."""
+    doc: dict = {"schema_version": SCHEMA_VERSION, "frame": str(frame), "method": method, "face": bool(face)}
+    if reason and not face:
+        doc["reason"] = reason
+    doc["confidence"] = round(float(np.clip(confidence, 0.0, 1.0)), 6)
+    if pose is not None:
+        doc.update(pose_keys(pose), euler_convention=EULER_CONVENTION)
+    if identity is not None:
+        doc["identity"] = np.round(np.asarray(identity, np.float64), 5).tolist()
+    if expression is not None:
+        doc["expression"] = {n: round(float(w), 6) for n, w in zip(expression_names, expression)}
+    if timings_ms:
+        doc["timings_ms"] = {k: round(float(v), 3) for k, v in timings_ms.items()}
+    doc.update({k: v for k, v in blocks.items() if v is not None})
+    return doc
+
+
+def depth_block(res) -> dict:
+    """What only the depth paths have: the path taken, crop, check, confidence terms, the networks' own pose."""
+    out = {"path": res.path.to_json(), "crop_box_px": [float(v) for v in res.position_image.crop_box],
+           "head_box_px": [int(v) for v in res.location.box], "landmark_fit": float(res.landmark_fit),
+           "confidence_terms": {k: round(float(v), 4) for k, v in res.confidence_terms.items()},
+           "plausibility": {k: round(float(v), 4) for k, v in res.plausibility.items()}, "check": res.check.to_json()}
+    if res.network_pose is not None:
+        out["network"] = {**pose_keys(res.network_pose), **({"check": res.network_check.to_json()} if res.network_check else {})}
+    out["other_head_regions"] = len(res.other_heads)
+    if res.other_heads:
+        out["other_heads"] = [{"head_box_px": [int(v) for v in h.box], "center_mm": [float(v) for v in h.center_mm]} for h in res.other_heads]
+    return out
+
+
+def depth_document(res, frame: str, method: str, model=None, **blocks) -> dict:
+    """pose.json of a depth result (``reconstruct`` with ``network`` / ``fit``, ``pose``, ``photo-depth``):
+    identity and expression weights when the result has a mesh (names from ``model``)."""
+    has_mesh = res.vertices_head is not None and res.face
+    return pose_document(frame=frame, method=method, face=res.face, confidence=res.confidence, pose=res.pose, reason=res.reason,
+                         identity=res.identity if has_mesh else None, expression=res.expression if has_mesh and model is not None else None,
+                         expression_names=None if model is None else list(model.expression_names), timings_ms=res.timings_ms,
+                         depth=depth_block(res), **blocks)
+
+
+def photo_document(rec, model, method: str = "photo", **blocks) -> dict:
+    """pose.json of the photo path (and rgbd): pose, camera, fit statistics, identity and expression weights."""
+    f = rec.fit
+    photo = {"face_index": int(rec.face_index), "face_box": np.round(rec.face_box, 2).tolist(), "camera": rec.camera.to_json(),
+             "fit": {"iterations": f.iterations, "rigid_iterations": f.rigid_iterations, "converged": f.converged,
+                     "rms_px": round(f.rms_px, 3), "contour_rms_px": round(f.contour_rms_px, 3), "ms": round(f.ms, 2)},
+             "texture": None if rec.texture is None else rec.texture.stats()}
+    return pose_document(frame=rec.source, method=method, face=True, confidence=rec.confidence, pose=rec.pose, identity=rec.identity,
+                         expression=rec.expression, expression_names=list(model.expression_names), timings_ms=rec.timings_ms,
+                         photo=photo, **blocks)
+
+
+def track_document(t, expression_names: list[str]) -> dict:
+    """One frame of ``track`` (the filtered pose in the core keys, the raw pose in the block)."""
+    track = {"index": int(t.index), "time_s": float(t.time_s), "status": t.status, "recovered": t.recovered, "localised": t.localised,
+             "warm_start": t.warm_start, "residual_mm": round(t.residual_mm, 3) if np.isfinite(t.residual_mm) else None,
+             "raw_pose": None if t.raw_pose is None else pose_keys(t.raw_pose), "identity_frozen": t.identity_frozen}
+    return pose_document(frame=t.source, method="track", face=t.tracked, confidence=t.confidence, pose=t.pose, reason=t.message,
+                         expression=t.expression, expression_names=expression_names, timings_ms=t.timings_ms, track=track)
+
+
+@lru_cache(maxsize=1)
+def schema() -> dict:
+    """The shipped JSON Schema (``facerecon/data/pose.schema.json``)."""
+    return json.loads(resources.files("facerecon").joinpath("data/pose.schema.json").read_text(encoding="utf-8"))
+
+
+def validate(doc: dict) -> None:
+    """Raise ``jsonschema.ValidationError`` when ``doc`` does not follow the schema (needs the ``jsonschema`` package)."""
+    import jsonschema
+
+    jsonschema.Draft202012Validator(schema()).validate(doc)

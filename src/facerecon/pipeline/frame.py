@@ -1,0 +1,312 @@
+"""The depth frame pipeline: named stages with typed inputs and outputs, composed per method.
+
+    locate -> crop -> networks -> check / refine -> identity -> result      (the default, and pose only)
+    locate -> crop -> model fit ------------------------------> result      (the fitting baseline)
+
+Each stage is a function; what crosses between them is a small frozen record
+(:class:`Located`, :class:`NetworkOutput`, :class:`Checked`), and the last one builds the one
+:class:`~.result.FaceResult` (never patched afterwards).  The path a frame took is the
+result's :class:`~.result.FramePath` (data).  :class:`DepthPipeline` composes the stages for
+the networks; ``PoseEstimator`` (pose only) and ``Reconstructor`` (pose + shape) are its two
+configurations, ``FittingReconstructor`` composes ``locate`` and ``describe`` around the
+model fit.
+"""
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..errors import NoFaceFoundError
+from ..facemodel import FaceModel
+from ..fitting import FitConfig, fit_face
+from ..geometry.camera import Intrinsics
+from ..geometry.pose import HeadPose
+from ..io.frame import DepthFrame
+from ..preprocess.localize import HeadLocation, localize_head
+from ..preprocess.position_image import PositionImage, make_position_image
+from .check import (Candidate, FaceRegion, MeasuredSurface, RobustFit, Start, SurfaceCheck, confidence_from, confidence_terms,
+                    face_decision, plausibility, robust_pose, surface_check)
+from .result import FaceResult, FramePath
+
+# other head-like regions are reported from this localiser confidence on (measured: after the
+# found head and neck are removed, the shoulders of a single person score 0.45-0.6, a second
+# person's head 0.75-0.97)
+OTHER_HEAD_MIN_CONFIDENCE = 0.7
+
+
+def _ms(t0: float, t1: float) -> float:
+    return (t1 - t0) * 1e3
+
+
+# -- locate, crop -----------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Located:
+    """A frame with its head found and cropped into the networks' position image."""
+
+    frame: DepthFrame
+    location: HeadLocation
+    position_image: PositionImage
+    timings_ms: dict
+
+
+def as_frame(depth, intrinsics: Intrinsics | None = None, source: str = "") -> DepthFrame:
+    if isinstance(depth, DepthFrame):
+        return depth if intrinsics is None else depth.with_intrinsics(intrinsics)
+    return DepthFrame(np.asarray(depth, np.float32), intrinsics, source=source or "array")
+
+
+def locate(depth, intrinsics: Intrinsics | None = None) -> Located:
+    """Stage ``locate`` + ``crop``: the head localiser, then the position image about its centre."""
+    frame = as_frame(depth, intrinsics)
+    if frame.intrinsics is None:
+        raise ValueError(f"{frame.source}: no intrinsics; pass a camera preset or --intrinsics")
+    t0 = time.perf_counter()
+    loc = localize_head(frame)
+    t1 = time.perf_counter()
+    pim = make_position_image(frame, loc.center_mm)
+    return Located(frame, loc, pim, {"localize": _ms(t0, t1), "crop": _ms(t1, time.perf_counter())})
+
+
+def crop_at(frame: DepthFrame, location: HeadLocation) -> Located:
+    """Stage ``crop`` alone, at a head found otherwise (another head of the frame, a tracked head)."""
+    t0 = time.perf_counter()
+    pim = make_position_image(frame, location.center_mm)
+    return Located(frame, location, pim, {"localize": 0.0, "crop": _ms(t0, time.perf_counter())})
+
+
+def other_head_regions(frame: DepthFrame, loc: HeadLocation, max_heads: int = 3, radius_mm: float = 250.0) -> list[HeadLocation]:
+    """Other head-like regions: the localiser run again with the found heads' surroundings
+    (points within ``radius_mm`` of each found centre: head and neck) removed, until it
+    finds nothing (at most ``max_heads``).  The localiser returns one head per call; this is
+    how a frame with several people reports the others."""
+    k = frame.intrinsics
+    depth = np.array(frame.depth_mm, np.float32, copy=True)
+    found: list[HeadLocation] = []
+    centre = np.asarray(loc.center_mm, np.float64)
+    for _ in range(max_heads):
+        # only the pixels whose rays can meet the ball: its projection's bounding box
+        z_near = max(centre[2] - radius_mm, 1.0)
+        half_u, half_v = k.fx * radius_mm / z_near, k.fy * radius_mm / z_near
+        uc, vc = k.fx * centre[0] / centre[2] + k.cx, k.fy * centre[1] / centre[2] + k.cy
+        u0, u1 = int(max(np.floor(uc - half_u), 0)), int(min(np.ceil(uc + half_u) + 1, frame.width))
+        v0, v1 = int(max(np.floor(vc - half_v), 0)), int(min(np.ceil(vc + half_v) + 1, frame.height))
+        if u0 < u1 and v0 < v1:
+            z = depth[v0:v1, u0:u1]
+            x = (np.arange(u0, u1, dtype=np.float32)[None, :] - k.cx) / k.fx * z
+            y = (np.arange(v0, v1, dtype=np.float32)[:, None] - k.cy) / k.fy * z
+            c = centre.astype(np.float32)
+            z[(x - c[0]) ** 2 + (y - c[1]) ** 2 + (z - c[2]) ** 2 < radius_mm**2] = 0.0
+        try:
+            h = localize_head(DepthFrame(depth, frame.intrinsics, frame.source))
+        except NoFaceFoundError:
+            break
+        found.append(h)
+        centre = np.asarray(h.center_mm, np.float64)
+    return found
+
+
+# -- networks ---------------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class NetworkPoses:
+    """The pose network's answer: the flip-averaged pose and, with test-time flip, the direct
+    and the mirrored-back predictions (alternatives for the robust check)."""
+
+    pose: HeadPose
+    alternatives: tuple = ()  # Candidate
+
+    @property
+    def candidates(self) -> list[Candidate]:
+        return [Candidate(Start.NETWORK, self.pose), *self.alternatives]
+
+
+@dataclass(frozen=True)
+class NetworkOutput:
+    """Stage ``networks``: the pose network's candidates and the shape network's model weights."""
+
+    poses: NetworkPoses
+    weights: np.ndarray | None  # (n_identity + n_expression,) from the shape network; None: pose only
+    timings_ms: dict
+
+
+# -- check / refine, identity, result ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Checked:
+    """Stage ``check / refine``: the robust check's pose and the head-frame mesh it was checked with."""
+
+    fit: RobustFit
+    v_head: np.ndarray
+    weights: np.ndarray | None
+    shape_on_turned_crop: bool
+    timings_ms: dict
+
+
+@dataclass(frozen=True)
+class Decision:
+    confidence: float
+    face: bool
+    reason: str
+    terms: dict
+    plausibility: dict
+
+
+def describe(cfg: dict, check: SurfaceCheck, identity: np.ndarray | None = None, expression: np.ndarray | None = None) -> Decision:
+    """Confidence and the face decision of a posed face from its check (which holds the
+    landmark self-check of the same mesh at the same pose): the one place every method
+    (networks, fitting baseline, tracker) gets them from."""
+    plaus = plausibility(identity, expression)
+    terms = confidence_terms(check, plaus, cfg)
+    conf = confidence_from(terms)
+    face, reason = face_decision(conf, terms, check, plaus, cfg)
+    return Decision(conf, face, reason, terms, plaus)
+
+
+def build_result(model: FaceModel | None, located: Located, pose: HeadPose, check: SurfaceCheck, decision: Decision, path: FramePath, *,
+                 network_pose: HeadPose | None = None, network_check: SurfaceCheck | None = None, v_head: np.ndarray | None = None,
+                 weights: np.ndarray | None = None, other_heads: tuple = (), timings_ms: dict | None = None) -> FaceResult:
+    """Stage ``result``: the one :class:`FaceResult` (posed mesh and landmarks when ``v_head`` is given)."""
+    v_cam = lm3 = lm2 = ident = expr = None
+    if v_head is not None:
+        v_cam = pose.apply(v_head)
+        lm3 = v_cam[model.landmarks_68]
+        lm2 = located.frame.intrinsics.project(lm3)
+    if weights is not None:
+        k = model.n_identity
+        ident, expr = weights[:k], weights[k:]
+    return FaceResult(pose, decision.confidence, decision.face, decision.reason, check, decision.terms, decision.plausibility, path,
+                      located.location, located.position_image, network_pose, network_check, v_head, v_cam, lm3, lm2, ident, expr,
+                      tuple(other_heads), dict(timings_ms or {}), located.frame.source)
+
+
+@dataclass
+class DepthPipeline:
+    """``locate -> crop -> networks -> check / refine -> identity -> result`` for one frame.
+
+    ``pose_network`` maps a position image to :class:`NetworkPoses`; ``turned_network`` gives
+    the candidates of the network on turned crops (asked only when the check fails);
+    ``shape_network`` (None: pose only, checked with the reference face) maps position image
+    data to model weights and runs beside the pose network on ``shape_worker``."""
+
+    model: FaceModel
+    region: FaceRegion
+    check_cfg: dict
+    pose_network: Callable[[PositionImage], NetworkPoses]
+    turned_network: Callable[[PositionImage], list[Candidate]]
+    shape_network: Callable[[np.ndarray], np.ndarray] | None = None
+    shape_worker: Callable | None = None  # a concurrent.futures executor's submit, or None: run in line
+    search_others: bool = False
+    default_refine: int = 6
+    _reference: np.ndarray | None = field(default=None, repr=False)
+
+    def run(self, located: Located, refine: int | None = None, refine_shape: int | None = None) -> FaceResult:
+        t0 = time.perf_counter()
+        n_refine = self.default_refine if refine is None else int(refine)
+        if refine_shape is None:  # the joint stage follows the rigid refinement: none without it
+            refine_shape = 0 if n_refine == 0 or self.shape_network is None else int(self.check_cfg["shape"]["iterations"])
+        net = self.networks(located)
+        checked = self.check_refine(located, net, n_refine)
+        pose, check, v_head, weights = checked.fit.pose, checked.fit.check, checked.v_head, checked.weights
+        t1 = time.perf_counter()
+        if refine_shape > 0:
+            pose, v_head, weights = self.identity(located, pose, weights, int(refine_shape))
+            check = surface_check(v_head, pose, self.region, MeasuredSurface.from_position_image(located.position_image), self.check_cfg)
+        t2 = time.perf_counter()
+        k = self.model.n_identity
+        decision = describe(self.check_cfg, check, *((weights[:k], weights[k:]) if weights is not None else (None, None)))
+        others: tuple = ()
+        t3 = time.perf_counter()
+        timings = {**located.timings_ms, **net.timings_ms, **checked.timings_ms}
+        if self.search_others:
+            others = tuple(h for h in other_head_regions(located.frame, located.location) if h.confidence >= OTHER_HEAD_MIN_CONFIDENCE)
+            timings["other_heads"] = _ms(t3, time.perf_counter())
+        path = FramePath.of(checked.fit.chosen, n_refine, checked.shape_on_turned_crop, refine_shape)
+        res_v = v_head if self.shape_network is not None else None
+        t4 = time.perf_counter()
+        if self.shape_network is not None:
+            timings["identity"] = _ms(t1, t2)
+        timings["check"] = timings.get("check", 0.0) + _ms(t2, t3)
+        timings["total"] = sum(located.timings_ms.values()) + _ms(t0, t4)
+        return build_result(self.model, located, pose, check, decision, path, network_pose=net.poses.pose,
+                            network_check=checked.fit.network_check, v_head=res_v, weights=weights if res_v is not None else None,
+                            other_heads=others, timings_ms=timings)
+
+    def networks(self, located: Located) -> NetworkOutput:
+        """Stage ``networks``: the pose network (and the shape network beside it)."""
+        t0 = time.perf_counter()
+        pim = located.position_image
+        weights, shape_ms = None, None
+        if self.shape_network is None:
+            poses = self.pose_network(pim)
+        elif self.shape_worker is None:
+            poses = self.pose_network(pim)
+            t = time.perf_counter()
+            weights = self.shape_network(pim.data)
+            shape_ms = _ms(t, time.perf_counter())
+        else:
+            job = self.shape_worker(_timed, self.shape_network, pim.data)
+            try:
+                poses = self.pose_network(pim)
+            finally:
+                weights, shape_ms = job.result()
+        out = {"network": _ms(t0, time.perf_counter())}
+        if shape_ms is not None:
+            out["shape_network"] = shape_ms  # overlaps the pose network (it ran beside it)
+        return NetworkOutput(poses, weights, out)
+
+    def mesh(self, weights: np.ndarray | None) -> np.ndarray:
+        if weights is None:
+            if self._reference is None:
+                self._reference = self.model.reference_vertices.astype(np.float64)
+            return self._reference
+        k = self.model.n_identity
+        return self.model.vertices(weights[:k], weights[k:]).astype(np.float64)
+
+    def check_refine(self, located: Located, net: NetworkOutput, n_refine: int) -> Checked:
+        """Stage ``check / refine``: the robust check and rigid refinement of the networks' pose
+        with the networks' face (:func:`.check.robust_pose`)."""
+        t0 = time.perf_counter()
+        pim = located.position_image
+        surf = MeasuredSurface.from_position_image(pim)
+        weights = net.weights
+        v_head = self.mesh(weights)
+        more = lambda: self.turned_network(pim)  # noqa: E731
+        fit = robust_pose(net.poses.candidates, v_head, self.region, surf, self.check_cfg, n_refine, centre=located.location.center_mm, more=more)
+        again = False
+        if fit.chosen.start is Start.TURNED_CROP and self.shape_network is not None:
+            # the head is at a roll the networks never saw upright: the shape network's answer
+            # on the original crop is as wrong as the pose's was; ask it again on the turned crop
+            # (its output is in the head frame, nothing to turn back), then refine with that face
+            from .check import rotate_position_image
+
+            weights = self.shape_network(rotate_position_image(pim.data, int(round(fit.chosen.turn_deg / 90.0))))
+            v_head = self.mesh(weights)
+            second = robust_pose([Candidate(Start.NETWORK, fit.pose)], v_head, self.region, surf, self.check_cfg, n_refine,
+                                 centre=located.location.center_mm, more=more)
+            fit = RobustFit(second.pose, second.check, fit.chosen, fit.refined, fit.network_check, fit.tried + second.tried)
+            again = True
+        return Checked(fit, v_head, weights, again, {"refine": _ms(t0, time.perf_counter())})
+
+    def identity(self, located: Located, pose: HeadPose, weights: np.ndarray, iterations: int) -> tuple[HeadPose, np.ndarray, np.ndarray]:
+        """Stage ``identity``: joint pose + identity (+ expression) Gauss-Newton on the frame's points,
+        started from the networks' shape (``[shape]`` of ``configs/check.toml``)."""
+        c = self.check_cfg["shape"]
+        k = self.model.n_identity
+        fit = fit_face(located.position_image.points_mm(), self.model, pose.R, pose.t_mm,
+                       FitConfig(n_identity=int(c["identity_modes"]), n_expression=int(c["expression_modes"]), n_model_points=int(c["n_points"]),
+                                 rigid_iterations=0, iterations=int(iterations), max_distance_mm=tuple(c["max_distance_mm"]), region=str(c["region"])),
+                       identity=weights[:k], expression=weights[k:])
+        w = np.r_[fit.identity, fit.expression]
+        return HeadPose(fit.rotation, fit.translation), self.mesh(w), w
+
+
+def _timed(fn, data):
+    t = time.perf_counter()
+    return fn(data), _ms(t, time.perf_counter())

@@ -1,0 +1,96 @@
+"""The one result of the depth paths (networks, pose only, fitting baseline) and the path a frame took.
+
+A :class:`FaceResult` is built once, by the last stage of :mod:`.frame`, and never patched.
+Millimetres; camera frame x right, y down, z forward; head frame of :mod:`facerecon.facemodel`.
+The JSON written for it is :func:`facerecon.export.pose_json.pose_document` (one schema,
+``facerecon/data/pose.schema.json``).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..geometry.pose import HeadPose
+from ..preprocess.localize import HeadLocation
+from ..preprocess.position_image import PositionImage
+from .check import Candidate, Start, SurfaceCheck, start_label
+
+
+@dataclass(frozen=True)
+class FramePath:
+    """Which stages ran and where the returned pose started (data, not a display string)."""
+
+    start: Start
+    turn_deg: float = 0.0  # Start.ROLLED / TURNED_CROP: the turn about the view axis
+    yaw_deg: float = 0.0  # Start.GRID: the grid cell
+    pitch_deg: float = 0.0
+    refine_iterations: int = 0  # rigid point-to-plane iterations (0: the start was only checked)
+    shape_on_turned_crop: bool = False  # the shape network ran again on the turned crop
+    shape_iterations: int = 0  # joint pose + identity Gauss-Newton iterations after the check
+
+    @property
+    def label(self) -> str:
+        """The path in words, e.g. ``network on input turned 90+refine+refine-shape 3``."""
+        out = start_label(self.start, self.turn_deg, self.yaw_deg, self.pitch_deg)
+        if self.refine_iterations > 0:
+            out += "+refine"
+        if self.shape_iterations > 0:
+            out += f"+refine-shape {self.shape_iterations}"
+        return out
+
+    @staticmethod
+    def of(c: Candidate, refine_iterations: int, shape_on_turned_crop: bool = False, shape_iterations: int = 0) -> "FramePath":
+        return FramePath(c.start, c.turn_deg, c.yaw_deg, c.pitch_deg, int(refine_iterations), shape_on_turned_crop, int(shape_iterations))
+
+    def to_json(self) -> dict:
+        out = {"start": self.start.value, "label": self.label, "refine_iterations": int(self.refine_iterations),
+               "shape_iterations": int(self.shape_iterations)}
+        if self.start in (Start.ROLLED, Start.TURNED_CROP):
+            out["turn_deg"] = float(self.turn_deg)
+        if self.start is Start.GRID:
+            out["yaw_deg"], out["pitch_deg"] = float(self.yaw_deg), float(self.pitch_deg)
+        if self.shape_on_turned_crop:
+            out["shape_on_turned_crop"] = True
+        return out
+
+
+@dataclass(frozen=True, eq=False)
+class FaceResult:
+    """One face from one depth frame: pose, the decision about it, and (unless pose only) the mesh."""
+
+    pose: HeadPose
+    confidence: float
+    face: bool  # the face / no-face decision (confidence >= configs/check.toml [decision] face_threshold)
+    reason: str  # why not a face (empty for a face)
+    check: SurfaceCheck  # the returned face against the measured surface
+    confidence_terms: dict
+    plausibility: dict
+    path: FramePath
+    location: HeadLocation
+    position_image: PositionImage
+    network_pose: HeadPose | None = None  # the networks' pose before refinement / fallback (None: no network)
+    network_check: SurfaceCheck | None = None
+    vertices_head: np.ndarray | None = None  # (V, 3) canonical head frame; None for pose only
+    vertices_camera: np.ndarray | None = None  # (V, 3) camera frame
+    landmarks_3d: np.ndarray | None = None  # (68, 3) camera frame
+    landmarks_2d: np.ndarray | None = None  # (68, 2) pixels
+    identity: np.ndarray | None = None  # (100,) identity weights of the returned shape
+    expression: np.ndarray | None = None  # (55,) expression weights (first 53 ARKit-named)
+    other_heads: tuple = ()  # HeadLocation of other head-like regions (when searched)
+    timings_ms: dict = field(default_factory=dict)  # per stage, and "total"
+    source: str = ""
+
+    @property
+    def landmark_fit(self) -> float:
+        """Fraction of the inner landmarks with a measured point within 10 mm (returned pose)."""
+        return self.check.landmark_fit
+
+    @property
+    def refine_iterations(self) -> int:
+        return self.path.refine_iterations
+
+    @property
+    def chosen(self) -> str:
+        """The path in words (for tables and logs)."""
+        return self.path.label
