@@ -33,33 +33,25 @@ def stub_pose(monkeypatch):
     """`facerecon pose` with a stand-in estimator: these tests are about the batch, not the networks."""
     from types import SimpleNamespace
 
-    import facerecon.pipeline as pipeline
+    import facerecon.export.pose_json as pose_json
+    import facerecon.pipeline.reconstruct as reconstruct
 
     def result(frame):
         pose = SimpleNamespace(euler_deg=(0.0, 0.0, 0.0), t_mm=np.array([0.0, 0.0, 600.0]))
-        return SimpleNamespace(face=True, reason="", pose=pose, confidence=0.9, timings_ms={"total": 1.0},
-                               location=None, to_json=lambda: {"face": True, "stub": True})  # fmt: skip
+        return SimpleNamespace(face=True, reason="", pose=pose, confidence=0.9, timings_ms={"total": 1.0}, location=None)
 
-    class Stub:
-        @classmethod
-        def from_pretrained(cls, *args, **kwargs):
-            return cls()
+    class Stub:  # what `facerecon pose` runs (PosePredictor)
+        def __init__(self, *args, **kwargs):
+            pass
 
-        def estimate(self, frame, refine=0):
+        def __call__(self, frame):
             return result(frame)
 
-    class StubReconstructor:  # the --refine path (the default) goes through the reconstructor
-        pose = Stub()
+        def all_faces(self, frame):
+            return [result(frame)]
 
-        @classmethod
-        def from_pretrained(cls, *args, **kwargs):
-            return cls()
-
-        def reconstruct(self, frame, refine=0, **kwargs):
-            return SimpleNamespace(pose_result=result(frame), timings_ms={"total": 1.0})
-
-    monkeypatch.setattr(pipeline, "PoseEstimator", Stub)
-    monkeypatch.setattr(pipeline, "Reconstructor", StubReconstructor)
+    monkeypatch.setattr(reconstruct, "PosePredictor", Stub)
+    monkeypatch.setattr(pose_json, "depth_document", lambda res, frame, method, *a, **k: {"face": True, "stub": True})
     return Stub
 
 

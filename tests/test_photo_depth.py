@@ -362,4 +362,4 @@ def test_reconstruct_method_photo_depth(real_dir, ict_archive, tmp_path, capsys)
                  "surface.ply", "photo_depth.json"):
         assert (d / name).is_file(), name
     pose = json.loads((d / "pose.json").read_text())
-    assert pose["method"] == "photo-depth" and pose["depth_backend"] == FACE_MODEL
+    assert pose["method"] == "photo-depth" and pose["photo_depth"]["backend"] == FACE_MODEL
