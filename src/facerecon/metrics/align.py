@@ -1,8 +1,9 @@
 """Rigid registration onto surfaces and clouds: configurations of :func:`facerecon.geometry.icp.rigid_icp`.
 
 Shape metrics must not measure pose: a reconstruction is first brought onto the ground
-truth with a few corresponding landmarks (the paper uses nine, NoW seven), optionally
-refined with ICP against the ground-truth *surface* inside the evaluation region.
+truth with a few corresponding landmarks (the paper uses nine, NoW seven;
+:func:`facerecon.geometry.transforms.fit_similarity`), optionally refined with ICP against
+the ground-truth *surface* inside the evaluation region (:func:`icp_to_surface`).
 Scale stays off by default: facerecon reconstructs metric shape, and fitting a scale
 would hide a size error.
 """
