@@ -46,7 +46,7 @@ def icp_comparison(shared: Path, seed: int = 0) -> dict:
     from scipy.spatial.transform import Rotation
 
     from facerecon.io.mesh import read_mesh
-    from facerecon.metrics.align import CloudTarget, SimilarityTransform, icp_to_surface
+    from facerecon.metrics.align import CloudTarget, icp_to_surface
     from facerecon.metrics.surface import SurfaceIndex, triangulate_faces
 
     mesh = read_mesh(shared / "data" / "real" / "scan-james" / "james.obj")
@@ -111,7 +111,7 @@ def icp_comparison(shared: Path, seed: int = 0) -> dict:
     t2 = time.perf_counter()
     # recover the total transform from the moved copy (s now holds the registered points)
     moved = np.asarray(s.points)
-    from facerecon.metrics.align import fit_similarity
+    from facerecon.geometry.transforms import fit_similarity
 
     tot = fit_similarity(src, moved, scale=False)
     out["methods"]["open3d registration_icp (point-to-plane, 20 mm then 4 mm)"] = {
@@ -140,7 +140,7 @@ def icp_comparison(shared: Path, seed: int = 0) -> dict:
 def similarity_icp_median(points: np.ndarray, tree, target_points: np.ndarray, iterations: int = 30) -> float:
     """Median nearest-neighbour distance after a rigid + uniform-scale ICP (shape only: the photo's
     absolute size and distance rest on the fit's average-face prior)."""
-    from facerecon.metrics.align import fit_similarity
+    from facerecon.geometry.transforms import fit_similarity
 
     p = np.asarray(points, np.float64)
     for thr in np.geomspace(30.0, 5.0, iterations):

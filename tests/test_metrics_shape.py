@@ -9,10 +9,10 @@ from facerecon.metrics import (
     NINE_LANDMARKS_68,
     chamfer_eq8,
     compare_meshes,
-    fit_similarity,
     point_to_surface,
     scan_to_mesh_error,
 )
+from facerecon.geometry.transforms import fit_similarity
 from facerecon.geometry.rotations import euler_to_matrix, random_rotation
 
 

@@ -8,7 +8,7 @@ import pytest
 
 from facerecon.errors import ConfigError
 from facerecon.facemodel import FaceModel
-from facerecon.metrics.align import fit_similarity
+from facerecon.geometry.transforms import fit_similarity
 from facerecon.synth.deform import ANCHOR_REGION, raw_field
 from facerecon.synth.generator import SynthGenerator
 from facerecon.synth.labels import gt_vertices

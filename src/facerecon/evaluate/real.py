@@ -15,7 +15,8 @@ import numpy as np
 
 from ..errors import FaceReconError
 from ..facemodel import ALIGNMENT_LANDMARKS_9, EVAL_REGION
-from ..metrics.align import fit_similarity, icp_to_surface
+from ..geometry.transforms import fit_similarity
+from ..metrics.align import icp_to_surface
 from ..metrics.pose import pose_errors
 from ..metrics.shape import compare_meshes, scan_to_mesh_error
 from ..metrics.surface import SurfaceIndex

@@ -29,11 +29,10 @@ import time
 from dataclasses import dataclass, field
 
 import numpy as np
-from scipy.spatial import cKDTree
-
 from ..facemodel import FaceModel, vertex_normals
-from ..metrics.align import point_to_plane_step
+from ..geometry.icp import NearestNeighbours, rigid_icp
 from ..geometry.rotations import axis_angle_to_matrix
+from ..geometry.transforms import SimilarityTransform
 
 
 @dataclass
@@ -149,7 +148,7 @@ def fit_face(
     pts = pts[np.isfinite(pts).all(1) & (pts[:, 2] > 0)]
     if len(pts) < 50:
         raise ValueError("too few depth points to fit the face model")
-    tree = cKDTree(pts)
+    pairs = NearestNeighbours(pts, facing=True)  # visible: normal facing the camera (at the origin, looking along +z)
     sub = _ModelSubset(_geometry(model, cfg), identity, expression)
     R = np.asarray(rotation, np.float64).copy()
     t = np.asarray(translation, np.float64).copy()
@@ -160,38 +159,39 @@ def fit_face(
     history: list[float] = []
     rms, n_in = float("nan"), 0
     normals_head = sub.normals(a, b)
-    for it in range(n_iter):
+    first = 0
+    if cfg.rigid_iterations > 0 and (landmarks_cam is None or cfg.landmark_weight <= 0):
+        # the rigid stage is plain point-to-plane ICP with the model's planes: the project's one
+        # rigid loop, rotating about t (the left-multiplicative update of the joint stage below)
+        icp = rigid_icp(sub.vertices(a, b), pairs, normals=normals_head, init=SimilarityTransform(R, t),
+                        iterations=cfg.rigid_iterations, max_distance=thresholds[: cfg.rigid_iterations], min_pairs=30,
+                        planes="source", centre="translation", damping=1e-6, damping_floor=1.0, rms="plane")
+        R, t, rms, n_in = icp.transform.R, icp.transform.t, icp.rms_mm, icp.n_inliers if icp.starved is None else icp.starved
+        history += icp.history
+        first = n_iter if icp.starved is not None else cfg.rigid_iterations
+    for it in range(first, n_iter):
         rigid = it < cfg.rigid_iterations
         if not rigid and it > cfg.rigid_iterations and (it - cfg.rigid_iterations) % 4 == 0:
             normals_head = sub.normals(a, b)  # shape changes slowly: refresh normals every few steps (not at the first: unchanged)
         v = sub.vertices(a, b)
         vc = v @ R.T + t
         nc = normals_head @ R.T
-        # visible: normal facing the camera (camera at the origin looks along +z)
-        facing = np.einsum("ij,ij->i", nc, vc) < 0
-        d, j = tree.query(vc, distance_upper_bound=thresholds[it])
-        ok = facing & np.isfinite(d)
-        n_in = int(ok.sum())
+        pr = pairs(vc, nc, thresholds[it])
+        n_in = len(pr.index)
         if n_in < 30:
             break
-        p, vi, ni = pts[j[ok]], vc[ok], nc[ok]
+        p, vi, ni = pr.points, vc[pr.index], nc[pr.index]
         r = np.einsum("ij,ij->i", ni, p - vi)  # point-to-plane residual
         rms = float(np.sqrt(np.mean(r**2)))
         history.append(rms)
-        if rigid and (landmarks_cam is None or cfg.landmark_weight <= 0):
-            # the rigid stage is plain point-to-plane ICP: the project's one solver, rotating about t
-            # (the left-multiplicative update R <- exp(w) R, t <- t + dt of the joint stage below)
-            dr, dt, _ = point_to_plane_step(vi, p, ni, centre=t, damping=1e-6, damping_floor=1.0)
-            R, t = dr @ R, dr @ t + dt
-            continue
         # d(R v + t)/dw = -[R v]x  (left-multiplicative update R <- exp(w) R)
         rv = vi - t
         j_rot = np.cross(rv, ni)  # n . (w x rv) = w . (rv x n)
         cols = [j_rot, ni]
         if not rigid:
             nh = ni @ R  # n . (R b) = (R^T n) . b
-            j_id = (sub.b_id[:, ok] * nh[None]).sum(-1).T
-            j_ex = (sub.b_ex[:, ok] * nh[None]).sum(-1).T
+            j_id = (sub.b_id[:, pr.index] * nh[None]).sum(-1).T
+            j_ex = (sub.b_ex[:, pr.index] * nh[None]).sum(-1).T
             cols += [j_id, j_ex]
         J = np.concatenate(cols, 1)
         H = J.T @ J

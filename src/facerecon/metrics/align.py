@@ -1,29 +1,26 @@
-"""Rigid (optionally similarity) alignment: landmarks (Umeyama) and ICP to a surface.
+"""Rigid registration onto surfaces and clouds: configurations of :func:`facerecon.geometry.icp.rigid_icp`.
 
 Shape metrics must not measure pose: a reconstruction is first brought onto the ground
-truth with a few corresponding landmarks (the paper uses nine, NoW seven), optionally
-refined with ICP against the ground-truth *surface* inside the evaluation region.
+truth with a few corresponding landmarks (the paper uses nine, NoW seven;
+:func:`facerecon.geometry.transforms.fit_similarity`), optionally refined with ICP against
+the ground-truth *surface* inside the evaluation region (:func:`icp_to_surface`).
 Scale stays off by default: facerecon reconstructs metric shape, and fitting a scale
 would hide a size error.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
-from scipy.spatial import cKDTree
 
-from ..geometry.rotations import _rz, axis_angle_to_matrix
+from ..geometry.icp import IcpResult, NearestNeighbours, Pairs, Rejection, rigid_icp
+from ..geometry.rotations import _rz
+from ..geometry.transforms import SimilarityTransform
 from .surface import SurfaceIndex
 
 __all__ = [
     "NOW_LANDMARKS_68",
     "NINE_LANDMARKS_68",
-    "SimilarityTransform",
-    "IcpResult",
-    "fit_similarity",
+    "SurfacePairs",
     "icp_to_surface",
-    "point_to_plane_step",
     "CloudTarget",
     "start_rotations",
     "multi_start_icp",
@@ -35,110 +32,18 @@ from ..facemodel.model import ALIGNMENT_LANDMARKS_7 as NOW_LANDMARKS_68  # noqa:
 from ..facemodel.model import ALIGNMENT_LANDMARKS_9 as NINE_LANDMARKS_68  # noqa: E402
 
 
-@dataclass(frozen=True)
-class SimilarityTransform:
-    """``x -> scale * R @ x + t`` (rotation (3, 3), translation (3,) in mm)."""
+class SurfacePairs:
+    """:func:`~facerecon.geometry.icp.rigid_icp` association: exact closest points on the triangles of
+    a :class:`SurfaceIndex` (with the triangles' normals when ``normals``)."""
 
-    R: np.ndarray
-    t: np.ndarray
-    scale: float = 1.0
+    def __init__(self, target: SurfaceIndex, normals: bool = True):
+        self.target, self.normals = target, normals
 
-    @staticmethod
-    def identity() -> "SimilarityTransform":
-        return SimilarityTransform(np.eye(3), np.zeros(3), 1.0)
-
-    def apply(self, x: np.ndarray) -> np.ndarray:
-        """Transform points (..., 3)."""
-        return self.scale * np.asarray(x, dtype=np.float64) @ self.R.T + self.t
-
-    def then(self, other: "SimilarityTransform") -> "SimilarityTransform":
-        """The transform applying ``self`` first, then ``other``."""
-        return SimilarityTransform(other.R @ self.R, other.scale * other.R @ self.t + other.t, other.scale * self.scale)
-
-    def inverse(self) -> "SimilarityTransform":
-        rt = self.R.T
-        return SimilarityTransform(rt, -(rt @ self.t) / self.scale, 1.0 / self.scale)
-
-    def matrix(self) -> np.ndarray:
-        """4x4 homogeneous matrix."""
-        m = np.eye(4)
-        m[:3, :3] = self.scale * self.R
-        m[:3, 3] = self.t
-        return m
-
-
-def fit_similarity(
-    src: np.ndarray, dst: np.ndarray, *, scale: bool = False, weights: np.ndarray | None = None
-) -> SimilarityTransform:
-    """Least-squares transform mapping ``src`` (N, 3) onto ``dst`` (N, 3) (Kabsch / Umeyama).
-
-    Reflections are excluded (det R = +1).  With ``scale=True`` a uniform scale is fitted
-    too (Umeyama 1991).  Needs N >= 3 non-collinear points.
-    """
-    src = np.asarray(src, dtype=np.float64)
-    dst = np.asarray(dst, dtype=np.float64)
-    if src.shape != dst.shape or src.ndim != 2 or src.shape[1] != 3:
-        raise ValueError(f"src {src.shape} and dst {dst.shape} must both be (N, 3)")
-    if src.shape[0] < 3:
-        raise ValueError(f"need at least 3 corresponding points, got {src.shape[0]}")
-    w = np.ones(src.shape[0]) if weights is None else np.asarray(weights, dtype=np.float64)
-    w = w / w.sum()
-    mu_s, mu_d = w @ src, w @ dst
-    xs, xd = src - mu_s, dst - mu_d
-    cov = (xd * w[:, None]).T @ xs
-    u, sig, vt = np.linalg.svd(cov)
-    d = np.ones(3)
-    if np.linalg.det(u) * np.linalg.det(vt) < 0:
-        d[2] = -1.0
-    r = (u * d) @ vt
-    s = 1.0
-    if scale:
-        var_s = float(w @ (xs * xs).sum(axis=1))
-        s = float((sig * d).sum() / var_s) if var_s > 0 else 1.0
-    return SimilarityTransform(r, mu_d - s * r @ mu_s, s)
-
-
-@dataclass(frozen=True)
-class IcpResult:
-    """Outcome of :func:`icp_to_surface`.
-
-    ``transform`` maps the source points onto the target surface (it includes ``init``);
-    ``rms_mm`` is the RMS of the inlier distances at the last iteration.
-    """
-
-    transform: SimilarityTransform
-    rms_mm: float
-    iterations: int
-    converged: bool
-    n_inliers: int
-
-
-def point_to_plane_step(
-    p: np.ndarray, q: np.ndarray, n: np.ndarray, *, centre: np.ndarray | None = None,
-    subspace: np.ndarray | None = None, damping: float = 1e-12, damping_floor: float = 1e-12,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """One linearised point-to-plane step (Chen & Medioni): the rigid motion that moves the
-    points ``p`` (N, 3) onto the planes through ``q`` with normals ``n``.
-
-    The project's one point-to-plane solver: every rigid ICP (surface ICP below, the cloud
-    ICP, the model fitter's rigid stage) calls it.  The rotation is taken about ``centre``
-    (default: the centroid of ``p``, better conditioned than the origin); ``subspace``
-    (k, 6) restricts the motion (omega, t) to the span of its rows.  ``damping`` times
-    ``max(trace, damping_floor)`` is added to the normal equations, which keeps the pose
-    defined along symmetric directions.  Returns ``(dR, dt, x)`` with ``p' = dR p + dt``
-    and ``x = (omega, t)`` the 6-vector of the step.
-    """
-    c = p.mean(axis=0) if centre is None else np.asarray(centre, np.float64)
-    a = np.concatenate([np.cross(p - c, n), n], axis=1)  # d/d(omega, t) of the residual
-    b = -np.einsum("ij,ij->i", p - q, n)
-    if subspace is not None:
-        a = a @ subspace.T
-    ata = a.T @ a
-    x = np.linalg.solve(ata + damping * max(float(np.trace(ata)), damping_floor) * np.eye(len(ata)), a.T @ b)
-    if subspace is not None:
-        x = subspace.T @ x
-    dr = axis_angle_to_matrix(x[:3])
-    return dr, c + x[3:] - dr @ c, x
+    def __call__(self, points: np.ndarray, normals: np.ndarray | None, max_distance: float) -> Pairs:
+        cp = self.target.query(points)
+        ok = np.flatnonzero(cp.distances < max_distance)
+        nrm = self.target.face_normals(cp.face_index[ok]) if self.normals else None
+        return Pairs(ok, cp.points[ok], nrm, cp.distances[ok])
 
 
 def icp_to_surface(
@@ -160,39 +65,14 @@ def icp_to_surface(
     region) do not drag the fit.  ``point_to_plane`` (linearised, Chen & Medioni)
     converges in a few iterations on smooth surfaces; ``point_to_point`` (Besl & McKay,
     closed-form Kabsch step) is slower but never ill-posed.  Scale of ``init`` is kept.
+    Stops when no paired point moves by ``tol_mm`` (converged).
     """
-    if mode not in ("point_to_plane", "point_to_point"):
-        raise ValueError(f"mode must be 'point_to_plane' or 'point_to_point', got {mode!r}")
     src = np.asarray(src, dtype=np.float64).reshape(-1, 3)
     if src.shape[0] < 3:
         raise ValueError("ICP needs at least 3 source points")
-    cur = init or SimilarityTransform.identity()
-    rms, inl, it, converged = float("nan"), 0, 0, False
-    for it in range(1, max_iter + 1):
-        p = cur.apply(src)
-        cp = target.query(p)
-        d = cp.distances
-        thr = reject_factor * float(np.median(d)) + 1e-9
-        if max_distance_mm is not None:
-            thr = min(thr, max_distance_mm)
-        keep = d <= thr
-        if keep.sum() < 6:
-            break
-        p, q = p[keep], cp.points[keep]
-        inl = int(keep.sum())
-        rms = float(np.sqrt(np.mean(d[keep] ** 2)))
-        if mode == "point_to_point":
-            step = fit_similarity(p, q)
-        else:
-            rot, shift, _ = point_to_plane_step(p, q, target.face_normals(cp.face_index[keep]))
-            step = SimilarityTransform(rot, shift, 1.0)
-        cur = cur.then(step)
-        # Step size: largest displacement of the moved points (rotation + translation).
-        move = float(np.max(np.linalg.norm(step.apply(p) - p, axis=1)))
-        if move < tol_mm:
-            converged = True
-            break
-    return IcpResult(cur, rms, it, converged, inl)
+    cap = np.inf if max_distance_mm is None else max_distance_mm
+    return rigid_icp(src, SurfacePairs(target, mode == "point_to_plane"), init=init, iterations=max_iter, metric=mode,
+                     reject=Rejection(reject_factor, floor=1e-9, cap=cap), tol_move_mm=tol_mm)
 
 
 # -- rigid ICP against a point cloud with normals (registration of real scans and frames) -----------------
@@ -201,13 +81,8 @@ def icp_to_surface(
 CLOUD_INLIER_MM = 5.0
 CLOUD_CAP_MM = 10.0
 
-class CloudTarget:
-    """A point cloud with normals as an ICP target (KD-tree built once)."""
-
-    def __init__(self, points: np.ndarray, normals: np.ndarray):
-        self.points = np.asarray(points, np.float64)
-        self.normals = np.asarray(normals, np.float64)
-        self.tree = cKDTree(self.points)
+class CloudTarget(NearestNeighbours):
+    """A point cloud with normals as an ICP target (KD-tree built once): ``CloudTarget(points, normals)``."""
 
     def icp(
         self, src: np.ndarray, rotation: np.ndarray, translation: np.ndarray, iterations: int = 30,
@@ -215,12 +90,11 @@ class CloudTarget:
     ) -> tuple[np.ndarray, np.ndarray]:
         """Point-to-plane ICP of ``src`` from (R, t): correspondence distance shrinks geometrically; returns (R, t).
 
-        ``plane_normal`` (unit, target frame) restricts the motion to rotations about it and
-        translations perpendicular to it (3 DOF), which keeps every plane with that normal
-        -- e.g. a fixed sagittal plane -- in place.
+        Pairs beyond 3 x the median distance (but within ``max_dist[1]``) are dropped; it stops
+        with fewer than 12 pairs or a step below 1e-7 rad / 1e-5 mm.  ``plane_normal`` (unit,
+        target frame) restricts the motion to rotations about it and translations perpendicular
+        to it (3 DOF), which keeps every plane with that normal -- e.g. a fixed sagittal plane -- in place.
         """
-        r = np.asarray(rotation, np.float64).copy()
-        t = np.asarray(translation, np.float64).copy()
         subspace = None
         if plane_normal is not None:
             n0 = np.asarray(plane_normal, np.float64) / np.linalg.norm(plane_normal)
@@ -230,20 +104,11 @@ class CloudTarget:
             # allowed motions (omega, t): rotation about n0, translation along the two in-plane directions
             z = np.zeros(3)
             subspace = np.stack([np.r_[n0, z], np.r_[z, u], np.r_[z, np.cross(n0, u)]])
-        thr = np.geomspace(max_dist[0], max_dist[1], iterations)
-        for it in range(iterations):
-            q = src @ r.T + t
-            d, j = self.tree.query(q, distance_upper_bound=thr[it])
-            ok = np.isfinite(d)
-            if ok.sum() < 12:
-                break
-            ok &= d <= max(3.0 * float(np.median(d[ok])), max_dist[1])
-            dr, dt, x = point_to_plane_step(q[ok], self.points[j[ok]], self.normals[j[ok]], subspace=subspace, damping=1e-9)
-            r, t = dr @ r, dr @ t + dt
-            if np.linalg.norm(x[:3]) < 1e-7 and np.linalg.norm(x[3:]) < 1e-5:
-                break
-        u_, _, vt = np.linalg.svd(r)
-        return u_ @ vt, t
+        init = SimilarityTransform(np.asarray(rotation, np.float64), np.asarray(translation, np.float64))
+        pose = rigid_icp(src, self, init=init, iterations=iterations, max_distance=np.geomspace(max_dist[0], max_dist[1], iterations),
+                         reject=Rejection(3.0, floor=max_dist[1]), min_pairs=12, subspace=subspace, damping=1e-9,
+                         tol_step=(1e-7, 1e-5)).pose
+        return pose.R, pose.t_mm
 
     def residuals(self, src: np.ndarray, rotation: np.ndarray, translation: np.ndarray,
                   inlier_mm: float = CLOUD_INLIER_MM, cap_mm: float = CLOUD_CAP_MM) -> dict:

@@ -29,7 +29,9 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy.spatial import cKDTree
 
-from .align import IcpResult, SimilarityTransform, fit_similarity, icp_to_surface
+from ..geometry.icp import IcpResult
+from ..geometry.transforms import SimilarityTransform, fit_similarity
+from .align import icp_to_surface
 from .surface import SurfaceIndex, triangulate_faces
 
 __all__ = [

@@ -14,8 +14,8 @@ grid of camera-frame points: no search structure is needed):
   of rendered face pixels with a measurement at all).
 * :func:`refine_rigid` is a short rigid point-to-plane ICP with projective association:
   face vertices are projected into the crop and paired with the measured point (and its
-  grid normal) at that pixel; the step is the project's one point-to-plane solver
-  (:func:`facerecon.metrics.align.point_to_plane_step`).  ~0.3-0.5 ms per iteration: cheap
+  grid normal) at that pixel; a configuration of the project's one rigid ICP loop
+  (:func:`facerecon.geometry.icp.rigid_icp`).  ~0.3-0.5 ms per iteration: cheap
   enough to run by default.  (The fitter's rigid stage, :func:`facerecon.fitting.fit_face`,
   pairs by KD-tree and re-evaluates the shape every iteration: measured ~200 ms for 3
   iterations on the loaded 2-core machine, against ~13 ms for 6 here.)
@@ -42,10 +42,11 @@ from importlib import resources
 import numpy as np
 
 from ..facemodel import FaceModel
-from ..metrics.align import point_to_plane_step
+from ..geometry.icp import Pairs, Rejection, rigid_icp
 from ..geometry.pose import HeadPose
 from ..preprocess.position_image import PositionImage
 from ..geometry.rotations import axis_angle_to_matrix
+from ..geometry.transforms import SimilarityTransform
 from ..settings import overlay_sections
 
 
@@ -240,13 +241,38 @@ def surface_check(v_head: np.ndarray, pose: HeadPose, region: FaceRegion, surf: 
 # -- rigid refinement -----------------------------------------------------------------------------------------------
 
 
+class ProjectivePairs:
+    """:func:`~facerecon.geometry.icp.rigid_icp` association: posed sample vertices projected into the
+    crop's grid, paired with the measured point (and grid normal) at that pixel; only vertices in
+    front of the camera whose normal faces it, and grid normals within 60 degrees of theirs."""
+
+    def __init__(self, surf: MeasuredSurface):
+        self.surf = surf
+
+    def __call__(self, p: np.ndarray, nm: np.ndarray, max_distance: float) -> Pairs:
+        k, s = self.surf.pim.intrinsics, self.surf.pim.size
+        z = p[:, 2]
+        front = (z > 1.0) & (np.einsum("ij,ij->i", nm, p) < 0)  # model normal faces the camera
+        u = np.rint(k.fx * p[:, 0] / np.maximum(z, 1.0) + k.cx).astype(np.int64)
+        v = np.rint(k.fy * p[:, 1] / np.maximum(z, 1.0) + k.cy).astype(np.int64)
+        idx = np.flatnonzero(front & (u >= 0) & (u < s) & (v >= 0) & (v < s))
+        nq, keep = self.surf.normals_at(v[idx], u[idx])
+        idx, nq = idx[keep], nq[keep]
+        q = self.surf.points[v[idx], u[idx]]
+        d = np.linalg.norm(q - p[idx], axis=1)
+        ok = (d < max_distance) & (np.einsum("ij,ij->i", nq, nm[idx]) > 0.5)
+        return Pairs(idx[ok], q[ok], nq[ok], d[ok])
+
+
 def refine_rigid(pose: HeadPose, v_sample: np.ndarray, n_sample: np.ndarray, surf: MeasuredSurface, cfg: dict,
                  iterations: int | None = None, planes: str | None = None) -> HeadPose:
     """Rigid point-to-plane ICP of head-frame sample vertices (with normals) onto the crop's
-    points, pairs found by projecting into the organised grid (see module doc).  ``planes``
-    (default ``[refine] planes``): ``model``, the planes through the measured points have the
-    sample's normals (exact for a mesh); ``measured``, the grid's central-difference normals
-    (for samples whose own normals are estimates, e.g. a fused point cloud)."""
+    points, pairs found by projecting into the organised grid (:class:`ProjectivePairs`; see
+    module doc).  ``planes`` (default ``[refine] planes``): ``model``, the planes through the
+    measured points have the sample's normals (exact for a mesh; the measured normals, central
+    differences of single pixels, then only gate the pairs: on real sensors they are noisy enough
+    to bias the step); ``measured``, the grid's central-difference normals (for samples whose own
+    normals are estimates, e.g. a fused point cloud)."""
     planes = cfg["refine"]["planes"] if planes is None else planes
     if planes not in ("model", "measured"):
         raise ValueError(f"refine planes must be 'model' or 'measured', not {planes!r}")
@@ -254,40 +280,13 @@ def refine_rigid(pose: HeadPose, v_sample: np.ndarray, n_sample: np.ndarray, sur
     n_iter = int(r_cfg["iterations"] if iterations is None else iterations)
     if n_iter <= 0:
         return pose
-    k = surf.pim.intrinsics
-    s = surf.pim.size
-    R = np.asarray(pose.R, np.float64).copy()
-    t = np.asarray(pose.t_mm, np.float64).copy()
-    thresholds = np.geomspace(*r_cfg["max_distance_mm"], n_iter) if n_iter > 1 else np.array([r_cfg["max_distance_mm"][1]])
-    for it in range(n_iter):
-        p = v_sample @ R.T + t
-        nm = n_sample @ R.T
-        z = p[:, 2]
-        front = (z > 1.0) & (np.einsum("ij,ij->i", nm, p) < 0)  # model normal faces the camera
-        u = np.rint(k.fx * p[:, 0] / np.maximum(z, 1.0) + k.cx).astype(np.int64)
-        v = np.rint(k.fy * p[:, 1] / np.maximum(z, 1.0) + k.cy).astype(np.int64)
-        inside = front & (u >= 0) & (u < s) & (v >= 0) & (v < s)
-        idx = np.flatnonzero(inside)
-        uu, vv = u[idx], v[idx]
-        nq, keep = surf.normals_at(vv, uu)
-        idx, uu, vv, nq = idx[keep], uu[keep], vv[keep], nq[keep]
-        q = surf.points[vv, uu]
-        pp = p[idx]
-        d = np.linalg.norm(q - pp, axis=1)
-        ok = (d < thresholds[it]) & (np.einsum("ij,ij->i", nq, nm[idx]) > 0.5)
-        if ok.sum() >= 12:
-            ok &= d <= max(2.5 * float(np.median(d[ok])), r_cfg["max_distance_mm"][1] * 0.5)
-        if ok.sum() < r_cfg["min_pairs"]:
-            break
-        # model planes: the measured normals (central differences of single pixels) then only
-        # gate the pairs; on real sensors they are noisy enough to bias the step
-        n_plane = nm[idx][ok] if planes == "model" else nq[ok]
-        dr, dt, x = point_to_plane_step(pp[ok], q[ok], n_plane, damping=1e-6, damping_floor=1.0)
-        R, t = dr @ R, dr @ t + dt
-        if np.linalg.norm(x[:3]) < 1e-5 and np.linalg.norm(x[3:]) < 1e-3:
-            break
-    u_, _, vt = np.linalg.svd(R)
-    return HeadPose(u_ @ vt, t)
+    near = r_cfg["max_distance_mm"][1]
+    thresholds = np.geomspace(*r_cfg["max_distance_mm"], n_iter) if n_iter > 1 else np.array([near])
+    init = SimilarityTransform(np.asarray(pose.R, np.float64), np.asarray(pose.t_mm, np.float64))
+    return rigid_icp(v_sample, ProjectivePairs(surf), normals=n_sample, init=init, iterations=n_iter, max_distance=thresholds,
+                     reject=Rejection(2.5, floor=near * 0.5, min_pairs=12), min_pairs=0, min_inliers=r_cfg["min_pairs"],
+                     planes="source" if planes == "model" else "target", damping=1e-6, damping_floor=1.0,
+                     tol_step=(1e-5, 1e-3)).pose
 
 
 def turn_about(pose: HeadPose, axis: np.ndarray, angle_deg: float, centre: np.ndarray) -> HeadPose:

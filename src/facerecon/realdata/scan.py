@@ -44,7 +44,8 @@ import numpy as np
 from ..geometry.camera import Intrinsics
 from ..facemodel.model import ALIGNMENT_LANDMARKS_9, FaceModel
 from ..io.frame import DepthFrame
-from ..metrics.align import SimilarityTransform, fit_similarity, icp_to_surface
+from ..geometry.transforms import SimilarityTransform, fit_similarity
+from ..metrics.align import icp_to_surface
 from ..metrics.surface import SurfaceIndex
 from ..geometry.rotations import _rz, euler_to_matrix, matrix_to_euler
 from ..synth import meshes as M

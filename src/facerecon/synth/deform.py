@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..metrics.align import fit_similarity
+from ..geometry.transforms import fit_similarity
 from .spec import chance, draw
 
 #: ICT region over which amplitudes are measured and the rigid part is removed.

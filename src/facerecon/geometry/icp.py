@@ -1,0 +1,209 @@
+"""The one rigid ICP loop, :func:`rigid_icp`, and its point-to-plane step.
+
+Every rigid registration of the project is a configuration of the loop: the surface ICP of
+the metrics (``metrics.align.icp_to_surface``: exact closest points on triangles), the cloud
+ICP of the real-data registration (``metrics.align.CloudTarget``: KD-tree), the robust
+check's refinement (``pipeline.check.refine_rigid``: projective lookup in the crop's grid)
+and the model fitter's rigid stage (``fitting.fit_face``: KD-tree, model planes).
+
+One iteration: pose the source points (and normals) with the current transform; the
+*association* pairs them with target points within the iteration's distance threshold;
+fewer than ``min_pairs`` pairs stop the loop; the outlier rule (:class:`Rejection`) drops
+pairs far beyond the median; fewer than ``min_inliers`` left stop the loop; one step
+(linearised point-to-plane, or closed-form point-to-point) is composed onto the transform;
+a small step stops the loop (converged).
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+from scipy.spatial import cKDTree
+
+from .pose import HeadPose
+from .rotations import axis_angle_to_matrix
+from .transforms import SimilarityTransform, fit_similarity
+
+__all__ = ["Pairs", "Association", "NearestNeighbours", "Rejection", "IcpResult", "point_to_plane_step", "rigid_icp"]
+
+
+@dataclass(frozen=True)
+class Pairs:
+    """An association's answer: rows ``index`` of the posed source paired with target ``points``
+    (their ``normals``, None where the target has none) at Euclidean ``distances``."""
+
+    index: np.ndarray
+    points: np.ndarray
+    normals: np.ndarray | None
+    distances: np.ndarray
+
+
+class Association(Protocol):
+    def __call__(self, points: np.ndarray, normals: np.ndarray | None, max_distance: float) -> Pairs:
+        """Pairs for the posed source ``points`` (N, 3) (``normals``: posed source normals, or
+        None), none at ``max_distance`` or farther."""
+
+
+class NearestNeighbours:
+    """Association: the closest point of a cloud (KD-tree built once; ``normals`` optional).
+    ``facing``: only source points whose (posed) normal faces the camera at the origin."""
+
+    def __init__(self, points: np.ndarray, normals: np.ndarray | None = None, facing: bool = False):
+        self.points = np.asarray(points, np.float64)
+        self.normals = None if normals is None else np.asarray(normals, np.float64)
+        self.tree = cKDTree(self.points)
+        self.facing = facing
+
+    def __call__(self, points: np.ndarray, normals: np.ndarray | None, max_distance: float) -> Pairs:
+        d, j = self.tree.query(points, distance_upper_bound=max_distance)
+        ok = np.isfinite(d)
+        if self.facing:
+            ok &= np.einsum("ij,ij->i", normals, points) < 0
+        j = j[ok]
+        return Pairs(np.flatnonzero(ok), self.points[j], None if self.normals is None else self.normals[j], d[ok])
+
+
+@dataclass(frozen=True)
+class Rejection:
+    """Outlier rule: drop pairs farther than ``factor`` times the median pair distance, that
+    threshold kept within [``floor``, ``cap``]; applied only to at least ``min_pairs`` pairs."""
+
+    factor: float = 3.0
+    floor: float = 0.0
+    cap: float = np.inf
+    min_pairs: int = 0
+
+    def keep(self, d: np.ndarray) -> np.ndarray:
+        if len(d) < self.min_pairs:
+            return np.ones(len(d), bool)
+        return d <= min(max(self.factor * float(np.median(d)), self.floor), self.cap)
+
+
+@dataclass(frozen=True)
+class IcpResult:
+    """Outcome of :func:`rigid_icp`.  ``transform`` maps the source onto the target (``init``
+    included; its scale is ``init``'s); ``rms_mm``, ``n_inliers``: the pairs of the last step
+    (``history``: ``rms_mm`` of every step); ``iterations`` counts the one that stopped the loop;
+    ``starved``: the pair count that stopped it (below ``min_pairs`` / ``min_inliers``), else None."""
+
+    transform: SimilarityTransform
+    rms_mm: float
+    iterations: int
+    converged: bool
+    n_inliers: int
+    history: tuple[float, ...] = ()
+    starved: int | None = None
+
+    @property
+    def pose(self) -> HeadPose:
+        """The rigid part as a ``HeadPose``, its rotation re-orthonormalised (SVD) after the steps."""
+        u, _, vt = np.linalg.svd(self.transform.R)
+        return HeadPose(u @ vt, self.transform.t)
+
+
+def point_to_plane_step(
+    p: np.ndarray, q: np.ndarray, n: np.ndarray, *, centre: np.ndarray | None = None,
+    subspace: np.ndarray | None = None, damping: float = 1e-12, damping_floor: float = 1e-12,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """One linearised point-to-plane step (Chen & Medioni): the rigid motion that moves the
+    points ``p`` (N, 3) onto the planes through ``q`` with normals ``n``.
+
+    The rotation is taken about ``centre`` (default: the centroid of ``p``, better conditioned
+    than the origin); ``subspace`` (k, 6) restricts the motion (omega, t) to the span of its
+    rows.  ``damping`` times ``max(trace, damping_floor)`` is added to the normal equations,
+    which keeps the pose defined along symmetric directions.  Returns ``(dR, dt, x)`` with
+    ``p' = dR p + dt`` and ``x = (omega, t)`` the 6-vector of the step.
+    """
+    c = p.mean(axis=0) if centre is None else np.asarray(centre, np.float64)
+    a = np.concatenate([np.cross(p - c, n), n], axis=1)  # d/d(omega, t) of the residual
+    b = -np.einsum("ij,ij->i", p - q, n)
+    if subspace is not None:
+        a = a @ subspace.T
+    ata = a.T @ a
+    x = np.linalg.solve(ata + damping * max(float(np.trace(ata)), damping_floor) * np.eye(len(ata)), a.T @ b)
+    if subspace is not None:
+        x = subspace.T @ x
+    dr = axis_angle_to_matrix(x[:3])
+    return dr, c + x[3:] - dr @ c, x
+
+
+def rigid_icp(
+    src: np.ndarray,
+    associate: Association,
+    *,
+    normals: np.ndarray | None = None,
+    init: SimilarityTransform | None = None,
+    iterations: int = 50,
+    max_distance: float | Sequence[float] = np.inf,
+    reject: Rejection | None = None,
+    min_pairs: int = 6,
+    min_inliers: int = 6,
+    metric: str = "point_to_plane",
+    planes: str = "target",
+    centre: str = "centroid",
+    damping: float = 1e-12,
+    damping_floor: float = 1e-12,
+    subspace: np.ndarray | None = None,
+    tol_move_mm: float | None = None,
+    tol_step: tuple[float, float] | None = None,
+    rms: str = "distance",
+) -> IcpResult:
+    """Rigid ICP of the points ``src`` (N, 3) (with ``normals``, posed along) onto ``associate``'s target.
+
+    * ``max_distance``: the pair gate, one value or one per iteration (e.g. ``np.geomspace(a, b, iterations)``).
+    * ``reject``: the outlier rule (None: keep every pair); ``min_pairs`` / ``min_inliers``: stop with
+      fewer pairs before / after it.
+    * ``metric``: ``point_to_plane`` (:func:`point_to_plane_step` with ``damping``, ``damping_floor``,
+      ``subspace``, rotating about the pairs' ``centroid`` or the current ``translation``) or
+      ``point_to_point`` (Kabsch step); ``planes``: the ``target``'s normals or the posed ``source``'s.
+    * stop rules: ``tol_move_mm``, largest displacement of the paired points by the step;
+      ``tol_step`` = (rad, mm), the point-to-plane step's rotation and translation norms.
+    * ``rms``: of the pair ``distance`` or of the ``plane`` residuals.
+
+    The scale of ``init`` is kept; the steps are rigid.
+    """
+    if metric not in ("point_to_plane", "point_to_point"):
+        raise ValueError(f"mode must be 'point_to_plane' or 'point_to_point', got {metric!r}")
+    if planes not in ("target", "source") or centre not in ("centroid", "translation") or rms not in ("distance", "plane"):
+        raise ValueError(f"unknown planes {planes!r}, centre {centre!r} or rms {rms!r}")
+    src = np.asarray(src, np.float64)
+    src_n = None if normals is None else np.asarray(normals, np.float64)
+    cur = init or SimilarityTransform.identity()
+    thr = np.broadcast_to(np.asarray(max_distance, np.float64), (iterations,))
+    rms_mm, n_in, it, converged, starved, history = float("nan"), 0, 0, False, None, []
+    for it in range(1, iterations + 1):
+        p = cur.apply(src)
+        n = None if src_n is None else src_n @ cur.R.T
+        pairs = associate(p, n, float(thr[it - 1]))
+        if len(pairs.distances) < min_pairs:
+            starved = len(pairs.distances)
+            break
+        keep = np.ones(len(pairs.distances), bool) if reject is None else reject.keep(pairs.distances)
+        if keep.sum() < min_inliers:
+            starved = int(keep.sum())
+            break
+        idx, q, d = pairs.index[keep], pairs.points[keep], pairs.distances[keep]
+        pk = p[idx]
+        n_plane = None
+        if metric == "point_to_plane":
+            n_plane = n[idx] if planes == "source" else pairs.normals[keep]
+        res = np.einsum("ij,ij->i", n_plane, q - pk) if rms == "plane" else d
+        rms_mm, n_in = float(np.sqrt(np.mean(res**2))), int(keep.sum())
+        history.append(rms_mm)
+        x = None
+        if metric == "point_to_point":
+            step = fit_similarity(pk, q)
+        else:
+            dr, dt, x = point_to_plane_step(pk, q, n_plane, centre=cur.t if centre == "translation" else None,
+                                            subspace=subspace, damping=damping, damping_floor=damping_floor)
+            step = SimilarityTransform(dr, dt, 1.0)
+        cur = cur.then(step)
+        if tol_move_mm is not None and float(np.max(np.linalg.norm(step.apply(pk) - pk, axis=1))) < tol_move_mm:
+            converged = True
+            break
+        if tol_step is not None and x is not None and np.linalg.norm(x[:3]) < tol_step[0] and np.linalg.norm(x[3:]) < tol_step[1]:
+            converged = True
+            break
+    return IcpResult(cur, rms_mm, it, converged, n_in, tuple(history), starved)
