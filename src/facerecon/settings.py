@@ -17,7 +17,7 @@ from .errors import ConfigError
 def _hint(key: str, known: Iterable[str], prefix: str = "") -> str:
     known = sorted(set(known))
     close = difflib.get_close_matches(str(key), known, n=1, cutoff=0.6)
-    return f" (did you mean {prefix}{close[0]!r}?)" if close else f"; known: {', '.join(known)}"
+    return f" (did you mean {prefix + close[0]!r}?)" if close else f"; known: {', '.join(known)}"
 
 
 def check_keys(given: Iterable[str], known: Iterable[str], where: str = "") -> None:
