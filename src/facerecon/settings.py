@@ -60,55 +60,37 @@ def packaged_toml(resource: str) -> dict:
     return tomllib.loads(resources.files("facerecon").joinpath(resource).read_text(encoding="utf-8"))
 
 
-def _type_name(tp) -> str:
-    return getattr(tp, "__name__", None) or str(tp)
-
-
 def _coerce(tp, value, what: str, key: str):
     """``value`` as the annotated type ``tp`` (bool, int, float, str, tuple[...], a dataclass);
-    strings as given on a command line are parsed."""
+    an int is a float too, and strings as given on a command line (``--set key=value``) are parsed."""
     if dataclasses.is_dataclass(tp):
-        if isinstance(value, tp):
-            return value
-        if not isinstance(value, dict):
-            raise ConfigError(f"{what}: [{key}] must be a table, got {value!r}")
-        return from_toml(tp, value, None, f"{what} [{key}]")
-    try:
-        if tp is bool:
-            if isinstance(value, str) and value.strip().lower() in _BOOLS:
-                return _BOOLS[value.strip().lower()]
-            if isinstance(value, bool):
-                return value
-        elif tp is int:
-            if isinstance(value, str):
-                return int(value.strip())
-            if isinstance(value, int) and not isinstance(value, bool):
-                return value
-            if isinstance(value, float) and value.is_integer():
-                return int(value)
-        elif tp is float:
-            if isinstance(value, str):
-                return float(value.strip())
-            if isinstance(value, (int, float)) and not isinstance(value, bool):
-                return float(value)
-        elif tp is str:
-            if isinstance(value, str):
-                return value
-        elif typing.get_origin(tp) is tuple:
-            args = typing.get_args(tp)
-            if isinstance(value, (list, tuple)):
-                if len(args) == 2 and args[1] is Ellipsis:
-                    args = (args[0],) * len(value)
-                if len(value) == len(args):
-                    return tuple(_coerce(a, v, what, key) for a, v in zip(args, value))
-        else:
-            return value  # an annotation this builder does not check
-    except ValueError:
-        pass
-    raise ConfigError(f"{what}: {key} must be a {_type_name(tp)}, got {value!r}")
+        if isinstance(value, (tp, dict)):
+            return value if isinstance(value, tp) else from_toml(tp, value, None, f"{what} [{key}]")
+    elif typing.get_origin(tp) is tuple:
+        args = typing.get_args(tp)
+        if isinstance(value, (list, tuple)):
+            args = (args[0],) * len(value) if args[-1] is Ellipsis else args
+            if len(value) == len(args):
+                return tuple(_coerce(a, v, what, key) for a, v in zip(args, value))
+    elif tp in (bool, int, float) and isinstance(value, str):
+        parsed = _BOOLS.get(value.strip().lower()) if tp is bool else _parse_number(tp, value)
+        if parsed is not None:
+            return parsed
+    elif type(value) is tp or (tp is float and type(value) is int):
+        return tp(value)
+    elif tp not in (bool, int, float, str):
+        return value  # an annotation this builder does not check
+    raise ConfigError(f"{what}: {key} must be a {getattr(tp, '__name__', tp)}, got {value!r}")
 
 
 _BOOLS = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
+
+
+def _parse_number(tp, text: str):
+    try:
+        return tp(text.strip())
+    except ValueError:
+        return None
 
 
 def _merge_tables(base: dict, extra: dict, known: dict, what: str) -> dict:
