@@ -33,21 +33,31 @@ from ..facemodel import FaceModel, vertex_normals
 from ..geometry.icp import NearestNeighbours, rigid_icp
 from ..geometry.rotations import axis_angle_to_matrix
 from ..geometry.transforms import SimilarityTransform
+from ..settings import check_keys, packaged_toml, toml_defaults, with_overrides
 
 
-@dataclass
+@toml_defaults("configs/fit.toml", "fit")
 class FitConfig:
-    n_identity: int = 40
-    n_expression: int = 53
-    rigid_iterations: int = 8
-    iterations: int = 12
-    n_model_points: int = 2500
-    max_distance_mm: tuple[float, float] = (25.0, 6.0)  # correspondence threshold, first -> last iteration
-    identity_prior: float = 2e3  # weight of ||identity||^2 (N(0,1) prior), in residual units mm^2
-    expression_prior: float = 5e2
-    landmark_weight: float = 0.0  # weight of 3D landmark priors (per landmark residual)
-    region: str = "narrow_face"
-    seed: int = 0
+    """The ``[fit]`` table of ``configs/fit.toml`` (see the comments there)."""
+
+    n_identity: int
+    n_expression: int
+    rigid_iterations: int
+    iterations: int
+    n_model_points: int
+    max_distance_mm: tuple[float, float]
+    identity_prior: float
+    expression_prior: float
+    landmark_weight: float
+    region: str
+    seed: int
+
+    @staticmethod
+    def preset(name: str) -> "FitConfig":
+        """A named schedule of ``configs/fit.toml``: its table's keys on top of ``[fit]``."""
+        tables = packaged_toml("configs/fit.toml")
+        check_keys([name], set(tables) - {"fit"}, "configs/fit.toml: ")
+        return with_overrides(FitConfig(), tables[name], f"configs/fit.toml [{name}]")
 
 
 @dataclass

@@ -11,10 +11,8 @@ torchvision).  NMS and the pre/post-processing are written here; settings live i
 from __future__ import annotations
 
 import importlib.metadata
-import tomllib
 from dataclasses import dataclass
 from functools import lru_cache
-from importlib import resources
 from pathlib import Path
 
 import numpy as np
@@ -22,7 +20,7 @@ import torch
 from torch import nn
 
 from ..errors import AssetError, ConfigError
-from ..settings import check_keys
+from ..settings import toml_defaults, with_overrides
 
 WEIGHTS_DIST = "facenet-pytorch"
 
@@ -50,45 +48,34 @@ class FaceBox:
         return np.array([(self.box[0] + self.box[2]) / 2, (self.box[1] + self.box[3]) / 2])
 
 
-@dataclass(frozen=True)
+@toml_defaults("data/photo_detect.toml", "mtcnn")
 class DetectConfig:
-    min_face_px: float = 20.0
-    min_face_fraction: float = 0.06
-    scale_factor: float = 0.709
-    thresholds: tuple[float, float, float] = (0.6, 0.7, 0.7)
-    nms_pnet_scale: float = 0.5
-    nms_pnet_all: float = 0.7
-    nms_rnet: float = 0.7
-    nms_onet: float = 0.7
-    try_rotations: bool = True
-    rotation_retry_below: float = 0.9
-    threads: int = 1
+    """The ``[mtcnn]`` table of ``data/photo_detect.toml`` (see the comments there)."""
+
+    min_face_px: float
+    min_face_fraction: float
+    scale_factor: float
+    thresholds: tuple[float, float, float]
+    nms_pnet_scale: float
+    nms_pnet_all: float
+    nms_rnet: float
+    nms_onet: float
+    try_rotations: bool
+    rotation_retry_below: float
+    threads: int
+
+    def __post_init__(self) -> None:
+        if not 0.1 < self.scale_factor < 1 or self.min_face_px < 12 or self.threads < 1:
+            raise ConfigError("photo detect settings: scale_factor must be in (0.1, 1), min_face_px >= 12, threads >= 1")
 
     @staticmethod
     def from_dict(row: dict, where: str = "photo_detect.toml") -> "DetectConfig":
-        check_keys(row, DetectConfig.__dataclass_fields__, f"{where} [mtcnn]: ")
-        try:
-            kw = dict(row)
-            if "thresholds" in kw:
-                kw["thresholds"] = tuple(float(t) for t in kw["thresholds"])
-                if len(kw["thresholds"]) != 3:
-                    raise ValueError("thresholds needs 3 values")
-            cfg = DetectConfig(**kw)
-        except (TypeError, ValueError) as exc:
-            raise ConfigError(f"{where}: malformed [mtcnn] ({exc})") from None
-        if not 0.1 < cfg.scale_factor < 1 or cfg.min_face_px < 12 or cfg.threads < 1:
-            raise ConfigError(f"{where}: scale_factor must be in (0.1, 1), min_face_px >= 12, threads >= 1")
-        return cfg
+        """The packaged settings with the keys of ``row`` on top (unknown keys are errors)."""
+        return with_overrides(DetectConfig(), row, f"{where} [mtcnn]")
 
 
-@lru_cache(maxsize=1)
 def default_detect_config() -> DetectConfig:
-    text = resources.files("facerecon").joinpath("data/photo_detect.toml").read_text(encoding="utf-8")
-    table = tomllib.loads(text)
-    unknown = set(table) - {"mtcnn"}
-    if unknown:
-        raise ConfigError(f"photo_detect.toml: unknown table(s) {sorted(unknown)}")
-    return DetectConfig.from_dict(table.get("mtcnn", {}))
+    return DetectConfig()
 
 
 # ---------------------------------------------------------------- networks (facenet-pytorch layout)

@@ -46,33 +46,34 @@ from ..geometry.camera import Intrinsics
 from ..errors import ConfigError
 from ..facemodel import FaceModel, vertex_normals
 from ..geometry.pose import HeadPose
+from ..settings import toml_defaults
 from .config import load_photo_config
 
 ROBUST_LOSSES = ("geman_mcclure", "huber", "l2")
 
 
-@dataclass
+@toml_defaults("configs/photo_fit.toml", "fit")
 class PhotoFitConfig:
     """The ``[fit]`` table of ``configs/photo_fit.toml`` (see the comments there)."""
 
-    n_identity: int = 100
-    n_expression: int = 53
-    rigid_iterations: int = 6
-    iterations: int = 40
-    tolerance: float = 1e-4
-    identity_prior: float = 4e-6
-    expression_prior: float = 4e-6
-    expression_l1: float = 4e-7
-    robust: str = "geman_mcclure"
-    robust_scale: float = 0.05
-    contour_weight: float = 0.5
-    contour_band_mm: float = 4.0
-    contour_front_mm: float = 40.0
-    contour_back_mm: float = 15.0
-    damping: float = 1e-4
-    contour_updates: int = 10
-    hidden_weight: float = 0.0
-    hidden_facing: float = 0.0
+    n_identity: int
+    n_expression: int
+    rigid_iterations: int
+    iterations: int
+    tolerance: float
+    identity_prior: float
+    expression_prior: float
+    expression_l1: float
+    robust: str
+    robust_scale: float
+    contour_weight: float
+    contour_band_mm: float
+    contour_front_mm: float
+    contour_back_mm: float
+    damping: float
+    contour_updates: int
+    hidden_weight: float
+    hidden_facing: float
 
     def __post_init__(self) -> None:
         if self.robust not in ROBUST_LOSSES:

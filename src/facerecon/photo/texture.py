@@ -23,20 +23,21 @@ import numpy as np
 
 from ..geometry.camera import Intrinsics
 from ..facemodel import RENDER_REGIONS, FaceModel
+from ..settings import toml_defaults
 from .config import load_photo_config
 
 FACE_MATERIAL = "M_Face"
 
 
-@dataclass
+@toml_defaults("configs/photo_fit.toml", "texture")
 class TextureConfig:
     """The ``[texture]`` table of ``configs/photo_fit.toml``."""
 
-    size: int = 512
-    min_facing: float = 0.15
-    depth_tolerance_mm: float = 3.0
-    mirror_fill: bool = True
-    mirror_below: float = 0.4
+    size: int
+    min_facing: float
+    depth_tolerance_mm: float
+    mirror_fill: bool
+    mirror_below: float
 
     @classmethod
     def load(cls, path=None, **overrides) -> "TextureConfig":

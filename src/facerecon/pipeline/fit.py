@@ -60,7 +60,7 @@ def model_head_centre(model: FaceModel, offset_mm: float = DEFAULT_PARAMS.centre
 # The baseline's schedule (measured on synthetic facewarehouse frames, seed 1003: from the
 # localiser's frontal start, 8 rigid iterations with a 25 -> 6 mm threshold left 5-20
 # degree errors; 20 rigid iterations from 40 mm, then 12 joint ones, reach 1-4 degrees).
-BASELINE_FIT = FitConfig(rigid_iterations=20, iterations=12, max_distance_mm=(40.0, 6.0))
+BASELINE_FIT = FitConfig.preset("baseline")  # configs/fit.toml [baseline]
 
 
 class FittingReconstructor:

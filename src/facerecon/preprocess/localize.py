@@ -69,39 +69,40 @@ from scipy import ndimage
 from ..geometry.camera import Intrinsics
 from ..errors import ConfigError, NoFaceFoundError
 from ..io.frame import DepthFrame
+from ..settings import toml_defaults
 
 
-@dataclass(frozen=True)
+@toml_defaults("configs/localize.toml", "localize")
 class LocalizeParams:
-    """Tunable constants of :func:`localize_head` (millimetres unless stated)."""
+    """Tunable constants of :func:`localize_head`; the values and what they mean: ``configs/localize.toml``."""
 
-    work_width: int = 128  # width of the working (downsampled) image, pixels (approx.)
-    min_depth_mm: float = 150.0  # ignore measurements nearer than this
-    max_depth_mm: float = 6000.0  # ... and farther than this
-    edge_abs_mm: float = 15.0  # occlusion edge: neighbour depth jump > abs + rel * z
-    edge_rel: float = 0.03
-    head_half_mm: float = 80.0  # half side of the inner (head) box
-    ring_half_mm: float = 160.0  # half side of the outer box
-    min_fill: float = 0.5  # inner box coverage needed for a head
-    max_ring: float = 0.55  # ring coverage allowed for a head (fraction of its visible part)
-    min_ring_visible: float = 0.3  # below this visible fraction, the unseen ring counts half covered
-    min_score: float = 0.2  # fill - ring needed for a head
-    collect_radius_mm: float = 110.0  # 3D radius of the head surface around the estimate
-    min_head_points: int = 12  # working-resolution pixels on the head surface
-    min_blob_pixels: int = 16  # smaller blobs are not scored
-    max_blobs: int = 48  # blobs scored, nearest first
-    min_extent_mm: float = 90.0  # blobs whose bounding box is narrower (either side) are skipped
-    centre_offset_mm: float = 60.0  # surface centroid -> head centre, along the ray
-    min_curvature: float = 1.0 / 400.0  # mean curvature (1/mm) of the head surface fit
-    max_curvature: float = 1.0 / 30.0
-    min_k_min: float = 1.0 / 1000.0  # smaller principal curvature: below, a ridge ...
-    max_crease_ratio: float = 0.8  # ... rejected when it is a crease (box edge), see _crease_ratio
-    fit_rms_mm: float = 12.0  # quadric fit residual allowed: fit_rms_mm + noise_rel * z^2 (z in m)
-    noise_rel: float = 1.5  # ~ the Kinect v1 depth noise (1.4 mm/m^2)
-    occluder_margin_mm: float = 80.0  # a pixel this much nearer than the head surface occludes it
-    max_occluded: float = 0.1  # fraction of the outer box allowed to be nearer (hands, ...)
-    max_candidates: int = 6  # candidates verified, best ranked first
-    near_prior: float = 0.1  # rank = score - near_prior * ln(z / z_nearest_candidate)
+    work_width: int
+    min_depth_mm: float
+    max_depth_mm: float
+    edge_abs_mm: float
+    edge_rel: float
+    head_half_mm: float
+    ring_half_mm: float
+    min_fill: float
+    max_ring: float
+    min_ring_visible: float
+    min_score: float
+    collect_radius_mm: float
+    min_head_points: int
+    min_blob_pixels: int
+    max_blobs: int
+    min_extent_mm: float
+    centre_offset_mm: float
+    min_curvature: float
+    max_curvature: float
+    min_k_min: float
+    max_crease_ratio: float
+    fit_rms_mm: float
+    noise_rel: float
+    occluder_margin_mm: float
+    max_occluded: float
+    max_candidates: int
+    near_prior: float
 
 
 DEFAULT_PARAMS = LocalizeParams()

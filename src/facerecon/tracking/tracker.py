@@ -42,7 +42,6 @@ from ..settings import overlay_sections
 from .filters import OneEuroParams, SE3OneEuroFilter
 from .sources import frame_time, open_sequence
 
-MIN_VALID_PIXELS = 200  # fewer measured pixels than this: an empty frame
 # head-frame crop centre before the first localisation measured it: the localiser's head
 # centre sits in front of the ICT origin (~130 mm behind the nose tip)
 DEFAULT_CROP_OFFSET_HEAD = np.array([0.0, 0.0, -40.0])
@@ -203,7 +202,7 @@ class Tracker:
         t_frame = frame_time(frame) if frame is not None else None
         t = float(time_s if time_s is not None else t_frame if t_frame is not None else idx / self.cfg["warm_start"]["fps"])
         src = frame.source if frame is not None else ""
-        if frame is None or frame.intrinsics is None or int(np.count_nonzero(frame.depth_mm)) < MIN_VALID_PIXELS:
+        if frame is None or frame.intrinsics is None or int(np.count_nonzero(frame.depth_mm)) < self.cfg["loss"]["min_valid_pixels"]:
             return self._lost(idx, t, src, "no depth data" if frame is None or frame.intrinsics is not None else "no intrinsics")
         from ..pipeline.weights import blas_threads, torch_threads
 
@@ -285,10 +284,10 @@ class Tracker:
                 pose = refine_rigid(start, vs0 + self._bs @ expr, ns, surf, self.check_cfg, c_ref["rigid_iterations"], planes=c_ref["planes"])
             # the face model at its own best fit near the pose: expression, check and confidence (with the
             # fused surface carrying the pose, the model may sit a few degrees off it: the person is not the model)
-            model_pose = refine_rigid(pose, vs0 + self._bs @ expr, ns, surf, self.check_cfg, 3, planes=c_ref["planes"]) if use_surface else pose
+            model_pose = refine_rigid(pose, vs0 + self._bs @ expr, ns, surf, self.check_cfg, c_surf["model_iterations"], planes=c_ref["planes"]) if use_surface else pose
             if c_ref["expression_iterations"] > 0:
                 expr = self._expression_steps(model_pose, vs0, ns, expr, surf, c_ref)
-                model_pose = refine_rigid(model_pose, vs0 + self._bs @ expr, ns, surf, self.check_cfg, 2, planes=c_ref["planes"])
+                model_pose = refine_rigid(model_pose, vs0 + self._bs @ expr, ns, surf, self.check_cfg, c_ref["after_expression_iterations"], planes=c_ref["planes"])
             if not use_surface:
                 pose = model_pose
         else:
@@ -400,7 +399,7 @@ class Tracker:
             q = surf.points[w[idx], u[idx]]
             ok = (np.linalg.norm(q - p[idx], axis=1) < gate) & (np.einsum("ij,ij->i", nq, nm[idx]) > 0.5)
             idx, q, nq = idx[ok], q[ok], nq[ok]
-            if len(idx) < 60:
+            if len(idx) < c["expression_min_pairs"]:
                 break
             r = np.einsum("ij,ij->i", nq, q - p[idx])
             nh = nq @ pose.R  # measured normals in head coordinates
