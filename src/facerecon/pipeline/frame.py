@@ -181,9 +181,10 @@ def build_result(model: FaceModel | None, located: Located, pose: HeadPose, chec
     if weights is not None:
         k = model.n_identity
         ident, expr = weights[:k], weights[k:]
-    return FaceResult(pose, decision.confidence, decision.face, decision.reason, check, decision.terms, decision.plausibility, path,
-                      located.location, located.position_image, network_pose, network_check, v_head, v_cam, lm3, lm2, ident, expr,
-                      tuple(other_heads), dict(timings_ms or {}), located.frame.source)
+    return FaceResult(pose, decision.confidence, decision.face, decision.reason, path, v_head, v_cam, lm3, lm2, ident, expr,
+                      check=check, confidence_terms=decision.terms, plausibility=decision.plausibility, location=located.location,
+                      position_image=located.position_image, network_pose=network_pose, network_check=network_check,
+                      other_heads=tuple(other_heads), timings_ms=dict(timings_ms or {}), source=located.frame.source)
 
 
 @dataclass

@@ -57,34 +57,36 @@ class FramePath:
 
 @dataclass(frozen=True, eq=False)
 class FaceResult:
-    """One face from one depth frame: pose, the decision about it, and (unless pose only) the mesh."""
+    """One face: pose, the decision about it, the mesh (unless pose only), and the evidence of the
+    method that made it (depth: the check against the measured surface; photo: camera, fit, texture)."""
 
     pose: HeadPose
     confidence: float
-    face: bool  # the face / no-face decision (confidence >= configs/check.toml [decision] face_threshold)
+    face: bool  # the face / no-face decision (depth: confidence >= configs/check.toml [decision] face_threshold)
     reason: str  # why not a face (empty for a face)
-    check: SurfaceCheck  # the returned face against the measured surface
-    confidence_terms: dict
-    plausibility: dict
-    path: FramePath
-    location: HeadLocation
-    position_image: PositionImage
-    network_pose: HeadPose | None = None  # the networks' pose before refinement / fallback (None: no network)
-    network_check: SurfaceCheck | None = None
+    path: FramePath  # the stages the frame went through and where the returned pose started
     vertices_head: np.ndarray | None = None  # (V, 3) canonical head frame; None for pose only
     vertices_camera: np.ndarray | None = None  # (V, 3) camera frame
     landmarks_3d: np.ndarray | None = None  # (68, 3) camera frame
     landmarks_2d: np.ndarray | None = None  # (68, 2) pixels
     identity: np.ndarray | None = None  # (100,) identity weights of the returned shape
     expression: np.ndarray | None = None  # (55,) expression weights (first 53 ARKit-named)
+    # depth evidence (None / empty for a photo)
+    check: SurfaceCheck | None = None  # the returned face against the measured surface
+    confidence_terms: dict = field(default_factory=dict)
+    plausibility: dict = field(default_factory=dict)
+    location: HeadLocation | None = None
+    position_image: PositionImage | None = None
+    network_pose: HeadPose | None = None  # the networks' pose before refinement / fallback (None: no network)
+    network_check: SurfaceCheck | None = None
     other_heads: tuple = ()  # HeadLocation of other head-like regions (when searched)
     timings_ms: dict = field(default_factory=dict)  # per stage, and "total"
     source: str = ""
 
     @property
     def landmark_fit(self) -> float:
-        """Fraction of the inner landmarks with a measured point within 10 mm (returned pose)."""
-        return self.check.landmark_fit
+        """Fraction of the inner landmarks with a measured point within 10 mm (returned pose; depth only)."""
+        return float("nan") if self.check is None else self.check.landmark_fit
 
     @property
     def refine_iterations(self) -> int:
