@@ -72,10 +72,11 @@ def locate(depth, intrinsics: Intrinsics | None = None) -> Located:
     return Located(frame, loc, pim, {"localize": _ms(t0, t1), "crop": _ms(t1, time.perf_counter())})
 
 
-def crop_at(frame: DepthFrame, location: HeadLocation) -> Located:
-    """Stage ``crop`` alone, at a head found otherwise (another head of the frame, a tracked head)."""
+def crop_at(frame: DepthFrame, location: HeadLocation, centre_mm: np.ndarray | None = None) -> Located:
+    """Stage ``crop`` alone, at a head found otherwise (another head of the frame), or about ``centre_mm``
+    (the tracker's warm start: where the previous pose puts the head)."""
     t0 = time.perf_counter()
-    pim = make_position_image(frame, location.center_mm)
+    pim = make_position_image(frame, location.center_mm if centre_mm is None else centre_mm)
     return Located(frame, location, pim, {"localize": 0.0, "crop": _ms(t0, time.perf_counter())})
 
 

@@ -18,7 +18,7 @@ What the tracker carries from frame to frame (``configs/track.toml``):
   ``min_frames`` votes, or after ``max_frames``; after that the shape network is not run;
 * **pose filter**: One-Euro on SE(3) (:mod:`.filters`); the raw pose is kept beside it;
 * **loss and recovery**: a frame whose confidence (the pipeline's surface check, landmark
-  self-check and plausibility: ``PoseEstimator.describe``) is below ``[loss]
+  self-check and plausibility: ``pipeline.frame.describe``) is below ``[loss]
   min_confidence``, an empty frame or a frame without a head is lost; the next frame
   starts from the localiser and is flagged ``recovered``.
 """
@@ -34,12 +34,14 @@ import numpy as np
 from ..errors import ConfigError, FaceReconError
 from ..io.frame import DepthFrame
 from ..geometry.pose import HeadPose
-from ..pipeline.frame import describe
+from ..pipeline.check import FaceRegion, MeasuredSurface, refine_rigid, surface_check
+from ..pipeline.frame import Located, crop_at, describe
+from ..pipeline.reconstruct import Reconstructor
+from ..pipeline.weights import blas_threads, torch_threads
 from ..preprocess.localize import localize_head
-from ..preprocess.position_image import make_position_image
-from ..geometry.rotations import geodesic_distance_deg
+from ..geometry.rotations import axis_angle_to_matrix, geodesic_distance_deg
 from ..settings import overlay_sections
-from .filters import OneEuroParams, SE3OneEuroFilter
+from .filters import OneEuroParams, SE3OneEuroFilter, rotation_log
 from .sources import frame_time, open_sequence
 
 # head-frame crop centre before the first localisation measured it: the localiser's head
@@ -136,8 +138,6 @@ class Tracker:
     """``Tracker.from_pretrained().update(frame)`` per frame, or ``for t in tracker.run(sequence)``."""
 
     def __init__(self, reconstructor, config: dict | None = None):
-        from ..pipeline.check import FaceRegion
-
         self.rec = reconstructor
         self.est = reconstructor.pose
         self.model = reconstructor.model
@@ -161,8 +161,6 @@ class Tracker:
 
     @classmethod
     def from_pretrained(cls, config: str = "fast", track: dict | None = None, model=None) -> "Tracker":
-        from ..pipeline import Reconstructor
-
         return cls(Reconstructor.from_pretrained(config, model=model), track)
 
     # -- state ---------------------------------------------------------------------------------------------------
@@ -204,8 +202,6 @@ class Tracker:
         src = frame.source if frame is not None else ""
         if frame is None or frame.intrinsics is None or int(np.count_nonzero(frame.depth_mm)) < self.cfg["loss"]["min_valid_pixels"]:
             return self._lost(idx, t, src, "no depth data" if frame is None or frame.intrinsics is not None else "no intrinsics")
-        from ..pipeline.weights import blas_threads, torch_threads
-
         threads = self.est.net.config.inference_threads
         try:
             with blas_threads(threads), torch_threads(threads):
@@ -223,103 +219,36 @@ class Tracker:
                          float(residual), self.identity_frozen, timings or {}, why)
 
     def _update(self, frame: DepthFrame, idx: int, t: float) -> FaceTrack:
-        from ..pipeline.check import MeasuredSurface, refine_rigid, surface_check
-
-        c_ws, c_ref = self.cfg["warm_start"], self.cfg["refine"]
-        timings: dict = {}
+        """The frame pipeline's stages with the track's state: ``locate`` (only when due) -> ``crop``
+        (warm start: where the previous pose puts the head) -> ``networks`` -> ``refine`` (onto the
+        face model or the fused surface, from the previous pose) -> ``check`` -> the frame's answer."""
         t0 = time.perf_counter()
         tracking = self._prev is not None
-        need_loc = not tracking or idx - self._last_localised >= c_ws["check_every"]
-        loc = None
-        if need_loc:
-            try:
-                loc = localize_head(frame)
-                self._last_localised = idx
-            except FaceReconError as exc:
-                if not tracking:
-                    return self._lost(idx, t, frame.source, exc.one_line(), True, {"localize": (time.perf_counter() - t0) * 1e3})
+        need_loc = not tracking or idx - self._last_localised >= self.cfg["warm_start"]["check_every"]
+        try:
+            located, warm = self._locate_and_crop(frame, idx, tracking, need_loc)
+        except FaceReconError as exc:  # no head where the localiser looked, and no track to fall back on
+            return self._lost(idx, t, frame.source, exc.one_line(), True, {"localize": (time.perf_counter() - t0) * 1e3})
+        c_ref = self.cfg["refine"]
+        with_shape = not self.identity_frozen or not c_ref["enabled"]
+        net = (self.rec.pipeline if with_shape else self.est.pipeline).networks(located)
         t1 = time.perf_counter()
-        timings["localize"] = (t1 - t0) * 1e3
-        warm = tracking
-        if warm:
-            centre = self._prev.apply(self._offset_head[None])[0]
-            if loc is not None and np.linalg.norm(loc.center_mm - centre) > c_ws["check_distance_mm"]:
-                warm = False  # the check disagrees: the localiser wins
-        if not warm:
-            centre = loc.center_mm
-        pim = make_position_image(frame, centre)
-        if loc is None:
-            loc = replace(self._loc, center_mm=np.asarray(centre, np.float64), source=frame.source)
-        t2 = time.perf_counter()
-        timings["crop"] = (t2 - t1) * 1e3
-        net_pose = self.est.predict_position_image(pim)
-        t3 = time.perf_counter()
-        w_net = None
-        if not self.identity_frozen or not c_ref["enabled"]:
-            w_net = self.rec.shape_weights(pim.data)
-        t4 = time.perf_counter()
-        timings["network"] = (t3 - t2) * 1e3
-        timings["shape_network"] = (t4 - t3) * 1e3
+        timings = {**located.timings_ms, **net.timings_ms}
         k = self.model.n_identity
+        w_net = net.weights
         ident = self.identity if self.identity is not None else w_net[:k]
-        if c_ref["enabled"]:
-            start = net_pose
-            if tracking and float(geodesic_distance_deg(self._prev.R, net_pose.R)) < c_ref["max_network_gap_deg"]:
-                start = self._predicted() if c_ref["constant_velocity"] else self._prev
-            if self._expression is not None:
-                expr = self._expression
-            else:  # start of a track: the shape network's expression (neutral once it is no longer run)
-                expr = np.clip(w_net[k:], 0.0, 1.0) if w_net is not None else np.zeros(self.model.n_expression)
-            surf = MeasuredSurface.from_position_image(pim)
-            vs0, ns = self._identity_mesh(ident)
-            c_surf = self.cfg["surface"]
-            use_surface = c_surf["enabled"] and len(self.surface) >= c_surf["min_points"]
-            if use_surface:
-                # fast turn (the network far from the track): the model finds the neighbourhood first
-                if start is net_pose:
-                    start = refine_rigid(start, vs0 + self._bs @ expr, ns, surf, self.check_cfg, c_ref["rigid_iterations"], planes=c_ref["planes"])
-                sp, sn = self.surface.sample(c_surf["sample_points"], idx)
-                pose = refine_rigid(start, sp, sn, surf, self.check_cfg, c_surf["iterations"], planes=c_ref["planes"])
-            else:
-                pose = refine_rigid(start, vs0 + self._bs @ expr, ns, surf, self.check_cfg, c_ref["rigid_iterations"], planes=c_ref["planes"])
-            # the face model at its own best fit near the pose: expression, check and confidence (with the
-            # fused surface carrying the pose, the model may sit a few degrees off it: the person is not the model)
-            model_pose = refine_rigid(pose, vs0 + self._bs @ expr, ns, surf, self.check_cfg, c_surf["model_iterations"], planes=c_ref["planes"]) if use_surface else pose
-            if c_ref["expression_iterations"] > 0:
-                expr = self._expression_steps(model_pose, vs0, ns, expr, surf, c_ref)
-                model_pose = refine_rigid(model_pose, vs0 + self._bs @ expr, ns, surf, self.check_cfg, c_ref["after_expression_iterations"], planes=c_ref["planes"])
-            if not use_surface:
-                pose = model_pose
-        else:
-            pose, expr = net_pose, w_net[k:]
-            model_pose = pose
-            surf = MeasuredSurface.from_position_image(pim)
-            self._identity_mesh(ident)
-        v_full = self._region_vertices(expr)
-        check = surface_check(v_full, model_pose, self.region, surf, self.check_cfg)
+        surf = MeasuredSurface.from_position_image(located.position_image)
+        pose, model_pose, expr = self._refine(net, w_net, ident, surf, tracking, idx)
+        check = surface_check(self._region_vertices(expr), model_pose, self.region, surf, self.check_cfg)
         res = describe(self.check_cfg, check, ident, expr)
-        t5 = time.perf_counter()
-        timings["refine_and_check"] = (t5 - t4) * 1e3
+        timings["refine_and_check"] = (time.perf_counter() - t1) * 1e3
+        net_pose = net.poses.pose
         if res.confidence < self.cfg["loss"]["min_confidence"]:
             timings["total"] = (time.perf_counter() - t0) * 1e3
             return self._lost(idx, t, frame.source, f"lost: confidence {res.confidence:.2f}" + (f" ({res.reason})" if res.reason else ""),
                               need_loc, timings, res.confidence, check.residual_mm, net_pose)
         status = "tracked" if tracking else ("recovered" if self._had_track else "init")
-        if need_loc and loc is not None and self._loc is not loc:
-            # where the localiser puts the head centre, in head coordinates: the warm-start crop centre
-            off = pose.R.T @ (np.asarray(loc.center_mm, np.float64) - pose.t_mm)
-            self._offset_head = off if not self._offset_measured else 0.5 * (self._offset_head + off)
-            self._offset_measured = True
-        self._loc = loc
-        if c_ref["enabled"] and self.cfg["surface"]["enabled"] and res.confidence >= self.cfg["surface"]["min_confidence"]:
-            last = self._last_fused
-            if (last is None or len(self.surface) < self.cfg["surface"]["min_points"]
-                    or float(geodesic_distance_deg(last.R, pose.R)) >= self.cfg["surface"]["fuse_every_deg"]
-                    or float(np.linalg.norm(last.t_mm - pose.t_mm)) >= self.cfg["surface"]["fuse_every_mm"]):
-                self._fuse_surface(surf, pose)
-                self._last_fused = pose
-        if not self.identity_frozen and w_net is not None and res.confidence >= self.cfg["identity"]["min_confidence"]:
-            self._vote(w_net[:k])
+        self._remember(located.location, need_loc, pose, surf, res.confidence, w_net)
         dt = t - self._last_time if (self._last_time is not None and tracking) else 0.0
         filtered = self.filter.update(pose, dt)
         self._velocity = self._motion(pose, dt) if tracking else None
@@ -327,6 +256,92 @@ class Tracker:
         timings["total"] = (time.perf_counter() - t0) * 1e3
         return FaceTrack(idx, t, frame.source, True, status, need_loc, warm, filtered, pose, net_pose, np.asarray(expr, np.float64),
                          float(res.confidence), float(check.residual_mm), self.identity_frozen, timings)
+
+    # -- stages --------------------------------------------------------------------------------------------------
+
+    def _locate_and_crop(self, frame: DepthFrame, idx: int, tracking: bool, need_loc: bool) -> tuple[Located, bool]:
+        """Stages ``locate`` (first frame, after a loss, every ``check_every`` frames) and ``crop``: the
+        warm start crops where the previous pose puts the head unless the localiser disagrees."""
+        c_ws = self.cfg["warm_start"]
+        t0 = time.perf_counter()
+        loc = None
+        if need_loc:
+            try:
+                loc = localize_head(frame)
+                self._last_localised = idx
+            except FaceReconError:
+                if not tracking:
+                    raise
+        t1 = time.perf_counter()
+        warm = tracking
+        if warm:
+            centre = self._prev.apply(self._offset_head[None])[0]
+            if loc is not None and np.linalg.norm(loc.center_mm - centre) > c_ws["check_distance_mm"]:
+                warm = False  # the check disagrees: the localiser wins
+        if not warm:
+            centre = loc.center_mm
+        if loc is None:
+            loc = replace(self._loc, center_mm=np.asarray(centre, np.float64), source=frame.source)
+        located = crop_at(frame, loc, centre)
+        return Located(frame, loc, located.position_image, {"localize": (t1 - t0) * 1e3, "crop": located.timings_ms["crop"]}), warm
+
+    def _refine(self, net, w_net, ident, surf, tracking: bool, idx: int) -> tuple[HeadPose, HeadPose, np.ndarray]:
+        """Stage ``refine``: rigid point-to-plane from the previous pose (or the network's when it
+        disagrees) onto the fused surface once it has grown, else onto the face model; the model then
+        at its own best fit near that pose, with a few expression steps.  Returns (pose, model pose, expression)."""
+        c_ref = self.cfg["refine"]
+        k = self.model.n_identity
+        net_pose = net.poses.pose
+        if not c_ref["enabled"]:
+            self._identity_mesh(ident)
+            return net_pose, net_pose, w_net[k:]
+        start = net_pose
+        if tracking and float(geodesic_distance_deg(self._prev.R, net_pose.R)) < c_ref["max_network_gap_deg"]:
+            start = self._predicted() if c_ref["constant_velocity"] else self._prev
+        if self._expression is not None:
+            expr = self._expression
+        else:  # start of a track: the shape network's expression (neutral once it is no longer run)
+            expr = np.clip(w_net[k:], 0.0, 1.0) if w_net is not None else np.zeros(self.model.n_expression)
+        vs0, ns = self._identity_mesh(ident)
+        c_surf = self.cfg["surface"]
+        planes = c_ref["planes"]
+        use_surface = c_surf["enabled"] and len(self.surface) >= c_surf["min_points"]
+        if use_surface:
+            # fast turn (the network far from the track): the model finds the neighbourhood first
+            if start is net_pose:
+                start = refine_rigid(start, vs0 + self._bs @ expr, ns, surf, self.check_cfg, c_ref["rigid_iterations"], planes=planes)
+            sp, sn = self.surface.sample(c_surf["sample_points"], idx)
+            pose = refine_rigid(start, sp, sn, surf, self.check_cfg, c_surf["iterations"], planes=planes)
+            # the face model at its own best fit near the pose: expression, check and confidence (with the
+            # fused surface carrying the pose, the model may sit a few degrees off it: the person is not the model)
+            model_pose = refine_rigid(pose, vs0 + self._bs @ expr, ns, surf, self.check_cfg, c_surf["model_iterations"], planes=planes)
+        else:
+            pose = model_pose = refine_rigid(start, vs0 + self._bs @ expr, ns, surf, self.check_cfg, c_ref["rigid_iterations"], planes=planes)
+        if c_ref["expression_iterations"] > 0:
+            expr = self._expression_steps(model_pose, vs0, ns, expr, surf, c_ref)
+            model_pose = refine_rigid(model_pose, vs0 + self._bs @ expr, ns, surf, self.check_cfg, c_ref["after_expression_iterations"], planes=planes)
+        if not use_surface:
+            pose = model_pose
+        return pose, model_pose, expr
+
+    def _remember(self, loc, localised: bool, pose: HeadPose, surf, confidence: float, w_net) -> None:
+        """What the next frame starts from: the localiser's head centre in head coordinates (the warm
+        start's crop centre), the fused surface, the identity votes."""
+        if localised and loc is not None and self._loc is not loc:
+            off = pose.R.T @ (np.asarray(loc.center_mm, np.float64) - pose.t_mm)
+            self._offset_head = off if not self._offset_measured else 0.5 * (self._offset_head + off)
+            self._offset_measured = True
+        self._loc = loc
+        c_surf = self.cfg["surface"]
+        if self.cfg["refine"]["enabled"] and c_surf["enabled"] and confidence >= c_surf["min_confidence"]:
+            last = self._last_fused
+            if (last is None or len(self.surface) < c_surf["min_points"]
+                    or float(geodesic_distance_deg(last.R, pose.R)) >= c_surf["fuse_every_deg"]
+                    or float(np.linalg.norm(last.t_mm - pose.t_mm)) >= c_surf["fuse_every_mm"]):
+                self._fuse_surface(surf, pose)
+                self._last_fused = pose
+        if not self.identity_frozen and w_net is not None and confidence >= self.cfg["identity"]["min_confidence"]:
+            self._vote(w_net[:self.model.n_identity])
 
     # -- pieces --------------------------------------------------------------------------------------------------
 
@@ -343,8 +358,6 @@ class Tracker:
 
     def _motion(self, pose: HeadPose, dt: float):
         """The last step's camera-frame angular velocity (rad/s, about the head origin) and linear velocity (mm/s)."""
-        from .filters import rotation_log
-
         if not dt > 0:
             return None
         w = rotation_log(pose.R @ self._prev.R.T) / dt
@@ -352,8 +365,6 @@ class Tracker:
 
     def _predicted(self) -> HeadPose:
         """The previous pose moved on by the last step's velocity over one frame interval (constant velocity)."""
-        from ..geometry.rotations import axis_angle_to_matrix
-
         if self._velocity is None:
             return self._prev
         w, v, dt = self._velocity
