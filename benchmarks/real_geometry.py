@@ -299,7 +299,7 @@ def main(argv=None) -> int:
         results["sets"][name] = r
         print(name, "done", round(time.time() - t0), "s", flush=True)
     results["seconds"] = round(time.time() - t0, 1)
-    results["face_threshold"] = rec.pose.check_cfg["decision"]["face_threshold"]
+    results["face_threshold"] = rec.pose.check_cfg.decision.face_threshold
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "real_geometry.json").write_text(json.dumps(results, indent=1, default=float))
     md = table(results)

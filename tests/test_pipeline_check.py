@@ -27,10 +27,10 @@ def frames(reconstructor):
 
 
 def test_config_rejects_unknown_keys():
-    assert check_config({"refine": {"iterations": 3}})["refine"]["iterations"] == 3
-    with pytest.raises(ConfigError, match="unknown key refine.iteration"):
+    assert check_config({"refine": {"iterations": 3}}).refine.iterations == 3
+    with pytest.raises(ConfigError, match=r"unknown setting 'refine.iteration' \(did you mean 'refine.iterations'"):
         check_config({"refine": {"iteration": 3}})
-    with pytest.raises(ConfigError, match="unknown section"):
+    with pytest.raises(ConfigError, match="unknown setting 'refin' .did you mean 'refine'"):
         check_config({"refin": {}})
 
 
@@ -77,7 +77,7 @@ def test_refinement_is_default_and_confidence_describes_the_returned_pose(recons
         full = reconstructor.reconstruct(f)
         assert bare.chosen == "network" and bare.refine_iterations == 0
         np.testing.assert_allclose(bare.pose.R, bare.network_pose.R)
-        assert full.refine_iterations == check_config()["refine"]["iterations"]
+        assert full.refine_iterations == check_config().refine.iterations
         assert full.check.residual_mm <= bare.check.residual_mm + 1e-6
         # recompute the check of the returned pose and mesh: it is the one reported
         pr = full
@@ -98,8 +98,6 @@ def test_grid_search_recovers_a_pose_the_networks_miss_by_40_degrees(reconstruct
     surfaces): without the grid, refinement stays in the wrong basin; with it, the true pose is
     found; and no alternative is taken whose trimmed residual is worse than the refined first
     candidate's by more than the slack."""
-    import copy
-
     from facerecon.pipeline.check import Candidate, MeasuredSurface, Start, refine_rigid, robust_pose, surface_check, turn_about
     from facerecon.pipeline.frame import locate
     from facerecon.geometry.pose import HeadPose
@@ -114,15 +112,14 @@ def test_grid_search_recovers_a_pose_the_networks_miss_by_40_degrees(reconstruct
     truth = HeadPose(r, t)
     wrong = turn_about(truth, truth.R[:, 1], 40.0, truth.t_mm)
     wrong = turn_about(wrong, wrong.R[:, 0], -20.0, wrong.t_mm)
-    no_grid = copy.deepcopy(est.check_cfg)
-    no_grid["search"]["yaw_deg"], no_grid["search"]["pitch_deg"], no_grid["fallback"]["rolls_deg"] = [], [], []
+    no_grid = check_config({"search": {"yaw_deg": [], "pitch_deg": []}, "fallback": {"rolls_deg": []}})
     stuck = robust_pose([Candidate(Start.NETWORK, wrong)], v, est.region, surf, no_grid, 6)
     assert geodesic_distance_deg(stuck.pose.R, r) > 15.0, "the test needs a start refinement alone does not recover"
     found = robust_pose([Candidate(Start.NETWORK, wrong)], v, est.region, surf, est.check_cfg, 6)
     assert geodesic_distance_deg(found.pose.R, r) < 5.0 and found.chosen.start is Start.GRID, (found.chosen, geodesic_distance_deg(found.pose.R, r))
     vs, ns = est.region.sample_with_normals(v)
     first = surface_check(v, refine_rigid(wrong, vs, ns, surf, est.check_cfg, 6), est.region, surf, est.check_cfg)
-    assert found.check.residual_mm <= first.residual_mm + est.check_cfg["fallback"]["residual_slack_mm"]
+    assert found.check.residual_mm <= first.residual_mm + est.check_cfg.fallback.residual_slack_mm
 
 
 def test_joint_shape_refinement_is_default_and_described(reconstructor, frames):
@@ -132,13 +129,13 @@ def test_joint_shape_refinement_is_default_and_described(reconstructor, frames):
     returned mesh; refine_shape=0 and --no-refine (refine=0) turn it off."""
     from facerecon.pipeline.check import MeasuredSurface, surface_check
 
-    cfg = check_config()["shape"]
-    assert cfg["iterations"] > 0 and cfg["expression_modes"] == 0
+    cfg = check_config().shape
+    assert cfg.iterations > 0 and cfg.expression_modes == 0
     f = frames[0]
     rigid = reconstructor.reconstruct(f, refine_shape=0)
     joint = reconstructor.reconstruct(f)
     bare = reconstructor.reconstruct(f, refine=0)
-    assert joint.path.shape_iterations == cfg["iterations"] and joint.chosen.endswith(f"+refine-shape {cfg['iterations']}")
+    assert joint.path.shape_iterations == cfg.iterations and joint.chosen.endswith(f"+refine-shape {cfg.iterations}")
     assert rigid.path.shape_iterations == 0 and bare.path.shape_iterations == 0 and bare.path.refine_iterations == 0
     assert joint.check.residual_mm <= rigid.check.residual_mm + 0.05
     assert np.abs(joint.identity - rigid.identity).max() > 1e-3

@@ -39,7 +39,7 @@ def _outcome(reconstructor, frame):
     except NoFaceFoundError as exc:
         return False, 0.0, exc.one_line()
     pr = r
-    assert pr.face == (pr.confidence >= reconstructor.pose.check_cfg["decision"]["face_threshold"])
+    assert pr.face == (pr.confidence >= reconstructor.pose.check_cfg.decision.face_threshold)
     assert pr.face or pr.reason.startswith("no face: ")
     return pr.face, pr.confidence, pr.reason
 

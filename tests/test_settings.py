@@ -37,7 +37,7 @@ def test_builds_nested_and_coerces():
 
 @pytest.mark.parametrize("overrides, match", [
     ({"wieght": 2.0}, r"unknown setting 'wieght' \(did you mean 'weight'\?\)"),
-    ({"inner": {"sise": 2}}, r"\[inner\]: unknown setting 'sise' \(did you mean 'size'\?\)"),
+    ({"inner": {"sise": 2}}, r"unknown setting 'inner.sise' \(did you mean 'inner.size'\?\)"),
 ])
 def test_unknown_key_names_the_nearest(overrides, match):
     with pytest.raises(ConfigError, match=match):

@@ -82,7 +82,7 @@ def test_sources_folder_npz_iterable(tmp_path):
     from facerecon.cli.track import _parse_sets
 
     cfg = track_config(_parse_sets(["loss.min_valid_pixels=50", "surface.model_iterations=1", "refine.expression_min_pairs=30"]))
-    assert (cfg["loss"]["min_valid_pixels"], cfg["surface"]["model_iterations"], cfg["refine"]["expression_min_pairs"]) == (50, 1, 30)
+    assert (cfg.loss.min_valid_pixels, cfg.surface.model_iterations, cfg.refine.expression_min_pairs) == (50, 1, 30)
     with pytest.raises(ConfigError, match="did you mean 'refine.after_expression_iterations'"):
         track_config(_parse_sets(["refine.after_expression_iteration=1"]))
 

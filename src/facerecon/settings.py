@@ -20,13 +20,14 @@ def _hint(key: str, known: Iterable[str], prefix: str = "") -> str:
     return f" (did you mean {prefix + close[0]!r}?)" if close else f"; known: {', '.join(known)}"
 
 
-def check_keys(given: Iterable[str], known: Iterable[str], where: str = "") -> None:
+def check_keys(given: Iterable[str], known: Iterable[str], where: str = "", prefix: str = "") -> None:
     """Raise :class:`ConfigError` for the first key of ``given`` not in ``known``, naming the nearest
-    valid one. ``where`` prefixes the message (e.g. ``"preset 'biwi': "``)."""
+    valid one. ``where`` prefixes the message (e.g. ``"preset 'biwi': "``); ``prefix`` is the dotted
+    path of a nested table (``"refine."``), so the key reads as ``--set`` takes it."""
     known = set(known)
     for key in given:
         if key not in known:
-            raise ConfigError(f"{where}unknown setting {key!r}{_hint(key, known)}")
+            raise ConfigError(f"{where}unknown setting {prefix + str(key)!r}{_hint(key, known, prefix)}")
 
 
 def overlay_sections(base: dict, extra: dict, where: str,
@@ -93,16 +94,18 @@ def _parse_number(tp, text: str):
         return None
 
 
-def _merge_tables(base: dict, extra: dict, known: dict, what: str) -> dict:
+def _merge_tables(base: dict, extra: dict, known: dict, what: str, prefix: str = "") -> dict:
     """``base`` with ``extra`` on top, recursively for nested dataclass fields; unknown keys in ``extra`` are errors."""
-    check_keys(extra, known, f"{what}: ")
+    if not isinstance(extra, dict):
+        raise ConfigError(f"{what}: {prefix.rstrip('.')} must be a table of settings, got {extra!r}")
+    check_keys(extra, known, f"{what}: ", prefix)
     out = dict(base)
     for key, value in extra.items():
         sub, old = known[key], base.get(key)
         if dataclasses.is_dataclass(old) and not isinstance(old, type):
             old = {f.name: getattr(old, f.name) for f in dataclasses.fields(old)}
         if dataclasses.is_dataclass(sub) and isinstance(value, dict) and isinstance(old, dict):
-            out[key] = _merge_tables(old, value, typing.get_type_hints(sub), f"{what} [{key}]")
+            out[key] = _merge_tables(old, value, typing.get_type_hints(sub), what, f"{prefix}{key}.")
         else:
             out[key] = value
     return out

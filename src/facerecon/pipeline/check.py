@@ -32,12 +32,10 @@ grid of camera-frame points: no search structure is needed):
 """
 from __future__ import annotations
 
-import tomllib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import Enum
 from functools import lru_cache
-from importlib import resources
 
 import numpy as np
 
@@ -47,7 +45,7 @@ from ..geometry.pose import HeadPose
 from ..preprocess.position_image import PositionImage
 from ..geometry.rotations import axis_angle_to_matrix
 from ..geometry.transforms import SimilarityTransform
-from ..settings import overlay_sections
+from ..settings import from_toml, packaged_toml, with_overrides
 
 
 FIT_TOLERANCE_MM = 10.0
@@ -74,14 +72,102 @@ def landmark_fit_fraction(landmarks_head: np.ndarray, pose: HeadPose, pim: Posit
 # -- configuration ------------------------------------------------------------------------------------------------
 
 
+# The settings of ``configs/check.toml`` (the only place their values are written; see the
+# comments there): one frozen dataclass per table.
+@dataclass(frozen=True)
+class CheckSettings:
+    region: str
+    central_radius_mm: float
+    trim: float
+    free_space_mm: float
+    min_pixels: int
+
+
+@dataclass(frozen=True)
+class RefineSettings:
+    iterations: int
+    n_points: int
+    max_distance_mm: tuple[float, float]
+    min_pairs: int
+    planes: str
+
+
+@dataclass(frozen=True)
+class FallbackSettings:
+    accept_residual_mm: float
+    accept_free_space: float
+    accept_coverage: float
+    rolls_deg: tuple[float, ...]
+    central_weight: float
+    free_space_weight_mm: float
+    coverage_weight_mm: float
+    landmark_weight_mm: float
+    margin_mm: float
+    residual_slack_mm: float
+
+
+@dataclass(frozen=True)
+class SearchSettings:
+    yaw_deg: tuple[float, ...]
+    pitch_deg: tuple[float, ...]
+    iterations: int
+    keep: int
+
+
+@dataclass(frozen=True)
+class ShapeSettings:
+    iterations: int
+    identity_modes: int
+    expression_modes: int
+    max_distance_mm: tuple[float, float]
+    n_points: int
+    region: str
+
+
+@dataclass(frozen=True)
+class ConfidenceSettings:
+    residual_good_mm: float
+    residual_bad_mm: float
+    free_space_good: float
+    free_space_bad: float
+    coverage_good: float
+    coverage_bad: float
+    central_good_mm: float
+    central_bad_mm: float
+    landmark_good: float
+    landmark_bad: float
+    identity_good: float
+    identity_bad: float
+    expression_good: float
+    expression_bad: float
+
+
+@dataclass(frozen=True)
+class DecisionSettings:
+    face_threshold: float
+
+
+@dataclass(frozen=True)
+class CheckConfig:
+    """``configs/check.toml``: the check, the refinement, its fallback and grid search, the joint shape stage, the confidence."""
+
+    check: CheckSettings
+    refine: RefineSettings
+    fallback: FallbackSettings
+    search: SearchSettings
+    shape: ShapeSettings
+    confidence: ConfidenceSettings
+    decision: DecisionSettings
+
+
 @lru_cache(maxsize=1)
-def _packaged() -> dict:
-    return tomllib.loads(resources.files("facerecon").joinpath("configs/check.toml").read_text(encoding="utf-8"))
+def _packaged() -> CheckConfig:
+    return from_toml(CheckConfig, packaged_toml("configs/check.toml"), None, "configs/check.toml")
 
 
-def check_config(overrides: dict | None = None) -> dict:
+def check_config(overrides: dict | None = None) -> CheckConfig:
     """``configs/check.toml`` with ``overrides`` (``{section: {key: value}}``) on top; unknown keys are errors."""
-    return overlay_sections(_packaged(), overrides or {}, "check config")
+    return with_overrides(_packaged(), overrides, "check config") if overrides else _packaged()
 
 
 # -- the measured surface ---------------------------------------------------------------------------------------
@@ -192,16 +278,16 @@ class SurfaceCheck:
     central_residual_mm: float = float("inf")  # median |measured - rendered| over the central face (nose, eyes, mouth)
     landmark_fit: float = 0.0  # fraction of the mesh's inner landmarks with a measured point within FIT_TOLERANCE_MM
 
-    def score(self, cfg: dict) -> float:
+    def score(self, cfg: CheckConfig) -> float:
         """Lower is better: the residual plus penalties for free space and missing coverage (mm)."""
-        f = cfg["fallback"]
-        return float(self.residual_mm + f["central_weight"] * self.central_residual_mm + f["free_space_weight_mm"] * self.free_space
-                     + f["coverage_weight_mm"] * (1.0 - self.coverage) + f["landmark_weight_mm"] * (1.0 - self.landmark_fit))
+        f = cfg.fallback
+        return float(self.residual_mm + f.central_weight * self.central_residual_mm + f.free_space_weight_mm * self.free_space
+                     + f.coverage_weight_mm * (1.0 - self.coverage) + f.landmark_weight_mm * (1.0 - self.landmark_fit))
 
-    def accepted(self, cfg: dict) -> bool:
-        f = cfg["fallback"]
-        return bool(self.residual_mm <= f["accept_residual_mm"] and self.free_space <= f["accept_free_space"]
-                    and self.coverage >= f["accept_coverage"])
+    def accepted(self, cfg: CheckConfig) -> bool:
+        f = cfg.fallback
+        return bool(self.residual_mm <= f.accept_residual_mm and self.free_space <= f.accept_free_space
+                    and self.coverage >= f.accept_coverage)
 
     def to_json(self) -> dict:
         r = self.residual_mm
@@ -212,12 +298,12 @@ class SurfaceCheck:
                 "coverage": round(float(self.coverage), 4), "pixels_compared": int(self.n_pixels)}
 
 
-def surface_check(v_head: np.ndarray, pose: HeadPose, region: FaceRegion, surf: MeasuredSurface, cfg: dict) -> SurfaceCheck:
+def surface_check(v_head: np.ndarray, pose: HeadPose, region: FaceRegion, surf: MeasuredSurface, cfg: CheckConfig) -> SurfaceCheck:
     """Render the face region of the head-frame mesh ``v_head`` at ``pose`` into the crop and
     compare with the measured surface; the landmark self-check of the same mesh (see module doc)."""
     from ..geometry.raster import rasterize
 
-    c = cfg["check"]
+    c = cfg.check
     verts = np.ascontiguousarray(region.posed(v_head, pose), np.float64)
     if not np.isfinite(verts).all() or (verts[:, 2] <= 1.0).any():
         return SurfaceCheck(float("inf"), 1.0, 0.0, 0)
@@ -228,14 +314,14 @@ def surface_check(v_head: np.ndarray, pose: HeadPose, region: FaceRegion, surf: 
     both = rendered & surf.valid
     n = int(both.sum())
     coverage = n / n_rendered if n_rendered else 0.0
-    if n < c["min_pixels"]:
+    if n < c.min_pixels:
         return SurfaceCheck(float("inf"), 1.0, float(coverage), n, landmark_fit=lm)
     diff = surf.depth[both] - depth[both]  # > 0: the mesh is in front of the measured surface
     a = np.sort(np.abs(diff))
-    k = max(1, int(np.ceil(c["trim"] * len(a))))
+    k = max(1, int(np.ceil(c.trim * len(a))))
     central = region.central[tid[both]]
-    cres = float(np.median(np.abs(diff[central]))) if central.sum() >= c["min_pixels"] // 5 else float("inf")
-    return SurfaceCheck(float(a[:k].mean()), float((diff > c["free_space_mm"]).mean()), float(coverage), n, cres, lm)
+    cres = float(np.median(np.abs(diff[central]))) if central.sum() >= c.min_pixels // 5 else float("inf")
+    return SurfaceCheck(float(a[:k].mean()), float((diff > c.free_space_mm).mean()), float(coverage), n, cres, lm)
 
 
 # -- rigid refinement -----------------------------------------------------------------------------------------------
@@ -264,7 +350,7 @@ class ProjectivePairs:
         return Pairs(idx[ok], q[ok], nq[ok], d[ok])
 
 
-def refine_rigid(pose: HeadPose, v_sample: np.ndarray, n_sample: np.ndarray, surf: MeasuredSurface, cfg: dict,
+def refine_rigid(pose: HeadPose, v_sample: np.ndarray, n_sample: np.ndarray, surf: MeasuredSurface, cfg: CheckConfig,
                  iterations: int | None = None, planes: str | None = None) -> HeadPose:
     """Rigid point-to-plane ICP of head-frame sample vertices (with normals) onto the crop's
     points, pairs found by projecting into the organised grid (:class:`ProjectivePairs`; see
@@ -273,18 +359,18 @@ def refine_rigid(pose: HeadPose, v_sample: np.ndarray, n_sample: np.ndarray, sur
     differences of single pixels, then only gate the pairs: on real sensors they are noisy enough
     to bias the step); ``measured``, the grid's central-difference normals (for samples whose own
     normals are estimates, e.g. a fused point cloud)."""
-    planes = cfg["refine"]["planes"] if planes is None else planes
+    planes = cfg.refine.planes if planes is None else planes
     if planes not in ("model", "measured"):
         raise ValueError(f"refine planes must be 'model' or 'measured', not {planes!r}")
-    r_cfg = cfg["refine"]
-    n_iter = int(r_cfg["iterations"] if iterations is None else iterations)
+    r_cfg = cfg.refine
+    n_iter = int(r_cfg.iterations if iterations is None else iterations)
     if n_iter <= 0:
         return pose
-    near = r_cfg["max_distance_mm"][1]
-    thresholds = np.geomspace(*r_cfg["max_distance_mm"], n_iter) if n_iter > 1 else np.array([near])
+    near = r_cfg.max_distance_mm[1]
+    thresholds = np.geomspace(*r_cfg.max_distance_mm, n_iter) if n_iter > 1 else np.array([near])
     init = SimilarityTransform(np.asarray(pose.R, np.float64), np.asarray(pose.t_mm, np.float64))
     return rigid_icp(v_sample, ProjectivePairs(surf), normals=n_sample, init=init, iterations=n_iter, max_distance=thresholds,
-                     reject=Rejection(2.5, floor=near * 0.5, min_pairs=12), min_pairs=0, min_inliers=r_cfg["min_pairs"],
+                     reject=Rejection(2.5, floor=near * 0.5, min_pairs=12), min_pairs=0, min_inliers=r_cfg.min_pairs,
                      planes="source" if planes == "model" else "target", damping=1e-6, damping_floor=1.0,
                      tol_step=(1e-5, 1e-3)).pose
 
@@ -354,7 +440,7 @@ class RobustFit:
 
 
 def robust_pose(candidates: list[Candidate], v_head: np.ndarray, region: FaceRegion, surf: MeasuredSurface,
-                cfg: dict, iterations: int | None = None, centre: np.ndarray | None = None,
+                cfg: CheckConfig, iterations: int | None = None, centre: np.ndarray | None = None,
                 more: Callable[[], list[Candidate]] | None = None) -> RobustFit:
     """Refine the first candidate (the networks' pose); if it fails the acceptance test,
     refine the other candidates, rolls of the first about the view axis and ``more()``
@@ -369,7 +455,7 @@ def robust_pose(candidates: list[Candidate], v_head: np.ndarray, region: FaceReg
     first = candidates[0]
     pose0 = first.pose
     check0 = evaluate(pose0)
-    n_iter = int(cfg["refine"]["iterations"] if iterations is None else iterations)
+    n_iter = int(cfg.refine.iterations if iterations is None else iterations)
     if n_iter <= 0:
         return RobustFit(pose0, check0, first, False, check0, [(first.label, check0.score(cfg))])
     best_pose = refine_rigid(pose0, vs, ns, surf, cfg, n_iter)
@@ -380,7 +466,7 @@ def robust_pose(candidates: list[Candidate], v_head: np.ndarray, region: FaceReg
         return RobustFit(best_pose, best, chosen, True, check0, tried)
     centre = np.asarray(centre if centre is not None else surf.pim.center_mm, np.float64)
     alts = list(candidates[1:]) + [Candidate(Start.ROLLED, roll_about_view_axis(pose0, a, centre), turn_deg=float(a))
-                                   for a in cfg["fallback"]["rolls_deg"]]
+                                   for a in cfg.fallback.rolls_deg]
     alts += more() if more is not None else []
     alts += search_grid(pose0, vs, ns, v_head, region, surf, cfg)
     # an alternative must beat the networks' refined pose clearly: a face-like surface also fits
@@ -388,8 +474,8 @@ def robust_pose(candidates: list[Candidate], v_head: np.ndarray, region: FaceReg
     # and it must lie on the points at least about as well (trimmed residual): the penalty terms
     # (free space, landmarks, coverage) are noisy near profile, where a face turned 50 degrees
     # wrong can trade a worse residual for fewer penalties
-    best_score = best.score(cfg) - cfg["fallback"]["margin_mm"]
-    max_residual = best.residual_mm + cfg["fallback"]["residual_slack_mm"]
+    best_score = best.score(cfg) - cfg.fallback.margin_mm
+    max_residual = best.residual_mm + cfg.fallback.residual_slack_mm
     for cand in alts:
         q = refine_rigid(cand.pose, vs, ns, surf, cfg, n_iter)
         ch = evaluate(q)
@@ -401,7 +487,7 @@ def robust_pose(candidates: list[Candidate], v_head: np.ndarray, region: FaceReg
 
 
 def search_grid(pose0: HeadPose, v_sample: np.ndarray, n_sample: np.ndarray, v_head: np.ndarray, region: FaceRegion,
-                surf: MeasuredSurface, cfg: dict) -> list[Candidate]:
+                surf: MeasuredSurface, cfg: CheckConfig) -> list[Candidate]:
     """The networks' pose turned over a grid of yaws x pitches about the head's own axes
     through its origin, each given ``[search] iterations`` coarse refinement steps; the
     ``[search] keep`` best by score are returned (to be refined fully).
@@ -412,21 +498,21 @@ def search_grid(pose0: HeadPose, v_sample: np.ndarray, n_sample: np.ndarray, v_h
     face instead carries the face sideways with the wrong rotation and ICP then slides.
     The grid does not need the networks' rotation to be near: it is what saves a frame
     the networks have never seen anything like."""
-    g = cfg["search"]
-    if not g["yaw_deg"] and not g["pitch_deg"]:
+    g = cfg.search
+    if not g.yaw_deg and not g.pitch_deg:
         return []
     origin = np.asarray(pose0.t_mm, np.float64)
     scored = []
-    for a in [0.0, *g["yaw_deg"]]:
-        for b in [0.0, *g["pitch_deg"]]:
+    for a in [0.0, *g.yaw_deg]:
+        for b in [0.0, *g.pitch_deg]:
             if a == 0.0 and b == 0.0:
                 continue
             turned = turn_about(pose0, pose0.R[:, 1], a, origin)  # yaw about the head's vertical axis,
             p = turn_about(turned, turned.R[:, 0], b, origin)  # then pitch about its (turned) ear-to-ear axis
-            q = refine_rigid(p, v_sample, n_sample, surf, cfg, g["iterations"])
+            q = refine_rigid(p, v_sample, n_sample, surf, cfg, g.iterations)
             scored.append((surface_check(v_head, q, region, surf, cfg).score(cfg), Candidate(Start.GRID, q, yaw_deg=float(a), pitch_deg=float(b))))
     scored.sort(key=lambda c: c[0])
-    return [c for _, c in scored[: g["keep"]]]
+    return [c for _, c in scored[: g.keep]]
 
 
 def rotate_position_image(data: np.ndarray, quarter_turns: int) -> np.ndarray:
@@ -463,19 +549,19 @@ def plausibility(identity: np.ndarray | None, expression: np.ndarray | None) -> 
     return out
 
 
-def confidence_terms(check: SurfaceCheck, plaus: dict, cfg: dict) -> dict:
-    c = cfg["confidence"]
+def confidence_terms(check: SurfaceCheck, plaus: dict, cfg: CheckConfig) -> dict:
+    c = cfg.confidence
     terms = {
-        "residual": _ramp(check.residual_mm, c["residual_good_mm"], c["residual_bad_mm"]),
-        "free_space": _ramp(check.free_space, c["free_space_good"], c["free_space_bad"]),
-        "coverage": _ramp(check.coverage, c["coverage_good"], c["coverage_bad"]),
-        "landmarks": _ramp(check.landmark_fit, c["landmark_good"], c["landmark_bad"]),
-        "central": _ramp(check.central_residual_mm, c["central_good_mm"], c["central_bad_mm"]),
+        "residual": _ramp(check.residual_mm, c.residual_good_mm, c.residual_bad_mm),
+        "free_space": _ramp(check.free_space, c.free_space_good, c.free_space_bad),
+        "coverage": _ramp(check.coverage, c.coverage_good, c.coverage_bad),
+        "landmarks": _ramp(check.landmark_fit, c.landmark_good, c.landmark_bad),
+        "central": _ramp(check.central_residual_mm, c.central_good_mm, c.central_bad_mm),
     }
     if "identity_norm" in plaus:
-        terms["identity"] = _ramp(plaus["identity_norm"], c["identity_good"], c["identity_bad"])
+        terms["identity"] = _ramp(plaus["identity_norm"], c.identity_good, c.identity_bad)
     if "expression_outside" in plaus:
-        terms["expression"] = _ramp(plaus["expression_outside"], c["expression_good"], c["expression_bad"])
+        terms["expression"] = _ramp(plaus["expression_outside"], c.expression_good, c.expression_bad)
     return terms
 
 
@@ -494,10 +580,10 @@ _REASONS = {
 }
 
 
-def face_decision(confidence: float, terms: dict, check: SurfaceCheck, plaus: dict, cfg: dict) -> tuple[bool, str]:
+def face_decision(confidence: float, terms: dict, check: SurfaceCheck, plaus: dict, cfg: CheckConfig) -> tuple[bool, str]:
     """``(face, reason)``: face when the confidence reaches ``[decision] face_threshold``;
     the reason names the weakest term."""
-    if confidence >= cfg["decision"]["face_threshold"]:
+    if confidence >= cfg.decision.face_threshold:
         return True, ""
     worst = min(terms, key=terms.get) if terms else "residual"
     values = {"residual_mm": check.residual_mm, "central_residual_mm": check.central_residual_mm, "free_space": check.free_space, "coverage": check.coverage,

@@ -72,7 +72,7 @@ class FittingReconstructor:
         self._centre = model_head_centre(self.model)
         self.check_cfg = check_config()
         c = self.check_cfg
-        self.region = FaceRegion(self.model, c["check"]["region"], c["refine"]["n_points"], central_radius_mm=c["check"]["central_radius_mm"])
+        self.region = FaceRegion(self.model, c.check.region, c.refine.n_points, central_radius_mm=c.check.central_radius_mm)
 
     def initial_poses(self, location) -> list[HeadPose]:
         """Frontal starts: the roll from the body direction and, when that is far from

@@ -27,7 +27,7 @@ from ..geometry.pose import HeadPose
 from ..io.frame import DepthFrame
 from ..preprocess.localize import HeadLocation, localize_head
 from ..preprocess.position_image import PositionImage, make_position_image
-from .check import (Candidate, FaceRegion, MeasuredSurface, RobustFit, Start, SurfaceCheck, confidence_from, confidence_terms,
+from .check import (Candidate, CheckConfig, FaceRegion, MeasuredSurface, RobustFit, Start, SurfaceCheck, confidence_from, confidence_terms,
                     face_decision, plausibility, robust_pose, surface_check)
 from .result import FaceResult, FramePath
 
@@ -159,7 +159,7 @@ class Decision:
     plausibility: dict
 
 
-def describe(cfg: dict, check: SurfaceCheck, identity: np.ndarray | None = None, expression: np.ndarray | None = None) -> Decision:
+def describe(cfg: CheckConfig, check: SurfaceCheck, identity: np.ndarray | None = None, expression: np.ndarray | None = None) -> Decision:
     """Confidence and the face decision of a posed face from its check (which holds the
     landmark self-check of the same mesh at the same pose): the one place every method
     (networks, fitting baseline, tracker) gets them from."""
@@ -199,7 +199,7 @@ class DepthPipeline:
 
     model: FaceModel
     region: FaceRegion
-    check_cfg: dict
+    check_cfg: CheckConfig
     pose_network: Callable[[PositionImage], NetworkPoses]
     turned_network: Callable[[PositionImage], list[Candidate]]
     shape_network: Callable[[np.ndarray], np.ndarray] | None = None
@@ -212,7 +212,7 @@ class DepthPipeline:
         t0 = time.perf_counter()
         n_refine = self.default_refine if refine is None else int(refine)
         if refine_shape is None:  # the joint stage follows the rigid refinement: none without it
-            refine_shape = 0 if n_refine == 0 or self.shape_network is None else int(self.check_cfg["shape"]["iterations"])
+            refine_shape = 0 if n_refine == 0 or self.shape_network is None else int(self.check_cfg.shape.iterations)
         net = self.networks(located)
         checked = self.check_refine(located, net, n_refine)
         pose, check, v_head, weights = checked.fit.pose, checked.fit.check, checked.v_head, checked.weights
@@ -299,11 +299,11 @@ class DepthPipeline:
     def identity(self, located: Located, pose: HeadPose, weights: np.ndarray, iterations: int) -> tuple[HeadPose, np.ndarray, np.ndarray]:
         """Stage ``identity``: joint pose + identity (+ expression) Gauss-Newton on the frame's points,
         started from the networks' shape (``[shape]`` of ``configs/check.toml``)."""
-        c = self.check_cfg["shape"]
+        c = self.check_cfg.shape
         k = self.model.n_identity
         fit = fit_face(located.position_image.points_mm(), self.model, pose.R, pose.t_mm,
-                       FitConfig(n_identity=int(c["identity_modes"]), n_expression=int(c["expression_modes"]), n_model_points=int(c["n_points"]),
-                                 rigid_iterations=0, iterations=int(iterations), max_distance_mm=tuple(c["max_distance_mm"]), region=str(c["region"])),
+                       FitConfig(n_identity=int(c.identity_modes), n_expression=int(c.expression_modes), n_model_points=int(c.n_points),
+                                 rigid_iterations=0, iterations=int(iterations), max_distance_mm=tuple(c.max_distance_mm), region=str(c.region)),
                        identity=weights[:k], expression=weights[k:])
         w = np.r_[fit.identity, fit.expression]
         return HeadPose(fit.rotation, fit.translation), self.mesh(w), w

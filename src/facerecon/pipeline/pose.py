@@ -44,7 +44,7 @@ class PoseEstimator:
         self.refine = refine
         self.search_others = search_others
         c = self.check_cfg
-        self.region = FaceRegion(self.model, c["check"]["region"], c["refine"]["n_points"], central_radius_mm=c["check"]["central_radius_mm"])
+        self.region = FaceRegion(self.model, c.check.region, c.refine.n_points, central_radius_mm=c.check.central_radius_mm)
         self.pipeline = self.make_pipeline()
 
     def make_pipeline(self, shape_network=None, shape_worker=None) -> DepthPipeline:
@@ -67,7 +67,7 @@ class PoseEstimator:
 
     @property
     def default_refine(self) -> int:
-        return int(self.check_cfg["refine"]["iterations"] if self.refine is None else self.refine)
+        return int(self.check_cfg.refine.iterations if self.refine is None else self.refine)
 
     def network_poses(self, pim: PositionImage) -> NetworkPoses:
         """The network on one position image (flip-averaged when the configuration says so)."""

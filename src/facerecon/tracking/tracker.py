@@ -25,13 +25,11 @@ What the tracker carries from frame to frame (``configs/track.toml``):
 from __future__ import annotations
 
 import time
-import tomllib
 from dataclasses import dataclass, field, replace
-from importlib import resources
 
 import numpy as np
 
-from ..errors import ConfigError, FaceReconError
+from ..errors import FaceReconError
 from ..io.frame import DepthFrame
 from ..geometry.pose import HeadPose
 from ..pipeline.check import FaceRegion, MeasuredSurface, refine_rigid, surface_check
@@ -40,7 +38,7 @@ from ..pipeline.reconstruct import Reconstructor
 from ..pipeline.weights import blas_threads, torch_threads
 from ..preprocess.localize import localize_head
 from ..geometry.rotations import axis_angle_to_matrix, geodesic_distance_deg
-from ..settings import overlay_sections
+from ..settings import from_toml, packaged_toml
 from .filters import OneEuroParams, SE3OneEuroFilter, rotation_log
 from .sources import frame_time, open_sequence
 
@@ -49,21 +47,84 @@ from .sources import frame_time, open_sequence
 DEFAULT_CROP_OFFSET_HEAD = np.array([0.0, 0.0, -40.0])
 
 
-def _packaged_config() -> dict:
-    return tomllib.loads(resources.files("facerecon").joinpath("configs/track.toml").read_text(encoding="utf-8"))
+# The settings of ``configs/track.toml`` (the only place their values are written; see the
+# comments there): one frozen dataclass per table.
+@dataclass(frozen=True)
+class WarmStartSettings:
+    check_every: int
+    check_distance_mm: float
+    fps: float
 
 
-def track_config(overrides: dict | None = None) -> dict:
-    """The packaged ``configs/track.toml`` with ``overrides`` ({section: {key: value}}) applied;
-    unknown sections or keys are a :class:`ConfigError` naming the nearest valid name."""
-    def coerce(section: str, key: str, old, value):
-        want = type(old)
-        try:
-            return want(value) if want is not bool or isinstance(value, bool) else str(value).lower() in ("1", "true", "yes")
-        except (TypeError, ValueError):
-            raise ConfigError(f"track config: {section}.{key} must be a {want.__name__}, got {value!r}") from None
+@dataclass(frozen=True)
+class TrackRefineSettings:
+    enabled: bool
+    rigid_iterations: int
+    expression_iterations: int
+    expression_min_pairs: int
+    after_expression_iterations: int
+    expression_prior: float
+    expression_temporal: float
+    constant_velocity: bool
+    max_network_gap_deg: float
+    planes: str
 
-    return overlay_sections(_packaged_config(), overrides or {}, "track config", coerce)
+
+@dataclass(frozen=True)
+class SurfaceSettings:
+    enabled: bool
+    voxel_mm: float
+    max_points: int
+    min_points: int
+    sample_points: int
+    iterations: int
+    model_iterations: int
+    radius_mm: float
+    min_confidence: float
+    fuse_every_deg: float
+    fuse_every_mm: float
+
+
+@dataclass(frozen=True)
+class IdentitySettings:
+    min_frames: int
+    max_frames: int
+    stable_mm: float
+    min_confidence: float
+
+
+@dataclass(frozen=True)
+class LossSettings:
+    min_valid_pixels: int
+    min_confidence: float
+
+
+@dataclass(frozen=True)
+class FilterSettings:
+    rotation_min_cutoff_hz: float
+    rotation_beta: float
+    translation_min_cutoff_hz: float
+    translation_beta: float
+    d_cutoff_hz: float
+
+
+@dataclass(frozen=True)
+class TrackConfig:
+    """``configs/track.toml``: warm start, refinement, fused surface, identity, loss, filter."""
+
+    warm_start: WarmStartSettings
+    refine: TrackRefineSettings
+    surface: SurfaceSettings
+    identity: IdentitySettings
+    loss: LossSettings
+    filter: FilterSettings
+
+
+def track_config(overrides: dict | None = None) -> TrackConfig:
+    """The packaged ``configs/track.toml`` with ``overrides`` ({section: {key: value}}, values may be
+    strings as ``--set`` gives them) applied; unknown sections or keys are a :class:`ConfigError`
+    naming the nearest valid name."""
+    return from_toml(TrackConfig, packaged_toml("configs/track.toml"), overrides, "track config")
 
 
 @dataclass
@@ -143,7 +204,7 @@ class Tracker:
         self.model = reconstructor.model
         self.cfg = track_config(config)
         self.check_cfg = self.est.check_cfg
-        self.region = FaceRegion(self.model, self.check_cfg["check"]["region"], self.check_cfg["refine"]["n_points"])
+        self.region = FaceRegion(self.model, self.check_cfg.check.region, self.check_cfg.refine.n_points)
         # the rows of the head mesh the check reads: the region's vertices and the 68 landmarks
         self._used = np.union1d(np.unique(self.region.triangles), np.asarray(self.model.landmarks_68, np.int64))
         n_ex = self.model.n_expression
@@ -154,9 +215,9 @@ class Tracker:
         self._mesh_key: bytes | None = None
         ref = self.model.reference_vertices.astype(np.float64)
         self._face_centre = ref[self.region.sample].mean(axis=0)  # head-frame centre of the face region
-        f = self.cfg["filter"]
-        self.filter = SE3OneEuroFilter(OneEuroParams(f["rotation_min_cutoff_hz"], f["rotation_beta"], f["d_cutoff_hz"]),
-                                       OneEuroParams(f["translation_min_cutoff_hz"], f["translation_beta"], f["d_cutoff_hz"]))
+        f = self.cfg.filter
+        self.filter = SE3OneEuroFilter(OneEuroParams(f.rotation_min_cutoff_hz, f.rotation_beta, f.d_cutoff_hz),
+                                       OneEuroParams(f.translation_min_cutoff_hz, f.translation_beta, f.d_cutoff_hz))
         self.reset()
 
     @classmethod
@@ -180,8 +241,8 @@ class Tracker:
         self.identity_frozen = False
         self._had_track = False
         self._last_time: float | None = None
-        c = self.cfg["surface"]
-        self.surface = HeadSurface(c["voxel_mm"], c["max_points"])
+        c = self.cfg.surface
+        self.surface = HeadSurface(c.voxel_mm, c.max_points)
         self._last_fused: HeadPose | None = None
         self.filter.reset()
 
@@ -198,9 +259,9 @@ class Tracker:
         idx = self._index
         self._index += 1
         t_frame = frame_time(frame) if frame is not None else None
-        t = float(time_s if time_s is not None else t_frame if t_frame is not None else idx / self.cfg["warm_start"]["fps"])
+        t = float(time_s if time_s is not None else t_frame if t_frame is not None else idx / self.cfg.warm_start.fps)
         src = frame.source if frame is not None else ""
-        if frame is None or frame.intrinsics is None or int(np.count_nonzero(frame.depth_mm)) < self.cfg["loss"]["min_valid_pixels"]:
+        if frame is None or frame.intrinsics is None or int(np.count_nonzero(frame.depth_mm)) < self.cfg.loss.min_valid_pixels:
             return self._lost(idx, t, src, "no depth data" if frame is None or frame.intrinsics is not None else "no intrinsics")
         threads = self.est.net.config.inference_threads
         try:
@@ -224,13 +285,13 @@ class Tracker:
         face model or the fused surface, from the previous pose) -> ``check`` -> the frame's answer."""
         t0 = time.perf_counter()
         tracking = self._prev is not None
-        need_loc = not tracking or idx - self._last_localised >= self.cfg["warm_start"]["check_every"]
+        need_loc = not tracking or idx - self._last_localised >= self.cfg.warm_start.check_every
         try:
             located, warm = self._locate_and_crop(frame, idx, tracking, need_loc)
         except FaceReconError as exc:  # no head where the localiser looked, and no track to fall back on
             return self._lost(idx, t, frame.source, exc.one_line(), True, {"localize": (time.perf_counter() - t0) * 1e3})
-        c_ref = self.cfg["refine"]
-        with_shape = not self.identity_frozen or not c_ref["enabled"]
+        c_ref = self.cfg.refine
+        with_shape = not self.identity_frozen or not c_ref.enabled
         net = (self.rec.pipeline if with_shape else self.est.pipeline).networks(located)
         t1 = time.perf_counter()
         timings = {**located.timings_ms, **net.timings_ms}
@@ -243,7 +304,7 @@ class Tracker:
         res = describe(self.check_cfg, check, ident, expr)
         timings["refine_and_check"] = (time.perf_counter() - t1) * 1e3
         net_pose = net.poses.pose
-        if res.confidence < self.cfg["loss"]["min_confidence"]:
+        if res.confidence < self.cfg.loss.min_confidence:
             timings["total"] = (time.perf_counter() - t0) * 1e3
             return self._lost(idx, t, frame.source, f"lost: confidence {res.confidence:.2f}" + (f" ({res.reason})" if res.reason else ""),
                               need_loc, timings, res.confidence, check.residual_mm, net_pose)
@@ -262,7 +323,7 @@ class Tracker:
     def _locate_and_crop(self, frame: DepthFrame, idx: int, tracking: bool, need_loc: bool) -> tuple[Located, bool]:
         """Stages ``locate`` (first frame, after a loss, every ``check_every`` frames) and ``crop``: the
         warm start crops where the previous pose puts the head unless the localiser disagrees."""
-        c_ws = self.cfg["warm_start"]
+        c_ws = self.cfg.warm_start
         t0 = time.perf_counter()
         loc = None
         if need_loc:
@@ -276,7 +337,7 @@ class Tracker:
         warm = tracking
         if warm:
             centre = self._prev.apply(self._offset_head[None])[0]
-            if loc is not None and np.linalg.norm(loc.center_mm - centre) > c_ws["check_distance_mm"]:
+            if loc is not None and np.linalg.norm(loc.center_mm - centre) > c_ws.check_distance_mm:
                 warm = False  # the check disagrees: the localiser wins
         if not warm:
             centre = loc.center_mm
@@ -289,37 +350,37 @@ class Tracker:
         """Stage ``refine``: rigid point-to-plane from the previous pose (or the network's when it
         disagrees) onto the fused surface once it has grown, else onto the face model; the model then
         at its own best fit near that pose, with a few expression steps.  Returns (pose, model pose, expression)."""
-        c_ref = self.cfg["refine"]
+        c_ref = self.cfg.refine
         k = self.model.n_identity
         net_pose = net.poses.pose
-        if not c_ref["enabled"]:
+        if not c_ref.enabled:
             self._identity_mesh(ident)
             return net_pose, net_pose, w_net[k:]
         start = net_pose
-        if tracking and float(geodesic_distance_deg(self._prev.R, net_pose.R)) < c_ref["max_network_gap_deg"]:
-            start = self._predicted() if c_ref["constant_velocity"] else self._prev
+        if tracking and float(geodesic_distance_deg(self._prev.R, net_pose.R)) < c_ref.max_network_gap_deg:
+            start = self._predicted() if c_ref.constant_velocity else self._prev
         if self._expression is not None:
             expr = self._expression
         else:  # start of a track: the shape network's expression (neutral once it is no longer run)
             expr = np.clip(w_net[k:], 0.0, 1.0) if w_net is not None else np.zeros(self.model.n_expression)
         vs0, ns = self._identity_mesh(ident)
-        c_surf = self.cfg["surface"]
-        planes = c_ref["planes"]
-        use_surface = c_surf["enabled"] and len(self.surface) >= c_surf["min_points"]
+        c_surf = self.cfg.surface
+        planes = c_ref.planes
+        use_surface = c_surf.enabled and len(self.surface) >= c_surf.min_points
         if use_surface:
             # fast turn (the network far from the track): the model finds the neighbourhood first
             if start is net_pose:
-                start = refine_rigid(start, vs0 + self._bs @ expr, ns, surf, self.check_cfg, c_ref["rigid_iterations"], planes=planes)
-            sp, sn = self.surface.sample(c_surf["sample_points"], idx)
-            pose = refine_rigid(start, sp, sn, surf, self.check_cfg, c_surf["iterations"], planes=planes)
+                start = refine_rigid(start, vs0 + self._bs @ expr, ns, surf, self.check_cfg, c_ref.rigid_iterations, planes=planes)
+            sp, sn = self.surface.sample(c_surf.sample_points, idx)
+            pose = refine_rigid(start, sp, sn, surf, self.check_cfg, c_surf.iterations, planes=planes)
             # the face model at its own best fit near the pose: expression, check and confidence (with the
             # fused surface carrying the pose, the model may sit a few degrees off it: the person is not the model)
-            model_pose = refine_rigid(pose, vs0 + self._bs @ expr, ns, surf, self.check_cfg, c_surf["model_iterations"], planes=planes)
+            model_pose = refine_rigid(pose, vs0 + self._bs @ expr, ns, surf, self.check_cfg, c_surf.model_iterations, planes=planes)
         else:
-            pose = model_pose = refine_rigid(start, vs0 + self._bs @ expr, ns, surf, self.check_cfg, c_ref["rigid_iterations"], planes=planes)
-        if c_ref["expression_iterations"] > 0:
+            pose = model_pose = refine_rigid(start, vs0 + self._bs @ expr, ns, surf, self.check_cfg, c_ref.rigid_iterations, planes=planes)
+        if c_ref.expression_iterations > 0:
             expr = self._expression_steps(model_pose, vs0, ns, expr, surf, c_ref)
-            model_pose = refine_rigid(model_pose, vs0 + self._bs @ expr, ns, surf, self.check_cfg, c_ref["after_expression_iterations"], planes=planes)
+            model_pose = refine_rigid(model_pose, vs0 + self._bs @ expr, ns, surf, self.check_cfg, c_ref.after_expression_iterations, planes=planes)
         if not use_surface:
             pose = model_pose
         return pose, model_pose, expr
@@ -332,25 +393,25 @@ class Tracker:
             self._offset_head = off if not self._offset_measured else 0.5 * (self._offset_head + off)
             self._offset_measured = True
         self._loc = loc
-        c_surf = self.cfg["surface"]
-        if self.cfg["refine"]["enabled"] and c_surf["enabled"] and confidence >= c_surf["min_confidence"]:
+        c_surf = self.cfg.surface
+        if self.cfg.refine.enabled and c_surf.enabled and confidence >= c_surf.min_confidence:
             last = self._last_fused
-            if (last is None or len(self.surface) < c_surf["min_points"]
-                    or float(geodesic_distance_deg(last.R, pose.R)) >= c_surf["fuse_every_deg"]
-                    or float(np.linalg.norm(last.t_mm - pose.t_mm)) >= c_surf["fuse_every_mm"]):
+            if (last is None or len(self.surface) < c_surf.min_points
+                    or float(geodesic_distance_deg(last.R, pose.R)) >= c_surf.fuse_every_deg
+                    or float(np.linalg.norm(last.t_mm - pose.t_mm)) >= c_surf.fuse_every_mm):
                 self._fuse_surface(surf, pose)
                 self._last_fused = pose
-        if not self.identity_frozen and w_net is not None and confidence >= self.cfg["identity"]["min_confidence"]:
+        if not self.identity_frozen and w_net is not None and confidence >= self.cfg.identity.min_confidence:
             self._vote(w_net[:self.model.n_identity])
 
     # -- pieces --------------------------------------------------------------------------------------------------
 
     def _fuse_surface(self, surf, pose: HeadPose) -> None:
         """Add the crop's measured points near the face (head coordinates) to the fused surface."""
-        c = self.cfg["surface"]
+        c = self.cfg.surface
         v, u = np.nonzero(surf.valid)
         centre = pose.apply(self._face_centre[None])[0]
-        near = np.linalg.norm(surf.points[v, u] - centre, axis=1) < c["radius_mm"]
+        near = np.linalg.norm(surf.points[v, u] - centre, axis=1) < c.radius_mm
         v, u = v[near], u[near]
         nrm, has = surf.normals_at(v, u)
         pts = surf.points[v[has], u[has]]
@@ -396,10 +457,10 @@ class Tracker:
         s = surf.pim.size
         e = np.asarray(expr, np.float64).copy()
         e_prev = e.copy()
-        gate = float(self.check_cfg["refine"]["max_distance_mm"][1])
+        gate = float(self.check_cfg.refine.max_distance_mm[1])
         nm = ns @ pose.R.T
-        lam_p, lam_t = float(c["expression_prior"]), float(c["expression_temporal"])
-        for _ in range(int(c["expression_iterations"])):
+        lam_p, lam_t = float(c.expression_prior), float(c.expression_temporal)
+        for _ in range(int(c.expression_iterations)):
             p = (vs0 + self._bs @ e) @ pose.R.T + pose.t_mm
             z = np.maximum(p[:, 2], 1.0)
             u = np.rint(k_int.fx * p[:, 0] / z + k_int.cx).astype(np.int64)
@@ -410,7 +471,7 @@ class Tracker:
             q = surf.points[w[idx], u[idx]]
             ok = (np.linalg.norm(q - p[idx], axis=1) < gate) & (np.einsum("ij,ij->i", nq, nm[idx]) > 0.5)
             idx, q, nq = idx[ok], q[ok], nq[ok]
-            if len(idx) < c["expression_min_pairs"]:
+            if len(idx) < c.expression_min_pairs:
                 break
             r = np.einsum("ij,ij->i", nq, q - p[idx])
             nh = nq @ pose.R  # measured normals in head coordinates
@@ -421,16 +482,16 @@ class Tracker:
         return e
 
     def _vote(self, ident: np.ndarray) -> None:
-        c = self.cfg["identity"]
+        c = self.cfg.identity
         old = self.identity
         self._votes.append(np.asarray(ident, np.float64))
         self.identity = np.median(np.stack(self._votes), axis=0)
         n = len(self._votes)
-        if old is not None and n >= c["min_frames"]:
+        if old is not None and n >= c.min_frames:
             moved = np.sqrt(np.mean(np.sum(np.tensordot(self.identity - old, self._b_id, 1) ** 2, axis=-1)))
-            if moved < c["stable_mm"]:
+            if moved < c.stable_mm:
                 self.identity_frozen = True
-        if n >= c["max_frames"]:
+        if n >= c.max_frames:
             self.identity_frozen = True
 
     # -- sequences -----------------------------------------------------------------------------------------------
