@@ -171,3 +171,18 @@ def test_inference_thread_limit_is_scoped():
     with pytest.raises(RuntimeError), torch_threads(1):
         raise RuntimeError("restored even on errors")
     assert seen == [1] and torch.get_num_threads() == before
+
+
+def test_cli_set_reaches_the_pipeline_stages(tmp_path, real_dir, capsys):
+    """`--set section.key=value` (configs/check.toml) reaches the stages of `pose` and `reconstruct`;
+    a misspelt key fails before any model loads, naming the nearest key as --set takes it."""
+    frame = real_dir / "kinect-pcl" / "person.pcd"
+    assert main(["pose", str(frame), "-o", str(tmp_path / "a"), "--set", "refine.iterations=2", "--set", "shape.iterations=0"]) == 0
+    doc = json.loads((tmp_path / "a" / "person.pose.json").read_text())
+    validate(doc)
+    assert doc["depth"]["path"]["refine_iterations"] == 2 and doc["depth"]["path"]["shape_iterations"] == 0
+    for cmd in ("pose", "reconstruct"):
+        args = [cmd, str(frame), "--set", "refine.iteration=3"] + (["-o", str(tmp_path / "b")] if cmd == "reconstruct" else [])
+        assert main(args) != 0
+        assert "did you mean 'refine.iterations'" in capsys.readouterr().err
+        assert not (tmp_path / "b").exists()

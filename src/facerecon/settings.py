@@ -30,6 +30,19 @@ def check_keys(given: Iterable[str], known: Iterable[str], where: str = "", pref
             raise ConfigError(f"{where}unknown setting {prefix + str(key)!r}{_hint(key, known, prefix)}")
 
 
+def parse_sets(items: Iterable[str], where: str) -> dict:
+    """``--set section.key=value`` items as ``{section: {key: "value"}}`` (values stay strings: the
+    typed builder :func:`from_toml` parses them by the field's type; a tuple is comma-separated)."""
+    out: dict = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        section, dot, name = key.strip().partition(".")
+        if not sep or not dot or not name:
+            raise ConfigError(f"--set {item!r}: expected section.key=value (sections and keys: {where})")
+        out.setdefault(section, {})[name] = value.strip()
+    return out
+
+
 def overlay_sections(base: dict, extra: dict, where: str,
                      convert: Callable[[str, str, Any, Any], Any] | None = None) -> dict:
     """A deep copy of ``base`` (``{section: {key: value}}``) with the values of ``extra`` on top.
@@ -69,6 +82,8 @@ def _coerce(tp, value, what: str, key: str):
             return value if isinstance(value, tp) else from_toml(tp, value, None, f"{what} [{key}]")
     elif typing.get_origin(tp) is tuple:
         args = typing.get_args(tp)
+        if isinstance(value, str):  # from a command line: comma-separated, empty for ()
+            value = [v for v in (x.strip() for x in value.split(",")) if v]
         if isinstance(value, (list, tuple)):
             args = (args[0],) * len(value) if args[-1] is Ellipsis else args
             if len(value) == len(args):

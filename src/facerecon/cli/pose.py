@@ -25,6 +25,8 @@ def pose_cmd(
     no_refine: bool = typer.Option(False, "--no-refine", help="The bare networks' pose (checked and scored, never changed)."),
     all_faces: bool = typer.Option(False, "--all-faces", help="Every head in the frame (each other head-like region through the "
                                    "same networks and check): JSON field all_faces. Without it, other head-like regions are counted."),
+    set_: list[str] = typer.Option([], "--set", help="A setting of the depth pipeline's stages, section.key=value (configs/check.toml: "
+                                   "check, refine, fallback, search, shape, confidence, decision), repeatable, e.g. --set refine.iterations=3."),
 ) -> None:
     """Estimate the head pose (quaternion, rotation, translation in mm, Euler angles) in each frame.
 
@@ -40,7 +42,12 @@ def pose_cmd(
     from ._frames import expand_inputs, failure_text, finish_batch, frame_stem, iterate_frames
 
     paths = expand_inputs(frames)
-    predictor = PosePredictor(config, 0 if no_refine else refine, search_others=True)
+    from ..pipeline.check import check_config
+    from ..settings import parse_sets
+
+    check = parse_sets(set_, "configs/check.toml")
+    check_config(check)  # a bad --set fails here, before any model loads
+    predictor = PosePredictor(config, 0 if no_refine else refine, search_others=True, check=check)
     table = Table("frame", "face", "yaw", "pitch", "roll", "t (mm)", "conf", "ms")
     used: set[str] = set()
     failures = no_face = 0

@@ -37,6 +37,8 @@ def reconstruct_cmd(
                                           "view across the longer side; docs/photo.md)."),
     all_faces: bool = typer.Option(False, "--all-faces", help="Photos: every face, in face_0/, face_1/, ... (largest first); "
                                    "default: the largest face only."),
+    set_: list[str] = typer.Option([], "--set", help="A setting of the depth pipeline's stages, section.key=value (configs/check.toml: "
+                                   "check, refine, fallback, search, shape, confidence, decision), repeatable, e.g. --set refine.iterations=3."),
 ) -> None:
     """Reconstruct the face in each frame: face.obj/.ply (camera frame, ICT UVs), face_head.*, pose.json, landmarks.json, overlay.png.
 
@@ -58,6 +60,11 @@ def reconstruct_cmd(
         raise ConfigError(f"--format: unknown {', '.join(bad)}; choose from {', '.join(MESH_FORMATS)}")
     if method not in ("network", "fit", "photo", "rgbd", "photo-depth"):
         raise ConfigError(f"--method: unknown {method!r}; choose network, fit, photo, rgbd or photo-depth")
+    from ..pipeline.check import check_config
+    from ..settings import parse_sets
+
+    check = parse_sets(set_, "configs/check.toml")
+    check_config(check)  # a bad --set fails here, before any model loads
     if method == "photo-depth":
         from .photo_depth import reconstruct_photo_depth
 
@@ -67,7 +74,7 @@ def reconstruct_cmd(
     photos, paths = split_photo_inputs(frames, expand_inputs(frames), method)
     rgbd, paths = (paths, []) if method == "rgbd" else ([], paths)
     rec_engine = None if not paths else (
-        Reconstructor.from_pretrained(config, search_others=True) if method == "network" else FittingReconstructor())
+        Reconstructor.from_pretrained(config, search_others=True, check=check) if method == "network" else FittingReconstructor(check=check))
     n_iter = 0 if no_refine else refine
     used: set[str] = set()
 

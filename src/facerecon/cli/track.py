@@ -12,20 +12,9 @@ console = Console(stderr=True)
 
 
 def _parse_sets(items: list[str]) -> dict:
-    from ..errors import ConfigError
+    from ..settings import parse_sets
 
-    out: dict = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        section, dot, name = key.strip().partition(".")
-        if not sep or not dot or not name:
-            raise ConfigError(f"--set {item!r}: expected section.key=value (sections and keys: configs/track.toml)")
-        try:
-            parsed = float(value) if any(ch in value for ch in ".eE") else int(value)
-        except ValueError:
-            parsed = value.strip()
-        out.setdefault(section, {})[name] = parsed
-    return out
+    return parse_sets(items, "configs/track.toml")
 
 
 def track_cmd(
@@ -55,6 +44,9 @@ def track_cmd(
         raise ConfigError("give either --camera or --intrinsics, not both")
     overrides = _parse_sets(set_)
     overrides.setdefault("refine", {})["enabled"] = refine
+    from ..tracking import track_config
+
+    track_config(overrides)  # a bad --set fails here, before any model loads
     if camera or intrinsics:
         from ..geometry.camera import camera_preset, parse_intrinsics
 

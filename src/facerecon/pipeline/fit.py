@@ -66,11 +66,11 @@ BASELINE_FIT = FitConfig.preset("baseline")  # configs/fit.toml [baseline]
 class FittingReconstructor:
     """``FittingReconstructor().reconstruct(depth_mm, intrinsics) -> FaceResult``."""
 
-    def __init__(self, model: FaceModel | None = None, config: FitConfig | None = None):
+    def __init__(self, model: FaceModel | None = None, config: FitConfig | None = None, check: dict | None = None):
         self.model = model or FaceModel.load()
         self.config = config or BASELINE_FIT
         self._centre = model_head_centre(self.model)
-        self.check_cfg = check_config()
+        self.check_cfg = check_config(check)
         c = self.check_cfg
         self.region = FaceRegion(self.model, c.check.region, c.refine.n_points, central_radius_mm=c.check.central_radius_mm)
 

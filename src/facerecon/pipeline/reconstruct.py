@@ -100,12 +100,11 @@ class PosePredictor:
     refinement + joint pose/identity fit) for ``refine`` != 0, the bare pose network (only
     checked) for ``refine`` = 0."""
 
-    def __init__(self, config: str = "fast", refine: int | None = None, search_others: bool = False, model: FaceModel | None = None):
+    def __init__(self, config: str = "fast", refine: int | None = None, search_others: bool = False, model: FaceModel | None = None,
+                 check: dict | None = None):
         self.refine = refine
-        if refine == 0:
-            self.engine = PoseEstimator.from_pretrained(config, model=model, search_others=search_others)
-        else:
-            self.engine = Reconstructor.from_pretrained(config, model=model, search_others=search_others)
+        kind = PoseEstimator if refine == 0 else Reconstructor
+        self.engine = kind.from_pretrained(config, model=model, search_others=search_others, check=check)
 
     def __call__(self, frame) -> FaceResult:
         if isinstance(self.engine, PoseEstimator):
