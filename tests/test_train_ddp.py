@@ -98,6 +98,7 @@ def test_shards_are_seed_ranges_of_every_part_and_load_reads_only_them(data_dir)
     assert len(t) == 5 and not t.labelled
 
 
+@pytest.mark.slow  # two spawned processes importing torch
 def test_two_gloo_ranks_equal_one_process_with_the_same_global_batch(data_dir, tmp_path):
     from facerecon.train.checkpoint import read_record
     from facerecon.train.pose import train_pose
