@@ -21,7 +21,7 @@ export FACERECON_SHARED := $(SHARED_DIR)
 endif
 endif
 
-.PHONY: install sysdeps assets demo test bench clean
+.PHONY: install sysdeps assets demo test test-fast bench clean
 
 $(STAMP): pyproject.toml tools/js/package.json
 	$(MAKE) sysdeps
@@ -53,8 +53,13 @@ assets: $(STAMP)
 demo: assets
 	bash scripts/demo.sh
 
+# the whole suite (what CI runs; about 4 minutes on 2 cores)
 test: assets
 	$(PY) -m pytest -q tests
+
+# the edit loop: everything but the tests marked slow (training runs, DDP, the browser, eval CLI; under 2 minutes on 2 cores)
+test-fast: assets
+	$(PY) -m pytest -q -m "not slow" tests
 
 # accuracy (synthetic, real scans, TrueDepth sweep), the fitting baseline, speed per stage and
 # peak memory for fast and paper -> docs/benchmarks.md (about 15 minutes on 2 cores)

@@ -1,6 +1,6 @@
 """Long fuzz run of every public reader: ``python benchmarks/fuzz.py --cases 20000``.
 
-Cases come from ``facerecon.io.fuzz`` (seeded mutations of small valid files, plus the
+Cases come from ``facerecon.evaluate.fuzz`` (seeded mutations of small valid files, plus the
 real files under ``--real-dir``); each runs in a worker process whose address space is
 capped (RLIMIT_AS: its size after warm-up plus ``--mem-cap-mb``: any larger allocation
 fails), and a worker that does not answer within the time cap is killed (a hang
@@ -33,7 +33,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
 
-from facerecon.io import fuzz  # noqa: E402
+from facerecon.evaluate import fuzz  # noqa: E402
 
 _CORPUS: list[fuzz.Seed] = []  # set in the parent before the workers fork
 

@@ -9,10 +9,12 @@ from facerecon.errors import AssetError
 from facerecon.facemodel import ict
 
 
+@pytest.mark.slow  # decompresses the whole archive (~3 s)
 def test_shared_archive_matches_the_pinned_upstream_files(ict_archive):
     ict.verify_source(ict_archive)  # raises on any mismatch
 
 
+@pytest.mark.slow  # decompresses the whole archive (~3 s)
 def test_tampered_copy_is_rejected(ict_archive, tmp_path):
     bad = tmp_path / "ict.tar"
     with tarfile.open(ict_archive) as src, tarfile.open(bad, "w") as dst:

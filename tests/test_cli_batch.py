@@ -219,7 +219,7 @@ def test_intrinsics_usage_errors_are_said_once(tmp_path: Path, capsys, stub_pose
 
 def test_no_traceback_for_fuzzed_inputs(tmp_path: Path, real_dir: Path, capsys) -> None:
     """The CLI on mutated depth files: exit 0 or 1, one error line, never a traceback."""
-    from facerecon.io import fuzz
+    from facerecon.evaluate import fuzz
 
     corpus = fuzz.build_corpus(tmp_path / "seeds", real_dir)
     n = 0

@@ -14,6 +14,9 @@ from facerecon.datasets.folder import FolderDataset
 from facerecon.io.mesh import read_mesh, write_mesh
 from facerecon.geometry.rotations import euler_to_matrix
 
+# the module's data set (3 synthetic faces with meshes) takes ~11 s; the eval-shape tests ~8-13 s each
+pytestmark = pytest.mark.slow
+
 
 def _run(capsys, *args: str) -> tuple[int, str]:
     capsys.readouterr()

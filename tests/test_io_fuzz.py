@@ -1,4 +1,4 @@
-"""Seeded mutation fuzzing of every public reader (``facerecon.io.fuzz``), short run.
+"""Seeded mutation fuzzing of every public reader (``facerecon.evaluate.fuzz``), short run.
 
 The contract: a value or a ``FaceReconError``, under the per-case time and memory caps,
 whatever the bytes.  ``benchmarks/fuzz.py --cases 20000`` runs the long version in
@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from facerecon.io import fuzz
+from facerecon.evaluate import fuzz
 
 CASES_PER_READER = 120
 

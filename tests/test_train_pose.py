@@ -34,6 +34,7 @@ def test_position_set_roundtrip_is_deterministic(tiny_set, tmp_path):
     assert np.abs(back.trans).max() < 3
 
 
+@pytest.mark.slow
 def test_short_training_lowers_loss_and_resumes(tiny_set, tmp_path):
     cfg = PoseTrainConfig(supervised_steps=30, selfsup_steps=6, batch=8, lr=1e-3, log_every=5, checkpoint_every=10, threads=2)
     net = train_pose(tmp_path / "run", tiny_set, _target(tiny_set), cfg)

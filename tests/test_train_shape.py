@@ -1,4 +1,11 @@
-"""AR-GAN training of DAShapeNet: losses, update order, and that a short run learns."""
+"""AR-GAN training of DAShapeNet: losses, update order, and that a short run learns.
+
+The training tests build a tiny network (64 px input, narrow encoder widths, 32-d embedding; the
+default 1024-wide offset MLPs): the update order, the loss terms and the checkpoint round trip do
+not depend on the size, and a step costs a few hundredths of the ``fast`` network's.  One thread:
+these small tensors gain nothing from a second, and lose much to it on a busy machine.
+`test_shapes_and_ranges` keeps the ``fast`` configuration (one forward pass).
+"""
 from __future__ import annotations
 
 import numpy as np
@@ -10,6 +17,17 @@ from facerecon.nets.configs import net_config
 from facerecon.train.shape import ARGAN, ShapeTrainConfig
 
 N_V = 32
+S = 64  # image side of the tiny network
+TINY_NET = {"name": "tiny", "encoder_widths": [4, 4, 8, 8, 8, 8, 16, 16, 16, 16], "feature_dim": 32, "input_size": S,
+            "pose_hidden": 16}  # fmt: skip
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
 
 
 @pytest.fixture(scope="module")
@@ -22,11 +40,11 @@ def model():
 @pytest.fixture()
 def tiny():
     torch.manual_seed(0)
-    cfg = ShapeTrainConfig(n_vertices=N_V, batch=4)
+    cfg = ShapeTrainConfig(net=TINY_NET, n_vertices=N_V, batch=4)
     gan = ARGAN(cfg)
-    xs = torch.randn(4, 3, 160, 160) * 0.5
+    xs = torch.randn(4, 3, S, S) * 0.5
     vs = torch.randn(4, N_V, 3) * 0.3
-    xt = torch.randn(4, 3, 160, 160) * 0.5
+    xt = torch.randn(4, 3, S, S) * 0.5
     return gan, xs, vs, xt
 
 
@@ -85,9 +103,9 @@ def test_adversarial_signs():
 def test_short_argan_run_lowers_regression_loss(tiny):
     gan, xs, vs, xt = tiny
     first = gan.train_batch(xs, vs, xt, None)["L_R"]
-    for _ in range(12):
+    for _ in range(8):
         last = gan.train_batch(xs, vs, xt, None)["L_R"]
-    assert last < 0.7 * first
+    assert last < 0.5 * first  # seeds 0-5 measured: 0.10-0.28 after 8 steps
 
 
 def test_source_only_mode_trains_f_and_r_only(tiny):
@@ -112,10 +130,10 @@ def test_tangent_weighted_offset_loss(model):
     target = torch.zeros(2, N_V, 3)
     along_normal = frames[:, 0].expand(2, N_V, 3) * 0.5
     along_tangent = frames[:, 1].expand(2, N_V, 3) * 0.5
-    plain = ARGAN(ShapeTrainConfig(n_vertices=N_V), frames)  # tangent_weight 1: the paper's loss
+    plain = ARGAN(ShapeTrainConfig(net=TINY_NET, n_vertices=N_V), frames)  # tangent_weight 1: the paper's loss
     assert plain.frames is None
     assert float(plain._reg(along_tangent, target)) == pytest.approx(float(torch.nn.functional.smooth_l1_loss(along_tangent, target, beta=0.1)))
-    weighted = ARGAN(ShapeTrainConfig(n_vertices=N_V, tangent_weight=0.0), frames)
+    weighted = ARGAN(ShapeTrainConfig(net=TINY_NET, n_vertices=N_V, tangent_weight=0.0), frames)
     assert float(weighted._reg(along_tangent, target)) == pytest.approx(0.0, abs=1e-6)
     # a pure normal error of 0.5 (cm) costs 0.5 - beta/2 on one of three components, x3 / sum(weights)
     assert float(weighted._reg(along_normal, target)) == pytest.approx(0.45, rel=1e-4)
@@ -132,7 +150,7 @@ def test_init_from_exported_weights_or_checkpoint(tiny, tmp_path):
     save_checkpoint(tmp_path / "c.safetensors", gan.modules())
     for name, tol in (("w", 1e-2), ("c", 0.0)):
         torch.manual_seed(1)
-        fresh = ARGAN(ShapeTrainConfig(n_vertices=N_V, batch=4))
+        fresh = ARGAN(ShapeTrainConfig(net=TINY_NET, n_vertices=N_V, batch=4))
         w0 = {k: v.clone() for k, v in fresh.R.state_dict().items()}
         fresh.init_networks(tmp_path / f"{name}.safetensors", vertices)
         for key, ref in gan.shape.state_dict().items():

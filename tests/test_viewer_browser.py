@@ -17,6 +17,8 @@ import numpy as np
 import pytest
 from gltf_helpers import synthetic_rec
 
+pytestmark = pytest.mark.slow  # Chromium, the demo folder and a server (~12 s together)
+
 ict_model = gltf_helpers.ict_model  # the session-scoped face model fixture, shared by the glTF tests
 
 REPO = Path(__file__).resolve().parents[1]

@@ -95,10 +95,10 @@ def build_corpus(folder: Path, real_dir: Path | None = None, big: bool = False) 
     ~1 MB ones (``person.pcd``, a TrueDepth frame, ``james.obj``) only when ``big``.
     """
     from ..geometry.camera import Intrinsics
-    from .biwi import write_biwi_frame
-    from .images import write_depth_npz, write_depth_png
-    from .mesh import write_mesh
-    from .pcd import write_pcd
+    from ..io.biwi import write_biwi_frame
+    from ..io.images import write_depth_npz, write_depth_png
+    from ..io.mesh import write_mesh
+    from ..io.pcd import write_pcd
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
@@ -184,7 +184,7 @@ _DEPTH_KINDS = ("png", "npy", "npz", "pcd", "truedepth", "bin")
 def _readers() -> dict[str, tuple[tuple[str, ...], Callable[[Path], object]]]:
     """Reader name -> (seed kinds it takes, call on a path)."""
     from ..geometry.camera import Intrinsics
-    from . import biwi, images, mesh, pcd, ply, read_depth, truedepth
+    from ..io import biwi, images, mesh, pcd, ply, read_depth, truedepth
 
     def pcd_projected(p: Path):
         return pcd.read_pcd(p, intrinsics=Intrinsics(20.0, 20.0, 7.5, 5.5, 16, 12))
