@@ -5,8 +5,9 @@
 
 ``eval pose`` needs a labelled folder dataset (``DIR/manifest.json``, depth + ``NAME.pose.json``
 per sample: :mod:`facerecon.datasets.folder`; ``facerecon synth --format folder`` writes
-one).  ``--method facerecon`` runs the shipped pose network on every frame (a frame where
-no head is found is a failure); any other value is a predictions file or folder of some
+one).  ``--method facerecon`` runs on every frame exactly what ``facerecon pose`` writes
+(``pipeline.reconstruct.PosePredictor``: the default output; a frame where no head is found
+is a failure); any other value is a predictions file or folder of some
 method: a folder of ``NAME.pose.json``, one JSON ``{"NAME": {pose}}``, or a CSV
 ``name,yaw,pitch,roll,tx,ty,tz`` / ``name,qw,qx,qy,qz,tx,ty,tz`` (all formats:
 :mod:`facerecon.evaluate.files`).  Printed: per-axis MAE, their mean (the papers' "MAE"),
@@ -65,7 +66,7 @@ def _f(v, fmt: str = ".2f") -> str:
 @eval_app.command("pose")
 def pose_cmd(
     data: Path = typer.Option(..., "--data", help="Labelled folder dataset (manifest.json; NAME.depth.png|npz + NAME.pose.json)."),
-    method: str = typer.Option("facerecon", "--method", help="'facerecon' (run the pose network), or the predictions of any "
+    method: str = typer.Option("facerecon", "--method", help="'facerecon' (what `facerecon pose` writes: the default output), or the predictions of any "
                                "method: a folder of NAME.pose.json, a JSON {NAME: pose}, or a CSV with header "
                                "name,yaw,pitch,roll,tx,ty,tz or name,qw,qx,qy,qz,tx,ty,tz (degrees, mm, facerecon Euler "
                                "convention R = Ry(yaw) Rx(pitch) Rz(roll)); tx,ty,tz may be left out."),
