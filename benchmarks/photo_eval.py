@@ -146,7 +146,7 @@ def truedepth(shared: Path, rec, n_frames: int) -> dict:
         fr = read_truedepth_frame(f)
         stamp = float(fr.meta.get("truedepth", {}).get("timestamp", np.nan))
         try:
-            r = rec.reconstruct(Photo(fr.color, f.name, float(fr.camera.intrinsics.fx)), texture=False, intrinsics=fr.camera.intrinsics)
+            r = rec.reconstruct(Photo(fr.color, f.name, float(fr.intrinsics.fx)), texture=False, intrinsics=fr.intrinsics)
             d = rec.reconstruct_rgbd(fr, texture=False, colour=r)
         except FaceReconError as exc:
             missed.append(f"{f.name}: {exc.one_line()}")
