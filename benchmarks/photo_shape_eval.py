@@ -134,8 +134,8 @@ def figure(path: Path, rgb, rec, model, scan, inner, fit_err, mean_err) -> None:
     from facerecon.geometry.camera import Intrinsics
     from facerecon.photo.overlay import overlay_image
 
-    over = overlay_image(rgb, model, rec.vertices_camera, rec.intrinsics, rec.landmarks_2d)
-    x0, y0, x1, y1 = rec.face_box
+    over = overlay_image(rgb, model, rec.vertices_camera, rec.camera.intrinsics, rec.landmarks_2d)
+    x0, y0, x1, y1 = rec.photo.face_box
     m = 0.45 * max(x1 - x0, y1 - y0)
     h, w = over.shape[:2]
     crop = over[max(int(y0 - m), 0): min(int(y1 + m), h), max(int(x0 - m), 0): min(int(x1 + m), w)]
@@ -176,7 +176,7 @@ def main(argv=None) -> int:
     from facerecon.facemodel.model import RENDER_REGIONS
     from facerecon.photo.camera import focal_from_fov
     from facerecon.photo.image import Photo
-    from facerecon.photo.reconstruct import PhotoReconstructor
+    from facerecon.pipeline.photo import PhotoReconstructor
     from facerecon.geometry.rotations import euler_to_matrix, geodesic_distance_deg
 
     t0 = time.perf_counter()
@@ -206,8 +206,8 @@ def main(argv=None) -> int:
                                               tris, ("rigid",))["rigid"]
         r_true = euler_to_matrix(sc["yaw"], sc["pitch"], 0.0)
         row = {**sc, "fit": err, "rotation_error_deg": float(geodesic_distance_deg(r.pose.R, r_true)),
-               "depth_error_mm": float(r.pose.t_mm[2] - sc["t_mm"][2]), "fit_iterations": r.fit.iterations,
-               "fit_rms_px": r.fit.rms_px, "seconds": round(time.perf_counter() - t, 2)}
+               "depth_error_mm": float(r.pose.t_mm[2] - sc["t_mm"][2]), "fit_iterations": r.photo.fit.iterations,
+               "fit_rms_px": r.photo.fit.rms_px, "seconds": round(time.perf_counter() - t, 2)}
         rows.append(row)
         print(f"render {sc['index']:2d} yaw {sc['yaw']:6.1f} pitch {sc['pitch']:6.1f} {sc['light']:5s} {sc['background']:8s}"
               f" median {err['rigid']['median_mm']:.2f} mm (scaled {err['scaled']['median_mm']:.2f}, s "

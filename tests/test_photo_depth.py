@@ -256,7 +256,7 @@ def test_face_model_backend_is_the_fits_rendered_depth(synthetic_scene):
 
 # -- the whole command on a real photo (needs the photo fit: MTCNN + landmarks + ICT fit) -----------
 def _need_photo_fit():
-    for mod in ("facerecon.photo.reconstruct", "facerecon.photo.landmarks", "facerecon.photo.landmark_map"):
+    for mod in ("facerecon.pipeline.photo", "facerecon.photo.landmarks", "facerecon.photo.landmark_map"):
         pytest.importorskip(mod, reason=f"the photo fit ({mod}) is not in this tree yet")
 
 

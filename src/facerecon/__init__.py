@@ -19,8 +19,8 @@ def __getattr__(name: str):
         from . import pipeline
 
         return getattr(pipeline, name)
-    if name in ("PhotoReconstructor", "PhotoReconstruction"):
-        from .photo import reconstruct
+    if name == "PhotoReconstructor":
+        from .pipeline.photo import PhotoReconstructor
 
-        return getattr(reconstruct, name)
+        return PhotoReconstructor
     raise AttributeError(f"module 'facerecon' has no attribute {name!r}")

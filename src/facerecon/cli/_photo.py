@@ -22,7 +22,7 @@ MAYBE_PHOTO_SUFFIXES = (".png", ".tif", ".tiff")
 @lru_cache(maxsize=1)
 def _engine():
     """One PhotoReconstructor per process (models and caches load once; tests call the CLI often)."""
-    from ..photo.reconstruct import PhotoReconstructor
+    from ..pipeline.photo import PhotoReconstructor
 
     return PhotoReconstructor.from_pretrained()
 
@@ -73,23 +73,24 @@ def write_photo_result(rec, model, rgb, d: Path, formats: tuple[str, ...], overl
     from ..photo.overlay import save_photo_overlay
 
     tex = None if rec.texture is None else rec.texture.image
-    write_face_meshes(rec, model, d, formats, texture=tex, intrinsics=rec.intrinsics)
+    k, evidence = rec.camera.intrinsics, rec.photo
+    write_face_meshes(rec, model, d, formats, texture=tex, intrinsics=k)
     pose = photo_document(rec, model, method)
     if overlay:
-        save_photo_overlay(d / "overlay.png", rgb, model, rec.vertices_camera, rec.intrinsics, rec.landmarks_2d,
-                           rec.detected_68, rec.face_box)
+        save_photo_overlay(d / "overlay.png", rgb, model, rec.vertices_camera, k, rec.landmarks_2d, evidence.detected_68, evidence.face_box)
         pose["overlay"] = "overlay.png"
     write_json(d / "pose.json", pose)
     lm = landmarks_json(rec)
-    if rec.detected_68 is not None:
-        lm["detected_2d_px"] = [[round(float(x), 2), round(float(y), 2)] for x, y in rec.detected_68]
+    if evidence.detected_68 is not None:
+        lm["detected_2d_px"] = [[round(float(x), 2), round(float(y), 2)] for x, y in evidence.detected_68]
     write_json(d / "landmarks.json", lm)
 
 
 def _report(rec, console: Console, name: str, d: Path) -> None:
     y, p, r = rec.pose.euler_deg
-    console.print(f"{name}: face {rec.face_index}: yaw {y:.1f} pitch {p:.1f} roll {r:.1f}  fit {rec.fit.rms_px:.1f} px rms, "
-                  f"{rec.fit.iterations} it  {rec.timings_ms['total']:.0f} ms -> {d}", markup=False, soft_wrap=True)
+    fit = rec.photo.fit
+    console.print(f"{name}: face {rec.photo.face_index}: yaw {y:.1f} pitch {p:.1f} roll {r:.1f}  fit {fit.rms_px:.1f} px rms, "
+                  f"{fit.iterations} it  {rec.timings_ms['total']:.0f} ms -> {d}", markup=False, soft_wrap=True)
 
 
 def reconstruct_photos(photos: list[Path], out: Path, formats: tuple[str, ...], overlay: bool, focal: float | None,
@@ -108,9 +109,9 @@ def reconstruct_photos(photos: list[Path], out: Path, formats: tuple[str, ...], 
         stem = out / frame_stem(path, used)
         with atomic_dir(stem) as tmp:  # complete or absent, as the depth path's frame folders
             for rec in recs:
-                write_photo_result(rec, model, photo.rgb, tmp / f"face_{rec.face_index}" if all_faces else tmp, formats, overlay)
+                write_photo_result(rec, model, photo.rgb, tmp / f"face_{rec.photo.face_index}" if all_faces else tmp, formats, overlay)
         for rec in recs:
-            _report(rec, console, path.name, stem / f"face_{rec.face_index}" if all_faces else stem)
+            _report(rec, console, path.name, stem / f"face_{rec.photo.face_index}" if all_faces else stem)
 
     return run_batch(console, "photos", ((p, None, None) for p in photos), len(photos), handle)
 

@@ -90,9 +90,10 @@ def process_photos(photos: list[Path], out: Path, depth_model: str, *, download:
     from ..photo.depth_pipeline import PhotoDepthConfig, PhotoDepthPipeline
     from ..photo.surface import SurfaceConfig
     from ._frames import frame_stem, run_batch
+    from ._photo import _engine
 
     cfg = PhotoDepthConfig(surface=SurfaceConfig(method=surface, poisson_depth=poisson_depth, density_quantile=density_trim))
-    pipe = PhotoDepthPipeline.from_pretrained(depth_model, allow_download=download, config=cfg)
+    pipe = PhotoDepthPipeline.from_pretrained(depth_model, reconstructor=_engine, allow_download=download, config=cfg)
     rec_engine = None
     if depth_path:
         from ..pipeline import Reconstructor

@@ -71,9 +71,9 @@ def depth_document(res, frame: str, method: str, model=None, **blocks) -> dict:
 
 
 def photo_document(rec, model, method: str = "photo", **blocks) -> dict:
-    """pose.json of the photo path (and rgbd): pose, camera, fit statistics, identity and expression weights."""
-    f = rec.fit
-    photo = {"face_index": int(rec.face_index), "face_box": np.round(rec.face_box, 2).tolist(), "camera": rec.camera.to_json(),
+    """pose.json of a photo result (``photo``, ``rgbd``): pose, camera, fit statistics, identity and expression weights."""
+    e, f = rec.photo, rec.photo.fit
+    photo = {"face_index": int(e.face_index), "face_box": np.round(e.face_box, 2).tolist(), "camera": rec.camera.to_json(),
              "fit": {"iterations": f.iterations, "rigid_iterations": f.rigid_iterations, "converged": f.converged,
                      "rms_px": round(f.rms_px, 3), "contour_rms_px": round(f.contour_rms_px, 3), "ms": round(f.ms, 2)},
              "texture": None if rec.texture is None else rec.texture.stats()}

@@ -1,9 +1,9 @@
 """Seed 001's pipeline, made metric: photo -> MTCNN + ICT fit -> monocular depth -> metric depth
 -> coloured point cloud -> surface mesh.
 
-``PhotoDepthPipeline.from_pretrained(depth_model).run(photo) -> PhotoDepthResult``.
+``PhotoDepthPipeline.from_pretrained(depth_model, reconstructor=...).run(photo) -> PhotoDepthResult``.
 
-The photo fit (:mod:`facerecon.photo.reconstruct`: MTCNN, landmarks, ICT fit) gives the
+The photo fit (``facerecon.pipeline.photo.PhotoReconstructor``: MTCNN, landmarks, ICT fit) gives the
 camera (intrinsics), the head's place in 3-D and a rendered depth of the fitted face.  A
 network's relative inverse depth is scaled to that rendered depth at the inner-face pixels
 (:mod:`facerecon.photo.metric`), so the cloud and mesh are in millimetres in the camera frame;
@@ -46,7 +46,7 @@ class PhotoDepthConfig:
 class PhotoDepthResult:
     source: str
     rgb: np.ndarray  # (H, W, 3) uint8, upright
-    fit: Any  # the photo fit's result (facerecon.photo.reconstruct)
+    fit: Any  # the photo fit's result (a FaceResult of facerecon.pipeline.photo)
     intrinsics: Intrinsics
     face: FaceRender  # the fitted face rendered at the photo's camera
     raw_depth: np.ndarray  # the backend's output at the photo size
@@ -117,14 +117,14 @@ class PhotoDepthPipeline:
         self.config = config or PhotoDepthConfig()
 
     @classmethod
-    def from_pretrained(cls, depth_model: str | Path = AUTO, *, allow_download: bool = False,
-                        config: PhotoDepthConfig | None = None, reconstructor=None) -> "PhotoDepthPipeline":
-        # the backend first: a missing model is reported before the (slower) photo models load
+    def from_pretrained(cls, depth_model: str | Path = AUTO, *, reconstructor, allow_download: bool = False,
+                        config: PhotoDepthConfig | None = None) -> "PhotoDepthPipeline":
+        """``reconstructor``: the photo fit (``facerecon.PhotoReconstructor``), or a function that
+        makes one (called after the depth backend loaded: a missing model is reported before the
+        slower photo models load)."""
         backend = load_depth_backend(depth_model, allow_download=allow_download)
-        if reconstructor is None:
-            from .reconstruct import PhotoReconstructor
-
-            reconstructor = PhotoReconstructor.from_pretrained()
+        if not hasattr(reconstructor, "reconstruct"):
+            reconstructor = reconstructor()
         model = getattr(reconstructor, "model", None)
         model = FaceModel.load() if model is None else model
         return cls(reconstructor, backend, model, config)

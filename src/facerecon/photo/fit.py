@@ -556,3 +556,75 @@ def _fit(model: FaceModel, targets: LandmarkTargets, intrinsics: Intrinsics, cfg
     chosen = prob.band[prob.rows.numpy()[slid] - prob.k]
     return PhotoFit(r.numpy().copy(), tr.numpy().copy(), ident, expr, intrinsics, n_joint, n_rigid, converged,
                     (time.perf_counter() - t0) * 1e3, rms, crms, history, chosen)
+
+
+# -- what the fit is fitted to, and the 68 landmarks of the fitted face --------------------------
+JAW_68 = np.arange(17)  # iBUG jaw-line points: they follow the silhouette
+TARGET_MODES = ("dense", "ibug68", "both")
+
+
+def targets_from_landmarks(model: FaceModel, points_2d: np.ndarray, lmap) -> LandmarkTargets:
+    """Fit targets from the landmark model's points (N, >=2) px and a ``LandmarkMap`` (see :mod:`.landmark_map`)."""
+    pts = np.asarray(points_2d, np.float64)[np.asarray(lmap.mediapipe_index), :2]
+    tri = np.asarray(lmap.ict_triangle)
+    corners = model.triangles[tri] if tri.ndim == 1 else tri  # a triangle index, or its 3 vertices
+    return LandmarkTargets(pts, corners, np.asarray(lmap.ict_bary, np.float64), np.asarray(lmap.weight, np.float64),
+                           np.asarray(lmap.is_contour, bool))
+
+
+def fit_targets(model: FaceModel, points_2d: np.ndarray, lmap, use: str = "both", ibug68_weight: float = 1.0
+                ) -> LandmarkTargets:
+    """What the fit is fitted to (``[targets]`` in ``configs/photo_fit.toml``): the dense Face
+    Mesh points on the ICT surface, the iBUG 68 made from them on ICT's 68 landmark vertices
+    (jaw points sliding), or both (the 68 with ``ibug68_weight`` of the total weight)."""
+    if use not in TARGET_MODES:
+        raise ConfigError(f"targets.use: unknown {use!r}; choose from {', '.join(TARGET_MODES)}")
+    parts = []
+    if use in ("dense", "both"):
+        dense = targets_from_landmarks(model, points_2d, lmap)
+        dense.weight = dense.weight / max(dense.weight.sum(), 1e-12)
+        parts.append(dense)
+    if use in ("ibug68", "both"):
+        contour = np.zeros(68, bool)
+        contour[JAW_68] = True
+        t68 = LandmarkTargets.from_vertices(lmap.ibug68(np.asarray(points_2d, np.float64)[:, :2]), model.landmarks_68,
+                                            np.full(68, 1.0 / 68), contour)
+        t68.weight *= ibug68_weight if parts else 1.0
+        parts.append(t68)
+    return LandmarkTargets(np.concatenate([p.points for p in parts]), np.concatenate([p.vertices for p in parts]),
+                           np.concatenate([p.bary for p in parts]), np.concatenate([p.weight for p in parts]),
+                           np.concatenate([p.contour for p in parts]))
+
+
+def silhouette_landmarks(model: FaceModel, fit: PhotoFit, vertices_camera: np.ndarray, cfg: PhotoFitConfig,
+                         detected_68: np.ndarray | None = None) -> np.ndarray:
+    """The 68 landmark vertex indices of the fitted face: ICT's landmark vertices
+    (``FaceModel.landmarks_68``) with the 17 jaw points on the fitted face's outline, where the
+    iBUG convention annotates them on a turned face.
+
+    Jaw points on the side turned away go to the silhouette of their horizontal band (as in the
+    fit).  On the side facing the camera the outline is the jaw bone's edge, which no fixed rule
+    on the band finds: with ``detected_68`` (the landmark model's jaw points) each goes to the
+    band vertex of the fitted mesh that projects nearest its detected point (the fit's own
+    sliding correspondence), else it keeps ICT's landmark vertex.
+    """
+    lm = model.landmarks_68.copy()
+    contour = np.zeros(68, bool)
+    contour[JAW_68] = True
+    tg = LandmarkTargets.from_vertices(np.zeros((68, 2)), lm, contour=contour)
+    band, index = contour_bands(model, tg, cfg)
+    if len(band) == 0:
+        return lm
+    uv = fit.intrinsics.project(vertices_camera[band])
+    e = fit.rotation[:2, 0] / max(float(np.linalg.norm(fit.rotation[:2, 0])), 1e-9)
+    out = uv @ e
+    side = np.sign(model.neutral[lm, 0])
+    away = side * fit.rotation[2, 0] > 0
+    det = None if detected_68 is None else np.asarray(detected_68, np.float64)
+    for k in np.nonzero((index >= 0).any(1))[0]:
+        cand = index[k][index[k] >= 0]
+        if away[k]:
+            lm[k] = band[cand[np.argmax(side[k] * out[cand])]]
+        elif det is not None and np.isfinite(det[k]).all():
+            lm[k] = band[cand[np.argmin(((uv[cand] - det[k]) ** 2).sum(1))]]
+    return lm

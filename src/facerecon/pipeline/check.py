@@ -399,6 +399,8 @@ class Start(str, Enum):
     GRID = "grid"  # the networks' pose turned by (``yaw_deg``, ``pitch_deg``) about the head origin
     FIT = "fit"  # the fitting baseline's frontal start (no network)
     TRACK = "track"  # the previous frame's pose (warm start)
+    LANDMARKS = "landmarks"  # the photo fit to the detected landmarks (no depth)
+    RGBD = "rgbd"  # the photo fit on the colour image, then ICP on the registered depth
 
 
 @dataclass(frozen=True)

