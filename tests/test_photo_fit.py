@@ -8,7 +8,8 @@ from facerecon.errors import ConfigError
 from facerecon.facemodel import FaceModel
 from facerecon.photo.camera import focal_from_fov, photo_camera
 from facerecon.photo.config import load_photo_config
-from facerecon.photo.fit import LandmarkTargets, PhotoFitConfig, contour_bands, fit_photo, pnp_start
+from facerecon.photo.config import PhotoFitConfig
+from facerecon.photo.fit import LandmarkTargets, contour_bands, fit_photo, pnp_start
 from facerecon.geometry.pose import HeadPose
 from facerecon.geometry.rotations import geodesic_distance_deg
 
@@ -146,12 +147,13 @@ def test_camera_focal_sources():
 
 
 def test_config_unknown_keys_are_errors(tmp_path):
-    assert load_photo_config()["camera"]["default_fov_deg"] == 60.0
-    with pytest.raises(ConfigError, match="unknown key"):
+    assert load_photo_config().camera.default_fov_deg == 60.0
+    assert load_photo_config(overrides={"fit": {"iterations": 3}}).fit.iterations == 3
+    with pytest.raises(ConfigError, match="did you mean 'fit.iterations'"):
         load_photo_config(overrides={"fit": {"iteratoins": 3}})
     bad = tmp_path / "p.toml"
     bad.write_text("[texure]\nsize = 8\n")
-    with pytest.raises(ConfigError, match="unknown section"):
+    with pytest.raises(ConfigError, match="did you mean 'texture'"):
         load_photo_config(bad)
     with pytest.raises(ConfigError):
         PhotoFitConfig.load(robust="cauchy")

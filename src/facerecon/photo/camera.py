@@ -48,7 +48,7 @@ def photo_camera(width: int, height: int, focal_px: float | None = None, exif_fo
     elif exif_focal_px is not None and exif_focal_px > 0 and math.isfinite(exif_focal_px):
         f, source = float(exif_focal_px), "exif"
     else:
-        fov = float(default_fov_deg if default_fov_deg is not None else load_photo_config()["camera"]["default_fov_deg"])
+        fov = float(default_fov_deg if default_fov_deg is not None else load_photo_config().camera.default_fov_deg)
         f, source = focal_from_fov(width, height, fov), f"default {fov:g} deg field of view (longer side)"
     k = Intrinsics(f, f, (width - 1) / 2.0, (height - 1) / 2.0, int(width), int(height))
     return PhotoCamera(k, source)

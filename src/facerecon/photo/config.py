@@ -1,47 +1,108 @@
-"""``configs/photo_fit.toml``: the photo path's settings (camera default, fit, texture) as data.
+"""``configs/photo_fit.toml``: the photo path's settings (camera default, landmark targets, fit, texture) as typed data.
 
-Every table and key is checked against the packaged file: an unknown key is a ``ConfigError``
-(a typo would otherwise be silently ignored).  ``overrides`` (``{"fit": {"iterations": 10}}``)
-replace single values.
+The packaged file is the only place a value is written; typed frozen dataclasses are built from it
+(:mod:`facerecon.settings`).  A user's TOML file and ``overrides`` (``{"fit": {"iterations": 10}}``)
+replace single values; an unknown table or key is a ``ConfigError`` naming the nearest valid one.
 """
 from __future__ import annotations
 
-import copy
 import tomllib
+from dataclasses import asdict, dataclass
 from functools import lru_cache
-from importlib import resources
 from pathlib import Path
 
 from ..errors import ConfigError
-from ..settings import overlay_sections
+from ..settings import from_toml, packaged_toml, toml_defaults
+
+ROBUST_LOSSES = ("geman_mcclure", "huber", "l2")
+
+
+@toml_defaults("configs/photo_fit.toml", "fit")
+class PhotoFitConfig:
+    """The ``[fit]`` table of ``configs/photo_fit.toml`` (see the comments there)."""
+
+    n_identity: int
+    n_expression: int
+    rigid_iterations: int
+    iterations: int
+    tolerance: float
+    identity_prior: float
+    expression_prior: float
+    expression_l1: float
+    robust: str
+    robust_scale: float
+    contour_weight: float
+    contour_band_mm: float
+    contour_front_mm: float
+    contour_back_mm: float
+    damping: float
+    contour_updates: int
+    hidden_weight: float
+    hidden_facing: float
+
+    def __post_init__(self) -> None:
+        if self.robust not in ROBUST_LOSSES:
+            raise ConfigError(f"fit.robust: unknown {self.robust!r}; choose from {', '.join(ROBUST_LOSSES)}")
+        if not 0 <= self.n_identity <= 100 or not 0 <= self.n_expression <= 53:
+            raise ConfigError("fit.n_identity must be in [0, 100] and fit.n_expression in [0, 53]")
+
+    @classmethod
+    def load(cls, path=None, **overrides) -> "PhotoFitConfig":
+        """The packaged settings (or a TOML file's), with single keys overridden."""
+        return load_photo_config(path, {"fit": overrides} if overrides else None).fit
+
+
+@toml_defaults("configs/photo_fit.toml", "texture")
+class TextureConfig:
+    """The ``[texture]`` table of ``configs/photo_fit.toml``."""
+
+    size: int
+    min_facing: float
+    depth_tolerance_mm: float
+    mirror_fill: bool
+    mirror_below: float
+
+    @classmethod
+    def load(cls, path=None, **overrides) -> "TextureConfig":
+        return load_photo_config(path, {"texture": overrides} if overrides else None).texture
+
+
+@dataclass(frozen=True)
+class CameraSettings:
+    default_fov_deg: float
+
+
+@dataclass(frozen=True)
+class TargetSettings:
+    use: str
+    ibug68_weight: float
+
+
+@dataclass(frozen=True)
+class PhotoConfig:
+    """All of ``configs/photo_fit.toml``."""
+
+    camera: CameraSettings
+    targets: TargetSettings
+    fit: PhotoFitConfig
+    texture: TextureConfig
 
 
 @lru_cache(maxsize=1)
-def _packaged() -> dict:
-    return tomllib.loads(resources.files("facerecon").joinpath("configs/photo_fit.toml").read_text(encoding="utf-8"))
+def _packaged() -> PhotoConfig:
+    return from_toml(PhotoConfig, packaged_toml("configs/photo_fit.toml"), None, "configs/photo_fit.toml")
 
 
-def _same_type(where: str):
-    def convert(section: str, key: str, old, value):
-        if type(value) is not type(old) and not (isinstance(old, float) and isinstance(value, int)):
-            raise ConfigError(f"{where}: {section}.{key} must be a {type(old).__name__}, got {value!r}")
-        return value
-    return convert
-
-
-def _merge(base: dict, extra: dict, where: str) -> dict:
-    return overlay_sections(base, extra, where, _same_type(where))
-
-
-def load_photo_config(path: str | Path | None = None, overrides: dict | None = None) -> dict:
+def load_photo_config(path: str | Path | None = None, overrides: dict | None = None) -> PhotoConfig:
     """The photo settings: the packaged file, updated by ``path`` (a TOML file) and ``overrides``."""
-    cfg = _packaged()
+    if path is None and not overrides:
+        return _packaged()
+    cfg = packaged_toml("configs/photo_fit.toml")
     if path is not None:
         try:
             extra = tomllib.loads(Path(path).read_text(encoding="utf-8"))
         except (OSError, tomllib.TOMLDecodeError) as exc:
             raise ConfigError(f"{path}: cannot read photo settings ({exc})") from None
-        cfg = _merge(cfg, extra, str(path))
-    if overrides:
-        cfg = _merge(cfg, overrides, "photo settings")
-    return copy.deepcopy(cfg) if cfg is _packaged() else cfg
+        cfg = asdict(from_toml(PhotoConfig, cfg, extra, str(path)))
+    return from_toml(PhotoConfig, cfg, overrides, "photo settings")
+

@@ -46,46 +46,7 @@ from ..geometry.camera import Intrinsics
 from ..errors import ConfigError
 from ..facemodel import FaceModel, vertex_normals
 from ..geometry.pose import HeadPose
-from ..settings import toml_defaults
-from .config import load_photo_config
-
-ROBUST_LOSSES = ("geman_mcclure", "huber", "l2")
-
-
-@toml_defaults("configs/photo_fit.toml", "fit")
-class PhotoFitConfig:
-    """The ``[fit]`` table of ``configs/photo_fit.toml`` (see the comments there)."""
-
-    n_identity: int
-    n_expression: int
-    rigid_iterations: int
-    iterations: int
-    tolerance: float
-    identity_prior: float
-    expression_prior: float
-    expression_l1: float
-    robust: str
-    robust_scale: float
-    contour_weight: float
-    contour_band_mm: float
-    contour_front_mm: float
-    contour_back_mm: float
-    damping: float
-    contour_updates: int
-    hidden_weight: float
-    hidden_facing: float
-
-    def __post_init__(self) -> None:
-        if self.robust not in ROBUST_LOSSES:
-            raise ConfigError(f"fit.robust: unknown {self.robust!r}; choose from {', '.join(ROBUST_LOSSES)}")
-        if not 0 <= self.n_identity <= 100 or not 0 <= self.n_expression <= 53:
-            raise ConfigError("fit.n_identity must be in [0, 100] and fit.n_expression in [0, 53]")
-
-    @classmethod
-    def load(cls, path=None, **overrides) -> "PhotoFitConfig":
-        """The packaged settings (or a TOML file's), with single keys overridden."""
-        return cls(**load_photo_config(path, {"fit": overrides} if overrides else None)["fit"])
-
+from .config import PhotoFitConfig
 
 @dataclass
 class LandmarkTargets:

@@ -23,25 +23,9 @@ import numpy as np
 
 from ..geometry.camera import Intrinsics
 from ..facemodel import RENDER_REGIONS, FaceModel
-from ..settings import toml_defaults
-from .config import load_photo_config
+from .config import TextureConfig
 
 FACE_MATERIAL = "M_Face"
-
-
-@toml_defaults("configs/photo_fit.toml", "texture")
-class TextureConfig:
-    """The ``[texture]`` table of ``configs/photo_fit.toml``."""
-
-    size: int
-    min_facing: float
-    depth_tolerance_mm: float
-    mirror_fill: bool
-    mirror_below: float
-
-    @classmethod
-    def load(cls, path=None, **overrides) -> "TextureConfig":
-        return cls(**load_photo_config(path, {"texture": overrides} if overrides else None)["texture"])
 
 
 @dataclass

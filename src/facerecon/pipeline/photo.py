@@ -27,11 +27,11 @@ from ..fitting import FitConfig, fit_face
 from ..geometry.camera import Intrinsics
 from ..geometry.pose import HeadPose
 from ..photo.camera import PhotoCamera, photo_camera
-from ..photo.config import load_photo_config
+from ..photo.config import PhotoFitConfig, TargetSettings, TextureConfig, load_photo_config
 from ..photo.detect import MTCNN, detect_faces
-from ..photo.fit import PhotoFit, PhotoFitConfig, fit_photo, fit_targets, silhouette_landmarks
+from ..photo.fit import PhotoFit, fit_photo, fit_targets, silhouette_landmarks
 from ..photo.image import Photo, read_photo
-from ..photo.texture import TextureConfig, sample_texture
+from ..photo.texture import sample_texture
 from .check import Start
 from .frame import _ms
 from .result import FaceResult, FramePath, PhotoEvidence
@@ -73,7 +73,7 @@ class PhotoReconstructor:
     """``PhotoReconstructor.from_pretrained().reconstruct("photo.jpg") -> FaceResult``."""
 
     def __init__(self, model: FaceModel, detector, landmarker, landmark_map, fit_config: PhotoFitConfig,
-                 texture_config: TextureConfig, default_fov_deg: float, targets: dict | None = None):
+                 texture_config: TextureConfig, default_fov_deg: float, targets: TargetSettings | None = None):
         self.model = model
         self.detector = detector
         self.landmarker = landmarker
@@ -81,7 +81,7 @@ class PhotoReconstructor:
         self.fit_config = fit_config
         self.texture_config = texture_config
         self.default_fov_deg = default_fov_deg
-        self.targets = dict(targets or load_photo_config()["targets"])
+        self.targets = targets or load_photo_config().targets
 
     @classmethod
     def from_pretrained(cls, model: FaceModel | None = None, config: str | Path | None = None,
@@ -96,8 +96,7 @@ class PhotoReconstructor:
 
         cfg = load_photo_config(config, overrides)
         return cls(model or FaceModel.load(), MTCNN.from_package(), FaceMeshLandmarker.from_package(), load_landmark_map(),
-                   PhotoFitConfig(**cfg["fit"]), TextureConfig(**cfg["texture"]), float(cfg["camera"]["default_fov_deg"]),
-                   cfg["targets"])
+                   cfg.fit, cfg.texture, cfg.camera.default_fov_deg, cfg.targets)
 
     def camera(self, photo, focal_px: float | None = None, intrinsics: Intrinsics | None = None) -> PhotoCamera:
         if intrinsics is not None:  # a calibrated camera (an RGB-D frame's colour camera)
@@ -144,7 +143,7 @@ class PhotoReconstructor:
         lms = self.landmarker(det.photo.rgb, face)
         t1 = time.perf_counter()
         pts = np.asarray(lms.points, np.float64)
-        targets = fit_targets(self.model, pts, self.landmark_map, self.targets["use"], self.targets["ibug68_weight"])
+        targets = fit_targets(self.model, pts, self.landmark_map, self.targets.use, self.targets.ibug68_weight)
         try:
             fit = fit_photo(self.model, targets, det.camera.intrinsics, self.fit_config)
         except ValueError as exc:
