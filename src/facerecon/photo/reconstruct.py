@@ -255,13 +255,13 @@ class PhotoReconstructor:
         lo, hi = rec.vertices_camera.min(0) - 40.0, rec.vertices_camera.max(0) + 40.0
         pts = pts[np.all((pts >= lo) & (pts <= hi), axis=1)]
         try:
-            fit = fit_face(pts, self.model, rec.pose.R, rec.pose.t_mm,
+            fit = fit_face(pts, self.model, rec.pose,
                            FitConfig(rigid_iterations=int(refine_iterations), iterations=int(joint_iterations),
                                      max_distance_mm=(15.0, 5.0)),
                            identity=rec.identity, expression=rec.expression)
         except ValueError as exc:
             raise FaceReconError(f"{frame.source}: the depth refinement failed ({exc})") from None
-        pose = HeadPose(fit.rotation, fit.translation)
+        pose = fit.pose
         v_head = self.model.vertices(fit.identity, fit.expression).astype(np.float64)
         v_cam = pose.apply(v_head)
         from dataclasses import replace
