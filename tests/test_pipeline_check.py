@@ -115,9 +115,9 @@ def test_grid_search_recovers_a_pose_the_networks_miss_by_40_degrees(reconstruct
     no_grid = copy.deepcopy(est.check_cfg)
     no_grid["search"]["yaw_deg"], no_grid["search"]["pitch_deg"], no_grid["fallback"]["rolls_deg"] = [], [], []
     stuck = robust_pose([Candidate(Start.NETWORK, wrong)], v, est.region, surf, no_grid, 6)
-    assert geodesic_distance_deg(stuck.pose.R, r) > 15.0, "the test needs a start refinement alone does not recover"
+    assert geodesic_distance_deg(stuck.pose.R, truth.R) > 15.0, "the test needs a start refinement alone does not recover"
     found = robust_pose([Candidate(Start.NETWORK, wrong)], v, est.region, surf, est.check_cfg, 6)
-    assert geodesic_distance_deg(found.pose.R, r) < 5.0 and found.chosen.start is Start.GRID, (found.chosen, geodesic_distance_deg(found.pose.R, r))
+    assert geodesic_distance_deg(found.pose.R, truth.R) < 5.0 and found.chosen.start is Start.GRID, (found.chosen, geodesic_distance_deg(found.pose.R, truth.R))
     vs, ns = est.region.sample_with_normals(v)
     first = surface_check(v, refine_rigid(wrong, vs, ns, surf, est.check_cfg, 6), est.region, surf, est.check_cfg)
     assert found.check.residual_mm <= first.residual_mm + est.check_cfg["fallback"]["residual_slack_mm"]
