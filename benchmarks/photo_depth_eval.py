@@ -46,6 +46,7 @@ def icp_comparison(shared: Path, seed: int = 0) -> dict:
     from scipy.spatial.transform import Rotation
 
     from facerecon.io.mesh import read_mesh
+    from facerecon.geometry.pose import HeadPose
     from facerecon.metrics.align import CloudTarget, icp_to_surface
     from facerecon.metrics.surface import SurfaceIndex, triangulate_faces
 
@@ -93,10 +94,10 @@ def icp_comparison(shared: Path, seed: int = 0) -> dict:
     t0 = time.perf_counter()
     target = CloudTarget(v, vn)
     t1 = time.perf_counter()
-    r, t = target.icp(src, np.eye(3), np.zeros(3), iterations=30, max_dist=(20.0, 4.0))
+    p = target.icp(src, HeadPose.identity(), iterations=30, max_dist=(20.0, 4.0))
     t2 = time.perf_counter()
     out["methods"]["facerecon CloudTarget.icp (point-to-plane, scipy cKDTree)"] = {
-        **err(r, t), "iterations": 30, "index_ms": (t1 - t0) * 1e3, "icp_ms": (t2 - t1) * 1e3}
+        **err(p.R, p.t_mm), "iterations": 30, "index_ms": (t1 - t0) * 1e3, "icp_ms": (t2 - t1) * 1e3}
     # Open3D: point-to-plane registration_icp against the scan vertices with normals
     t0 = time.perf_counter()
     tgt = o3d.geometry.PointCloud(o3d.utility.Vector3dVector(v))
@@ -177,6 +178,7 @@ def truedepth_eval(shared: Path, backends: list[str], n_frames: int, poisson_dep
 
     from facerecon.errors import FaceReconError
     from facerecon.io.truedepth import read_truedepth_frame
+    from facerecon.geometry.pose import HeadPose
     from facerecon.metrics.align import CloudTarget
     from facerecon.photo.depth import load_depth_backend
     from facerecon.photo.depth_pipeline import PhotoDepthConfig, PhotoDepthPipeline
@@ -242,8 +244,8 @@ def truedepth_eval(shared: Path, backends: list[str], n_frames: int, poisson_dep
                 k = ref.camera_to_cloud[ref_index[f.name]]
                 placed = mv @ k[:, :3].T + k[:, 3]
                 row["surface_to_expected_median_mm"] = _median(exp_tree.query(placed)[0])
-                r, t = exp_target.icp(placed, np.eye(3), np.zeros(3), iterations=30, max_dist=(20.0, 4.0))
-                row["surface_to_expected_after_icp_median_mm"] = _median(exp_tree.query(placed @ r.T + t)[0])
+                p = exp_target.icp(placed, HeadPose.identity(), iterations=30, max_dist=(20.0, 4.0))
+                row["surface_to_expected_after_icp_median_mm"] = _median(exp_tree.query(placed @ p.R.T + p.t_mm)[0])
                 row["surface_to_expected_after_similarity_icp_median_mm"] = similarity_icp_median(placed, exp_tree, cloud["points"])
                 row["surface_vertices"] = int(len(mv))
             rows[spec].append(row)
@@ -268,6 +270,7 @@ def render_textured_scan(shared: Path, rotation: np.ndarray, translation: np.nda
     from PIL import Image
 
     from facerecon.io.mesh import read_mesh
+    from facerecon.geometry.pose import HeadPose
     from facerecon.realdata.scan import load_james_scan
     from facerecon.geometry.raster import render_mesh
 
@@ -275,7 +278,7 @@ def render_textured_scan(shared: Path, rotation: np.ndarray, translation: np.nda
     scan = load_james_scan(folder)
     mesh = read_mesh(folder / "james.obj")  # same triangles as the scan (checked), with UVs
     tex = np.asarray(Image.open(folder / "james.jpg").convert("RGB"), np.float64)
-    v = scan.to_camera(rotation, translation)
+    v = scan.to_camera(HeadPose(rotation, translation))
     out = render_mesh(v, scan.faces, k, barycentrics=True)
     ok = out.triangle_id >= 0
     uv = np.einsum("nk,nkc->nc", out.barycentrics[ok].astype(np.float64), mesh.uv[mesh.face_uv[out.triangle_id[ok]]])

@@ -94,12 +94,13 @@ def load_james(shared: Path, model):
 def render(scene: dict, scan, texture, uv, face_uv, intr) -> np.ndarray:
     from _render_textured import background, render_textured
 
+    from facerecon.geometry.pose import HeadPose
     from facerecon.geometry.rotations import euler_to_matrix
 
     ambient, lights = light_sets()[scene["light"]]
     r = euler_to_matrix(scene["yaw"], scene["pitch"], 0.0)
     bg = background(scene["background"], intr.width, intr.height, np.random.default_rng(scene["bg_seed"]))
-    rgb, _ = render_textured(scan.to_camera(r, scene["t_mm"]), scan.faces, intr, texture=texture, uv=uv,
+    rgb, _ = render_textured(scan.to_camera(HeadPose(r, scene["t_mm"])), scan.faces, intr, texture=texture, uv=uv,
                              face_uv=face_uv, lights=lights, ambient=ambient, bg=bg)
     return rgb
 
@@ -132,6 +133,7 @@ def figure(path: Path, rgb, rec, model, scan, inner, fit_err, mean_err) -> None:
     from _render_textured import render_textured
 
     from facerecon.geometry.camera import Intrinsics
+    from facerecon.geometry.pose import HeadPose
     from facerecon.photo.overlay import overlay_image
 
     over = overlay_image(rgb, model, rec.vertices_camera, rec.camera.intrinsics, rec.landmarks_2d)
@@ -146,7 +148,7 @@ def figure(path: Path, rgb, rec, model, scan, inner, fit_err, mean_err) -> None:
     for title, dist in (("photo fit", fit_err), ("ICT mean face", mean_err)):
         col = np.full((len(scan.vertices), 3), 150.0)
         col[inner] = cmap(np.clip(dist / 4.0, 0, 1))[:, :3] * 255.0
-        img, _ = render_textured(scan.to_camera(np.eye(3), [0.0, 10.0, 620.0]), scan.faces, k, vertex_colors=col,
+        img, _ = render_textured(scan.to_camera(HeadPose.identity([0.0, 10.0, 620.0])), scan.faces, k, vertex_colors=col,
                                  ambient=0.55, bg=np.full((side, side, 3), 255, np.uint8))
         im = Image.fromarray(img)
         ImageDraw.Draw(im).text((8, 8), f"{title}: median {np.median(dist):.2f} mm", fill=(0, 0, 0))

@@ -54,6 +54,7 @@ def _pose(rng, yaw=50.0, pitch=30.0, roll=20.0, z=(600.0, 1100.0)):
 
 def james_face_only(scan, n: int, seed: int) -> list:
     from facerecon.geometry.camera import camera_preset
+    from facerecon.geometry.pose import HeadPose
     from facerecon.io.frame import DepthFrame
     from facerecon.realdata import EVAL_POSE_KEY
     from facerecon.realdata.scan import render_soup
@@ -69,12 +70,13 @@ def james_face_only(scan, n: int, seed: int) -> list:
         v = scan.vertices @ r.T + t
         depth, seg, cos = render_soup(v, tris, np.ones(len(tris), np.uint8), k)
         d, _ = apply_sensor(load_sensor(SENSOR), depth, k, rng, segment=seg, cos_view=cos)
-        out.append(DepthFrame(d, k, f"james face only #{i}", meta={EVAL_POSE_KEY: (r, t)}))
+        out.append(DepthFrame(d, k, f"james face only #{i}", meta={EVAL_POSE_KEY: HeadPose(r, t)}))
     return out
 
 
 def mannequin_frames(folder: Path, model, n: int, seed: int, face_only: bool) -> list:
     from facerecon.geometry.camera import camera_preset
+    from facerecon.geometry.pose import HeadPose
     from facerecon.io.frame import DepthFrame
     from facerecon.realdata import EVAL_POSE_KEY
     from facerecon.realdata import align_mannequin, load_mannequin_cloud, splat_mannequin
@@ -98,16 +100,16 @@ def mannequin_frames(folder: Path, model, n: int, seed: int, face_only: bool) ->
         zz = rng.uniform(600.0, 1100.0)
         t = np.array([rng.uniform(-0.15, 0.15) * zz, rng.uniform(-0.1, 0.1) * zz, zz])
         if not face_only:
-            fr = splat_mannequin(r, t, k, SENSOR, rng, background="wall", wall_gap_mm=float(rng.uniform(500, 1500)), path=folder)
+            fr = splat_mannequin(HeadPose(r, t), k, SENSOR, rng, background="wall", wall_gap_mm=float(rng.uniform(500, 1500)), path=folder)
             fr.source = f"mannequin full #{i}"
             out.append(fr)
             continue
         pts = head[face] @ r.T + t
-        nrm = (cloud["normals"][face] @ align.rotation) @ r.T  # cloud -> head -> camera
+        nrm = (cloud["normals"][face] @ align.pose.R) @ r.T  # cloud -> head -> camera
         front = np.einsum("ij,ij->i", nrm, pts) < 0
         depth = splat_points(pts[front], k, 1.6)
         d, _ = apply_sensor(load_sensor(SENSOR), depth, k, rng)
-        out.append(DepthFrame(d, k, f"mannequin face only #{i}", meta={EVAL_POSE_KEY: (r, t)}))
+        out.append(DepthFrame(d, k, f"mannequin face only #{i}", meta={EVAL_POSE_KEY: HeadPose(r, t)}))
     return out
 
 
@@ -116,16 +118,15 @@ def out_of_span(model, n: int, seed: int, preset: str = "biwi-faces") -> list:
     surfaces in part: the ``biwi-faces`` preset of :mod:`facerecon.synth.deform`), exact poses."""
     from facerecon.io.frame import DepthFrame
     from facerecon.realdata import EVAL_POSE_KEY
-    from facerecon.geometry.rotations import quat_to_matrix
+    from facerecon.geometry.pose import HeadPose
     from facerecon.synth.generator import SynthGenerator
 
     gen = SynthGenerator(preset, seed=seed, model=model)
     out = []
     for i in range(n):
         smp = gen.generate(i)
-        r = quat_to_matrix(np.asarray(smp.labels["quaternion"], np.float64))
-        out.append(DepthFrame(smp.depth_mm, smp.intrinsics, f"{preset} #{i}",
-                              meta={EVAL_POSE_KEY: (r, np.asarray(smp.labels["translation_mm"], np.float64))}))
+        pose = HeadPose.from_quaternion(smp.labels["quaternion"], smp.labels["translation_mm"])
+        out.append(DepthFrame(smp.depth_mm, smp.intrinsics, f"{preset} #{i}", meta={EVAL_POSE_KEY: pose}))
     return out
 
 
@@ -186,7 +187,7 @@ def evaluate(rec, frames, refine, shape_error=None) -> list[dict]:
                    landmark_fit=pr.landmark_fit, **pr.check.to_json(), R=r.pose.R.tolist())
         ref = f.meta.get(EVAL_POSE_KEY)
         if ref is not None:
-            row["error_deg"] = float(geodesic_distance_deg(r.pose.R, np.asarray(ref[0])))
+            row["error_deg"] = float(geodesic_distance_deg(r.pose.R, ref.R))
             if shape_error is not None:
                 row["shape_median_mm"] = shape_error.quick_median(r.vertices_camera, ref)
         rows.append(row)
@@ -294,7 +295,7 @@ def main(argv=None) -> int:
         if shape_error is not None:  # the baseline a shape must beat: the ICT mean face at the true pose
             ref_v = model.reference_vertices.astype(np.float64)
             r["mean_face_shape_median_mm"] = float(np.median([
-                shape_error.quick_median(ref_v @ np.asarray(f.meta[EVAL_POSE_KEY][0]).T + np.asarray(f.meta[EVAL_POSE_KEY][1]), f.meta[EVAL_POSE_KEY])
+                shape_error.quick_median(ref_v @ f.meta[EVAL_POSE_KEY].R.T + f.meta[EVAL_POSE_KEY].t_mm, f.meta[EVAL_POSE_KEY])
                 for f in frames]))
         results["sets"][name] = r
         print(name, "done", round(time.time() - t0), "s", flush=True)

@@ -71,8 +71,8 @@ def run(args) -> dict:
                        landmark_fit=pr.landmark_fit, **pr.plausibility, network_residual_mm=pr.network_check.residual_mm)
             ref = frame.meta.get(EVAL_POSE_KEY)
             if ref is not None:
-                row["error_deg"] = float(geodesic_distance_deg(r.pose.R, ref[0]))
-                row["network_error_deg"] = float(geodesic_distance_deg(pr.network_pose.R, ref[0]))
+                row["error_deg"] = float(geodesic_distance_deg(r.pose.R, ref.R))
+                row["network_error_deg"] = float(geodesic_distance_deg(pr.network_pose.R, ref.R))
         except FaceReconError as exc:
             row.update(score=0.0, face=False, reason=exc.one_line())
         row["seconds"] = time.perf_counter() - t

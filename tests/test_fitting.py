@@ -4,6 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from facerecon.geometry.camera import camera_preset
+from facerecon.geometry.pose import HeadPose
 from facerecon.facemodel import FaceModel
 from facerecon.fitting import FitConfig, fit_face
 from facerecon.geometry.rotations import euler_to_matrix, geodesic_distance_deg
@@ -19,7 +20,7 @@ def test_rigid_icp_recovers_pose_from_nearby_start():
     k = camera_preset("kinect-v1")
     pts = k.valid_points(render_mesh(verts, m.region_triangles("face", "head_and_neck", "eyeballs"), k).depth)
     r0, t0 = euler_to_matrix(28, -7, 5), t_true + np.array([6.0, -4.0, 8.0])
-    res = fit_face(pts, m, r0, t0, FitConfig(rigid_iterations=12, iterations=0), identity=ident)
-    assert geodesic_distance_deg(res.rotation, r_true) < 0.5
-    assert np.linalg.norm(res.translation - t_true) < 1.0
+    res = fit_face(pts, m, HeadPose(r0, t0), FitConfig(rigid_iterations=12, iterations=0), identity=ident)
+    assert geodesic_distance_deg(res.pose.R, r_true) < 0.5
+    assert np.linalg.norm(res.pose.t_mm - t_true) < 1.0
     assert res.history[-1] < res.history[0]

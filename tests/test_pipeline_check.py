@@ -57,12 +57,12 @@ def test_check_measures_a_right_and_a_wrong_pose(reconstructor, frames):
     est = reconstructor.pose
     model = reconstructor.model
     f = frames[0]
-    r, t = f.meta["pose_for_eval_only"]
+    truth = f.meta["pose_for_eval_only"]
     v = model.vertices(f.meta["identity_for_eval_only"], np.zeros(model.n_expression)).astype(np.float64)
     pim = locate(f).position_image
     surf = MeasuredSurface.from_position_image(pim)
-    good = surface_check(v, HeadPose(r, t), est.region, surf, est.check_cfg)
-    bad = surface_check(v, HeadPose(euler_to_matrix(15.0, 0.0, 0.0) @ r, t), est.region, surf, est.check_cfg)
+    good = surface_check(v, truth, est.region, surf, est.check_cfg)
+    bad = surface_check(v, HeadPose(euler_to_matrix(15.0, 0.0, 0.0) @ truth.R, truth.t_mm), est.region, surf, est.check_cfg)
     assert good.residual_mm < 2.5 and good.free_space < 0.05 and good.coverage > 0.8 and good.landmark_fit > 0.8, good
     assert bad.residual_mm > good.residual_mm + 2.0 and bad.central_residual_mm > 4.0, bad
 
@@ -85,7 +85,7 @@ def test_refinement_is_default_and_confidence_describes_the_returned_pose(recons
                               MeasuredSurface.from_position_image(pr.position_image), reconstructor.pose.check_cfg)
         assert again.residual_mm == pytest.approx(pr.check.residual_mm) and pr.landmark_fit == pytest.approx(again.landmark_fit)
         assert full.confidence == pr.confidence >= 0.5 and pr.face, (pr.confidence, pr.confidence_terms)
-        err = geodesic_distance_deg(full.pose.R, f.meta["pose_for_eval_only"][0])
+        err = geodesic_distance_deg(full.pose.R, f.meta["pose_for_eval_only"].R)
         assert err < 6.0, err
         js = depth_document(pr, "frame", "network", reconstructor.model)
         validate(js)
@@ -100,23 +100,21 @@ def test_grid_search_recovers_a_pose_the_networks_miss_by_40_degrees(reconstruct
     candidate's by more than the slack."""
     from facerecon.pipeline.check import Candidate, MeasuredSurface, Start, refine_rigid, robust_pose, surface_check, turn_about
     from facerecon.pipeline.frame import locate
-    from facerecon.geometry.pose import HeadPose
 
     est = reconstructor.pose
     model = reconstructor.model
     f = frames[1]
-    r, t = f.meta["pose_for_eval_only"]
+    truth = f.meta["pose_for_eval_only"]
     v = model.vertices(f.meta["identity_for_eval_only"], np.zeros(model.n_expression)).astype(np.float64)
     pim = locate(f).position_image
     surf = MeasuredSurface.from_position_image(pim)
-    truth = HeadPose(r, t)
     wrong = turn_about(truth, truth.R[:, 1], 40.0, truth.t_mm)
     wrong = turn_about(wrong, wrong.R[:, 0], -20.0, wrong.t_mm)
     no_grid = check_config({"search": {"yaw_deg": [], "pitch_deg": []}, "fallback": {"rolls_deg": []}})
     stuck = robust_pose([Candidate(Start.NETWORK, wrong)], v, est.region, surf, no_grid, 6)
-    assert geodesic_distance_deg(stuck.pose.R, r) > 15.0, "the test needs a start refinement alone does not recover"
+    assert geodesic_distance_deg(stuck.pose.R, truth.R) > 15.0, "the test needs a start refinement alone does not recover"
     found = robust_pose([Candidate(Start.NETWORK, wrong)], v, est.region, surf, est.check_cfg, 6)
-    assert geodesic_distance_deg(found.pose.R, r) < 5.0 and found.chosen.start is Start.GRID, (found.chosen, geodesic_distance_deg(found.pose.R, r))
+    assert geodesic_distance_deg(found.pose.R, truth.R) < 5.0 and found.chosen.start is Start.GRID, (found.chosen, geodesic_distance_deg(found.pose.R, truth.R))
     vs, ns = est.region.sample_with_normals(v)
     first = surface_check(v, refine_rigid(wrong, vs, ns, surf, est.check_cfg, 6), est.region, surf, est.check_cfg)
     assert found.check.residual_mm <= first.residual_mm + est.check_cfg.fallback.residual_slack_mm
@@ -143,7 +141,7 @@ def test_joint_shape_refinement_is_default_and_described(reconstructor, frames):
     again = surface_check(joint.vertices_head, joint.pose, reconstructor.pose.region,
                           MeasuredSurface.from_position_image(joint.position_image), reconstructor.pose.check_cfg)
     assert again.residual_mm == pytest.approx(joint.check.residual_mm)
-    assert geodesic_distance_deg(joint.pose.R, f.meta["pose_for_eval_only"][0]) < 6.0
+    assert geodesic_distance_deg(joint.pose.R, f.meta["pose_for_eval_only"].R) < 6.0
     # an estimator built for the bare networks (refine=0) gets no joint stage by default either
     from facerecon.pipeline import FramePath, PoseEstimator, Reconstructor
     from facerecon.pipeline.check import Start

@@ -12,7 +12,7 @@ from facerecon.facemodel import FaceModel
 from facerecon.facemodel.model import ALIGNMENT_LANDMARKS_9
 from facerecon.preprocess import localize_head
 from facerecon.realdata import EVAL_POSE_KEY
-from facerecon.geometry.rotations import euler_to_matrix
+from facerecon.geometry.pose import HeadPose
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -65,10 +65,10 @@ def test_james_render_back_projects_onto_scan(scan):
     from facerecon.realdata.scan import render_scan
 
     k = camera_preset("kinect-v1")
-    r = euler_to_matrix(30.0, -10.0, 5.0)
-    t = np.array([40.0, -20.0, 750.0])
-    fr = render_scan(scan, r, t, k, "ideal", np.random.default_rng(0), background="none", close_back=False)
-    assert fr.meta[EVAL_POSE_KEY][0] is not r and np.allclose(fr.meta[EVAL_POSE_KEY][0], r)
+    pose = HeadPose.from_euler(30.0, -10.0, 5.0, [40.0, -20.0, 750.0])
+    r, t = pose.R, pose.t_mm
+    fr = render_scan(scan, pose, k, "ideal", np.random.default_rng(0), background="none", close_back=False)
+    assert fr.meta[EVAL_POSE_KEY] is pose
     pts = fr.points()
     assert len(pts) > 5000
     head = (pts - t) @ r  # camera -> head frame
@@ -77,15 +77,15 @@ def test_james_render_back_projects_onto_scan(scan):
     assert d.max() < 0.5 and np.median(d) < 0.05
 
     # with the wall and body proxy: the scan's pixels still lie on it, the rest is proxy/background
-    fr2 = render_scan(scan, r, t, k, "ideal", np.random.default_rng(0), background="wall", wall_gap_mm=800.0)
+    fr2 = render_scan(scan, pose, k, "ideal", np.random.default_rng(0), background="wall", wall_gap_mm=800.0)
     seg = fr2.meta["segment_for_eval_only"]
     assert (seg == 9).mean() > 0.5 and (seg == 7).any() and (seg == 1).any()
     loc = localize_head(fr2)
     assert np.linalg.norm(loc.center_mm - t) < 80.0
 
     # a real sensor model changes the depth but keeps the pose
-    fr3 = render_scan(scan, r, t, k, "kinect-v1", np.random.default_rng(0))
-    assert not np.array_equal(fr3.depth_mm, fr2.depth_mm) and np.allclose(fr3.meta[EVAL_POSE_KEY][1], t)
+    fr3 = render_scan(scan, pose, k, "kinect-v1", np.random.default_rng(0))
+    assert not np.array_equal(fr3.depth_mm, fr2.depth_mm) and fr3.meta[EVAL_POSE_KEY] is pose
 
 
 @pytest.fixture(scope="module")
@@ -145,10 +145,10 @@ def test_mannequin_splat_has_known_pose(mannequin_ref):
     from facerecon.realdata.mannequin_splat import splat_mannequin
 
     k = camera_preset("truedepth-320x240")
-    r, t = mannequin_ref.pose(10)
-    fr = splat_mannequin(r, t, k, "ideal")
+    pose = mannequin_ref.pose(10)
+    fr = splat_mannequin(pose, k, "ideal")
     real = mannequin_ref.files[10]
-    assert fr.meta[EVAL_POSE_KEY][1] is not t
+    assert fr.meta[EVAL_POSE_KEY] is pose and pose.R is not mannequin_ref.pose(10).R
     # the splat at the reference pose overlaps the real frame's head pixels
     from facerecon.io import read_depth
     from facerecon.realdata.mannequin import frame_files
@@ -168,11 +168,11 @@ def test_real_domain_frames_deterministic_and_localisable():
     assert len(a) == 31 + 8 and len(b) == 8
     for fa, fb in zip(a[31:], b):
         np.testing.assert_array_equal(fa.depth_mm, fb.depth_mm)
-        np.testing.assert_array_equal(fa.meta[EVAL_POSE_KEY][0], fb.meta[EVAL_POSE_KEY][0])
+        np.testing.assert_array_equal(fa.meta[EVAL_POSE_KEY].R, fb.meta[EVAL_POSE_KEY].R)
     c = real_domain_frames(2, seed=4, include_real=False)
     assert not np.array_equal(c[0].depth_mm, b[0].depth_mm)
     ev = james_eval_frames(2, seed=3)
-    assert not np.allclose(ev[0].meta[EVAL_POSE_KEY][0], b[0].meta[EVAL_POSE_KEY][0])
+    assert not np.allclose(ev[0].meta[EVAL_POSE_KEY].R, b[0].meta[EVAL_POSE_KEY].R)
     assert {f.meta["domain"] for f in a} == {"real-truedepth", "real-kinect", "real-scan", "real-splat"}
     assert {f.meta.get("preset") for f in b} == {"biwi", "truedepth"}
     assert sum(EVAL_POSE_KEY in f.meta for f in a) == 30 + 8  # person.pcd has no pose
@@ -187,7 +187,7 @@ def test_real_domain_frames_deterministic_and_localisable():
             found.append(False)
             continue
         pose = f.meta.get(EVAL_POSE_KEY)
-        found.append(pose is None or np.linalg.norm(loc.center_mm - pose[1]) < 120.0)
+        found.append(pose is None or np.linalg.norm(loc.center_mm - pose.t_mm) < 120.0)
     rate = float(np.mean(found))
     print(f"localiser found the head in {sum(found)}/{len(found)} real-domain frames ({100 * rate:.0f} %)")
     assert rate >= 0.8

@@ -72,7 +72,7 @@ def test_upside_down_head_gets_the_right_roll(reconstructor, gen):
 
     for i in (0, 1):
         f = head_frame(gen, i, image_roll_deg=180.0)
-        r_true = f.meta["pose_for_eval_only"][0]
+        r_true = f.meta["pose_for_eval_only"].R
         rec = reconstructor.reconstruct(f)
         pr = rec
         assert geodesic_distance_deg(pr.network_pose.R, r_true) > 90.0  # the networks alone: upside down
@@ -88,7 +88,7 @@ def test_normal_face_is_a_confident_face(reconstructor, gen):
     f = head_frame(gen, 0)
     rec = reconstructor.reconstruct(f)
     assert rec.face and rec.confidence >= 0.5, rec.confidence_terms
-    assert geodesic_distance_deg(rec.pose.R, f.meta["pose_for_eval_only"][0]) < 6.0
+    assert geodesic_distance_deg(rec.pose.R, f.meta["pose_for_eval_only"].R) < 6.0
 
 
 def test_second_person_is_reported(reconstructor, gen):

@@ -24,6 +24,7 @@ import dataclasses
 import numpy as np
 
 from ..geometry.camera import Intrinsics, camera_preset
+from ..geometry.pose import HeadPose
 from ..io.frame import DepthFrame
 from ..geometry.rotations import euler_to_matrix, matrix_to_euler
 from ..synth import meshes as M
@@ -135,7 +136,7 @@ def head_frame(gen, index: int, *, yaw_deg: float | None = None, image_roll_deg:
                source: str = "") -> DepthFrame:
     """Frame ``index`` of a :class:`~facerecon.synth.generator.SynthGenerator`, its head's upright
     yaw set to ``yaw_deg`` (180: seen from behind; the body turns with it) and/or the whole
-    scene rolled in the image to ``image_roll_deg``.  ``meta['pose_for_eval_only'] = (R, t)``."""
+    scene rolled in the image to ``image_roll_deg``.  ``meta['pose_for_eval_only']``: its ``HeadPose``."""
     from ..realdata import EVAL_POSE_KEY
     from ..synth.generator import render_scene
     from ..synth.scene import build_scene
@@ -163,7 +164,7 @@ def head_frame(gen, index: int, *, yaw_deg: float | None = None, image_roll_deg:
     if clip is not None:
         depth[depth > p.translation[2] + clip] = 0.0
     fr = DepthFrame(depth, p.intrinsics, source or f"{gen.preset.name} #{index}")
-    fr.meta[EVAL_POSE_KEY] = (p.rotation.copy(), p.translation.copy())
+    fr.meta[EVAL_POSE_KEY] = HeadPose(p.rotation.copy(), p.translation.copy())
     fr.meta["identity_for_eval_only"] = p.identity
     return fr
 
@@ -174,7 +175,7 @@ def two_heads_frame(gen, index: int, offset_mm: float = 420.0) -> DepthFrame:
     b = head_frame(gen, index + 1)
     # the second person: frame index+1's scene shifted sideways, composed by the nearer depth
     intr = a.intrinsics
-    shift = int(round(offset_mm * intr.fx / max(float(a.meta["pose_for_eval_only"][1][2]), 1.0)))
+    shift = int(round(offset_mm * intr.fx / max(float(a.meta["pose_for_eval_only"].t_mm[2]), 1.0)))
     db = np.zeros_like(b.depth_mm)
     if shift < db.shape[1]:
         db[:, shift:] = b.depth_mm[:, : db.shape[1] - shift]

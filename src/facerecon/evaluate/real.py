@@ -15,6 +15,7 @@ import numpy as np
 
 from ..errors import FaceReconError
 from ..facemodel import ALIGNMENT_LANDMARKS_9, EVAL_REGION
+from ..geometry.pose import HeadPose
 from ..geometry.transforms import fit_similarity
 from ..metrics.align import icp_to_surface
 from ..metrics.pose import pose_errors
@@ -49,9 +50,8 @@ def predict_frames(estimator, frames) -> FramePredictions:
         names.append(f.source)
         rp.append(res.pose.R)
         tp.append(res.pose.t_mm)
-        r_ref, t_ref = (ref.R, ref.t_mm) if hasattr(ref, "R") else ref
-        rt.append(np.asarray(r_ref))
-        tt.append(np.asarray(t_ref))
+        rt.append(ref.R)
+        tt.append(ref.t_mm)
     arr = lambda x, s: np.asarray(x) if x else np.zeros(s)  # noqa: E731
     return FramePredictions(names, arr(rp, (0, 3, 3)), arr(tp, (0, 3)), arr(rt, (0, 3, 3)), arr(tt, (0, 3)), failed)
 
@@ -91,11 +91,9 @@ class JamesShapeError:
         self.face_vertices = np.zeros(len(scan.vertices), bool)
         self.face_vertices[np.unique(scan.faces[scan.face_triangle])] = True
 
-    def __call__(self, vertices_camera: np.ndarray, ref):
-        r_ref, t_ref = (ref.R, ref.t_mm) if hasattr(ref, "R") else ref
-        r_ref, t_ref = np.asarray(r_ref, np.float64), np.asarray(t_ref, np.float64)
-        gt = self.scan.vertices @ r_ref.T + t_ref
-        gt_lm = self.scan.landmarks_68[list(ALIGNMENT_LANDMARKS_9)] @ r_ref.T + t_ref
+    def __call__(self, vertices_camera: np.ndarray, ref: HeadPose):
+        gt = self.scan.vertices @ ref.R.T + ref.t_mm
+        gt_lm = self.scan.landmarks_68[list(ALIGNMENT_LANDMARKS_9)] @ ref.R.T + ref.t_mm
         return compare_meshes(vertices_camera, self.tris, gt, self.scan.faces, self.model.alignment_landmarks, gt_lm,
                               pred_mask=self.region, gt_mask=self.face_vertices, icp=True)
 
@@ -104,15 +102,14 @@ class JamesShapeError:
         """The scan's face surface, indexed once (in the scan's own frame)."""
         return SurfaceIndex(self.scan.vertices.astype(np.float64), self.scan.faces[self.scan.face_triangle])
 
-    def quick_median(self, vertices_camera: np.ndarray, ref, n_icp: int = 1500, icp_iterations: int = 15) -> float:
+    def quick_median(self, vertices_camera: np.ndarray, ref: HeadPose, n_icp: int = 1500, icp_iterations: int = 15) -> float:
         """Median distance (mm) of the reconstructed face region to the scan's face surface, after
         the same 9-landmark alignment and ICP as :meth:`__call__` but with a seeded subsample of
         ``n_icp`` vertices driving the ICP and the scan's surface index built once (~1 s instead of
         ~18 s: for benchmarks over many frames; only the prediction -> scan direction)."""
         reg = np.flatnonzero(self.region)
         icp_rows = np.sort(np.random.default_rng(0).choice(reg, size=min(n_icp, len(reg)), replace=False))
-        r_ref, t_ref = (ref.R, ref.t_mm) if hasattr(ref, "R") else ref
-        v_head = (np.asarray(vertices_camera, np.float64) - np.asarray(t_ref, np.float64)) @ np.asarray(r_ref, np.float64)  # the scan's frame
+        v_head = ref.inverse_apply(vertices_camera)  # the scan's frame
         scan_lm = self.scan.landmarks_68[list(ALIGNMENT_LANDMARKS_9)].astype(np.float64)
         xf = fit_similarity(v_head[self.model.alignment_landmarks], scan_lm)
         xf = icp_to_surface(v_head[icp_rows], self._scan_surface, init=xf, max_iter=icp_iterations).transform

@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from ..facemodel import FaceModel, vertex_normals
 from ..geometry.icp import NearestNeighbours, rigid_icp
+from ..geometry.pose import HeadPose
 from ..geometry.rotations import axis_angle_to_matrix
 from ..geometry.transforms import SimilarityTransform
 from ..settings import check_keys, packaged_toml, toml_defaults, with_overrides
@@ -62,8 +63,7 @@ class FitConfig:
 
 @dataclass
 class FitResult:
-    rotation: np.ndarray  # (3, 3) head -> camera
-    translation: np.ndarray  # (3,) mm
+    pose: HeadPose  # head -> camera
     identity: np.ndarray  # (100,)
     expression: np.ndarray  # (55,)
     rms_mm: float  # point-to-plane RMS over the final inliers
@@ -144,8 +144,7 @@ class _ModelSubset:
 def fit_face(
     points_cam: np.ndarray,
     model: FaceModel,
-    rotation: np.ndarray,
-    translation: np.ndarray,
+    pose: HeadPose,
     config: FitConfig | None = None,
     landmarks_cam: np.ndarray | None = None,
     identity: np.ndarray | None = None,
@@ -160,8 +159,7 @@ def fit_face(
         raise ValueError("too few depth points to fit the face model")
     pairs = NearestNeighbours(pts, facing=True)  # visible: normal facing the camera (at the origin, looking along +z)
     sub = _ModelSubset(_geometry(model, cfg), identity, expression)
-    R = np.asarray(rotation, np.float64).copy()
-    t = np.asarray(translation, np.float64).copy()
+    R, t = pose.R.copy(), pose.t_mm.copy()
     a = np.zeros(sub.k_id) if identity is None else np.asarray(identity, np.float64)[: sub.k_id].copy()
     b = np.zeros(sub.k_ex) if expression is None else np.asarray(expression, np.float64)[: sub.k_ex].copy()
     n_iter = cfg.rigid_iterations + cfg.iterations
@@ -235,4 +233,4 @@ def fit_face(
     u, _, vt = np.linalg.svd(R)
     R = u @ vt
     ident, expr = sub.full_weights(a, b)
-    return FitResult(R, t, ident, expr, rms, n_in, time.perf_counter() - t0, history)
+    return FitResult(HeadPose(R, t), ident, expr, rms, n_in, time.perf_counter() - t0, history)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..geometry.icp import IcpResult, NearestNeighbours, Pairs, Rejection, rigid_icp
+from ..geometry.pose import HeadPose
 from ..geometry.rotations import _rz
 from ..geometry.transforms import SimilarityTransform
 from .surface import SurfaceIndex
@@ -85,10 +86,10 @@ class CloudTarget(NearestNeighbours):
     """A point cloud with normals as an ICP target (KD-tree built once): ``CloudTarget(points, normals)``."""
 
     def icp(
-        self, src: np.ndarray, rotation: np.ndarray, translation: np.ndarray, iterations: int = 30,
+        self, src: np.ndarray, pose: HeadPose, iterations: int = 30,
         max_dist: tuple[float, float] = (15.0, 4.0), plane_normal: np.ndarray | None = None,
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """Point-to-plane ICP of ``src`` from (R, t): correspondence distance shrinks geometrically; returns (R, t).
+    ) -> HeadPose:
+        """Point-to-plane ICP of ``src`` from ``pose``: correspondence distance shrinks geometrically.
 
         Pairs beyond 3 x the median distance (but within ``max_dist[1]``) are dropped; it stops
         with fewer than 12 pairs or a step below 1e-7 rad / 1e-5 mm.  ``plane_normal`` (unit,
@@ -104,16 +105,13 @@ class CloudTarget(NearestNeighbours):
             # allowed motions (omega, t): rotation about n0, translation along the two in-plane directions
             z = np.zeros(3)
             subspace = np.stack([np.r_[n0, z], np.r_[z, u], np.r_[z, np.cross(n0, u)]])
-        init = SimilarityTransform(np.asarray(rotation, np.float64), np.asarray(translation, np.float64))
-        pose = rigid_icp(src, self, init=init, iterations=iterations, max_distance=np.geomspace(max_dist[0], max_dist[1], iterations),
-                         reject=Rejection(3.0, floor=max_dist[1]), min_pairs=12, subspace=subspace, damping=1e-9,
-                         tol_step=(1e-7, 1e-5)).pose
-        return pose.R, pose.t_mm
+        return rigid_icp(src, self, init=SimilarityTransform(pose.R, pose.t_mm), iterations=iterations,
+                         max_distance=np.geomspace(max_dist[0], max_dist[1], iterations), reject=Rejection(3.0, floor=max_dist[1]),
+                         min_pairs=12, subspace=subspace, damping=1e-9, tol_step=(1e-7, 1e-5)).pose
 
-    def residuals(self, src: np.ndarray, rotation: np.ndarray, translation: np.ndarray,
-                  inlier_mm: float = CLOUD_INLIER_MM, cap_mm: float = CLOUD_CAP_MM) -> dict:
+    def residuals(self, src: np.ndarray, pose: HeadPose, inlier_mm: float = CLOUD_INLIER_MM, cap_mm: float = CLOUD_CAP_MM) -> dict:
         """Robust residual (RMS of distances capped at ``cap_mm``), inlier fraction (< ``inlier_mm``) and inlier RMS."""
-        d, _ = self.tree.query(src @ np.asarray(rotation).T + translation)
+        d, _ = self.tree.query(src @ pose.R.T + pose.t_mm)
         inl = d < inlier_mm
         return {
             "robust_rms_mm": float(np.sqrt(np.mean(np.minimum(d, cap_mm) ** 2))),
@@ -144,25 +142,26 @@ def start_rotations(n_directions: int = 24, n_rolls: int = 3) -> np.ndarray:
 def multi_start_icp(
     target: CloudTarget, src: np.ndarray, starts: np.ndarray, *, n_coarse: int = 300, n_keep: int = 6,
     min_inliers: float = 0.5, rng_seed: int = 0,
-) -> tuple[np.ndarray, np.ndarray, dict, list]:
+) -> tuple[HeadPose, dict, list]:
     """Best rigid placement of ``src`` on the target over initial rotations ``starts``.
 
     Each start puts the source centroid on the target centroid; coarse ICP on a subsample,
     then fine ICP of the ``n_keep`` best; the winner has the lowest robust residual among
-    those with ``inlier_fraction >= min_inliers``.  Returns (R, t, residuals, all candidates).
+    those with ``inlier_fraction >= min_inliers``.  Returns (pose, residuals, all candidates
+    as (residuals, pose)).
     """
     rng = np.random.default_rng(rng_seed)
     sub = src[rng.choice(len(src), min(n_coarse, len(src)), replace=False)]
     centre = target.points.mean(axis=0)
     coarse = []
     for r0 in starts:
-        r, t = target.icp(sub, r0, centre - r0 @ sub.mean(axis=0), iterations=14, max_dist=(80.0, 10.0))
-        coarse.append((target.residuals(sub, r, t)["robust_rms_mm"], r, t))
+        p = target.icp(sub, HeadPose(r0, centre - r0 @ sub.mean(axis=0)), iterations=14, max_dist=(80.0, 10.0))
+        coarse.append((target.residuals(sub, p)["robust_rms_mm"], p))
     coarse.sort(key=lambda c: c[0])
     cands = []
-    for _, r, t in coarse[:n_keep]:
-        r, t = target.icp(src, r, t, iterations=30, max_dist=(15.0, 4.0))
-        cands.append((target.residuals(src, r, t), r, t))
+    for _, p in coarse[:n_keep]:
+        p = target.icp(src, p, iterations=30, max_dist=(15.0, 4.0))
+        cands.append((target.residuals(src, p), p))
     ok = [c for c in cands if c[0]["inlier_fraction"] >= min_inliers] or cands
-    res, r, t = min(ok, key=lambda c: c[0]["robust_rms_mm"])
-    return r, t, res, cands
+    res, pose = min(ok, key=lambda c: c[0]["robust_rms_mm"])
+    return pose, res, cands

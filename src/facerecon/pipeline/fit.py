@@ -97,13 +97,13 @@ class FittingReconstructor:
         pts = located.position_image.points_mm()
         # several starts: the lowest residual among fits that kept at least half the inliers
         try:
-            fits = [fit_face(pts, self.model, p.R, p.t_mm, self.config) for p in starts]
+            fits = [fit_face(pts, self.model, p, self.config) for p in starts]
         except ValueError as exc:  # too few points in the crop
             raise NoFaceFoundError(f"{located.frame.source or 'depth frame'}: model fitting failed ({exc})") from None
         most = max(f.n_inliers for f in fits)
         fit = min((f for f in fits if f.n_inliers >= 0.5 * most), key=lambda f: f.rms_mm)
         t1 = time.perf_counter()
-        pose = HeadPose(fit.rotation, fit.translation)
+        pose = fit.pose
         v_head = self.model.vertices(fit.identity, fit.expression).astype(np.float64)
         # the same check, confidence and face decision as the networks' path, on the fitted face
         check = surface_check(v_head, pose, self.region, MeasuredSurface.from_position_image(located.position_image), self.check_cfg)

@@ -301,12 +301,12 @@ class DepthPipeline:
         started from the networks' shape (``[shape]`` of ``configs/check.toml``)."""
         c = self.check_cfg.shape
         k = self.model.n_identity
-        fit = fit_face(located.position_image.points_mm(), self.model, pose.R, pose.t_mm,
+        fit = fit_face(located.position_image.points_mm(), self.model, pose,
                        FitConfig(n_identity=int(c.identity_modes), n_expression=int(c.expression_modes), n_model_points=int(c.n_points),
                                  rigid_iterations=0, iterations=int(iterations), max_distance_mm=tuple(c.max_distance_mm), region=str(c.region)),
                        identity=weights[:k], expression=weights[k:])
         w = np.r_[fit.identity, fit.expression]
-        return HeadPose(fit.rotation, fit.translation), self.mesh(w), w
+        return fit.pose, self.mesh(w), w
 
 
 def _timed(fn, data):

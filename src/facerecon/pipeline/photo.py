@@ -185,13 +185,13 @@ class PhotoReconstructor:
         lo, hi = rec.vertices_camera.min(0) - 40.0, rec.vertices_camera.max(0) + 40.0
         pts = pts[np.all((pts >= lo) & (pts <= hi), axis=1)]
         try:
-            fit = fit_face(pts, self.model, rec.pose.R, rec.pose.t_mm,
+            fit = fit_face(pts, self.model, rec.pose,
                            FitConfig(rigid_iterations=int(refine_iterations), iterations=int(joint_iterations),
                                      max_distance_mm=(15.0, 5.0)),
                            identity=rec.identity, expression=rec.expression)
         except ValueError as exc:
             raise FaceReconError(f"{frame.source}: the depth refinement failed ({exc})") from None
-        pose = HeadPose(fit.rotation, fit.translation)
+        pose = fit.pose
         refined = replace(rec.photo.fit, rotation=pose.R, translation=pose.t_mm)  # the landmarks follow the refined pose
         m = self.mesh(refined, frame.intrinsics, fit.identity, fit.expression)
         t2 = time.perf_counter()

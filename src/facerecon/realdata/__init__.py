@@ -28,7 +28,7 @@ from typing import Any
 
 from ..errors import AssetError
 
-#: The key of ``DepthFrame.meta`` that holds a known pose (R, t) of a real-domain frame.
+#: The key of ``DepthFrame.meta`` that holds a known ``HeadPose`` of a real-domain frame.
 #: Evaluation only: training code must not read it.
 EVAL_POSE_KEY = "pose_for_eval_only"
 

@@ -67,6 +67,7 @@ import numpy as np
 
 from ..facemodel.model import FaceModel
 from ..fileutil import write_text_atomic
+from ..geometry.pose import HeadPose
 from ..metrics.align import CloudTarget, multi_start_icp, start_rotations
 from ..geometry.rotations import euler_to_matrix
 from . import cache_dir, real_data_path
@@ -141,7 +142,7 @@ def _write_cache(name: str, doc: dict) -> None:
 
 @dataclass
 class MannequinAlignment:
-    """The mannequin's head frame in the cloud: ``cloud = rotation @ head + translation`` (mm).
+    """The mannequin's head frame in the cloud: ``cloud = pose.apply(head)`` (mm).
 
     ``residuals``: robust_rms_mm, inlier_fraction, inlier_rms_mm of the ICT narrow face
     against the cloud; ``candidates``: the same for the in-plane ICP candidates (best
@@ -151,8 +152,7 @@ class MannequinAlignment:
     symmetry stage (``rotation``, ``translation``, ``residuals``, fine candidates).
     """
 
-    rotation: np.ndarray
-    translation: np.ndarray
+    pose: HeadPose
     residuals: dict
     candidates: list = field(default_factory=list)
     n_starts: int = 0
@@ -162,7 +162,7 @@ class MannequinAlignment:
     unconstrained: dict = field(default_factory=dict)
 
     def cloud_to_head(self, pts: np.ndarray) -> np.ndarray:
-        return (np.asarray(pts, np.float64) - self.translation) @ self.rotation
+        return self.pose.inverse_apply(pts)
 
 
 def _face_source(model: FaceModel, n: int = 2000) -> np.ndarray:
@@ -182,7 +182,7 @@ def align_mannequin(
     p = p / "Expected.ply" if p.is_dir() else p
     name = f"mannequin-alignment-{_file_key(p, extra=f'{n_directions}x{n_rolls}')}.json"
     if use_cache and (doc := _read_cache(name)) is not None:
-        return MannequinAlignment(np.asarray(doc["rotation"]), np.asarray(doc["translation"]), doc["residuals"],
+        return MannequinAlignment(HeadPose(doc["rotation"], doc["translation"]), doc["residuals"],
                                   doc["candidates"], doc["n_starts"], doc["seconds"], cached=True,
                                   symmetry=doc["symmetry"], unconstrained=doc["unconstrained"])  # fmt: skip
     t0 = time.perf_counter()
@@ -191,19 +191,19 @@ def align_mannequin(
     model = model if model is not None else FaceModel.load()
     src = _face_source(model)
     starts = start_rotations(n_directions, n_rolls)
-    r1, t1, res1, cands1 = multi_start_icp(target, src, starts)
-    unconstrained = {"rotation": r1.tolist(), "translation": t1.tolist(), "residuals": res1,
+    p1, res1, cands1 = multi_start_icp(target, src, starts)
+    unconstrained = {"rotation": p1.R.tolist(), "translation": p1.t_mm.tolist(), "residuals": res1,
                      "candidates": sorted([c[0] for c in cands1], key=lambda c: c["robust_rms_mm"])}  # fmt: skip
     # symmetry stage: the sagittal plane is the mannequin's own; pitch and in-plane position by ICP
-    sym = symmetry_plane(cloud["points"], cloud["normals"], r1, t1)
-    r, t, res, cands = r1, t1, res1, []
+    sym = symmetry_plane(cloud["points"], cloud["normals"], p1)
+    pose, res, cands = p1, res1, []
     if sym["applied"]:
         n_h, d = np.asarray(sym["normal_head"]), sym["offset_mm"]
         z0 = np.array([0.0, 0.0, 1.0])
         z = z0 - (z0 @ n_h) * n_h
         z /= np.linalg.norm(z)
         basis = np.stack([n_h, np.cross(z, n_h), z], axis=1)  # new head axes in the old head frame
-        rs, ts = r1 @ basis, r1 @ (d * n_h) + t1
+        rs, ts = p1.R @ basis, p1.R @ (d * n_h) + p1.t_mm
         nose = model.neutral[model.landmarks_68[30]].astype(np.float64)
         sub = src[np.random.default_rng(1).choice(len(src), 500, replace=False)]
         coarse = []
@@ -211,28 +211,28 @@ def align_mannequin(
             for pitch in IN_PLANE_PITCHES_DEG:
                 r0 = rs @ euler_to_matrix(0.0, pitch, 0.0)
                 t0_ = ts + rs @ np.array([0.0, dy, 0.0]) + rs @ nose - r0 @ nose
-                rc, tc = target.icp(sub, r0, t0_, iterations=25, max_dist=(20.0, 5.0), plane_normal=rs[:, 0])
-                coarse.append((target.residuals(sub, rc, tc)["robust_rms_mm"], rc, tc))
+                pc = target.icp(sub, HeadPose(r0, t0_), iterations=25, max_dist=(20.0, 5.0), plane_normal=rs[:, 0])
+                coarse.append((target.residuals(sub, pc)["robust_rms_mm"], pc))
         coarse.sort(key=lambda c: c[0])
-        for _, rc, tc in coarse[:4]:
-            rc, tc = target.icp(src, rc, tc, iterations=30, max_dist=(10.0, 4.0), plane_normal=rs[:, 0])
-            cands.append((target.residuals(src, rc, tc), rc, tc))
+        for _, pc in coarse[:4]:
+            pc = target.icp(src, pc, iterations=30, max_dist=(10.0, 4.0), plane_normal=rs[:, 0])
+            cands.append((target.residuals(src, pc), pc))
         ok = [c for c in cands if c[0]["inlier_fraction"] >= 0.5] or cands
-        res, r, t = min(ok, key=lambda c: c[0]["robust_rms_mm"])
+        res, pose = min(ok, key=lambda c: c[0]["robust_rms_mm"])
     cand_doc = sorted([c[0] for c in cands], key=lambda c: c["robust_rms_mm"])
-    out = MannequinAlignment(r, t, res, cand_doc, len(starts), time.perf_counter() - t0, symmetry=sym,
+    out = MannequinAlignment(pose, res, cand_doc, len(starts), time.perf_counter() - t0, symmetry=sym,
                              unconstrained=unconstrained)  # fmt: skip
-    _write_cache(name, {"rotation": r.tolist(), "translation": t.tolist(), "residuals": res, "candidates": cand_doc,
+    _write_cache(name, {"rotation": pose.R.tolist(), "translation": pose.t_mm.tolist(), "residuals": res, "candidates": cand_doc,
                         "n_starts": len(starts), "seconds": out.seconds, "source": str(p), "symmetry": sym,
                         "unconstrained": unconstrained})  # fmt: skip
     return out
 
 
 def symmetry_plane(
-    points: np.ndarray, normals: np.ndarray, rotation: np.ndarray, translation: np.ndarray,
+    points: np.ndarray, normals: np.ndarray, pose: HeadPose,
     radius_mm: float = 160.0, below_mm: float = 90.0, min_inliers: float = 0.8,
 ) -> dict:
-    """The bilateral symmetry plane of the head part of a cloud, near the head frame (R, t).
+    """The bilateral symmetry plane of the head part of a cloud, near the head frame ``pose``.
 
     The cloud's points within ``radius_mm`` of the head origin and above ``below_mm``
     (head y) are mirrored across the head frame's x = 0 plane and registered back onto
@@ -241,20 +241,19 @@ def symmetry_plane(
     coordinates).  ``applied`` is False when fewer than ``min_inliers`` of the mirrored
     points land within CLOUD_INLIER_MM (no usable symmetry).
     """
-    r = np.asarray(rotation, np.float64)
-    h = (np.asarray(points, np.float64) - translation) @ r
+    h = pose.inverse_apply(points)
     sel = (np.linalg.norm(h, axis=1) < radius_mm) & (h[:, 1] < below_mm)
-    head = CloudTarget(h[sel], np.asarray(normals, np.float64)[sel] @ r)
+    head = CloudTarget(h[sel], np.asarray(normals, np.float64)[sel] @ pose.R)
     mirror = np.diag([-1.0, 1.0, 1.0])
     rng = np.random.default_rng(0)
     src = head.points[rng.choice(len(head.points), min(3000, len(head.points)), replace=False)] @ mirror
-    rm, tm = head.icp(src, np.eye(3), np.zeros(3), iterations=50, max_dist=(20.0, 3.0))
-    res = head.residuals(src, rm, tm)
-    a = rm @ mirror
+    pm = head.icp(src, HeadPose.identity(), iterations=50, max_dist=(20.0, 3.0))
+    res = head.residuals(src, pm)
+    a = pm.R @ mirror
     w, v = np.linalg.eigh(0.5 * (a + a.T))
     n = v[:, int(np.argmin(w))]
     n = n if n[0] > 0 else -n
-    d = 0.5 * float(tm @ n)
+    d = 0.5 * float(pm.t_mm @ n)
     return {
         "normal_head": n.tolist(), "offset_mm": d, "plane_angle_deg": float(np.degrees(np.arccos(np.clip(n[0], -1, 1)))),
         "plane_offset_mm": d, "residuals": res, "applied": bool(res["inlier_fraction"] >= min_inliers),

@@ -13,6 +13,7 @@ import numpy as np
 
 from ..facemodel.model import FaceModel
 from ..metrics.align import CloudTarget, multi_start_icp, start_rotations
+from ..geometry.pose import HeadPose
 from ..geometry.rotations import _rz, matrix_to_euler, rotation_angle_deg
 from .mannequin import (MAX_FRAME_DEPTH_MM, MannequinAlignment, _file_key, _folder, _read_cache, _write_cache,
                         align_mannequin, frame_files, load_mannequin_cloud)
@@ -53,8 +54,8 @@ class MannequinReference:
     seconds: float = 0.0
     cached: bool = False
 
-    def pose(self, i: int) -> tuple[np.ndarray, np.ndarray]:
-        return self.rotations[i].copy(), self.translations[i].copy()
+    def pose(self, i: int) -> HeadPose:
+        return HeadPose(self.rotations[i].copy(), self.translations[i].copy())
 
 
 def _frame_points(path: Path, n: int = 3000) -> tuple[np.ndarray, float]:
@@ -103,23 +104,23 @@ def mannequin_reference(
         cloud = load_mannequin_cloud(folder)
         target = CloudTarget(cloud["points"], cloud["normals"])
         rk, tk, res, stamps = [], [], [], []
-        r = t = None
+        pose = None
         for i, f in enumerate(files):
             pts, stamp = _frame_points(f)
             if i == 0:
-                r, t, _, _ = multi_start_icp(target, pts, start_rotations(24, 3))
+                pose, _, _ = multi_start_icp(target, pts, start_rotations(24, 3))
             else:
-                r, t = target.icp(pts, r, t, iterations=30, max_dist=(20.0, 4.0))
-            rk.append(r)
-            tk.append(t)
-            res.append(target.residuals(pts, r, t))
+                pose = target.icp(pts, pose, iterations=30, max_dist=(20.0, 4.0))
+            rk.append(pose.R)
+            tk.append(pose.t_mm)
+            res.append(target.residuals(pts, pose))
             stamps.append(stamp)
         doc = {"files": [f.name for f in files], "R": np.asarray(rk).tolist(), "t": np.asarray(tk).tolist(),
                "residuals": res, "timestamps": stamps, "seconds": time.perf_counter() - t0}  # fmt: skip
         _write_cache(name, doc)
     rk, tk = np.asarray(doc["R"]), np.asarray(doc["t"])
-    rot = np.swapaxes(rk, -1, -2) @ align.rotation
-    trans = np.einsum("nji,nj->ni", rk, align.translation[None] - tk)
+    rot = np.swapaxes(rk, -1, -2) @ align.pose.R
+    trans = np.einsum("nji,nj->ni", rk, align.pose.t_mm[None] - tk)
     rel = rotation_angle_deg(np.swapaxes(rot[:1], -1, -2) @ rot)
     from .scan import upright_roll_deg
 

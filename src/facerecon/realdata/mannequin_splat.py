@@ -6,6 +6,7 @@ from pathlib import Path
 import numpy as np
 
 from ..geometry.camera import Intrinsics
+from ..geometry.pose import HeadPose
 from ..io.frame import DepthFrame
 from . import EVAL_POSE_KEY
 from .mannequin import align_mannequin, load_mannequin_cloud
@@ -28,8 +29,7 @@ def _cos_from_depth(depth: np.ndarray, intr: Intrinsics) -> np.ndarray:
 
 
 def splat_mannequin(
-    rotation: np.ndarray,
-    translation: np.ndarray,
+    pose: HeadPose,
     intrinsics: Intrinsics,
     sensor_name: str = "ideal",
     rng: np.random.Generator | None = None,
@@ -39,27 +39,26 @@ def splat_mannequin(
     wall_gap_mm: float = 600.0,
     path: str | Path | None = None,
 ) -> DepthFrame:
-    """Depth frame of ``Expected.ply`` with the mannequin's head at pose (R, t) through a sensor model.
+    """Depth frame of ``Expected.ply`` with the mannequin's head at ``pose`` through a sensor model.
 
     Points whose normal faces away from the camera are dropped, the rest are splatted as
     discs of ``radius_mm`` (the cloud's median spacing is ~1.1 mm).  ``background``:
     ``'none'`` or ``'wall'`` (a plane ``wall_gap_mm`` behind the head origin).  The
     cloud covers the front and sides of the head (the real sweep spans ~110 degrees),
     neck and the top of the shoulders; views from behind show holes.
-    ``meta[EVAL_POSE_KEY] = (R, t)`` is the exact head pose (evaluation only).
+    ``meta[EVAL_POSE_KEY] = pose`` is the exact head pose (evaluation only).
     """
     from ..synth.presets import load_sensor
     from ..geometry.raster import rasterize, splat_points
     from ..synth.sensors import apply_sensor
 
     rng = rng if rng is not None else np.random.default_rng(0)
-    r = np.asarray(rotation, np.float64)
-    t = np.asarray(translation, np.float64).reshape(3)
+    r, t = pose.R, pose.t_mm
     align = align_mannequin(path)
     cloud = load_mannequin_cloud(path)
     # cloud -> head -> camera
-    rc = r @ align.rotation.T
-    tc = t - rc @ align.translation
+    rc = r @ align.pose.R.T
+    tc = t - rc @ align.pose.t_mm
     pts = cloud["points"] @ rc.T + tc
     nrm = cloud["normals"] @ rc.T
     front = np.einsum("ij,ij->i", nrm, pts) < 0
@@ -80,7 +79,7 @@ def splat_mannequin(
         "subject": "truedepth-mannequin",
         "sensor": sensor_name,
         "background": background,
-        EVAL_POSE_KEY: (r.copy(), t.copy()),
+        EVAL_POSE_KEY: pose,
         "sensor_params": [[name, prm] for name, prm in applied],
     }
     return DepthFrame(out, intrinsics, f"truedepth-mannequin splat ({sensor_name})", None, meta)

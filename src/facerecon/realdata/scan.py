@@ -30,7 +30,7 @@ size (plus flat plugs where the ICT ears would stick out), a neck tube and torso
 hanging "down" in the image, and optionally a wall.
 
 Because james's head frame *is* the ICT head frame (by this alignment), a render of the
-scan at ``(rotation, translation)`` has exactly that head pose in the camera frame: the
+scan at a ``HeadPose`` has exactly that head pose in the camera frame: the
 poses of :func:`render_scan` are known and used only for evaluation.
 """
 from __future__ import annotations
@@ -44,6 +44,7 @@ import numpy as np
 from ..geometry.camera import Intrinsics
 from ..facemodel.model import ALIGNMENT_LANDMARKS_9, FaceModel
 from ..io.frame import DepthFrame
+from ..geometry.pose import HeadPose
 from ..geometry.transforms import SimilarityTransform, fit_similarity
 from ..metrics.align import icp_to_surface
 from ..metrics.surface import SurfaceIndex
@@ -97,9 +98,9 @@ class HeadScan:
     source: str = ""
     timings: dict = field(default_factory=dict)
 
-    def to_camera(self, rotation: np.ndarray, translation: np.ndarray) -> np.ndarray:
-        """(V, 3) camera-frame vertices at head pose (R, t)."""
-        return self.vertices @ np.asarray(rotation, np.float64).T + np.asarray(translation, np.float64)
+    def to_camera(self, pose: HeadPose) -> np.ndarray:
+        """(V, 3) camera-frame vertices at head ``pose``."""
+        return self.vertices @ pose.R.T + pose.t_mm
 
     def surface(self) -> SurfaceIndex:
         """Exact point-to-surface index over the scan (head frame), built once."""
@@ -317,8 +318,7 @@ class ScanRender:
 
 def scan_scene(
     scan: HeadScan,
-    rotation: np.ndarray,
-    translation: np.ndarray,
+    pose: HeadPose,
     intrinsics: Intrinsics,
     background: str = "wall",
     *,
@@ -331,8 +331,7 @@ def scan_scene(
     """The camera-frame scene of :func:`render_scan` (no randomness)."""
     if background not in ("none", "body", "wall"):
         raise ValueError(f"background must be 'none', 'body' or 'wall', got {background!r}")
-    r = np.asarray(rotation, np.float64)
-    t = np.asarray(translation, np.float64).reshape(3)
+    r, t = pose.R, pose.t_mm
     seg = np.where(scan.face_triangle, SEG_FACE, SEG_HEAD).astype(np.uint8)
     parts = [((scan.vertices @ r.T + t, scan.faces.astype(np.int32)), seg)]
     if close_back and len(scan.back_cap[1]):
@@ -374,19 +373,18 @@ def render_soup(
 
 def render_scan(
     scan: HeadScan,
-    rotation: np.ndarray,
-    translation: np.ndarray,
+    pose: HeadPose,
     intrinsics: Intrinsics,
     sensor_name: str = "ideal",
     rng: np.random.Generator | None = None,
     background: str = "wall",
     **scene_kw,
 ) -> DepthFrame:
-    """Depth frame (mm) of ``scan`` at head pose (R, t) through the named sensor model.
+    """Depth frame (mm) of ``scan`` at head ``pose`` through the named sensor model.
 
     Args:
         scan: from :func:`load_james_scan`.
-        rotation, translation: head frame -> camera frame (``x_cam = R v + t``, mm).
+        pose: head frame -> camera frame (``x_cam = R v + t``, mm).
         intrinsics: the camera.
         sensor_name: a model of ``configs/sensors.toml`` (``ideal``, ``kinect-v1``,
             ``tof``, ``truedepth``, ...).
@@ -398,7 +396,7 @@ def render_scan(
         scene_kw: ``close_back``, ``wall_gap_mm``, ``wall_tilt_deg`` (x, y),
             ``image_roll_deg``, ``body_follow`` (see :func:`scan_scene`).
 
-    Returns a DepthFrame whose ``meta[EVAL_POSE_KEY] = (R, t)`` is the exact head pose
+    Returns a DepthFrame whose ``meta[EVAL_POSE_KEY] = pose`` is the exact head pose
     (evaluation only) and ``meta['segment_for_eval_only']`` the visible segment per pixel
     (1 face, 3 rest of the head, 7 body, 9 background, 0 none).
     """
@@ -406,19 +404,17 @@ def render_scan(
     from ..synth.sensors import apply_sensor
 
     rng = rng if rng is not None else np.random.default_rng(0)
-    sc = scan_scene(scan, rotation, translation, intrinsics, background, **scene_kw)
+    sc = scan_scene(scan, pose, intrinsics, background, **scene_kw)
     ideal, segment, cos = render_soup(sc.vertices, sc.triangles, sc.segments, intrinsics)
     sensor = load_sensor(sensor_name)
     depth, applied = apply_sensor(sensor, ideal, intrinsics, rng, segment=segment, cos_view=cos)
-    r = np.asarray(rotation, np.float64).copy()
-    t = np.asarray(translation, np.float64).reshape(3).copy()
     meta = {
         "format": "render",
         "domain": "real-scan",
         "subject": "james",
         "sensor": sensor_name,
         "background": background,
-        EVAL_POSE_KEY: (r, t),
+        EVAL_POSE_KEY: pose,
         "segment_for_eval_only": segment,
         "sensor_params": [[name, prm] for name, prm in applied],
     }

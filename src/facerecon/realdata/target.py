@@ -34,7 +34,8 @@ from pathlib import Path
 import numpy as np
 
 from ..io.frame import DepthFrame
-from ..geometry.rotations import _rz, euler_to_matrix, matrix_to_euler
+from ..geometry.pose import HeadPose
+from ..geometry.rotations import _rz, euler_to_matrix
 from . import EVAL_POSE_KEY, real_data_path
 
 DEFAULT_PRESETS = ("biwi", "truedepth")
@@ -149,10 +150,10 @@ def _render_one(subject: str, preset_name: str, seed: int, index: int, stream: i
     clip = float(draw(sc.get("clip_beyond_head_mm", [400, 900]), rng)) if chance(sc.get("clip_background", 0.0), rng) else None
     sensor = preset.get("sensor", "ideal")
     if subject == "james":
-        fr = render_scan(load_james_scan(), r, t, k, sensor, srng, background="wall" if wall else "body",
+        fr = render_scan(load_james_scan(), HeadPose(r, t), k, sensor, srng, background="wall" if wall else "body",
                          wall_gap_mm=gap, wall_tilt_deg=tilt, image_roll_deg=img_roll)  # fmt: skip
     else:
-        fr = splat_mannequin(r, t, k, sensor, srng, background="wall" if wall else "none", wall_gap_mm=gap)
+        fr = splat_mannequin(HeadPose(r, t), k, sensor, srng, background="wall" if wall else "none", wall_gap_mm=gap)
     if clip is not None:
         fr.depth_mm[fr.depth_mm > t[2] + clip] = 0.0
     fr.meta.update({
@@ -189,7 +190,7 @@ def real_domain_frames(
         pcl_dir: a ``kinect-pcl`` folder: its ``person.pcd`` and its six real face patches
             ``object_template_*.pcd`` join the real frames (with ``include_real``).
 
-    ``meta['pose_for_eval_only']`` holds (R, t) where known: NOT for training.
+    ``meta['pose_for_eval_only']`` holds a ``HeadPose`` where known: NOT for training.
     """
     presets = tuple(presets)
     out = real_frames(with_reference_poses=with_reference_poses, pcl_dir=pcl_dir) if include_real else []
@@ -215,8 +216,8 @@ def pose_summary(frames: list[DepthFrame]) -> list[dict]:
         pose = f.meta.get(EVAL_POSE_KEY)
         row = {"domain": f.meta.get("domain"), "source": f.source}
         if pose is not None:
-            row["euler_deg"] = matrix_to_euler(pose[0]).tolist()
-            row["translation_mm"] = np.asarray(pose[1]).tolist()
+            row["euler_deg"] = pose.euler_deg.tolist()
+            row["translation_mm"] = pose.t_mm.tolist()
         rows.append(row)
     return rows
 
@@ -243,8 +244,8 @@ def plot_frames(out_path, frames: list[DepthFrame] | None = None, n: int = 12) -
         title = f"{f.meta.get('domain')}" + (f" / {f.meta['preset']}" if f.meta.get("preset") else "")
         pose = f.meta.get(EVAL_POSE_KEY)
         if pose is not None:
-            y, p, r = matrix_to_euler(pose[0])
-            title += f"\nyaw {y:.0f} pitch {p:.0f} roll {r:.0f}, z {pose[1][2]:.0f} mm"
+            y, p, r = pose.euler_deg
+            title += f"\nyaw {y:.0f} pitch {p:.0f} roll {r:.0f}, z {pose.t_mm[2]:.0f} mm"
         a.set_title(title, fontsize=8)
         a.set_xticks([])
         a.set_yticks([])
