@@ -10,6 +10,8 @@ import tempfile
 from pathlib import Path
 from typing import Iterator
 
+from .errors import FaceReconError, InputFileError
+
 
 @contextlib.contextmanager
 def atomic_path(path: str | Path) -> Iterator[Path]:
@@ -97,7 +99,6 @@ def atomic_dir(path: str | Path) -> Iterator[Path]:
     ``.NAME.part-PID-XXXX`` in the same parent; one left by a killed process (SIGKILL, which
     nothing can intercept) is removed by the next write of the same folder.
     """
-    from .errors import FaceReconError
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -137,7 +138,6 @@ def read_json(path: Path):
     """Parse a JSON file; errors are one-line ``InputFileError``s naming the file."""
     import json
 
-    from .errors import InputFileError
 
     try:
         return json.loads(Path(path).read_text(encoding="utf-8"))

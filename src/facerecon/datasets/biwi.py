@@ -40,6 +40,8 @@ import numpy as np
 
 from ..errors import InputFileError
 from ..fileutil import write_text_atomic
+from ..geometry.camera import camera_preset
+from ..io.biwi import read_biwi_frame
 from .folder import FolderSample, FolderWriter, HeadPose
 
 __all__ = [
@@ -67,7 +69,6 @@ _FRAME_RE = re.compile(r"^frame_(\d+)_depth\.bin$")
 @dataclass(frozen=True, order=True)
 class BiwiFrameRef:
     """One Biwi frame on disk (sortable by sequence, then frame number)."""
-
     sequence: int
     frame: int
     depth_path: Path
@@ -125,7 +126,6 @@ def index_biwi(root: str | Path, *, require_pose: bool = True) -> list[BiwiFrame
 @dataclass(frozen=True)
 class BiwiSplit:
     """A train/test split of Biwi frames under one protocol."""
-
     protocol: str
     train: tuple[BiwiFrameRef, ...]
     test: tuple[BiwiFrameRef, ...]
@@ -196,9 +196,6 @@ def biwi_protocol(frames: Sequence[BiwiFrameRef], protocol: str, *, seed: int = 
 
 def load_biwi_sample(ref: BiwiFrameRef) -> FolderSample:
     """Read one frame (depth, intrinsics from depth.cal or the Biwi preset, pose, mesh path)."""
-    from ..geometry.camera import camera_preset
-    from ..io.biwi import read_biwi_frame
-
     frame = read_biwi_frame(ref.depth_path)
     if frame.intrinsics is None:
         frame = frame.with_intrinsics(camera_preset("kinect-v1-biwi").with_size(frame.width, frame.height))

@@ -53,12 +53,15 @@ from typing import Any, Iterator
 
 import numpy as np
 
-from ..geometry.camera import Intrinsics
+from .. import __version__
 from ..errors import InputFileError
 from ..fileutil import atomic_path, read_json, write_text_atomic
-from ..io.frame import DepthFrame
+from ..geometry.camera import Intrinsics
 from ..geometry.pose import EULER_CONVENTION, HeadPose
 from ..geometry.rotations import euler_to_matrix, geodesic_distance_deg, quat_to_matrix
+from ..io.frame import DepthFrame
+from ..io.images import read_depth_npz, read_depth_png, write_depth_npz, write_depth_png
+from ..io.mesh import write_mesh
 
 __all__ = ["FORMAT_NAME", "FORMAT_VERSION", "HeadPose", "FolderSample", "FolderDataset", "FolderWriter"]
 
@@ -134,8 +137,6 @@ def _intrinsics(d: Any, path: Path) -> Intrinsics:
 
 def _read_depth(path: Path) -> np.ndarray:
     """The sample's depth in mm through the project's readers (the folder format is always mm)."""
-    from ..io.images import read_depth_npz, read_depth_png
-
     reader = read_depth_png if path.suffix == ".png" else read_depth_npz
     return reader(path, unit="mm").depth_mm.astype(np.float32)
 
@@ -265,7 +266,6 @@ class FolderWriter:
         mpath = self.root / "manifest.json"
         if mpath.exists() and not exist_ok:
             raise FileExistsError(f"{mpath} exists (pass exist_ok=True to add to that dataset)")
-        from .. import __version__
 
         manifest = {
             "format": FORMAT_NAME, "version": FORMAT_VERSION, "unit": "mm", "description": description,
@@ -297,7 +297,6 @@ class FolderWriter:
             with atomic_path(dst) as tmp:
                 shutil.copyfile(mesh, tmp)
             return
-        from ..io.mesh import write_mesh
 
         v, f = mesh
         write_mesh(dst, np.asarray(v, dtype=np.float64), np.asarray(f, dtype=np.int64))
@@ -355,7 +354,6 @@ class FolderWriter:
             hp = pose if isinstance(pose, HeadPose) else HeadPose(np.asarray(pose[0], float), np.asarray(pose[1], float))
             doc = {**hp.to_json(), **({"mesh": mesh_ref} if mesh_ref else {}), **(extra or {})}
             write_text_atomic(f"{base}.pose.json", json.dumps(doc, indent=1, default=_jsonable) + "\n")
-        from ..io.images import write_depth_npz, write_depth_png
 
         if self.depth_format == "png":
             if d.max(initial=0) > 65535.4:

@@ -28,9 +28,15 @@ from typing import Callable
 
 import numpy as np
 
-from .folder import FolderWriter
 from ..errors import ConfigError
+from ..facemodel.model import FaceModel
 from ..geometry.pose import HeadPose
+from ..io.mesh import write_mesh
+from ..synth.generator import SynthGenerator
+from ..synth.labels import gt_vertices, rotation_of
+from ..synth.presets import load_preset
+from ..synth.sensors import load_sensor
+from .folder import FolderWriter
 
 __all__ = ["export_folder", "sample_name"]
 
@@ -60,13 +66,6 @@ def export_folder(
     sensor_file: str | None = None,
 ) -> int:
     """Generate samples ``0 .. n-1`` into a folder dataset; returns how many were written now."""
-    from ..facemodel.model import FaceModel
-    from ..io.mesh import write_mesh
-    from ..synth.generator import SynthGenerator
-    from ..synth.labels import gt_vertices, rotation_of
-    from ..synth.presets import load_preset
-    from ..synth.sensors import load_sensor
-
     if n < 1:
         raise ConfigError("--n must be positive")
     if depth_format not in ("npz", "png"):

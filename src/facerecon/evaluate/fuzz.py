@@ -32,6 +32,12 @@ from typing import Callable
 import numpy as np
 
 from ..errors import FaceReconError
+from ..geometry.camera import Intrinsics
+from ..io import biwi, images, mesh, pcd, ply, read_depth, truedepth
+from ..io.biwi import write_biwi_frame
+from ..io.images import write_depth_npz, write_depth_png
+from ..io.mesh import write_mesh
+from ..io.pcd import write_pcd
 
 #: Per-case caps the fuzzer enforces (``benchmarks/fuzz.py`` and the test use these).
 TIME_CAP_S = 10.0
@@ -44,7 +50,6 @@ MEMORY_CAP_BYTES = 1 << 30
 @dataclass
 class Seed:
     """One seed file: ``name`` is the file name it is written under (the suffix matters)."""
-
     name: str
     data: bytes
     kind: str  # which readers take it: png, npy, npz, pcd, truedepth, plycloud, bin, pose, cal, obj, plymesh, ljson
@@ -94,11 +99,6 @@ def build_corpus(folder: Path, real_dir: Path | None = None, big: bool = False) 
     ``real_dir`` (the development data's ``data/real`` folder) adds real files: the small ones always, the
     ~1 MB ones (``person.pcd``, a TrueDepth frame, ``james.obj``) only when ``big``.
     """
-    from ..geometry.camera import Intrinsics
-    from ..io.biwi import write_biwi_frame
-    from ..io.images import write_depth_npz, write_depth_png
-    from ..io.mesh import write_mesh
-    from ..io.pcd import write_pcd
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
@@ -183,8 +183,6 @@ _DEPTH_KINDS = ("png", "npy", "npz", "pcd", "truedepth", "bin")
 
 def _readers() -> dict[str, tuple[tuple[str, ...], Callable[[Path], object]]]:
     """Reader name -> (seed kinds it takes, call on a path)."""
-    from ..geometry.camera import Intrinsics
-    from ..io import biwi, images, mesh, pcd, ply, read_depth, truedepth
 
     def pcd_projected(p: Path):
         return pcd.read_pcd(p, intrinsics=Intrinsics(20.0, 20.0, 7.5, 5.5, 16, 12))
@@ -415,7 +413,6 @@ def make_case(corpus: list[Seed], index: int, master_seed: int = 0, readers: tup
 @dataclass
 class Outcome:
     """``kind``: ok | refused (a FaceReconError: the contract) | crash | hang | memory."""
-
     index: int
     reader: str
     seed: str

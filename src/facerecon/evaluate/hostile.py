@@ -25,9 +25,15 @@ import numpy as np
 
 from ..geometry.camera import Intrinsics, camera_preset
 from ..geometry.pose import HeadPose
-from ..io.frame import DepthFrame
+from ..geometry.raster import render_mesh
 from ..geometry.rotations import euler_to_matrix, matrix_to_euler
+from ..io.frame import DepthFrame
+from ..realdata import EVAL_POSE_KEY
 from ..synth import meshes as M
+from ..synth.generator import SynthGenerator, render_scene
+from ..synth.presets import load_sensor
+from ..synth.scene import build_scene
+from ..synth.sensors import apply_sensor
 
 NEGATIVE_KINDS = ("sphere", "box", "blob", "plane_blobs", "back_of_head")
 
@@ -92,10 +98,6 @@ def _wall(z: float, intr: Intrinsics) -> M.Mesh:
 
 def render_frame(meshes: list[M.Mesh], intr: Intrinsics, sensor: str, rng: np.random.Generator, source: str) -> DepthFrame:
     """Exact render of camera-frame meshes through a sensor model."""
-    from ..synth.presets import load_sensor
-    from ..geometry.raster import render_mesh
-    from ..synth.sensors import apply_sensor
-
     v, t = M.merge(meshes)
     depth = render_mesh(v, t, intr, barycentrics=False).depth
     out, _ = apply_sensor(load_sensor(sensor), depth, intr, rng)
@@ -124,7 +126,6 @@ _GENERATORS: dict = {}
 
 
 def _generator(preset: str, sensor: str, seed: int, model=None):
-    from ..synth.generator import SynthGenerator
 
     key = (preset, sensor)
     if key not in _GENERATORS:
@@ -137,10 +138,6 @@ def head_frame(gen, index: int, *, yaw_deg: float | None = None, image_roll_deg:
     """Frame ``index`` of a :class:`~facerecon.synth.generator.SynthGenerator`, its head's upright
     yaw set to ``yaw_deg`` (180: seen from behind; the body turns with it) and/or the whole
     scene rolled in the image to ``image_roll_deg``.  ``meta['pose_for_eval_only']``: its ``HeadPose``."""
-    from ..realdata import EVAL_POSE_KEY
-    from ..synth.generator import render_scene
-    from ..synth.scene import build_scene
-    from ..synth.sensors import apply_sensor
 
     p = gen.frame_params(index)
     rc_old = M.euler(0.0, 0.0, p.image_roll_deg)

@@ -32,10 +32,11 @@ from typing import Any
 import numpy as np
 
 from ..fileutil import atomic_path, write_text_atomic
-from ..metrics.pose import PoseErrors, pose_errors
-from ..metrics.shape import ShapeErrors
 from ..geometry.pose import HeadPose
 from ..geometry.rotations import matrix_to_euler
+from ..metrics.pose import PoseErrors, pose_errors
+from ..metrics.shape import ShapeErrors
+from ..metrics.surface import triangulate_faces
 from .files import PredictedPose
 
 __all__ = ["PoseReport", "build_pose_report", "write_pose_report", "ShapeSample", "ShapeReport", "write_shape_report",
@@ -241,7 +242,6 @@ class ShapeSample:
 @dataclass
 class ShapeReport:
     """Shape errors over pairs; ``samples``: every ground-truth sample, ``failures``: why some have none."""
-
     samples: list[str]
     evaluated: list[ShapeSample]
     failures: dict[str, str]
@@ -293,7 +293,6 @@ def write_error_colormap(vertices: np.ndarray, faces: np.ndarray, region: np.nda
     import trimesh
 
     plt = _pyplot()
-    from ..metrics.surface import triangulate_faces
 
     tris = triangulate_faces(faces)
     keep = tris[region[tris].all(axis=1)]

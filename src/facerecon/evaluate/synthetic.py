@@ -11,18 +11,19 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..errors import FaceReconError
 from ..facemodel import EVAL_REGION, FaceModel
 from ..facemodel.shape_subset import ShapeSubset
+from ..geometry.rotations import geodesic_distance_deg, quat_to_matrix
 from ..metrics.pose import PoseErrors, pose_errors
 from ..metrics.shape import compare_meshes
 from ..nets.argan import OFFSET_UNIT_MM, DAShapeNet
 from ..nets.pose import DAPoseNet
-from ..geometry.rotations import quat_to_matrix
 from ..train.data import PositionSet
+from ..train.pose import predict_poses
 
 
 def pose_accuracy(net: DAPoseNet, data: PositionSet) -> tuple[PoseErrors, dict]:
-    from ..train.pose import predict_poses
 
     r, t = predict_poses(net, data)
     t_true = data.center_mm.astype(np.float64) + data.trans.astype(np.float64) * data.scale_mm[:, None]
@@ -83,8 +84,6 @@ def shape_on_synthetic_frames(reconstructor, generator, n: int) -> dict:
     frames where no head is found are counted as failures."""
     import time
 
-    from ..errors import FaceReconError
-    from ..geometry.rotations import geodesic_distance_deg
 
     model = reconstructor.model
     tris = model.region_triangles("face")

@@ -10,7 +10,12 @@ from pathlib import Path
 import numpy as np
 
 from ..fileutil import atomic_path, write_bytes_atomic, write_text_atomic
+from ..geometry.raster import render_mesh
 from ..io.frame import DepthFrame
+from ..io.mesh import write_mesh
+from ..viz.depthmap import depth_to_rgb
+from ..viz.shaded import shade
+from .gltf import write_rigged_glbs
 
 MESH_FORMATS = ("obj", "ply", "glb")
 
@@ -24,8 +29,6 @@ def write_face_meshes(rec, model, out_dir: Path, formats: tuple[str, ...] = ("ob
     [0, 1]^2) goes to ``face.png``, referenced by the OBJs through ``face.mtl``, and into the GLBs.
     ``intrinsics`` adds the sensor as a camera to ``face.glb``.
     """
-    from ..io.mesh import write_mesh
-    from .gltf import write_rigged_glbs
 
     out_dir = Path(out_dir)
     written = []
@@ -87,7 +90,6 @@ def landmarks_json(rec) -> dict:
 
 
 def _render_depth(vertices_cam: np.ndarray, triangles: np.ndarray, frame: DepthFrame) -> np.ndarray:
-    from ..geometry.raster import render_mesh
 
     return render_mesh(vertices_cam, triangles, frame.intrinsics, barycentrics=False).depth
 
@@ -109,8 +111,6 @@ def save_overlay(rec, model, frame: DepthFrame, path: Path, residual_range_mm: f
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from ..viz.depthmap import depth_to_rgb
-    from ..viz.shaded import shade
 
     rgb = depth_to_rgb(frame.depth_mm).astype(np.float32) / 255.0
     shaded = shade(rec.vertices_camera, model.region_triangles("face", "head_and_neck", "eyeballs"), frame.intrinsics)
@@ -148,7 +148,6 @@ def save_pose_overlay(frame: DepthFrame, pose, box, path: Path, axis_mm: float =
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from ..viz.depthmap import depth_to_rgb
 
     k = frame.intrinsics
     o = pose.t_mm

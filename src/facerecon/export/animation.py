@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import InputFileError
+from ..fileutil import write_bytes_atomic
 
 # The 52 ARKit blendshape columns in Live Link Face's order.
 ARKIT_CURVES = (
@@ -62,7 +63,6 @@ def name_key(name: str) -> str:
 @dataclass
 class BlendshapeTrack:
     """Blendshape curves over time: ``weights[i, j]`` is curve ``names[j]`` at ``times_s[i]``."""
-
     times_s: np.ndarray  # (N,) seconds from the first frame, strictly increasing
     names: list[str]
     weights: np.ndarray  # (N, C)
@@ -276,7 +276,6 @@ def add_weight_animation(glb_in: str | Path, glb_out: str | Path, times_s: np.nd
     """
     from pygltflib import Accessor, Animation, AnimationChannel, AnimationChannelTarget, AnimationSampler, BufferView
 
-    from ..fileutil import write_bytes_atomic
 
     src = Path(glb_in)
     g = _load_glb(src)

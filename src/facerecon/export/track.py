@@ -20,6 +20,7 @@ import numpy as np
 
 from ..fileutil import atomic_path, write_text_atomic
 from ..geometry.pose import HeadPose
+from ..io.mesh import write_mesh
 from ..tracking.tracker import FaceTrack
 from .pose_json import SCHEMA_VERSION, track_document
 
@@ -62,7 +63,6 @@ def write_track_outputs(out_dir: Path, tracks: list[FaceTrack], tracker, *, sequ
                         plot: bool = True) -> dict[str, Path]:
     """``track.csv``, ``track.json``, ``identity.obj`` (the fused identity, neutral expression,
     head frame) and ``pose_over_time.png`` in ``out_dir`` (all atomic)."""
-    from ..io.mesh import write_mesh
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)

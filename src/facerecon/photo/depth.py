@@ -38,6 +38,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from ..errors import ConfigError, InputFileError
+from ..fileutil import atomic_path, write_text_atomic
 from ..settings import check_keys
 
 DEPTH_KINDS = ("relative_inverse", "metric_mm")
@@ -89,7 +90,6 @@ def _constrain_to_multiple(x: float, multiple: int, min_val: int = 0) -> int:
 @dataclass(frozen=True)
 class Preprocess:
     """How a photo becomes network input: target size, rounding, scaling, normalisation."""
-
     height: int
     width: int
     keep_aspect_ratio: bool
@@ -208,7 +208,6 @@ def _family_of(model_type: str, where: str) -> str:
 
 class TransformersDepth:
     """A ``transformers`` depth network (DPT or Depth Anything) on the CPU."""
-
     def __init__(self, model, family: str, preprocess: Preprocess, kind: str, name: str, output_scale: float = 1.0):
         self.model = model.eval()
         self.family = family
@@ -323,7 +322,6 @@ def export_onnx(backend: TransformersDepth, path: str | Path, input_size: tuple[
     the pre-processing's target size) and write the ``.json`` sidecar that :class:`OnnxDepth` reads."""
     import torch
 
-    from ..fileutil import atomic_path, write_text_atomic
 
     p = Path(path)
     h, w = input_size or backend.preprocess.input_size(backend.preprocess.height, backend.preprocess.width)

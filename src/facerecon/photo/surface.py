@@ -14,8 +14,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ..geometry.camera import Intrinsics
 from ..errors import FaceReconError
+from ..fileutil import atomic_path
+from ..geometry.camera import Intrinsics
 
 SURFACE_METHODS = ("poisson", "ball-pivoting")
 
@@ -41,7 +42,6 @@ class SurfaceConfig:
 @dataclass
 class Surface:
     """What :func:`reconstruct_surface` returns (Open3D objects + numbers for the report)."""
-
     cloud: object  # open3d.geometry.PointCloud
     mesh: object  # open3d.geometry.TriangleMesh
     n_points: int
@@ -138,8 +138,6 @@ def mesh_arrays(mesh) -> tuple[np.ndarray, np.ndarray]:
 
 def write_cloud_ply(path: str | Path, cloud) -> None:
     """Binary PLY with colours and normals (atomic)."""
-    from ..fileutil import atomic_path
-
     o3d = _o3d()
     with atomic_path(path) as tmp:
         if not o3d.io.write_point_cloud(str(tmp), cloud, write_ascii=False):
@@ -148,7 +146,6 @@ def write_cloud_ply(path: str | Path, cloud) -> None:
 
 def write_mesh_ply(path: str | Path, mesh) -> None:
     """Binary PLY with vertex colours and normals (atomic)."""
-    from ..fileutil import atomic_path
 
     o3d = _o3d()
     with atomic_path(path) as tmp:

@@ -21,8 +21,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..geometry.camera import Intrinsics
 from ..facemodel import RENDER_REGIONS, FaceModel
+from ..geometry.camera import Intrinsics
+from ..geometry.raster import render_mesh
 from .config import TextureConfig
 
 FACE_MATERIAL = "M_Face"
@@ -31,7 +32,6 @@ FACE_MATERIAL = "M_Face"
 @dataclass
 class UVRaster:
     """The covered texels of the face UV tile at one size."""
-
     size: int
     rows: np.ndarray  # (N,) texel row
     cols: np.ndarray  # (N,) texel column
@@ -78,8 +78,6 @@ def vertex_mirror(model: FaceModel) -> np.ndarray:
 
 def uv_raster(model: FaceModel, size: int) -> UVRaster:
     """Covered texels of the face UV tile with triangle and barycentrics, and their mirror texels (cached)."""
-    from ..geometry.raster import render_mesh
-
     cache = model.__dict__.setdefault("_photo_texture_cache", {})
     if ("raster", size) in cache:
         return cache[("raster", size)]
@@ -133,7 +131,6 @@ def sample_texture(model: FaceModel, vertices_camera: np.ndarray, rgb: np.ndarra
     """The photo ``rgb`` (H, W, 3) sampled into the face UV tile for the fitted mesh ``vertices_camera`` (V, 3)."""
     from scipy.ndimage import distance_transform_edt
 
-    from ..geometry.raster import render_mesh
 
     cfg = cfg or TextureConfig.load()
     s = cfg.size

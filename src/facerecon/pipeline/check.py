@@ -42,11 +42,11 @@ import numpy as np
 from ..facemodel import FaceModel
 from ..geometry.icp import Pairs, Rejection, rigid_icp
 from ..geometry.pose import HeadPose
-from ..preprocess.position_image import PositionImage
+from ..geometry.raster import rasterize
 from ..geometry.rotations import axis_angle_to_matrix
 from ..geometry.transforms import SimilarityTransform
+from ..preprocess.position_image import PositionImage
 from ..settings import from_toml, packaged_toml, with_overrides
-
 
 FIT_TOLERANCE_MM = 10.0
 # inner landmarks (brows, nose, eyes, mouth) used by the landmark self-check
@@ -150,7 +150,6 @@ class DecisionSettings:
 @dataclass(frozen=True)
 class CheckConfig:
     """``configs/check.toml``: the check, the refinement, its fallback and grid search, the joint shape stage, the confidence."""
-
     check: CheckSettings
     refine: RefineSettings
     fallback: FallbackSettings
@@ -214,7 +213,6 @@ class MeasuredSurface:
 
 class FaceRegion:
     """The ICT face region's triangles and a fixed vertex subsample for the refinement."""
-
     def __init__(self, model: FaceModel, region: str = "narrow_face", n_points: int = 1200, seed: int = 0,
                  central_radius_mm: float = 40.0):
         self.model = model
@@ -270,7 +268,6 @@ class FaceRegion:
 @dataclass
 class SurfaceCheck:
     """Agreement of a posed face with the measured surface of the crop (see module doc)."""
-
     residual_mm: float  # trimmed mean |measured - rendered| over face pixels where both exist (inf: none)
     free_space: float  # fraction of those pixels where the mesh is > free_space_mm in front of the measurement
     coverage: float  # fraction of rendered face pixels with a measurement
@@ -301,7 +298,6 @@ class SurfaceCheck:
 def surface_check(v_head: np.ndarray, pose: HeadPose, region: FaceRegion, surf: MeasuredSurface, cfg: CheckConfig) -> SurfaceCheck:
     """Render the face region of the head-frame mesh ``v_head`` at ``pose`` into the crop and
     compare with the measured surface; the landmark self-check of the same mesh (see module doc)."""
-    from ..geometry.raster import rasterize
 
     c = cfg.check
     verts = np.ascontiguousarray(region.posed(v_head, pose), np.float64)
@@ -390,7 +386,6 @@ def roll_about_view_axis(pose: HeadPose, angle_deg: float, centre: np.ndarray) -
 
 class Start(str, Enum):
     """Where the returned pose started: the path a frame took is data, never a parsed string."""
-
     NETWORK = "network"  # the pose network (flip-averaged where the configuration says so)
     DIRECT = "direct"  # the un-averaged direct prediction
     MIRRORED = "mirrored"  # the mirrored input's prediction, mapped back
@@ -406,7 +401,6 @@ class Start(str, Enum):
 @dataclass(frozen=True)
 class Candidate:
     """A start for the rigid refinement and where it came from."""
-
     start: Start
     pose: HeadPose
     turn_deg: float = 0.0  # ROLLED, TURNED_CROP
@@ -432,7 +426,6 @@ def start_label(start: Start, turn_deg: float = 0.0, yaw_deg: float = 0.0, pitch
 @dataclass
 class RobustFit:
     """What :func:`robust_pose` chose, and what it tried."""
-
     pose: HeadPose
     check: SurfaceCheck
     chosen: Candidate  # the start the returned pose came from

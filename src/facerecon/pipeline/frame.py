@@ -28,7 +28,7 @@ from ..io.frame import DepthFrame
 from ..preprocess.localize import HeadLocation, localize_head
 from ..preprocess.position_image import PositionImage, make_position_image
 from .check import (Candidate, CheckConfig, FaceRegion, MeasuredSurface, RobustFit, Start, SurfaceCheck, confidence_from, confidence_terms,
-                    face_decision, plausibility, robust_pose, surface_check)
+                    face_decision, plausibility, robust_pose, rotate_position_image, surface_check)
 from .result import FaceResult, FramePath
 
 # other head-like regions are reported from this localiser confidence on (measured: after the
@@ -286,8 +286,6 @@ class DepthPipeline:
             # the head is at a roll the networks never saw upright: the shape network's answer
             # on the original crop is as wrong as the pose's was; ask it again on the turned crop
             # (its output is in the head frame, nothing to turn back), then refine with that face
-            from .check import rotate_position_image
-
             weights = self.shape_network(rotate_position_image(pim.data, int(round(fit.chosen.turn_deg / 90.0))))
             v_head = self.mesh(weights)
             second = robust_pose([Candidate(Start.NETWORK, fit.pose)], v_head, self.region, surf, self.check_cfg, n_refine,

@@ -31,6 +31,8 @@ from ..photo.config import PhotoFitConfig, TargetSettings, TextureConfig, load_p
 from ..photo.detect import MTCNN, detect_faces
 from ..photo.fit import PhotoFit, fit_photo, fit_targets, silhouette_landmarks
 from ..photo.image import Photo, read_photo
+from ..photo.landmark_map import load_landmark_map
+from ..photo.landmarks import FaceMeshLandmarker
 from ..photo.texture import sample_texture
 from .check import Start
 from .frame import _ms
@@ -40,7 +42,6 @@ from .result import FaceResult, FramePath, PhotoEvidence
 @dataclass(frozen=True)
 class Detected:
     """Stages ``read`` + ``detect``: the photo, its camera and its faces, largest first."""
-
     photo: object  # facerecon.photo.Photo
     camera: PhotoCamera
     faces: tuple  # facerecon.photo.FaceBox
@@ -50,7 +51,6 @@ class Detected:
 @dataclass(frozen=True)
 class Fitted:
     """Stages ``landmarks`` + ``fit`` of one face: the model fitted to its landmarks."""
-
     evidence: PhotoEvidence
     confidence: float  # the face detector's score times the landmark model's face score
     timings_ms: dict
@@ -59,7 +59,6 @@ class Fitted:
 @dataclass(frozen=True)
 class Meshed:
     """Stage ``mesh``: the fitted face posed, with its 68 landmarks (jaw points on the outline)."""
-
     pose: HeadPose
     identity: np.ndarray
     expression: np.ndarray
@@ -71,7 +70,6 @@ class Meshed:
 
 class PhotoReconstructor:
     """``PhotoReconstructor.from_pretrained().reconstruct("photo.jpg") -> FaceResult``."""
-
     def __init__(self, model: FaceModel, detector, landmarker, landmark_map, fit_config: PhotoFitConfig,
                  texture_config: TextureConfig, default_fov_deg: float, targets: TargetSettings | None = None):
         self.model = model
@@ -91,8 +89,6 @@ class PhotoReconstructor:
         ``config``: a TOML file like ``configs/photo_fit.toml`` (its values replace the packaged
         ones); ``overrides``: ``{"fit": {...}, "texture": {...}, "camera": {...}}``.
         """
-        from ..photo.landmark_map import load_landmark_map
-        from ..photo.landmarks import FaceMeshLandmarker
 
         cfg = load_photo_config(config, overrides)
         return cls(model or FaceModel.load(), MTCNN.from_package(), FaceMeshLandmarker.from_package(), load_landmark_map(),

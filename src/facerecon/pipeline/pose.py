@@ -17,13 +17,22 @@ from ..facemodel import FaceModel
 from ..geometry.camera import Intrinsics
 from ..geometry.pose import HeadPose
 from ..geometry.rotations import euler_to_matrix
-from ..nets.pose import (_MIRROR_QUAT, _MIRROR_TRANS, DAPoseNet, canonicalize_quaternion, flip_averaged, mirror_position_images, normalize_quaternion,
-                         output_to_pose)
+from ..nets.pose import (
+    _MIRROR_QUAT,
+    _MIRROR_TRANS,
+    DAPoseNet,
+    canonicalize_quaternion,
+    flip_averaged,
+    mirror_position_images,
+    normalize_quaternion,
+    output_to_pose,
+)
 from ..preprocess.position_image import PositionImage
+from ..train.checkpoint import is_checkpoint, load_checkpoint, read_meta
 from .check import CHECK_LANDMARKS, Candidate, FaceRegion, Start, check_config, landmark_fit_fraction, rotate_position_image
 from .frame import DepthPipeline, NetworkPoses, as_frame, crop_at, locate, other_head_regions
 from .result import FaceResult
-from .weights import cpu_inference, load_weights, network_input, torch_threads, weights_path
+from .weights import cpu_inference, load_weights, network_input, torch_threads, weights_meta, weights_path
 
 
 class PoseEstimator:
@@ -138,9 +147,6 @@ def run_all(pipeline: DepthPipeline, frame, refine: int | None = None, refine_sh
 
 def load_pose_network(path: str | Path, config: str | None = None) -> tuple[DAPoseNet, dict]:
     """A pose network from exported weights or a training checkpoint, with its record."""
-    from ..train.checkpoint import is_checkpoint, load_checkpoint, read_meta
-    from .weights import weights_meta
-
     path = Path(path)
     if is_checkpoint(path):
         meta = read_meta(path)

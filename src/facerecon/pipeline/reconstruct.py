@@ -18,14 +18,15 @@ from ..facemodel import FaceModel
 from ..facemodel.shape_subset import ShapeSubset
 from ..geometry.camera import Intrinsics
 from ..nets.argan import OFFSET_UNIT_MM, DAShapeNet
+from ..train.checkpoint import is_checkpoint, load_checkpoint, read_meta
 from .frame import as_frame, locate
 from .pose import PoseEstimator, run_all
 from .result import FaceResult
 from .weights import blas_threads, cpu_inference, load_weights, network_input, torch_threads, weights_meta, weights_path
 
+
 class Reconstructor:
     """``Reconstructor.from_pretrained().reconstruct(depth_mm, intrinsics) -> FaceResult``."""
-
     def __init__(self, pose: PoseEstimator, shape: DAShapeNet, subset: ShapeSubset):
         self.pose = pose
         self.shape = shape.eval()
@@ -119,8 +120,6 @@ class PosePredictor:
 
 def load_shape_network(path: str | Path, model: FaceModel, config: str | None = None) -> tuple[DAShapeNet, ShapeSubset, dict]:
     """A shape network (exported weights or a training checkpoint), its vertex subset and its record."""
-    from ..train.checkpoint import is_checkpoint, load_checkpoint, read_meta
-
     path = Path(path)
     if is_checkpoint(path):
         meta = read_meta(path)

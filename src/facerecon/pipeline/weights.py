@@ -8,7 +8,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..errors import AssetError
+from ..errors import AssetError, ConfigError
+from ..facemodel.ict import facerecon_home
+from ..fileutil import atomic_path
+from ..nets.onnx_export import export_onnx
+from ..nets.pose import fold_batchnorm
 from ..train.checkpoint import load_weights, read_record
 
 __all__ = ["INFERENCE_BACKENDS", "OnnxRunner", "blas_threads", "cached_onnx", "cpu_inference", "inference_backend", "load_weights", "network_input",
@@ -115,7 +119,6 @@ def inference_backend(net: torch.nn.Module, backend: str | None = None) -> str:
     comparisons), else the configuration's ``inference_backend`` (``configs/nets.toml``)."""
     import os
 
-    from ..errors import ConfigError
 
     choice = backend or os.environ.get("FACERECON_BACKEND") or _net_config(net).inference_backend
     if choice not in (*INFERENCE_BACKENDS, "auto"):
@@ -124,7 +127,6 @@ def inference_backend(net: torch.nn.Module, backend: str | None = None) -> str:
 
 
 def _folded(net: torch.nn.Module) -> torch.nn.Module:
-    from ..nets.pose import fold_batchnorm
 
     return fold_batchnorm(net).to(memory_format=torch.channels_last).eval()
 
@@ -142,16 +144,12 @@ def weights_key(net: torch.nn.Module) -> str:
 
 def onnx_cache_path(net: torch.nn.Module) -> Path:
     """Where the exported ONNX twin of ``net`` is cached: ``$FACERECON_HOME/onnx/``."""
-    from ..facemodel.ict import facerecon_home
-
     return facerecon_home() / "onnx" / f"{type(net).__name__}-{weights_key(net)}.onnx"
 
 
 def cached_onnx(net: torch.nn.Module) -> Path:
     """The ONNX file of ``net``, exported on first use and cached (atomic write), so no run
     after the first traces or exports anything."""
-    from ..fileutil import atomic_path
-    from ..nets.onnx_export import export_onnx
 
     path = onnx_cache_path(net)
     if not path.exists():

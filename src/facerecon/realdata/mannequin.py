@@ -68,8 +68,9 @@ import numpy as np
 from ..facemodel.model import FaceModel
 from ..fileutil import write_text_atomic
 from ..geometry.pose import HeadPose
-from ..metrics.align import CloudTarget, multi_start_icp, start_rotations
 from ..geometry.rotations import euler_to_matrix
+from ..io.truedepth import read_ply_cloud
+from ..metrics.align import CloudTarget, multi_start_icp, start_rotations
 from . import cache_dir, real_data_path
 
 _VERSION = 2  # bump when the registration changes (invalidates caches)
@@ -87,7 +88,6 @@ def _folder(path: str | Path | None) -> Path:
 
 @lru_cache(maxsize=2)
 def _cloud_cached(path: str) -> dict:
-    from ..io.truedepth import read_ply_cloud
 
     c = read_ply_cloud(path)
     for v in c.values():

@@ -12,11 +12,22 @@ from pathlib import Path
 import numpy as np
 
 from ..facemodel.model import FaceModel
-from ..metrics.align import CloudTarget, multi_start_icp, start_rotations
 from ..geometry.pose import HeadPose
-from ..geometry.rotations import _rz, matrix_to_euler, rotation_angle_deg
-from .mannequin import (MAX_FRAME_DEPTH_MM, MannequinAlignment, _file_key, _folder, _read_cache, _write_cache,
-                        align_mannequin, frame_files, load_mannequin_cloud)
+from ..geometry.rotations import _rz, matrix_to_euler, quat_to_matrix, rotation_angle_deg
+from ..io import read_depth
+from ..metrics.align import CloudTarget, multi_start_icp, start_rotations
+from .mannequin import (
+    MAX_FRAME_DEPTH_MM,
+    MannequinAlignment,
+    _file_key,
+    _folder,
+    _read_cache,
+    _write_cache,
+    align_mannequin,
+    frame_files,
+    load_mannequin_cloud,
+)
+from .scan import upright_roll_deg
 
 
 @dataclass
@@ -59,7 +70,6 @@ class MannequinReference:
 
 
 def _frame_points(path: Path, n: int = 3000) -> tuple[np.ndarray, float]:
-    from ..io import read_depth
 
     fr = read_depth(path)
     pts = fr.points()
@@ -70,7 +80,6 @@ def _frame_points(path: Path, n: int = 3000) -> tuple[np.ndarray, float]:
 
 
 def _imu_angles(folder: Path, timestamps: np.ndarray) -> np.ndarray | None:
-    from ..geometry.rotations import quat_to_matrix
 
     p = folder / "DepthFrames" / "motion-data.json"
     try:
@@ -122,7 +131,6 @@ def mannequin_reference(
     rot = np.swapaxes(rk, -1, -2) @ align.pose.R
     trans = np.einsum("nji,nj->ni", rk, align.pose.t_mm[None] - tk)
     rel = rotation_angle_deg(np.swapaxes(rot[:1], -1, -2) @ rot)
-    from .scan import upright_roll_deg
 
     roll = upright_roll_deg(rot[0])
     upright = matrix_to_euler(_rz(np.deg2rad(-roll)) @ rot)

@@ -7,7 +7,10 @@ import numpy as np
 
 from ..geometry.camera import Intrinsics
 from ..geometry.pose import HeadPose
+from ..geometry.raster import rasterize, splat_points
 from ..io.frame import DepthFrame
+from ..synth.presets import load_sensor
+from ..synth.sensors import apply_sensor
 from . import EVAL_POSE_KEY
 from .mannequin import align_mannequin, load_mannequin_cloud
 
@@ -48,9 +51,6 @@ def splat_mannequin(
     neck and the top of the shoulders; views from behind show holes.
     ``meta[EVAL_POSE_KEY] = pose`` is the exact head pose (evaluation only).
     """
-    from ..synth.presets import load_sensor
-    from ..geometry.raster import rasterize, splat_points
-    from ..synth.sensors import apply_sensor
 
     rng = rng if rng is not None else np.random.default_rng(0)
     r, t = pose.R, pose.t_mm

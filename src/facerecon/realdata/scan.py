@@ -41,15 +41,19 @@ from pathlib import Path
 
 import numpy as np
 
-from ..geometry.camera import Intrinsics
 from ..facemodel.model import ALIGNMENT_LANDMARKS_9, FaceModel
-from ..io.frame import DepthFrame
+from ..geometry.camera import Intrinsics
 from ..geometry.pose import HeadPose
+from ..geometry.raster import rasterize
+from ..geometry.rotations import _rz, euler_to_matrix, matrix_to_euler
 from ..geometry.transforms import SimilarityTransform, fit_similarity
+from ..io.frame import DepthFrame
+from ..io.mesh import read_ljson_landmarks, read_mesh
 from ..metrics.align import icp_to_surface
 from ..metrics.surface import SurfaceIndex
-from ..geometry.rotations import _rz, euler_to_matrix, matrix_to_euler
 from ..synth import meshes as M
+from ..synth.presets import load_sensor
+from ..synth.sensors import apply_sensor
 from . import EVAL_POSE_KEY, real_data_path
 
 #: james.obj axes (x subject's left, y up, z towards the viewer) -> head frame (x left, y down, z into the head).
@@ -127,7 +131,6 @@ def load_james_scan(
     ``path``: the ``scan-james`` folder or ``james.obj`` (default: the shared real data).
     Results are cached per (path, refine_icp) in this process (~0.5 s, +~1.5 s with ICP).
     """
-    from ..io.mesh import read_ljson_landmarks, read_mesh
 
     p = Path(path) if path is not None else real_data_path("scan-james")
     obj = p / "james.obj" if p.is_dir() else p
@@ -309,7 +312,6 @@ def body_rotation(rotation: np.ndarray, image_roll_deg: float | None = None, fol
 @dataclass
 class ScanRender:
     """Camera-frame triangle soup of a scan render, with a segment label per triangle."""
-
     vertices: np.ndarray
     triangles: np.ndarray
     segments: np.ndarray
@@ -356,8 +358,6 @@ def render_soup(
     vertices: np.ndarray, triangles: np.ndarray, segments: np.ndarray, intrinsics: Intrinsics
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Exact render with back faces culled: (depth float32 mm, segment uint8, |cos| of the view angle float32)."""
-    from ..geometry.raster import rasterize
-
     depth, tid, _ = rasterize(vertices, triangles, intrinsics, cull_backfaces=True)
     a, b, c = (vertices[triangles[:, i]] for i in range(3))
     n = np.cross(b - a, c - a)
@@ -400,8 +400,6 @@ def render_scan(
     (evaluation only) and ``meta['segment_for_eval_only']`` the visible segment per pixel
     (1 face, 3 rest of the head, 7 body, 9 background, 0 none).
     """
-    from ..synth.presets import load_sensor
-    from ..synth.sensors import apply_sensor
 
     rng = rng if rng is not None else np.random.default_rng(0)
     sc = scan_scene(scan, pose, intrinsics, background, **scene_kw)

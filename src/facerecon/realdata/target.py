@@ -33,10 +33,21 @@ from pathlib import Path
 
 import numpy as np
 
-from ..io.frame import DepthFrame
+from ..errors import InputFileError
+from ..geometry.camera import camera_preset
 from ..geometry.pose import HeadPose
+from ..geometry.raster import splat_points
 from ..geometry.rotations import _rz, euler_to_matrix
+from ..io import read_depth
+from ..io.frame import DepthFrame
+from ..io.pcd import read_pcd_points
+from ..synth.presets import chance, draw, load_preset
+from ..synth.sampling import sample_camera, sample_pose
 from . import EVAL_POSE_KEY, real_data_path
+from .mannequin import frame_files
+from .mannequin_poses import mannequin_reference
+from .mannequin_splat import splat_mannequin
+from .scan import load_james_scan, render_scan
 
 DEFAULT_PRESETS = ("biwi", "truedepth")
 _TRAIN_STREAM = 0x5EA1_7A61  # SeedSequence tags: training renders vs held-out evaluation renders
@@ -73,10 +84,6 @@ def kinect_patch_frames(pcl_dir: str | Path, camera: str = "kinect-v1") -> list[
     """
     from scipy.spatial import cKDTree
 
-    from ..geometry.camera import camera_preset
-    from ..errors import InputFileError
-    from ..io.pcd import read_pcd_points
-    from ..geometry.raster import splat_points
 
     files = sorted(Path(pcl_dir).glob("object_template_*.pcd"))
     if not files:
@@ -95,9 +102,6 @@ def kinect_patch_frames(pcl_dir: str | Path, camera: str = "kinect-v1") -> list[
 def real_frames(*, with_reference_poses: bool = True, kinect: bool = True, pcl_dir: str | Path | None = None) -> list[DepthFrame]:
     """The real sensor frames: 30 TrueDepth mannequin frames (+ reference poses), ``person.pcd``
     (from ``pcl_dir`` when given), and with ``pcl_dir`` the six Kinect face patches."""
-    from ..io import read_depth
-    from .mannequin import frame_files
-    from .mannequin_poses import mannequin_reference
 
     files = frame_files()
     ref = mannequin_reference() if with_reference_poses else None
@@ -121,10 +125,6 @@ def real_frames(*, with_reference_poses: bool = True, kinect: bool = True, pcl_d
 
 
 def _render_one(subject: str, preset_name: str, seed: int, index: int, stream: int) -> DepthFrame:
-    from ..synth.presets import chance, draw, load_preset
-    from ..synth.sampling import sample_camera, sample_pose
-    from .mannequin_splat import splat_mannequin
-    from .scan import load_james_scan, render_scan
 
     preset = load_preset(preset_name)
     rng = np.random.default_rng(np.random.SeedSequence([int(seed), int(index), stream, 0]))

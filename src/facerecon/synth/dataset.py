@@ -30,10 +30,12 @@ from typing import Callable
 import numpy as np
 
 from ..errors import ConfigError, InputFileError
+from ..facemodel.model import FaceModel
 from ..fileutil import write_text_atomic
+from .generator import SynthGenerator
 from .presets import Preset, load_preset
 from .sensors import SensorModel, load_sensor
-from .shards import encode_sample, jsonable, quantize_depth, read_shard_header, write_shard
+from .shards import ARRAY_SCHEMA, decode_arrays, encode_sample, jsonable, quantize_depth, read_shard_header, write_shard
 
 MANIFEST = "manifest.json"
 DATASET_FORMAT = "facerecon-synth"
@@ -59,8 +61,6 @@ def storage_unit_mm(sensor: SensorModel) -> float:
 
 def raw_sample(sample, unit_mm: float) -> dict:
     """The raw sample dict of a generated :class:`~facerecon.synth.generator.SynthSample`, as stored."""
-    from .shards import ARRAY_SCHEMA, decode_arrays
-
     meta, blobs = encode_sample(sample.depth_mm, sample.segment, sample.labels, unit_mm)
     labels = json.loads(json.dumps(meta))
     labels.update(decode_arrays(blobs["arrays"], len(sample.labels["identity"]), len(sample.labels["expression"])))
@@ -117,7 +117,6 @@ _WORKER: dict = {}
 
 
 def _init_worker(preset_name, sensor_name, seed, queue, preset_file=None, sensor_file=None, model=None) -> None:
-    from .generator import SynthGenerator
 
     p, s = load_preset(preset_name, preset_file), load_sensor(sensor_name, sensor_file)
     _WORKER["gen"] = SynthGenerator(p, s, seed, model=model)
@@ -160,7 +159,6 @@ def generate_dataset(
 
     ``progress(done, total)`` is called as samples finish (including skipped shards).
     """
-    from ..facemodel.model import FaceModel
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)

@@ -9,8 +9,14 @@ from pathlib import Path
 
 import numpy as np
 
+from ..facemodel.model import FaceModel
 from ..fileutil import atomic_path
+from ..io import read_depth
+from .dataset import raw_sample, storage_unit_mm
+from .generator import SynthGenerator
+from .presets import preset_names
 from .scene import FACE_SEGMENTS
+from .sensors import sensor_names
 
 
 def shaded_depth(depth: np.ndarray, vmin: float | None = None, vmax: float | None = None) -> np.ndarray:
@@ -121,8 +127,6 @@ def face_only_sheet(out: str | Path, real: list[dict] = (), preset: str = "biwi-
     """The real-geometry training data: ``real`` frames (dicts with depth_mm/intrinsics/title, e.g. the
     Kinect face patches) then ``n`` frames of a ``*-faces`` preset, zoomed on the head, titled
     with what each frame is (face-only crop, body or not, out-of-span shape, scan identity)."""
-    from .dataset import raw_sample, storage_unit_mm
-    from .generator import SynthGenerator
 
     gen = SynthGenerator(preset, None, seed, scans=scans)
     unit = storage_unit_mm(gen.sensor)
@@ -147,8 +151,6 @@ def face_only_sheet(out: str | Path, real: list[dict] = (), preset: str = "biwi-
 
 def real_frames_for(preset_camera: str, real_dir: str | Path, limit: int = 4) -> list[dict]:
     """Real frames in ``real_dir`` (shared/data/real) that match a camera: Kinect v1 or TrueDepth."""
-    from ..io import read_depth
-
     root = Path(real_dir)
     if preset_camera.startswith("truedepth"):
         files = sorted((root / "truedepth-mannequin" / "DepthFrames").glob("*.ply"))
@@ -168,8 +170,6 @@ def real_frames_for(preset_camera: str, real_dir: str | Path, limit: int = 4) ->
 def preset_sheet(preset: str, out: str | Path, real_dir: str | Path | None = None, n: int = 8, seed: int = 0,
                  sensor: str | None = None, cols: int = 4) -> Path:  # fmt: skip
     """Sheet for one preset: the matching real frames (if ``real_dir``) then ``n`` synthetic frames."""
-    from .dataset import raw_sample, storage_unit_mm
-    from .generator import SynthGenerator
 
     gen = SynthGenerator(preset, sensor, seed)
     unit = storage_unit_mm(gen.sensor)
@@ -181,10 +181,6 @@ def preset_sheet(preset: str, out: str | Path, real_dir: str | Path | None = Non
 
 def sensor_sheet(out: str | Path, preset: str = "ict3dhp", indices: tuple[int, ...] = (2, 4), seed: int = 0) -> Path:
     """The same scenes through every sensor model (rows: scenes, columns: sensors)."""
-    from ..facemodel.model import FaceModel
-    from .dataset import raw_sample, storage_unit_mm
-    from .generator import SynthGenerator
-    from .sensors import sensor_names
 
     model = FaceModel.load()
     names = sensor_names()
@@ -201,7 +197,6 @@ def main(argv: list[str] | None = None) -> None:
     """``python -m facerecon.synth.preview REAL_DIR OUT_DIR``: synth_<preset>.png per preset, synth_sensors.png."""
     import sys
 
-    from .presets import preset_names
 
     args = sys.argv[1:] if argv is None else argv
     real_dir, out_dir = Path(args[0]), Path(args[1])

@@ -16,7 +16,9 @@ from typing import Callable, Iterator
 import numpy as np
 import torch.utils.data as tud
 
+from ..facemodel.model import FaceModel
 from .dataset import load_manifest, raw_sample, storage_unit_mm
+from .labels import gt_face_offsets, gt_vertices
 from .shards import ShardReader
 
 
@@ -27,7 +29,6 @@ def collate_raw(batch: list[dict]) -> list[dict]:
 
 class SynthShardDataset(tud.Dataset):
     """Map-style dataset over a generated directory; ``transform(sample)`` is applied if given."""
-
     def __init__(self, root: str | Path, transform: Callable | None = None):
         self.root = Path(root)
         self.manifest = load_manifest(self.root)
@@ -104,8 +105,6 @@ class DerivedLabels:
         return {**self.__dict__, "model": None}
 
     def __call__(self, sample: dict) -> dict:
-        from ..facemodel.model import FaceModel
-        from .labels import gt_face_offsets, gt_vertices
 
         if self.model is None:
             self.model = FaceModel.load()

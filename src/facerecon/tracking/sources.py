@@ -25,8 +25,9 @@ from typing import Callable, Iterable, Iterator
 
 import numpy as np
 
-from ..geometry.camera import Intrinsics
 from ..errors import FaceReconError, InputFileError
+from ..geometry.camera import Intrinsics
+from ..io import read_depth
 from ..io.frame import DepthFrame
 
 FRAME_SUFFIXES = (".png", ".npy", ".npz", ".pcd", ".ply", ".bin")
@@ -37,7 +38,6 @@ MAX_STACK_PIXELS = 2_000_000_000  # refuse stacked arrays beyond ~8 GB of float3
 @dataclass
 class SequenceFrame:
     """One item of a sequence: the frame (None when it could not be read) and its time."""
-
     index: int
     name: str
     time_s: float
@@ -71,7 +71,6 @@ def folder_files(folder: Path) -> list[Path]:
 
 class DepthSequence:
     """An iterable of :class:`SequenceFrame` (re-iterable for files; see module doc)."""
-
     def __init__(self, items: Callable[[], Iterator[SequenceFrame]], name: str, length: int | None = None):
         self._items = items
         self.name = name
@@ -87,7 +86,6 @@ class DepthSequence:
 
 
 def _load(path: Path, prepare: Callable[[DepthFrame], DepthFrame] | None, unit: str | None) -> DepthFrame:
-    from ..io import read_depth
 
     frame = read_depth(path, unit=unit)
     return prepare(frame) if prepare is not None else frame
@@ -185,7 +183,6 @@ def npz_sequence(path: str | Path, *, fps: float = DEFAULT_FPS, unit: str | None
 
 def iterable_sequence(frames: Iterable[DepthFrame | None], *, fps: float = DEFAULT_FPS, name: str = "frames") -> DepthSequence:
     """Frames from Python (a list, a generator, a camera loop); ``None`` is a frame without data."""
-
     def items() -> Iterator[SequenceFrame]:
         for i, f in enumerate(frames):
             t = frame_time(f) if f is not None else None

@@ -21,6 +21,7 @@ from ..fileutil import atomic_path
 from ..io.frame import DepthFrame
 from ..preprocess.localize import localize_head
 from ..preprocess.position_image import make_position_image
+from ..synth.generator import SynthGenerator
 
 
 @dataclass
@@ -139,7 +140,6 @@ def _init_worker(preset: str, sensor: str, seed: int, threads: int, jitter_mm: f
     import torch
 
     torch.set_num_threads(threads)
-    from ..synth.generator import SynthGenerator
 
     _WORKER["gen"] = SynthGenerator(preset, sensor, seed, scans=scans)
     _WORKER["jitter"] = jitter_mm

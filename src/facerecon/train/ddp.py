@@ -30,16 +30,15 @@ import torch
 
 from ..errors import FaceReconError
 from .distributed import Dist, init_from_env, launched_by_torchrun, shutdown
+from .pose import train_pose
+from .recipes import load_sets, parse_overrides, pose_config
 
 __all__ = ["Dist", "init_from_env", "launched_by_torchrun", "shutdown", "run_pose", "main"]
 
 def run_pose(recipe: str, data: Path, out: Path, overrides: dict, d: Dist, progress=None):
     """Train DAPoseNet on rank ``d.rank`` of ``d.world``, each rank reading only its data shards."""
-    from .recipes import load_sets, pose_config
-
     cfg = pose_config(recipe, {**overrides, "shards": d.world} if d.active else overrides)
     source, target, val = load_sets(data, cfg.selfsup_steps > 0, shard=(d.rank, d.world) if d.active else None)
-    from .pose import train_pose
 
     net = train_pose(out, source, target, cfg, validation=val if d.main else None, progress=progress, dist=d)
     d.barrier()
@@ -55,7 +54,6 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("-o", "--out", type=Path, required=True, help="run folder (rank 0 writes it)")
     ap.add_argument("--set", dest="sets", action="append", default=[], help="override a recipe field, key=value")
     args = ap.parse_args(argv)
-    from .recipes import parse_overrides
 
     d = init_from_env() if launched_by_torchrun() else Dist()
     try:

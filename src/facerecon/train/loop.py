@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..errors import ConfigError
 from .data import PositionSet
 
 
@@ -70,7 +71,6 @@ class ShardedBatches:
     """
 
     def __init__(self, shards: dict[int, PositionSet], batch: int, seed: int, n_shards: int, repeat: int = 1):
-        from ..errors import ConfigError
 
         if batch % n_shards:
             raise ConfigError(f"batch {batch} does not split into {n_shards} equal shards (data-parallel ranks)")
@@ -107,7 +107,6 @@ def merge_states(states: list[dict]) -> dict:
 
 class CsvLog:
     """Append-only CSV log (one row per logging step); survives resumes."""
-
     def __init__(self, path: Path, fields: list[str]):
         self.path = Path(path)
         self.fields = fields

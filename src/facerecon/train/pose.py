@@ -24,11 +24,13 @@ from typing import Callable
 import numpy as np
 import torch
 
+from ..errors import ConfigError
 from ..facemodel import FaceModel
+from ..fileutil import atomic_path
+from ..geometry.rotations import quat_to_matrix
 from ..metrics.pose import PoseErrors, pose_errors
 from ..nets.losses import landmark_chamfer_loss, pose_loss
 from ..nets.pose import DAPoseNet, canonicalize_quaternion, flip_averaged, mirror_position_images, normalize_quaternion
-from ..geometry.rotations import quat_to_matrix
 from .checkpoint import load_checkpoint, load_trained, save_checkpoint
 from .data import PositionSet
 from .distributed import Dist
@@ -68,8 +70,6 @@ class PoseTrainConfig:
 
 def load_train_config(name: str, section: str = "pose", path: str | Path | None = None) -> dict:
     """A named row of ``configs/train.toml`` (or another TOML file)."""
-    from ..errors import ConfigError
-
     text = Path(path).read_text() if path else resources.files("facerecon").joinpath("configs/train.toml").read_text()
     table = tomllib.loads(text).get(section, {})
     if name not in table:
@@ -84,7 +84,6 @@ def reference_landmarks(model: FaceModel) -> torch.Tensor:
 
 def learning_rate(cfg: PoseTrainConfig, step: int) -> float:
     """Learning rate of (0-based) ``step``."""
-    from ..errors import ConfigError
 
     if step >= cfg.supervised_steps and cfg.selfsup_lr > 0:
         return cfg.selfsup_lr
@@ -260,7 +259,6 @@ def export_weights(net: torch.nn.Module, path: str | Path, meta: dict, half: boo
     """Shipped weights: eval-mode state in float16 (halves the file; loaded back as float32)."""
     from safetensors.torch import save_file
 
-    from ..fileutil import atomic_path
 
     sd = {k: (v.half() if half and v.is_floating_point() else v).contiguous() for k, v in net.state_dict().items()}
     with atomic_path(path) as tmp:

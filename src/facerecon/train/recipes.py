@@ -5,7 +5,11 @@ from dataclasses import fields
 from pathlib import Path
 from typing import Callable
 
+from ..errors import ConfigError
+from ..facemodel import FaceModel
+from ..realdata.scan import load_james_scan
 from ..settings import check_keys
+from ..synth.deform import scan_displacement
 from .data import PositionSet, build_synthetic_set, unlabelled_set
 from .pose import PoseTrainConfig, load_train_config
 from .shape import ShapeTrainConfig
@@ -29,9 +33,6 @@ def scan_identities(paths: list[str | Path]) -> dict:
     or its folder), brought into the ICT head frame by :func:`facerecon.realdata.scan.load_james_scan`
     and turned into a displacement of the ICT face by :func:`facerecon.synth.deform.scan_displacement`.
     """
-    from ..facemodel import FaceModel
-    from ..realdata.scan import load_james_scan
-    from ..synth.deform import scan_displacement
 
     model = FaceModel.load()
     out = {}
@@ -107,7 +108,6 @@ def parse_overrides(pairs: list[str]) -> dict:
     """``["lambda1=0.3", "init_from=runs/x.safetensors"]`` -> dict: TOML values, bare words as strings."""
     import tomllib
 
-    from ..errors import ConfigError
 
     out = {}
     for p in pairs:
@@ -128,7 +128,6 @@ def load_sets(data: Path, need_target: bool, shard: tuple[int, int] | None = Non
     part): the per-shard files of ``train data --shard k/n`` if they exist, else that shard read
     out of the full files.  Validation is always whole (rank 0 evaluates).
     """
-    from ..errors import ConfigError
 
     data = Path(data)
     train = data / "train.safetensors"

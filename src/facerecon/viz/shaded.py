@@ -5,15 +5,14 @@ from pathlib import Path
 
 import numpy as np
 
-from ..geometry.camera import Intrinsics
 from ..fileutil import atomic_path
+from ..geometry.camera import Intrinsics
+from ..geometry.raster import render_mesh
 from ..geometry.rotations import euler_to_matrix
 
 
 def shade(vertices_cam: np.ndarray, triangles: np.ndarray, intrinsics: Intrinsics) -> np.ndarray:
     """(H, W) grey image in [0, 1] of a camera-frame mesh, Lambert-lit from the camera; NaN = background."""
-    from ..geometry.raster import render_mesh
-
     r = render_mesh(vertices_cam, triangles, intrinsics, barycentrics=False)
     v = np.asarray(vertices_cam, np.float64)
     t = np.asarray(triangles)
