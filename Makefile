@@ -53,11 +53,12 @@ assets: $(STAMP)
 demo: assets
 	bash scripts/demo.sh
 
-# the whole suite (what CI runs; about 4 minutes on 2 cores)
+# the whole suite (what CI runs; about 2 minutes on 2 idle cores, 3-4 on a busy machine)
 test: assets
 	$(PY) -m pytest -q tests
 
-# the edit loop: everything but the tests marked slow (training runs, DDP, the browser, eval CLI; under 2 minutes on 2 cores)
+# the edit loop: everything but the tests marked slow (pose training, DDP, the browser, the eval CLI,
+# real-photo depth, archive checks; about 80 s on 2 idle cores, under 2 minutes on a busy machine)
 test-fast: assets
 	$(PY) -m pytest -q -m "not slow" tests
 
