@@ -209,6 +209,9 @@ class DepthPipeline:
     _reference: np.ndarray | None = field(default=None, repr=False)
 
     def run(self, located: Located, refine: int | None = None, refine_shape: int | None = None) -> FaceResult:
+        """The stages after ``locate`` / ``crop``: ``networks -> check / refine -> identity -> result``.
+        ``refine``: rigid iterations (None: ``[refine] iterations``; 0: the networks only checked);
+        ``refine_shape``: joint pose + identity iterations (None: ``[shape] iterations`` after a refinement)."""
         t0 = time.perf_counter()
         n_refine = self.default_refine if refine is None else int(refine)
         if refine_shape is None:  # the joint stage follows the rigid refinement: none without it
@@ -216,29 +219,25 @@ class DepthPipeline:
         net = self.networks(located)
         checked = self.check_refine(located, net, n_refine)
         pose, check, v_head, weights = checked.fit.pose, checked.fit.check, checked.v_head, checked.weights
-        t1 = time.perf_counter()
+        timings = {**located.timings_ms, **net.timings_ms, **checked.timings_ms}
         if refine_shape > 0:
+            t = time.perf_counter()
             pose, v_head, weights = self.identity(located, pose, weights, int(refine_shape))
             check = surface_check(v_head, pose, self.region, MeasuredSurface.from_position_image(located.position_image), self.check_cfg)
-        t2 = time.perf_counter()
+            timings["identity"] = _ms(t, time.perf_counter())
         k = self.model.n_identity
         decision = describe(self.check_cfg, check, *((weights[:k], weights[k:]) if weights is not None else (None, None)))
         others: tuple = ()
-        t3 = time.perf_counter()
-        timings = {**located.timings_ms, **net.timings_ms, **checked.timings_ms}
         if self.search_others:
+            t = time.perf_counter()
             others = tuple(h for h in other_head_regions(located.frame, located.location) if h.confidence >= OTHER_HEAD_MIN_CONFIDENCE)
-            timings["other_heads"] = _ms(t3, time.perf_counter())
+            timings["other_heads"] = _ms(t, time.perf_counter())
+        timings["total"] = sum(located.timings_ms.values()) + _ms(t0, time.perf_counter())
         path = FramePath.of(checked.fit.chosen, n_refine, checked.shape_on_turned_crop, refine_shape)
-        res_v = v_head if self.shape_network is not None else None
-        t4 = time.perf_counter()
-        if self.shape_network is not None:
-            timings["identity"] = _ms(t1, t2)
-        timings["check"] = timings.get("check", 0.0) + _ms(t2, t3)
-        timings["total"] = sum(located.timings_ms.values()) + _ms(t0, t4)
+        pose_only = self.shape_network is None  # checked with the reference face: no mesh of the person to return
         return build_result(self.model, located, pose, check, decision, path, network_pose=net.poses.pose,
-                            network_check=checked.fit.network_check, v_head=res_v, weights=weights if res_v is not None else None,
-                            other_heads=others, timings_ms=timings)
+                            network_check=checked.fit.network_check, v_head=None if pose_only else v_head,
+                            weights=None if pose_only else weights, other_heads=others, timings_ms=timings)
 
     def networks(self, located: Located) -> NetworkOutput:
         """Stage ``networks``: the pose network (and the shape network beside it)."""
