@@ -2,6 +2,9 @@
 
 What the tracker carries from frame to frame (``configs/track.toml``):
 
+* **start and restart through the single-frame default**: the first frame and the frame after a
+  loss go through the whole frame pipeline of ``reconstruct`` (``[warm_start] start_with_default``):
+  the track begins wherever the per-frame default would, with its robust check and fallbacks;
 * **warm start**: the crop is centred where the previous pose puts the head (the crop
   centre is kept in head coordinates, measured on localised frames); the head localiser
   runs only on the first frame, after a loss, and every ``check_every`` frames as a check
@@ -54,6 +57,7 @@ class WarmStartSettings:
     check_every: int
     check_distance_mm: float
     fps: float
+    start_with_default: bool
 
 
 @dataclass(frozen=True)
@@ -291,6 +295,8 @@ class Tracker:
         except FaceReconError as exc:  # no head where the localiser looked, and no track to fall back on
             return self._lost(idx, t, frame.source, exc.one_line(), True, {"localize": (time.perf_counter() - t0) * 1e3})
         c_ref = self.cfg.refine
+        if not tracking and c_ref.enabled and self.cfg.warm_start.start_with_default:
+            return self._start(located, idx, t, t0)
         with_shape = not self.identity_frozen or not c_ref.enabled
         net = (self.rec.pipeline if with_shape else self.est.pipeline).networks(located)
         t1 = time.perf_counter()
@@ -301,8 +307,17 @@ class Tracker:
         surf = MeasuredSurface.from_position_image(located.position_image)
         pose, model_pose, expr = self._refine(net, w_net, ident, surf, tracking, idx)
         check = surface_check(self._region_vertices(expr), model_pose, self.region, surf, self.check_cfg)
-        res = describe(self.check_cfg, check, ident, expr)
         timings["refine_and_check"] = (time.perf_counter() - t1) * 1e3
+        if c_ref.enabled and self.cfg.warm_start.start_with_default and not check.accepted(self.check_cfg):
+            # the tracked face does not lie on the points: what would the single-frame default say?
+            t2 = time.perf_counter()
+            rescue = self.rec.pipeline.run(located)
+            timings["rescue"] = (time.perf_counter() - t2) * 1e3
+            if rescue.face and rescue.check.score(self.check_cfg) < check.score(self.check_cfg):
+                pose = model_pose = rescue.pose
+                expr = np.clip(rescue.expression, 0.0, 1.0)
+                check = surface_check(self._region_vertices(expr), model_pose, self.region, surf, self.check_cfg)
+        res = describe(self.check_cfg, check, ident, expr)
         net_pose = net.poses.pose
         if res.confidence < self.cfg.loss.min_confidence:
             timings["total"] = (time.perf_counter() - t0) * 1e3
@@ -317,6 +332,25 @@ class Tracker:
         timings["total"] = (time.perf_counter() - t0) * 1e3
         return FaceTrack(idx, t, frame.source, True, status, need_loc, warm, filtered, pose, net_pose, np.asarray(expr, np.float64),
                          float(res.confidence), float(check.residual_mm), self.identity_frozen, timings)
+
+    def _start(self, located: Located, idx: int, t: float, t0: float) -> FaceTrack:
+        """Start (or restart after a loss) through the single-frame default output, the frame pipeline of
+        ``reconstruct`` (networks, robust check with its fallback and grid search, rigid refinement, joint
+        pose + identity): the track begins wherever ``reconstruct`` would, and only where it finds a face."""
+        res = self.rec.pipeline.run(located)
+        timings = {**res.timings_ms, "total": (time.perf_counter() - t0) * 1e3}
+        if not res.face:
+            return self._lost(idx, t, located.frame.source, f"lost: {res.reason}", True, timings, res.confidence,
+                              res.check.residual_mm, res.network_pose)
+        expr = np.clip(res.expression, 0.0, 1.0)
+        self._identity_mesh(self.identity if self.identity is not None else res.identity[: self.model.n_identity])
+        self._remember(located.location, True, res.pose, MeasuredSurface.from_position_image(located.position_image), res.confidence, None)
+        filtered = self.filter.update(res.pose, 0.0)
+        status = "recovered" if self._had_track else "init"
+        self._velocity = None
+        self._prev, self._expression, self._had_track, self._last_time = res.pose, expr, True, t
+        return FaceTrack(idx, t, located.frame.source, True, status, True, False, filtered, res.pose, res.network_pose, expr,
+                         float(res.confidence), float(res.check.residual_mm), self.identity_frozen, timings)
 
     # -- stages --------------------------------------------------------------------------------------------------
 
@@ -347,29 +381,38 @@ class Tracker:
         return Located(frame, loc, located.position_image, {"localize": (t1 - t0) * 1e3, "crop": located.timings_ms["crop"]}), warm
 
     def _refine(self, net, w_net, ident, surf, tracking: bool, idx: int) -> tuple[HeadPose, HeadPose, np.ndarray]:
-        """Stage ``refine``: rigid point-to-plane from the previous pose (or the network's when it
-        disagrees) onto the fused surface once it has grown, else onto the face model; the model then
-        at its own best fit near that pose, with a few expression steps.  Returns (pose, model pose, expression)."""
+        """Stage ``refine``: rigid point-to-plane from the previous pose (moved on by the last step's
+        velocity) onto the fused surface once it has grown, else onto the face model; the model then at
+        its own best fit near that pose, with a few expression steps.  When the network disagrees with
+        the track by more than ``max_network_gap_deg`` (a fast turn, or a surface the network does not
+        know), both starts are refined and the one whose face lies better on the points is kept.
+        Returns (pose, model pose, expression)."""
         c_ref = self.cfg.refine
         k = self.model.n_identity
         net_pose = net.poses.pose
         if not c_ref.enabled:
             self._identity_mesh(ident)
             return net_pose, net_pose, w_net[k:]
-        start = net_pose
-        if tracking and float(geodesic_distance_deg(self._prev.R, net_pose.R)) < c_ref.max_network_gap_deg:
-            start = self._predicted() if c_ref.constant_velocity else self._prev
         if self._expression is not None:
             expr = self._expression
         else:  # start of a track: the shape network's expression (neutral once it is no longer run)
             expr = np.clip(w_net[k:], 0.0, 1.0) if w_net is not None else np.zeros(self.model.n_expression)
-        vs0, ns = self._identity_mesh(ident)
-        c_surf = self.cfg.surface
-        planes = c_ref.planes
+        self._identity_mesh(ident)
+        if not tracking:
+            return self._refine_from(net_pose, True, expr, surf, idx)
+        track_start = self._predicted() if c_ref.constant_velocity else self._prev
+        if float(geodesic_distance_deg(self._prev.R, net_pose.R)) < c_ref.max_network_gap_deg:
+            return self._refine_from(track_start, False, expr, surf, idx)
+        tries = [self._refine_from(start, fast, expr, surf, idx) for start, fast in ((track_start, False), (net_pose, True))]
+        return min(tries, key=lambda r: surface_check(self._region_vertices(r[2]), r[1], self.region, surf, self.check_cfg).score(self.check_cfg))
+
+    def _refine_from(self, start: HeadPose, far: bool, expr: np.ndarray, surf, idx: int) -> tuple[HeadPose, HeadPose, np.ndarray]:
+        """The refinement from one start (``far``: a start that may be far from the fused surface's pose)."""
+        c_ref, c_surf, planes = self.cfg.refine, self.cfg.surface, self.cfg.refine.planes
+        vs0, ns = self._vs0, self._ns
         use_surface = c_surf.enabled and len(self.surface) >= c_surf.min_points
         if use_surface:
-            # fast turn (the network far from the track): the model finds the neighbourhood first
-            if start is net_pose:
+            if far:  # the model finds the neighbourhood first
                 start = refine_rigid(start, vs0 + self._bs @ expr, ns, surf, self.check_cfg, c_ref.rigid_iterations, planes=planes)
             sp, sn = self.surface.sample(c_surf.sample_points, idx)
             pose = refine_rigid(start, sp, sn, surf, self.check_cfg, c_surf.iterations, planes=planes)
