@@ -32,12 +32,13 @@ from pathlib import Path
 from typing import Optional
 
 import typer
-from rich.console import Console
+
+from ._console import stderr_console
 from rich.table import Table
 
 from ..errors import ConfigError, FaceReconError, InputFileError
 
-console = Console(stderr=True)
+console = stderr_console()
 eval_app = typer.Typer(help="Evaluate head pose or face shape of facerecon or of any method against ground truth.",
                        no_args_is_help=True)  # fmt: skip
 MAX_LISTED = 15  # failure lines printed; all of them are in the JSON/CSV
