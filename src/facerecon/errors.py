@@ -40,6 +40,11 @@ class ConfigError(FaceReconError):
     """An unknown preset/configuration name or an invalid setting."""
 
 
+class UsageError(ConfigError):
+    """A command-line option with a value the command cannot take (unknown preset, format, method,
+    ``--set`` key): found before any model loads; the command line exits with code 2."""
+
+
 class InputWarning(UserWarning):
     """A file was read, but non-physical values in it were cleaned (e.g. depth beyond a sensor's range).
 

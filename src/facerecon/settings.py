@@ -96,7 +96,8 @@ def _coerce(tp, value, what: str, key: str):
         return tp(value)
     elif tp not in (bool, int, float, str):
         return value  # an annotation this builder does not check
-    raise ConfigError(f"{what}: {key} must be a {getattr(tp, '__name__', tp)}, got {value!r}")
+    name = getattr(tp, "__name__", str(tp))
+    raise ConfigError(f"{what}: {key} must be {'an' if name[:1] in 'aeiou' else 'a'} {name}, got {value!r}")
 
 
 _BOOLS = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
@@ -169,3 +170,23 @@ def with_overrides(obj, overrides: dict | None, what: str = "settings"):
     fields) on top, checked and coerced like :func:`from_toml`."""
     current = {f.name: getattr(obj, f.name) for f in dataclasses.fields(obj)}
     return from_toml(type(obj), current, overrides, what)
+
+
+def check_overrides(overrides: dict, resource: str, where: str) -> None:
+    """Check ``{section: {key: value}}`` (``--set`` items, values as strings) against the packaged
+    TOML file ``resource`` without building its typed settings: unknown sections and keys (with
+    the nearest valid one, as ``--set`` takes it) and values that do not parse as the default's type
+    (bool, int, float, a list of them) are a :class:`ConfigError`.  Cheap (no numpy): the command
+    line runs it before any model loads; the typed builder checks the rest."""
+    base = packaged_toml(resource)
+    check_keys(overrides, [k for k, v in base.items() if isinstance(v, dict)], f"{where}: ")
+    for section, values in overrides.items():
+        check_keys(values, base[section], f"{where}: ", section + ".")
+        for key, value in values.items():
+            default = base[section][key]
+            if isinstance(default, list):
+                if default and not isinstance(default[0], (dict, list)) and isinstance(value, str):
+                    for item in (x.strip() for x in value.split(",") if x.strip()):
+                        _coerce(type(default[0]), item, where, f"{section}.{key}")
+            elif isinstance(default, (bool, int, float)):
+                _coerce(type(default), value, where, f"{section}.{key}")

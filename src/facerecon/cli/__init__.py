@@ -12,17 +12,21 @@ import sys
 import typer
 
 from .. import __version__
-from ..errors import FaceReconError
+from ..errors import FaceReconError, UsageError
 
 # Topic modules, in the order their commands appear in --help.
 _COMMAND_MODULES = ("reconstruct", "pose", "track", "depth", "face", "synth", "eval", "train", "animate", "view", "photo_depth", "export", "assets")
 
 app = typer.Typer(
     name="facerecon",
-    help="Metric 3D face reconstruction and head pose from a single depth image, on the CPU.",
+    help="Metric 3D face reconstruction and head pose from a single depth image or photo, on the CPU.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    # click's plain help: paragraphs reflowed to the width (rich mode kept the docstrings' line
+    # breaks, so sentences broke mid-line, and read "[shape]" as markup)
+    rich_markup_mode=None,
+    context_settings={"max_content_width": 120},
 )
 
 
@@ -87,6 +91,9 @@ def _main(argv: list[str] | None) -> int:
         # with standalone_mode=False click returns a command's exit code instead of exiting
         rc = get_app()(args=argv, standalone_mode=False)
         return rc if isinstance(rc, int) else 0
+    except UsageError as exc:  # an option's value, found before any model loads
+        typer.secho(f"error: {exc.one_line()}", err=True, fg="red")
+        return 2
     except FaceReconError as exc:
         typer.secho(f"error: {exc.one_line()}", err=True, fg="red")
         return 1

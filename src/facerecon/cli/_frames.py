@@ -13,6 +13,13 @@ from ..errors import ConfigError, FaceReconError, InputFileError
 from ..io.frame import DepthFrame
 
 DEPTH_SUFFIXES = (".png", ".npy", ".npz", ".pcd", ".ply", ".bin")
+# Always photos (never depth): the photo reader reports their decoding errors.  PNG and TIFF
+# may be either; photo.image.is_photo_file tells (8-bit colour or grey = photo, 16-bit = depth).
+PHOTO_SUFFIXES = (".jpg", ".jpeg", ".jpe", ".ppm", ".pgm", ".bmp", ".webp", ".gif")
+MAYBE_PHOTO_SUFFIXES = (".png", ".tif", ".tiff")
+DEPTH_TYPES = "depth frames (.png 16-bit, .npy, .npz, .pcd, .ply, Biwi .bin)"
+PHOTO_TYPES = "photos (.jpg, .jpeg, .png 8-bit, .ppm, .pgm, .bmp, .webp, .gif, .tif)"
+RECONSTRUCT_HINT = "photos go through facerecon reconstruct (pose.json has the head pose)"
 
 # Exit codes of the batch commands (reconstruct, pose); documented in docs/reliability.md.
 EXIT_OK = 0  # every input gave a face
@@ -23,12 +30,15 @@ EXIT_PARTIAL = 4  # some inputs gave a face, others failed or had none
 EXIT_INTERRUPTED = 130  # Ctrl-C / SIGTERM
 
 
-def expand_inputs(inputs: list[Path]) -> list[Path]:
+def expand_inputs(inputs: list[Path], photos: bool = True) -> list[Path]:
     """Files as given; folders become their depth files (sorted by name, not recursive).
 
     A folder named like a depth file (``frames.png/``) is kept as an input, so it fails as
     "is a directory" instead of silently becoming an empty batch.  A folder is an error
-    when it holds no depth file and no other input of the batch does either.
+    (one line naming it and the supported input types) when it holds no depth file and no
+    other input of the batch does either; with ``photos`` (``reconstruct``) photos in it count
+    as inputs (its photo path lists them), without (``pose``) the error points them to
+    ``facerecon reconstruct``.
     """
     out: list[Path] = []
     empty: list[Path] = []
@@ -44,17 +54,51 @@ def expand_inputs(inputs: list[Path]) -> list[Path]:
             out += found
         else:
             out.append(p)
-    if empty and not out and not _has_other_inputs(empty):
-        raise InputFileError(empty[0], f"folder holds no depth frames ({', '.join(DEPTH_SUFFIXES)})")
+    if empty and not out:
+        has_photos = _holds_photos(empty)
+        if not (photos and has_photos):
+            if photos:
+                what = f"holds no {DEPTH_TYPES} and no {PHOTO_TYPES}"
+            else:
+                what = f"holds no {DEPTH_TYPES}" + (f"; {RECONSTRUCT_HINT}" if has_photos else "")
+            raise InputFileError(empty[0], f"folder {what}")
     return out
 
 
-def _has_other_inputs(folders: list[Path]) -> bool:
+def _holds_photos(folders: list[Path]) -> bool:
     """Whether the folders hold photos (read by ``reconstruct``'s photo path, not listed here)."""
     try:
-        return any(q.is_file() and not q.name.startswith(".") for f in folders for q in f.iterdir())
+        return any(q.is_file() and not q.name.startswith(".") and q.suffix.lower() in PHOTO_SUFFIXES + MAYBE_PHOTO_SUFFIXES
+                   for f in folders for q in f.iterdir())
     except OSError:
         return False
+
+
+def is_photo_path(path: Path) -> bool:
+    """A photo by its name (JPEG, ...) or, for PNG / TIFF, by its content (8-bit)."""
+    suffix = path.suffix.lower()
+    if suffix in PHOTO_SUFFIXES:
+        return True
+    if suffix in MAYBE_PHOTO_SUFFIXES and path.is_file():
+        from ..photo.image import is_photo_file
+
+        try:
+            return bool(is_photo_file(path))
+        except Exception:  # noqa: BLE001 - unreadable: the depth reader says why
+            return False
+    return False
+
+
+class Lazy:
+    """A model made on first use: a batch whose inputs all fail to read never loads one."""
+
+    def __init__(self, make: Callable[[], Any]):
+        self._make, self._value = make, None
+
+    def __call__(self) -> Any:
+        if self._value is None:
+            self._value = self._make()
+        return self._value
 
 
 def failure_text(path: Path, exc: BaseException) -> str:

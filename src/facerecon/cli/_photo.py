@@ -1,8 +1,8 @@
 """``facerecon reconstruct`` on photos: which inputs are photos, and the per-photo output folders.
 
-Same layout as the depth path: ``<out>/<stem>/`` with face.obj/.ply/.glb (camera frame),
-face_head.*, pose.json, landmarks.json and overlay.png, plus the UV texture face.png +
-face.mtl; with ``--all-faces`` one ``face_<i>/`` sub-folder per face, largest first.
+Same layout as the depth path: ``<out>/<stem>/`` with face.obj/.ply/.glb (camera frame; face_head.*
+with ``--outputs all``), pose.json, landmarks.json and overlay.png, plus the UV texture face.png +
+face.mtl (with OBJ); with ``--all-faces`` one ``face_<i>/`` sub-folder per face, largest first.
 ``--method photo`` on an RGB-D frame (TrueDepth PLY) uses its colour image and its intrinsics;
 ``--method rgbd`` adds its depth.
 """
@@ -13,10 +13,7 @@ from pathlib import Path
 
 from rich.console import Console
 
-# Always photos (never depth): the photo reader reports their decoding errors.  PNG and TIFF
-# may be either; is_photo_file tells (8-bit colour or grey = photo, 16-bit = depth).
-PHOTO_SUFFIXES = (".jpg", ".jpeg", ".jpe", ".ppm", ".pgm", ".bmp", ".webp", ".gif")
-MAYBE_PHOTO_SUFFIXES = (".png", ".tif", ".tiff")
+from ._frames import MAYBE_PHOTO_SUFFIXES, PHOTO_SUFFIXES  # noqa: F401 - re-exported
 
 
 @lru_cache(maxsize=1)
@@ -66,20 +63,23 @@ def split_photo_inputs(inputs: list[Path], depth_paths: list[Path], method: str)
     return photos, depth
 
 
-def write_photo_result(rec, model, rgb, d: Path, formats: tuple[str, ...], overlay: bool, method: str = "photo") -> None:
-    """The per-face folder ``d`` (the caller makes it atomic): meshes (+ texture), pose.json, landmarks.json, overlay.png."""
+def write_photo_result(rec, model, rgb, d: Path, plan, method: str = "photo") -> None:
+    """The per-face folder ``d`` (the caller makes it atomic): meshes (+ texture), pose.json, landmarks.json,
+    overlay.png, as ``plan`` (a ``_options.OutputPlan``: ``--outputs``, ``--format``, ``--overlay``) says."""
     from ..export import landmarks_json, write_face_meshes, write_json
     from ..export.pose_json import photo_document
     from ..photo.overlay import save_photo_overlay
 
     tex = None if rec.texture is None else rec.texture.image
     k, evidence = rec.camera.intrinsics, rec.photo
-    write_face_meshes(rec, model, d, formats, texture=tex, intrinsics=k)
+    write_face_meshes(rec, model, d, plan.formats, texture=tex, intrinsics=k, head_frame=plan.head_frame)
     pose = photo_document(rec, model, method)
-    if overlay:
+    if plan.overlay:
         save_photo_overlay(d / "overlay.png", rgb, model, rec.vertices_camera, k, rec.landmarks_2d, evidence.detected_68, evidence.face_box)
         pose["overlay"] = "overlay.png"
     write_json(d / "pose.json", pose)
+    if not plan.landmarks:
+        return
     lm = landmarks_json(rec)
     if evidence.detected_68 is not None:
         lm["detected_2d_px"] = [[round(float(x), 2), round(float(y), 2)] for x, y in evidence.detected_68]
@@ -93,43 +93,42 @@ def _report(rec, console: Console, name: str, d: Path) -> None:
                   f"{fit.iterations} it  {rec.timings_ms['total']:.0f} ms -> {d}", markup=False, soft_wrap=True)
 
 
-def reconstruct_photos(photos: list[Path], out: Path, formats: tuple[str, ...], overlay: bool, focal: float | None,
+def reconstruct_photos(photos: list[Path], out: Path, plan, focal: float | None,
                        all_faces: bool, used: set[str], console: Console) -> tuple[list[str], int]:
-    """Reconstruct every photo; returns (one-line failures, number of photos without a face)."""
+    """Reconstruct every photo; returns (one-line failures, number of photos without a face).
+    The models load with the first photo that reads (a missing file is said at once)."""
     from ..fileutil import atomic_dir
     from ._frames import frame_stem, run_batch
 
-    engine = _engine()
-    model = engine.model
-
     def handle(path: Path, _) -> None:
         photo, calibrated = read_photo_input(path)
+        engine = _engine()
+        model = engine.model
         recs = engine.reconstruct(photo, focal_px=focal, all_faces=all_faces, intrinsics=None if focal is not None else calibrated)
         recs = recs if all_faces else [recs]
         stem = out / frame_stem(path, used)
         with atomic_dir(stem) as tmp:  # complete or absent, as the depth path's frame folders
             for rec in recs:
-                write_photo_result(rec, model, photo.rgb, tmp / f"face_{rec.photo.face_index}" if all_faces else tmp, formats, overlay)
+                write_photo_result(rec, model, photo.rgb, tmp / f"face_{rec.photo.face_index}" if all_faces else tmp, plan)
         for rec in recs:
             _report(rec, console, path.name, stem / f"face_{rec.photo.face_index}" if all_faces else stem)
 
     return run_batch(console, "photos", ((p, None, None) for p in photos), len(photos), handle)
 
 
-def reconstruct_rgbd(paths: list[Path], out: Path, formats: tuple[str, ...], overlay: bool, camera: str | None,
+def reconstruct_rgbd(paths: list[Path], out: Path, plan, camera: str | None,
                      intrinsics: str | None, unit: str | None, used: set[str], console: Console) -> tuple[list[str], int]:
     """``--method rgbd``: depth frames with registered colour (TrueDepth PLY): the photo fit on
     the colour, then the face moved onto the depth by rigid ICP.  Returns (failures, no-face count)."""
     from ..fileutil import atomic_dir
     from ._frames import frame_stem, iterate_frames, run_batch
 
-    engine = _engine()
-
     def handle(path: Path, frame) -> None:
+        engine = _engine()
         rec = engine.reconstruct_rgbd(frame)
         d = out / frame_stem(path, used)
         with atomic_dir(d) as tmp:
-            write_photo_result(rec, engine.model, frame.color, tmp, formats, overlay, method="rgbd")
+            write_photo_result(rec, engine.model, frame.color, tmp, plan, method="rgbd")
         _report(rec, console, path.name, d)
 
     return run_batch(console, "rgbd frames", iterate_frames(paths, camera, intrinsics, unit), len(paths), handle)

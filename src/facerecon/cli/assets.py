@@ -6,11 +6,13 @@ from typing import Optional
 
 import typer
 from rich.console import Console
+
+from ._console import stderr_console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 assets_app = typer.Typer(help="Get, convert and inspect the ICT-FaceKit Light face model (MIT, no registration).", no_args_is_help=True)
-console = Console(stderr=True)
+console = stderr_console()
 
 
 @assets_app.command("fetch")

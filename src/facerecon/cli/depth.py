@@ -9,12 +9,13 @@ from pathlib import Path
 from typing import Optional
 
 import typer
-from rich.console import Console
+
+from ._console import stderr_console
 from rich.table import Table
 
 from ..errors import ConfigError
 
-console = Console(stderr=True)
+console = stderr_console()
 
 _UNITS = ("mm", "m")
 

@@ -32,12 +32,13 @@ from pathlib import Path
 from typing import Optional
 
 import typer
-from rich.console import Console
+
+from ._console import stderr_console
 from rich.table import Table
 
 from ..errors import ConfigError, FaceReconError, InputFileError
 
-console = Console(stderr=True)
+console = stderr_console()
 eval_app = typer.Typer(help="Evaluate head pose or face shape of facerecon or of any method against ground truth.",
                        no_args_is_help=True)  # fmt: skip
 MAX_LISTED = 15  # failure lines printed; all of them are in the JSON/CSV
@@ -172,7 +173,7 @@ def _write_predictions(path: Path, samples: list[str], predicted: dict) -> None:
 
 @eval_app.command("shape")
 def shape_cmd(
-    pred: Path = typer.Option(..., "--pred", help="Predicted meshes: NAME.obj|ply or NAME/face_head.obj|ply (facerecon reconstruct -o)."),
+    pred: Path = typer.Option(..., "--pred", help="Predicted meshes: NAME.obj|ply or NAME/face_head.obj|ply (facerecon reconstruct -o ... --outputs all)."),
     gt: Path = typer.Option(..., "--gt", help="Ground-truth meshes (same layout), or a folder dataset with NAME.mesh.obj|ply."),
     landmarks: str = typer.Option("auto", "--landmarks", help="ict: both meshes in ICT-FaceKit topology, its 9 alignment "
                                   "vertices; files: NAME.landmarks.json (key landmarks_mm: a list of x,y,z points) or "

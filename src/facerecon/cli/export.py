@@ -5,10 +5,11 @@ from pathlib import Path
 from typing import Optional
 
 import typer
-from rich.console import Console
+
+from ._console import stderr_console
 
 export_app = typer.Typer(help="Export the networks for other runtimes.", no_args_is_help=True)
-console = Console(stderr=True)
+console = stderr_console()
 
 
 @export_app.command("onnx")

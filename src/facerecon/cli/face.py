@@ -4,9 +4,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
-from rich.console import Console
 
-console = Console(stderr=True)
+from ._console import stderr_console
+
+console = stderr_console()
 
 
 def sample_face(

@@ -6,9 +6,10 @@ from pathlib import Path
 from typing import Optional
 
 import typer
-from rich.console import Console
 
-console = Console(stderr=True)
+from ._console import stderr_console
+
+console = stderr_console()
 
 PHOTO_SUFFIXES = (".jpg", ".jpeg", ".png", ".ppm", ".pgm", ".bmp", ".tif", ".tiff", ".webp")
 DEPTH_PATH_DIR = "depth-path"
@@ -25,7 +26,8 @@ def expand_photos(inputs: list[Path]) -> list[Path]:
     return out
 
 
-def run_depth_path(result, reconstructor, out_dir: Path, refine: int | None, refine_shape: int | None, formats=("obj", "ply")) -> dict:
+def run_depth_path(result, reconstructor, out_dir: Path, refine: int | None, refine_shape: int | None, formats=("obj", "ply"),
+                   head_frame: bool = True) -> dict:
     """The photo's metric head depth through ``Reconstructor``: face meshes, pose.json, landmarks.json, overlay.png."""
     from ..export import landmarks_json, save_overlay, write_face_meshes, write_json
     from ..export.pose_json import depth_document
@@ -36,7 +38,7 @@ def run_depth_path(result, reconstructor, out_dir: Path, refine: int | None, ref
     if not rec.face:  # the depth path's check refused the head: its reason, no mesh
         write_json(out_dir / "pose.json", pose)
         return {"pose": pose, "reconstruction": rec}
-    write_face_meshes(rec, reconstructor.model, out_dir, tuple(formats))
+    write_face_meshes(rec, reconstructor.model, out_dir, tuple(formats), head_frame=head_frame)
     pose["overlay"] = save_overlay(rec, reconstructor.model, frame, out_dir / "overlay.png")
     write_json(out_dir / "pose.json", pose)
     write_json(out_dir / "landmarks.json", landmarks_json(rec))
@@ -81,7 +83,7 @@ def write_photo_depth(result, out_dir: Path) -> list[Path]:
 def process_photos(photos: list[Path], out: Path, depth_model: str, *, download: bool, surface: str, poisson_depth: int,
                    density_trim: float, depth_path: bool, config: str, refine: int | None, refine_shape: int | None,
                    focal: float | None = None, formats=("obj", "ply"), depth_path_dir: str = DEPTH_PATH_DIR,
-                   used: set[str] | None = None) -> tuple[list[str], int]:
+                   used: set[str] | None = None, head_frame: bool = True) -> tuple[list[str], int]:
     """Run the pipeline on each photo (one sub-folder per photo, complete or absent); returns the
     one-line failures and the number of photos without a face.  ``depth_path_dir``: sub-folder
     for the depth path's files ("" = beside the depth files, as ``facerecon reconstruct
@@ -111,7 +113,8 @@ def process_photos(photos: list[Path], out: Path, depth_model: str, *, download:
             if res.surface is not None:
                 msg += f", surface {res.surface.n_triangles} triangles"
             if rec_engine is not None:
-                dp = run_depth_path(res, rec_engine, tmp / depth_path_dir if depth_path_dir else tmp, refine, refine_shape, formats)
+                dp = run_depth_path(res, rec_engine, tmp / depth_path_dir if depth_path_dir else tmp, refine, refine_shape, formats,
+                                    head_frame)
                 e = dp["reconstruction"].pose.euler_deg
                 msg += (f", depth path yaw {e[0]:.1f} pitch {e[1]:.1f} roll {e[2]:.1f}" if dp["pose"].get("face", True)
                         else f", depth path: no face ({dp['pose'].get('reason', '')})")
@@ -164,14 +167,21 @@ def register(app: typer.Typer) -> None:
 
 
 def reconstruct_photo_depth(frames: list[Path], out: Path, config: str, refine: int | None, refine_shape: int | None,
-                            focal: float | None, formats: tuple[str, ...]) -> None:
+                            focal: float | None, plan) -> None:
     """``facerecon reconstruct --method photo-depth``: every input is a photo; the depth path's files
     (face meshes, pose.json, landmarks.json, overlay.png) go in the photo's folder beside the
-    photo-depth files (depth model: ``auto``).  Exit codes as ``reconstruct``."""
+    photo-depth files (depth model: ``auto``; ``plan``: ``--format`` and ``--outputs``, whose meshes
+    these are).  Exit codes as ``reconstruct``."""
     from ._frames import finish_batch
 
     paths = expand_photos(frames)
+    if not paths:
+        from ..errors import InputFileError
+        from ._frames import PHOTO_TYPES
+
+        raise InputFileError(frames[0], f"holds no {PHOTO_TYPES} (--method photo-depth reads photos)")
     failures, no_face = process_photos(paths, out, "auto", download=False, surface="poisson", poisson_depth=8,
                                        density_trim=0.05, depth_path=True, config=config, refine=refine,
-                                       refine_shape=refine_shape, focal=focal, formats=formats, depth_path_dir="")
+                                       refine_shape=refine_shape, focal=focal, formats=plan.formats, depth_path_dir="",
+                                       head_frame=plan.head_frame)
     finish_batch(console, len(paths), len(failures), no_face)

@@ -5,14 +5,16 @@ from pathlib import Path
 from typing import Optional
 
 import typer
-from rich.console import Console
+
+from ._console import stderr_console
 from rich.table import Table
 
-console = Console(stderr=True)
+console = stderr_console()
 
 
 def pose_cmd(
-    frames: list[Path] = typer.Argument(..., help="Depth frames or folders (PCD, TrueDepth PLY, Biwi .bin, 16-bit PNG, npy/npz)."),
+    frames: list[Path] = typer.Argument(..., help="Depth frames or folders (PCD, TrueDepth PLY, Biwi .bin, 16-bit PNG, npy/npz); "
+                                   "photos: facerecon reconstruct."),
     out: Optional[Path] = typer.Option(None, "-o", "--out", help="Folder for <frame>.pose.json (default: print only)."),
     camera: Optional[str] = typer.Option(None, help="Camera preset (kinect-v1, kinect-v1-biwi, kinect-v2, realsense-d435, truedepth-320x240)."),
     intrinsics: Optional[str] = typer.Option(None, help="fx,fy,cx,cy in pixels (overrides the file's)."),
@@ -32,32 +34,46 @@ def pose_cmd(
 
     Each result says whether it is a face (JSON "face", "reason", "confidence"; see
     docs/confidence.md). Exit code (docs/reliability.md): 0 when every frame gave a face, 1 when
-    no frame could be read or located, 3 when frames were read but none was a face, 4 when
+    no frame could be read or located, 2 for an option the command cannot take (said before any
+    model loads), 3 when frames were read but none was a face, 4 when
     some frames gave a face and others failed or had none (those are listed on stderr)."""
     import json
 
+    from . import _options
+
+    # the options first: a usage error (exit 2) comes before any model loads
+    _options.camera(camera, intrinsics)
+    unit = _options.unit(unit)
+    overrides = _options.sets(set_, "configs/check.toml", "check config")
+
     from ..export import save_pose_overlay, write_json
     from ..export.pose_json import depth_document
-    from ..pipeline.reconstruct import PosePredictor
-    from ._frames import expand_inputs, failure_text, finish_batch, frame_stem, iterate_frames
+    from ._frames import RECONSTRUCT_HINT, Lazy, expand_inputs, failure_text, finish_batch, frame_stem, is_photo_path, iterate_frames
 
-    paths = expand_inputs(frames)
-    from ..pipeline.check import check_config
-    from ..settings import parse_sets
+    paths = expand_inputs(frames, photos=False)
+    if overrides and paths:  # the values' own checks (ranges): once, before the first frame
+        from ..pipeline.check import check_config
 
-    check = parse_sets(set_, "configs/check.toml")
-    check_config(check)  # a bad --set fails here, before any model loads
-    predictor = PosePredictor(config, 0 if no_refine else refine, search_others=True, check=check)
+        check_config(overrides)
+
+    def make_predictor():
+        from ..pipeline.reconstruct import PosePredictor
+
+        return PosePredictor(config, 0 if no_refine else refine, search_others=True, check=overrides)
+
+    predictor = Lazy(make_predictor)  # loaded by the first frame that reads: unreadable inputs are said at once
     table = Table("frame", "face", "yaw", "pitch", "roll", "t (mm)", "conf", "ms")
     used: set[str] = set()
     failures = no_face = 0
     for path, frame, error in iterate_frames(paths, camera, intrinsics, unit):
         if error is None:
             try:
-                res = predictor(frame)
-                others = predictor.all_faces(frame)[1:] if all_faces and res.face else []
+                res = predictor()(frame)
+                others = predictor().all_faces(frame)[1:] if all_faces and res.face else []
             except Exception as exc:  # noqa: BLE001 - one frame's failure never stops the batch
                 error = failure_text(path, exc)
+        elif is_photo_path(path):
+            error = f"a photo, not a depth frame: {RECONSTRUCT_HINT}"
         if error is not None:
             failures += 1
             console.print(f"{path}: {error}", style="red", markup=False, soft_wrap=True)
@@ -78,7 +94,8 @@ def pose_cmd(
         t = res.pose.t_mm
         table.add_row(path.name, "yes" if res.face else "no", f"{y:.1f}", f"{p:.1f}", f"{r:.1f}", f"{t[0]:.0f} {t[1]:.0f} {t[2]:.0f}",
                       f"{res.confidence:.2f}", f"{res.timings_ms.get('total', sum(res.timings_ms.values())):.1f}")
-    console.print(table)
+    if table.row_count:  # no table of nothing: a batch where every frame failed has its lines and the summary
+        console.print(table)
     finish_batch(console, len(paths), failures, no_face)
 
 

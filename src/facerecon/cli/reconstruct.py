@@ -5,9 +5,11 @@ from pathlib import Path
 from typing import Optional
 
 import typer
-from rich.console import Console
 
-console = Console(stderr=True)
+from . import _options
+from ._console import stderr_console
+
+console = stderr_console()
 
 
 def reconstruct_cmd(
@@ -15,7 +17,11 @@ def reconstruct_cmd(
     out: Path = typer.Option(..., "-o", "--out", help="Output folder: one sub-folder per frame."),
     camera: Optional[str] = typer.Option(None, help="Camera preset when the file has no intrinsics."),
     intrinsics: Optional[str] = typer.Option(None, help="fx,fy,cx,cy in pixels (overrides the file's)."),
-    formats: str = typer.Option("obj,ply", "--format", help="Mesh formats, comma-separated: obj, ply, glb."),
+    formats: str = typer.Option(_options.DEFAULT_FORMATS, "--format", help="Mesh formats, comma-separated: obj, ply, glb "
+                                "(glb: the rig, 53 ARKit morph targets, that facerecon view and animate take)."),
+    outputs: str = typer.Option("default", "--outputs", help="What each frame's folder holds: minimal (face.glb, else the "
+                                "first --format, and pose.json) | default (the camera-frame meshes, pose.json, landmarks.json, "
+                                "overlay.png) | all (default + the head-frame meshes face_head.*, which eval shape reads)."),
     overlay: bool = typer.Option(True, "--overlay/--no-overlay", help="Write overlay.png (mesh over depth, residual map)."),
     method: str = typer.Option("network", help="network (DAPoseNet + DAShapeNet, ~30 ms) | fit (the classical baseline: "
                                "ICT model fitting by ICP + Gauss-Newton from the head localisation, ~1 s, no network) | photo "
@@ -40,45 +46,57 @@ def reconstruct_cmd(
     set_: list[str] = typer.Option([], "--set", help="A setting of the depth pipeline's stages, section.key=value (configs/check.toml: "
                                    "check, refine, fallback, search, shape, confidence, decision), repeatable, e.g. --set refine.iterations=3."),
 ) -> None:
-    """Reconstruct the face in each frame: face.obj/.ply (camera frame, ICT UVs), face_head.*, pose.json, landmarks.json, overlay.png.
+    """Reconstruct the face in each frame: face.obj and face.glb (camera frame, ICT UVs; the GLB is the rig),
+    pose.json, landmarks.json, overlay.png (--outputs, --format: more or less).
 
     A frame judged "no face" (pose.json "face": false and a "reason"; docs/confidence.md) gets
     only its pose.json. Each frame's folder is written under a temporary name and renamed into
     place when complete (an existing one is replaced). Exit code (docs/reliability.md): 0 when
-    every frame gave a face, 1 when no frame could be read or located, 3 when frames were read
-    but none was a face, 4 when some frames gave a face and others failed or had none."""
-    from ..errors import ConfigError
-    from ..export import MESH_FORMATS, landmarks_json, save_overlay, write_face_meshes, write_json
+    every frame gave a face, 1 when no frame could be read or located, 2 for an option the command
+    cannot take (said before any model loads), 3 when frames were read but none was a face, 4 when
+    some frames gave a face and others failed or had none."""
+    # the options first: a usage error (exit 2) comes before any model loads
+    plan = _options.OutputPlan(outputs, _options.formats(formats), overlay)
+    _options.method(method)
+    _options.camera(camera, intrinsics)
+    unit = _options.unit(unit)
+    overrides = _options.sets(set_, "configs/check.toml", "check config")
+
+    from ..export import landmarks_json, save_overlay, write_face_meshes, write_json
     from ..export.pose_json import depth_document
     from ..fileutil import atomic_dir
-    from ..pipeline import FittingReconstructor, Reconstructor
-    from ._frames import expand_inputs, finish_batch, frame_stem, iterate_frames, run_batch
+    from ._frames import Lazy, expand_inputs, finish_batch, frame_stem, iterate_frames, run_batch
 
-    fmts = tuple(f.strip().lower() for f in formats.split(",") if f.strip())
-    bad = [f for f in fmts if f not in MESH_FORMATS]
-    if bad:
-        raise ConfigError(f"--format: unknown {', '.join(bad)}; choose from {', '.join(MESH_FORMATS)}")
-    if method not in ("network", "fit", "photo", "rgbd", "photo-depth"):
-        raise ConfigError(f"--method: unknown {method!r}; choose network, fit, photo, rgbd or photo-depth")
-    from ..pipeline.check import check_config
-    from ..settings import parse_sets
-
-    check = parse_sets(set_, "configs/check.toml")
-    check_config(check)  # a bad --set fails here, before any model loads
     if method == "photo-depth":
         from .photo_depth import reconstruct_photo_depth
 
-        return reconstruct_photo_depth(frames, out, config, 0 if no_refine else refine, refine_shape, focal, fmts)
+        return reconstruct_photo_depth(frames, out, config, 0 if no_refine else refine, refine_shape, focal, plan)
     from ._photo import reconstruct_photos, reconstruct_rgbd, split_photo_inputs
 
     photos, paths = split_photo_inputs(frames, expand_inputs(frames), method)
     rgbd, paths = (paths, []) if method == "rgbd" else ([], paths)
-    rec_engine = None if not paths else (
-        Reconstructor.from_pretrained(config, search_others=True, check=check) if method == "network" else FittingReconstructor(check=check))
+    if not (paths or photos or rgbd):  # folders only, none with an input (expand_inputs names them)
+        from ..errors import InputFileError
+        from ._frames import DEPTH_TYPES, PHOTO_TYPES
+
+        raise InputFileError(frames[0], f"no {DEPTH_TYPES} and no {PHOTO_TYPES} to read")
+
+    if overrides and paths:  # the values' own checks (ranges): once, before the first frame
+        from ..pipeline.check import check_config
+
+        check_config(overrides)
+
+    def make_engine():
+        from ..pipeline import FittingReconstructor, Reconstructor
+
+        return Reconstructor.from_pretrained(config, search_others=True, check=overrides) if method == "network" else FittingReconstructor(check=overrides)
+
+    engine = Lazy(make_engine)  # loaded by the first frame that reads: unreadable inputs are said at once
     n_iter = 0 if no_refine else refine
     used: set[str] = set()
 
     def handle(path: Path, frame) -> str | None:
+        rec_engine = engine()
         rec = rec_engine.reconstruct(frame, refine=n_iter, refine_shape=refine_shape)
         d = out / frame_stem(path, used)
         if not rec.face:  # refused: the reason and the numbers behind it, no mesh
@@ -86,25 +104,27 @@ def reconstruct_cmd(
                 write_json(tmp / "pose.json", depth_document(rec, str(path), method))
             return f"{path}: {rec.reason}"
         with atomic_dir(d) as tmp:  # complete or absent: never a half-filled frame folder
-            write_face_meshes(rec, rec_engine.model, tmp, fmts, intrinsics=frame.intrinsics)
+            write_face_meshes(rec, rec_engine.model, tmp, plan.formats, intrinsics=frame.intrinsics, head_frame=plan.head_frame)
             # with the ICT expression weights by name: `facerecon animate --from-reconstructions` reads them
             pose = depth_document(rec, str(path), method, rec_engine.model)
-            if overlay:
+            if plan.overlay:
                 pose["overlay"] = save_overlay(rec, rec_engine.model, frame, tmp / "overlay.png")
             write_json(tmp / "pose.json", pose)
-            write_json(tmp / "landmarks.json", landmarks_json(rec))
+            if plan.landmarks:
+                write_json(tmp / "landmarks.json", landmarks_json(rec))
         console.print(f"{path.name}: yaw {rec.pose.euler_deg[0]:.1f} pitch {rec.pose.euler_deg[1]:.1f} "
-                      f"roll {rec.pose.euler_deg[2]:.1f}  conf {rec.confidence:.2f}  {rec.timings_ms['total']:.1f} ms -> {d}")
+                      f"roll {rec.pose.euler_deg[2]:.1f}  conf {rec.confidence:.2f}  {rec.timings_ms['total']:.1f} ms -> {d}",
+                      markup=False)
         return None
 
     failures, no_face = run_batch(console, "reconstructing", iterate_frames(paths, camera, intrinsics, unit), len(paths), handle,
                                   no_face_errors=False)
     if photos:
-        photo_failures, photo_no_face = reconstruct_photos(photos, out, fmts, overlay, focal, all_faces, used, console)
+        photo_failures, photo_no_face = reconstruct_photos(photos, out, plan, focal, all_faces, used, console)
         failures += photo_failures
         no_face += photo_no_face
     if rgbd:
-        rgbd_failures, rgbd_no_face = reconstruct_rgbd(rgbd, out, fmts, overlay, camera, intrinsics, unit, used, console)
+        rgbd_failures, rgbd_no_face = reconstruct_rgbd(rgbd, out, plan, camera, intrinsics, unit, used, console)
         failures += rgbd_failures
         no_face += rgbd_no_face
     finish_batch(console, len(paths) + len(photos) + len(rgbd), len(failures), no_face)

@@ -13,11 +13,12 @@ from pathlib import Path
 from typing import Optional
 
 import typer
-from rich.console import Console
+
+from ._console import stderr_console
 
 from ..errors import ConfigError
 
-console = Console(stderr=True)
+console = stderr_console()
 
 
 def synth(

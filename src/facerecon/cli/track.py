@@ -5,16 +5,17 @@ from pathlib import Path
 from typing import Optional
 
 import typer
-from rich.console import Console
+
+from ._console import stderr_console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-console = Console(stderr=True)
+console = stderr_console()
 
 
 def _parse_sets(items: list[str]) -> dict:
-    from ..settings import parse_sets
+    from ._options import sets
 
-    return parse_sets(items, "configs/track.toml")
+    return sets(items, "configs/track.toml", "track config")
 
 
 def track_cmd(
@@ -36,13 +37,24 @@ def track_cmd(
     frame, one fused identity, One-Euro filtered pose (raw pose kept), loss and recovery."""
     import time
 
-    from ..errors import ConfigError
+    from . import _options
+
+    # the options first: a usage error (exit 2) comes before any model loads
+    _options.camera(camera, intrinsics)
+    unit = _options.unit(unit)
+    if fps <= 0:
+        from ..errors import UsageError
+
+        raise UsageError(f"--fps must be positive, got {fps:g}")
+    overrides = _parse_sets(set_)
+    if not sequence.exists():
+        from ..errors import InputFileError
+
+        raise InputFileError(sequence, "no such file or folder")
+
     from ..tracking import Tracker, open_sequence
     from ..export.track import write_track_outputs
 
-    if camera and intrinsics:
-        raise ConfigError("give either --camera or --intrinsics, not both")
-    overrides = _parse_sets(set_)
     overrides.setdefault("refine", {})["enabled"] = refine
     from ..tracking import track_config
 

@@ -7,11 +7,12 @@ from pathlib import Path
 from typing import Optional
 
 import typer
-from rich.console import Console
+
+from ._console import stderr_console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 train_app = typer.Typer(help="Build training data, train DAPoseNet / DAShapeNet, export shipped weights.", no_args_is_help=True)
-console = Console(stderr=True)
+console = stderr_console()
 
 
 def _bar() -> Progress:

@@ -297,7 +297,8 @@ def collect_meshes(root: str | Path) -> dict[str, MeshSource]:
             raise InputFileError(p, f"a second mesh for {src.name!r} (also {out[src.name].mesh_path.name})")
         out[src.name] = src
     if not out:
-        raise InputFileError(root, "no meshes: expected NAME.obj|ply or NAME/face_head.obj|ply")
+        raise InputFileError(root, "no meshes: expected NAME.obj|ply or NAME/face_head.obj|ply "
+                                   "(facerecon reconstruct writes face_head.* with --outputs all)")
     return out
 
 

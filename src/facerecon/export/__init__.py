@@ -15,14 +15,15 @@ from ..io.frame import DepthFrame
 from ..io.mesh import write_mesh
 from ..viz.depthmap import depth_to_rgb
 from ..viz.shaded import shade
-from .gltf import write_rigged_glbs
+from .gltf import _png_bytes, write_glb, write_rigged_glbs
 
 MESH_FORMATS = ("obj", "ply", "glb")
 
 
 def write_face_meshes(rec, model, out_dir: Path, formats: tuple[str, ...] = ("obj", "ply"), texture: np.ndarray | None = None,
-                      intrinsics=None) -> list[Path]:
-    """``face.<fmt>`` (camera frame) and ``face_head.<fmt>`` (canonical head frame), ICT topology and UVs.
+                      intrinsics=None, head_frame: bool = True) -> list[Path]:
+    """``face.<fmt>`` (camera frame) and ``face_head.<fmt>`` (canonical head frame; not with
+    ``head_frame=False``), ICT topology and UVs.
 
     OBJ/PLY keep ICT's vertex order (mm). GLB is the rig of :mod:`.gltf` (metres, 55 ARKit-named
     morph targets, pose on the node). ``texture`` (an (H, W, 3) uint8 image of ICT's UV tile
@@ -33,8 +34,6 @@ def write_face_meshes(rec, model, out_dir: Path, formats: tuple[str, ...] = ("ob
     out_dir = Path(out_dir)
     written = []
     if texture is not None and "obj" in formats:
-        from .gltf import _png_bytes
-
         write_bytes_atomic(out_dir / "face.png", _png_bytes(texture))
         # the texture covers ICT's face skin (M_Face, UV tile [0,1]^2) only: the eyes and the back of the
         # head have UVs of their own (the back of the head in [1,2], which would wrap onto face pixels)
@@ -45,9 +44,14 @@ def write_face_meshes(rec, model, out_dir: Path, formats: tuple[str, ...] = ("ob
     polys, polys_uv = model.polygon_lists() if any(f != "glb" for f in formats) else (None, None)
     for fmt in formats:
         if fmt == "glb":
-            written += [e.path for e in write_rigged_glbs(rec, model, out_dir, texture, intrinsics)]
+            if head_frame:
+                written += [e.path for e in write_rigged_glbs(rec, model, out_dir, texture, intrinsics)]
+            else:  # face.glb alone, as write_rigged_glbs writes it
+                written.append(write_glb(out_dir / "face.glb", rec, model, "camera", None, intrinsics,
+                                         None if texture is None else _png_bytes(texture)).path)
             continue
-        for name, verts, frame in (("face", rec.vertices_camera, "camera"), ("face_head", rec.vertices_head, "head")):
+        frames = (("face", rec.vertices_camera, "camera"), ("face_head", rec.vertices_head, "head"))
+        for name, verts, frame in frames if head_frame else frames[:1]:
             path = out_dir / f"{name}.{fmt}"
             write_mesh(path, verts, polys, model.uv, polys_uv,
                        header=f"facerecon reconstruction of {rec.source}; ICT-FaceKit Light topology (MIT); mm; {frame} frame")

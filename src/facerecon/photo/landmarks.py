@@ -11,6 +11,10 @@ points (MediaPipe's tracking ROI).  Settings: ``data/photo_landmarks.toml``.
 from __future__ import annotations
 
 import importlib.metadata
+import os
+import sys
+import tempfile
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -140,6 +144,34 @@ def sample_crop(rgb: np.ndarray, frame: CropFrame, size: int) -> np.ndarray:
     return out.reshape(size, size, 3)
 
 
+_TFLITE_NOISE = ("INFO: Created TensorFlow Lite XNNPACK delegate for CPU.",)
+
+
+@contextmanager
+def _quiet_tflite_info():
+    """The TFLite runtime prints "INFO: Created TensorFlow Lite XNNPACK delegate for CPU." on the
+    process's native stderr when an interpreter is made (no environment variable or log level
+    silences it): fd 2 goes to a temporary file meanwhile, and whatever else was written there
+    is passed on."""
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+    except (OSError, ValueError, AttributeError):  # no fd 2: nothing to silence
+        yield
+        return
+    with tempfile.TemporaryFile() as tmp:
+        os.dup2(tmp.fileno(), 2)
+        try:
+            yield
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            tmp.seek(0)
+            kept = [ln for ln in tmp.read().decode("utf-8", "replace").splitlines() if ln.strip() not in _TFLITE_NOISE]
+            if kept:
+                sys.stderr.write("\n".join(kept) + "\n")
+
+
 class FaceMeshLandmarker:
     """``FaceMeshLandmarker.from_package()(rgb, face)`` -> :class:`FaceMeshLandmarks`."""
     def __init__(self, model_path: str | Path, config: LandmarkConfig | None = None) -> None:
@@ -147,8 +179,9 @@ class FaceMeshLandmarker:
 
         self.config = config or default_landmark_config()
         try:
-            self.interpreter = Interpreter(model_path=str(model_path), num_threads=self.config.threads)
-            self.interpreter.allocate_tensors()
+            with _quiet_tflite_info():
+                self.interpreter = Interpreter(model_path=str(model_path), num_threads=self.config.threads)
+                self.interpreter.allocate_tensors()
         except (RuntimeError, ValueError, OSError) as exc:
             raise AssetError(f"{model_path}: cannot load the Face Mesh model ({' '.join(str(exc).split())[:200]})") from None
         inp = self.interpreter.get_input_details()[0]

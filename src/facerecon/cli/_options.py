@@ -1,0 +1,80 @@
+"""Checks of the batch commands' options, done before any model loads: a value the command
+cannot take is a usage error (``UsageError``: one line, exit code 2; docs/reliability.md).
+Light imports only (no numpy, no torch), so the answer comes in well under a second."""
+from __future__ import annotations
+
+from ..errors import ConfigError, UsageError
+
+METHODS = ("network", "fit", "photo", "rgbd", "photo-depth")
+MESH_FORMATS = ("obj", "ply", "glb")  # facerecon.export.MESH_FORMATS (tests/test_cli_batch.py checks they agree)
+DEFAULT_FORMATS = "obj,glb"  # glb: the rig that `facerecon view` and `facerecon animate` take
+OUTPUTS = ("minimal", "default", "all")
+UNITS = ("mm", "m")
+
+
+def formats(text: str) -> tuple[str, ...]:
+    """``--format obj,glb`` as a tuple; an unknown or empty list is a usage error."""
+    fmts = tuple(dict.fromkeys(f.strip().lower() for f in text.split(",") if f.strip()))
+    bad = [f for f in fmts if f not in MESH_FORMATS]
+    if bad or not fmts:
+        raise UsageError(f"--format: {'unknown ' + ', '.join(bad) if bad else 'no format given'}; choose from {', '.join(MESH_FORMATS)}")
+    return fmts
+
+
+def method(name: str) -> str:
+    if name not in METHODS:
+        raise UsageError(f"--method: unknown {name!r}; choose {', '.join(METHODS[:-1])} or {METHODS[-1]}")
+    return name
+
+
+def outputs(name: str) -> str:
+    if name not in OUTPUTS:
+        raise UsageError(f"--outputs: unknown {name!r}; choose {', '.join(OUTPUTS)}")
+    return name
+
+
+def unit(name: str | None) -> str | None:
+    if name is not None and name.lower() not in UNITS:
+        raise UsageError(f"--unit must be one of {', '.join(UNITS)}, got {name!r}")
+    return None if name is None else name.lower()
+
+
+def camera(name: str | None, intrinsics: str | None) -> None:
+    """``--camera`` names a preset; ``--camera`` and ``--intrinsics`` exclude each other."""
+    if name and intrinsics:
+        raise UsageError("give either --camera or --intrinsics, not both")
+    if name:
+        from ..geometry.camera import camera_preset
+
+        try:
+            camera_preset(name)
+        except ConfigError as exc:
+            raise UsageError(exc.one_line()) from None
+
+
+def sets(items: list[str], resource: str, where: str) -> dict:
+    """``--set section.key=value`` items checked against ``resource`` (keys and value types)."""
+    from ..settings import check_overrides, parse_sets
+
+    try:
+        overrides = parse_sets(items, resource)
+        check_overrides(overrides, resource, where)
+    except UsageError:
+        raise
+    except ConfigError as exc:
+        raise UsageError(exc.one_line()) from None
+    return overrides
+
+
+class OutputPlan:
+    """What ``--outputs`` writes per face: ``minimal`` = one mesh (face.glb, else the first
+    ``--format``) + pose.json; ``default`` = the camera-frame meshes + pose.json, landmarks.json
+    and overlay.png; ``all`` = also the head-frame meshes (face_head.*, which ``eval shape`` reads)."""
+
+    def __init__(self, level: str, fmts: tuple[str, ...], overlay: bool):
+        self.level = outputs(level)
+        self.formats = (("glb",) if "glb" in fmts else fmts[:1]) if level == "minimal" else fmts
+        self.head_frame = level == "all"
+        self.overlay = overlay and level != "minimal"
+        self.landmarks = level != "minimal"
+
