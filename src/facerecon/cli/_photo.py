@@ -66,7 +66,8 @@ def split_photo_inputs(inputs: list[Path], depth_paths: list[Path], method: str)
     return photos, depth
 
 
-def write_photo_result(rec, model, rgb, d: Path, formats: tuple[str, ...], overlay: bool, method: str = "photo") -> None:
+def write_photo_result(rec, model, rgb, d: Path, formats: tuple[str, ...], overlay: bool, method: str = "photo",
+                       rig: str | None = None) -> None:
     """The per-face folder ``d`` (the caller makes it atomic): meshes (+ texture), pose.json, landmarks.json, overlay.png."""
     from ..export import landmarks_json, write_face_meshes, write_json
     from ..export.pose_json import photo_document
@@ -74,7 +75,7 @@ def write_photo_result(rec, model, rgb, d: Path, formats: tuple[str, ...], overl
 
     tex = None if rec.texture is None else rec.texture.image
     k, evidence = rec.camera.intrinsics, rec.photo
-    write_face_meshes(rec, model, d, formats, texture=tex, intrinsics=k)
+    write_face_meshes(rec, model, d, formats, texture=tex, intrinsics=k, rig=rig)
     pose = photo_document(rec, model, method)
     if overlay:
         save_photo_overlay(d / "overlay.png", rgb, model, rec.vertices_camera, k, rec.landmarks_2d, evidence.detected_68, evidence.face_box)
@@ -94,7 +95,7 @@ def _report(rec, console: Console, name: str, d: Path) -> None:
 
 
 def reconstruct_photos(photos: list[Path], out: Path, formats: tuple[str, ...], overlay: bool, focal: float | None,
-                       all_faces: bool, used: set[str], console: Console) -> tuple[list[str], int]:
+                       all_faces: bool, used: set[str], console: Console, rig: str | None = None) -> tuple[list[str], int]:
     """Reconstruct every photo; returns (one-line failures, number of photos without a face)."""
     from ..fileutil import atomic_dir
     from ._frames import frame_stem, run_batch
@@ -109,7 +110,8 @@ def reconstruct_photos(photos: list[Path], out: Path, formats: tuple[str, ...], 
         stem = out / frame_stem(path, used)
         with atomic_dir(stem) as tmp:  # complete or absent, as the depth path's frame folders
             for rec in recs:
-                write_photo_result(rec, model, photo.rgb, tmp / f"face_{rec.photo.face_index}" if all_faces else tmp, formats, overlay)
+                write_photo_result(rec, model, photo.rgb, tmp / f"face_{rec.photo.face_index}" if all_faces else tmp, formats, overlay,
+                                   rig=rig)
         for rec in recs:
             _report(rec, console, path.name, stem / f"face_{rec.photo.face_index}" if all_faces else stem)
 
@@ -117,7 +119,8 @@ def reconstruct_photos(photos: list[Path], out: Path, formats: tuple[str, ...], 
 
 
 def reconstruct_rgbd(paths: list[Path], out: Path, formats: tuple[str, ...], overlay: bool, camera: str | None,
-                     intrinsics: str | None, unit: str | None, used: set[str], console: Console) -> tuple[list[str], int]:
+                     intrinsics: str | None, unit: str | None, used: set[str], console: Console,
+                     rig: str | None = None) -> tuple[list[str], int]:
     """``--method rgbd``: depth frames with registered colour (TrueDepth PLY): the photo fit on
     the colour, then the face moved onto the depth by rigid ICP.  Returns (failures, no-face count)."""
     from ..fileutil import atomic_dir
@@ -129,7 +132,7 @@ def reconstruct_rgbd(paths: list[Path], out: Path, formats: tuple[str, ...], ove
         rec = engine.reconstruct_rgbd(frame)
         d = out / frame_stem(path, used)
         with atomic_dir(d) as tmp:
-            write_photo_result(rec, engine.model, frame.color, tmp, formats, overlay, method="rgbd")
+            write_photo_result(rec, engine.model, frame.color, tmp, formats, overlay, method="rgbd", rig=rig)
         _report(rec, console, path.name, d)
 
     return run_batch(console, "rgbd frames", iterate_frames(paths, camera, intrinsics, unit), len(paths), handle)

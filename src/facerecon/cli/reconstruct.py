@@ -16,6 +16,9 @@ def reconstruct_cmd(
     camera: Optional[str] = typer.Option(None, help="Camera preset when the file has no intrinsics."),
     intrinsics: Optional[str] = typer.Option(None, help="fx,fy,cx,cy in pixels (overrides the file's)."),
     formats: str = typer.Option("obj,ply", "--format", help="Mesh formats, comma-separated: obj, ply, glb."),
+    rig: str = typer.Option("arkit52", help="GLB morph targets: arkit52 (ARKit's 52 blendshape names and order, what ARKit / "
+                            "MediaPipe drivers set) | ict (ICT-FaceKit's 55: browInnerUp and cheekPuff split left/right, "
+                            "pupils). docs/animation.md."),
     overlay: bool = typer.Option(True, "--overlay/--no-overlay", help="Write overlay.png (mesh over depth, residual map)."),
     method: str = typer.Option("network", help="network (DAPoseNet + DAShapeNet, ~30 ms) | fit (the classical baseline: "
                                "ICT model fitting by ICP + Gauss-Newton from the head localisation, ~1 s, no network) | photo "
@@ -65,10 +68,14 @@ def reconstruct_cmd(
 
     check = parse_sets(set_, "configs/check.toml")
     check_config(check)  # a bad --set fails here, before any model loads
+    from ..export.rig import check_rig, use_rig
+
+    rig = check_rig(rig)
     if method == "photo-depth":
         from .photo_depth import reconstruct_photo_depth
 
-        return reconstruct_photo_depth(frames, out, config, 0 if no_refine else refine, refine_shape, focal, fmts)
+        with use_rig(rig):  # its GLBs take the rig from here
+            return reconstruct_photo_depth(frames, out, config, 0 if no_refine else refine, refine_shape, focal, fmts)
     from ._photo import reconstruct_photos, reconstruct_rgbd, split_photo_inputs
 
     photos, paths = split_photo_inputs(frames, expand_inputs(frames), method)
@@ -86,7 +93,7 @@ def reconstruct_cmd(
                 write_json(tmp / "pose.json", depth_document(rec, str(path), method))
             return f"{path}: {rec.reason}"
         with atomic_dir(d) as tmp:  # complete or absent: never a half-filled frame folder
-            write_face_meshes(rec, rec_engine.model, tmp, fmts, intrinsics=frame.intrinsics)
+            write_face_meshes(rec, rec_engine.model, tmp, fmts, intrinsics=frame.intrinsics, rig=rig)
             # with the ICT expression weights by name: `facerecon animate --from-reconstructions` reads them
             pose = depth_document(rec, str(path), method, rec_engine.model)
             if overlay:
@@ -100,11 +107,11 @@ def reconstruct_cmd(
     failures, no_face = run_batch(console, "reconstructing", iterate_frames(paths, camera, intrinsics, unit), len(paths), handle,
                                   no_face_errors=False)
     if photos:
-        photo_failures, photo_no_face = reconstruct_photos(photos, out, fmts, overlay, focal, all_faces, used, console)
+        photo_failures, photo_no_face = reconstruct_photos(photos, out, fmts, overlay, focal, all_faces, used, console, rig=rig)
         failures += photo_failures
         no_face += photo_no_face
     if rgbd:
-        rgbd_failures, rgbd_no_face = reconstruct_rgbd(rgbd, out, fmts, overlay, camera, intrinsics, unit, used, console)
+        rgbd_failures, rgbd_no_face = reconstruct_rgbd(rgbd, out, fmts, overlay, camera, intrinsics, unit, used, console, rig=rig)
         failures += rgbd_failures
         no_face += rgbd_no_face
     finish_batch(console, len(paths) + len(photos) + len(rgbd), len(failures), no_face)

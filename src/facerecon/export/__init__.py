@@ -21,11 +21,12 @@ MESH_FORMATS = ("obj", "ply", "glb")
 
 
 def write_face_meshes(rec, model, out_dir: Path, formats: tuple[str, ...] = ("obj", "ply"), texture: np.ndarray | None = None,
-                      intrinsics=None) -> list[Path]:
+                      intrinsics=None, rig: str | None = None) -> list[Path]:
     """``face.<fmt>`` (camera frame) and ``face_head.<fmt>`` (canonical head frame), ICT topology and UVs.
 
-    OBJ/PLY keep ICT's vertex order (mm). GLB is the rig of :mod:`.gltf` (metres, 55 ARKit-named
-    morph targets, pose on the node). ``texture`` (an (H, W, 3) uint8 image of ICT's UV tile
+    OBJ/PLY keep ICT's vertex order (mm). GLB is the rig of :mod:`.gltf` (metres, morph targets of
+    ``rig``: 'arkit52', ARKit's 52 by name and order, or 'ict', ICT's 55; None: the current default,
+    see :mod:`.rig`; pose on the node). ``texture`` (an (H, W, 3) uint8 image of ICT's UV tile
     [0, 1]^2) goes to ``face.png``, referenced by the OBJs through ``face.mtl``, and into the GLBs.
     ``intrinsics`` adds the sensor as a camera to ``face.glb``.
     """
@@ -45,7 +46,7 @@ def write_face_meshes(rec, model, out_dir: Path, formats: tuple[str, ...] = ("ob
     polys, polys_uv = model.polygon_lists() if any(f != "glb" for f in formats) else (None, None)
     for fmt in formats:
         if fmt == "glb":
-            written += [e.path for e in write_rigged_glbs(rec, model, out_dir, texture, intrinsics)]
+            written += [e.path for e in write_rigged_glbs(rec, model, out_dir, texture, intrinsics, rig)]
             continue
         for name, verts, frame in (("face", rec.vertices_camera, "camera"), ("face_head", rec.vertices_head, "head")):
             path = out_dir / f"{name}.{fmt}"
