@@ -246,3 +246,24 @@ def test_reconstruct_rejects_unknown_rig(tmp_path, capsys, monkeypatch):
     assert cli.main(["reconstruct", str(tmp_path), "-o", str(tmp_path / "o"), "--rig", "vrm"]) == 1
     err = capsys.readouterr().err
     assert "--rig: unknown 'vrm'; choose arkit52 or ict" in err
+
+
+def test_reconstruct_cli_both_rigs_on_a_real_frame(real_dir, tmp_path):
+    """`reconstruct --format glb` on the Kinect frame: arkit52 by default, ict on request; weights
+    in [0, 1] in the GLB and pose.json; the validator is clean on both."""
+    from pygltflib import GLTF2
+
+    from facerecon.cli import main
+
+    frame = real_dir / "kinect-pcl" / "person.pcd"
+    for rig, args in (("arkit52", []), ("ict", ["--rig", "ict"])):
+        assert main(["reconstruct", str(frame), "-o", str(tmp_path / rig), "--format", "glb", "--no-overlay", *args]) == 0
+    names = {rig: GLTF2().load(str(tmp_path / rig / "person" / "face.glb")).meshes[0].extras["targetNames"] for rig in ("arkit52", "ict")}
+    assert names["arkit52"] == ARKIT_52 and len(names["ict"]) == 55 and "browInnerUpLeft" in names["ict"]
+    for rig in ("arkit52", "ict"):
+        w = np.asarray(GLTF2().load(str(tmp_path / rig / "person" / "face.glb")).meshes[0].weights)
+        e = np.array(list(json.loads((tmp_path / rig / "person" / "pose.json").read_text())["expression"].values()))
+        assert w.min() >= 0 and w.max() <= 1 and e.min() >= 0 and e.max() <= 1 and len(e) == 55
+    reports = validate(*(tmp_path / rig / "person" / n for rig in ("arkit52", "ict") for n in ("face.glb", "face_head.glb")))
+    for rep in reports:
+        assert rep["errors"] == 0 and rep["warnings"] == 0, rep["messages"]
