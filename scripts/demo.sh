@@ -38,7 +38,7 @@ $FR reconstruct "${frames[@]}" -o "$OUT/reconstruct_refined" --format obj,ply --
 # the check may refuse the baseline's fits (exit 3 / 4: "no face" with the reason in pose.json)
 $FR reconstruct "${frames[@]}" -o "$OUT/reconstruct_fit" --format obj,ply --method fit || echo "(exit $?: see the reasons above)"
 
-echo "== rigged glTF (55 ARKit-named morph targets), animated by an ARKit (Live Link Face) take"
+echo "== rigged glTF (ARKit's 52 morph targets, --rig arkit52), animated by an ARKit (Live Link Face) take"
 face_dir="$OUT/reconstruct/$(basename "${frames[0]%.*}")"
 if [ -f "$face_dir/face.glb" ]; then
   $FR animate "$face_dir/face.glb" --arkit-csv tests/data/arkit_performance.csv -o "$face_dir/anim.glb"

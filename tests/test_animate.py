@@ -106,13 +106,13 @@ def test_reconstruction_sequence(tmp_path):
         read_reconstruction_sequence(tmp_path)
 
 
-@pytest.fixture(scope="module")
-def face_glb(ict_model, tmp_path_factory):
-    """A rigged GLB of a seeded random face at expression 0."""
+@pytest.fixture(scope="module", params=["arkit52", "ict"])
+def face_glb(ict_model, tmp_path_factory, request):
+    """A rigged GLB of a seeded random face at expression 0, on each rig."""
     from facerecon.export.gltf import write_glb
 
-    path = tmp_path_factory.mktemp("anim") / "face.glb"
-    write_glb(path, synthetic_rec(ict_model, seed=3, expression=False), ict_model)
+    path = tmp_path_factory.mktemp(f"anim_{request.param}") / "face.glb"
+    write_glb(path, synthetic_rec(ict_model, seed=3, expression=False), ict_model, rig=request.param)
     return path
 
 
@@ -144,7 +144,7 @@ def test_animate_cli_csv_and_reconstructions(face_glb, tmp_path, main):
     t = read_accessor(g, blob, s.input)[:, 0]
     w = read_accessor(g, blob, s.output)[:, 0].reshape(len(t), -1)
     names = g.meshes[0].extras["targetNames"]
-    assert w.shape == (40, 55)
+    assert w.shape == (40, len(names)) and len(names) in (52, 55)
     tr = read_arkit_csv(CSV)
     np.testing.assert_allclose(t, tr.times_s, atol=1e-6)
     np.testing.assert_allclose(w[:, names.index("jawOpen")], tr.weights[:, tr.names.index("JawOpen")], atol=1e-6)
@@ -170,5 +170,12 @@ def test_animate_cli_errors_are_one_line(face_glb, tmp_path, capsys, main):
     assert err.startswith("error:") and "oops" in err and len(err.splitlines()) == 1
     assert main(["animate", str(face_glb), "-o", str(tmp_path / "a.glb")]) == 1
     assert "exactly one of" in capsys.readouterr().err
+    assert main(["animate", str(face_glb), "--arkit-csv", str(CSV), "--blendshapes", str(CSV), "-o", str(tmp_path / "a.glb")]) == 1
+    assert "exactly one of" in capsys.readouterr().err
+    bad_json = tmp_path / "bs.json"
+    bad_json.write_text('[[{"categoryName": "jawOpen"}]]')
+    assert main(["animate", str(face_glb), "--blendshapes", str(bad_json), "-o", str(tmp_path / "a.glb")]) == 1
+    err = capsys.readouterr().err.strip()
+    assert "without a name or a score" in err and str(bad_json) in err and len(err.splitlines()) == 1
     assert main(["animate", str(CSV), "--arkit-csv", str(CSV), "-o", str(tmp_path / "a.glb")]) == 1
     assert "expected a .glb" in capsys.readouterr().err

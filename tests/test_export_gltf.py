@@ -30,8 +30,17 @@ def written(model, rec, tmp_path_factory):
     tex = np.zeros((64, 64, 3), np.uint8)
     tex[..., 0] = np.arange(64, dtype=np.uint8)[None] * 4
     k = Intrinsics(520.0, 520.0, 320.0, 240.0, 640, 480)
-    paths = write_face_meshes(rec, model, out, ("obj", "glb"), texture=tex, intrinsics=k)
+    paths = write_face_meshes(rec, model, out, ("obj", "glb"), texture=tex, intrinsics=k, rig="ict")
     return out, paths
+
+
+@pytest.fixture(scope="module")
+def written_arkit(model, rec, tmp_path_factory):
+    """The default rig (arkit52), as reconstruct writes it."""
+    from facerecon.export import write_face_meshes
+
+    out = tmp_path_factory.mktemp("glb52")
+    return out, write_face_meshes(rec, model, out, ("obj", "glb"))
 
 
 def test_writes_textured_obj_and_glbs(written):
@@ -58,9 +67,10 @@ def test_obj_texture_only_on_face_skin(model, written):
     assert "newmtl rest" in (out / "face.mtl").read_text()
 
 
-def test_validator_zero_errors_zero_warnings(written):
-    out, _ = written
-    for rep in validate(out / "face.glb", out / "face_head.glb"):
+def test_validator_zero_errors_zero_warnings(written, written_arkit):
+    """Both rigs: ict (55 targets, textured, with the sensor camera) and arkit52 (52, tongueOut a zero target)."""
+    paths = [d / n for d in (written[0], written_arkit[0]) for n in ("face.glb", "face_head.glb")]
+    for rep in validate(*paths):
         assert rep["errors"] == 0 and rep["warnings"] == 0, rep["messages"]
 
 
@@ -80,10 +90,15 @@ def test_round_trip_matches_obj_and_reconstruction(model, rec, written):
 
 
 def test_morph_targets_are_the_named_ict_expressions(model, rec, written):
+    """--rig ict: today's 55 targets (names, order, extras) and deltas."""
+    from facerecon.export.gltf import arkit_target_name
+
     out, _ = written
     _, g = load_posed(out / "face.glb", model.n_vertices)
     names = g.meshes[0].extras["targetNames"]
     assert len(names) == model.n_expression == 55
+    assert names == [arkit_target_name(n) for n in model.expression_names]
+    assert g.meshes[0].extras == {"targetNames": names, "ict_names": list(model.expression_names)}
     for n in ("jawOpen", "eyeBlinkLeft", "eyeBlinkRight", "browInnerUpLeft", "cheekPuffRight", "mouthSmileLeft", "pupilDilateLeft"):
         assert n in names
     np.testing.assert_allclose(g.meshes[0].weights, rec.expression, atol=1e-12)

@@ -34,7 +34,7 @@ def demo(ict_model, tmp_path_factory):
     from facerecon.geometry.camera import Intrinsics
     from facerecon.export import landmarks_json, write_face_meshes, write_json
     from facerecon.export.animation import add_weight_animation, read_arkit_csv, retarget
-    from facerecon.export.gltf import gltf_layout
+    from facerecon.export.gltf import gltf_layout, write_glb
     from facerecon.io.frame import DepthFrame
     from facerecon.io.images import write_frame_npz
     from facerecon.geometry.raster import render_mesh
@@ -46,7 +46,8 @@ def demo(ict_model, tmp_path_factory):
     rec.landmarks_2d = k.project(rec.landmarks_3d)
     depth = render_mesh(rec.vertices_camera, m.region_triangles("face", "head_and_neck", "eyeballs"), k, barycentrics=False).depth
     write_frame_npz(out / "frame.npz", DepthFrame(depth.astype(np.float32), k, source="synthetic"))
-    write_face_meshes(rec, m, out, ("glb",), intrinsics=k)
+    write_face_meshes(rec, m, out, ("glb",), intrinsics=k)  # the default rig, arkit52
+    write_glb(out / "face_ict.glb", rec, m, "camera", intrinsics=k, rig="ict")  # the other rig, for the menu
     write_json(out / "landmarks.json", landmarks_json(rec))
     yaw, pitch, roll = rec.pose.euler_deg
     write_json(out / "pose.json", {"frame": str(out / "frame.npz"), "method": "synthetic", "translation_mm": rec.pose.t_mm.tolist(),
@@ -117,8 +118,9 @@ def _set_slider(page, name: str, value: float) -> None:
 
 def test_page_loads_and_jaw_slider_opens_the_mouth(demo, page):
     out, mouth = demo
-    assert page.evaluate("window.viewer.targetNames.length") == 55
-    assert page.locator("#morph-jawOpen").count() == 1
+    assert page.evaluate("window.viewer.targetNames.length") == 52  # arkit52, the default rig
+    assert page.locator("#morph-jawOpen").count() == 1 and page.locator("#morph-browInnerUp").count() == 1
+    assert page.locator("#morph-tongueOut").count() == 1
     assert page.evaluate("document.getElementById('picture').style.display") == "block"  # mesh over the depth picture
     x, y = page.evaluate("(p) => window.viewer.cameraToScreen(p)", mouth.tolist())
     mouth_box = (x - 45, y - 40, 90, 80)
@@ -152,6 +154,18 @@ def test_animation_plays_and_pauses(page):
                             " return [w[v.targetNames.indexOf('jawOpen')], w[v.targetNames.indexOf('eyeBlinkLeft')]]; })()")
     shown = [float(page.input_value("#morph-jawOpen")), float(page.input_value("#morph-eyeBlinkLeft"))]
     assert np.allclose(shown, stopped, atol=0.011), (shown, stopped)
+    assert page.errors == [], page.errors
+
+
+def test_ict_rig_gets_its_55_sliders(page):
+    """The viewer reads the target names from the GLB: the ict rig's 55 (split brows, pupils) work too."""
+    page.select_option("#glb", "files/face_ict.glb")
+    page.wait_for_function("window.viewer.ready && window.viewer.targetNames.length === 55", timeout=90_000)
+    assert page.locator("#morph-browInnerUpLeft").count() == 1 and page.locator("#morph-browInnerUp").count() == 0
+    assert page.locator("#morph-pupilDilateLeft").count() == 1
+    _set_slider(page, "browInnerUpLeft", 1.0)
+    i = page.evaluate("window.viewer.targetNames.indexOf('browInnerUpLeft')")
+    assert page.evaluate(f"window.viewer.meshes[0].morphTargetInfluences[{i}]") == 1.0
     assert page.errors == [], page.errors
 
 

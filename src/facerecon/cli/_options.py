@@ -71,8 +71,9 @@ class OutputPlan:
     ``--format``) + pose.json; ``default`` = the camera-frame meshes + pose.json, landmarks.json
     and overlay.png; ``all`` = also the head-frame meshes (face_head.*, which ``eval shape`` reads)."""
 
-    def __init__(self, level: str, fmts: tuple[str, ...], overlay: bool):
+    def __init__(self, level: str, fmts: tuple[str, ...], overlay: bool, rig: str | None = None):
         self.level = outputs(level)
+        self.rig = rig  # GLB morph targets (export.rig: arkit52 | ict; None: the default)
         self.formats = (("glb",) if "glb" in fmts else fmts[:1]) if level == "minimal" else fmts
         self.head_frame = level == "all"
         self.overlay = overlay and level != "minimal"

@@ -72,7 +72,7 @@ def write_photo_result(rec, model, rgb, d: Path, plan, method: str = "photo") ->
 
     tex = None if rec.texture is None else rec.texture.image
     k, evidence = rec.camera.intrinsics, rec.photo
-    write_face_meshes(rec, model, d, plan.formats, texture=tex, intrinsics=k, head_frame=plan.head_frame)
+    write_face_meshes(rec, model, d, plan.formats, texture=tex, intrinsics=k, head_frame=plan.head_frame, rig=plan.rig)
     pose = photo_document(rec, model, method)
     if plan.overlay:
         save_photo_overlay(d / "overlay.png", rgb, model, rec.vertices_camera, k, rec.landmarks_2d, evidence.detected_68, evidence.face_box)

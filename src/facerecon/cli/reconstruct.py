@@ -18,10 +18,13 @@ def reconstruct_cmd(
     camera: Optional[str] = typer.Option(None, help="Camera preset when the file has no intrinsics."),
     intrinsics: Optional[str] = typer.Option(None, help="fx,fy,cx,cy in pixels (overrides the file's)."),
     formats: str = typer.Option(_options.DEFAULT_FORMATS, "--format", help="Mesh formats, comma-separated: obj, ply, glb "
-                                "(glb: the rig, 53 ARKit morph targets, that facerecon view and animate take)."),
+                                "(glb: the rig, ARKit's 52 morph targets by default (--rig), that facerecon view and animate take)."),
     outputs: str = typer.Option("default", "--outputs", help="What each frame's folder holds: minimal (face.glb, else the "
                                 "first --format, and pose.json) | default (the camera-frame meshes, pose.json, landmarks.json, "
                                 "overlay.png) | all (default + the head-frame meshes face_head.*, which eval shape reads)."),
+    rig: str = typer.Option("arkit52", help="GLB morph targets: arkit52 (ARKit's 52 blendshape names and order, what ARKit / "
+                            "MediaPipe drivers set) | ict (ICT-FaceKit's 55: browInnerUp and cheekPuff split left/right, "
+                            "pupils). docs/animation.md."),
     overlay: bool = typer.Option(True, "--overlay/--no-overlay", help="Write overlay.png (mesh over depth, residual map)."),
     method: str = typer.Option("network", help="network (DAPoseNet + DAShapeNet, ~30 ms) | fit (the classical baseline: "
                                "ICT model fitting by ICP + Gauss-Newton from the head localisation, ~1 s, no network) | photo "
@@ -56,7 +59,9 @@ def reconstruct_cmd(
     cannot take (said before any model loads), 3 when frames were read but none was a face, 4 when
     some frames gave a face and others failed or had none."""
     # the options first: a usage error (exit 2) comes before any model loads
-    plan = _options.OutputPlan(outputs, _options.formats(formats), overlay)
+    from ..export.rig import check_rig, use_rig
+
+    plan = _options.OutputPlan(outputs, _options.formats(formats), overlay, check_rig(rig))
     _options.method(method)
     _options.camera(camera, intrinsics)
     unit = _options.unit(unit)
@@ -70,7 +75,8 @@ def reconstruct_cmd(
     if method == "photo-depth":
         from .photo_depth import reconstruct_photo_depth
 
-        return reconstruct_photo_depth(frames, out, config, 0 if no_refine else refine, refine_shape, focal, plan)
+        with use_rig(plan.rig):  # its GLBs take the rig from here
+            return reconstruct_photo_depth(frames, out, config, 0 if no_refine else refine, refine_shape, focal, plan)
     from ._photo import reconstruct_photos, reconstruct_rgbd, split_photo_inputs
 
     photos, paths = split_photo_inputs(frames, expand_inputs(frames), method)
@@ -104,7 +110,8 @@ def reconstruct_cmd(
                 write_json(tmp / "pose.json", depth_document(rec, str(path), method))
             return f"{path}: {rec.reason}"
         with atomic_dir(d) as tmp:  # complete or absent: never a half-filled frame folder
-            write_face_meshes(rec, rec_engine.model, tmp, plan.formats, intrinsics=frame.intrinsics, head_frame=plan.head_frame)
+            write_face_meshes(rec, rec_engine.model, tmp, plan.formats, intrinsics=frame.intrinsics, head_frame=plan.head_frame,
+                              rig=plan.rig)
             # with the ICT expression weights by name: `facerecon animate --from-reconstructions` reads them
             pose = depth_document(rec, str(path), method, rec_engine.model)
             if plan.overlay:

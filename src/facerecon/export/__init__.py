@@ -21,12 +21,13 @@ MESH_FORMATS = ("obj", "ply", "glb")
 
 
 def write_face_meshes(rec, model, out_dir: Path, formats: tuple[str, ...] = ("obj", "ply"), texture: np.ndarray | None = None,
-                      intrinsics=None, head_frame: bool = True) -> list[Path]:
+                      intrinsics=None, head_frame: bool = True, rig: str | None = None) -> list[Path]:
     """``face.<fmt>`` (camera frame) and ``face_head.<fmt>`` (canonical head frame; not with
     ``head_frame=False``), ICT topology and UVs.
 
-    OBJ/PLY keep ICT's vertex order (mm). GLB is the rig of :mod:`.gltf` (metres, 55 ARKit-named
-    morph targets, pose on the node). ``texture`` (an (H, W, 3) uint8 image of ICT's UV tile
+    OBJ/PLY keep ICT's vertex order (mm). GLB is the rig of :mod:`.gltf` (metres, morph targets of
+    ``rig``: 'arkit52', ARKit's 52 by name and order, or 'ict', ICT's 55; None: the current default,
+    see :mod:`.rig`; pose on the node). ``texture`` (an (H, W, 3) uint8 image of ICT's UV tile
     [0, 1]^2) goes to ``face.png``, referenced by the OBJs through ``face.mtl``, and into the GLBs.
     ``intrinsics`` adds the sensor as a camera to ``face.glb``.
     """
@@ -45,10 +46,10 @@ def write_face_meshes(rec, model, out_dir: Path, formats: tuple[str, ...] = ("ob
     for fmt in formats:
         if fmt == "glb":
             if head_frame:
-                written += [e.path for e in write_rigged_glbs(rec, model, out_dir, texture, intrinsics)]
+                written += [e.path for e in write_rigged_glbs(rec, model, out_dir, texture, intrinsics, rig)]
             else:  # face.glb alone, as write_rigged_glbs writes it
                 written.append(write_glb(out_dir / "face.glb", rec, model, "camera", None, intrinsics,
-                                         None if texture is None else _png_bytes(texture)).path)
+                                         None if texture is None else _png_bytes(texture), rig).path)
             continue
         frames = (("face", rec.vertices_camera, "camera"), ("face_head", rec.vertices_head, "head"))
         for name, verts, frame in frames if head_frame else frames[:1]:

@@ -10,9 +10,14 @@ Live Link Face CSV (Epic Games' iOS app, "Export take"): a header row, then one 
 ``Timecode`` is ``HH:MM:SS:FF.fff`` (FF: frame number at the take's frame rate, .fff: a fraction
 of a frame); the 52 ARKit curves are PascalCase (ARKit's own names are camelCase); the head and
 eye rotations are not blendshapes and are ignored here. Names match case-insensitively to the
-GLB's morph target names (docs/animation.md has the table): ICT splits ``browInnerUp`` and
-``cheekPuff`` into left/right shapes, both driven by the one ARKit curve; ICT has no
-``tongueOut``.
+GLB's morph target names (docs/animation.md has the table), on either rig (:mod:`.rig`): an
+``arkit52`` GLB has a target of every ARKit name; on an ``ict`` GLB, ICT splits ``browInnerUp`` and
+``cheekPuff`` into left/right shapes, both driven by the one ARKit curve, and has no
+``tongueOut``. ICT-named curves (our own pose.json) drive an ``arkit52`` GLB through the same
+table: ``browInnerUp_L`` and ``_R`` average into ``browInnerUp``.
+
+MediaPipe's face blendshapes (``FaceLandmarker`` results: a list of categories with
+``categoryName`` and ``score``, ``_neutral`` first) become a track with :func:`blendshape_track`.
 """
 from __future__ import annotations
 
@@ -27,6 +32,7 @@ import numpy as np
 
 from ..errors import InputFileError
 from ..fileutil import write_bytes_atomic
+from .rig import arkit52_table
 
 # The 52 ARKit blendshape columns in Live Link Face's order.
 ARKIT_CURVES = (
@@ -42,8 +48,8 @@ ARKIT_CURVES = (
 # Columns read and deliberately not used (head and eye rotations; the count of curves).
 IGNORED_COLUMNS = ("BlendShapeCount", "HeadYaw", "HeadPitch", "HeadRoll", "LeftEyeYaw", "LeftEyePitch", "LeftEyeRoll",
                    "RightEyeYaw", "RightEyePitch", "RightEyeRoll")
-# One ARKit curve driving two ICT shapes (ICT models the two sides separately).
-SPLIT_CURVES = {"browinnerup": ("browinnerupleft", "browinnerupright"), "cheekpuff": ("cheekpuffleft", "cheekpuffright")}
+# Not blendshapes: MediaPipe's first category (the neutral score), ignored by blendshape_track.
+MEDIAPIPE_IGNORED = ("_neutral",)
 # Frame rates a Live Link Face take can have; the timecodes' frame numbers pick one.
 STANDARD_FPS = (24.0, 25.0, 30.0, 48.0, 50.0, 60.0)
 DEFAULT_FPS = 60.0  # the app's default, used when a take is too short to show its rate
@@ -209,6 +215,25 @@ def read_reconstruction_sequence(folder: str | Path, fps: float = 30.0) -> Blend
     return BlendshapeTrack(np.arange(len(w)) / fps, names or [], w, float(fps), str(d))
 
 
+def read_blendshape_json(path: str | Path, fps: float = 30.0) -> BlendshapeTrack:
+    """A JSON file of MediaPipe-style blendshapes (see :func:`blendshape_track`): a list of frames,
+    or ``{"frames": [...]}``; one-line :class:`InputFileError` for anything malformed."""
+    p = Path(path)
+    try:
+        doc = json.loads(p.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise InputFileError(p, "no such file") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise InputFileError(p, f"not valid JSON ({exc.__class__.__name__})") from None
+    frames = doc.get("frames") if isinstance(doc, dict) else doc
+    if not isinstance(frames, list) or not frames:
+        raise InputFileError(p, "expected a list of frames (each a list of blendshape categories or a {name: weight} object)")
+    try:
+        return blendshape_track(frames, fps, str(p))
+    except (ValueError, TypeError, AttributeError) as exc:
+        raise InputFileError(p, " ".join(str(exc).split())[:200]) from None
+
+
 @dataclass
 class Retargeted:
     weights: np.ndarray  # (N, T) one column per morph target
@@ -217,23 +242,79 @@ class Retargeted:
     undriven: list[str]  # targets no curve drives (held at 0)
 
 
+def split_curves() -> dict[str, tuple[str, ...]]:
+    """ARKit curve key -> the keys of the ICT shapes it is made of, where more than one
+    (``browinnerup`` -> ``browinnerupleft``, ``browinnerupright``; ``cheekpuff`` likewise), from data/arkit52.json."""
+    return {name_key(a): tuple(name_key(s) for s in srcs) for a, srcs in arkit52_table() if len(srcs) > 1}
+
+
 def retarget(track: BlendshapeTrack, target_names: list[str]) -> Retargeted:
-    """Columns of ``track`` onto the GLB's morph targets by name (see :func:`name_key`, ``SPLIT_CURVES``)."""
+    """Columns of ``track`` onto the GLB's morph targets by name (see :func:`name_key`), either rig:
+
+    * a curve whose name is a target's drives it (ARKit curves on an ``arkit52`` GLB, ICT names on an ``ict`` one);
+    * an ARKit curve made of several ICT shapes (``BrowInnerUp``, ``CheekPuff``) drives each of them on an ``ict`` GLB;
+    * ICT's split shapes (``browInnerUp_L`` / ``_R`` of a pose.json) drive the one ARKit target on an
+      ``arkit52`` GLB with their mean (the table's rule, as the exporter's default weights).
+    Weights are clamped to [0, 1] (ARKit's range)."""
     tkeys = {name_key(n): j for j, n in enumerate(target_names)}
+    splits = split_curves()
+    merges = {s: (a, len(srcs)) for a, srcs in splits.items() for s in srcs}  # ICT half -> (ARKit key, halves)
     out = np.zeros((track.n_frames, len(target_names)), np.float64)
     mapping: dict[str, list[str]] = {}
     unused = []
     for c, name in enumerate(track.names):
         k = name_key(name)
-        dest = [k] if k in tkeys else [s for s in SPLIT_CURVES.get(k, ()) if s in tkeys]
+        if k in tkeys:
+            dest, share = [k], 1.0
+        elif k in merges and merges[k][0] in tkeys:
+            dest, share = [merges[k][0]], 1.0 / merges[k][1]
+        else:
+            dest, share = [s for s in splits.get(k, ()) if s in tkeys], 1.0
         if not dest:
             unused.append(name)
             continue
         mapping[name] = [target_names[tkeys[s]] for s in dest]
         for s in dest:
-            out[:, tkeys[s]] = track.weights[:, c]
+            if share == 1.0:
+                out[:, tkeys[s]] = track.weights[:, c]
+            else:
+                out[:, tkeys[s]] += share * track.weights[:, c]
     driven = {t for ts in mapping.values() for t in ts}
-    return Retargeted(out, mapping, unused, [t for t in target_names if t not in driven])
+    return Retargeted(np.clip(out, 0.0, 1.0), mapping, unused, [t for t in target_names if t not in driven])
+
+
+def blendshape_track(frames, fps: float = 30.0, source: str = "blendshapes") -> BlendshapeTrack:
+    """A track from MediaPipe-style blendshape results, one entry per frame: a list of categories
+    (``{"categoryName": "browInnerUp", "score": 0.3, ...}``, MediaPipe's ``FaceLandmarker`` output as
+    JSON; objects with ``category_name`` / ``score`` attributes work too) or a plain ``{name: weight}``
+    dict. ``_neutral`` is ignored; the names of the first frame are the columns (a later frame
+    lacking one holds 0 there)."""
+    rows: list[dict[str, float]] = []
+    seen: set[str] = set()
+    for f in frames:
+        if isinstance(f, dict):
+            row = {str(k): float(v) for k, v in f.items()}
+        else:
+            row = {}
+            for cat in f:
+                if isinstance(cat, dict):
+                    n, v = cat.get("categoryName", cat.get("category_name")), cat.get("score")
+                else:
+                    n, v = getattr(cat, "category_name", None), getattr(cat, "score", None)
+                if n is None or v is None:
+                    raise ValueError(f"a blendshape category without a name or a score: {cat!r}"[:200])
+                row[str(n)] = float(v)
+        seen.update(k for k in row if k in MEDIAPIPE_IGNORED)
+        rows.append({k: v for k, v in row.items() if k not in MEDIAPIPE_IGNORED})
+    if not rows:
+        raise ValueError("no frames")
+    if fps <= 0:
+        raise ValueError(f"frame rate must be positive, got {fps}")
+    names = list(rows[0])
+    w = np.array([[r.get(n, 0.0) for n in names] for r in rows], np.float64)
+    if not np.isfinite(w).all():
+        raise ValueError("a blendshape weight is not finite")
+    return BlendshapeTrack(np.arange(len(rows)) / fps, names, w, float(fps), source, sorted(seen))
 
 
 def glb_target_names(path: str | Path) -> list[str]:
@@ -272,7 +353,8 @@ def add_weight_animation(glb_in: str | Path, glb_out: str | Path, times_s: np.nd
                          name: str = "performance") -> dict:
     """Copy ``glb_in`` to ``glb_out`` with one more animation: LINEAR keys of the morph weights.
 
-    ``weights`` is (N, T) in the order of the mesh's targets. Returns a summary (frames, duration, bytes).
+    ``weights`` is (N, T) in the order of the mesh's targets, clamped to [0, 1] (ARKit's range) as
+    written. Returns a summary (frames, duration, bytes).
     """
     from pygltflib import Accessor, Animation, AnimationChannel, AnimationChannelTarget, AnimationSampler, BufferView
 
@@ -281,7 +363,7 @@ def add_weight_animation(glb_in: str | Path, glb_out: str | Path, times_s: np.nd
     g = _load_glb(src)
     mi, names, node = _targets_of(src, g)
     t = np.asarray(times_s, np.float32)
-    w = np.asarray(weights, np.float32)
+    w = np.clip(np.asarray(weights, np.float32), 0.0, 1.0)
     if w.shape != (len(t), len(names)):
         raise ValueError(f"weights {w.shape} for {len(t)} times and {len(names)} targets")
     if len(t) == 0 or (len(t) > 1 and not (np.diff(t) > 0).all()):

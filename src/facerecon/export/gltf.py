@@ -6,11 +6,14 @@ What a file holds (see docs/animation.md):
   eye shells, lashes) so a viewer can colour them apart; the base positions are the person's
   face at expression 0 (``vertices_head`` minus the expression deltas: identity and anything
   else the reconstruction baked in), in **metres** (the file's mm are scaled by 0.001);
-* 55 morph targets (POSITION deltas): the 53 ARKit-style ICT expressions named the ARKit way
-  (``eyeBlink_L`` -> ``eyeBlinkLeft``; ICT splits ``browInnerUp`` and ``cheekPuff`` into left and
-  right) and ICT's two pupil-dilation shapes appended as ``pupilDilateLeft/Right``, names in
+* morph targets (POSITION deltas) by rig (:mod:`.rig`): ``arkit52`` (default) ARKit's 52
+  blendshapes by name and in ARKit's order (``browInnerUp`` / ``cheekPuff`` = the sum of ICT's
+  left and right shapes, ``tongueOut`` zero, pupils dropped), or ``ict`` ICT's 55 (the 53
+  ARKit-style expressions, ``eyeBlink_L`` -> ``eyeBlinkLeft``, ``browInnerUp`` and ``cheekPuff``
+  split left / right, and the two pupil-dilation shapes as ``pupilDilateLeft/Right``); names in
   ``mesh.extras.targetNames``; deltas are sparse accessors (only vertices a shape moves);
-* ``mesh.weights`` = the reconstructed expression, so the file opens showing the reconstruction;
+* ``mesh.weights`` = the reconstructed expression as the rig's weights, clamped to ARKit's
+  [0, 1], so the file opens showing the reconstruction;
 * ICT's UVs as TEXCOORD_0 (glTF's v runs down: v' = 1 - v). ICT stores UVs per face corner, so
   a vertex on a UV seam becomes several glTF vertices; ``_ICT_VERTEX`` (an application-specific
   attribute) keeps the ICT vertex index of every glTF vertex and the morph deltas follow the split;
@@ -33,6 +36,7 @@ from pathlib import Path
 import numpy as np
 
 from ..fileutil import write_bytes_atomic
+from .rig import DEFAULT_RIG, check_rig, current_rig, ict_target_name, rig_targets, target_weights
 
 M_PER_MM = 1e-3
 # Deltas smaller than this (mm, largest coordinate) are left out of the sparse morph targets:
@@ -74,12 +78,7 @@ _GROUPS: tuple[tuple[str, tuple[str, ...], bool], ...] = (
 
 def arkit_target_name(ict_name: str) -> str:
     """ICT ``eyeBlink_L`` -> ARKit ``eyeBlinkLeft``; ``jawOpen`` stays; ``PupilDilate_L`` -> ``pupilDilateLeft``."""
-    base = ict_name
-    if ict_name.endswith("_L"):
-        base = ict_name[:-2] + "Left"
-    elif ict_name.endswith("_R"):
-        base = ict_name[:-2] + "Right"
-    return base[:1].lower() + base[1:]
+    return ict_target_name(ict_name)
 
 
 @dataclass
@@ -100,29 +99,32 @@ class GltfLayout:
 
     primitives: list[_Primitive]
     target_names: list[str]
-    ict_names: list[str]
+    ict_names: list[str]  # the model's expression names (ICT)
     expression_basis: np.ndarray  # (E, V, 3) float64, mm
     triangles: np.ndarray  # (T, 3) all ICT triangles, outward winding
     vertex_normals_op: object  # scipy sparse (V, T): sums triangle area-normals at vertices
+    rig: str = DEFAULT_RIG
+    target_sources: list | None = None  # per target: the indices of the ICT shapes it sums
 
     @property
     def n_gltf_vertices(self) -> int:
         return int(sum(len(p.src) for p in self.primitives))
 
 
-def gltf_layout(model) -> GltfLayout:
-    """The seam split and sparse morph deltas for ``model`` (built once, then cached on the model)."""
+def gltf_layout(model, rig: str = DEFAULT_RIG) -> GltfLayout:
+    """The seam split and sparse morph deltas of ``rig`` for ``model`` (built once per rig, then cached on the model)."""
+    rig = check_rig(rig)
     cache = model.__dict__.setdefault("_gltf_layout_cache", {})
-    if "layout" not in cache:
-        cache["layout"] = _build_layout(model)
-    return cache["layout"]
+    if rig not in cache:
+        cache[rig] = _build_layout(model, rig)
+    return cache[rig]
 
 
 def _index_array(a: np.ndarray, n: int) -> np.ndarray:
     return np.ascontiguousarray(a, dtype=np.uint16 if n < 65535 else np.uint32)
 
 
-def _build_layout(model) -> GltfLayout:
+def _build_layout(model, rig: str) -> GltfLayout:
     import scipy.sparse as sp
 
     tris = np.asarray(model.triangles, np.int64)
@@ -136,6 +138,7 @@ def _build_layout(model) -> GltfLayout:
         tris, tuv = tris[:, ::-1].copy(), tuv[:, ::-1].copy()
     basis = np.asarray(model.expression_basis, np.float64)
     ict_names = list(model.expression_names)
+    target_names, sources = rig_targets(rig, ict_names)
     prims = []
     mats = np.asarray(model.triangle_material)
     names = list(model.materials)
@@ -160,8 +163,8 @@ def _build_layout(model) -> GltfLayout:
         _paint_irises(rgba, neutral[src], [names[i] for i in vert_mat])
         colour = np.round(rgba * 255).astype(np.uint8)
         targets = []
-        for e in range(len(ict_names)):
-            d = basis[e, src]
+        for srcs in sources:  # a target's displacement: the sum of its ICT shapes (none: zero)
+            d = basis[srcs[0], src] if len(srcs) == 1 else sum((basis[e, src] for e in srcs), np.zeros((n, 3)))
             keep = np.abs(d).max(1) > DELTA_EPS_MM
             local = np.flatnonzero(keep)
             vals = (d[keep] * M_PER_MM).astype(np.float32)
@@ -173,7 +176,7 @@ def _build_layout(model) -> GltfLayout:
         prims.append(_Primitive(gname, tuple(gmats), blend, colour, src, texcoord, _index_array(inverse.reshape(-1), n), targets))
     t = len(tris)
     op = sp.csr_matrix((np.ones(3 * t), (tris.ravel(), np.repeat(np.arange(t), 3))), shape=(model.n_vertices, t))
-    return GltfLayout(prims, [arkit_target_name(s) for s in ict_names], ict_names, basis, tris, op)
+    return GltfLayout(prims, target_names, ict_names, basis, tris, op, rig, sources)
 
 
 def _paint_irises(rgba: np.ndarray, v: np.ndarray, mat_names: list[str]) -> None:
@@ -251,13 +254,14 @@ def _png_bytes(texture: np.ndarray) -> bytes:
 
 
 def build_glb(rec, model, frame: str = "camera", texture: np.ndarray | None = None, intrinsics=None,
-              png: bytes | None = None) -> bytes:
-    """The GLB bytes of ``rec`` (``frame`` = 'camera': node carries the head pose; 'head': identity)."""
+              png: bytes | None = None, rig: str | None = None) -> bytes:
+    """The GLB bytes of ``rec`` (``frame`` = 'camera': node carries the head pose; 'head': identity;
+    ``rig``: 'arkit52' or 'ict', see :mod:`.rig`; None: the current default)."""
     from pygltflib import (GLTF2, Accessor, AccessorSparseIndices, AccessorSparseValues, Asset, Attributes, Buffer, Camera,
                            Image, Material, Mesh, Node, PbrMetallicRoughness, Perspective, Primitive, Sampler, Scene, Sparse,
                            Texture, TextureInfo)
 
-    layout = gltf_layout(model)
+    layout = gltf_layout(model, rig or current_rig())
     base = base_vertices_head(rec, layout)
     normals = _vertex_normals(layout, base)
     blob = _Blob()
@@ -278,8 +282,9 @@ def build_glb(rec, model, frame: str = "camera", texture: np.ndarray | None = No
         samplers.append(Sampler(magFilter=9729, minFilter=9987, wrapS=33071, wrapT=33071))
         textures.append(Texture(sampler=0, source=0))
     primitives = []
-    expr = np.asarray(rec.expression, np.float64).reshape(-1)
-    weights = [float(w) for w in np.pad(expr, (0, len(layout.target_names) - len(expr)))]
+    # the writer clamps to ARKit's [0, 1] (the depth networks' weights can leave it a little; the
+    # base above removes the unclamped expression, so weight 0 is the person's neutral face)
+    weights = [float(w) for w in target_weights(rec.expression, layout.rig, layout.ict_names)]
     for p in layout.primitives:
         pos = (base[p.src] * M_PER_MM).astype(np.float32)
         mn, mx = _minmax(pos)
@@ -341,8 +346,12 @@ def build_glb(rec, model, frame: str = "camera", texture: np.ndarray | None = No
                                       "width": int(k.width), "height": int(k.height)}))
         # the glTF camera looks along its -z, up +y: at the world origin with no rotation it is the sensor
         nodes.append(Node(name="depth_camera", camera=0))
-    mesh = Mesh(name="face", primitives=primitives, weights=weights,
-                extras={"targetNames": list(layout.target_names), "ict_names": list(layout.ict_names)})
+    if layout.rig == "ict":
+        extras = {"targetNames": list(layout.target_names), "ict_names": list(layout.ict_names)}
+    else:  # which ICT shapes each target sums (an empty list: tongueOut, zero displacement)
+        extras = {"targetNames": list(layout.target_names), "rig": layout.rig,
+                  "ict_sources": [[layout.ict_names[e] for e in s] for s in layout.target_sources]}
+    mesh = Mesh(name="face", primitives=primitives, weights=weights, extras=extras)
     g = GLTF2(
         asset=Asset(generator="facerecon (pygltflib)", version="2.0",
                     extras={"facerecon": {"source": str(getattr(rec, "source", "")), "frame": frame, "units": "m (mm x 0.001)",
@@ -363,16 +372,17 @@ class GlbExport:
 
 
 def write_glb(path: Path, rec, model, frame: str = "camera", texture: np.ndarray | None = None, intrinsics=None,
-              png: bytes | None = None) -> GlbExport:
+              png: bytes | None = None, rig: str | None = None) -> GlbExport:
     """Write one rigged GLB atomically; returns its size and the time it took (layout cache excluded on reuse)."""
     t0 = time.perf_counter()
-    data = build_glb(rec, model, frame, texture, intrinsics, png)
+    data = build_glb(rec, model, frame, texture, intrinsics, png, rig)
     write_bytes_atomic(path, data)
     return GlbExport(Path(path), len(data), (time.perf_counter() - t0) * 1e3)
 
 
-def write_rigged_glbs(rec, model, out_dir: Path, texture: np.ndarray | None = None, intrinsics=None) -> list[GlbExport]:
+def write_rigged_glbs(rec, model, out_dir: Path, texture: np.ndarray | None = None, intrinsics=None,
+                      rig: str | None = None) -> list[GlbExport]:
     """``face.glb`` (camera frame, head pose on the node) and ``face_head.glb`` (head frame)."""
     png = _png_bytes(texture) if texture is not None else None
-    return [write_glb(Path(out_dir) / "face.glb", rec, model, "camera", None, intrinsics, png),
-            write_glb(Path(out_dir) / "face_head.glb", rec, model, "head", None, None, png)]
+    return [write_glb(Path(out_dir) / "face.glb", rec, model, "camera", None, intrinsics, png, rig),
+            write_glb(Path(out_dir) / "face_head.glb", rec, model, "head", None, None, png, rig)]

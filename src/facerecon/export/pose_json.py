@@ -38,8 +38,8 @@ def pose_document(*, frame: str, method: str, face: bool, confidence: float, pos
         doc.update(pose_keys(pose), euler_convention=EULER_CONVENTION)
     if identity is not None:
         doc["identity"] = np.round(np.asarray(identity, np.float64), 5).tolist()
-    if expression is not None:
-        doc["expression"] = {n: round(float(w), 6) for n, w in zip(expression_names, expression)}
+    if expression is not None:  # clamped to ARKit's [0, 1] here, for every command (the depth networks' can leave it a little)
+        doc["expression"] = {n: round(float(w), 6) for n, w in zip(expression_names, np.clip(np.asarray(expression, np.float64), 0.0, 1.0))}
     if timings_ms:
         doc["timings_ms"] = {k: round(float(v), 3) for k, v in timings_ms.items()}
     doc.update({k: v for k, v in blocks.items() if v is not None})

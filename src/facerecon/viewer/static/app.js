@@ -123,7 +123,7 @@ function buildSliders(names, weights) {
         label.textContent = name;
         label.htmlFor = `morph-${name}`;
         const input = document.createElement('input');
-        // reconstructed weights may leave [0, 1] a little (the networks are not clamped)
+        // facerecon clamps weights to ARKit's [0, 1]; a GLB from elsewhere (or an older one) may leave it
         const w = weights[i] ?? 0;
         Object.assign(input, { type: 'range', min: Math.min(0, w), max: Math.max(1, w), step: 0.01, id: `morph-${name}` });
         input.value = w;
@@ -176,7 +176,12 @@ async function loadGlb(url) {
     root.traverse((o) => { if (o.isMesh && o.morphTargetInfluences) state.meshes.push(o); });
     const ext = gltf.parser.json;
     const mesh = (ext.meshes || [])[0] || {};
+    // either rig (arkit52: ARKit's 52 names; ict: ICT's 55): the names come from the file, one slider each
     state.targetNames = (mesh.extras && mesh.extras.targetNames) || [];
+    if (!state.targetNames.length && state.meshes.length) {  // no extras: three.js' dictionary, else the index
+        const dict = state.meshes[0].morphTargetDictionary || {};
+        state.targetNames = state.meshes[0].morphTargetInfluences.map((_, i) => Object.keys(dict).find((k) => dict[k] === i) ?? `target ${i}`);
+    }
     const weights = (mesh.weights || state.targetNames.map(() => 0)).slice();
     const cam = (ext.cameras || [])[0];
     sensor = cam && cam.extras && cam.extras.fx ? cam.extras : null;
