@@ -182,7 +182,9 @@ def test_interrupted_reconstruct_leaves_no_part_files_and_no_half_folder(tmp_pat
     out = tmp_path / "out"
     before = signal.getsignal(signal.SIGTERM)
     rc = main(["reconstruct", *inputs, "-o", str(out), "--format", "obj", "--no-overlay"])
-    assert rc == 130, capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert rc == 130, err
+    assert "interrupted after 1 of 3 frames" in err, err  # how far it got, before main's "interrupted"
     assert signal.getsignal(signal.SIGTERM) is before  # main() restores the handler
     names = sorted(os.listdir(out))
     assert names == ["frame-045"], names  # frame-048 absent, not half-filled; no .part folders
@@ -359,3 +361,52 @@ def test_logs_and_help_are_plain_unwrapped_lines_when_not_a_terminal(tmp_path: P
     description = text.split("Arguments:")[0].splitlines()[2:]
     for a, b in zip(description, description[1:]):  # paragraphs reflowed: a short line only at a paragraph's end
         assert not (a.strip() and b.strip() and len(a) < 60), (a, b)
+
+
+def test_interrupt_says_how_far_the_batch_got() -> None:
+    """Ctrl-C in run_batch: one line "interrupted after N of M frames", then the interrupt goes on (exit 130)."""
+    import io
+
+    from rich.console import Console
+
+    from facerecon.cli._frames import run_batch
+
+    buf = io.StringIO()
+    console = Console(file=buf, width=200)
+    seen = []
+
+    def handle(path, _):
+        if len(seen) == 3:
+            raise KeyboardInterrupt
+        seen.append(path)
+        return None
+
+    items = [(Path(f"f{i}.png"), None, None) for i in range(5)]
+    items[1] = (Path("f1.png"), None, "unreadable")
+    with pytest.raises(KeyboardInterrupt):
+        run_batch(console, "frames", iter(items), len(items), handle)
+    lines = [ln for ln in buf.getvalue().splitlines() if "interrupted" in ln]
+    assert len(lines) == 1 and lines[0].startswith("interrupted after 4 of 5 frames, 1 failed;"), buf.getvalue()
+
+
+def test_interrupted_track_says_how_far_it_got(tmp_path: Path, monkeypatch, capsys) -> None:
+    """Ctrl-C during `facerecon track`: "interrupted after N of M frames", exit 130 (stand-in tracker)."""
+    from types import SimpleNamespace
+
+    import facerecon.tracking as tracking
+
+    class Tracker:
+        @classmethod
+        def from_pretrained(cls, *a, **k):
+            return cls()
+
+        def run(self, seq):
+            for i in range(3):
+                yield SimpleNamespace(name=f"f{i}"), SimpleNamespace(tracked=True, message="")
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(tracking, "Tracker", Tracker)
+    monkeypatch.setattr(tracking, "open_sequence", lambda *a, **k: SimpleNamespace(length=10))
+    rc = main(["track", str(tmp_path), "-o", str(tmp_path / "out")])
+    err = capsys.readouterr().err
+    assert rc == 130 and "interrupted after 3 of 10 frames; nothing written" in err, err

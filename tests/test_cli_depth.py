@@ -115,3 +115,37 @@ def test_atomic_writes_get_plain_file_permissions(tmp_path: Path) -> None:
         assert not (tmp_path / "x.bin").exists() and not list(tmp_path.glob(".*part*"))
     finally:
         os.umask(umask)
+
+
+def test_colour_range_is_the_nearest_surface(tmp_path, capsys) -> None:
+    """A head-sized bump at ~400 mm in front of metres of room: the colour scale spans the head,
+    not the room (the plain 2-98 percentiles would span the room and paint the face one colour)."""
+    from facerecon.viz.depthmap import depth_range, nearest_surface
+
+    h, w = 240, 320
+    yy, xx = np.mgrid[0:h, 0:w]
+    room = 2000.0 + 6000.0 * xx / w  # walls from 2 to 8 m
+    r2 = ((xx - 160) / 60.0) ** 2 + ((yy - 120) / 80.0) ** 2
+    head = 400.0 + 120.0 * r2  # a bump, nearest 400 mm at its centre, 520 mm at its rim
+    d = np.where(r2 <= 1.0, head, room).astype(np.float32)
+    d[:5] = 0.0
+    d[200:203, 10:13] = 250.0  # a 9-pixel speck of flying pixels nearer than the head: not "the surface"
+    lo, hi = depth_range(d)
+    assert 395 <= lo <= 410 and 480 <= hi <= 525, (lo, hi)
+    assert nearest_surface(d) == (lo, hi)
+    flo, fhi = depth_range(d, nearest=False)
+    assert fhi > 6000  # the old range: the room
+    assert depth_range(d, vmin=100.0, vmax=900.0) == (100.0, 900.0)
+    flat = np.full((50, 60), 700.0) + np.arange(60)  # one surface and nothing else: plain percentiles
+    assert nearest_surface(flat) is None
+    # the command: the range it used is in its table
+    from facerecon.cli import main
+    from facerecon.io.images import write_depth_npz
+    from facerecon.geometry.camera import Intrinsics
+
+    write_depth_npz(tmp_path / "f.npz", d, Intrinsics(300.0, 300.0, 159.5, 119.5, w, h))
+    assert main(["view-depth", str(tmp_path / "f.npz"), "-o", str(tmp_path / "p.png")]) == 0
+    err = capsys.readouterr().err
+    assert "colour range" in err and f"{lo:.0f}-{hi:.0f} mm (nearest surface" in err, err
+    assert main(["view-depth", str(tmp_path / "f.npz"), "-o", str(tmp_path / "q.png"), "--full-range"]) == 0
+    assert f"{flo:.0f}-{fhi:.0f} mm (whole frame)" in capsys.readouterr().err

@@ -254,6 +254,33 @@ def test_face_model_backend_is_the_fits_rendered_depth(synthetic_scene):
     assert res.metric.median_abs_mm < 1e-3 and res.surface is None
 
 
+def test_the_run_names_its_backend_and_stages(synthetic_scene, tmp_path, monkeypatch):
+    """photo-depth says which backend it uses (plainly when ``auto`` fell back to the face model)
+    and reports each slow stage as it starts."""
+    import huggingface_hub.constants as hc
+
+    from facerecon.photo.depth_pipeline import PhotoDepthConfig, PhotoDepthPipeline, describe_backend
+    from facerecon.photo.image import Photo
+    from facerecon.photo.surface import SurfaceConfig
+
+    monkeypatch.setattr(hc, "HF_HUB_CACHE", str(tmp_path / "empty-hf-cache"))
+    line, fallback = describe_backend("auto", load_depth_backend("auto"))
+    assert fallback and line.startswith("depth backend: face-model (fallback")
+    assert "no depth network" in line and "fitted ICT face rendered back" in line and "dpt-hybrid" in line
+    line, fallback = describe_backend("face-model", load_depth_backend("face-model"))
+    assert not fallback and "as asked" in line and "rendered back" in line
+    line, fallback = describe_backend("x", _ScaledInverseDepth(np.ones((2, 2)), 1.0, 0.0))
+    assert not fallback and "rendered back" not in line
+
+    model, k, v, tris, z, z_scene = synthetic_scene
+    seen: list[str] = []
+    pipe = PhotoDepthPipeline(_KnownFaceReconstructor(model, v, k), _ScaledInverseDepth(z_scene, 3.0e-4, 2.0e-4), model,
+                              PhotoDepthConfig(surface=SurfaceConfig(poisson_depth=6)), requested="a-network")
+    pipe.run(Photo(np.full((k.height, k.width, 3), 90, np.uint8), "synthetic.png"), stage=seen.append)
+    assert [s.split(" ")[0] for s in seen] == ["photo", "rendering", "monocular", "metric", "surface"], seen
+    assert pipe.describe_backend()[1] is False
+
+
 # -- the whole command on a real photo (needs the photo fit: MTCNN + landmarks + ICT fit) -----------
 def _need_photo_fit():
     for mod in ("facerecon.pipeline.photo", "facerecon.photo.landmarks", "facerecon.photo.landmark_map"):
@@ -277,6 +304,9 @@ def test_photo_depth_cli_on_a_real_photo_writes_every_file(real_dir, ict_archive
     rc, err = _run_cli(["photo-depth", str(photo), "-o", str(tmp_path), "--depth-model", "face-model",
                         "--poisson-depth", "8", "--refine", "3"], capsys)
     assert rc == 0, err
+    assert err[0].startswith("depth backend: face-model (as asked)"), err  # which backend, before any photo
+    assert any("fitted face rendered back" in ln and " ms (fit " in ln and "surface " in ln and "depth path " in ln
+               for ln in err), err  # the photo's line: backend and the time of each stage
     d = tmp_path / "einstein"
     for name in ("depth.png", "depth.npz", "depth_preview.png", "cloud.ply", "surface.ply", "photo_depth.json",
                  "depth-path/face.obj", "depth-path/face.ply", "depth-path/pose.json", "depth-path/landmarks.json",

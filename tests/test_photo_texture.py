@@ -109,7 +109,22 @@ def test_overlay(model, tmp_path):
     assert out[cy + 6, cx + 6].astype(int).sum() > 3 * 30 + 60  # the shaded mesh shows over the photo
     u, w = lm2[36].round().astype(int)
     assert out[w, u, 1] > 200  # a landmark dot (green)
-    save_photo_overlay(tmp_path / "o.png", rgb, model, v, cam.intrinsics, lm2, box=np.array([100, 60, 220, 200]))
+    det = lm2 + 3.0
+    save_photo_overlay(tmp_path / "o.png", rgb, model, v, cam.intrinsics, lm2, det, box=np.array([100, 60, 220, 200]))
     from PIL import Image
 
-    assert Image.open(tmp_path / "o.png").size[0] < 320
+    from facerecon.photo.overlay import DETECTED_COLOUR, FITTED_COLOUR, MIN_LONG_SIDE
+
+    saved = np.asarray(Image.open(tmp_path / "o.png").convert("RGB"))
+    # the face crop (box + 35 %, clipped to the photo: columns 58-262, rows 11-240, 204 x 229 px)
+    # enlarged to MIN_LONG_SIDE px, the legend strip under it
+    crop_h = MIN_LONG_SIDE
+    assert saved.shape[0] > crop_h + 40 and saved.shape[1] == round(204 * MIN_LONG_SIDE / 229)
+    legend = saved[crop_h:]
+    for colour in (FITTED_COLOUR, DETECTED_COLOUR):  # each mark has its swatch in the legend
+        assert (np.abs(legend.astype(int) - colour).sum(-1) < 30).sum() > 10
+    assert (legend.astype(int).sum(-1) > 600).sum() > 200  # the legend's text
+    # a landmark lands where the crop's scale puts it
+    s = MIN_LONG_SIDE / 229
+    u, w = ((lm2[36] - [58, 11] + 0.5) * s - 0.5).round().astype(int)
+    assert saved[w, u, 1] > 200

@@ -186,6 +186,32 @@ def test_server_serves_only_the_folder(demo, server):
         assert status(bad) == 404, bad
 
 
+@pytest.mark.parametrize("name", ["anim.glb", "face_head.glb"])
+def test_bare_glb_is_framed(browser, demo, tmp_path, name):
+    """A GLB alone in its folder (no picture, pose or landmarks): the camera fits the model's bounds,
+    so the whole model is on the canvas and fills a good part of it (issue #25: it opened zoomed in, clipped)."""
+    from facerecon.viewer import start
+
+    shutil.copyfile(demo[0] / name, tmp_path / name)
+    srv, thread = start(tmp_path / name)
+    page = browser.new_page(viewport={"width": 1100, "height": 700})
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    try:
+        page.goto(srv.url)
+        page.wait_for_function("window.viewer && window.viewer.ready && window.viewer.frames > 0", timeout=90_000)
+        x0, y0, x1, y1 = page.evaluate("window.viewer.modelNdc()")
+        assert -1.0 <= x0 and x1 <= 1.0 and -1.0 <= y0 and y1 <= 1.0, (x0, y0, x1, y1)  # nothing clipped
+        assert max(x1 - x0, y1 - y0) > 0.9, (x0, y0, x1, y1)  # and not a speck: > 45 % of the canvas
+        if name == "face_head.glb":
+            page.screenshot(path=str(ARTIFACTS / "viewer_bare_glb.png"))
+        assert errors == [], errors
+    finally:
+        page.close()
+        srv.shutdown()
+        srv.server_close()
+
+
 def test_photo_input_is_the_picture(tmp_path, demo):
     """The photo path's pose.json names the photo: it is served as the picture behind the mesh."""
     import json

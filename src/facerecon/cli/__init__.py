@@ -19,7 +19,8 @@ _COMMAND_MODULES = ("reconstruct", "pose", "track", "depth", "face", "synth", "e
 
 app = typer.Typer(
     name="facerecon",
-    help="Metric 3D face reconstruction and head pose from a single depth image or photo, on the CPU.",
+    help="Metric 3D face reconstruction (ICT-FaceKit mesh, rigged glTF) and head pose from depth frames "
+         "(Kinect, TrueDepth, ...) and photos, frame by frame or tracked through a sequence; on the CPU.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
@@ -40,11 +41,32 @@ def _version(value: bool) -> None:
 def _root(
     version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version and exit."),
 ) -> None:
-    """facerecon: depth frame -> head pose + metric 3D face mesh (ICT-FaceKit topology)."""
+    """facerecon: depth frame or photo -> head pose + metric 3D face mesh (ICT-FaceKit topology)."""
+
+
+def _flags_without_type() -> None:
+    """typer 0.26+ prints ``<bool>`` beside every ``--flag/--no-flag`` in ``--help``; a flag takes
+    no value, so it shows none (an option with its own metavar keeps it)."""
+    try:
+        from typer.core import TyperOption
+    except ImportError:  # another typer layout: leave its help as it is
+        return
+    shown = getattr(TyperOption, "display_type_rich", None)
+    if shown is None or getattr(shown, "_facerecon_flags", False):
+        return
+
+    def display_type_rich(self, ctx):
+        if getattr(self, "is_flag", False) and getattr(self, "metavar", None) is None:
+            return None
+        return shown(self, ctx)
+
+    display_type_rich._facerecon_flags = True  # type: ignore[attr-defined]
+    TyperOption.display_type_rich = display_type_rich
 
 
 def get_app() -> typer.Typer:
     """The app with every topic registered (done on first use, so topic modules import alone)."""
+    _flags_without_type()
     if not getattr(app, "_facerecon_registered", False):
         for name in _COMMAND_MODULES:
             importlib.import_module(f"{__name__}.{name}").register(app)

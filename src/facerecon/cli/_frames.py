@@ -171,6 +171,39 @@ def frame_stem(path: Path, used: set[str]) -> str:
     return name
 
 
+class InterruptReport:
+    """Around a batch loop: on Ctrl-C / SIGTERM (KeyboardInterrupt), print how far the batch got,
+    after the progress bar has stopped, and let the interrupt go on (``cli.main``: exit 130).
+    ``watch(bar, task)`` names the rich progress task whose completed count is the frames done."""
+
+    def __init__(self, console, total: int | None, failures: list | None = None, noun: str = "frames",
+                 after: str = "the outputs of finished frames are kept, the one in progress wrote nothing"):
+        self.console, self.total, self.failures, self.noun, self.after = console, total, failures, noun, after
+        self.bar = self.task = None
+        self.done = 0  # frames finished, when there is no progress task to count them
+
+    def watch(self, bar, task):
+        self.bar, self.task = bar, task
+        return task
+
+    def frames_done(self) -> int:
+        if self.bar is not None and self.task is not None:
+            return int(next((t.completed for t in self.bar.tasks if t.id == self.task), 0))
+        return self.done
+
+    def __enter__(self) -> "InterruptReport":
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> bool:
+        if exc_type is not None and issubclass(exc_type, KeyboardInterrupt):
+            n = self.frames_done()
+            of = f" of {self.total}" if self.total else ""
+            failed = f", {len(self.failures)} failed" if self.failures else ""
+            self.console.print(f"interrupted after {n}{of} {self.noun}{failed}; {self.after}", style="yellow", markup=False,
+                               soft_wrap=True)
+        return False
+
+
 def run_batch(console, label: str, items: Iterable[tuple[Path, Any, str | None]], total: int,
               handle: Callable[[Path, Any], str | None], *, no_face_errors: bool = True) -> tuple[list[str], int]:
     """The one batch loop of the CLI: a progress bar (from two inputs on), ``handle(path,
@@ -187,9 +220,10 @@ def run_batch(console, label: str, items: Iterable[tuple[Path, Any, str | None]]
 
     failures: list[str] = []
     no_face = 0
-    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), console=console,
-                  disable=total < 2) as bar:
-        task = bar.add_task(label, total=total)
+    interrupted = InterruptReport(console, total, failures)
+    with interrupted, Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                               console=console, disable=total < 2) as bar:
+        task = interrupted.watch(bar, bar.add_task(label, total=total))
         for path, payload, error in items:
             if error is None:
                 try:

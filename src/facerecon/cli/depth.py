@@ -25,8 +25,11 @@ def view_depth(
     out: Path = typer.Option(..., "-o", "--out", "--output", help="Preview PNG to write."),
     unit: Optional[str] = typer.Option(None, "--unit", help="Stored depth unit for .npy/.npz/.pcd: mm or m (default: from the file)."),
     camera: Optional[str] = typer.Option(None, "--camera", help="Camera preset for the intrinsics (e.g. kinect-v1, truedepth-320x240)."),
-    vmin: Optional[float] = typer.Option(None, "--vmin", help="Nearest depth of the colour scale (mm; default 2nd percentile)."),
-    vmax: Optional[float] = typer.Option(None, "--vmax", help="Farthest depth of the colour scale (mm; default 98th percentile)."),
+    vmin: Optional[float] = typer.Option(None, "--vmin", help="Nearest depth of the colour scale (mm; default: from the nearest surface)."),
+    vmax: Optional[float] = typer.Option(None, "--vmax", help="Farthest depth of the colour scale (mm; default: from the nearest surface)."),
+    full_range: bool = typer.Option(False, "--full-range", help="Colour scale over the whole frame (2nd-98th percentile "
+                                    "of all depth) instead of the nearest surface (1st-95th percentile of the depth "
+                                    "cluster nearest the camera: the head, not the room behind it)."),
     title: Optional[str] = typer.Option(None, "--title", help="Figure title (default: the file name)."),
 ) -> None:
     """Read a depth frame and write a colour preview PNG (depth in mm, intrinsics, scale bar)."""
@@ -40,8 +43,14 @@ def view_depth(
         raise ConfigError(f"--out must be a .png file, got {out}")
     intrinsics = camera_preset(camera) if camera else None
     frame = read_depth(file, unit=unit, intrinsics=intrinsics)
-    save_depth_preview(frame, out, title=title, vmin=vmin, vmax=vmax)
-    console.print(_summary_table(frame, camera))
+    from ..viz.depthmap import depth_range
+
+    lo, hi = depth_range(frame.depth_mm, vmin, vmax, nearest=not full_range)
+    save_depth_preview(frame, out, title=title, vmin=lo, vmax=hi, nearest=not full_range)
+    table = _summary_table(frame, camera)
+    how = "given" if vmin is not None and vmax is not None else ("whole frame" if full_range else "nearest surface; --full-range: whole frame")
+    table.add_row("colour range", f"{lo:.0f}-{hi:.0f} mm ({how})")
+    console.print(table)
     console.print(f"wrote [bold]{out}[/bold]")
 
 

@@ -21,6 +21,29 @@ from ..errors import ConfigError
 console = stderr_console()
 
 
+class Rate:
+    """The progress bar's frames/s: the samples this run made over the wall time since the
+    command started (model loading included), never a burst's rate; samples that were already
+    there (a resumed run) are not counted."""
+
+    def __init__(self, start_s: float, already: int = 0):
+        self.start_s, self.already = start_s, already
+
+    def __call__(self, done: int, now_s: float) -> float:
+        made = done - self.already
+        return made / (now_s - self.start_s) if made > 0 and now_s > self.start_s else 0.0
+
+
+def _existing_folder_samples(out: Path, n: int, depth_format: str) -> int:
+    """Samples ``0 .. n-1`` a folder dataset already holds (a resumed ``--format folder`` run skips them)."""
+    from ..datasets.synth_folder import sample_name
+
+    if not out.is_dir():
+        return 0
+    names = {p.name for p in out.iterdir()}
+    return sum(f"{sample_name(i)}.depth.{depth_format}" in names for i in range(n))
+
+
 def synth(
     preset: str = typer.Option("biwi", "--preset", help="Preset: facewarehouse, biwi, ict3dhp, truedepth (configs/synth_presets.toml)."),
     sensor: Optional[str] = typer.Option(None, "--sensor", help="Sensor model: ideal, kinect-v1, tof, truedepth (default: the preset's)."),
@@ -53,18 +76,19 @@ def synth(
         TextColumn("[bold]synth[/bold] {task.description}"), BarColumn(), MofNCompleteColumn(),
         TextColumn("{task.fields[rate]}"), TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(),
     )  # fmt: skip
+    import time
+
+    state: dict = {"rate": None}
+    start = time.perf_counter()
+    already = _existing_folder_samples(out, n, depth_format) if fmt == "folder" else None
     with Progress(*columns, console=console, transient=False) as bar:
         task = bar.add_task(f"{preset}/{sensor or 'default'}", total=n, rate="")
-        state = {"first": None}
 
         def progress(done: int, total: int) -> None:
-            import time
-
             now = time.perf_counter()
-            if state["first"] is None:
-                state["first"] = (now, done)
-            t0, d0 = state["first"]
-            rate = (done - d0) / (now - t0) if now > t0 and done > d0 else 0.0
+            if state["rate"] is None:  # shards report what was already there before making any
+                state["rate"] = Rate(start, already if already is not None else done)
+            rate = state["rate"](done, now)
             bar.update(task, completed=done, rate=f"{rate:6.1f} frames/s" if rate else "")
 
         files = {"preset_file": str(presets_file) if presets_file else None, "sensor_file": str(sensors_file) if sensors_file else None}

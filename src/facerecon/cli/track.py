@@ -54,6 +54,7 @@ def track_cmd(
 
     from ..tracking import Tracker, open_sequence
     from ..export.track import write_track_outputs
+    from ._frames import InterruptReport
 
     overrides.setdefault("refine", {})["enabled"] = refine
     from ..tracking import track_config
@@ -75,9 +76,10 @@ def track_cmd(
     tracker = Tracker.from_pretrained(config, overrides)
     tracks = []
     t0 = time.perf_counter()
-    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), console=console,
-                  disable=(seq.length or 0) < 2) as bar:
-        task = bar.add_task("tracking", total=seq.length)
+    interrupted = InterruptReport(console, seq.length, after="nothing written (track writes its files when the sequence ends)")
+    with interrupted, Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                               console=console, disable=(seq.length or 0) < 2) as bar:
+        task = interrupted.watch(bar, bar.add_task("tracking", total=seq.length))
         for item, tr in tracker.run(seq):
             tracks.append(tr)
             if not tr.tracked:

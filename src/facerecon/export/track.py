@@ -87,8 +87,19 @@ def write_track_outputs(out_dir: Path, tracks: list[FaceTrack], tracker, *, sequ
 
 
 def plot_pose_over_time(tracks: list[FaceTrack], path: Path, title: str = "", extra: dict | None = None) -> None:
-    """Yaw, pitch, roll (filtered lines, raw dots) and translation against time, lost frames marked.
+    """Yaw, pitch, roll (filtered lines, raw dots, both in the legend) and translation against
+    time (tz relative to its median z0, which the legend states), lost frames marked.
     ``extra``: {label: (times, (N, 3) yaw/pitch/roll)} drawn as dashed lines (e.g. a reference)."""
+    import matplotlib.pyplot as plt
+
+    fig = pose_figure(tracks, title, extra)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=100, format="png")
+    plt.close(fig)
+
+
+def pose_figure(tracks: list[FaceTrack], title: str = "", extra: dict | None = None):
+    """The matplotlib figure of :func:`plot_pose_over_time` (the caller closes it)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -108,22 +119,23 @@ def plot_pose_over_time(tracks: list[FaceTrack], path: Path, title: str = "", ex
     for k, (name, c) in enumerate(zip(("yaw", "pitch", "roll"), colours)):
         axes[0].plot(ts, eul[:, k], "-", color=c, label=f"{name} (filtered)")
         axes[0].plot(ts, raw[:, k], ".", color=c, ms=3, alpha=0.6)
+    # one legend entry for the raw dots of all three angles (grey: their colour is the angle's)
+    axes[0].plot([], [], ".", color="0.35", ms=5, label="raw pose, before the filter (dots, colour of its angle)")
     for label, (te, ee) in (extra or {}).items():
         for k, c in enumerate(colours):
             axes[0].plot(np.asarray(te) - t0, np.asarray(ee)[:, k], "--", color=c, lw=1, label=label if k == 0 else None)
+    z0 = float(np.nanmedian(tr[:, 2])) if ok.any() else 0.0
     for k, (name, c) in enumerate(zip(("x", "y", "z - z0"), colours)):
-        z0 = np.nanmedian(tr[:, 2]) if k == 2 and ok.any() else 0.0
-        axes[1].plot(ts, tr[:, k] - z0, "-", color=c, label=f"t{name} (mm)")
+        label = f"t{name} (mm)" + (f", z0 = median tz = {z0:.0f} mm" if k == 2 else "")
+        axes[1].plot(ts, tr[:, k] - (z0 if k == 2 else 0.0), "-", color=c, label=label)
     for ax in axes:
         for tl in ts[~ok]:
             ax.axvline(tl, color="red", alpha=0.25, lw=2)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7, ncol=4, loc="best")
     axes[0].set_ylabel("degrees")
-    axes[1].set_ylabel("mm")
+    axes[1].set_ylabel("translation (mm)")
     axes[1].set_xlabel("time (s)" + ("   red: lost frames" if (~ok).any() else ""))
     axes[0].set_title(f"head pose over time {title}".strip(), fontsize=9)
     fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=100, format="png")
-    plt.close(fig)
+    return fig

@@ -13,6 +13,7 @@ fitted head's 3-D box) is what the depth path (``facerecon.pipeline.Reconstructo
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,7 +24,7 @@ from ..errors import FaceReconError
 from ..facemodel import FaceModel
 from ..geometry.camera import Intrinsics
 from ..io.frame import DepthFrame
-from .depth import AUTO, DepthBackend, load_depth_backend
+from .depth import AUTO, FACE_MODEL, DepthBackend, known_depth_models, load_depth_backend
 from .face_render import FaceRender, render_fitted_face
 from .image import read_photo
 from .metric import MetricFit, metric_depth
@@ -107,13 +108,39 @@ def head_points_mask(depth_mm: np.ndarray, intrinsics: Intrinsics, vertices_came
     return (np.asarray(depth_mm) > 0) & np.all((pts >= lo) & (pts <= hi), axis=-1)
 
 
+def describe_backend(requested: str | Path, backend: DepthBackend) -> tuple[str, bool]:
+    """One line saying which depth backend a run uses, and whether it is the face-model
+    fallback of ``auto`` (the fitted ICT face rendered back to depth: no monocular network at
+    all, though none was asked for by name)."""
+    name = str(getattr(backend, "name", backend))
+    if name != FACE_MODEL:
+        kind = getattr(backend, "kind", None)
+        how = {"relative_inverse": "relative inverse depth, scaled to millimetres at the fitted face",
+               "metric_mm": "metric depth, checked against the fitted face"}.get(kind, "monocular depth network")
+        return f"depth backend: {name} ({how})", False
+    what = ("the 'monocular depth' is the fitted ICT face rendered back to depth, not a depth network's view of "
+            "the photo: it holds only what the face fit already knows")
+    if str(requested).strip() == AUTO:
+        looked = ", ".join(known_depth_models()) or "the models of depth_models.toml"
+        return (f"depth backend: face-model (fallback: no depth network in the Hugging Face cache; looked for {looked}). "
+                f"So {what}. For a real network: --depth-model NAME --download, a save_pretrained folder or an .onnx file "
+                "(docs/photo_depth.md)"), True
+    return f"depth backend: face-model (as asked): {what}", False
+
+
 class PhotoDepthPipeline:
     """Photo fit + depth backend + metric step + Open3D surface."""
-    def __init__(self, reconstructor, backend: DepthBackend, model: FaceModel, config: PhotoDepthConfig | None = None):
+    def __init__(self, reconstructor, backend: DepthBackend, model: FaceModel, config: PhotoDepthConfig | None = None,
+                 requested: str | Path | None = None):
         self.reconstructor = reconstructor
         self.backend = backend
         self.model = model
         self.config = config or PhotoDepthConfig()
+        self.requested = requested  # the --depth-model given (``auto``: the backend may be the face-model fallback)
+
+    def describe_backend(self) -> tuple[str, bool]:
+        """``(line, is_fallback)``: see :func:`describe_backend`."""
+        return describe_backend(self.requested if self.requested is not None else "", self.backend)
 
     @classmethod
     def from_pretrained(cls, depth_model: str | Path = AUTO, *, reconstructor, allow_download: bool = False,
@@ -126,31 +153,40 @@ class PhotoDepthPipeline:
             reconstructor = reconstructor()
         model = getattr(reconstructor, "model", None)
         model = FaceModel.load() if model is None else model
-        return cls(reconstructor, backend, model, config)
+        return cls(reconstructor, backend, model, config, requested=depth_model)
 
-    def run(self, photo, focal_px: float | None = None, fit=None) -> PhotoDepthResult:
+    def run(self, photo, focal_px: float | None = None, fit=None, stage: Callable[[str], None] | None = None
+            ) -> PhotoDepthResult:
         """``photo``: a :class:`facerecon.photo.Photo` or a path; ``focal_px`` overrides EXIF / the default field of view;
-        ``fit``: the photo fit's result when already made (e.g. one fit for several depth backends)."""
+        ``fit``: the photo fit's result when already made (e.g. one fit for several depth backends);
+        ``stage(text)``: called as each stage starts (photo fit, face render, depth, metric, surface), for progress."""
 
         cfg = self.config
+        stage = stage or (lambda _text: None)
         if not hasattr(photo, "rgb"):
             photo = read_photo(photo)
         timings: dict[str, float] = {}
         t0 = time.perf_counter()
+        if fit is None:
+            stage("photo fit (face detector, landmarks, ICT fit)")
         res = fit if fit is not None else self.reconstructor.reconstruct(photo, focal_px=focal_px, texture=False)
         t1 = time.perf_counter()
         timings["photo_fit"] = (t1 - t0) * 1e3 if fit is None else float(getattr(res, "timings_ms", {}).get("total", 0.0))
         timings.update(fit_timings(res))
         k = fit_intrinsics(res)
         rgb = np.asarray(photo.rgb)
+        stage("rendering the fitted face")
         face = render_fitted_face(res.vertices_camera, k, self.model)
         if int(face.inner_mask.sum()) == 0:
             raise FaceReconError(f"{photo.source}: the fitted face is not visible in the photo's camera")
         t2 = time.perf_counter()
         timings["face_render"] = (t2 - t1) * 1e3
+        name = str(getattr(self.backend, "name", "depth"))
+        stage("depth: the fitted face rendered back (face-model)" if name == FACE_MODEL else f"monocular depth ({name})")
         pred = self.backend.predict(rgb, face)
         t3 = time.perf_counter()
         timings["depth"] = (t3 - t2) * 1e3
+        stage("metric scale at the face")
         z_face = float(np.median(face.depth_mm[face.inner_mask]))
         try:
             depth_mm, mfit = metric_depth(pred.depth, pred.kind, face.depth_mm, face.inner_mask,
@@ -162,6 +198,7 @@ class PhotoDepthPipeline:
         timings["metric"] = (t4 - t3) * 1e3
         surface = None
         if cfg.make_surface:
+            stage(f"surface mesh ({cfg.surface.method})")
             surface = reconstruct_surface(np.where(head, depth_mm, 0.0), rgb, k, head_vertices=res.vertices_camera,
                                           config=cfg.surface)
         t5 = time.perf_counter()

@@ -1,5 +1,6 @@
 """Pictures of a photo fit: the shaded fitted mesh, semi-transparent, and the 68 landmarks over
-the photo; the textured mesh seen from another side."""
+the photo (the face crop enlarged to 640-1024 px, with a legend naming each mark); the textured
+mesh seen from another side.  Pillow only: no matplotlib on the per-photo path."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -15,46 +16,124 @@ from ..viz.shaded import shade
 from .texture import face_triangles
 
 
+# Marks of the photo overlay: (RGB, legend text); the legend under the picture names each one.
+MESH_TINT = (140, 191, 255)  # a light blue, distinct from skin
+FITTED_COLOUR = (40, 255, 40)
+DETECTED_COLOUR = (255, 60, 60)
+LEGEND = (("mesh", MESH_TINT, "fitted face mesh (shaded, half transparent)"),
+          ("dot", FITTED_COLOUR, "fitted 68 landmarks (the mesh's)"),
+          ("dot", DETECTED_COLOUR, "detected 68 landmarks (what the mesh was fitted to)"))
+# The saved overlay's long side: a small face crop is enlarged to at least this ...
+MIN_LONG_SIDE = 640
+# ... and a large one reduced to at most this.
+MAX_LONG_SIDE = 1024
+
+
+def _blend_mesh(rgb: np.ndarray, model: FaceModel, vertices_camera: np.ndarray, intrinsics: Intrinsics, alpha: float) -> np.ndarray:
+    img = np.asarray(rgb, np.float32).copy()
+    g = shade(vertices_camera, model.region_triangles(*RENDER_REGIONS), intrinsics)
+    m = np.isfinite(g)
+    tint = np.array(MESH_TINT, np.float32)
+    img[m] = (1 - alpha) * img[m] + alpha * g[m, None] * tint
+    return np.clip(img, 0, 255).astype(np.uint8)
+
+
+def _draw_points(draw, pts: np.ndarray | None, colour, r: float, scale: float = 1.0, offset=(0.0, 0.0)) -> None:
+    if pts is None:
+        return
+    for x, y in np.asarray(pts, np.float64).reshape(-1, 2):
+        if np.isfinite(x) and np.isfinite(y):
+            x, y = (x - offset[0]) * scale, (y - offset[1]) * scale
+            # a dark rim where the dot is big enough to keep its colour inside it
+            draw.ellipse([x - r, y - r, x + r, y + r], fill=colour, outline=(0, 0, 0) if r >= 2.5 else None)
+
+
 def overlay_image(rgb: np.ndarray, model: FaceModel, vertices_camera: np.ndarray, intrinsics: Intrinsics,
                   landmarks_2d: np.ndarray | None = None, detected_2d: np.ndarray | None = None, alpha: float = 0.5
                   ) -> np.ndarray:
-    """(H, W, 3) uint8: the photo with the Lambert-shaded mesh blended in (``alpha``), the fitted
-    68 landmarks (green) and, when given, the detected landmarks they were fitted to (red)."""
+    """(H, W, 3) uint8 at the photo's size: the photo with the Lambert-shaded mesh blended in
+    (``alpha``), the fitted 68 landmarks (green) and, when given, the detected landmarks they
+    were fitted to (red).  No legend: :func:`overlay_picture` is the labelled picture."""
     from PIL import Image, ImageDraw
 
-
-    img = np.asarray(rgb, np.float32)
-    g = shade(vertices_camera, model.region_triangles(*RENDER_REGIONS), intrinsics)
-    m = np.isfinite(g)
-    tint = np.array([0.55, 0.75, 1.0], np.float32) * 255.0  # a light blue, distinct from skin
-    img[m] = (1 - alpha) * img[m] + alpha * g[m, None] * tint
-    pil = Image.fromarray(np.clip(img, 0, 255).astype(np.uint8))
+    pil = Image.fromarray(_blend_mesh(rgb, model, vertices_camera, intrinsics, alpha))
     draw = ImageDraw.Draw(pil)
     r = max(1.0, min(pil.size) / 300.0)
-    for pts, colour in ((detected_2d, (255, 60, 60)), (landmarks_2d, (40, 255, 40))):
-        if pts is None:
-            continue
-        for x, y in np.asarray(pts, np.float64).reshape(-1, 2):
-            if np.isfinite(x) and np.isfinite(y):
-                draw.ellipse([x - r, y - r, x + r, y + r], fill=colour)
+    _draw_points(draw, detected_2d, DETECTED_COLOUR, r)
+    _draw_points(draw, landmarks_2d, FITTED_COLOUR, r)
     return np.asarray(pil)
+
+
+def _legend(width: int, font_size: int, detected: bool):
+    """A dark strip, as wide as the picture, naming each mark (one line each)."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    try:
+        font = ImageFont.load_default(size=font_size)
+    except (TypeError, OSError):  # Pillow without FreeType: the fixed bitmap font
+        font = ImageFont.load_default()
+    items = [it for it in LEGEND if detected or it[1] != DETECTED_COLOUR]
+    line = int(font_size * 1.45)
+    pad = font_size // 2
+    strip = Image.new("RGB", (width, pad * 2 + line * len(items)), (24, 24, 24))
+    draw = ImageDraw.Draw(strip)
+    r = max(3.0, font_size * 0.3)
+    for i, (kind, colour, text) in enumerate(items):
+        cy = pad + line * i + line / 2
+        cx = pad + font_size * 0.6
+        if kind == "mesh":
+            draw.rectangle([cx - font_size * 0.5, cy - font_size * 0.35, cx + font_size * 0.5, cy + font_size * 0.35], fill=colour)
+        else:
+            draw.ellipse([cx - r, cy - r, cx + r, cy + r], fill=colour, outline=(0, 0, 0))
+        draw.text((cx + font_size * 1.0, cy), text, fill=(235, 235, 235), font=font, anchor="lm")
+    return strip
+
+
+def overlay_picture(rgb: np.ndarray, model: FaceModel, vertices_camera: np.ndarray, intrinsics: Intrinsics,
+                    landmarks_2d: np.ndarray | None = None, detected_2d: np.ndarray | None = None,
+                    box: np.ndarray | None = None, margin: float = 0.35, alpha: float = 0.5,
+                    min_long_side: int = MIN_LONG_SIDE, max_long_side: int = MAX_LONG_SIDE) -> np.ndarray:
+    """The labelled overlay: the shaded mesh blended into the photo, cropped to the face ``box``
+    (x0, y0, x1, y1) plus ``margin`` of its size (the whole photo without a box), resized so its
+    long side is ``min_long_side``..``max_long_side`` px, the landmarks drawn at that size, and
+    a legend strip under it naming each mark.  Pillow only (no matplotlib)."""
+    from PIL import Image, ImageDraw
+
+    img = _blend_mesh(rgb, model, vertices_camera, intrinsics, alpha)
+    h, w = img.shape[:2]
+    c0, r0, c1, r1 = 0, 0, w, h
+    if box is not None:
+        x0, y0, x1, y1 = (float(b) for b in box)
+        mw, mh = (x1 - x0) * margin, (y1 - y0) * margin
+        a0, b0 = max(int(x0 - mw), 0), max(int(y0 - mh), 0)
+        a1, b1 = min(int(np.ceil(x1 + mw)), w), min(int(np.ceil(y1 + mh)), h)
+        if a1 > a0 and b1 > b0:
+            c0, r0, c1, r1 = a0, b0, a1, b1
+    crop = Image.fromarray(np.ascontiguousarray(img[r0:r1, c0:c1]))
+    long_side = max(crop.size)
+    scale = min(max(1.0, min_long_side / long_side), max_long_side / long_side)
+    if scale != 1.0:
+        crop = crop.resize((max(1, round(crop.size[0] * scale)), max(1, round(crop.size[1] * scale))), Image.LANCZOS)
+    draw = ImageDraw.Draw(crop)
+    r = max(2.0, max(crop.size) / 220.0)
+    # a pixel centre at (u, v) of the photo lands at ((u + 0.5 - c0) * scale - 0.5, ...) of the resized crop
+    off = (c0 - 0.5 + 0.5 / scale, r0 - 0.5 + 0.5 / scale)
+    _draw_points(draw, detected_2d, DETECTED_COLOUR, r, scale, off)
+    _draw_points(draw, landmarks_2d, FITTED_COLOUR, r, scale, off)
+    legend = _legend(crop.size[0], max(12, min(20, max(crop.size) // 40)), detected_2d is not None)
+    out = Image.new("RGB", (crop.size[0], crop.size[1] + legend.size[1]))
+    out.paste(crop, (0, 0))
+    out.paste(legend, (0, crop.size[1]))
+    return np.asarray(out)
 
 
 def save_photo_overlay(path: str | Path, rgb: np.ndarray, model: FaceModel, vertices_camera: np.ndarray,
                        intrinsics: Intrinsics, landmarks_2d: np.ndarray | None = None,
                        detected_2d: np.ndarray | None = None, box: np.ndarray | None = None, margin: float = 0.35) -> None:
-    """Write :func:`overlay_image` as a PNG, cropped to the face ``box`` (x0, y0, x1, y1) plus ``margin`` of its size."""
+    """Write :func:`overlay_picture` as a PNG (face crop at 640-1024 px on its long side, with a legend)."""
     from PIL import Image
 
-    img = overlay_image(rgb, model, vertices_camera, intrinsics, landmarks_2d, detected_2d)
-    if box is not None:
-        x0, y0, x1, y1 = (float(b) for b in box)
-        mw, mh = (x1 - x0) * margin, (y1 - y0) * margin
-        h, w = img.shape[:2]
-        c0, r0 = max(int(x0 - mw), 0), max(int(y0 - mh), 0)
-        c1, r1 = min(int(np.ceil(x1 + mw)), w), min(int(np.ceil(y1 + mh)), h)
-        if c1 > c0 and r1 > r0:
-            img = img[r0:r1, c0:c1]
+    img = overlay_picture(rgb, model, vertices_camera, intrinsics, landmarks_2d, detected_2d, box, margin)
     with atomic_path(path) as tmp:
         Image.fromarray(img).save(tmp)
 

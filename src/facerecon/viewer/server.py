@@ -10,6 +10,10 @@ A stdlib ``http.server`` on 127.0.0.1 only (a free port by default) serving:
 * ``/derived/input.png``: the input picture behind the mesh: a picture file in the folder, or
   else the input named in ``pose.json`` (read-only): the photo, or the depth frame drawn as a
   colour depth map (its colour image where the frame has one).
+
+Every request must name the server by a loopback ``Host`` (``127.0.0.1:PORT``,
+``localhost:PORT`` or ``[::1]:PORT``, as Jupyter checks): any other host name is answered 403,
+so a page elsewhere cannot reach the viewer by pointing its own name at 127.0.0.1 (DNS rebinding).
 """
 from __future__ import annotations
 
@@ -135,6 +139,20 @@ def derived_picture(root: Path) -> bytes | None:
     return buf.getvalue()
 
 
+LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "[::1]")
+
+
+def host_allowed(host: str | None, port: int) -> bool:
+    """Whether a request's ``Host`` header names this server by a loopback name and its port
+    (DNS-rebinding guard: a rebound name arrives with that name in ``Host``)."""
+    if not host:
+        return False
+    name, sep, p = host.strip().lower().rpartition(":")
+    if not sep or name not in LOOPBACK_HOSTS:
+        return False
+    return p == str(port)
+
+
 class _Handler(BaseHTTPRequestHandler):
     server: "ViewerServer"
 
@@ -170,8 +188,11 @@ class _Handler(BaseHTTPRequestHandler):
         self.do_GET()
 
     def do_GET(self):
-        route = unquote(urlparse(self.path).path)
         srv = self.server
+        if not host_allowed(self.headers.get("Host"), srv.server_address[1]):
+            return self._send(HTTPStatus.FORBIDDEN, b"forbidden: the viewer answers only to 127.0.0.1, localhost or [::1]\n",
+                              "text/plain; charset=utf-8")
+        route = unquote(urlparse(self.path).path)
         if route in ("/", "/index.html"):
             return self._file(STATIC / "index.html")
         if route == "/manifest.json":

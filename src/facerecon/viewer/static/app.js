@@ -74,24 +74,42 @@ function applyProjection() {
 
 function sensorView() {
     if (!current) return;
+    if (!sensorMode()) { fitView(); return; }
     const centre = new THREE.Vector3();
     const face = current.root.getObjectByName('face') || current.root;
     face.getWorldPosition(centre);
-    if (sensor) {
-        camera.position.set(0, 0, 0);
-        camera.quaternion.identity();
-    } else { // no sensor: look at the face from 0.6 m in front of it (+z is towards the viewer)
-        camera.position.copy(centre).add(new THREE.Vector3(0, 0, 0.6));
-    }
+    camera.near = 0.01; camera.far = 20;
+    camera.position.set(0, 0, 0);
+    camera.quaternion.identity();
     controls.target.copy(centre);
-    if (sensor) {
-        // OrbitControls.update() would turn the camera towards the target; the sensor looks straight down -z
-        controls.update();
-        camera.position.set(0, 0, 0);
-        camera.quaternion.identity();
-    } else {
-        controls.update();
-    }
+    // OrbitControls.update() would turn the camera towards the target; the sensor looks straight down -z
+    controls.update();
+    camera.position.set(0, 0, 0);
+    camera.quaternion.identity();
+    resize();
+}
+
+// Without the sensor's picture behind it (a bare GLB, or the picture toggled off): frame the whole
+// model, whatever its size and place: the bounding sphere fills the view, seen from the sensor's
+// side when the GLB has one (else from +z, the face's front), near/far planes from the distance.
+function fitView() {
+    resize(); // the aspect first
+    const box = new THREE.Box3().setFromObject(current.root);
+    if (box.isEmpty()) return;
+    const sphere = box.getBoundingSphere(new THREE.Sphere());
+    const r = Math.max(sphere.radius, 1e-3);
+    const halfV = THREE.MathUtils.degToRad(camera.fov) / 2;
+    const halfH = Math.atan(Math.tan(halfV) * camera.aspect);
+    const dist = 1.1 * r / Math.sin(Math.min(halfV, halfH));
+    const dir = sensor && sphere.center.lengthSq() > 1e-8 ? sphere.center.clone().normalize() // sensor at the origin
+        : new THREE.Vector3(0, 0, -1);
+    camera.position.copy(sphere.center).addScaledVector(dir, -dist);
+    camera.near = Math.max(dist - 2 * r, dist / 100);
+    camera.far = dist + 4 * r;
+    camera.up.set(0, 1, 0);
+    controls.target.copy(sphere.center);
+    controls.update();
+    state.fit = { centre: sphere.center.toArray(), radius: r, distance: dist };
     resize();
 }
 
@@ -226,6 +244,16 @@ state.worldToScreen = (p) => {
 };
 state.cameraToScreen = (p) => state.worldToScreen([p[0] / 1000, -p[1] / 1000, -p[2] / 1000]);
 state.setMorph = setMorph;
+// the model's bounding box in normalised device coordinates (x, y in -1..1 = on the canvas): [min x, min y, max x, max y]
+state.modelNdc = () => {
+    const box = new THREE.Box3().setFromObject(current.root);
+    const lo = [Infinity, Infinity], hi = [-Infinity, -Infinity];
+    for (let i = 0; i < 8; i++) {
+        const v = new THREE.Vector3(i & 1 ? box.max.x : box.min.x, i & 2 ? box.max.y : box.min.y, i & 4 ? box.max.z : box.min.z).project(camera);
+        lo[0] = Math.min(lo[0], v.x); lo[1] = Math.min(lo[1], v.y); hi[0] = Math.max(hi[0], v.x); hi[1] = Math.max(hi[1], v.y);
+    }
+    return [lo[0], lo[1], hi[0], hi[1]];
+};
 state.render = () => { renderer.render(scene, camera); dirty = false; };
 state.frames = 0;
 
@@ -279,7 +307,7 @@ async function main() {
         $('picture').style.display = aligned ? 'block' : 'none';
         $('view').classList.toggle('sensor', aligned);
         $('thumb').style.display = manifest.picture && !aligned ? 'block' : 'none';
-        resize();
+        sensorView(); // through the sensor with the picture, else the whole model framed
     };
     $('toggle-picture').onchange = updatePicture;
     updatePicture();
