@@ -243,7 +243,7 @@ def test_reconstruct_rejects_unknown_rig(tmp_path, capsys, monkeypatch):
     app.callback()(lambda: None)
     monkeypatch.setattr(cli, "app", app)
     monkeypatch.setattr(cli, "_COMMAND_MODULES", ("reconstruct",))
-    assert cli.main(["reconstruct", str(tmp_path), "-o", str(tmp_path / "o"), "--rig", "vrm"]) == 1
+    assert cli.main(["reconstruct", str(tmp_path), "-o", str(tmp_path / "o"), "--rig", "vrm"]) == 2  # a usage error
     err = capsys.readouterr().err
     assert "--rig: unknown 'vrm'; choose arkit52 or ict" in err
 
@@ -257,7 +257,7 @@ def test_reconstruct_cli_both_rigs_on_a_real_frame(real_dir, tmp_path):
 
     frame = real_dir / "kinect-pcl" / "person.pcd"
     for rig, args in (("arkit52", []), ("ict", ["--rig", "ict"])):
-        assert main(["reconstruct", str(frame), "-o", str(tmp_path / rig), "--format", "glb", "--no-overlay", *args]) == 0
+        assert main(["reconstruct", str(frame), "-o", str(tmp_path / rig), "--format", "glb", "--outputs", "all", "--no-overlay", *args]) == 0
     names = {rig: GLTF2().load(str(tmp_path / rig / "person" / "face.glb")).meshes[0].extras["targetNames"] for rig in ("arkit52", "ict")}
     assert names["arkit52"] == ARKIT_52 and len(names["ict"]) == 55 and "browInnerUpLeft" in names["ict"]
     for rig in ("arkit52", "ict"):

@@ -190,4 +190,4 @@ def test_cli_track_on_a_stacked_npz(truedepth, tmp_path, ict_archive):
     assert rc == 0
     doc = json.loads((tmp_path / "out" / "track.json").read_text())
     assert doc["summary"]["tracked"] == 4 and [f["track"]["localised"] for f in doc["frames"]] == [True, False, True, False]
-    assert main(["track", str(tmp_path / "seq.npz"), "-o", str(tmp_path / "o2"), "--set", "warm_start.nope=1"]) == 1
+    assert main(["track", str(tmp_path / "seq.npz"), "-o", str(tmp_path / "o2"), "--set", "warm_start.nope=1"]) == 2  # a usage error, before any model loads

@@ -52,6 +52,16 @@ def camera(name: str | None, intrinsics: str | None) -> None:
             raise UsageError(exc.one_line()) from None
 
 
+def rig(name: str) -> str:
+    """``--rig``: the GLB's morph targets (``export.rig``)."""
+    from ..export.rig import check_rig
+
+    try:
+        return check_rig(name)
+    except ConfigError as exc:
+        raise UsageError(exc.one_line()) from None
+
+
 def sets(items: list[str], resource: str, where: str) -> dict:
     """``--set section.key=value`` items checked against ``resource`` (keys and value types)."""
     from ..settings import check_overrides, parse_sets

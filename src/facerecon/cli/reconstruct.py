@@ -59,9 +59,9 @@ def reconstruct_cmd(
     cannot take (said before any model loads), 3 when frames were read but none was a face, 4 when
     some frames gave a face and others failed or had none."""
     # the options first: a usage error (exit 2) comes before any model loads
-    from ..export.rig import check_rig, use_rig
+    from ..export.rig import use_rig
 
-    plan = _options.OutputPlan(outputs, _options.formats(formats), overlay, check_rig(rig))
+    plan = _options.OutputPlan(outputs, _options.formats(formats), overlay, _options.rig(rig))
     _options.method(method)
     _options.camera(camera, intrinsics)
     unit = _options.unit(unit)
