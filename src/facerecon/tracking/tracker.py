@@ -308,15 +308,6 @@ class Tracker:
         pose, model_pose, expr = self._refine(net, w_net, ident, surf, tracking, idx)
         check = surface_check(self._region_vertices(expr), model_pose, self.region, surf, self.check_cfg)
         timings["refine_and_check"] = (time.perf_counter() - t1) * 1e3
-        if c_ref.enabled and self.cfg.warm_start.start_with_default and not check.accepted(self.check_cfg):
-            # the tracked face does not lie on the points: what would the single-frame default say?
-            t2 = time.perf_counter()
-            rescue = self.rec.pipeline.run(located)
-            timings["rescue"] = (time.perf_counter() - t2) * 1e3
-            if rescue.face and rescue.check.score(self.check_cfg) < check.score(self.check_cfg):
-                pose = model_pose = rescue.pose
-                expr = np.clip(rescue.expression, 0.0, 1.0)
-                check = surface_check(self._region_vertices(expr), model_pose, self.region, surf, self.check_cfg)
         res = describe(self.check_cfg, check, ident, expr)
         net_pose = net.poses.pose
         if res.confidence < self.cfg.loss.min_confidence:
