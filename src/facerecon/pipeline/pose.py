@@ -8,6 +8,7 @@ beside it (``network_pose``, ``network_check``).  ``facerecon pose`` writes what
 """
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -29,7 +30,7 @@ from ..nets.pose import (
 )
 from ..preprocess.position_image import PositionImage
 from ..train.checkpoint import is_checkpoint, load_checkpoint, read_meta
-from .check import CHECK_LANDMARKS, Candidate, FaceRegion, Start, check_config, landmark_fit_fraction, rotate_position_image
+from .check import Candidate, FaceRegion, Start, check_config, rotate_position_image
 from .frame import DepthPipeline, NetworkPoses, as_frame, crop_at, locate, other_head_regions
 from .result import FaceResult
 from .weights import cpu_inference, load_weights, network_input, torch_threads, weights_meta, weights_path
@@ -48,7 +49,6 @@ class PoseEstimator:
         self._fast = cpu_inference(self.net)
         self.meta = meta or {}
         self.model = model or FaceModel.load()
-        self._ref_lm = self.model.landmarks(self.model.reference_vertices)[list(CHECK_LANDMARKS)].astype(np.float64)
         self.check_cfg = check_config(check)
         self.refine = refine
         self.search_others = search_others
@@ -119,12 +119,6 @@ class PoseEstimator:
             out.append(Candidate(Start.TURNED_CROP, HeadPose(qz.T @ p.R, c + qz.T @ (p.t_mm - c)), turn_deg=90.0 * k))
         return out
 
-    def predict_position_image(self, pim: PositionImage) -> HeadPose:
-        return self.network_poses(pim).pose
-
-    def landmark_fit(self, pose: HeadPose, pim: PositionImage) -> float:
-        return landmark_fit_fraction(self._ref_lm, pose, pim)
-
     def estimate(self, depth, intrinsics: Intrinsics | None = None, refine: int | None = None) -> FaceResult:
         return self.pipeline.run(locate(depth, intrinsics), refine)
 
@@ -138,8 +132,6 @@ class PoseEstimator:
 def run_all(pipeline: DepthPipeline, frame, refine: int | None = None, refine_shape: int | None = None) -> list[FaceResult]:
     """The frame pipeline on the best-ranked head, then on each other head-like region; the first
     result lists the other faces found (``other_heads``)."""
-    from dataclasses import replace
-
     first = pipeline.run(locate(frame), refine, refine_shape)
     others = [r for r in (pipeline.run(crop_at(frame, h), refine, refine_shape) for h in other_head_regions(frame, first.location)) if r.face]
     return [replace(first, other_heads=tuple(r.location for r in others)), *others]
