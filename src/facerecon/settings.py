@@ -3,13 +3,12 @@ key is an error that names the nearest valid one, never a silently ignored setti
 (``--set lamda1=0.3`` once ran with lambda1 = 0.03)."""
 from __future__ import annotations
 
-import copy
 import dataclasses
 import difflib
 import tomllib
 import typing
 from functools import lru_cache
-from typing import Any, Callable, Iterable
+from typing import Iterable
 
 from .errors import ConfigError
 
@@ -40,24 +39,6 @@ def parse_sets(items: Iterable[str], where: str) -> dict:
         if not sep or not dot or not name:
             raise ConfigError(f"--set {item!r}: expected section.key=value (sections and keys: {where})")
         out.setdefault(section, {})[name] = value.strip()
-    return out
-
-
-def overlay_sections(base: dict, extra: dict, where: str,
-                     convert: Callable[[str, str, Any, Any], Any] | None = None) -> dict:
-    """A deep copy of ``base`` (``{section: {key: value}}``) with the values of ``extra`` on top.
-
-    An unknown section or key is a :class:`ConfigError` naming the nearest valid one;
-    ``convert(section, key, base_value, new_value)`` may check or coerce each new value.
-    """
-    out = copy.deepcopy(base)
-    for section, values in extra.items():
-        if section not in base or not isinstance(values, dict):
-            raise ConfigError(f"{where}: unknown section [{section}]{_hint(section, base)}")
-        for key, value in values.items():
-            if key not in base[section]:
-                raise ConfigError(f"{where}: unknown key {section}.{key}{_hint(key, base[section], section + '.')}")
-            out[section][key] = convert(section, key, base[section][key], value) if convert else value
     return out
 
 
