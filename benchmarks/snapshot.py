@@ -59,8 +59,7 @@ def write(out: Path, shared: Path, n: int) -> None:
         rows = []
         for f in frames:
             r = run(f)
-            pr = getattr(r, "pose_result", r)
-            rows.append(_row(r.pose, r.confidence, pr.face, path_of(pr), r.identity, r.expression))
+            rows.append(_row(r.pose, r.confidence, r.face, path_of(r), r.identity, r.expression))
         doc[name] = rows
     rows = []
     for f in frames:
@@ -71,8 +70,7 @@ def write(out: Path, shared: Path, n: int) -> None:
     rows = []
     for f in (td[0], td[15], frames[len(td)]):
         r = fit.reconstruct(f)
-        pr = getattr(r, "pose_result", r)
-        rows.append(_row(r.pose, r.confidence, pr.face, path_of(pr), r.identity, r.expression))
+        rows.append(_row(r.pose, r.confidence, r.face, path_of(r), r.identity, r.expression))
     doc["fit"] = rows
     tracker = Tracker(rec)
     rows = []
