@@ -40,7 +40,7 @@ def main(argv=None) -> int:
         pose_total = statistics.median(sum(r.values()) for r in pose_runs)
         stages = "  ".join(f"{k} {med(pose_runs, k):.2f}" for k in pose_runs[0])
         print(f"{path.name}: pose path {pose_total:.1f} ({stages}); reconstruct end to end {med(rec_runs, 'total'):.1f} "
-              f"(shape network {med(rec_runs, 'shape_network'):.2f}, mesh {med(rec_runs, 'mesh_and_refine'):.2f})")
+              f"(shape network {med(rec_runs, 'shape_network'):.2f}, refine {med(rec_runs, 'refine'):.2f}, identity {med(rec_runs, 'identity'):.2f})")
     return 0
 
 

@@ -229,10 +229,19 @@ class FaceModel:
 def vertex_normals(v: np.ndarray, tris: np.ndarray) -> np.ndarray:
     """(V, 3) unit vertex normals of the mesh ``(v, tris)``: the sum of the area-weighted normals
     of the triangles around each vertex (outward for ICT's winding); 0-length for unused vertices."""
-    n = np.zeros_like(v)
     fn = np.cross(v[tris[:, 1]] - v[tris[:, 0]], v[tris[:, 2]] - v[tris[:, 0]])
-    for k in range(3):
-        np.add.at(n, tris[:, k], fn)
+    if fn.dtype == np.float64:
+        # the corners' sums by bincount (float64): the same additions in the same order as ``np.add.at``
+        # over the corners k = 0, 1, 2 in turn (bit-identical), several times faster
+        idx = np.asarray(tris).T.reshape(-1)
+        w = np.concatenate([fn, fn, fn])
+        n = np.empty((len(v), 3), np.float64)
+        for c in range(3):
+            n[:, c] = np.bincount(idx, w[:, c], minlength=len(v))
+    else:
+        n = np.zeros_like(v)
+        for k in range(3):
+            np.add.at(n, tris[:, k], fn)
     return n / np.maximum(np.linalg.norm(n, axis=1, keepdims=True), 1e-12)
 
 

@@ -95,9 +95,22 @@ class _SubsetGeometry:
         if (self.idx_local < 0).any():
             raise ValueError(f"region {cfg.region!r}: sampled vertices outside every region triangle have no normal")
         self.k_id, self.k_ex = cfg.n_identity, cfg.n_expression
-        self.b_id = model.identity_basis[: self.k_id, self.idx].astype(np.float64)  # (k_id, n, 3)
-        self.b_ex = model.expression_basis[: self.k_ex, self.idx].astype(np.float64)
+        # (k, n, 3), C-contiguous: the gather leaves them vertex-major and ``np.tensordot`` then copied
+        # them on every call (the same copy, made once here: the same products, bit-identical)
+        self.b_id = np.ascontiguousarray(model.identity_basis[: self.k_id, self.idx], np.float64)  # (k_id, n, 3)
+        self.b_ex = np.ascontiguousarray(model.expression_basis[: self.k_ex, self.idx], np.float64)
+        # the same bases per coordinate, vertex-major (3 x (n, k)): the Jacobian's rows of the paired
+        # vertices are three contiguous gathers (see :func:`_basis_rows`)
+        self.b_id_xyz = tuple(np.ascontiguousarray(self.b_id[..., c].T) for c in range(3))
+        self.b_ex_xyz = tuple(np.ascontiguousarray(self.b_ex[..., c].T) for c in range(3))
         self.model = model
+
+
+def _basis_rows(b_xyz: tuple[np.ndarray, np.ndarray, np.ndarray], index: np.ndarray, nh: np.ndarray) -> np.ndarray:
+    """(m, k): ``nh[i] . b[:, index[i]]`` for the per-coordinate bases ``b_xyz`` (3 x (n, k)) and head-frame
+    normals ``nh`` (m, 3): the values of ``(b[:, index] * nh[None]).sum(-1).T`` bit for bit (numpy sums
+    the 3-axis left to right: (x + y) + z), without the strided gather and the small-axis reduction."""
+    return (b_xyz[0][index] * nh[:, 0:1] + b_xyz[1][index] * nh[:, 1:2]) + b_xyz[2][index] * nh[:, 2:3]
 
 
 _GEOMETRY_CACHE: dict[tuple, _SubsetGeometry] = {}
@@ -198,8 +211,8 @@ def fit_face(
         cols = [j_rot, ni]
         if not rigid:
             nh = ni @ R  # n . (R b) = (R^T n) . b
-            j_id = (sub.b_id[:, pr.index] * nh[None]).sum(-1).T
-            j_ex = (sub.b_ex[:, pr.index] * nh[None]).sum(-1).T
+            j_id = _basis_rows(sub.geo.b_id_xyz, pr.index, nh)
+            j_ex = _basis_rows(sub.geo.b_ex_xyz, pr.index, nh)
             cols += [j_id, j_ex]
         J = np.concatenate(cols, 1)
         H = J.T @ J

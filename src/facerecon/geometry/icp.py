@@ -57,12 +57,17 @@ class NearestNeighbours:
         self.facing = facing
 
     def __call__(self, points: np.ndarray, normals: np.ndarray | None, max_distance: float) -> Pairs:
-        d, j = self.tree.query(points, distance_upper_bound=max_distance)
-        ok = np.isfinite(d)
-        if self.facing:
-            ok &= np.einsum("ij,ij->i", normals, points) < 0
+        if self.facing:  # query only the points facing the camera (each query is independent of the others)
+            rows = np.flatnonzero(np.einsum("ij,ij->i", normals, points) < 0)
+            d, j = self.tree.query(points[rows], distance_upper_bound=max_distance)
+            ok = np.isfinite(d)
+            rows = rows[ok]
+        else:
+            d, j = self.tree.query(points, distance_upper_bound=max_distance)
+            ok = np.isfinite(d)
+            rows = np.flatnonzero(ok)
         j = j[ok]
-        return Pairs(np.flatnonzero(ok), self.points[j], None if self.normals is None else self.normals[j], d[ok])
+        return Pairs(rows, self.points[j], None if self.normals is None else self.normals[j], d[ok])
 
 
 @dataclass(frozen=True)

@@ -190,7 +190,27 @@ class MeasuredSurface:
 
     def normals_at(self, v: np.ndarray, u: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Unit normals (facing the camera) at pixels (v, u) by central differences, and where
-        they exist: the pixel and its four neighbours measured, no depth jump between them."""
+        they exist: the pixel and its four neighbours measured, no depth jump between them.
+
+        Each pixel's normal is computed once per surface and remembered (the refinement's
+        iterations and starts ask mostly for the same pixels); the values are those of
+        :meth:`_normals_of`, bit for bit."""
+        s = self.valid.shape[0]
+        v, u = np.asarray(v), np.asarray(u)
+        inside = (u >= 1) & (u < s - 1) & (v >= 1) & (v < s - 1)
+        at = np.clip(v, 1, s - 2) * s + np.clip(u, 1, s - 2)
+        memo = self.__dict__.get("_normal_memo")
+        if memo is None:
+            memo = self.__dict__["_normal_memo"] = (np.zeros(s * s, bool), np.zeros(s * s, bool), np.zeros((s * s, 3)))
+        done, ok_all, n_all = memo
+        new = np.unique(at[~done[at]])
+        if len(new):
+            n_new, ok_new = self._normals_of(new // s, new % s)
+            n_all[new], ok_all[new], done[new] = n_new, ok_new, True
+        return n_all[at], inside & ok_all[at]
+
+    def _normals_of(self, v: np.ndarray, u: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The central-difference normals at pixels (v, u) (clipped to the interior), computed."""
         s = self.valid.shape[0]
         ok = (u >= 1) & (u < s - 1) & (v >= 1) & (v < s - 1)
         u, v = np.clip(u, 1, s - 2), np.clip(v, 1, s - 2)
@@ -295,15 +315,33 @@ class SurfaceCheck:
                 "coverage": round(float(self.coverage), 4), "pixels_compared": int(self.n_pixels)}
 
 
-def surface_check(v_head: np.ndarray, pose: HeadPose, region: FaceRegion, surf: MeasuredSurface, cfg: CheckConfig) -> SurfaceCheck:
-    """Render the face region of the head-frame mesh ``v_head`` at ``pose`` into the crop and
-    compare with the measured surface; the landmark self-check of the same mesh (see module doc)."""
+@dataclass(frozen=True)
+class CheckedFace:
+    """What :func:`surface_check` reads of a head-frame mesh, gathered once for the many poses a
+    search checks it at (the same values as gathering them at every check)."""
+    region: FaceRegion
+    used: np.ndarray  # (n, 3) float64: the region's vertices (rows of ``region.local_triangles``)
+    landmarks: np.ndarray  # (51, 3) float64: the inner landmarks (CHECK_LANDMARKS)
+
+    @classmethod
+    def of(cls, v_head, region: FaceRegion) -> "CheckedFace":
+        if isinstance(v_head, CheckedFace) and v_head.region is region:
+            return v_head
+        v = np.asarray(v_head, np.float64)
+        return cls(region, v[region._used], v[region.model.landmarks_68[list(CHECK_LANDMARKS)]])
+
+
+def surface_check(v_head, pose: HeadPose, region: FaceRegion, surf: MeasuredSurface, cfg: CheckConfig) -> SurfaceCheck:
+    """Render the face region of the head-frame mesh ``v_head`` (an array, or its :class:`CheckedFace`)
+    at ``pose`` into the crop and compare with the measured surface; the landmark self-check of the
+    same mesh (see module doc)."""
 
     c = cfg.check
-    verts = np.ascontiguousarray(region.posed(v_head, pose), np.float64)
+    face = CheckedFace.of(v_head, region)
+    verts = np.ascontiguousarray(face.used @ pose.R.T + pose.t_mm, np.float64)  # FaceRegion.posed
     if not np.isfinite(verts).all() or (verts[:, 2] <= 1.0).any():
         return SurfaceCheck(float("inf"), 1.0, 0.0, 0)
-    lm = landmark_fit_fraction(np.asarray(v_head, np.float64)[region.model.landmarks_68[list(CHECK_LANDMARKS)]], pose, surf.pim)
+    lm = landmark_fit_fraction(face.landmarks, pose, surf.pim)
     depth, tid, _ = rasterize(verts, region.local_triangles, surf.pim.intrinsics)
     rendered = depth > 0
     n_rendered = int(rendered.sum())
@@ -442,7 +480,7 @@ def robust_pose(candidates: list[Candidate], v_head: np.ndarray, region: FaceReg
     (computed only then: e.g. the network on rotated inputs) and keep the best score.
     ``iterations`` = 0: the networks' pose is only checked, never changed."""
     vs, ns = region.sample_with_normals(v_head)
-    v_head = np.asarray(v_head, np.float64)
+    v_head = CheckedFace.of(v_head, region)  # gathered once for every check below
 
     def evaluate(p: HeadPose) -> SurfaceCheck:
         return surface_check(v_head, p, region, surf, cfg)
@@ -497,6 +535,7 @@ def search_grid(pose0: HeadPose, v_sample: np.ndarray, n_sample: np.ndarray, v_h
     if not g.yaw_deg and not g.pitch_deg:
         return []
     origin = np.asarray(pose0.t_mm, np.float64)
+    v_head = CheckedFace.of(v_head, region)
     scored = []
     for a in [0.0, *g.yaw_deg]:
         for b in [0.0, *g.pitch_deg]:
