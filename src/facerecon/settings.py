@@ -8,6 +8,7 @@ import difflib
 import tomllib
 import typing
 from functools import lru_cache
+from importlib import resources
 from typing import Iterable
 
 from .errors import ConfigError
@@ -50,8 +51,6 @@ def parse_sets(items: Iterable[str], where: str) -> dict:
 @lru_cache(maxsize=None)
 def packaged_toml(resource: str) -> dict:
     """The parsed TOML file ``resource`` of the facerecon package (e.g. ``"configs/fit.toml"``); do not modify."""
-    from importlib import resources
-
     return tomllib.loads(resources.files("facerecon").joinpath(resource).read_text(encoding="utf-8"))
 
 

@@ -51,11 +51,6 @@ def pose_cmd(
     from ._frames import RECONSTRUCT_HINT, Lazy, expand_inputs, failure_text, finish_batch, frame_stem, is_photo_path, iterate_frames
 
     paths = expand_inputs(frames, photos=False)
-    if overrides and paths:  # the values' own checks (ranges): once, before the first frame
-        from ..pipeline.check import check_config
-
-        check_config(overrides)
-
     def make_predictor():
         from ..pipeline.reconstruct import PosePredictor
 

@@ -87,11 +87,6 @@ def reconstruct_cmd(
 
         raise InputFileError(frames[0], f"no {DEPTH_TYPES} and no {PHOTO_TYPES} to read")
 
-    if overrides and paths:  # the values' own checks (ranges): once, before the first frame
-        from ..pipeline.check import check_config
-
-        check_config(overrides)
-
     def make_engine():
         from ..pipeline import FittingReconstructor, Reconstructor
 

@@ -57,9 +57,6 @@ def track_cmd(
     from ._frames import InterruptReport
 
     overrides.setdefault("refine", {})["enabled"] = refine
-    from ..tracking import track_config
-
-    track_config(overrides)  # a bad --set fails here, before any model loads
     if camera or intrinsics:
         from ..geometry.camera import camera_preset, parse_intrinsics
 

@@ -69,6 +69,7 @@ _FRAME_RE = re.compile(r"^frame_(\d+)_depth\.bin$")
 @dataclass(frozen=True, order=True)
 class BiwiFrameRef:
     """One Biwi frame on disk (sortable by sequence, then frame number)."""
+
     sequence: int
     frame: int
     depth_path: Path
@@ -126,6 +127,7 @@ def index_biwi(root: str | Path, *, require_pose: bool = True) -> list[BiwiFrame
 @dataclass(frozen=True)
 class BiwiSplit:
     """A train/test split of Biwi frames under one protocol."""
+
     protocol: str
     train: tuple[BiwiFrameRef, ...]
     test: tuple[BiwiFrameRef, ...]

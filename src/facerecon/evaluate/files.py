@@ -89,6 +89,7 @@ class PredictedPose:
 @dataclass
 class PosePredictions:
     """Predictions keyed by name; ``failed`` holds names the file marks as failed (null/empty)."""
+
     poses: dict[str, PredictedPose]
     failed: dict[str, str] = field(default_factory=dict)
     source: Path = Path()
@@ -239,6 +240,7 @@ def match_names(samples: list[str], predicted: list[str], source: str | Path = "
 @dataclass
 class MeshSource:
     """One mesh and where its landmarks come from (a file beside it, or a folder dataset)."""
+
     name: str
     mesh_path: Path
     landmark_path: Path | None = None
@@ -305,6 +307,7 @@ def collect_meshes(root: str | Path) -> dict[str, MeshSource]:
 @dataclass
 class MeshPairs:
     """(prediction, ground truth) pairs in ground-truth order, and what did not pair."""
+
     pairs: list[tuple[MeshSource, MeshSource]]
     gt_names: list[str]  # every ground-truth sample (the denominator of the failure count)
     missing: list[str]  # ground truth without a prediction: failures
@@ -360,6 +363,7 @@ def read_landmarks_file(path: str | Path, pose_path: Path | None = None) -> np.n
 @dataclass
 class ShapeSide:
     """One mesh prepared for :func:`~facerecon.metrics.shape.compare_meshes`."""
+
     vertices: np.ndarray
     faces: np.ndarray
     landmarks: np.ndarray  # (L, 3) points
@@ -368,6 +372,7 @@ class ShapeSide:
 
 def _common_landmarks(a: np.ndarray, b: np.ndarray, pa: Path, pb: Path) -> tuple[np.ndarray, np.ndarray]:
     """Same points on both sides; the 68 iBUG points shrink to the 9 or 7 the other side has."""
+
     def sub(x: np.ndarray, n: int) -> np.ndarray:
         return x[list(ALIGNMENT_LANDMARKS_9 if n == 9 else ALIGNMENT_LANDMARKS_7)]
 

@@ -50,6 +50,7 @@ MEMORY_CAP_BYTES = 1 << 30
 @dataclass
 class Seed:
     """One seed file: ``name`` is the file name it is written under (the suffix matters)."""
+
     name: str
     data: bytes
     kind: str  # which readers take it: png, npy, npz, pcd, truedepth, plycloud, bin, pose, cal, obj, plymesh, ljson
@@ -413,6 +414,7 @@ def make_case(corpus: list[Seed], index: int, master_seed: int = 0, readers: tup
 @dataclass
 class Outcome:
     """``kind``: ok | refused (a FaceReconError: the contract) | crash | hang | memory."""
+
     index: int
     reader: str
     seed: str

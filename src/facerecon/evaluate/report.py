@@ -242,6 +242,7 @@ class ShapeSample:
 @dataclass
 class ShapeReport:
     """Shape errors over pairs; ``samples``: every ground-truth sample, ``failures``: why some have none."""
+
     samples: list[str]
     evaluated: list[ShapeSample]
     failures: dict[str, str]

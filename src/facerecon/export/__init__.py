@@ -15,7 +15,7 @@ from ..io.frame import DepthFrame
 from ..io.mesh import write_mesh
 from ..viz.depthmap import depth_to_rgb
 from ..viz.shaded import shade
-from .gltf import _png_bytes, write_glb, write_rigged_glbs
+from .gltf import _png_bytes, write_rigged_glbs
 
 MESH_FORMATS = ("obj", "ply", "glb")
 
@@ -45,11 +45,7 @@ def write_face_meshes(rec, model, out_dir: Path, formats: tuple[str, ...] = ("ob
     polys, polys_uv = model.polygon_lists() if any(f != "glb" for f in formats) else (None, None)
     for fmt in formats:
         if fmt == "glb":
-            if head_frame:
-                written += [e.path for e in write_rigged_glbs(rec, model, out_dir, texture, intrinsics, rig)]
-            else:  # face.glb alone, as write_rigged_glbs writes it
-                written.append(write_glb(out_dir / "face.glb", rec, model, "camera", None, intrinsics,
-                                         None if texture is None else _png_bytes(texture), rig).path)
+            written += [e.path for e in write_rigged_glbs(rec, model, out_dir, texture, intrinsics, rig, head_frame)]
             continue
         frames = (("face", rec.vertices_camera, "camera"), ("face_head", rec.vertices_head, "head"))
         for name, verts, frame in frames if head_frame else frames[:1]:

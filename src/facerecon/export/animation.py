@@ -69,6 +69,7 @@ def name_key(name: str) -> str:
 @dataclass
 class BlendshapeTrack:
     """Blendshape curves over time: ``weights[i, j]`` is curve ``names[j]`` at ``times_s[i]``."""
+
     times_s: np.ndarray  # (N,) seconds from the first frame, strictly increasing
     names: list[str]
     weights: np.ndarray  # (N, C)

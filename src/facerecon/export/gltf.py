@@ -381,8 +381,10 @@ def write_glb(path: Path, rec, model, frame: str = "camera", texture: np.ndarray
 
 
 def write_rigged_glbs(rec, model, out_dir: Path, texture: np.ndarray | None = None, intrinsics=None,
-                      rig: str | None = None) -> list[GlbExport]:
-    """``face.glb`` (camera frame, head pose on the node) and ``face_head.glb`` (head frame)."""
+                      rig: str | None = None, head_frame: bool = True) -> list[GlbExport]:
+    """``face.glb`` (camera frame, head pose on the node) and, with ``head_frame``, ``face_head.glb`` (head frame)."""
     png = _png_bytes(texture) if texture is not None else None
-    return [write_glb(Path(out_dir) / "face.glb", rec, model, "camera", None, intrinsics, png, rig),
-            write_glb(Path(out_dir) / "face_head.glb", rec, model, "head", None, None, png, rig)]
+    out = [write_glb(Path(out_dir) / "face.glb", rec, model, "camera", None, intrinsics, png, rig)]
+    if head_frame:
+        out.append(write_glb(Path(out_dir) / "face_head.glb", rec, model, "head", None, None, png, rig))
+    return out

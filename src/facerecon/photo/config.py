@@ -7,12 +7,12 @@ replace single values; an unknown table or key is a ``ConfigError`` naming the n
 from __future__ import annotations
 
 import tomllib
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
 from ..errors import ConfigError
-from ..settings import from_toml, packaged_toml, toml_defaults
+from ..settings import from_toml, packaged_toml, toml_defaults, with_overrides
 
 ROBUST_LOSSES = ("geman_mcclure", "huber", "l2")
 
@@ -95,14 +95,12 @@ def _packaged() -> PhotoConfig:
 
 def load_photo_config(path: str | Path | None = None, overrides: dict | None = None) -> PhotoConfig:
     """The photo settings: the packaged file, updated by ``path`` (a TOML file) and ``overrides``."""
-    if path is None and not overrides:
-        return _packaged()
-    cfg = packaged_toml("configs/photo_fit.toml")
+    cfg = _packaged()
     if path is not None:
         try:
             extra = tomllib.loads(Path(path).read_text(encoding="utf-8"))
         except (OSError, tomllib.TOMLDecodeError) as exc:
             raise ConfigError(f"{path}: cannot read photo settings ({exc})") from None
-        cfg = asdict(from_toml(PhotoConfig, cfg, extra, str(path)))
-    return from_toml(PhotoConfig, cfg, overrides, "photo settings")
+        cfg = with_overrides(cfg, extra, str(path))
+    return with_overrides(cfg, overrides, "photo settings") if overrides else cfg
 

@@ -90,6 +90,7 @@ def _constrain_to_multiple(x: float, multiple: int, min_val: int = 0) -> int:
 @dataclass(frozen=True)
 class Preprocess:
     """How a photo becomes network input: target size, rounding, scaling, normalisation."""
+
     height: int
     width: int
     keep_aspect_ratio: bool
@@ -208,6 +209,7 @@ def _family_of(model_type: str, where: str) -> str:
 
 class TransformersDepth:
     """A ``transformers`` depth network (DPT or Depth Anything) on the CPU."""
+
     def __init__(self, model, family: str, preprocess: Preprocess, kind: str, name: str, output_scale: float = 1.0):
         self.model = model.eval()
         self.family = family

@@ -33,6 +33,7 @@ EYE_OUTER_LEFT, EYE_OUTER_RIGHT = 33, 263
 @dataclass
 class FaceMeshLandmarks:
     """468 Face Mesh points of one face in the original image."""
+
     points: np.ndarray  # (468, 3): x, y in pixels; z relative depth in the same pixel scale (MediaPipe's sign: smaller = nearer)
     score: float  # face presence probability (sigmoid of the model's logit)
     box: FaceBox  # the detection the crop started from
@@ -41,6 +42,7 @@ class FaceMeshLandmarks:
 @toml_defaults("data/photo_landmarks.toml", "facemesh")
 class LandmarkConfig:
     """The ``[facemesh]`` table of ``data/photo_landmarks.toml`` (see the comments there)."""
+
     model: str
     crop_scale: float
     refine_scale: float
@@ -174,6 +176,7 @@ def _quiet_tflite_info():
 
 class FaceMeshLandmarker:
     """``FaceMeshLandmarker.from_package()(rgb, face)`` -> :class:`FaceMeshLandmarks`."""
+
     def __init__(self, model_path: str | Path, config: LandmarkConfig | None = None) -> None:
         from ai_edge_litert.interpreter import Interpreter
 

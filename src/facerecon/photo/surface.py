@@ -42,6 +42,7 @@ class SurfaceConfig:
 @dataclass
 class Surface:
     """What :func:`reconstruct_surface` returns (Open3D objects + numbers for the report)."""
+
     cloud: object  # open3d.geometry.PointCloud
     mesh: object  # open3d.geometry.TriangleMesh
     n_points: int

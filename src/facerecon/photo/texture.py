@@ -32,6 +32,7 @@ FACE_MATERIAL = "M_Face"
 @dataclass
 class UVRaster:
     """The covered texels of the face UV tile at one size."""
+
     size: int
     rows: np.ndarray  # (N,) texel row
     cols: np.ndarray  # (N,) texel column

@@ -150,6 +150,7 @@ class DecisionSettings:
 @dataclass(frozen=True)
 class CheckConfig:
     """``configs/check.toml``: the check, the refinement, its fallback and grid search, the joint shape stage, the confidence."""
+
     check: CheckSettings
     refine: RefineSettings
     fallback: FallbackSettings
@@ -182,6 +183,8 @@ class MeasuredSurface:
     depth: np.ndarray  # (S, S) z in mm, 0 where invalid
     pim: PositionImage
     max_jump_mm: float = 20.0
+    # per pixel: normal computed?, normal exists?, the normal (filled as the refinement asks)
+    _normal_memo: tuple | None = field(default=None, init=False, repr=False, compare=False)
 
     @classmethod
     def from_position_image(cls, pim: PositionImage, max_jump_mm: float = 20.0) -> "MeasuredSurface":
@@ -199,10 +202,9 @@ class MeasuredSurface:
         v, u = np.asarray(v), np.asarray(u)
         inside = (u >= 1) & (u < s - 1) & (v >= 1) & (v < s - 1)
         at = np.clip(v, 1, s - 2) * s + np.clip(u, 1, s - 2)
-        memo = self.__dict__.get("_normal_memo")
-        if memo is None:
-            memo = self.__dict__["_normal_memo"] = (np.zeros(s * s, bool), np.zeros(s * s, bool), np.zeros((s * s, 3)))
-        done, ok_all, n_all = memo
+        if self._normal_memo is None:
+            self._normal_memo = (np.zeros(s * s, bool), np.zeros(s * s, bool), np.zeros((s * s, 3)))
+        done, ok_all, n_all = self._normal_memo
         new = np.unique(at[~done[at]])
         if len(new):
             n_new, ok_new = self._normals_of(new // s, new % s)
@@ -233,6 +235,7 @@ class MeasuredSurface:
 
 class FaceRegion:
     """The ICT face region's triangles and a fixed vertex subsample for the refinement."""
+
     def __init__(self, model: FaceModel, region: str = "narrow_face", n_points: int = 1200, seed: int = 0,
                  central_radius_mm: float = 40.0):
         self.model = model
@@ -288,6 +291,7 @@ class FaceRegion:
 @dataclass
 class SurfaceCheck:
     """Agreement of a posed face with the measured surface of the crop (see module doc)."""
+
     residual_mm: float  # trimmed mean |measured - rendered| over face pixels where both exist (inf: none)
     free_space: float  # fraction of those pixels where the mesh is > free_space_mm in front of the measurement
     coverage: float  # fraction of rendered face pixels with a measurement
@@ -424,6 +428,7 @@ def roll_about_view_axis(pose: HeadPose, angle_deg: float, centre: np.ndarray) -
 
 class Start(str, Enum):
     """Where the returned pose started: the path a frame took is data, never a parsed string."""
+
     NETWORK = "network"  # the pose network (flip-averaged where the configuration says so)
     DIRECT = "direct"  # the un-averaged direct prediction
     MIRRORED = "mirrored"  # the mirrored input's prediction, mapped back
@@ -439,6 +444,7 @@ class Start(str, Enum):
 @dataclass(frozen=True)
 class Candidate:
     """A start for the rigid refinement and where it came from."""
+
     start: Start
     pose: HeadPose
     turn_deg: float = 0.0  # ROLLED, TURNED_CROP
@@ -464,10 +470,10 @@ def start_label(start: Start, turn_deg: float = 0.0, yaw_deg: float = 0.0, pitch
 @dataclass
 class RobustFit:
     """What :func:`robust_pose` chose, and what it tried."""
+
     pose: HeadPose
     check: SurfaceCheck
     chosen: Candidate  # the start the returned pose came from
-    refined: bool  # the rigid refinement ran on it
     network_check: SurfaceCheck  # the networks' own pose, before refinement
     tried: list = field(default_factory=list)  # (label, score) of every candidate refined
 
@@ -490,13 +496,13 @@ def robust_pose(candidates: list[Candidate], v_head: np.ndarray, region: FaceReg
     check0 = evaluate(pose0)
     n_iter = int(cfg.refine.iterations if iterations is None else iterations)
     if n_iter <= 0:
-        return RobustFit(pose0, check0, first, False, check0, [(first.label, check0.score(cfg))])
+        return RobustFit(pose0, check0, first, check0, [(first.label, check0.score(cfg))])
     best_pose = refine_rigid(pose0, vs, ns, surf, cfg, n_iter)
     best = evaluate(best_pose)
     chosen = first
     tried = [(f"{first.label}+refine", best.score(cfg))]
     if best.accepted(cfg):
-        return RobustFit(best_pose, best, chosen, True, check0, tried)
+        return RobustFit(best_pose, best, chosen, check0, tried)
     centre = np.asarray(centre if centre is not None else surf.pim.center_mm, np.float64)
     alts = list(candidates[1:]) + [Candidate(Start.ROLLED, roll_about_view_axis(pose0, a, centre), turn_deg=float(a))
                                    for a in cfg.fallback.rolls_deg]
@@ -516,7 +522,7 @@ def robust_pose(candidates: list[Candidate], v_head: np.ndarray, region: FaceReg
         tried.append((f"{cand.label}+refine", sc))
         if sc < best_score and ch.residual_mm <= max_residual:
             best_pose, best, best_score, chosen = q, ch, sc, cand
-    return RobustFit(best_pose, best, chosen, True, check0, tried)
+    return RobustFit(best_pose, best, chosen, check0, tried)
 
 
 def search_grid(pose0: HeadPose, v_sample: np.ndarray, n_sample: np.ndarray, v_head: np.ndarray, region: FaceRegion,

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -147,6 +147,7 @@ class Checked:
     v_head: np.ndarray
     weights: np.ndarray | None
     shape_on_turned_crop: bool
+    surface: MeasuredSurface  # the crop's measured surface (the identity stage checks against it too)
     timings_ms: dict
 
 
@@ -170,7 +171,7 @@ def describe(cfg: CheckConfig, check: SurfaceCheck, identity: np.ndarray | None 
     return Decision(conf, face, reason, terms, plaus)
 
 
-def build_result(model: FaceModel | None, located: Located, pose: HeadPose, check: SurfaceCheck, decision: Decision, path: FramePath, *,
+def build_result(model: FaceModel, located: Located, pose: HeadPose, check: SurfaceCheck, decision: Decision, path: FramePath, *,
                  network_pose: HeadPose | None = None, network_check: SurfaceCheck | None = None, v_head: np.ndarray | None = None,
                  weights: np.ndarray | None = None, other_heads: tuple = (), timings_ms: dict | None = None) -> FaceResult:
     """Stage ``result``: the one :class:`FaceResult` (posed mesh and landmarks when ``v_head`` is given)."""
@@ -223,7 +224,7 @@ class DepthPipeline:
         if refine_shape > 0:
             t = time.perf_counter()
             pose, v_head, weights = self.identity(located, pose, weights, int(refine_shape))
-            check = surface_check(v_head, pose, self.region, MeasuredSurface.from_position_image(located.position_image), self.check_cfg)
+            check = surface_check(v_head, pose, self.region, checked.surface, self.check_cfg)
             timings["identity"] = _ms(t, time.perf_counter())
         k = self.model.n_identity
         decision = describe(self.check_cfg, check, *((weights[:k], weights[k:]) if weights is not None else (None, None)))
@@ -289,9 +290,9 @@ class DepthPipeline:
             v_head = self.mesh(weights)
             second = robust_pose([Candidate(Start.NETWORK, fit.pose)], v_head, self.region, surf, self.check_cfg, n_refine,
                                  centre=located.location.center_mm, more=more)
-            fit = RobustFit(second.pose, second.check, fit.chosen, fit.refined, fit.network_check, fit.tried + second.tried)
+            fit = replace(second, chosen=fit.chosen, network_check=fit.network_check, tried=fit.tried + second.tried)
             again = True
-        return Checked(fit, v_head, weights, again, {"refine": _ms(t0, time.perf_counter())})
+        return Checked(fit, v_head, weights, again, surf, {"refine": _ms(t0, time.perf_counter())})
 
     def identity(self, located: Located, pose: HeadPose, weights: np.ndarray, iterations: int) -> tuple[HeadPose, np.ndarray, np.ndarray]:
         """Stage ``identity``: joint pose + identity (+ expression) Gauss-Newton on the frame's points,

@@ -42,6 +42,7 @@ from .result import FaceResult, FramePath, PhotoEvidence
 @dataclass(frozen=True)
 class Detected:
     """Stages ``read`` + ``detect``: the photo, its camera and its faces, largest first."""
+
     photo: object  # facerecon.photo.Photo
     camera: PhotoCamera
     faces: tuple  # facerecon.photo.FaceBox
@@ -51,6 +52,7 @@ class Detected:
 @dataclass(frozen=True)
 class Fitted:
     """Stages ``landmarks`` + ``fit`` of one face: the model fitted to its landmarks."""
+
     evidence: PhotoEvidence
     confidence: float  # the face detector's score times the landmark model's face score
     timings_ms: dict
@@ -59,6 +61,7 @@ class Fitted:
 @dataclass(frozen=True)
 class Meshed:
     """Stage ``mesh``: the fitted face posed, with its 68 landmarks (jaw points on the outline)."""
+
     pose: HeadPose
     identity: np.ndarray
     expression: np.ndarray
@@ -70,6 +73,7 @@ class Meshed:
 
 class PhotoReconstructor:
     """``PhotoReconstructor.from_pretrained().reconstruct("photo.jpg") -> FaceResult``."""
+
     def __init__(self, model: FaceModel, detector, landmarker, landmark_map, fit_config: PhotoFitConfig,
                  texture_config: TextureConfig, default_fov_deg: float, targets: TargetSettings | None = None):
         self.model = model

@@ -27,6 +27,7 @@ from .weights import blas_threads, cpu_inference, load_weights, network_input, t
 
 class Reconstructor:
     """``Reconstructor.from_pretrained().reconstruct(depth_mm, intrinsics) -> FaceResult``."""
+
     def __init__(self, pose: PoseEstimator, shape: DAShapeNet, subset: ShapeSubset):
         self.pose = pose
         self.shape = shape.eval()

@@ -312,6 +312,7 @@ def body_rotation(rotation: np.ndarray, image_roll_deg: float | None = None, fol
 @dataclass
 class ScanRender:
     """Camera-frame triangle soup of a scan render, with a segment label per triangle."""
+
     vertices: np.ndarray
     triangles: np.ndarray
     segments: np.ndarray

@@ -29,6 +29,7 @@ def collate_raw(batch: list[dict]) -> list[dict]:
 
 class SynthShardDataset(tud.Dataset):
     """Map-style dataset over a generated directory; ``transform(sample)`` is applied if given."""
+
     def __init__(self, root: str | Path, transform: Callable | None = None):
         self.root = Path(root)
         self.manifest = load_manifest(self.root)

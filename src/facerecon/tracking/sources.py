@@ -38,6 +38,7 @@ MAX_STACK_PIXELS = 2_000_000_000  # refuse stacked arrays beyond ~8 GB of float3
 @dataclass
 class SequenceFrame:
     """One item of a sequence: the frame (None when it could not be read) and its time."""
+
     index: int
     name: str
     time_s: float
@@ -71,6 +72,7 @@ def folder_files(folder: Path) -> list[Path]:
 
 class DepthSequence:
     """An iterable of :class:`SequenceFrame` (re-iterable for files; see module doc)."""
+
     def __init__(self, items: Callable[[], Iterator[SequenceFrame]], name: str, length: int | None = None):
         self._items = items
         self.name = name
@@ -183,6 +185,7 @@ def npz_sequence(path: str | Path, *, fps: float = DEFAULT_FPS, unit: str | None
 
 def iterable_sequence(frames: Iterable[DepthFrame | None], *, fps: float = DEFAULT_FPS, name: str = "frames") -> DepthSequence:
     """Frames from Python (a list, a generator, a camera loop); ``None`` is a frame without data."""
+
     def items() -> Iterator[SequenceFrame]:
         for i, f in enumerate(frames):
             t = frame_time(f) if f is not None else None

@@ -334,7 +334,7 @@ class Tracker:
             return self._lost(idx, t, located.frame.source, f"lost: {res.reason}", True, timings, res.confidence,
                               res.check.residual_mm, res.network_pose)
         expr = np.clip(res.expression, 0.0, 1.0)
-        self._identity_mesh(self.identity if self.identity is not None else res.identity[: self.model.n_identity])
+        self._identity_mesh(self.identity if self.identity is not None else res.identity)
         self._remember(located.location, True, res.pose, MeasuredSurface.from_position_image(located.position_image), res.confidence, None)
         filtered = self.filter.update(res.pose, 0.0)
         status = "recovered" if self._had_track else "init"
@@ -388,19 +388,20 @@ class Tracker:
             expr = self._expression
         else:  # start of a track: the shape network's expression (neutral once it is no longer run)
             expr = np.clip(w_net[k:], 0.0, 1.0) if w_net is not None else np.zeros(self.model.n_expression)
-        self._identity_mesh(ident)
+        mesh = self._identity_mesh(ident)
         if not tracking:
-            return self._refine_from(net_pose, True, expr, surf, idx)
+            return self._refine_from(net_pose, True, expr, mesh, surf, idx)
         track_start = self._predicted() if c_ref.constant_velocity else self._prev
         if float(geodesic_distance_deg(self._prev.R, net_pose.R)) < c_ref.max_network_gap_deg:
-            return self._refine_from(track_start, False, expr, surf, idx)
-        tries = [self._refine_from(start, fast, expr, surf, idx) for start, fast in ((track_start, False), (net_pose, True))]
+            return self._refine_from(track_start, False, expr, mesh, surf, idx)
+        tries = [self._refine_from(start, far, expr, mesh, surf, idx) for start, far in ((track_start, False), (net_pose, True))]
         return min(tries, key=lambda r: surface_check(self._region_vertices(r[2]), r[1], self.region, surf, self.check_cfg).score(self.check_cfg))
 
-    def _refine_from(self, start: HeadPose, far: bool, expr: np.ndarray, surf, idx: int) -> tuple[HeadPose, HeadPose, np.ndarray]:
+    def _refine_from(self, start: HeadPose, far: bool, expr: np.ndarray, mesh: tuple[np.ndarray, np.ndarray], surf,
+                     idx: int) -> tuple[HeadPose, HeadPose, np.ndarray]:
         """The refinement from one start (``far``: a start that may be far from the fused surface's pose)."""
         c_ref, c_surf, planes = self.cfg.refine, self.cfg.surface, self.cfg.refine.planes
-        vs0, ns = self._vs0, self._ns
+        vs0, ns = mesh  # the identity's neutral sample vertices and normals (_identity_mesh)
         use_surface = c_surf.enabled and len(self.surface) >= c_surf.min_points
         if use_surface:
             if far:  # the model finds the neighbourhood first

@@ -107,6 +107,7 @@ def merge_states(states: list[dict]) -> dict:
 
 class CsvLog:
     """Append-only CSV log (one row per logging step); survives resumes."""
+
     def __init__(self, path: Path, fields: list[str]):
         self.path = Path(path)
         self.fields = fields
