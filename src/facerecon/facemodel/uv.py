@@ -109,9 +109,7 @@ def uv_tangents(model, vertices: np.ndarray, normals: np.ndarray) -> np.ndarray:
     convention "+X right, +Y up" of a tangent-space normal texture.  UV indices outside the face
     material get (1, 0, 0, 1).  ICT gives every face UV index one vertex (a seam splits the vertex).
     """
-    tris = face_triangles(model)
-    tv = np.asarray(model.triangles)[tris]
-    tu = np.asarray(model.triangle_uv)[tris]
+    tv, tu, uv_vertex, scatter = _tangent_layout(model)
     v = np.asarray(vertices, np.float64)
     uv = np.asarray(model.uv, np.float64)
     e1, e2 = v[tv[:, 1]] - v[tv[:, 0]], v[tv[:, 2]] - v[tv[:, 0]]
@@ -119,26 +117,39 @@ def uv_tangents(model, vertices: np.ndarray, normals: np.ndarray) -> np.ndarray:
     det = d1[:, 0] * d2[:, 1] - d2[:, 0] * d1[:, 1]
     # area weighting: T * det (un-normalised by |det|) keeps the orientation and weighs by UV area
     sgn = np.where(det < 0, -1.0, 1.0)[:, None]
-    t = (e1 * d2[:, 1:2] - e2 * d1[:, 1:2]) * sgn
-    b = (e2 * d1[:, 0:1] - e1 * d2[:, 0:1]) * sgn
-    n_uv = len(uv)
-    ts, bs = np.zeros((n_uv, 3)), np.zeros((n_uv, 3))
-    idx = tu.ravel()
-    for c in range(3):
-        ts[:, c] = np.bincount(idx, np.repeat(t[:, c], 3), minlength=n_uv)
-        bs[:, c] = np.bincount(idx, np.repeat(b[:, c], 3), minlength=n_uv)
-    uv_vertex = np.full(n_uv, -1, np.int64)
-    uv_vertex[idx] = tv.ravel()
-    out = np.tile([1.0, 0.0, 0.0, 1.0], (n_uv, 1))
+    tb = np.concatenate([(e1 * d2[:, 1:2] - e2 * d1[:, 1:2]) * sgn, (e2 * d1[:, 0:1] - e1 * d2[:, 0:1]) * sgn], 1)
+    acc = scatter @ tb  # (U, 6): the sums of T and B of the triangles at each UV corner
+    ts, bs = acc[:, :3], acc[:, 3:]
+    out = np.tile([1.0, 0.0, 0.0, 1.0], (len(uv), 1))
     used = uv_vertex >= 0
     n = np.asarray(normals, np.float64)[uv_vertex[used]]
     tt = ts[used] - np.einsum("nc,nc->n", ts[used], n)[:, None] * n
     norm = np.linalg.norm(tt, axis=1, keepdims=True)
-    ok = norm[:, 0] > 1e-12
-    tt = np.where(ok[:, None], tt / np.where(ok[:, None], norm, 1.0), _any_perpendicular(n))
+    bad = norm[:, 0] <= 1e-12
+    tt /= np.where(bad[:, None], 1.0, norm)
+    if bad.any():
+        tt[bad] = _any_perpendicular(n[bad])
     w = np.where(np.einsum("nc,nc->n", np.cross(n, tt), bs[used]) < 0, -1.0, 1.0)
     out[used] = np.c_[tt, w]
     return out
+
+
+def _tangent_layout(model):
+    """(face triangles' vertices, their UV indices, the vertex of each UV index (-1: none), the sparse
+    (U, T) matrix summing triangle values at their UV corners); cached on the model."""
+    cache = _cache(model)
+    if "tangent_layout" not in cache:
+        import scipy.sparse as sp
+
+        tris = face_triangles(model)
+        tv = np.asarray(model.triangles)[tris].astype(np.int64)
+        tu = np.asarray(model.triangle_uv)[tris].astype(np.int64)
+        n_uv = len(model.uv)
+        uv_vertex = np.full(n_uv, -1, np.int64)
+        uv_vertex[tu.ravel()] = tv.ravel()
+        scatter = sp.csr_matrix((np.ones(tu.size), (tu.ravel(), np.repeat(np.arange(len(tu)), 3))), shape=(n_uv, len(tu)))
+        cache["tangent_layout"] = (tv, tu, uv_vertex, scatter)
+    return cache["tangent_layout"]
 
 
 def _any_perpendicular(n: np.ndarray) -> np.ndarray:

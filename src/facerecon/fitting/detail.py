@@ -114,7 +114,7 @@ class DisplacementMap:
 
 def _texels(model, size: int, region: str):
     """The texels of ``region`` at ``size``: (rows, cols, corner vertices (N, 3), bary (N, 3) float32,
-    index into face_triangles (N,)); cached on the model."""
+    index into face_triangles (N,), corner UV indices (N, 3)); cached on the model."""
     cache = model.__dict__.setdefault("_uv_cache", {})
     key = ("detail", size, region)
     if key not in cache:
@@ -122,8 +122,9 @@ def _texels(model, size: int, region: str):
         ftris = face_triangles(model)
         corners = np.asarray(model.triangles)[ras.triangle]
         keep = model.region_mask(region)[corners].all(1)
-        cache[key] = (ras.rows[keep], ras.cols[keep], corners[keep].astype(np.int64), np.ascontiguousarray(ras.bary[keep]),
-                      np.searchsorted(ftris, ras.triangle[keep]))
+        ti = np.searchsorted(ftris, ras.triangle[keep])
+        cache[key] = (ras.rows[keep], ras.cols[keep], corners[keep].astype(np.int64), np.ascontiguousarray(ras.bary[keep]), ti,
+                      np.ascontiguousarray(np.asarray(model.triangle_uv)[ftris][ti]))
     return cache[key]
 
 
@@ -150,7 +151,7 @@ def _unit(a: np.ndarray) -> np.ndarray:
 def texel_frame(model, vertices_head: np.ndarray, size: int, region: str = "face"):
     """Head-frame texel points (N, 3) and unit smooth normals (N, 3) of the base mesh, with the
     texels' (rows, cols): the surface a displacement map is measured from and applied to."""
-    rows, cols, corners, bary, _ = _texels(model, size, region)
+    rows, cols, corners, bary, _, _ = _texels(model, size, region)
     v = np.asarray(vertices_head, np.float64)
     vn = vertex_normals(v, np.asarray(model.triangles)[face_triangles(model)])
     return rows, cols, _interp(v, corners, bary), _unit(_interp(vn, corners, bary))
@@ -267,7 +268,7 @@ def displacement_map(model, vertices_head: np.ndarray, pose: HeadPose, frame: De
     if k is None:
         raise ValueError(f"{frame.source}: no intrinsics; the detail layer needs the camera")
     s = cfg.size
-    rows, cols, corners, bary, _ = _texels(model, s, cfg.region)
+    rows, cols, corners, bary, _, _ = _texels(model, s, cfg.region)
     r = np.asarray(pose.R, np.float64)
     v = np.asarray(vertices_head, np.float64)
     vc = v @ r.T + pose.t_mm
@@ -402,7 +403,7 @@ def normal_map(model, vertices_head: np.ndarray, disp: DisplacementMap) -> np.nd
     the mask, and every texel outside the UV triangles, are flat (128, 128, 255).
     """
     s = disp.size
-    rows, cols, corners, bary, ti = _texels(model, s, "face")
+    rows, cols, corners, bary, ti, tuv = _texels(model, s, "face")
     v = np.asarray(vertices_head, np.float64)
     ftri_idx = face_triangles(model)
     ftris = np.asarray(model.triangles)[ftri_idx]
@@ -419,6 +420,6 @@ def normal_map(model, vertices_head: np.ndarray, disp: DisplacementMap) -> np.nd
     pv = np.ascontiguousarray((e2 * d1[:, 0:1] - e1 * d2[:, 0:1]) * inv)
     out = np.empty((s, s, 3), np.uint8)
     out[:] = (128, 128, 255)
-    _normal_texels(rows, cols, corners, bary, np.ascontiguousarray(fuv[ti]), ti, vn, tan, pu, pv,
+    _normal_texels(rows, cols, corners, bary, tuv, ti, vn, tan, pu, pv,
                    disp.displacement, disp.mask, out)
     return out
