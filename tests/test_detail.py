@@ -148,6 +148,14 @@ def test_displacement_png_round_trip(tmp_path):
         assert im.mode.startswith("I") and im.size == (64, 64)
     with Image.open(tmp_path / "mask.png") as im:
         assert ((np.asarray(im) == 255) == mask).all()
+    from facerecon.errors import InputFileError
+
+    (tmp_path / "bad.png").write_bytes(b"not a png")
+    with pytest.raises(InputFileError, match="bad.png"):
+        read_displacement_png(tmp_path / "bad.png", enc["scale_mm"], enc["offset_mm"])
+    Image.fromarray(np.zeros((4, 4, 3), np.uint8)).save(tmp_path / "rgb.png")
+    with pytest.raises(InputFileError, match="16-bit"):
+        read_displacement_png(tmp_path / "rgb.png", enc["scale_mm"], enc["offset_mm"])
 
 
 def test_normal_map_follows_gltf_convention(model):

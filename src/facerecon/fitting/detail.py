@@ -36,6 +36,9 @@ model)::
 :func:`normal_map` turns the displacement into a tangent-space normal map in glTF's convention
 (+X along +u, +Y up the image = +v of the OBJ layout, +Z out of the surface), in the tangent
 frame of :func:`facerecon.facemodel.uv.uv_tangents` (the frame the GLB carries as ``TANGENT``).
+
+The per-texel work runs in two numba kernels (like the rasteriser): the same steps as NumPy array
+operations cost ~10x more (docs/detail.md, with the cost and accuracy per map size on the james renders).
 """
 from __future__ import annotations
 
