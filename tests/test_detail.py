@@ -120,7 +120,7 @@ def test_nothing_in_view_is_an_empty_map(model):
 
 
 def test_config_is_checked():
-    assert DetailConfig().size == 1024  # configs/detail.toml
+    assert DetailConfig().size == 512  # configs/detail.toml
     with pytest.raises(ConfigError, match="smooth_px"):
         DetailConfig.load({"smoth_px": 1.0})
     with pytest.raises(ConfigError, match="region"):
