@@ -236,3 +236,41 @@ def test_glb_with_normal_map_validates_and_animates(model, tmp_path):
     jaw, _ = load_posed(out / "face_head.glb", model.n_vertices, w)
     delta = model.expression_basis[model.expression_names.index("jawOpen")]
     assert np.abs((jaw - zero) - delta).max() < 1e-3
+
+
+def test_normal_map_decodes_to_the_true_surface_normal(model):
+    """The normal map of a measured bump, decoded as a glTF viewer does (x T + y B + z N with the
+    tangents the GLB carries), is the normal of the bumped surface: a wrong sign or axis would put
+    the bump's slopes ~2x their tilt (up to ~17 degrees) off."""
+    from facerecon.facemodel.uv import face_triangles, uv_tangents
+    from facerecon.fitting.detail import _texels
+
+    centre = _cheek(model)
+    pose = HeadPose.from_euler(10, -5, 0, [0, 0, 500])
+    bumped = _bumped(model, centre)
+    frame = _frame(model, bumped, pose, "kinect-v1", "ideal")
+    disp = displacement_map(model, model.neutral, pose, frame, DetailConfig.load({"size": SIZE, "smooth_px": 0.0}))
+    nm = normal_map(model, model.neutral, disp)
+    rows, cols, corners, bary, _, tuv = _texels(model, SIZE, "face")
+    v = model.neutral.astype(np.float64)
+    skin = model.triangles[face_triangles(model)]
+    vn = vertex_normals(v, skin)
+    interp = lambda a, idx: np.einsum("nk,nkc->nc", bary, a[idx])  # noqa: E731
+    n = interp(vn, corners)
+    n /= np.linalg.norm(n, axis=1, keepdims=True)
+    tan = uv_tangents(model, v, vn)
+    t = interp(tan[:, :3], tuv)
+    t -= np.einsum("nc,nc->n", t, n)[:, None] * n
+    t /= np.linalg.norm(t, axis=1, keepdims=True)
+    b = np.cross(n, t) * np.where(interp(tan[:, 3:], tuv)[:, 0] < 0, -1.0, 1.0)[:, None]
+    c = nm[rows, cols].astype(np.float64) / 127.5 - 1.0
+    decoded = c[:, :1] * t + c[:, 1:2] * b + c[:, 2:3] * n
+    decoded /= np.linalg.norm(decoded, axis=1, keepdims=True)
+    truth = interp(vertex_normals(bumped, skin), corners)
+    truth /= np.linalg.norm(truth, axis=1, keepdims=True)
+    r = np.linalg.norm(interp(v, corners) - centre, axis=1)
+    slope = disp.mask[rows, cols] & (r > 6.0) & (r < 20.0)  # the bump's flanks, tilted ~5-9 degrees
+    tilt = np.degrees(np.arccos(np.clip(np.einsum("nc,nc->n", n, truth), -1, 1)))
+    err = np.degrees(np.arccos(np.clip(np.einsum("nc,nc->n", decoded, truth), -1, 1)))
+    assert slope.sum() > 200 and np.median(tilt[slope]) > 4.0
+    assert np.median(err[slope]) < 0.35 * np.median(tilt[slope]), (np.median(err[slope]), np.median(tilt[slope]))
