@@ -126,8 +126,9 @@ def _texels(model, size: int, region: str):
         corners = np.asarray(model.triangles)[ras.triangle]
         keep = model.region_mask(region)[corners].all(1)
         ti = np.searchsorted(ftris, ras.triangle[keep])
-        cache[key] = (ras.rows[keep], ras.cols[keep], corners[keep].astype(np.int64), np.ascontiguousarray(ras.bary[keep]), ti,
-                      np.ascontiguousarray(np.asarray(model.triangle_uv)[ftris][ti]))
+        i32 = lambda a: np.ascontiguousarray(a, dtype=np.int32)  # noqa: E731 (half the memory of int64: 1024^2 texels)
+        cache[key] = (i32(ras.rows[keep]), i32(ras.cols[keep]), i32(corners[keep]), np.ascontiguousarray(ras.bary[keep]), i32(ti),
+                      i32(np.asarray(model.triangle_uv)[ftris][ti]))
     return cache[key]
 
 
