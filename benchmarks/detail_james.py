@@ -45,6 +45,7 @@ def main(argv=None) -> int:
     ap.add_argument("--size", type=int, default=512, help="map size of the accuracy columns")
     ap.add_argument("--smooth", default="0,1,2", help="smooth_px values compared (accuracy)")
     ap.add_argument("--out", type=Path, default=REPO / "docs")
+    ap.add_argument("--figure", action="store_true", help="also write OUT/detail_james.png (first face-only frame)")
     args = ap.parse_args(argv)
     import torch
 
@@ -109,10 +110,13 @@ def main(argv=None) -> int:
                 pb = ref.inverse_apply(r.pose.apply(p[idx]))
                 pd = ref.inverse_apply(r.pose.apply(p[idx] + dd * n[idx]))
                 key = f"smooth_{sm:g}"
+                dist_b, dist_d = surface.query(pb).distances, surface.query(pd).distances
+                if args.figure and name == "james face only" and not rows and sm == 1.0:
+                    _figure(args.out / "detail_james.png", f, disp, normal_map(model, base, disp), dist_b, dist_d)
                 row[key] = {
                     "coverage": disp.stats["coverage"], "texels": int(ok.sum()),
-                    "base_mm": float(np.median(surface.query(pb).distances)),
-                    "detail_mm": float(np.median(surface.query(pd).distances)),
+                    "base_mm": float(np.median(dist_b)),
+                    "detail_mm": float(np.median(dist_d)),
                     "base_aligned_mm": float(np.median(surface.query(xf.apply(pb)).distances)),
                     "detail_aligned_mm": float(np.median(surface.query(xf.apply(pd)).distances)),
                 }
@@ -143,6 +147,35 @@ def main(argv=None) -> int:
     (args.out / "detail.json").write_text(json.dumps(results, indent=1, default=float))
     print(_table(results, smooths, sizes))
     return 0
+
+
+def _figure(path, frame, disp, normals, dist_base, dist_detail) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from facerecon.fileutil import atomic_path
+
+    fig, ax = plt.subplots(1, 3, figsize=(15, 4.8))
+    d = np.where(disp.mask, disp.displacement, np.nan)
+    im = ax[0].imshow(d, cmap="RdBu_r", vmin=-3, vmax=3)
+    fig.colorbar(im, ax=ax[0], fraction=0.046, label="mm (+ = out of the head)")
+    ax[0].set_title(f"displacement over the model fit ({disp.size}^2, coverage {disp.stats['coverage']:.2f})", fontsize=9)
+    ax[1].imshow(normals)
+    ax[1].set_title("tangent-space normal map (glTF: +X right, +Y up)", fontsize=9)
+    bins = np.linspace(0, 4, 81)
+    ax[2].hist(dist_base, bins, alpha=0.6, label=f"model fit, median {np.median(dist_base):.2f} mm")
+    ax[2].hist(dist_detail, bins, alpha=0.6, label=f"+ displacement, median {np.median(dist_detail):.2f} mm")
+    ax[2].set_xlabel("distance to the james scan (mm)")
+    ax[2].legend(fontsize=8)
+    ax[2].set_title(frame.source, fontsize=9)
+    for a in ax[:2]:
+        a.axis("off")
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=90)
+    plt.close(fig)
 
 
 def _texel_triangles(model, size):
