@@ -28,7 +28,7 @@ model)::
 
     from facerecon.fitting.detail import DetailConfig, displacement_map, normal_map
 
-    cfg = DetailConfig.load({"size": 512})            # or DetailConfig(): configs/detail.toml
+    cfg = DetailConfig()                              # configs/detail.toml; DetailConfig.load({"size": 1024})
     disp = displacement_map(model, result.vertices_head, result.pose, frame, cfg)
     normals = normal_map(model, result.vertices_head, disp)   # (S, S, 3) uint8, glTF tangent space
     disp.stats   # coverage, rms_mm, ... for pose.json
