@@ -15,7 +15,8 @@ Measured (wall clock, each command in a fresh process, as a user would):
 * ``facerecon track`` on the same frames (``--no-plot``), frames/s the same way;
 * writing one frame's meshes (``face`` + ``face_head``) per format, in process (median of 10);
 * the same ``reconstruct`` runs with ``FACERECON_BACKEND=torch`` (the networks in torch
-  instead of onnxruntime) unless ``--skip-torch``.
+  instead of onnxruntime) unless ``--skip-torch``;
+* ``--serial``: the batches without their reader / writer threads (before/after of the pipelining).
 
 Beside the wall clock, the CPU time of each command (user + system, all its threads) is
 reported: on a shared machine it varies much less with the load than the wall clock.
@@ -115,11 +116,16 @@ def main(argv=None) -> int:
     ap.add_argument("--skip-torch", action="store_true", help="Do not repeat the runs with the torch backend.")
     ap.add_argument("--src", type=Path, default=None, help="Run the facerecon of another checkout's src/ (e.g. a git worktree "
                     "of an older commit, for before/after); the mesh-writing figure is skipped then.")
+    ap.add_argument("--serial", action="store_true", help="Batches one frame after the other (no reader / writer threads: "
+                    "cli._frames.PIPELINE_AHEAD = PIPELINE_WRITERS = 0), for before/after.")
     args = ap.parse_args(argv)
+    global EXE
     if args.src is not None:
-        global EXE
         os.environ["PYTHONPATH"] = str(args.src.resolve())
         EXE = [sys.executable, "-c", "import sys; from facerecon.cli import main; sys.exit(main(sys.argv[1:]))"]
+    if args.serial:
+        EXE = [sys.executable, "-c", "import sys; import facerecon.cli._frames as f; f.PIPELINE_AHEAD = f.PIPELINE_WRITERS = 0; "
+               "from facerecon.cli import main; sys.exit(main(sys.argv[1:]))"]
     env = {"FACERECON_ICT": os.environ.get("FACERECON_ICT", str(REPO.parent / "shared/assets/ict-facekit/ICT-FaceKit-FaceXModel.tar.xz")),
            "MPLBACKEND": "Agg"}
     os.environ.update(env)
