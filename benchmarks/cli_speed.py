@@ -81,27 +81,35 @@ def _report(res: dict, key: str, n: int, t1: float, c1: float, tn: float, cn: fl
 
 
 def mesh_write_ms(frame: Path, cam: list[str]) -> dict:
-    """Writing one frame's meshes per format, in process (median of 10), wall and CPU."""
+    """In process (median of 10 after a warm-up), wall and CPU: writing one frame's meshes per
+    format (``face`` + ``face_head``), the default ``--format obj,glb`` (``face`` only), the
+    overlay, and the frame pipeline itself (what a batch frame costs, part by part)."""
     from facerecon.geometry.camera import camera_preset
-    from facerecon.export import write_face_meshes
+    from facerecon.export import save_overlay, write_face_meshes
     from facerecon.io import read_depth
     from facerecon.pipeline import Reconstructor
 
     rec_engine = Reconstructor.from_pretrained("fast")
+    model = rec_engine.model
     f = read_depth(frame)
     f = f.with_intrinsics(camera_preset("kinect-v1")) if cam else f
     rec = rec_engine.reconstruct(f)
     out = {}
     with tempfile.TemporaryDirectory() as d:
-        for fmt in ("obj", "ply"):
-            write_face_meshes(rec, rec_engine.model, Path(d), (fmt,))  # first call builds the topology caches
+        d = Path(d)
+        jobs = {fmt: (lambda fmt=fmt: write_face_meshes(rec, model, d, (fmt,))) for fmt in ("obj", "ply")}
+        jobs["obj,glb (face only)"] = lambda: write_face_meshes(rec, model, d, ("obj", "glb"), intrinsics=f.intrinsics, head_frame=False)
+        jobs["overlay.png"] = lambda: save_overlay(rec, model, f, d / "overlay.png")
+        jobs["pipeline (reconstruct)"] = lambda: rec_engine.reconstruct(f)
+        for name, job in jobs.items():
+            job()  # the first call builds the topology caches
             wall, cpu = [], []
             for _ in range(10):
                 t, c = time.perf_counter(), time.process_time()
-                write_face_meshes(rec, rec_engine.model, Path(d), (fmt,))
+                job()
                 wall.append(time.perf_counter() - t)
                 cpu.append(time.process_time() - c)
-            out[fmt] = {"wall_ms": 1e3 * statistics.median(wall), "cpu_ms": 1e3 * statistics.median(cpu)}
+            out[name] = {"wall_ms": 1e3 * statistics.median(wall), "cpu_ms": 1e3 * statistics.median(cpu)}
     return out
 
 
@@ -165,7 +173,7 @@ def main(argv=None) -> int:
                 _report(res, f"track [{backend}]", n, t1, c1, tn, CPU["last"])
         res["mesh_write"] = mesh_write_ms(frames[0], cam) if args.src is None else {}
         for fmt, r in res["mesh_write"].items():
-            print(f"write one frame's meshes (face + face_head) as {fmt}: {r['wall_ms']:.1f} ms wall, {r['cpu_ms']:.1f} ms CPU")
+            print(f"one frame, in process: {fmt}: {r['wall_ms']:.1f} ms wall, {r['cpu_ms']:.1f} ms CPU")
     res["load_average"] = os.getloadavg()
     print(f"load average at the end: {' '.join(f'{x:.1f}' for x in res['load_average'])}")
     if args.json:
