@@ -208,3 +208,20 @@ def test_read_ahead_keeps_order_and_raises_where_the_error_was():
     it = read_ahead(iter(range(10**6)), 2)  # leaving early stops the reader
     assert next(it) == 0
     it.close()
+
+
+def test_a_failed_onnx_build_falls_back_to_torch_with_a_warning(tmp_path, monkeypatch):
+    pytest.importorskip("torch")
+    from facerecon.pipeline import weights
+
+    monkeypatch.setenv("FACERECON_HOME", str(tmp_path))
+
+    def broken(wf, path):
+        raise RuntimeError("exporter unavailable")
+
+    monkeypatch.setattr(weights, "build_onnx", broken)
+    with pytest.warns(UserWarning, match="using torch"):
+        net = runtime.load_network("pose", weights_path("pose", "fast"), backend="onnxruntime")
+    assert net.backend == "torch"
+    quat, trans = net(np.zeros((1, 3, 160, 160), np.float32))
+    assert quat.shape == (1, 4) and trans.shape == (1, 3)

@@ -24,6 +24,7 @@ import hashlib
 import json
 import os
 import sys
+import warnings
 from collections.abc import Callable
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -167,8 +168,6 @@ def _onnxruntime_or_torch(choice: str) -> str:
         return choice
     if not _torch_installed():
         raise AssetError("neither onnxruntime nor torch is installed: install facerecon's dependencies (make install)")
-    import warnings
-
     warnings.warn("onnxruntime is not installed; the networks run in torch", stacklevel=3)
     return "torch"
 
@@ -179,8 +178,16 @@ def load_network(kind: str, path: str | Path, config: str | None = None, backend
     wf = weights_file(kind, path, config)
     choice = _onnxruntime_or_torch(inference_backend(wf.config, backend))
     if choice == "onnxruntime":
-        runner = OnnxRunner(ensure_onnx(wf)[0], wf.config.inference_threads)
-        return Network(kind, wf.config, runner, choice, wf.meta, wf.path)
+        try:
+            runner = OnnxRunner(ensure_onnx(wf)[0], wf.config.inference_threads)
+            return Network(kind, wf.config, runner, choice, wf.meta, wf.path)
+        except AssetError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - building or opening the ONNX file failed: torch is correct too
+            if not _torch_installed():
+                raise
+            warnings.warn(f"{wf.path.name}: onnxruntime backend unavailable ({exc.__class__.__name__}: {exc}); using torch", stacklevel=2)
+            choice = "torch"
     from . import weights  # torch: the comparison backends
 
     module = weights.load_module(wf)
