@@ -166,7 +166,8 @@ def test_atomic_dir_cleans_what_a_killed_process_left(tmp_path: Path) -> None:
 
 
 def test_interrupted_reconstruct_leaves_no_part_files_and_no_half_folder(tmp_path: Path, real_dir: Path, monkeypatch, capsys) -> None:
-    """SIGTERM while the second frame's files are being written: frame 1 complete, frame 2 absent."""
+    """SIGTERM while the second frame's files are being written (on the batch's writer thread):
+    frames 1 and 2 complete (a write under way completes), frame 3 (in the pipeline) absent."""
     import facerecon.export as export
 
     frames = real_dir / "truedepth-mannequin" / "DepthFrames"
@@ -184,10 +185,10 @@ def test_interrupted_reconstruct_leaves_no_part_files_and_no_half_folder(tmp_pat
     rc = main(["reconstruct", *inputs, "-o", str(out), "--format", "obj", "--no-overlay"])
     err = capsys.readouterr().err
     assert rc == 130, err
-    assert "interrupted after 1 of 3 frames" in err, err  # how far it got, before main's "interrupted"
+    assert "interrupted after 2 of 3 frames" in err, err  # how far it got, before main's "interrupted"
     assert signal.getsignal(signal.SIGTERM) is before  # main() restores the handler
     names = sorted(os.listdir(out))
-    assert names == ["frame-045"], names  # frame-048 absent, not half-filled; no .part folders
+    assert names == ["frame-045", "frame-048"], names  # frame-048 completed, frame-051 absent; no .part folders
     assert not list(out.rglob("*.part*")) and not list(out.rglob(".*"))
     assert json.loads((out / "frame-045" / "pose.json").read_text())["frame"] == inputs[0]
 
@@ -406,7 +407,7 @@ def test_interrupted_track_says_how_far_it_got(tmp_path: Path, monkeypatch, caps
             raise KeyboardInterrupt
 
     monkeypatch.setattr(tracking, "Tracker", Tracker)
-    monkeypatch.setattr(tracking, "open_sequence", lambda *a, **k: SimpleNamespace(length=10))
+    monkeypatch.setattr(tracking, "open_sequence", lambda *a, **k: SimpleNamespace(length=10, name="seq"))
     rc = main(["track", str(tmp_path), "-o", str(tmp_path / "out")])
     err = capsys.readouterr().err
     assert rc == 130 and "interrupted after 3 of 10 frames; nothing written" in err, err
