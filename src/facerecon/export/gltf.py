@@ -183,7 +183,7 @@ def _build_layout(model, rig: str) -> GltfLayout:
             if len(vals) < n:  # the vertices left out are zeros
                 mn, mx = np.minimum(mn, 0), np.maximum(mx, 0)
             targets.append((_index_array(local, n), vals, mn, mx))
-        prims.append(_Primitive(gname, tuple(gmats), blend, colour, src, pairs[:, 1], texcoord, _index_array(inverse.reshape(-1), n),
+        prims.append(_Primitive(gname, tuple(gmats), blend, colour, src, pair_uv, texcoord, _index_array(inverse.reshape(-1), n),
                                 targets))
     t = len(tris)
     op = sp.csr_matrix((np.ones(3 * t), (tris.ravel(), np.repeat(np.arange(t), 3))), shape=(model.n_vertices, t))
