@@ -25,10 +25,11 @@ grid of camera-frame points: no search structure is needed):
   phones held sideways; the networks on turned crops; :func:`search_grid`, a yaw x pitch
   grid of turns about the head's origin: face-only surfaces the networks miss by 30-50
   degrees) and keeps the best by score that does not raise the trimmed residual.
-* :func:`confidence_from` turns the final pose's check (and the landmark self-check, the
-  identity / expression plausibility) into the confidence; :func:`face_decision` says
-  "face" or "no face" with a reason.  Thresholds are data (``configs/check.toml``),
-  chosen on the ROC of ``benchmarks/saying_no.py`` (``docs/confidence.md``).
+* :func:`confidence_from` turns the final pose's check (and the landmark self-check over the
+  landmarks in view, the identity / expression plausibility) into the confidence;
+  :func:`face_decision` says "face" or "no face" with a reason.  Thresholds are data
+  (``configs/check.toml``), chosen on the calibration set of ``benchmarks/face_calibration.py``
+  and evaluated by ``benchmarks/saying_no.py`` (``docs/confidence.md``).
 """
 from __future__ import annotations
 
@@ -68,11 +69,6 @@ def landmark_hits(landmarks_head: np.ndarray, pose: HeadPose, pim: PositionImage
     d = np.linalg.norm(pts - lm[:, None, None, :], axis=-1)
     d[~ok] = np.inf
     return d.reshape(len(lm), -1).min(axis=1) <= FIT_TOLERANCE_MM, lm, uv
-
-
-def landmark_fit_fraction(landmarks_head: np.ndarray, pose: HeadPose, pim: PositionImage) -> float:
-    """Fraction of head-frame landmarks with a measured point within ``FIT_TOLERANCE_MM`` (:func:`landmark_hits`)."""
-    return float(landmark_hits(landmarks_head, pose, pim)[0].mean())
 
 
 # at least this share of the inner landmarks is counted by the visible-landmark fit (a face seen
