@@ -158,3 +158,32 @@ def test_turned_face_is_judged_on_the_landmarks_in_view(reconstructor, gen):
     assert c.visible_landmark_fit > c.landmark_fit
     assert rec.confidence_terms["landmarks"] == pytest.approx(_ramp(c.visible_landmark_fit, cfg.landmark_good, cfg.landmark_bad))
     assert rec.face and geodesic_distance_deg(rec.pose.R, f.meta["pose_for_eval_only"].R) < 15.0
+
+
+def test_face_only_surface_is_found_and_kept(reconstructor):
+    """A face-only surface (``biwi-faces``: out of the model's span, no hair / neck / shoulders) that
+    the localiser refused before its face-only pass: found, a face, the pose right."""
+    from facerecon.geometry.pose import HeadPose
+    from facerecon.io.frame import DepthFrame
+    from facerecon.synth.generator import SynthGenerator
+
+    s = SynthGenerator("biwi-faces", seed=1616, model=reconstructor.model).generate(3)
+    rec = reconstructor.reconstruct(DepthFrame(s.depth_mm, s.intrinsics, "biwi-faces #3"))
+    truth = HeadPose.from_quaternion(s.labels["quaternion"], s.labels["translation_mm"])
+    assert rec.location.diagnostics["fill"] < 0.5  # found by the face-only pass
+    assert rec.face and geodesic_distance_deg(rec.pose.R, truth.R) < 6.0, (rec.confidence, rec.confidence_terms)
+
+
+def test_configured_ramps_and_threshold_are_the_calibrated_ones():
+    """configs/check.toml holds what benchmarks/face_calibration.py chose (docs/face_calibration.json)."""
+    import json
+    from pathlib import Path
+
+    from facerecon.pipeline.check import check_config
+
+    cal = json.loads((Path(__file__).resolve().parents[1] / "docs" / "face_calibration.json").read_text())
+    cfg = check_config()
+    for key, value in cal["ramps"].items():
+        assert getattr(cfg.confidence, key) == pytest.approx(value), key
+    assert cfg.decision.face_threshold == pytest.approx(cal["threshold"], abs=0.005)
+    assert cal["false_positives"] == 0
