@@ -411,3 +411,28 @@ def test_interrupted_track_says_how_far_it_got(tmp_path: Path, monkeypatch, caps
     rc = main(["track", str(tmp_path), "-o", str(tmp_path / "out")])
     err = capsys.readouterr().err
     assert rc == 130 and "interrupted after 3 of 10 frames; nothing written" in err, err
+
+
+def _one_bad_frame(tmp_path: Path, capsys, path: Path, why: str) -> None:
+    for cmd in (["reconstruct", str(path), "-o", str(tmp_path / "out")], ["pose", str(path)]):
+        rc = main(cmd)
+        err = _err_lines(capsys)
+        assert rc == EXIT_FAILED, (cmd, err)
+        assert len(err) == 2 and err[0].startswith(f"{path}: ") and why in err[0], (cmd, err)
+        assert err[1] == "1 of 1 frames failed (0 no face)", (cmd, err)  # its line and the summary, no empty table
+    assert not (tmp_path / "out" / path.stem).exists()
+
+
+def test_a_single_unreadable_frame_prints_its_line_and_the_summary(tmp_path: Path, capsys) -> None:
+    """Issue 24 item 3: `reconstruct` and `pose` on one empty file: its one error line and the summary."""
+    empty = tmp_path / "empty.pcd"
+    empty.write_bytes(b"")
+    _one_bad_frame(tmp_path, capsys, empty, "file is empty")
+
+
+@pytest.mark.slow  # loads the networks twice (~5-20 s)
+def test_a_single_frame_without_a_head_prints_its_line_and_the_summary(tmp_path: Path, capsys) -> None:
+    """Issue 24 item 3: the same for a frame that reads but holds no head (the localiser's line)."""
+    nohead = tmp_path / "nohead.npz"
+    np.savez(nohead, depth=np.zeros((480, 640), np.float32), intrinsics=np.array([580.0, 580.0, 320.0, 240.0]), unit="mm")
+    _one_bad_frame(tmp_path, capsys, nohead, "no head found")
