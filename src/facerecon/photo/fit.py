@@ -533,23 +533,27 @@ def targets_from_landmarks(model: FaceModel, points_2d: np.ndarray, lmap) -> Lan
                            np.asarray(lmap.is_contour, bool))
 
 
-def fit_targets(model: FaceModel, points_2d: np.ndarray, lmap, use: str = "both", ibug68_weight: float = 1.0
-                ) -> LandmarkTargets:
+def fit_targets(model: FaceModel, points_2d: np.ndarray, lmap, use: str = "both", ibug68_weight: float = 1.0,
+                ibug68: np.ndarray | None = None, dense_contour_weight: float = 1.0) -> LandmarkTargets:
     """What the fit is fitted to (``[targets]`` in ``configs/photo_fit.toml``): the dense Face
     Mesh points on the ICT surface, the iBUG 68 made from them on ICT's 68 landmark vertices
-    (jaw points sliding), or both (the 68 with ``ibug68_weight`` of the total weight)."""
+    (jaw points sliding), or both (the 68 with ``ibug68_weight`` of the total weight).
+
+    ``ibug68``: other 68 points to use for the 68 (the fusion with dlib's, :mod:`.fusion`);
+    ``dense_contour_weight`` then scales the dense face-oval points, which disagree with them."""
     if use not in TARGET_MODES:
         raise ConfigError(f"targets.use: unknown {use!r}; choose from {', '.join(TARGET_MODES)}")
     parts = []
     if use in ("dense", "both"):
         dense = targets_from_landmarks(model, points_2d, lmap)
+        dense.weight = np.where(dense.contour, dense.weight * dense_contour_weight, dense.weight)
         dense.weight = dense.weight / max(dense.weight.sum(), 1e-12)
         parts.append(dense)
     if use in ("ibug68", "both"):
         contour = np.zeros(68, bool)
         contour[JAW_68] = True
-        t68 = LandmarkTargets.from_vertices(lmap.ibug68(np.asarray(points_2d, np.float64)[:, :2]), model.landmarks_68,
-                                            np.full(68, 1.0 / 68), contour)
+        p68 = lmap.ibug68(np.asarray(points_2d, np.float64)[:, :2]) if ibug68 is None else np.asarray(ibug68, np.float64)
+        t68 = LandmarkTargets.from_vertices(p68, model.landmarks_68, np.full(68, 1.0 / 68), contour)
         t68.weight *= ibug68_weight if parts else 1.0
         parts.append(t68)
     return LandmarkTargets(np.concatenate([p.points for p in parts]), np.concatenate([p.vertices for p in parts]),

