@@ -11,6 +11,7 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
+import numpy as np
 from rich.console import Console
 
 from ._frames import MAYBE_PHOTO_SUFFIXES, PHOTO_SUFFIXES  # noqa: F401 - re-exported
@@ -89,22 +90,42 @@ def write_photo_result(rec, model, rgb, d: Path, plan, method: str = "photo") ->
 def _report(rec, console: Console, name: str, d: Path) -> None:
     y, p, r = rec.pose.euler_deg
     fit = rec.photo.fit
-    console.print(f"{name}: face {rec.photo.face_index}: yaw {y:.1f} pitch {p:.1f} roll {r:.1f}  fit {fit.rms_px:.1f} px rms, "
+    # the distance is a measurement only with a known focal length (and even then it scales with the head-size prior)
+    dist = f"  distance {float(np.linalg.norm(rec.pose.t_mm)):.0f} mm" if rec.camera.focal_known else ""
+    console.print(f"{name}: face {rec.photo.face_index}: yaw {y:.1f} pitch {p:.1f} roll {r:.1f}{dist}  fit {fit.rms_px:.1f} px rms, "
                   f"{fit.iterations} it  {rec.timings_ms['total']:.0f} ms -> {d}", markup=False, soft_wrap=True)
 
 
+def check_photo_camera(focal: float | None, intrinsics: str | None, method: str) -> None:
+    """Usage errors of the photo camera options, before any model loads: ``--focal`` and
+    ``--intrinsics`` exclude each other, and ``--method photo-depth`` takes only ``--focal``
+    (an option is used or refused, never ignored)."""
+    from ..errors import UsageError
+
+    if intrinsics and focal is not None:
+        raise UsageError("give either --focal or --intrinsics for a photo, not both")
+    if intrinsics and method == "photo-depth":
+        raise UsageError("--method photo-depth takes the photo's focal length from --focal (or EXIF), not --intrinsics")
+
+
 def reconstruct_photos(photos: list[Path], out: Path, plan, focal: float | None,
-                       all_faces: bool, used: set[str], console: Console) -> tuple[list[str], int]:
+                       all_faces: bool, used: set[str], console: Console, intrinsics: str | None = None) -> tuple[list[str], int]:
     """Reconstruct every photo; returns (one-line failures, number of photos without a face).
+    ``intrinsics``: ``--intrinsics fx,fy,cx,cy`` for every photo (pixels of each photo as read).
     The models load with the first photo that reads (a missing file is said at once)."""
     from ..fileutil import atomic_dir
+    from ..geometry.camera import parse_intrinsics
     from ._frames import frame_stem, run_batch
 
     def handle(path: Path, _) -> None:
         photo, calibrated = read_photo_input(path)
         engine = _engine()
         model = engine.model
-        recs = engine.reconstruct(photo, focal_px=focal, all_faces=all_faces, intrinsics=None if focal is not None else calibrated)
+        if intrinsics:
+            k, source = parse_intrinsics(intrinsics, photo.width, photo.height), "--intrinsics"
+        else:
+            k, source = (None if focal is not None else calibrated), "calibrated"
+        recs = engine.reconstruct(photo, focal_px=focal, all_faces=all_faces, intrinsics=k, intrinsics_source=source)
         recs = recs if all_faces else [recs]
         stem = out / frame_stem(path, used)
         with atomic_dir(stem) as tmp:  # complete or absent, as the depth path's frame folders

@@ -16,7 +16,8 @@ def reconstruct_cmd(
     frames: list[Path] = typer.Argument(..., help="Depth frames, photos (8-bit colour images: JPEG, PNG, ...) or folders of them."),
     out: Path = typer.Option(..., "-o", "--out", help="Output folder: one sub-folder per frame."),
     camera: Optional[str] = typer.Option(None, help="Camera preset when the file has no intrinsics."),
-    intrinsics: Optional[str] = typer.Option(None, help="fx,fy,cx,cy in pixels (overrides the file's)."),
+    intrinsics: Optional[str] = typer.Option(None, help="fx,fy,cx,cy in pixels (overrides the file's; photos: the whole "
+                                             "camera instead of --focal / EXIF / the default field of view)."),
     formats: str = typer.Option(_options.DEFAULT_FORMATS, "--format", help="Mesh formats, comma-separated: obj, ply, glb "
                                 "(glb: the rig, ARKit's 52 morph targets by default (--rig), that facerecon view and animate take)."),
     outputs: str = typer.Option("default", "--outputs", help="What each frame's folder holds: minimal (face.glb, else the "
@@ -64,6 +65,9 @@ def reconstruct_cmd(
     plan = _options.OutputPlan(outputs, _options.formats(formats), overlay, _options.rig(rig))
     _options.method(method)
     _options.camera(camera, intrinsics)
+    from ._photo import check_photo_camera
+
+    check_photo_camera(focal, intrinsics, method)
     unit = _options.unit(unit)
     overrides = _options.sets(set_, "configs/check.toml", "check config")
 
@@ -122,7 +126,7 @@ def reconstruct_cmd(
     failures, no_face = run_batch(console, "reconstructing", iterate_frames(paths, camera, intrinsics, unit), len(paths), handle,
                                   no_face_errors=False)
     if photos:
-        photo_failures, photo_no_face = reconstruct_photos(photos, out, plan, focal, all_faces, used, console)
+        photo_failures, photo_no_face = reconstruct_photos(photos, out, plan, focal, all_faces, used, console, intrinsics)
         failures += photo_failures
         no_face += photo_no_face
     if rgbd:

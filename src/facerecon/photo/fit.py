@@ -593,3 +593,25 @@ def silhouette_landmarks(model: FaceModel, fit: PhotoFit, vertices_camera: np.nd
         elif det is not None and np.isfinite(det[k]).all():
             lm[k] = band[cand[np.argmin(((uv[cand] - det[k]) ** 2).sum(1))]]
     return lm
+
+
+# -- the head-size prior ------------------------------------------------------------------------
+EYE_CORNERS_68 = (36, 45)  # iBUG outer eye corners: the size measure the prior is stated in
+
+
+def size_prior(model: FaceModel, n_identity: int = 100, samples: int = 4000, seed: int = 0) -> tuple[float, float]:
+    """(mean, standard deviation) in mm of the outer-eye-corner distance of ICT faces drawn from
+    the fit's identity prior (each of the first ``n_identity`` weights ~ N(0, 1)), neutral
+    expression.  One photo cannot tell a face's size from its distance: the fitted size is this
+    prior pulled by the landmarks' shape only, and the distance scales with it."""
+    key = (n_identity, samples, seed)
+    cache = model.__dict__.setdefault("_photo_size_prior", {})
+    if key not in cache:
+        vid = np.asarray(model.landmarks_68)[list(EYE_CORNERS_68)]
+        neutral, bases = model.torch_bases(vid)
+        b = bases.reshape(-1, len(vid), 3)[:n_identity].double().numpy()  # (n, 2, 3)
+        w = np.random.default_rng(seed).standard_normal((samples, n_identity))
+        v = neutral.double().numpy()[None] + np.einsum("sn,nkc->skc", w, b)
+        d = np.linalg.norm(v[:, 0] - v[:, 1], axis=1)
+        cache[key] = (float(d.mean()), float(d.std()))
+    return cache[key]

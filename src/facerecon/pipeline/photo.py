@@ -113,17 +113,19 @@ class PhotoReconstructor:
         return cls(model or FaceModel.load(), MTCNN.from_package(), FaceMeshLandmarker.from_package(), load_landmark_map(),
                    cfg.fit, cfg.texture, cfg.camera.default_fov_deg, cfg.targets, dl, fcfg)
 
-    def camera(self, photo, focal_px: float | None = None, intrinsics: Intrinsics | None = None) -> PhotoCamera:
-        if intrinsics is not None:  # a calibrated camera (an RGB-D frame's colour camera)
-            return PhotoCamera(intrinsics, "calibrated")
-        return photo_camera(photo.width, photo.height, focal_px, photo.focal_px, self.default_fov_deg)
+    def camera(self, photo, focal_px: float | None = None, intrinsics: Intrinsics | None = None,
+               intrinsics_source: str = "calibrated") -> PhotoCamera:
+        """``intrinsics`` (a calibrated camera: an RGB-D frame's colour camera, or the user's
+        ``--intrinsics`` with ``intrinsics_source="--intrinsics"``), else ``focal_px``, EXIF, the default."""
+        return photo_camera(photo.width, photo.height, focal_px, photo.focal_px, self.default_fov_deg, intrinsics, intrinsics_source)
 
     def reconstruct(self, photo, focal_px: float | None = None, all_faces: bool = False, texture: bool = True,
-                    intrinsics: Intrinsics | None = None):
+                    intrinsics: Intrinsics | None = None, intrinsics_source: str = "calibrated"):
         """The largest face of ``photo`` (a :class:`facerecon.photo.Photo` or a path), or with
         ``all_faces`` a list of every face, largest first.  ``focal_px`` overrides EXIF and the
-        default field of view.  No face: ``NoFaceFoundError`` naming the photo."""
-        det = self.detect(photo, focal_px, intrinsics)
+        default field of view; ``intrinsics`` (fx, fy, cx, cy; not with ``focal_px``) replace the
+        whole camera.  No face: ``NoFaceFoundError`` naming the photo."""
+        det = self.detect(photo, focal_px, intrinsics, intrinsics_source)
         out = [self._one_face(det, i, texture) for i in range(len(det.faces) if all_faces else 1)]
         return out if all_faces else out[0]
 
@@ -137,12 +139,13 @@ class PhotoReconstructor:
         timings["total"] = sum(timings.values())
         return result(m, fitted, det.camera, tex, FramePath(Start.LANDMARKS), timings, str(det.photo.source))
 
-    def detect(self, photo, focal_px: float | None = None, intrinsics: Intrinsics | None = None) -> Detected:
+    def detect(self, photo, focal_px: float | None = None, intrinsics: Intrinsics | None = None,
+               intrinsics_source: str = "calibrated") -> Detected:
         """Stages ``read`` + ``detect``: the photo (read when a path), its camera, MTCNN's faces."""
         t0 = time.perf_counter()
         if not hasattr(photo, "rgb"):
             photo = read_photo(photo)
-        cam = self.camera(photo, focal_px, intrinsics)
+        cam = self.camera(photo, focal_px, intrinsics, intrinsics_source)
         t1 = time.perf_counter()
         faces = detect_faces(photo.rgb, self.detector)
         t2 = time.perf_counter()
