@@ -1,0 +1,55 @@
+"""Several photos of one person: one identity, a pose and an expression per photo."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from facerecon.facemodel import FaceModel
+from facerecon.geometry.pose import HeadPose
+from facerecon.geometry.rotations import geodesic_distance_deg
+from facerecon.photo.camera import photo_camera
+from facerecon.photo.config import PhotoFitConfig
+from facerecon.photo.fit import LandmarkTargets, fit_photo, fit_photos
+
+
+@pytest.fixture(scope="module")
+def model(ict_archive) -> FaceModel:
+    return FaceModel.load()
+
+
+def _noisy_targets(model, ident, expr, pose, cam, rng, noise_px=1.5):
+    """ICT's 68 landmark vertices + 150 face vertices projected from the true face, with pixel noise."""
+    verts = np.r_[model.landmarks_68, rng.choice(model.region_vertices("narrow_face"), 150, replace=False)]
+    vc = pose.apply(model.vertices(ident, expr).astype(np.float64))
+    pts = cam.intrinsics.project(vc[verts]) + rng.normal(0, noise_px, (len(verts), 2))
+    return LandmarkTargets.from_vertices(pts, verts)
+
+
+def test_several_photos_share_one_identity_and_beat_one(model):
+    rng = np.random.default_rng(11)
+    ident = rng.normal(0, 1.0, 100)
+    cam = photo_camera(640, 480)
+    poses = [HeadPose.from_euler(y, p, 0, [10 * i, 0, 600 + 30 * i]) for i, (y, p) in enumerate([(0, 5), (-30, -5), (30, 0)])]
+    exprs = [np.zeros(model.n_expression) for _ in poses]
+    exprs[1][model.expression_index("jawOpen")] = 0.4
+    tgs = [_noisy_targets(model, ident, e, p, cam, rng) for e, p in zip(exprs, poses)]
+    cfg = PhotoFitConfig.load()
+    singles = [fit_photo(model, t, cam.intrinsics, cfg) for t in tgs]
+    joint = fit_photos(model, tgs, [cam.intrinsics] * 3, cfg, starts=singles)
+    assert len(joint) == 3 and all(np.array_equal(j.identity, joint[0].identity) for j in joint)
+    face = model.region_vertices("narrow_face")
+    truth = model.vertices(ident, None).astype(np.float64)[face]
+
+    def shape_err(identity):  # the neutral shape, after removing the mean offset (a translation)
+        d = model.vertices(identity, None).astype(np.float64)[face] - truth
+        return float(np.linalg.norm(d - d.mean(0), axis=1).mean())
+
+    one = np.mean([shape_err(f.identity) for f in singles])
+    several = shape_err(joint[0].identity)
+    assert several < 0.85 * one, (several, one)
+    # measured: shape 1.14 mm against 1.61 for one photo; rotation 1.5 / 1.6 / 3.0 deg (single fits 2.0 / 1.8 / 3.0)
+    for f, s, p in zip(joint, singles, poses):
+        assert geodesic_distance_deg(f.rotation, p.R) < geodesic_distance_deg(s.rotation, p.R) + 0.5
+        assert (f.expression >= 0).all() and (f.expression <= 1).all()
+    assert joint[1].expression[model.expression_index("jawOpen")] > 0.2  # each photo keeps its own expression
+    assert joint[0].expression[model.expression_index("jawOpen")] < 0.15
