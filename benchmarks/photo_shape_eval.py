@@ -229,9 +229,10 @@ def main(argv=None) -> int:
     ap.add_argument("--same-person", type=int, default=0, metavar="K", help="Instead of the single renders: groups of K "
                     "renders (yaw spread over -30..30), each photo alone against the K fitted jointly (one identity).")
     ap.add_argument("--groups", type=int, default=4, help="With --same-person: number of groups (default 4).")
-    ap.add_argument("--landmarks-set", action="append", default=[], metavar="TABLE.KEY=JSON",
-                    help="Override a landmark setting (data/photo_landmarks.toml [dlib68] / [fusion]), e.g. "
-                    "fusion.ibug68_weight=1.0 or dlib68.enabled=false; repeatable.")
+    ap.add_argument("--set", dest="landmarks_set", action="append", default=[], metavar="TABLE.KEY=JSON",
+                    help="Override a photo setting: data/photo_landmarks.toml [dlib68] / [fusion] (e.g. "
+                    "fusion.ibug68_weight=1.0, dlib68.enabled=false) or configs/photo_fit.toml (e.g. "
+                    "'fit.joint_identity_prior=\"per_photo\"'); repeatable.")
     ap.add_argument("--json", type=Path, help="Write the report (per render and per bin) here.")
     ap.add_argument("--figure", type=Path, help="Write a picture (one render with the fitted overlay, and the scan "
                     "coloured by its error for the fit and the mean face) here, e.g. docs/photo_shape_james.png.")
@@ -251,11 +252,12 @@ def main(argv=None) -> int:
     t0 = time.perf_counter()
     model = FaceModel.load()
     lo: dict = {}
+    fo: dict = {}
     for item in args.landmarks_set:
         key, _, value = item.partition("=")
         table, _, name = key.partition(".")
-        lo.setdefault(table, {})[name] = json.loads(value)
-    rec_path = PhotoReconstructor.from_pretrained(model=model, landmark_overrides=lo)
+        (lo if table in ("dlib68", "fusion") else fo).setdefault(table, {})[name] = json.loads(value)
+    rec_path = PhotoReconstructor.from_pretrained(model=model, landmark_overrides=lo, overrides=fo or None)
     scan, texture, uv, face_uv, inner = load_james(args.shared, model)
     tris = model.region_triangles(*RENDER_REGIONS)
     f = focal_from_fov(WIDTH, HEIGHT, FOV_DEG)

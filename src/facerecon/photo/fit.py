@@ -526,8 +526,8 @@ def fit_photos(model: FaceModel, targets: list[LandmarkTargets], intrinsics: lis
 
     Unknowns: the shared identity weights, and per photo a rotation, a translation and the
     expression weights.  Cost: the sum of the photos' single-photo costs (robust reprojection
-    error + expression priors), and the identity prior once, so more photos weigh the
-    landmarks more against the prior.  Started from each photo's own fit (``starts``, else made
+    error + expression priors), and the identity prior once (``joint_identity_prior = "once"``:
+    more photos weigh the landmarks more against it) or once per photo (``"per_photo"``).  Started from each photo's own fit (``starts``, else made
     here) with the mean of their identities; Levenberg-Marquardt on the joint normal equations
     (identity block shared, pose and expression blocks per photo; the expressions kept in
     [0, 1] by the same projected step).  Returns one :class:`PhotoFit` per photo, all with the
@@ -560,6 +560,7 @@ def _fit_joint(model: FaceModel, targets, intrinsics, cfg: PhotoFitConfig, start
     pose_at = [kid + 6 * i for i in range(n)]
     expr_at = [kid + 6 * n + kex * i for i in range(n)]
     ex = slice(kid + 6 * n, n_par)
+    id_prior = cfg.identity_prior * (n if cfg.joint_identity_prior == "per_photo" else 1)
     eye_id = torch.eye(kid, dtype=torch.float64)
 
     def coeffs(i, ident_, exprs_):
@@ -568,7 +569,7 @@ def _fit_joint(model: FaceModel, targets, intrinsics, cfg: PhotoFitConfig, start
     def total(rs_, ts_, ident_, exprs_) -> float:
         c = sum(p.cost(r, t, coeffs(i, ident_, exprs_)) - cfg.identity_prior * float(ident_ @ ident_)
                 for i, (p, r, t) in enumerate(zip(probs, rs_, ts_)))
-        return float(c + cfg.identity_prior * float(ident_ @ ident_))
+        return float(c + id_prior * float(ident_ @ ident_))
 
     history: list[float] = []
     mu = cfg.damping
@@ -597,8 +598,8 @@ def _fit_joint(model: FaceModel, targets, intrinsics, cfg: PhotoFitConfig, start
                                  torch.arange(expr_at[i], expr_at[i] + kex)])
                 h[idx[:, None], idx[None, :]] += hi
                 g[idx] += gi
-            h[:kid, :kid] += cfg.identity_prior * eye_id
-            g[:kid] += cfg.identity_prior * ident
+            h[:kid, :kid] += id_prior * eye_id
+            g[:kid] += id_prior * ident
             free = torch.ones(n_par, dtype=torch.bool)
             e_all = torch.cat(exprs)
             free[ex] &= ~(((e_all <= 0) & (g[ex] > 0)) | ((e_all >= 1) & (g[ex] < 0)))
