@@ -270,6 +270,9 @@ def main(argv=None) -> int:
     ap.add_argument("--repeats", type=int, default=5, help="Timed runs per photo in the speed section.")
     ap.add_argument("--frames", type=int, default=31, help="TrueDepth frames to use.")
     ap.add_argument("--threads", type=int, default=2, help="torch threads (the target is on 2 cores).")
+    ap.add_argument("--set", dest="settings", action="append", default=[], metavar="TABLE.KEY=JSON",
+                    help="Override a photo setting: data/photo_landmarks.toml [dlib68] / [fusion] (e.g. "
+                    "fusion.snap_facing_jaw=false) or configs/photo_fit.toml (e.g. fit.iterations=10); repeatable.")
     ap.add_argument("--json", type=Path, help="Write the report here.")
     ap.add_argument("--figure", type=Path, help="Write a picture of the photo path (overlay + textured views of "
                     "breakingbad.jpg) here, e.g. docs/photo_example.jpg.")
@@ -280,7 +283,13 @@ def main(argv=None) -> int:
     from facerecon.pipeline.photo import PhotoReconstructor
 
     t = time.perf_counter()
-    rec = PhotoReconstructor.from_pretrained()
+    lo: dict = {}
+    fo: dict = {}
+    for item in args.settings:
+        key, _, value = item.partition("=")
+        table, _, name = key.partition(".")
+        (lo if table in ("dlib68", "fusion") else fo).setdefault(table, {})[name] = json.loads(value)
+    rec = PhotoReconstructor.from_pretrained(landmark_overrides=lo, overrides=fo or None)
     report: dict = {"load_s": round(time.perf_counter() - t, 2), "threads": args.threads}
     sections = [s.strip() for s in args.sections.split(",") if s.strip()]
     if "menpo" in sections:
