@@ -3,15 +3,20 @@
     .venv/bin/python benchmarks/cli_speed.py [--frames DIR] [--n 20] [--json OUT.json]
 
 Without ``--frames``, ``--n`` synthetic Kinect v1 640x480 frames (``facerecon synth --preset
-biwi --sensor kinect-v1``, seed 0) are written as 16-bit PNGs into a temporary folder.
+biwi --sensor kinect-v1``, seed 0) are written as 16-bit PNGs into a temporary folder
+(``--camera kinect-v1`` is passed then); ``--frames DIR`` takes a folder of any depth frames
+that carry their intrinsics (e.g. the TrueDepth PLY frames of ``../shared``), the first ``--n``.
 Measured (wall clock, each command in a fresh process, as a user would):
 
 * cold start of ``facerecon --help`` (median of 3);
-* ``facerecon reconstruct`` on 1 frame and on all N (``--no-overlay``, and with overlays):
-  per-frame time in a batch = (T_N - T_1) / (N - 1), start-up = T_1 - one frame;
+* ``facerecon reconstruct`` on 1 frame (the cold one frame) and on all N (``--no-overlay``, and
+  with overlays unless ``--skip-overlay``): per-frame time in a batch = (T_N - T_1) / (N - 1),
+  start-up = T_1 - one frame;
+* ``facerecon track`` on the same frames (``--no-plot``), frames/s the same way;
 * writing one frame's meshes (``face`` + ``face_head``) per format, in process (median of 10);
 * the same ``reconstruct`` runs with ``FACERECON_BACKEND=torch`` (the networks in torch
-  instead of onnxruntime).
+  instead of onnxruntime) unless ``--skip-torch``;
+* ``--serial``: the batches without their reader / writer threads (before/after of the pipelining).
 
 Beside the wall clock, the CPU time of each command (user + system, all its threads) is
 reported: on a shared machine it varies much less with the load than the wall clock.
@@ -65,77 +70,112 @@ def make_frames(folder: Path, n: int) -> list[Path]:
     return sorted(out.glob("*.png"))
 
 
-def mesh_write_ms(frame: Path) -> dict:
-    """Writing one frame's meshes per format, in process (median of 10), wall and CPU."""
+def _report(res: dict, key: str, n: int, t1: float, c1: float, tn: float, cn: float) -> None:
+    per = (tn - t1) / max(n - 1, 1)
+    cpu_per = (cn - c1) / max(n - 1, 1)
+    res[key] = {"one_frame_s": t1, "n_frames_s": tn, "per_frame_ms": 1e3 * per, "frames_per_second": 1.0 / per,
+                "startup_s": t1 - per, "one_frame_cpu_s": c1, "per_frame_cpu_ms": 1e3 * cpu_per}
+    print(f"{key}: 1 frame {t1:.2f} s, {n} frames {tn:.2f} s -> {1e3 * per:.1f} ms/frame in a batch "
+          f"({1 / per:.1f} frames/s), start-up {t1 - per:.2f} s; CPU: {c1:.1f} s for 1 frame, {1e3 * cpu_per:.0f} ms per further frame",
+          flush=True)
+
+
+def mesh_write_ms(frame: Path, cam: list[str]) -> dict:
+    """In process (median of 10 after a warm-up), wall and CPU: writing one frame's meshes per
+    format (``face`` + ``face_head``), the default ``--format obj,glb`` (``face`` only), the
+    overlay, and the frame pipeline itself (what a batch frame costs, part by part)."""
     from facerecon.geometry.camera import camera_preset
-    from facerecon.export import write_face_meshes
+    from facerecon.export import save_overlay, write_face_meshes
     from facerecon.io import read_depth
     from facerecon.pipeline import Reconstructor
 
     rec_engine = Reconstructor.from_pretrained("fast")
-    f = read_depth(frame).with_intrinsics(camera_preset("kinect-v1"))
+    model = rec_engine.model
+    f = read_depth(frame)
+    f = f.with_intrinsics(camera_preset("kinect-v1")) if cam else f
     rec = rec_engine.reconstruct(f)
     out = {}
     with tempfile.TemporaryDirectory() as d:
-        for fmt in ("obj", "ply"):
-            write_face_meshes(rec, rec_engine.model, Path(d), (fmt,))  # first call builds the topology caches
+        d = Path(d)
+        jobs = {fmt: (lambda fmt=fmt: write_face_meshes(rec, model, d, (fmt,))) for fmt in ("obj", "ply")}
+        jobs["obj,glb (face only)"] = lambda: write_face_meshes(rec, model, d, ("obj", "glb"), intrinsics=f.intrinsics, head_frame=False)
+        jobs["overlay.png"] = lambda: save_overlay(rec, model, f, d / "overlay.png")
+        jobs["pipeline (reconstruct)"] = lambda: rec_engine.reconstruct(f)
+        for name, job in jobs.items():
+            job()  # the first call builds the topology caches
             wall, cpu = [], []
             for _ in range(10):
                 t, c = time.perf_counter(), time.process_time()
-                write_face_meshes(rec, rec_engine.model, Path(d), (fmt,))
+                job()
                 wall.append(time.perf_counter() - t)
                 cpu.append(time.process_time() - c)
-            out[fmt] = {"wall_ms": 1e3 * statistics.median(wall), "cpu_ms": 1e3 * statistics.median(cpu)}
+            out[name] = {"wall_ms": 1e3 * statistics.median(wall), "cpu_ms": 1e3 * statistics.median(cpu)}
     return out
 
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--frames", type=Path, default=None, help="Folder of Kinect 640x480 PNG frames (default: synthesise --n).")
+    ap.add_argument("--frames", type=Path, default=None, help="Folder of depth frames with intrinsics (default: synthesise --n "
+                    "Kinect 640x480 PNGs).")
+    ap.add_argument("--skip-overlay", action="store_true", help="Only --no-overlay runs.")
+    ap.add_argument("--skip-track", action="store_true", help="No track runs.")
     ap.add_argument("--n", type=int, default=20)
     ap.add_argument("--json", type=Path, default=None)
     ap.add_argument("--skip-torch", action="store_true", help="Do not repeat the runs with the torch backend.")
     ap.add_argument("--src", type=Path, default=None, help="Run the facerecon of another checkout's src/ (e.g. a git worktree "
                     "of an older commit, for before/after); the mesh-writing figure is skipped then.")
+    ap.add_argument("--serial", action="store_true", help="Batches one frame after the other (no reader / writer threads: "
+                    "cli._frames.PIPELINE_AHEAD = PIPELINE_WRITERS = 0), for before/after.")
     args = ap.parse_args(argv)
+    global EXE
     if args.src is not None:
-        global EXE
         os.environ["PYTHONPATH"] = str(args.src.resolve())
         EXE = [sys.executable, "-c", "import sys; from facerecon.cli import main; sys.exit(main(sys.argv[1:]))"]
+    if args.serial:
+        EXE = [sys.executable, "-c", "import sys; import facerecon.cli._frames as f; f.PIPELINE_AHEAD = f.PIPELINE_WRITERS = 0; "
+               "from facerecon.cli import main; sys.exit(main(sys.argv[1:]))"]
     env = {"FACERECON_ICT": os.environ.get("FACERECON_ICT", str(REPO.parent / "shared/assets/ict-facekit/ICT-FaceKit-FaceXModel.tar.xz")),
            "MPLBACKEND": "Agg"}
     os.environ.update(env)
     res: dict = {"command": "python benchmarks/cli_speed.py " + " ".join(argv if argv is not None else sys.argv[1:])}
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        frames = sorted(args.frames.glob("*.png")) if args.frames else make_frames(tmp, args.n)
+        if args.frames:
+            from facerecon.cli._frames import expand_inputs
+
+            frames, cam = expand_inputs([args.frames])[: args.n], []
+        else:
+            frames, cam = make_frames(tmp, args.n), ["--camera", "kinect-v1"]
         n = len(frames)
-        one = tmp / "one"
+        one, folder = tmp / "one", tmp / "all"
         one.mkdir()
-        os.symlink(frames[0], one / frames[0].name)
-        folder = frames[0].parent
+        folder.mkdir()
+        os.symlink(frames[0].resolve(), one / frames[0].name)
+        for f in frames:
+            os.symlink(f.resolve(), folder / f.name)
         res["frames"] = n
         res["help_cold_s"] = statistics.median(run(["--help"]) for _ in range(3))
         print(f"facerecon --help, cold: {res['help_cold_s']:.2f} s")
         for backend in ("onnxruntime", "torch")[: 1 if args.skip_torch else 2]:
             benv = {"FACERECON_BACKEND": backend}
-            run(["reconstruct", str(one), "-o", str(tmp / "warm"), "--camera", "kinect-v1", "--no-overlay"], benv)  # caches (ONNX export, numba)
-            for overlay in ("--no-overlay", "--overlay"):
-                t1 = run(["reconstruct", str(one), "-o", str(tmp / f"o1{backend}{overlay}"), "--camera", "kinect-v1", overlay], benv)
+            run(["reconstruct", str(one), "-o", str(tmp / "warm"), *cam, "--no-overlay"], benv)  # caches (ONNX build, numba)
+            for overlay in ("--no-overlay", "--overlay")[: 1 if args.skip_overlay else 2]:
+                t1 = run(["reconstruct", str(one), "-o", str(tmp / f"o1{backend}{overlay}"), *cam, overlay], benv)
                 c1 = CPU["last"]
                 # exit 4 (docs/reliability.md): some frames had no face; the batch still ran through every frame
-                tn = run(["reconstruct", str(folder), "-o", str(tmp / f"on{backend}{overlay}"), "--camera", "kinect-v1", overlay], benv,
+                tn = run(["reconstruct", str(folder), "-o", str(tmp / f"on{backend}{overlay}"), *cam, overlay], benv,
                          ok_codes=(0, 3, 4))
-                cpu_per = (CPU["last"] - c1) / max(n - 1, 1)
-                per = (tn - t1) / max(n - 1, 1)
-                key = f"reconstruct {overlay} [{backend}]"
-                res[key] = {"one_frame_s": t1, "n_frames_s": tn, "per_frame_ms": 1e3 * per, "frames_per_second": 1.0 / per,
-                            "startup_s": t1 - per, "one_frame_cpu_s": c1, "per_frame_cpu_ms": 1e3 * cpu_per}
-                print(f"{key}: 1 frame {t1:.2f} s, {n} frames {tn:.2f} s -> {1e3 * per:.1f} ms/frame in a batch "
-                      f"({1 / per:.1f} frames/s), start-up {t1 - per:.2f} s; CPU: {c1:.1f} s for 1 frame, {1e3 * cpu_per:.0f} ms per further frame")
-        res["mesh_write"] = mesh_write_ms(frames[0]) if args.src is None else {}
+                _report(res, f"reconstruct {overlay} [{backend}]", n, t1, c1, tn, CPU["last"])
+            if not args.skip_track and backend == "onnxruntime":
+                t1 = run(["track", str(one), "-o", str(tmp / "t1"), *cam, "--no-plot"], benv, ok_codes=(0, 1))
+                c1 = CPU["last"]
+                tn = run(["track", str(folder), "-o", str(tmp / "tn"), *cam, "--no-plot"], benv, ok_codes=(0, 1))
+                _report(res, f"track [{backend}]", n, t1, c1, tn, CPU["last"])
+        res["mesh_write"] = mesh_write_ms(frames[0], cam) if args.src is None else {}
         for fmt, r in res["mesh_write"].items():
-            print(f"write one frame's meshes (face + face_head) as {fmt}: {r['wall_ms']:.1f} ms wall, {r['cpu_ms']:.1f} ms CPU")
+            print(f"one frame, in process: {fmt}: {r['wall_ms']:.1f} ms wall, {r['cpu_ms']:.1f} ms CPU")
+    res["load_average"] = os.getloadavg()
+    print(f"load average at the end: {' '.join(f'{x:.1f}' for x in res['load_average'])}")
     if args.json:
         args.json.write_text(json.dumps(res, indent=1), encoding="utf-8")
     return 0

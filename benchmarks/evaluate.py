@@ -30,14 +30,14 @@ REPO = Path(__file__).resolve().parents[1]
 
 def load_pose(path: Path):
     """(network, record) of exported weights or a checkpoint: the library's one loader."""
-    from facerecon.pipeline.pose import load_pose_network
+    from facerecon.pipeline.weights import load_pose_network
 
     return load_pose_network(path)
 
 
 def load_shape(path: Path, model):
     """(network, subset, record): the library's one loader."""
-    from facerecon.pipeline.reconstruct import load_shape_network
+    from facerecon.pipeline.weights import load_shape_network
 
     return load_shape_network(path, model)
 

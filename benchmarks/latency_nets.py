@@ -25,7 +25,7 @@ import numpy as np
 import torch
 
 from facerecon.nets import DAPoseNet, conv_macs, count_parameters, net_config
-from facerecon.pipeline.weights import cpu_inference
+from facerecon.pipeline.runtime import module_network
 from facerecon.nets.configs import NetConfig
 
 REPO = Path(__file__).resolve().parents[1]
@@ -85,14 +85,15 @@ def variants(model: DAPoseNet, size: int, compile_: bool):
     m_cl.load_state_dict(model.state_dict())
     m_cl = m_cl.to(memory_format=torch.channels_last)
     out["channels_last"] = lambda: m_cl.forward_raw(x_cl)
-    folded = cpu_inference(model, "torch")
+    folded = module_network(model, "torch").runner.module  # the runtime's torch backend
     out["bn_folded_cl"] = lambda: folded(x_cl)
     with warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore")
         traced = torch.jit.freeze(torch.jit.trace(_Raw(model).eval(), x))
     out["jit_frozen"] = lambda: traced(x)
-    ort = cpu_inference(model, "onnxruntime")  # the pipeline's other backend (exported once, cached)
-    out["onnxruntime"] = lambda: ort(x_cl)
+    ort = module_network(model, "onnxruntime")  # the pipeline's backend (exported once, cached)
+    x_np = x.numpy()
+    out["onnxruntime"] = lambda: ort(x_np)
     if compile_:
         comp = torch.compile(_Raw(model).eval())
         t0 = time.perf_counter()
@@ -128,7 +129,7 @@ def main(argv=None) -> int:
     cols = [c for c in COLS if c[0] != "compile" or args.compile]
     hdr = f"{'config':8s} {'widths':48s} {'params':>8s} {'MMAC':>6s}" + "".join(f" {h:>8s}" for _, h in cols)
     if not args.path_only:
-        print(hdr + "   (ms; fold+cl = cpu_inference torch backend, onnxrt = cpu_inference onnxruntime backend)")
+        print(hdr + "   (ms; fold+cl = the runtime's torch backend, onnxrt = its onnxruntime backend)")
     for cfg in [] if args.path_only else cands:
         key = (cfg.encoder_widths, cfg.input_size, cfg.pose_hidden)
         if key in seen:
@@ -153,14 +154,14 @@ def main(argv=None) -> int:
     if not frames:
         print("no frames for the pose path (give --frames)")
         return 0
-    print("\nwhole pose path per frame (read excluded): localise + position image + network (cpu_inference, the configuration's backend).")
+    print("\nwhole pose path per frame (read excluded): localise + position image + network (runtime.module_network, the configuration's backend).")
     print("Steady state of a pipeline that runs one configuration frame after frame; configurations")
     print("alternate in blocks of 5 frames (same machine load for all), the first frame of a block is not counted.")
     path_cfgs = {"fast": fast, "x1/8": scaled(paper, 0.125, "x1/8"), "paper": paper}
     nets = {}
     for name, cfg in path_cfgs.items():
         torch.manual_seed(0)
-        nets[name] = (cpu_inference(DAPoseNet(cfg).eval()), cfg.input_size)
+        nets[name] = (module_network(DAPoseNet(cfg).eval()), cfg.input_size)
     print(f"{'frame':16s} {'config':6s} {'localise':>9s} {'crop':>6s} {'network':>8s} {'total':>7s}  (ms, medians)")
     worst = {k: 0.0 for k in nets}
     for path in frames:
@@ -172,8 +173,7 @@ def main(argv=None) -> int:
             t1 = time.perf_counter()
             p = make_position_image(frame, lo.center_mm, out=nets[name][1])
             t2 = time.perf_counter()
-            with torch.no_grad():
-                nets[name][0](torch.from_numpy(p.data[None]).contiguous(memory_format=torch.channels_last))
+            nets[name][0](p.data[None])
             t3 = time.perf_counter()
             return t1 - t0, t2 - t1, t3 - t2, t3 - t0
 

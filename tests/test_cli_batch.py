@@ -166,16 +166,22 @@ def test_atomic_dir_cleans_what_a_killed_process_left(tmp_path: Path) -> None:
 
 
 def test_interrupted_reconstruct_leaves_no_part_files_and_no_half_folder(tmp_path: Path, real_dir: Path, monkeypatch, capsys) -> None:
-    """SIGTERM while the second frame's files are being written: frame 1 complete, frame 2 absent."""
+    """SIGTERM while the second frame's files are being written (on the batch's writer thread):
+    frames 1 and 2 complete (a write under way completes), frame 3 (in the pipeline) absent."""
     import facerecon.export as export
 
     frames = real_dir / "truedepth-mannequin" / "DepthFrames"
     inputs = [str(frames / "frame-045.ply"), str(frames / "frame-048.ply"), str(frames / "frame-051.ply")]
     real_write_json = export.write_json
 
+    killed = []
+
     def write_json_then_die(path, data):
         real_write_json(path, data)
-        if Path(path).parent.name.startswith(".frame-048.part-"):  # a file of frame 2 written, the rest not yet
+        # one SIGTERM, after the first file of frame 2 (frame 2 writes several JSON files: a second
+        # signal would interrupt the interrupt's own accounting, as a second Ctrl-C does)
+        if Path(path).parent.name.startswith(".frame-048.part-") and not killed:
+            killed.append(path)
             os.kill(os.getpid(), signal.SIGTERM)
 
     monkeypatch.setattr(export, "write_json", write_json_then_die)
@@ -184,10 +190,10 @@ def test_interrupted_reconstruct_leaves_no_part_files_and_no_half_folder(tmp_pat
     rc = main(["reconstruct", *inputs, "-o", str(out), "--format", "obj", "--no-overlay"])
     err = capsys.readouterr().err
     assert rc == 130, err
-    assert "interrupted after 1 of 3 frames" in err, err  # how far it got, before main's "interrupted"
+    assert "interrupted after 2 of 3 frames" in err, err  # how far it got, before main's "interrupted"
     assert signal.getsignal(signal.SIGTERM) is before  # main() restores the handler
     names = sorted(os.listdir(out))
-    assert names == ["frame-045"], names  # frame-048 absent, not half-filled; no .part folders
+    assert names == ["frame-045", "frame-048"], names  # frame-048 completed, frame-051 absent; no .part folders
     assert not list(out.rglob("*.part*")) and not list(out.rglob(".*"))
     assert json.loads((out / "frame-045" / "pose.json").read_text())["frame"] == inputs[0]
 
@@ -406,7 +412,32 @@ def test_interrupted_track_says_how_far_it_got(tmp_path: Path, monkeypatch, caps
             raise KeyboardInterrupt
 
     monkeypatch.setattr(tracking, "Tracker", Tracker)
-    monkeypatch.setattr(tracking, "open_sequence", lambda *a, **k: SimpleNamespace(length=10))
+    monkeypatch.setattr(tracking, "open_sequence", lambda *a, **k: SimpleNamespace(length=10, name="seq"))
     rc = main(["track", str(tmp_path), "-o", str(tmp_path / "out")])
     err = capsys.readouterr().err
     assert rc == 130 and "interrupted after 3 of 10 frames; nothing written" in err, err
+
+
+def _one_bad_frame(tmp_path: Path, capsys, path: Path, why: str) -> None:
+    for cmd in (["reconstruct", str(path), "-o", str(tmp_path / "out")], ["pose", str(path)]):
+        rc = main(cmd)
+        err = _err_lines(capsys)
+        assert rc == EXIT_FAILED, (cmd, err)
+        assert len(err) == 2 and err[0].startswith(f"{path}: ") and why in err[0], (cmd, err)
+        assert err[1] == "1 of 1 frames failed (0 no face)", (cmd, err)  # its line and the summary, no empty table
+    assert not (tmp_path / "out" / path.stem).exists()
+
+
+def test_a_single_unreadable_frame_prints_its_line_and_the_summary(tmp_path: Path, capsys) -> None:
+    """Issue 24 item 3: `reconstruct` and `pose` on one empty file: its one error line and the summary."""
+    empty = tmp_path / "empty.pcd"
+    empty.write_bytes(b"")
+    _one_bad_frame(tmp_path, capsys, empty, "file is empty")
+
+
+@pytest.mark.slow  # loads the networks twice (~5-20 s)
+def test_a_single_frame_without_a_head_prints_its_line_and_the_summary(tmp_path: Path, capsys) -> None:
+    """Issue 24 item 3: the same for a frame that reads but holds no head (the localiser's line)."""
+    nohead = tmp_path / "nohead.npz"
+    np.savez(nohead, depth=np.zeros((480, 640), np.float32), intrinsics=np.array([580.0, 580.0, 320.0, 240.0]), unit="mm")
+    _one_bad_frame(tmp_path, capsys, nohead, "no head found")

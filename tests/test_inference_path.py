@@ -1,4 +1,4 @@
-"""One inference path: what the pipeline ships (``cpu_inference``, either backend) against the eager network."""
+"""One inference path: what the pipeline ships (the runtime's networks, either backend) against the eager network."""
 from __future__ import annotations
 
 import numpy as np
@@ -8,7 +8,8 @@ from torch import nn
 
 from facerecon.nets import DAPoseNet
 from facerecon.nets.argan import DAShapeNet
-from facerecon.pipeline.weights import cpu_inference, load_weights, network_input, weights_path
+from facerecon.pipeline.runtime import module_network, weights_path
+from facerecon.pipeline.weights import load_weights
 
 
 def _randomise_bn(net: nn.Module) -> nn.Module:
@@ -23,9 +24,13 @@ def _randomise_bn(net: nn.Module) -> nn.Module:
 def test_removed_parallel_paths():
     import facerecon.nets as nets
     import facerecon.nets.pose as pose
+    import facerecon.pipeline.weights as weights
 
     assert not hasattr(nets, "optimize_for_cpu") and not hasattr(pose, "_RawPose")
     assert not hasattr(DAPoseNet, "predict")
+    # the decode is NumPy (nets.decode) only; the torch twins and the old runner entry point are gone
+    assert not hasattr(pose, "flip_averaged") and not hasattr(pose, "output_to_poses")
+    assert not hasattr(weights, "cpu_inference") and not hasattr(weights, "cached_onnx")
 
 
 def test_torch_path_matches_eager_network():
@@ -34,13 +39,15 @@ def test_torch_path_matches_eager_network():
     data = np.random.default_rng(0).normal(size=(2, 3, 160, 160)).astype(np.float32)
     with torch.no_grad():
         ref = net(torch.from_numpy(data))
-        out = cpu_inference(net, "torch")(network_input(data))
-    torch.testing.assert_close(out[0], ref.quat, rtol=1e-3, atol=1e-4)
-    torch.testing.assert_close(out[1], ref.trans, rtol=1e-3, atol=1e-4)
+    network = module_network(net, "torch")
+    assert network.backend == "torch" and network.kind == "pose"
+    quat, trans = network(data)
+    np.testing.assert_allclose(quat, ref.quat.numpy(), rtol=1e-3, atol=1e-4)
+    np.testing.assert_allclose(trans, ref.trans.numpy(), rtol=1e-3, atol=1e-4)
 
 
 def test_shipped_estimator_path_matches_eager_network():
-    """The PoseEstimator / Reconstructor runners, built as shipped (configuration's backend),
+    """The PoseEstimator / Reconstructor networks, loaded as shipped (configuration's backend),
     against the plain eager modules with the shipped weights."""
     from facerecon.pipeline.reconstruct import Reconstructor
 
@@ -53,15 +60,15 @@ def test_shipped_estimator_path_matches_eager_network():
     with torch.no_grad():
         ref_pose = pose_ref.eval()(torch.from_numpy(data))
         ref_shape = shape_ref.eval()(torch.from_numpy(data))
-        quat, trans = rec.pose._fast(network_input(data))[:2]
-        offsets = rec._fast_shape(network_input(data))
-    torch.testing.assert_close(quat, ref_pose.quat, rtol=1e-3, atol=1e-4)
-    torch.testing.assert_close(trans, ref_pose.trans, rtol=1e-3, atol=1e-4)
-    torch.testing.assert_close(offsets, ref_shape, rtol=1e-3, atol=2e-4)
+    quat, trans = rec.pose.network(data)[:2]
+    (offsets,) = rec.shape(data)
+    np.testing.assert_allclose(quat, ref_pose.quat.numpy(), rtol=1e-3, atol=1e-4)
+    np.testing.assert_allclose(trans, ref_pose.trans.numpy(), rtol=1e-3, atol=1e-4)
+    np.testing.assert_allclose(offsets, ref_shape.numpy(), rtol=1e-3, atol=2e-4)
 
 
 def test_unknown_backend_is_a_config_error():
     from facerecon.errors import ConfigError
 
     with pytest.raises(ConfigError):
-        cpu_inference(DAPoseNet("fast"), "tensorrt")
+        module_network(DAPoseNet("fast"), "tensorrt")

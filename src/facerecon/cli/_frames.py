@@ -29,6 +29,12 @@ EXIT_NO_FACE = 3  # inputs were read, but none gave a face
 EXIT_PARTIAL = 4  # some inputs gave a face, others failed or had none
 EXIT_INTERRUPTED = 130  # Ctrl-C / SIGTERM
 
+# Pipelined batches (reconstruct, pose, track): frames read this many ahead on a reader thread,
+# outputs written on this many writer threads (one: the writers hold the GIL for most of their
+# work, a second one only competes with the pipeline; docs/speed.md)
+PIPELINE_AHEAD = 4
+PIPELINE_WRITERS = 1
+
 
 def expand_inputs(inputs: list[Path], photos: bool = True) -> list[Path]:
     """Files as given; folders become their depth files (sorted by name, not recursive).
@@ -204,16 +210,79 @@ class InterruptReport:
         return False
 
 
+def read_ahead(items: Iterable, depth: int = 4) -> Iterator:
+    """``items`` iterated on a background thread, up to ``depth`` items ahead of the consumer: a
+    batch reads (and parses) the next frames while the current one goes through the pipeline.
+    The same items in the same order; an exception of the iteration is raised here, where the
+    item it stopped at would have come; leaving the loop early stops the reader."""
+    import queue
+    import threading
+
+    done = object()
+    q: queue.Queue = queue.Queue(maxsize=max(1, int(depth)))
+    stop = threading.Event()
+
+    def put(entry) -> bool:
+        while not stop.is_set():
+            try:
+                q.put(entry, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def work() -> None:
+        try:
+            for item in items:
+                if not put((item, None)):
+                    return
+            put((done, None))
+        except BaseException as exc:  # noqa: BLE001 - handed to the consumer, raised there
+            put((done, exc))
+
+    threading.Thread(target=work, name="facerecon-reader", daemon=True).start()
+    try:
+        while True:
+            item, exc = q.get()
+            if item is done:
+                if exc is not None:
+                    raise exc
+                return
+            yield item
+    finally:
+        stop.set()
+
+
+class Outcome:
+    """What a frame's handler (or its write job) says when it is done: ``refused`` (why it is not a
+    face: counted as "no face", printed red) and/or ``line`` (printed when the frame is done)."""
+
+    __slots__ = ("refused", "line")
+
+    def __init__(self, refused: str | None = None, line: str | None = None):
+        self.refused, self.line = refused, line
+
+
 def run_batch(console, label: str, items: Iterable[tuple[Path, Any, str | None]], total: int,
-              handle: Callable[[Path, Any], str | None], *, no_face_errors: bool = True) -> tuple[list[str], int]:
+              handle: Callable[[Path, Any], Any], *, no_face_errors: bool = True, ahead: int = 0,
+              writers: int = 0) -> tuple[list[str], int]:
     """The one batch loop of the CLI: a progress bar (from two inputs on), ``handle(path,
     payload)`` for each ``(path, payload, error)`` of ``items`` (``error``: the input could not
     be read), and every failure reported as one red line naming the input, the batch going on.
-    ``handle`` writes the input's outputs and returns ``None``, or the line saying why it is
-    not a face (counted as "no face", printed in red).  ``no_face_errors``: a
+    ``handle`` writes the input's outputs and returns ``None``, the line saying why it is not a
+    face (counted as "no face", printed in red) or an :class:`Outcome`; or it returns a write job
+    (a callable returning one of those) that writes the outputs.  ``no_face_errors``: a
     ``NoFaceFoundError`` raised by ``handle`` counts as "no face" (photos: the detector found
     none); otherwise as a failure (depth frames: the localiser found no head, exit code 1).
-    Returns ``(failure lines, no-face count)`` for :func:`finish_batch`."""
+
+    Pipelined batches: ``ahead`` > 0 reads that many inputs ahead on a reader thread
+    (:func:`read_ahead`); ``writers`` > 0 runs the write jobs on that many writer threads while
+    the next inputs are handled.  Whatever the threads, every input's outcome is reported in the
+    input order, the same lines, counts and files as the serial loop (``writers`` = 0: each job
+    runs at once).  Returns ``(failure lines, no-face count)`` for :func:`finish_batch`."""
+    from collections import deque
+    from concurrent.futures import ThreadPoolExecutor
+
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     from ..errors import NoFaceFoundError
@@ -221,28 +290,68 @@ def run_batch(console, label: str, items: Iterable[tuple[Path, Any, str | None]]
     failures: list[str] = []
     no_face = 0
     interrupted = InterruptReport(console, total, failures)
-    with interrupted, Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-                               console=console, disable=total < 2) as bar:
-        task = interrupted.watch(bar, bar.add_task(label, total=total))
-        for path, payload, error in items:
-            if error is None:
-                try:
-                    refused = handle(path, payload)
-                    if refused is not None:
-                        no_face += 1
-                        console.print(refused, style="red", markup=False, soft_wrap=True)
-                except NoFaceFoundError as exc:
-                    if no_face_errors:
-                        no_face += 1
-                        console.print(f"{path}: {failure_text(path, exc)}", style="red", markup=False, soft_wrap=True)
-                    else:
-                        error = failure_text(path, exc)
-                except Exception as exc:  # noqa: BLE001 - one input's failure never stops the batch
+    pool = ThreadPoolExecutor(max_workers=writers, thread_name_prefix="facerecon-writer") if writers > 0 else None
+    pending: deque = deque()  # (path, error text or None, a future / a finished value / an exception), input order
+    in_flight = 2 * writers + 1  # frames handled but not yet reported (bounds the results held in memory)
+
+    def settle(bar, task) -> None:
+        nonlocal no_face
+        path, error, job = pending.popleft()
+        if error is None:
+            try:
+                if isinstance(job, BaseException):
+                    raise job
+                out = job.result() if hasattr(job, "result") else job
+                out = out if isinstance(out, Outcome) else Outcome(refused=out)
+                if out.line is not None:
+                    console.print(out.line, markup=False)
+                if out.refused is not None:
+                    no_face += 1
+                    console.print(out.refused, style="red", markup=False, soft_wrap=True)
+            except NoFaceFoundError as exc:
+                if no_face_errors:
+                    no_face += 1
+                    console.print(f"{path}: {failure_text(path, exc)}", style="red", markup=False, soft_wrap=True)
+                else:
                     error = failure_text(path, exc)
-            if error is not None:
-                failures.append(f"{path}: {error}")
-                console.print(failures[-1], style="red", markup=False, soft_wrap=True)
-            bar.advance(task)
+            except Exception as exc:  # noqa: BLE001 - one input's failure never stops the batch
+                error = failure_text(path, exc)
+        if error is not None:
+            failures.append(f"{path}: {error}")
+            console.print(failures[-1], style="red", markup=False, soft_wrap=True)
+        bar.advance(task)
+
+    source = read_ahead(items, ahead) if ahead > 0 else items
+    try:
+        with interrupted, Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                                   console=console, disable=total < 2) as bar:
+            task = interrupted.watch(bar, bar.add_task(label, total=total))
+            try:
+                for path, payload, error in source:
+                    job = None
+                    if error is None:
+                        try:
+                            job = handle(path, payload)
+                            if callable(job):
+                                job = pool.submit(job) if pool is not None else job()
+                        except Exception as exc:  # noqa: BLE001 - reported in order by settle
+                            job = exc
+                    pending.append((path, error, job))
+                    while pending and (len(pending) > in_flight or not hasattr(pending[0][2], "done") or pending[0][2].done()):
+                        settle(bar, task)
+                while pending:
+                    settle(bar, task)
+            except KeyboardInterrupt:
+                # Ctrl-C / SIGTERM: the writes under way complete (each folder is atomic) and count as
+                # finished; the queued ones and the frame in the pipeline write nothing
+                if pool is not None:
+                    pool.shutdown(wait=True, cancel_futures=True)
+                while pending and not (hasattr(pending[0][2], "cancelled") and pending[0][2].cancelled()):
+                    settle(bar, task)
+                raise
+    finally:
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)
     return failures, no_face
 
 

@@ -32,7 +32,9 @@ def build_cmd(
     source: Optional[Path] = typer.Argument(None, help="ICT-FaceKit folder, .zip or .tar.xz (default: $FACERECON_ICT)."),
     force: bool = typer.Option(False, "--force", help="Convert again even if the cache is up to date."),
 ) -> None:
-    """Convert ICT-FaceKit OBJ files into the compact cache (once; later loads take < 0.5 s)."""
+    """Convert ICT-FaceKit OBJ files into the compact cache (once; later loads take < 0.5 s), and
+    build the ONNX files the runtime runs the shipped networks from (once per weights file; needs
+    torch, which reconstruct / pose / track then do not)."""
     import os
 
     from ..errors import AssetError
@@ -42,6 +44,7 @@ def build_cmd(
     if src is None:
         cache = ict.resolve_cache()  # raises with advice when there is nothing
         console.print(f"face model cache: {cache}")
+        _build_networks()
         return
     if not Path(src).exists():
         raise AssetError(f"{src}: no such file or folder")
@@ -54,6 +57,23 @@ def build_cmd(
         console.print(f"converted {src} -> {report.cache_path} in {report.seconds:.1f} s")
     else:
         console.print(f"face model cache up to date: {ict.resolve_cache(src)}")
+    _build_networks()
+
+
+def _build_networks() -> None:
+    """The ONNX files of every shipped weights file (``$FACERECON_HOME/onnx``)."""
+    import time
+
+    from ..pipeline.runtime import build_onnx_files, shipped_configs
+
+    for config in shipped_configs():
+        t = time.perf_counter()
+        with console.status(f"building the ONNX files of the {config} networks"):
+            built = build_onnx_files(config)
+        for wf, path, new in built:
+            console.print(f"{wf.kind} network ({wf.path.name}): {'built' if new else 'up to date'} {path}")
+        if any(new for _, _, new in built):
+            console.print(f"built in {time.perf_counter() - t:.1f} s")
 
 
 @assets_app.command("info")

@@ -14,6 +14,8 @@ console = stderr_console()
 
 PHOTO_SUFFIXES = (".jpg", ".jpeg", ".png", ".ppm", ".pgm", ".bmp", ".tif", ".tiff", ".webp")
 DEPTH_PATH_DIR = "depth-path"
+# the depth path's meshes: OBJ and PLY as before, and the GLB rig (--rig) that `facerecon view` and `animate` take
+PHOTO_DEPTH_FORMATS = "obj,ply,glb"
 
 
 class _Stages:
@@ -199,13 +201,25 @@ def photo_depth_cmd(
     refine_shape: Optional[int] = typer.Option(None, help="Depth path: Gauss-Newton iterations of pose + identity after --refine "
                                                "(default: configs/check.toml [shape]; 0: off)."),
     focal: Optional[float] = typer.Option(None, help="Focal length in pixels (overrides EXIF and the default field of view)."),
+    formats: str = typer.Option(PHOTO_DEPTH_FORMATS, "--format", help="Depth path: mesh formats, comma-separated: obj, ply, glb "
+                                "(glb: the rig, ARKit's 52 morph targets by default (--rig), that facerecon view and animate take)."),
+    rig: str = typer.Option("arkit52", help="Depth path: GLB morph targets: arkit52 (ARKit's 52 blendshape names and order, what "
+                            "ARKit / MediaPipe drivers set) | ict (ICT-FaceKit's 55: browInnerUp and cheekPuff split left/right, "
+                            "pupils). docs/animation.md."),
 ) -> None:
     """Photo -> MTCNN + ICT fit -> monocular depth -> metric depth (mm) -> coloured point cloud -> surface mesh.
 
     Per photo: depth.png (16-bit mm), depth.npz (mm + intrinsics + colour, readable by `facerecon reconstruct`),
     depth_preview.png, cloud.ply, surface.ply (coloured), photo_depth.json (backend, metric fit, timings), and
-    depth-path/ (face.obj/ply, pose.json, landmarks.json, overlay.png from the depth networks).
+    depth-path/ (face.obj/ply/glb (--format; the GLB's morph targets: --rig), pose.json, landmarks.json, overlay.png
+    from the depth networks).
     """
+    from ..export.rig import use_rig
+    from . import _options
+
+    # the options first: a usage error (exit 2) comes before any model loads
+    fmts = _options.formats(formats)
+    rig = _options.rig(rig)
     paths = expand_photos(photos)
     if not paths:
         from ..errors import ConfigError
@@ -213,9 +227,10 @@ def photo_depth_cmd(
         raise ConfigError("no photos given (folders are searched for " + ", ".join(PHOTO_SUFFIXES) + ")")
     from ._frames import finish_batch
 
-    failures, no_face = process_photos(paths, out, depth_model, download=download, surface=surface,
-                                       poisson_depth=poisson_depth, density_trim=density_trim, depth_path=depth_path,
-                                       config=config, refine=refine, refine_shape=refine_shape, focal=focal)
+    with use_rig(rig):  # the depth path's GLBs take the rig from here
+        failures, no_face = process_photos(paths, out, depth_model, download=download, surface=surface,
+                                           poisson_depth=poisson_depth, density_trim=density_trim, depth_path=depth_path,
+                                           config=config, refine=refine, refine_shape=refine_shape, focal=focal, formats=fmts)
     finish_batch(console, len(paths), len(failures), no_face)
 
 

@@ -48,7 +48,8 @@ def pose_cmd(
 
     from ..export import save_pose_overlay, write_json
     from ..export.pose_json import depth_document
-    from ._frames import RECONSTRUCT_HINT, Lazy, expand_inputs, failure_text, finish_batch, frame_stem, is_photo_path, iterate_frames
+    from ._frames import (PIPELINE_AHEAD, RECONSTRUCT_HINT, Lazy, expand_inputs, failure_text, finish_batch, frame_stem, is_photo_path,
+                          iterate_frames, read_ahead)
 
     paths = expand_inputs(frames, photos=False)
     def make_predictor():
@@ -60,7 +61,7 @@ def pose_cmd(
     table = Table("frame", "face", "yaw", "pitch", "roll", "t (mm)", "conf", "ms")
     used: set[str] = set()
     failures = no_face = 0
-    for path, frame, error in iterate_frames(paths, camera, intrinsics, unit):
+    for path, frame, error in read_ahead(iterate_frames(paths, camera, intrinsics, unit), PIPELINE_AHEAD):  # the next frames read meanwhile
         if error is None:
             try:
                 res = predictor()(frame)

@@ -78,7 +78,7 @@ def reconstruct_cmd(
     from ..export import landmarks_json, save_overlay, write_face_meshes, write_json
     from ..export.pose_json import depth_document
     from ..fileutil import atomic_dir
-    from ._frames import Lazy, expand_inputs, finish_batch, frame_stem, iterate_frames, run_batch
+    from ._frames import PIPELINE_AHEAD, PIPELINE_WRITERS, Lazy, Outcome, expand_inputs, finish_batch, frame_stem, iterate_frames, run_batch
 
     if method == "photo-depth":
         from .photo_depth import reconstruct_photo_depth
@@ -104,31 +104,35 @@ def reconstruct_cmd(
     n_iter = 0 if no_refine else refine
     used: set[str] = set()
 
-    def handle(path: Path, frame) -> str | None:
+    def handle(path: Path, frame):
+        """The frame pipeline here; its outputs written by the job returned (on the writer thread)."""
         rec_engine = engine()
         rec = rec_engine.reconstruct(frame, refine=n_iter, refine_shape=refine_shape)
-        d = out / frame_stem(path, used)
+        d = out / frame_stem(path, used)  # named here: in input order, whatever the writer does
+        return lambda: write(path, frame, rec, rec_engine.model, d)
+
+    def write(path: Path, frame, rec, model, d: Path) -> Outcome:
         if not rec.face:  # refused: the reason and the numbers behind it, no mesh
             with atomic_dir(d) as tmp:  # replaces any earlier folder of this frame (old meshes)
                 write_json(tmp / "pose.json", depth_document(rec, str(path), method))
-            return f"{path}: {rec.reason}"
+            return Outcome(refused=f"{path}: {rec.reason}")
         with atomic_dir(d) as tmp:  # complete or absent: never a half-filled frame folder
-            write_face_meshes(rec, rec_engine.model, tmp, plan.formats, intrinsics=frame.intrinsics, head_frame=plan.head_frame,
+            write_face_meshes(rec, model, tmp, plan.formats, intrinsics=frame.intrinsics, head_frame=plan.head_frame,
                               rig=plan.rig)
             # with the ICT expression weights by name: `facerecon animate --from-reconstructions` reads them
-            pose = depth_document(rec, str(path), method, rec_engine.model)
+            pose = depth_document(rec, str(path), method, model)
             if plan.overlay:
-                pose["overlay"] = save_overlay(rec, rec_engine.model, frame, tmp / "overlay.png")
+                pose["overlay"] = save_overlay(rec, model, frame, tmp / "overlay.png")
             write_json(tmp / "pose.json", pose)
             if plan.landmarks:
                 write_json(tmp / "landmarks.json", landmarks_json(rec))
-        console.print(f"{path.name}: yaw {rec.pose.euler_deg[0]:.1f} pitch {rec.pose.euler_deg[1]:.1f} "
-                      f"roll {rec.pose.euler_deg[2]:.1f}  conf {rec.confidence:.2f}  {rec.timings_ms['total']:.1f} ms -> {d}",
-                      markup=False)
-        return None
+        return Outcome(line=f"{path.name}: yaw {rec.pose.euler_deg[0]:.1f} pitch {rec.pose.euler_deg[1]:.1f} "
+                            f"roll {rec.pose.euler_deg[2]:.1f}  conf {rec.confidence:.2f}  {rec.timings_ms['total']:.1f} ms -> {d}")
 
+    # pipelined: the next frames read on a reader thread, the outputs written on a writer thread,
+    # while the pipeline runs here (docs/speed.md; the same files and lines as one after the other)
     failures, no_face = run_batch(console, "reconstructing", iterate_frames(paths, camera, intrinsics, unit), len(paths), handle,
-                                  no_face_errors=False)
+                                  no_face_errors=False, ahead=PIPELINE_AHEAD, writers=PIPELINE_WRITERS)
     if photos:
         if same_person:
             from ._photo import reconstruct_same_person

@@ -52,9 +52,9 @@ def track_cmd(
 
         raise InputFileError(sequence, "no such file or folder")
 
-    from ..tracking import Tracker, open_sequence
+    from ..tracking import DepthSequence, Tracker, open_sequence
     from ..export.track import write_track_outputs
-    from ._frames import InterruptReport
+    from ._frames import PIPELINE_AHEAD, InterruptReport, read_ahead
 
     overrides.setdefault("refine", {})["enabled"] = refine
     if camera or intrinsics:
@@ -69,7 +69,9 @@ def track_cmd(
             return frame.with_intrinsics(k)
     else:
         prepare = None
-    seq = open_sequence(sequence, fps=fps, unit=unit, prepare=prepare)
+    frames = open_sequence(sequence, fps=fps, unit=unit, prepare=prepare)
+    # the next frames read (and parsed) on a reader thread while the tracker runs
+    seq = DepthSequence(lambda: read_ahead(iter(frames), PIPELINE_AHEAD), frames.name, frames.length)
     tracker = Tracker.from_pretrained(config, overrides)
     tracks = []
     t0 = time.perf_counter()

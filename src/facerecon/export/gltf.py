@@ -18,6 +18,11 @@ What a file holds (see docs/animation.md):
   a vertex on a UV seam becomes several glTF vertices; ``_ICT_VERTEX`` (an application-specific
   attribute) keeps the ICT vertex index of every glTF vertex and the morph deltas follow the split;
 * smooth normals of the base mesh (no normal morph targets: they would double the size);
+* optionally (``normal_texture``) a tangent-space normal map of the face skin (the detail layer,
+  :func:`facerecon.fitting.detail.normal_map`) as the face material's ``normalTexture``, with the
+  ``TANGENT`` frame it was baked in (:func:`facerecon.facemodel.uv.uv_tangents` on the base mesh:
+  xyz along +u, w so that the bitangent points up the image, glTF's "+Y up") on the face primitive;
+  the morph targets move the positions under it, so the detail animates with the expression;
 * nodes: ``camera_to_gltf`` (root: 180 deg about x, so the camera frame's x right / y down /
   z forward becomes glTF's x right / y up / -z forward and the file opens upright) -> ``face``
   (the head pose R, t: head frame -> camera frame; identity in the head-frame copy).
@@ -35,6 +40,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..facemodel.uv import uv_tangents
 from ..fileutil import write_bytes_atomic
 from .rig import DEFAULT_RIG, check_rig, current_rig, ict_target_name, rig_targets, target_weights
 
@@ -88,6 +94,7 @@ class _Primitive:
     blend: bool
     colour: np.ndarray  # (n, 4) uint8 per-vertex RGBA from the ICT material
     src: np.ndarray  # (n,) ICT vertex of each glTF vertex
+    uv_index: np.ndarray  # (n,) ICT UV index of each glTF vertex
     texcoord: np.ndarray  # (n, 2) float32, glTF convention (v down)
     indices: np.ndarray  # (3t,) uint16 or uint32
     targets: list  # per morph target: (local indices uint16/uint32 ascending, (k, 3) float32 deltas in m, min, max)
@@ -149,9 +156,12 @@ def _build_layout(model, rig: str) -> GltfLayout:
         sel = np.isin(mats, ids)
         if not sel.any():
             continue
-        pairs, inverse = np.unique(np.stack([tris[sel].ravel(), tuv[sel].ravel()], 1), axis=0, return_inverse=True)
-        src = pairs[:, 0]
-        uv = np.asarray(model.uv, np.float64)[pairs[:, 1]]
+        # the distinct (vertex, uv) corners, in (vertex, uv) order: one int64 key per corner
+        # (np.unique over rows, axis=0, sorts a void view: ~0.3 s of every cold start)
+        n_uv = len(model.uv)
+        keys, inverse = np.unique(tris[sel].ravel() * n_uv + tuv[sel].ravel(), return_inverse=True)
+        src, pair_uv = keys // n_uv, keys % n_uv
+        uv = np.asarray(model.uv, np.float64)[pair_uv]
         texcoord = np.stack([uv[:, 0], 1.0 - uv[:, 1]], 1).astype(np.float32)
         n = len(src)
         # a vertex's colour: the look of the material of (one of) its triangles
@@ -173,7 +183,8 @@ def _build_layout(model, rig: str) -> GltfLayout:
             if len(vals) < n:  # the vertices left out are zeros
                 mn, mx = np.minimum(mn, 0), np.maximum(mx, 0)
             targets.append((_index_array(local, n), vals, mn, mx))
-        prims.append(_Primitive(gname, tuple(gmats), blend, colour, src, texcoord, _index_array(inverse.reshape(-1), n), targets))
+        prims.append(_Primitive(gname, tuple(gmats), blend, colour, src, pair_uv, texcoord, _index_array(inverse.reshape(-1), n),
+                                targets))
     t = len(tris)
     op = sp.csr_matrix((np.ones(3 * t), (tris.ravel(), np.repeat(np.arange(t), 3))), shape=(model.n_vertices, t))
     return GltfLayout(prims, target_names, ict_names, basis, tris, op, rig, sources)
@@ -242,24 +253,27 @@ def base_vertices_head(rec, layout: GltfLayout) -> np.ndarray:
     return v - np.tensordot(expr, e, axes=(0, 0))
 
 
-def _png_bytes(texture: np.ndarray) -> bytes:
+def _png_bytes(texture: np.ndarray, what: str = "texture") -> bytes:
     from PIL import Image
 
     img = np.asarray(texture)
     if img.ndim != 3 or img.shape[2] not in (3, 4) or img.dtype != np.uint8:
-        raise ValueError(f"texture must be an (H, W, 3) uint8 image, got {img.shape} {img.dtype}")
+        raise ValueError(f"{what} must be an (H, W, 3) uint8 image, got {img.shape} {img.dtype}")
     buf = io.BytesIO()
     Image.fromarray(img).save(buf, format="PNG")
     return buf.getvalue()
 
 
 def build_glb(rec, model, frame: str = "camera", texture: np.ndarray | None = None, intrinsics=None,
-              png: bytes | None = None, rig: str | None = None) -> bytes:
+              png: bytes | None = None, rig: str | None = None, normal_texture: np.ndarray | None = None,
+              normal_png: bytes | None = None) -> bytes:
     """The GLB bytes of ``rec`` (``frame`` = 'camera': node carries the head pose; 'head': identity;
-    ``rig``: 'arkit52' or 'ict', see :mod:`.rig`; None: the current default)."""
+    ``rig``: 'arkit52' or 'ict', see :mod:`.rig`; None: the current default).  ``normal_texture``
+    ((S, S, 3) uint8, ICT's face UV tile, glTF tangent space; or its PNG bytes ``normal_png``) becomes
+    the face skin's ``normalTexture``, with ``TANGENT`` on the face primitive."""
     from pygltflib import (GLTF2, Accessor, AccessorSparseIndices, AccessorSparseValues, Asset, Attributes, Buffer, Camera,
-                           Image, Material, Mesh, Node, PbrMetallicRoughness, Perspective, Primitive, Sampler, Scene, Sparse,
-                           Texture, TextureInfo)
+                           Image, Material, Mesh, NormalMaterialTexture, Node, PbrMetallicRoughness, Perspective, Primitive,
+                           Sampler, Scene, Sparse, Texture, TextureInfo)
 
     layout = gltf_layout(model, rig or current_rig())
     base = base_vertices_head(rec, layout)
@@ -276,11 +290,19 @@ def build_glb(rec, model, frame: str = "camera", texture: np.ndarray | None = No
         return _USHORT if a.dtype == np.uint16 else _UINT
 
     materials, images, textures, samplers = [], [], [], []
-    if texture is not None or png is not None:
-        png = png if png is not None else _png_bytes(texture)
-        images.append(Image(bufferView=blob.view(png), mimeType="image/png"))
-        samplers.append(Sampler(magFilter=9729, minFilter=9987, wrapS=33071, wrapT=33071))
-        textures.append(Texture(sampler=0, source=0))
+    tex_index: dict[str, int] = {}  # "colour" / "normal" -> index into textures
+    for kind, data, image in (("colour", png, texture), ("normal", normal_png, normal_texture)):
+        if data is None and image is None:
+            continue
+        data = data if data is not None else _png_bytes(image, "texture" if kind == "colour" else "normal texture")
+        if not samplers:
+            samplers.append(Sampler(magFilter=9729, minFilter=9987, wrapS=33071, wrapT=33071))
+        images.append(Image(bufferView=blob.view(data), mimeType="image/png"))
+        textures.append(Texture(sampler=0, source=len(images) - 1))
+        tex_index[kind] = len(textures) - 1
+    colour_tex, normal_tex = tex_index.get("colour"), tex_index.get("normal")
+    # the tangent frame the normal map was baked in (facerecon.facemodel.uv.uv_tangents), per ICT UV index
+    tangents = uv_tangents(model, base, normals) if normal_tex is not None else None
     primitives = []
     # the writer clamps to ARKit's [0, 1] (the depth networks' weights can leave it a little; the
     # base above removes the unclamped expression, so weight 0 is the person's neutral face)
@@ -294,7 +316,10 @@ def build_glb(rec, model, frame: str = "camera", texture: np.ndarray | None = No
         # float: exact for ICT's 26,719 vertices, and a plain attribute type every loader accepts
         a_ict = acc(blob.view(p.src.astype(np.float32).tobytes(), _ARRAY_BUFFER), _FLOAT, len(pos), "SCALAR")
         a_idx = acc(blob.view(p.indices.tobytes(), _ELEMENT_ARRAY_BUFFER), idx_ctype(p.indices), len(p.indices), "SCALAR")
-        textured = bool(textures) and p.material == "face_skin"  # the photo is the colour there
+        textured = colour_tex is not None and p.material == "face_skin"  # the photo is the colour there
+        detailed = normal_tex is not None and p.material == "face_skin"
+        a_tan = (acc(blob.view(tangents[p.uv_index].astype(np.float32).tobytes(), _ARRAY_BUFFER), _FLOAT, len(pos), "VEC4")
+                 if detailed else None)
         a_col = None if textured else acc(blob.view(p.colour.tobytes(), _ARRAY_BUFFER), _UBYTE, len(pos), "VEC4", normalized=True)
         # all targets' sparse indices in one bufferView and their values in another (fewer JSON objects)
         offsets, chunks, off = [], [], 0
@@ -320,10 +345,10 @@ def build_glb(rec, model, frame: str = "camera", texture: np.ndarray | None = No
         colour = (1.0, 1.0, 1.0, 1.0)  # the per-vertex colours carry the look
         pbr = PbrMetallicRoughness(baseColorFactor=list(colour), metallicFactor=0.0, roughnessFactor=0.75)
         if textured:
-            pbr.baseColorTexture = TextureInfo(index=0)
+            pbr.baseColorTexture = TextureInfo(index=colour_tex)
         materials.append(Material(name=p.material, pbrMetallicRoughness=pbr, alphaMode="BLEND" if p.blend else "OPAQUE",
-                                  doubleSided=p.blend))
-        attrs = Attributes(POSITION=a_pos, NORMAL=a_nrm, TEXCOORD_0=a_uv, COLOR_0=a_col, _ICT_VERTEX=a_ict)
+                                  doubleSided=p.blend, normalTexture=NormalMaterialTexture(index=normal_tex) if detailed else None))
+        attrs = Attributes(POSITION=a_pos, NORMAL=a_nrm, TANGENT=a_tan, TEXCOORD_0=a_uv, COLOR_0=a_col, _ICT_VERTEX=a_ict)
         primitives.append(Primitive(attributes=attrs, indices=a_idx, material=len(materials) - 1, targets=targets,
                                     extras={"ict_materials": list(p.materials)}))
     pose = rec.pose
@@ -372,19 +397,22 @@ class GlbExport:
 
 
 def write_glb(path: Path, rec, model, frame: str = "camera", texture: np.ndarray | None = None, intrinsics=None,
-              png: bytes | None = None, rig: str | None = None) -> GlbExport:
+              png: bytes | None = None, rig: str | None = None, normal_texture: np.ndarray | None = None,
+              normal_png: bytes | None = None) -> GlbExport:
     """Write one rigged GLB atomically; returns its size and the time it took (layout cache excluded on reuse)."""
     t0 = time.perf_counter()
-    data = build_glb(rec, model, frame, texture, intrinsics, png, rig)
+    data = build_glb(rec, model, frame, texture, intrinsics, png, rig, normal_texture, normal_png)
     write_bytes_atomic(path, data)
     return GlbExport(Path(path), len(data), (time.perf_counter() - t0) * 1e3)
 
 
 def write_rigged_glbs(rec, model, out_dir: Path, texture: np.ndarray | None = None, intrinsics=None,
-                      rig: str | None = None, head_frame: bool = True) -> list[GlbExport]:
-    """``face.glb`` (camera frame, head pose on the node) and, with ``head_frame``, ``face_head.glb`` (head frame)."""
+                      rig: str | None = None, head_frame: bool = True, normal_texture: np.ndarray | None = None) -> list[GlbExport]:
+    """``face.glb`` (camera frame, head pose on the node) and, with ``head_frame``, ``face_head.glb`` (head frame);
+    ``normal_texture``: the detail layer's normal map on the face skin (see :func:`build_glb`)."""
     png = _png_bytes(texture) if texture is not None else None
-    out = [write_glb(Path(out_dir) / "face.glb", rec, model, "camera", None, intrinsics, png, rig)]
+    npng = _png_bytes(normal_texture, "normal texture") if normal_texture is not None else None
+    out = [write_glb(Path(out_dir) / "face.glb", rec, model, "camera", None, intrinsics, png, rig, None, npng)]
     if head_frame:
-        out.append(write_glb(Path(out_dir) / "face_head.glb", rec, model, "head", None, None, png, rig))
+        out.append(write_glb(Path(out_dir) / "face_head.glb", rec, model, "head", None, None, png, rig, None, npng))
     return out

@@ -27,10 +27,10 @@ import torch
 from torch import nn
 
 from .configs import NetConfig, net_config
+from .decode import OFFSET_UNIT_MM  # noqa: F401 - R and D_reg predict offsets in centimetres (re-exported for train)
 from .encoder import Encoder
 
 POSITION_RANGE = 2.0  # G's output bound: position images are centred, in units of 100 mm
-OFFSET_UNIT_MM = 10.0  # R and D_reg predict offsets in centimetres (see facerecon.train.shape)
 N_DOMAINS = 2
 SOURCE, TARGET = 0, 1
 

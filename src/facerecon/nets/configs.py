@@ -28,7 +28,7 @@ class NetConfig:
     leaky_slope: float = 0.2
     inference_threads: int = 1
     test_time_flip: bool = False
-    inference_backend: str = "torch"  # torch | onnxruntime | auto (facerecon.pipeline.weights.cpu_inference)
+    inference_backend: str = "torch"  # torch | onnxruntime | auto (facerecon.pipeline.runtime.load_network)
     source: str = ""
     extra: dict = field(default_factory=dict, compare=False)
 

@@ -4,12 +4,12 @@ The exported graph is the network as the pipeline runs it: eval mode, every Conv
 pair folded into one conv (:func:`facerecon.nets.pose.fold_batchnorm`), input
 ``position_image`` (B, 3, S, S) float32 with a dynamic batch axis (the test-time flip runs a
 batch of 2).  Outputs: ``quat`` (B, 4, unit quaternion w, x, y, z, sign as predicted) and
-``trans`` (B, 3, position-image units) for DAPoseNet; ``offsets`` (B, 3 N) for DAShapeNet.
+``trans`` (B, 3, position-image units) for DAPoseNet; ``offsets`` (B, N, 3) for DAShapeNet.
 
 TorchScript-based export (``dynamo=False``) is used first: measured on this 2-core machine it
 takes ~5 s for the fast pose network against ~20 s for the dynamo exporter, with the same
 graph; the dynamo exporter is the fallback when the other is unavailable.  Exporting is done
-once per weights file and cached by :mod:`facerecon.pipeline.weights`.
+once per weights file (``facerecon assets build``) and run by :mod:`facerecon.pipeline.runtime`.
 """
 from __future__ import annotations
 

@@ -5,7 +5,7 @@ Outputs (``PoseNetOutput``):
 * ``quat`` (B, 4): the first four outputs normalised to unit length, (w, x, y, z), camera
   frame rotation of the head (head-frame point ``v`` -> ``R v + t``).  During training the
   sign is left as the network produces it (labels are canonicalised to ``w >= 0``, see
-  :func:`facerecon.nets.losses.pose_loss`); :func:`output_to_poses` canonicalises to
+  :func:`facerecon.nets.losses.pose_loss`); the decode (:mod:`.decode`, NumPy) canonicalises to
   ``w >= 0``.  Head rotations stay well below 120 degrees from frontal (Biwi: yaw +-90,
   pitch +-45), so ``w = cos(angle / 2) > 0.5`` for every real label and the ``w >= 0``
   hemisphere has no discontinuity in the range that matters.
@@ -13,14 +13,14 @@ Outputs (``PoseNetOutput``):
   centre**: ``t_mm = center_mm + trans * scale_mm`` (``PositionImage.center_mm`` /
   ``scale_mm``, 100 mm).  Predicting the offset from the localised centre keeps the
   target small (~[-1, 1]) and independent of distance; it is undone with the
-  ``PositionImage`` by :func:`output_to_pose`.
+  ``PositionImage`` by :func:`.decode.output_to_pose`.
 
 The last layer is initialised to output the identity rotation (frontal face) and zero
 offset, so training starts from the mean pose instead of a random one.
 """
 from __future__ import annotations
 
-from typing import NamedTuple, Sequence
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -96,7 +96,7 @@ class DAPoseNet(nn.Module):
 
     def forward_raw(self, x: torch.Tensor) -> torch.Tensor:
         """(B, 3, S, S) -> (B, 7) unnormalised outputs.  Inference (eval mode, BatchNorm
-        folded, torch or onnxruntime) has one path: :func:`facerecon.pipeline.weights.cpu_inference`."""
+        folded, onnxruntime or torch) has one path: :func:`facerecon.pipeline.runtime.load_network`."""
         return self.head(self.encoder(x))
 
     def forward(self, x: torch.Tensor) -> PoseNetOutput:
@@ -123,49 +123,6 @@ def fold_batchnorm(model: DAPoseNet) -> DAPoseNet:
             i += 1
     m.encoder.net = nn.Sequential(*out)
     return m
-
-
-# Test-time flip.  Mirroring a position image left-right (columns reversed, X negated) shows
-# the network the mirror scene P p (P = diag(-1, 1, 1)); a face is close to symmetric about
-# its head-frame x = 0 plane, so the mirror scene holds a head at rotation P R P and offset
-# P t.  Conjugating by P maps a quaternion (w, x, y, z) to (w, x, -y, -z).
-_MIRROR_QUAT = (1.0, 1.0, -1.0, -1.0)
-_MIRROR_TRANS = (-1.0, 1.0, 1.0)
-
-
-def mirror_position_images(images: np.ndarray) -> np.ndarray:
-    """(..., 3, S, S) position images -> their left-right mirror images (X negated)."""
-    out = np.ascontiguousarray(np.asarray(images)[..., ::-1])
-    out[..., 0, :, :] *= -1
-    return out
-
-
-def flip_averaged(quat: torch.Tensor, trans: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Outputs for ``[images; mirror_position_images(images)]`` (2N rows) -> N averaged
-    ``(unit quaternion, offset)``: the mirrored predictions are mapped back and averaged
-    with the direct ones (quaternions sign-aligned, then normalised)."""
-    n = quat.shape[0] // 2
-    q = normalize_quaternion(quat)
-    q1, q2 = q[:n], q[n:] * q.new_tensor(_MIRROR_QUAT)
-    q2 = torch.where((q1 * q2).sum(-1, keepdim=True) < 0, -q2, q2)
-    t = 0.5 * (trans[:n] + trans[n:] * trans.new_tensor(_MIRROR_TRANS))
-    return normalize_quaternion(q1 + q2), t
-
-
-def output_to_poses(out: PoseNetOutput, images: Sequence[PositionImage]) -> list[HeadPose]:
-    """Network outputs + their position images -> camera-frame poses (quaternion ``w >= 0``)."""
-    q = canonicalize_quaternion(normalize_quaternion(out.quat.detach().double())).cpu().numpy()
-    t = out.trans.detach().double().cpu().numpy()
-    if len(images) != len(q):
-        raise ValueError(f"{len(q)} outputs for {len(images)} position images")
-    return [output_to_pose(qi, ti, im) for qi, ti, im in zip(q, t, images)]
-
-
-def output_to_pose(quat, trans, image: PositionImage) -> HeadPose:
-    """One (4,) quaternion and (3,) normalised offset -> :class:`HeadPose` in the camera frame."""
-    q = np.asarray(quat, dtype=np.float64)
-    t = image.center_mm + np.asarray(trans, dtype=np.float64) * image.scale_mm
-    return HeadPose.from_quaternion(q, t)
 
 
 def pose_to_target(pose: HeadPose, image: PositionImage) -> tuple[np.ndarray, np.ndarray]:

@@ -8,12 +8,12 @@ from pathlib import Path
 import numpy as np
 
 from ..facemodel import RENDER_REGIONS, FaceModel
+from ..facemodel.uv import face_triangles
 from ..fileutil import atomic_path
 from ..geometry.camera import Intrinsics
 from ..geometry.raster import render_mesh
 from ..geometry.rotations import euler_to_matrix
 from ..viz.shaded import shade
-from .texture import face_triangles
 
 
 # Marks of the photo overlay: (RGB, legend text); the legend under the picture names each one.

@@ -1,8 +1,9 @@
 """Sample a photo into the ICT face's UV layout (the ``M_Face`` material, UV tile [0, 1]^2).
 
-1. Rasterise the face triangles in UV space once per texture size (cached on the model):
-   every covered texel gets its triangle and barycentric coordinates.  Rows follow the OBJ
-   convention: texel row ``r`` holds ``v = 1 - (r + 0.5) / size`` (image top = v 1).
+1. Rasterise the face triangles in UV space once per texture size (cached on the model;
+   :func:`facerecon.facemodel.uv.uv_raster`, shared with the detail maps): every covered texel
+   gets its triangle and barycentric coordinates.  Rows follow the OBJ convention: texel row
+   ``r`` holds ``v = 1 - (r + 0.5) / size`` (image top = v 1).
 2. Per photo: each texel's surface point on the fitted camera-frame mesh is projected into
    the photo.  It is *visible* when it faces the camera (cos >= ``min_facing``) and is not
    behind the rendered z-buffer of the whole fitted head (skin and eyeballs) by more than
@@ -22,29 +23,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..facemodel import RENDER_REGIONS, FaceModel
+from ..facemodel.uv import FACE_MATERIAL, face_triangles, uv_raster
 from ..geometry.camera import Intrinsics
 from ..geometry.raster import render_mesh
 from .config import TextureConfig
-
-FACE_MATERIAL = "M_Face"
-
-
-@dataclass
-class UVRaster:
-    """The covered texels of the face UV tile at one size."""
-
-    size: int
-    rows: np.ndarray  # (N,) texel row
-    cols: np.ndarray  # (N,) texel column
-    triangle: np.ndarray  # (N,) index into model.triangles
-    bary: np.ndarray  # (N, 3) float32
-    mirror: np.ndarray  # (N,) index of the mirror texel in this list, -1 = none
-
-    @property
-    def covered(self) -> np.ndarray:
-        m = np.zeros((self.size, self.size), bool)
-        m[self.rows, self.cols] = True
-        return m
 
 
 @dataclass
@@ -59,61 +41,6 @@ class PhotoTexture:
         cov = int(self.visible.sum() + self.mirrored.sum())
         return {"size": int(self.image.shape[0]), "visible_texels": int(self.visible.sum()),
                 "mirrored_texels": int(self.mirrored.sum()), "filled_texels": cov, "skin_rgb": self.skin_rgb.tolist()}
-
-
-def face_triangles(model: FaceModel) -> np.ndarray:
-    """Indices (into ``model.triangles``) of the triangles of the textured material."""
-    return np.nonzero(model.triangle_material == model.materials.index(FACE_MATERIAL))[0]
-
-
-def vertex_mirror(model: FaceModel) -> np.ndarray:
-    """(V,) index of each vertex's mirror image (x -> -x) on the mean face, nearest vertex."""
-    cache = model.__dict__.setdefault("_photo_texture_cache", {})
-    if "mirror" not in cache:
-        from scipy.spatial import cKDTree
-
-        v = model.neutral.astype(np.float64)
-        cache["mirror"] = cKDTree(v).query(v * np.array([-1.0, 1.0, 1.0]))[1].astype(np.int64)
-    return cache["mirror"]
-
-
-def uv_raster(model: FaceModel, size: int) -> UVRaster:
-    """Covered texels of the face UV tile with triangle and barycentrics, and their mirror texels (cached)."""
-    cache = model.__dict__.setdefault("_photo_texture_cache", {})
-    if ("raster", size) in cache:
-        return cache[("raster", size)]
-    tris = face_triangles(model)
-    tuv = model.triangle_uv[tris]
-    # UV corners as points on the plane z = 1 seen by a unit pinhole: screen = texel coordinates
-    pts = np.c_[model.uv[:, 0] * size - 0.5, (1.0 - model.uv[:, 1]) * size - 0.5, np.ones(len(model.uv))]
-    r = render_mesh(pts, tuv, Intrinsics(1.0, 1.0, 0.0, 0.0, size, size))
-    rows, cols = np.nonzero(r.triangle_id >= 0)
-    tid = r.triangle_id[rows, cols]
-    bary = r.barycentrics[rows, cols].astype(np.float32)
-    # mirror texel: the same barycentric point of the mirrored corners, through their UVs
-    corner_v = model.triangles[tris[tid]]  # (N, 3)
-    mirror_v = vertex_mirror(model)[corner_v]
-    vuv = _vertex_uv(model)
-    muv = np.einsum("nk,nkc->nc", bary, vuv[mirror_v])
-    muv = np.where(np.isfinite(muv), muv, -1.0)  # a corner without a face UV: no mirror
-    mc = np.rint(muv[:, 0] * size - 0.5).astype(np.int64)
-    mr = np.rint((1.0 - muv[:, 1]) * size - 0.5).astype(np.int64)
-    lookup = np.full((size, size), -1, np.int64)
-    lookup[rows, cols] = np.arange(len(rows))
-    ok = (muv >= 0).all(1) & (mc >= 0) & (mc < size) & (mr >= 0) & (mr < size)
-    mirror = np.full(len(rows), -1, np.int64)
-    mirror[ok] = lookup[mr[ok], mc[ok]]
-    out = UVRaster(size, rows, cols, tris[tid], bary, mirror)
-    cache[("raster", size)] = out
-    return out
-
-
-def _vertex_uv(model: FaceModel) -> np.ndarray:
-    """(V, 2) one UV per vertex of the face material (NaN elsewhere; at a seam, any one of its UVs)."""
-    tris = face_triangles(model)
-    out = np.full((model.n_vertices, 2), np.nan)
-    out[model.triangles[tris].ravel()] = model.uv[model.triangle_uv[tris].ravel()]
-    return out
 
 
 def _bilinear(img: np.ndarray, u: np.ndarray, v: np.ndarray) -> np.ndarray:

@@ -25,10 +25,11 @@ grid of camera-frame points: no search structure is needed):
   phones held sideways; the networks on turned crops; :func:`search_grid`, a yaw x pitch
   grid of turns about the head's origin: face-only surfaces the networks miss by 30-50
   degrees) and keeps the best by score that does not raise the trimmed residual.
-* :func:`confidence_from` turns the final pose's check (and the landmark self-check, the
-  identity / expression plausibility) into the confidence; :func:`face_decision` says
-  "face" or "no face" with a reason.  Thresholds are data (``configs/check.toml``),
-  chosen on the ROC of ``benchmarks/saying_no.py`` (``docs/confidence.md``).
+* :func:`confidence_from` turns the final pose's check (and the landmark self-check over the
+  landmarks in view, the identity / expression plausibility) into the confidence;
+  :func:`face_decision` says "face" or "no face" with a reason.  Thresholds are data
+  (``configs/check.toml``), chosen on the calibration set of ``benchmarks/face_calibration.py``
+  and evaluated by ``benchmarks/saying_no.py`` (``docs/confidence.md``).
 """
 from __future__ import annotations
 
@@ -53,9 +54,10 @@ FIT_TOLERANCE_MM = 10.0
 CHECK_LANDMARKS = tuple(range(17, 68))
 
 
-def landmark_fit_fraction(landmarks_head: np.ndarray, pose: HeadPose, pim: PositionImage) -> float:
-    """Fraction of head-frame landmarks with a measured point within ``FIT_TOLERANCE_MM`` in a
-    5x5 pixel window around their projection into the crop (no search structure: ~0.1 ms)."""
+def landmark_hits(landmarks_head: np.ndarray, pose: HeadPose, pim: PositionImage) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Which head-frame landmarks have a measured point within ``FIT_TOLERANCE_MM`` in a 5x5 pixel
+    window around their projection into the crop (no search structure: ~0.1 ms); also their
+    camera-frame positions and (rounded) pixels."""
     lm = pose.apply(landmarks_head)
     uv = np.rint(pim.intrinsics.project(lm)).astype(np.int64)
     s = pim.size
@@ -66,7 +68,27 @@ def landmark_fit_fraction(landmarks_head: np.ndarray, pose: HeadPose, pim: Posit
     ok = pim.valid[vs, us]
     d = np.linalg.norm(pts - lm[:, None, None, :], axis=-1)
     d[~ok] = np.inf
-    return float((d.reshape(len(lm), -1).min(axis=1) <= FIT_TOLERANCE_MM).mean())
+    return d.reshape(len(lm), -1).min(axis=1) <= FIT_TOLERANCE_MM, lm, uv
+
+
+# at least this share of the inner landmarks is counted by the visible-landmark fit (a face seen
+# so far from the side that only a few landmarks face the camera cannot get full credit from them)
+MIN_VISIBLE_SHARE = 1.0 / 3.0
+
+
+def visible_landmark_fit(hits: np.ndarray, lm_cam: np.ndarray, uv: np.ndarray, rendered_depth: np.ndarray) -> float:
+    """The landmark self-check over the landmarks the face itself does not hide: a landmark whose
+    pixel the rendered face covers more than ``FIT_TOLERANCE_MM`` in front of it (the far eye and
+    mouth corner behind the nose and cheek of a face turned towards profile) cannot find its
+    measured point, whatever the pose; counting it refuses turned faces for being turned.  The
+    denominator is at least ``MIN_VISIBLE_SHARE`` of the landmarks."""
+    s = rendered_depth.shape[0]
+    inside = (uv[:, 0] >= 0) & (uv[:, 0] < s) & (uv[:, 1] >= 0) & (uv[:, 1] < s)
+    uc, vc = np.clip(uv[:, 0], 0, s - 1), np.clip(uv[:, 1], 0, s - 1)
+    front = rendered_depth[vc, uc]
+    hidden = inside & (front > 0) & (front < lm_cam[:, 2] - FIT_TOLERANCE_MM)
+    n = max(int((~hidden).sum()), int(np.ceil(MIN_VISIBLE_SHARE * len(hits))))
+    return float((hits & ~hidden).sum() / n)
 
 
 # -- configuration ------------------------------------------------------------------------------------------------
@@ -298,6 +320,9 @@ class SurfaceCheck:
     n_pixels: int  # pixels compared
     central_residual_mm: float = float("inf")  # median |measured - rendered| over the central face (nose, eyes, mouth)
     landmark_fit: float = 0.0  # fraction of the mesh's inner landmarks with a measured point within FIT_TOLERANCE_MM
+    # the same over the landmarks the face does not hide itself (visible_landmark_fit): what the confidence reads;
+    # the fallback's score keeps landmark_fit (the poses it chooses were measured with it)
+    visible_landmark_fit: float = 0.0
 
     def score(self, cfg: CheckConfig) -> float:
         """Lower is better: the residual plus penalties for free space and missing coverage (mm)."""
@@ -316,7 +341,8 @@ class SurfaceCheck:
         return {"trimmed_residual_mm": round(float(r), 3) if np.isfinite(r) else None,
                 "central_residual_mm": round(float(c), 3) if np.isfinite(c) else None,
                 "free_space_violation": round(float(self.free_space), 4),
-                "coverage": round(float(self.coverage), 4), "pixels_compared": int(self.n_pixels)}
+                "coverage": round(float(self.coverage), 4), "pixels_compared": int(self.n_pixels),
+                "visible_landmark_fit": round(float(self.visible_landmark_fit), 4)}
 
 
 @dataclass(frozen=True)
@@ -345,21 +371,23 @@ def surface_check(v_head, pose: HeadPose, region: FaceRegion, surf: MeasuredSurf
     verts = np.ascontiguousarray(face.used @ pose.R.T + pose.t_mm, np.float64)  # FaceRegion.posed
     if not np.isfinite(verts).all() or (verts[:, 2] <= 1.0).any():
         return SurfaceCheck(float("inf"), 1.0, 0.0, 0)
-    lm = landmark_fit_fraction(face.landmarks, pose, surf.pim)
+    hits, lm_cam, lm_uv = landmark_hits(face.landmarks, pose, surf.pim)
+    lm = float(hits.mean())
     depth, tid, _ = rasterize(verts, region.local_triangles, surf.pim.intrinsics)
+    lm_vis = visible_landmark_fit(hits, lm_cam, lm_uv, depth)
     rendered = depth > 0
     n_rendered = int(rendered.sum())
     both = rendered & surf.valid
     n = int(both.sum())
     coverage = n / n_rendered if n_rendered else 0.0
     if n < c.min_pixels:
-        return SurfaceCheck(float("inf"), 1.0, float(coverage), n, landmark_fit=lm)
+        return SurfaceCheck(float("inf"), 1.0, float(coverage), n, landmark_fit=lm, visible_landmark_fit=lm_vis)
     diff = surf.depth[both] - depth[both]  # > 0: the mesh is in front of the measured surface
     a = np.sort(np.abs(diff))
     k = max(1, int(np.ceil(c.trim * len(a))))
     central = region.central[tid[both]]
     cres = float(np.median(np.abs(diff[central]))) if central.sum() >= c.min_pixels // 5 else float("inf")
-    return SurfaceCheck(float(a[:k].mean()), float((diff > c.free_space_mm).mean()), float(coverage), n, cres, lm)
+    return SurfaceCheck(float(a[:k].mean()), float((diff > c.free_space_mm).mean()), float(coverage), n, cres, lm, lm_vis)
 
 
 # -- rigid refinement -----------------------------------------------------------------------------------------------
@@ -595,7 +623,7 @@ def confidence_terms(check: SurfaceCheck, plaus: dict, cfg: CheckConfig) -> dict
         "residual": _ramp(check.residual_mm, c.residual_good_mm, c.residual_bad_mm),
         "free_space": _ramp(check.free_space, c.free_space_good, c.free_space_bad),
         "coverage": _ramp(check.coverage, c.coverage_good, c.coverage_bad),
-        "landmarks": _ramp(check.landmark_fit, c.landmark_good, c.landmark_bad),
+        "landmarks": _ramp(check.visible_landmark_fit, c.landmark_good, c.landmark_bad),
         "central": _ramp(check.central_residual_mm, c.central_good_mm, c.central_bad_mm),
     }
     if "identity_norm" in plaus:
@@ -613,7 +641,7 @@ _REASONS = {
     "residual": "the face does not lie on the measured surface (trimmed residual {residual_mm:.1f} mm)",
     "free_space": "the face lies in front of the measured surface ({free_space:.0%} of its pixels)",
     "coverage": "little measured surface where the face would be ({coverage:.0%} covered)",
-    "landmarks": "the inner landmarks find no surface ({landmark_fit:.0%} within 10 mm)",
+    "landmarks": "the inner landmarks find no surface ({visible_landmark_fit:.0%} of those in view within 10 mm)",
     "central": "nose, eyes and mouth do not match the measured surface (median {central_residual_mm:.1f} mm)",
     "identity": "implausible face shape (identity norm {identity_norm:.1f})",
     "expression": "implausible expression weights",
@@ -627,5 +655,5 @@ def face_decision(confidence: float, terms: dict, check: SurfaceCheck, plaus: di
         return True, ""
     worst = min(terms, key=terms.get) if terms else "residual"
     values = {"residual_mm": check.residual_mm, "central_residual_mm": check.central_residual_mm, "free_space": check.free_space, "coverage": check.coverage,
-              "landmark_fit": check.landmark_fit, **{"identity_norm": float("nan"), **plaus}}
+              "landmark_fit": check.landmark_fit, "visible_landmark_fit": check.visible_landmark_fit, **{"identity_norm": float("nan"), **plaus}}
     return False, f"no face: {_REASONS[worst].format(**values)}; confidence {confidence:.2f}"

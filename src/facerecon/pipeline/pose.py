@@ -12,42 +12,33 @@ from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from ..facemodel import FaceModel
 from ..geometry.camera import Intrinsics
 from ..geometry.pose import HeadPose
 from ..geometry.rotations import euler_to_matrix
-from ..nets.pose import (
-    _MIRROR_QUAT,
-    _MIRROR_TRANS,
-    DAPoseNet,
-    canonicalize_quaternion,
-    flip_averaged,
-    mirror_position_images,
-    normalize_quaternion,
-    output_to_pose,
-)
+from ..nets.decode import decoded_quaternions, flip_average, mirror_position_images, mirrored_back, output_to_pose
 from ..preprocess.position_image import PositionImage
-from ..train.checkpoint import is_checkpoint, load_checkpoint, read_meta
 from .check import Candidate, FaceRegion, Start, check_config, rotate_position_image
 from .frame import DepthPipeline, NetworkPoses, as_frame, crop_at, locate, other_head_regions
 from .result import FaceResult
-from .weights import cpu_inference, load_weights, network_input, torch_threads, weights_meta, weights_path
+from .runtime import Network, load_network, module_network, weights_path
 
 
 class PoseEstimator:
     """Head pose from a depth frame: ``PoseEstimator.from_pretrained().estimate(depth_mm, intrinsics)``.
 
-    ``refine`` (here and in :meth:`estimate`): rigid point-to-plane iterations after the
-    network (``None``: the default of ``configs/check.toml`` [refine]; 0: the bare
-    network, only checked).  ``search_others``: also report other head-like regions."""
+    ``net``: the pose network as the runtime runs it (:class:`.runtime.Network`, what
+    :meth:`from_files` loads, no torch), or a torch ``DAPoseNet`` (training, benchmarks: run
+    through :func:`.runtime.module_network`).  ``refine`` (here and in :meth:`estimate`): rigid
+    point-to-plane iterations after the network (``None``: the default of ``configs/check.toml``
+    [refine]; 0: the bare network, only checked).  ``search_others``: also report other
+    head-like regions."""
 
-    def __init__(self, net: DAPoseNet, model: FaceModel | None = None, meta: dict | None = None, *,
+    def __init__(self, net, model: FaceModel | None = None, meta: dict | None = None, *,
                  refine: int | None = None, check: dict | None = None, search_others: bool = False):
-        self.net = net.eval()
-        self._fast = cpu_inference(self.net)
-        self.meta = meta or {}
+        self.network: Network = net if isinstance(net, Network) else module_network(net.eval())
+        self.meta = meta or self.network.meta
         self.model = model or FaceModel.load()
         self.check_cfg = check_config(check)
         self.refine = refine
@@ -70,9 +61,9 @@ class PoseEstimator:
     @classmethod
     def from_files(cls, path: str | Path, model: FaceModel | None = None, *, config: str | None = None, **kw) -> "PoseEstimator":
         """Exported weights or a training checkpoint (``runs/*/checkpoint.safetensors``): the one
-        way benchmarks, evaluators and the CLI load a pose network."""
-        net, meta = load_pose_network(path, config)
-        return cls(net, model, meta, **kw)
+        way benchmarks, evaluators and the CLI load a pose network (its ONNX file on
+        onnxruntime: :func:`.runtime.load_network`)."""
+        return cls(load_network("pose", path, config), model, **kw)
 
     @property
     def default_refine(self) -> int:
@@ -80,37 +71,31 @@ class PoseEstimator:
 
     def network_poses(self, pim: PositionImage) -> NetworkPoses:
         """The network on one position image (flip-averaged when the configuration says so)."""
-        flip = self.net.config.test_time_flip
+        flip = self.network.config.test_time_flip
         data = np.stack([pim.data, mirror_position_images(pim.data)]) if flip else pim.data[None]
-        with torch.no_grad(), torch_threads(self.net.config.inference_threads):
-            quat, trans = self._fast(network_input(data))[:2]
+        quat, trans = self.network(data)[:2]
         alts = []
         if flip:
             # the two halves alone: the direct prediction, and the mirrored one mapped back
             # (when they disagree, their average can be far from both)
             alts.append((Start.DIRECT, quat[:1], trans[:1]))
-            alts.append((Start.MIRRORED, normalize_quaternion(quat[1:]) * quat.new_tensor(_MIRROR_QUAT), trans[1:] * trans.new_tensor(_MIRROR_TRANS)))
-            quat, trans = flip_averaged(quat, trans)
-        q = canonicalize_quaternion(normalize_quaternion(quat))[0].double().numpy()
-        more = []
-        for start, qk, tk in alts:
-            qk = canonicalize_quaternion(normalize_quaternion(qk))[0].double().numpy()
-            more.append(Candidate(start, output_to_pose(qk, tk[0].double().numpy(), pim)))
-        return NetworkPoses(output_to_pose(q, trans[0].double().numpy(), pim), tuple(more))
+            alts.append((Start.MIRRORED, *mirrored_back(quat[1:], trans[1:])))
+            quat, trans = flip_average(quat, trans)
+        more = [Candidate(start, output_to_pose(decoded_quaternions(qk)[0], tk[0].astype(np.float64), pim)) for start, qk, tk in alts]
+        return NetworkPoses(output_to_pose(decoded_quaternions(quat)[0], trans[0].astype(np.float64), pim), tuple(more))
 
     def rotated_network_poses(self, pim: PositionImage, quarter_turns=(1, 2, 3)) -> list[Candidate]:
         """The network on the crop turned by 90/180/270 degrees about the view axis (one batch),
         each pose turned back: candidates for a head the network never saw at that roll
         (an upside-down camera, a phone held sideways)."""
-        flip = self.net.config.test_time_flip
+        flip = self.network.config.test_time_flip
         imgs = [rotate_position_image(pim.data, k) for k in quarter_turns]
         data = np.stack(imgs + ([mirror_position_images(i) for i in imgs] if flip else []))
-        with torch.no_grad(), torch_threads(self.net.config.inference_threads):
-            quat, trans = self._fast(network_input(data))[:2]
+        quat, trans = self.network(data)[:2]
         if flip:
-            quat, trans = flip_averaged(quat, trans)
-        q = canonicalize_quaternion(normalize_quaternion(quat)).double().numpy()
-        t = trans.double().numpy()
+            quat, trans = flip_average(quat, trans)
+        q = decoded_quaternions(quat)
+        t = trans.astype(np.float64)
         out = []
         c = pim.center_mm
         for i, k in enumerate(quarter_turns):
@@ -136,16 +121,3 @@ def run_all(pipeline: DepthPipeline, frame, refine: int | None = None, refine_sh
     others = [r for r in (pipeline.run(crop_at(frame, h), refine, refine_shape) for h in other_head_regions(frame, first.location)) if r.face]
     return [replace(first, other_heads=tuple(r.location for r in others)), *others]
 
-
-def load_pose_network(path: str | Path, config: str | None = None) -> tuple[DAPoseNet, dict]:
-    """A pose network from exported weights or a training checkpoint, with its record."""
-    path = Path(path)
-    if is_checkpoint(path):
-        meta = read_meta(path)
-        net = DAPoseNet(meta["config"]["net"])
-        load_checkpoint(path, {"pose": net})
-        return net.eval(), meta
-    meta = weights_meta(path)
-    net = DAPoseNet(config or meta.get("net", "fast"))
-    load_weights(net, path)
-    return net.eval(), meta

@@ -12,30 +12,30 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from ..facemodel import FaceModel
 from ..facemodel.shape_subset import ShapeSubset
 from ..geometry.camera import Intrinsics
-from ..nets.argan import OFFSET_UNIT_MM, DAShapeNet
-from ..train.checkpoint import is_checkpoint, load_checkpoint, read_meta
+from ..nets.decode import OFFSET_UNIT_MM
 from .frame import as_frame, locate
 from .pose import PoseEstimator, run_all
 from .result import FaceResult
-from .weights import blas_threads, cpu_inference, load_weights, network_input, torch_threads, weights_meta, weights_path
+from .runtime import Network, blas_threads, load_network, module_network, weights_path
 
 
 class Reconstructor:
-    """``Reconstructor.from_pretrained().reconstruct(depth_mm, intrinsics) -> FaceResult``."""
+    """``Reconstructor.from_pretrained().reconstruct(depth_mm, intrinsics) -> FaceResult``.
 
-    def __init__(self, pose: PoseEstimator, shape: DAShapeNet, subset: ShapeSubset):
+    ``shape``: the shape network as the runtime runs it (:class:`.runtime.Network`, no torch)
+    or a torch ``DAShapeNet`` (training, benchmarks)."""
+
+    def __init__(self, pose: PoseEstimator, shape, subset: ShapeSubset):
         self.pose = pose
-        self.shape = shape.eval()
-        self._fast_shape = cpu_inference(self.shape)
+        self.shape: Network = shape if isinstance(shape, Network) else module_network(shape.eval())
         self.subset = subset
         self.model = subset.model
         # The shape network needs only the position image, not the pose: it runs on a second
-        # core while the pose network runs on this one (torch releases the GIL in both).
+        # core while the pose network runs on this one (onnxruntime and torch release the GIL).
         self._shape_worker: ThreadPoolExecutor | None = None
         self.pipeline = pose.make_pipeline(self.shape_weights, self._submit)
 
@@ -53,13 +53,13 @@ class Reconstructor:
         :class:`PoseEstimator` (``refine``, ``check``, ``search_others``)."""
         model = model or FaceModel.load()
         pose = PoseEstimator.from_files(pose_path, model, config=config, **kw)
-        shape, subset, _ = load_shape_network(shape_path, model, config)
+        shape = load_network("shape", shape_path, config)
+        subset = ShapeSubset.from_indices(model, np.asarray(shape.meta["subset_vertices"], np.int64))
         return cls(pose, shape, subset)
 
     def shape_offsets(self, data: np.ndarray) -> np.ndarray:
-        with torch.no_grad(), torch_threads(self.shape.cfg.inference_threads):
-            out = self._fast_shape(network_input(data))
-        return out[0].numpy() * OFFSET_UNIT_MM
+        """(n, 3) subset offsets in mm: the shape network on one position image."""
+        return self.shape(np.asarray(data, np.float32)[None])[0][0] * OFFSET_UNIT_MM
 
     def shape_weights(self, data: np.ndarray) -> np.ndarray:
         """(n_identity + n_expression,) model weights of the shape network's answer on position image data."""
@@ -79,11 +79,10 @@ class Reconstructor:
         (+ expression where ``[shape] expression_modes`` > 0) on the frame's points, the
         fitter's joint stage started from the networks' shape (``None``: ``[shape]
         iterations`` of ``configs/check.toml`` when ``refine`` is not 0; 0: none)."""
-        # torch's thread count is process-wide: set it once for the frame, so the two network
-        # threads do not switch it under each other; OpenBLAS likewise (the frame's solves are
-        # small: measured, refine 98 -> 39 ms and mesh 62 -> 12 ms with one BLAS thread on 2 cores)
-        n = self.pose.net.config.inference_threads
-        with torch_threads(n), blas_threads(n):
+        # OpenBLAS with the networks' thread count for the frame (its solves are small:
+        # measured, refine 98 -> 39 ms and mesh 62 -> 12 ms with one BLAS thread on 2 cores)
+        n = self.pose.network.threads
+        with blas_threads(n):
             return self.pipeline.run(locate(depth, intrinsics), refine, refine_shape)
 
     def reconstruct_all(self, depth, intrinsics: Intrinsics | None = None, refine: int | None = None,
@@ -91,8 +90,8 @@ class Reconstructor:
         """Every face in the frame: the best-ranked head first, then each other head-like region
         (:func:`.frame.other_head_regions`) through the same networks, check and refinement; only
         regions judged a face are kept (the first is returned whatever its decision)."""
-        n = self.pose.net.config.inference_threads
-        with torch_threads(n), blas_threads(n):
+        n = self.pose.network.threads
+        with blas_threads(n):
             return run_all(self.pipeline, as_frame(depth, intrinsics), refine, refine_shape)
 
 
@@ -118,18 +117,3 @@ class PosePredictor:
             return self.engine.estimate_all(frame, refine=0)
         return self.engine.reconstruct_all(frame, refine=self.refine)
 
-
-def load_shape_network(path: str | Path, model: FaceModel, config: str | None = None) -> tuple[DAShapeNet, ShapeSubset, dict]:
-    """A shape network (exported weights or a training checkpoint), its vertex subset and its record."""
-    path = Path(path)
-    if is_checkpoint(path):
-        meta = read_meta(path)
-        cfg = meta["config"]
-        net = DAShapeNet(cfg["net"], int(cfg["n_vertices"]))
-        load_checkpoint(path, {"F": net.encoder, "R": net.regressor})
-    else:
-        meta = weights_meta(path)
-        net = DAShapeNet(meta.get("net", config or "fast"), len(meta["subset_vertices"]))
-        load_weights(net, path)
-    subset = ShapeSubset.from_indices(model, np.asarray(meta["subset_vertices"], np.int64))
-    return net.eval(), subset, meta

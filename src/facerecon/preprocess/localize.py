@@ -25,6 +25,13 @@ Method (on a min-pooled depth image ~128 pixels wide: ~2.5-4 ms per frame on one
    which side the body is attached.  Score = ``fill - ring``.  Each blob's best candidate
    is ranked by ``score - near_prior * ln(z / z_nearest)`` (a mild preference for the
    nearer head-like thing: the camera looks at the person).
+   3b. **Face-only surfaces**: when no candidate passes, the test is repeated with
+   ``fill >= face_only_min_fill`` (0.3) and ``ring <= face_only_max_ring`` (0.1): a face
+   without hair, neck or shoulders (a face scan, a face-only render, a face patch) is smaller
+   than the 160 mm box (measured fill 0.34-0.48 on face-only renders of the mannequin and of
+   the ``biwi-faces`` preset, ring 0.00-0.02) and has nothing around it.  Balls of head size
+   pass it too (fill 0.39-0.49); the robust check after the networks refuses them.  Frames
+   where step 3 finds a candidate are unchanged by it.
 4. **Refine** (best ranked first) by mean shift in 3D: the visible head surface is the
    set of blob points within ``collect_radius_mm`` (110 mm) of the estimate; its
    centroid is the new estimate.
@@ -87,6 +94,8 @@ class LocalizeParams:
     max_ring: float
     min_ring_visible: float
     min_score: float
+    face_only_min_fill: float
+    face_only_max_ring: float
     collect_radius_mm: float
     min_head_points: int
     min_blob_pixels: int
@@ -457,6 +466,11 @@ def localize_head(
         (s_ring + 0.5 * (ring_full - ring_vis)) / ring_full,
     )
     score = np.where((fill >= p.min_fill) & (ring <= p.max_ring), fill - ring, -np.inf)
+    if not (score >= p.min_score).any():
+        # nothing head-sized sticks out: a face-only surface (a face scan or render without hair,
+        # neck and shoulders, a face cut from its surround) covers only 35-50 % of the head box,
+        # with nothing around it; the same test with the face-only fill (step 3b of the module doc)
+        score = np.where((fill >= p.face_only_min_fill) & (ring <= p.face_only_max_ring), fill - ring, -np.inf)
     # best pixel of each blob (pixels are grouped by blob)
     starts = np.flatnonzero(np.r_[True, blob[1:] != blob[:-1]])
     best = np.maximum.reduceat(score, starts)

@@ -38,7 +38,7 @@ from ..geometry.pose import HeadPose
 from ..pipeline.check import FaceRegion, MeasuredSurface, refine_rigid, surface_check
 from ..pipeline.frame import Located, crop_at, describe
 from ..pipeline.reconstruct import Reconstructor
-from ..pipeline.weights import blas_threads, torch_threads
+from ..pipeline.runtime import blas_threads
 from ..preprocess.localize import localize_head
 from ..geometry.rotations import axis_angle_to_matrix, geodesic_distance_deg
 from ..settings import from_toml, packaged_toml
@@ -267,9 +267,8 @@ class Tracker:
         src = frame.source if frame is not None else ""
         if frame is None or frame.intrinsics is None or int(np.count_nonzero(frame.depth_mm)) < self.cfg.loss.min_valid_pixels:
             return self._lost(idx, t, src, "no depth data" if frame is None or frame.intrinsics is not None else "no intrinsics")
-        threads = self.est.net.config.inference_threads
         try:
-            with blas_threads(threads), torch_threads(threads):
+            with blas_threads(self.est.network.threads):
                 return self._update(frame, idx, t)
         except FaceReconError as exc:
             return self._lost(idx, t, src, exc.one_line())

@@ -17,8 +17,9 @@ from safetensors.torch import save_file
 
 from ..errors import InputFileError
 from ..fileutil import atomic_path
+from ..nets.records import CHECKPOINT_PREFIX, is_checkpoint_keys, read_header
 
-_MODEL = "model."
+_MODEL = CHECKPOINT_PREFIX
 _OPT = "opt."
 
 
@@ -67,10 +68,12 @@ def save_checkpoint(
 
 def read_record(path: str | Path, tensors: bool = False) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
     """The ``facerecon`` JSON record of a safetensors file (checkpoint or shipped weights), and its tensors if asked."""
+    if not tensors:
+        return read_header(path)[0], {}
     try:
         with safe_open(str(path), framework="pt") as f:
             record = json.loads((f.metadata() or {}).get("facerecon", "{}"))
-            data = {k: f.get_tensor(k) for k in f.keys()} if tensors else {}
+            data = {k: f.get_tensor(k) for k in f.keys()}
     except (OSError, ValueError, json.JSONDecodeError) as exc:
         raise InputFileError(path, f"not a facerecon safetensors file ({exc})") from None
     return record, data
@@ -82,11 +85,7 @@ def read_meta(path: str | Path) -> dict[str, Any]:
 
 def is_checkpoint(path: str | Path) -> bool:
     """Training checkpoints keep their tensors under ``model.<module>.``; shipped weights do not."""
-    try:
-        with safe_open(str(path), framework="pt") as f:
-            return any(k.startswith(_MODEL) for k in f.keys())
-    except (OSError, ValueError) as exc:
-        raise InputFileError(path, f"not a facerecon safetensors file ({exc})") from None
+    return is_checkpoint_keys(read_header(path)[1])
 
 
 def load_weights(module: torch.nn.Module, path: str | Path) -> dict:

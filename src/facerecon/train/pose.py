@@ -30,7 +30,8 @@ from ..fileutil import atomic_path
 from ..geometry.rotations import quat_to_matrix
 from ..metrics.pose import PoseErrors, pose_errors
 from ..nets.losses import landmark_chamfer_loss, pose_loss
-from ..nets.pose import DAPoseNet, canonicalize_quaternion, flip_averaged, mirror_position_images, normalize_quaternion
+from ..nets.decode import decoded_quaternions, flip_average, mirror_position_images
+from ..nets.pose import DAPoseNet
 from .checkpoint import load_checkpoint, load_trained, save_checkpoint
 from .data import PositionSet
 from .distributed import Dist
@@ -110,9 +111,10 @@ def predict_poses(net: DAPoseNet, data: PositionSet, batch: int = 64, flip: bool
         for s in range(0, len(data), batch):
             x = data.images[s : s + batch].astype(np.float32)
             out = net(torch.from_numpy(np.concatenate([x, mirror_position_images(x)]) if flip else x).to(dev))
-            quat, trans = flip_averaged(out.quat, out.trans) if flip else (out.quat, out.trans)
-            qs.append(canonicalize_quaternion(normalize_quaternion(quat)).double().cpu().numpy())
-            ts.append(trans.double().cpu().numpy())
+            quat, trans = out.quat.cpu().numpy(), out.trans.cpu().numpy()
+            quat, trans = flip_average(quat, trans) if flip else (quat, trans)
+            qs.append(decoded_quaternions(quat))
+            ts.append(trans.astype(np.float64))
     net.train(was)
     q = np.concatenate(qs)
     t = data.center_mm.astype(np.float64) + np.concatenate(ts) * data.scale_mm[:, None]

@@ -1,0 +1,159 @@
+"""ICT's face UV layout as texels: the one UV rasteriser (the photo texture and the detail maps use it).
+
+The face skin (the ``M_Face`` material) owns the UV tile [0, 1]^2.  :func:`uv_raster` rasterises
+its triangles in UV space once per texture size (cached on the model): every covered texel gets
+its triangle and barycentric coordinates, and the texel of its mirror point (x -> -x).  Rows
+follow the OBJ convention: texel row ``r`` holds ``v = 1 - (r + 0.5) / size`` (image top = v 1),
+column ``c`` holds ``u = (c + 0.5) / size``; glTF's texture coordinate is then ``(u, 1 - v)``,
+the same image.
+
+:func:`uv_tangents` gives the tangent frame of that layout on any mesh of the model's topology
+(per UV corner, glTF's ``TANGENT`` convention), so a tangent-space normal map baked here and
+the one a glTF viewer reads use the same frame.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.spatial import cKDTree
+
+from ..geometry.camera import Intrinsics
+from ..geometry.raster import render_mesh
+
+FACE_MATERIAL = "M_Face"
+
+
+@dataclass
+class UVRaster:
+    """The covered texels of the face UV tile at one size."""
+
+    size: int
+    rows: np.ndarray  # (N,) texel row
+    cols: np.ndarray  # (N,) texel column
+    triangle: np.ndarray  # (N,) index into model.triangles
+    bary: np.ndarray  # (N, 3) float32
+    mirror: np.ndarray  # (N,) index of the mirror texel in this list, -1 = none
+
+    @property
+    def covered(self) -> np.ndarray:
+        m = np.zeros((self.size, self.size), bool)
+        m[self.rows, self.cols] = True
+        return m
+
+
+def _cache(model) -> dict:
+    return model.__dict__.setdefault("_uv_cache", {})
+
+
+def face_triangles(model) -> np.ndarray:
+    """Indices (into ``model.triangles``) of the triangles of the textured material."""
+    return np.nonzero(model.triangle_material == model.materials.index(FACE_MATERIAL))[0]
+
+
+def vertex_mirror(model) -> np.ndarray:
+    """(V,) index of each vertex's mirror image (x -> -x) on the mean face, nearest vertex."""
+    cache = _cache(model)
+    if "mirror" not in cache:
+        v = model.neutral.astype(np.float64)
+        cache["mirror"] = cKDTree(v).query(v * np.array([-1.0, 1.0, 1.0]))[1].astype(np.int64)
+    return cache["mirror"]
+
+
+def uv_raster(model, size: int) -> UVRaster:
+    """Covered texels of the face UV tile with triangle and barycentrics, and their mirror texels (cached)."""
+    cache = _cache(model)
+    if ("raster", size) in cache:
+        return cache[("raster", size)]
+    tris = face_triangles(model)
+    tuv = model.triangle_uv[tris]
+    # UV corners as points on the plane z = 1 seen by a unit pinhole: screen = texel coordinates
+    pts = np.c_[model.uv[:, 0] * size - 0.5, (1.0 - model.uv[:, 1]) * size - 0.5, np.ones(len(model.uv))]
+    r = render_mesh(pts, tuv, Intrinsics(1.0, 1.0, 0.0, 0.0, size, size))
+    rows, cols = np.nonzero(r.triangle_id >= 0)
+    tid = r.triangle_id[rows, cols]
+    bary = r.barycentrics[rows, cols].astype(np.float32)
+    # mirror texel: the same barycentric point of the mirrored corners, through their UVs
+    corner_v = model.triangles[tris[tid]]  # (N, 3)
+    mirror_v = vertex_mirror(model)[corner_v]
+    vuv = vertex_uv(model)
+    muv = np.einsum("nk,nkc->nc", bary, vuv[mirror_v])
+    muv = np.where(np.isfinite(muv), muv, -1.0)  # a corner without a face UV: no mirror
+    mc = np.rint(muv[:, 0] * size - 0.5).astype(np.int64)
+    mr = np.rint((1.0 - muv[:, 1]) * size - 0.5).astype(np.int64)
+    lookup = np.full((size, size), -1, np.int64)
+    lookup[rows, cols] = np.arange(len(rows))
+    ok = (muv >= 0).all(1) & (mc >= 0) & (mc < size) & (mr >= 0) & (mr < size)
+    mirror = np.full(len(rows), -1, np.int64)
+    mirror[ok] = lookup[mr[ok], mc[ok]]
+    out = UVRaster(size, rows, cols, tris[tid], bary, mirror)
+    cache[("raster", size)] = out
+    return out
+
+
+def vertex_uv(model) -> np.ndarray:
+    """(V, 2) one UV per vertex of the face material (NaN elsewhere; at a seam, any one of its UVs)."""
+    tris = face_triangles(model)
+    out = np.full((model.n_vertices, 2), np.nan)
+    out[model.triangles[tris].ravel()] = model.uv[model.triangle_uv[tris].ravel()]
+    return out
+
+
+def uv_tangents(model, vertices: np.ndarray, normals: np.ndarray) -> np.ndarray:
+    """(U, 4) float64 unit tangents per UV index of the face material (glTF ``TANGENT``: xyz, w = +-1).
+
+    Per triangle, ``T = dP/du`` and ``B = dP/dv`` of the layout (OBJ v, up in the image); summed
+    (area weighted) at each UV corner, ``T`` made orthogonal to that corner's vertex normal
+    (``normals``: (V, 3) unit, e.g. :func:`facerecon.facemodel.vertex_normals`), and
+    ``w = sign((N x T) . B)``, so the bitangent ``w N x T`` points up the image (+v): the glTF
+    convention "+X right, +Y up" of a tangent-space normal texture.  UV indices outside the face
+    material get (1, 0, 0, 1).  ICT gives every face UV index one vertex (a seam splits the vertex).
+    """
+    tv, tu, uv_vertex, scatter = _tangent_layout(model)
+    v = np.asarray(vertices, np.float64)
+    uv = np.asarray(model.uv, np.float64)
+    e1, e2 = v[tv[:, 1]] - v[tv[:, 0]], v[tv[:, 2]] - v[tv[:, 0]]
+    d1, d2 = uv[tu[:, 1]] - uv[tu[:, 0]], uv[tu[:, 2]] - uv[tu[:, 0]]
+    det = d1[:, 0] * d2[:, 1] - d2[:, 0] * d1[:, 1]
+    # area weighting: T * det (un-normalised by |det|) keeps the orientation and weighs by UV area
+    sgn = np.where(det < 0, -1.0, 1.0)[:, None]
+    tb = np.concatenate([(e1 * d2[:, 1:2] - e2 * d1[:, 1:2]) * sgn, (e2 * d1[:, 0:1] - e1 * d2[:, 0:1]) * sgn], 1)
+    acc = scatter @ tb  # (U, 6): the sums of T and B of the triangles at each UV corner
+    ts, bs = acc[:, :3], acc[:, 3:]
+    out = np.tile([1.0, 0.0, 0.0, 1.0], (len(uv), 1))
+    used = uv_vertex >= 0
+    n = np.asarray(normals, np.float64)[uv_vertex[used]]
+    tt = ts[used] - np.einsum("nc,nc->n", ts[used], n)[:, None] * n
+    norm = np.linalg.norm(tt, axis=1, keepdims=True)
+    bad = norm[:, 0] <= 1e-12
+    tt /= np.where(bad[:, None], 1.0, norm)
+    if bad.any():
+        tt[bad] = _any_perpendicular(n[bad])
+    w = np.where(np.einsum("nc,nc->n", np.cross(n, tt), bs[used]) < 0, -1.0, 1.0)
+    out[used] = np.c_[tt, w]
+    return out
+
+
+def _tangent_layout(model):
+    """(face triangles' vertices, their UV indices, the vertex of each UV index (-1: none), the sparse
+    (U, T) matrix summing triangle values at their UV corners); cached on the model."""
+    cache = _cache(model)
+    if "tangent_layout" not in cache:
+        import scipy.sparse as sp
+
+        tris = face_triangles(model)
+        tv = np.asarray(model.triangles)[tris].astype(np.int64)
+        tu = np.asarray(model.triangle_uv)[tris].astype(np.int64)
+        n_uv = len(model.uv)
+        uv_vertex = np.full(n_uv, -1, np.int64)
+        uv_vertex[tu.ravel()] = tv.ravel()
+        scatter = sp.csr_matrix((np.ones(tu.size), (tu.ravel(), np.repeat(np.arange(len(tu)), 3))), shape=(n_uv, len(tu)))
+        cache["tangent_layout"] = (tv, tu, uv_vertex, scatter)
+    return cache["tangent_layout"]
+
+
+def _any_perpendicular(n: np.ndarray) -> np.ndarray:
+    """A unit vector perpendicular to each row of ``n`` (for corners with no UV area)."""
+    a = np.where(np.abs(n[:, :1]) < 0.9, [[1.0, 0.0, 0.0]], [[0.0, 1.0, 0.0]])
+    p = np.cross(n, a)
+    return p / np.maximum(np.linalg.norm(p, axis=1, keepdims=True), 1e-12)

@@ -1,0 +1,429 @@
+"""The detail layer: a displacement map in ICT's face UV layout from the measured depth.
+
+DECA (seed 003) adds a UV displacement map to its coarse face; here the map is measured, not
+regressed: for every texel of the face tile (:mod:`facerecon.facemodel.uv`) the surface point and
+the smooth normal of a base mesh (any mesh in ICT topology: the model fit, a corrected mesh),
+posed into the camera, and the signed distance along that normal to the measured depth surface
+(positive = outwards, out of the head).
+
+How one frame is mapped (:func:`displacement_map`):
+
+1. texels whose base normal is more than ``max_view_angle_deg`` from the view ray (grazing) or that
+   lie behind the base mesh's own z-buffer (the nose hides a cheek) are masked;
+2. the depth image (cropped to the face) is cleaned for the sensor: depth discontinuities (max - min
+   over 3x3 above ``edge_jump_mm + edge_jump_rel * z``, grown by ``edge_dilate_px``: flying / mixed
+   pixels, silhouettes, hair and glasses edges) and holes take no part; the rest is smoothed by a
+   masked Gaussian of ``smooth_px`` sensor pixels (the noise is per sensor pixel, so it is filtered
+   at the sensor's scale, once per pixel rather than once per texel); a pixel whose smoothing window
+   is mostly missing (a hole border) is dropped too;
+3. ``iterations`` fixed-point steps: the point ``x = p + d n`` is projected, the smoothed depth read
+   bilinearly (all four pixels usable, else the texel is a hole: holes stay holes, nothing is
+   invented), and ``d = n . (m - p)`` with ``m`` the measured point on the ray through ``x``;
+   a texel whose last step still moved more than ``converge_mm`` is masked;
+4. ``|d| > max_mm`` is not the skin the base describes (hair, glasses, background): masked, so every
+   value is bounded by ``max_mm``.
+
+A stage calls it with the mesh it trusts and the pose it solved (both in the head frame of the
+model)::
+
+    from facerecon.fitting.detail import DetailConfig, displacement_map, normal_map
+
+    cfg = DetailConfig()                              # configs/detail.toml; DetailConfig.load({"size": 1024})
+    disp = displacement_map(model, result.vertices_head, result.pose, frame, cfg)
+    normals = normal_map(model, result.vertices_head, disp)   # (S, S, 3) uint8, glTF tangent space
+    disp.stats   # coverage, rms_mm, ... for pose.json
+
+:func:`normal_map` turns the displacement into a tangent-space normal map in glTF's convention
+(+X along +u, +Y up the image = +v of the OBJ layout, +Z out of the surface), in the tangent
+frame of :func:`facerecon.facemodel.uv.uv_tangents` (the frame the GLB carries as ``TANGENT``).
+
+The per-texel work runs in two numba kernels (like the rasteriser): the same steps as NumPy array
+operations cost ~10x more (docs/detail.md, with the cost and accuracy per map size on the james renders).
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+from numba import njit
+from scipy.ndimage import gaussian_filter, maximum_filter, minimum_filter
+
+from ..errors import ConfigError
+from ..facemodel import REGIONS, vertex_normals
+from ..facemodel.uv import face_triangles, uv_raster, uv_tangents
+from ..geometry.pose import HeadPose
+from ..geometry.raster import rasterize
+from ..io.frame import DepthFrame
+from ..settings import toml_defaults, with_overrides
+
+# a smoothed pixel whose Gaussian window holds less than this share of usable pixels sits at a
+# hole or edge border: its average is one-sided (biased on a slope), so it is not used
+_MIN_SUPPORT = 0.75
+
+
+@toml_defaults("configs/detail.toml", "detail")
+class DetailConfig:
+    """The ``[detail]`` table of ``configs/detail.toml`` (see the comments there)."""
+
+    size: int
+    region: str
+    max_view_angle_deg: float
+    occlusion_tolerance_mm: float
+    edge_jump_mm: float
+    edge_jump_rel: float
+    edge_dilate_px: int
+    smooth_px: float
+    iterations: int
+    converge_mm: float
+    max_mm: float
+
+    def __post_init__(self) -> None:
+        if not 8 <= self.size <= 8192:
+            raise ConfigError(f"detail: size must be 8..8192 texels, got {self.size}")
+        if self.region not in REGIONS:
+            raise ConfigError(f"detail: unknown region {self.region!r}; known: {', '.join(REGIONS)}")
+        if not 0.0 < self.max_view_angle_deg < 90.0:
+            raise ConfigError(f"detail: max_view_angle_deg must be in (0, 90), got {self.max_view_angle_deg}")
+        if self.iterations < 1 or self.max_mm <= 0 or self.smooth_px < 0 or self.edge_dilate_px < 0:
+            raise ConfigError("detail: iterations >= 1, max_mm > 0, smooth_px >= 0 and edge_dilate_px >= 0 are required")
+
+    @classmethod
+    def load(cls, overrides: dict | None = None) -> "DetailConfig":
+        """The packaged configuration with ``overrides`` ({key: value}) on top (checked like every table)."""
+        return with_overrides(cls(), overrides, "detail config")
+
+
+@dataclass
+class DisplacementMap:
+    """The measured detail of one frame in ICT's face UV layout (rows: image top = v 1, see :mod:`facerecon.facemodel.uv`).
+
+    displacement: (S, S) float32 mm along the base mesh's smooth normal, positive outwards; 0 where masked.
+    mask: (S, S) bool, True where measured (holes, grazing, hidden, edges and outliers are False).
+    max_mm: the bound of every value (``|displacement| <= max_mm``).
+    stats: coverage (measured / region texels), rms_mm, median_abs_mm, p95_abs_mm, texel counts and
+        why texels were masked, the sensor's pixel footprint, ms.
+    """
+
+    displacement: np.ndarray
+    mask: np.ndarray
+    max_mm: float
+    stats: dict = field(default_factory=dict)
+
+    @property
+    def size(self) -> int:
+        return int(self.displacement.shape[0])
+
+
+def _texels(model, size: int, region: str):
+    """The texels of ``region`` at ``size``: (rows, cols, corner vertices (N, 3), bary (N, 3) float32,
+    index into face_triangles (N,), corner UV indices (N, 3)); cached on the model."""
+    cache = model.__dict__.setdefault("_uv_cache", {})
+    key = ("detail", size, region)
+    if key not in cache:
+        ras = uv_raster(model, size)
+        ftris = face_triangles(model)
+        corners = np.asarray(model.triangles)[ras.triangle]
+        keep = model.region_mask(region)[corners].all(1)
+        ti = np.searchsorted(ftris, ras.triangle[keep])
+        i32 = lambda a: np.ascontiguousarray(a, dtype=np.int32)  # noqa: E731 (half the memory of int64: 1024^2 texels)
+        cache[key] = (i32(ras.rows[keep]), i32(ras.cols[keep]), i32(corners[keep]), np.ascontiguousarray(ras.bary[keep]), i32(ti),
+                      i32(np.asarray(model.triangle_uv)[ftris][ti]))
+    return cache[key]
+
+
+def _region(model, region: str):
+    """(vertex indices, triangles, face-material triangles) of ``region``; cached on the model."""
+    cache = model.__dict__.setdefault("_uv_cache", {})
+    key = ("detail-region", region)
+    if key not in cache:
+        cache[key] = (model.region_vertices(region), model.region_triangles(region),
+                      np.asarray(model.triangles)[face_triangles(model)])
+    return cache[key]
+
+
+def _interp(values: np.ndarray, corners: np.ndarray, bary: np.ndarray) -> np.ndarray:
+    """(N, C) barycentric interpolation of per-vertex ``values`` (V, C) at the texels."""
+    return (bary[:, 0:1] * values[corners[:, 0]] + bary[:, 1:2] * values[corners[:, 1]]
+            + bary[:, 2:3] * values[corners[:, 2]])
+
+
+def _unit(a: np.ndarray) -> np.ndarray:
+    return a / np.maximum(np.linalg.norm(a, axis=1, keepdims=True), 1e-12)
+
+
+def texel_frame(model, vertices_head: np.ndarray, size: int, region: str = "face"):
+    """Head-frame texel points (N, 3) and unit smooth normals (N, 3) of the base mesh, with the
+    texels' (rows, cols): the surface a displacement map is measured from and applied to."""
+    rows, cols, corners, bary, _, _ = _texels(model, size, region)
+    v = np.asarray(vertices_head, np.float64)
+    vn = vertex_normals(v, np.asarray(model.triangles)[face_triangles(model)])
+    return rows, cols, _interp(v, corners, bary), _unit(_interp(vn, corners, bary))
+
+
+def displaced_points(model, vertices_head: np.ndarray, disp: DisplacementMap, region: str = "face") -> np.ndarray:
+    """(M, 3) head-frame points of the measured texels: base point + displacement x normal."""
+    rows, cols, p, n = texel_frame(model, vertices_head, disp.size, region)
+    ok = disp.mask[rows, cols]
+    return p[ok] + disp.displacement[rows[ok], cols[ok], None].astype(np.float64) * n[ok]
+
+
+def _clean_depth(depth: np.ndarray, cfg: DetailConfig) -> tuple[np.ndarray, np.ndarray, dict]:
+    """(smoothed depth, usable-cell mask: all four pixels of the cell at (r, c)..(r+1, c+1) usable, counts)."""
+    valid = depth > 0
+    hi = maximum_filter(np.where(valid, depth, 0.0), size=3)
+    lo = minimum_filter(np.where(valid, depth, np.inf), size=3)
+    edge = valid & (hi - lo > cfg.edge_jump_mm + cfg.edge_jump_rel * depth)
+    if cfg.edge_dilate_px > 0 and edge.any():
+        edge = maximum_filter(edge, size=2 * cfg.edge_dilate_px + 1) & valid
+    good = valid & ~edge
+    g = good.astype(np.float32)
+    if cfg.smooth_px > 0:
+        num = gaussian_filter(np.where(good, depth, 0.0).astype(np.float32), cfg.smooth_px, truncate=3.0)
+        den = gaussian_filter(g, cfg.smooth_px, truncate=3.0)
+        good &= den >= _MIN_SUPPORT
+        smooth = np.where(good, num / np.maximum(den, 1e-6), 0.0).astype(np.float32)
+    else:
+        smooth = np.where(good, depth, 0.0).astype(np.float32)
+    cell = np.zeros_like(good)
+    cell[:-1, :-1] = good[:-1, :-1] & good[1:, :-1] & good[:-1, 1:] & good[1:, 1:]
+    return smooth, cell, {"edge_pixels": int(edge.sum()), "valid_pixels": int(valid.sum())}
+
+
+# texel outcomes counted by the kernel (stats keys)
+_OUTCOMES = ("measured_texels", "grazing_texels", "hidden_texels", "no_depth_texels", "not_converged_texels", "too_far_texels")
+
+
+@njit(cache=True)
+def _map_texels(rows, cols, corners, bary, vc, nc, cos_min, fx, fy, cx, cy, zbuf, occ_tol, smooth, cell, iterations,
+                converge_mm, max_mm, disp, mask, values, counts):
+    """Per texel: base point and smooth normal (camera frame), visibility, the fixed-point distance
+    along the normal to the smoothed depth; writes ``disp`` / ``mask`` and the measured values in order."""
+    h, w = smooth.shape
+    n_ok = 0
+    for i in range(rows.shape[0]):
+        a, b, c = corners[i, 0], corners[i, 1], corners[i, 2]
+        w0, w1, w2 = bary[i, 0], bary[i, 1], bary[i, 2]
+        px = w0 * vc[a, 0] + w1 * vc[b, 0] + w2 * vc[c, 0]
+        py = w0 * vc[a, 1] + w1 * vc[b, 1] + w2 * vc[c, 1]
+        pz = w0 * vc[a, 2] + w1 * vc[b, 2] + w2 * vc[c, 2]
+        nx = w0 * nc[a, 0] + w1 * nc[b, 0] + w2 * nc[c, 0]
+        ny = w0 * nc[a, 1] + w1 * nc[b, 1] + w2 * nc[c, 1]
+        nz = w0 * nc[a, 2] + w1 * nc[b, 2] + w2 * nc[c, 2]
+        nn = np.sqrt(nx * nx + ny * ny + nz * nz)
+        if nn < 1e-12 or pz <= 1.0:
+            counts[1] += 1
+            continue
+        nx, ny, nz = nx / nn, ny / nn, nz / nn
+        npn = nx * px + ny * py + nz * pz
+        if -npn < cos_min * np.sqrt(px * px + py * py + pz * pz):
+            counts[1] += 1
+            continue
+        ui = int(np.floor(fx * px / pz + cx + 0.5))
+        vi = int(np.floor(fy * py / pz + cy + 0.5))
+        if 0 <= ui < w and 0 <= vi < h:
+            zb = zbuf[vi, ui]
+            if zb > 0.0 and pz > zb + occ_tol:
+                counts[2] += 1
+                continue
+        d = 0.0
+        step = 0.0
+        ok = True
+        for _ in range(iterations):
+            xx, xy, xz = px + d * nx, py + d * ny, pz + d * nz
+            if xz <= 1.0:
+                ok = False
+                break
+            uu = fx * xx / xz + cx
+            vv = fy * xy / xz + cy
+            iu = int(np.floor(uu))
+            iv = int(np.floor(vv))
+            if iu < 0 or iv < 0 or iu >= w - 1 or iv >= h - 1 or not cell[iv, iu]:
+                ok = False
+                break
+            fu, fv = uu - iu, vv - iv
+            zs = ((1 - fu) * (1 - fv) * smooth[iv, iu] + fu * (1 - fv) * smooth[iv, iu + 1]
+                  + (1 - fu) * fv * smooth[iv + 1, iu] + fu * fv * smooth[iv + 1, iu + 1])
+            # m = x * zs / x_z is the measured point on the ray through x; d = n . (m - p) and n . x = n . p + d
+            new = zs / xz * (npn + d) - npn
+            step = new - d
+            d = new
+        if not ok:
+            counts[3] += 1
+        elif abs(step) > converge_mm:
+            counts[4] += 1
+        elif abs(d) > max_mm:
+            counts[5] += 1
+        else:
+            disp[rows[i], cols[i]] = d
+            mask[rows[i], cols[i]] = True
+            values[n_ok] = d
+            n_ok += 1
+    counts[0] = n_ok
+
+
+def displacement_map(model, vertices_head: np.ndarray, pose: HeadPose, frame: DepthFrame,
+                     cfg: DetailConfig | None = None) -> DisplacementMap:
+    """The displacement map of ``frame``'s measured surface over the base mesh ``vertices_head``
+    ((V, 3) mm, head frame, ICT topology) posed by ``pose`` (head -> camera); see the module doc."""
+    t0 = time.perf_counter()
+    cfg = cfg or DetailConfig()
+    k = frame.intrinsics
+    if k is None:
+        raise ValueError(f"{frame.source}: no intrinsics; the detail layer needs the camera")
+    s = cfg.size
+    rows, cols, corners, bary, _, _ = _texels(model, s, cfg.region)
+    r = np.asarray(pose.R, np.float64)
+    v = np.asarray(vertices_head, np.float64)
+    vc = v @ r.T + pose.t_mm
+    reg, reg_tris, ftris = _region(model, cfg.region)
+    nc = vertex_normals(v, ftris) @ r.T
+    cos_min = float(np.cos(np.deg2rad(cfg.max_view_angle_deg)))
+    # the crop: the region's vertices that face the camera, projected, plus the filters' reach
+    pr, nr = vc[reg], nc[reg]
+    front = (pr[:, 2] > 1.0) & (-np.einsum("nc,nc->n", nr, pr) >= cos_min * np.linalg.norm(pr, axis=1))
+    pad = int(np.ceil(3.0 * cfg.smooth_px)) + cfg.edge_dilate_px + 3
+    x0 = y0 = x1 = y1 = 0
+    if front.any():
+        uv = k.project(pr[front])
+        x0, y0 = max(int(np.floor(uv[:, 0].min())) - pad, 0), max(int(np.floor(uv[:, 1].min())) - pad, 0)
+        x1, y1 = min(int(np.ceil(uv[:, 0].max())) + pad + 1, k.width), min(int(np.ceil(uv[:, 1].max())) + pad + 1, k.height)
+    disp = np.zeros((s, s), np.float32)
+    mask = np.zeros((s, s), bool)
+    counts = np.zeros(len(_OUTCOMES), np.int64)
+    values = np.empty(len(rows), np.float32)
+    stats: dict = {"size": s, "region": cfg.region, "region_texels": int(len(rows))}
+    if x1 - x0 >= 2 and y1 - y0 >= 2:
+        crop = k.crop(x0, y0, x1 - x0, y1 - y0)
+        # the base mesh's own z-buffer over the crop: a texel behind it is hidden (nothing measured it)
+        zbuf, _, _ = rasterize(vc, reg_tris, crop)
+        smooth, cell, px_counts = _clean_depth(frame.depth_mm[y0:y1, x0:x1], cfg)
+        stats.update(px_counts)
+        _map_texels(rows, cols, corners, bary, vc, nc, cos_min, float(crop.fx), float(crop.fy), float(crop.cx),
+                    float(crop.cy), zbuf, float(cfg.occlusion_tolerance_mm), smooth, cell, int(cfg.iterations),
+                    float(cfg.converge_mm), float(cfg.max_mm), disp, mask, values, counts)
+        stats["pixel_mm"] = float(np.median(pr[front, 2]) / k.fx)
+    else:
+        counts[3] = len(rows)  # nothing of the face is in the image
+    stats.update({name: int(c) for name, c in zip(_OUTCOMES, counts)})
+    vals = np.abs(values[: counts[0]])
+    med, p95 = (float(x) for x in np.percentile(vals, (50, 95))) if len(vals) else (0.0, 0.0)
+    stats.update({
+        "coverage": float(counts[0] / max(len(rows), 1)),
+        "rms_mm": float(np.sqrt(np.mean(np.square(vals, dtype=np.float64)))) if len(vals) else 0.0,
+        "median_abs_mm": med,
+        "p95_abs_mm": p95,
+        "ms": (time.perf_counter() - t0) * 1e3,
+    })
+    return DisplacementMap(disp, mask, float(cfg.max_mm), stats)
+
+
+@njit(cache=True)
+def _normal_texels(rows, cols, corners, bary, tuv, tri, v_n, uv_t, pu_all, pv_all, disp, mask, out):
+    """Per texel: the perturbed normal N - grad d in the tangent frame (T, w N x T, N), as RGB."""
+    s = disp.shape[0]
+    n = np.empty(3)
+    t = np.empty(3)
+    bt = np.empty(3)
+    q = np.empty(3)
+    for i in range(rows.shape[0]):
+        r, c = rows[i], cols[i]
+        if not mask[r, c]:
+            continue
+        w0, w1, w2 = bary[i, 0], bary[i, 1], bary[i, 2]
+        a, b, e = corners[i, 0], corners[i, 1], corners[i, 2]
+        ta, tb, te = tuv[i, 0], tuv[i, 1], tuv[i, 2]
+        for j in range(3):
+            n[j] = w0 * v_n[a, j] + w1 * v_n[b, j] + w2 * v_n[e, j]
+            t[j] = w0 * uv_t[ta, j] + w1 * uv_t[tb, j] + w2 * uv_t[te, j]
+        nl = np.sqrt(n[0] * n[0] + n[1] * n[1] + n[2] * n[2])
+        if nl < 1e-12:
+            continue
+        n /= nl
+        tn = t[0] * n[0] + t[1] * n[1] + t[2] * n[2]
+        for j in range(3):
+            t[j] -= tn * n[j]
+        tl = np.sqrt(t[0] * t[0] + t[1] * t[1] + t[2] * t[2])
+        if tl < 1e-12:
+            continue
+        t /= tl
+        sign = 1.0 if w0 * uv_t[ta, 3] + w1 * uv_t[tb, 3] + w2 * uv_t[te, 3] >= 0 else -1.0
+        bt[0] = sign * (n[1] * t[2] - n[2] * t[1])
+        bt[1] = sign * (n[2] * t[0] - n[0] * t[2])
+        bt[2] = sign * (n[0] * t[1] - n[1] * t[0])
+        # UV derivatives of d (per unit of u and v): central over measured neighbours, one-sided at the border
+        here = disp[r, c]
+        du = 0.0
+        k = 0
+        if c + 1 < s and mask[r, c + 1]:
+            du += disp[r, c + 1] - here
+            k += 1
+        if c >= 1 and mask[r, c - 1]:
+            du += here - disp[r, c - 1]
+            k += 1
+        du = du / max(k, 1) * s
+        dv = 0.0
+        k = 0
+        if r >= 1 and mask[r - 1, c]:  # the row above is +v
+            dv += disp[r - 1, c] - here
+            k += 1
+        if r + 1 < s and mask[r + 1, c]:
+            dv += here - disp[r + 1, c]
+            k += 1
+        dv = dv / max(k, 1) * s
+        f = tri[i]
+        g11 = pu_all[f, 0] * pu_all[f, 0] + pu_all[f, 1] * pu_all[f, 1] + pu_all[f, 2] * pu_all[f, 2]
+        g12 = pu_all[f, 0] * pv_all[f, 0] + pu_all[f, 1] * pv_all[f, 1] + pu_all[f, 2] * pv_all[f, 2]
+        g22 = pv_all[f, 0] * pv_all[f, 0] + pv_all[f, 1] * pv_all[f, 1] + pv_all[f, 2] * pv_all[f, 2]
+        det = g11 * g22 - g12 * g12
+        if det <= 1e-12:
+            continue
+        gu = (g22 * du - g12 * dv) / det
+        gv = (g11 * dv - g12 * du) / det
+        for j in range(3):
+            q[j] = pu_all[f, j] * gu + pv_all[f, j] * gv  # the surface gradient of d
+        gn = q[0] * n[0] + q[1] * n[1] + q[2] * n[2]
+        for j in range(3):
+            q[j] = n[j] - (q[j] - gn * n[j])
+        ql = np.sqrt(q[0] * q[0] + q[1] * q[1] + q[2] * q[2])
+        x = (q[0] * t[0] + q[1] * t[1] + q[2] * t[2]) / ql
+        y = (q[0] * bt[0] + q[1] * bt[1] + q[2] * bt[2]) / ql
+        z = (q[0] * n[0] + q[1] * n[1] + q[2] * n[2]) / ql
+        out[r, c, 0] = np.uint8(min(max(np.floor((x + 1.0) * 127.5 + 0.5), 0.0), 255.0))
+        out[r, c, 1] = np.uint8(min(max(np.floor((y + 1.0) * 127.5 + 0.5), 0.0), 255.0))
+        out[r, c, 2] = np.uint8(min(max(np.floor((z + 1.0) * 127.5 + 0.5), 0.0), 255.0))
+
+
+def normal_map(model, vertices_head: np.ndarray, disp: DisplacementMap) -> np.ndarray:
+    """(S, S, 3) uint8 tangent-space normal map of ``disp`` over the base mesh ``vertices_head``.
+
+    glTF convention (glTF 2.0, material.normalTexture: "+X is right and +Y is up, +Z points toward
+    the viewer"): red = +u (right in the image), green = +v (up in the image: the OBJ layout's v,
+    i.e. glTF's texture v decreasing), blue = out of the surface; ``(c + 1) / 2 * 255``.  The frame
+    is the per-corner tangent of :func:`facerecon.facemodel.uv.uv_tangents` interpolated like a
+    renderer does (normal, then ``T`` orthogonalised, bitangent ``w N x T``).  The perturbed normal is
+    ``N - grad d`` (first order in the slope of the displacement; the surface gradient of ``d``
+    from its UV derivatives through each triangle's Jacobian ``[dP/du, dP/dv]``); texels outside
+    the mask, and every texel outside the UV triangles, are flat (128, 128, 255).
+    """
+    s = disp.size
+    rows, cols, corners, bary, ti, tuv = _texels(model, s, "face")
+    v = np.asarray(vertices_head, np.float64)
+    ftri_idx = face_triangles(model)
+    ftris = np.asarray(model.triangles)[ftri_idx]
+    fuv = np.asarray(model.triangle_uv)[ftri_idx]
+    vn = vertex_normals(v, ftris)
+    tan = uv_tangents(model, v, vn)
+    # each face triangle's Jacobian: dP/du, dP/dv (mm per unit of UV)
+    uv = np.asarray(model.uv, np.float64)
+    e1, e2 = v[ftris[:, 1]] - v[ftris[:, 0]], v[ftris[:, 2]] - v[ftris[:, 0]]
+    d1, d2 = uv[fuv[:, 1]] - uv[fuv[:, 0]], uv[fuv[:, 2]] - uv[fuv[:, 0]]
+    det = d1[:, 0] * d2[:, 1] - d2[:, 0] * d1[:, 1]
+    inv = np.where(np.abs(det) > 1e-14, 1.0 / np.where(det == 0, 1.0, det), 0.0)[:, None]
+    pu = np.ascontiguousarray((e1 * d2[:, 1:2] - e2 * d1[:, 1:2]) * inv)
+    pv = np.ascontiguousarray((e2 * d1[:, 0:1] - e1 * d2[:, 0:1]) * inv)
+    out = np.empty((s, s, 3), np.uint8)
+    out[:] = (128, 128, 255)
+    _normal_texels(rows, cols, corners, bary, tuv, ti, vn, tan, pu, pv,
+                   disp.displacement, disp.mask, out)
+    return out

@@ -1,0 +1,278 @@
+"""The detail layer (fitting/detail.py, facemodel/uv.py tangents, export/maps.py, the GLB normal texture):
+a known bump is recovered, flying pixels and holes leave no spikes and no invented texels, the maps
+round-trip, the normal map follows glTF's convention, and the GLB with it validates and still animates."""
+from __future__ import annotations
+
+import gltf_helpers
+import numpy as np
+import pytest
+from gltf_helpers import load_posed, synthetic_rec, validate
+
+from facerecon.errors import ConfigError
+from facerecon.facemodel import RENDER_REGIONS, vertex_normals
+from facerecon.fitting.detail import DetailConfig, DisplacementMap, displaced_points, displacement_map, normal_map, texel_frame
+from facerecon.geometry.camera import camera_preset
+from facerecon.geometry.pose import HeadPose
+from facerecon.io.frame import DepthFrame
+
+ict_model = gltf_helpers.ict_model
+SIZE = 256
+BUMP_MM, BUMP_SIGMA_MM = 3.0, 12.0
+
+
+@pytest.fixture(scope="module")
+def model(ict_model):
+    return ict_model
+
+
+def _cheek(model) -> np.ndarray:
+    """A point on the left cheek of the mean face (between the jaw landmark 14 and the nose tip)."""
+    v = model.neutral.astype(np.float64)
+    guess = 0.6 * v[model.landmarks_68[14]] + 0.4 * v[model.landmarks_68[30]]
+    return v[np.argmin(np.linalg.norm(v[:9409] - guess, axis=1))]
+
+
+def _frame(model, vertices, pose, camera, sensor, seed=0):
+    from facerecon.realdata.scan import render_soup
+    from facerecon.synth.sensors import apply_sensor, load_sensor
+
+    k = camera_preset(camera)
+    tris = model.region_triangles(*RENDER_REGIONS).astype(np.int32)
+    depth, seg, cos = render_soup(pose.apply(vertices), tris, np.ones(len(tris), np.uint8), k)
+    d, _ = apply_sensor(load_sensor(sensor), depth, k, np.random.default_rng(seed), segment=seg, cos_view=cos)
+    return DepthFrame(d, k, f"{sensor} test frame")
+
+
+def _bumped(model, centre, height=BUMP_MM, sigma=BUMP_SIGMA_MM):
+    v = model.neutral.astype(np.float64)
+    r = np.linalg.norm(v - centre, axis=1)
+    bump = height * np.exp(-(r**2) / (2 * sigma**2))
+    bump[9409:] = 0.0  # the face skin only
+    return v + bump[:, None] * vertex_normals(v, model.triangles)
+
+
+def _by_radius(model, disp, centre):
+    rows, cols, p, _ = texel_frame(model, model.neutral, disp.size)
+    return np.linalg.norm(p - centre, axis=1), disp.mask[rows, cols], disp.displacement[rows, cols]
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_recovers_a_bump_the_base_does_not_have(model, seed):
+    """TrueDepth sensor model at 420 mm: the base is the mean face, the frame shows it with a 3 mm bump."""
+    centre = _cheek(model)
+    pose = HeadPose.from_euler(15, -5, 3, [10, -5, 420])
+    frame = _frame(model, _bumped(model, centre), pose, "truedepth-320x240", "truedepth", seed)
+    disp = displacement_map(model, model.neutral, pose, frame, DetailConfig.load({"size": SIZE}))
+    r, ok, d = _by_radius(model, disp, centre)
+    top = ok & (r < 4.0)
+    flat = ok & (r > 3 * BUMP_SIGMA_MM)
+    assert top.sum() >= 20 and flat.sum() > 10000
+    assert abs(np.median(d[top]) - BUMP_MM) < 0.5, np.median(d[top])
+    assert abs(np.median(d[flat])) < 0.2  # no bump invented on the rest of the face
+    assert 0.3 < disp.stats["coverage"] < 0.7 and disp.stats["measured_texels"] == int(disp.mask.sum())
+    # the displaced texel points lie on the bumped surface, closer than the base
+    pts = displaced_points(model, model.neutral, disp)
+    assert len(pts) == disp.mask.sum()
+
+
+def test_flying_pixels_and_a_hole_stay_bounded_and_masked(model):
+    """ToF sensor (mixed pixels at the silhouette) plus injected flying pixels on the face and a hole
+    over the cheek: every value within max_mm, the outliers' surroundings masked, the hole never filled."""
+    centre = _cheek(model)
+    pose = HeadPose.from_euler(-10, 5, 0, [0, 0, 650])
+    clean = _frame(model, model.neutral.astype(np.float64), pose, "kinect-v1", "tof")
+    k = clean.intrinsics
+    depth = clean.depth_mm.copy()
+    rng = np.random.default_rng(5)
+    face = np.argwhere(depth > 0)
+    spikes = face[rng.choice(len(face), 300, replace=False)]
+    depth[spikes[:, 0], spikes[:, 1]] += rng.choice([-1.0, 1.0], 300) * rng.uniform(20, 300, 300)
+    cu, cv = k.project(pose.apply(centre))
+    yy, xx = np.mgrid[: k.height, : k.width]
+    hole = (xx - cu) ** 2 + (yy - cv) ** 2 < 8.0**2
+    depth[hole] = 0.0
+    cfg = DetailConfig.load({"size": SIZE})
+    disp = displacement_map(model, model.neutral, pose, DepthFrame(depth, k, "spiky"), cfg)
+    assert np.abs(disp.displacement).max() <= cfg.max_mm
+    assert disp.stats["measured_texels"] > 10000
+    rows, cols, p, _ = texel_frame(model, model.neutral, SIZE)
+    uv = k.project(pose.apply(p))
+    ok = disp.mask[rows, cols]
+    inside = (uv[:, 0] - cu) ** 2 + (uv[:, 1] - cv) ** 2 < 7.0**2
+    assert inside.sum() > 50 and not ok[inside].any()  # holes stay holes
+    # no spike survives: the measured values are the clean frame's (whose own tails are the ToF model's
+    # multipath bias in concave places), texel for texel
+    ref = displacement_map(model, model.neutral, pose, clean, cfg)
+    both = disp.mask & ref.mask
+    tail, ref_tail = (np.percentile(np.abs(x.displacement[x.mask]), 99.9) for x in (disp, ref))
+    assert tail < ref_tail + 0.3
+    assert np.percentile(np.abs(disp.displacement[both] - ref.displacement[both]), 99) < 0.5
+    assert disp.stats["edge_pixels"] > ref.stats["edge_pixels"] + 300  # the flying pixels were found
+
+
+def test_nothing_in_view_is_an_empty_map(model):
+    pose = HeadPose.from_euler(0, 0, 0, [0, 0, 650])
+    frame = DepthFrame(np.zeros((480, 640), np.float32), camera_preset("kinect-v1"), "empty")
+    disp = displacement_map(model, model.neutral, pose, frame, DetailConfig.load({"size": 64}))
+    assert not disp.mask.any() and disp.stats["coverage"] == 0.0 and (disp.displacement == 0).all()
+    with pytest.raises(ValueError, match="intrinsics"):
+        displacement_map(model, model.neutral, pose, DepthFrame(frame.depth_mm, None, "x"), DetailConfig.load({"size": 64}))
+
+
+def test_config_is_checked():
+    assert DetailConfig().size == 512  # configs/detail.toml
+    with pytest.raises(ConfigError, match="smooth_px"):
+        DetailConfig.load({"smoth_px": 1.0})
+    with pytest.raises(ConfigError, match="region"):
+        DetailConfig.load({"region": "nose"})
+    with pytest.raises(ConfigError, match="size"):
+        DetailConfig.load({"size": 4})
+
+
+def test_displacement_png_round_trip(tmp_path):
+    from facerecon.export.maps import read_displacement_png, write_displacement_png
+
+    rng = np.random.default_rng(0)
+    d = rng.uniform(-6, 6, (64, 64)).astype(np.float32)
+    mask = rng.random((64, 64)) > 0.3
+    d[~mask] = 0
+    d[0, 0], d[0, 1], mask[0, :2] = 6.0, -6.0, True  # the bounds themselves
+    disp = DisplacementMap(d, mask, 6.0)
+    enc = write_displacement_png(tmp_path / "face_displacement.png", disp, tmp_path / "mask.png")
+    back = read_displacement_png(tmp_path / "face_displacement.png", enc["scale_mm"], enc["offset_mm"])
+    assert np.abs(back - d).max() <= enc["scale_mm"] / 2 + 1e-7
+    assert (back[~mask] == 0).all()  # unmeasured texels: exactly 0 mm
+    from PIL import Image
+
+    with Image.open(tmp_path / "face_displacement.png") as im:
+        assert im.mode.startswith("I") and im.size == (64, 64)
+    with Image.open(tmp_path / "mask.png") as im:
+        assert ((np.asarray(im) == 255) == mask).all()
+    from facerecon.errors import InputFileError
+
+    (tmp_path / "bad.png").write_bytes(b"not a png")
+    with pytest.raises(InputFileError, match="bad.png"):
+        read_displacement_png(tmp_path / "bad.png", enc["scale_mm"], enc["offset_mm"])
+    Image.fromarray(np.zeros((4, 4, 3), np.uint8)).save(tmp_path / "rgb.png")
+    with pytest.raises(InputFileError, match="16-bit"):
+        read_displacement_png(tmp_path / "rgb.png", enc["scale_mm"], enc["offset_mm"])
+
+
+def test_normal_map_follows_gltf_convention(model):
+    """A displacement rising to the right (+u) tilts the normal to -T (red < 128); rising up the image
+    (+v, towards row 0) tilts it to -B (green < 128); zero displacement is (128, 128, 255)."""
+    s = 128
+    rows, cols, _, _ = texel_frame(model, model.neutral, s)
+    mask = np.zeros((s, s), bool)
+    mask[rows, cols] = True
+    flat = normal_map(model, model.neutral, DisplacementMap(np.zeros((s, s), np.float32), mask, 6.0))
+    assert (np.abs(flat[mask].astype(int) - [128, 128, 255]) <= 1).all()
+    ramp = np.tile(np.linspace(-40, 40, s, dtype=np.float32), (s, 1))  # grows with the column (u), slope ~0.3
+    nu = normal_map(model, model.neutral, DisplacementMap(ramp, mask, 6.0))[mask].astype(int)
+    nv = normal_map(model, model.neutral, DisplacementMap(np.ascontiguousarray(-ramp.T), mask, 6.0))[mask].astype(int)
+    assert np.median(nu[:, 0]) < 120 and abs(np.median(nu[:, 1]) - 128) < 4
+    assert np.median(nv[:, 1]) < 120 and abs(np.median(nv[:, 0]) - 128) < 4
+
+
+def test_uv_tangents_are_a_frame_of_the_layout(model):
+    from facerecon.facemodel.uv import face_triangles, uv_tangents
+
+    v = model.neutral.astype(np.float64)
+    n = vertex_normals(v, model.triangles)
+    t = uv_tangents(model, v, n)
+    np.testing.assert_allclose(np.linalg.norm(t[:, :3], axis=1), 1.0, atol=1e-9)
+    assert set(np.unique(t[:, 3])) <= {-1.0, 1.0}
+    tri = face_triangles(model)
+    uv_vertex = np.full(len(model.uv), -1)
+    uv_vertex[model.triangle_uv[tri].ravel()] = model.triangles[tri].ravel()
+    used = uv_vertex >= 0
+    assert np.abs(np.einsum("nc,nc->n", t[used, :3], n[uv_vertex[used]])).max() < 1e-9
+    # the tangent points along +u: moving along it raises u (checked on each triangle's first corner)
+    ftri, fuv = model.triangles[tri], model.triangle_uv[tri]
+    e = v[ftri[:, 1]] - v[ftri[:, 0]]
+    du = model.uv[fuv[:, 1], 0] - model.uv[fuv[:, 0], 0]
+    big = np.abs(du) > 1e-3
+    agree = np.sign(np.einsum("nc,nc->n", e[big], t[fuv[big, 0], :3])) == np.sign(du[big])
+    assert agree.mean() > 0.9
+
+
+def test_glb_with_normal_map_validates_and_animates(model, tmp_path):
+    from pygltflib import GLTF2
+
+    from facerecon.export.gltf import write_rigged_glbs
+
+    rec = synthetic_rec(model)
+    s = 128
+    rows, cols, _, _ = texel_frame(model, model.neutral, s)
+    rng = np.random.default_rng(1)
+    d = np.zeros((s, s), np.float32)
+    d[rows, cols] = rng.normal(0, 0.5, len(rows))
+    mask = np.zeros((s, s), bool)
+    mask[rows, cols] = True
+    nm = normal_map(model, rec.vertices_head, DisplacementMap(d, mask, 6.0))
+    tex = np.full((64, 64, 3), 200, np.uint8)
+    write_rigged_glbs(rec, model, tmp_path / "plain", None, None, head_frame=False, normal_texture=nm)
+    write_rigged_glbs(rec, model, tmp_path / "textured", tex, camera_preset("kinect-v1"), normal_texture=nm)
+    files = [tmp_path / "plain" / "face.glb", tmp_path / "textured" / "face.glb", tmp_path / "textured" / "face_head.glb"]
+    for rep in validate(*files):
+        assert rep["errors"] == 0 and rep["warnings"] == 0, rep["messages"]
+    for kind, texture in (("plain", None), ("textured", tex)):
+        out = tmp_path / kind
+        g = GLTF2().load(str(out / "face.glb"))
+        skin = next(i for i, m in enumerate(g.materials) if m.name == "face_skin")
+        assert g.materials[skin].normalTexture is not None
+        n_img = 2 if texture is not None else 1
+        assert len(g.images) == n_img and len(g.textures) == n_img
+        for p in g.meshes[0].primitives:
+            assert (p.attributes.TANGENT is not None) == (p.material == skin)
+            if p.material == skin:
+                tan = gltf_helpers.read_accessor(g, g.binary_blob(), p.attributes.TANGENT)
+                assert np.allclose(np.linalg.norm(tan[:, :3], axis=1), 1.0, atol=1e-5) and set(np.unique(tan[:, 3])) <= {-1, 1}
+        if texture is not None:
+            assert g.materials[skin].pbrMetallicRoughness.baseColorTexture.index != g.materials[skin].normalTexture.index
+    # the morph targets still move the detailed face: jawOpen at 1 = the ICT delta
+    names = g.meshes[0].extras["targetNames"]
+    w = np.zeros(len(names))
+    w[names.index("jawOpen")] = 1.0
+    zero, _ = load_posed(out / "face_head.glb", model.n_vertices, np.zeros(len(names)))
+    jaw, _ = load_posed(out / "face_head.glb", model.n_vertices, w)
+    delta = model.expression_basis[model.expression_names.index("jawOpen")]
+    assert np.abs((jaw - zero) - delta).max() < 1e-3
+
+
+def test_normal_map_decodes_to_the_true_surface_normal(model):
+    """The normal map of a measured bump, decoded as a glTF viewer does (x T + y B + z N with the
+    tangents the GLB carries), is the normal of the bumped surface: a wrong sign or axis would put
+    the bump's slopes ~2x their tilt (up to ~17 degrees) off."""
+    from facerecon.facemodel.uv import face_triangles, uv_tangents
+    from facerecon.fitting.detail import _texels
+
+    centre = _cheek(model)
+    pose = HeadPose.from_euler(10, -5, 0, [0, 0, 500])
+    bumped = _bumped(model, centre)
+    frame = _frame(model, bumped, pose, "kinect-v1", "ideal")
+    disp = displacement_map(model, model.neutral, pose, frame, DetailConfig.load({"size": SIZE, "smooth_px": 0.0}))
+    nm = normal_map(model, model.neutral, disp)
+    rows, cols, corners, bary, _, tuv = _texels(model, SIZE, "face")
+    v = model.neutral.astype(np.float64)
+    skin = model.triangles[face_triangles(model)]
+    vn = vertex_normals(v, skin)
+    interp = lambda a, idx: np.einsum("nk,nkc->nc", bary, a[idx])  # noqa: E731
+    n = interp(vn, corners)
+    n /= np.linalg.norm(n, axis=1, keepdims=True)
+    tan = uv_tangents(model, v, vn)
+    t = interp(tan[:, :3], tuv)
+    t -= np.einsum("nc,nc->n", t, n)[:, None] * n
+    t /= np.linalg.norm(t, axis=1, keepdims=True)
+    b = np.cross(n, t) * np.where(interp(tan[:, 3:], tuv)[:, 0] < 0, -1.0, 1.0)[:, None]
+    c = nm[rows, cols].astype(np.float64) / 127.5 - 1.0
+    decoded = c[:, :1] * t + c[:, 1:2] * b + c[:, 2:3] * n
+    decoded /= np.linalg.norm(decoded, axis=1, keepdims=True)
+    truth = interp(vertex_normals(bumped, skin), corners)
+    truth /= np.linalg.norm(truth, axis=1, keepdims=True)
+    r = np.linalg.norm(interp(v, corners) - centre, axis=1)
+    slope = disp.mask[rows, cols] & (r > 6.0) & (r < 20.0)  # the bump's flanks, tilted ~5-9 degrees
+    tilt = np.degrees(np.arccos(np.clip(np.einsum("nc,nc->n", n, truth), -1, 1)))
+    err = np.degrees(np.arccos(np.clip(np.einsum("nc,nc->n", decoded, truth), -1, 1)))
+    assert slope.sum() > 200 and np.median(tilt[slope]) > 4.0
+    assert np.median(err[slope]) < 0.35 * np.median(tilt[slope]), (np.median(err[slope]), np.median(tilt[slope]))
