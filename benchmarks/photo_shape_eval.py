@@ -157,6 +157,67 @@ def figure(path: Path, rgb, rec, model, scan, inner, fit_err, mean_err) -> None:
     Image.fromarray(np.concatenate(panels, axis=1)).save(path)
 
 
+def several_photos(args, rec, model, scan, texture, uv, face_uv, inner, tris, intr, f) -> dict:
+    """``--same-person K``: groups of K renders of james (yaw spread over -30..30 within each group,
+    the rest of each scene as above, another seed), each group reconstructed photo by photo and
+    jointly (``PhotoReconstructor.reconstruct_same_person``: one identity); the NoW-style errors
+    of every photo's mesh both ways, and of the identity alone (no expression, rigid)."""
+    from facerecon.geometry.rotations import euler_to_matrix, geodesic_distance_deg
+    from facerecon.photo.image import Photo
+
+    k = args.same_person
+    rng = np.random.default_rng(args.seed + 1000)
+    groups = []
+    for g in range(args.groups):
+        sc = scenes(k, args.seed + 1000 + g)
+        for i, s_ in enumerate(sc):
+            s_["yaw"] = float(-30.0 + 60.0 * i / max(k - 1, 1) + rng.uniform(-5, 5)) if k > 1 else float(rng.uniform(-30, 30))
+            s_["index"] = g * k + i
+        groups.append(sc)
+    out = {"k": k, "groups": []}
+    for g, sc in enumerate(groups):
+        t = time.perf_counter()
+        rgbs = [render(s_, scan, texture, uv, face_uv, intr) for s_ in sc]
+        photos = [Photo(rgb, f"james group {g} render {i}", f) for i, rgb in enumerate(rgbs)]
+        singles = [rec.reconstruct(p, focal_px=f, texture=False) for p in photos]
+        sp = rec.reconstruct_same_person(photos, focal_px=f, texture=False)
+        row = {"yaws": [s_["yaw"] for s_ in sc], "single": [], "joint": []}
+        for key, results in (("single", singles), ("joint", list(sp.faces))):
+            for s_, r in zip(sc, results):
+                e = now_errors(scan, inner, r.vertices_camera, model, tris)
+                ident = now_errors(scan, inner, model.vertices(r.identity, None).astype(np.float64), model, tris, ("rigid",))
+                row[key].append({"rigid": e["rigid"], "scaled": e["scaled"], "identity_only": ident["rigid"],
+                                 "rotation_error_deg": float(geodesic_distance_deg(r.pose.R, euler_to_matrix(s_["yaw"], s_["pitch"], 0.0)))})
+        print(f"group {g}: yaws {', '.join(f'{y:.0f}' for y in row['yaws'])}: median (rigid) one photo "
+              f"{np.median([x['rigid']['median_mm'] for x in row['single']]):.2f} mm, joint "
+              f"{np.median([x['rigid']['median_mm'] for x in row['joint']]):.2f}; identity only: one photo "
+              f"{np.median([x['identity_only']['median_mm'] for x in row['single']]):.2f}, joint "
+              f"{row['joint'][0]['identity_only']['median_mm']:.2f}; scale one {np.median([x['scaled']['scale'] for x in row['single']]):.3f} "
+              f"joint {np.median([x['scaled']['scale'] for x in row['joint']]):.3f}  {time.perf_counter() - t:.0f} s", flush=True)
+        out["groups"].append(row)
+    summary = {}
+    for key in ("single", "joint"):
+        rows_ = [x for grp in out["groups"] for x in grp[key]]
+        summary[key] = {m: pooled([{"e": x} for x in rows_], "e", m) for m in ("rigid", "scaled")}
+        ident_rows = rows_ if key == "single" else [grp["joint"][0] for grp in out["groups"]]  # one identity per group
+        summary[key]["identity_only"] = pooled([{"e": {"rigid": x["identity_only"]}} for x in ident_rows], "e", "rigid")
+        summary[key]["scale_median"] = float(np.median([x["scaled"]["scale"] for x in rows_]))
+        summary[key]["rotation_error_median_deg"] = float(np.median([x["rotation_error_deg"] for x in rows_]))
+    print(f"| {k} photos per person, {args.groups} groups | median | mean | median, scaled | identity only (rigid) median | scale | rotation err |")
+    print("| --- | --- | --- | --- | --- | --- | --- |")
+    for key, label in (("single", "each photo alone"), ("joint", "--same-person")):
+        sm = summary[key]
+        print(f"| {label} | {sm['rigid']['median_mm']:.2f} | {sm['rigid']['mean_mm']:.2f} | {sm['scaled']['median_mm']:.2f} | "
+              f"{sm['identity_only']['median_mm']:.2f} | {sm['scale_median']:.3f} | {sm['rotation_error_median_deg']:.1f} |")
+    out["summary"] = summary
+    for grp in out["groups"]:
+        for key in ("single", "joint"):
+            for x in grp[key]:
+                for m in ("rigid", "scaled", "identity_only"):
+                    x[m] = {kk: v for kk, v in x[m].items() if kk != "distances"}
+    return out
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--shared", type=Path, required=True, help="The shared data folder (../shared).")
@@ -165,6 +226,13 @@ def main(argv=None) -> int:
     ap.add_argument("--threads", type=int, default=2, help="torch threads.")
     ap.add_argument("--neutral-too", action="store_true", help="Also measure the fitted identity without its "
                     "fitted expression (rigid only; a diagnostic: is the identity or the expression off?).")
+    ap.add_argument("--same-person", type=int, default=0, metavar="K", help="Instead of the single renders: groups of K "
+                    "renders (yaw spread over -30..30), each photo alone against the K fitted jointly (one identity).")
+    ap.add_argument("--groups", type=int, default=4, help="With --same-person: number of groups (default 4).")
+    ap.add_argument("--set", dest="landmarks_set", action="append", default=[], metavar="TABLE.KEY=JSON",
+                    help="Override a photo setting: data/photo_landmarks.toml [dlib68] / [fusion] (e.g. "
+                    "fusion.ibug68_weight=1.0, dlib68.enabled=false) or configs/photo_fit.toml (e.g. "
+                    "'fit.joint_identity_prior=\"per_photo\"'); repeatable.")
     ap.add_argument("--json", type=Path, help="Write the report (per render and per bin) here.")
     ap.add_argument("--figure", type=Path, help="Write a picture (one render with the fitted overlay, and the scan "
                     "coloured by its error for the fit and the mean face) here, e.g. docs/photo_shape_james.png.")
@@ -183,7 +251,13 @@ def main(argv=None) -> int:
 
     t0 = time.perf_counter()
     model = FaceModel.load()
-    rec_path = PhotoReconstructor.from_pretrained(model=model)
+    lo: dict = {}
+    fo: dict = {}
+    for item in args.landmarks_set:
+        key, _, value = item.partition("=")
+        table, _, name = key.partition(".")
+        (lo if table in ("dlib68", "fusion") else fo).setdefault(table, {})[name] = json.loads(value)
+    rec_path = PhotoReconstructor.from_pretrained(model=model, landmark_overrides=lo, overrides=fo or None)
     scan, texture, uv, face_uv, inner = load_james(args.shared, model)
     tris = model.region_triangles(*RENDER_REGIONS)
     f = focal_from_fov(WIDTH, HEIGHT, FOV_DEG)
@@ -192,6 +266,11 @@ def main(argv=None) -> int:
     print(f"loaded in {time.perf_counter() - t0:.1f} s; inner face: {int(inner.sum())} of {len(inner)} scan vertices; "
           f"focal {f:.1f} px")
 
+    if args.same_person:
+        report = several_photos(args, rec_path, model, scan, texture, uv, face_uv, inner, tris, intr, f)
+        if args.json:
+            args.json.write_text(json.dumps(report, indent=1))
+        return 0
     rows, missed, fig_data = [], [], None
     for sc in scenes(args.n, args.seed):
         t = time.perf_counter()

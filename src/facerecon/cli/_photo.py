@@ -11,6 +11,7 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
+import numpy as np
 from rich.console import Console
 
 from ._frames import MAYBE_PHOTO_SUFFIXES, PHOTO_SUFFIXES  # noqa: F401 - re-exported
@@ -89,22 +90,49 @@ def write_photo_result(rec, model, rgb, d: Path, plan, method: str = "photo") ->
 def _report(rec, console: Console, name: str, d: Path) -> None:
     y, p, r = rec.pose.euler_deg
     fit = rec.photo.fit
-    console.print(f"{name}: face {rec.photo.face_index}: yaw {y:.1f} pitch {p:.1f} roll {r:.1f}  fit {fit.rms_px:.1f} px rms, "
+    # the distance is a measurement only with a known focal length (and even then it scales with the head-size prior)
+    dist = f"  distance {float(np.linalg.norm(rec.pose.t_mm)):.0f} mm" if rec.camera.focal_known else ""
+    console.print(f"{name}: face {rec.photo.face_index}: yaw {y:.1f} pitch {p:.1f} roll {r:.1f}{dist}  fit {fit.rms_px:.1f} px rms, "
                   f"{fit.iterations} it  {rec.timings_ms['total']:.0f} ms -> {d}", markup=False, soft_wrap=True)
 
 
+def check_photo_camera(focal: float | None, intrinsics: str | None, method: str, same_person: bool = False,
+                       all_faces: bool = False) -> None:
+    """Usage errors of the photo options, before any model loads: ``--focal`` and
+    ``--intrinsics`` exclude each other, ``--method photo-depth`` takes only ``--focal``,
+    ``--same-person`` takes the largest face of photos (not ``--all-faces``, not ``rgbd`` /
+    ``photo-depth``): an option is used or refused, never ignored."""
+    from ..errors import UsageError
+
+    if same_person and all_faces:
+        raise UsageError("--same-person fits the largest face of each photo; it does not take --all-faces")
+    if same_person and method not in ("network", "photo"):
+        raise UsageError(f"--same-person works on photos (--method photo), not --method {method}")
+
+    if intrinsics and focal is not None:
+        raise UsageError("give either --focal or --intrinsics for a photo, not both")
+    if intrinsics and method == "photo-depth":
+        raise UsageError("--method photo-depth takes the photo's focal length from --focal (or EXIF), not --intrinsics")
+
+
 def reconstruct_photos(photos: list[Path], out: Path, plan, focal: float | None,
-                       all_faces: bool, used: set[str], console: Console) -> tuple[list[str], int]:
+                       all_faces: bool, used: set[str], console: Console, intrinsics: str | None = None) -> tuple[list[str], int]:
     """Reconstruct every photo; returns (one-line failures, number of photos without a face).
+    ``intrinsics``: ``--intrinsics fx,fy,cx,cy`` for every photo (pixels of each photo as read).
     The models load with the first photo that reads (a missing file is said at once)."""
     from ..fileutil import atomic_dir
+    from ..geometry.camera import parse_intrinsics
     from ._frames import frame_stem, run_batch
 
     def handle(path: Path, _) -> None:
         photo, calibrated = read_photo_input(path)
         engine = _engine()
         model = engine.model
-        recs = engine.reconstruct(photo, focal_px=focal, all_faces=all_faces, intrinsics=None if focal is not None else calibrated)
+        if intrinsics:
+            k, source = parse_intrinsics(intrinsics, photo.width, photo.height), "--intrinsics"
+        else:
+            k, source = (None if focal is not None else calibrated), "calibrated"
+        recs = engine.reconstruct(photo, focal_px=focal, all_faces=all_faces, intrinsics=k, intrinsics_source=source)
         recs = recs if all_faces else [recs]
         stem = out / frame_stem(path, used)
         with atomic_dir(stem) as tmp:  # complete or absent, as the depth path's frame folders
@@ -132,3 +160,76 @@ def reconstruct_rgbd(paths: list[Path], out: Path, plan, camera: str | None,
         _report(rec, console, path.name, d)
 
     return run_batch(console, "rgbd frames", iterate_frames(paths, camera, intrinsics, unit), len(paths), handle)
+
+
+PERSON_DIR = "person"
+
+
+def reconstruct_same_person(photos: list[Path], out: Path, plan, focal: float | None, intrinsics: str | None,
+                            used: set[str], console: Console) -> tuple[list[str], int]:
+    """``--same-person``: every photo is the same person.  One identity for all (the joint fit),
+    a pose and expression per photo, one texture merged from every view.  Writes each photo's
+    folder as without the option (its mesh with the shared identity and the merged texture) and
+    ``<out>/person/`` (``person_2``, ... if taken): the shared identity's neutral face in the head
+    frame (the meshes of ``--format``, ``face.png``) and ``person.json`` (the identity weights, the
+    photos used, each photo's fit before and after).  Returns (failures, photos without a face)."""
+    from ..errors import FaceReconError, NoFaceFoundError
+    from ..export import write_face_meshes, write_json
+    from ..fileutil import atomic_dir
+    from ..geometry.camera import parse_intrinsics
+    from ._frames import failure_text, frame_stem
+
+    failures: list[str] = []
+    read, paths, calibrated = [], [], []
+    for path in photos:
+        try:
+            photo, k = read_photo_input(path)
+        except FaceReconError as exc:
+            failures.append(f"{path}: {failure_text(path, exc)}")
+            console.print(failures[-1], style="red", markup=False, soft_wrap=True)
+            continue
+        read.append(photo)
+        paths.append(path)
+        calibrated.append(k)
+    if not read:
+        return failures, 0
+    engine = _engine()
+    k = parse_intrinsics(intrinsics, read[0].width, read[0].height) if intrinsics else None
+    if k is not None and any((p.width, p.height) != (read[0].width, read[0].height) for p in read):
+        raise FaceReconError("--same-person --intrinsics: the photos differ in size; one fx,fy,cx,cy cannot hold for all")
+    try:
+        sp = engine.reconstruct_same_person(read, focal_px=focal, intrinsics=k, intrinsics_source="--intrinsics",
+                                            skip_no_face=True)
+    except NoFaceFoundError as exc:
+        console.print(f"--same-person: {exc}", style="red", markup=False, soft_wrap=True)
+        return failures, len(read)
+    for line in sp.skipped:
+        console.print(line, style="red", markup=False, soft_wrap=True)
+    by_source = {str(p.source): path for p, path in zip(read, paths)}
+    used_paths = []
+    for rec in sp.faces:
+        path = by_source[rec.source]
+        used_paths.append(path)
+        stem = out / frame_stem(path, used)
+        with atomic_dir(stem) as tmp:
+            write_photo_result(rec, engine.model, _rgb_of(read, rec.source), tmp, plan)
+        _report(rec, console, path.name, stem)
+    person = out / frame_stem(Path(PERSON_DIR), used)
+    neutral = sp.neutral_result(engine.model)
+    with atomic_dir(person) as tmp:
+        write_face_meshes(neutral, engine.model, tmp, plan.formats, texture=None if sp.texture is None else sp.texture.image,
+                          head_frame=False, rig=plan.rig)
+        write_json(tmp / "person.json", {
+            "about": "one identity fitted to several photos of one person (facerecon reconstruct --same-person); "
+                     "the meshes here are its neutral face in the canonical head frame (mm), textured from every photo",
+            "photos": [str(p) for p in used_paths], "skipped": list(sp.skipped),
+            "identity": [round(float(x), 6) for x in sp.identity],
+            "fit": [{"photo": str(p), "rms_px_alone": round(a, 3), "rms_px_joint": round(float(r.photo.fit.rms_px), 3)}
+                    for p, a, r in zip(used_paths, sp.single_rms_px, sp.faces)],
+            "texture": None if sp.texture is None else sp.texture.stats(), "ms": round(sp.ms, 1)})
+    console.print(f"same person: {len(sp.faces)} photos, one identity -> {person}", markup=False, soft_wrap=True)
+    return failures, len(sp.skipped)
+
+
+def _rgb_of(photos, source: str):
+    return next(p.rgb for p in photos if str(p.source) == source)

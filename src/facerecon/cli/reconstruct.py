@@ -16,7 +16,8 @@ def reconstruct_cmd(
     frames: list[Path] = typer.Argument(..., help="Depth frames, photos (8-bit colour images: JPEG, PNG, ...) or folders of them."),
     out: Path = typer.Option(..., "-o", "--out", help="Output folder: one sub-folder per frame."),
     camera: Optional[str] = typer.Option(None, help="Camera preset when the file has no intrinsics."),
-    intrinsics: Optional[str] = typer.Option(None, help="fx,fy,cx,cy in pixels (overrides the file's)."),
+    intrinsics: Optional[str] = typer.Option(None, help="fx,fy,cx,cy in pixels (overrides the file's; photos: the whole "
+                                             "camera instead of --focal / EXIF / the default field of view)."),
     formats: str = typer.Option(_options.DEFAULT_FORMATS, "--format", help="Mesh formats, comma-separated: obj, ply, glb "
                                 "(glb: the rig, ARKit's 52 morph targets by default (--rig), that facerecon view and animate take)."),
     outputs: str = typer.Option("default", "--outputs", help="What each frame's folder holds: minimal (face.glb, else the "
@@ -46,6 +47,10 @@ def reconstruct_cmd(
                                           "view across the longer side; docs/photo.md)."),
     all_faces: bool = typer.Option(False, "--all-faces", help="Photos: every face, in face_0/, face_1/, ... (largest first); "
                                    "default: the largest face only."),
+    same_person: bool = typer.Option(False, "--same-person", help="Photos: all show one person: one identity fitted to all "
+                                     "of them, a pose and expression per photo, one texture merged from every view; each "
+                                     "photo's folder as usual plus person/ (the neutral face, head frame, and person.json). "
+                                     "docs/photo.md."),
     set_: list[str] = typer.Option([], "--set", help="A setting of the depth pipeline's stages, section.key=value (configs/check.toml: "
                                    "check, refine, fallback, search, shape, confidence, decision), repeatable, e.g. --set refine.iterations=3."),
 ) -> None:
@@ -64,6 +69,9 @@ def reconstruct_cmd(
     plan = _options.OutputPlan(outputs, _options.formats(formats), overlay, _options.rig(rig))
     _options.method(method)
     _options.camera(camera, intrinsics)
+    from ._photo import check_photo_camera
+
+    check_photo_camera(focal, intrinsics, method, same_person, all_faces)
     unit = _options.unit(unit)
     overrides = _options.sets(set_, "configs/check.toml", "check config")
 
@@ -126,7 +134,12 @@ def reconstruct_cmd(
     failures, no_face = run_batch(console, "reconstructing", iterate_frames(paths, camera, intrinsics, unit), len(paths), handle,
                                   no_face_errors=False, ahead=PIPELINE_AHEAD, writers=PIPELINE_WRITERS)
     if photos:
-        photo_failures, photo_no_face = reconstruct_photos(photos, out, plan, focal, all_faces, used, console)
+        if same_person:
+            from ._photo import reconstruct_same_person
+
+            photo_failures, photo_no_face = reconstruct_same_person(photos, out, plan, focal, intrinsics, used, console)
+        else:
+            photo_failures, photo_no_face = reconstruct_photos(photos, out, plan, focal, all_faces, used, console, intrinsics)
         failures += photo_failures
         no_face += photo_no_face
     if rgbd:

@@ -76,10 +76,26 @@ def photo_document(rec, model, method: str = "photo", **blocks) -> dict:
     photo = {"face_index": int(e.face_index), "face_box": np.round(e.face_box, 2).tolist(), "camera": rec.camera.to_json(),
              "fit": {"iterations": f.iterations, "rigid_iterations": f.rigid_iterations, "converged": f.converged,
                      "rms_px": round(f.rms_px, 3), "contour_rms_px": round(f.contour_rms_px, 3), "ms": round(f.ms, 2)},
-             "texture": None if rec.texture is None else rec.texture.stats()}
+             "texture": None if rec.texture is None else rec.texture.stats(),
+             "landmark_sources": list(getattr(e, "landmark_sources", ("facemesh",)))}
+    photo.update(photo_size_block(rec, model))
     return pose_document(frame=rec.source, method=method, face=True, confidence=rec.confidence, pose=rec.pose, identity=rec.identity,
                          expression=rec.expression, expression_names=list(model.expression_names), timings_ms=rec.timings_ms,
                          photo=photo, **blocks)
+
+
+def photo_size_block(rec, model) -> dict:
+    """The photo's distance (only with a known focal length) and the face size it rests on, against
+    the head-size prior (ICT's identity prior: one photo cannot tell size from distance)."""
+    from ..photo.fit import EYE_CORNERS_68, size_prior
+
+    i, j = EYE_CORNERS_68
+    mean, sd = size_prior(model)
+    fitted = float(np.linalg.norm(rec.landmarks_3d[i] - rec.landmarks_3d[j]))
+    known = rec.camera.focal_known
+    return {"distance_mm": round(float(np.linalg.norm(rec.pose.t_mm)), 1) if known else None,
+            "size": {"eye_corners_mm": round(fitted, 2), "prior_mean_mm": round(mean, 2), "prior_sd_mm": round(sd, 2),
+                     "basis": "ICT identity prior" + ("" if known else "; distance not reported: the focal length is a guess")}}
 
 
 def track_document(t, expression_names: list[str]) -> dict:

@@ -39,8 +39,11 @@ class PhotoFitConfig:
     contour_updates: int
     hidden_weight: float
     hidden_facing: float
+    joint_identity_prior: str
 
     def __post_init__(self) -> None:
+        if self.joint_identity_prior not in ("once", "per_photo"):
+            raise ConfigError(f"fit.joint_identity_prior: unknown {self.joint_identity_prior!r}; choose from once, per_photo")
         if self.robust not in ROBUST_LOSSES:
             raise ConfigError(f"fit.robust: unknown {self.robust!r}; choose from {', '.join(ROBUST_LOSSES)}")
         if not 0 <= self.n_identity <= 100 or not 0 <= self.n_expression <= 53:

@@ -519,6 +519,130 @@ def _fit(model: FaceModel, targets: LandmarkTargets, intrinsics: Intrinsics, cfg
                     (time.perf_counter() - t0) * 1e3, rms, crms, history, chosen)
 
 
+# -- several photos of one person ----------------------------------------------------------------
+def fit_photos(model: FaceModel, targets: list[LandmarkTargets], intrinsics: list[Intrinsics],
+               cfg: PhotoFitConfig | None = None, starts: list[PhotoFit] | None = None) -> list[PhotoFit]:
+    """One identity for several photos of one person, a pose and an expression per photo.
+
+    Unknowns: the shared identity weights, and per photo a rotation, a translation and the
+    expression weights.  Cost: the sum of the photos' single-photo costs (robust reprojection
+    error + expression priors), and the identity prior once (``joint_identity_prior = "once"``:
+    more photos weigh the landmarks more against it) or once per photo (``"per_photo"``).  Started from each photo's own fit (``starts``, else made
+    here) with the mean of their identities; Levenberg-Marquardt on the joint normal equations
+    (identity block shared, pose and expression blocks per photo; the expressions kept in
+    [0, 1] by the same projected step).  Returns one :class:`PhotoFit` per photo, all with the
+    same ``identity``.
+    """
+    cfg = cfg or PhotoFitConfig.load()
+    if len(targets) != len(intrinsics) or not targets:
+        raise ValueError("fit_photos needs one intrinsics per targets, and at least one photo")
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        starts = starts or [_fit(model, t, k, cfg, None) for t, k in zip(targets, intrinsics)]
+        return _fit_joint(model, targets, intrinsics, cfg, starts)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _fit_joint(model: FaceModel, targets, intrinsics, cfg: PhotoFitConfig, starts: list[PhotoFit]) -> list[PhotoFit]:
+    t_start = time.perf_counter()
+    n = len(targets)
+    probs = [_Problem(model, t, k, cfg) for t, k in zip(targets, intrinsics)]
+    kid, kex = probs[0].kid, probs[0].kex
+    rs = [torch.from_numpy(np.asarray(f.rotation, np.float64).copy()) for f in starts]
+    ts = [torch.from_numpy(np.asarray(f.translation, np.float64).copy()) for f in starts]
+    ident = torch.from_numpy(np.mean([f.identity[:kid] for f in starts], axis=0))
+    exprs = [torch.from_numpy(np.asarray(f.expression[:kex], np.float64).copy()) for f in starts]
+    # global parameter order: identity, the n poses (6 each), the n expressions (kex each): the
+    # expressions are one contiguous box-constrained block for the projected step
+    n_par = kid + 6 * n + kex * n
+    pose_at = [kid + 6 * i for i in range(n)]
+    expr_at = [kid + 6 * n + kex * i for i in range(n)]
+    ex = slice(kid + 6 * n, n_par)
+    id_prior = cfg.identity_prior * (n if cfg.joint_identity_prior == "per_photo" else 1)
+    eye_id = torch.eye(kid, dtype=torch.float64)
+
+    def coeffs(i, ident_, exprs_):
+        return torch.cat([ident_, exprs_[i]])
+
+    def total(rs_, ts_, ident_, exprs_) -> float:
+        c = sum(p.cost(r, t, coeffs(i, ident_, exprs_)) - cfg.identity_prior * float(ident_ @ ident_)
+                for i, (p, r, t) in enumerate(zip(probs, rs_, ts_)))
+        return float(c + id_prior * float(ident_ @ ident_))
+
+    history: list[float] = []
+    mu = cfg.damping
+    best, stall, it, converged = math.inf, 0, 0, False
+    with torch.no_grad():
+        for it in range(cfg.iterations):
+            if it < cfg.contour_updates:
+                for i, p in enumerate(probs):
+                    p.select_contour(rs[i], ts[i], coeffs(i, ident, exprs))
+                    p.update_visibility(rs[i], ts[i], coeffs(i, ident, exprs))
+            cost = total(rs, ts, ident, exprs)
+            history.append(cost)
+            stall = stall + 1 if cost > best * (1.0 - cfg.tolerance) else 0
+            best = min(best, cost)
+            if stall >= 3:
+                converged = True
+                break
+            h = torch.zeros(n_par, n_par, dtype=torch.float64)
+            g = torch.zeros(n_par, dtype=torch.float64)
+            for i, p in enumerate(probs):
+                hi, gi = p.normal_equations(rs[i], ts[i], coeffs(i, ident, exprs))
+                # the identity prior is added once below, not once per photo
+                hi[6:6 + kid, 6:6 + kid] -= cfg.identity_prior * eye_id
+                gi[6:6 + kid] -= cfg.identity_prior * ident
+                idx = torch.cat([torch.arange(pose_at[i], pose_at[i] + 6), torch.arange(kid),
+                                 torch.arange(expr_at[i], expr_at[i] + kex)])
+                h[idx[:, None], idx[None, :]] += hi
+                g[idx] += gi
+            h[:kid, :kid] += id_prior * eye_id
+            g[:kid] += id_prior * ident
+            free = torch.ones(n_par, dtype=torch.bool)
+            e_all = torch.cat(exprs)
+            free[ex] &= ~(((e_all <= 0) & (g[ex] > 0)) | ((e_all >= 1) & (g[ex] < 0)))
+            accepted = False
+            for _try in range(8):
+                step = _bounded_step(h, g, free, e_all, ex, mu)
+                new_r = [_rodrigues(step[a:a + 3]) @ rs[i] for i, a in enumerate(pose_at)]
+                new_t = [ts[i] + step[a + 3:a + 6] for i, a in enumerate(pose_at)]
+                new_id = ident + step[:kid]
+                new_e = [(exprs[i] + step[a:a + kex]).clamp(0.0, 1.0) for i, a in enumerate(expr_at)]
+                new_cost = total(new_r, new_t, new_id, new_e)
+                if new_cost < cost:
+                    accepted = True
+                    mu = max(mu / 5.0, 1e-9)
+                    break
+                mu *= 10.0
+            if not accepted:
+                converged = True
+                break
+            rs, ts, ident, exprs = new_r, new_t, new_id, new_e
+            if (cost - new_cost) < cfg.tolerance * cost:
+                converged = True
+                break
+        history.append(total(rs, ts, ident, exprs))
+    ms = (time.perf_counter() - t_start) * 1e3
+    identity = np.zeros(model.n_identity)
+    identity[:kid] = ident.numpy()
+    out = []
+    for i, p in enumerate(probs):
+        res, _, _ = p.residual(rs[i], ts[i], coeffs(i, ident, exprs))
+        err_px = torch.linalg.vector_norm(res, dim=1).numpy() * p.scale
+        cont = p.t.contour
+        expr = np.zeros(model.n_expression)
+        expr[:kex] = exprs[i].numpy()
+        slid = p.rows.numpy() >= p.k
+        out.append(PhotoFit(rs[i].numpy().copy(), ts[i].numpy().copy(), identity.copy(), expr, intrinsics[i], it,
+                            starts[i].rigid_iterations, converged, ms,
+                            float(np.sqrt(np.mean(err_px[~cont] ** 2))) if (~cont).any() else float("nan"),
+                            float(np.sqrt(np.mean(err_px[cont] ** 2))) if cont.any() else float("nan"),
+                            history, p.band[p.rows.numpy()[slid] - p.k]))
+    return out
+
+
 # -- what the fit is fitted to, and the 68 landmarks of the fitted face --------------------------
 JAW_68 = np.arange(17)  # iBUG jaw-line points: they follow the silhouette
 TARGET_MODES = ("dense", "ibug68", "both")
@@ -533,23 +657,27 @@ def targets_from_landmarks(model: FaceModel, points_2d: np.ndarray, lmap) -> Lan
                            np.asarray(lmap.is_contour, bool))
 
 
-def fit_targets(model: FaceModel, points_2d: np.ndarray, lmap, use: str = "both", ibug68_weight: float = 1.0
-                ) -> LandmarkTargets:
+def fit_targets(model: FaceModel, points_2d: np.ndarray, lmap, use: str = "both", ibug68_weight: float = 1.0,
+                ibug68: np.ndarray | None = None, dense_contour_weight: float = 1.0) -> LandmarkTargets:
     """What the fit is fitted to (``[targets]`` in ``configs/photo_fit.toml``): the dense Face
     Mesh points on the ICT surface, the iBUG 68 made from them on ICT's 68 landmark vertices
-    (jaw points sliding), or both (the 68 with ``ibug68_weight`` of the total weight)."""
+    (jaw points sliding), or both (the 68 with ``ibug68_weight`` of the total weight).
+
+    ``ibug68``: other 68 points to use for the 68 (the fusion with dlib's, :mod:`.fusion`);
+    ``dense_contour_weight`` then scales the dense face-oval points, which disagree with them."""
     if use not in TARGET_MODES:
         raise ConfigError(f"targets.use: unknown {use!r}; choose from {', '.join(TARGET_MODES)}")
     parts = []
     if use in ("dense", "both"):
         dense = targets_from_landmarks(model, points_2d, lmap)
+        dense.weight = np.where(dense.contour, dense.weight * dense_contour_weight, dense.weight)
         dense.weight = dense.weight / max(dense.weight.sum(), 1e-12)
         parts.append(dense)
     if use in ("ibug68", "both"):
         contour = np.zeros(68, bool)
         contour[JAW_68] = True
-        t68 = LandmarkTargets.from_vertices(lmap.ibug68(np.asarray(points_2d, np.float64)[:, :2]), model.landmarks_68,
-                                            np.full(68, 1.0 / 68), contour)
+        p68 = lmap.ibug68(np.asarray(points_2d, np.float64)[:, :2]) if ibug68 is None else np.asarray(ibug68, np.float64)
+        t68 = LandmarkTargets.from_vertices(p68, model.landmarks_68, np.full(68, 1.0 / 68), contour)
         t68.weight *= ibug68_weight if parts else 1.0
         parts.append(t68)
     return LandmarkTargets(np.concatenate([p.points for p in parts]), np.concatenate([p.vertices for p in parts]),
@@ -589,3 +717,25 @@ def silhouette_landmarks(model: FaceModel, fit: PhotoFit, vertices_camera: np.nd
         elif det is not None and np.isfinite(det[k]).all():
             lm[k] = band[cand[np.argmin(((uv[cand] - det[k]) ** 2).sum(1))]]
     return lm
+
+
+# -- the head-size prior ------------------------------------------------------------------------
+EYE_CORNERS_68 = (36, 45)  # iBUG outer eye corners: the size measure the prior is stated in
+
+
+def size_prior(model: FaceModel, n_identity: int = 100, samples: int = 4000, seed: int = 0) -> tuple[float, float]:
+    """(mean, standard deviation) in mm of the outer-eye-corner distance of ICT faces drawn from
+    the fit's identity prior (each of the first ``n_identity`` weights ~ N(0, 1)), neutral
+    expression.  One photo cannot tell a face's size from its distance: the fitted size is this
+    prior pulled by the landmarks' shape only, and the distance scales with it."""
+    key = (n_identity, samples, seed)
+    cache = model.__dict__.setdefault("_photo_size_prior", {})
+    if key not in cache:
+        vid = np.asarray(model.landmarks_68)[list(EYE_CORNERS_68)]
+        neutral, bases = model.torch_bases(vid)
+        b = bases.reshape(-1, len(vid), 3)[:n_identity].double().numpy()  # (n, 2, 3)
+        w = np.random.default_rng(seed).standard_normal((samples, n_identity))
+        v = neutral.double().numpy()[None] + np.einsum("sn,nkc->skc", w, b)
+        d = np.linalg.norm(v[:, 0] - v[:, 1], axis=1)
+        cache[key] = (float(d.mean()), float(d.std()))
+    return cache[key]

@@ -54,15 +54,9 @@ def _bilinear(img: np.ndarray, u: np.ndarray, v: np.ndarray) -> np.ndarray:
             + (1 - fx) * fy * im[y0 + 1, x0] + fx * fy * im[y0 + 1, x0 + 1])
 
 
-def sample_texture(model: FaceModel, vertices_camera: np.ndarray, rgb: np.ndarray, intrinsics: Intrinsics,
-                   cfg: TextureConfig | None = None) -> PhotoTexture:
-    """The photo ``rgb`` (H, W, 3) sampled into the face UV tile for the fitted mesh ``vertices_camera`` (V, 3)."""
-    from scipy.ndimage import distance_transform_edt
-
-
-    cfg = cfg or TextureConfig.load()
-    s = cfg.size
-    ras = uv_raster(model, s)
+def _sample_view(model: FaceModel, ras: UVRaster, vertices_camera: np.ndarray, rgb: np.ndarray, intrinsics: Intrinsics,
+                 cfg: TextureConfig) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """One photo's (colour (N, 3), visible (N,), facing cos (N,)) for the covered texels of ``ras``."""
     v = np.asarray(vertices_camera, np.float64)
     # normals per face triangle (18k), not per texel (~250k); texel points in float32 (sub-0.01 mm)
     tris = face_triangles(model)
@@ -84,8 +78,16 @@ def sample_texture(model: FaceModel, vertices_camera: np.ndarray, rgb: np.ndarra
     vis = inside & unoccluded & (facing >= cfg.min_facing)
     colour = np.zeros((len(p), 3), np.float32)
     colour[vis] = _bilinear(rgb, uv[vis, 0], uv[vis, 1])
+    return colour, vis, facing
+
+
+def _finish(ras: UVRaster, colour: np.ndarray, vis: np.ndarray, facing: np.ndarray, cfg: TextureConfig) -> PhotoTexture:
+    """Mirror fill, the skin colour for the rest, the texture image (steps 3 and 4 above)."""
+    from scipy.ndimage import distance_transform_edt
+
+    s = ras.size
     filled = vis.copy()
-    mirrored = np.zeros(len(p), bool)
+    mirrored = np.zeros(len(colour), bool)
     if cfg.mirror_fill:
         # hidden texels, and grazing ones whose mirror faces the camera clearly better (their
         # colour smears over many texels and picks up the background at a poorly fitted outline)
@@ -108,3 +110,35 @@ def sample_texture(model: FaceModel, vertices_camera: np.ndarray, rgb: np.ndarra
     mir = np.zeros((s, s), bool)
     mir[ras.rows[mirrored], ras.cols[mirrored]] = True
     return PhotoTexture(np.clip(np.rint(img), 0, 255).astype(np.uint8), visible, mir, np.rint(skin).astype(np.uint8))
+
+
+def sample_texture(model: FaceModel, vertices_camera: np.ndarray, rgb: np.ndarray, intrinsics: Intrinsics,
+                   cfg: TextureConfig | None = None) -> PhotoTexture:
+    """The photo ``rgb`` (H, W, 3) sampled into the face UV tile for the fitted mesh ``vertices_camera`` (V, 3)."""
+    cfg = cfg or TextureConfig.load()
+    ras = uv_raster(model, cfg.size)
+    colour, vis, facing = _sample_view(model, ras, vertices_camera, rgb, intrinsics, cfg)
+    return _finish(ras, colour, vis, facing, cfg)
+
+
+def merge_texture(model: FaceModel, views, cfg: TextureConfig | None = None) -> PhotoTexture:
+    """One texture from several photos of one face: ``views`` = [(vertices_camera, rgb, intrinsics), ...].
+
+    Each texel is the mean of the photos that see it, weighted by how squarely each faces it
+    (cos^2 of the angle between its normal and the view ray: a grazing view smears a texel
+    over little image area); a texel no photo sees is filled as in :func:`sample_texture`."""
+    cfg = cfg or TextureConfig.load()
+    ras = uv_raster(model, cfg.size)
+    acc = np.zeros((len(ras.rows), 3), np.float64)
+    wsum = np.zeros(len(ras.rows), np.float64)
+    best = np.full(len(ras.rows), -1.0, np.float32)
+    for vertices_camera, rgb, intrinsics in views:
+        colour, vis, facing = _sample_view(model, ras, vertices_camera, rgb, intrinsics, cfg)
+        w = np.where(vis, np.square(np.clip(facing, 0.0, 1.0)), 0.0)
+        acc += w[:, None] * colour
+        wsum += w
+        best = np.maximum(best, facing)  # the squarest view decides the mirror fill (one view: as sample_texture)
+    vis = wsum > 0
+    colour = np.zeros((len(ras.rows), 3), np.float32)
+    colour[vis] = (acc[vis] / wsum[vis, None]).astype(np.float32)
+    return _finish(ras, colour, vis, best, cfg)

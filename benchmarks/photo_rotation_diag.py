@@ -1,0 +1,66 @@
+"""Why turned faces lose rotation accuracy (issue #21 item 2): the same james renders
+(``photo_shape_eval.py``'s scenes, true focal) fitted several ways, the rotation error of each by |yaw|.
+
+    python benchmarks/photo_rotation_diag.py N SEED [SHARED]      # e.g. 12 0 ../shared
+
+Variants: the default (Face Mesh + dlib fused), Face Mesh alone, hidden landmarks kept
+(``hidden_weight = 1``), the dense points only, the 68 only, a wrong focal length (40 degrees
+instead of the true 60), and the fit to the true 68 (the scan's 3D landmarks projected; jaw
+sliding), with and without the jaw.
+"""
+import sys, json, numpy as np
+from pathlib import Path
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from photo_shape_eval import scenes, load_james, render, WIDTH, HEIGHT, FOV_DEG
+from facerecon.facemodel import FaceModel
+from facerecon.geometry.camera import Intrinsics
+from facerecon.geometry.pose import HeadPose
+from facerecon.geometry.rotations import euler_to_matrix, geodesic_distance_deg
+from facerecon.photo.camera import focal_from_fov
+from facerecon.photo.image import Photo
+from facerecon.photo.fit import LandmarkTargets, fit_photo
+from facerecon.pipeline.photo import PhotoReconstructor
+n = int(sys.argv[1]); seed = int(sys.argv[2]); shared = Path(sys.argv[3] if len(sys.argv) > 3 else '../shared')
+model = FaceModel.load()
+f = focal_from_fov(WIDTH, HEIGHT, FOV_DEG); intr = Intrinsics(f, f, (WIDTH-1)/2, (HEIGHT-1)/2, WIDTH, HEIGHT)
+scan, texture, uv, face_uv, inner = load_james(shared, model)
+variants = {
+  "default": ({}, {}),
+  "facemesh_only": ({"dlib68": {"enabled": False}}, {}),
+  "no_hidden_drop": ({}, {"fit": {"hidden_weight": 1.0}}),
+  "dense_only": ({}, {"targets": {"use": "dense"}}),
+  "ibug68_only": ({}, {"targets": {"use": "ibug68"}}),
+  "wrong_focal_default": None,
+}
+recs = {k: PhotoReconstructor.from_pretrained(model=model, landmark_overrides=v[0], overrides=v[1] or None) for k, v in variants.items() if v is not None}
+rows = []
+for sc in scenes(n, seed):
+    rgb = render(sc, scan, texture, uv, face_uv, intr)
+    R = euler_to_matrix(sc["yaw"], sc["pitch"], 0.0)
+    pose = HeadPose(R, sc["t_mm"])
+    row = {"yaw": sc["yaw"], "pitch": sc["pitch"]}
+    for k, rec in recs.items():
+        r = rec.reconstruct(Photo(rgb, "r", f), focal_px=f, texture=False)
+        row[k] = geodesic_distance_deg(r.pose.R, R)
+        cfg = recs["default"].fit_config
+    k40 = focal_from_fov(WIDTH, HEIGHT, 40.0)
+    r = recs["default"].reconstruct(Photo(rgb, "r", None), focal_px=k40, texture=False)
+    row["focal_40deg"] = geodesic_distance_deg(r.pose.R, R)
+    # the true 68 (the scan's 3D landmarks projected), jaw sliding, default priors
+    gt = intr.project(pose.apply(scan.landmarks_68))
+    contour = np.zeros(68, bool); contour[:17] = True
+    fit = fit_photo(model, LandmarkTargets.from_vertices(gt, model.landmarks_68, contour=contour), intr, cfg)
+    row["true_68"] = geodesic_distance_deg(fit.rotation, R)
+    # the true 68 without the jaw
+    keep = np.arange(17, 68)
+    fit = fit_photo(model, LandmarkTargets.from_vertices(gt[keep], model.landmarks_68[keep]), intr, cfg)
+    row["true_68_no_jaw"] = geodesic_distance_deg(fit.rotation, R)
+    rows.append(row)
+    print(json.dumps({k: round(v, 2) for k, v in row.items()}), flush=True)
+keys = [k for k in rows[0] if k not in ("yaw", "pitch")]
+yaw = np.abs([r["yaw"] for r in rows])
+for lo, hi in ((0, 15), (15, 30), (30, 41)):
+    sel = [r for r, y in zip(rows, yaw) if lo <= y < hi]
+    if sel:
+        print(f"|yaw| {lo}-{hi} (n={len(sel)}): " + ", ".join(f"{k} {np.median([r[k] for r in sel]):.1f}" for k in keys))
+print("all: " + ", ".join(f"{k} {np.median([r[k] for r in rows]):.1f}" for k in keys))
