@@ -254,8 +254,9 @@ class _Blob:
 
 
 def _minmax(a: np.ndarray) -> tuple[list[float], list[float]]:
-    a = a.reshape(len(a), -1)
-    return [float(x) for x in a.min(0)], [float(x) for x in a.max(0)]
+    # per column over a transposed copy: min / max along axis 0 of an (n, 3) array is ~30x slower (same values)
+    a = np.ascontiguousarray(a.reshape(len(a), -1).T)
+    return [float(x) for x in a.min(1)], [float(x) for x in a.max(1)]
 
 
 def base_vertices_head(rec, layout: GltfLayout) -> np.ndarray:
