@@ -124,6 +124,8 @@ def main(argv=None) -> int:
     ap.add_argument("--skip-torch", action="store_true", help="Do not repeat the runs with the torch backend.")
     ap.add_argument("--src", type=Path, default=None, help="Run the facerecon of another checkout's src/ (e.g. a git worktree "
                     "of an older commit, for before/after); the mesh-writing figure is skipped then.")
+    ap.add_argument("--parts", action="store_true", help="Only the in-process part-by-part figure of one frame (pipeline, "
+                    "meshes, overlay), no CLI runs; for another checkout run it with PYTHONPATH=OTHER/src.")
     ap.add_argument("--serial", action="store_true", help="Batches one frame after the other (no reader / writer threads: "
                     "cli._frames.PIPELINE_AHEAD = PIPELINE_WRITERS = 0), for before/after.")
     args = ap.parse_args(argv)
@@ -138,6 +140,21 @@ def main(argv=None) -> int:
            "MPLBACKEND": "Agg"}
     os.environ.update(env)
     res: dict = {"command": "python benchmarks/cli_speed.py " + " ".join(argv if argv is not None else sys.argv[1:])}
+    if args.parts:
+        import facerecon
+        from facerecon.cli._frames import expand_inputs
+
+        frames = expand_inputs([args.frames])[:1] if args.frames else make_frames(Path(tempfile.mkdtemp()), 1)
+        res["facerecon"] = facerecon.__file__
+        res["mesh_write"] = mesh_write_ms(frames[0], [] if args.frames else ["--camera"])
+        print(f"facerecon from {facerecon.__file__}")
+        for fmt, r in res["mesh_write"].items():
+            print(f"one frame, in process: {fmt}: {r['wall_ms']:.1f} ms wall, {r['cpu_ms']:.1f} ms CPU")
+        res["load_average"] = os.getloadavg()
+        print(f"load average at the end: {' '.join(f'{x:.1f}' for x in res['load_average'])}")
+        if args.json:
+            args.json.write_text(json.dumps(res, indent=1), encoding="utf-8")
+        return 0
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         if args.frames:
