@@ -186,27 +186,42 @@ def save_overlay(rec, model, frame: DepthFrame, path: Path, residual_range_mm: f
 
 
 def save_pose_overlay(frame: DepthFrame, pose, box, path: Path, axis_mm: float = 80.0) -> None:
-    """Depth image with the head axes (x red, y green, z blue) drawn at the head origin."""
-    import matplotlib
+    """Depth image with the head axes (x red, y green, z blue) drawn at the head origin, the face box
+    in white and the pose in a title strip; scaled to 640 px wide.  Pillow + NumPy only."""
+    from PIL import Image, ImageDraw
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    from ..viz.draw import font
 
     k = frame.intrinsics
-    o = pose.t_mm
-    fig, ax = plt.subplots(figsize=(6.4, 4.8 * frame.height / frame.width * 1.0 + 0.4))
-    ax.imshow(depth_to_rgb(frame.depth_mm))
-    p0 = k.project(o)
-    for axis, colour in zip(np.eye(3), ("red", "lime", "blue")):
-        p1 = k.project(o + pose.R @ (axis * axis_mm))
-        ax.annotate("", xy=p1, xytext=p0, arrowprops=dict(arrowstyle="->", color=colour, lw=2))
-    x0, y0, x1, y1 = box
-    ax.add_patch(plt.Rectangle((x0, y0), x1 - x0, y1 - y0, fill=False, color="white", lw=1))
+    o = np.asarray(pose.t_mm, np.float64)
+    img = Image.fromarray(depth_to_rgb(frame.depth_mm))
+    s = 640.0 / img.size[0]
+    img = img.resize((640, max(1, round(img.size[1] * s))), Image.NEAREST)
+    fs, title_h = 13, 26
+    out = Image.new("RGB", (img.size[0], img.size[1] + title_h), (24, 24, 24))
+    out.paste(img, (0, title_h))
+    draw = ImageDraw.Draw(out)
+
+    def at(uv) -> np.ndarray:  # a pixel centre (u, v) of the frame on the picture
+        return (np.asarray(uv, np.float64) + 0.5) * s - 0.5 + np.array([0.0, title_h])
+
+    p0 = at(k.project(o))
+    for axis, colour in zip(np.eye(3), ((255, 0, 0), (0, 255, 0), (0, 0, 255))):
+        p1 = at(k.project(o + pose.R @ (axis * axis_mm)))
+        if not (np.isfinite(p0).all() and np.isfinite(p1).all()):
+            continue
+        draw.line([*p0, *p1], fill=colour, width=3)
+        d = p1 - p0
+        n = np.hypot(*d)
+        if n > 1e-6:  # the arrow head: two strokes back from the tip
+            d /= n
+            for c, sn in ((np.cos(0.45), np.sin(0.45)), (np.cos(0.45), -np.sin(0.45))):
+                back = p1 - 12.0 * np.array([c * d[0] - sn * d[1], sn * d[0] + c * d[1]])
+                draw.line([*p1, *back], fill=colour, width=3)
+    x0, y0, x1, y1 = (float(b) for b in box)
+    draw.rectangle([*at((x0, y0)), *at((x1, y1))], outline=(255, 255, 255), width=1)
     yaw, pitch, roll = pose.euler_deg
-    ax.set_title(f"yaw {yaw:.1f}  pitch {pitch:.1f}  roll {roll:.1f} deg   t = ({o[0]:.0f}, {o[1]:.0f}, {o[2]:.0f}) mm", fontsize=9)
-    ax.axis("off")
-    fig.tight_layout()
+    draw.text((6, title_h // 2), f"yaw {yaw:.1f}  pitch {pitch:.1f}  roll {roll:.1f} deg   t = ({o[0]:.0f}, {o[1]:.0f}, {o[2]:.0f}) mm",
+              fill=(235, 235, 235), font=font(fs), anchor="lm")
     with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=100)
-    plt.close(fig)
+        out.save(tmp, format="PNG", compress_level=1)
