@@ -146,15 +146,9 @@ def main(argv=None) -> int:
 
         frames = expand_inputs([args.frames])[:1] if args.frames else make_frames(Path(tempfile.mkdtemp()), 1)
         res["facerecon"] = facerecon.__file__
-        res["mesh_write"] = mesh_write_ms(frames[0], [] if args.frames else ["--camera"])
         print(f"facerecon from {facerecon.__file__}")
-        for fmt, r in res["mesh_write"].items():
-            print(f"one frame, in process: {fmt}: {r['wall_ms']:.1f} ms wall, {r['cpu_ms']:.1f} ms CPU")
-        res["load_average"] = os.getloadavg()
-        print(f"load average at the end: {' '.join(f'{x:.1f}' for x in res['load_average'])}")
-        if args.json:
-            args.json.write_text(json.dumps(res, indent=1), encoding="utf-8")
-        return 0
+        res["mesh_write"] = mesh_write_ms(frames[0], [] if args.frames else ["--camera"])
+        return _finish(res, args.json)
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         if args.frames:
@@ -189,12 +183,16 @@ def main(argv=None) -> int:
                 tn = run(["track", str(folder), "-o", str(tmp / "tn"), *cam, "--no-plot"], benv, ok_codes=(0, 1))
                 _report(res, f"track [{backend}]", n, t1, c1, tn, CPU["last"])
         res["mesh_write"] = mesh_write_ms(frames[0], cam) if args.src is None else {}
-        for fmt, r in res["mesh_write"].items():
-            print(f"one frame, in process: {fmt}: {r['wall_ms']:.1f} ms wall, {r['cpu_ms']:.1f} ms CPU")
+    return _finish(res, args.json)
+
+
+def _finish(res: dict, json_path: Path | None) -> int:
+    for fmt, r in res.get("mesh_write", {}).items():
+        print(f"one frame, in process: {fmt}: {r['wall_ms']:.1f} ms wall, {r['cpu_ms']:.1f} ms CPU")
     res["load_average"] = os.getloadavg()
     print(f"load average at the end: {' '.join(f'{x:.1f}' for x in res['load_average'])}")
-    if args.json:
-        args.json.write_text(json.dumps(res, indent=1), encoding="utf-8")
+    if json_path:
+        json_path.write_text(json.dumps(res, indent=1), encoding="utf-8")
     return 0
 
 
