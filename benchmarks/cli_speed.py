@@ -124,6 +124,8 @@ def main(argv=None) -> int:
     ap.add_argument("--skip-torch", action="store_true", help="Do not repeat the runs with the torch backend.")
     ap.add_argument("--src", type=Path, default=None, help="Run the facerecon of another checkout's src/ (e.g. a git worktree "
                     "of an older commit, for before/after); the mesh-writing figure is skipped then.")
+    ap.add_argument("--parts", action="store_true", help="Only the in-process part-by-part figure of one frame (pipeline, "
+                    "meshes, overlay), no CLI runs; for another checkout run it with PYTHONPATH=OTHER/src.")
     ap.add_argument("--serial", action="store_true", help="Batches one frame after the other (no reader / writer threads: "
                     "cli._frames.PIPELINE_AHEAD = PIPELINE_WRITERS = 0), for before/after.")
     args = ap.parse_args(argv)
@@ -138,6 +140,15 @@ def main(argv=None) -> int:
            "MPLBACKEND": "Agg"}
     os.environ.update(env)
     res: dict = {"command": "python benchmarks/cli_speed.py " + " ".join(argv if argv is not None else sys.argv[1:])}
+    if args.parts:
+        import facerecon
+        from facerecon.cli._frames import expand_inputs
+
+        frames = expand_inputs([args.frames])[:1] if args.frames else make_frames(Path(tempfile.mkdtemp()), 1)
+        res["facerecon"] = facerecon.__file__
+        print(f"facerecon from {facerecon.__file__}")
+        res["mesh_write"] = mesh_write_ms(frames[0], [] if args.frames else ["--camera"])
+        return _finish(res, args.json)
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         if args.frames:
@@ -172,12 +183,16 @@ def main(argv=None) -> int:
                 tn = run(["track", str(folder), "-o", str(tmp / "tn"), *cam, "--no-plot"], benv, ok_codes=(0, 1))
                 _report(res, f"track [{backend}]", n, t1, c1, tn, CPU["last"])
         res["mesh_write"] = mesh_write_ms(frames[0], cam) if args.src is None else {}
-        for fmt, r in res["mesh_write"].items():
-            print(f"one frame, in process: {fmt}: {r['wall_ms']:.1f} ms wall, {r['cpu_ms']:.1f} ms CPU")
+    return _finish(res, args.json)
+
+
+def _finish(res: dict, json_path: Path | None) -> int:
+    for fmt, r in res.get("mesh_write", {}).items():
+        print(f"one frame, in process: {fmt}: {r['wall_ms']:.1f} ms wall, {r['cpu_ms']:.1f} ms CPU")
     res["load_average"] = os.getloadavg()
     print(f"load average at the end: {' '.join(f'{x:.1f}' for x in res['load_average'])}")
-    if args.json:
-        args.json.write_text(json.dumps(res, indent=1), encoding="utf-8")
+    if json_path:
+        json_path.write_text(json.dumps(res, indent=1), encoding="utf-8")
     return 0
 
 

@@ -105,13 +105,20 @@ def residual_map(rec, model, frame: DepthFrame) -> tuple[np.ndarray, np.ndarray]
     return rendered, res
 
 
-def save_overlay(rec, model, frame: DepthFrame, path: Path, residual_range_mm: float = 10.0) -> dict:
-    """Two panels: the shaded mesh over the depth image, and the depth residual (mm) on the face."""
-    import matplotlib
+# The depth overlay: marks and what the legend calls them.
+OVERLAY_MESH_GREY = (166, 166, 166)
+OVERLAY_LANDMARK = (0, 255, 0)
+OVERLAY_MARGIN_PX = 60  # around the face box, in depth pixels
+OVERLAY_PANEL_PX = 460  # a panel's long side after scaling (nearest neighbour: depth pixels stay visible)
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
 
+def overlay_picture(rec, model, frame: DepthFrame, residual_range_mm: float = 10.0) -> tuple[np.ndarray, dict]:
+    """(picture, residual statistics): two panels over the face box (+ OVERLAY_MARGIN_PX): the shaded
+    mesh over the depth image with the 68 landmarks, and the depth residual (mm) on the face over
+    the dimmed depth, with a colour bar; titles above, a legend strip below.  Pillow + NumPy only."""
+    from PIL import Image, ImageDraw
+
+    from ..viz.draw import colormap_at, colour_bar, draw_points, font, legend_strip
 
     rgb = depth_to_rgb(frame.depth_mm).astype(np.float32) / 255.0
     shaded = shade(rec.vertices_camera, model.region_triangles("face", "head_and_neck", "eyeballs"), frame.intrinsics)
@@ -119,51 +126,102 @@ def save_overlay(rec, model, frame: DepthFrame, path: Path, residual_range_mm: f
     m = np.isfinite(shaded)
     over[m] = 0.35 * rgb[m] + 0.65 * shaded[m, None]
     _, res = residual_map(rec, model, frame)
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4.6))
-    axes[0].imshow(over)
-    axes[0].plot(rec.landmarks_2d[:, 0], rec.landmarks_2d[:, 1], ".", color="lime", ms=2)
-    yaw, pitch, roll = rec.pose.euler_deg
-    axes[0].set_title(f"mesh over depth  yaw {yaw:.1f}  pitch {pitch:.1f}  roll {roll:.1f}  conf {rec.confidence:.2f}", fontsize=9)
-    axes[1].imshow(rgb * 0.3)
-    im = axes[1].imshow(res, cmap="RdBu_r", vmin=-residual_range_mm, vmax=residual_range_mm)
     ok = np.isfinite(res)
     med = float(np.median(np.abs(res[ok]))) if ok.any() else float("nan")
-    axes[1].set_title(f"depth residual on the face (measured - mesh), median |r| = {med:.2f} mm", fontsize=9)
-    fig.colorbar(im, ax=axes[1], fraction=0.046, label="mm")
-    box = rec.location.box
-    for ax in axes:
-        ax.set_xlim(box[0] - 60, box[2] + 60)
-        ax.set_ylim(box[3] + 60, box[1] - 60)
-        ax.axis("off")
-    fig.tight_layout()
+    resid = rgb * 0.3
+    resid[ok] = colormap_at("RdBu_r", (res[ok] + residual_range_mm) / (2 * residual_range_mm))
+    # the face box and its margin, padded with black where it leaves the frame
+    h, w = frame.depth_mm.shape
+    x0, y0, x1, y1 = (float(b) for b in rec.location.box)
+    c0, r0 = int(np.floor(x0 - OVERLAY_MARGIN_PX)), int(np.floor(y0 - OVERLAY_MARGIN_PX))
+    c1, r1 = max(int(np.ceil(x1 + OVERLAY_MARGIN_PX)), c0 + 1), max(int(np.ceil(y1 + OVERLAY_MARGIN_PX)), r0 + 1)
+    scale = OVERLAY_PANEL_PX / max(c1 - c0, r1 - r0)
+    size = (max(1, round((c1 - c0) * scale)), max(1, round((r1 - r0) * scale)))
+
+    def panel(img: np.ndarray):
+        crop = np.zeros((r1 - r0, c1 - c0, 3), np.uint8)
+        a0, b0, a1, b1 = max(c0, 0), max(r0, 0), min(c1, w), min(r1, h)
+        if a1 > a0 and b1 > b0:
+            crop[b0 - r0:b1 - r0, a0 - c0:a1 - c0] = np.clip(img[b0:b1, a0:a1] * 255 + 0.5, 0, 255).astype(np.uint8)
+        return Image.fromarray(crop).resize(size, Image.NEAREST)
+
+    left, right = panel(over), panel(resid)
+    sx, sy = size[0] / (c1 - c0), size[1] / (r1 - r0)
+    # a pixel centre (u, v) lands at ((u + 0.5 - c0) * s - 0.5, ...) of the scaled panel
+    draw_points(ImageDraw.Draw(left), rec.landmarks_2d, OVERLAY_LANDMARK, max(1.5, sx * 0.8), sx,
+                (c0 - 0.5 + 0.5 / sx, r0 - 0.5 + 0.5 / sy))
+    fs = 13
+    bar = colour_bar(size[1], "RdBu_r", -residual_range_mm, residual_range_mm, "mm", fs)
+    gap, title_h = 8, int(fs * 2.2)
+    width = size[0] * 2 + gap * 2 + bar.size[0]
+    legend = legend_strip(width, fs, [
+        ("mesh", OVERLAY_MESH_GREY, "left: the reconstructed mesh, shaded, over the depth image (near red, far blue)"),
+        ("dot", OVERLAY_LANDMARK, "left: the 68 landmarks of the mesh, projected"),
+        ("mesh", tuple(int(c * 255) for c in colormap_at("RdBu_r", 1.0)),
+         f"right: depth residual, measured - mesh: red = the depth lies behind the mesh (+{residual_range_mm:g} mm)"),
+        ("mesh", tuple(int(c * 255) for c in colormap_at("RdBu_r", 0.0)),
+         f"right: blue = the depth lies in front of it (-{residual_range_mm:g} mm); no colour: no depth or no mesh")])
+    out = Image.new("RGB", (width, title_h + size[1] + legend.size[1]), (24, 24, 24))
+    out.paste(left, (0, title_h))
+    out.paste(right, (size[0] + gap, title_h))
+    out.paste(bar, (size[0] * 2 + gap * 2, title_h))
+    out.paste(legend, (0, title_h + size[1]))
+    draw = ImageDraw.Draw(out)
+    yaw, pitch, roll = rec.pose.euler_deg
+    for x, text in ((0, f"mesh over depth  yaw {yaw:.1f}  pitch {pitch:.1f}  roll {roll:.1f}  conf {rec.confidence:.2f}"),
+                    (size[0] + gap, f"depth residual on the face, median |r| = {med:.2f} mm")):
+        draw.text((x + 4, title_h // 2), text, fill=(235, 235, 235), font=font(fs), anchor="lm")
+    return np.asarray(out), {"median_abs_residual_mm": med, "residual_pixels": int(ok.sum())}
+
+
+def save_overlay(rec, model, frame: DepthFrame, path: Path, residual_range_mm: float = 10.0) -> dict:
+    """Write :func:`overlay_picture` as a PNG; returns the residual statistics (for pose.json)."""
+    from PIL import Image
+
+    img, stats = overlay_picture(rec, model, frame, residual_range_mm)
     with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=110)
-    plt.close(fig)
-    return {"median_abs_residual_mm": med, "residual_pixels": int(ok.sum())}
+        # compress_level 1: the picture is small and the batch writes one per frame (level 6 was ~3x the CPU)
+        Image.fromarray(img).save(tmp, format="PNG", compress_level=1)
+    return stats
 
 
 def save_pose_overlay(frame: DepthFrame, pose, box, path: Path, axis_mm: float = 80.0) -> None:
-    """Depth image with the head axes (x red, y green, z blue) drawn at the head origin."""
-    import matplotlib
+    """Depth image with the head axes (x red, y green, z blue) drawn at the head origin, the face box
+    in white and the pose in a title strip; scaled to 640 px wide.  Pillow + NumPy only."""
+    from PIL import Image, ImageDraw
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    from ..viz.draw import font
 
     k = frame.intrinsics
-    o = pose.t_mm
-    fig, ax = plt.subplots(figsize=(6.4, 4.8 * frame.height / frame.width * 1.0 + 0.4))
-    ax.imshow(depth_to_rgb(frame.depth_mm))
-    p0 = k.project(o)
-    for axis, colour in zip(np.eye(3), ("red", "lime", "blue")):
-        p1 = k.project(o + pose.R @ (axis * axis_mm))
-        ax.annotate("", xy=p1, xytext=p0, arrowprops=dict(arrowstyle="->", color=colour, lw=2))
-    x0, y0, x1, y1 = box
-    ax.add_patch(plt.Rectangle((x0, y0), x1 - x0, y1 - y0, fill=False, color="white", lw=1))
+    o = np.asarray(pose.t_mm, np.float64)
+    img = Image.fromarray(depth_to_rgb(frame.depth_mm))
+    s = 640.0 / img.size[0]
+    img = img.resize((640, max(1, round(img.size[1] * s))), Image.NEAREST)
+    fs, title_h = 13, 26
+    out = Image.new("RGB", (img.size[0], img.size[1] + title_h), (24, 24, 24))
+    out.paste(img, (0, title_h))
+    draw = ImageDraw.Draw(out)
+
+    def at(uv) -> np.ndarray:  # a pixel centre (u, v) of the frame on the picture
+        return (np.asarray(uv, np.float64) + 0.5) * s - 0.5 + np.array([0.0, title_h])
+
+    p0 = at(k.project(o))
+    for axis, colour in zip(np.eye(3), ((255, 0, 0), (0, 255, 0), (0, 0, 255))):
+        p1 = at(k.project(o + pose.R @ (axis * axis_mm)))
+        if not (np.isfinite(p0).all() and np.isfinite(p1).all()):
+            continue
+        draw.line([*p0, *p1], fill=colour, width=3)
+        d = p1 - p0
+        n = np.hypot(*d)
+        if n > 1e-6:  # the arrow head: two strokes back from the tip
+            d /= n
+            for c, sn in ((np.cos(0.45), np.sin(0.45)), (np.cos(0.45), -np.sin(0.45))):
+                back = p1 - 12.0 * np.array([c * d[0] - sn * d[1], sn * d[0] + c * d[1]])
+                draw.line([*p1, *back], fill=colour, width=3)
+    x0, y0, x1, y1 = (float(b) for b in box)
+    draw.rectangle([*at((x0, y0)), *at((x1, y1))], outline=(255, 255, 255), width=1)
     yaw, pitch, roll = pose.euler_deg
-    ax.set_title(f"yaw {yaw:.1f}  pitch {pitch:.1f}  roll {roll:.1f} deg   t = ({o[0]:.0f}, {o[1]:.0f}, {o[2]:.0f}) mm", fontsize=9)
-    ax.axis("off")
-    fig.tight_layout()
+    draw.text((6, title_h // 2), f"yaw {yaw:.1f}  pitch {pitch:.1f}  roll {roll:.1f} deg   t = ({o[0]:.0f}, {o[1]:.0f}, {o[2]:.0f}) mm",
+              fill=(235, 235, 235), font=font(fs), anchor="lm")
     with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=100)
-    plt.close(fig)
+        out.save(tmp, format="PNG", compress_level=1)

@@ -29,20 +29,32 @@ What a file holds (see docs/animation.md):
   With ``intrinsics`` a glTF perspective camera sits at the camera origin (exact intrinsics in
   its extras), so a viewer can look at the mesh as the sensor saw it.
 
-The per-model work (seam split, sparse deltas, normal operator) is cached on the model.
+The per-model work (seam split, sparse deltas, normal operator) is cached on the model, and an
+untextured file per (rig, frame kind, intrinsics) as a byte template (:class:`_GlbTemplate`): a
+further frame fills in positions, normals, bounds, weights and pose (~20 ms instead of ~55, same bytes).
 """
 from __future__ import annotations
 
 import io
+import json
+import re
+import struct
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from ..facemodel.uv import uv_tangents
 from ..fileutil import write_bytes_atomic
-from .rig import DEFAULT_RIG, check_rig, current_rig, ict_target_name, rig_targets, target_weights
+from .rig import (
+    DEFAULT_RIG,
+    check_rig,
+    current_rig,
+    ict_target_name,
+    rig_targets,
+    target_weights,
+)
 
 M_PER_MM = 1e-3
 # Deltas smaller than this (mm, largest coordinate) are left out of the sparse morph targets:
@@ -112,6 +124,8 @@ class GltfLayout:
     vertex_normals_op: object  # scipy sparse (V, T): sums triangle area-normals at vertices
     rig: str = DEFAULT_RIG
     target_sources: list | None = None  # per target: the indices of the ICT shapes it sums
+    # per (frame, intrinsics): the byte template of an untextured GLB (see _GlbTemplate); None: not templatable
+    templates: dict = field(default_factory=dict)
 
     @property
     def n_gltf_vertices(self) -> int:
@@ -240,8 +254,9 @@ class _Blob:
 
 
 def _minmax(a: np.ndarray) -> tuple[list[float], list[float]]:
-    a = a.reshape(len(a), -1)
-    return [float(x) for x in a.min(0)], [float(x) for x in a.max(0)]
+    # per column over a transposed copy: min / max along axis 0 of an (n, 3) array is ~30x slower (same values)
+    a = np.ascontiguousarray(a.reshape(len(a), -1).T)
+    return [float(x) for x in a.min(1)], [float(x) for x in a.max(1)]
 
 
 def base_vertices_head(rec, layout: GltfLayout) -> np.ndarray:
@@ -251,6 +266,13 @@ def base_vertices_head(rec, layout: GltfLayout) -> np.ndarray:
     expr = np.pad(expr, (0, e.shape[0] - len(expr)))
     v = np.asarray(rec.vertices_head, np.float64)
     return v - np.tensordot(expr, e, axes=(0, 0))
+
+
+def _node_pose(pose) -> tuple[list[float], list[float]]:
+    """The face node's rotation (xyzw) and translation (m) of a head pose."""
+    w, x, y, z = (float(v) for v in pose.quaternion_wxyz)
+    q = np.array([x, y, z, w])
+    return [float(v) for v in q / np.linalg.norm(q)], [float(v) * M_PER_MM for v in np.asarray(pose.t_mm, np.float64)]
 
 
 def _png_bytes(texture: np.ndarray, what: str = "texture") -> bytes:
@@ -271,11 +293,153 @@ def build_glb(rec, model, frame: str = "camera", texture: np.ndarray | None = No
     ``rig``: 'arkit52' or 'ict', see :mod:`.rig`; None: the current default).  ``normal_texture``
     ((S, S, 3) uint8, ICT's face UV tile, glTF tangent space; or its PNG bytes ``normal_png``) becomes
     the face skin's ``normalTexture``, with ``TANGENT`` on the face primitive."""
-    from pygltflib import (GLTF2, Accessor, AccessorSparseIndices, AccessorSparseValues, Asset, Attributes, Buffer, Camera,
-                           Image, Material, Mesh, NormalMaterialTexture, Node, PbrMetallicRoughness, Perspective, Primitive,
-                           Sampler, Scene, Sparse, Texture, TextureInfo)
-
     layout = gltf_layout(model, rig or current_rig())
+    plain = texture is None and png is None and normal_texture is None and normal_png is None
+    if plain and str(getattr(rec, "source", "")):
+        template = _glb_template(rec, model, layout, frame, intrinsics)
+        if template is not None:
+            return template.render(rec, layout)
+    return _glb_bytes(_gltf_document(rec, model, layout, frame, texture, intrinsics, png, normal_texture, normal_png))
+
+
+def _glb_bytes(doc) -> bytes:
+    g, blob = doc
+    g.set_binary_blob(blob.bytes())
+    return b"".join(g.save_to_bytes())
+
+
+_SLOT = "@@facerecon-slot-{}@@"
+_SLOT_RE = re.compile(r'"@@facerecon-slot-(\d+)@@"')
+_MAX_TEMPLATES = 8  # per layout: (frame, intrinsics) pairs; a folder from one sensor uses one or two
+
+
+@dataclass
+class _GlbTemplate:
+    """An untextured GLB of one (model, rig, frame kind, intrinsics) as constant bytes with holes.
+
+    Between two reconstructions only the base positions and normals (binary), the position
+    accessors' min / max, the mesh weights, the face node's pose and the source name (JSON)
+    change: 52 sparse morph targets, indices, UVs, colours and the whole JSON structure do not.
+    The JSON is kept as the text pygltflib wrote, split at those values; the binary chunk as the
+    constant runs between the position / normal views. Rendering fills the holes with the same
+    arithmetic and the same ``json`` formatting, so the bytes equal a full pygltflib build
+    (checked on the build the template is made from, and in tests/test_gltf_template.py).
+    """
+
+    json_parts: list[str]  # constant JSON text; slot k sits between json_parts[k] and json_parts[k + 1]
+    slots: list[tuple]  # per JSON slot, in text order: ("min" | "max", primitive) / ("weights",) / ("rotation",) / ("translation",) / ("source",)
+    bin_parts: list[bytes]  # constant binary runs; hole k (a primitive's positions or normals) after bin_parts[k]
+    holes: list[tuple[str, int]]  # per binary hole, in offset order: ("POSITION" | "NORMAL", primitive)
+
+    def render(self, rec, layout: GltfLayout) -> bytes:
+        base = base_vertices_head(rec, layout)
+        normals = _vertex_normals(layout, base)
+        arrays, bounds = {}, {}
+        for i, p in enumerate(layout.primitives):
+            pos = (base[p.src] * M_PER_MM).astype(np.float32)
+            arrays["POSITION", i] = pos
+            arrays["NORMAL", i] = normals[p.src].astype(np.float32)
+            bounds["min", i], bounds["max", i] = _minmax(pos)
+        rotation, translation = _node_pose(rec.pose)
+        values = {("weights",): [float(w) for w in target_weights(rec.expression, layout.rig, layout.ict_names)],
+                  ("rotation",): rotation, ("translation",): translation, ("source",): str(getattr(rec, "source", ""))}
+        text = [self.json_parts[0]]
+        for slot, part in zip(self.slots, self.json_parts[1:]):
+            value = bounds[slot] if slot[0] in ("min", "max") else values[slot]
+            text += [json.dumps(value, separators=(",", ":"), allow_nan=False), part]
+        js = "".join(text).encode("utf-8")
+        js += b" " * (-len(js) % 4)
+        binary = [self.bin_parts[0]]
+        for hole, part in zip(self.holes, self.bin_parts[1:]):
+            binary += [arrays[hole].tobytes(), part]
+        n_bin = sum(len(b) for b in binary)
+        head = struct.pack("<4sIII4s", b"glTF", 2, 12 + 8 + len(js) + 8 + n_bin, len(js), b"JSON")
+        return b"".join([head, js, struct.pack("<I4s", n_bin, b"BIN\0"), *binary])
+
+
+def _glb_template(rec, model, layout: GltfLayout, frame: str, intrinsics) -> _GlbTemplate | None:
+    """The cached template of (``frame``, ``intrinsics``) in ``layout``, made from ``rec``'s full build; None
+    where the template would not give the full build's bytes (then the caller builds in full)."""
+    k = intrinsics
+    key = (frame, None if k is None or frame != "camera" else
+           tuple(float(x) for x in (k.fx, k.fy, k.cx, k.cy, k.width, k.height)))
+    if key in layout.templates:
+        return layout.templates[key]
+    full = _glb_bytes(_gltf_document(rec, model, layout, frame, None, intrinsics, None, None, None))
+    template = _make_template(full, layout, frame)
+    if template is not None and template.render(rec, layout) != full:
+        template = None
+    if len(layout.templates) >= _MAX_TEMPLATES:
+        layout.templates.pop(next(iter(layout.templates)))
+    layout.templates[key] = template
+    return template
+
+
+def _make_template(glb: bytes, layout: GltfLayout, frame: str) -> _GlbTemplate | None:
+    n_json = struct.unpack_from("<I", glb, 12)[0]
+    text = glb[20:20 + n_json].decode("utf-8").rstrip(" ")
+    binary = glb[20 + n_json + 8:]
+    doc = json.loads(text)
+    if json.dumps(doc, separators=(",", ":"), allow_nan=False) != text:
+        return None
+    slots, holes = [], []
+
+    def hole(obj: dict, name: str, slot: tuple) -> None:
+        obj[name] = _SLOT.format(len(slots))
+        slots.append(slot)
+
+    prims = doc["meshes"][0]["primitives"]
+    if len(prims) != len(layout.primitives) or _SLOT_RE.search(text):
+        return None
+    for i, prim in enumerate(prims):
+        acc = doc["accessors"][prim["attributes"]["POSITION"]]
+        hole(acc, "min", ("min", i))
+        hole(acc, "max", ("max", i))
+        for attr in ("POSITION", "NORMAL"):
+            view = doc["bufferViews"][doc["accessors"][prim["attributes"][attr]]["bufferView"]]
+            holes.append((view.get("byteOffset", 0), view["byteLength"], (attr, i)))
+    hole(doc["meshes"][0], "weights", ("weights",))
+    if frame == "camera":
+        hole(doc["nodes"][1], "rotation", ("rotation",))
+        hole(doc["nodes"][1], "translation", ("translation",))
+    hole(doc["asset"]["extras"]["facerecon"], "source", ("source",))
+    pieces = _SLOT_RE.split(json.dumps(doc, separators=(",", ":"), allow_nan=False))
+    json_parts, order = pieces[0::2], [int(x) for x in pieces[1::2]]
+    holes.sort()
+    bin_parts, at = [], 0
+    for off, n, _ in holes:
+        bin_parts.append(binary[at:off])
+        at = off + n
+    bin_parts.append(binary[at:])
+    return _GlbTemplate(json_parts, [slots[k] for k in order], bin_parts, [h for _, _, h in holes])
+
+
+def _gltf_document(rec, model, layout: GltfLayout, frame: str, texture, intrinsics, png, normal_texture, normal_png):
+    """The pygltflib document of :func:`build_glb` and its binary chunk (unset)."""
+    from pygltflib import (
+        GLTF2,
+        Accessor,
+        AccessorSparseIndices,
+        AccessorSparseValues,
+        Asset,
+        Attributes,
+        Buffer,
+        Camera,
+        Image,
+        Material,
+        Mesh,
+        Node,
+        NormalMaterialTexture,
+        PbrMetallicRoughness,
+        Perspective,
+        Primitive,
+        Sampler,
+        Scene,
+        Sparse,
+        Texture,
+        TextureInfo,
+    )
+
     base = base_vertices_head(rec, layout)
     normals = _vertex_normals(layout, base)
     blob = _Blob()
@@ -351,13 +515,9 @@ def build_glb(rec, model, frame: str = "camera", texture: np.ndarray | None = No
         attrs = Attributes(POSITION=a_pos, NORMAL=a_nrm, TANGENT=a_tan, TEXCOORD_0=a_uv, COLOR_0=a_col, _ICT_VERTEX=a_ict)
         primitives.append(Primitive(attributes=attrs, indices=a_idx, material=len(materials) - 1, targets=targets,
                                     extras={"ict_materials": list(p.materials)}))
-    pose = rec.pose
     face_node = Node(name="face", mesh=0, extras={"frame": frame})
     if frame == "camera":
-        w, x, y, z = (float(v) for v in pose.quaternion_wxyz)
-        q = np.array([x, y, z, w])
-        face_node.rotation = [float(v) for v in q / np.linalg.norm(q)]
-        face_node.translation = [float(v) * M_PER_MM for v in np.asarray(pose.t_mm, np.float64)]
+        face_node.rotation, face_node.translation = _node_pose(rec.pose)
     nodes = [Node(name="camera_to_gltf", rotation=list(CAMERA_TO_GLTF_XYZW), children=[1],
                   extras={"note": "180 deg about x: camera frame (x right, y down, z forward) -> glTF (y up, -z forward)"}),
              face_node]
@@ -385,8 +545,7 @@ def build_glb(rec, model, frame: str = "camera", texture: np.ndarray | None = No
         accessors=accessors, bufferViews=blob.views, buffers=[Buffer(byteLength=blob.size)], cameras=cameras,
         images=images, textures=textures, samplers=samplers,
     )
-    g.set_binary_blob(blob.bytes())
-    return b"".join(g.save_to_bytes())
+    return g, blob
 
 
 @dataclass

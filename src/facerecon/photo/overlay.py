@@ -13,8 +13,8 @@ from ..fileutil import atomic_path
 from ..geometry.camera import Intrinsics
 from ..geometry.raster import render_mesh
 from ..geometry.rotations import euler_to_matrix
+from ..viz.draw import draw_points, legend_strip
 from ..viz.shaded import shade
-
 
 # Marks of the photo overlay: (RGB, legend text); the legend under the picture names each one.
 MESH_TINT = (140, 191, 255)  # a light blue, distinct from skin
@@ -38,16 +38,6 @@ def _blend_mesh(rgb: np.ndarray, model: FaceModel, vertices_camera: np.ndarray, 
     return np.clip(img, 0, 255).astype(np.uint8)
 
 
-def _draw_points(draw, pts: np.ndarray | None, colour, r: float, scale: float = 1.0, offset=(0.0, 0.0)) -> None:
-    if pts is None:
-        return
-    for x, y in np.asarray(pts, np.float64).reshape(-1, 2):
-        if np.isfinite(x) and np.isfinite(y):
-            x, y = (x - offset[0]) * scale, (y - offset[1]) * scale
-            # a dark rim where the dot is big enough to keep its colour inside it
-            draw.ellipse([x - r, y - r, x + r, y + r], fill=colour, outline=(0, 0, 0) if r >= 2.5 else None)
-
-
 def overlay_image(rgb: np.ndarray, model: FaceModel, vertices_camera: np.ndarray, intrinsics: Intrinsics,
                   landmarks_2d: np.ndarray | None = None, detected_2d: np.ndarray | None = None, alpha: float = 0.5
                   ) -> np.ndarray:
@@ -59,34 +49,14 @@ def overlay_image(rgb: np.ndarray, model: FaceModel, vertices_camera: np.ndarray
     pil = Image.fromarray(_blend_mesh(rgb, model, vertices_camera, intrinsics, alpha))
     draw = ImageDraw.Draw(pil)
     r = max(1.0, min(pil.size) / 300.0)
-    _draw_points(draw, detected_2d, DETECTED_COLOUR, r)
-    _draw_points(draw, landmarks_2d, FITTED_COLOUR, r)
+    draw_points(draw, detected_2d, DETECTED_COLOUR, r)
+    draw_points(draw, landmarks_2d, FITTED_COLOUR, r)
     return np.asarray(pil)
 
 
 def _legend(width: int, font_size: int, detected: bool):
     """A dark strip, as wide as the picture, naming each mark (one line each)."""
-    from PIL import Image, ImageDraw, ImageFont
-
-    try:
-        font = ImageFont.load_default(size=font_size)
-    except (TypeError, OSError):  # Pillow without FreeType: the fixed bitmap font
-        font = ImageFont.load_default()
-    items = [it for it in LEGEND if detected or it[1] != DETECTED_COLOUR]
-    line = int(font_size * 1.45)
-    pad = font_size // 2
-    strip = Image.new("RGB", (width, pad * 2 + line * len(items)), (24, 24, 24))
-    draw = ImageDraw.Draw(strip)
-    r = max(3.0, font_size * 0.3)
-    for i, (kind, colour, text) in enumerate(items):
-        cy = pad + line * i + line / 2
-        cx = pad + font_size * 0.6
-        if kind == "mesh":
-            draw.rectangle([cx - font_size * 0.5, cy - font_size * 0.35, cx + font_size * 0.5, cy + font_size * 0.35], fill=colour)
-        else:
-            draw.ellipse([cx - r, cy - r, cx + r, cy + r], fill=colour, outline=(0, 0, 0))
-        draw.text((cx + font_size * 1.0, cy), text, fill=(235, 235, 235), font=font, anchor="lm")
-    return strip
+    return legend_strip(width, font_size, [it for it in LEGEND if detected or it[1] != DETECTED_COLOUR])
 
 
 def overlay_picture(rgb: np.ndarray, model: FaceModel, vertices_camera: np.ndarray, intrinsics: Intrinsics,
@@ -118,8 +88,8 @@ def overlay_picture(rgb: np.ndarray, model: FaceModel, vertices_camera: np.ndarr
     r = max(2.0, max(crop.size) / 220.0)
     # a pixel centre at (u, v) of the photo lands at ((u + 0.5 - c0) * scale - 0.5, ...) of the resized crop
     off = (c0 - 0.5 + 0.5 / scale, r0 - 0.5 + 0.5 / scale)
-    _draw_points(draw, detected_2d, DETECTED_COLOUR, r, scale, off)
-    _draw_points(draw, landmarks_2d, FITTED_COLOUR, r, scale, off)
+    draw_points(draw, detected_2d, DETECTED_COLOUR, r, scale, off)
+    draw_points(draw, landmarks_2d, FITTED_COLOUR, r, scale, off)
     legend = _legend(crop.size[0], max(12, min(20, max(crop.size) // 40)), detected_2d is not None)
     out = Image.new("RGB", (crop.size[0], crop.size[1] + legend.size[1]))
     out.paste(crop, (0, 0))

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ..fileutil import atomic_path
+from .draw import colormap_at
 
 if TYPE_CHECKING:
     from ..io.frame import DepthFrame
@@ -26,11 +27,8 @@ _LUT_SIZE = 256
 
 @lru_cache(maxsize=8)
 def _lut(cmap: str) -> np.ndarray:
-    """(256, 3) float colours: index 0 = near, 255 = far."""
-    import matplotlib
-
-    base = matplotlib.colormaps[cmap]
-    return np.asarray(base(np.linspace(0.95, 0.08, _LUT_SIZE)))[:, :3]
+    """(256, 3) float colours: index 0 = near, 255 = far (matplotlib's colours, from a table: no matplotlib here)."""
+    return colormap_at(cmap, np.linspace(0.95, 0.08, _LUT_SIZE))
 
 
 # The nearest surface: depth in 10 mm bins; a gap of this many mm without depth (bins holding

@@ -1,0 +1,51 @@
+"""The per-layout GLB template: the same bytes as a full pygltflib build, for different results."""
+from __future__ import annotations
+
+import gltf_helpers
+import pytest
+from gltf_helpers import synthetic_rec
+
+ict_model = gltf_helpers.ict_model
+
+
+def _full(rec, model, rig, frame, intrinsics):
+    from facerecon.export import gltf
+
+    layout = gltf.gltf_layout(model, rig)
+    return gltf._glb_bytes(gltf._gltf_document(rec, model, layout, frame, None, intrinsics, None, None, None))
+
+
+@pytest.mark.parametrize("rig", ["arkit52", "ict"])
+def test_template_bytes_equal_full_build(ict_model, rig):
+    from facerecon.export.gltf import build_glb, gltf_layout
+    from facerecon.geometry.camera import Intrinsics
+
+    k = Intrinsics(520.0, 520.0, 320.0, 240.0, 640, 480)
+    recs = [synthetic_rec(ict_model, seed=3, euler=(20.0, -5.0, 3.0), t=(10.0, -20.0, 600.0)),
+            synthetic_rec(ict_model, seed=11, euler=(-30.0, 12.0, -8.0), t=(-25.0, 5.0, 450.0))]
+    recs[1].source = "another frame \u00e9"  # non-ASCII names are escaped alike
+    layout = gltf_layout(ict_model, rig)
+    for frame, intrinsics in (("camera", k), ("head", None), ("camera", None)):
+        for rec in recs:  # the first makes the template, the second fills it
+            new = build_glb(rec, ict_model, frame, intrinsics=intrinsics, rig=rig)
+            assert new == _full(rec, ict_model, rig, frame, intrinsics), (rig, frame, rec.source)
+    assert sum(t is not None for t in layout.templates.values()) == 3
+    assert build_glb(recs[0], ict_model, "camera", intrinsics=k, rig=rig) != build_glb(recs[1], ict_model, "camera",
+                                                                                       intrinsics=k, rig=rig)
+
+
+def test_textured_and_nameless_results_take_the_full_build(ict_model):
+    import json
+    import struct
+
+    import numpy as np
+
+    from facerecon.export.gltf import build_glb
+
+    rec = synthetic_rec(ict_model, seed=5)
+    rec.source = ""  # pygltflib drops an empty string: the template would not be that file
+    assert build_glb(rec, ict_model, "head", rig="arkit52") == _full(rec, ict_model, "arkit52", "head", None)
+    tex = np.full((8, 8, 3), 128, np.uint8)
+    glb = build_glb(rec, ict_model, "head", texture=tex, rig="arkit52")
+    doc = json.loads(glb[20:20 + struct.unpack_from("<I", glb, 12)[0]])
+    assert doc["images"][0]["mimeType"] == "image/png"
