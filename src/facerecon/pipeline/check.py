@@ -24,7 +24,8 @@ grid of camera-frame points: no search structure is needed):
   predictions, rolls of 90/180/270 degrees about the view axis: upside-down heads,
   phones held sideways; the networks on turned crops; :func:`search_grid`, a yaw x pitch
   grid of turns about the head's origin: face-only surfaces the networks miss by 30-50
-  degrees) and keeps the best by score that does not raise the trimmed residual.
+  degrees) and keeps the best by score that does not raise the trimmed residual; cheapest
+  first, stopping at the first that passes clearly (:func:`passes_clearly`).
 * :func:`confidence_from` turns the final pose's check (and the landmark self-check over the
   landmarks in view, the identity / expression plausibility) into the confidence;
   :func:`face_decision` says "face" or "no face" with a reason.  Thresholds are data
@@ -511,8 +512,9 @@ def robust_pose(candidates: list[Candidate], v_head: np.ndarray, region: FaceReg
                 cfg: CheckConfig, iterations: int | None = None, centre: np.ndarray | None = None,
                 more: Callable[[], list[Candidate]] | None = None) -> RobustFit:
     """Refine the first candidate (the networks' pose); if it fails the acceptance test,
-    refine the other candidates, rolls of the first about the view axis and ``more()``
-    (computed only then: e.g. the network on rotated inputs) and keep the best score.
+    refine the other candidates, the grid (:func:`search_grid`), rolls of the first about the
+    view axis and ``more()`` (e.g. the network on rotated inputs), in that order and each group
+    computed only when reached, until one passes clearly; keep the best score.
     ``iterations`` = 0: the networks' pose is only checked, never changed."""
     vs, ns = region.sample_with_normals(v_head)
     v_head = CheckedFace.of(v_head, region)  # gathered once for every check below
