@@ -115,6 +115,11 @@ def test_grid_search_recovers_a_pose_the_networks_miss_by_40_degrees(reconstruct
     assert geodesic_distance_deg(stuck.pose.R, truth.R) > 15.0, "the test needs a start refinement alone does not recover"
     found = robust_pose([Candidate(Start.NETWORK, wrong)], v, est.region, surf, est.check_cfg, 6)
     assert geodesic_distance_deg(found.pose.R, truth.R) < 5.0 and found.chosen.start is Start.GRID, (found.chosen, geodesic_distance_deg(found.pose.R, truth.R))
+    # the search stopped there: a clear pass from the grid, the rolls after it never tried
+    assert not any("rolled" in label for label, _ in found.tried), found.tried
+    # without the early stop every cell and roll is tried, and the same basin wins
+    full = robust_pose([Candidate(Start.NETWORK, wrong)], v, est.region, surf, check_config({"search": {"stop_confidence": 1.01}}), 6)
+    assert any("rolled" in label for label, _ in full.tried) and geodesic_distance_deg(full.pose.R, found.pose.R) < 3.0
     vs, ns = est.region.sample_with_normals(v)
     first = surface_check(v, refine_rigid(wrong, vs, ns, surf, est.check_cfg, 6), est.region, surf, est.check_cfg)
     assert found.check.residual_mm <= first.residual_mm + est.check_cfg.fallback.residual_slack_mm

@@ -24,7 +24,8 @@ grid of camera-frame points: no search structure is needed):
   predictions, rolls of 90/180/270 degrees about the view axis: upside-down heads,
   phones held sideways; the networks on turned crops; :func:`search_grid`, a yaw x pitch
   grid of turns about the head's origin: face-only surfaces the networks miss by 30-50
-  degrees) and keeps the best by score that does not raise the trimmed residual.
+  degrees) and keeps the best by score that does not raise the trimmed residual; cheapest
+  first, stopping at the first that passes clearly (:func:`passes_clearly`).
 * :func:`confidence_from` turns the final pose's check (and the landmark self-check over the
   landmarks in view, the identity / expression plausibility) into the confidence;
   :func:`face_decision` says "face" or "no face" with a reason.  Thresholds are data
@@ -134,6 +135,7 @@ class SearchSettings:
     pitch_deg: tuple[float, ...]
     iterations: int
     keep: int
+    stop_confidence: float
 
 
 @dataclass(frozen=True)
@@ -510,8 +512,9 @@ def robust_pose(candidates: list[Candidate], v_head: np.ndarray, region: FaceReg
                 cfg: CheckConfig, iterations: int | None = None, centre: np.ndarray | None = None,
                 more: Callable[[], list[Candidate]] | None = None) -> RobustFit:
     """Refine the first candidate (the networks' pose); if it fails the acceptance test,
-    refine the other candidates, rolls of the first about the view axis and ``more()``
-    (computed only then: e.g. the network on rotated inputs) and keep the best score.
+    refine the other candidates, the grid (:func:`search_grid`), rolls of the first about the
+    view axis and ``more()`` (e.g. the network on rotated inputs), in that order and each group
+    computed only when reached, until one passes clearly; keep the best score.
     ``iterations`` = 0: the networks' pose is only checked, never changed."""
     vs, ns = region.sample_with_normals(v_head)
     v_head = CheckedFace.of(v_head, region)  # gathered once for every check below
@@ -532,10 +535,17 @@ def robust_pose(candidates: list[Candidate], v_head: np.ndarray, region: FaceReg
     if best.accepted(cfg):
         return RobustFit(best_pose, best, chosen, check0, tried)
     centre = np.asarray(centre if centre is not None else surf.pim.center_mm, np.float64)
-    alts = list(candidates[1:]) + [Candidate(Start.ROLLED, roll_about_view_axis(pose0, a, centre), turn_deg=float(a))
-                                   for a in cfg.fallback.rolls_deg]
-    alts += more() if more is not None else []
-    alts += search_grid(pose0, vs, ns, v_head, region, surf, cfg)
+
+    # the alternatives, cheapest and likeliest first; each group is computed only when the ones
+    # before it found nothing that passes clearly (:func:`passes_clearly`): the un-averaged
+    # predictions, the grid (face-only surfaces), the rolls, the networks on turned crops (a
+    # network run each)
+    def groups():
+        yield list(candidates[1:])
+        yield search_grid(pose0, vs, ns, v_head, region, surf, cfg)
+        yield [Candidate(Start.ROLLED, roll_about_view_axis(pose0, a, centre), turn_deg=float(a)) for a in cfg.fallback.rolls_deg]
+        yield more() if more is not None else []
+
     # an alternative must beat the networks' refined pose clearly: a face-like surface also fits
     # a turned face moderately well, and the networks are right far more often than not
     # and it must lie on the points at least about as well (trimmed residual): the penalty terms
@@ -543,21 +553,50 @@ def robust_pose(candidates: list[Candidate], v_head: np.ndarray, region: FaceReg
     # wrong can trade a worse residual for fewer penalties
     best_score = best.score(cfg) - cfg.fallback.margin_mm
     max_residual = best.residual_mm + cfg.fallback.residual_slack_mm
-    for cand in alts:
-        q = refine_rigid(cand.pose, vs, ns, surf, cfg, n_iter)
-        ch = evaluate(q)
-        sc = ch.score(cfg)
-        tried.append((f"{cand.label}+refine", sc))
-        if sc < best_score and ch.residual_mm <= max_residual:
-            best_pose, best, best_score, chosen = q, ch, sc, cand
+    for group in groups():
+        for cand in group:
+            q = refine_rigid(cand.pose, vs, ns, surf, cfg, n_iter)
+            ch = evaluate(q)
+            sc = ch.score(cfg)
+            tried.append((f"{cand.label}+refine", sc))
+            if sc < best_score and ch.residual_mm <= max_residual:
+                best_pose, best, best_score, chosen = q, ch, sc, cand
+                if passes_clearly(ch, cfg):
+                    return RobustFit(best_pose, best, chosen, check0, tried)
     return RobustFit(best_pose, best, chosen, check0, tried)
+
+
+def passes_clearly(check: SurfaceCheck, cfg: CheckConfig) -> bool:
+    """Whether a candidate is good enough to stop the search at: it passes the acceptance test and
+    the check alone (the confidence without the shape's plausibility, the same for every candidate)
+    gives it at least ``[search] stop_confidence``."""
+    return check.accepted(cfg) and confidence_from(confidence_terms(check, {}, cfg)) >= cfg.search.stop_confidence
+
+
+def _grid_turns(pose0: HeadPose, g: SearchSettings) -> tuple[list[tuple[float, float]], np.ndarray, np.ndarray]:
+    """The grid's cells (yaw, pitch) and the networks' pose turned to each: rotations (K, 3, 3),
+    translations (K, 3); yaw about the head's vertical axis, then pitch about its (turned)
+    ear-to-ear axis, both through the head's origin."""
+    origin = np.asarray(pose0.t_mm, np.float64)
+    cells, rs, ts = [], [], []
+    for a in [0.0, *g.yaw_deg]:
+        for b in [0.0, *g.pitch_deg]:
+            if a == 0.0 and b == 0.0:
+                continue
+            turned = turn_about(pose0, pose0.R[:, 1], a, origin)
+            p = turn_about(turned, turned.R[:, 0], b, origin)
+            cells.append((float(a), float(b)))
+            rs.append(p.R)
+            ts.append(p.t_mm)
+    return cells, np.asarray(rs, np.float64).reshape(-1, 3, 3), np.asarray(ts, np.float64).reshape(-1, 3)
 
 
 def search_grid(pose0: HeadPose, v_sample: np.ndarray, n_sample: np.ndarray, v_head: np.ndarray, region: FaceRegion,
                 surf: MeasuredSurface, cfg: CheckConfig) -> list[Candidate]:
     """The networks' pose turned over a grid of yaws x pitches about the head's own axes
-    through its origin, each given ``[search] iterations`` coarse refinement steps; the
-    ``[search] keep`` best by score are returned (to be refined fully).
+    through its origin, each given ``[search] iterations`` coarse refinement steps, nearest turn
+    first, until one passes clearly (:func:`passes_clearly`); the ``[search] keep`` best by score
+    of those tried are returned (to be refined fully).
 
     Why the head origin and not the face: on surfaces the networks did not learn (a face
     patch without hair or shoulders) they miss mostly the rotation (typically 30-50 degrees
@@ -568,17 +607,20 @@ def search_grid(pose0: HeadPose, v_sample: np.ndarray, n_sample: np.ndarray, v_h
     g = cfg.search
     if not g.yaw_deg and not g.pitch_deg:
         return []
-    origin = np.asarray(pose0.t_mm, np.float64)
+    cells, rs, ts = _grid_turns(pose0, g)
+    # nearest turns first (the networks are off by less more often than by more), and stop at the
+    # first cell whose coarse refinement passes clearly: a wide grid costs its far cells only on
+    # frames the near ones cannot explain
+    turn = np.arccos(np.clip((np.einsum("kij,ij->k", rs, pose0.R) - 1.0) / 2.0, -1.0, 1.0))
     v_head = CheckedFace.of(v_head, region)
     scored = []
-    for a in [0.0, *g.yaw_deg]:
-        for b in [0.0, *g.pitch_deg]:
-            if a == 0.0 and b == 0.0:
-                continue
-            turned = turn_about(pose0, pose0.R[:, 1], a, origin)  # yaw about the head's vertical axis,
-            p = turn_about(turned, turned.R[:, 0], b, origin)  # then pitch about its (turned) ear-to-ear axis
-            q = refine_rigid(p, v_sample, n_sample, surf, cfg, g.iterations)
-            scored.append((surface_check(v_head, q, region, surf, cfg).score(cfg), Candidate(Start.GRID, q, yaw_deg=float(a), pitch_deg=float(b))))
+    for i in np.argsort(turn, kind="stable"):
+        a, b = cells[i]
+        q = refine_rigid(HeadPose(rs[i], ts[i]), v_sample, n_sample, surf, cfg, g.iterations)
+        ch = surface_check(v_head, q, region, surf, cfg)
+        scored.append((ch.score(cfg), Candidate(Start.GRID, q, yaw_deg=a, pitch_deg=b)))
+        if passes_clearly(ch, cfg):
+            break
     scored.sort(key=lambda c: c[0])
     return [c for _, c in scored[: g.keep]]
 
