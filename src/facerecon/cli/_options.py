@@ -52,6 +52,16 @@ def camera(name: str | None, intrinsics: str | None) -> None:
             raise UsageError(exc.one_line()) from None
 
 
+DETAIL = ("on", "off")
+
+
+def detail(name: str) -> bool:
+    """``--detail on|off``: the out-of-span correction of the returned surface."""
+    if name.lower() not in DETAIL:
+        raise UsageError(f"--detail: unknown {name!r}; choose on or off")
+    return name.lower() == "on"
+
+
 def rig(name: str) -> str:
     """``--rig``: the GLB's morph targets (``export.rig``)."""
     from ..export.rig import check_rig

@@ -46,6 +46,10 @@ def reconstruct_cmd(
                                           "view across the longer side; docs/photo.md)."),
     all_faces: bool = typer.Option(False, "--all-faces", help="Photos: every face, in face_0/, face_1/, ... (largest first); "
                                    "default: the largest face only."),
+    detail: str = typer.Option("on", "--detail", help="on: face.* carry the person's surface (the model fit plus the out-of-span "
+                               "correction solved against the depth; the model fit alone in face_model.*; pose.json 'detail' says "
+                               "'off: <reason>' where a frame's residual made it refuse); off: the model fit only (the pose is the same). "
+                               "Depth frames with --method network."),
     set_: list[str] = typer.Option([], "--set", help="A setting of the depth pipeline's stages, section.key=value (configs/check.toml: "
                                    "check, refine, fallback, search, shape, confidence, decision), repeatable, e.g. --set refine.iterations=3."),
 ) -> None:
@@ -65,6 +69,7 @@ def reconstruct_cmd(
     _options.method(method)
     _options.camera(camera, intrinsics)
     unit = _options.unit(unit)
+    with_detail = _options.detail(detail)
     overrides = _options.sets(set_, "configs/check.toml", "check config")
 
     from ..export import landmarks_json, save_overlay, write_face_meshes, write_json
@@ -98,7 +103,7 @@ def reconstruct_cmd(
 
     def handle(path: Path, frame) -> str | None:
         rec_engine = engine()
-        rec = rec_engine.reconstruct(frame, refine=n_iter, refine_shape=refine_shape)
+        rec = rec_engine.reconstruct(frame, refine=n_iter, refine_shape=refine_shape, detail=with_detail)
         d = out / frame_stem(path, used)
         if not rec.face:  # refused: the reason and the numbers behind it, no mesh
             with atomic_dir(d) as tmp:  # replaces any earlier folder of this frame (old meshes)

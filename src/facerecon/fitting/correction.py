@@ -35,6 +35,7 @@ import scipy.sparse as sp
 from scipy.spatial import cKDTree
 
 from ..facemodel import FaceModel, vertex_normals
+from ..geometry.camera import Intrinsics
 from ..geometry.pose import HeadPose
 from ..settings import toml_defaults
 
@@ -88,11 +89,14 @@ class Correction:
         return self.status == "on"
 
     def stats(self) -> dict:
-        """The numbers pose.json carries."""
-        return {"sigma_mm": round(self.sigma_mm, 4), "residual_before_mm": round(self.residual_before_mm, 4),
-                "residual_after_mm": round(self.residual_after_mm, 4), "rms_offset_mm": round(self.rms_offset_mm, 4),
-                "max_offset_mm": round(self.max_offset_mm, 4), "points": int(self.n_points),
-                "seen_fraction": round(self.seen_fraction, 4)}
+        """The numbers pose.json carries (None: not reached, the field was refused before)."""
+        def mm(v: float):
+            return round(float(v), 4) if np.isfinite(v) else None
+
+        return {"sigma_mm": mm(self.sigma_mm), "residual_before_mm": mm(self.residual_before_mm),
+                "residual_after_mm": mm(self.residual_after_mm), "rms_offset_mm": mm(self.rms_offset_mm),
+                "max_offset_mm": mm(self.max_offset_mm), "points": int(self.n_points),
+                "seen_fraction": round(float(self.seen_fraction), 4)}
 
 
 class _RegionGeometry:
@@ -195,9 +199,32 @@ def _pcg(a: sp.csr_matrix, b: np.ndarray, x: np.ndarray, tol: float, max_iter: i
     return x
 
 
+def source_grid(depth_mm: np.ndarray, intrinsics: Intrinsics, box: tuple[float, float, float, float], z_range: tuple[float, float],
+                out: int = 160) -> tuple[np.ndarray, np.ndarray]:
+    """The measured points of the source frame's pixels inside ``box`` (``(u0, v0, u1, v1)`` outer edges,
+    pixel centres at integers) with a depth in ``z_range``: an organised ((h, w, 3) camera frame mm,
+    (h, w) valid) grid, every ``step``-th pixel so that about ``out`` pixels span the box.
+
+    Each point is its own pixel's ray at its own depth.  The networks' position image is not used
+    here: its min-pooling (the nearest of up to 4 x 4 samples per pixel, so a silhouette never blends
+    depths) moves a slanted surface towards the camera by up to half a pixel's slope (measured: a
+    0.35-0.4 mm offset over the whole face of an exact render), which the correction would copy."""
+    h, w = depth_mm.shape
+    u0, v0, u1, v1 = box
+    step = max(1, int(round((u1 - u0) / out)))
+    us = np.arange(max(int(np.ceil(u0)), 0), min(int(np.floor(u1)) + 1, w), step)
+    vs = np.arange(max(int(np.ceil(v0)), 0), min(int(np.floor(v1)) + 1, h), step)
+    z = np.asarray(depth_mm, np.float64)[np.ix_(vs, us)]
+    valid = np.isfinite(z) & (z > max(z_range[0], 0.0)) & (z < z_range[1])
+    k = intrinsics
+    x = (us[None, :] - k.cx) / k.fx * z
+    y = (vs[:, None] - k.cy) / k.fy * z
+    return np.stack([x, y, z], axis=-1), valid
+
+
 def grid_noise_mm(points: np.ndarray, valid: np.ndarray, max_jump_mm: float = 10.0) -> float:
-    """The depth noise of an organised grid of measured points ((S, S, 3) camera frame, mm, with its
-    (S, S) ``valid`` mask): the robust scale of the second differences of z along rows and columns
+    """The depth noise of an organised grid of measured points ((h, w, 3) camera frame, mm, with its
+    (h, w) ``valid`` mask): the robust scale of the second differences of z along rows and columns
     (white noise sigma gives sigma^2 x 6; a smooth face adds little at 2 mm pixels), over triples of
     valid pixels without a jump, the largest ``1 - TRIM_NOISE`` left out (edges, flying pixels).  NaN with fewer than 100 triples."""
     z = np.where(valid, points[..., 2], np.nan)
