@@ -88,8 +88,8 @@ def sets(items: list[str], resource: str, where: str) -> dict:
 
 class OutputPlan:
     """What ``--outputs`` writes per face: ``minimal`` = one mesh (face.glb, else the first
-    ``--format``) + pose.json; ``default`` = the camera-frame meshes + pose.json, landmarks.json
-    and overlay.png; ``all`` = also the head-frame meshes (face_head.*, which ``eval shape`` reads)."""
+    ``--format``) + pose.json; ``default`` = the camera-frame meshes (and, with the out-of-span
+    correction on, the model fit alone: face_model.*) + pose.json, landmarks.json and overlay.png; ``all`` = also the head-frame meshes (face_head.*, which ``eval shape`` reads)."""
 
     def __init__(self, level: str, fmts: tuple[str, ...], overlay: bool, rig: str | None = None):
         self.level = outputs(level)
@@ -98,4 +98,5 @@ class OutputPlan:
         self.head_frame = level == "all"
         self.overlay = overlay and level != "minimal"
         self.landmarks = level != "minimal"
+        self.model_surface = level != "minimal"  # face_model.* beside the corrected face.* (detail on)
 

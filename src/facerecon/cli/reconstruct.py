@@ -111,7 +111,7 @@ def reconstruct_cmd(
             return f"{path}: {rec.reason}"
         with atomic_dir(d) as tmp:  # complete or absent: never a half-filled frame folder
             write_face_meshes(rec, rec_engine.model, tmp, plan.formats, intrinsics=frame.intrinsics, head_frame=plan.head_frame,
-                              rig=plan.rig)
+                              rig=plan.rig, model_surface=plan.model_surface)
             # with the ICT expression weights by name: `facerecon animate --from-reconstructions` reads them
             pose = depth_document(rec, str(path), method, rec_engine.model)
             if plan.overlay:

@@ -140,6 +140,22 @@ class _RegionGeometry:
         self.membrane = comb.tocsr()
         self.n_free = int(self.free.sum())
         self.free_adjacency = adj.tocsc()[:, self.free].tocsr()[self.free]
+        self._priors: dict = {}
+
+    def prior(self, smoothness: float, shrink: float, kind: str) -> sp.csr_matrix:
+        """``smoothness x (bi-Laplacian | membrane) + shrink x I`` on the free vertices, CSR with sorted
+        indices and every diagonal entry stored (built once per setting: a column slice of it keeps both)."""
+        key = (float(smoothness), float(shrink), kind)
+        m = self._priors.get(key)
+        if m is None:
+            if kind not in ("thin-plate", "membrane"):
+                raise ValueError(f"correction prior {kind!r}: choose thin-plate or membrane")
+            base = self.bilaplacian if kind == "thin-plate" else self.membrane
+            m = (smoothness * base + shrink * sp.eye(self.n_free, format="csr")).tocsr()
+            m.sum_duplicates()
+            m.sort_indices()
+            self._priors = {key: m}  # one setting at a time in practice
+        return m
 
     def normals(self, v_head: np.ndarray) -> np.ndarray:
         """(n, 3) unit normals of the region's vertices on the mesh ``v_head``."""
@@ -307,13 +323,11 @@ def correct_surface(points_cam: np.ndarray, v_head: np.ndarray, pose: HeadPose, 
     pos[act] = np.arange(len(act))
     col = pos[col]
     n_act = len(act)
-    prior = cfg.smoothness * (geo.bilaplacian if cfg.prior == "thin-plate" else geo.membrane)
-    prior = prior[act][:, act] + cfg.shrink * sp.eye(n_act, format="csr")
-    d = np.zeros(n_act)
-    system = (sigma**2 * prior + sp.eye(n_act, format="csr")).tocsr()  # the identity keeps the diagonal stored
-    system.sort_indices()
+    system = geo.prior(cfg.smoothness, cfg.shrink, cfg.prior)[act][:, act]  # the inactive vertices held at 0
+    system.data *= sigma**2
     on_diag = _diagonal_positions(system)
-    prior_diag = system.data[on_diag] - 1.0
+    prior_diag = system.data[on_diag].copy()
+    d = np.zeros(n_act)
     for it in range(max(int(cfg.iterations), 1)):
         a = np.bincount(col, w, minlength=n_act)
         b = np.bincount(col, w * r, minlength=n_act)
