@@ -143,6 +143,7 @@ def test_cli_detail_on_and_off(tmp_path, real_dir):
     from facerecon.io.mesh import read_mesh
 
     frame = real_dir / "truedepth-mannequin" / "DepthFrames" / "frame-045.ply"
+    assert main(["reconstruct", str(frame), "-o", str(tmp_path / "bad"), "--detail", "maybe"]) == 2  # a usage error, before any model loads
     for name, extra in (("on", []), ("off", ["--detail", "off"])):
         assert main(["reconstruct", str(frame), "-o", str(tmp_path / name), "--format", "obj", "--no-overlay", *extra]) == 0
     on, off = tmp_path / "on" / "frame-045", tmp_path / "off" / "frame-045"

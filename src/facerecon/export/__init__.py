@@ -57,7 +57,7 @@ def write_face_meshes(rec, model, out_dir: Path, formats: tuple[str, ...] = ("ob
             if fmt == "obj" and texture is not None:
                 _use_material(path, model)
             written.append(path)
-        if model_surface and rec.detail == "on" and rec.model_vertices_head is not None:
+        if model_surface and getattr(rec, "detail", "off") == "on" and rec.model_vertices_head is not None:  # duck-typed results have none
             path = out_dir / f"face_model.{fmt}"
             write_mesh(path, rec.model_vertices_camera, polys, model.uv, polys_uv,
                        header=f"facerecon reconstruction of {rec.source}, the face model's fit alone (no out-of-span correction); "

@@ -11,14 +11,18 @@ conditioned, no sliding along the surface that depth cannot see), minimising
 * ``r_j = n_i . (p_j - v_i)``: measured point ``p_j`` (head frame) against the tangent plane of its
   nearest region vertex ``i`` (pairs gated along and across the normal: hair, neck and background
   never pair); ``w_j``: Geman-McClure weights of the current residual (IRLS);
-* ``sigma``: the frame's own noise level, a robust scale of the residual after each solve (the
-  smoothing follows the sensor: a Kinect v1 frame at 1 m is smoothed more than a TrueDepth frame at
-  40 cm, an exact render not at all), floored at ``min_sigma_mm``;
+* ``sigma``: the frame's own depth noise (:func:`grid_noise_mm`: second differences of the crop's
+  depth grid), floored at ``min_sigma_mm``, so the smoothing follows the sensor (a Kinect v1 frame at
+  1 m is smoothed more than one at 60 cm, an exact render least); the Geman-McClure scale is the
+  robust scale of the residual after each solve;
+* the measured points are the source frame's own pixels (:func:`source_grid`), not the networks'
+  position image (its min-pooling biases slanted surfaces towards the camera);
 * ``L``: the mesh's umbrella Laplacian (each vertex minus the mean of its neighbours) on the region,
   the region's border to the rest of the head held at 0 (Dirichlet): the field falls off to the
   model there; ``|L d|^2`` is a thin-plate (bi-Laplacian) prior, so unseen vertices continue the seen
   surface smoothly and ``shrink`` pulls them back to the model far from any data;
-* each offset is bounded by ``max_offset_mm``.
+* free vertices more than ``margin_rings`` edges from a measured one keep the model (0), and each
+  offset is bounded by ``max_offset_mm``.
 
 A frame whose residual after the correction is implausible (too little of the face measured, the
 points still far from the corrected surface, or a field too large to be the same face) keeps the
@@ -310,7 +314,6 @@ def correct_surface(points_cam: np.ndarray, v_head: np.ndarray, pose: HeadPose, 
     w = np.ones(len(r))
     noise = _robust_sigma(r, w) if noise_mm is None or not np.isfinite(noise_mm) else float(noise_mm)
     sigma = max(noise, cfg.min_sigma_mm)  # the smoothing's noise level (fixed: the robust scale below adapts)
-    scale = sigma
     # the unknowns: the free vertices within ``margin_rings`` edges of a measured one; the rest keep the
     # model (0), like the border (the far unseen part would only decay to 0, and it is what makes the
     # system ill-conditioned: measured, 3-5x the conjugate-gradient iterations)
