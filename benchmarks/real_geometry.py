@@ -22,8 +22,18 @@ Sets (every pose drawn from seeded streams; no frame is used in training):
   against the phone's IMU attitude (``motion-data.json``, nearest sample; the head is
   still, so both angles are the phone's motion).
 
-Methods: ``networks`` = ``reconstruct(refine=0)`` (the bare networks, only checked) and
-``default`` (robust check + rigid refinement + fallback).  For every set: median / p90 /
+Methods: ``networks`` = ``reconstruct(refine=0, detail=False)`` (the bare networks, only checked) and
+``default`` (robust check + rigid refinement + fallback + identity fit + the out-of-span correction).
+
+Shape (the second table): the median distance (mm) of the returned face (ICT's narrow face) to the
+true surface for the ICT mean face placed at the true pose, the default's model fit alone
+(``model_vertices_camera``, what ``--detail off`` returns), the default output (+ correction), and the
+measured points themselves (the floor: the crop's points, those within 10 mm of the true face
+surface, to it).  Truth: the james scan (after the 9-landmark + ICP alignment of
+:class:`facerecon.evaluate.real.JamesShapeError`; the floor at the render's true pose, no alignment),
+the generated mesh of the synthetic out-of-span frames (camera frame at the returned pose, no
+alignment; "recovered" = 1 - corrected / model-fit median, per frame).  ``correct ms``: the added
+stage per frame (median).  For every set: median / p90 /
 mean rotation error, frames with error > 10 degrees, median trimmed residual, and the
 share of frames returned with confidence >= 0.5 whose trimmed residual exceeds 5 mm
 (target: 0) and with a rotation error above 15 degrees; latency per frame ("face":
@@ -113,9 +123,13 @@ def mannequin_frames(folder: Path, model, n: int, seed: int, face_only: bool) ->
     return out
 
 
+TRUTH_MESH_KEY = "truth_mesh_camera"  # frame meta: (vertices (N, 3) camera frame mm, triangles (T, 3)) of the rendered surface
+
+
 def out_of_span(model, n: int, seed: int, preset: str = "biwi-faces") -> list:
     """Synthetic frames of faces outside the model's span (smooth random displacements, face-only
-    surfaces in part: the ``biwi-faces`` preset of :mod:`facerecon.synth.deform`), exact poses."""
+    surfaces in part: the ``biwi-faces`` preset of :mod:`facerecon.synth.deform`), exact poses and the
+    generated mesh (``TRUTH_MESH_KEY``)."""
     from facerecon.io.frame import DepthFrame
     from facerecon.realdata import EVAL_POSE_KEY
     from facerecon.geometry.pose import HeadPose
@@ -126,7 +140,8 @@ def out_of_span(model, n: int, seed: int, preset: str = "biwi-faces") -> list:
     for i in range(n):
         smp = gen.generate(i)
         pose = HeadPose.from_quaternion(smp.labels["quaternion"], smp.labels["translation_mm"])
-        out.append(DepthFrame(smp.depth_mm, smp.intrinsics, f"{preset} #{i}", meta={EVAL_POSE_KEY: pose}))
+        truth = (pose.apply(gen.head_vertices(gen.frame_params(i)).astype(np.float64)), gen.assets.triangles)
+        out.append(DepthFrame(smp.depth_mm, smp.intrinsics, f"{preset} #{i}", meta={EVAL_POSE_KEY: pose, TRUTH_MESH_KEY: truth}))
     return out
 
 
@@ -164,9 +179,53 @@ def imu_attitudes(folder: Path, timestamps: np.ndarray) -> np.ndarray | None:
     return quat_to_matrix(q[np.abs(ts[None, :] - np.asarray(timestamps)[:, None]).argmin(axis=1)])
 
 
+def crop_points(frame, res) -> np.ndarray:
+    """(N, 3) the measured points the ``correct`` stage reads (the crop's source pixels in the depth band)."""
+    from facerecon.fitting.correction import source_grid
+
+    pim = res.position_image
+    zc = float(pim.center_mm[2])
+    pts, valid = source_grid(frame.depth_mm, frame.intrinsics, pim.crop_box, (zc - pim.band_mm[0], zc + pim.band_mm[1]), pim.size)
+    return pts[valid]
+
+
+def _near_median(d: np.ndarray, gate_mm: float = 10.0):
+    d = d[d < gate_mm]
+    return float(np.median(d)) if len(d) else None
+
+
+def shape_rows(row: dict, frame, r, ref, model, shape_error) -> None:
+    """The shape columns of one default-output frame (see the module docstring)."""
+    from facerecon.metrics.surface import SurfaceIndex
+
+    if r.vertices_camera is None:
+        return
+    row["detail"] = r.detail
+    if "correct" in r.timings_ms:
+        row["correct_ms"] = float(r.timings_ms["correct"])
+    face = model.region_vertices("narrow_face")
+    if shape_error is not None:  # james: the scan, after alignment
+        row["model_shape_median_mm"] = shape_error.quick_median(r.model_vertices_camera, ref)
+        row["points_floor_mm"] = _near_median(shape_error._scan_surface.query(ref.inverse_apply(crop_points(frame, r))).distances)
+    truth = frame.meta.get(TRUTH_MESH_KEY)
+    if truth is not None:  # synthetic: the generated mesh in the camera frame, no alignment
+        surf = SurfaceIndex(*truth)
+        row["shape_median_mm"] = float(np.median(surf.query(r.vertices_camera[face]).distances))
+        row["model_shape_median_mm"] = float(np.median(surf.query(r.model_vertices_camera[face]).distances))
+        row["mean_face_shape_median_mm"] = float(np.median(surf.query(ref.apply(model.reference_vertices[face].astype(np.float64))).distances))
+        row["recovered"] = 1.0 - row["shape_median_mm"] / row["model_shape_median_mm"]
+        if r.correction is not None:  # the same on the face vertices the frame measured (paired with a point)
+            seen = face[r.correction.seen[face]]
+            if len(seen):
+                e_fit = np.median(surf.query(r.model_vertices_camera[seen]).distances)
+                row["recovered_seen"] = float(1.0 - np.median(surf.query(r.vertices_camera[seen]).distances) / e_fit)
+        row["points_floor_mm"] = _near_median(surf.query(crop_points(frame, r)).distances)
+
+
 def evaluate(rec, frames, refine, shape_error=None) -> list[dict]:
-    """Each frame through ``rec.reconstruct(refine=refine)``; ``shape_error(vertices_camera,
-    reference pose)`` (the james scan's) adds the shape error (median mm, after alignment)."""
+    """Each frame through ``rec.reconstruct(refine=refine)`` (``refine=0``: the bare networks, no
+    correction); ``shape_error(vertices_camera, reference pose)`` (the james scan's) adds the shape
+    error (median mm, after alignment); the default output adds the shape columns (:func:`shape_rows`)."""
     from facerecon.errors import FaceReconError
     from facerecon.realdata import EVAL_POSE_KEY
     from facerecon.geometry.rotations import geodesic_distance_deg
@@ -176,7 +235,7 @@ def evaluate(rec, frames, refine, shape_error=None) -> list[dict]:
         t0 = time.perf_counter()
         row = {"source": f.source}
         try:
-            r = rec.reconstruct(f, refine=refine)
+            r = rec.reconstruct(f, refine=refine, detail=None if refine is None else False)
         except FaceReconError as exc:
             row["failed"] = exc.one_line()
             rows.append(row)
@@ -190,6 +249,8 @@ def evaluate(rec, frames, refine, shape_error=None) -> list[dict]:
             row["error_deg"] = float(geodesic_distance_deg(r.pose.R, ref.R))
             if shape_error is not None:
                 row["shape_median_mm"] = shape_error.quick_median(r.vertices_camera, ref)
+            if refine is None and r.face:
+                shape_rows(row, f, r, ref, rec.model, shape_error)
         rows.append(row)
     return rows
 
@@ -212,9 +273,14 @@ def summarise(rows: list[dict]) -> dict:
         "share_confident_bad_residual": float(((conf >= 0.5) & (res > 5.0)).mean()),
         "ms_per_frame": float(np.median([r["seconds"] for r in ok]) * 1e3),
     })
-    shape = [r["shape_median_mm"] for r in ok if "shape_median_mm" in r]
-    if shape:
-        out["shape_median_mm"] = float(np.median(shape))
+    for key in ("shape_median_mm", "model_shape_median_mm", "mean_face_shape_median_mm", "points_floor_mm", "recovered", "recovered_seen",
+                "correct_ms"):
+        vals = [r[key] for r in ok if r.get(key) is not None]
+        if vals:
+            out[key] = float(np.median(vals))
+    details = [r["detail"] for r in ok if "detail" in r]
+    if details:
+        out["detail_on"] = f"{sum(d == 'on' for d in details)}/{len(details)}"
     err = np.array([r["error_deg"] for r in ok if "error_deg" in r])
     if len(err):
         out.update({"median_deg": float(np.median(err)), "p90_deg": float(np.percentile(err, 90)), "mean_deg": float(err.mean()),
@@ -329,6 +395,23 @@ def table(results: dict) -> str:
                          f"{f(s.get('median_landmark_fit'))} | {f(s.get('shape_median_mm'))} | {f(s.get('median_confidence'))} | {f(s.get('share_face'))} | "
                          f"{s.get('confident_bad_residual', '-')} | {s.get('confident_over_15deg', '-')} | "
                          f"{f(imu.get('median_deg'))} / {f(imu.get('p90_deg'))} | {f(s.get('ms_per_frame'), 0)} |")
+    lines += ["", "## Shape: the returned surface against the true one", "",
+              "Median distance (mm) of ICT's narrow face to the true surface (the module docstring says how); "
+              "\"/ mean\" = the default output over the mean face at the true pose (target <= 0.6 on james); "
+              "\"recovered\" = 1 - default / model fit, per frame, median (synthetic out-of-span, target >= 0.5), over the whole narrow face "
+              "and over its vertices the frame measured; frames judged a face; \"correct ms\": the stage's wall time per frame, median.", "",
+              "| set | mean face at true pose | model fit | + correction (default) | / mean | measured points (floor) | "
+              "recovered | recovered, measured vertices | detail on | correct ms |",
+              "|---|---|---|---|---|---|---|---|---|---|"]
+    for name, r in results["sets"].items():
+        s = r["default"]
+        mean = r.get("mean_face_shape_median_mm", s.get("mean_face_shape_median_mm"))
+        if s.get("model_shape_median_mm") is None:
+            continue
+        ratio = s["shape_median_mm"] / mean if mean else None
+        lines.append(f"| {name} | {f(mean)} | {f(s.get('model_shape_median_mm'))} | {f(s.get('shape_median_mm'))} | "
+                     f"{f(ratio)} | {f(s.get('points_floor_mm'))} | {f(s.get('recovered'))} | {f(s.get('recovered_seen'))} | {s.get('detail_on', '-')} | "
+                     f"{f(s.get('correct_ms'), 1)} |")
     for name, r in results["sets"].items():
         if "mean_face_shape_median_mm" in r:
             lines.append(f"\n{name}: the ICT mean face placed at the true pose has a shape median of "

@@ -81,7 +81,8 @@ def test_refinement_is_default_and_confidence_describes_the_returned_pose(recons
         assert full.check.residual_mm <= bare.check.residual_mm + 1e-6
         # recompute the check of the returned pose and mesh: it is the one reported
         pr = full
-        again = surface_check(full.vertices_head, full.pose, reconstructor.pose.region,
+        # (the model fit: the out-of-span correction of the returned surface comes after the check and the decision)
+        again = surface_check(full.model_vertices_head, full.pose, reconstructor.pose.region,
                               MeasuredSurface.from_position_image(pr.position_image), reconstructor.pose.check_cfg)
         assert again.residual_mm == pytest.approx(pr.check.residual_mm) and pr.landmark_fit == pytest.approx(again.landmark_fit)
         assert full.confidence == pr.confidence >= 0.5 and pr.face, (pr.confidence, pr.confidence_terms)
@@ -143,7 +144,7 @@ def test_joint_shape_refinement_is_default_and_described(reconstructor, frames):
     assert joint.check.residual_mm <= rigid.check.residual_mm + 0.05
     assert np.abs(joint.identity - rigid.identity).max() > 1e-3
     np.testing.assert_allclose(joint.expression, rigid.expression)
-    again = surface_check(joint.vertices_head, joint.pose, reconstructor.pose.region,
+    again = surface_check(joint.model_vertices_head, joint.pose, reconstructor.pose.region,
                           MeasuredSurface.from_position_image(joint.position_image), reconstructor.pose.check_cfg)
     assert again.residual_mm == pytest.approx(joint.check.residual_mm)
     assert geodesic_distance_deg(joint.pose.R, f.meta["pose_for_eval_only"].R) < 6.0

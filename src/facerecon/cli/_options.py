@@ -52,6 +52,16 @@ def camera(name: str | None, intrinsics: str | None) -> None:
             raise UsageError(exc.one_line()) from None
 
 
+DETAIL = ("on", "off")
+
+
+def detail(name: str) -> bool:
+    """``--detail on|off``: the out-of-span correction of the returned surface."""
+    if name.lower() not in DETAIL:
+        raise UsageError(f"--detail: unknown {name!r}; choose on or off")
+    return name.lower() == "on"
+
+
 def rig(name: str) -> str:
     """``--rig``: the GLB's morph targets (``export.rig``)."""
     from ..export.rig import check_rig
@@ -78,8 +88,8 @@ def sets(items: list[str], resource: str, where: str) -> dict:
 
 class OutputPlan:
     """What ``--outputs`` writes per face: ``minimal`` = one mesh (face.glb, else the first
-    ``--format``) + pose.json; ``default`` = the camera-frame meshes + pose.json, landmarks.json
-    and overlay.png; ``all`` = also the head-frame meshes (face_head.*, which ``eval shape`` reads)."""
+    ``--format``) + pose.json; ``default`` = the camera-frame meshes (and, with the out-of-span
+    correction on, the model fit alone: face_model.*) + pose.json, landmarks.json and overlay.png; ``all`` = also the head-frame meshes (face_head.*, which ``eval shape`` reads)."""
 
     def __init__(self, level: str, fmts: tuple[str, ...], overlay: bool, rig: str | None = None):
         self.level = outputs(level)
@@ -88,4 +98,5 @@ class OutputPlan:
         self.head_frame = level == "all"
         self.overlay = overlay and level != "minimal"
         self.landmarks = level != "minimal"
+        self.model_surface = level != "minimal"  # face_model.* beside the corrected face.* (detail on)
 

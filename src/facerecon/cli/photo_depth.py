@@ -71,7 +71,8 @@ def run_depth_path(result, reconstructor, out_dir: Path, refine: int | None, ref
     from ..export.pose_json import depth_document
 
     frame = result.depth_frame()
-    rec = reconstructor.reconstruct(frame, refine=refine, refine_shape=refine_shape)
+    # the out-of-span correction is not measured on monocular depth (it would copy the depth model's surface): off
+    rec = reconstructor.reconstruct(frame, refine=refine, refine_shape=refine_shape, detail=False)
     pose = depth_document(rec, result.source, "photo-depth", reconstructor.model, photo_depth={"backend": result.backend})
     if not rec.face:  # the depth path's check refused the head: its reason, no mesh
         write_json(out_dir / "pose.json", pose)

@@ -51,6 +51,10 @@ def reconstruct_cmd(
                                      "of them, a pose and expression per photo, one texture merged from every view; each "
                                      "photo's folder as usual plus person/ (the neutral face, head frame, and person.json). "
                                      "docs/photo.md."),
+    detail: str = typer.Option("on", "--detail", help="on: face.* carry the person's surface (the model fit plus the out-of-span "
+                               "correction solved against the depth; the model fit alone in face_model.*; pose.json 'detail' says "
+                               "'off: <reason>' where a frame's residual made it refuse); off: the model fit only (the pose is the same). "
+                               "Depth frames with --method network."),
     set_: list[str] = typer.Option([], "--set", help="A setting of the depth pipeline's stages, section.key=value (configs/check.toml: "
                                    "check, refine, fallback, search, shape, confidence, decision), repeatable, e.g. --set refine.iterations=3."),
 ) -> None:
@@ -73,6 +77,7 @@ def reconstruct_cmd(
 
     check_photo_camera(focal, intrinsics, method, same_person, all_faces)
     unit = _options.unit(unit)
+    with_detail = _options.detail(detail)
     overrides = _options.sets(set_, "configs/check.toml", "check config")
 
     from ..export import landmarks_json, save_overlay, write_face_meshes, write_json
@@ -107,7 +112,7 @@ def reconstruct_cmd(
     def handle(path: Path, frame):
         """The frame pipeline here; its outputs written by the job returned (on the writer thread)."""
         rec_engine = engine()
-        rec = rec_engine.reconstruct(frame, refine=n_iter, refine_shape=refine_shape)
+        rec = rec_engine.reconstruct(frame, refine=n_iter, refine_shape=refine_shape, detail=with_detail)
         d = out / frame_stem(path, used)  # named here: in input order, whatever the writer does
         return lambda: write(path, frame, rec, rec_engine.model, d)
 
@@ -118,7 +123,7 @@ def reconstruct_cmd(
             return Outcome(refused=f"{path}: {rec.reason}")
         with atomic_dir(d) as tmp:  # complete or absent: never a half-filled frame folder
             write_face_meshes(rec, model, tmp, plan.formats, intrinsics=frame.intrinsics, head_frame=plan.head_frame,
-                              rig=plan.rig)
+                              rig=plan.rig, model_surface=plan.model_surface)
             # with the ICT expression weights by name: `facerecon animate --from-reconstructions` reads them
             pose = depth_document(rec, str(path), method, model)
             if plan.overlay:

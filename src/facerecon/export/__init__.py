@@ -21,9 +21,11 @@ MESH_FORMATS = ("obj", "ply", "glb")
 
 
 def write_face_meshes(rec, model, out_dir: Path, formats: tuple[str, ...] = ("obj", "ply"), texture: np.ndarray | None = None,
-                      intrinsics=None, head_frame: bool = True, rig: str | None = None) -> list[Path]:
+                      intrinsics=None, head_frame: bool = True, rig: str | None = None, model_surface: bool = True) -> list[Path]:
     """``face.<fmt>`` (camera frame) and ``face_head.<fmt>`` (canonical head frame; not with
-    ``head_frame=False``), ICT topology and UVs.
+    ``head_frame=False``), ICT topology and UVs: the returned surface (with the out-of-span correction
+    when ``rec.detail`` is "on"); then also ``face_model.<fmt>`` (camera frame, OBJ / PLY) with the
+    model-only surface (not with ``model_surface=False``).
 
     OBJ/PLY keep ICT's vertex order (mm). GLB is the rig of :mod:`.gltf` (metres, morph targets of
     ``rig``: 'arkit52', ARKit's 52 by name and order, or 'ict', ICT's 55; None: the current default,
@@ -54,6 +56,12 @@ def write_face_meshes(rec, model, out_dir: Path, formats: tuple[str, ...] = ("ob
                        header=f"facerecon reconstruction of {rec.source}; ICT-FaceKit Light topology (MIT); mm; {frame} frame")
             if fmt == "obj" and texture is not None:
                 _use_material(path, model)
+            written.append(path)
+        if model_surface and getattr(rec, "detail", "off") == "on" and rec.model_vertices_head is not None:  # duck-typed results have none
+            path = out_dir / f"face_model.{fmt}"
+            write_mesh(path, rec.model_vertices_camera, polys, model.uv, polys_uv,
+                       header=f"facerecon reconstruction of {rec.source}, the face model's fit alone (no out-of-span correction); "
+                              "ICT-FaceKit Light topology (MIT); mm; camera frame")
             written.append(path)
     return written
 

@@ -55,6 +55,10 @@ def depth_block(res) -> dict:
     if res.network_pose is not None:
         out["network"] = {**pose_keys(res.network_pose), **({"check": res.network_check.to_json()} if res.network_check else {})}
     out["other_head_regions"] = len(res.other_heads)
+    if res.vertices_head is not None:  # a result with a surface: whether it carries the out-of-span correction
+        out["detail"] = res.detail
+        if res.correction is not None:
+            out["correction"] = res.correction.stats()
     if res.other_heads:
         out["other_heads"] = [{"head_box_px": [int(v) for v in h.box], "center_mm": [float(v) for v in h.center_mm]} for h in res.other_heads]
     return out

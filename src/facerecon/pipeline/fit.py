@@ -88,9 +88,10 @@ class FittingReconstructor:
             out.append(HeadPose(r0, np.asarray(location.center_mm, np.float64) - r0 @ self._centre))
         return out
 
-    def reconstruct(self, depth, intrinsics=None, refine: int | None = None, refine_shape: int | None = None) -> FaceResult:
-        """``locate -> crop -> model fit -> result``; ``refine`` / ``refine_shape`` are accepted for
-        interface compatibility (fitting is all refinement)."""
+    def reconstruct(self, depth, intrinsics=None, refine: int | None = None, refine_shape: int | None = None,
+                    detail: bool | None = None) -> FaceResult:
+        """``locate -> crop -> model fit -> result``; ``refine`` / ``refine_shape`` / ``detail`` are accepted
+        for interface compatibility (fitting is all refinement; the baseline returns the model surface)."""
         located = locate(depth, intrinsics)
         t0 = time.perf_counter()
         starts = self.initial_poses(located.location)

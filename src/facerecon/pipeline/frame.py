@@ -1,7 +1,11 @@
 """The depth frame pipeline: named stages with typed inputs and outputs, composed per method.
 
-    locate -> crop -> networks -> check / refine -> identity -> result      (the default, and pose only)
-    locate -> crop -> model fit ------------------------------> result      (the fitting baseline)
+    locate -> crop -> networks -> check / refine -> identity -> correct -> result   (the default: pose + shape)
+    locate -> crop -> networks -> check / refine ------------------------> result   (pose only)
+    locate -> crop -> model fit ---------------------------------------> result   (the fitting baseline)
+
+``correct`` (:mod:`facerecon.fitting.correction`) runs after the pose and the face decision are
+final: it changes the returned surface only, never the pose, the confidence or the decision.
 
 Each stage is a function; what crosses between them is a small frozen record
 (:class:`Located`, :class:`NetworkOutput`, :class:`Checked`), and the last one builds the one
@@ -22,6 +26,7 @@ import numpy as np
 from ..errors import NoFaceFoundError
 from ..facemodel import FaceModel
 from ..fitting import FitConfig, fit_face
+from ..fitting.correction import Correction, CorrectionConfig, correct_surface, grid_noise_mm, source_grid
 from ..geometry.camera import Intrinsics
 from ..geometry.pose import HeadPose
 from ..io.frame import DepthFrame
@@ -173,8 +178,10 @@ def describe(cfg: CheckConfig, check: SurfaceCheck, identity: np.ndarray | None 
 
 def build_result(model: FaceModel, located: Located, pose: HeadPose, check: SurfaceCheck, decision: Decision, path: FramePath, *,
                  network_pose: HeadPose | None = None, network_check: SurfaceCheck | None = None, v_head: np.ndarray | None = None,
-                 weights: np.ndarray | None = None, other_heads: tuple = (), timings_ms: dict | None = None) -> FaceResult:
-    """Stage ``result``: the one :class:`FaceResult` (posed mesh and landmarks when ``v_head`` is given)."""
+                 weights: np.ndarray | None = None, other_heads: tuple = (), timings_ms: dict | None = None,
+                 model_v_head: np.ndarray | None = None, detail: str = "off", correction: Correction | None = None) -> FaceResult:
+    """Stage ``result``: the one :class:`FaceResult` (posed mesh and landmarks when ``v_head`` is given;
+    ``model_v_head``: the model-only surface when ``v_head`` is the corrected one, else ``v_head``)."""
     v_cam = lm3 = lm2 = ident = expr = None
     if v_head is not None:
         v_cam = pose.apply(v_head)
@@ -186,17 +193,19 @@ def build_result(model: FaceModel, located: Located, pose: HeadPose, check: Surf
     return FaceResult(pose, decision.confidence, decision.face, decision.reason, path, v_head, v_cam, lm3, lm2, ident, expr,
                       check=check, confidence_terms=decision.terms, plausibility=decision.plausibility, location=located.location,
                       position_image=located.position_image, network_pose=network_pose, network_check=network_check,
-                      other_heads=tuple(other_heads), timings_ms=dict(timings_ms or {}), source=located.frame.source)
+                      other_heads=tuple(other_heads), timings_ms=dict(timings_ms or {}), source=located.frame.source,
+                      model_vertices_head=v_head if model_v_head is None else model_v_head, detail=detail, correction=correction)
 
 
 @dataclass
 class DepthPipeline:
-    """``locate -> crop -> networks -> check / refine -> identity -> result`` for one frame.
+    """``locate -> crop -> networks -> check / refine -> identity -> correct -> result`` for one frame.
 
     ``pose_network`` maps a position image to :class:`NetworkPoses`; ``turned_network`` gives
     the candidates of the network on turned crops (asked only when the check fails);
     ``shape_network`` (None: pose only, checked with the reference face) maps position image
-    data to model weights and runs beside the pose network on ``shape_worker``."""
+    data to model weights and runs beside the pose network on ``shape_worker``; ``correction``: the
+    ``correct`` stage's settings (it runs for pose + shape unless ``run(detail=False)``)."""
 
     model: FaceModel
     region: FaceRegion
@@ -207,12 +216,15 @@ class DepthPipeline:
     shape_worker: Callable | None = None  # a concurrent.futures executor's submit, or None: run in line
     search_others: bool = False
     default_refine: int = 6
+    correction: CorrectionConfig = field(default_factory=CorrectionConfig)
     _reference: np.ndarray | None = field(default=None, repr=False)
 
-    def run(self, located: Located, refine: int | None = None, refine_shape: int | None = None) -> FaceResult:
-        """The stages after ``locate`` / ``crop``: ``networks -> check / refine -> identity -> result``.
+    def run(self, located: Located, refine: int | None = None, refine_shape: int | None = None, detail: bool | None = None) -> FaceResult:
+        """The stages after ``locate`` / ``crop``: ``networks -> check / refine -> identity -> correct -> result``.
         ``refine``: rigid iterations (None: ``[refine] iterations``; 0: the networks only checked);
-        ``refine_shape``: joint pose + identity iterations (None: ``[shape] iterations`` after a refinement)."""
+        ``refine_shape``: joint pose + identity iterations (None: ``[shape] iterations`` after a refinement);
+        ``detail``: the out-of-span correction of the returned surface (None: on with a shape network;
+        False: the model surface, ``detail`` "off")."""
         t0 = time.perf_counter()
         n_refine = self.default_refine if refine is None else int(refine)
         if refine_shape is None:  # the joint stage follows the rigid refinement: none without it
@@ -228,6 +240,19 @@ class DepthPipeline:
             timings["identity"] = _ms(t, time.perf_counter())
         k = self.model.n_identity
         decision = describe(self.check_cfg, check, *((weights[:k], weights[k:]) if weights is not None else (None, None)))
+        pose_only = self.shape_network is None  # checked with the reference face: no mesh of the person to return
+        model_v_head, status, correction = v_head, "off", None
+        if not pose_only and detail is not False:
+            if decision.face:
+                t = time.perf_counter()
+                correction = self.correct(located, pose, v_head)
+                timings["correct"] = _ms(t, time.perf_counter())
+                status = correction.status
+                if correction.on:
+                    v_head = v_head + correction.offsets
+            else:
+                status = "off: not a face"
+        # the detail layer (displacement / normal maps of the residual to the corrected surface) plugs in here
         others: tuple = ()
         if self.search_others:
             t = time.perf_counter()
@@ -235,10 +260,20 @@ class DepthPipeline:
             timings["other_heads"] = _ms(t, time.perf_counter())
         timings["total"] = sum(located.timings_ms.values()) + _ms(t0, time.perf_counter())
         path = FramePath.of(checked.fit.chosen, n_refine, checked.shape_on_turned_crop, refine_shape)
-        pose_only = self.shape_network is None  # checked with the reference face: no mesh of the person to return
         return build_result(self.model, located, pose, check, decision, path, network_pose=net.poses.pose,
                             network_check=checked.fit.network_check, v_head=None if pose_only else v_head,
-                            weights=None if pose_only else weights, other_heads=others, timings_ms=timings)
+                            weights=None if pose_only else weights, other_heads=others, timings_ms=timings,
+                            model_v_head=None if pose_only else model_v_head, detail=status, correction=correction)
+
+    def correct(self, located: Located, pose: HeadPose, v_head: np.ndarray) -> Correction:
+        """Stage ``correct``: the out-of-span correction field of the fitted surface against the measured
+        points of the crop (the source frame's own pixels, :func:`~facerecon.fitting.correction.source_grid`),
+        smoothed for the frame's own noise level (:mod:`facerecon.fitting.correction`)."""
+        pim = located.position_image
+        zc = float(pim.center_mm[2])
+        pts, valid = source_grid(located.frame.depth_mm, located.frame.intrinsics, pim.crop_box,
+                                 (zc - pim.band_mm[0], zc + pim.band_mm[1]), pim.size)
+        return correct_surface(pts[valid], v_head, pose, self.model, self.correction, grid_noise_mm(pts, valid))
 
     def networks(self, located: Located) -> NetworkOutput:
         """Stage ``networks``: the pose network (and the shape network beside it)."""

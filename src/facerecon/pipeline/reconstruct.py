@@ -71,19 +71,20 @@ class Reconstructor:
         return self._shape_worker.submit(fn, *args)
 
     def reconstruct(self, depth, intrinsics: Intrinsics | None = None, refine: int | None = None,
-                    refine_shape: int | None = None) -> FaceResult:
+                    refine_shape: int | None = None, detail: bool | None = None) -> FaceResult:
         """``refine``: rigid point-to-plane iterations of the reconstructed face onto the
         frame's points after the networks, with the robust check and its fallback
         (``None``: the default of ``configs/check.toml``; 0: the bare networks, only
         checked); ``refine_shape``: then that many Gauss-Newton iterations of pose + identity
         (+ expression where ``[shape] expression_modes`` > 0) on the frame's points, the
         fitter's joint stage started from the networks' shape (``None``: ``[shape]
-        iterations`` of ``configs/check.toml`` when ``refine`` is not 0; 0: none)."""
+        iterations`` of ``configs/check.toml`` when ``refine`` is not 0; 0: none); ``detail``: the
+        out-of-span correction of the returned surface (None: on; False: the model surface)."""
         # OpenBLAS with the networks' thread count for the frame (its solves are small:
         # measured, refine 98 -> 39 ms and mesh 62 -> 12 ms with one BLAS thread on 2 cores)
         n = self.pose.network.threads
         with blas_threads(n):
-            return self.pipeline.run(locate(depth, intrinsics), refine, refine_shape)
+            return self.pipeline.run(locate(depth, intrinsics), refine, refine_shape, detail)
 
     def reconstruct_all(self, depth, intrinsics: Intrinsics | None = None, refine: int | None = None,
                         refine_shape: int | None = None) -> list[FaceResult]:

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from ..fitting.correction import Correction
 from ..geometry.pose import HeadPose
 from ..preprocess.localize import HeadLocation
 from ..preprocess.position_image import PositionImage
@@ -83,9 +84,9 @@ class FaceResult:
     face: bool  # the face / no-face decision (depth: confidence >= configs/check.toml [decision] face_threshold; photo: always)
     reason: str  # why not a face (empty for a face)
     path: FramePath  # the stages the frame went through and where the returned pose started
-    vertices_head: np.ndarray | None = None  # (V, 3) canonical head frame; None for pose only
+    vertices_head: np.ndarray | None = None  # (V, 3) canonical head frame, the returned (person-specific) surface; None for pose only
     vertices_camera: np.ndarray | None = None  # (V, 3) camera frame
-    landmarks_3d: np.ndarray | None = None  # (68, 3) camera frame
+    landmarks_3d: np.ndarray | None = None  # (68, 3) camera frame, vertices of the returned surface
     landmarks_2d: np.ndarray | None = None  # (68, 2) pixels
     identity: np.ndarray | None = None  # (100,) identity weights of the returned shape
     expression: np.ndarray | None = None  # (55,) expression weights (first 53 ARKit-named)
@@ -100,10 +101,19 @@ class FaceResult:
     other_heads: tuple = ()  # HeadLocation of other head-like regions (when searched)
     timings_ms: dict = field(default_factory=dict)  # per stage, and "total"
     source: str = ""
+    # the out-of-span correction (depth, pose + shape): the model-only surface, the detail status and the field
+    model_vertices_head: np.ndarray | None = None  # (V, 3) head frame: the model fit alone (= vertices_head unless detail is "on")
+    detail: str = "off"  # "on" | "off" (not asked for) | "off: <reason>" (asked for, refused: the model surface is returned)
+    correction: Correction | None = None  # the solved field and its statistics (None: not run)
     # photo evidence (None for a depth frame)
     camera: PhotoCamera | None = None  # the photo's camera (intrinsics, where the focal length came from)
     texture: PhotoTexture | None = None  # the UV texture sampled from the photo (None: not asked for)
     photo: PhotoEvidence | None = None
+
+    @property
+    def model_vertices_camera(self) -> np.ndarray | None:
+        """The model-only surface in the camera frame (what ``--detail off`` returns)."""
+        return None if self.model_vertices_head is None else self.pose.apply(self.model_vertices_head)
 
     @property
     def landmark_fit(self) -> float:

@@ -327,7 +327,7 @@ class Tracker:
         """Start (or restart after a loss) through the single-frame default output, the frame pipeline of
         ``reconstruct`` (networks, robust check with its fallback and grid search, rigid refinement, joint
         pose + identity): the track begins wherever ``reconstruct`` would, and only where it finds a face."""
-        res = self.rec.pipeline.run(located)
+        res = self.rec.pipeline.run(located, detail=False)  # the pose and the identity weights only: no surface correction
         timings = {**res.timings_ms, "total": (time.perf_counter() - t0) * 1e3}
         if not res.face:
             return self._lost(idx, t, located.frame.source, f"lost: {res.reason}", True, timings, res.confidence,

@@ -1,0 +1,364 @@
+"""The out-of-span correction: a smooth per-vertex offset field on ICT's mesh, solved against the
+measured surface after the identity fit.
+
+A face is not in the model's 100-mode span (james's scan: the mean face 1.53 mm from it, the best
+fit 1.31 mm); the depth frame holds the rest.  After the identity fit this module moves each vertex
+of the face region along the model's vertex normal by ``d_i`` (one unknown per vertex: well
+conditioned, no sliding along the surface that depth cannot see), minimising
+
+    sum_j w_j (r_j - d_i(j))^2 / sigma^2  +  smoothness |L d|^2  +  shrink |d|^2
+
+* ``r_j = n_i . (p_j - v_i)``: measured point ``p_j`` (head frame) against the tangent plane of its
+  nearest region vertex ``i`` (pairs gated along and across the normal: hair, neck and background
+  never pair); ``w_j``: Geman-McClure weights of the current residual (IRLS);
+* ``sigma``: the frame's own depth noise (:func:`grid_noise_mm`: second differences of the crop's
+  depth grid), floored at ``min_sigma_mm``, so the smoothing follows the sensor (a Kinect v1 frame at
+  1 m is smoothed more than one at 60 cm, an exact render least); the Geman-McClure scale is the
+  robust scale of the residual after each solve;
+* the measured points are the source frame's own pixels (:func:`source_grid`), not the networks'
+  position image (its min-pooling biases slanted surfaces towards the camera);
+* ``L``: the mesh's umbrella Laplacian (each vertex minus the mean of its neighbours) on the region,
+  the region's border to the rest of the head held at 0 (Dirichlet): the field falls off to the
+  model there; ``|L d|^2`` is a thin-plate (bi-Laplacian) prior, so unseen vertices continue the seen
+  surface smoothly and ``shrink`` pulls them back to the model far from any data;
+* free vertices more than ``margin_rings`` edges from a measured one keep the model (0), and each
+  offset is bounded by ``max_offset_mm``.
+
+A frame whose residual after the correction is implausible (too little of the face measured, the
+points still far from the corrected surface, or a field too large to be the same face) keeps the
+model surface; the result says why (:attr:`Correction.status`).
+
+Pure numpy / scipy (sparse conjugate gradients, warm-started across the re-weighted solves).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.sparse as sp
+from scipy.spatial import cKDTree
+
+from ..facemodel import FaceModel, vertex_normals
+from ..geometry.camera import Intrinsics
+from ..geometry.pose import HeadPose
+from ..settings import toml_defaults
+from .gauss_newton import per_model
+
+
+TRIM_NOISE = 0.95  # share of the second differences kept by :func:`grid_noise_mm`
+
+
+@toml_defaults("configs/correction.toml", "correction")
+class CorrectionConfig:
+    """The ``[correction]`` table of ``configs/correction.toml`` (see the comments there)."""
+
+    region: str
+    max_normal_mm: float
+    max_tangent_mm: float
+    smoothness: float
+    shrink: float
+    robust_scale: float
+    iterations: int
+    min_sigma_mm: float
+    max_offset_mm: float
+    min_seen: float
+    max_residual_mm: float
+    max_rms_offset_mm: float
+    tolerance: float
+    prior: str
+    margin_rings: int
+
+
+@dataclass(frozen=True, eq=False)
+class Correction:
+    """The solved field and what it was solved from.
+
+    ``offsets`` is zero (and ``vertices_head`` the model surface) when ``status`` is not ``"on"``;
+    ``normal_offsets`` / ``seen`` / ``confidence`` are per model vertex (0 / False outside the region)."""
+
+    status: str  # "on" | "off: <reason>"
+    offsets: np.ndarray  # (V, 3) mm, head frame: what is added to the model surface
+    normal_offsets: np.ndarray  # (V,) mm along the model's vertex normals (the solved field, also when refused)
+    seen: np.ndarray  # (V,) bool: a measured point paired with the vertex
+    confidence: np.ndarray  # (V,) in [0, 1]: the share of the vertex's offset that comes from data, not the prior
+    sigma_mm: float  # the frame's noise level the smoothing used
+    residual_before_mm: float  # median |point - model surface| over the paired points
+    residual_after_mm: float  # median |point - corrected surface| over the same points
+    rms_offset_mm: float  # over the seen region vertices
+    max_offset_mm: float
+    n_points: int  # measured points paired
+    seen_fraction: float  # of the region's vertices
+
+    @property
+    def on(self) -> bool:
+        return self.status == "on"
+
+    def stats(self) -> dict:
+        """The numbers pose.json carries (None: not reached, the field was refused before)."""
+        def mm(v: float):
+            return round(float(v), 4) if np.isfinite(v) else None
+
+        return {"sigma_mm": mm(self.sigma_mm), "residual_before_mm": mm(self.residual_before_mm),
+                "residual_after_mm": mm(self.residual_after_mm), "rms_offset_mm": mm(self.rms_offset_mm),
+                "max_offset_mm": mm(self.max_offset_mm), "points": int(self.n_points),
+                "seen_fraction": round(float(self.seen_fraction), 4)}
+
+
+class _RegionGeometry:
+    """What the correction needs of the model that does not change between frames: the region, its
+    border (held at 0), the triangles for its normals and the bi-Laplacian on its free vertices."""
+
+    def __init__(self, model: FaceModel, region: str):
+        self.model = model
+        in_region = model.region_mask(region)
+        tris = model.triangles
+        touching = tris[in_region[tris].any(axis=1)]
+        # normals from every triangle that touches the region (the border's too)
+        self.tri_verts = np.unique(touching)
+        local = np.full(model.n_vertices, -1, np.int64)
+        local[self.tri_verts] = np.arange(len(self.tri_verts))
+        self.tris_local = local[touching]
+        # the region's vertices that belong to a triangle (the rest are loose: never moved)
+        self.idx = np.intersect1d(np.flatnonzero(in_region), self.tri_verts)
+        self.idx_in_tri = local[self.idx]
+        n = len(self.idx)
+        pos = np.full(model.n_vertices, -1, np.int64)
+        pos[self.idx] = np.arange(n)
+        e = np.concatenate([touching[:, [0, 1]], touching[:, [1, 2]], touching[:, [2, 0]]])
+        e = np.unique(np.sort(e, axis=1), axis=0)
+        border = np.zeros(model.n_vertices, bool)
+        cross = in_region[e[:, 0]] != in_region[e[:, 1]]
+        border[e[cross].ravel()] = True
+        inner = e[in_region[e].all(axis=1)]
+        i, j = pos[inner[:, 0]], pos[inner[:, 1]]
+        adj = sp.coo_matrix((np.ones(2 * len(i)), (np.r_[i, j], np.r_[j, i])), shape=(n, n)).tocsr()
+        deg = np.asarray(adj.sum(axis=1)).ravel()
+        # the umbrella operator counts the neighbours outside the region too (they hold 0)
+        ends = e[cross].ravel()
+        out_deg = np.bincount(pos[ends[in_region[ends]]], minlength=n)
+        lap = sp.eye(n) - sp.diags(1.0 / np.maximum(deg + out_deg, 1)) @ adj
+        self.free = ~border[self.idx]
+        lf = lap.tocsc()[:, self.free]
+        self.bilaplacian = (lf.T @ lf).tocsr()
+        # the membrane energy sum over edges (d_i - d_j)^2 (border neighbours hold 0): D - A on the free vertices
+        comb = (sp.diags(deg + out_deg) - adj).tocsc()[:, self.free].tocsr()[self.free]
+        self.membrane = comb.tocsr()
+        self.n_free = int(self.free.sum())
+        self.free_adjacency = adj.tocsc()[:, self.free].tocsr()[self.free]
+        self._priors: dict = {}
+
+    def prior(self, smoothness: float, shrink: float, kind: str) -> sp.csr_matrix:
+        """``smoothness x (bi-Laplacian | membrane) + shrink x I`` on the free vertices, CSR with sorted
+        indices and every diagonal entry stored (built once per setting: a column slice of it keeps both)."""
+        key = (float(smoothness), float(shrink), kind)
+        m = self._priors.get(key)
+        if m is None:
+            if kind not in ("thin-plate", "membrane"):
+                raise ValueError(f"correction prior {kind!r}: choose thin-plate or membrane")
+            base = self.bilaplacian if kind == "thin-plate" else self.membrane
+            m = (smoothness * base + shrink * sp.eye(self.n_free, format="csr")).tocsr()
+            m.sum_duplicates()
+            m.sort_indices()
+            self._priors = {key: m}  # one setting at a time in practice
+        return m
+
+    def normals(self, v_head: np.ndarray) -> np.ndarray:
+        """(n, 3) unit normals of the region's vertices on the mesh ``v_head``."""
+        return vertex_normals(np.asarray(v_head[self.tri_verts], np.float64), self.tris_local)[self.idx_in_tri]
+
+
+_GEOMETRY: dict[tuple, _RegionGeometry] = {}
+
+
+def region_geometry(model: FaceModel, region: str) -> _RegionGeometry:
+    """The cached :class:`_RegionGeometry` (~60 ms to build: once per model and region)."""
+    return per_model(_GEOMETRY, model, (region,), lambda: _RegionGeometry(model, region), 4)
+
+
+def _robust_sigma(e: np.ndarray, w: np.ndarray) -> float:
+    """1.4826 x the weighted median absolute residual (Gaussian sigma of the inliers)."""
+    a = np.abs(e)
+    order = np.argsort(a)
+    c = np.cumsum(w[order])
+    return float(1.4826 * a[order][np.searchsorted(c, 0.5 * c[-1])])
+
+
+def _diagonal_positions(m: sp.csr_matrix) -> np.ndarray:
+    """Where each row's diagonal entry sits in ``m.data`` (every diagonal entry stored)."""
+    rows = np.repeat(np.arange(m.shape[0]), np.diff(m.indptr))
+    at = np.flatnonzero(rows == m.indices)
+    assert len(at) == m.shape[0]
+    return at
+
+
+def _pcg(a: sp.csr_matrix, b: np.ndarray, x: np.ndarray, tol: float, max_iter: int = 500) -> np.ndarray:
+    """Jacobi-preconditioned conjugate gradients for the SPD ``a`` from ``x`` (to ``|r| <= tol |b|``):
+    scipy's ``cg`` without its per-iteration operator wrapping (a third of its time on these systems)."""
+    inv = 1.0 / a.diagonal()
+    x = x.copy()
+    r = b - a @ x
+    bn = tol * max(float(np.linalg.norm(b)), 1e-300)
+    z = inv * r
+    p = z.copy()
+    rz = float(r @ z)
+    for _ in range(max_iter):
+        if float(np.linalg.norm(r)) <= bn:
+            break
+        ap = a @ p
+        alpha = rz / float(p @ ap)
+        x += alpha * p
+        r -= alpha * ap
+        z = inv * r
+        rz_new = float(r @ z)
+        p = z + (rz_new / rz) * p
+        rz = rz_new
+    return x
+
+
+def source_grid(depth_mm: np.ndarray, intrinsics: Intrinsics, box: tuple[float, float, float, float], z_range: tuple[float, float],
+                out: int = 160) -> tuple[np.ndarray, np.ndarray]:
+    """The measured points of the source frame's pixels inside ``box`` (``(u0, v0, u1, v1)`` outer edges,
+    pixel centres at integers) with a depth in ``z_range``: an organised ((h, w, 3) camera frame mm,
+    (h, w) valid) grid, every ``step``-th pixel so that about ``out`` pixels span the box.
+
+    Each point is its own pixel's ray at its own depth.  The networks' position image is not used
+    here: its min-pooling (the nearest of up to 4 x 4 samples per pixel, so a silhouette never blends
+    depths) moves a slanted surface towards the camera by up to half a pixel's slope (measured: a
+    0.35-0.4 mm offset over the whole face of an exact render), which the correction would copy."""
+    h, w = depth_mm.shape
+    u0, v0, u1, v1 = box
+    step = max(1, int(round((u1 - u0) / out)))
+    us = np.arange(max(int(np.ceil(u0)), 0), min(int(np.floor(u1)) + 1, w), step)
+    vs = np.arange(max(int(np.ceil(v0)), 0), min(int(np.floor(v1)) + 1, h), step)
+    z = np.asarray(depth_mm, np.float64)[np.ix_(vs, us)]
+    valid = np.isfinite(z) & (z > max(z_range[0], 0.0)) & (z < z_range[1])
+    k = intrinsics
+    x = (us[None, :] - k.cx) / k.fx * z
+    y = (vs[:, None] - k.cy) / k.fy * z
+    return np.stack([x, y, z], axis=-1), valid
+
+
+def grid_noise_mm(points: np.ndarray, valid: np.ndarray, max_jump_mm: float = 10.0) -> float:
+    """The depth noise of an organised grid of measured points ((h, w, 3) camera frame, mm, with its
+    (h, w) ``valid`` mask): the robust scale of the second differences of z along rows and columns
+    (white noise sigma gives sigma^2 x 6; a smooth face adds little at 2 mm pixels), over triples of
+    valid pixels without a jump, the largest ``1 - TRIM_NOISE`` left out (edges, flying pixels).  NaN with fewer than 100 triples."""
+    z = np.where(valid, points[..., 2], np.nan)
+    out = []
+    for zz in (z, z.T):
+        a, b, c = zz[:, :-2], zz[:, 1:-1], zz[:, 2:]
+        d2 = a - 2.0 * b + c
+        ok = np.isfinite(d2) & (np.abs(a - b) < max_jump_mm) & (np.abs(c - b) < max_jump_mm)
+        out.append(d2[ok])
+    d2 = np.concatenate(out)
+    if len(d2) < 100:
+        return float("nan")
+    # a trimmed RMS, not a median: quantised depth (Kinect v1: 1/8-px disparity steps, ~2.9 mm at 1 m)
+    # is flat between its steps, so the median second difference is 0 however coarse the steps are
+    a = np.sort(np.abs(d2))[: int(np.ceil(TRIM_NOISE * len(d2)))]
+    return float(np.sqrt(np.mean(a**2) / 6.0))
+
+
+def correct_surface(points_cam: np.ndarray, v_head: np.ndarray, pose: HeadPose, model: FaceModel,
+                    config: CorrectionConfig | None = None, noise_mm: float | None = None) -> Correction:
+    """The correction field of the model surface ``v_head`` (head frame, posed by ``pose``) against
+    the measured ``points_cam`` (camera frame, mm; non-finite or z <= 0 rows are ignored).
+    ``noise_mm``: the frame's depth noise (:func:`grid_noise_mm`; None: the robust scale of the
+    residual to the model surface, an over-estimate where the face is far from the model)."""
+    cfg = config or CorrectionConfig()
+    geo = region_geometry(model, cfg.region)
+    nv = model.n_vertices
+    v_head = np.asarray(v_head, np.float64)
+    pts = np.asarray(points_cam, np.float64)
+    pts = pts[np.isfinite(pts).all(axis=1) & (pts[:, 2] > 0)]
+    vr = v_head[geo.idx]
+    nr = geo.normals(v_head)
+    # the vertices the camera can see: normal towards the camera (at the origin of the camera frame)
+    cam_head = pose.inverse_apply(np.zeros((1, 3)))[0]
+    facing = np.einsum("ij,ij->i", nr, cam_head - vr) > 0
+    zero = np.zeros(nv)
+
+    def refused(reason: str, d_all=zero, seen_all=None, conf_all=zero, sigma=float("nan"), before=float("nan"),
+                after=float("nan"), rms=float("nan"), big=float("nan"), n_pts=0, frac=0.0) -> Correction:
+        return Correction(f"off: {reason}", np.zeros((nv, 3)), d_all, np.zeros(nv, bool) if seen_all is None else seen_all,
+                          conf_all, sigma, before, after, rms, big, n_pts, frac)
+
+    if len(pts) == 0 or not facing.any():
+        return refused("no measured points on the face")
+    p_head = pose.inverse_apply(pts)
+    cand = np.flatnonzero(facing & geo.free)
+    dist, k = cKDTree(vr[cand]).query(p_head, distance_upper_bound=cfg.max_normal_mm + cfg.max_tangent_mm)
+    ok = np.isfinite(dist)
+    vi = cand[k[ok]]
+    delta = p_head[ok] - vr[vi]
+    r = np.einsum("ij,ij->i", delta, nr[vi])
+    tangent = np.linalg.norm(delta - r[:, None] * nr[vi], axis=1)
+    keep = (np.abs(r) < cfg.max_normal_mm) & (tangent < cfg.max_tangent_mm)
+    vi, r = vi[keep], r[keep]
+    n = len(geo.idx)
+    seen_r = np.zeros(n, bool)
+    seen_r[vi] = True
+    frac = float(seen_r.sum() / n)
+    seen_all = np.zeros(nv, bool)
+    seen_all[geo.idx] = seen_r
+    if frac < cfg.min_seen:
+        return refused(f"{frac:.0%} of the face measured (< {cfg.min_seen:.0%})", seen_all=seen_all, n_pts=len(r), frac=frac)
+    free_pos = np.full(n, -1, np.int64)
+    free_pos[geo.free] = np.arange(geo.n_free)
+    col = free_pos[vi]  # every paired vertex is free (paired among free vertices only)
+    before = float(np.median(np.abs(r)))
+    w = np.ones(len(r))
+    noise = _robust_sigma(r, w) if noise_mm is None or not np.isfinite(noise_mm) else float(noise_mm)
+    sigma = max(noise, cfg.min_sigma_mm)  # the smoothing's noise level (fixed: the robust scale below adapts)
+    # the unknowns: the free vertices within ``margin_rings`` edges of a measured one; the rest keep the
+    # model (0), like the border (the far unseen part would only decay to 0, and it is what makes the
+    # system ill-conditioned: measured, 3-5x the conjugate-gradient iterations)
+    active = np.zeros(geo.n_free, bool)
+    active[col] = True
+    for _ in range(int(cfg.margin_rings)):
+        active |= (geo.free_adjacency @ active.astype(np.float64)) > 0
+    act = np.flatnonzero(active)
+    pos = np.full(geo.n_free, -1, np.int64)
+    pos[act] = np.arange(len(act))
+    col = pos[col]
+    n_act = len(act)
+    system = geo.prior(cfg.smoothness, cfg.shrink, cfg.prior)[act][:, act]  # the inactive vertices held at 0
+    system.data *= sigma**2
+    on_diag = _diagonal_positions(system)
+    prior_diag = system.data[on_diag].copy()
+    d = np.zeros(n_act)
+    for it in range(max(int(cfg.iterations), 1)):
+        a = np.bincount(col, w, minlength=n_act)
+        b = np.bincount(col, w * r, minlength=n_act)
+        system.data[on_diag] = prior_diag + a
+        if it == 0:  # start from each vertex's mean residual: CG removes the noise in it first (fewer iterations)
+            d = b / np.maximum(a, 1.0)
+        d = _pcg(system, b, d, cfg.tolerance)
+        e = r - d[col]
+        scale = max(_robust_sigma(e, w), cfg.min_sigma_mm)
+        w = 1.0 / (1.0 + (e / (cfg.robust_scale * scale)) ** 2) ** 2  # Geman-McClure
+    d = np.clip(d, -cfg.max_offset_mm, cfg.max_offset_mm)
+    after = float(np.median(np.abs(r - d[col])))
+    d_free = np.zeros(geo.n_free)
+    d_free[act] = d
+    d_r = np.zeros(n)
+    d_r[geo.free] = d_free
+    # the share of each offset the data decide: data weight against the prior's diagonal
+    a = np.bincount(col, w, minlength=n_act)
+    conf_free = np.zeros(geo.n_free)
+    conf_free[act] = a / (a + prior_diag)
+    conf_r = np.zeros(n)
+    conf_r[geo.free] = conf_free
+    d_all, conf_all = zero.copy(), zero.copy()
+    d_all[geo.idx], conf_all[geo.idx] = d_r, conf_r
+    rms = float(np.sqrt(np.mean(d_r[seen_r] ** 2)))
+    big = float(np.abs(d_r).max())
+    stats = dict(d_all=d_all, seen_all=seen_all, conf_all=conf_all, sigma=sigma, before=before, after=after, rms=rms, big=big,
+                 n_pts=len(r), frac=frac)
+    if after > cfg.max_residual_mm:
+        return refused(f"median residual {after:.2f} mm after the correction (> {cfg.max_residual_mm:g})", **stats)
+    if rms > cfg.max_rms_offset_mm:
+        return refused(f"rms offset {rms:.2f} mm (> {cfg.max_rms_offset_mm:g}): not a correction of this face", **stats)
+    offsets = np.zeros((nv, 3))
+    offsets[geo.idx] = d_r[:, None] * nr
+    return Correction("on", offsets, d_all, seen_all, conf_all, sigma, before, after, rms, big, len(r), frac)
