@@ -33,8 +33,11 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from ..errors import FaceReconError
+from ..fitting.correction import Correction, CorrectionConfig, correct_surface
 from ..io.frame import DepthFrame
 from ..geometry.pose import HeadPose
+from ..metrics.align import CloudTarget
+from ..facemodel import vertex_normals
 from ..pipeline.check import FaceRegion, MeasuredSurface, refine_rigid, surface_check
 from ..pipeline.frame import Located, crop_at, describe
 from ..pipeline.reconstruct import Reconstructor
@@ -98,6 +101,16 @@ class IdentitySettings:
 
 
 @dataclass(frozen=True)
+class FusedFaceSettings:
+    correct: bool
+    min_points: int
+    register_iterations: int
+    register_mm: tuple[float, float]
+    noise_passes: int
+    distance_mm: float
+
+
+@dataclass(frozen=True)
 class LossSettings:
     min_valid_pixels: int
     min_confidence: float
@@ -114,12 +127,13 @@ class FilterSettings:
 
 @dataclass(frozen=True)
 class TrackConfig:
-    """``configs/track.toml``: warm start, refinement, fused surface, identity, loss, filter."""
+    """``configs/track.toml``: warm start, refinement, fused surface, identity, fused face, loss, filter."""
 
     warm_start: WarmStartSettings
     refine: TrackRefineSettings
     surface: SurfaceSettings
     identity: IdentitySettings
+    fused_face: FusedFaceSettings
     loss: LossSettings
     filter: FilterSettings
 
@@ -157,6 +171,35 @@ class FaceTrack:
         return self.status == "recovered"
 
 
+@dataclass(frozen=True, eq=False)
+class IdentityFace:
+    """The person's neutral face from the whole track (head frame of the model, mm, ICT topology):
+    the fused identity's model face plus the out-of-span correction solved once against the fused
+    head surface (:meth:`Tracker.identity_face`)."""
+
+    vertices_head: np.ndarray  # (V, 3) the written face: corrected when ``detail`` is "on", else the model's
+    model_vertices_head: np.ndarray  # (V, 3) the fused identity's model face alone
+    detail: str  # "on" | "off" (not asked for) | "off: <reason>"
+    correction: Correction | None
+    registration: HeadPose | None  # fused surface (tracked head frame) -> the model's head frame
+    frames_fused: int
+    points: int  # fused points the correction was solved against
+
+    def stats(self) -> dict:
+        out = {"detail": self.detail, "frames_fused": int(self.frames_fused), "points": int(self.points)}
+        if self.correction is not None:
+            out["correction"] = self.correction.stats()
+        if self.registration is not None:
+            out["registration"] = {"rotation_deg": round(float(np.degrees(np.arccos(np.clip((np.trace(self.registration.R) - 1) / 2, -1, 1)))), 4),
+                                   "translation_mm": round(float(np.linalg.norm(self.registration.t_mm)), 4)}
+        return out
+
+
+# the fused surface is solved as if seen by a camera this far in front of the face (head -z): the
+# correction pairs only the face vertices that look towards it, i.e. the front of the head
+FRONT_VIEW_MM = 1000.0
+
+
 class HeadSurface:
     """The measured head surface fused over the tracked frames, in head coordinates: points and
     normals averaged per ``voxel_mm`` cube.  Registering each new frame to it (rather than to
@@ -169,6 +212,7 @@ class HeadSurface:
         self.points = np.zeros((0, 3))
         self.normals = np.zeros((0, 3))
         self.weights = np.zeros(0)
+        self.frames = 0
 
     def __len__(self) -> int:
         return len(self.points)
@@ -182,6 +226,7 @@ class HeadSurface:
         _, inv = np.unique(keys, return_inverse=True)
         inv = inv.reshape(-1)
         m = int(inv.max()) + 1 if len(inv) else 0
+        self.frames += 1
         ws = np.bincount(inv, weights=w, minlength=m)
         ps = np.stack([np.bincount(inv, weights=p[:, k], minlength=m) for k in range(3)], 1)
         ns = np.stack([np.bincount(inv, weights=n[:, k], minlength=m) for k in range(3)], 1)
@@ -208,6 +253,8 @@ class Tracker:
         self.model = reconstructor.model
         self.cfg = track_config(config)
         self.check_cfg = self.est.check_cfg
+        # the settings of the single-frame ``correct`` stage: one correction, one set of settings
+        self._correction_cfg = getattr(getattr(reconstructor, "pipeline", None), "correction", None) or CorrectionConfig()
         self.region = FaceRegion(self.model, self.check_cfg.check.region, self.check_cfg.refine.n_points)
         # the rows of the head mesh the check reads: the region's vertices and the 68 landmarks
         self._used = np.union1d(np.unique(self.region.triangles), np.asarray(self.model.landmarks_68, np.int64))
@@ -248,6 +295,7 @@ class Tracker:
         c = self.cfg.surface
         self.surface = HeadSurface(c.voxel_mm, c.max_points)
         self._last_fused: HeadPose | None = None
+        self.frozen_face: IdentityFace | None = None  # solved when the identity froze (identity_face at the end is final)
         self.filter.reset()
 
     def _lose(self) -> None:
@@ -527,6 +575,8 @@ class Tracker:
                 self.identity_frozen = True
         if n >= c.max_frames:
             self.identity_frozen = True
+        if self.identity_frozen:  # the person's face as far as the track has seen it (the pose does not use it)
+            self.frozen_face = self.identity_face()
 
     # -- sequences -----------------------------------------------------------------------------------------------
 
@@ -545,3 +595,47 @@ class Tracker:
         """The fused identity's neutral face (head frame, mm, all ICT vertices)."""
         ident = self.identity if self.identity is not None else np.zeros(self.model.n_identity)
         return self.model.vertices(ident, None).astype(np.float64)
+
+    def identity_face(self, correct: bool | None = None) -> IdentityFace:
+        """The fused identity's neutral face with the out-of-span correction solved once against the
+        fused head surface (``[fused_face]`` of configs/track.toml; ``correct`` None: its ``correct``).
+
+        Many frames averaged per voxel hold far less noise than one frame and more of the face (a sweep
+        sees both cheeks).  The fused surface lives in the tracked head frame, which the fused surface
+        itself carries and the face model may sit a little off (docs/tracking.md), so it is first
+        registered rigidly onto the model face (point-to-plane ICP, the mannequin's tool); the
+        correction (:func:`~facerecon.fitting.correction.correct_surface`, the settings of the ``correct``
+        stage) then solves the rest, seen from in front of the face.  Its noise level: the robust scale
+        of the residual to the model face first, then (``noise_passes`` > 1) that of the residual after
+        the previous solve (a fused cloud's own noise is the registration's, not one sensor frame's)."""
+        c = self.cfg.fused_face
+        model_v = self.identity_vertices()
+        n_frames, n_pts = self.surface.frames, len(self.surface)
+
+        def model_only(detail: str) -> IdentityFace:
+            return IdentityFace(model_v, model_v, detail, None, None, n_frames, 0)
+
+        if not (c.correct if correct is None else correct):
+            return model_only("off")
+        if n_pts < c.min_points:
+            return model_only(f"off: the fused surface has {n_pts} points (< {c.min_points})")
+        face = self.model.region_vertices(self._correction_cfg.region)
+        nrm = vertex_normals(model_v, self.model.triangles)[face]
+        target = CloudTarget(model_v[face], nrm)
+        d, _ = target.tree.query(self.surface.points, distance_upper_bound=c.distance_mm)
+        pts = self.surface.points[np.isfinite(d)]  # near the face: not the neck, hair or shoulders
+        reg = HeadPose(np.eye(3), np.zeros(3))
+        if c.register_iterations > 0 and len(pts) >= c.min_points:
+            reg = target.icp(pts, reg, iterations=c.register_iterations, max_dist=tuple(c.register_mm))
+        view = HeadPose(np.eye(3), np.array([0.0, 0.0, FRONT_VIEW_MM]))
+        pts_view = view.apply(reg.apply(pts))
+        noise = None
+        corr = None
+        for _ in range(max(int(c.noise_passes), 1)):
+            corr = correct_surface(pts_view, model_v, view, self.model, self._correction_cfg, noise)
+            if not np.isfinite(corr.residual_after_mm):
+                break
+            noise = 1.4826 * corr.residual_after_mm
+        if not corr.on:
+            return IdentityFace(model_v, model_v, corr.status, corr, reg, n_frames, len(pts))
+        return IdentityFace(model_v + corr.offsets, model_v, "on", corr, reg, n_frames, len(pts))
