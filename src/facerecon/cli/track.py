@@ -21,7 +21,8 @@ def _parse_sets(items: list[str]) -> dict:
 def track_cmd(
     sequence: Path = typer.Argument(..., help="A folder of depth frames (any supported format; ordered by the timestamps "
                                     "the format carries, else by name), a Biwi sequence folder, or a stacked .npz."),
-    out: Path = typer.Option(..., "-o", "--out", help="Output folder: track.csv, track.json, identity.obj, pose_over_time.png."),
+    out: Path = typer.Option(..., "-o", "--out", help="Output folder: track.csv, track.json, identity.obj/.ply/.glb "
+                             "(+ identity_model.obj), pose_over_time.png."),
     camera: Optional[str] = typer.Option(None, help="Camera preset when the frames have no intrinsics."),
     intrinsics: Optional[str] = typer.Option(None, help="fx,fy,cx,cy in pixels (overrides the frames')."),
     unit: Optional[str] = typer.Option(None, help="Depth unit for npy/npz/png files (mm | m)."),
@@ -30,6 +31,10 @@ def track_cmd(
                                 "expression). --no-refine: networks + warm start + filter only (faster, less accurate)."),
     config: str = typer.Option("fast", help="Network configuration."),
     plot: bool = typer.Option(True, "--plot/--no-plot", help="Write pose_over_time.png."),
+    detail: str = typer.Option("on", "--detail", help="on: identity.* carry the person's surface (the fused identity's model "
+                               "face plus the out-of-span correction solved once against the head surface fused over the "
+                               "frames; the model face alone in identity_model.obj); off: the model face. The pose is the same."),
+    rig: str = typer.Option("arkit52", help="identity.glb's morph targets: arkit52 (ARKit's 52) | ict (ICT-FaceKit's 55)."),
     set_: list[str] = typer.Option([], "--set", help="Tracker setting section.key=value (configs/track.toml), repeatable, "
                                    "e.g. --set warm_start.check_every=15."),
 ) -> None:
@@ -42,6 +47,8 @@ def track_cmd(
     # the options first: a usage error (exit 2) comes before any model loads
     _options.camera(camera, intrinsics)
     unit = _options.unit(unit)
+    with_detail = _options.detail(detail)
+    rig = _options.rig(rig)
     if fps <= 0:
         from ..errors import UsageError
 
@@ -85,7 +92,8 @@ def track_cmd(
                 console.print(f"{item.name}: {tr.message or 'lost'}", style="yellow", markup=False, soft_wrap=True)
             bar.advance(task)
     seconds = time.perf_counter() - t0
-    paths = write_track_outputs(out, tracks, tracker, sequence=str(sequence), seconds=seconds, plot=plot)
+    paths = write_track_outputs(out, tracks, tracker, sequence=str(sequence), seconds=seconds, plot=plot,
+                                detail=None if with_detail else False, rig=rig)  # on: as [fused_face] correct says
     n_ok = sum(t.tracked for t in tracks)
     console.print(f"{n_ok} of {len(tracks)} frames tracked ({sum(t.recovered for t in tracks)} recoveries), "
                   f"{len(tracks) / max(seconds, 1e-9):.1f} frames/s; identity {'frozen' if tracker.identity_frozen else 'not frozen'} "

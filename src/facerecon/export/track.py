@@ -1,4 +1,4 @@
-"""What ``facerecon track`` writes: per-frame CSV and JSON, the identity mesh, a pose-over-time plot.
+"""What ``facerecon track`` writes: per-frame CSV and JSON, the person's neutral face, a pose-over-time plot.
 
 CSV columns (one row per frame, schema ``TRACK_CSV_COLUMNS`` then one column per expression):
 ``index, time_s, source, tracked, status, recovered, localised, warm_start, confidence,
@@ -7,13 +7,15 @@ filtered pose), the same ten pose columns prefixed ``raw_`` (before the filter),
 ``expr_<name>`` for the 55 expression weights.  Lost frames have empty pose cells.
 The JSON holds one pose document per frame (the schema of :mod:`.pose_json`, method
 ``track``: the filtered pose in the core keys, the raw pose in the ``track`` block) plus the
-sequence summary and the fused identity weights.
+sequence summary, the fused identity weights and how the identity face was made (``identity_face``:
+detail, fused frames and points, the correction's numbers, the fused surface's registration).
 """
 from __future__ import annotations
 
 import csv
 import io
 import json
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -21,7 +23,8 @@ import numpy as np
 from ..fileutil import atomic_path, write_text_atomic
 from ..geometry.pose import HeadPose
 from ..io.mesh import write_mesh
-from ..tracking.tracker import FaceTrack
+from ..tracking.tracker import FaceTrack, IdentityFace
+from .gltf import write_glb
 from .pose_json import SCHEMA_VERSION, track_document
 
 POSE_COLUMNS = ("qw", "qx", "qy", "qz", "tx_mm", "ty_mm", "tz_mm", "yaw_deg", "pitch_deg", "roll_deg")
@@ -59,27 +62,61 @@ def summary(tracks: list[FaceTrack], seconds: float | None = None) -> dict:
     return out
 
 
+@dataclass
+class _NeutralFace:
+    """What the GLB writer reads of a result: the identity face at expression 0 in the head frame."""
+
+    vertices_head: np.ndarray
+    expression: np.ndarray
+    source: str
+    pose: HeadPose = field(default_factory=lambda: HeadPose(np.eye(3), np.zeros(3)))
+
+
+def write_identity_face(out_dir: Path, face: IdentityFace, model, sequence: str = "", rig: str | None = None) -> dict[str, Path]:
+    """``identity.obj`` / ``.ply`` / ``.glb`` (the person's neutral face, head frame, ICT topology and UVs;
+    corrected when ``face.detail`` is "on"; the GLB is the rig, ``rig`` as elsewhere) and, when
+    corrected, ``identity_model.obj`` (the fused identity's model face alone)."""
+    out_dir = Path(out_dir)
+    polys, puv = model.polygon_lists()
+    what = "the out-of-span correction solved against the fused head surface" if face.detail == "on" else f"model only (detail {face.detail})"
+    header = f"facerecon track: the person's neutral face from {sequence} ({what}); ICT-FaceKit Light topology (MIT); mm; head frame"
+    paths = {}
+    for fmt in ("obj", "ply"):
+        paths[f"identity_{fmt}"] = out_dir / f"identity.{fmt}"
+        write_mesh(paths[f"identity_{fmt}"], face.vertices_head, polys, model.uv, puv, header=header)
+    neutral = _NeutralFace(face.vertices_head, np.zeros(model.n_expression), f"track identity of {sequence}")
+    paths["identity_glb"] = write_glb(out_dir / "identity.glb", neutral, model, "head", rig=rig).path
+    if face.detail == "on":
+        paths["identity_model"] = out_dir / "identity_model.obj"
+        write_mesh(paths["identity_model"], face.model_vertices_head, polys, model.uv, puv,
+                   header=f"facerecon track: the fused identity's model face of {sequence} (no correction); "
+                          "ICT-FaceKit Light topology (MIT); mm; head frame")
+    return paths
+
+
 def write_track_outputs(out_dir: Path, tracks: list[FaceTrack], tracker, *, sequence: str = "", seconds: float | None = None,
-                        plot: bool = True) -> dict[str, Path]:
-    """``track.csv``, ``track.json``, ``identity.obj`` (the fused identity, neutral expression,
-    head frame) and ``pose_over_time.png`` in ``out_dir`` (all atomic)."""
+                        plot: bool = True, detail: bool | None = None, rig: str | None = None) -> dict[str, Path]:
+    """``track.csv``, ``track.json``, the person's neutral face (:func:`write_identity_face`: ``identity.obj``
+    / ``.ply`` / ``.glb``, ``identity_model.obj``; ``detail`` False: the model's face, None: the
+    tracker's ``[fused_face] correct``) and ``pose_over_time.png`` in ``out_dir`` (all atomic)."""
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     names = list(tracker.model.expression_names)
     names += [f"expression_{i}" for i in range(len(names), tracker.model.n_expression)]
-    paths = {"csv": out_dir / "track.csv", "json": out_dir / "track.json", "identity": out_dir / "identity.obj"}
+    paths = {"csv": out_dir / "track.csv", "json": out_dir / "track.json"}
     write_text_atomic(paths["csv"], tracks_csv(tracks, names))
+    face = tracker.identity_face(detail)
     doc = {"schema_version": SCHEMA_VERSION, "sequence": sequence, "summary": summary(tracks, seconds),
-           "identity_frozen": bool(tracker.identity_frozen),
+           "identity_frozen": bool(tracker.identity_frozen), "identity_face": face.stats(),
            "identity": None if tracker.identity is None else [round(float(v), 5) for v in tracker.identity],
            "conventions": "mm; camera frame x right, y down, z forward; head point v -> R v + t; quaternion (w, x, y, z) w >= 0; "
                           "Euler R = Ry(yaw) Rx(pitch) Rz(roll) about camera axes; pose = One-Euro filtered, raw_pose = before the filter",
            "frames": [track_document(t, names) for t in tracks]}
     write_text_atomic(paths["json"], json.dumps(doc, indent=1))
-    polys, puv = tracker.model.polygon_lists()
-    write_mesh(paths["identity"], tracker.identity_vertices(), polys, tracker.model.uv, puv,
-               header=f"facerecon track: fused identity of {sequence}; neutral expression; ICT-FaceKit Light topology (MIT); mm; head frame")
+    found = write_identity_face(out_dir, face, tracker.model, sequence, rig)
+    paths["identity"] = found.pop("identity_obj")
+    paths.update(found)
     if plot:
         paths["plot"] = out_dir / "pose_over_time.png"
         plot_pose_over_time(tracks, paths["plot"], title=sequence)
