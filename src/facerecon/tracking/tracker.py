@@ -105,6 +105,7 @@ class FusedFaceSettings:
     correct: bool
     min_points: int
     register_iterations: int
+    register_points: int
     register_mm: tuple[float, float]
     noise_passes: int
     distance_mm: float
@@ -296,6 +297,7 @@ class Tracker:
         self.surface = HeadSurface(c.voxel_mm, c.max_points)
         self._last_fused: HeadPose | None = None
         self.frozen_face: IdentityFace | None = None  # solved when the identity froze (identity_face at the end is final)
+        self._face_ms: float | None = None
         self.filter.reset()
 
     def _lose(self) -> None:
@@ -362,7 +364,10 @@ class Tracker:
             return self._lost(idx, t, frame.source, f"lost: confidence {res.confidence:.2f}" + (f" ({res.reason})" if res.reason else ""),
                               need_loc, timings, res.confidence, check.residual_mm, net_pose)
         status = "tracked" if tracking else ("recovered" if self._had_track else "init")
+        self._face_ms = None
         self._remember(located.location, need_loc, pose, surf, res.confidence, w_net)
+        if self._face_ms is not None:  # the identity froze on this frame: its face was solved (identity_face)
+            timings["identity_face"] = self._face_ms
         dt = t - self._last_time if (self._last_time is not None and tracking) else 0.0
         filtered = self.filter.update(pose, dt)
         self._velocity = self._motion(pose, dt) if tracking else None
@@ -576,7 +581,9 @@ class Tracker:
         if n >= c.max_frames:
             self.identity_frozen = True
         if self.identity_frozen:  # the person's face as far as the track has seen it (the pose does not use it)
+            t0 = time.perf_counter()
             self.frozen_face = self.identity_face()
+            self._face_ms = (time.perf_counter() - t0) * 1e3
 
     # -- sequences -----------------------------------------------------------------------------------------------
 
@@ -626,7 +633,8 @@ class Tracker:
         pts = self.surface.points[np.isfinite(d)]  # near the face: not the neck, hair or shoulders
         reg = HeadPose(np.eye(3), np.zeros(3))
         if c.register_iterations > 0 and len(pts) >= c.min_points:
-            reg = target.icp(pts, reg, iterations=c.register_iterations, max_dist=tuple(c.register_mm))
+            sub = pts if len(pts) <= c.register_points else pts[np.random.default_rng(0).choice(len(pts), c.register_points, replace=False)]
+            reg = target.icp(sub, reg, iterations=c.register_iterations, max_dist=tuple(c.register_mm))
         view = HeadPose(np.eye(3), np.array([0.0, 0.0, FRONT_VIEW_MM]))
         pts_view = view.apply(reg.apply(pts))
         noise = None
