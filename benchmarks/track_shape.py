@@ -21,6 +21,12 @@ nearest surfel), for
 * ``ICT mean face``: the model's mean face, registered the same way (the baseline);
 * ``per-frame default`` / ``per-frame model``: each frame's ``reconstruct`` (corrected / model-only
   surface), median over the frames (the single-frame figure the fusion should beat).
+
+``--james N`` adds the james scan's yaw sweeps of ``benchmarks/track_truth.py`` (N frames each, Kinect v1
+sensor model, exact poses): the identity face, placed by the first tracked frame's pose, against the
+scan with the repo's james measure (``evaluate.real.JamesShapeError.quick_median``: 9 landmarks + ICP,
+median distance of the ``narrow_face`` vertices to the scan's face surface), beside the model-only
+identity and the ICT mean face at the true pose.
 """
 from __future__ import annotations
 
@@ -43,12 +49,42 @@ def face_distances(cloud, face_v: np.ndarray, start, target) -> dict:
             "p90_mm": float(np.percentile(plane, 90)), "within_1mm": float(np.mean(plane < 1.0))}
 
 
+def james_rows(rec, args) -> dict:
+    """The identity face of each james sweep against the scan (see the module docstring)."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from track_truth import james_sweeps
+
+    from facerecon.evaluate.real import JamesShapeError
+    from facerecon.realdata import EVAL_POSE_KEY
+    from facerecon.realdata.scan import load_james_scan
+    from facerecon.tracking import Tracker
+
+    model = rec.model
+    scan = load_james_scan(args.shared / "data" / "real" / "scan-james", model=model)
+    error = JamesShapeError(model, scan)
+    out = {}
+    for name, frames in james_sweeps(scan, args.james, args.seed).items():
+        tracker = Tracker(rec)
+        tracks = [tracker.update(f) for f in frames]
+        k = next(i for i, t in enumerate(tracks) if t.tracked)
+        face = tracker.identity_face()
+        pose, ref = tracks[k].raw_pose, frames[k].meta[EVAL_POSE_KEY]
+        out[name] = {"frames": len(frames), "tracked": int(sum(t.tracked for t in tracks)), "detail": face.detail,
+                     "corrected_mm": error.quick_median(pose.apply(face.vertices_head), ref),
+                     "model_mm": error.quick_median(pose.apply(face.model_vertices_head), ref),
+                     "mean_face_mm": error.quick_median(ref.apply(model.reference_vertices.astype(np.float64)), ref),
+                     "identity_face": face.stats()}
+    return out
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--shared", type=Path, required=True, help="The shared data folder (../shared).")
     ap.add_argument("--config", default="fast")
     ap.add_argument("--per-frame", action=argparse.BooleanOptionalAction, default=True, help="Also each frame's reconstruct.")
     ap.add_argument("--set", dest="sets", action="append", default=[], help="Tracker setting section.key=value (configs/track.toml).")
+    ap.add_argument("--james", type=int, default=0, help="Also the james scan's sweeps of track_truth.py, this many frames each.")
+    ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--json", type=Path, default=None)
     args = ap.parse_args(argv)
 
@@ -106,17 +142,22 @@ def main(argv=None) -> int:
         for name, lst in per.items():
             rows[name] = {key: float(np.median([x[key] for x in lst])) for key in lst[0]} | {"frames": len(lst)}
     freeze = next((t for t in tracks if "identity_face" in t.timings_ms), None)
+    james = james_rows(rec, args) if args.james > 0 else {}
     out = {"command": "python benchmarks/track_shape.py " + " ".join(argv if argv is not None else sys.argv[1:]),
            "identity_face": ident.stats(), "frozen_face": None if frozen is None else frozen.stats(),
            "tracked": int(sum(t.tracked for t in tracks)), "frames": len(frames),
            "track_seconds": round(track_s, 2), "identity_face_ms": round(fuse_ms, 1),
            "frozen_at": None if freeze is None else freeze.index,
-           "identity_face_ms_at_freeze": None if freeze is None else round(freeze.timings_ms["identity_face"], 1), "rows": rows}
+           "identity_face_ms_at_freeze": None if freeze is None else round(freeze.timings_ms["identity_face"], 1), "rows": rows,
+           "james": james}
     print(f"{out['tracked']} of {len(frames)} frames tracked; identity face: {json.dumps(ident.stats())}; solved in {fuse_ms:.0f} ms "
           f"(at the freeze, frame {out['frozen_at']}: {out['identity_face_ms_at_freeze']} ms)")
     print(f"\n{'face vs Expected.ply (narrow_face)':42s} {'median':>7s} {'p90':>6s} {'pt-pt':>6s} {'<1mm':>6s}  (mm; point-to-plane)")
     for name, r in rows.items():
         print(f"{name:42s} {r['median_mm']:7.3f} {r['p90_mm']:6.2f} {r['median_point_mm']:6.2f} {r['within_1mm']:6.1%}")
+    for sweep, r in james.items():
+        print(f"{sweep}: identity face vs the scan (median mm): corrected {r['corrected_mm']:.3f}, model {r['model_mm']:.3f}, "
+              f"ICT mean face at the true pose {r['mean_face_mm']:.3f}; {r['tracked']} of {r['frames']} tracked; {r['detail']}")
     if args.json:
         args.json.write_text(json.dumps(out, indent=1), encoding="utf-8")
     return 0
