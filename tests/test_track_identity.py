@@ -103,3 +103,12 @@ def test_identity_outputs_and_detail_off(sweep, tmp_path):
     assert json.loads(off["json"].read_text())["identity_face"]["detail"] == "off"
     # the per-frame outputs are the same whatever the identity face is
     assert (tmp_path / "on" / "track.csv").read_text() == (tmp_path / "off" / "track.csv").read_text()
+
+
+def test_too_little_fused_keeps_the_model_face_and_says_why(sweep):
+    from facerecon.tracking import Tracker
+
+    fresh = Tracker(sweep[0].rec)  # nothing tracked yet: nothing fused
+    face = fresh.identity_face()
+    assert face.detail.startswith("off: 0 fused points") and face.correction is None
+    np.testing.assert_array_equal(face.vertices_head, fresh.identity_vertices())

@@ -43,7 +43,7 @@ from ..pipeline.frame import Located, crop_at, describe
 from ..pipeline.reconstruct import Reconstructor
 from ..pipeline.runtime import blas_threads
 from ..preprocess.localize import localize_head
-from ..geometry.rotations import axis_angle_to_matrix, geodesic_distance_deg
+from ..geometry.rotations import axis_angle_to_matrix, geodesic_distance_deg, rotation_angle_deg
 from ..settings import from_toml, packaged_toml
 from .filters import OneEuroParams, SE3OneEuroFilter, rotation_log
 from .sources import frame_time, open_sequence
@@ -191,7 +191,7 @@ class IdentityFace:
         if self.correction is not None:
             out["correction"] = self.correction.stats()
         if self.registration is not None:
-            out["registration"] = {"rotation_deg": round(float(np.degrees(np.arccos(np.clip((np.trace(self.registration.R) - 1) / 2, -1, 1)))), 4),
+            out["registration"] = {"rotation_deg": round(float(rotation_angle_deg(self.registration.R)), 4),
                                    "translation_mm": round(float(np.linalg.norm(self.registration.t_mm)), 4)}
         return out
 
@@ -617,22 +617,24 @@ class Tracker:
         the previous solve (a fused cloud's own noise is the registration's, not one sensor frame's)."""
         c = self.cfg.fused_face
         model_v = self.identity_vertices()
-        n_frames, n_pts = self.surface.frames, len(self.surface)
+        n_frames = self.surface.frames
 
         def model_only(detail: str) -> IdentityFace:
             return IdentityFace(model_v, model_v, detail, None, None, n_frames, 0)
 
         if not (c.correct if correct is None else correct):
             return model_only("off")
-        if n_pts < c.min_points:
-            return model_only(f"off: the fused surface has {n_pts} points (< {c.min_points})")
         face = self.model.region_vertices(self._correction_cfg.region)
         nrm = vertex_normals(model_v, self.model.triangles)[face]
         target = CloudTarget(model_v[face], nrm)
-        d, _ = target.tree.query(self.surface.points, distance_upper_bound=c.distance_mm)
-        pts = self.surface.points[np.isfinite(d)]  # near the face: not the neck, hair or shoulders
+        pts = self.surface.points
+        if len(pts):
+            d, _ = target.tree.query(pts, distance_upper_bound=c.distance_mm)
+            pts = pts[np.isfinite(d)]  # near the face: not the neck, hair or shoulders
+        if len(pts) < c.min_points:
+            return model_only(f"off: {len(pts)} fused points near the face (< {c.min_points})")
         reg = HeadPose(np.eye(3), np.zeros(3))
-        if c.register_iterations > 0 and len(pts) >= c.min_points:
+        if c.register_iterations > 0:
             sub = pts if len(pts) <= c.register_points else pts[np.random.default_rng(0).choice(len(pts), c.register_points, replace=False)]
             reg = target.icp(sub, reg, iterations=c.register_iterations, max_dist=tuple(c.register_mm))
         view = HeadPose(np.eye(3), np.array([0.0, 0.0, FRONT_VIEW_MM]))
