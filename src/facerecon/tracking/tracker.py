@@ -19,6 +19,9 @@ What the tracker carries from frame to frame (``configs/track.toml``):
   frame votes; the fused identity is the per-mode median of the votes; it freezes when a new
   vote moves the fused face by less than ``stable_mm`` (RMS over the face) after
   ``min_frames`` votes, or after ``max_frames``; after that the shape network is not run;
+* **the person's face**: when the identity freezes and when asked (:meth:`Tracker.identity_face`,
+  what ``track`` writes as identity.*), the out-of-span correction of the fused identity's model face
+  solved once against the fused head surface (``[fused_face]``); the pose never reads it;
 * **pose filter**: One-Euro on SE(3) (:mod:`.filters`); the raw pose is kept beside it;
 * **loss and recovery**: a frame whose confidence (the pipeline's surface check, landmark
   self-check and plausibility: ``pipeline.frame.describe``) is below ``[loss]
