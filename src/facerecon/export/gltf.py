@@ -275,14 +275,14 @@ def _node_pose(pose) -> tuple[list[float], list[float]]:
     return [float(v) for v in q / np.linalg.norm(q)], [float(v) * M_PER_MM for v in np.asarray(pose.t_mm, np.float64)]
 
 
-def _png_bytes(texture: np.ndarray, what: str = "texture") -> bytes:
+def _png_bytes(texture: np.ndarray, what: str = "texture", compress_level: int = 6) -> bytes:
     from PIL import Image
 
     img = np.asarray(texture)
     if img.ndim != 3 or img.shape[2] not in (3, 4) or img.dtype != np.uint8:
         raise ValueError(f"{what} must be an (H, W, 3) uint8 image, got {img.shape} {img.dtype}")
     buf = io.BytesIO()
-    Image.fromarray(img).save(buf, format="PNG")
+    Image.fromarray(img).save(buf, format="PNG", compress_level=compress_level)
     return buf.getvalue()
 
 
@@ -566,11 +566,13 @@ def write_glb(path: Path, rec, model, frame: str = "camera", texture: np.ndarray
 
 
 def write_rigged_glbs(rec, model, out_dir: Path, texture: np.ndarray | None = None, intrinsics=None,
-                      rig: str | None = None, head_frame: bool = True, normal_texture: np.ndarray | None = None) -> list[GlbExport]:
+                      rig: str | None = None, head_frame: bool = True, normal_texture: np.ndarray | None = None,
+                      normal_png: bytes | None = None) -> list[GlbExport]:
     """``face.glb`` (camera frame, head pose on the node) and, with ``head_frame``, ``face_head.glb`` (head frame);
-    ``normal_texture``: the detail layer's normal map on the face skin (see :func:`build_glb`)."""
+    ``normal_texture``: the detail layer's normal map on the face skin (see :func:`build_glb`), or ``normal_png``
+    its PNG bytes (already encoded for ``face_normal.png``)."""
     png = _png_bytes(texture) if texture is not None else None
-    npng = _png_bytes(normal_texture, "normal texture") if normal_texture is not None else None
+    npng = _png_bytes(normal_texture, "normal texture") if normal_texture is not None else normal_png
     out = [write_glb(Path(out_dir) / "face.glb", rec, model, "camera", None, intrinsics, png, rig, None, npng)]
     if head_frame:
         out.append(write_glb(Path(out_dir) / "face_head.glb", rec, model, "head", None, None, png, rig, None, npng))
