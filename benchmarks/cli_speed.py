@@ -83,9 +83,11 @@ def _report(res: dict, key: str, n: int, t1: float, c1: float, tn: float, cn: fl
 def mesh_write_ms(frame: Path, cam: list[str]) -> dict:
     """In process (median of 10 after a warm-up), wall and CPU: writing one frame's meshes per
     format (``face`` + ``face_head``), the default ``--format obj,glb`` (``face`` only), the
-    overlay, and the frame pipeline itself (what a batch frame costs, part by part)."""
+    overlay, the detail maps (made, and made + written with the default meshes), and the frame
+    pipeline itself (what a batch frame costs, part by part)."""
     from facerecon.geometry.camera import camera_preset
     from facerecon.export import save_overlay, write_face_meshes
+    from facerecon.export.maps import detail_maps
     from facerecon.io import read_depth
     from facerecon.pipeline import Reconstructor
 
@@ -99,6 +101,10 @@ def mesh_write_ms(frame: Path, cam: list[str]) -> dict:
         d = Path(d)
         jobs = {fmt: (lambda fmt=fmt: write_face_meshes(rec, model, d, (fmt,))) for fmt in ("obj", "ply")}
         jobs["obj,glb (face only)"] = lambda: write_face_meshes(rec, model, d, ("obj", "glb"), intrinsics=f.intrinsics, head_frame=False)
+        # the detail layer (reconstruct's default with the correction on): the maps made, then written with the meshes
+        jobs["detail maps (make)"] = lambda: detail_maps(rec, model, f)
+        jobs["obj,glb + detail maps (make + write)"] = lambda: write_face_meshes(rec, model, d, ("obj", "glb"), intrinsics=f.intrinsics,
+                                                                                 head_frame=False, maps=detail_maps(rec, model, f))
         jobs["overlay.png"] = lambda: save_overlay(rec, model, f, d / "overlay.png")
         jobs["pipeline (reconstruct)"] = lambda: rec_engine.reconstruct(f)
         for name, job in jobs.items():

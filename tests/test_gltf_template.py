@@ -49,3 +49,27 @@ def test_textured_and_nameless_results_take_the_full_build(ict_model):
     glb = build_glb(rec, ict_model, "head", texture=tex, rig="arkit52")
     doc = json.loads(glb[20:20 + struct.unpack_from("<I", glb, 12)[0]])
     assert doc["images"][0]["mimeType"] == "image/png"
+
+
+def test_normal_map_template_bytes_equal_full_build(ict_model):
+    """With the detail layer's normal map (reconstruct's default GLB): the tangents and the PNG (of any
+    length: the binary chunk's tail) fill the template, and the bytes equal a full build."""
+    import numpy as np
+
+    from facerecon.export import gltf
+    from facerecon.geometry.camera import Intrinsics
+
+    k = Intrinsics(520.0, 520.0, 320.0, 240.0, 640, 480)
+    recs = [synthetic_rec(ict_model, seed=3, euler=(20.0, -5.0, 3.0), t=(10.0, -20.0, 600.0)),
+            synthetic_rec(ict_model, seed=11, euler=(-30.0, 12.0, -8.0), t=(-25.0, 5.0, 450.0)),
+            synthetic_rec(ict_model, seed=12, euler=(5.0, 2.0, 1.0), t=(0.0, 0.0, 500.0))]
+    rng = np.random.default_rng(0)
+    pngs = [gltf._png_bytes(rng.integers(100, 156, (s, s, 3), dtype=np.uint8)) for s in (16, 24, 33)]
+    assert len({len(p) % 4 for p in pngs}) > 1  # different tails' padding
+    layout = gltf.gltf_layout(ict_model, "arkit52")
+    for frame, intrinsics in (("camera", k), ("head", None)):
+        for rec, png in zip(recs, pngs):  # the first makes the template, the others fill it
+            new = gltf.build_glb(rec, ict_model, frame, intrinsics=intrinsics, rig="arkit52", normal_png=png)
+            full = gltf._glb_bytes(gltf._gltf_document(rec, ict_model, layout, frame, None, intrinsics, None, None, png))
+            assert new == full, (frame, rec.source)
+    assert sum(t is not None and ("IMAGE",) in t.holes for t in layout.templates.values()) == 2

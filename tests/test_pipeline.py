@@ -231,6 +231,7 @@ def test_readme_quick_start_on_a_real_depth_frame(tmp_path, real_dir, capsys):
     assert {p.name for p in (tmp_path / "min" / "frame-045").iterdir()} == {"face.glb", "pose.json"}
     assert main(["reconstruct", str(frame), "-o", str(tmp_path / "all"), "--outputs", "all", "--format", "obj", "--no-overlay"]) == 0
     assert {p.name for p in (tmp_path / "all" / "frame-045").iterdir()} == {"face.obj", "face_head.obj", "face_model.obj", "pose.json",
-                                                                           "landmarks.json"}
+                                                                           "landmarks.json", "face.mtl", "face_displacement.png",
+                                                                           "face_normal.png"}  # + the detail maps
     doc = json.loads((tmp_path / "min" / "frame-045" / "pose.json").read_text())
     assert "overlay" not in doc

@@ -152,6 +152,7 @@ def _tree(root: Path) -> dict:
                 doc = json.loads(data)
                 doc.get("debug", {}).pop("timings_ms", None)
                 doc.pop("timings_ms", None)
+                doc.get("depth", {}).get("detail_map", {}).pop("ms", None)  # the detail maps' times (made on the writer)
                 data = json.dumps(doc, sort_keys=True).encode()
             out[str(p.relative_to(root))] = data
     return out

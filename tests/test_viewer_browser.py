@@ -46,7 +46,7 @@ def demo(ict_model, tmp_path_factory):
     rec.landmarks_2d = k.project(rec.landmarks_3d)
     depth = render_mesh(rec.vertices_camera, m.region_triangles("face", "head_and_neck", "eyeballs"), k, barycentrics=False).depth
     write_frame_npz(out / "frame.npz", DepthFrame(depth.astype(np.float32), k, source="synthetic"))
-    write_face_meshes(rec, m, out, ("glb",), intrinsics=k)  # the default rig, arkit52
+    write_face_meshes(rec, m, out, ("glb",), intrinsics=k, maps=_ripples(rec, m))  # the default rig, arkit52; a normal map
     write_glb(out / "face_ict.glb", rec, m, "camera", intrinsics=k, rig="ict")  # the other rig, for the menu
     write_json(out / "landmarks.json", landmarks_json(rec))
     yaw, pitch, roll = rec.pose.euler_deg
@@ -57,6 +57,21 @@ def demo(ict_model, tmp_path_factory):
     add_weight_animation(out / "face.glb", out / "anim.glb", track.times_s, retarget(track, gltf_layout(m).target_names).weights)
     mouth = rec.vertices_camera[m.landmarks_68[48:68]].mean(0)
     return out, mouth
+
+
+def _ripples(rec, m):
+    """Detail maps with 1 mm ripples across the face skin (a pattern the toggle visibly switches)."""
+    from facerecon.export.maps import DetailMaps
+    from facerecon.fitting.detail import DisplacementMap, normal_map, texel_frame
+
+    s = 256
+    rows, cols, _, _ = texel_frame(m, rec.vertices_head, s)
+    d = np.zeros((s, s), np.float32)
+    d[rows, cols] = np.sin(cols * 0.6)  # ~10 texels a period: ~2.4 mm of face at 256
+    mask = np.zeros((s, s), bool)
+    mask[rows, cols] = True
+    disp = DisplacementMap(d, mask, 6.0)
+    return DetailMaps(disp, normal_map(m, rec.vertices_head, disp), True)
 
 
 @pytest.fixture(scope="module")
@@ -138,6 +153,27 @@ def test_page_loads_and_jaw_slider_opens_the_mouth(demo, page):
     page.screenshot(path=str(ARTIFACTS / "viewer.png"))
     assert page.errors == [], page.errors
     assert "yaw 15.0" in page.inner_text("#info") and "12.5" in page.inner_text("#info")
+
+
+def test_detail_toggle_switches_the_normal_map(demo, page):
+    """face.glb carries a normal map: the checkbox takes it off the face skin (the shading changes there) and puts it back."""
+    _, mouth = demo
+    assert page.evaluate("window.viewer.detailShown()") == 1
+    x, y = page.evaluate("(p) => window.viewer.cameraToScreen(p)", mouth.tolist())
+    box = (x - 60, y - 140, 120, 100)  # cheeks and nose above the mouth
+    page.evaluate("window.viewer.render()")
+    with_map = _pixels(page, box)
+    page.uncheck("#toggle-detail")
+    page.evaluate("window.viewer.render()")
+    assert page.evaluate("window.viewer.detailShown()") == 0
+    without = _pixels(page, box)
+    page.check("#toggle-detail")
+    page.evaluate("window.viewer.render()")
+    again = _pixels(page, box)
+    changed = (np.abs(with_map - without).max(-1) > 12).mean()
+    assert changed > 0.05, f"only {changed:.3f} of the face changed with the normal map off"
+    assert np.abs(again - with_map).max() <= 2
+    assert page.errors == [], page.errors
 
 
 def test_animation_plays_and_pauses(page):

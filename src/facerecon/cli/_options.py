@@ -89,7 +89,7 @@ def sets(items: list[str], resource: str, where: str) -> dict:
 class OutputPlan:
     """What ``--outputs`` writes per face: ``minimal`` = one mesh (face.glb, else the first
     ``--format``) + pose.json; ``default`` = the camera-frame meshes (and, with the out-of-span
-    correction on, the model fit alone: face_model.*) + pose.json, landmarks.json and overlay.png; ``all`` = also the head-frame meshes (face_head.*, which ``eval shape`` reads)."""
+    correction on, the model fit alone: face_model.*, and the detail maps) + pose.json, landmarks.json and overlay.png; ``all`` = also the head-frame meshes (face_head.*, which ``eval shape`` reads)."""
 
     def __init__(self, level: str, fmts: tuple[str, ...], overlay: bool, rig: str | None = None):
         self.level = outputs(level)
@@ -99,4 +99,7 @@ class OutputPlan:
         self.overlay = overlay and level != "minimal"
         self.landmarks = level != "minimal"
         self.model_surface = level != "minimal"  # face_model.* beside the corrected face.* (detail on)
+        # the detail maps (face_displacement.png, face_normal.png, the GLB's normal texture; detail on): ~0.5-1 MB
+        # and ~30 ms of the writer thread a frame, so not in minimal (one mesh and pose.json)
+        self.maps = level != "minimal"
 

@@ -22,7 +22,7 @@ def reconstruct_cmd(
                                 "(glb: the rig, ARKit's 52 morph targets by default (--rig), that facerecon view and animate take)."),
     outputs: str = typer.Option("default", "--outputs", help="What each frame's folder holds: minimal (face.glb, else the "
                                 "first --format, and pose.json) | default (the camera-frame meshes, pose.json, landmarks.json, "
-                                "overlay.png) | all (default + the head-frame meshes face_head.*, which eval shape reads)."),
+                                "overlay.png, the detail maps face_displacement.png / face_normal.png) | all (default + the head-frame meshes face_head.*, which eval shape reads)."),
     rig: str = typer.Option("arkit52", help="GLB morph targets: arkit52 (ARKit's 52 blendshape names and order, what ARKit / "
                             "MediaPipe drivers set) | ict (ICT-FaceKit's 55: browInnerUp and cheekPuff split left/right, "
                             "pupils). docs/animation.md."),
@@ -53,7 +53,9 @@ def reconstruct_cmd(
                                      "docs/photo.md."),
     detail: str = typer.Option("on", "--detail", help="on: face.* carry the person's surface (the model fit plus the out-of-span "
                                "correction solved against the depth; the model fit alone in face_model.*; pose.json 'detail' says "
-                               "'off: <reason>' where a frame's residual made it refuse); off: the model fit only (the pose is the same). "
+                               "'off: <reason>' where a frame's residual made it refuse) and, with --outputs default or all, the detail "
+                               "maps face_displacement.png (16-bit) and face_normal.png (also the GLB's normal texture; pose.json "
+                               "depth.detail_map: the encoding, or why a frame wrote none); off: the model fit only, no maps (the pose is the same). "
                                "Depth frames with --method network."),
     set_: list[str] = typer.Option([], "--set", help="A setting of the depth pipeline's stages, section.key=value (configs/check.toml: "
                                    "check, refine, fallback, search, shape, confidence, decision), repeatable, e.g. --set refine.iterations=3."),
@@ -81,6 +83,7 @@ def reconstruct_cmd(
     overrides = _options.sets(set_, "configs/check.toml", "check config")
 
     from ..export import landmarks_json, save_overlay, write_face_meshes, write_json
+    from ..export.maps import detail_maps
     from ..export.pose_json import depth_document
     from ..fileutil import atomic_dir
     from ._frames import PIPELINE_AHEAD, PIPELINE_WRITERS, Lazy, Outcome, expand_inputs, finish_batch, frame_stem, iterate_frames, run_batch
@@ -121,11 +124,13 @@ def reconstruct_cmd(
             with atomic_dir(d) as tmp:  # replaces any earlier folder of this frame (old meshes)
                 write_json(tmp / "pose.json", depth_document(rec, str(path), method))
             return Outcome(refused=f"{path}: {rec.reason}")
+        # the detail maps here, on the writer thread: ~30 ms a frame that the frame pipeline does not wait for (docs/detail.md)
+        maps = detail_maps(rec, model, frame) if plan.maps and rec.detail == "on" and frame.intrinsics is not None else None
         with atomic_dir(d) as tmp:  # complete or absent: never a half-filled frame folder
             write_face_meshes(rec, model, tmp, plan.formats, intrinsics=frame.intrinsics, head_frame=plan.head_frame,
-                              rig=plan.rig, model_surface=plan.model_surface)
+                              rig=plan.rig, model_surface=plan.model_surface, maps=maps)
             # with the ICT expression weights by name: `facerecon animate --from-reconstructions` reads them
-            pose = depth_document(rec, str(path), method, model)
+            pose = depth_document(rec, str(path), method, model, detail_map=maps)
             if plan.overlay:
                 pose["overlay"] = save_overlay(rec, model, frame, tmp / "overlay.png")
             write_json(tmp / "pose.json", pose)

@@ -21,7 +21,8 @@ MESH_FORMATS = ("obj", "ply", "glb")
 
 
 def write_face_meshes(rec, model, out_dir: Path, formats: tuple[str, ...] = ("obj", "ply"), texture: np.ndarray | None = None,
-                      intrinsics=None, head_frame: bool = True, rig: str | None = None, model_surface: bool = True) -> list[Path]:
+                      intrinsics=None, head_frame: bool = True, rig: str | None = None, model_surface: bool = True,
+                      maps=None) -> list[Path]:
     """``face.<fmt>`` (camera frame) and ``face_head.<fmt>`` (canonical head frame; not with
     ``head_frame=False``), ICT topology and UVs: the returned surface (with the out-of-span correction
     when ``rec.detail`` is "on"); then also ``face_model.<fmt>`` (camera frame, OBJ / PLY) with the
@@ -31,30 +32,43 @@ def write_face_meshes(rec, model, out_dir: Path, formats: tuple[str, ...] = ("ob
     ``rig``: 'arkit52', ARKit's 52 by name and order, or 'ict', ICT's 55; None: the current default,
     see :mod:`.rig`; pose on the node). ``texture`` (an (H, W, 3) uint8 image of ICT's UV tile
     [0, 1]^2) goes to ``face.png``, referenced by the OBJs through ``face.mtl``, and into the GLBs.
-    ``intrinsics`` adds the sensor as a camera to ``face.glb``.
+    ``intrinsics`` adds the sensor as a camera to ``face.glb``.  ``maps`` (a written
+    :class:`.maps.DetailMaps`, :func:`.maps.detail_maps`): ``face_displacement.png`` and
+    ``face_normal.png``, the normal map as the GLBs' ``normalTexture`` on the face skin and as
+    ``norm`` in ``face.mtl`` (the OBJ-MTL PBR extension's normal-map key; ``map_Bump`` is a height map to most readers).
     """
+    from .maps import NORMAL_FILE, write_detail_maps
 
     out_dir = Path(out_dir)
     written = []
+    maps = maps if maps is not None and maps.written else None
+    if maps is not None:
+        written += write_detail_maps(out_dir, maps)
+    material = "obj" in formats and (texture is not None or maps is not None)
     if texture is not None and "obj" in formats:
         write_bytes_atomic(out_dir / "face.png", _png_bytes(texture))
-        # the texture covers ICT's face skin (M_Face, UV tile [0,1]^2) only: the eyes and the back of the
-        # head have UVs of their own (the back of the head in [1,2], which would wrap onto face pixels)
-        write_text_atomic(out_dir / "face.mtl", "# facerecon: texture of the ICT-FaceKit UV tile [0,1]^2 (face skin)\n"
-                          "newmtl face\nKa 1 1 1\nKd 1 1 1\nKs 0 0 0\nd 1\nillum 1\nmap_Kd face.png\n"
-                          "newmtl rest\nKa 1 1 1\nKd 0.75 0.62 0.55\nKs 0 0 0\nd 1\nillum 1\n")
-        written += [out_dir / "face.png", out_dir / "face.mtl"]
+        written.append(out_dir / "face.png")
+    if material:
+        # the texture and the normal map cover ICT's face skin (M_Face, UV tile [0,1]^2) only: the eyes and the back of
+        # the head have UVs of their own (the back of the head in [1,2], which would wrap onto face pixels)
+        write_text_atomic(out_dir / "face.mtl", "# facerecon: maps of the ICT-FaceKit UV tile [0,1]^2 (face skin)\n"
+                          "newmtl face\nKa 1 1 1\nKd " + ("1 1 1" if texture is not None else "0.75 0.62 0.55") + "\nKs 0 0 0\nd 1\nillum 1\n"
+                          + ("map_Kd face.png\n" if texture is not None else "")
+                          + (f"norm {NORMAL_FILE}\n" if maps is not None else "")
+                          + "newmtl rest\nKa 1 1 1\nKd 0.75 0.62 0.55\nKs 0 0 0\nd 1\nillum 1\n")
+        written.append(out_dir / "face.mtl")
     polys, polys_uv = model.polygon_lists() if any(f != "glb" for f in formats) else (None, None)
     for fmt in formats:
         if fmt == "glb":
-            written += [e.path for e in write_rigged_glbs(rec, model, out_dir, texture, intrinsics, rig, head_frame)]
+            written += [e.path for e in write_rigged_glbs(rec, model, out_dir, texture, intrinsics, rig, head_frame,
+                                                          normal_png=None if maps is None else maps.png())]
             continue
         frames = (("face", rec.vertices_camera, "camera"), ("face_head", rec.vertices_head, "head"))
         for name, verts, frame in frames if head_frame else frames[:1]:
             path = out_dir / f"{name}.{fmt}"
             write_mesh(path, verts, polys, model.uv, polys_uv,
                        header=f"facerecon reconstruction of {rec.source}; ICT-FaceKit Light topology (MIT); mm; {frame} frame")
-            if fmt == "obj" and texture is not None:
+            if fmt == "obj" and material:  # both frames: the maps are in UV / tangent space, unchanged by the pose
                 _use_material(path, model)
             written.append(path)
         if model_surface and getattr(rec, "detail", "off") == "on" and rec.model_vertices_head is not None:  # duck-typed results have none

@@ -275,14 +275,14 @@ def _node_pose(pose) -> tuple[list[float], list[float]]:
     return [float(v) for v in q / np.linalg.norm(q)], [float(v) * M_PER_MM for v in np.asarray(pose.t_mm, np.float64)]
 
 
-def _png_bytes(texture: np.ndarray, what: str = "texture") -> bytes:
+def _png_bytes(texture: np.ndarray, what: str = "texture", compress_level: int = 6) -> bytes:
     from PIL import Image
 
     img = np.asarray(texture)
     if img.ndim != 3 or img.shape[2] not in (3, 4) or img.dtype != np.uint8:
         raise ValueError(f"{what} must be an (H, W, 3) uint8 image, got {img.shape} {img.dtype}")
     buf = io.BytesIO()
-    Image.fromarray(img).save(buf, format="PNG")
+    Image.fromarray(img).save(buf, format="PNG", compress_level=compress_level)
     return buf.getvalue()
 
 
@@ -294,11 +294,13 @@ def build_glb(rec, model, frame: str = "camera", texture: np.ndarray | None = No
     ((S, S, 3) uint8, ICT's face UV tile, glTF tangent space; or its PNG bytes ``normal_png``) becomes
     the face skin's ``normalTexture``, with ``TANGENT`` on the face primitive."""
     layout = gltf_layout(model, rig or current_rig())
-    plain = texture is None and png is None and normal_texture is None and normal_png is None
-    if plain and str(getattr(rec, "source", "")):
-        template = _glb_template(rec, model, layout, frame, intrinsics)
+    if normal_texture is not None and texture is None and png is None:
+        normal_png = _png_bytes(normal_texture, "normal texture")
+    templated = texture is None and png is None and normal_texture is None  # untextured, or the normal map's PNG alone
+    if templated and str(getattr(rec, "source", "")):
+        template = _glb_template(rec, model, layout, frame, intrinsics, normal_png)
         if template is not None:
-            return template.render(rec, layout)
+            return template.render(rec, layout, model, normal_png)
     return _glb_bytes(_gltf_document(rec, model, layout, frame, texture, intrinsics, png, normal_texture, normal_png))
 
 
@@ -315,7 +317,8 @@ _MAX_TEMPLATES = 8  # per layout: (frame, intrinsics) pairs; a folder from one s
 
 @dataclass
 class _GlbTemplate:
-    """An untextured GLB of one (model, rig, frame kind, intrinsics) as constant bytes with holes.
+    """An untextured GLB (or one with the detail layer's normal map alone) of one (model, rig, frame kind,
+    intrinsics) as constant bytes with holes.
 
     Between two reconstructions only the base positions and normals (binary), the position
     accessors' min / max, the mesh weights, the face node's pose and the source name (JSON)
@@ -323,26 +326,37 @@ class _GlbTemplate:
     The JSON is kept as the text pygltflib wrote, split at those values; the binary chunk as the
     constant runs between the position / normal views. Rendering fills the holes with the same
     arithmetic and the same ``json`` formatting, so the bytes equal a full pygltflib build
-    (checked on the build the template is made from, and in tests/test_gltf_template.py).
+    (checked on the build the template is made from, and in tests/test_gltf_template.py).  With a
+    normal map, the face primitive's tangents are a binary hole too, and the PNG (its length varies)
+    is the binary chunk's tail, its bufferView's and the buffer's byteLength JSON slots.
     """
 
     json_parts: list[str]  # constant JSON text; slot k sits between json_parts[k] and json_parts[k + 1]
     slots: list[tuple]  # per JSON slot, in text order: ("min" | "max", primitive) / ("weights",) / ("rotation",) / ("translation",) / ("source",)
-    bin_parts: list[bytes]  # constant binary runs; hole k (a primitive's positions or normals) after bin_parts[k]
-    holes: list[tuple[str, int]]  # per binary hole, in offset order: ("POSITION" | "NORMAL", primitive)
+    #                     / ("image_length",) / ("buffer_length",)
+    bin_parts: list[bytes]  # constant binary runs; hole k (a primitive's positions, normals or tangents; the image) after bin_parts[k]
+    holes: list[tuple]  # per binary hole, in offset order: ("POSITION" | "NORMAL" | "TANGENT", primitive) / ("IMAGE",)
 
-    def render(self, rec, layout: GltfLayout) -> bytes:
+    def render(self, rec, layout: GltfLayout, model=None, normal_png: bytes | None = None) -> bytes:
         base = base_vertices_head(rec, layout)
         normals = _vertex_normals(layout, base)
+        tangents = uv_tangents(model, base, normals) if normal_png is not None else None
         arrays, bounds = {}, {}
         for i, p in enumerate(layout.primitives):
             pos = (base[p.src] * M_PER_MM).astype(np.float32)
             arrays["POSITION", i] = pos
             arrays["NORMAL", i] = normals[p.src].astype(np.float32)
+            if tangents is not None and ("TANGENT", i) in self.holes:
+                arrays["TANGENT", i] = tangents[p.uv_index].astype(np.float32)
             bounds["min", i], bounds["max", i] = _minmax(pos)
+        if normal_png is not None:  # the tail, padded to 4 bytes as _Blob does
+            arrays["IMAGE",] = np.frombuffer(normal_png + b"\0" * (-len(normal_png) % 4), np.uint8)
         rotation, translation = _node_pose(rec.pose)
         values = {("weights",): [float(w) for w in target_weights(rec.expression, layout.rig, layout.ict_names)],
                   ("rotation",): rotation, ("translation",): translation, ("source",): str(getattr(rec, "source", ""))}
+        if normal_png is not None:
+            values["image_length",] = len(normal_png)
+            values["buffer_length",] = sum(len(b) for b in self.bin_parts) + sum(arrays[h].nbytes for h in self.holes)
         text = [self.json_parts[0]]
         for slot, part in zip(self.slots, self.json_parts[1:]):
             value = bounds[slot] if slot[0] in ("min", "max") else values[slot]
@@ -357,17 +371,18 @@ class _GlbTemplate:
         return b"".join([head, js, struct.pack("<I4s", n_bin, b"BIN\0"), *binary])
 
 
-def _glb_template(rec, model, layout: GltfLayout, frame: str, intrinsics) -> _GlbTemplate | None:
-    """The cached template of (``frame``, ``intrinsics``) in ``layout``, made from ``rec``'s full build; None
-    where the template would not give the full build's bytes (then the caller builds in full)."""
+def _glb_template(rec, model, layout: GltfLayout, frame: str, intrinsics, normal_png: bytes | None = None) -> _GlbTemplate | None:
+    """The cached template of (``frame``, ``intrinsics``, with or without a normal map) in ``layout``, made
+    from ``rec``'s full build; None where the template would not give the full build's bytes (then the
+    caller builds in full)."""
     k = intrinsics
     key = (frame, None if k is None or frame != "camera" else
-           tuple(float(x) for x in (k.fx, k.fy, k.cx, k.cy, k.width, k.height)))
+           tuple(float(x) for x in (k.fx, k.fy, k.cx, k.cy, k.width, k.height)), normal_png is not None)
     if key in layout.templates:
         return layout.templates[key]
-    full = _glb_bytes(_gltf_document(rec, model, layout, frame, None, intrinsics, None, None, None))
+    full = _glb_bytes(_gltf_document(rec, model, layout, frame, None, intrinsics, None, None, normal_png))
     template = _make_template(full, layout, frame)
-    if template is not None and template.render(rec, layout) != full:
+    if template is not None and template.render(rec, layout, model, normal_png) != full:
         template = None
     if len(layout.templates) >= _MAX_TEMPLATES:
         layout.templates.pop(next(iter(layout.templates)))
@@ -395,9 +410,22 @@ def _make_template(glb: bytes, layout: GltfLayout, frame: str) -> _GlbTemplate |
         acc = doc["accessors"][prim["attributes"]["POSITION"]]
         hole(acc, "min", ("min", i))
         hole(acc, "max", ("max", i))
-        for attr in ("POSITION", "NORMAL"):
+        for attr in ("POSITION", "NORMAL", "TANGENT"):
+            if attr not in prim["attributes"]:
+                continue
             view = doc["bufferViews"][doc["accessors"][prim["attributes"][attr]]["bufferView"]]
             holes.append((view.get("byteOffset", 0), view["byteLength"], (attr, i)))
+    images = doc.get("images", [])
+    if len(images) > 1:
+        return None
+    if images:  # the normal map: the last bufferView, up to the end of the binary chunk (its padding included)
+        view = doc["bufferViews"][images[0]["bufferView"]]
+        off = view.get("byteOffset", 0)
+        if off + view["byteLength"] + (-view["byteLength"] % 4) != len(binary) or doc["buffers"][0]["byteLength"] != len(binary):
+            return None
+        holes.append((off, len(binary) - off, ("IMAGE",)))
+        hole(view, "byteLength", ("image_length",))
+        hole(doc["buffers"][0], "byteLength", ("buffer_length",))
     hole(doc["meshes"][0], "weights", ("weights",))
     if frame == "camera":
         hole(doc["nodes"][1], "rotation", ("rotation",))
@@ -455,14 +483,15 @@ def _gltf_document(rec, model, layout: GltfLayout, frame: str, texture, intrinsi
 
     materials, images, textures, samplers = [], [], [], []
     tex_index: dict[str, int] = {}  # "colour" / "normal" -> index into textures
+    image_data: list[bytes] = []  # the PNGs go at the end of the binary chunk (after the geometry: the template's tail)
     for kind, data, image in (("colour", png, texture), ("normal", normal_png, normal_texture)):
         if data is None and image is None:
             continue
         data = data if data is not None else _png_bytes(image, "texture" if kind == "colour" else "normal texture")
         if not samplers:
             samplers.append(Sampler(magFilter=9729, minFilter=9987, wrapS=33071, wrapT=33071))
-        images.append(Image(bufferView=blob.view(data), mimeType="image/png"))
-        textures.append(Texture(sampler=0, source=len(images) - 1))
+        image_data.append(data)
+        textures.append(Texture(sampler=0, source=len(image_data) - 1))
         tex_index[kind] = len(textures) - 1
     colour_tex, normal_tex = tex_index.get("colour"), tex_index.get("normal")
     # the tangent frame the normal map was baked in (facerecon.facemodel.uv.uv_tangents), per ICT UV index
@@ -515,6 +544,7 @@ def _gltf_document(rec, model, layout: GltfLayout, frame: str, texture, intrinsi
         attrs = Attributes(POSITION=a_pos, NORMAL=a_nrm, TANGENT=a_tan, TEXCOORD_0=a_uv, COLOR_0=a_col, _ICT_VERTEX=a_ict)
         primitives.append(Primitive(attributes=attrs, indices=a_idx, material=len(materials) - 1, targets=targets,
                                     extras={"ict_materials": list(p.materials)}))
+    images = [Image(bufferView=blob.view(data), mimeType="image/png") for data in image_data]
     face_node = Node(name="face", mesh=0, extras={"frame": frame})
     if frame == "camera":
         face_node.rotation, face_node.translation = _node_pose(rec.pose)
@@ -566,11 +596,13 @@ def write_glb(path: Path, rec, model, frame: str = "camera", texture: np.ndarray
 
 
 def write_rigged_glbs(rec, model, out_dir: Path, texture: np.ndarray | None = None, intrinsics=None,
-                      rig: str | None = None, head_frame: bool = True, normal_texture: np.ndarray | None = None) -> list[GlbExport]:
+                      rig: str | None = None, head_frame: bool = True, normal_texture: np.ndarray | None = None,
+                      normal_png: bytes | None = None) -> list[GlbExport]:
     """``face.glb`` (camera frame, head pose on the node) and, with ``head_frame``, ``face_head.glb`` (head frame);
-    ``normal_texture``: the detail layer's normal map on the face skin (see :func:`build_glb`)."""
+    ``normal_texture``: the detail layer's normal map on the face skin (see :func:`build_glb`), or ``normal_png``
+    its PNG bytes (already encoded for ``face_normal.png``)."""
     png = _png_bytes(texture) if texture is not None else None
-    npng = _png_bytes(normal_texture, "normal texture") if normal_texture is not None else None
+    npng = _png_bytes(normal_texture, "normal texture") if normal_texture is not None else normal_png
     out = [write_glb(Path(out_dir) / "face.glb", rec, model, "camera", None, intrinsics, png, rig, None, npng)]
     if head_frame:
         out.append(write_glb(Path(out_dir) / "face_head.glb", rec, model, "head", None, None, png, rig, None, npng))

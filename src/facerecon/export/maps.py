@@ -9,18 +9,119 @@ with ``offset_mm = -32768 * scale_mm`` and ``scale_mm = max_mm / 32767``: code 3
 0 mm (so the image can be used as a displacement texture as it is; the optional mask image says
 which texels were measured).  :func:`write_displacement_png` returns ``scale_mm`` / ``offset_mm``
 for pose.json; :func:`read_displacement_png` inverts it (within half a step, ``scale_mm / 2``).
+
+:func:`detail_maps` makes both maps of one result (``rec.vertices_head``, the corrected surface, at
+``rec.pose`` against the frame's depth) and judges them (``[maps]`` of ``configs/detail.toml``):
+``reconstruct`` calls it where it writes a frame's files (the batch's writer thread, not the frame
+pipeline), and an API user calls it the same way::
+
+    from facerecon.export.maps import detail_maps
+    maps = detail_maps(rec, model, frame)      # DetailMaps: .written, .reason, .displacement, .normals
+    write_face_meshes(rec, model, out, ("obj", "glb"), intrinsics=frame.intrinsics, maps=maps)
+    maps.to_json()                             # pose.json's depth.detail_map block
 """
 from __future__ import annotations
 
+import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from ..errors import InputFileError
 from ..fileutil import atomic_path, write_bytes_atomic
+from ..settings import toml_defaults
 from .gltf import _png_bytes
 
 ZERO_CODE = 32768
+# zlib level of the maps written per frame: level 1 is ~half the time of PIL's default 6 for ~10-20 % more bytes
+# (both maps of a 512 map: ~25 vs ~59 ms, ~270 vs ~240 kB on 30 TrueDepth frames; docs/detail.md)
+PNG_LEVEL = 1
+DISPLACEMENT_FILE = "face_displacement.png"
+NORMAL_FILE = "face_normal.png"
+
+
+@toml_defaults("configs/detail.toml", "maps")
+class MapsConfig:
+    """The ``[maps]`` table of ``configs/detail.toml``: when a frame's maps are plausible enough to write."""
+
+    min_coverage: float
+    max_rms_mm: float
+
+
+@dataclass
+class DetailMaps:
+    """The detail layer of one result, ready to write: ``displacement`` (a
+    :class:`facerecon.fitting.detail.DisplacementMap`), ``normals`` ((S, S, 3) uint8, glTF tangent
+    space; None when refused), ``written`` (whether the maps pass ``[maps]``), ``reason`` (why not),
+    ``ms`` (the time to make them), ``encoding`` (filled by :func:`write_detail_maps`)."""
+
+    displacement: object
+    normals: np.ndarray | None
+    written: bool
+    reason: str = ""
+    ms: dict = field(default_factory=dict)
+    encoding: dict = field(default_factory=dict)
+    normal_png: bytes | None = None
+
+    def png(self) -> bytes | None:
+        """The normal map as PNG bytes (encoded once: the file and the GLBs share them)."""
+        if self.normal_png is None and self.normals is not None:
+            self.normal_png = _png_bytes(self.normals, "normal map", PNG_LEVEL)
+        return self.normal_png
+
+    def to_json(self) -> dict:
+        """pose.json's ``depth.detail_map`` block."""
+        st = self.displacement.stats
+        out = {"written": bool(self.written)}
+        if not self.written:
+            out["reason"] = self.reason
+        else:
+            out.update(displacement=DISPLACEMENT_FILE, normal=NORMAL_FILE, **self.encoding)
+        out.update(size=int(self.displacement.size), max_mm=float(self.displacement.max_mm),
+                   coverage=round(float(st.get("coverage", 0.0)), 4),
+                   **{k: round(float(st[k]), 4) for k in ("rms_mm", "median_abs_mm", "p95_abs_mm") if k in st},
+                   ms={k: round(float(v), 2) for k, v in self.ms.items()})
+        return out
+
+
+def detail_maps(rec, model, frame, cfg=None, maps_cfg: MapsConfig | None = None) -> DetailMaps:
+    """The displacement and normal maps of ``rec``'s returned surface (``rec.vertices_head`` at
+    ``rec.pose``) against ``frame``'s depth (:mod:`facerecon.fitting.detail`, ``cfg`` a
+    ``DetailConfig``), judged by ``maps_cfg``: a map with too little coverage or too large a
+    residual is not written (``written`` False, ``reason`` says why; no normal map is made)."""
+    from ..fitting.detail import displacement_map, normal_map
+
+    mc = maps_cfg or MapsConfig()
+    t0 = time.perf_counter()
+    disp = displacement_map(model, rec.vertices_head, rec.pose, frame, cfg)
+    ms = {"displacement": (time.perf_counter() - t0) * 1e3}
+    st = disp.stats
+    cov, rms = float(st.get("coverage", 0.0)), float(st.get("rms_mm", 0.0))
+    reason = ""
+    if cov < mc.min_coverage:
+        reason = f"coverage {cov:.3f} < {mc.min_coverage:g}: too little of the face measured"
+    elif rms > mc.max_rms_mm:
+        reason = f"rms {rms:.2f} mm > {mc.max_rms_mm:g} mm: not the skin of the corrected surface"
+    normals = None
+    if not reason:
+        t1 = time.perf_counter()
+        normals = normal_map(model, rec.vertices_head, disp)
+        ms["normal"] = (time.perf_counter() - t1) * 1e3
+    return DetailMaps(disp, normals, not reason, reason, ms)
+
+
+def write_detail_maps(out_dir: str | Path, maps: DetailMaps) -> list[Path]:
+    """``face_displacement.png`` and ``face_normal.png`` of written ``maps`` (atomic); nothing when refused.
+    Fills ``maps.encoding`` (scale_mm, offset_mm, zero_code) and ``maps.ms['png']``."""
+    if not maps.written:
+        return []
+    t0 = time.perf_counter()
+    out_dir = Path(out_dir)
+    maps.encoding = write_displacement_png(out_dir / DISPLACEMENT_FILE, maps.displacement)
+    write_bytes_atomic(out_dir / NORMAL_FILE, maps.png())
+    maps.ms["png"] = (time.perf_counter() - t0) * 1e3
+    return [out_dir / DISPLACEMENT_FILE, out_dir / NORMAL_FILE]
 
 
 def displacement_encoding(max_mm: float) -> dict:
@@ -52,7 +153,7 @@ def write_displacement_png(path: str | Path, disp, mask_path: str | Path | None 
 
     code, enc = encode_displacement(disp.displacement, disp.max_mm, disp.mask)
     with atomic_path(path) as tmp:
-        Image.fromarray(code).save(tmp, format="PNG")  # uint16 -> mode I;16, one 16-bit grey channel
+        Image.fromarray(code).save(tmp, format="PNG", compress_level=PNG_LEVEL)  # uint16 -> mode I;16, one 16-bit grey channel
     if mask_path is not None:
         with atomic_path(mask_path) as tmp:
             Image.fromarray(np.where(disp.mask, 255, 0).astype(np.uint8)).save(tmp, format="PNG")

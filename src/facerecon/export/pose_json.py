@@ -46,8 +46,9 @@ def pose_document(*, frame: str, method: str, face: bool, confidence: float, pos
     return doc
 
 
-def depth_block(res) -> dict:
-    """What only the depth paths have: the path taken, crop, check, confidence terms, the networks' own pose."""
+def depth_block(res, detail_map=None) -> dict:
+    """What only the depth paths have: the path taken, crop, check, confidence terms, the networks' own pose;
+    ``detail_map``: the detail layer's maps (:class:`.maps.DetailMaps`) when they were made."""
     out = {"path": res.path.to_json(), "crop_box_px": [float(v) for v in res.position_image.crop_box],
            "head_box_px": [int(v) for v in res.location.box], "landmark_fit": float(res.landmark_fit),
            "confidence_terms": {k: round(float(v), 4) for k, v in res.confidence_terms.items()},
@@ -59,19 +60,22 @@ def depth_block(res) -> dict:
         out["detail"] = res.detail
         if res.correction is not None:
             out["correction"] = res.correction.stats()
+        if detail_map is not None:
+            out["detail_map"] = detail_map.to_json()
     if res.other_heads:
         out["other_heads"] = [{"head_box_px": [int(v) for v in h.box], "center_mm": [float(v) for v in h.center_mm]} for h in res.other_heads]
     return out
 
 
-def depth_document(res, frame: str, method: str, model=None, **blocks) -> dict:
+def depth_document(res, frame: str, method: str, model=None, detail_map=None, **blocks) -> dict:
     """pose.json of a depth result (``reconstruct`` with ``network`` / ``fit``, ``pose``, ``photo-depth``):
-    identity and expression weights when the result has a mesh (names from ``model``)."""
+    identity and expression weights when the result has a mesh (names from ``model``); ``detail_map``
+    (:class:`.maps.DetailMaps`): ``depth.detail_map``."""
     has_mesh = res.vertices_head is not None and res.face
     return pose_document(frame=frame, method=method, face=res.face, confidence=res.confidence, pose=res.pose, reason=res.reason,
                          identity=res.identity if has_mesh else None, expression=res.expression if has_mesh and model is not None else None,
                          expression_names=None if model is None else list(model.expression_names), timings_ms=res.timings_ms,
-                         depth=depth_block(res), **blocks)
+                         depth=depth_block(res, detail_map), **blocks)
 
 
 def photo_document(rec, model, method: str = "photo", **blocks) -> dict:

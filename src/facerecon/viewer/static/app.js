@@ -192,6 +192,16 @@ async function loadGlb(url) {
     scene.add(root);
     state.meshes = [];
     root.traverse((o) => { if (o.isMesh && o.morphTargetInfluences) state.meshes.push(o); });
+    // the detail layer: materials with a normal map (the face skin of reconstruct's GLB); the checkbox swaps it in and out
+    state.detailMaterials = [];
+    root.traverse((o) => {
+        if (!o.isMesh) return;
+        for (const m of [].concat(o.material)) {
+            if (m.normalMap && !state.detailMaterials.includes(m)) { m.userData.detailMap = m.normalMap; state.detailMaterials.push(m); }
+        }
+    });
+    $('toggle-detail').disabled = !state.detailMaterials.length;
+    applyDetail();
     const ext = gltf.parser.json;
     const mesh = (ext.meshes || [])[0] || {};
     // either rig (arkit52: ARKit's 52 names; ict: ICT's 55): the names come from the file, one slider each
@@ -218,6 +228,17 @@ async function loadGlb(url) {
     sensorView();
     state.ready = true;
 }
+
+function applyDetail() {
+    const on = $('toggle-detail').checked;
+    for (const m of state.detailMaterials || []) {
+        m.normalMap = on ? m.userData.detailMap : null;
+        m.needsUpdate = true; // the shader changes with the map (USE_NORMALMAP)
+    }
+    dirty = true;
+}
+// For tests: how many materials show the normal map now
+state.detailShown = () => (state.detailMaterials || []).filter((m) => m.normalMap).length;
 
 function togglePlay() {
     const c = current;
@@ -297,6 +318,7 @@ async function main() {
     else $('toggle-landmarks').disabled = true;
     $('toggle-landmarks').onchange = (e) => { if (landmarks) { landmarks.visible = e.target.checked; dirty = true; } };
     if (manifest.pose) showInfo(await (await fetch(manifest.pose)).json());
+    $('toggle-detail').onchange = applyDetail;
     $('play').onclick = togglePlay;
     $('sensor-view').onclick = sensorView;
     window.addEventListener('resize', resize);
