@@ -224,6 +224,8 @@ def main(argv=None) -> int:
     ap.add_argument("--n", type=int, default=12, help="Number of renders (default 12).")
     ap.add_argument("--seed", type=int, default=0, help="Seed of the render settings (default 0).")
     ap.add_argument("--threads", type=int, default=2, help="torch threads.")
+    ap.add_argument("--max-yaw", type=float, default=40.0, help="Yaw range of the single renders, +- degrees "
+                    "(default 40; the same scenes scaled, as photo_landmark_calibration.py --max-yaw; beyond 40 a 40-60 bin).")
     ap.add_argument("--neutral-too", action="store_true", help="Also measure the fitted identity without its "
                     "fitted expression (rigid only; a diagnostic: is the identity or the expression off?).")
     ap.add_argument("--same-person", type=int, default=0, metavar="K", help="Instead of the single renders: groups of K "
@@ -247,7 +249,7 @@ def main(argv=None) -> int:
     from facerecon.photo.camera import focal_from_fov
     from facerecon.photo.image import Photo
     from facerecon.pipeline.photo import PhotoReconstructor
-    from facerecon.geometry.rotations import euler_to_matrix, geodesic_distance_deg
+    from facerecon.geometry.rotations import euler_to_matrix, geodesic_distance_deg, matrix_to_euler
 
     t0 = time.perf_counter()
     model = FaceModel.load()
@@ -273,6 +275,7 @@ def main(argv=None) -> int:
         return 0
     rows, missed, fig_data = [], [], None
     for sc in scenes(args.n, args.seed):
+        sc["yaw"] = sc["yaw"] * args.max_yaw / 40.0  # scenes() spans -40..40
         t = time.perf_counter()
         rgb = render(sc, scan, texture, uv, face_uv, intr)
         try:
@@ -287,13 +290,15 @@ def main(argv=None) -> int:
                                               tris, ("rigid",))["rigid"]
         r_true = euler_to_matrix(sc["yaw"], sc["pitch"], 0.0)
         row = {**sc, "fit": err, "rotation_error_deg": float(geodesic_distance_deg(r.pose.R, r_true)),
+               # which way it errs: fitted minus true (yaw, pitch, roll), degrees
+               "rotation_error_euler_deg": [round(float(v), 2) for v in matrix_to_euler(r.pose.R) - [sc["yaw"], sc["pitch"], 0.0]],
                "depth_error_mm": float(r.pose.t_mm[2] - sc["t_mm"][2]), "fit_iterations": r.photo.fit.iterations,
                "fit_rms_px": r.photo.fit.rms_px, "seconds": round(time.perf_counter() - t, 2)}
         rows.append(row)
         print(f"render {sc['index']:2d} yaw {sc['yaw']:6.1f} pitch {sc['pitch']:6.1f} {sc['light']:5s} {sc['background']:8s}"
               f" median {err['rigid']['median_mm']:.2f} mm (scaled {err['scaled']['median_mm']:.2f}, s "
               f"{err['scaled']['scale']:.3f}{', identity only %.2f' % err['identity_only']['median_mm'] if args.neutral_too else ''})  rot err {row['rotation_error_deg']:.1f} deg  depth err "
-              f"{row['depth_error_mm']:+.0f} mm  {row['seconds']:.1f} s")
+              f"{row['depth_error_mm']:+.0f} mm  (yaw/pitch/roll {' '.join(f'{v:+.1f}' for v in row['rotation_error_euler_deg'])})  {row['seconds']:.1f} s")
         if fig_data is None or abs(abs(sc["yaw"]) - 20.0) < abs(abs(fig_data[0]["yaw"]) - 20.0):
             fig_data = (sc, rgb, r, err)  # the figure shows a render turned about 20 degrees
 
@@ -301,21 +306,25 @@ def main(argv=None) -> int:
         return {mode: {k: mean_face[mode][k] for k in ("median_mm", "mean_mm")} for mode in ("rigid", "scaled")}
 
     bins = {}
-    for lo, hi in YAW_BINS:
+    yaw_bins = YAW_BINS + (((40.01, 60.01),) if args.max_yaw > 40.0 else ())
+    for lo, hi in yaw_bins:
         sel = [r for r in rows if lo <= abs(r["yaw"]) < hi]
-        bins[f"|yaw| {lo:.0f}-{min(hi, 40):.0f}"] = {"n": len(sel), **{m: pooled(sel, "fit", m) for m in ("rigid", "scaled")}}
-    bins["all"] = {"n": len(rows), **{m: pooled(rows, "fit", m) for m in ("rigid", "scaled")}}
+        bins[f"|yaw| {lo:.0f}-{hi:.0f}"] = {"n": len(sel), **{m: pooled(sel, "fit", m) for m in ("rigid", "scaled")},
+                                            "rotation_error_median_deg": float(np.median([r["rotation_error_deg"] for r in sel])) if sel else None}
+    bins["all"] = {"n": len(rows), **{m: pooled(rows, "fit", m) for m in ("rigid", "scaled")},
+                   "rotation_error_median_deg": float(np.median([r["rotation_error_deg"] for r in rows])) if rows else None}
     if args.neutral_too and rows:
-        for b_name, (lo, hi) in zip(list(bins), (*YAW_BINS, (0.0, 99.0))):
+        for b_name, (lo, hi) in zip(list(bins), (*yaw_bins, (0.0, 99.0))):
             sel = [{"x": {"rigid": r["fit"]["identity_only"]}} for r in rows if lo <= abs(r["yaw"]) < hi]
             bins[b_name]["identity_only"] = pooled(sel, "x", "rigid")
     mf = mean_face_row()
     print()
-    print("| renders | n | fit median | fit mean | fit median (scaled) | fit mean (scaled) |")
-    print("| --- | --- | --- | --- | --- | --- |")
+    print("| renders | n | fit median | fit mean | fit median (scaled) | fit mean (scaled) | rotation error median (deg) |")
+    print("| --- | --- | --- | --- | --- | --- | --- |")
     for name, b in bins.items():
+        rot = b["rotation_error_median_deg"]
         print(f"| {name} | {b['n']} | {b['rigid']['median_mm']:.2f} | {b['rigid']['mean_mm']:.2f} | "
-              f"{b['scaled']['median_mm']:.2f} | {b['scaled']['mean_mm']:.2f} |")
+              f"{b['scaled']['median_mm']:.2f} | {b['scaled']['mean_mm']:.2f} | {'-' if rot is None else f'{rot:.1f}'} |")
     if args.neutral_too:
         print("fitted identity without expression (rigid): " + ", ".join(
             f"{k} median {b['identity_only']['median_mm']:.2f} mean {b['identity_only']['mean_mm']:.2f}"

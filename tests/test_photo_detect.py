@@ -193,6 +193,10 @@ def test_weak_upright_face_does_not_stop_the_turn_search():
     strong = Fake()
     strong.config = DetectConfig(rotation_retry_below=0.7)
     assert detect_faces(img, strong)[0].score == 0.74  # good enough upright: no turn search
+    # the landmark model's face score decides for a weak upright face: a real face (einstein.jpg
+    # at 640 x 480: MTCNN 0.71, Face Mesh 1.0) stays upright, a false one (Face Mesh 0.0-0.64) does not
+    assert detect_faces(img, Fake(), confirm=lambda rgb, f: 1.0)[0].rotation_k == 0
+    assert detect_faces(img, Fake(), confirm=lambda rgb, f: 0.6)[0].rotation_k == 1
 
 
 def test_grey_and_rgba_arrays_are_accepted(real_dir, detector):

@@ -215,6 +215,10 @@ class FaceMeshLandmarker:
         score = float(1.0 / (1.0 + np.exp(-np.clip(logit, -60, 60))))
         return np.column_stack([xy, z]), score
 
+    def face_score(self, rgb: np.ndarray, face: FaceBox) -> float:
+        """The model's face presence probability in ``face``'s box (one pass, no refinement)."""
+        return self.run_crop(_as_rgb(rgb), crop_from_box(face, self.config.crop_scale))[1]
+
     def __call__(self, rgb: np.ndarray, face: FaceBox) -> FaceMeshLandmarks:
 
         rgb = _as_rgb(rgb)

@@ -179,7 +179,7 @@ class PhotoReconstructor:
             photo = read_photo(photo)
         cam = self.camera(photo, focal_px, intrinsics, intrinsics_source)
         t1 = time.perf_counter()
-        faces = detect_faces(photo.rgb, self.detector)
+        faces = detect_faces(photo.rgb, self.detector, confirm=getattr(self.landmarker, "face_score", None))
         t2 = time.perf_counter()
         if not faces:
             raise NoFaceFoundError(f"{photo.source}: no face found")
