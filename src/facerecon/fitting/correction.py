@@ -36,10 +36,10 @@ from dataclasses import dataclass
 
 import numpy as np
 import scipy.sparse as sp
-from scipy.spatial import cKDTree
 
 from ..facemodel import FaceModel, vertex_normals
 from ..geometry.camera import Intrinsics
+from ..geometry.neighbours import BoundedNeighbours
 from ..geometry.pose import HeadPose
 from ..settings import toml_defaults
 from .gauss_newton import per_model
@@ -287,7 +287,8 @@ def correct_surface(points_cam: np.ndarray, v_head: np.ndarray, pose: HeadPose, 
         return refused("no measured points on the face")
     p_head = pose.inverse_apply(pts)
     cand = np.flatnonzero(facing & geo.free)
-    dist, k = cKDTree(vr[cand]).query(p_head, distance_upper_bound=cfg.max_normal_mm + cfg.max_tangent_mm)
+    reach = cfg.max_normal_mm + cfg.max_tangent_mm
+    dist, k = BoundedNeighbours(vr[cand], reach).query(p_head, reach)
     ok = np.isfinite(dist)
     vi = cand[k[ok]]
     delta = p_head[ok] - vr[vi]

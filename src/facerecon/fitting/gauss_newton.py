@@ -177,7 +177,7 @@ def fit_face(
     pts = pts[np.isfinite(pts).all(1) & (pts[:, 2] > 0)]
     if len(pts) < 50:
         raise ValueError("too few depth points to fit the face model")
-    pairs = NearestNeighbours(pts, facing=True)  # visible: normal facing the camera (at the origin, looking along +z)
+    pairs = NearestNeighbours(pts, facing=True, bound=max(cfg.max_distance_mm))  # visible: normal facing the camera (at the origin, looking along +z)
     sub = _ModelSubset(_geometry(model, cfg), identity, expression)
     R, t = pose.R.copy(), pose.t_mm.copy()
     a = np.zeros(sub.k_id) if identity is None else np.asarray(identity, np.float64)[: sub.k_id].copy()
