@@ -37,7 +37,7 @@ def _scan(points, order, lo, hi, qx, qy, qz, best, bj):
 
 
 @njit(cache=True, nogil=True)
-def _query(points, order, starts, origin, cell, dims, q, r2):
+def _query(points, order, starts, origin, cell, reach, dims, q, r2):
     n = len(q)
     dist = np.full(n, np.inf)
     idx = np.full(n, len(points), np.int64)
@@ -53,11 +53,11 @@ def _query(points, order, starts, origin, cell, dims, q, r2):
         if 0 <= cx < nx and 0 <= cy < ny and 0 <= cz < nz:
             c = (cx * ny + cy) * nz + cz
             best, bj = _scan(points, order, starts[c], starts[c + 1], qx, qy, qz, best, bj)
-        for ix in range(max(cx - 1, 0), min(cx + 2, nx)):
+        for ix in range(max(cx - reach, 0), min(cx + reach + 1, nx)):
             gx = 0.0 if ix == cx else (fx - (ix + 1) if ix < cx else ix - fx) * cell
-            for iy in range(max(cy - 1, 0), min(cy + 2, ny)):
+            for iy in range(max(cy - reach, 0), min(cy + reach + 1, ny)):
                 gy = 0.0 if iy == cy else (fy - (iy + 1) if iy < cy else iy - fy) * cell
-                for iz in range(max(cz - 1, 0), min(cz + 2, nz)):
+                for iz in range(max(cz - reach, 0), min(cz + reach + 1, nz)):
                     if ix == cx and iy == cy and iz == cz:
                         continue
                     gz = 0.0 if iz == cz else (fz - (iz + 1) if iz < cz else iz - fz) * cell
@@ -76,18 +76,19 @@ def _query(points, order, starts, origin, cell, dims, q, r2):
 class BoundedNeighbours:
     """Exact nearest neighbours of a fixed cloud ``points`` (N, 3) within ``bound`` (see the module)."""
 
-    def __init__(self, points: np.ndarray, bound: float):
+    def __init__(self, points: np.ndarray, bound: float, split: int = 1):
         self.points = np.ascontiguousarray(points, np.float64)
         self.bound = float(bound)
         if len(self.points) == 0:
             lo, hi = np.zeros(3), np.zeros(3)
         else:
             lo, hi = self.points.min(axis=0), self.points.max(axis=0)
-        cell = self.bound
+        cell = self.bound / split
         extent = hi - lo
         while np.prod(np.floor(extent / cell) + 1) > MAX_CELLS:
             cell *= 2.0
         self.cell = cell
+        self.reach = int(np.ceil(self.bound / cell))  # cubes each side that can hold a point within the bound
         self.origin = lo
         self.dims = (np.floor(extent / cell) + 1).astype(np.int64)
         c = np.floor((self.points - lo) / cell).astype(np.int64)
@@ -102,4 +103,4 @@ class BoundedNeighbours:
         if r > self.bound:
             raise ValueError(f"query radius {r} beyond the index's bound {self.bound}")
         q = np.ascontiguousarray(q, np.float64).reshape(-1, 3)
-        return _query(self.points, self.order, self.starts, self.origin, self.cell, self.dims, q, r * r)
+        return _query(self.points, self.order, self.starts, self.origin, self.cell, self.reach, self.dims, q, r * r)
