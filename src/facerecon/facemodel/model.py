@@ -18,6 +18,7 @@ from functools import cached_property
 from pathlib import Path
 
 import numpy as np
+from numba import njit
 
 from .ict import read_cache_metadata, resolve_cache
 
@@ -229,20 +230,43 @@ class FaceModel:
 def vertex_normals(v: np.ndarray, tris: np.ndarray) -> np.ndarray:
     """(V, 3) unit vertex normals of the mesh ``(v, tris)``: the sum of the area-weighted normals
     of the triangles around each vertex (outward for ICT's winding); 0-length for unused vertices."""
+    if np.asarray(v).dtype == np.float64:
+        # float64 (every per-frame caller): one numba pass with numpy's arithmetic in numpy's order
+        # (the cross product's terms, the corners' sums k = 0, 1, 2 in turn as ``np.bincount`` /
+        # ``np.add.at`` add them, the norm's squares left to right): bit-identical, ~5x faster
+        return _vertex_normals64(np.ascontiguousarray(v), np.ascontiguousarray(tris, np.int64))
     fn = np.cross(v[tris[:, 1]] - v[tris[:, 0]], v[tris[:, 2]] - v[tris[:, 0]])
-    if fn.dtype == np.float64:
-        # the corners' sums by bincount (float64): the same additions in the same order as ``np.add.at``
-        # over the corners k = 0, 1, 2 in turn (bit-identical), several times faster
-        idx = np.asarray(tris).T.reshape(-1)
-        w = np.concatenate([fn, fn, fn])
-        n = np.empty((len(v), 3), np.float64)
-        for c in range(3):
-            n[:, c] = np.bincount(idx, w[:, c], minlength=len(v))
-    else:
-        n = np.zeros_like(v)
-        for k in range(3):
-            np.add.at(n, tris[:, k], fn)
+    n = np.zeros_like(v)
+    for k in range(3):
+        np.add.at(n, tris[:, k], fn)
     return n / np.maximum(np.linalg.norm(n, axis=1, keepdims=True), 1e-12)
+
+
+@njit(cache=True, nogil=True)
+def _vertex_normals64(v: np.ndarray, tris: np.ndarray) -> np.ndarray:
+    nt = len(tris)
+    fn = np.empty((nt, 3))
+    for t in range(nt):
+        i0, i1, i2 = tris[t, 0], tris[t, 1], tris[t, 2]
+        a0, a1, a2 = v[i1, 0] - v[i0, 0], v[i1, 1] - v[i0, 1], v[i1, 2] - v[i0, 2]
+        b0, b1, b2 = v[i2, 0] - v[i0, 0], v[i2, 1] - v[i0, 1], v[i2, 2] - v[i0, 2]
+        fn[t, 0] = a1 * b2 - a2 * b1
+        fn[t, 1] = a2 * b0 - a0 * b2
+        fn[t, 2] = a0 * b1 - a1 * b0
+    n = np.zeros((len(v), 3))
+    for k in range(3):
+        for t in range(nt):
+            i = tris[t, k]
+            n[i, 0] += fn[t, 0]
+            n[i, 1] += fn[t, 1]
+            n[i, 2] += fn[t, 2]
+    for i in range(len(v)):
+        s = np.sqrt(n[i, 0] * n[i, 0] + n[i, 1] * n[i, 1] + n[i, 2] * n[i, 2])
+        s = max(s, 1e-12)
+        n[i, 0] /= s
+        n[i, 1] /= s
+        n[i, 2] /= s
+    return n
 
 
 def _pad(w: np.ndarray, n: int) -> np.ndarray:

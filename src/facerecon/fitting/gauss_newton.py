@@ -29,6 +29,8 @@ import time
 from dataclasses import dataclass, field
 
 import numpy as np
+from numba import njit
+
 from ..facemodel import FaceModel, vertex_normals
 from ..geometry.icp import NearestNeighbours, rigid_icp
 from ..geometry.pose import HeadPose
@@ -109,8 +111,20 @@ class _SubsetGeometry:
 def _basis_rows(b_xyz: tuple[np.ndarray, np.ndarray, np.ndarray], index: np.ndarray, nh: np.ndarray) -> np.ndarray:
     """(m, k): ``nh[i] . b[:, index[i]]`` for the per-coordinate bases ``b_xyz`` (3 x (n, k)) and head-frame
     normals ``nh`` (m, 3): the values of ``(b[:, index] * nh[None]).sum(-1).T`` bit for bit (numpy sums
-    the 3-axis left to right: (x + y) + z), without the strided gather and the small-axis reduction."""
-    return (b_xyz[0][index] * nh[:, 0:1] + b_xyz[1][index] * nh[:, 1:2]) + b_xyz[2][index] * nh[:, 2:3]
+    the 3-axis left to right: (x + y) + z), in one numba pass (no gathered copies of the rows)."""
+    return _basis_rows_nb(b_xyz[0], b_xyz[1], b_xyz[2], np.asarray(index, np.int64), np.ascontiguousarray(nh, np.float64))
+
+
+@njit(cache=True, nogil=True)
+def _basis_rows_nb(bx: np.ndarray, by: np.ndarray, bz: np.ndarray, index: np.ndarray, nh: np.ndarray) -> np.ndarray:
+    m, k = len(index), bx.shape[1]
+    out = np.empty((m, k))
+    for i in range(m):
+        j = index[i]
+        n0, n1, n2 = nh[i, 0], nh[i, 1], nh[i, 2]
+        for c in range(k):
+            out[i, c] = (bx[j, c] * n0 + by[j, c] * n1) + bz[j, c] * n2
+    return out
 
 
 _GEOMETRY_CACHE: dict[tuple, _SubsetGeometry] = {}
@@ -177,7 +191,7 @@ def fit_face(
     pts = pts[np.isfinite(pts).all(1) & (pts[:, 2] > 0)]
     if len(pts) < 50:
         raise ValueError("too few depth points to fit the face model")
-    pairs = NearestNeighbours(pts, facing=True)  # visible: normal facing the camera (at the origin, looking along +z)
+    pairs = NearestNeighbours(pts, facing=True, bound=max(cfg.max_distance_mm))  # visible: normal facing the camera (at the origin, looking along +z)
     sub = _ModelSubset(_geometry(model, cfg), identity, expression)
     R, t = pose.R.copy(), pose.t_mm.copy()
     a = np.zeros(sub.k_id) if identity is None else np.asarray(identity, np.float64)[: sub.k_id].copy()

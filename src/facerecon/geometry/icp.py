@@ -22,6 +22,7 @@ from typing import Protocol
 import numpy as np
 from scipy.spatial import cKDTree
 
+from .neighbours import BoundedNeighbours
 from .pose import HeadPose
 from .rotations import axis_angle_to_matrix
 from .transforms import SimilarityTransform, fit_similarity
@@ -48,12 +49,14 @@ class Association(Protocol):
 
 class NearestNeighbours:
     """Association: the closest point of a cloud (KD-tree built once; ``normals`` optional).
-    ``facing``: only source points whose (posed) normal faces the camera at the origin."""
+    ``facing``: only source points whose (posed) normal faces the camera at the origin.
+    ``bound``: every query's distance threshold is at most this: the lookups use a grid of cubes
+    (:class:`~facerecon.geometry.neighbours.BoundedNeighbours`, the same pairs, faster) instead."""
 
-    def __init__(self, points: np.ndarray, normals: np.ndarray | None = None, facing: bool = False):
+    def __init__(self, points: np.ndarray, normals: np.ndarray | None = None, facing: bool = False, bound: float | None = None):
         self.points = np.asarray(points, np.float64)
         self.normals = None if normals is None else np.asarray(normals, np.float64)
-        self.tree = cKDTree(self.points)
+        self.tree = cKDTree(self.points) if bound is None else BoundedNeighbours(self.points, bound)
         self.facing = facing
 
     def __call__(self, points: np.ndarray, normals: np.ndarray | None, max_distance: float) -> Pairs:
