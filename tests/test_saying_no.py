@@ -145,25 +145,24 @@ def test_landmarks_the_face_hides_itself_are_not_counted():
     assert visible_landmark_fit(hits, lm, uv, depth) == 0.0
 
 
-def test_landmarks_the_sensor_cannot_measure_are_not_counted_when_missed():
-    """Issue 24: a landmark outside the sensor's image (a face cut by the image border) or seen at a
-    grazing angle cannot find its measured point; a miss there is not counted, a hit is."""
+def test_landmarks_outside_the_image_are_not_counted_when_missed():
+    """Issue 24: a landmark outside the sensor's image (a face cut by the image border) cannot find
+    its measured point; a miss there is not counted, a hit is."""
     from types import SimpleNamespace
 
     from facerecon.geometry.camera import Intrinsics
-    from facerecon.pipeline.check import seeable_landmarks, visible_landmark_fit
+    from facerecon.pipeline.check import landmarks_in_image, visible_landmark_fit
 
     pim = SimpleNamespace(source_intrinsics=Intrinsics(500.0, 500.0, 50.0, 50.0, 100, 100))
-    lm = np.array([[0, 0, 500.0], [0, 60.0, 500.0], [0, 0, 500.0], [0, 0, 500.0]])  # landmark 1 below the image
-    normals = np.array([[0, 0, -1.0], [0, 0, -1.0], [1.0, 0, -0.1], [0, 0, 0]])  # 2 grazing (84 deg); 3 no normal
-    seeable = seeable_landmarks(lm, normals, pim, 70.0)
-    assert seeable.tolist() == [True, False, False, True]
+    lm = np.array([[0, 0, 500.0], [0, 60.0, 500.0], [-60.0, 0, 500.0], [0, 0, 500.0]])  # 1 below the image, 2 left of it
+    in_image = landmarks_in_image(lm, pim)
+    assert in_image.tolist() == [True, False, False, True]
     uv = np.array([[1, 1], [2, 2], [3, 3], [4, 4]])
     depth = np.zeros((8, 8))
     hits = np.array([True, False, False, False])
-    assert visible_landmark_fit(hits, lm, uv, depth, seeable) == pytest.approx(1 / 2)  # the two unseeable misses not counted
-    hits[2] = True  # a grazing landmark that found its point counts
-    assert visible_landmark_fit(hits, lm, uv, depth, seeable) == pytest.approx(2 / 3)
+    assert visible_landmark_fit(hits, lm, uv, depth, in_image) == pytest.approx(1 / 2)  # the two misses outside not counted
+    hits[2] = True  # a landmark outside that found its point (the window reaches in) counts
+    assert visible_landmark_fit(hits, lm, uv, depth, in_image) == pytest.approx(2 / 3)
     assert visible_landmark_fit(np.zeros(4, bool), lm, uv, depth, np.zeros(4, bool)) == 0.0  # the floor of a third
 
 

@@ -78,43 +78,37 @@ MIN_VISIBLE_SHARE = 1.0 / 3.0
 
 
 def visible_landmark_fit(hits: np.ndarray, lm_cam: np.ndarray, uv: np.ndarray, rendered_depth: np.ndarray,
-                         seeable: np.ndarray | None = None) -> float:
+                         in_image: np.ndarray | None = None) -> float:
     """The landmark self-check over the landmarks the sensor could have measured: not hidden by the
     face itself (a landmark whose pixel the rendered face covers more than ``FIT_TOLERANCE_MM`` in
     front of it: the far eye and mouth corner behind the nose and cheek of a face turned towards
-    profile) and, when it found no point, ``seeable`` (:func:`seeable_landmarks`: inside the sensor's
-    image, not seen at a grazing angle).  Such a landmark cannot find its measured point, whatever the
-    pose; counting it refuses turned and cut faces for being turned or cut.  (Landmark normals of the
-    eyelids and lips are rough: a landmark "at a grazing angle" that found its point is counted, with
-    its hit.)  The denominator is at least
+    profile) and, when it found no point, ``in_image`` (:func:`landmarks_in_image`: a face cut by
+    the image border).  Such a landmark cannot find its measured point, whatever the pose; counting
+    it refuses turned and cut faces for being turned or cut.  The denominator is at least
     ``MIN_VISIBLE_SHARE`` of the landmarks (a pose that hides or cuts most of them gains nothing)."""
     s = rendered_depth.shape[0]
     inside = (uv[:, 0] >= 0) & (uv[:, 0] < s) & (uv[:, 1] >= 0) & (uv[:, 1] < s)
     uc, vc = np.clip(uv[:, 0], 0, s - 1), np.clip(uv[:, 1], 0, s - 1)
     front = rendered_depth[vc, uc]
     counted = ~(inside & (front > 0) & (front < lm_cam[:, 2] - FIT_TOLERANCE_MM))
-    if seeable is not None:  # a landmark that found its point counts, seeable or not
-        counted &= seeable | hits
+    if in_image is not None:  # a landmark that found its point counts, in the image or not
+        counted &= in_image | hits
     n = max(int(counted.sum()), int(np.ceil(MIN_VISIBLE_SHARE * len(hits))))
     return float((hits & counted).sum() / n)
 
 
-def seeable_landmarks(lm_cam: np.ndarray, normals_cam: np.ndarray, pim: PositionImage, max_view_deg: float) -> np.ndarray:
-    """Which camera-frame landmarks the sensor could measure at all: inside its image (a face cut by
-    the image border, e.g. a phone held close) and seen less obliquely than ``max_view_deg``
-    between the surface normal and the ray (depth sensors lose grazing surfaces: the nose ridge and
-    lips of a profile lie on the silhouette).  Both follow from the pose and the camera alone, never
-    from the measurement, so a wrong pose cannot buy credit with them beyond the
-    ``MIN_VISIBLE_SHARE`` floor.  A landmark without a normal (zero) counts as facing the camera."""
+def landmarks_in_image(lm_cam: np.ndarray, pim: PositionImage) -> np.ndarray:
+    """Which camera-frame landmarks project inside the sensor's image (the frame the crop was cut
+    from): a face partly outside it (a phone held close, a head at the frame's edge) has no
+    measurement there, whatever its pose.  This follows from the pose and the camera alone, never
+    from the measurement.  (Discounting misses at grazing view angles too, 70 degrees, kept the
+    near-profile TrueDepth #6 but lifted three of the 440 calibration objects above the threshold:
+    a wrong pose on a blob has grazing landmarks to spare; docs/confidence.md.)"""
     k = pim.source_intrinsics
     z = np.maximum(lm_cam[:, 2], 1e-9)
     u = k.fx * lm_cam[:, 0] / z + k.cx
     v = k.fy * lm_cam[:, 1] / z + k.cy
-    in_image = (u >= -0.5) & (u <= k.width - 0.5) & (v >= -0.5) & (v <= k.height - 0.5)
-    ray = lm_cam / np.maximum(np.linalg.norm(lm_cam, axis=1, keepdims=True), 1e-9)
-    nn = np.linalg.norm(normals_cam, axis=1)
-    facing = -np.einsum("ij,ij->i", normals_cam, ray) >= np.cos(np.deg2rad(max_view_deg)) * nn
-    return in_image & (facing | (nn == 0))
+    return (u >= -0.5) & (u <= k.width - 0.5) & (v >= -0.5) & (v <= k.height - 0.5)
 
 
 # -- configuration ------------------------------------------------------------------------------------------------
@@ -129,7 +123,6 @@ class CheckSettings:
     trim: float
     free_space_mm: float
     min_pixels: int
-    landmark_max_view_deg: float
 
 
 @dataclass(frozen=True)
@@ -320,26 +313,6 @@ class FaceRegion:
             cols.append(np.flatnonzero(ok))
         r, c = np.concatenate(rows), np.concatenate(cols)
         self._incidence = csr_matrix((np.ones(len(r)), (r, c)), shape=(len(self.sample), len(self._tris_local)))
-        # the inner landmarks' incident region triangles: their vertex normals (seeable_landmarks)
-        lm_local = remap[np.asarray(model.landmarks_68)[list(CHECK_LANDMARKS)]]
-        at = np.isin(self._tris_local, lm_local[lm_local >= 0]).any(axis=1)
-        self._lm_tris = self._tris_local[at]
-        rows, cols = [], []
-        for k in range(3):
-            hit = self._lm_tris[:, k][:, None] == lm_local[None, :]  # (t, 51)
-            t_i, l_i = np.nonzero(hit)
-            rows.append(l_i)
-            cols.append(t_i)
-        r, c = np.concatenate(rows), np.concatenate(cols)
-        self._lm_incidence = csr_matrix((np.ones(len(r)), (r, c)), shape=(len(lm_local), len(self._lm_tris)))
-
-    def landmark_normals(self, used: np.ndarray) -> np.ndarray:
-        """(51, 3) unit vertex normals (outward, head frame) of the inner landmarks from the region's
-        vertices ``used`` (rows of ``local_triangles``); zero for a landmark outside the region."""
-        t = self._lm_tris
-        fn = np.cross(used[t[:, 1]] - used[t[:, 0]], used[t[:, 2]] - used[t[:, 0]])
-        n = np.asarray(self._lm_incidence @ fn)
-        return n / np.maximum(np.linalg.norm(n, axis=1, keepdims=True), 1e-12)
 
     def posed(self, v_head: np.ndarray, pose: HeadPose) -> np.ndarray:
         """Camera-frame vertices of the region only (rows of ``local_triangles``)."""
@@ -400,15 +373,13 @@ class CheckedFace:
     region: FaceRegion
     used: np.ndarray  # (n, 3) float64: the region's vertices (rows of ``region.local_triangles``)
     landmarks: np.ndarray  # (51, 3) float64: the inner landmarks (CHECK_LANDMARKS)
-    landmark_normals: np.ndarray  # (51, 3) float64: their unit vertex normals (zero outside the region)
 
     @classmethod
     def of(cls, v_head, region: FaceRegion) -> "CheckedFace":
         if isinstance(v_head, CheckedFace) and v_head.region is region:
             return v_head
         v = np.asarray(v_head, np.float64)
-        used = v[region._used]
-        return cls(region, used, v[region.model.landmarks_68[list(CHECK_LANDMARKS)]], region.landmark_normals(used))
+        return cls(region, v[region._used], v[region.model.landmarks_68[list(CHECK_LANDMARKS)]])
 
 
 def surface_check(v_head, pose: HeadPose, region: FaceRegion, surf: MeasuredSurface, cfg: CheckConfig) -> SurfaceCheck:
@@ -424,8 +395,7 @@ def surface_check(v_head, pose: HeadPose, region: FaceRegion, surf: MeasuredSurf
     hits, lm_cam, lm_uv = landmark_hits(face.landmarks, pose, surf.pim)
     lm = float(hits.mean())
     depth, tid, _ = rasterize(verts, region.local_triangles, surf.pim.intrinsics)
-    seeable = seeable_landmarks(lm_cam, face.landmark_normals @ pose.R.T, surf.pim, c.landmark_max_view_deg)
-    lm_vis = visible_landmark_fit(hits, lm_cam, lm_uv, depth, seeable)
+    lm_vis = visible_landmark_fit(hits, lm_cam, lm_uv, depth, landmarks_in_image(lm_cam, surf.pim))
     rendered = depth > 0
     n_rendered = int(rendered.sum())
     both = rendered & surf.valid
