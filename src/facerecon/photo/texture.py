@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..facemodel import RENDER_REGIONS, FaceModel
-from ..facemodel.uv import FACE_MATERIAL, face_triangles, uv_raster
+from ..facemodel.uv import FACE_MATERIAL, UVRaster, face_triangles, uv_raster
 from ..geometry.camera import Intrinsics
 from ..geometry.raster import render_mesh
 from .config import TextureConfig
