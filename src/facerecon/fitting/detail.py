@@ -77,6 +77,7 @@ class DetailConfig:
     iterations: int
     converge_mm: float
     max_mm: float
+    normal_smooth_px: float
 
     def __post_init__(self) -> None:
         if not 8 <= self.size <= 8192:
@@ -87,6 +88,8 @@ class DetailConfig:
             raise ConfigError(f"detail: max_view_angle_deg must be in (0, 90), got {self.max_view_angle_deg}")
         if self.iterations < 1 or self.max_mm <= 0 or self.smooth_px < 0 or self.edge_dilate_px < 0:
             raise ConfigError("detail: iterations >= 1, max_mm > 0, smooth_px >= 0 and edge_dilate_px >= 0 are required")
+        if not 0.0 <= self.normal_smooth_px <= 20.0:
+            raise ConfigError(f"detail: normal_smooth_px must be 0..20 sensor pixels, got {self.normal_smooth_px}")
 
     @classmethod
     def load(cls, overrides: dict | None = None) -> "DetailConfig":
@@ -394,7 +397,54 @@ def _normal_texels(rows, cols, corners, bary, tuv, tri, v_n, uv_t, pu_all, pv_al
         out[r, c, 2] = np.uint8(min(max(np.floor((z + 1.0) * 127.5 + 0.5), 0.0), 255.0))
 
 
-def normal_map(model, vertices_head: np.ndarray, disp: DisplacementMap) -> np.ndarray:
+def normal_smoothed(disp: DisplacementMap, sigma_texels: float) -> np.ndarray:
+    """``disp.displacement`` low-passed by a masked Gaussian of ``sigma_texels``: masked texels take no
+    part and stay 0 (the mask is unchanged; a texel's average is over its measured neighbours only)."""
+    d = disp.displacement
+    if sigma_texels <= 0.0:
+        return d
+    m = disp.mask.astype(np.float64)
+    num = gaussian_filter(np.where(disp.mask, d, 0.0).astype(np.float64), sigma_texels, mode="constant")
+    den = gaussian_filter(m, sigma_texels, mode="constant")
+    out = np.where(disp.mask, num / np.maximum(den, 1e-12), 0.0)
+    return np.ascontiguousarray(out, dtype=np.float32)
+
+
+def normal_sigma_texels(model, vertices_head: np.ndarray, disp: DisplacementMap, smooth_px: float) -> float:
+    """The Gaussian sigma, in texels of ``disp``, of ``smooth_px`` sensor pixels at the frame's distance
+    (``disp.stats["pixel_mm"]``: the sensor pixel's footprint on the face) over the median texel size
+    (mm) of the base mesh's face tile; 0 when the map carries no pixel footprint (not from a frame)."""
+    pixel_mm = float(disp.stats.get("pixel_mm", 0.0))
+    if smooth_px <= 0.0 or pixel_mm <= 0.0:
+        return 0.0
+    texel_mm = _texel_mm(model, vertices_head, disp.size)
+    return smooth_px * pixel_mm / texel_mm if texel_mm > 0 else 0.0
+
+
+def _jacobians(model, v: np.ndarray):
+    """Each face triangle's Jacobian dP/du, dP/dv (mm per unit of UV) and the triangles, UV indices."""
+    ftri_idx = face_triangles(model)
+    ftris = np.asarray(model.triangles)[ftri_idx]
+    fuv = np.asarray(model.triangle_uv)[ftri_idx]
+    uv = np.asarray(model.uv, np.float64)
+    e1, e2 = v[ftris[:, 1]] - v[ftris[:, 0]], v[ftris[:, 2]] - v[ftris[:, 0]]
+    d1, d2 = uv[fuv[:, 1]] - uv[fuv[:, 0]], uv[fuv[:, 2]] - uv[fuv[:, 0]]
+    det = d1[:, 0] * d2[:, 1] - d2[:, 0] * d1[:, 1]
+    inv = np.where(np.abs(det) > 1e-14, 1.0 / np.where(det == 0, 1.0, det), 0.0)[:, None]
+    pu = np.ascontiguousarray((e1 * d2[:, 1:2] - e2 * d1[:, 1:2]) * inv)
+    pv = np.ascontiguousarray((e2 * d1[:, 0:1] - e1 * d2[:, 0:1]) * inv)
+    return ftris, pu, pv
+
+
+def _texel_mm(model, vertices_head: np.ndarray, size: int) -> float:
+    """Median edge (mm) of a texel of a ``size`` map over the face tile's texels (sqrt of its area)."""
+    _, pu, pv = _jacobians(model, np.asarray(vertices_head, np.float64))
+    _, _, _, _, ti, _ = _texels(model, size, "face")
+    area = np.linalg.norm(np.cross(pu, pv), axis=1)[ti]
+    return float(np.sqrt(np.median(area))) / size
+
+
+def normal_map(model, vertices_head: np.ndarray, disp: DisplacementMap, cfg: DetailConfig | None = None) -> np.ndarray:
     """(S, S, 3) uint8 tangent-space normal map of ``disp`` over the base mesh ``vertices_head``.
 
     glTF convention (glTF 2.0, material.normalTexture: "+X is right and +Y is up, +Z points toward
@@ -406,24 +456,18 @@ def normal_map(model, vertices_head: np.ndarray, disp: DisplacementMap) -> np.nd
     from its UV derivatives through each triangle's Jacobian ``[dP/du, dP/dv]``); texels outside
     the mask, and every texel outside the UV triangles, are flat (128, 128, 255).
     """
+    cfg = cfg or DetailConfig()
     s = disp.size
     rows, cols, corners, bary, ti, tuv = _texels(model, s, "face")
     v = np.asarray(vertices_head, np.float64)
-    ftri_idx = face_triangles(model)
-    ftris = np.asarray(model.triangles)[ftri_idx]
-    fuv = np.asarray(model.triangle_uv)[ftri_idx]
+    ftris, pu, pv = _jacobians(model, v)
     vn = vertex_normals(v, ftris)
     tan = uv_tangents(model, v, vn)
-    # each face triangle's Jacobian: dP/du, dP/dv (mm per unit of UV)
-    uv = np.asarray(model.uv, np.float64)
-    e1, e2 = v[ftris[:, 1]] - v[ftris[:, 0]], v[ftris[:, 2]] - v[ftris[:, 0]]
-    d1, d2 = uv[fuv[:, 1]] - uv[fuv[:, 0]], uv[fuv[:, 2]] - uv[fuv[:, 0]]
-    det = d1[:, 0] * d2[:, 1] - d2[:, 0] * d1[:, 1]
-    inv = np.where(np.abs(det) > 1e-14, 1.0 / np.where(det == 0, 1.0, det), 0.0)[:, None]
-    pu = np.ascontiguousarray((e1 * d2[:, 1:2] - e2 * d1[:, 1:2]) * inv)
-    pv = np.ascontiguousarray((e2 * d1[:, 0:1] - e1 * d2[:, 0:1]) * inv)
+    # the slope of a per-pixel noisy measurement is noise at the texel scale: the normal map reads a
+    # low-passed copy (``normal_smooth_px`` sensor pixels; the displacement itself stays as measured)
+    sigma = normal_sigma_texels(model, v, disp, float(cfg.normal_smooth_px))
     out = np.empty((s, s, 3), np.uint8)
     out[:] = (128, 128, 255)
     _normal_texels(rows, cols, corners, bary, tuv, ti, vn, tan, pu, pv,
-                   disp.displacement, disp.mask, out)
+                   normal_smoothed(disp, sigma), disp.mask, out)
     return out
