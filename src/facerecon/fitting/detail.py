@@ -403,21 +403,35 @@ def normal_smoothed(disp: DisplacementMap, sigma_texels: float) -> np.ndarray:
     d = disp.displacement
     if sigma_texels <= 0.0:
         return d
-    m = disp.mask.astype(np.float64)
-    num = gaussian_filter(np.where(disp.mask, d, 0.0).astype(np.float64), sigma_texels, mode="constant")
-    den = gaussian_filter(m, sigma_texels, mode="constant")
-    out = np.where(disp.mask, num / np.maximum(den, 1e-12), 0.0)
-    return np.ascontiguousarray(out, dtype=np.float32)
+    out = np.zeros_like(d, dtype=np.float32)
+    ys, xs = np.nonzero(disp.mask)
+    if not len(ys):
+        return out
+    # only the measured texels' bounding box (plus the kernel's reach) is filtered; float32 and a
+    # 3-sigma kernel: ~3x cheaper than float64 over the whole tile at 4 sigma, same map to 8 bits
+    pad = int(np.ceil(3.0 * sigma_texels)) + 1
+    y0, y1 = max(ys.min() - pad, 0), min(ys.max() + pad + 1, d.shape[0])
+    x0, x1 = max(xs.min() - pad, 0), min(xs.max() + pad + 1, d.shape[1])
+    m = disp.mask[y0:y1, x0:x1]
+    num = gaussian_filter(np.where(m, d[y0:y1, x0:x1], 0.0).astype(np.float32), sigma_texels, mode="constant", truncate=3.0)
+    den = gaussian_filter(m.astype(np.float32), sigma_texels, mode="constant", truncate=3.0)
+    out[y0:y1, x0:x1] = np.where(m, num / np.maximum(den, 1e-6), 0.0)
+    return out
 
 
 def normal_sigma_texels(model, vertices_head: np.ndarray, disp: DisplacementMap, smooth_px: float) -> float:
     """The Gaussian sigma, in texels of ``disp``, of ``smooth_px`` sensor pixels at the frame's distance
     (``disp.stats["pixel_mm"]``: the sensor pixel's footprint on the face) over the median texel size
     (mm) of the base mesh's face tile; 0 when the map carries no pixel footprint (not from a frame)."""
+    _, pu, pv = _jacobians(model, np.asarray(vertices_head, np.float64))
+    return _sigma_texels(model, pu, pv, disp, smooth_px)
+
+
+def _sigma_texels(model, pu, pv, disp: DisplacementMap, smooth_px: float) -> float:
     pixel_mm = float(disp.stats.get("pixel_mm", 0.0))
     if smooth_px <= 0.0 or pixel_mm <= 0.0:
         return 0.0
-    texel_mm = _texel_mm(model, vertices_head, disp.size)
+    texel_mm = _texel_mm(model, pu, pv, disp.size)
     return smooth_px * pixel_mm / texel_mm if texel_mm > 0 else 0.0
 
 
@@ -436,12 +450,15 @@ def _jacobians(model, v: np.ndarray):
     return ftris, pu, pv
 
 
-def _texel_mm(model, vertices_head: np.ndarray, size: int) -> float:
-    """Median edge (mm) of a texel of a ``size`` map over the face tile's texels (sqrt of its area)."""
-    _, pu, pv = _jacobians(model, np.asarray(vertices_head, np.float64))
+def _texel_mm(model, pu: np.ndarray, pv: np.ndarray, size: int) -> float:
+    """Median edge (mm) of a texel of a ``size`` map (sqrt of its area; the face triangles' Jacobians
+    ``pu``, ``pv`` of :func:`_jacobians`), the median over the triangles weighted by their texels."""
     _, _, _, _, ti, _ = _texels(model, size, "face")
-    area = np.linalg.norm(np.cross(pu, pv), axis=1)[ti]
-    return float(np.sqrt(np.median(area))) / size
+    area = np.linalg.norm(np.cross(pu, pv), axis=1)
+    counts = np.bincount(ti, minlength=len(area))
+    order = np.argsort(area)
+    cum = np.cumsum(counts[order])
+    return float(np.sqrt(area[order][np.searchsorted(cum, cum[-1] / 2.0)])) / size
 
 
 def normal_map(model, vertices_head: np.ndarray, disp: DisplacementMap, cfg: DetailConfig | None = None) -> np.ndarray:
@@ -465,7 +482,7 @@ def normal_map(model, vertices_head: np.ndarray, disp: DisplacementMap, cfg: Det
     tan = uv_tangents(model, v, vn)
     # the slope of a per-pixel noisy measurement is noise at the texel scale: the normal map reads a
     # low-passed copy (``normal_smooth_px`` sensor pixels; the displacement itself stays as measured)
-    sigma = normal_sigma_texels(model, v, disp, float(cfg.normal_smooth_px))
+    sigma = _sigma_texels(model, pu, pv, disp, float(cfg.normal_smooth_px))
     out = np.empty((s, s, 3), np.uint8)
     out[:] = (128, 128, 255)
     _normal_texels(rows, cols, corners, bary, tuv, ti, vn, tan, pu, pv,
