@@ -29,27 +29,12 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "benchmarks"))
 
 
-def decoded_normals(model, v, nm, size):
-    """(rows, cols, decoded unit normals (N, 3), base unit normals (N, 3), points (N, 3)) in the head frame."""
-    from facerecon.facemodel import vertex_normals
-    from facerecon.facemodel.uv import face_triangles, uv_tangents
-    from facerecon.fitting.detail import _texels
+def decoded_normals(model, v, nm):
+    """(rows, cols, decoded unit normals (N, 3), base unit normals (N, 3), points (N, 3), corners, bary), head frame."""
+    from facerecon.fitting.detail import decode_normal_map
 
-    rows, cols, corners, bary, _, tuv = _texels(model, size, "face")
-    skin = np.asarray(model.triangles)[face_triangles(model)]
-    vn = vertex_normals(v, skin)
-    interp = lambda a, idx: np.einsum("nk,nkc->nc", bary, a[idx])  # noqa: E731
-    n = interp(vn, corners)
-    n /= np.linalg.norm(n, axis=1, keepdims=True)
-    tan = uv_tangents(model, v, vn)
-    t = interp(tan[:, :3], tuv)
-    t -= np.einsum("nc,nc->n", t, n)[:, None] * n
-    t /= np.linalg.norm(t, axis=1, keepdims=True)
-    b = np.cross(n, t) * np.where(interp(tan[:, 3:], tuv)[:, 0] < 0, -1.0, 1.0)[:, None]
-    c = nm[rows, cols].astype(np.float64) / 127.5 - 1.0
-    dec = c[:, :1] * t + c[:, 1:2] * b + c[:, 2:3] * n
-    dec /= np.linalg.norm(dec, axis=1, keepdims=True)
-    return rows, cols, dec, n, interp(v, corners), corners, bary
+    rows, cols, dec, n, corners, bary = decode_normal_map(model, v, nm)
+    return rows, cols, dec, n, np.einsum("nk,nkc->nc", bary, v[corners]), corners, bary
 
 
 def angle(a, b):
@@ -101,7 +86,7 @@ def synthetic_errors(model, frame, pose, truth, scales, size):
     res = {}
     for k in scales:
         nm = normal_map(model, base, disp, DetailConfig.load({"size": size, "normal_smooth_px": k}))
-        rows, cols, dec, n, _, corners, bary = decoded_normals(model, base, nm, size)
+        rows, cols, dec, n, _, corners, bary = decoded_normals(model, base, nm)
         tn = np.einsum("nk,nkc->nc", bary, vertex_normals(truth, skin)[corners])
         tn /= np.linalg.norm(tn, axis=1, keepdims=True)
         ok = disp.mask[rows, cols]
@@ -150,7 +135,6 @@ def main(argv=None) -> int:
 
 def james_errors(model, args, scales):
     import torch
-
     from real_geometry import james_face_only
 
     from facerecon.facemodel import vertex_normals
@@ -177,7 +161,7 @@ def james_errors(model, args, scales):
         res = {}
         for k in scales:
             nm = normal_map(model, base, disp, DetailConfig.load({"size": args.size, "normal_smooth_px": k}))
-            rows, cols, dec, n, p, _, _ = decoded_normals(model, base, nm, args.size)
+            rows, cols, dec, n, p, _, _ = decoded_normals(model, base, nm)
             ok = disp.mask[rows, cols]
             if "truth" not in res:
                 d = disp.displacement[rows[ok], cols[ok]].astype(np.float64)[:, None]

@@ -10,7 +10,15 @@ from gltf_helpers import load_posed, synthetic_rec, validate
 
 from facerecon.errors import ConfigError
 from facerecon.facemodel import RENDER_REGIONS, vertex_normals
-from facerecon.fitting.detail import DetailConfig, DisplacementMap, displaced_points, displacement_map, normal_map, texel_frame
+from facerecon.facemodel.uv import face_triangles
+from facerecon.fitting.detail import (
+    DetailConfig,
+    DisplacementMap,
+    displaced_points,
+    displacement_map,
+    normal_map,
+    texel_frame,
+)
 from facerecon.geometry.camera import camera_preset
 from facerecon.geometry.pose import HeadPose
 from facerecon.io.frame import DepthFrame
@@ -175,7 +183,7 @@ def test_normal_map_follows_gltf_convention(model):
 
 
 def test_uv_tangents_are_a_frame_of_the_layout(model):
-    from facerecon.facemodel.uv import face_triangles, uv_tangents
+    from facerecon.facemodel.uv import uv_tangents
 
     v = model.neutral.astype(np.float64)
     n = vertex_normals(v, model.triangles)
@@ -241,28 +249,15 @@ def test_glb_with_normal_map_validates_and_animates(model, tmp_path):
 
 
 def _decoded(model, v, nm, truth_v):
-    """Per face texel: the normal map decoded as a glTF viewer does (x T + y B + z N with the tangents
-    the GLB carries), the base normal N and the true surface's normal (``truth_v``, same topology)."""
-    from facerecon.facemodel.uv import face_triangles, uv_tangents
-    from facerecon.fitting.detail import _texels
+    """Per face texel: the normal map decoded as a glTF viewer does, the base normal N, the true
+    surface's normal (``truth_v``, same topology) and the texel's point on the base."""
+    from facerecon.fitting.detail import decode_normal_map
 
-    rows, cols, corners, bary, _, tuv = _texels(model, nm.shape[0], "face")
-    skin = model.triangles[face_triangles(model)]
-    vn = vertex_normals(v, skin)
-    interp = lambda a, idx: np.einsum("nk,nkc->nc", bary, a[idx])  # noqa: E731
-    n = interp(vn, corners)
-    n /= np.linalg.norm(n, axis=1, keepdims=True)
-    tan = uv_tangents(model, v, vn)
-    t = interp(tan[:, :3], tuv)
-    t -= np.einsum("nc,nc->n", t, n)[:, None] * n
-    t /= np.linalg.norm(t, axis=1, keepdims=True)
-    b = np.cross(n, t) * np.where(interp(tan[:, 3:], tuv)[:, 0] < 0, -1.0, 1.0)[:, None]
-    c = nm[rows, cols].astype(np.float64) / 127.5 - 1.0
-    decoded = c[:, :1] * t + c[:, 1:2] * b + c[:, 2:3] * n
-    decoded /= np.linalg.norm(decoded, axis=1, keepdims=True)
-    truth = interp(vertex_normals(truth_v, skin), corners)
+    rows, cols, decoded, n, corners, bary = decode_normal_map(model, v, nm)
+    interp = lambda a: np.einsum("nk,nkc->nc", bary, a[corners])
+    truth = interp(vertex_normals(truth_v, model.triangles[face_triangles(model)]))
     truth /= np.linalg.norm(truth, axis=1, keepdims=True)
-    return rows, cols, decoded, n, truth, interp(v, corners)
+    return rows, cols, decoded, n, truth, interp(v)
 
 
 def _deg(a, b):

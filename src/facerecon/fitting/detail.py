@@ -488,3 +488,22 @@ def normal_map(model, vertices_head: np.ndarray, disp: DisplacementMap, cfg: Det
     _normal_texels(rows, cols, corners, bary, tuv, ti, vn, tan, pu, pv,
                    normal_smoothed(disp, sigma), disp.mask, out)
     return out
+
+
+def decode_normal_map(model, vertices_head: np.ndarray, normals: np.ndarray):
+    """The normal map ``normals`` ((S, S, 3) uint8, :func:`normal_map`) decoded as a glTF viewer does:
+    ``x T + y B + z N`` with the tangent frame the GLB carries, at every face texel.  Returns (rows,
+    cols, decoded (N, 3) unit normals, base normals N (N, 3), corner vertices (N, 3), bary (N, 3)), head
+    frame; for measuring the map against a true surface (tests, ``benchmarks/detail_normals.py``)."""
+    rows, cols, corners, bary, _, tuv = _texels(model, normals.shape[0], "face")
+    v = np.asarray(vertices_head, np.float64)
+    skin = np.asarray(model.triangles)[face_triangles(model)]
+    vn = vertex_normals(v, skin)
+    n = _unit(_interp(vn, corners, bary))
+    tan = uv_tangents(model, v, vn)
+    t = _interp(tan[:, :3], tuv, bary)
+    t = _unit(t - np.einsum("nc,nc->n", t, n)[:, None] * n)
+    b = np.cross(n, t) * np.where(_interp(tan[:, 3:], tuv, bary)[:, 0] < 0, -1.0, 1.0)[:, None]
+    c = normals[rows, cols].astype(np.float64) / 127.5 - 1.0
+    decoded = _unit(c[:, :1] * t + c[:, 1:2] * b + c[:, 2:3] * n)
+    return rows, cols, decoded, n, corners, bary
