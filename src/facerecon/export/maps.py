@@ -106,7 +106,7 @@ def detail_maps(rec, model, frame, cfg=None, maps_cfg: MapsConfig | None = None)
     normals = None
     if not reason:
         t1 = time.perf_counter()
-        normals = normal_map(model, rec.vertices_head, disp)
+        normals = normal_map(model, rec.vertices_head, disp, cfg)
         ms["normal"] = (time.perf_counter() - t1) * 1e3
     return DetailMaps(disp, normals, not reason, reason, ms)
 

@@ -77,6 +77,7 @@ class DetailConfig:
     iterations: int
     converge_mm: float
     max_mm: float
+    normal_smooth_px: float
 
     def __post_init__(self) -> None:
         if not 8 <= self.size <= 8192:
@@ -87,6 +88,8 @@ class DetailConfig:
             raise ConfigError(f"detail: max_view_angle_deg must be in (0, 90), got {self.max_view_angle_deg}")
         if self.iterations < 1 or self.max_mm <= 0 or self.smooth_px < 0 or self.edge_dilate_px < 0:
             raise ConfigError("detail: iterations >= 1, max_mm > 0, smooth_px >= 0 and edge_dilate_px >= 0 are required")
+        if not 0.0 <= self.normal_smooth_px <= 20.0:
+            raise ConfigError(f"detail: normal_smooth_px must be 0..20 sensor pixels, got {self.normal_smooth_px}")
 
     @classmethod
     def load(cls, overrides: dict | None = None) -> "DetailConfig":
@@ -394,7 +397,71 @@ def _normal_texels(rows, cols, corners, bary, tuv, tri, v_n, uv_t, pu_all, pv_al
         out[r, c, 2] = np.uint8(min(max(np.floor((z + 1.0) * 127.5 + 0.5), 0.0), 255.0))
 
 
-def normal_map(model, vertices_head: np.ndarray, disp: DisplacementMap) -> np.ndarray:
+def normal_smoothed(disp: DisplacementMap, sigma_texels: float) -> np.ndarray:
+    """``disp.displacement`` low-passed by a masked Gaussian of ``sigma_texels``: masked texels take no
+    part and stay 0 (the mask is unchanged; a texel's average is over its measured neighbours only)."""
+    d = disp.displacement
+    if sigma_texels <= 0.0:
+        return d
+    out = np.zeros_like(d, dtype=np.float32)
+    ys, xs = np.nonzero(disp.mask)
+    if not len(ys):
+        return out
+    # only the measured texels' bounding box (plus the kernel's reach) is filtered; float32 and a
+    # 3-sigma kernel: ~3x cheaper than float64 over the whole tile at 4 sigma, same map to 8 bits
+    pad = int(np.ceil(3.0 * sigma_texels)) + 1
+    y0, y1 = max(ys.min() - pad, 0), min(ys.max() + pad + 1, d.shape[0])
+    x0, x1 = max(xs.min() - pad, 0), min(xs.max() + pad + 1, d.shape[1])
+    m = disp.mask[y0:y1, x0:x1]
+    num = gaussian_filter(np.where(m, d[y0:y1, x0:x1], 0.0).astype(np.float32), sigma_texels, mode="constant", truncate=3.0)
+    den = gaussian_filter(m.astype(np.float32), sigma_texels, mode="constant", truncate=3.0)
+    out[y0:y1, x0:x1] = np.where(m, num / np.maximum(den, 1e-6), 0.0)
+    return out
+
+
+def normal_sigma_texels(model, vertices_head: np.ndarray, disp: DisplacementMap, smooth_px: float) -> float:
+    """The Gaussian sigma, in texels of ``disp``, of ``smooth_px`` sensor pixels at the frame's distance
+    (``disp.stats["pixel_mm"]``: the sensor pixel's footprint on the face) over the median texel size
+    (mm) of the base mesh's face tile; 0 when the map carries no pixel footprint (not from a frame)."""
+    _, pu, pv = _jacobians(model, np.asarray(vertices_head, np.float64))
+    return _sigma_texels(model, pu, pv, disp, smooth_px)
+
+
+def _sigma_texels(model, pu, pv, disp: DisplacementMap, smooth_px: float) -> float:
+    pixel_mm = float(disp.stats.get("pixel_mm", 0.0))
+    if smooth_px <= 0.0 or pixel_mm <= 0.0:
+        return 0.0
+    texel_mm = _texel_mm(model, pu, pv, disp.size)
+    return smooth_px * pixel_mm / texel_mm if texel_mm > 0 else 0.0
+
+
+def _jacobians(model, v: np.ndarray):
+    """Each face triangle's Jacobian dP/du, dP/dv (mm per unit of UV) and the triangles, UV indices."""
+    ftri_idx = face_triangles(model)
+    ftris = np.asarray(model.triangles)[ftri_idx]
+    fuv = np.asarray(model.triangle_uv)[ftri_idx]
+    uv = np.asarray(model.uv, np.float64)
+    e1, e2 = v[ftris[:, 1]] - v[ftris[:, 0]], v[ftris[:, 2]] - v[ftris[:, 0]]
+    d1, d2 = uv[fuv[:, 1]] - uv[fuv[:, 0]], uv[fuv[:, 2]] - uv[fuv[:, 0]]
+    det = d1[:, 0] * d2[:, 1] - d2[:, 0] * d1[:, 1]
+    inv = np.where(np.abs(det) > 1e-14, 1.0 / np.where(det == 0, 1.0, det), 0.0)[:, None]
+    pu = np.ascontiguousarray((e1 * d2[:, 1:2] - e2 * d1[:, 1:2]) * inv)
+    pv = np.ascontiguousarray((e2 * d1[:, 0:1] - e1 * d2[:, 0:1]) * inv)
+    return ftris, pu, pv
+
+
+def _texel_mm(model, pu: np.ndarray, pv: np.ndarray, size: int) -> float:
+    """Median edge (mm) of a texel of a ``size`` map (sqrt of its area; the face triangles' Jacobians
+    ``pu``, ``pv`` of :func:`_jacobians`), the median over the triangles weighted by their texels."""
+    _, _, _, _, ti, _ = _texels(model, size, "face")
+    area = np.linalg.norm(np.cross(pu, pv), axis=1)
+    counts = np.bincount(ti, minlength=len(area))
+    order = np.argsort(area)
+    cum = np.cumsum(counts[order])
+    return float(np.sqrt(area[order][np.searchsorted(cum, cum[-1] / 2.0)])) / size
+
+
+def normal_map(model, vertices_head: np.ndarray, disp: DisplacementMap, cfg: DetailConfig | None = None) -> np.ndarray:
     """(S, S, 3) uint8 tangent-space normal map of ``disp`` over the base mesh ``vertices_head``.
 
     glTF convention (glTF 2.0, material.normalTexture: "+X is right and +Y is up, +Z points toward
@@ -406,24 +473,37 @@ def normal_map(model, vertices_head: np.ndarray, disp: DisplacementMap) -> np.nd
     from its UV derivatives through each triangle's Jacobian ``[dP/du, dP/dv]``); texels outside
     the mask, and every texel outside the UV triangles, are flat (128, 128, 255).
     """
+    cfg = cfg or DetailConfig()
     s = disp.size
     rows, cols, corners, bary, ti, tuv = _texels(model, s, "face")
     v = np.asarray(vertices_head, np.float64)
-    ftri_idx = face_triangles(model)
-    ftris = np.asarray(model.triangles)[ftri_idx]
-    fuv = np.asarray(model.triangle_uv)[ftri_idx]
+    ftris, pu, pv = _jacobians(model, v)
     vn = vertex_normals(v, ftris)
     tan = uv_tangents(model, v, vn)
-    # each face triangle's Jacobian: dP/du, dP/dv (mm per unit of UV)
-    uv = np.asarray(model.uv, np.float64)
-    e1, e2 = v[ftris[:, 1]] - v[ftris[:, 0]], v[ftris[:, 2]] - v[ftris[:, 0]]
-    d1, d2 = uv[fuv[:, 1]] - uv[fuv[:, 0]], uv[fuv[:, 2]] - uv[fuv[:, 0]]
-    det = d1[:, 0] * d2[:, 1] - d2[:, 0] * d1[:, 1]
-    inv = np.where(np.abs(det) > 1e-14, 1.0 / np.where(det == 0, 1.0, det), 0.0)[:, None]
-    pu = np.ascontiguousarray((e1 * d2[:, 1:2] - e2 * d1[:, 1:2]) * inv)
-    pv = np.ascontiguousarray((e2 * d1[:, 0:1] - e1 * d2[:, 0:1]) * inv)
+    # the slope of a per-pixel noisy measurement is noise at the texel scale: the normal map reads a
+    # low-passed copy (``normal_smooth_px`` sensor pixels; the displacement itself stays as measured)
+    sigma = _sigma_texels(model, pu, pv, disp, float(cfg.normal_smooth_px))
     out = np.empty((s, s, 3), np.uint8)
     out[:] = (128, 128, 255)
     _normal_texels(rows, cols, corners, bary, tuv, ti, vn, tan, pu, pv,
-                   disp.displacement, disp.mask, out)
+                   normal_smoothed(disp, sigma), disp.mask, out)
     return out
+
+
+def decode_normal_map(model, vertices_head: np.ndarray, normals: np.ndarray):
+    """The normal map ``normals`` ((S, S, 3) uint8, :func:`normal_map`) decoded as a glTF viewer does:
+    ``x T + y B + z N`` with the tangent frame the GLB carries, at every face texel.  Returns (rows,
+    cols, decoded (N, 3) unit normals, base normals N (N, 3), corner vertices (N, 3), bary (N, 3)), head
+    frame; for measuring the map against a true surface (tests, ``benchmarks/detail_normals.py``)."""
+    rows, cols, corners, bary, _, tuv = _texels(model, normals.shape[0], "face")
+    v = np.asarray(vertices_head, np.float64)
+    skin = np.asarray(model.triangles)[face_triangles(model)]
+    vn = vertex_normals(v, skin)
+    n = _unit(_interp(vn, corners, bary))
+    tan = uv_tangents(model, v, vn)
+    t = _interp(tan[:, :3], tuv, bary)
+    t = _unit(t - np.einsum("nc,nc->n", t, n)[:, None] * n)
+    b = np.cross(n, t) * np.where(_interp(tan[:, 3:], tuv, bary)[:, 0] < 0, -1.0, 1.0)[:, None]
+    c = normals[rows, cols].astype(np.float64) / 127.5 - 1.0
+    decoded = _unit(c[:, :1] * t + c[:, 1:2] * b + c[:, 2:3] * n)
+    return rows, cols, decoded, n, corners, bary
