@@ -35,7 +35,7 @@ from .gltf import _png_bytes
 
 ZERO_CODE = 32768
 # zlib level of the maps written per frame: level 1 is ~half the time of PIL's default 6 for ~10-20 % more bytes
-# (both maps of a 512 map: ~25 vs ~59 ms, ~270 vs ~240 kB on 30 TrueDepth frames; docs/detail.md)
+# (encoding both maps of a 512 map: ~25 vs ~59 ms, ~270 vs ~240 kB on 30 TrueDepth frames; docs/detail.md)
 PNG_LEVEL = 1
 DISPLACEMENT_FILE = "face_displacement.png"
 NORMAL_FILE = "face_normal.png"
