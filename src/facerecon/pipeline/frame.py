@@ -252,7 +252,8 @@ class DepthPipeline:
                     v_head = v_head + correction.offsets
             else:
                 status = "off: not a face"
-        # the detail layer (displacement / normal maps of the residual to the corrected surface) plugs in here
+        # the detail layer (displacement / normal maps of the residual to the corrected surface) is made where
+        # the files are written (facerecon.export.maps.detail_maps, on the batch's writer thread): only files need it
         others: tuple = ()
         if self.search_others:
             t = time.perf_counter()
