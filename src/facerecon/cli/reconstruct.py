@@ -51,7 +51,7 @@ def reconstruct_cmd(
                                      "of them, a pose and expression per photo, one texture merged from every view; each "
                                      "photo's folder as usual plus person/ (the neutral face, head frame, and person.json). "
                                      "docs/photo.md."),
-    detail: str = typer.Option("on", "--detail", help="on: face.* carry the person's surface (the model fit plus the out-of-span "
+    detail: str = typer.Option("on", "--detail", metavar="on|off", help="on: face.* carry the person's surface (the model fit plus the out-of-span "
                                "correction solved against the depth; the model fit alone in face_model.*; pose.json 'detail' says "
                                "'off: <reason>' where a frame's residual made it refuse) and, with --outputs default or all, the detail "
                                "maps face_displacement.png (16-bit) and face_normal.png (also the GLB's normal texture; pose.json "

@@ -31,7 +31,7 @@ def track_cmd(
                                 "expression). --no-refine: networks + warm start + filter only (faster, less accurate)."),
     config: str = typer.Option("fast", help="Network configuration."),
     plot: bool = typer.Option(True, "--plot/--no-plot", help="Write pose_over_time.png."),
-    detail: str = typer.Option("on", "--detail", help="on: identity.* carry the person's surface (the fused identity's model "
+    detail: str = typer.Option("on", "--detail", metavar="on|off", help="on: identity.* carry the person's surface (the fused identity's model "
                                "face plus the out-of-span correction solved once against the head surface fused over the "
                                "frames; the model face alone in identity_model.obj); off: the model face. The pose is the same."),
     rig: str = typer.Option("arkit52", help="identity.glb's morph targets: arkit52 (ARKit's 52) | ict (ICT-FaceKit's 55)."),
