@@ -307,3 +307,22 @@ def test_normal_map_filter_lowers_the_angle_error_of_a_noisy_sensor(model):
     assert err[cfg.normal_smooth_px] < 0.7 * err[0.0], err
     # the displacement itself stays as measured: the filter is the normal map's only
     assert np.array_equal(disp.displacement, measured)
+
+
+def test_splat_depth_frame_nearest_point_wins_and_holes_stay_holes():
+    from facerecon.fitting.detail import splat_depth_frame
+
+    # a 10 x 10 mm plane at 1000 mm sampled every 2 mm, a second point 5 mm in front of one of them
+    g = np.arange(0.0, 10.0 + 1e-9, 2.0)
+    pts = np.array([[x, y, 1000.0] for x in g for y in g])
+    front = np.array([[4.0, 4.0, 995.0]])
+    fr = splat_depth_frame(np.concatenate([pts, front, [[np.nan, 0.0, 1000.0]]]), pixel_mm=1.0)
+    k = fr.intrinsics
+    uv = np.rint(k.project(pts)).astype(int)
+    assert np.all(fr.depth_mm[uv[:, 1], uv[:, 0]] > 0)  # every point lands inside the image
+    r, c = np.rint(k.project(front)[0]).astype(int)[::-1]
+    assert fr.depth_mm[r, c] == 995.0  # the nearer point wins its pixel
+    assert abs(float(np.median(pts[:, 2])) / k.fx - 1.0) < 0.01  # ~1 mm per pixel at the cloud
+    # 2 mm spacing at 1 mm pixels: the pixels between the points are not filled
+    assert np.count_nonzero(fr.depth_mm) == len(pts) and fr.depth_mm[uv[0, 1] + 1, uv[0, 0] + 1] == 0.0
+    assert splat_depth_frame(np.zeros((0, 3)), 1.0).depth_mm.max() == 0.0  # nothing: an empty frame

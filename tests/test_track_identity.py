@@ -81,6 +81,7 @@ def test_identity_face_recovers_the_bump_from_the_fused_surface(sweep):
 
 
 def test_identity_outputs_and_detail_off(sweep, tmp_path):
+    from facerecon.export.maps import read_displacement_png
     from facerecon.export.track import write_track_outputs
 
     tracker, tracks, _, _ = sweep
@@ -96,11 +97,23 @@ def test_identity_outputs_and_detail_off(sweep, tmp_path):
     assert doc["identity_face"]["detail"] == "on" and doc["identity_face"]["correction"]["points"] > 1000
     report = validate(paths["identity_glb"])[0]
     assert report["errors"] == 0 and report["warnings"] == 0, report["messages"]
+    # the detail maps of the fused surface over the corrected face (a virtual front-view depth frame)
+    dm = doc["identity_face"]["detail_map"]
+    assert dm["written"], dm
+    assert dm["coverage"] > 0.2 and dm["rms_mm"] < 1.5, dm
+    for key in ("identity_displacement", "identity_normal"):
+        assert paths[key].is_file(), key
+    disp = read_displacement_png(paths["identity_displacement"], dm["scale_mm"], dm["offset_mm"])
+    assert disp.shape == (dm["size"], dm["size"]) and np.abs(disp).max() > 0.0
+    assert b"normalTexture" in paths["identity_glb"].read_bytes()
 
     off = write_track_outputs(tmp_path / "off", tracks, tracker, sequence="bumped", plot=False, detail=False)
     np.testing.assert_allclose(read_mesh(off["identity"]).vertices, tracker.identity_vertices(), atol=1e-3)
     assert "identity_model" not in off and not (tmp_path / "off" / "identity_model.obj").exists()
     assert json.loads(off["json"].read_text())["identity_face"]["detail"] == "off"
+    assert "detail_map" not in json.loads(off["json"].read_text())["identity_face"]
+    assert not list((tmp_path / "off").glob("identity_*.png"))
+    assert b"normalTexture" not in off["identity_glb"].read_bytes()
     # the per-frame outputs are the same whatever the identity face is
     assert (tmp_path / "on" / "track.csv").read_text() == (tmp_path / "off" / "track.csv").read_text()
 

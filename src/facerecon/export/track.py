@@ -20,11 +20,12 @@ from pathlib import Path
 
 import numpy as np
 
-from ..fileutil import atomic_path, write_text_atomic
+from ..fileutil import atomic_path, write_bytes_atomic, write_text_atomic
 from ..geometry.pose import HeadPose
 from ..io.mesh import write_mesh
 from ..tracking.tracker import FaceTrack, IdentityFace
 from .gltf import write_glb
+from .maps import DetailMaps, detail_maps, write_displacement_png
 from .pose_json import SCHEMA_VERSION, track_document
 
 POSE_COLUMNS = ("qw", "qx", "qy", "qz", "tx_mm", "ty_mm", "tz_mm", "yaw_deg", "pitch_deg", "roll_deg")
@@ -72,20 +73,57 @@ class _NeutralFace:
     pose: HeadPose = field(default_factory=lambda: HeadPose(np.eye(3), np.zeros(3)))
 
 
-def write_identity_face(out_dir: Path, face: IdentityFace, model, sequence: str = "", rig: str | None = None) -> dict[str, Path]:
+IDENTITY_DISPLACEMENT_FILE = "identity_displacement.png"
+IDENTITY_NORMAL_FILE = "identity_normal.png"
+
+
+def identity_maps(face: IdentityFace, model) -> DetailMaps | None:
+    """The detail maps of the corrected identity face (None when it is not corrected): the fused
+    points splatted into a virtual depth frame seen from the correction's front view
+    (:func:`~facerecon.fitting.detail.splat_depth_frame`, one pixel per fusion voxel: finer pixels
+    would leave holes between the points, which are not filled), then the same
+    :func:`.maps.detail_maps` as ``reconstruct`` (judged by ``[maps]`` of configs/detail.toml)."""
+    from ..fitting.detail import splat_depth_frame
+
+    if face.detail != "on" or face.view_points is None or face.view_pose is None:
+        return None
+    frame = splat_depth_frame(face.view_points, face.spacing_mm, "fused head surface, front view")
+    view = _NeutralFace(face.vertices_head, np.zeros(model.n_expression), frame.source, face.view_pose)
+    return detail_maps(view, model, frame)
+
+
+def identity_maps_json(maps: DetailMaps) -> dict:
+    """track.json's ``identity_face.detail_map`` block (pose.json's ``depth.detail_map`` with the identity's file names)."""
+    out = maps.to_json()
+    if maps.written:
+        out.update(displacement=IDENTITY_DISPLACEMENT_FILE, normal=IDENTITY_NORMAL_FILE)
+    return out
+
+
+def write_identity_face(out_dir: Path, face: IdentityFace, model, sequence: str = "", rig: str | None = None,
+                        maps: DetailMaps | None = None) -> dict[str, Path]:
     """``identity.obj`` / ``.ply`` / ``.glb`` (the person's neutral face, head frame, ICT topology and UVs;
     corrected when ``face.detail`` is "on"; the GLB is the rig, ``rig`` as elsewhere) and, when
-    corrected, ``identity_model.obj`` (the fused identity's model face alone)."""
+    corrected, ``identity_model.obj`` (the fused identity's model face alone).  ``maps`` (written
+    ones, :func:`identity_maps`): ``identity_displacement.png``, ``identity_normal.png`` and the
+    normal map as ``identity.glb``'s ``normalTexture``."""
     out_dir = Path(out_dir)
+    maps = maps if maps is not None and maps.written else None
+    paths = {}
+    if maps is not None:
+        paths["identity_displacement"] = out_dir / IDENTITY_DISPLACEMENT_FILE
+        maps.encoding = write_displacement_png(paths["identity_displacement"], maps.displacement)
+        paths["identity_normal"] = out_dir / IDENTITY_NORMAL_FILE
+        write_bytes_atomic(paths["identity_normal"], maps.png())
     polys, puv = model.polygon_lists()
     what = "the out-of-span correction solved against the fused head surface" if face.detail == "on" else f"model only (detail {face.detail})"
     header = f"facerecon track: the person's neutral face from {sequence} ({what}); ICT-FaceKit Light topology (MIT); mm; head frame"
-    paths = {}
     for fmt in ("obj", "ply"):
         paths[f"identity_{fmt}"] = out_dir / f"identity.{fmt}"
         write_mesh(paths[f"identity_{fmt}"], face.vertices_head, polys, model.uv, puv, header=header)
     neutral = _NeutralFace(face.vertices_head, np.zeros(model.n_expression), f"track identity of {sequence}")
-    paths["identity_glb"] = write_glb(out_dir / "identity.glb", neutral, model, "head", rig=rig).path
+    paths["identity_glb"] = write_glb(out_dir / "identity.glb", neutral, model, "head", rig=rig,
+                                      normal_png=None if maps is None else maps.png()).path
     if face.detail == "on":
         paths["identity_model"] = out_dir / "identity_model.obj"
         write_mesh(paths["identity_model"], face.model_vertices_head, polys, model.uv, puv,
@@ -107,14 +145,20 @@ def write_track_outputs(out_dir: Path, tracks: list[FaceTrack], tracker, *, sequ
     paths = {"csv": out_dir / "track.csv", "json": out_dir / "track.json"}
     write_text_atomic(paths["csv"], tracks_csv(tracks, names))
     face = tracker.identity_face(detail)
+    maps = identity_maps(face, tracker.model)
+    face_doc = face.stats()
+    if maps is not None:
+        face_doc["detail_map"] = identity_maps_json(maps)
     doc = {"schema_version": SCHEMA_VERSION, "sequence": sequence, "summary": summary(tracks, seconds),
-           "identity_frozen": bool(tracker.identity_frozen), "identity_face": face.stats(),
+           "identity_frozen": bool(tracker.identity_frozen), "identity_face": face_doc,
            "identity": None if tracker.identity is None else [round(float(v), 5) for v in tracker.identity],
            "conventions": "mm; camera frame x right, y down, z forward; head point v -> R v + t; quaternion (w, x, y, z) w >= 0; "
                           "Euler R = Ry(yaw) Rx(pitch) Rz(roll) about camera axes; pose = One-Euro filtered, raw_pose = before the filter",
            "frames": [track_document(t, names) for t in tracks]}
+    found = write_identity_face(out_dir, face, tracker.model, sequence, rig, maps)
+    if maps is not None and maps.written:
+        face_doc["detail_map"].update(maps.encoding)  # the displacement PNG's scale / offset, known once written
     write_text_atomic(paths["json"], json.dumps(doc, indent=1))
-    found = write_identity_face(out_dir, face, tracker.model, sequence, rig)
     paths["identity"] = found.pop("identity_obj")
     paths.update(found)
     if plot:

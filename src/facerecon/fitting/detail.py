@@ -507,3 +507,30 @@ def decode_normal_map(model, vertices_head: np.ndarray, normals: np.ndarray):
     c = normals[rows, cols].astype(np.float64) / 127.5 - 1.0
     decoded = _unit(c[:, :1] * t + c[:, 1:2] * b + c[:, 2:3] * n)
     return rows, cols, decoded, n, corners, bary
+
+
+def splat_depth_frame(points_camera: np.ndarray, pixel_mm: float, source: str = "splatted points",
+                      margin_px: int = 4) -> DepthFrame:
+    """A virtual depth frame of a point cloud already in a camera frame (mm, +z forward; e.g. a fused
+    head surface seen from in front of the face): a pinhole camera whose focal gives ``pixel_mm`` per
+    pixel at the cloud's median depth, the image just covering the projected points (plus ``margin_px``),
+    one z-buffer sample per pixel (the nearest point wins).  No hole filling: a pixel no point falls in
+    stays 0 (no measurement), so :func:`displacement_map` masks what the cloud did not see."""
+    from ..geometry.camera import Intrinsics
+
+    p = np.asarray(points_camera, np.float64)
+    p = p[np.isfinite(p).all(axis=1) & (p[:, 2] > 1.0)] if len(p) else p.reshape(0, 3)
+    if not len(p) or not pixel_mm > 0:
+        return DepthFrame(np.zeros((2, 2), np.float32), Intrinsics(1.0, 1.0, 0.5, 0.5, 2, 2), source)
+    f = float(np.median(p[:, 2])) / float(pixel_mm)
+    x, y = f * p[:, 0] / p[:, 2], f * p[:, 1] / p[:, 2]
+    # the image's origin so that the points' extent plus the margin is inside it (pixel centres at integers)
+    cx = margin_px - float(np.floor(x.min()))
+    cy = margin_px - float(np.floor(y.min()))
+    w = int(np.ceil(x.max() + cx)) + margin_px + 1
+    h = int(np.ceil(y.max() + cy)) + margin_px + 1
+    cols, rows = np.rint(x + cx).astype(np.int64), np.rint(y + cy).astype(np.int64)
+    depth = np.full(h * w, np.inf)
+    np.minimum.at(depth, rows * w + cols, p[:, 2])
+    depth[~np.isfinite(depth)] = 0.0
+    return DepthFrame(depth.reshape(h, w).astype(np.float32), Intrinsics(f, f, cx, cy, w, h), source)

@@ -188,6 +188,11 @@ class IdentityFace:
     registration: HeadPose | None  # fused surface (tracked head frame) -> the model's head frame
     frames_fused: int
     points: int  # fused points the correction was solved against
+    # the fused points as the correction saw them (camera FRONT_VIEW_MM in front of the face, ``view_pose``:
+    # head -> that camera) and their spacing (the fusion voxel): what ``track``'s detail maps are made from
+    view_points: np.ndarray | None = None
+    view_pose: HeadPose | None = None
+    spacing_mm: float = 0.0
 
     def stats(self) -> dict:
         out = {"detail": self.detail, "frames_fused": int(self.frames_fused), "points": int(self.points)}
@@ -651,4 +656,5 @@ class Tracker:
             noise = 1.4826 * corr.residual_after_mm
         if not corr.on:
             return IdentityFace(model_v, model_v, corr.status, corr, reg, n_frames, len(pts))
-        return IdentityFace(model_v + corr.offsets, model_v, "on", corr, reg, n_frames, len(pts))
+        return IdentityFace(model_v + corr.offsets, model_v, "on", corr, reg, n_frames, len(pts), pts_view, view,
+                            self.surface.voxel)
