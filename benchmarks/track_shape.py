@@ -116,8 +116,13 @@ def main(argv=None) -> int:
 
     tracker = Tracker(rec, parse_sets(args.sets, "track config") if args.sets else None)
     t0 = time.perf_counter()
-    tracks = [tracker.update(f) for f in frames]
-    track_s = time.perf_counter() - t0
+    tracks, frozen, frozen_at, frozen_ms = [], None, None, None
+    for k, f in enumerate(frames):
+        tracks.append(tracker.update(f))
+        if tracker.identity_frozen and frozen is None:  # the face as far as the track had seen it when the identity froze
+            tf = time.perf_counter()
+            frozen, frozen_at, frozen_ms = tracker.identity_face(), k, (time.perf_counter() - tf) * 1e3
+    track_s = time.perf_counter() - t0 - (frozen_ms or 0.0) / 1e3
     k0 = next(i for i, t in enumerate(tracks) if t.tracked)
     t1 = time.perf_counter()
     ident = tracker.identity_face()
@@ -127,7 +132,6 @@ def main(argv=None) -> int:
     rows = {"track identity (corrected)": face_distances(cloud, ident.vertices_head[face], s0, target),
             "track identity (model)": face_distances(cloud, model_only.vertices_head[face], s0, target),
             "ICT mean face": face_distances(cloud, model.reference_vertices[face].astype(np.float64), s0, target)}
-    frozen = tracker.frozen_face
     if frozen is not None:
         rows["track identity at the freeze (corrected)"] = face_distances(cloud, frozen.vertices_head[face], s0, target)
     if args.per_frame:
@@ -141,14 +145,13 @@ def main(argv=None) -> int:
             per["per-frame model"].append(face_distances(cloud, r.model_vertices_head[face], s, target))
         for name, lst in per.items():
             rows[name] = {key: float(np.median([x[key] for x in lst])) for key in lst[0]} | {"frames": len(lst)}
-    freeze = next((t for t in tracks if "identity_face" in t.timings_ms), None)
     james = james_rows(rec, args) if args.james > 0 else {}
     out = {"command": "python benchmarks/track_shape.py " + " ".join(argv if argv is not None else sys.argv[1:]),
            "identity_face": ident.stats(), "frozen_face": None if frozen is None else frozen.stats(),
            "tracked": int(sum(t.tracked for t in tracks)), "frames": len(frames),
            "track_seconds": round(track_s, 2), "identity_face_ms": round(fuse_ms, 1),
-           "frozen_at": None if freeze is None else freeze.index,
-           "identity_face_ms_at_freeze": None if freeze is None else round(freeze.timings_ms["identity_face"], 1), "rows": rows,
+           "frozen_at": None if frozen_at is None else tracks[frozen_at].index,
+           "identity_face_ms_at_freeze": None if frozen_ms is None else round(frozen_ms, 1), "rows": rows,
            "james": james}
     print(f"{out['tracked']} of {len(frames)} frames tracked; identity face: {json.dumps(ident.stats())}; solved in {fuse_ms:.0f} ms "
           f"(at the freeze, frame {out['frozen_at']}: {out['identity_face_ms_at_freeze']} ms)")

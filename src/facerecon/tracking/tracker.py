@@ -304,8 +304,6 @@ class Tracker:
         c = self.cfg.surface
         self.surface = HeadSurface(c.voxel_mm, c.max_points)
         self._last_fused: HeadPose | None = None
-        self.frozen_face: IdentityFace | None = None  # solved when the identity froze (identity_face at the end is final)
-        self._face_ms: float | None = None
         self.filter.reset()
 
     def _lose(self) -> None:
@@ -372,10 +370,7 @@ class Tracker:
             return self._lost(idx, t, frame.source, f"lost: confidence {res.confidence:.2f}" + (f" ({res.reason})" if res.reason else ""),
                               need_loc, timings, res.confidence, check.residual_mm, net_pose)
         status = "tracked" if tracking else ("recovered" if self._had_track else "init")
-        self._face_ms = None
         self._remember(located.location, need_loc, pose, surf, res.confidence, w_net)
-        if self._face_ms is not None:  # the identity froze on this frame: its face was solved (identity_face)
-            timings["identity_face"] = self._face_ms
         dt = t - self._last_time if (self._last_time is not None and tracking) else 0.0
         filtered = self.filter.update(pose, dt)
         self._velocity = self._motion(pose, dt) if tracking else None
@@ -588,10 +583,6 @@ class Tracker:
                 self.identity_frozen = True
         if n >= c.max_frames:
             self.identity_frozen = True
-        if self.identity_frozen:  # the person's face as far as the track has seen it (the pose does not use it)
-            t0 = time.perf_counter()
-            self.frozen_face = self.identity_face()
-            self._face_ms = (time.perf_counter() - t0) * 1e3
 
     # -- sequences -----------------------------------------------------------------------------------------------
 
