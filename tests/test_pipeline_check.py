@@ -126,6 +126,34 @@ def test_grid_search_recovers_a_pose_the_networks_miss_by_40_degrees(reconstruct
     assert found.check.residual_mm <= first.residual_mm + est.check_cfg.fallback.residual_slack_mm
 
 
+def test_a_confident_pose_the_score_ranks_lower_replaces_a_no_face_choice(reconstructor, frames):
+    """When no candidate passes clearly and the score's choice is no face by the check while another
+    pose tried is a face, the search returns that one (near profile the score's all-landmark term
+    ranks a frontal pose with a 4 mm residual over the profile pose the check accepts)."""
+    from facerecon.pipeline.check import Candidate, MeasuredSurface, Start, check_confidence, robust_pose, turn_about
+    from facerecon.pipeline.frame import locate
+
+    est = reconstructor.pose
+    model = reconstructor.model
+    f = frames[1]
+    truth = f.meta["pose_for_eval_only"]
+    v = model.vertices(f.meta["identity_for_eval_only"], np.zeros(model.n_expression)).astype(np.float64)
+    surf = MeasuredSurface.from_position_image(locate(f).position_image)
+    wrong = turn_about(truth, truth.R[:, 1], 40.0, truth.t_mm)
+    wrong = turn_about(wrong, wrong.R[:, 0], -20.0, wrong.t_mm)
+    # no grid, no rolls, and a margin no alternative can beat: the score keeps the networks' pose
+    cfg = check_config({"search": {"yaw_deg": [], "pitch_deg": []}, "fallback": {"rolls_deg": [], "margin_mm": 1000.0}})
+    threshold = cfg.decision.face_threshold
+    fit = robust_pose([Candidate(Start.NETWORK, wrong), Candidate(Start.DIRECT, truth)], v, est.region, surf, cfg, 6)
+    alone = robust_pose([Candidate(Start.NETWORK, wrong)], v, est.region, surf, cfg, 6)
+    assert check_confidence(alone.check, cfg) < threshold, "the test needs a networks' pose the check calls no face"
+    assert fit.chosen.start is Start.DIRECT and geodesic_distance_deg(fit.pose.R, truth.R) < 5.0, fit.chosen
+    assert check_confidence(fit.check, cfg) >= threshold
+    # the networks' pose right: kept (it passes the acceptance test; no alternative is tried)
+    kept = robust_pose([Candidate(Start.NETWORK, truth), Candidate(Start.DIRECT, wrong)], v, est.region, surf, cfg, 6)
+    assert kept.chosen.start is Start.NETWORK and geodesic_distance_deg(kept.pose.R, truth.R) < 5.0
+
+
 def test_joint_shape_refinement_is_default_and_described(reconstructor, frames):
     """By default the checked pose is refined jointly with the identity on the frame's points
     ([shape] of check.toml): the residual does not grow, the identity moves from the network's,

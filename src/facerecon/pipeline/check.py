@@ -561,7 +561,7 @@ def robust_pose(candidates: list[Candidate], v_head: np.ndarray, region: FaceReg
     # network run each)
     def groups():
         yield list(candidates[1:])
-        yield search_grid(pose0, vs, ns, v_head, region, surf, cfg)
+        yield search_grid(pose0, vs, ns, v_head, region, surf, cfg, consider)
         yield [Candidate(Start.ROLLED, roll_about_view_axis(pose0, a, centre), turn_deg=float(a)) for a in cfg.fallback.rolls_deg]
         yield more() if more is not None else []
 
@@ -572,24 +572,46 @@ def robust_pose(candidates: list[Candidate], v_head: np.ndarray, region: FaceReg
     # wrong can trade a worse residual for fewer penalties
     best_score = best.score(cfg) - cfg.fallback.margin_mm
     max_residual = best.residual_mm + cfg.fallback.residual_slack_mm
+    # the most confident pose the search checked (coarse grid cells included) that passes the
+    # acceptance test and lies on the points about as well as the networks' refined pose
+    sure = (check_confidence(best, cfg), best_pose, best, chosen)
+
+    def consider(q: HeadPose, ch: SurfaceCheck, cand: Candidate) -> None:
+        nonlocal sure
+        if ch.accepted(cfg) and ch.residual_mm <= max_residual and (c := check_confidence(ch, cfg)) > sure[0]:
+            sure = (c, q, ch, cand)
+
     for group in groups():
         for cand in group:
             q = refine_rigid(cand.pose, vs, ns, surf, cfg, n_iter)
             ch = evaluate(q)
             sc = ch.score(cfg)
             tried.append((f"{cand.label}+refine", sc))
+            consider(q, ch, cand)
             if sc < best_score and ch.residual_mm <= max_residual:
                 best_pose, best, best_score, chosen = q, ch, sc, cand
                 if passes_clearly(ch, cfg):
                     return RobustFit(best_pose, best, chosen, check0, tried)
+    # no clear pass: the score's choice stands unless the check calls it no face and calls another
+    # pose tried a face.  The score's landmark term counts every landmark, the check only those in
+    # view: near profile (real Kinect face patches) the score ranks a frontal pose that leaves a
+    # 4 mm residual over the profile pose the check accepts (docs/confidence.md)
+    if check_confidence(best, cfg) < cfg.decision.face_threshold <= sure[0]:
+        _, best_pose, best, chosen = sure
     return RobustFit(best_pose, best, chosen, check0, tried)
+
+
+def check_confidence(check: SurfaceCheck, cfg: CheckConfig) -> float:
+    """The confidence from a check alone (the [confidence] terms without the shape plausibility,
+    which is the same for every pose of one face)."""
+    return confidence_from(confidence_terms(check, {}, cfg))
 
 
 def passes_clearly(check: SurfaceCheck, cfg: CheckConfig) -> bool:
     """Whether a candidate is good enough to stop the search at: it passes the acceptance test and
     the check alone (the confidence without the shape's plausibility, the same for every candidate)
     gives it at least ``[search] stop_confidence``."""
-    return check.accepted(cfg) and confidence_from(confidence_terms(check, {}, cfg)) >= cfg.search.stop_confidence
+    return check.accepted(cfg) and check_confidence(check, cfg) >= cfg.search.stop_confidence
 
 
 def _grid_turns(pose0: HeadPose, g: SearchSettings) -> tuple[list[tuple[float, float]], np.ndarray, np.ndarray]:
@@ -611,11 +633,13 @@ def _grid_turns(pose0: HeadPose, g: SearchSettings) -> tuple[list[tuple[float, f
 
 
 def search_grid(pose0: HeadPose, v_sample: np.ndarray, n_sample: np.ndarray, v_head: np.ndarray, region: FaceRegion,
-                surf: MeasuredSurface, cfg: CheckConfig) -> list[Candidate]:
+                surf: MeasuredSurface, cfg: CheckConfig,
+                on_check: Callable[[HeadPose, SurfaceCheck, Candidate], None] | None = None) -> list[Candidate]:
     """The networks' pose turned over a grid of yaws x pitches about the head's own axes
     through its origin, each given ``[search] iterations`` coarse refinement steps, nearest turn
     first, until one passes clearly (:func:`passes_clearly`); the ``[search] keep`` best by score
-    of those tried are returned (to be refined fully).
+    of those tried are returned (to be refined fully).  ``on_check(pose, check, candidate)`` sees
+    every cell's coarse result.
 
     Why the head origin and not the face: on surfaces the networks did not learn (a face
     patch without hair or shoulders) they miss mostly the rotation (typically 30-50 degrees
@@ -637,7 +661,10 @@ def search_grid(pose0: HeadPose, v_sample: np.ndarray, n_sample: np.ndarray, v_h
         a, b = cells[i]
         q = refine_rigid(HeadPose(rs[i], ts[i]), v_sample, n_sample, surf, cfg, g.iterations)
         ch = surface_check(v_head, q, region, surf, cfg)
-        scored.append((ch.score(cfg), Candidate(Start.GRID, q, yaw_deg=a, pitch_deg=b)))
+        cand = Candidate(Start.GRID, q, yaw_deg=a, pitch_deg=b)
+        scored.append((ch.score(cfg), cand))
+        if on_check is not None:
+            on_check(q, ch, cand)
         if passes_clearly(ch, cfg):
             break
     scored.sort(key=lambda c: c[0])
