@@ -259,3 +259,19 @@ def test_face_only_surface_is_found_by_the_face_only_pass():
             localize_head(f, params=no_pass)
     full = _person(KINECT, (0, -50, 800), 0, 2500)
     assert localize_head(full).diagnostics["fill"] >= DEFAULT_PARAMS.min_fill
+
+
+@pytest.mark.parametrize("slope", [1.0, 2.0])
+def test_head_joined_to_a_slanted_wall_is_found_by_the_depth_ring(slope):
+    """Issue 24: a person whose torso touches a slanted wall is one blob with the wall, and the
+    wall 200-400 mm behind the head fills the 2D ring: no head before.  Step 3c counts the ring
+    only in front of the outer box's far side and starts the head surface from the candidate's
+    depth: the head is found (centre within 45 mm)."""
+    head = np.array([0.0, -50.0, 800.0])
+    f = _person(KINECT, head, 0, None)
+    wall = _plane(_rays(KINECT), np.array([-slope, 0.0, 1.0]), 840.0 + 200.0 * slope)  # z = 840 + slope (x + 200)
+    z = np.where(f.depth_mm > 0, np.minimum(f.depth_mm, wall), wall)
+    frame = DepthFrame(np.where(np.isfinite(z), z, 0.0).astype(np.float32), KINECT, "person on a slanted wall")
+    loc = localize_head(frame)
+    assert np.linalg.norm(loc.center_mm - head) < 45.0, loc.center_mm
+    assert loc.diagnostics["ring"] <= 0.55

@@ -32,6 +32,14 @@ Method (on a min-pooled depth image ~128 pixels wide: ~2.5-4 ms per frame on one
    the ``biwi-faces`` preset, ring 0.00-0.02) and has nothing around it.  Balls of head size
    pass it too (fill 0.39-0.49); the robust check after the networks refuses them.  Frames
    where step 3 finds a candidate are unchanged by it.
+   3c. **Heads joined to what lies far behind them**: when 3b finds nothing either, the
+   full-head test is repeated with the ring counting only its blob's pixels at most
+   ``ring_half_mm`` behind the candidate (the far side of a 3D outer box): a person whose torso
+   touches a slanted wall is one blob with the wall, and the wall 250 mm behind the head
+   filled the ring (``facewarehouse`` frame of the saying-no benchmark).  The blob then holds
+   more than one candidate (up to ``max_candidates``, an inner box apart), and step 5's head
+   surface starts from the inner box's pixels near the candidate's depth.  Frames where step
+   3 or 3b finds a candidate are unchanged by it.
 4. **Refine** (best ranked first) by mean shift in 3D: the visible head surface is the
    set of blob points within ``collect_radius_mm`` (110 mm) of the estimate; its
    centroid is the new estimate.
@@ -261,6 +269,20 @@ def _crease_ratio(pts: np.ndarray, max_points: int = 800) -> float:
     return best / max(smooth, 1e-6)
 
 
+def _ring_in_depth(z, labels, rw, cw, blob, h_in, h_out, zc, half_mm: float) -> np.ndarray:
+    """Pixels of each candidate's blob in its ring (outer box minus inner box) at most ``half_mm``
+    behind the candidate: what lies far behind a head is not around it (step 3c of the module doc)."""
+    hh, ww = z.shape
+    out = np.zeros(len(rw))
+    for k in range(len(rw)):
+        r, c, ho, hi = int(rw[k]), int(cw[k]), int(h_out[k]), int(h_in[k])
+        ra, rb, ca, cb = max(0, r - ho), min(hh, r + ho + 1), max(0, c - ho), min(ww, c + ho + 1)
+        win = (labels[ra:rb, ca:cb] == blob[k]) & (z[ra:rb, ca:cb] <= zc[k] + half_mm)
+        inner = win[max(0, r - hi) - ra:min(hh, r + hi + 1) - ra, max(0, c - hi) - ca:min(ww, c + hi + 1) - ca]
+        out[k] = float(win.sum() - inner.sum())
+    return out
+
+
 @dataclass
 class _Head:
     """Result of :func:`_verify` (working-resolution arrays of a window around the head)."""
@@ -275,11 +297,13 @@ class _Head:
     occluded: float
 
 
-def _verify(z, labels, b, r0, c0, wi, f, p: "LocalizeParams"):
+def _verify(z, labels, b, r0, c0, wi, f, p: "LocalizeParams", joined: bool = False):
     """Mean-shift the candidate onto the head surface and check its shape.
 
     Works on a window of +-3 collect radii around the candidate.  Returns a
-    :class:`_Head` or a reason string.
+    :class:`_Head` or a reason string.  ``joined`` (step 3c): the start is the mean of the
+    inner box's pixels within ``ring_half_mm`` of the candidate's depth only (its blob reaches
+    far behind it).
     """
     hh, ww = z.shape
     hw = int(np.ceil(f * 3.0 * p.collect_radius_mm / z[r0, c0]))
@@ -294,6 +318,8 @@ def _verify(z, labels, b, r0, c0, wi, f, p: "LocalizeParams"):
     y = (rr - wi.cy) * (zb / wi.fy)
     h = f * p.head_half_mm / z[r0, c0]
     near = (np.abs(rr - r0) <= h) & (np.abs(cc - c0) <= h)
+    if joined:
+        near &= np.abs(zb - z[r0, c0]) <= p.ring_half_mm
     if near.sum() >= 3:
         est = np.array([x[near].mean(), y[near].mean(), zb[near].mean()])
     else:
@@ -471,12 +497,33 @@ def localize_head(
         # neck and shoulders, a face cut from its surround) covers only 35-50 % of the head box,
         # with nothing around it; the same test with the face-only fill (step 3b of the module doc)
         score = np.where((fill >= p.face_only_min_fill) & (ring <= p.face_only_max_ring), fill - ring, -np.inf)
+    if not (score >= p.min_score).any():
+        # still nothing: the head's blob may reach far behind it (a body leaning on a slanted wall
+        # joins the wall, and the wall fills the ring).  The ring again, counting only what lies
+        # at most the outer box's half side behind the candidate (step 3c of the module doc)
+        near = np.flatnonzero(fill >= p.min_fill)
+        s_ring3 = _ring_in_depth(z, labels, rw[near], cw[near], blob[near], h_in[near], h_out[near], zb[near], p.ring_half_mm)
+        ring3 = np.full_like(ring, np.inf)
+        ring3[near] = np.where(ring_vis[near] >= p.min_ring_visible * ring_full[near], s_ring3 / np.maximum(ring_vis[near], 1.0),
+                               (s_ring3 + 0.5 * (ring_full[near] - ring_vis[near])) / ring_full[near])
+        score = np.where((fill >= p.min_fill) & (ring3 <= p.max_ring), fill - ring3, -np.inf)
+        ring = np.where(np.isfinite(ring3), ring3, ring)
+        joined = True  # the head shares its blob with what it leans on: several candidates per blob
+    else:
+        joined = False
     # best pixel of each blob (pixels are grouped by blob)
     starts = np.flatnonzero(np.r_[True, blob[1:] != blob[:-1]])
     best = np.maximum.reduceat(score, starts)
     seg = np.repeat(np.arange(starts.size), np.diff(np.r_[starts, blob.size]))
     first = np.flatnonzero(score == best[seg])
     first = first[np.r_[True, seg[first][1:] != seg[first][:-1]]]
+    if joined:  # the best pixels of the blobs, each apart from every better one by an inner box
+        first = []
+        for k in np.argsort(-score, kind="stable"):
+            if score[k] < p.min_score or len(first) >= p.max_candidates:
+                break
+            if all(blob[j] != blob[k] or max(abs(rw[j] - rw[k]), abs(cw[j] - cw[k])) > h_in[j] for j in first):
+                first.append(k)
     cands = [
         (float(score[k]), int(blob[k]), int(rw[k]), int(cw[k]), float(fill[k]), float(ring[k]))
         for k in first
@@ -492,7 +539,7 @@ def localize_head(
     # --- steps 4-5: refine and verify the best candidates in turn --------------------
     reasons = []
     for score, b, r0, c0, fill, ring in cands[: p.max_candidates]:
-        hd = _verify(z, labels, b, r0, c0, wi, f, p)
+        hd = _verify(z, labels, b, r0, c0, wi, f, p, joined)
         if isinstance(hd, str):
             reasons.append(hd)
             continue
