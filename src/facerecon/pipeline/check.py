@@ -78,13 +78,15 @@ MIN_VISIBLE_SHARE = 1.0 / 3.0
 
 
 def visible_landmark_fit(hits: np.ndarray, lm_cam: np.ndarray, uv: np.ndarray, rendered_depth: np.ndarray,
-                         in_image: np.ndarray | None = None) -> float:
+                         in_image: np.ndarray | None = None, facing_away: np.ndarray | None = None) -> float:
     """The landmark self-check over the landmarks the sensor could have measured: not hidden by the
     face itself (a landmark whose pixel the rendered face covers more than ``FIT_TOLERANCE_MM`` in
     front of it: the far eye and mouth corner behind the nose and cheek of a face turned towards
     profile) and, when it found no point, ``in_image`` (:func:`landmarks_in_image`: a face cut by
-    the image border).  Such a landmark cannot find its measured point, whatever the pose; counting
-    it refuses turned and cut faces for being turned or cut.  The denominator is at least
+    the image border) and not ``facing_away`` (its vertex normal turned away from the camera: the
+    nose ridge and lips of a true profile, just past the silhouette, where no sensor measures).
+    Such a landmark cannot find its measured point, whatever the pose; counting it refuses turned
+    and cut faces for being turned or cut.  The denominator is at least
     ``MIN_VISIBLE_SHARE`` of the landmarks (a pose that hides or cuts most of them gains nothing)."""
     s = rendered_depth.shape[0]
     inside = (uv[:, 0] >= 0) & (uv[:, 0] < s) & (uv[:, 1] >= 0) & (uv[:, 1] < s)
@@ -93,6 +95,8 @@ def visible_landmark_fit(hits: np.ndarray, lm_cam: np.ndarray, uv: np.ndarray, r
     counted = ~(inside & (front > 0) & (front < lm_cam[:, 2] - FIT_TOLERANCE_MM))
     if in_image is not None:  # a landmark that found its point counts, in the image or not
         counted &= in_image | hits
+    if facing_away is not None:  # ... and facing the camera or not
+        counted &= ~facing_away | hits
     n = max(int(counted.sum()), int(np.ceil(MIN_VISIBLE_SHARE * len(hits))))
     return float((hits & counted).sum() / n)
 
@@ -103,7 +107,8 @@ def landmarks_in_image(lm_cam: np.ndarray, pim: PositionImage) -> np.ndarray:
     measurement there, whatever its pose.  This follows from the pose and the camera alone, never
     from the measurement.  (Discounting misses at grazing view angles too, 70 degrees, kept the
     near-profile TrueDepth #6 but lifted three of the 440 calibration objects above the threshold:
-    a wrong pose on a blob has grazing landmarks to spare; docs/confidence.md.)"""
+    a wrong pose on a blob has grazing landmarks to spare; docs/confidence.md.  Misses of landmarks
+    facing away, past 90 degrees, are not counted: :func:`surface_check`.)"""
     k = pim.source_intrinsics
     z = np.maximum(lm_cam[:, 2], 1e-9)
     u = k.fx * lm_cam[:, 0] / z + k.cx
@@ -313,6 +318,26 @@ class FaceRegion:
             cols.append(np.flatnonzero(ok))
         r, c = np.concatenate(rows), np.concatenate(cols)
         self._incidence = csr_matrix((np.ones(len(r)), (r, c)), shape=(len(self.sample), len(self._tris_local)))
+        # the inner landmarks' vertex normals: the whole mesh's triangles around each landmark vertex
+        lm = np.asarray(model.landmarks_68)[list(CHECK_LANDMARKS)]
+        tris = np.asarray(model.triangles, np.int64)
+        at = np.isin(tris, lm)
+        self._lm_tris = tris[at.any(axis=1)]
+        li, ti = [], []
+        for j, v in enumerate(lm):
+            t = np.flatnonzero((self._lm_tris == v).any(axis=1))
+            li.append(np.full(len(t), j))
+            ti.append(t)
+        li, ti = np.concatenate(li), np.concatenate(ti)
+        self._lm_incidence = csr_matrix((np.ones(len(li)), (li, ti)), shape=(len(lm), len(self._lm_tris)))
+
+    def landmark_normals(self, v_head: np.ndarray) -> np.ndarray:
+        """(51, 3) head-frame unit vertex normals (outward) of the inner landmarks (CHECK_LANDMARKS)."""
+        v = np.asarray(v_head, np.float64)
+        t = self._lm_tris
+        fn = np.cross(v[t[:, 1]] - v[t[:, 0]], v[t[:, 2]] - v[t[:, 0]])
+        n = self._lm_incidence @ fn
+        return n / np.maximum(np.linalg.norm(n, axis=1, keepdims=True), 1e-12)
 
     def posed(self, v_head: np.ndarray, pose: HeadPose) -> np.ndarray:
         """Camera-frame vertices of the region only (rows of ``local_triangles``)."""
@@ -373,13 +398,14 @@ class CheckedFace:
     region: FaceRegion
     used: np.ndarray  # (n, 3) float64: the region's vertices (rows of ``region.local_triangles``)
     landmarks: np.ndarray  # (51, 3) float64: the inner landmarks (CHECK_LANDMARKS)
+    landmark_normals: np.ndarray  # (51, 3) float64: their unit vertex normals
 
     @classmethod
     def of(cls, v_head, region: FaceRegion) -> "CheckedFace":
         if isinstance(v_head, CheckedFace) and v_head.region is region:
             return v_head
         v = np.asarray(v_head, np.float64)
-        return cls(region, v[region._used], v[region.model.landmarks_68[list(CHECK_LANDMARKS)]])
+        return cls(region, v[region._used], v[region.model.landmarks_68[list(CHECK_LANDMARKS)]], region.landmark_normals(v))
 
 
 def surface_check(v_head, pose: HeadPose, region: FaceRegion, surf: MeasuredSurface, cfg: CheckConfig) -> SurfaceCheck:
@@ -395,7 +421,8 @@ def surface_check(v_head, pose: HeadPose, region: FaceRegion, surf: MeasuredSurf
     hits, lm_cam, lm_uv = landmark_hits(face.landmarks, pose, surf.pim)
     lm = float(hits.mean())
     depth, tid, _ = rasterize(verts, region.local_triangles, surf.pim.intrinsics)
-    lm_vis = visible_landmark_fit(hits, lm_cam, lm_uv, depth, landmarks_in_image(lm_cam, surf.pim))
+    facing_away = np.einsum("ij,ij->i", face.landmark_normals @ pose.R.T, lm_cam) > 0.0
+    lm_vis = visible_landmark_fit(hits, lm_cam, lm_uv, depth, landmarks_in_image(lm_cam, surf.pim), facing_away)
     rendered = depth > 0
     n_rendered = int(rendered.sum())
     both = rendered & surf.valid
