@@ -25,7 +25,9 @@ grid of camera-frame points: no search structure is needed):
   phones held sideways; the networks on turned crops; :func:`search_grid`, a yaw x pitch
   grid of turns about the head's origin: face-only surfaces the networks miss by 30-50
   degrees) and keeps the best by score that does not raise the trimmed residual; cheapest
-  first, stopping at the first that passes clearly (:func:`passes_clearly`).
+  first, stopping at the first that passes clearly (:func:`passes_clearly`).  When nothing
+  passes clearly and the score's choice is no face by the check, the most confident pose it
+  checked that is one is returned instead.
 * :func:`confidence_from` turns the final pose's check (and the landmark self-check over the
   landmarks in view, the identity / expression plausibility) into the confidence;
   :func:`face_decision` says "face" or "no face" with a reason.  Thresholds are data
@@ -582,16 +584,6 @@ def robust_pose(candidates: list[Candidate], v_head: np.ndarray, region: FaceReg
         return RobustFit(best_pose, best, chosen, check0, tried)
     centre = np.asarray(centre if centre is not None else surf.pim.center_mm, np.float64)
 
-    # the alternatives, cheapest and likeliest first; each group is computed only when the ones
-    # before it found nothing that passes clearly (:func:`passes_clearly`): the un-averaged
-    # predictions, the grid (face-only surfaces), the rolls, the networks on turned crops (a
-    # network run each)
-    def groups():
-        yield list(candidates[1:])
-        yield search_grid(pose0, vs, ns, v_head, region, surf, cfg, consider)
-        yield [Candidate(Start.ROLLED, roll_about_view_axis(pose0, a, centre), turn_deg=float(a)) for a in cfg.fallback.rolls_deg]
-        yield more() if more is not None else []
-
     # an alternative must beat the networks' refined pose clearly: a face-like surface also fits
     # a turned face moderately well, and the networks are right far more often than not
     # and it must lie on the points at least about as well (trimmed residual): the penalty terms
@@ -607,6 +599,16 @@ def robust_pose(candidates: list[Candidate], v_head: np.ndarray, region: FaceReg
         nonlocal sure
         if ch.accepted(cfg) and ch.residual_mm <= max_residual and (c := check_confidence(ch, cfg)) > sure[0]:
             sure = (c, q, ch, cand)
+
+    # the alternatives, cheapest and likeliest first; each group is computed only when the ones
+    # before it found nothing that passes clearly (:func:`passes_clearly`): the un-averaged
+    # predictions, the grid (face-only surfaces), the rolls, the networks on turned crops (a
+    # network run each)
+    def groups():
+        yield list(candidates[1:])
+        yield search_grid(pose0, vs, ns, v_head, region, surf, cfg, consider)
+        yield [Candidate(Start.ROLLED, roll_about_view_axis(pose0, a, centre), turn_deg=float(a)) for a in cfg.fallback.rolls_deg]
+        yield more() if more is not None else []
 
     for group in groups():
         for cand in group:
