@@ -224,15 +224,16 @@ class _Topology:
             self._tuv = _triangles(self.puv)
         return self._tuv
 
-    def obj_faces(self, with_uv: bool) -> str:
-        if with_uv not in self._obj:
-            if with_uv:
-                puv = self.puv if self.puv is not None else self.polys
-                text = "\n".join("f " + " ".join(f"{a + 1}/{b + 1}" for a, b in zip(q.tolist(), t.tolist())) for q, t in zip(self.polys, puv))
-            else:
-                text = "\n".join("f " + " ".join(str(a + 1) for a in q.tolist()) for q in self.polys)
-            self._obj[with_uv] = text + "\n" if text else ""
-        return self._obj[with_uv]
+    def obj_faces(self, with_uv: bool, materials: tuple[str, ...] | None = None) -> bytes:
+        """The OBJ face block (``f`` lines, 1-based, ``v/vt`` with UVs), with ``usemtl NAME`` before
+        each run of polygons of one material when ``materials`` (one name per polygon) is given."""
+        key = (with_uv, materials)
+        if key not in self._obj:
+            if materials is not None and len(materials) != len(self.polys):
+                raise ValueError(f"{len(materials)} materials for {len(self.polys)} faces")
+            self._obj[key] = _obj_face_block(self.polys, (self.puv if self.puv is not None else self.polys) if with_uv else None,
+                                             materials)
+        return self._obj[key]
 
     def ply_faces(self) -> bytes:
         if self._ply is None:
@@ -242,6 +243,29 @@ class _Topology:
             rec["i"] = tris
             self._ply = rec.tobytes()
         return self._ply
+
+
+def _obj_face_block(polys: list[np.ndarray], puv: list[np.ndarray] | None, materials: tuple[str, ...] | None) -> bytes:
+    """``f`` lines of ``polys`` (with ``v/vt`` corners from ``puv``), formatted by one ``%`` over a
+    format string made of one line pattern per polygon (~6x faster than a join per polygon: the
+    first frame of a batch formats ICT's 26,385 polygons), ``usemtl`` lines where ``materials`` changes."""
+    if not polys:
+        return b""
+    flat = np.concatenate(polys).astype(np.int64) + 1
+    if puv is not None:
+        flat = np.stack([flat, np.concatenate(puv).astype(np.int64) + 1], 1).ravel()
+    corner = "%d/%d" if puv is not None else "%d"
+    patterns: dict = {}
+    parts, current = [], None
+    for q, name in zip(polys, materials if materials is not None else [None] * len(polys)):
+        if name != current:
+            parts.append("usemtl " + name.replace("%", "%%") + "\n")
+            current = name
+        n = len(q)
+        if n not in patterns:
+            patterns[n] = "f " + " ".join([corner] * n) + "\n"
+        parts.append(patterns[n])
+    return ("".join(parts) % tuple(flat.tolist())).encode("utf-8")
 
 
 _TOPOLOGIES: dict = {}
@@ -337,6 +361,8 @@ def write_mesh(
     uv: np.ndarray | None = None,
     face_uv: np.ndarray | Sequence[Sequence[int]] | None = None,
     header: str = "",
+    mtllib: str | None = None,
+    materials: Sequence[str] | None = None,
 ) -> None:
     """Write a mesh atomically; the format follows the extension (.obj, .ply, .glb, .stl, .off).
 
@@ -345,7 +371,9 @@ def write_mesh(
     ``face_uv`` may be omitted.  OBJ keeps vertex count, order and polygons exactly; PLY
     keeps vertices (UVs only if per vertex); GLB splits vertices on UV seams.  What depends
     on the faces alone is computed once per faces object and reused (do not modify a faces
-    list in place between calls).
+    list in place between calls).  OBJ only: ``mtllib`` (a material library file name) becomes the
+    first line, ``materials`` (a material name per face) ``usemtl`` lines before each run of faces
+    of one material.
     """
     v = np.asarray(vertices, dtype=np.float64)
     if v.ndim != 2 or v.shape[1] != 3:
@@ -367,13 +395,14 @@ def write_mesh(
                 raise ValueError("a face_uv index is out of range")
     ext = Path(path).suffix.lower()
     if ext == ".obj":
-        head = "".join(f"# {line}\n" for line in header.splitlines()) if header else ""
-        data = head.encode("utf-8") + _fixed_point_lines(b"v", v)
+        head = (f"mtllib {mtllib}\n" if mtllib else "") + "".join(f"# {line}\n" for line in header.splitlines())
+        parts = [head.encode("utf-8"), _fixed_point_lines(b"v", v)]
         if t is not None:
-            data += _uv_lines(t, uv)
-        data += topo.obj_faces(puv is not None).encode("ascii")
+            parts.append(_uv_lines(t, uv))
+        parts.append(topo.obj_faces(puv is not None, None if materials is None else tuple(materials)))
         with atomic_path(path) as tmp:
-            tmp.write_bytes(data)
+            with open(tmp, "wb") as fh:  # the parts as they are: no 3 MB concatenation
+                fh.writelines(parts)
         return
     if ext not in _TRIMESH_FORMATS:
         raise UnsupportedFormatError(path, f"cannot write mesh format {ext or '(none)'!r}; use .obj, {', '.join(sorted(_TRIMESH_FORMATS))}")
