@@ -57,7 +57,8 @@ def write_face_meshes(rec, model, out_dir: Path, formats: tuple[str, ...] = ("ob
                           + (f"norm {NORMAL_FILE}\n" if maps is not None else "")
                           + "newmtl rest\nKa 1 1 1\nKd 0.75 0.62 0.55\nKs 0 0 0\nd 1\nillum 1\n")
         written.append(out_dir / "face.mtl")
-    polys, polys_uv = model.polygon_lists() if any(f != "glb" for f in formats) else (None, None)
+    # ICT's polygons as stored, (F, 4) with -1 padding its triangles: the writers' topology cache keeps their layout
+    polys, polys_uv = model.polygons, model.polygon_uv
     for fmt in formats:
         if fmt == "glb":
             written += [e.path for e in write_rigged_glbs(rec, model, out_dir, texture, intrinsics, rig, head_frame,
@@ -87,9 +88,8 @@ def _obj_materials(model) -> tuple[str, ...]:
     if "names" not in cache:
         material = model.polygon_material
         skin = model.materials.index("M_Face") if "M_Face" in model.materials else 0
-        n = len(model.polygon_lists()[0])
-        cache["names"] = tuple("face" if material is None or int(m) == skin else "rest"
-                               for m in (material.tolist() if material is not None else [None] * n))
+        face = np.ones(len(model.polygons), bool) if material is None else np.asarray(material) == skin
+        cache["names"] = tuple(np.where(face, "face", "rest").tolist())
     return cache["names"]
 
 
