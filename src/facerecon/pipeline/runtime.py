@@ -52,12 +52,47 @@ _RUN_ONLY = ("name", "inference_threads", "test_time_flip", "inference_backend",
 # -- weights files and their ONNX files -------------------------------------------------------------------------------
 
 
+_SHA_CACHE = "weights-sha256.json"  # in onnx_dir(): file identity -> SHA-256 of its bytes
+_SHA_CACHE_ENTRIES = 64
+
+
 def _file_sha256(path: Path) -> str:
+    """The SHA-256 of a file's bytes, remembered in ``onnx_dir()/weights-sha256.json`` by the file's path, size,
+    inode and modification / change times (hashing the two shipped weights files is ~35 ms of every cold
+    start; any write to a file changes its ctime, so a remembered digest is of the bytes as they are)."""
+    p = Path(path).resolve()
+    try:
+        st = p.stat()
+        ident = [st.st_size, st.st_ino, st.st_mtime_ns, st.st_ctime_ns]
+    except OSError:
+        ident = None
+    cache_file = onnx_dir() / _SHA_CACHE
+    cache: dict = {}
+    if ident is not None:
+        try:
+            cache = json.loads(cache_file.read_text(encoding="utf-8"))
+            hit = cache.get(str(p)) if isinstance(cache, dict) else None
+            if isinstance(hit, dict) and hit.get("ident") == ident and isinstance(hit.get("sha256"), str):
+                return hit["sha256"]
+        except (OSError, ValueError):
+            cache = {}
     h = hashlib.sha256()
-    with open(path, "rb") as fh:
+    with open(p, "rb") as fh:
         for block in iter(lambda: fh.read(1 << 20), b""):
             h.update(block)
-    return h.hexdigest()
+    digest = h.hexdigest()
+    if ident is not None:
+        from ..fileutil import write_text_atomic
+
+        cache = {k: v for k, v in (cache.items() if isinstance(cache, dict) else ()) if k != str(p)}
+        cache = dict(list(cache.items())[-(_SHA_CACHE_ENTRIES - 1):])
+        cache[str(p)] = {"ident": ident, "sha256": digest}
+        try:
+            cache_file.parent.mkdir(parents=True, exist_ok=True)
+            write_text_atomic(cache_file, json.dumps(cache, indent=1))
+        except OSError:  # a cache that cannot be written: hashed again next time
+            pass
+    return digest
 
 
 def graph_key(kind: str, config: NetConfig) -> str:
