@@ -16,7 +16,11 @@ Measured (wall clock, each command in a fresh process, as a user would):
 * writing one frame's meshes (``face`` + ``face_head``) per format, in process (median of 10);
 * the same ``reconstruct`` runs with ``FACERECON_BACKEND=torch`` (the networks in torch
   instead of onnxruntime) unless ``--skip-torch``;
-* ``--serial``: the batches without their reader / writer threads (before/after of the pipelining).
+* ``--serial``: the batches without their reader / writer threads (before/after of the pipelining);
+* ``--writers N``: the batches with N writer threads (``cli._frames.PIPELINE_WRITERS``).
+
+The commands run with Python's bytecode cache on (as an installed package; ``--no-bytecode-cache`` keeps
+``PYTHONDONTWRITEBYTECODE`` from the environment).
 
 Beside the wall clock, the CPU time of each command (user + system, all its threads) is
 reported: on a shared machine it varies much less with the load than the wall clock.
@@ -38,14 +42,21 @@ EXE = [str(Path(sys.executable).with_name("facerecon"))]
 
 
 CPU: dict = {}  # the last run's CPU seconds (user + system of the child process)
+# An installed package has its bytecode cached (pip compiles it; a source checkout writes __pycache__ on first
+# import): the commands run with bytecode writing on unless --no-bytecode-cache, whatever this shell says (a
+# PYTHONDONTWRITEBYTECODE=1 environment recompiles facerecon's ~80 modules in every process, ~0.25 s of CPU).
+KEEP_NO_BYTECODE = False
 
 
 def run(args: list[str], env: dict | None = None, ok_codes: tuple[int, ...] = (0,)) -> float:
     import resource
 
+    child = {**os.environ, **(env or {})}
+    if not KEEP_NO_BYTECODE:
+        child.pop("PYTHONDONTWRITEBYTECODE", None)
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t = time.perf_counter()
-    r = subprocess.run([*EXE, *args], capture_output=True, text=True, env={**os.environ, **(env or {})})
+    r = subprocess.run([*EXE, *args], capture_output=True, text=True, env=child)
     dt = time.perf_counter() - t
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     CPU["last"] = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
@@ -134,13 +145,20 @@ def main(argv=None) -> int:
                     "meshes, overlay), no CLI runs; for another checkout run it with PYTHONPATH=OTHER/src.")
     ap.add_argument("--serial", action="store_true", help="Batches one frame after the other (no reader / writer threads: "
                     "cli._frames.PIPELINE_AHEAD = PIPELINE_WRITERS = 0), for before/after.")
+    ap.add_argument("--writers", type=int, default=None, help="Writer threads of the batches (default: the CLI's).")
+    ap.add_argument("--no-bytecode-cache", action="store_true", help="Keep PYTHONDONTWRITEBYTECODE from the environment "
+                    "(every command then compiles facerecon's sources again).")
     args = ap.parse_args(argv)
-    global EXE
+    global EXE, KEEP_NO_BYTECODE
+    KEEP_NO_BYTECODE = args.no_bytecode_cache
     if args.src is not None:
         os.environ["PYTHONPATH"] = str(args.src.resolve())
         EXE = [sys.executable, "-c", "import sys; from facerecon.cli import main; sys.exit(main(sys.argv[1:]))"]
     if args.serial:
         EXE = [sys.executable, "-c", "import sys; import facerecon.cli._frames as f; f.PIPELINE_AHEAD = f.PIPELINE_WRITERS = 0; "
+               "from facerecon.cli import main; sys.exit(main(sys.argv[1:]))"]
+    elif args.writers is not None:
+        EXE = [sys.executable, "-c", f"import sys; import facerecon.cli._frames as f; f.PIPELINE_WRITERS = {int(args.writers)}; "
                "from facerecon.cli import main; sys.exit(main(sys.argv[1:]))"]
     env = {"FACERECON_ICT": os.environ.get("FACERECON_ICT", str(REPO.parent / "shared/assets/ict-facekit/ICT-FaceKit-FaceXModel.tar.xz")),
            "MPLBACKEND": "Agg"}
@@ -171,6 +189,8 @@ def main(argv=None) -> int:
         for f in frames:
             os.symlink(f.resolve(), folder / f.name)
         res["frames"] = n
+        print(f"bytecode cache: {'as the environment says' if KEEP_NO_BYTECODE else 'on (as an installed package)'}; "
+              f"OPENBLAS_NUM_THREADS={os.environ.get('OPENBLAS_NUM_THREADS', 'unset')}")
         res["help_cold_s"] = statistics.median(run(["--help"]) for _ in range(3))
         print(f"facerecon --help, cold: {res['help_cold_s']:.2f} s")
         for backend in ("onnxruntime", "torch")[: 1 if args.skip_torch else 2]:
