@@ -17,7 +17,8 @@ Measured (wall clock, each command in a fresh process, as a user would):
 * the same ``reconstruct`` runs with ``FACERECON_BACKEND=torch`` (the networks in torch
   instead of onnxruntime) unless ``--skip-torch``;
 * ``--serial``: the batches without their reader / writer threads (before/after of the pipelining);
-* ``--writers N``: the batches with N writer threads (``cli._frames.PIPELINE_WRITERS``).
+* ``--writers N``: the batches with N writer threads (``cli._frames.PIPELINE_WRITERS``);
+* ``--cold-parts``: only one cold frame, phase by phase, in a fresh process (CPU and wall per phase).
 
 The commands run with Python's bytecode cache on (as an installed package; ``--no-bytecode-cache`` keeps
 ``PYTHONDONTWRITEBYTECODE`` from the environment).
@@ -130,6 +131,51 @@ def mesh_write_ms(frame: Path, cam: list[str]) -> dict:
     return out
 
 
+# One cold frame as `reconstruct` runs it, phase by phase, in a fresh process (--cold-parts): CPU and wall per phase.
+_COLD_PARTS = r"""
+import sys, time
+last = [time.process_time(), time.perf_counter()]
+rows = []
+def mark(name):
+    c, w = time.process_time(), time.perf_counter()
+    rows.append((name, 1e3 * (c - last[0]), 1e3 * (w - last[1])))
+    last[:] = [c, w]
+import numpy as np; mark("import numpy")
+import facerecon.cli; mark("import facerecon.cli")
+from facerecon.export import landmarks_json, write_face_meshes, write_json
+from facerecon.export.maps import detail_maps
+from facerecon.export.pose_json import depth_document
+mark("import facerecon.export")
+from facerecon.pipeline import Reconstructor; mark("import facerecon.pipeline")
+from facerecon.cli._frames import load_frame
+from pathlib import Path
+import tempfile
+p = Path(sys.argv[1])
+f = load_frame(p, None, None); mark("read the frame")
+eng = Reconstructor.from_pretrained("fast", search_others=True); mark("face model + networks (Reconstructor)")
+rec = eng.reconstruct(f); mark("the frame pipeline")
+maps = detail_maps(rec, eng.model, f); mark("detail maps (make)")
+d = Path(tempfile.mkdtemp())
+write_face_meshes(rec, eng.model, d, ("obj", "glb"), intrinsics=f.intrinsics, head_frame=False, maps=maps)
+write_json(d / "pose.json", depth_document(rec, str(p), "network", eng.model, detail_map=maps))
+write_json(d / "landmarks.json", landmarks_json(rec)); mark("write face.obj, face_model.obj, face.glb, maps, json")
+rec = eng.reconstruct(f); maps = detail_maps(rec, eng.model, f)
+write_face_meshes(rec, eng.model, d, ("obj", "glb"), intrinsics=f.intrinsics, head_frame=False, maps=maps); mark("(a second frame: pipeline + maps + writing)")
+for n, c, w in rows:
+    print(f"cold part: {n}: {c:.0f} ms CPU ({w:.0f} ms wall)")
+print(f"cold part: total to the first frame written: {sum(c for _, c, _ in rows[:-1]):.0f} ms CPU")
+"""
+
+
+def cold_parts(frame: Path) -> None:
+    env = {**os.environ}
+    if not KEEP_NO_BYTECODE:
+        env.pop("PYTHONDONTWRITEBYTECODE", None)
+    env.setdefault("OPENBLAS_NUM_THREADS", "1")  # as the CLI's per-frame commands
+    r = subprocess.run([sys.executable, "-c", _COLD_PARTS, str(frame)], capture_output=True, text=True, env=env)
+    print(r.stdout.strip() if r.returncode == 0 else r.stderr[-2000:], flush=True)
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--frames", type=Path, default=None, help="Folder of depth frames with intrinsics (default: synthesise --n "
@@ -145,6 +191,9 @@ def main(argv=None) -> int:
                     "meshes, overlay), no CLI runs; for another checkout run it with PYTHONPATH=OTHER/src.")
     ap.add_argument("--serial", action="store_true", help="Batches one frame after the other (no reader / writer threads: "
                     "cli._frames.PIPELINE_AHEAD = PIPELINE_WRITERS = 0), for before/after.")
+    ap.add_argument("--cold-parts", action="store_true", help="Only one cold frame phase by phase (imports, model and "
+                    "networks, pipeline, maps, writing) in a fresh process, CPU and wall; for another checkout run it "
+                    "with PYTHONPATH=OTHER/src.")
     ap.add_argument("--writers", type=int, default=None, help="Writer threads of the batches (default: the CLI's).")
     ap.add_argument("--no-bytecode-cache", action="store_true", help="Keep PYTHONDONTWRITEBYTECODE from the environment "
                     "(every command then compiles facerecon's sources again).")
@@ -164,6 +213,15 @@ def main(argv=None) -> int:
            "MPLBACKEND": "Agg"}
     os.environ.update(env)
     res: dict = {"command": "python benchmarks/cli_speed.py " + " ".join(argv if argv is not None else sys.argv[1:])}
+    if args.cold_parts:
+        from facerecon.cli._frames import expand_inputs
+
+        frames = expand_inputs([args.frames])[:1] if args.frames else make_frames(Path(tempfile.mkdtemp()), 1)
+        for k in (1, 2):  # the first run of a checkout may build what is cached (bytecode, numba, GLB template, ONNX graph)
+            print(f"cold run {k}:", flush=True)
+            cold_parts(frames[0])
+        print(f"load average: {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
+        return 0
     if args.parts:
         import facerecon
         from facerecon.cli._frames import expand_inputs
