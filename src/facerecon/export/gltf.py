@@ -45,6 +45,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..facemodel.model import content_fingerprint
 from ..facemodel.uv import uv_tangents
 from ..fileutil import write_bytes_atomic
 from .rig import (
@@ -492,28 +493,12 @@ def _make_template(glb: bytes, layout: GltfLayout, frame: str) -> _GlbTemplate |
 # A template costs a full build (the layout's seam split and 52-55 sparse morph targets, pygltflib: ~0.4 s of a
 # cold start) and is the same for every run with the same model, rig, frame kind, intrinsics and writer code, so
 # it is kept in $FACERECON_HOME/gltf beside the ONNX files: one file per key, named by the digest of the key, written
-# atomically, checked on reading (the key itself, lengths, CRC-32 of the payload) and rebuilt when it does not pass.
+# atomically, checked on reading (fileutil.read_cache_file: the key itself, lengths, CRC-32 of the payload; here the
+# index ranges) and rebuilt when it does not pass.
 
-GLB_CACHE_VERSION = 1  # bump when the file layout below changes
-_MAGIC = b"facerecon-glb-template\n"
-_MAX_DISK_TEMPLATES = 32  # files kept in the folder (the oldest go)
+GLB_CACHE_VERSION = 2  # bump when what a template file holds changes
 _VALUE_SLOTS = (("weights",), ("rotation",), ("translation",), ("source",), ("image_length",), ("buffer_length",))
 _CODE_FINGERPRINT: list = []
-
-
-def _model_fingerprint(model) -> str:
-    """CRC-32s of the model arrays a template is made of (cached on the model: ~5 ms once)."""
-    import zlib
-
-    cache = model.__dict__.setdefault("_gltf_basis64", {})
-    if "fingerprint" not in cache:
-        parts = []
-        for name in ("neutral", "expression_basis", "triangles", "triangle_uv", "triangle_material", "uv"):
-            a = np.ascontiguousarray(getattr(model, name))
-            parts.append(f"{name}:{a.dtype.str}:{a.shape}:{zlib.crc32(memoryview(a).cast('B')):08x}")
-        parts.append(json.dumps([list(model.expression_names), list(model.materials)]))
-        cache["fingerprint"] = "|".join(parts)
-    return cache["fingerprint"]
 
 
 def _code_fingerprint() -> str:
@@ -542,7 +527,7 @@ def _template_file(model, key: tuple) -> tuple[Path | None, str]:
     from ..facemodel.ict import facerecon_home
 
     try:
-        key_text = json.dumps({"version": GLB_CACHE_VERSION, "key": list(key), "model": _model_fingerprint(model),
+        key_text = json.dumps({"version": GLB_CACHE_VERSION, "key": list(key), "model": content_fingerprint(model),
                                "code": _code_fingerprint()}, sort_keys=True)
     except (OSError, AttributeError, TypeError, ValueError):
         return None, ""
@@ -550,76 +535,43 @@ def _template_file(model, key: tuple) -> tuple[Path | None, str]:
     return facerecon_home() / "gltf" / f"glb-template-{key[0]}-{key[1]}-{digest}.bin", key_text
 
 
-def _template_blob(key_text: str, t: _GlbTemplate) -> bytes:
-    import zlib
-
-    arrays = [np.ascontiguousarray(t.triangles, "<i4"), *(np.ascontiguousarray(a, "<i4") for a in t.src),
-              *(np.ascontiguousarray(a, "<i4") for a in t.uv_index)]
-    payload = b"".join([*t.bin_parts, *(a.tobytes() for a in arrays)])
-    header = json.dumps({"key": key_text, "json_parts": t.json_parts, "slots": [list(x) for x in t.slots],
-                         "holes": [list(x) for x in t.holes], "bin_lengths": [len(b) for b in t.bin_parts],
-                         "arrays": [list(a.shape) for a in arrays], "rig": t.rig, "n_vertices": t.n_vertices,
-                         "payload_length": len(payload), "crc32": zlib.crc32(payload)}).encode("utf-8")
-    return _MAGIC + struct.pack("<I", len(header)) + header + payload
-
-
 def _write_template(path: Path, key_text: str, t: _GlbTemplate) -> None:
-    """Write the template to the disk cache (atomic); a cache that cannot be written is left alone."""
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        write_bytes_atomic(path, _template_blob(key_text, t))
-        old = sorted(path.parent.glob("glb-template-*.bin"), key=lambda q: q.stat().st_mtime)
-        for q in old[:-_MAX_DISK_TEMPLATES]:
-            q.unlink(missing_ok=True)
-    except OSError:
-        pass
+    """Write the template to the disk cache (atomic; a cache that cannot be written is left alone)."""
+    from ..fileutil import write_cache_file
+
+    header = {"json_parts": t.json_parts, "slots": [list(x) for x in t.slots], "holes": [list(x) for x in t.holes],
+              "rig": t.rig, "n_vertices": t.n_vertices, "n_primitives": len(t.src)}
+    arrays = [*t.bin_parts, np.asarray(t.triangles, "<i4"), *(np.asarray(a, "<i4") for a in t.src),
+              *(np.asarray(a, "<i4") for a in t.uv_index)]
+    write_cache_file(path, key_text, header, arrays)
 
 
 def _read_template(path: Path, key_text: str, model) -> _GlbTemplate | None:
-    """The template in ``path`` when the file is there, is whole (lengths, CRC-32) and is of ``key_text``; else None."""
-    import zlib
+    """The template in ``path`` when the file is there, is whole and of ``key_text`` and its indices fit ``model``; else None."""
+    from ..fileutil import read_cache_file
 
-    try:
-        data = path.read_bytes()
-    except OSError:
+    got = read_cache_file(path, key_text)
+    if got is None:
         return None
+    h, arrays = got
     try:
-        if not data.startswith(_MAGIC):
-            return None
-        at = len(_MAGIC)
-        (n,) = struct.unpack_from("<I", data, at)
-        h = json.loads(data[at + 4: at + 4 + n].decode("utf-8"))
-        payload = memoryview(data)[at + 4 + n:]
-        if h["key"] != key_text or h["payload_length"] != len(payload) or zlib.crc32(payload) != h["crc32"]:
-            return None
         slots, holes = [tuple(x) for x in h["slots"]], [tuple(x) for x in h["holes"]]
         json_parts = [str(x) for x in h["json_parts"]]
-        if len(json_parts) != len(slots) + 1 or len(h["bin_lengths"]) != len(holes) + 1:
+        n_prim, nv = int(h["n_primitives"]), int(h["n_vertices"])
+        n_bin = len(holes) + 1
+        if len(json_parts) != len(slots) + 1 or len(arrays) != n_bin + 1 + 2 * n_prim or not all(isinstance(b, bytes) for b in arrays[:n_bin]):
             return None
-        bin_parts, off = [], 0
-        for n_b in h["bin_lengths"]:
-            bin_parts.append(bytes(payload[off: off + n_b]))
-            off += n_b
-        arrays = []
-        for shape in h["arrays"]:
-            count = int(np.prod(shape))
-            arrays.append(np.frombuffer(payload, "<i4", count, off).astype(np.int64).reshape(shape))
-            off += 4 * count
-        if off != len(payload) or (len(arrays) - 1) % 2:
-            return None
-        n_prim = (len(arrays) - 1) // 2
-        tris, src, uv_index = arrays[0], arrays[1:1 + n_prim], arrays[1 + n_prim:]
-        nv = int(h["n_vertices"])
+        bin_parts = arrays[:n_bin]
+        tris, src, uv_index = arrays[n_bin], arrays[n_bin + 1: n_bin + 1 + n_prim], arrays[n_bin + 1 + n_prim:]
+        tris, src, uv_index = tris.astype(np.int64), [a.astype(np.int64) for a in src], [a.astype(np.int64) for a in uv_index]
         ok = (nv == model.n_vertices and tris.ndim == 2 and tris.shape[1] == 3 and tris.min() >= 0 and tris.max() < nv
               and all(a.ndim == 1 and len(a) == len(b) and (not len(a) or (a.min() >= 0 and a.max() < nv and b.min() >= 0
                                                                             and b.max() < len(model.uv)))
                       for a, b in zip(src, uv_index))
               and all(x[0] in ("POSITION", "NORMAL", "TANGENT") and 0 <= int(x[1]) < n_prim or x == ("IMAGE",) for x in holes)
               and all(x[0] in ("min", "max") and 0 <= int(x[1]) < n_prim or x in _VALUE_SLOTS for x in slots))
-        if not ok:
-            return None
-        return _GlbTemplate(json_parts, slots, bin_parts, holes, str(h["rig"]), tris, src, uv_index, nv)
-    except (ValueError, KeyError, TypeError, IndexError, struct.error, UnicodeDecodeError):
+        return _GlbTemplate(json_parts, slots, bin_parts, holes, str(h["rig"]), tris, src, uv_index, nv) if ok else None
+    except (ValueError, KeyError, TypeError, IndexError, AttributeError):
         return None
 
 
