@@ -76,16 +76,40 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
+# parent folder -> {NAME: [its .NAME.part-PID-* / .NAME.old-PID-* siblings]}, from one listing per parent and process:
+# a batch writes thousands of frame folders into one parent, and listing it for each (~1 ms per 1,000 entries)
+# made a batch quadratic in its length.  Leftovers of a killed process that appear after the listing (another
+# process killed while this one runs) are found by the next process.
+_PARTS_SEEN: dict = {}
+_MAX_PARTS_SEEN = 64
+
+
 def _remove_stale(path: Path) -> None:
     """Remove ``.NAME.part-PID-*`` / ``.NAME.old-PID-*`` folders left by a killed process (SIGKILL)."""
-    try:
-        siblings = list(path.parent.iterdir())
-    except OSError:
-        return
-    for q in siblings:
+    key = str(path.parent.absolute())
+    parts = _PARTS_SEEN.get(key)
+    if parts is None:
+        try:
+            siblings = list(path.parent.iterdir())
+        except OSError:
+            return
+        parts = {}
+        for q in siblings:
+            m = _PART_DIR.match(q.name)
+            if m:
+                parts.setdefault(m["name"], []).append(q)
+        if len(_PARTS_SEEN) >= _MAX_PARTS_SEEN:
+            _PARTS_SEEN.pop(next(iter(_PARTS_SEEN)))
+        _PARTS_SEEN[key] = parts
+    keep = []
+    for q in parts.pop(path.name, []):
         m = _PART_DIR.match(q.name)
-        if m and m["name"] == path.name and q.is_dir() and not q.is_symlink() and not _pid_alive(int(m["pid"])):
+        if q.is_dir() and not q.is_symlink() and not _pid_alive(int(m["pid"])):
             shutil.rmtree(q, ignore_errors=True)
+        elif q.exists():
+            keep.append(q)  # a live process's: looked at again by the next write of the folder
+    if keep:
+        parts[path.name] = keep
 
 
 @contextlib.contextmanager
