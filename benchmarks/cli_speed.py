@@ -16,7 +16,12 @@ Measured (wall clock, each command in a fresh process, as a user would):
 * writing one frame's meshes (``face`` + ``face_head``) per format, in process (median of 10);
 * the same ``reconstruct`` runs with ``FACERECON_BACKEND=torch`` (the networks in torch
   instead of onnxruntime) unless ``--skip-torch``;
-* ``--serial``: the batches without their reader / writer threads (before/after of the pipelining).
+* ``--serial``: the batches without their reader / writer threads (before/after of the pipelining);
+* ``--writers N``: the batches with N writer threads (``cli._frames.PIPELINE_WRITERS``);
+* ``--cold-parts``: only one cold frame, phase by phase, in a fresh process (CPU and wall per phase).
+
+The commands run with Python's bytecode cache on (as an installed package; ``--no-bytecode-cache`` keeps
+``PYTHONDONTWRITEBYTECODE`` from the environment).
 
 Beside the wall clock, the CPU time of each command (user + system, all its threads) is
 reported: on a shared machine it varies much less with the load than the wall clock.
@@ -38,14 +43,21 @@ EXE = [str(Path(sys.executable).with_name("facerecon"))]
 
 
 CPU: dict = {}  # the last run's CPU seconds (user + system of the child process)
+# An installed package has its bytecode cached (pip compiles it; a source checkout writes __pycache__ on first
+# import): the commands run with bytecode writing on unless --no-bytecode-cache, whatever this shell says (a
+# PYTHONDONTWRITEBYTECODE=1 environment recompiles facerecon's ~80 modules in every process, ~0.25 s of CPU).
+KEEP_NO_BYTECODE = False
 
 
 def run(args: list[str], env: dict | None = None, ok_codes: tuple[int, ...] = (0,)) -> float:
     import resource
 
+    child = {**os.environ, **(env or {})}
+    if not KEEP_NO_BYTECODE:
+        child.pop("PYTHONDONTWRITEBYTECODE", None)
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t = time.perf_counter()
-    r = subprocess.run([*EXE, *args], capture_output=True, text=True, env={**os.environ, **(env or {})})
+    r = subprocess.run([*EXE, *args], capture_output=True, text=True, env=child)
     dt = time.perf_counter() - t
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     CPU["last"] = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
@@ -119,6 +131,51 @@ def mesh_write_ms(frame: Path, cam: list[str]) -> dict:
     return out
 
 
+# One cold frame as `reconstruct` runs it, phase by phase, in a fresh process (--cold-parts): CPU and wall per phase.
+_COLD_PARTS = r"""
+import sys, time
+last = [time.process_time(), time.perf_counter()]
+rows = []
+def mark(name):
+    c, w = time.process_time(), time.perf_counter()
+    rows.append((name, 1e3 * (c - last[0]), 1e3 * (w - last[1])))
+    last[:] = [c, w]
+import numpy as np; mark("import numpy")
+import facerecon.cli; mark("import facerecon.cli")
+from facerecon.export import landmarks_json, write_face_meshes, write_json
+from facerecon.export.maps import detail_maps
+from facerecon.export.pose_json import depth_document
+mark("import facerecon.export")
+from facerecon.pipeline import Reconstructor; mark("import facerecon.pipeline")
+from facerecon.cli._frames import load_frame
+from pathlib import Path
+import tempfile
+p = Path(sys.argv[1])
+f = load_frame(p, None, None); mark("read the frame")
+eng = Reconstructor.from_pretrained("fast", search_others=True); mark("face model + networks (Reconstructor)")
+rec = eng.reconstruct(f); mark("the frame pipeline")
+maps = detail_maps(rec, eng.model, f); mark("detail maps (make)")
+d = Path(tempfile.mkdtemp())
+write_face_meshes(rec, eng.model, d, ("obj", "glb"), intrinsics=f.intrinsics, head_frame=False, maps=maps)
+write_json(d / "pose.json", depth_document(rec, str(p), "network", eng.model, detail_map=maps))
+write_json(d / "landmarks.json", landmarks_json(rec)); mark("write face.obj, face_model.obj, face.glb, maps, json")
+rec = eng.reconstruct(f); maps = detail_maps(rec, eng.model, f)
+write_face_meshes(rec, eng.model, d, ("obj", "glb"), intrinsics=f.intrinsics, head_frame=False, maps=maps); mark("(a second frame: pipeline + maps + writing)")
+for n, c, w in rows:
+    print(f"cold part: {n}: {c:.0f} ms CPU ({w:.0f} ms wall)")
+print(f"cold part: total to the first frame written: {sum(c for _, c, _ in rows[:-1]):.0f} ms CPU")
+"""
+
+
+def cold_parts(frame: Path) -> None:
+    env = {**os.environ}
+    if not KEEP_NO_BYTECODE:
+        env.pop("PYTHONDONTWRITEBYTECODE", None)
+    env.setdefault("OPENBLAS_NUM_THREADS", "1")  # as the CLI's per-frame commands
+    r = subprocess.run([sys.executable, "-c", _COLD_PARTS, str(frame)], capture_output=True, text=True, env=env)
+    print(r.stdout.strip() if r.returncode == 0 else r.stderr[-2000:], flush=True)
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--frames", type=Path, default=None, help="Folder of depth frames with intrinsics (default: synthesise --n "
@@ -134,18 +191,37 @@ def main(argv=None) -> int:
                     "meshes, overlay), no CLI runs; for another checkout run it with PYTHONPATH=OTHER/src.")
     ap.add_argument("--serial", action="store_true", help="Batches one frame after the other (no reader / writer threads: "
                     "cli._frames.PIPELINE_AHEAD = PIPELINE_WRITERS = 0), for before/after.")
+    ap.add_argument("--cold-parts", action="store_true", help="Only one cold frame phase by phase (imports, model and "
+                    "networks, pipeline, maps, writing) in a fresh process, CPU and wall; for another checkout run it "
+                    "with PYTHONPATH=OTHER/src.")
+    ap.add_argument("--writers", type=int, default=None, help="Writer threads of the batches (default: the CLI's).")
+    ap.add_argument("--no-bytecode-cache", action="store_true", help="Keep PYTHONDONTWRITEBYTECODE from the environment "
+                    "(every command then compiles facerecon's sources again).")
     args = ap.parse_args(argv)
-    global EXE
+    global EXE, KEEP_NO_BYTECODE
+    KEEP_NO_BYTECODE = args.no_bytecode_cache
     if args.src is not None:
         os.environ["PYTHONPATH"] = str(args.src.resolve())
         EXE = [sys.executable, "-c", "import sys; from facerecon.cli import main; sys.exit(main(sys.argv[1:]))"]
     if args.serial:
         EXE = [sys.executable, "-c", "import sys; import facerecon.cli._frames as f; f.PIPELINE_AHEAD = f.PIPELINE_WRITERS = 0; "
                "from facerecon.cli import main; sys.exit(main(sys.argv[1:]))"]
+    elif args.writers is not None:
+        EXE = [sys.executable, "-c", f"import sys; import facerecon.cli._frames as f; f.PIPELINE_WRITERS = {int(args.writers)}; "
+               "from facerecon.cli import main; sys.exit(main(sys.argv[1:]))"]
     env = {"FACERECON_ICT": os.environ.get("FACERECON_ICT", str(REPO.parent / "shared/assets/ict-facekit/ICT-FaceKit-FaceXModel.tar.xz")),
            "MPLBACKEND": "Agg"}
     os.environ.update(env)
     res: dict = {"command": "python benchmarks/cli_speed.py " + " ".join(argv if argv is not None else sys.argv[1:])}
+    if args.cold_parts:
+        from facerecon.cli._frames import expand_inputs
+
+        frames = expand_inputs([args.frames])[:1] if args.frames else make_frames(Path(tempfile.mkdtemp()), 1)
+        for k in (1, 2):  # the first run of a checkout may build what is cached (bytecode, numba, GLB template, ONNX graph)
+            print(f"cold run {k}:", flush=True)
+            cold_parts(frames[0])
+        print(f"load average: {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
+        return 0
     if args.parts:
         import facerecon
         from facerecon.cli._frames import expand_inputs
@@ -171,6 +247,8 @@ def main(argv=None) -> int:
         for f in frames:
             os.symlink(f.resolve(), folder / f.name)
         res["frames"] = n
+        print(f"bytecode cache: {'as the environment says' if KEEP_NO_BYTECODE else 'on (as an installed package)'}; "
+              f"OPENBLAS_NUM_THREADS={os.environ.get('OPENBLAS_NUM_THREADS', 'unset')}")
         res["help_cold_s"] = statistics.median(run(["--help"]) for _ in range(3))
         print(f"facerecon --help, cold: {res['help_cold_s']:.2f} s")
         for backend in ("onnxruntime", "torch")[: 1 if args.skip_torch else 2]:

@@ -92,3 +92,26 @@ def test_regions(model):
     tris = model.region_triangles("face", "head_and_neck", "eyeballs")
     assert 20_000 < len(tris) < len(model.triangles)
     assert model.region_mask("narrow_face").sum() == 6706
+
+
+def test_uv_raster_disk_cache(model, tmp_path, monkeypatch):
+    """The UV raster is kept in $FACERECON_HOME/uv once built: read back the same arrays (values and dtypes);
+    a damaged or truncated file is not used (built again and rewritten)."""
+    from facerecon.facemodel import uv
+
+    monkeypatch.setenv("FACERECON_HOME", str(tmp_path))
+    want = uv._uv_raster(model, 64)
+    model.__dict__.get("_uv_cache", {}).pop(("raster", 64), None)
+    first = uv.uv_raster(model, 64)
+    (f,) = (tmp_path / "uv").glob("uvraster-64-*.bin")
+    good = f.read_bytes()
+    for data in (None, good[:-1] + bytes([good[-1] ^ 1]), good[: len(good) // 2]):
+        if data is not None:
+            f.write_bytes(data)
+        model.__dict__["_uv_cache"].pop(("raster", 64))
+        got = uv.uv_raster(model, 64)
+        for name in ("rows", "cols", "triangle", "bary", "mirror"):
+            a, b = getattr(got, name), getattr(want, name)
+            assert a.dtype == b.dtype and np.array_equal(a, b), name
+        assert f.read_bytes() == good
+    assert all(np.array_equal(getattr(first, k), getattr(want, k)) for k in ("rows", "cols", "triangle", "bary", "mirror"))

@@ -97,3 +97,43 @@ def test_broken_files(tmp_path: Path, real_dir: Path) -> None:
     with pytest.raises(InputFileError) as exc:
         read_ljson_landmarks(tmp_path / "cut.ljson")
     assert "cut.ljson" in str(exc.value)
+
+
+def test_obj_text_paths_agree(monkeypatch) -> None:
+    """The OBJ writer's fast paths give the bytes of the plain ones: the numba rows of the vertex lines
+    (against the NumPy table, which the tests of the format itself cover), and the face block of a padded
+    (F, K) polygon array (-1 pads a triangle) with usemtl runs against one format per polygon."""
+    import numpy as np
+
+    from facerecon.io import mesh
+
+    rng = np.random.default_rng(1)
+    values = [rng.normal(0, 60, (500, 3)), rng.normal(0, 1e5, (300, 3)), rng.uniform(-1, 1, (200, 2)),
+              np.array([[0.0, -0.0, -1e-7], [999998.9999994, -999998.9999996, 5e-7], [-4e-7, -5e-7, -6e-7],
+                        [1.0000005, 2.5e-6, -123456.7890125]])]
+    for a in values:
+        for prefix in (b"v", b"vt"):
+            monkeypatch.setattr(mesh, "_NUMBA", False)
+            plain = mesh._fixed_point_lines(prefix, a)
+            monkeypatch.setattr(mesh, "_NUMBA", True)
+            assert mesh._fixed_point_lines(prefix, a) == plain
+            # "%.6f" but for the sign of values that round to zero (random values: no exact half-way ties, which the
+            # table rounds to even on the scaled value, e.g. 2.5e-6 -> 0.000002 where "%.6f" gives 0.000003)
+            assert len(a) < 100 or [x.lstrip("-") for x in plain.decode().split()] == [
+                x.lstrip("-") for row in a for x in (prefix.decode(), *(f"{v:.6f}" for v in row))]
+    polys = rng.integers(0, 1_200_000, (400, 4))
+    polys[rng.random(400) < 0.3, 3] = -1
+    puv = rng.integers(0, 999, (400, 4))
+    puv[polys[:, 3] == -1, 3] = -1
+    names = tuple(rng.choice(["face", "rest", "50%"], 400).tolist())
+    topo = mesh._Topology(polys, puv)
+    expected, current = [], None
+    for q, t, name in zip(polys, puv, names):
+        if name != current:
+            expected.append(f"usemtl {name}")
+            current = name
+        expected.append("f " + " ".join(f"{a + 1}/{b + 1}" for a, b in zip(q, t) if a >= 0))
+    assert topo.obj_faces(True, names).decode() == "\n".join(expected) + "\n"
+    assert topo.obj_faces(False).decode() == "\n".join("f " + " ".join(str(a + 1) for a in q if a >= 0) for q in polys) + "\n"
+    lists = [q[q >= 0] for q in polys]
+    assert mesh._Topology(lists, [t[t >= 0] for t in puv]).obj_faces(True, names) == topo.obj_faces(True, names)

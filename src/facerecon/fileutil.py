@@ -76,16 +76,40 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
+# parent folder -> {NAME: [its .NAME.part-PID-* / .NAME.old-PID-* siblings]}, from one listing per parent and process:
+# a batch writes thousands of frame folders into one parent, and listing it for each (~1 ms per 1,000 entries)
+# made a batch quadratic in its length.  Leftovers of a killed process that appear after the listing (another
+# process killed while this one runs) are found by the next process.
+_PARTS_SEEN: dict = {}
+_MAX_PARTS_SEEN = 64
+
+
 def _remove_stale(path: Path) -> None:
     """Remove ``.NAME.part-PID-*`` / ``.NAME.old-PID-*`` folders left by a killed process (SIGKILL)."""
-    try:
-        siblings = list(path.parent.iterdir())
-    except OSError:
-        return
-    for q in siblings:
+    key = str(path.parent.absolute())
+    parts = _PARTS_SEEN.get(key)
+    if parts is None:
+        try:
+            siblings = list(path.parent.iterdir())
+        except OSError:
+            return
+        parts = {}
+        for q in siblings:
+            m = _PART_DIR.match(q.name)
+            if m:
+                parts.setdefault(m["name"], []).append(q)
+        if len(_PARTS_SEEN) >= _MAX_PARTS_SEEN:
+            _PARTS_SEEN.pop(next(iter(_PARTS_SEEN)))
+        _PARTS_SEEN[key] = parts
+    keep = []
+    for q in parts.pop(path.name, []):
         m = _PART_DIR.match(q.name)
-        if m and m["name"] == path.name and q.is_dir() and not q.is_symlink() and not _pid_alive(int(m["pid"])):
+        if q.is_dir() and not q.is_symlink() and not _pid_alive(int(m["pid"])):
             shutil.rmtree(q, ignore_errors=True)
+        elif q.exists():
+            keep.append(q)  # a live process's: looked at again by the next write of the folder
+    if keep:
+        parts[path.name] = keep
 
 
 @contextlib.contextmanager
@@ -147,3 +171,68 @@ def read_json(path: Path):
         raise InputFileError(path, f"invalid JSON ({' '.join(str(exc).split())[:160]})") from None
     except RecursionError:
         raise InputFileError(path, "invalid JSON (nested too deeply)") from None
+
+
+# -- checked cache files ----------------------------------------------------------------------------------------------
+# What a run builds once and later runs read back (a GLB template, the UV raster of a face model): one file per key,
+# written atomically, read only when whole (the key itself, lengths, CRC-32 of the payload) and of that key.
+
+_CACHE_MAGIC = b"facerecon-cache-v1\n"
+
+
+def write_cache_file(path: Path, key_text: str, header: dict, arrays: list, keep: int = 16) -> bool:
+    """Write ``header`` (JSON-able) and ``arrays`` (NumPy arrays, or bytes) under ``key_text`` to ``path``
+    (atomic); the oldest files of the folder beyond ``keep`` with the same name prefix (up to the first '-')
+    go. False where it cannot be written."""
+    import json
+    import zlib
+
+    import numpy as np
+
+    try:
+        parts = [a if isinstance(a, bytes) else np.ascontiguousarray(a).tobytes() for a in arrays]
+        meta = [["bytes", [len(a)]] if isinstance(a, bytes) else [np.asarray(a).dtype.str, list(np.shape(a))] for a in arrays]
+        payload = b"".join(parts)
+        head = json.dumps({"key": key_text, "header": header, "arrays": meta, "length": len(payload),
+                           "crc32": zlib.crc32(payload)}).encode("utf-8")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_bytes_atomic(path, _CACHE_MAGIC + len(head).to_bytes(4, "little") + head + payload)
+        prefix = path.name.split("-")[0]
+        old = sorted(path.parent.glob(f"{prefix}-*.bin"), key=lambda q: q.stat().st_mtime)
+        for q in old[:-keep]:
+            q.unlink(missing_ok=True)
+        return True
+    except (OSError, TypeError, ValueError):
+        return False
+
+
+def read_cache_file(path: Path, key_text: str) -> tuple[dict, list] | None:
+    """(header, arrays) of a file of :func:`write_cache_file` when it is whole and of ``key_text``; else None."""
+    import json
+    import zlib
+
+    import numpy as np
+
+    try:
+        data = path.read_bytes()
+        if not data.startswith(_CACHE_MAGIC):
+            return None
+        at = len(_CACHE_MAGIC)
+        n = int.from_bytes(data[at: at + 4], "little")
+        head = json.loads(data[at + 4: at + 4 + n].decode("utf-8"))
+        payload = memoryview(data)[at + 4 + n:]
+        if head["key"] != key_text or head["length"] != len(payload) or zlib.crc32(payload) != head["crc32"]:
+            return None
+        arrays, off = [], 0
+        for dtype, shape in head["arrays"]:
+            if dtype == "bytes":
+                arrays.append(bytes(payload[off: off + shape[0]]))
+                off += shape[0]
+                continue
+            dt = np.dtype(dtype)
+            count = int(np.prod(shape, dtype=np.int64))
+            arrays.append(np.frombuffer(payload, dt, count, off).reshape(shape))
+            off += count * dt.itemsize
+        return (head["header"], arrays) if off == len(payload) else None
+    except (OSError, ValueError, KeyError, TypeError, IndexError, UnicodeDecodeError):
+        return None

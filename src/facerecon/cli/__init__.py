@@ -106,9 +106,26 @@ def main(argv: list[str] | None = None) -> int:
             signal.signal(signal.SIGTERM, previous)
 
 
+# The per-frame commands run their own threads (a reader, the frame pipeline, a writer; docs/speed.md):
+# OpenBLAS's own threads only spin-wait beside them (~55 ms of CPU at numpy's import, and up to twice the
+# CPU of a written frame for the same wall time), so these commands start with one BLAS thread unless
+# the environment says otherwise.
+_ONE_BLAS_THREAD_COMMANDS = ("reconstruct", "pose", "track")
+
+
+def _one_blas_thread(argv: list[str] | None) -> None:
+    import os
+
+    args = sys.argv[1:] if argv is None else argv
+    command = next((a for a in args if not a.startswith("-")), None)
+    if command in _ONE_BLAS_THREAD_COMMANDS and "numpy" not in sys.modules:  # read when numpy loads OpenBLAS
+        os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
+
 def _main(argv: list[str] | None) -> int:
     import os
 
+    _one_blas_thread(argv)
     try:
         # with standalone_mode=False click returns a command's exit code instead of exiting
         rc = get_app()(args=argv, standalone_mode=False)

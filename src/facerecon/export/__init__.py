@@ -57,19 +57,20 @@ def write_face_meshes(rec, model, out_dir: Path, formats: tuple[str, ...] = ("ob
                           + (f"norm {NORMAL_FILE}\n" if maps is not None else "")
                           + "newmtl rest\nKa 1 1 1\nKd 0.75 0.62 0.55\nKs 0 0 0\nd 1\nillum 1\n")
         written.append(out_dir / "face.mtl")
-    polys, polys_uv = model.polygon_lists() if any(f != "glb" for f in formats) else (None, None)
+    # ICT's polygons as stored, (F, 4) with -1 padding its triangles: the writers' topology cache keeps their layout
+    polys, polys_uv = model.polygons, model.polygon_uv
     for fmt in formats:
         if fmt == "glb":
             written += [e.path for e in write_rigged_glbs(rec, model, out_dir, texture, intrinsics, rig, head_frame,
                                                           normal_png=None if maps is None else maps.png())]
             continue
         frames = (("face", rec.vertices_camera, "camera"), ("face_head", rec.vertices_head, "head"))
+        # both frames take the material: the maps are in UV / tangent space, unchanged by the pose
+        mtl = {"mtllib": "face.mtl", "materials": _obj_materials(model)} if fmt == "obj" and material else {}
         for name, verts, frame in frames if head_frame else frames[:1]:
             path = out_dir / f"{name}.{fmt}"
             write_mesh(path, verts, polys, model.uv, polys_uv,
-                       header=f"facerecon reconstruction of {rec.source}; ICT-FaceKit Light topology (MIT); mm; {frame} frame")
-            if fmt == "obj" and material:  # both frames: the maps are in UV / tangent space, unchanged by the pose
-                _use_material(path, model)
+                       header=f"facerecon reconstruction of {rec.source}; ICT-FaceKit Light topology (MIT); mm; {frame} frame", **mtl)
             written.append(path)
         if model_surface and getattr(rec, "detail", "off") == "on" and rec.model_vertices_head is not None:  # duck-typed results have none
             path = out_dir / f"face_model.{fmt}"
@@ -80,24 +81,16 @@ def write_face_meshes(rec, model, out_dir: Path, formats: tuple[str, ...] = ("ob
     return written
 
 
-def _use_material(path: Path, model) -> None:
-    """Point an OBJ written by ``write_mesh`` at ``face.mtl``: material ``face`` (textured) on ICT's
-    face-skin polygons, ``rest`` elsewhere (its face lines are in ICT's polygon order)."""
-    text = path.read_text(encoding="utf-8")
-    i = text.find("\nf ")
-    head, faces = text[: i + 1], text[i + 1:].splitlines(keepends=True)
-    material = model.polygon_material
-    skin = model.materials.index("M_Face") if "M_Face" in model.materials else 0
-    out, k, current = [], 0, None
-    for line in faces:
-        if line.startswith("f "):
-            name = "face" if material is None or material[k] == skin else "rest"
-            if name != current:
-                out.append(f"usemtl {name}\n")
-                current = name
-            k += 1
-        out.append(line)
-    write_text_atomic(path, "mtllib face.mtl\n" + head + "".join(out))
+def _obj_materials(model) -> tuple[str, ...]:
+    """The ``face.mtl`` material of each of ICT's polygons (the OBJ's face order): ``face`` (textured)
+    on the face skin, ``rest`` elsewhere; cached on the model (io.mesh caches the face block per tuple)."""
+    cache = model.__dict__.setdefault("_obj_materials_cache", {})
+    if "names" not in cache:
+        material = model.polygon_material
+        skin = model.materials.index("M_Face") if "M_Face" in model.materials else 0
+        face = np.ones(len(model.polygons), bool) if material is None else np.asarray(material) == skin
+        cache["names"] = tuple(np.where(face, "face", "rest").tolist())
+    return cache["names"]
 
 
 def write_json(path: Path, data: dict) -> None:

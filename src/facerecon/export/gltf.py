@@ -45,6 +45,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..facemodel.model import content_fingerprint
 from ..facemodel.uv import uv_tangents
 from ..fileutil import write_bytes_atomic
 from .rig import (
@@ -124,8 +125,6 @@ class GltfLayout:
     vertex_normals_op: object  # scipy sparse (V, T): sums triangle area-normals at vertices
     rig: str = DEFAULT_RIG
     target_sources: list | None = None  # per target: the indices of the ICT shapes it sums
-    # per (frame, intrinsics): the byte template of an untextured GLB (see _GlbTemplate); None: not templatable
-    templates: dict = field(default_factory=dict)
 
     @property
     def n_gltf_vertices(self) -> int:
@@ -146,8 +145,6 @@ def _index_array(a: np.ndarray, n: int) -> np.ndarray:
 
 
 def _build_layout(model, rig: str) -> GltfLayout:
-    import scipy.sparse as sp
-
     tris = np.asarray(model.triangles, np.int64)
     tuv = np.asarray(model.triangle_uv, np.int64)
     neutral = np.asarray(model.neutral, np.float64)
@@ -157,7 +154,7 @@ def _build_layout(model, rig: str) -> GltfLayout:
     face = model.region_mask("narrow_face")[tris].all(1)
     if fn[face, 2].sum() > 0:
         tris, tuv = tris[:, ::-1].copy(), tuv[:, ::-1].copy()
-    basis = np.asarray(model.expression_basis, np.float64)
+    basis = _expression_basis64(model)
     ict_names = list(model.expression_names)
     target_names, sources = rig_targets(rig, ict_names)
     prims = []
@@ -199,9 +196,23 @@ def _build_layout(model, rig: str) -> GltfLayout:
             targets.append((_index_array(local, n), vals, mn, mx))
         prims.append(_Primitive(gname, tuple(gmats), blend, colour, src, pair_uv, texcoord, _index_array(inverse.reshape(-1), n),
                                 targets))
+    return GltfLayout(prims, target_names, ict_names, basis, tris, _normals_operator(tris, model.n_vertices), rig, sources)
+
+
+def _expression_basis64(model) -> np.ndarray:
+    """(E, V, 3) float64 mm: the model's expression basis as the writer computes with it (cached on the model)."""
+    cache = model.__dict__.setdefault("_gltf_basis64", {})
+    if "basis" not in cache:
+        cache["basis"] = np.asarray(model.expression_basis, np.float64)
+    return cache["basis"]
+
+
+def _normals_operator(tris: np.ndarray, n_vertices: int):
+    """The scipy sparse (V, T) matrix that sums the triangles' area normals at their vertices."""
+    import scipy.sparse as sp
+
     t = len(tris)
-    op = sp.csr_matrix((np.ones(3 * t), (tris.ravel(), np.repeat(np.arange(t), 3))), shape=(model.n_vertices, t))
-    return GltfLayout(prims, target_names, ict_names, basis, tris, op, rig, sources)
+    return sp.csr_matrix((np.ones(3 * t), (tris.ravel(), np.repeat(np.arange(t), 3))), shape=(n_vertices, t))
 
 
 def _paint_irises(rgba: np.ndarray, v: np.ndarray, mat_names: list[str]) -> None:
@@ -219,7 +230,8 @@ def _paint_irises(rgba: np.ndarray, v: np.ndarray, mat_names: list[str]) -> None
         rgba[sel] = c
 
 
-def _vertex_normals(layout: GltfLayout, v: np.ndarray) -> np.ndarray:
+def _vertex_normals(layout, v: np.ndarray) -> np.ndarray:
+    """Unit vertex normals of ``v`` on ``layout``'s triangles (a GltfLayout or a _GlbTemplate)."""
     tris = layout.triangles
     fn = np.cross(v[tris[:, 1]] - v[tris[:, 0]], v[tris[:, 2]] - v[tris[:, 0]])  # area-weighted
     vn = layout.vertex_normals_op @ fn
@@ -261,8 +273,11 @@ def _minmax(a: np.ndarray) -> tuple[list[float], list[float]]:
 
 def base_vertices_head(rec, layout: GltfLayout) -> np.ndarray:
     """(V, 3) mm: the reconstruction at expression 0 (everything but the expression baked in)."""
+    return _base_vertices(rec, layout.expression_basis)
+
+
+def _base_vertices(rec, e: np.ndarray) -> np.ndarray:
     expr = np.asarray(rec.expression, np.float64).reshape(-1)
-    e = layout.expression_basis
     expr = np.pad(expr, (0, e.shape[0] - len(expr)))
     v = np.asarray(rec.vertices_head, np.float64)
     return v - np.tensordot(expr, e, axes=(0, 0))
@@ -293,14 +308,15 @@ def build_glb(rec, model, frame: str = "camera", texture: np.ndarray | None = No
     ``rig``: 'arkit52' or 'ict', see :mod:`.rig`; None: the current default).  ``normal_texture``
     ((S, S, 3) uint8, ICT's face UV tile, glTF tangent space; or its PNG bytes ``normal_png``) becomes
     the face skin's ``normalTexture``, with ``TANGENT`` on the face primitive."""
-    layout = gltf_layout(model, rig or current_rig())
+    rig = check_rig(rig or current_rig())
     if normal_texture is not None and texture is None and png is None:
         normal_png = _png_bytes(normal_texture, "normal texture")
     templated = texture is None and png is None and normal_texture is None  # untextured, or the normal map's PNG alone
     if templated and str(getattr(rec, "source", "")):
-        template = _glb_template(rec, model, layout, frame, intrinsics, normal_png)
+        template = _glb_template(rec, model, rig, frame, intrinsics, normal_png)
         if template is not None:
-            return template.render(rec, layout, model, normal_png)
+            return template.render(rec, model, normal_png)
+    layout = gltf_layout(model, rig)
     return _glb_bytes(_gltf_document(rec, model, layout, frame, texture, intrinsics, png, normal_texture, normal_png))
 
 
@@ -312,7 +328,7 @@ def _glb_bytes(doc) -> bytes:
 
 _SLOT = "@@facerecon-slot-{}@@"
 _SLOT_RE = re.compile(r'"@@facerecon-slot-(\d+)@@"')
-_MAX_TEMPLATES = 8  # per layout: (frame, intrinsics) pairs; a folder from one sensor uses one or two
+_MAX_TEMPLATES = 16  # per model: (rig, frame, intrinsics, normal map) keys; a folder from one sensor uses one or two
 
 
 @dataclass
@@ -329,6 +345,10 @@ class _GlbTemplate:
     (checked on the build the template is made from, and in tests/test_gltf_template.py).  With a
     normal map, the face primitive's tangents are a binary hole too, and the PNG (its length varies)
     is the binary chunk's tail, its bufferView's and the buffer's byteLength JSON slots.
+
+    A template holds what rendering needs of the layout (the triangles, each primitive's ICT vertex
+    and UV index per glTF vertex), so a template read from the disk cache (:func:`_read_template`)
+    renders without the layout (the seam split, the morph deltas) or pygltflib.
     """
 
     json_parts: list[str]  # constant JSON text; slot k sits between json_parts[k] and json_parts[k + 1]
@@ -336,23 +356,35 @@ class _GlbTemplate:
     #                     / ("image_length",) / ("buffer_length",)
     bin_parts: list[bytes]  # constant binary runs; hole k (a primitive's positions, normals or tangents; the image) after bin_parts[k]
     holes: list[tuple]  # per binary hole, in offset order: ("POSITION" | "NORMAL" | "TANGENT", primitive) / ("IMAGE",)
+    rig: str
+    triangles: np.ndarray  # (T, 3) the layout's triangles (outward winding)
+    src: list[np.ndarray]  # per primitive: the ICT vertex of each glTF vertex
+    uv_index: list[np.ndarray]  # per primitive: the ICT UV index of each glTF vertex
+    n_vertices: int  # the model's
+    _op: object = field(default=None, repr=False, compare=False)
 
-    def render(self, rec, layout: GltfLayout, model=None, normal_png: bytes | None = None) -> bytes:
-        base = base_vertices_head(rec, layout)
-        normals = _vertex_normals(layout, base)
+    @property
+    def vertex_normals_op(self):
+        if self._op is None:
+            self._op = _normals_operator(self.triangles, self.n_vertices)
+        return self._op
+
+    def render(self, rec, model, normal_png: bytes | None = None) -> bytes:
+        base = _base_vertices(rec, _expression_basis64(model))
+        normals = _vertex_normals(self, base)
         tangents = uv_tangents(model, base, normals) if normal_png is not None else None
         arrays, bounds = {}, {}
-        for i, p in enumerate(layout.primitives):
-            pos = (base[p.src] * M_PER_MM).astype(np.float32)
+        for i, (src, uv_index) in enumerate(zip(self.src, self.uv_index)):
+            pos = (base[src] * M_PER_MM).astype(np.float32)
             arrays["POSITION", i] = pos
-            arrays["NORMAL", i] = normals[p.src].astype(np.float32)
+            arrays["NORMAL", i] = normals[src].astype(np.float32)
             if tangents is not None and ("TANGENT", i) in self.holes:
-                arrays["TANGENT", i] = tangents[p.uv_index].astype(np.float32)
+                arrays["TANGENT", i] = tangents[uv_index].astype(np.float32)
             bounds["min", i], bounds["max", i] = _minmax(pos)
         if normal_png is not None:  # the tail, padded to 4 bytes as _Blob does
             arrays["IMAGE",] = np.frombuffer(normal_png + b"\0" * (-len(normal_png) % 4), np.uint8)
         rotation, translation = _node_pose(rec.pose)
-        values = {("weights",): [float(w) for w in target_weights(rec.expression, layout.rig, layout.ict_names)],
+        values = {("weights",): [float(w) for w in target_weights(rec.expression, self.rig, list(model.expression_names))],
                   ("rotation",): rotation, ("translation",): translation, ("source",): str(getattr(rec, "source", ""))}
         if normal_png is not None:
             values["image_length",] = len(normal_png)
@@ -371,22 +403,36 @@ class _GlbTemplate:
         return b"".join([head, js, struct.pack("<I4s", n_bin, b"BIN\0"), *binary])
 
 
-def _glb_template(rec, model, layout: GltfLayout, frame: str, intrinsics, normal_png: bytes | None = None) -> _GlbTemplate | None:
-    """The cached template of (``frame``, ``intrinsics``, with or without a normal map) in ``layout``, made
-    from ``rec``'s full build; None where the template would not give the full build's bytes (then the
-    caller builds in full)."""
+def glb_templates(model) -> dict:
+    """The GLB templates made or read in this process for ``model``: (rig, frame, intrinsics, with a normal
+    map) -> :class:`_GlbTemplate`, or None where the template would not give the full build's bytes."""
+    return model.__dict__.setdefault("_glb_templates", {})
+
+
+def _glb_template(rec, model, rig: str, frame: str, intrinsics, normal_png: bytes | None = None) -> _GlbTemplate | None:
+    """The template of (``rig``, ``frame``, ``intrinsics``, with or without a normal map) for ``model``: from
+    this process's cache, else from the disk cache (:func:`_template_file`), else made from ``rec``'s full
+    build (and written to the disk cache); None where the template would not give the full build's bytes
+    (then the caller builds in full)."""
     k = intrinsics
-    key = (frame, None if k is None or frame != "camera" else
+    key = (rig, frame, None if k is None or frame != "camera" else
            tuple(float(x) for x in (k.fx, k.fy, k.cx, k.cy, k.width, k.height)), normal_png is not None)
-    if key in layout.templates:
-        return layout.templates[key]
-    full = _glb_bytes(_gltf_document(rec, model, layout, frame, None, intrinsics, None, None, normal_png))
-    template = _make_template(full, layout, frame)
-    if template is not None and template.render(rec, layout, model, normal_png) != full:
-        template = None
-    if len(layout.templates) >= _MAX_TEMPLATES:
-        layout.templates.pop(next(iter(layout.templates)))
-    layout.templates[key] = template
+    templates = glb_templates(model)
+    if key in templates:
+        return templates[key]
+    path, key_text = _template_file(model, key)
+    template = _read_template(path, key_text, model) if path is not None else None
+    if template is None:
+        layout = gltf_layout(model, rig)
+        full = _glb_bytes(_gltf_document(rec, model, layout, frame, None, intrinsics, None, None, normal_png))
+        template = _make_template(full, layout, frame)
+        if template is not None and template.render(rec, model, normal_png) != full:
+            template = None
+        if template is not None and path is not None:
+            _write_template(path, key_text, template)
+    if len(templates) >= _MAX_TEMPLATES:
+        templates.pop(next(iter(templates)))
+    templates[key] = template
     return template
 
 
@@ -439,7 +485,94 @@ def _make_template(glb: bytes, layout: GltfLayout, frame: str) -> _GlbTemplate |
         bin_parts.append(binary[at:off])
         at = off + n
     bin_parts.append(binary[at:])
-    return _GlbTemplate(json_parts, [slots[k] for k in order], bin_parts, [h for _, _, h in holes])
+    return _GlbTemplate(json_parts, [slots[k] for k in order], bin_parts, [h for _, _, h in holes], layout.rig, layout.triangles,
+                        [p.src for p in layout.primitives], [p.uv_index for p in layout.primitives], int(layout.expression_basis.shape[1]))
+
+
+# -- the templates on disk ---------------------------------------------------------------------------------------------
+# A template costs a full build (the layout's seam split and 52-55 sparse morph targets, pygltflib: ~0.4 s of a
+# cold start) and is the same for every run with the same model, rig, frame kind, intrinsics and writer code, so
+# it is kept in $FACERECON_HOME/gltf beside the ONNX files: one file per key, named by the digest of the key, written
+# atomically, checked on reading (fileutil.read_cache_file: the key itself, lengths, CRC-32 of the payload; here the
+# index ranges) and rebuilt when it does not pass.
+
+GLB_CACHE_VERSION = 2  # bump when what a template file holds changes
+_VALUE_SLOTS = (("weights",), ("rotation",), ("translation",), ("source",), ("image_length",), ("buffer_length",))
+_CODE_FINGERPRINT: list = []
+
+
+def _code_fingerprint() -> str:
+    """The writer's code (this module and the rig tables, by content) and the installed pygltflib (by its
+    file's size and time: reading its version from the package metadata costs ~90 ms)."""
+    import hashlib
+    import os
+    from importlib.util import find_spec
+
+    if _CODE_FINGERPRINT:
+        return _CODE_FINGERPRINT[0]
+    h = hashlib.sha256()
+    for f in (__file__, Path(__file__).with_name("rig.py")):
+        h.update(Path(f).read_bytes())
+    spec = find_spec("pygltflib")
+    st = os.stat(spec.origin) if spec is not None and spec.origin else None
+    _CODE_FINGERPRINT.append(f"{h.hexdigest()[:20]}|pygltflib:{'none' if st is None else f'{st.st_size}:{st.st_mtime_ns}'}"
+                             f"|numpy:{np.__version__}")
+    return _CODE_FINGERPRINT[0]
+
+
+def _template_file(model, key: tuple) -> tuple[Path | None, str]:
+    """(the disk cache file of a template key, the key as text); (None, "") where there is none to use."""
+    import hashlib
+
+    from ..facemodel.ict import facerecon_home
+
+    try:
+        key_text = json.dumps({"version": GLB_CACHE_VERSION, "key": list(key), "model": content_fingerprint(model),
+                               "code": _code_fingerprint()}, sort_keys=True)
+    except (OSError, AttributeError, TypeError, ValueError):
+        return None, ""
+    digest = hashlib.sha256(key_text.encode("utf-8")).hexdigest()[:24]
+    return facerecon_home() / "gltf" / f"glb-template-{key[0]}-{key[1]}-{digest}.bin", key_text
+
+
+def _write_template(path: Path, key_text: str, t: _GlbTemplate) -> None:
+    """Write the template to the disk cache (atomic; a cache that cannot be written is left alone)."""
+    from ..fileutil import write_cache_file
+
+    header = {"json_parts": t.json_parts, "slots": [list(x) for x in t.slots], "holes": [list(x) for x in t.holes],
+              "rig": t.rig, "n_vertices": t.n_vertices, "n_primitives": len(t.src)}
+    arrays = [*t.bin_parts, np.asarray(t.triangles, "<i4"), *(np.asarray(a, "<i4") for a in t.src),
+              *(np.asarray(a, "<i4") for a in t.uv_index)]
+    write_cache_file(path, key_text, header, arrays)
+
+
+def _read_template(path: Path, key_text: str, model) -> _GlbTemplate | None:
+    """The template in ``path`` when the file is there, is whole and of ``key_text`` and its indices fit ``model``; else None."""
+    from ..fileutil import read_cache_file
+
+    got = read_cache_file(path, key_text)
+    if got is None:
+        return None
+    h, arrays = got
+    try:
+        slots, holes = [tuple(x) for x in h["slots"]], [tuple(x) for x in h["holes"]]
+        json_parts = [str(x) for x in h["json_parts"]]
+        n_prim, nv = int(h["n_primitives"]), int(h["n_vertices"])
+        n_bin = len(holes) + 1
+        if len(json_parts) != len(slots) + 1 or len(arrays) != n_bin + 1 + 2 * n_prim or not all(isinstance(b, bytes) for b in arrays[:n_bin]):
+            return None
+        bin_parts = arrays[:n_bin]
+        tris, src, uv_index = arrays[n_bin], arrays[n_bin + 1: n_bin + 1 + n_prim], arrays[n_bin + 1 + n_prim:]
+        tris, src, uv_index = tris.astype(np.int64), [a.astype(np.int64) for a in src], [a.astype(np.int64) for a in uv_index]
+        ok = (nv == model.n_vertices and tris.ndim == 2 and tris.shape[1] == 3 and tris.min() >= 0 and tris.max() < nv
+              and all(a.ndim == 1 and len(a) == len(b) and (not len(a) or (a.min() >= 0 and a.max() < nv and b.min() >= 0
+                                                                            and b.max() < len(model.uv)))
+                      for a, b in zip(src, uv_index))
+              and all(x[0] in ("POSITION", "NORMAL", "TANGENT") and 0 <= int(x[1]) < n_prim or x == ("IMAGE",) for x in holes)
+              and all(x[0] in ("min", "max") and 0 <= int(x[1]) < n_prim or x in _VALUE_SLOTS for x in slots))
+        return _GlbTemplate(json_parts, slots, bin_parts, holes, str(h["rig"]), tris, src, uv_index, nv) if ok else None
+    except (ValueError, KeyError, TypeError, IndexError, AttributeError):
+        return None
 
 
 def _gltf_document(rec, model, layout: GltfLayout, frame: str, texture, intrinsics, png, normal_texture, normal_png):

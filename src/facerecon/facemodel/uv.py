@@ -16,7 +16,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.spatial import cKDTree
 
 from ..geometry.camera import Intrinsics
 from ..geometry.raster import render_mesh
@@ -55,16 +54,62 @@ def vertex_mirror(model) -> np.ndarray:
     """(V,) index of each vertex's mirror image (x -> -x) on the mean face, nearest vertex."""
     cache = _cache(model)
     if "mirror" not in cache:
+        from scipy.spatial import cKDTree
+
         v = model.neutral.astype(np.float64)
         cache["mirror"] = cKDTree(v).query(v * np.array([-1.0, 1.0, 1.0]))[1].astype(np.int64)
     return cache["mirror"]
 
 
+_RASTER_CACHE_VERSION = 1
+
+
+def _raster_file(model, size: int):
+    """(the disk cache file of the UV raster of ``model`` at ``size``, its key as text), or (None, "")."""
+    import hashlib
+    import json
+    from pathlib import Path
+
+    from .ict import facerecon_home
+    from .model import content_fingerprint
+
+    try:
+        code = hashlib.sha256(Path(__file__).read_bytes() + Path(__file__).parents[1].joinpath("geometry", "raster.py").read_bytes())
+        key = json.dumps({"version": _RASTER_CACHE_VERSION, "size": int(size), "model": content_fingerprint(model),
+                          "code": code.hexdigest()[:20], "numpy": np.__version__}, sort_keys=True)
+    except (OSError, AttributeError, TypeError, ValueError):
+        return None, ""
+    return facerecon_home() / "uv" / f"uvraster-{int(size)}-{hashlib.sha256(key.encode()).hexdigest()[:24]}.bin", key
+
+
 def uv_raster(model, size: int) -> UVRaster:
-    """Covered texels of the face UV tile with triangle and barycentrics, and their mirror texels (cached)."""
+    """Covered texels of the face UV tile with triangle and barycentrics, and their mirror texels (cached on
+    the model, and on disk in ``$FACERECON_HOME/uv`` by the model's arrays, the size and this code: ~0.1 s of
+    the first frame of every process otherwise; :func:`facerecon.fileutil.read_cache_file` checks a file)."""
     cache = _cache(model)
     if ("raster", size) in cache:
         return cache[("raster", size)]
+    from ..fileutil import read_cache_file, write_cache_file
+
+    path, key = _raster_file(model, size)
+    got = read_cache_file(path, key) if path is not None else None
+    if got is not None and len(got[1]) == 5:
+        rows, cols, tri, bary, mirror = got[1]
+        n = len(rows)
+        if (all(a.shape == (n,) for a in (cols, tri, mirror)) and bary.shape == (n, 3) and (not n or (
+                rows.min() >= 0 and rows.max() < size and cols.min() >= 0 and cols.max() < size and tri.min() >= 0
+                and tri.max() < len(model.triangles) and mirror.min() >= -1 and mirror.max() < n))):
+            out = UVRaster(size, rows, cols, tri, bary, mirror)
+            cache[("raster", size)] = out
+            return out
+    out = _uv_raster(model, size)
+    if path is not None:
+        write_cache_file(path, key, {}, [out.rows, out.cols, out.triangle, out.bary, out.mirror])
+    cache[("raster", size)] = out
+    return out
+
+
+def _uv_raster(model, size: int) -> UVRaster:
     tris = face_triangles(model)
     tuv = model.triangle_uv[tris]
     # UV corners as points on the plane z = 1 seen by a unit pinhole: screen = texel coordinates
@@ -86,9 +131,7 @@ def uv_raster(model, size: int) -> UVRaster:
     ok = (muv >= 0).all(1) & (mc >= 0) & (mc < size) & (mr >= 0) & (mr < size)
     mirror = np.full(len(rows), -1, np.int64)
     mirror[ok] = lookup[mr[ok], mc[ok]]
-    out = UVRaster(size, rows, cols, tris[tid], bary, mirror)
-    cache[("raster", size)] = out
-    return out
+    return UVRaster(size, rows, cols, tris[tid], bary, mirror)
 
 
 def vertex_uv(model) -> np.ndarray:

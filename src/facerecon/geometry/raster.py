@@ -22,7 +22,7 @@ from .camera import Intrinsics
 _EDGE_EPS = 1e-9  # inclusive edges: a pixel centre on a shared edge is covered by both sides
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)  # nogil: a batch rasterises on its writer thread (detail maps) beside the frame pipeline
 def _project(vertices, fx, fy, cx, cy):
     n = vertices.shape[0]
     uvz = np.empty((n, 3), np.float64)
@@ -38,7 +38,7 @@ def _project(vertices, fx, fy, cx, cy):
     return uvz
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _fill(u0, v0, z0, u1, v1, z1, u2, v2, z2, t, cull, izbuf, tid):
     """Z-buffer one projected triangle (corners (u, v) with depth z) with id ``t``."""
     h, w = izbuf.shape
@@ -114,7 +114,7 @@ def _fill(u0, v0, z0, u1, v1, z1, u2, v2, z2, t, cull, izbuf, tid):
             x += 1
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _raster(uvz, verts, tris, cull, near, izbuf, tid, tri_offset, fx, fy, cx, cy):
     """Z-buffer ``tris`` into ``izbuf`` (1/z, 0 = empty) and ``tid`` in place.
 
@@ -160,7 +160,7 @@ def _raster(uvz, verts, tris, cull, near, izbuf, tid, tri_offset, fx, fy, cx, cy
             _fill(cu[0], cv[0], cz[0], cu[k], cv[k], cz[k], cu[k + 1], cv[k + 1], cz[k + 1], t + tri_offset, cull, izbuf, tid)
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _to_depth(izbuf):
     h, w = izbuf.shape
     out = np.zeros((h, w), np.float32)
@@ -171,7 +171,7 @@ def _to_depth(izbuf):
     return out
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _barycentrics(uvz, tris, tid, out):
     """Perspective-correct barycentrics of the visible triangle at every covered pixel."""
     h, w = tid.shape
@@ -196,7 +196,7 @@ def _barycentrics(uvz, tris, tid, out):
             out[y, x, 2] = p2 / s
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _splat(uvz, radius_mm, fx, zbuf):
     h, w = zbuf.shape
     for i in range(uvz.shape[0]):

@@ -52,12 +52,47 @@ _RUN_ONLY = ("name", "inference_threads", "test_time_flip", "inference_backend",
 # -- weights files and their ONNX files -------------------------------------------------------------------------------
 
 
+_SHA_CACHE = "weights-sha256.json"  # in onnx_dir(): file identity -> SHA-256 of its bytes
+_SHA_CACHE_ENTRIES = 64
+
+
 def _file_sha256(path: Path) -> str:
+    """The SHA-256 of a file's bytes, remembered in ``onnx_dir()/weights-sha256.json`` by the file's path, size,
+    inode and modification / change times (hashing the two shipped weights files is ~35 ms of every cold
+    start; any write to a file changes its ctime, so a remembered digest is of the bytes as they are)."""
+    p = Path(path).resolve()
+    try:
+        st = p.stat()
+        ident = [st.st_size, st.st_ino, st.st_mtime_ns, st.st_ctime_ns]
+    except OSError:
+        ident = None
+    cache_file = onnx_dir() / _SHA_CACHE
+    cache: dict = {}
+    if ident is not None:
+        try:
+            cache = json.loads(cache_file.read_text(encoding="utf-8"))
+            hit = cache.get(str(p)) if isinstance(cache, dict) else None
+            if isinstance(hit, dict) and hit.get("ident") == ident and isinstance(hit.get("sha256"), str):
+                return hit["sha256"]
+        except (OSError, ValueError):
+            cache = {}
     h = hashlib.sha256()
-    with open(path, "rb") as fh:
+    with open(p, "rb") as fh:
         for block in iter(lambda: fh.read(1 << 20), b""):
             h.update(block)
-    return h.hexdigest()
+    digest = h.hexdigest()
+    if ident is not None:
+        from ..fileutil import write_text_atomic
+
+        cache = {k: v for k, v in (cache.items() if isinstance(cache, dict) else ()) if k != str(p)}
+        cache = dict(list(cache.items())[-(_SHA_CACHE_ENTRIES - 1):])
+        cache[str(p)] = {"ident": ident, "sha256": digest}
+        try:
+            cache_file.parent.mkdir(parents=True, exist_ok=True)
+            write_text_atomic(cache_file, json.dumps(cache, indent=1))
+        except OSError:  # a cache that cannot be written: hashed again next time
+            pass
+    return digest
 
 
 def graph_key(kind: str, config: NetConfig) -> str:
@@ -119,17 +154,96 @@ class OnnxRunner:
     def __init__(self, path: str | Path, threads: int = 1):
         import onnxruntime as ort  # ~0.2 s: loaded when a network is
 
-        so = ort.SessionOptions()
-        so.intra_op_num_threads = int(threads)
-        so.inter_op_num_threads = 1
-        so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        so.log_severity_level = 3
         self.path = Path(path)
-        self.session = ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
+        self.threads = int(threads)
+        optimized = _optimized_path(self.path, ort.__version__)
+        self.session = None
+        if optimized is not None and optimized.exists():
+            try:  # the graph as onnxruntime optimised it on this machine before: no optimisation now
+                self.session = self._session(optimized, False)
+                self.session_path = optimized
+            except Exception:  # noqa: BLE001 - unreadable: the source graph, optimised here as before
+                self.session = None
+        if self.session is None:
+            self.session = self._session(self.path, True)
+            self.session_path = self.path
+            if optimized is not None:
+                _save_optimized(self, optimized)
         self.input_name = self.session.get_inputs()[0].name
+
+    def _session(self, path: Path, optimize: bool, save_to: Path | None = None):
+        import onnxruntime as ort
+
+        so = ort.SessionOptions()
+        so.intra_op_num_threads = self.threads
+        so.inter_op_num_threads = 1
+        level = ort.GraphOptimizationLevel
+        so.graph_optimization_level = level.ORT_ENABLE_ALL if optimize else level.ORT_DISABLE_ALL
+        so.log_severity_level = 3
+        if save_to is not None:
+            so.optimized_model_filepath = str(save_to)
+        return ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
 
     def __call__(self, x: np.ndarray) -> tuple[np.ndarray, ...]:
         return tuple(self.session.run(None, {self.input_name: np.ascontiguousarray(x, np.float32)}))
+
+
+# Opening a session optimises its graph (ORT_ENABLE_ALL: ~30-45 ms per network of every cold start).  The optimised
+# graph is saved once beside the ONNX file and opened with no optimisation after that: it holds this machine's
+# layout choices (onnxruntime: "only for the same hardware"), so its name carries the source file's identity,
+# the onnxruntime version and the CPU's model and flags, and it is kept only where its outputs equal the source
+# session's bit for bit on a test input (else a ".differs" marker: the source graph is optimised every time).
+_OPTIMIZED_VERSION = 1
+
+
+def _cpu_identity() -> str:
+    import platform
+
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as fh:
+            head = fh.read().split("\n\n", 1)[0]
+        keep = [line for line in head.splitlines() if line.split(":")[0].strip() in ("vendor_id", "model name", "flags")]
+        return "|".join(keep) or platform.processor() or platform.machine()
+    except OSError:
+        return f"{platform.machine()}|{platform.processor()}"
+
+
+def _optimized_path(path: Path, ort_version: str) -> Path | None:
+    """Where the optimised graph of the ONNX file ``path`` is kept for this onnxruntime and CPU (None: not kept)."""
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    key = f"{path.name}|{st.st_size}|{st.st_mtime_ns}|{ort_version}|{_cpu_identity()}|v{_OPTIMIZED_VERSION}"
+    return path.with_name(f"{path.stem}.opt-{hashlib.sha256(key.encode()).hexdigest()[:16]}.onnx")
+
+
+def _save_optimized(runner: "OnnxRunner", optimized: Path) -> None:
+    """Save ``runner``'s graph as onnxruntime optimises it to ``optimized`` (atomic), if a session of the saved
+    graph gives the outputs of ``runner.session`` bit for bit on a seeded test input; a cache that cannot be
+    written is left alone."""
+    marker = optimized.with_suffix(".differs")
+    if marker.exists():
+        return
+    tmp = optimized.with_name(f".{optimized.name}.{os.getpid()}.tmp")
+    try:
+        runner._session(runner.path, True, save_to=tmp)
+        inp = runner.session.get_inputs()[0]
+        shape = [d if isinstance(d, int) and d > 0 else 1 for d in inp.shape]
+        x = np.random.default_rng(0).normal(scale=0.5, size=shape).astype(np.float32)
+        want = runner.session.run(None, {inp.name: x})
+        got = runner._session(tmp, False).run(None, {inp.name: x})
+        if len(got) == len(want) and all(a.dtype == b.dtype and np.array_equal(a, b) for a, b in zip(got, want)):
+            os.replace(tmp, optimized)
+        else:
+            marker.write_text("the optimised graph's outputs differ from the source graph's on this machine\n", encoding="utf-8")
+    except Exception:  # noqa: BLE001 - no cache: the source graph is optimised when opened, as before
+        pass
+    finally:
+        try:
+            tmp.unlink(missing_ok=True)
+        except OSError:
+            pass
 
 
 @dataclass(frozen=True)
