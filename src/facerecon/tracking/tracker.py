@@ -41,7 +41,7 @@ from ..io.frame import DepthFrame
 from ..geometry.pose import HeadPose
 from ..metrics.align import CloudTarget
 from ..facemodel import vertex_normals
-from ..pipeline.check import FaceRegion, MeasuredSurface, refine_rigid, surface_check
+from ..pipeline.check import CHECK_LANDMARKS, CheckedFace, FaceRegion, MeasuredSurface, ProjectivePairs, refine_rigid, surface_check
 from ..pipeline.frame import Located, crop_at, describe
 from ..pipeline.reconstruct import Reconstructor
 from ..pipeline.runtime import blas_threads
@@ -266,7 +266,11 @@ class Tracker:
         self._correction_cfg = getattr(getattr(reconstructor, "pipeline", None), "correction", None) or CorrectionConfig()
         self.region = FaceRegion(self.model, self.check_cfg.check.region, self.check_cfg.refine.n_points)
         # the rows of the head mesh the check reads: the region's vertices and the 68 landmarks
-        self._used = np.union1d(np.unique(self.region.triangles), np.asarray(self.model.landmarks_68, np.int64))
+        region_rows = np.unique(self.region.triangles)
+        self._used = np.union1d(region_rows, np.asarray(self.model.landmarks_68, np.int64))
+        # where the check's rows (CheckedFace: the region's vertices, the inner landmarks) sit in those
+        self._at_region = np.searchsorted(self._used, region_rows)
+        self._at_landmarks = np.searchsorted(self._used, np.asarray(self.model.landmarks_68, np.int64)[list(CHECK_LANDMARKS)])
         n_ex = self.model.n_expression
         # expression bases of the refinement sample (n, 3, 55) and of the region's vertices (55, U*3)
         self._bs = np.ascontiguousarray(self.model.expression_basis[:, self.region.sample].astype(np.float64).transpose(1, 2, 0))
@@ -361,7 +365,7 @@ class Tracker:
         ident = self.identity if self.identity is not None else w_net[:k]
         surf = MeasuredSurface.from_position_image(located.position_image)
         pose, model_pose, expr = self._refine(net, w_net, ident, surf, tracking, idx)
-        check = surface_check(self._region_vertices(expr), model_pose, self.region, surf, self.check_cfg)
+        check = surface_check(self._checked_face(expr), model_pose, self.region, surf, self.check_cfg)
         timings["refine_and_check"] = (time.perf_counter() - t1) * 1e3
         res = describe(self.check_cfg, check, ident, expr)
         net_pose = net.poses.pose
@@ -450,7 +454,7 @@ class Tracker:
         if float(geodesic_distance_deg(self._prev.R, net_pose.R)) < c_ref.max_network_gap_deg:
             return self._refine_from(track_start, False, expr, mesh, surf, idx)
         tries = [self._refine_from(start, far, expr, mesh, surf, idx) for start, far in ((track_start, False), (net_pose, True))]
-        return min(tries, key=lambda r: surface_check(self._region_vertices(r[2]), r[1], self.region, surf, self.check_cfg).score(self.check_cfg))
+        return min(tries, key=lambda r: surface_check(self._checked_face(r[2]), r[1], self.region, surf, self.check_cfg).score(self.check_cfg))
 
     def _refine_from(self, start: HeadPose, far: bool, expr: np.ndarray, mesh: tuple[np.ndarray, np.ndarray], surf,
                      idx: int) -> tuple[HeadPose, HeadPose, np.ndarray]:
@@ -534,33 +538,25 @@ class Tracker:
             self._mesh_key = key
         return self._vs0, self._ns
 
-    def _region_vertices(self, expr: np.ndarray) -> np.ndarray:
-        """Head-frame vertices of the check region and landmarks for the current identity (other rows zero: never read)."""
-        v = np.zeros((self.model.n_vertices, 3), np.float64)
-        v[self._used] = self._base_used + (np.asarray(expr, np.float64) @ self._bu).reshape(-1, 3)
-        return v
+    def _checked_face(self, expr: np.ndarray) -> CheckedFace:
+        """What the check reads of the head-frame face (the region's vertices, the inner landmarks) for the
+        current identity and ``expr``: only the rows it reads are evaluated."""
+        vu = self._base_used + (np.asarray(expr, np.float64) @ self._bu).reshape(-1, 3)
+        return CheckedFace(self.region, vu[self._at_region], vu[self._at_landmarks])
 
     def _expression_steps(self, pose: HeadPose, vs0: np.ndarray, ns: np.ndarray, expr: np.ndarray, surf, c: dict) -> np.ndarray:
         """Gauss-Newton steps of the expression weights, pose and identity fixed; pairs by
-        projecting the sample into the crop (the same association as the rigid refinement)."""
-        k_int = surf.pim.intrinsics
-        s = surf.pim.size
+        projecting the sample into the crop (the rigid refinement's association, :class:`ProjectivePairs`)."""
         e = np.asarray(expr, np.float64).copy()
         e_prev = e.copy()
         gate = float(self.check_cfg.refine.max_distance_mm[1])
         nm = ns @ pose.R.T
+        pairs = ProjectivePairs(surf)
         lam_p, lam_t = float(c.expression_prior), float(c.expression_temporal)
         for _ in range(int(c.expression_iterations)):
             p = (vs0 + self._bs @ e) @ pose.R.T + pose.t_mm
-            z = np.maximum(p[:, 2], 1.0)
-            u = np.rint(k_int.fx * p[:, 0] / z + k_int.cx).astype(np.int64)
-            w = np.rint(k_int.fy * p[:, 1] / z + k_int.cy).astype(np.int64)
-            idx = np.flatnonzero((u >= 0) & (u < s) & (w >= 0) & (w < s) & (np.einsum("ij,ij->i", nm, p) < 0))
-            nq, has = surf.normals_at(w[idx], u[idx])
-            idx, nq = idx[has], nq[has]
-            q = surf.points[w[idx], u[idx]]
-            ok = (np.linalg.norm(q - p[idx], axis=1) < gate) & (np.einsum("ij,ij->i", nq, nm[idx]) > 0.5)
-            idx, q, nq = idx[ok], q[ok], nq[ok]
+            pr = pairs(p, nm, gate)
+            idx, q, nq = pr.index, pr.points, pr.normals
             if len(idx) < c.expression_min_pairs:
                 break
             r = np.einsum("ij,ij->i", nq, q - p[idx])
