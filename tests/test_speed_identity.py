@@ -103,3 +103,40 @@ def test_compiled_grid_normals_and_pairs_are_numpys_and_checked_face_the_array()
     pose = HeadPose(np.eye(3), np.asarray(pim.center_mm, np.float64))
     cfg = check_config()
     assert surface_check(v_head, pose, region, surf, cfg) == surface_check(CheckedFace.of(v_head, region), pose, region, surf, cfg)
+
+
+def _reference_fuse(points, normals, weights, pts_head, nrm_head, voxel):
+    """The fused surface's voxel average as np.unique + np.bincount computed it."""
+    p = np.concatenate([points * weights[:, None], pts_head])
+    n = np.concatenate([normals * weights[:, None], nrm_head])
+    w = np.concatenate([weights, np.ones(len(pts_head))])
+    cells = np.floor(np.concatenate([points, pts_head]) / voxel).astype(np.int64) + (1 << 20)
+    keys = (cells[:, 0] << 42) | (cells[:, 1] << 21) | cells[:, 2]
+    _, inv = np.unique(keys, return_inverse=True)
+    inv = inv.reshape(-1)
+    m = int(inv.max()) + 1 if len(inv) else 0
+    ws = np.bincount(inv, weights=w, minlength=m)
+    ps = np.stack([np.bincount(inv, weights=p[:, k], minlength=m) for k in range(3)], 1)
+    ns = np.stack([np.bincount(inv, weights=n[:, k], minlength=m) for k in range(3)], 1)
+    return ps / ws[:, None], ns / np.maximum(np.linalg.norm(ns, axis=1, keepdims=True), 1e-12), ws
+
+
+def test_fused_voxels_are_those_of_unique_and_bincount():
+    from facerecon.tracking.tracker import HeadSurface
+
+    rng = np.random.default_rng(3)
+    for max_points in (100000, 1500):  # the second trims the voxels to the best supported (no longer in key order)
+        surf = HeadSurface(2.5, max_points)
+        for k in range(8):
+            pts = rng.normal(size=(800 + 100 * k, 3)) * [30.0, 40.0, 10.0] + rng.normal(size=3)
+            nrm = rng.normal(size=pts.shape)
+            nrm /= np.linalg.norm(nrm, axis=1, keepdims=True)
+            if k == 3:
+                pts[:50] = pts[50:100]  # repeated points: several new rows per voxel
+            ref = _reference_fuse(surf.points, surf.normals, surf.weights, pts, nrm, surf.voxel)
+            surf.add(pts, nrm)
+            if len(ref[0]) > max_points:
+                keep = np.argsort(-ref[2], kind="stable")[:max_points]
+                ref = tuple(x[keep] for x in ref)
+            assert all(np.array_equal(a, b) for a, b in zip(ref, (surf.points, surf.normals, surf.weights)))
+        assert surf.frames == 8 and len(surf) == min(max_points, len(ref[0]))

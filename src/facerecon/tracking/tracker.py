@@ -34,6 +34,7 @@ import time
 from dataclasses import dataclass, field, replace
 
 import numpy as np
+from numba import njit
 
 from ..errors import FaceReconError
 from ..fitting.correction import Correction, CorrectionConfig, correct_surface
@@ -209,6 +210,69 @@ class IdentityFace:
 FRONT_VIEW_MM = 1000.0
 
 
+@njit(cache=True, nogil=True)
+def _merge_keys(old_keys, new_sorted, order):
+    """Merge strictly increasing voxel keys with sorted new keys (``new_sorted = new_keys[order]``):
+    the number of distinct keys and each old and new row's rank among them."""
+    n_old, n_new = len(old_keys), len(new_sorted)
+    inv_old = np.empty(n_old, np.int64)
+    inv_new = np.empty(n_new, np.int64)
+    i = j = m = 0
+    while i < n_old or j < n_new:
+        key = old_keys[i] if j >= n_new or (i < n_old and old_keys[i] <= new_sorted[j]) else new_sorted[j]
+        if i < n_old and old_keys[i] == key:
+            inv_old[i] = m
+            i += 1
+        while j < n_new and new_sorted[j] == key:
+            inv_new[order[j]] = m
+            j += 1
+        m += 1
+    return m, inv_old, inv_new
+
+
+@njit(cache=True, nogil=True)
+def _voxel_sums(inv_old, inv_new, points, normals, weights, pts_new, nrm_new, m):
+    """Per voxel: the weight, the weighted point and normal sums, rows in order (old, then new)."""
+    ws = np.zeros(m)
+    ps = np.zeros((m, 3))
+    ns = np.zeros((m, 3))
+    for i in range(len(inv_old)):
+        j, w = inv_old[i], weights[i]
+        ws[j] += w
+        for k in range(3):
+            ps[j, k] += points[i, k] * w
+            ns[j, k] += normals[i, k] * w
+    for i in range(len(inv_new)):
+        j = inv_new[i]
+        ws[j] += 1.0
+        for k in range(3):
+            ps[j, k] += pts_new[i, k]
+            ns[j, k] += nrm_new[i, k]
+    return ws, ps, ns
+
+
+@njit(cache=True, nogil=True)
+def _near_points(points, valid, n_all, ok_all, centre, radius):
+    """The measured points of an organised grid within ``radius`` of ``centre`` that have a grid
+    normal (rows ``v * S + u`` of ``n_all`` / ``ok_all``), in pixel order, and those normals."""
+    s = valid.shape[0]
+    pts = np.empty((s * s, 3))
+    nrm = np.empty((s * s, 3))
+    m = 0
+    for v in range(s):
+        for u in range(s):
+            if not (valid[v, u] and ok_all[v * s + u]):
+                continue
+            d0, d1, d2 = points[v, u, 0] - centre[0], points[v, u, 1] - centre[1], points[v, u, 2] - centre[2]
+            if not np.sqrt(d0 * d0 + d1 * d1 + d2 * d2) < radius:
+                continue
+            for k in range(3):
+                pts[m, k] = points[v, u, k]
+                nrm[m, k] = n_all[v * s + u, k]
+            m += 1
+    return pts[:m], nrm[:m]
+
+
 class HeadSurface:
     """The measured head surface fused over the tracked frames, in head coordinates: points and
     normals averaged per ``voxel_mm`` cube.  Registering each new frame to it (rather than to
@@ -227,24 +291,33 @@ class HeadSurface:
         return len(self.points)
 
     def add(self, pts_head: np.ndarray, nrm_head: np.ndarray) -> None:
-        p = np.concatenate([self.points * self.weights[:, None], pts_head])
-        n = np.concatenate([self.normals * self.weights[:, None], nrm_head])
-        w = np.concatenate([self.weights, np.ones(len(pts_head))])
-        cells = np.floor(np.concatenate([self.points, pts_head]) / self.voxel).astype(np.int64) + (1 << 20)
-        keys = (cells[:, 0] << 42) | (cells[:, 1] << 21) | cells[:, 2]  # one int64 per voxel (+-2.6 km at 2.5 mm)
-        _, inv = np.unique(keys, return_inverse=True)
-        inv = inv.reshape(-1)
-        m = int(inv.max()) + 1 if len(inv) else 0
+        """Average new head-frame points and normals into the voxels.  The voxels stay sorted by their
+        key; the new points' keys are sorted and merged in (what ``np.unique`` over all the keys gives,
+        without sorting the fused points again), and each voxel's sums run in the order of the rows,
+        the fused points first (what ``np.bincount`` sums)."""
+        pts_head = np.ascontiguousarray(pts_head, np.float64)
+        nrm_head = np.ascontiguousarray(nrm_head, np.float64)
+        old_keys, new_keys = self._keys(self.points), self._keys(pts_head)
+        if len(old_keys) < 2 or bool(np.all(old_keys[1:] > old_keys[:-1])):
+            order = np.argsort(new_keys)
+            m, inv_old, inv_new = _merge_keys(old_keys, new_keys[order], order)
+        else:  # a fused point's mean crossed into another voxel (or the voxels were trimmed): sort all of them
+            _, inv = np.unique(np.concatenate([old_keys, new_keys]), return_inverse=True)
+            inv = inv.reshape(-1)
+            m = int(inv.max()) + 1 if len(inv) else 0
+            inv_old, inv_new = inv[:len(old_keys)], inv[len(old_keys):]
         self.frames += 1
-        ws = np.bincount(inv, weights=w, minlength=m)
-        ps = np.stack([np.bincount(inv, weights=p[:, k], minlength=m) for k in range(3)], 1)
-        ns = np.stack([np.bincount(inv, weights=n[:, k], minlength=m) for k in range(3)], 1)
+        ws, ps, ns = _voxel_sums(inv_old, inv_new, self.points, self.normals, self.weights, pts_head, nrm_head, m)
         self.points = ps / ws[:, None]
         self.normals = ns / np.maximum(np.linalg.norm(ns, axis=1, keepdims=True), 1e-12)
         self.weights = ws
         if len(self.points) > self.max_points:  # keep the best-supported voxels
             keep = np.argsort(-self.weights, kind="stable")[: self.max_points]
             self.points, self.normals, self.weights = self.points[keep], self.normals[keep], self.weights[keep]
+
+    def _keys(self, pts: np.ndarray) -> np.ndarray:
+        cells = np.floor(pts / self.voxel).astype(np.int64) + (1 << 20)
+        return (cells[:, 0] << 42) | (cells[:, 1] << 21) | cells[:, 2]  # one int64 per voxel (+-2.6 km at 2.5 mm)
 
     def sample(self, n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
         if len(self.points) <= n:
@@ -502,14 +575,10 @@ class Tracker:
 
     def _fuse_surface(self, surf, pose: HeadPose) -> None:
         """Add the crop's measured points near the face (head coordinates) to the fused surface."""
-        c = self.cfg.surface
-        v, u = np.nonzero(surf.valid)
         centre = pose.apply(self._face_centre[None])[0]
-        near = np.linalg.norm(surf.points[v, u] - centre, axis=1) < c.radius_mm
-        v, u = v[near], u[near]
-        nrm, has = surf.normals_at(v, u)
-        pts = surf.points[v[has], u[has]]
-        self.surface.add((pts - pose.t_mm) @ pose.R, nrm[has] @ pose.R)
+        n_all, ok_all = surf.normal_grid()
+        pts, nrm = _near_points(surf.points, surf.valid, n_all, ok_all, np.asarray(centre, np.float64), float(self.cfg.surface.radius_mm))
+        self.surface.add((pts - pose.t_mm) @ pose.R, nrm @ pose.R)
 
     def _motion(self, pose: HeadPose, dt: float):
         """The last step's camera-frame angular velocity (rad/s, about the head origin) and linear velocity (mm/s)."""
