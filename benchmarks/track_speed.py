@@ -11,6 +11,11 @@ The real TrueDepth sweep (``data/real/truedepth-mannequin/DepthFrames``, 30 fram
   for the frames after the freeze (the steady state of a long track); and the steady state per
   phase (each phase's own time, the phases it calls excluded).  ``--profile N``: cProfile of the
   steady-state frames, the N largest entries by own time.
+* **the command's loop in process** (``--cli K``): the sweep played forwards and backwards K times
+  (below) read as ``facerecon track`` reads it (``open_sequence`` + ``cli._frames.read_ahead``: a
+  reader thread parses the PLY frames ahead) and tracked on the main thread: CPU of the main thread
+  (the tracker: the critical path when the two threads run on two cores) and of the whole process
+  (reader included) per frame, wall per frame; after a first pass that warms the caches.
 * **the command** (``--cli K``, 0 to skip): ``facerecon track`` in a fresh process on the sweep
   (30 PLY frames) and on the sweep played forwards and backwards K times (30 K frames: copies of
   the PLY files with their header timestamp rewritten, 0.1 s apart as in the sweep), both with
@@ -185,6 +190,26 @@ def run(args: list[str]) -> tuple[float, float]:
     return wall, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
 
 
+def loop_in_process(folder: Path, n: int) -> dict:
+    """``facerecon track``'s loop (reader thread ahead, tracker on this thread) over ``folder``, timed."""
+    from facerecon.cli._frames import PIPELINE_AHEAD, read_ahead
+    from facerecon.pipeline import Reconstructor
+    from facerecon.tracking import DepthSequence, Tracker, open_sequence
+
+    tracker = Tracker(Reconstructor.from_pretrained("fast"))
+    out: dict = {"frames": n, "load_before": _load()}
+    for k in range(2):
+        frames = open_sequence(folder)
+        seq = DepthSequence(lambda: read_ahead(iter(frames), PIPELINE_AHEAD), frames.name, frames.length)
+        tracker.reset()
+        t0, c0, p0 = time.perf_counter(), time.thread_time(), time.process_time()
+        tracked = sum(tr.tracked for _, tr in tracker.run(seq))
+        wall, main_cpu, cpu = time.perf_counter() - t0, time.thread_time() - c0, time.process_time() - p0
+    out.update({"tracked": tracked, "wall_ms_per_frame": 1e3 * wall / n, "frames_per_second": n / wall,
+                "main_thread_cpu_ms_per_frame": 1e3 * main_cpu / n, "process_cpu_ms_per_frame": 1e3 * cpu / n, "load_after": _load()})
+    return out
+
+
 def command(shared: Path, rounds: int) -> dict:
     from facerecon.tracking.sources import folder_files
 
@@ -193,6 +218,7 @@ def command(shared: Path, rounds: int) -> dict:
     tmp = Path(tempfile.mkdtemp(prefix="track_speed_"))
     try:
         n_long = pingpong(files, rounds, tmp / "long")
+        loop = loop_in_process(tmp / "long", n_long)
         run(["track", str(folder), "-o", str(tmp / "warm"), "--no-plot"])  # caches (numba, ONNX) warm
         load = _load()
         ws, cs = run(["track", str(folder), "-o", str(tmp / "short"), "--no-plot"])
@@ -203,7 +229,8 @@ def command(shared: Path, rounds: int) -> dict:
     d = n_long - len(files)
     return {"short_frames": len(files), "long_frames": n_long, "short_wall_s": ws, "short_cpu_s": cs, "long_wall_s": wl,
             "long_cpu_s": cl, "per_frame_wall_ms": 1e3 * (wl - ws) / d, "per_frame_cpu_ms": 1e3 * (cl - cs) / d,
-            "frames_per_second": d / (wl - ws), "long_tracked": tracked, "load_before": load, "load_after": _load()}
+            "frames_per_second": d / (wl - ws), "long_tracked": tracked, "load_before": load, "load_after": _load(),
+            "loop_in_process": loop}
 
 
 def main(argv=None) -> int:
@@ -226,6 +253,11 @@ def main(argv=None) -> int:
         print(r.pop("profile"))
     if args.cli > 0:
         c = res["cli"] = command(args.shared, args.cli)
+        lp = c["loop_in_process"]
+        print(f"the command's loop in process, {lp['frames']} frames ({lp['tracked']} tracked), load {lp['load_before']:.1f} -> "
+              f"{lp['load_after']:.1f}: main thread (tracker) {lp['main_thread_cpu_ms_per_frame']:.1f} ms CPU per frame, process "
+              f"(reader thread included) {lp['process_cpu_ms_per_frame']:.1f} ms CPU, wall {lp['wall_ms_per_frame']:.1f} ms "
+              f"({lp['frames_per_second']:.1f} frames/s)")
         print(f"facerecon track, load {c['load_before']:.1f} -> {c['load_after']:.1f}: {c['short_frames']} frames {c['short_wall_s']:.2f} s "
               f"wall / {c['short_cpu_s']:.2f} s CPU; {c['long_frames']} frames ({c['long_tracked']} tracked) {c['long_wall_s']:.2f} s / "
               f"{c['long_cpu_s']:.2f} s -> per further frame {c['per_frame_wall_ms']:.1f} ms wall ({c['frames_per_second']:.1f} frames/s), "
