@@ -312,8 +312,7 @@ class MeasuredSurface:
     def normal_grid(self) -> tuple[np.ndarray, np.ndarray]:
         """((S*S, 3) unit normals, (S*S,) where they exist) of every pixel, rows ``v * S + u``."""
         if self._normal_grid is None:
-            self._normal_grid = _grid_normals(np.ascontiguousarray(self.points), np.ascontiguousarray(self.valid),
-                                              float(self.max_jump_mm))
+            self._normal_grid = _grid_normals(self.points, self.valid, float(self.max_jump_mm))
         return self._normal_grid
 
     def normals_at(self, v: np.ndarray, u: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
