@@ -43,7 +43,7 @@ from ..geometry.pose import HeadPose
 from ..metrics.align import CloudTarget
 from ..facemodel import vertex_normals
 from ..pipeline.check import CHECK_LANDMARKS, CheckedFace, FaceRegion, MeasuredSurface, ProjectivePairs, refine_rigid, surface_check
-from ..pipeline.frame import Located, crop_at, describe
+from ..pipeline.frame import Located, NetworkOutput, crop_at, describe
 from ..pipeline.reconstruct import Reconstructor
 from ..pipeline.runtime import blas_threads
 from ..preprocess.localize import localize_head
@@ -78,6 +78,7 @@ class TrackRefineSettings:
     expression_temporal: float
     constant_velocity: bool
     max_network_gap_deg: float
+    network_flip: bool
     planes: str
 
 
@@ -430,7 +431,13 @@ class Tracker:
         if not tracking and c_ref.enabled and self.cfg.warm_start.start_with_default:
             return self._start(located, idx, t, t0)
         with_shape = not self.identity_frozen or not c_ref.enabled
-        net = (self.rec.pipeline if with_shape else self.est.pipeline).networks(located)
+        if tracking and not with_shape and not c_ref.network_flip:
+            # a tracked frame: the pose network only watches the track (max_network_gap_deg)
+            tn = time.perf_counter()
+            poses = self.est.network_poses(located.position_image, flip=False)
+            net = NetworkOutput(poses, None, {"network": (time.perf_counter() - tn) * 1e3})
+        else:
+            net = (self.rec.pipeline if with_shape else self.est.pipeline).networks(located)
         t1 = time.perf_counter()
         timings = {**located.timings_ms, **net.timings_ms}
         k = self.model.n_identity
