@@ -49,7 +49,8 @@ EXE = [str(Path(sys.executable).with_name("facerecon"))]
 # (object path, attribute, label): the phases timed in process, each without the phases it calls
 PHASES = (
     ("tracking.tracker:Tracker", "_locate_and_crop", "locate + crop"),
-    ("pipeline.frame:DepthPipeline", "networks", "networks"),
+    ("pipeline.frame:DepthPipeline", "networks", "networks (rest: the shape network before the freeze)"),
+    ("pipeline.pose:PoseEstimator", "network_poses", "pose network"),
     ("tracking.tracker:MeasuredSurface", "from_position_image", "measured surface"),
     ("tracking.tracker", "refine_rigid", "rigid ICP (rest)"),
     ("pipeline.check:ProjectivePairs", "__call__", "projective pairs"),
