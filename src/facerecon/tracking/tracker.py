@@ -9,7 +9,8 @@ What the tracker carries from frame to frame (``configs/track.toml``):
   centre is kept in head coordinates, measured on localised frames); the head localiser
   runs only on the first frame, after a loss, and every ``check_every`` frames as a check
   (a localised centre far from the tracked one re-initialises the track);
-* **per-frame refinement from the previous solution**: the pose network runs on the crop;
+* **per-frame refinement from the previous solution**: the pose network runs on the crop (once
+  the identity froze, without the test-time flip pair: ``[refine] network_flip``; it only watches);
   the previous refined pose is the start unless the network disagrees with it by more than
   ``max_network_gap_deg`` (a fast turn or a bad previous frame); then rigid point-to-plane
   iterations (``pipeline.check.refine_rigid``, pairs by projection into the crop) and a few
