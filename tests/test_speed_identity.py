@@ -31,26 +31,112 @@ def test_basis_rows_are_the_strided_sum():
     assert np.array_equal(_basis_rows(xyz, index, nh), (b[:, index] * nh[None]).sum(-1).T)
 
 
-def test_remembered_grid_normals_are_the_computed_ones_and_checked_face_the_array():
+def _numpy_normals(surf, v, u):
+    """The grid normals as NumPy computes them (the form the compiled pass replaced)."""
+    s = surf.valid.shape[0]
+    ok = (u >= 1) & (u < s - 1) & (v >= 1) & (v < s - 1)
+    u, v = np.clip(u, 1, s - 2), np.clip(v, 1, s - 2)
+    val = surf.valid
+    ok &= val[v, u] & val[v, u + 1] & val[v, u - 1] & val[v + 1, u] & val[v - 1, u]
+    p = surf.points
+    dx = p[v, u + 1] - p[v, u - 1]
+    dy = p[v + 1, u] - p[v - 1, u]
+    ok &= (np.abs(dx[:, 2]) < surf.max_jump_mm) & (np.abs(dy[:, 2]) < surf.max_jump_mm)
+    n = np.cross(dx, dy)
+    nn = np.linalg.norm(n, axis=1)
+    ok &= nn > 1e-9
+    n = n / np.maximum(nn, 1e-12)[:, None]
+    n[np.einsum("ij,ij->i", n, p[v, u]) > 0] *= -1
+    return n, ok
+
+
+def _numpy_pairs(surf, p, nm, max_distance):
+    """The projective association as NumPy computed it."""
+    k, s = surf.pim.intrinsics, surf.pim.size
+    z = p[:, 2]
+    front = (z > 1.0) & (np.einsum("ij,ij->i", nm, p) < 0)
+    u = np.rint(k.fx * p[:, 0] / np.maximum(z, 1.0) + k.cx).astype(np.int64)
+    v = np.rint(k.fy * p[:, 1] / np.maximum(z, 1.0) + k.cy).astype(np.int64)
+    idx = np.flatnonzero(front & (u >= 0) & (u < s) & (v >= 0) & (v < s))
+    nq, keep = _numpy_normals(surf, v[idx], u[idx])
+    idx, nq = idx[keep], nq[keep]
+    q = surf.points[v[idx], u[idx]]
+    d = np.linalg.norm(q - p[idx], axis=1)
+    ok = (d < max_distance) & (np.einsum("ij,ij->i", nq, nm[idx]) > 0.5)
+    return idx[ok], q[ok], nq[ok], d[ok]
+
+
+def test_compiled_grid_normals_and_pairs_are_numpys_and_checked_face_the_array():
     from facerecon.facemodel import FaceModel
 
     from facerecon.evaluate.hostile import _generator, head_frame
     from facerecon.geometry.pose import HeadPose
-    from facerecon.pipeline.check import CheckedFace, FaceRegion, MeasuredSurface, check_config, surface_check
+    from facerecon.pipeline.check import CheckedFace, FaceRegion, MeasuredSurface, ProjectivePairs, check_config, surface_check
     from facerecon.pipeline.frame import locate
 
     model = FaceModel.load()
-    pim = locate(head_frame(_generator("biwi", "kinect-v1", 0, model), 0)).position_image
+    frame = head_frame(_generator("biwi", "kinect-v1", 0, model), 0)
+    truth = frame.meta["pose_for_eval_only"]
+    pim = locate(frame).position_image
     s = pim.size
     rng = np.random.default_rng(2)
     surf = MeasuredSurface.from_position_image(pim)
-    for _ in range(5):
-        v, u = rng.integers(-2, s + 2, 300), rng.integers(-2, s + 2, 300)
-        n0, ok0 = surf._normals_of(v, u)
+    vv, uu = np.divmod(np.arange(-2 * s, (s + 2) * s), s)
+    for v, u in [(vv, uu)] + [(rng.integers(-2, s + 2, 300), rng.integers(-2, s + 2, 300)) for _ in range(3)]:
+        n0, ok0 = _numpy_normals(surf, v, u)
         n1, ok1 = surf.normals_at(v, u)
         assert np.array_equal(ok0, ok1) and np.array_equal(n0[ok0], n1[ok1])
+    assert ok1.sum() > 100
     region = FaceRegion(model)
     v_head = model.reference_vertices.astype(np.float64)
+    vs, ns = region.sample_with_normals(v_head)
+    pairs = ProjectivePairs(surf)
+    n_pairs = []
+    for k in range(6):  # the face at and around its true pose, some of it out of the crop
+        pose = HeadPose(truth.R, truth.t_mm + rng.normal(0, 60 * (k > 3), 3))
+        p, nm = vs @ pose.R.T + pose.t_mm, ns @ pose.R.T
+        for gate in (4.0, 30.0):
+            a, b = _numpy_pairs(surf, p, nm, gate), pairs(p, nm, gate)
+            assert all(np.array_equal(x, y) for x, y in zip(a, (b.index, b.points, b.normals, b.distances)))
+            n_pairs.append(len(b.index))
+    assert max(n_pairs) > 100, n_pairs
     pose = HeadPose(np.eye(3), np.asarray(pim.center_mm, np.float64))
     cfg = check_config()
     assert surface_check(v_head, pose, region, surf, cfg) == surface_check(CheckedFace.of(v_head, region), pose, region, surf, cfg)
+
+
+def _reference_fuse(points, normals, weights, pts_head, nrm_head, voxel):
+    """The fused surface's voxel average as np.unique + np.bincount computed it."""
+    p = np.concatenate([points * weights[:, None], pts_head])
+    n = np.concatenate([normals * weights[:, None], nrm_head])
+    w = np.concatenate([weights, np.ones(len(pts_head))])
+    cells = np.floor(np.concatenate([points, pts_head]) / voxel).astype(np.int64) + (1 << 20)
+    keys = (cells[:, 0] << 42) | (cells[:, 1] << 21) | cells[:, 2]
+    _, inv = np.unique(keys, return_inverse=True)
+    inv = inv.reshape(-1)
+    m = int(inv.max()) + 1 if len(inv) else 0
+    ws = np.bincount(inv, weights=w, minlength=m)
+    ps = np.stack([np.bincount(inv, weights=p[:, k], minlength=m) for k in range(3)], 1)
+    ns = np.stack([np.bincount(inv, weights=n[:, k], minlength=m) for k in range(3)], 1)
+    return ps / ws[:, None], ns / np.maximum(np.linalg.norm(ns, axis=1, keepdims=True), 1e-12), ws
+
+
+def test_fused_voxels_are_those_of_unique_and_bincount():
+    from facerecon.tracking.tracker import HeadSurface
+
+    rng = np.random.default_rng(3)
+    for max_points in (100000, 1500):  # the second trims the voxels to the best supported (no longer in key order)
+        surf = HeadSurface(2.5, max_points)
+        for k in range(8):
+            pts = rng.normal(size=(800 + 100 * k, 3)) * [30.0, 40.0, 10.0] + rng.normal(size=3)
+            nrm = rng.normal(size=pts.shape)
+            nrm /= np.linalg.norm(nrm, axis=1, keepdims=True)
+            if k == 3:
+                pts[:50] = pts[50:100]  # repeated points: several new rows per voxel
+            ref = _reference_fuse(surf.points, surf.normals, surf.weights, pts, nrm, surf.voxel)
+            surf.add(pts, nrm)
+            if len(ref[0]) > max_points:
+                keep = np.argsort(-ref[2], kind="stable")[:max_points]
+                ref = tuple(x[keep] for x in ref)
+            assert all(np.array_equal(a, b) for a, b in zip(ref, (surf.points, surf.normals, surf.weights)))
+        assert surf.frames == 8 and len(surf) == min(max_points, len(ref[0]))

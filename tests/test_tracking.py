@@ -140,6 +140,27 @@ def test_start_and_restart_are_the_single_frame_default(tracked, truedepth):
         assert t.confidence == pytest.approx(ref.confidence)
 
 
+def test_tracked_frames_watch_with_the_crop_alone(tracked, truedepth, monkeypatch):
+    """Once the identity froze, a tracked frame's pose network runs on the crop alone ([refine]
+    network_flip = false: it only watches the track); the track is the same as with the flip."""
+    from facerecon.tracking import Tracker
+
+    est = tracked[0].est
+    inner = est.network_poses
+    asked = []
+    monkeypatch.setattr(est, "network_poses", lambda pim, flip=None: asked.append(flip) or inner(pim, flip=flip))
+    runs = {}
+    for flip in (False, True):
+        asked.clear()
+        t = Tracker(tracked[0].rec, {"refine": {"network_flip": flip}})
+        tracks = [t.update(f) for f in truedepth[:11]]
+        frozen = next(k for k, tr in enumerate(tracks) if tr.identity_frozen)
+        assert frozen < 10 and asked == ([] if flip else [False] * (10 - frozen)), (frozen, asked)
+        runs[flip] = tracks
+    for a, b in zip(runs[False], runs[True]):
+        assert a.tracked and b.tracked and np.array_equal(a.raw_pose.R, b.raw_pose.R) and a.confidence == b.confidence
+
+
 def test_identity_frozen_and_stable(tracked):
     tracker, tracks, identities = tracked
     assert tracker.identity_frozen

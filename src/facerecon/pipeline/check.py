@@ -42,6 +42,7 @@ from enum import Enum
 from functools import lru_cache
 
 import numpy as np
+from numba import njit
 
 from ..facemodel import FaceModel
 from ..geometry.icp import Pairs, Rejection, rigid_icp
@@ -223,61 +224,113 @@ def check_config(overrides: dict | None = None) -> CheckConfig:
 # -- the measured surface ---------------------------------------------------------------------------------------
 
 
+@njit(cache=True, nogil=True)
+def _grid_normals(points, valid, max_jump_mm):
+    """Central-difference normals of every interior pixel of an organised (S, S, 3) grid and where
+    they exist (see :meth:`MeasuredSurface.normals_at`); rows ``v * S + u``.  The float64 operations
+    of the NumPy form (``np.cross``, ``np.linalg.norm``'s sum of squares, the division, the sign) in
+    its order: the same values bit for bit (tests/test_speed_identity.py)."""
+    s = valid.shape[0]
+    n_all = np.zeros((s * s, 3))
+    ok_all = np.zeros(s * s, np.bool_)
+    for v in range(1, s - 1):
+        for u in range(1, s - 1):
+            if not (valid[v, u] and valid[v, u + 1] and valid[v, u - 1] and valid[v + 1, u] and valid[v - 1, u]):
+                continue
+            dx0 = points[v, u + 1, 0] - points[v, u - 1, 0]
+            dx1 = points[v, u + 1, 1] - points[v, u - 1, 1]
+            dx2 = points[v, u + 1, 2] - points[v, u - 1, 2]
+            dy0 = points[v + 1, u, 0] - points[v - 1, u, 0]
+            dy1 = points[v + 1, u, 1] - points[v - 1, u, 1]
+            dy2 = points[v + 1, u, 2] - points[v - 1, u, 2]
+            if not (abs(dx2) < max_jump_mm and abs(dy2) < max_jump_mm):
+                continue
+            n0 = dx1 * dy2 - dx2 * dy1
+            n1 = dx2 * dy0 - dx0 * dy2
+            n2 = dx0 * dy1 - dx1 * dy0
+            nn = np.sqrt(n0 * n0 + n1 * n1 + n2 * n2)
+            if not nn > 1e-9:
+                continue
+            n0, n1, n2 = n0 / nn, n1 / nn, n2 / nn
+            if n0 * points[v, u, 0] + n1 * points[v, u, 1] + n2 * points[v, u, 2] > 0:  # face the camera (at the origin)
+                n0, n1, n2 = -n0, -n1, -n2
+            k = v * s + u
+            n_all[k, 0], n_all[k, 1], n_all[k, 2] = n0, n1, n2
+            ok_all[k] = True
+    return n_all, ok_all
+
+
+@njit(cache=True, nogil=True)
+def _projective_pairs(p, nm, points, n_all, ok_all, s, fx, fy, cx, cy, max_distance):
+    """:class:`ProjectivePairs` for posed points ``p`` with posed normals ``nm``: (rows, measured
+    points, their normals, distances), the NumPy form's float64 operations in its order."""
+    n = len(p)
+    idx = np.empty(n, np.int64)
+    q = np.empty((n, 3))
+    nq = np.empty((n, 3))
+    d = np.empty(n)
+    m = 0
+    for i in range(n):
+        x, y, z = p[i, 0], p[i, 1], p[i, 2]
+        if not (z > 1.0 and nm[i, 0] * x + nm[i, 1] * y + nm[i, 2] * z < 0):  # model normal faces the camera
+            continue
+        zc = max(z, 1.0)
+        uf = np.rint(fx * x / zc + cx)
+        vf = np.rint(fy * y / zc + cy)
+        if not (1.0 <= uf <= s - 2 and 1.0 <= vf <= s - 2):  # a normal needs the pixel's four neighbours
+            continue
+        u, v = int(uf), int(vf)
+        k = v * s + u
+        if not ok_all[k]:
+            continue
+        a0, a1, a2 = n_all[k, 0], n_all[k, 1], n_all[k, 2]
+        q0, q1, q2 = points[v, u, 0], points[v, u, 1], points[v, u, 2]
+        e0, e1, e2 = q0 - x, q1 - y, q2 - z
+        dist = np.sqrt(e0 * e0 + e1 * e1 + e2 * e2)
+        if not (dist < max_distance and a0 * nm[i, 0] + a1 * nm[i, 1] + a2 * nm[i, 2] > 0.5):
+            continue
+        idx[m] = i
+        q[m, 0], q[m, 1], q[m, 2] = q0, q1, q2
+        nq[m, 0], nq[m, 1], nq[m, 2] = a0, a1, a2
+        d[m] = dist
+        m += 1
+    return idx[:m], q[:m], nq[:m], d[:m]
+
+
 @dataclass
 class MeasuredSurface:
-    """The crop's measured points as an organised grid (camera frame, mm); grid normals are
-    computed where asked (the refinement needs them at ~1,000 pixels, not at all 25,600)."""
+    """The crop's measured points as an organised grid (camera frame, mm), with the grid's
+    normals (central differences, computed for the whole grid at the first question: one compiled
+    pass over its 25,600 pixels costs less than NumPy's over the ~1,000 the refinement asks for)."""
 
     points: np.ndarray  # (S, S, 3)
     valid: np.ndarray  # (S, S) bool
     depth: np.ndarray  # (S, S) z in mm, 0 where invalid
     pim: PositionImage
     max_jump_mm: float = 20.0
-    # per pixel: normal computed?, normal exists?, the normal (filled as the refinement asks)
-    _normal_memo: tuple | None = field(default=None, init=False, repr=False, compare=False)
+    # the grid's normals and where they exist, rows v * S + u (:func:`_grid_normals`, made at the first question)
+    _normal_grid: tuple | None = field(default=None, init=False, repr=False, compare=False)
 
     @classmethod
     def from_position_image(cls, pim: PositionImage, max_jump_mm: float = 20.0) -> "MeasuredSurface":
         pts = np.moveaxis(pim.data, 0, -1).astype(np.float64) * pim.scale_mm + pim.center_mm
         return cls(pts, pim.valid, np.where(pim.valid, pts[..., 2], 0.0), pim, max_jump_mm)
 
+    def normal_grid(self) -> tuple[np.ndarray, np.ndarray]:
+        """((S*S, 3) unit normals, (S*S,) where they exist) of every pixel, rows ``v * S + u``."""
+        if self._normal_grid is None:
+            self._normal_grid = _grid_normals(self.points, self.valid, float(self.max_jump_mm))
+        return self._normal_grid
+
     def normals_at(self, v: np.ndarray, u: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Unit normals (facing the camera) at pixels (v, u) by central differences, and where
-        they exist: the pixel and its four neighbours measured, no depth jump between them.
-
-        Each pixel's normal is computed once per surface and remembered (the refinement's
-        iterations and starts ask mostly for the same pixels); the values are those of
-        :meth:`_normals_of`, bit for bit."""
+        they exist: the pixel and its four neighbours measured, no depth jump between them."""
         s = self.valid.shape[0]
         v, u = np.asarray(v), np.asarray(u)
         inside = (u >= 1) & (u < s - 1) & (v >= 1) & (v < s - 1)
         at = np.clip(v, 1, s - 2) * s + np.clip(u, 1, s - 2)
-        if self._normal_memo is None:
-            self._normal_memo = (np.zeros(s * s, bool), np.zeros(s * s, bool), np.zeros((s * s, 3)))
-        done, ok_all, n_all = self._normal_memo
-        new = np.unique(at[~done[at]])
-        if len(new):
-            n_new, ok_new = self._normals_of(new // s, new % s)
-            n_all[new], ok_all[new], done[new] = n_new, ok_new, True
+        n_all, ok_all = self.normal_grid()
         return n_all[at], inside & ok_all[at]
-
-    def _normals_of(self, v: np.ndarray, u: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """The central-difference normals at pixels (v, u) (clipped to the interior), computed."""
-        s = self.valid.shape[0]
-        ok = (u >= 1) & (u < s - 1) & (v >= 1) & (v < s - 1)
-        u, v = np.clip(u, 1, s - 2), np.clip(v, 1, s - 2)
-        val = self.valid
-        ok &= val[v, u] & val[v, u + 1] & val[v, u - 1] & val[v + 1, u] & val[v - 1, u]
-        p = self.points
-        dx = p[v, u + 1] - p[v, u - 1]
-        dy = p[v + 1, u] - p[v - 1, u]
-        ok &= (np.abs(dx[:, 2]) < self.max_jump_mm) & (np.abs(dy[:, 2]) < self.max_jump_mm)
-        n = np.cross(dx, dy)
-        nn = np.linalg.norm(n, axis=1)
-        ok &= nn > 1e-9
-        n = n / np.maximum(nn, 1e-12)[:, None]
-        n[np.einsum("ij,ij->i", n, p[v, u]) > 0] *= -1  # face the camera (at the origin)
-        return n, ok
 
 
 # -- the face model's part used by the check and the refinement --------------------------------------------------
@@ -452,18 +505,13 @@ class ProjectivePairs:
         self.surf = surf
 
     def __call__(self, p: np.ndarray, nm: np.ndarray, max_distance: float) -> Pairs:
-        k, s = self.surf.pim.intrinsics, self.surf.pim.size
-        z = p[:, 2]
-        front = (z > 1.0) & (np.einsum("ij,ij->i", nm, p) < 0)  # model normal faces the camera
-        u = np.rint(k.fx * p[:, 0] / np.maximum(z, 1.0) + k.cx).astype(np.int64)
-        v = np.rint(k.fy * p[:, 1] / np.maximum(z, 1.0) + k.cy).astype(np.int64)
-        idx = np.flatnonzero(front & (u >= 0) & (u < s) & (v >= 0) & (v < s))
-        nq, keep = self.surf.normals_at(v[idx], u[idx])
-        idx, nq = idx[keep], nq[keep]
-        q = self.surf.points[v[idx], u[idx]]
-        d = np.linalg.norm(q - p[idx], axis=1)
-        ok = (d < max_distance) & (np.einsum("ij,ij->i", nq, nm[idx]) > 0.5)
-        return Pairs(idx[ok], q[ok], nq[ok], d[ok])
+        surf = self.surf
+        k = surf.pim.intrinsics
+        n_all, ok_all = surf.normal_grid()
+        idx, q, nq, d = _projective_pairs(np.ascontiguousarray(p, np.float64), np.ascontiguousarray(nm, np.float64), surf.points,
+                                          n_all, ok_all, int(surf.pim.size), float(k.fx), float(k.fy), float(k.cx), float(k.cy),
+                                          float(max_distance))
+        return Pairs(idx, q, nq, d)
 
 
 def refine_rigid(pose: HeadPose, v_sample: np.ndarray, n_sample: np.ndarray, surf: MeasuredSurface, cfg: CheckConfig,

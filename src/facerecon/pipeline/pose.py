@@ -69,9 +69,9 @@ class PoseEstimator:
     def default_refine(self) -> int:
         return int(self.check_cfg.refine.iterations if self.refine is None else self.refine)
 
-    def network_poses(self, pim: PositionImage) -> NetworkPoses:
-        """The network on one position image (flip-averaged when the configuration says so)."""
-        flip = self.network.config.test_time_flip
+    def network_poses(self, pim: PositionImage, flip: bool | None = None) -> NetworkPoses:
+        """The network on one position image (flip-averaged when ``flip``, None: when the configuration says so)."""
+        flip = self.network.config.test_time_flip if flip is None else bool(flip)
         data = np.stack([pim.data, mirror_position_images(pim.data)]) if flip else pim.data[None]
         quat, trans = self.network(data)[:2]
         alts = []

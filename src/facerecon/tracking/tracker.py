@@ -9,7 +9,8 @@ What the tracker carries from frame to frame (``configs/track.toml``):
   centre is kept in head coordinates, measured on localised frames); the head localiser
   runs only on the first frame, after a loss, and every ``check_every`` frames as a check
   (a localised centre far from the tracked one re-initialises the track);
-* **per-frame refinement from the previous solution**: the pose network runs on the crop;
+* **per-frame refinement from the previous solution**: the pose network runs on the crop (once
+  the identity froze, without the test-time flip pair: ``[refine] network_flip``; it only watches);
   the previous refined pose is the start unless the network disagrees with it by more than
   ``max_network_gap_deg`` (a fast turn or a bad previous frame); then rigid point-to-plane
   iterations (``pipeline.check.refine_rigid``, pairs by projection into the crop) and a few
@@ -34,6 +35,7 @@ import time
 from dataclasses import dataclass, field, replace
 
 import numpy as np
+from numba import njit
 
 from ..errors import FaceReconError
 from ..fitting.correction import Correction, CorrectionConfig, correct_surface
@@ -41,8 +43,8 @@ from ..io.frame import DepthFrame
 from ..geometry.pose import HeadPose
 from ..metrics.align import CloudTarget
 from ..facemodel import vertex_normals
-from ..pipeline.check import FaceRegion, MeasuredSurface, refine_rigid, surface_check
-from ..pipeline.frame import Located, crop_at, describe
+from ..pipeline.check import CHECK_LANDMARKS, CheckedFace, FaceRegion, MeasuredSurface, ProjectivePairs, refine_rigid, surface_check
+from ..pipeline.frame import Located, NetworkOutput, crop_at, describe
 from ..pipeline.reconstruct import Reconstructor
 from ..pipeline.runtime import blas_threads
 from ..preprocess.localize import localize_head
@@ -77,6 +79,7 @@ class TrackRefineSettings:
     expression_temporal: float
     constant_velocity: bool
     max_network_gap_deg: float
+    network_flip: bool
     planes: str
 
 
@@ -209,6 +212,69 @@ class IdentityFace:
 FRONT_VIEW_MM = 1000.0
 
 
+@njit(cache=True, nogil=True)
+def _merge_keys(old_keys, new_sorted, order):
+    """Merge strictly increasing voxel keys with sorted new keys (``new_sorted = new_keys[order]``):
+    the number of distinct keys and each old and new row's rank among them."""
+    n_old, n_new = len(old_keys), len(new_sorted)
+    inv_old = np.empty(n_old, np.int64)
+    inv_new = np.empty(n_new, np.int64)
+    i = j = m = 0
+    while i < n_old or j < n_new:
+        key = old_keys[i] if j >= n_new or (i < n_old and old_keys[i] <= new_sorted[j]) else new_sorted[j]
+        if i < n_old and old_keys[i] == key:
+            inv_old[i] = m
+            i += 1
+        while j < n_new and new_sorted[j] == key:
+            inv_new[order[j]] = m
+            j += 1
+        m += 1
+    return m, inv_old, inv_new
+
+
+@njit(cache=True, nogil=True)
+def _voxel_sums(inv_old, inv_new, points, normals, weights, pts_new, nrm_new, m):
+    """Per voxel: the weight, the weighted point and normal sums, rows in order (old, then new)."""
+    ws = np.zeros(m)
+    ps = np.zeros((m, 3))
+    ns = np.zeros((m, 3))
+    for i in range(len(inv_old)):
+        j, w = inv_old[i], weights[i]
+        ws[j] += w
+        for k in range(3):
+            ps[j, k] += points[i, k] * w
+            ns[j, k] += normals[i, k] * w
+    for i in range(len(inv_new)):
+        j = inv_new[i]
+        ws[j] += 1.0
+        for k in range(3):
+            ps[j, k] += pts_new[i, k]
+            ns[j, k] += nrm_new[i, k]
+    return ws, ps, ns
+
+
+@njit(cache=True, nogil=True)
+def _near_points(points, valid, n_all, ok_all, centre, radius):
+    """The measured points of an organised grid within ``radius`` of ``centre`` that have a grid
+    normal (rows ``v * S + u`` of ``n_all`` / ``ok_all``), in pixel order, and those normals."""
+    s = valid.shape[0]
+    pts = np.empty((s * s, 3))
+    nrm = np.empty((s * s, 3))
+    m = 0
+    for v in range(s):
+        for u in range(s):
+            if not (valid[v, u] and ok_all[v * s + u]):
+                continue
+            d0, d1, d2 = points[v, u, 0] - centre[0], points[v, u, 1] - centre[1], points[v, u, 2] - centre[2]
+            if not np.sqrt(d0 * d0 + d1 * d1 + d2 * d2) < radius:
+                continue
+            for k in range(3):
+                pts[m, k] = points[v, u, k]
+                nrm[m, k] = n_all[v * s + u, k]
+            m += 1
+    return pts[:m], nrm[:m]
+
+
 class HeadSurface:
     """The measured head surface fused over the tracked frames, in head coordinates: points and
     normals averaged per ``voxel_mm`` cube.  Registering each new frame to it (rather than to
@@ -227,24 +293,33 @@ class HeadSurface:
         return len(self.points)
 
     def add(self, pts_head: np.ndarray, nrm_head: np.ndarray) -> None:
-        p = np.concatenate([self.points * self.weights[:, None], pts_head])
-        n = np.concatenate([self.normals * self.weights[:, None], nrm_head])
-        w = np.concatenate([self.weights, np.ones(len(pts_head))])
-        cells = np.floor(np.concatenate([self.points, pts_head]) / self.voxel).astype(np.int64) + (1 << 20)
-        keys = (cells[:, 0] << 42) | (cells[:, 1] << 21) | cells[:, 2]  # one int64 per voxel (+-2.6 km at 2.5 mm)
-        _, inv = np.unique(keys, return_inverse=True)
-        inv = inv.reshape(-1)
-        m = int(inv.max()) + 1 if len(inv) else 0
+        """Average new head-frame points and normals into the voxels.  The voxels stay sorted by their
+        key; the new points' keys are sorted and merged in (what ``np.unique`` over all the keys gives,
+        without sorting the fused points again), and each voxel's sums run in the order of the rows,
+        the fused points first (what ``np.bincount`` sums)."""
+        pts_head = np.ascontiguousarray(pts_head, np.float64)
+        nrm_head = np.ascontiguousarray(nrm_head, np.float64)
+        old_keys, new_keys = self._keys(self.points), self._keys(pts_head)
+        if len(old_keys) < 2 or bool(np.all(old_keys[1:] > old_keys[:-1])):
+            order = np.argsort(new_keys)
+            m, inv_old, inv_new = _merge_keys(old_keys, new_keys[order], order)
+        else:  # a fused point's mean crossed into another voxel (or the voxels were trimmed): sort all of them
+            _, inv = np.unique(np.concatenate([old_keys, new_keys]), return_inverse=True)
+            inv = inv.reshape(-1)
+            m = int(inv.max()) + 1 if len(inv) else 0
+            inv_old, inv_new = inv[:len(old_keys)], inv[len(old_keys):]
         self.frames += 1
-        ws = np.bincount(inv, weights=w, minlength=m)
-        ps = np.stack([np.bincount(inv, weights=p[:, k], minlength=m) for k in range(3)], 1)
-        ns = np.stack([np.bincount(inv, weights=n[:, k], minlength=m) for k in range(3)], 1)
+        ws, ps, ns = _voxel_sums(inv_old, inv_new, self.points, self.normals, self.weights, pts_head, nrm_head, m)
         self.points = ps / ws[:, None]
         self.normals = ns / np.maximum(np.linalg.norm(ns, axis=1, keepdims=True), 1e-12)
         self.weights = ws
         if len(self.points) > self.max_points:  # keep the best-supported voxels
             keep = np.argsort(-self.weights, kind="stable")[: self.max_points]
             self.points, self.normals, self.weights = self.points[keep], self.normals[keep], self.weights[keep]
+
+    def _keys(self, pts: np.ndarray) -> np.ndarray:
+        cells = np.floor(pts / self.voxel).astype(np.int64) + (1 << 20)
+        return (cells[:, 0] << 42) | (cells[:, 1] << 21) | cells[:, 2]  # one int64 per voxel (+-2.6 km at 2.5 mm)
 
     def sample(self, n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
         if len(self.points) <= n:
@@ -266,7 +341,11 @@ class Tracker:
         self._correction_cfg = getattr(getattr(reconstructor, "pipeline", None), "correction", None) or CorrectionConfig()
         self.region = FaceRegion(self.model, self.check_cfg.check.region, self.check_cfg.refine.n_points)
         # the rows of the head mesh the check reads: the region's vertices and the 68 landmarks
-        self._used = np.union1d(np.unique(self.region.triangles), np.asarray(self.model.landmarks_68, np.int64))
+        region_rows = np.unique(self.region.triangles)
+        self._used = np.union1d(region_rows, np.asarray(self.model.landmarks_68, np.int64))
+        # where the check's rows (CheckedFace: the region's vertices, the inner landmarks) sit in those
+        self._at_region = np.searchsorted(self._used, region_rows)
+        self._at_landmarks = np.searchsorted(self._used, np.asarray(self.model.landmarks_68, np.int64)[list(CHECK_LANDMARKS)])
         n_ex = self.model.n_expression
         # expression bases of the refinement sample (n, 3, 55) and of the region's vertices (55, U*3)
         self._bs = np.ascontiguousarray(self.model.expression_basis[:, self.region.sample].astype(np.float64).transpose(1, 2, 0))
@@ -353,7 +432,13 @@ class Tracker:
         if not tracking and c_ref.enabled and self.cfg.warm_start.start_with_default:
             return self._start(located, idx, t, t0)
         with_shape = not self.identity_frozen or not c_ref.enabled
-        net = (self.rec.pipeline if with_shape else self.est.pipeline).networks(located)
+        if tracking and not with_shape and not c_ref.network_flip:
+            # a tracked frame: the pose network only watches the track (max_network_gap_deg)
+            tn = time.perf_counter()
+            poses = self.est.network_poses(located.position_image, flip=False)
+            net = NetworkOutput(poses, None, {"network": (time.perf_counter() - tn) * 1e3})
+        else:
+            net = (self.rec.pipeline if with_shape else self.est.pipeline).networks(located)
         t1 = time.perf_counter()
         timings = {**located.timings_ms, **net.timings_ms}
         k = self.model.n_identity
@@ -361,7 +446,7 @@ class Tracker:
         ident = self.identity if self.identity is not None else w_net[:k]
         surf = MeasuredSurface.from_position_image(located.position_image)
         pose, model_pose, expr = self._refine(net, w_net, ident, surf, tracking, idx)
-        check = surface_check(self._region_vertices(expr), model_pose, self.region, surf, self.check_cfg)
+        check = surface_check(self._checked_face(expr), model_pose, self.region, surf, self.check_cfg)
         timings["refine_and_check"] = (time.perf_counter() - t1) * 1e3
         res = describe(self.check_cfg, check, ident, expr)
         net_pose = net.poses.pose
@@ -450,7 +535,7 @@ class Tracker:
         if float(geodesic_distance_deg(self._prev.R, net_pose.R)) < c_ref.max_network_gap_deg:
             return self._refine_from(track_start, False, expr, mesh, surf, idx)
         tries = [self._refine_from(start, far, expr, mesh, surf, idx) for start, far in ((track_start, False), (net_pose, True))]
-        return min(tries, key=lambda r: surface_check(self._region_vertices(r[2]), r[1], self.region, surf, self.check_cfg).score(self.check_cfg))
+        return min(tries, key=lambda r: surface_check(self._checked_face(r[2]), r[1], self.region, surf, self.check_cfg).score(self.check_cfg))
 
     def _refine_from(self, start: HeadPose, far: bool, expr: np.ndarray, mesh: tuple[np.ndarray, np.ndarray], surf,
                      idx: int) -> tuple[HeadPose, HeadPose, np.ndarray]:
@@ -498,14 +583,10 @@ class Tracker:
 
     def _fuse_surface(self, surf, pose: HeadPose) -> None:
         """Add the crop's measured points near the face (head coordinates) to the fused surface."""
-        c = self.cfg.surface
-        v, u = np.nonzero(surf.valid)
         centre = pose.apply(self._face_centre[None])[0]
-        near = np.linalg.norm(surf.points[v, u] - centre, axis=1) < c.radius_mm
-        v, u = v[near], u[near]
-        nrm, has = surf.normals_at(v, u)
-        pts = surf.points[v[has], u[has]]
-        self.surface.add((pts - pose.t_mm) @ pose.R, nrm[has] @ pose.R)
+        n_all, ok_all = surf.normal_grid()
+        pts, nrm = _near_points(surf.points, surf.valid, n_all, ok_all, np.asarray(centre, np.float64), float(self.cfg.surface.radius_mm))
+        self.surface.add((pts - pose.t_mm) @ pose.R, nrm @ pose.R)
 
     def _motion(self, pose: HeadPose, dt: float):
         """The last step's camera-frame angular velocity (rad/s, about the head origin) and linear velocity (mm/s)."""
@@ -534,33 +615,25 @@ class Tracker:
             self._mesh_key = key
         return self._vs0, self._ns
 
-    def _region_vertices(self, expr: np.ndarray) -> np.ndarray:
-        """Head-frame vertices of the check region and landmarks for the current identity (other rows zero: never read)."""
-        v = np.zeros((self.model.n_vertices, 3), np.float64)
-        v[self._used] = self._base_used + (np.asarray(expr, np.float64) @ self._bu).reshape(-1, 3)
-        return v
+    def _checked_face(self, expr: np.ndarray) -> CheckedFace:
+        """What the check reads of the head-frame face (the region's vertices, the inner landmarks) for the
+        current identity and ``expr``: only the rows it reads are evaluated."""
+        vu = self._base_used + (np.asarray(expr, np.float64) @ self._bu).reshape(-1, 3)
+        return CheckedFace(self.region, vu[self._at_region], vu[self._at_landmarks])
 
     def _expression_steps(self, pose: HeadPose, vs0: np.ndarray, ns: np.ndarray, expr: np.ndarray, surf, c: dict) -> np.ndarray:
         """Gauss-Newton steps of the expression weights, pose and identity fixed; pairs by
-        projecting the sample into the crop (the same association as the rigid refinement)."""
-        k_int = surf.pim.intrinsics
-        s = surf.pim.size
+        projecting the sample into the crop (the rigid refinement's association, :class:`ProjectivePairs`)."""
         e = np.asarray(expr, np.float64).copy()
         e_prev = e.copy()
         gate = float(self.check_cfg.refine.max_distance_mm[1])
         nm = ns @ pose.R.T
+        pairs = ProjectivePairs(surf)
         lam_p, lam_t = float(c.expression_prior), float(c.expression_temporal)
         for _ in range(int(c.expression_iterations)):
             p = (vs0 + self._bs @ e) @ pose.R.T + pose.t_mm
-            z = np.maximum(p[:, 2], 1.0)
-            u = np.rint(k_int.fx * p[:, 0] / z + k_int.cx).astype(np.int64)
-            w = np.rint(k_int.fy * p[:, 1] / z + k_int.cy).astype(np.int64)
-            idx = np.flatnonzero((u >= 0) & (u < s) & (w >= 0) & (w < s) & (np.einsum("ij,ij->i", nm, p) < 0))
-            nq, has = surf.normals_at(w[idx], u[idx])
-            idx, nq = idx[has], nq[has]
-            q = surf.points[w[idx], u[idx]]
-            ok = (np.linalg.norm(q - p[idx], axis=1) < gate) & (np.einsum("ij,ij->i", nq, nm[idx]) > 0.5)
-            idx, q, nq = idx[ok], q[ok], nq[ok]
+            pr = pairs(p, nm, gate)
+            idx, q, nq = pr.index, pr.points, pr.normals
             if len(idx) < c.expression_min_pairs:
                 break
             r = np.einsum("ij,ij->i", nq, q - p[idx])
