@@ -386,10 +386,17 @@ class FaceRegion:
         li, ti = np.concatenate(li), np.concatenate(ti)
         self._lm_incidence = csr_matrix((np.ones(len(li)), (li, ti)), shape=(len(lm), len(self._lm_tris)))
 
-    def landmark_normals(self, v_head: np.ndarray) -> np.ndarray:
-        """(51, 3) head-frame unit vertex normals (outward) of the inner landmarks (CHECK_LANDMARKS)."""
+    @property
+    def landmark_triangles(self) -> np.ndarray:
+        """(m, 3) the whole mesh's triangles around the inner landmarks (what their normals read)."""
+        return self._lm_tris
+
+    def landmark_normals(self, v_head: np.ndarray, triangles: np.ndarray | None = None) -> np.ndarray:
+        """(51, 3) head-frame unit vertex normals (outward) of the inner landmarks (CHECK_LANDMARKS).
+        ``triangles``: :attr:`landmark_triangles` renumbered into the rows of ``v_head`` when it holds only
+        some of the mesh's vertices (the tracker's); the same arithmetic either way."""
         v = np.asarray(v_head, np.float64)
-        t = self._lm_tris
+        t = self._lm_tris if triangles is None else triangles
         fn = np.cross(v[t[:, 1]] - v[t[:, 0]], v[t[:, 2]] - v[t[:, 0]])
         n = self._lm_incidence @ fn
         return n / np.maximum(np.linalg.norm(n, axis=1, keepdims=True), 1e-12)

@@ -340,9 +340,12 @@ class Tracker:
         # the settings of the single-frame ``correct`` stage: one correction, one set of settings
         self._correction_cfg = getattr(getattr(reconstructor, "pipeline", None), "correction", None) or CorrectionConfig()
         self.region = FaceRegion(self.model, self.check_cfg.check.region, self.check_cfg.refine.n_points)
-        # the rows of the head mesh the check reads: the region's vertices and the 68 landmarks
+        # the rows of the head mesh the check reads: the region's vertices, the 68 landmarks and their triangles
         region_rows = np.unique(self.region.triangles)
-        self._used = np.union1d(region_rows, np.asarray(self.model.landmarks_68, np.int64))
+        self._used = np.union1d(np.union1d(region_rows, np.asarray(self.model.landmarks_68, np.int64)),
+                                self.region.landmark_triangles.ravel())
+        # the landmarks' triangles (their normals: which landmarks face away) renumbered into those rows
+        self._lm_tris_at = np.searchsorted(self._used, self.region.landmark_triangles)
         # where the check's rows (CheckedFace: the region's vertices, the inner landmarks) sit in those
         self._at_region = np.searchsorted(self._used, region_rows)
         self._at_landmarks = np.searchsorted(self._used, np.asarray(self.model.landmarks_68, np.int64)[list(CHECK_LANDMARKS)])
@@ -619,7 +622,8 @@ class Tracker:
         """What the check reads of the head-frame face (the region's vertices, the inner landmarks) for the
         current identity and ``expr``: only the rows it reads are evaluated."""
         vu = self._base_used + (np.asarray(expr, np.float64) @ self._bu).reshape(-1, 3)
-        return CheckedFace(self.region, vu[self._at_region], vu[self._at_landmarks])
+        return CheckedFace(self.region, vu[self._at_region], vu[self._at_landmarks],
+                           self.region.landmark_normals(vu, self._lm_tris_at))
 
     def _expression_steps(self, pose: HeadPose, vs0: np.ndarray, ns: np.ndarray, expr: np.ndarray, surf, c: dict) -> np.ndarray:
         """Gauss-Newton steps of the expression weights, pose and identity fixed; pairs by
