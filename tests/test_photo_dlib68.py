@@ -117,7 +117,7 @@ def test_fusion_trusts_face_mesh_more_on_turned_faces():
 
     cfg = FusionConfig(sigma_facemesh=(2.0, 1.0, 1.0, 1.0, 1.0), sigma_dlib=(1.0, 1.0, 1.0, 1.0, 1.0),
                        sigma_facemesh_turned=(2.0, 1.0, 1.0, 1.0, 1.0), sigma_dlib_turned=(1.0, 3.0, 3.0, 3.0, 1.0),
-                       turned_yaw_deg=(20.0, 40.0))
+                       turned_yaw_deg=(20.0, 40.0), by_yaw=True)
     assert np.array_equal(sigmas(cfg, None)[1], sigmas(cfg, -10.0)[1])
     assert np.allclose(sigmas(cfg, 30.0)[1][36:48], 2.0) and np.allclose(sigmas(cfg, -55.0)[1][36:48], 3.0)
     fm, dl = np.zeros((68, 2)), np.ones((68, 2))

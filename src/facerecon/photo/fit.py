@@ -150,7 +150,8 @@ def contour_bands(model: FaceModel, targets: LandmarkTargets, cfg: PhotoFitConfi
         m = ((np.abs(fv[:, 1] - y) < cfg.contour_band_mm) & (np.sign(fv[:, 0]) == np.sign(x)) & (np.abs(fv[:, 0]) > 20.0)
              & (fv[:, 2] > z - cfg.contour_front_mm) & (fv[:, 2] < z + cfg.contour_back_mm))
         if occluding:
-            # the jaw's lower edge (and the chin's) is an occluding contour too, not on a horizontal line
+            # the jaw's lower edge (and the chin's) is an occluding contour too, not on a horizontal
+            # line: the vertices around the landmark are candidates as well
             near = np.linalg.norm(fv - p[k], axis=1) < cfg.contour_radius_mm
             if abs(x) >= 20.0:
                 near &= np.sign(fv[:, 0]) == np.sign(x)
@@ -752,17 +753,22 @@ def silhouette_landmarks(model: FaceModel, fit: PhotoFit, vertices_camera: np.nd
     sliding correspondence), else it keeps ICT's landmark vertex.
     """
     lm = model.landmarks_68.copy()
-    contour = np.zeros(68, bool)
-    contour[JAW_68] = True
-    tg = LandmarkTargets.from_vertices(np.zeros((68, 2)), lm, contour=contour)
-    band, index = contour_bands(model, tg, cfg)
+    key = (cfg.contour_band_mm, cfg.contour_front_mm, cfg.contour_back_mm, cfg.contour_rule, cfg.contour_radius_mm)
+    cache = model.__dict__.setdefault("_photo_jaw_bands", {})
+    if key not in cache:
+        contour = np.zeros(68, bool)
+        contour[JAW_68] = True
+        band, index = contour_bands(model, LandmarkTargets.from_vertices(np.zeros((68, 2)), lm, contour=contour), cfg)
+        tris = model.region_triangles("face")
+        cache[key] = (band, index, tris[np.isin(tris, band).any(1)])  # the triangles around the candidates: their normals
+    band, index, band_tris = cache[key]
     if len(band) == 0:
         return lm
     uv = fit.intrinsics.project(vertices_camera[band])
     if cfg.contour_rule == "occluding":
         # the fitted mesh's own normals at the candidates; each jaw point goes to the occluding
         # contour vertex nearest its detected point (without one: nearest ICT's landmark vertex)
-        vn = vertex_normals(np.asarray(vertices_camera, np.float64), model.region_triangles("face"))[band]
+        vn = vertex_normals(np.asarray(vertices_camera, np.float64), band_tris)[band]
         x = vertices_camera[band]
         facing = -(vn * x).sum(1) / np.maximum(np.linalg.norm(x, axis=1), 1e-9)
         det = fit.intrinsics.project(vertices_camera[lm]) if detected_68 is None else np.asarray(detected_68, np.float64)[:, :2]

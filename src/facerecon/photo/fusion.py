@@ -31,6 +31,7 @@ class FusionConfig:
     sigma_facemesh_turned: tuple[float, ...]
     sigma_dlib_turned: tuple[float, ...]
     turned_yaw_deg: tuple[float, float]
+    by_yaw: bool
     ibug68_weight: float
     dense_contour_weight: float
     snap_facing_jaw: bool
@@ -58,11 +59,11 @@ def per_landmark(values) -> np.ndarray:
 
 
 def sigmas(cfg: FusionConfig, yaw_deg: float | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """Per landmark (68,) RMS errors of (Face Mesh, dlib) for a face turned ``yaw_deg``: the
-    frontal table up to ``turned_yaw_deg[0]``, the turned table from ``turned_yaw_deg[1]``,
-    linear in |yaw| between (None: frontal)."""
+    """Per landmark (68,) RMS errors of (Face Mesh, dlib) for a face turned ``yaw_deg``: with
+    ``by_yaw``, the frontal table up to ``turned_yaw_deg[0]``, the turned table from
+    ``turned_yaw_deg[1]``, linear in |yaw| between; else (or yaw None) the frontal table."""
     a = 0.0
-    if yaw_deg is not None and np.isfinite(yaw_deg):
+    if cfg.by_yaw and yaw_deg is not None and np.isfinite(yaw_deg):
         lo, hi = cfg.turned_yaw_deg
         a = float(np.clip((abs(yaw_deg) - lo) / (hi - lo), 0.0, 1.0))
     fm = (1 - a) * np.asarray(cfg.sigma_facemesh) + a * np.asarray(cfg.sigma_facemesh_turned)
