@@ -293,12 +293,9 @@ def main(argv=None) -> int:
     from facerecon.pipeline.photo import PhotoReconstructor
 
     t = time.perf_counter()
-    lo: dict = {}
-    fo: dict = {}
-    for item in args.settings:
-        key, _, value = item.partition("=")
-        table, _, name = key.partition(".")
-        (lo if table in ("dlib68", "fusion") else fo).setdefault(table, {})[name] = json.loads(value)
+    from photo_shape_eval import photo_settings
+
+    lo, fo = photo_settings(args.settings)
     rec = PhotoReconstructor.from_pretrained(landmark_overrides=lo, overrides=fo or None)
     report: dict = {"load_s": round(time.perf_counter() - t, 2), "threads": args.threads}
     sections = [s.strip() for s in args.sections.split(",") if s.strip()]

@@ -66,7 +66,7 @@ def main(argv=None) -> int:
     ap.add_argument("--set", dest="settings", action="append", default=[], metavar="TABLE.KEY=JSON",
                     help="override a photo setting (as photo_eval.py --set); repeatable")
     args = ap.parse_args(argv)
-    from photo_shape_eval import HEIGHT, WIDTH, FOV_DEG, load_james, render, scenes
+    from photo_shape_eval import HEIGHT, WIDTH, FOV_DEG, load_james, photo_settings, render, scenes
 
     from facerecon.facemodel import FaceModel
     from facerecon.geometry.camera import Intrinsics
@@ -79,12 +79,7 @@ def main(argv=None) -> int:
     from facerecon.pipeline.photo import PhotoReconstructor
 
     model = FaceModel.load()
-    lo: dict = {}
-    fo: dict = {}
-    for item in args.settings:
-        key, _, value = item.partition("=")
-        table, _, name = key.partition(".")
-        (lo if table in ("dlib68", "fusion") else fo).setdefault(table, {})[name] = json.loads(value)
+    lo, fo = photo_settings(args.settings)
     rec = PhotoReconstructor.from_pretrained(model=model, landmark_overrides=lo, overrides=fo or None)
     from facerecon.photo.image import Photo
     dl = Dlib68Landmarker.from_package()
