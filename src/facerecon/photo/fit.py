@@ -16,11 +16,14 @@ robustified per landmark (Geman-McClure by default, iteratively reweighted) and 
 landmark.  Contour landmarks (the jaw line) do not have a fixed vertex: a face turned away
 shows a different line of the cheek as its outline.  For each contour landmark, the
 candidates are the face vertices on a horizontal band (head frame) through its default point,
-from the cheek front to the ear; on the side turned away from the camera, every iteration
-picks the candidate that projects outermost (along the head's x axis in the image), the
-silhouette on that line, as 3DDFA's "landmark marching" does.  On the side facing the camera
-the outline is the jaw bone's lower edge, not a silhouette of a horizontal line: there each
-iteration picks the band vertex nearest the landmark's target (a sliding correspondence).
+from the cheek front to the ear, and (``contour_rule = "occluding"``, the default) the face
+vertices within ``contour_radius_mm`` of it.  Every iteration picks the candidate on the
+occluding contour (seen edge-on: the silhouette on the side turned away, the jaw's lower edge
+below the face) that projects nearest the landmark's target, or, with none of those within
+``contour_reach`` of the face size (the upper jaw facing the camera), the candidate projecting
+nearest the target (a sliding correspondence).  ``contour_rule = "band"``: the band only; on
+the side turned away the candidate projecting outermost along the head's x axis (3DDFA's
+"landmark marching"), on the side facing the camera the band vertex nearest the target.
 Contour landmarks also get ``contour_weight``.
 
 Solver: Levenberg-Marquardt with analytic Jacobians (torch, float64): the start is a
@@ -746,11 +749,12 @@ def silhouette_landmarks(model: FaceModel, fit: PhotoFit, vertices_camera: np.nd
     (``FaceModel.landmarks_68``) with the 17 jaw points on the fitted face's outline, where the
     iBUG convention annotates them on a turned face.
 
-    Jaw points on the side turned away go to the silhouette of their horizontal band (as in the
-    fit).  On the side facing the camera the outline is the jaw bone's edge, which no fixed rule
-    on the band finds: with ``detected_68`` (the landmark model's jaw points) each goes to the
-    band vertex of the fitted mesh that projects nearest its detected point (the fit's own
-    sliding correspondence), else it keeps ICT's landmark vertex.
+    ``contour_rule = "occluding"``: each jaw point goes to the fitted mesh's occluding-contour
+    candidate (its own normals) projecting nearest ``detected_68``'s point (without those: its
+    ICT landmark vertex's projection), as in the fit.  ``"band"``: jaw points on the side turned
+    away go to the silhouette of their horizontal band; on the side facing the camera, with
+    ``detected_68``, to the band vertex projecting nearest the detected point, else they keep
+    ICT's landmark vertex.
     """
     lm = model.landmarks_68.copy()
     key = (cfg.contour_band_mm, cfg.contour_front_mm, cfg.contour_back_mm, cfg.contour_rule, cfg.contour_radius_mm)
