@@ -201,7 +201,7 @@ class PhotoReconstructor:
         # the face's yaw from Face Mesh's inner 68 on the mean face (POSIT): dlib's predictor fails on
         # turned faces, so the fusion's per-source errors depend on it
         yaw = None
-        if d68 is not None:
+        if d68 is not None and self.fusion.by_yaw:
             r0, _ = pnp_start(fm68[17:], self.ibug68_points.points(self.model.neutral)[17:], det.camera.intrinsics)
             yaw = float(matrix_to_euler(r0)[0])
         p68, _ = fuse68(fm68, None if d68 is None else d68.points, self.fusion, yaw)
