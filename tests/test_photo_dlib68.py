@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from facerecon.errors import AssetError
+from facerecon.errors import AssetError, ConfigError
 from facerecon.photo.fusion import FusionConfig, fuse68
 
 pytest.importorskip("dlib", reason="dlib-bin is not installed (make install)")
@@ -108,3 +108,22 @@ def test_fusion_weights_by_the_measured_errors():
     assert np.allclose(sigma[17:48], np.sqrt(0.5))
     alone, s = fuse68(fm, None, cfg)
     assert np.array_equal(alone, fm) and s[0] == 2.0
+
+
+def test_fusion_trusts_face_mesh_more_on_turned_faces():
+    """The per-source errors follow the face's yaw: frontal table up to turned_yaw_deg[0], the
+    turned one from turned_yaw_deg[1], linear between; on a turned face dlib's eyes weigh less."""
+    from facerecon.photo.fusion import sigmas
+
+    cfg = FusionConfig(sigma_facemesh=(2.0, 1.0, 1.0, 1.0, 1.0), sigma_dlib=(1.0, 1.0, 1.0, 1.0, 1.0),
+                       sigma_facemesh_turned=(2.0, 1.0, 1.0, 1.0, 1.0), sigma_dlib_turned=(1.0, 3.0, 3.0, 3.0, 1.0),
+                       turned_yaw_deg=(20.0, 40.0), by_yaw=True)
+    assert np.array_equal(sigmas(cfg, None)[1], sigmas(cfg, -10.0)[1])
+    assert np.allclose(sigmas(cfg, 30.0)[1][36:48], 2.0) and np.allclose(sigmas(cfg, -55.0)[1][36:48], 3.0)
+    fm, dl = np.zeros((68, 2)), np.ones((68, 2))
+    frontal, _ = fuse68(fm, dl, cfg, 0.0)
+    turned, _ = fuse68(fm, dl, cfg, 50.0)
+    assert np.allclose(frontal[36:48], 0.5) and np.allclose(turned[36:48], 0.1)
+    assert np.allclose(turned[:17], frontal[:17])  # the jaw's errors are the same in both tables here
+    with pytest.raises(ConfigError):
+        FusionConfig(turned_yaw_deg=(40.0, 20.0))

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from facerecon.errors import ConfigError
-from facerecon.facemodel import FaceModel
+from facerecon.facemodel import FaceModel, vertex_normals
 from facerecon.photo.camera import focal_from_fov, photo_camera
 from facerecon.photo.config import load_photo_config
 from facerecon.photo.config import PhotoFitConfig
@@ -40,13 +40,23 @@ def _targets(model, ident, expr, pose, cam, n_dense=400, seed=0, jaw_on_silhouet
     pts = cam.intrinsics.project(vc[verts])
     tg = LandmarkTargets.from_vertices(pts, verts, contour=contour)
     if jaw_on_silhouette:  # what an annotator marks on a turned face: the outline, not the fixed vertex
-        band, index = contour_bands(model, tg, PhotoFitConfig.load())
+        band, index = contour_bands(model, tg, PhotoFitConfig.load(contour_rule="band"))
         uv = cam.intrinsics.project(vc[band])
         e = pose.R[:2, 0] / np.linalg.norm(pose.R[:2, 0])
         side = np.sign(model.neutral[verts, 0])
-        for k in np.nonzero((index >= 0).any(1) & (side * pose.R[2, 0] > 0))[0]:  # the side turned away
+        away = (index >= 0).any(1) & (side * pose.R[2, 0] > 0)
+        for k in np.nonzero(away)[0]:  # the side turned away: the silhouette of the horizontal band
             c = index[k][index[k] >= 0]
             pts[k] = uv[c[np.argmax(side[k] * (uv[c] @ e))]]
+        # the side facing the camera: the jaw's lower edge, i.e. the vertex seen edge-on (|cos| < 0.1)
+        # nearest (3D) to ICT's jaw vertex
+        face = model.region_vertices("face")
+        vn = vertex_normals(vc, model.region_triangles("face"))[face]
+        edge = face[np.abs((vn * vc[face]).sum(1)) / np.linalg.norm(vc[face], axis=1) < 0.1]
+        for k in np.nonzero(~away[:17])[0]:
+            j = edge[np.argmin(np.linalg.norm(vc[edge] - vc[verts[k]], axis=1))]
+            if np.linalg.norm(vc[j] - vc[verts[k]]) < 20.0:
+                pts[k] = cam.intrinsics.project(vc[j][None])[0]
         tg = LandmarkTargets.from_vertices(pts, verts, contour=contour)
     return tg, vc
 
@@ -117,6 +127,30 @@ def test_contour_landmarks_slide(model):
     assert geodesic_distance_deg(fit.rotation, pose.R) < 1.0
     assert fit.contour_rms_px < 2.0
     assert len(fit.contour_vertices) > 0 and not np.isin(fit.contour_vertices, model.landmarks_68).all()
+
+
+def test_occluding_contour_picks_silhouette_vertices(model):
+    """On a face turned 45 degrees, the jaw landmarks' vertices (fit and output) are on the fitted
+    face's occluding contour: seen edge-on, and those on the side turned away on the outline."""
+    from facerecon.photo.fit import silhouette_landmarks
+
+    pose = HeadPose.from_euler(45, 5, 0, [0, 0, 600])
+    cam = photo_camera(640, 480)
+    tg, vc = _targets(model, np.zeros(100), None, pose, cam, n_dense=0)
+    cfg = PhotoFitConfig.load(**EXACT)
+    assert cfg.contour_rule == "occluding"
+    fit = fit_photo(model, tg, cam.intrinsics, cfg)
+    assert geodesic_distance_deg(fit.rotation, pose.R) < 1.5
+    v = fit.pose.apply(model.vertices(fit.identity, fit.expression).astype(np.float64))
+    lm = silhouette_landmarks(model, fit, v, cfg, tg.points[:68])
+    vn = vertex_normals(v, model.region_triangles("face"))
+    cos = np.abs((vn[lm[:17]] * v[lm[:17]]).sum(1)) / np.linalg.norm(v[lm[:17]], axis=1)
+    moved = lm[:17] != model.landmarks_68[:17]
+    assert moved.sum() >= 10  # not ICT's fixed vertices
+    assert np.median(cos[moved]) < cfg.contour_grazing
+    # the side turned away (head +x turned from the camera: landmarks 9-16 at yaw > 0): on the image outline
+    uv = cam.intrinsics.project(v[lm[:17]])
+    assert np.abs(uv - tg.points[:17]).max() < 6.0  # px, within a vertex spacing of the true outline
 
 
 def test_pnp_start_is_close(model):

@@ -166,3 +166,19 @@ def test_face_cut_by_the_image_border(real_dir, detector, landmarker):
     right = full[:, 0] > lab[:, 0].min() + 0.6 * np.ptp(lab[:, 0])  # points well inside the kept part
     iod = np.linalg.norm(lab[36] - lab[45])
     assert np.median(np.linalg.norm(pts[right, :2] - full[right, :2], axis=1)) / iod < 0.08
+
+
+def test_learnt_ibug68_points_match_the_model(ict_archive):
+    """The shipped ICT points of the 68 (learnt on renders): on this model's topology, the jaw on
+    ICT's own vertices (it slides), the rest near ICT's landmark vertices on the mean face."""
+    from facerecon.facemodel import FaceModel
+    from facerecon.photo.landmark_map import load_ibug68_points
+
+    model = FaceModel.load()
+    pts = load_ibug68_points(model)
+    assert np.array_equal(pts.triangle_vertices[:17, 0], model.landmarks_68[:17]) and np.allclose(pts.bary[:17, 0], 1.0)
+    assert np.allclose(pts.bary.sum(1), 1.0) and (pts.bary >= -1e-6).all()
+    d = np.linalg.norm(pts.points(model.neutral) - model.neutral[model.landmarks_68], axis=1)
+    assert d[:17].max() == 0.0 and d.max() < 12.0
+    ict = load_ibug68_points(model, "ict")
+    assert np.allclose(ict.points(model.neutral), model.neutral[model.landmarks_68])

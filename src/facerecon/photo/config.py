@@ -15,6 +15,7 @@ from ..errors import ConfigError
 from ..settings import from_toml, packaged_toml, toml_defaults, with_overrides
 
 ROBUST_LOSSES = ("geman_mcclure", "huber", "l2")
+CONTOUR_RULES = ("band", "occluding")
 
 
 @toml_defaults("configs/photo_fit.toml", "fit")
@@ -35,6 +36,10 @@ class PhotoFitConfig:
     contour_band_mm: float
     contour_front_mm: float
     contour_back_mm: float
+    contour_rule: str
+    contour_radius_mm: float
+    contour_grazing: float
+    contour_reach: float
     damping: float
     contour_updates: int
     hidden_weight: float
@@ -44,6 +49,8 @@ class PhotoFitConfig:
     def __post_init__(self) -> None:
         if self.joint_identity_prior not in ("once", "per_photo"):
             raise ConfigError(f"fit.joint_identity_prior: unknown {self.joint_identity_prior!r}; choose from once, per_photo")
+        if self.contour_rule not in CONTOUR_RULES:
+            raise ConfigError(f"fit.contour_rule: unknown {self.contour_rule!r}; choose from {', '.join(CONTOUR_RULES)}")
         if self.robust not in ROBUST_LOSSES:
             raise ConfigError(f"fit.robust: unknown {self.robust!r}; choose from {', '.join(ROBUST_LOSSES)}")
         if not 0 <= self.n_identity <= 100 or not 0 <= self.n_expression <= 53:

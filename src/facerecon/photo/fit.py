@@ -16,11 +16,14 @@ robustified per landmark (Geman-McClure by default, iteratively reweighted) and 
 landmark.  Contour landmarks (the jaw line) do not have a fixed vertex: a face turned away
 shows a different line of the cheek as its outline.  For each contour landmark, the
 candidates are the face vertices on a horizontal band (head frame) through its default point,
-from the cheek front to the ear; on the side turned away from the camera, every iteration
-picks the candidate that projects outermost (along the head's x axis in the image), the
-silhouette on that line, as 3DDFA's "landmark marching" does.  On the side facing the camera
-the outline is the jaw bone's lower edge, not a silhouette of a horizontal line: there each
-iteration picks the band vertex nearest the landmark's target (a sliding correspondence).
+from the cheek front to the ear, and (``contour_rule = "occluding"``, the default) the face
+vertices within ``contour_radius_mm`` of it.  Every iteration picks the candidate on the
+occluding contour (seen edge-on: the silhouette on the side turned away, the jaw's lower edge
+below the face) that projects nearest the landmark's target, or, with none of those within
+``contour_reach`` of the face size (the upper jaw facing the camera), the candidate projecting
+nearest the target (a sliding correspondence).  ``contour_rule = "band"``: the band only; on
+the side turned away the candidate projecting outermost along the head's x axis (3DDFA's
+"landmark marching"), on the side facing the camera the band vertex nearest the target.
 Contour landmarks also get ``contour_weight``.
 
 Solver: Levenberg-Marquardt with analytic Jacobians (torch, float64): the start is a
@@ -140,14 +143,22 @@ def contour_bands(model: FaceModel, targets: LandmarkTargets, cfg: PhotoFitConfi
     p = landmark_points_head(model, targets)
     face = model.region_vertices("face")
     fv = model.neutral[face].astype(np.float64)
+    occluding = cfg.contour_rule == "occluding"
     rows = []
     for k in range(len(p)):
-        if not targets.contour[k] or abs(p[k, 0]) < 20.0:
+        if not targets.contour[k] or (abs(p[k, 0]) < 20.0 and not occluding):
             rows.append(np.zeros(0, np.int64))
             continue
         x, y, z = p[k]
         m = ((np.abs(fv[:, 1] - y) < cfg.contour_band_mm) & (np.sign(fv[:, 0]) == np.sign(x)) & (np.abs(fv[:, 0]) > 20.0)
              & (fv[:, 2] > z - cfg.contour_front_mm) & (fv[:, 2] < z + cfg.contour_back_mm))
+        if occluding:
+            # the jaw's lower edge (and the chin's) is an occluding contour too, not on a horizontal
+            # line: the vertices around the landmark are candidates as well
+            near = np.linalg.norm(fv - p[k], axis=1) < cfg.contour_radius_mm
+            if abs(x) >= 20.0:
+                near &= np.sign(fv[:, 0]) == np.sign(x)
+            m |= near
         rows.append(face[m])
     band = np.unique(np.concatenate(rows)) if rows else np.zeros(0, np.int64)
     width = max([len(r) for r in rows] + [1])
@@ -155,6 +166,27 @@ def contour_bands(model: FaceModel, targets: LandmarkTargets, cfg: PhotoFitConfi
     for k, r in enumerate(rows):
         index[k, : len(r)] = np.searchsorted(band, r)
     return band, index
+
+
+def _unit(a: np.ndarray) -> np.ndarray:
+    return a / np.maximum(np.linalg.norm(a, axis=-1, keepdims=True), 1e-12)
+
+
+def occluding_pick(uv, facing, valid, target, grazing: float, reach_px: float):
+    """Index (K,) into each row of candidates: the occluding-contour candidate (|facing| <
+    ``grazing``: seen edge-on) projecting nearest the row's target when one lies within
+    ``reach_px`` of it; else (no contour there: the upper jaw on the side facing the camera,
+    whose outline is the ear's or the hair's) the candidate projecting nearest the target (a
+    sliding correspondence).  ``uv`` (K, L, 2) px, ``facing`` (K, L) cos of the normal with the
+    view ray, ``valid`` (K, L) bool, ``target`` (K, 2) px; torch tensors or NumPy arrays."""
+    t = torch.as_tensor
+    uv, facing, valid, target = t(uv), t(facing), t(valid), t(target)
+    d = ((uv - target[:, None, :]) ** 2).sum(-1)
+    d = torch.where(valid, d, torch.full_like(d, torch.inf))
+    edge = facing.abs() < grazing
+    d_edge = torch.where(edge, d, torch.full_like(d, torch.inf))
+    use_edge = d_edge.min(1).values <= reach_px * reach_px
+    return torch.where(use_edge, d_edge.argmin(1), d.argmin(1))
 
 
 def pnp_start(points_2d: np.ndarray, points_3d: np.ndarray, intrinsics: Intrinsics, weight: np.ndarray | None = None,
@@ -250,11 +282,12 @@ class _Structure:
     sb: torch.Tensor  # (M, K + nb, 3) their basis rows
     sb_band: torch.Tensor  # (M, nb * 3)
     normal0: torch.Tensor  # (K, 3) mean-face surface normal at each landmark (head frame)
+    normal_band: torch.Tensor  # (nb, 3) mean-face vertex normals of the band vertices (head frame)
 
 
 def _structure(model: FaceModel, t: LandmarkTargets, cfg: PhotoFitConfig) -> _Structure:
     key = (t.vertices.tobytes(), t.bary.tobytes(), t.contour.tobytes(), cfg.n_identity, cfg.n_expression,
-           cfg.contour_band_mm, cfg.contour_front_mm, cfg.contour_back_mm)
+           cfg.contour_band_mm, cfg.contour_front_mm, cfg.contour_back_mm, cfg.contour_rule, cfg.contour_radius_mm)
     cache = model.__dict__.setdefault("_photo_fit_structures", {})
     if key in cache:
         return cache[key]
@@ -275,7 +308,8 @@ def _structure(model: FaceModel, t: LandmarkTargets, cfg: PhotoFitConfig) -> _St
     n0 = np.einsum("kj,kjc->kc", t.bary, vn[t.vertices])
     n0 /= np.maximum(np.linalg.norm(n0, axis=1, keepdims=True), 1e-12)
     st = _Structure(band, torch.from_numpy(band_index), torch.from_numpy((band_index >= 0).any(1)),
-                    torch.sign(s0[:k, 0]), s0, sb, sb[:, k:].reshape(sb.shape[0], -1), torch.from_numpy(n0))
+                    torch.sign(s0[:k, 0]), s0, sb, sb[:, k:].reshape(sb.shape[0], -1), torch.from_numpy(n0),
+                    torch.from_numpy(_unit(vn[band])))
     if len(cache) > 8:
         cache.clear()
     cache[key] = st
@@ -290,7 +324,7 @@ class _Problem:
         self.t = t = targets.subset(targets.weight > 0)
         st = _structure(model, t, cfg)
         self.band, self.band_index, self.sliding, self.side = st.band, st.band_index, st.sliding, st.side
-        self.s0, self.sb, self.sb_band, self.normal0 = st.s0, st.sb, st.sb_band, st.normal0
+        self.s0, self.sb, self.sb_band, self.normal0, self.normal_band = st.s0, st.sb, st.sb_band, st.normal0, st.normal_band
         self.k, self.kid, self.kex = len(t.points), cfg.n_identity, cfg.n_expression
         self.m = self.kid + self.kex
         self.target = torch.from_numpy(t.points)
@@ -338,6 +372,16 @@ class _Problem:
         band = self.s0[self.k:] + (coeffs @ self.sb_band).reshape(-1, 3)
         x = band @ r.T + tr
         uv = self.f * x[:, :2] / x[:, 2:3]
+        rows = torch.arange(self.k)
+        if self.cfg.contour_rule == "occluding":
+            facing = -((self.normal_band @ r.T) * x).sum(1) / torch.linalg.vector_norm(x, dim=1).clamp_min(1e-9)
+            idx = self.band_index[self.sliding]
+            pick = occluding_pick(uv[idx.clamp_min(0)] + self.c, facing[idx.clamp_min(0)], idx >= 0,
+                                  self.target[self.sliding], self.cfg.contour_grazing, self.cfg.contour_reach * self.scale)
+            rows[self.sliding] = self.k + idx.gather(1, pick[:, None])[:, 0]
+            if not hasattr(self, "rows") or not torch.equal(rows, self.rows):
+                self._use_rows(rows)
+            return
         e = r[:2, 0] / torch.linalg.vector_norm(r[:2, 0]).clamp_min(1e-9)  # head x axis in the image
         out = uv @ e  # (nb,)
         # the side turned away: the silhouette on the band.  The side facing the camera has no
@@ -346,7 +390,6 @@ class _Problem:
         # ICP correspondence, so the jaw does not pull the pose or shape.
         away = self.sliding & (self.side * r[2, 0] > 0)
         near = self.sliding & ~away
-        rows = torch.arange(self.k)
         for mask, outermost in ((away, True), (near, False)):
             if not bool(mask.any()):
                 continue
@@ -668,13 +711,15 @@ def targets_from_landmarks(model: FaceModel, points_2d: np.ndarray, lmap) -> Lan
 
 
 def fit_targets(model: FaceModel, points_2d: np.ndarray, lmap, use: str = "both", ibug68_weight: float = 1.0,
-                ibug68: np.ndarray | None = None, dense_contour_weight: float = 1.0) -> LandmarkTargets:
+                ibug68: np.ndarray | None = None, dense_contour_weight: float = 1.0, ibug68_points=None) -> LandmarkTargets:
     """What the fit is fitted to (``[targets]`` in ``configs/photo_fit.toml``): the dense Face
     Mesh points on the ICT surface, the iBUG 68 made from them on ICT's 68 landmark vertices
     (jaw points sliding), or both (the 68 with ``ibug68_weight`` of the total weight).
 
     ``ibug68``: other 68 points to use for the 68 (the fusion with dlib's, :mod:`.fusion`);
-    ``dense_contour_weight`` then scales the dense face-oval points, which disagree with them."""
+    ``dense_contour_weight`` then scales the dense face-oval points, which disagree with them.
+    ``ibug68_points``: where the 68 sit on the ICT surface (a :class:`.landmark_map.Ibug68Points`;
+    default ICT's own landmark vertices)."""
     if use not in TARGET_MODES:
         raise ConfigError(f"targets.use: unknown {use!r}; choose from {', '.join(TARGET_MODES)}")
     parts = []
@@ -687,7 +732,10 @@ def fit_targets(model: FaceModel, points_2d: np.ndarray, lmap, use: str = "both"
         contour = np.zeros(68, bool)
         contour[JAW_68] = True
         p68 = lmap.ibug68(np.asarray(points_2d, np.float64)[:, :2]) if ibug68 is None else np.asarray(ibug68, np.float64)
-        t68 = LandmarkTargets.from_vertices(p68, model.landmarks_68, np.full(68, 1.0 / 68), contour)
+        if ibug68_points is None:
+            t68 = LandmarkTargets.from_vertices(p68, model.landmarks_68, np.full(68, 1.0 / 68), contour)
+        else:
+            t68 = LandmarkTargets(p68, ibug68_points.triangle_vertices, ibug68_points.bary, np.full(68, 1.0 / 68), contour)
         t68.weight *= ibug68_weight if parts else 1.0
         parts.append(t68)
     return LandmarkTargets(np.concatenate([p.points for p in parts]), np.concatenate([p.vertices for p in parts]),
@@ -701,20 +749,42 @@ def silhouette_landmarks(model: FaceModel, fit: PhotoFit, vertices_camera: np.nd
     (``FaceModel.landmarks_68``) with the 17 jaw points on the fitted face's outline, where the
     iBUG convention annotates them on a turned face.
 
-    Jaw points on the side turned away go to the silhouette of their horizontal band (as in the
-    fit).  On the side facing the camera the outline is the jaw bone's edge, which no fixed rule
-    on the band finds: with ``detected_68`` (the landmark model's jaw points) each goes to the
-    band vertex of the fitted mesh that projects nearest its detected point (the fit's own
-    sliding correspondence), else it keeps ICT's landmark vertex.
+    ``contour_rule = "occluding"``: each jaw point goes to the fitted mesh's occluding-contour
+    candidate (its own normals) projecting nearest ``detected_68``'s point (without those: its
+    ICT landmark vertex's projection), as in the fit.  ``"band"``: jaw points on the side turned
+    away go to the silhouette of their horizontal band; on the side facing the camera, with
+    ``detected_68``, to the band vertex projecting nearest the detected point, else they keep
+    ICT's landmark vertex.
     """
     lm = model.landmarks_68.copy()
-    contour = np.zeros(68, bool)
-    contour[JAW_68] = True
-    tg = LandmarkTargets.from_vertices(np.zeros((68, 2)), lm, contour=contour)
-    band, index = contour_bands(model, tg, cfg)
+    key = (cfg.contour_band_mm, cfg.contour_front_mm, cfg.contour_back_mm, cfg.contour_rule, cfg.contour_radius_mm)
+    cache = model.__dict__.setdefault("_photo_jaw_bands", {})
+    if key not in cache:
+        contour = np.zeros(68, bool)
+        contour[JAW_68] = True
+        band, index = contour_bands(model, LandmarkTargets.from_vertices(np.zeros((68, 2)), lm, contour=contour), cfg)
+        tris = model.region_triangles("face")
+        cache[key] = (band, index, tris[np.isin(tris, band).any(1)])  # the triangles around the candidates: their normals
+    band, index, band_tris = cache[key]
     if len(band) == 0:
         return lm
     uv = fit.intrinsics.project(vertices_camera[band])
+    if cfg.contour_rule == "occluding":
+        # the fitted mesh's own normals at the candidates; each jaw point goes to the occluding
+        # contour vertex nearest its detected point (without one: nearest ICT's landmark vertex)
+        vn = vertex_normals(np.asarray(vertices_camera, np.float64), band_tris)[band]
+        x = vertices_camera[band]
+        facing = -(vn * x).sum(1) / np.maximum(np.linalg.norm(x, axis=1), 1e-9)
+        det = fit.intrinsics.project(vertices_camera[lm]) if detected_68 is None else np.asarray(detected_68, np.float64)[:, :2]
+        rows = np.nonzero((index >= 0).any(1) & np.isfinite(det).all(1))[0]
+        if len(rows):
+            idx = index[rows]
+            fin = det[np.isfinite(det).all(1)]
+            size = max(float(np.linalg.norm(fin.max(0) - fin.min(0))) / np.sqrt(2.0), 1.0)  # face size px, as the fit's
+            pick = occluding_pick(uv[np.maximum(idx, 0)], facing[np.maximum(idx, 0)], idx >= 0, det[rows], cfg.contour_grazing,
+                                  cfg.contour_reach * size)
+            lm[rows] = band[idx[np.arange(len(rows)), pick.numpy()]]
+        return lm
     e = fit.rotation[:2, 0] / max(float(np.linalg.norm(fit.rotation[:2, 0])), 1e-9)
     out = uv @ e
     side = np.sign(model.neutral[lm, 0])

@@ -28,15 +28,24 @@ class FusionConfig:
 
     sigma_facemesh: tuple[float, ...]
     sigma_dlib: tuple[float, ...]
+    sigma_facemesh_turned: tuple[float, ...]
+    sigma_dlib_turned: tuple[float, ...]
+    turned_yaw_deg: tuple[float, float]
+    by_yaw: bool
     ibug68_weight: float
     dense_contour_weight: float
     snap_facing_jaw: bool
+    ict_points: str
 
     def __post_init__(self) -> None:
-        for s in (self.sigma_facemesh, self.sigma_dlib):
+        if self.ict_points not in ("learnt", "ict"):
+            raise ConfigError(f"fusion: ict_points must be learnt or ict, not {self.ict_points!r}")
+        for s in (self.sigma_facemesh, self.sigma_dlib, self.sigma_facemesh_turned, self.sigma_dlib_turned):
             if len(s) != len(REGIONS) or min(s) <= 0:
-                raise ConfigError(f"fusion: sigma_facemesh and sigma_dlib need {len(REGIONS)} positive values "
+                raise ConfigError(f"fusion: sigma_facemesh, sigma_dlib and their _turned need {len(REGIONS)} positive values "
                                   f"({', '.join(REGIONS)})")
+        if len(self.turned_yaw_deg) != 2 or not 0 <= self.turned_yaw_deg[0] < self.turned_yaw_deg[1]:
+            raise ConfigError("fusion: turned_yaw_deg needs two increasing angles [frontal up to, turned from]")
         if self.dense_contour_weight < 0:
             raise ConfigError("fusion: dense_contour_weight must be >= 0")
 
@@ -49,16 +58,29 @@ def per_landmark(values) -> np.ndarray:
     return out
 
 
-def fuse68(facemesh68: np.ndarray, dlib68: np.ndarray | None, cfg: FusionConfig | None = None
-           ) -> tuple[np.ndarray, np.ndarray]:
+def sigmas(cfg: FusionConfig, yaw_deg: float | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Per landmark (68,) RMS errors of (Face Mesh, dlib) for a face turned ``yaw_deg``: with
+    ``by_yaw``, the frontal table up to ``turned_yaw_deg[0]``, the turned table from
+    ``turned_yaw_deg[1]``, linear in |yaw| between; else (or yaw None) the frontal table."""
+    a = 0.0
+    if cfg.by_yaw and yaw_deg is not None and np.isfinite(yaw_deg):
+        lo, hi = cfg.turned_yaw_deg
+        a = float(np.clip((abs(yaw_deg) - lo) / (hi - lo), 0.0, 1.0))
+    fm = (1 - a) * np.asarray(cfg.sigma_facemesh) + a * np.asarray(cfg.sigma_facemesh_turned)
+    dl = (1 - a) * np.asarray(cfg.sigma_dlib) + a * np.asarray(cfg.sigma_dlib_turned)
+    return per_landmark(fm), per_landmark(dl)
+
+
+def fuse68(facemesh68: np.ndarray, dlib68: np.ndarray | None, cfg: FusionConfig | None = None,
+           yaw_deg: float | None = None) -> tuple[np.ndarray, np.ndarray]:
     """(fused (68, 2) points, their sigma (68,) in % of the eye-corner distance); without dlib's
-    points, Face Mesh's as they are."""
+    points, Face Mesh's as they are.  ``yaw_deg``: the face's yaw (an estimate), which picks the
+    per-source errors (:func:`sigmas`: dlib's predictor fails on turned faces, Face Mesh less)."""
     cfg = cfg or FusionConfig()
-    s_fm = per_landmark(cfg.sigma_facemesh)
+    s_fm, s_dl = sigmas(cfg, yaw_deg)
     fm = np.asarray(facemesh68, np.float64)[:, :2]
     if dlib68 is None:
         return fm.copy(), s_fm
-    s_dl = per_landmark(cfg.sigma_dlib)
     w_fm, w_dl = 1.0 / s_fm**2, 1.0 / s_dl**2
     fused = (w_fm[:, None] * fm + w_dl[:, None] * np.asarray(dlib68, np.float64)[:, :2]) / (w_fm + w_dl)[:, None]
     return fused, 1.0 / np.sqrt(w_fm + w_dl)

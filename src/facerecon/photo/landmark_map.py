@@ -107,3 +107,46 @@ def _load_shipped() -> LandmarkMap:
     except (OSError, ValueError) as exc:
         raise AssetError(f"{MAP_FILE}: cannot read the shipped landmark map ({exc}); rebuild it with scripts/build_landmark_map.py") from None
     return _parse(doc, MAP_FILE)
+
+
+IBUG68_POINTS_FILE = "data/photo_ibug68_ict.json"
+
+
+@dataclass(frozen=True)
+class Ibug68Points:
+    """Where on the ICT surface each iBUG-68 landmark of the photo path sits: landmark k is
+    ``bary[k] @ V[triangle_vertices[k]]`` (a vertex: ``(v, v, v)``, ``(1, 0, 0)``)."""
+
+    triangle_vertices: np.ndarray  # (68, 3)
+    bary: np.ndarray  # (68, 3)
+
+    def points(self, vertices: np.ndarray) -> np.ndarray:
+        """(68, 3) the landmarks on an ICT mesh with these (V, 3) vertices."""
+        return np.einsum("kc,kcd->kd", self.bary, np.asarray(vertices, np.float64)[self.triangle_vertices])
+
+    @classmethod
+    def vertices(cls, vertex_ids) -> "Ibug68Points":
+        v = np.asarray(vertex_ids, np.int64).reshape(68)
+        bary = np.zeros((68, 3))
+        bary[:, 0] = 1.0
+        return cls(np.repeat(v[:, None], 3, 1), bary)
+
+
+def load_ibug68_points(model, which: str = "learnt") -> Ibug68Points:
+    """``"ict"``: ICT's own 68 landmark vertices; ``"learnt"``: the shipped table learnt on renders
+    (``benchmarks/photo_correspondence.py``; the jaw rows are ICT's vertices)."""
+    if which == "ict":
+        return Ibug68Points.vertices(model.landmarks_68)
+    res = resources.files("facerecon").joinpath(IBUG68_POINTS_FILE)
+    try:
+        doc = json.loads(res.read_text(encoding="utf-8"))
+        tv = np.asarray(doc["triangle_vertices"], np.int64).reshape(68, 3)
+        bary = np.asarray(doc["bary"], np.float64).reshape(68, 3)
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise AssetError(f"{IBUG68_POINTS_FILE}: cannot read the learnt landmark points ({exc}); rebuild it with "
+                         "benchmarks/photo_correspondence.py --write") from None
+    if doc.get("ict_vertices", model.n_vertices) != model.n_vertices or tv.min() < 0 or tv.max() >= model.n_vertices \
+            or not np.allclose(bary.sum(1), 1.0, atol=1e-4):
+        raise AssetError(f"{IBUG68_POINTS_FILE}: the learnt landmark points do not match this face model; rebuild them "
+                         "with benchmarks/photo_correspondence.py --write")
+    return Ibug68Points(tv, bary)

@@ -26,14 +26,16 @@ from ..facemodel import FaceModel
 from ..fitting import FitConfig, fit_face
 from ..geometry.camera import Intrinsics
 from ..geometry.pose import HeadPose
+from ..geometry.rotations import matrix_to_euler
 from ..photo.camera import PhotoCamera, photo_camera
 from ..photo.config import PhotoFitConfig, TargetSettings, TextureConfig, load_photo_config
 from ..photo.detect import MTCNN, detect_faces
 from ..photo.dlib68 import Dlib68Config, Dlib68Landmarker
 from ..photo.fusion import FusionConfig, fuse68
-from ..photo.fit import LandmarkTargets, PhotoFit, fit_photo, fit_photos, fit_targets, silhouette_landmarks
+from ..photo.fit import (JAW_68, LandmarkTargets, PhotoFit, fit_photo, fit_photos, fit_targets, pnp_start,
+                         silhouette_landmarks)
 from ..photo.image import Photo, read_photo
-from ..photo.landmark_map import load_landmark_map
+from ..photo.landmark_map import load_ibug68_points, load_landmark_map
 from ..photo.landmarks import FaceMeshLandmarker
 from ..photo.texture import merge_texture, sample_texture
 from .check import Start
@@ -121,6 +123,7 @@ class PhotoReconstructor:
         self.texture_config = texture_config
         self.default_fov_deg = default_fov_deg
         self.targets = targets or load_photo_config().targets
+        self.ibug68_points = load_ibug68_points(model, self.fusion.ict_points)  # the 68 on the ICT surface
 
     @classmethod
     def from_pretrained(cls, model: FaceModel | None = None, config: str | Path | None = None,
@@ -195,10 +198,17 @@ class PhotoReconstructor:
         fm68 = self.landmark_map.ibug68(pts[:, :2])
         d68 = None if self.dlib68 is None else self.dlib68(det.photo.rgb, points68=fm68, box=face.box)
         sources = ("facemesh",) if d68 is None else ("facemesh", "dlib68")
-        p68, _ = fuse68(fm68, None if d68 is None else d68.points, self.fusion)
+        # the face's yaw from Face Mesh's inner 68 on the mean face (POSIT): dlib's predictor fails on
+        # turned faces, so the fusion's per-source errors depend on it
+        yaw = None
+        if d68 is not None and self.fusion.by_yaw:
+            r0, _ = pnp_start(fm68[17:], self.ibug68_points.points(self.model.neutral)[17:], det.camera.intrinsics)
+            yaw = float(matrix_to_euler(r0)[0])
+        p68, _ = fuse68(fm68, None if d68 is None else d68.points, self.fusion, yaw)
         w68 = self.targets.ibug68_weight if d68 is None else self.fusion.ibug68_weight
         targets = fit_targets(self.model, pts, self.landmark_map, self.targets.use, w68, ibug68=p68,
-                              dense_contour_weight=1.0 if d68 is None else self.fusion.dense_contour_weight)
+                              dense_contour_weight=1.0 if d68 is None else self.fusion.dense_contour_weight,
+                              ibug68_points=self.ibug68_points)
         return Landmarked(targets, p68, sources, float(face.score) * float(getattr(lms, "score", 1.0)),
                           _ms(t0, time.perf_counter()))
 
@@ -272,7 +282,9 @@ class PhotoReconstructor:
         v_head = self.model.vertices(identity, expression).astype(np.float64)
         v_cam = pose.apply(v_head)
         snap = (evidence is not None and self.fusion.snap_facing_jaw and "dlib68" in evidence.landmark_sources)
-        lm3 = v_cam[silhouette_landmarks(self.model, fit, v_cam, self.fit_config, evidence.detected_68 if snap else None)]
+        lm3 = self.ibug68_points.points(v_cam)
+        lm3[JAW_68] = v_cam[silhouette_landmarks(self.model, fit, v_cam, self.fit_config,
+                                                 evidence.detected_68 if snap else None)[JAW_68]]
         return Meshed(pose, identity, expression, v_head, v_cam, lm3, intrinsics.project(lm3))
 
     def reconstruct_rgbd(self, frame, refine_iterations: int = 10, joint_iterations: int = 0, texture: bool = True,
