@@ -54,3 +54,38 @@ def test_remembered_grid_normals_are_the_computed_ones_and_checked_face_the_arra
     pose = HeadPose(np.eye(3), np.asarray(pim.center_mm, np.float64))
     cfg = check_config()
     assert surface_check(v_head, pose, region, surf, cfg) == surface_check(CheckedFace.of(v_head, region), pose, region, surf, cfg)
+
+
+def test_principal_submatrix_is_scipys_fancy_indexing():
+    import scipy.sparse as sp
+
+    from facerecon.fitting.correction import _principal
+
+    rng = np.random.default_rng(2)
+    a = sp.random(300, 300, density=0.05, random_state=3, format="csr")
+    a = (a + a.T + sp.eye(300)).tocsr()
+    a.sum_duplicates()
+    a.sort_indices()
+    keep = np.sort(rng.choice(300, 200, replace=False))
+    expected = a[keep][:, keep]
+    got, diag = _principal(a, keep)
+    assert np.array_equal(got.indptr, expected.indptr) and np.array_equal(got.indices, expected.indices)
+    assert np.array_equal(got.data, expected.data)
+    assert np.array_equal(got.data[diag], expected.diagonal())
+    x = rng.normal(size=200)
+    assert np.array_equal(got @ x, expected @ x)  # the same sums in the same order
+
+
+def test_leading_vertices_are_the_whole_meshs():
+    from facerecon.facemodel import FaceModel
+
+    m = FaceModel.load()
+    rng = np.random.default_rng(4)
+    for _ in range(5):
+        ident, expr = rng.normal(size=100), rng.uniform(0.0, 1.0, 55)
+        whole = m.vertices(ident, expr)
+        for n in (1, 4096, 6707, 9409, m.n_vertices):
+            assert np.array_equal(m.vertices(ident, expr, leading=n), whole[:n])
+    # one face's mesh in blocks is the product in one call up to float32 rounding (with one BLAS thread: the same bits)
+    w = np.r_[ident, expr].astype(np.float32)
+    assert np.allclose(whole, (w @ m._flat_bases).reshape(-1, 3) + m.neutral, rtol=0, atol=1e-3)
