@@ -113,20 +113,41 @@ def model_points(model: FaceModel, region: str, n: int, sampling: str, seed: int
     """Sorted vertex indices of ``n`` of the region's vertices, the points a fit pairs with the depth points.
 
     ``random``: a seeded uniform subsample of the region's vertices (ICT's vertex density: dense
-    around the eyes, lips and nostrils, sparse on the cheeks and forehead); ``farthest``: farthest-point
-    sampling over the region's triangle vertices on the neutral mesh, started at the nose tip
-    (:func:`~facerecon.facemodel.shape_subset.farthest_point_sampling`): spread evenly over the surface,
-    deterministic, no seed."""
+    around the eyes, lips and nostrils, sparse on the cheeks and forehead; clumps and gaps by chance);
+    ``farthest``: farthest-point sampling over the region's triangle vertices on the neutral mesh, started
+    at the nose tip (:func:`~facerecon.facemodel.shape_subset.farthest_point_sampling`): spread evenly over
+    the surface (a third of the random sample's share on nose, eyes and mouth); ``stratified``: the
+    neutral mesh's triangle vertices cut into ``n`` compact cells of equal vertex count (recursive median
+    splits along the longest side), the vertex nearest each cell's centre: ICT's density like ``random``,
+    without its clumps and gaps.  ``farthest`` and ``stratified`` are deterministic (no seed)."""
     if sampling == "random":
         vertices = model.region_vertices(region)
         rng = np.random.default_rng(seed)
         return np.sort(rng.choice(vertices, size=min(n, len(vertices)), replace=False))
+    used = np.unique(model.region_triangles(region) if region_tris is None else region_tris)
+    n = min(n, len(used))
+    p = model.neutral[used].astype(np.float64)
     if sampling == "farthest":
-        used = np.unique(model.region_triangles(region) if region_tris is None else region_tris)
         hit = np.flatnonzero(used == model.landmarks_68[NOSE_TIP_LANDMARK])
         start = int(hit[0]) if len(hit) else 0
-        return np.sort(used[farthest_point_sampling(model.neutral[used].astype(np.float64), min(n, len(used)), start)])
-    raise ValueError(f"fit sampling {sampling!r}: choose random or farthest")
+        return np.sort(used[farthest_point_sampling(p, n, start)])
+    if sampling == "stratified":
+        return np.sort(used[_strata_centres(p, np.arange(len(p)), n)])
+    raise ValueError(f"fit sampling {sampling!r}: choose random, farthest or stratified")
+
+
+def _strata_centres(p: np.ndarray, rows: np.ndarray, k: int) -> list[int]:
+    """``k`` rows of ``p[rows]``: the cells of equal count from recursive median splits along the longest
+    side, each cell's point nearest its centroid."""
+    if k <= 1:
+        q = p[rows]
+        return [int(rows[np.argmin(((q - q.mean(0)) ** 2).sum(1))])]
+    q = p[rows]
+    axis = int(np.argmax(q.max(0) - q.min(0)))
+    k1 = k // 2
+    cut = int(round(len(rows) * k1 / k))
+    order = np.argsort(q[:, axis], kind="stable")
+    return _strata_centres(p, rows[order[:cut]], k1) + _strata_centres(p, rows[order[cut:]], k - k1)
 
 
 def _basis_rows(b_xyz: tuple[np.ndarray, np.ndarray, np.ndarray], index: np.ndarray, nh: np.ndarray) -> np.ndarray:
