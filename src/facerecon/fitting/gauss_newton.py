@@ -145,7 +145,7 @@ def _strata_centres(p: np.ndarray, rows: np.ndarray, k: int) -> list[int]:
     q = p[rows]
     axis = int(np.argmax(q.max(0) - q.min(0)))
     k1 = k // 2
-    cut = int(round(len(rows) * k1 / k))
+    cut = round(len(rows) * k1 / k)
     order = np.argsort(q[:, axis], kind="stable")
     return _strata_centres(p, rows[order[:cut]], k1) + _strata_centres(p, rows[order[cut:]], k - k1)
 
