@@ -149,7 +149,7 @@ class Checked:
     """Stage ``check / refine``: the robust check's pose and the head-frame mesh it was checked with."""
 
     fit: RobustFit
-    v_head: np.ndarray
+    v_head: np.ndarray  # (V, 3), or only its first FaceRegion.n_leading rows (check_refine(whole_mesh=False))
     weights: np.ndarray | None
     shape_on_turned_crop: bool
     surface: MeasuredSurface  # the crop's measured surface (the identity stage checks against it too)
