@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from facerecon.geometry.camera import camera_preset
 from facerecon.geometry.pose import HeadPose
@@ -36,3 +37,28 @@ def test_basis_rows_match_numpy_bit_for_bit():
     want = (b[0][idx] * nh[:, 0:1] + b[1][idx] * nh[:, 1:2]) + b[2][idx] * nh[:, 2:3]
     assert np.array_equal(_basis_rows(b, idx, nh), want)
     assert _basis_rows(tuple(np.zeros((300, 0)) for _ in range(3)), idx, nh).shape == (500, 0)
+
+
+def test_farthest_point_model_points_spread_over_the_region():
+    """The joint stage's ``sampling``: "farthest" is deterministic, inside the region's triangles, no two points
+    closer than in a random subsample of the same size, and less of it on nose, eyes and mouth; "stratified" keeps
+    the random sample's share there with fewer clumps."""
+    from scipy.spatial import cKDTree
+
+    from facerecon.fitting.gauss_newton import model_points
+
+    m = FaceModel.load()
+    far = model_points(m, "narrow_face", 1200, "farthest")
+    assert np.array_equal(far, model_points(m, "narrow_face", 1200, "farthest")) and len(np.unique(far)) == 1200
+    assert np.isin(far, np.unique(m.region_triangles("narrow_face"))).all()
+    rand = model_points(m, "narrow_face", 1200, "random", seed=0)
+    gap = lambda idx: cKDTree(m.neutral[idx]).query(m.neutral[idx], k=2)[0][:, 1]  # noqa: E731
+    assert gap(far).min() > 2.0 * gap(rand).min() and np.median(gap(far)) > np.median(gap(rand))
+    strata = model_points(m, "narrow_face", 1200, "stratified")  # ICT's density, without the random sample's clumps
+    assert np.array_equal(strata, model_points(m, "narrow_face", 1200, "stratified")) and len(np.unique(strata)) == 1200
+    nose = m.neutral[m.landmarks_68[30], :2]
+    central = lambda idx: np.mean(np.linalg.norm(m.neutral[idx, :2] - nose, axis=1) < 40.0)  # noqa: E731
+    assert abs(central(strata) - central(rand)) < 0.05 and central(far) < central(rand) - 0.1
+    assert gap(strata).min() > gap(rand).min() and np.median(gap(strata)) > np.median(gap(rand))
+    with pytest.raises(ValueError, match="sampling 'grid'"):
+        model_points(m, "narrow_face", 100, "grid")

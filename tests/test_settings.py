@@ -83,6 +83,7 @@ def test_toml_defaults_from_the_packaged_file():
         landmark_weight: float
         region: str
         seed: int
+        sampling: str
 
     table = packaged_toml("configs/fit.toml")["fit"]
     assert Fit() == from_toml(Fit, table) and Fit(seed=5).seed == 5 and Fit().max_distance_mm == tuple(table["max_distance_mm"])

@@ -67,11 +67,17 @@ def _numpy_pairs(surf, p, nm, max_distance):
 
 
 def test_compiled_grid_normals_and_pairs_are_numpys_and_checked_face_the_array():
-    from facerecon.facemodel import FaceModel
-
     from facerecon.evaluate.hostile import _generator, head_frame
+    from facerecon.facemodel import FaceModel
     from facerecon.geometry.pose import HeadPose
-    from facerecon.pipeline.check import CheckedFace, FaceRegion, MeasuredSurface, ProjectivePairs, check_config, surface_check
+    from facerecon.pipeline.check import (
+        CheckedFace,
+        FaceRegion,
+        MeasuredSurface,
+        ProjectivePairs,
+        check_config,
+        surface_check,
+    )
     from facerecon.pipeline.frame import locate
 
     model = FaceModel.load()
@@ -140,3 +146,38 @@ def test_fused_voxels_are_those_of_unique_and_bincount():
                 ref = tuple(x[keep] for x in ref)
             assert all(np.array_equal(a, b) for a, b in zip(ref, (surf.points, surf.normals, surf.weights)))
         assert surf.frames == 8 and len(surf) == min(max_points, len(ref[0]))
+
+
+def test_principal_submatrix_is_scipys_fancy_indexing():
+    import scipy.sparse as sp
+
+    from facerecon.fitting.correction import _principal
+
+    rng = np.random.default_rng(2)
+    a = sp.random(300, 300, density=0.05, random_state=3, format="csr")
+    a = (a + a.T + sp.eye(300)).tocsr()
+    a.sum_duplicates()
+    a.sort_indices()
+    keep = np.sort(rng.choice(300, 200, replace=False))
+    expected = a[keep][:, keep]
+    got, diag = _principal(a, keep)
+    assert np.array_equal(got.indptr, expected.indptr) and np.array_equal(got.indices, expected.indices)
+    assert np.array_equal(got.data, expected.data)
+    assert np.array_equal(got.data[diag], expected.diagonal())
+    x = rng.normal(size=200)
+    assert np.array_equal(got @ x, expected @ x)  # the same sums in the same order
+
+
+def test_leading_vertices_are_the_whole_meshs():
+    from facerecon.facemodel import FaceModel
+
+    m = FaceModel.load()
+    rng = np.random.default_rng(4)
+    for _ in range(5):
+        ident, expr = rng.normal(size=100), rng.uniform(0.0, 1.0, 55)
+        whole = m.vertices(ident, expr)
+        for n in (1, 4096, 6707, 9409, m.n_vertices):
+            assert np.array_equal(m.vertices(ident, expr, leading=n), whole[:n])
+    # one face's mesh in blocks is the product in one call up to float32 rounding (with one BLAS thread: the same bits)
+    w = np.r_[ident, expr].astype(np.float32)
+    assert np.allclose(whole, (w @ m._flat_bases).reshape(-1, 3) + m.neutral, rtol=0, atol=1e-3)

@@ -46,6 +46,10 @@ ALIGNMENT_LANDMARKS_9 = (36, 39, 42, 45, 27, 30, 48, 54, 8)
 ALIGNMENT_LANDMARKS_7 = (36, 39, 42, 45, 30, 48, 54)
 
 
+# one face's vertices are computed in blocks of this many (FaceModel.vertices)
+_BLOCK_VERTICES = 4096
+
+
 @dataclass
 class FaceModel:
     """ICT-FaceKit Light in millimetres, canonical head frame (see module docstring)."""
@@ -148,13 +152,16 @@ class FaceModel:
         identity: np.ndarray | None = None,
         expression: np.ndarray | None = None,
         subset: np.ndarray | None = None,
+        leading: int | None = None,
     ) -> np.ndarray:
         """Vertices (mm, head frame) for identity (..., 100) and expression (..., 55) weights.
 
         Either weight array may be None (zeros) or shorter than the full basis (the
         leading modes).  Leading batch dimensions broadcast; ``subset`` restricts the
-        computation to some vertex indices (much faster for rendering a region).
-        Returns float32 (..., V, 3) or (..., len(subset), 3).
+        computation to some vertex indices (much faster for rendering a region);
+        ``leading`` (one face, no ``subset``) to the first ``leading`` vertices, whose values are
+        those of the whole mesh bit for bit (the face regions come first in ICT's order).
+        Returns float32 (..., V, 3), (..., len(subset), 3) or (leading, 3).
         """
         ident = np.zeros(self.n_identity, np.float32) if identity is None else np.asarray(identity, np.float32)
         expr = np.zeros(self.n_expression, np.float32) if expression is None else np.asarray(expression, np.float32)
@@ -164,6 +171,17 @@ class FaceModel:
         w = np.concatenate(
             [np.broadcast_to(ident, batch + ident.shape[-1:]), np.broadcast_to(expr, batch + expr.shape[-1:])], axis=-1
         )
+        if subset is None and batch == ():
+            # one face: the product in blocks of _BLOCK_VERTICES vertices, so that the first ``leading`` vertices are
+            # the same sums as in the whole mesh whatever the BLAS does inside one call (threads split a call's
+            # rows; OpenBLAS's single-threaded sgemv blocks them by 4096 itself: there, values as one call's)
+            n = self.n_vertices if leading is None else min(int(leading), self.n_vertices)
+            step = 3 * _BLOCK_VERTICES
+            bases = self._flat_bases
+            flat = np.concatenate([w @ bases[:, i : i + step] for i in range(0, 3 * n, step)])[: 3 * n]
+            return (flat.reshape(n, 3) + self.neutral[:n]).astype(np.float32)
+        if leading is not None:
+            raise ValueError("vertices: leading is for one face's whole-mesh prefix (no subset, no batch)")
         if subset is None:
             flat = w @ self._flat_bases
             return (flat.reshape(batch + (self.n_vertices, 3)) + self.neutral).astype(np.float32)

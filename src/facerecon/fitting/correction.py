@@ -36,6 +36,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import scipy.sparse as sp
+from numba import njit
 
 from ..facemodel import FaceModel, vertex_normals
 from ..geometry.camera import Intrinsics
@@ -183,12 +184,41 @@ def _robust_sigma(e: np.ndarray, w: np.ndarray) -> float:
     return float(1.4826 * a[order][np.searchsorted(c, 0.5 * c[-1])])
 
 
-def _diagonal_positions(m: sp.csr_matrix) -> np.ndarray:
-    """Where each row's diagonal entry sits in ``m.data`` (every diagonal entry stored)."""
-    rows = np.repeat(np.arange(m.shape[0]), np.diff(m.indptr))
-    at = np.flatnonzero(rows == m.indices)
-    assert len(at) == m.shape[0]
-    return at
+def _principal(m: sp.csr_matrix, keep: np.ndarray) -> tuple[sp.csr_matrix, np.ndarray]:
+    """``m[keep][:, keep]`` (``keep`` sorted, unique; ``m`` with sorted indices and every diagonal entry
+    stored) and where each row's diagonal entry sits in its ``data``: the same entries in the same order
+    as scipy's two fancy indexings (so the same products, bit for bit), in one numba pass (~5x faster)."""
+    pos = np.full(m.shape[0], -1, np.int64)
+    pos[keep] = np.arange(len(keep))
+    indptr, indices, data, diag = _principal_nb(m.indptr.astype(np.int64), m.indices.astype(np.int64), m.data, keep.astype(np.int64), pos)
+    if (diag < 0).any():
+        raise ValueError("principal submatrix: a diagonal entry is not stored")
+    return sp.csr_matrix((data, indices, indptr), shape=(len(keep), len(keep))), diag
+
+
+@njit(cache=True, nogil=True)
+def _principal_nb(indptr: np.ndarray, indices: np.ndarray, data: np.ndarray, keep: np.ndarray, pos: np.ndarray):
+    n = len(keep)
+    count = 0  # an upper bound: the kept rows' entries
+    for r in range(n):
+        count += indptr[keep[r] + 1] - indptr[keep[r]]
+    out_ptr = np.zeros(n + 1, np.int64)
+    out_idx = np.empty(count, np.int32)
+    out_data = np.empty(count)
+    diag = np.full(n, -1, np.int64)
+    k = 0
+    for r in range(n):
+        row = keep[r]
+        for e in range(indptr[row], indptr[row + 1]):
+            c = pos[indices[e]]
+            if c >= 0:
+                out_idx[k] = c
+                out_data[k] = data[e]
+                if c == r:
+                    diag[r] = k
+                k += 1
+        out_ptr[r + 1] = k
+    return out_ptr, out_idx[:k].copy(), out_data[:k].copy(), diag
 
 
 def _pcg(a: sp.csr_matrix, b: np.ndarray, x: np.ndarray, tol: float, max_iter: int = 500,
@@ -325,9 +355,8 @@ def correct_surface(points_cam: np.ndarray, v_head: np.ndarray, pose: HeadPose, 
     pos[act] = np.arange(len(act))
     col = pos[col]
     n_act = len(act)
-    system = geo.prior(cfg.smoothness, cfg.shrink, cfg.prior)[act][:, act]  # the inactive vertices held at 0
+    system, on_diag = _principal(geo.prior(cfg.smoothness, cfg.shrink, cfg.prior), act)  # the inactive vertices held at 0
     system.data *= sigma**2
-    on_diag = _diagonal_positions(system)
     prior_diag = system.data[on_diag].copy()
     d = np.zeros(n_act)
     for it in range(max(int(cfg.iterations), 1)):

@@ -32,6 +32,7 @@ import numpy as np
 from numba import njit
 
 from ..facemodel import FaceModel, vertex_normals
+from ..facemodel.shape_subset import NOSE_TIP_LANDMARK, farthest_point_sampling
 from ..geometry.icp import NearestNeighbours, rigid_icp
 from ..geometry.pose import HeadPose
 from ..geometry.rotations import axis_angle_to_matrix
@@ -54,6 +55,7 @@ class FitConfig:
     landmark_weight: float
     region: str
     seed: int
+    sampling: str
 
     @staticmethod
     def preset(name: str) -> "FitConfig":
@@ -85,10 +87,8 @@ class _SubsetGeometry:
     on the triangles' vertices only).  Built once per (model, configuration): :func:`_geometry`."""
 
     def __init__(self, model: FaceModel, cfg: FitConfig):
-        region = model.region_vertices(cfg.region)
-        rng = np.random.default_rng(cfg.seed)
-        self.idx = np.sort(rng.choice(region, size=min(cfg.n_model_points, len(region)), replace=False))
         region_tris = model.region_triangles(cfg.region)
+        self.idx = model_points(model, cfg.region, cfg.n_model_points, cfg.sampling, cfg.seed, region_tris)
         self.tri_verts = np.unique(region_tris)
         local = np.full(model.n_vertices, -1, np.int64)
         local[self.tri_verts] = np.arange(len(self.tri_verts))
@@ -106,6 +106,48 @@ class _SubsetGeometry:
         self.b_id_xyz = tuple(np.ascontiguousarray(self.b_id[..., c].T) for c in range(3))
         self.b_ex_xyz = tuple(np.ascontiguousarray(self.b_ex[..., c].T) for c in range(3))
         self.model = model
+
+
+def model_points(model: FaceModel, region: str, n: int, sampling: str, seed: int = 0,
+                 region_tris: np.ndarray | None = None) -> np.ndarray:
+    """Sorted vertex indices of ``n`` of the region's vertices, the points a fit pairs with the depth points.
+
+    ``random``: a seeded uniform subsample of the region's vertices (ICT's vertex density: dense
+    around the eyes, lips and nostrils, sparse on the cheeks and forehead; clumps and gaps by chance);
+    ``farthest``: farthest-point sampling over the region's triangle vertices on the neutral mesh, started
+    at the nose tip (:func:`~facerecon.facemodel.shape_subset.farthest_point_sampling`): spread evenly over
+    the surface (a third of the random sample's share on nose, eyes and mouth); ``stratified``: the
+    neutral mesh's triangle vertices cut into ``n`` compact cells of equal vertex count (recursive median
+    splits along the longest side), the vertex nearest each cell's centre: ICT's density like ``random``,
+    without its clumps and gaps.  ``farthest`` and ``stratified`` are deterministic (no seed)."""
+    if sampling == "random":
+        vertices = model.region_vertices(region)
+        rng = np.random.default_rng(seed)
+        return np.sort(rng.choice(vertices, size=min(n, len(vertices)), replace=False))
+    used = np.unique(model.region_triangles(region) if region_tris is None else region_tris)
+    n = min(n, len(used))
+    p = model.neutral[used].astype(np.float64)
+    if sampling == "farthest":
+        hit = np.flatnonzero(used == model.landmarks_68[NOSE_TIP_LANDMARK])
+        start = int(hit[0]) if len(hit) else 0
+        return np.sort(used[farthest_point_sampling(p, n, start)])
+    if sampling == "stratified":
+        return np.sort(used[_strata_centres(p, np.arange(len(p)), n)])
+    raise ValueError(f"fit sampling {sampling!r}: choose random, farthest or stratified")
+
+
+def _strata_centres(p: np.ndarray, rows: np.ndarray, k: int) -> list[int]:
+    """``k`` rows of ``p[rows]``: the cells of equal count from recursive median splits along the longest
+    side, each cell's point nearest its centroid."""
+    if k <= 1:
+        q = p[rows]
+        return [int(rows[np.argmin(((q - q.mean(0)) ** 2).sum(1))])]
+    q = p[rows]
+    axis = int(np.argmax(q.max(0) - q.min(0)))
+    k1 = k // 2
+    cut = round(len(rows) * k1 / k)
+    order = np.argsort(q[:, axis], kind="stable")
+    return _strata_centres(p, rows[order[:cut]], k1) + _strata_centres(p, rows[order[cut:]], k - k1)
 
 
 def _basis_rows(b_xyz: tuple[np.ndarray, np.ndarray, np.ndarray], index: np.ndarray, nh: np.ndarray) -> np.ndarray:
@@ -133,7 +175,7 @@ _GEOMETRY_CACHE: dict[tuple, _SubsetGeometry] = {}
 def _geometry(model: FaceModel, cfg: FitConfig) -> _SubsetGeometry:
     """The cached :class:`_SubsetGeometry` (~17 ms to build, a fifth of a 6-iteration joint fit):
     every frame of the default output and every start of ``--method fit`` reuses it."""
-    key = (cfg.region, cfg.n_model_points, cfg.seed, cfg.n_identity, cfg.n_expression)
+    key = (cfg.region, cfg.n_model_points, cfg.sampling, cfg.seed, cfg.n_identity, cfg.n_expression)
     return per_model(_GEOMETRY_CACHE, model, key, lambda: _SubsetGeometry(model, cfg), 8)
 
 

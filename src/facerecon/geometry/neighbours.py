@@ -25,11 +25,12 @@ MAX_CELLS = 1 << 21  # cubes of the dense grid at most: a wider cloud gets large
 
 @njit(cache=True, nogil=True)
 def _scan(points, order, lo, hi, qx, qy, qz, best, bj):
+    # ``points`` in cube order (row k is the point ``order[k]``): a cube's points are read contiguously
     for k in range(lo, hi):
         j = order[k]
-        dx = qx - points[j, 0]
-        dy = qy - points[j, 1]
-        dz = qz - points[j, 2]
+        dx = qx - points[k, 0]
+        dy = qy - points[k, 1]
+        dz = qz - points[k, 2]
         d = dx * dx + dy * dy + dz * dz
         if d < best or (d == best and bj >= 0 and j < bj):
             best, bj = d, j
@@ -94,6 +95,7 @@ class BoundedNeighbours:
         c = np.floor((self.points - lo) / cell).astype(np.int64)
         key = (c[:, 0] * self.dims[1] + c[:, 1]) * self.dims[2] + c[:, 2]
         self.order = np.argsort(key, kind="stable")
+        self._cube_points = np.ascontiguousarray(self.points[self.order])  # the same coordinates, read in cube order
         self.starts = np.searchsorted(key[self.order], np.arange(int(np.prod(self.dims)) + 1)).astype(np.int64)
 
     def query(self, q: np.ndarray, distance_upper_bound: float) -> tuple[np.ndarray, np.ndarray]:
@@ -103,4 +105,4 @@ class BoundedNeighbours:
         if r > self.bound:
             raise ValueError(f"query radius {r} beyond the index's bound {self.bound}")
         q = np.ascontiguousarray(q, np.float64).reshape(-1, 3)
-        return _query(self.points, self.order, self.starts, self.origin, self.cell, self.reach, self.dims, q, r * r)
+        return _query(self._cube_points, self.order, self.starts, self.origin, self.cell, self.reach, self.dims, q, r * r)

@@ -173,6 +173,7 @@ class ShapeSettings:
     max_distance_mm: tuple[float, float]
     n_points: int
     region: str
+    sampling: str
 
 
 @dataclass(frozen=True)
@@ -354,6 +355,8 @@ class FaceRegion:
         self._tris_local = remap[self.triangles]
         self._sample_local = remap[self.sample]
         self.local_triangles = np.ascontiguousarray(self._tris_local, np.int32)
+        # the check and the refinement read a mesh's vertices up to this one (region and inner landmarks)
+        self.n_leading = int(max(used.max(), model.landmarks_68[list(CHECK_LANDMARKS)].max())) + 1
         # the central face (nose, eyes, mouth): where a face differs from any smooth blob; the
         # trimmed residual over the whole region can hide a nose that floats in front of a ball
         ref = model.reference_vertices.astype(np.float64)

@@ -149,7 +149,7 @@ class Checked:
     """Stage ``check / refine``: the robust check's pose and the head-frame mesh it was checked with."""
 
     fit: RobustFit
-    v_head: np.ndarray
+    v_head: np.ndarray  # (V, 3), or only its first FaceRegion.n_leading rows (check_refine(whole_mesh=False))
     weights: np.ndarray | None
     shape_on_turned_crop: bool
     surface: MeasuredSurface  # the crop's measured surface (the identity stage checks against it too)
@@ -230,7 +230,8 @@ class DepthPipeline:
         if refine_shape is None:  # the joint stage follows the rigid refinement: none without it
             refine_shape = 0 if n_refine == 0 or self.shape_network is None else int(self.check_cfg.shape.iterations)
         net = self.networks(located)
-        checked = self.check_refine(located, net, n_refine)
+        # with the identity stage after it, the check's mesh is read only on the face region (the identity's mesh is returned)
+        checked = self.check_refine(located, net, n_refine, whole_mesh=refine_shape <= 0)
         pose, check, v_head, weights = checked.fit.pose, checked.fit.check, checked.v_head, checked.weights
         timings = {**located.timings_ms, **net.timings_ms, **checked.timings_ms}
         if refine_shape > 0:
@@ -299,22 +300,26 @@ class DepthPipeline:
             out["shape_network"] = shape_ms  # overlaps the pose network (it ran beside it)
         return NetworkOutput(poses, weights, out)
 
-    def mesh(self, weights: np.ndarray | None) -> np.ndarray:
+    def mesh(self, weights: np.ndarray | None, leading: int | None = None) -> np.ndarray:
+        """The head-frame mesh of the model ``weights`` (None: the reference face); ``leading``: only its
+        first vertices (the same values)."""
         if weights is None:
             if self._reference is None:
                 self._reference = self.model.reference_vertices.astype(np.float64)
             return self._reference
         k = self.model.n_identity
-        return self.model.vertices(weights[:k], weights[k:]).astype(np.float64)
+        return self.model.vertices(weights[:k], weights[k:], leading=leading).astype(np.float64)
 
-    def check_refine(self, located: Located, net: NetworkOutput, n_refine: int) -> Checked:
+    def check_refine(self, located: Located, net: NetworkOutput, n_refine: int, whole_mesh: bool = True) -> Checked:
         """Stage ``check / refine``: the robust check and rigid refinement of the networks' pose
-        with the networks' face (:func:`.check.robust_pose`)."""
+        with the networks' face (:func:`.check.robust_pose`).  ``whole_mesh`` False: ``Checked.v_head``
+        holds only the vertices the check reads (:attr:`.check.FaceRegion.n_leading`; a quarter of the mesh)."""
         t0 = time.perf_counter()
         pim = located.position_image
         surf = MeasuredSurface.from_position_image(pim)
         weights = net.weights
-        v_head = self.mesh(weights)
+        leading = None if whole_mesh else self.region.n_leading
+        v_head = self.mesh(weights, leading)
         more = lambda: self.turned_network(pim)  # noqa: E731
         fit = robust_pose(net.poses.candidates, v_head, self.region, surf, self.check_cfg, n_refine, centre=located.location.center_mm, more=more)
         again = False
@@ -323,7 +328,7 @@ class DepthPipeline:
             # on the original crop is as wrong as the pose's was; ask it again on the turned crop
             # (its output is in the head frame, nothing to turn back), then refine with that face
             weights = self.shape_network(rotate_position_image(pim.data, int(round(fit.chosen.turn_deg / 90.0))))
-            v_head = self.mesh(weights)
+            v_head = self.mesh(weights, leading)
             second = robust_pose([Candidate(Start.NETWORK, fit.pose)], v_head, self.region, surf, self.check_cfg, n_refine,
                                  centre=located.location.center_mm, more=more)
             fit = replace(second, chosen=fit.chosen, network_check=fit.network_check, tried=fit.tried + second.tried)
@@ -337,7 +342,8 @@ class DepthPipeline:
         k = self.model.n_identity
         fit = fit_face(located.position_image.points_mm(), self.model, pose,
                        FitConfig(n_identity=int(c.identity_modes), n_expression=int(c.expression_modes), n_model_points=int(c.n_points),
-                                 rigid_iterations=0, iterations=int(iterations), max_distance_mm=tuple(c.max_distance_mm), region=str(c.region)),
+                                 rigid_iterations=0, iterations=int(iterations), max_distance_mm=tuple(c.max_distance_mm), region=str(c.region),
+                                 sampling=str(c.sampling)),
                        identity=weights[:k], expression=weights[k:])
         w = np.r_[fit.identity, fit.expression]
         return fit.pose, self.mesh(w), w
