@@ -397,6 +397,32 @@ def test_interrupt_says_how_far_the_batch_got() -> None:
     assert len(lines) == 1 and lines[0].startswith("interrupted after 4 of 5 frames, 1 failed;"), buf.getvalue()
 
 
+def test_interrupt_inside_compiled_code_stops_the_batch() -> None:
+    """A SIGTERM / Ctrl-C that lands while the main thread is inside a numba function comes back as a
+    SystemError caused by the KeyboardInterrupt: it stops the batch as the interrupt does (it was
+    counted as the frame's failure and the batch went on: the interrupted-reconstruct test's flake)."""
+    import io
+
+    from rich.console import Console
+
+    from facerecon.cli._frames import interrupt_behind, run_batch
+
+    def handle(path, _):
+        if path.name == "f2.png":
+            try:
+                raise KeyboardInterrupt
+            except KeyboardInterrupt as ki:
+                raise SystemError("CPUDispatcher(_query) returned a result with an exception set") from ki
+        return None
+
+    buf = io.StringIO()
+    items = [(Path(f"f{i}.png"), None, None) for i in range(5)]
+    with pytest.raises(KeyboardInterrupt):
+        run_batch(Console(file=buf, width=200), "frames", iter(items), len(items), handle)
+    assert "interrupted after 2 of 5 frames" in buf.getvalue() and "SystemError" not in buf.getvalue(), buf.getvalue()
+    assert not interrupt_behind(SystemError("a real one")) and not interrupt_behind(ValueError())
+
+
 def test_interrupted_track_says_how_far_it_got(tmp_path: Path, monkeypatch, capsys) -> None:
     """Ctrl-C during `facerecon track`: "interrupted after N of M frames", exit 130 (stand-in tracker)."""
     from types import SimpleNamespace

@@ -145,6 +145,11 @@ def _main(argv: list[str] | None) -> int:
         typer.echo("interrupted", err=True)
         return 130
     except Exception as exc:  # click usage errors carry their own exit code
+        from facerecon.cli._frames import interrupt_behind
+
+        if interrupt_behind(exc):  # Ctrl-C / SIGTERM inside compiled code (see interrupt_behind)
+            typer.echo("interrupted", err=True)
+            return 130
         if isinstance(exc, _click_exception_types()):
             exc.show()
             return exc.exit_code

@@ -177,6 +177,19 @@ def frame_stem(path: Path, used: set[str]) -> str:
     return name
 
 
+def interrupt_behind(exc: BaseException) -> bool:
+    """Whether ``exc`` is a Ctrl-C / SIGTERM in disguise: a KeyboardInterrupt raised by the signal handler
+    while the main thread was inside a compiled (numba) function comes back as a SystemError ("returned a
+    result with an exception set") caused by it, which must stop the batch like the interrupt itself."""
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        if isinstance(exc, KeyboardInterrupt):
+            return True
+        seen.add(id(exc))
+        exc = exc.__cause__ or exc.__context__
+    return False
+
+
 class InterruptReport:
     """Around a batch loop: on Ctrl-C / SIGTERM (KeyboardInterrupt), print how far the batch got,
     after the progress bar has stopped, and let the interrupt go on (``cli.main``: exit 130).
@@ -314,7 +327,9 @@ def run_batch(console, label: str, items: Iterable[tuple[Path, Any, str | None]]
                     console.print(f"{path}: {failure_text(path, exc)}", style="red", markup=False, soft_wrap=True)
                 else:
                     error = failure_text(path, exc)
-            except Exception as exc:  # noqa: BLE001 - one input's failure never stops the batch
+            except Exception as exc:  # one input's failure never stops the batch
+                if interrupt_behind(exc):
+                    raise KeyboardInterrupt from exc
                 error = failure_text(path, exc)
         if error is not None:
             failures.append(f"{path}: {error}")
@@ -334,7 +349,9 @@ def run_batch(console, label: str, items: Iterable[tuple[Path, Any, str | None]]
                             job = handle(path, payload)
                             if callable(job):
                                 job = pool.submit(job) if pool is not None else job()
-                        except Exception as exc:  # noqa: BLE001 - reported in order by settle
+                        except Exception as exc:  # reported in order by settle
+                            if interrupt_behind(exc):
+                                raise KeyboardInterrupt from exc
                             job = exc
                     pending.append((path, error, job))
                     while pending and (len(pending) > in_flight or not hasattr(pending[0][2], "done") or pending[0][2].done()):
@@ -367,7 +384,9 @@ def iterate_frames(paths: list[Path], camera: str | None, intrinsics: str | None
     for p in paths:
         try:
             frame = load_frame(p, camera, intrinsics, unit)
-        except Exception as exc:  # noqa: BLE001 - any reader failure is this frame's, the batch goes on
+        except Exception as exc:  # any reader failure is this frame's, the batch goes on
+            if interrupt_behind(exc):
+                raise KeyboardInterrupt from exc
             yield p, None, failure_text(p, exc)
             continue
         yield p, frame, None
