@@ -423,6 +423,46 @@ def test_interrupt_inside_compiled_code_stops_the_batch() -> None:
     assert not interrupt_behind(SystemError("a real one")) and not interrupt_behind(ValueError())
 
 
+def test_interrupt_while_waiting_for_a_write_counts_that_write() -> None:
+    """An interrupt that lands while the batch waits for a frame's write (the writer thread) leaves that
+    frame queued: its write completes and is counted ("2 of 3"), the queued write is cancelled. (It was
+    taken off the queue before the wait and lost: "1 of 3", the interrupted-reconstruct test's flake.)"""
+    import io
+    import threading
+    import time
+
+    from rich.console import Console
+
+    from facerecon.cli._frames import run_batch
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    written = []
+
+    def handle(path, _):
+        def job():
+            if path.name == "f1.png":
+                time.sleep(0.3)  # the main thread is waiting for this write by now
+                os.kill(os.getpid(), signal.SIGUSR1)
+                time.sleep(0.1)
+            written.append(path.name)
+            return None
+        return job
+
+    assert threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGUSR1, interrupt)
+    buf = io.StringIO()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            run_batch(Console(file=buf, width=200), "frames", iter([(Path(f"f{i}.png"), None, None) for i in range(3)]), 3,
+                      handle, writers=1)
+    finally:
+        signal.signal(signal.SIGUSR1, previous)
+    assert written == ["f0.png", "f1.png"], written
+    assert "interrupted after 2 of 3 frames" in buf.getvalue(), buf.getvalue()
+
+
 def test_interrupted_track_says_how_far_it_got(tmp_path: Path, monkeypatch, capsys) -> None:
     """Ctrl-C during `facerecon track`: "interrupted after N of M frames", exit 130 (stand-in tracker)."""
     from types import SimpleNamespace

@@ -309,28 +309,33 @@ def run_batch(console, label: str, items: Iterable[tuple[Path, Any, str | None]]
 
     def settle(bar, task) -> None:
         nonlocal no_face
-        path, error, job = pending.popleft()
+        # the oldest frame leaves the queue only once its outcome is in: an interrupt while waiting for its
+        # write leaves it to the interrupt's own settling below, which counts it when the write has completed
+        path, error, job = pending[0]
+        out = failed = None
         if error is None:
             try:
                 if isinstance(job, BaseException):
                     raise job
                 out = job.result() if hasattr(job, "result") else job
-                out = out if isinstance(out, Outcome) else Outcome(refused=out)
-                if out.line is not None:
-                    console.print(out.line, markup=False)
-                if out.refused is not None:
-                    no_face += 1
-                    console.print(out.refused, style="red", markup=False, soft_wrap=True)
-            except NoFaceFoundError as exc:
-                if no_face_errors:
-                    no_face += 1
-                    console.print(f"{path}: {failure_text(path, exc)}", style="red", markup=False, soft_wrap=True)
-                else:
-                    error = failure_text(path, exc)
             except Exception as exc:  # one input's failure never stops the batch
-                if interrupt_behind(exc):
-                    raise KeyboardInterrupt from exc
-                error = failure_text(path, exc)
+                failed = exc
+        pending.popleft()
+        if failed is not None:
+            if interrupt_behind(failed):
+                raise KeyboardInterrupt from failed
+            if isinstance(failed, NoFaceFoundError) and no_face_errors:
+                no_face += 1
+                console.print(f"{path}: {failure_text(path, failed)}", style="red", markup=False, soft_wrap=True)
+            else:
+                error = failure_text(path, failed)
+        elif error is None:
+            out = out if isinstance(out, Outcome) else Outcome(refused=out)
+            if out.line is not None:
+                console.print(out.line, markup=False)
+            if out.refused is not None:
+                no_face += 1
+                console.print(out.refused, style="red", markup=False, soft_wrap=True)
         if error is not None:
             failures.append(f"{path}: {error}")
             console.print(failures[-1], style="red", markup=False, soft_wrap=True)
