@@ -29,6 +29,8 @@ def test_precision_is_fp32_unless_asked_and_unknown_values_are_errors(monkeypatc
     monkeypatch.setenv("FACERECON_PRECISION", "int4")
     with pytest.raises(ConfigError, match="int4"):
         onnx_precision(fast)
+    with pytest.raises(ConfigError, match="int4"):  # not the torch fallback of a failed ONNX file
+        runtime.load_network("pose", weights_path("pose", "fast"), backend="onnxruntime")
 
 
 def test_int8_file_has_its_own_name_and_the_fp32_name_is_unchanged(tmp_path, monkeypatch):

@@ -213,6 +213,7 @@ def load_network(kind: str, path: str | Path, config: str | None = None, backend
     wf = weights_file(kind, path, config)
     choice = _onnxruntime_or_torch(inference_backend(wf.config, backend))
     if choice == "onnxruntime":
+        onnx_precision(wf.config)  # an unknown precision is an error, not a reason to fall back to torch
         try:
             runner = OnnxRunner(onnx_file(wf)[0], wf.config.inference_threads)
             return Network(kind, wf.config, runner, choice, wf.meta, wf.path)
