@@ -36,32 +36,6 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 import numpy as np
 
 
-def held_out_images(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """(n, 3, S, S) float32 position images of synthetic renders and their scales (mm), as
-    :func:`facerecon.pipeline.quantise.calibration_images` makes them but from other seeds."""
-    from facerecon.errors import FaceReconError
-    from facerecon.io.frame import DepthFrame
-    from facerecon.pipeline.quantise import CALIBRATION_PRESETS
-    from facerecon.preprocess.localize import localize_head
-    from facerecon.preprocess.position_image import make_position_image
-    from facerecon.synth.generator import SynthGenerator
-
-    gens = [SynthGenerator(p, None, seed + k) for k, p in enumerate(CALIBRATION_PRESETS)]
-    data, scales, i = [], [], 0
-    while len(data) < n:
-        gen = gens[i % len(gens)]
-        s = gen.generate(i // len(gens))
-        i += 1
-        frame = DepthFrame(s.depth_mm, s.intrinsics, source="synth")
-        try:
-            pim = make_position_image(frame, localize_head(frame).center_mm)
-        except FaceReconError:
-            continue
-        data.append(pim.data.astype(np.float32))
-        scales.append(float(pim.scale_mm))
-    return np.stack(data), np.asarray(scales)
-
-
 def make_variants(src: Path, out: Path, calib: np.ndarray, batch: int) -> dict[str, Path]:
     """name -> ONNX file of every variant of ``src`` (written under ``out``); ``int8-static`` is the
     file ``precision = "int8"`` runs (:func:`facerecon.pipeline.quantise.quantise_int8`)."""
@@ -148,7 +122,11 @@ def main(argv=None) -> int:
     ap.add_argument("--test", type=int, default=48, help="held-out synthetic images for the agreement (seed 19000+)")
     ap.add_argument("--out", type=Path, default=Path("/tmp/facerecon-quantise"))
     args = ap.parse_args(argv)
-    from facerecon.pipeline.quantise import CALIBRATION_SEED, calibration_images
+    from facerecon.pipeline.quantise import (
+        CALIBRATION_SEED,
+        calibration_images,
+        synthetic_position_images,
+    )
     from facerecon.pipeline.runtime import (
         OnnxRunner,
         ensure_onnx,
@@ -158,7 +136,7 @@ def main(argv=None) -> int:
 
     t0 = time.perf_counter()
     calib = calibration_images(args.calib, CALIBRATION_SEED)
-    test, scales = held_out_images(args.test, 19000)
+    test, scales = synthetic_position_images(args.test, 19000)
     print(f"synthetic position images: {len(calib)} calibration, {len(test)} held out ({time.perf_counter() - t0:.0f} s)")
     print(f"load average {os.getloadavg()[0]:.2f} {os.getloadavg()[1]:.2f}; 1 intra-op thread; median thread CPU ms of {args.n} calls")
     for kind, batch in (("pose", 2), ("shape", 1)):

@@ -12,7 +12,12 @@ from facerecon.errors import AssetError, ConfigError
 from facerecon.nets.configs import NetConfig, load_net_configs
 from facerecon.nets.records import weights_file
 from facerecon.pipeline import runtime
-from facerecon.pipeline.runtime import onnx_file, onnx_path, onnx_precision, weights_path
+from facerecon.pipeline.runtime import (
+    onnx_file,
+    onnx_path,
+    onnx_precision,
+    weights_path,
+)
 
 
 def test_precision_is_fp32_unless_asked_and_unknown_values_are_errors(monkeypatch):
@@ -69,7 +74,7 @@ def test_int8_pose_network_is_built_quantised_and_close_to_fp32(tmp_path, monkey
     onnx = pytest.importorskip("onnx")
     monkeypatch.setenv("FACERECON_HOME", str(tmp_path))
     from facerecon.nets.decode import flip_average, mirror_position_images
-    from facerecon.pipeline.quantise import calibration_images
+    from facerecon.pipeline.quantise import synthetic_position_images
 
     wf = weights_file("pose", weights_path("pose", "fast"), "fast")
     fp32, _ = onnx_file(wf, "fp32", quiet=True)
@@ -78,7 +83,7 @@ def test_int8_pose_network_is_built_quantised_and_close_to_fp32(tmp_path, monkey
     assert any(n.op_type == "QuantizeLinear" for n in onnx.load(str(int8)).graph.node)
     a, b = runtime.OnnxRunner(fp32), runtime.OnnxRunner(int8)
     angles = []
-    for x in calibration_images(8, 19000):  # other seeds than the calibration's
+    for x in synthetic_position_images(8, 19000)[0]:  # other seeds than the calibration's
         batch = np.stack([x, mirror_position_images(x)])
         qa, qb = flip_average(*a(batch)[:2])[0][0].astype(np.float64), flip_average(*b(batch)[:2])[0][0].astype(np.float64)
         qb = qb if qa @ qb >= 0 else -qb

@@ -16,7 +16,7 @@ import numpy as np
 
 from ..fileutil import atomic_path
 
-__all__ = ["CALIBRATION_IMAGES", "CALIBRATION_SEED", "INT8_VERSION", "PRECISIONS", "calibration_images", "quantise_int8"]
+__all__ = ["CALIBRATION_IMAGES", "CALIBRATION_SEED", "INT8_VERSION", "PRECISIONS", "calibration_images", "quantise_int8", "synthetic_position_images"]
 
 PRECISIONS = ("fp32", "int8")
 INT8_VERSION = 1  # bump when the recipe below changes (part of the int8 file's name)
@@ -25,10 +25,10 @@ CALIBRATION_SEED = 9000
 CALIBRATION_PRESETS = ("biwi", "ict3dhp", "facewarehouse", "truedepth")
 
 
-@lru_cache(maxsize=2)  # the pose and the shape network's files are built from the same images
-def calibration_images(n: int = CALIBRATION_IMAGES, seed: int = CALIBRATION_SEED) -> np.ndarray:
-    """(n, 3, S, S) float32 position images of synthetic renders (preset k gets seed ``seed + k``),
-    made as at inference (localise -> position image); renders without a head found are skipped."""
+def synthetic_position_images(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """(n, 3, S, S) float32 position images of synthetic renders (preset k gets seed ``seed + k``,
+    the presets in turn) made as at inference (localise -> position image), and their scales (mm);
+    renders without a head found are skipped."""
     from ..errors import FaceReconError
     from ..io.frame import DepthFrame
     from ..preprocess.localize import localize_head
@@ -36,17 +36,25 @@ def calibration_images(n: int = CALIBRATION_IMAGES, seed: int = CALIBRATION_SEED
     from ..synth.generator import SynthGenerator
 
     gens = [SynthGenerator(p, None, seed + k) for k, p in enumerate(CALIBRATION_PRESETS)]
-    out, i = [], 0
-    while len(out) < n:
+    data, scales, i = [], [], 0
+    while len(data) < n:
         gen = gens[i % len(gens)]
         s = gen.generate(i // len(gens))
         i += 1
         frame = DepthFrame(s.depth_mm, s.intrinsics, source=f"synth:{gen.preset.name}")
         try:
-            out.append(make_position_image(frame, localize_head(frame).center_mm).data.astype(np.float32))
+            pim = make_position_image(frame, localize_head(frame).center_mm)
         except FaceReconError:
             continue
-    out = np.stack(out)
+        data.append(pim.data.astype(np.float32))
+        scales.append(float(pim.scale_mm))
+    return np.stack(data), np.asarray(scales)
+
+
+@lru_cache(maxsize=2)  # the pose and the shape network's files are built from the same images
+def calibration_images(n: int = CALIBRATION_IMAGES, seed: int = CALIBRATION_SEED) -> np.ndarray:
+    """The calibration set of the int8 files: :func:`synthetic_position_images` (read-only)."""
+    out = synthetic_position_images(n, seed)[0]
     out.flags.writeable = False
     return out
 
