@@ -29,6 +29,7 @@ class NetConfig:
     inference_threads: int = 1
     test_time_flip: bool = False
     inference_backend: str = "torch"  # torch | onnxruntime | auto (facerecon.pipeline.runtime.load_network)
+    precision: str = "fp32"  # fp32 | int8: the onnxruntime backend's ONNX file (facerecon.pipeline.quantise)
     source: str = ""
     extra: dict = field(default_factory=dict, compare=False)
 
@@ -44,6 +45,8 @@ class NetConfig:
         if self.inference_backend not in ("torch", "onnxruntime", "auto"):
             raise ConfigError(f"net config {self.name!r}: inference_backend must be torch, onnxruntime or auto, "
                               f"got {self.inference_backend!r}")
+        if self.precision not in ("fp32", "int8"):
+            raise ConfigError(f"net config {self.name!r}: precision must be fp32 or int8, got {self.precision!r}")
         if self.input_size % 32 or self.input_size < 32:
             raise ConfigError(f"net config {self.name!r}: input_size must be a multiple of 32, got {self.input_size}")
 
@@ -62,7 +65,7 @@ class NetConfig:
     @staticmethod
     def from_dict(name: str, row: dict) -> "NetConfig":
         known = {"encoder_widths", "feature_dim", "input_size", "pose_hidden", "leaky_slope", "inference_threads", "test_time_flip",
-                 "inference_backend", "source"}
+                 "inference_backend", "precision", "source"}
         try:
             return NetConfig(
                 name=name,
@@ -74,6 +77,7 @@ class NetConfig:
                 inference_threads=int(row.get("inference_threads", 1)),
                 test_time_flip=bool(row.get("test_time_flip", False)),
                 inference_backend=str(row.get("inference_backend", "torch")),
+                precision=str(row.get("precision", "fp32")),
                 source=str(row.get("source", "")),
                 extra={k: v for k, v in row.items() if k not in known},
             )

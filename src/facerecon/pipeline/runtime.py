@@ -17,6 +17,10 @@ Backends (``configs/nets.toml`` ``inference_backend``, or ``$FACERECON_BACKEND``
 comparisons): ``onnxruntime`` (the default, no torch), ``torch`` (the network in eager torch,
 BatchNorm folded, channels-last) and ``auto`` (both timed at load, the faster kept); the last two
 need torch.
+
+Precision (``configs/nets.toml`` ``precision``, or ``$FACERECON_PRECISION``): ``fp32`` (the default)
+or ``int8``, the onnxruntime backend running a static int8 version of the ONNX file
+(:mod:`.quantise`; opt-in: faster, not numerically the same, docs/speed.md "Quantisation (item 5)").
 """
 from __future__ import annotations
 
@@ -37,16 +41,18 @@ from ..errors import AssetError, ConfigError
 from ..facemodel.ict import facerecon_home
 from ..nets.configs import NetConfig
 from ..nets.records import KINDS, WeightsFile, shipped_configs, weights_file, weights_meta, weights_path
+from .quantise import INT8_VERSION, PRECISIONS, calibration_images, quantise_int8
 
-__all__ = ["INFERENCE_BACKENDS", "KINDS", "Network", "ONNX_CACHE_VERSION", "OnnxRunner", "WeightsFile", "blas_threads", "build_onnx_files",
-           "ensure_onnx", "inference_backend", "load_network", "module_network", "onnx_dir", "onnx_path", "shipped_configs", "weights_file", "weights_meta",
-           "weights_path"]
+__all__ = ["INFERENCE_BACKENDS", "KINDS", "ONNX_CACHE_VERSION", "Network", "OnnxRunner", "WeightsFile", "blas_threads", "build_onnx_files",
+           "ensure_onnx", "inference_backend", "load_network", "module_network", "onnx_dir", "onnx_file", "onnx_path", "onnx_precision",
+           "shipped_configs", "weights_file", "weights_meta", "weights_path"]
 
 INFERENCE_BACKENDS = ("torch", "onnxruntime")
 ONNX_CACHE_VERSION = 2  # bump when the exported graph changes (invalidates built files)
 _CLASS = {"pose": "DAPoseNet", "shape": "DAShapeNet"}
 # NetConfig fields that do not change the graph (how it runs, what it is called)
-_RUN_ONLY = ("name", "inference_threads", "test_time_flip", "inference_backend", "source")
+_RUN_ONLY = ("name", "inference_threads", "test_time_flip", "inference_backend", "source",
+             "precision")  # precision: the int8 file is named after the float32 one (onnx_file)
 
 
 # -- weights files and their ONNX files -------------------------------------------------------------------------------
@@ -134,12 +140,41 @@ def ensure_onnx(wf: WeightsFile, *, quiet: bool = False) -> tuple[Path, bool]:
     return path, True
 
 
+def onnx_precision(config: NetConfig, precision: str | None = None) -> str:
+    """The precision of the ONNX file a network runs from: ``precision`` if given, else
+    ``$FACERECON_PRECISION`` (for comparisons), else the configuration's ``precision``."""
+    choice = precision or os.environ.get("FACERECON_PRECISION") or config.precision
+    if choice not in PRECISIONS:
+        raise ConfigError(f"network precision must be one of {', '.join(PRECISIONS)}, got {choice!r}")
+    return choice
+
+
+def onnx_file(wf: WeightsFile, precision: str | None = None, *, quiet: bool = False) -> tuple[Path, bool]:
+    """(the ONNX file ``wf`` runs from at its precision, whether it was built now): the float32
+    file of :func:`ensure_onnx`, or its static int8 version beside it (``<float32 name>.int8-v<N>.onnx``,
+    built from it here when missing: :mod:`.quantise`)."""
+    path, built = ensure_onnx(wf, quiet=quiet)
+    if onnx_precision(wf.config, precision) == "fp32":
+        return path, built
+    q = path.with_name(f"{path.stem}.int8-v{INT8_VERSION}.onnx")
+    if q.exists():
+        return q, built
+    if find_spec("onnx") is None:
+        raise AssetError(f"{wf.path}: its int8 ONNX file {q} is not built and the onnx package is not installed to build it; "
+                         "run 'facerecon assets build' where facerecon's export extra is installed (make assets)")
+    if not quiet:
+        print(f"building the int8 ONNX file of {wf.path.name} (once; calibrated on synthetic renders) -> {q}", file=sys.stderr, flush=True)
+    batch = 2 if wf.kind == "pose" and wf.config.test_time_flip else 1
+    quantise_int8(path, q, calibration_images(), batch)
+    return q, True
+
+
 def build_onnx_files(config: str = "fast") -> list[tuple[WeightsFile, Path, bool]]:
-    """The ONNX files of the shipped pose and shape weights of ``config`` (``facerecon assets build``)."""
+    """The ONNX files of the shipped pose and shape weights of ``config`` at its precision (``facerecon assets build``)."""
     out = []
     for kind in KINDS:
         wf = weights_file(kind, weights_path(kind, config), config)
-        path, built = ensure_onnx(wf, quiet=True)
+        path, built = onnx_file(wf, quiet=True)
         out.append((wf, path, built))
     return out
 
@@ -292,8 +327,9 @@ def load_network(kind: str, path: str | Path, config: str | None = None, backend
     wf = weights_file(kind, path, config)
     choice = _onnxruntime_or_torch(inference_backend(wf.config, backend))
     if choice == "onnxruntime":
+        onnx_precision(wf.config)  # an unknown precision is an error, not a reason to fall back to torch
         try:
-            runner = OnnxRunner(ensure_onnx(wf)[0], wf.config.inference_threads)
+            runner = OnnxRunner(onnx_file(wf)[0], wf.config.inference_threads)
             return Network(kind, wf.config, runner, choice, wf.meta, wf.path)
         except AssetError:
             raise
