@@ -44,7 +44,7 @@ def test_int8_file_has_its_own_name_and_the_fp32_name_is_unchanged(tmp_path, mon
     wf = weights_file("pose", weights_path("pose", "fast"), "fast")
     fp32 = onnx_path(wf)
     assert onnx_path(replace(wf, config=replace(wf.config, precision="int8"))) == fp32  # the float32 graph is the same
-    fp32.parent.mkdir(parents=True)
+    fp32.parent.mkdir(parents=True, exist_ok=True)  # the remembered weights digests may be there already
     fp32.write_bytes(b"")  # present: nothing is built
     int8 = fp32.with_name(f"{fp32.stem}.int8-v{runtime.INT8_VERSION}.onnx")
     int8.write_bytes(b"")
@@ -57,7 +57,7 @@ def test_missing_int8_file_without_onnx_is_one_line(tmp_path, monkeypatch):
     monkeypatch.setenv("FACERECON_HOME", str(tmp_path))
     wf = weights_file("shape", weights_path("shape", "fast"), "fast")
     fp32 = onnx_path(wf)
-    fp32.parent.mkdir(parents=True)
+    fp32.parent.mkdir(parents=True, exist_ok=True)  # the remembered weights digests may be there already
     fp32.write_bytes(b"")
     monkeypatch.setattr(runtime, "find_spec", lambda name: None if name == "onnx" else find_spec(name))
     with pytest.raises(AssetError) as err:
