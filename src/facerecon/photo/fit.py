@@ -396,7 +396,11 @@ class _Problem:
             if not hasattr(self, "rows"):
                 self._use_rows(torch.arange(self.k))
             return
-        band = self.s0[self.k:] + (coeffs @ self.sb_band).reshape(-1, 3)
+        # the band's shape (M x 3 nb, the re-pick's costliest product) is the mean face's in the
+        # pose-only steps, whose coefficients are all 0
+        band = self.s0[self.k:]
+        if bool(coeffs.any()):
+            band = band + (coeffs @ self.sb_band).reshape(-1, 3)
         x = band @ r.T + tr
         uv = self.f * x[:, :2] / x[:, 2:3]
         rows = torch.arange(self.k)
