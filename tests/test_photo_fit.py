@@ -239,3 +239,27 @@ def test_occluding_pick_matches_brute_force():
             want = int(np.argmin(d_edge)) if d_edge.min() <= reach * reach else int(np.argmin(d))
             assert got[i] == want, (grazing, reach, i)
         assert got[0] == 7
+
+
+def test_dense_weights_per_region(model):
+    """fit_targets: the dense face-oval and inner points scaled apart, the 68 untouched."""
+    from facerecon.photo.fit import fit_targets
+    from facerecon.photo.fusion import FusionConfig
+    from facerecon.photo.landmark_map import load_landmark_map
+
+    lmap = load_landmark_map()
+    pts = np.random.default_rng(0).uniform(100, 300, (478, 2))
+    p68 = lmap.ibug68(pts[: len(lmap.ibug68_weights[0])])
+    base = fit_targets(model, pts, lmap, "both", 1.0, ibug68=p68)
+    inner = fit_targets(model, pts, lmap, "both", 1.0, ibug68=p68, dense_inner_weight=0.25)
+    oval = fit_targets(model, pts, lmap, "both", 1.0, ibug68=p68, dense_contour_weight=0.0)
+    n = len(base.points) - 68
+    dense_oval = base.contour[:n]
+    assert dense_oval.any() and (~dense_oval).any()
+    assert np.allclose(inner.weight[:n][~dense_oval], 0.25 * base.weight[:n][~dense_oval])
+    assert np.allclose(inner.weight[:n][dense_oval], base.weight[:n][dense_oval])
+    assert np.allclose(inner.weight[n:], base.weight[n:]) and np.isclose(base.weight[n:].sum(), 1.0)
+    assert np.all(oval.weight[:n][dense_oval] == 0) and np.isclose(oval.weight[:n].sum(), 1.0)
+    assert FusionConfig().dense_inner_weight == 1.0
+    with pytest.raises(ConfigError):
+        FusionConfig(dense_inner_weight=-1.0)
