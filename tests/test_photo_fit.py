@@ -214,3 +214,52 @@ def test_landmarks_facing_away_are_ignored(model):
         fit = fit_photo(model, tg, cam.intrinsics, PhotoFitConfig.load(hidden_weight=w, **cfg))
         err[w] = geodesic_distance_deg(fit.rotation, pose.R)
     assert err[0.0] < 1.5 and err[0.0] < 0.5 * err[1.0], err
+
+
+def test_occluding_pick_matches_brute_force():
+    """The compiled candidate search picks what the definition says: the nearest edge-on candidate
+    within reach, else the nearest candidate; the first of equals; -1 entries are no candidates."""
+    from facerecon.photo.fit import occluding_pick
+
+    rng = np.random.default_rng(3)
+    nb, k, width = 300, 40, 50
+    uv = rng.uniform(0, 100, (nb, 2)).round(0)  # integer pixels: ties happen
+    facing = rng.uniform(-1, 1, nb)
+    index = rng.integers(0, nb, (k, width))
+    index[rng.random((k, width)) < 0.3] = -1
+    index[0] = -1
+    index[0, 7] = 5
+    target = rng.uniform(0, 100, (k, 2)).round(0)
+    for grazing, reach in ((0.25, 8.0), (0.5, 100.0), (0.0, 8.0)):
+        got = occluding_pick(uv, facing, index, target, grazing, reach)
+        for i in range(k):
+            valid = index[i] >= 0
+            d = np.where(valid, ((uv[np.maximum(index[i], 0)] - target[i]) ** 2).sum(1), np.inf)
+            d_edge = np.where(np.abs(facing[np.maximum(index[i], 0)]) < grazing, d, np.inf)
+            want = int(np.argmin(d_edge)) if d_edge.min() <= reach * reach else int(np.argmin(d))
+            assert got[i] == want, (grazing, reach, i)
+        assert got[0] == 7
+
+
+def test_dense_weights_per_region(model):
+    """fit_targets: the dense face-oval and inner points scaled apart, the 68 untouched."""
+    from facerecon.photo.fit import fit_targets
+    from facerecon.photo.fusion import FusionConfig
+    from facerecon.photo.landmark_map import load_landmark_map
+
+    lmap = load_landmark_map()
+    pts = np.random.default_rng(0).uniform(100, 300, (478, 2))
+    p68 = lmap.ibug68(pts[: len(lmap.ibug68_weights[0])])
+    base = fit_targets(model, pts, lmap, "both", 1.0, ibug68=p68)
+    inner = fit_targets(model, pts, lmap, "both", 1.0, ibug68=p68, dense_inner_weight=0.25)
+    oval = fit_targets(model, pts, lmap, "both", 1.0, ibug68=p68, dense_contour_weight=0.0)
+    n = len(base.points) - 68
+    dense_oval = base.contour[:n]
+    assert dense_oval.any() and (~dense_oval).any()
+    assert np.allclose(inner.weight[:n][~dense_oval], 0.25 * base.weight[:n][~dense_oval])
+    assert np.allclose(inner.weight[:n][dense_oval], base.weight[:n][dense_oval])
+    assert np.allclose(inner.weight[n:], base.weight[n:]) and np.isclose(base.weight[n:].sum(), 1.0)
+    assert np.all(oval.weight[:n][dense_oval] == 0) and np.isclose(oval.weight[:n].sum(), 1.0)
+    assert FusionConfig().dense_inner_weight == 1.0
+    with pytest.raises(ConfigError):
+        FusionConfig(dense_inner_weight=-1.0)

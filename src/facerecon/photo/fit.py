@@ -44,6 +44,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import torch
+from numba import njit
 
 from ..geometry.camera import Intrinsics
 from ..errors import ConfigError
@@ -172,21 +173,45 @@ def _unit(a: np.ndarray) -> np.ndarray:
     return a / np.maximum(np.linalg.norm(a, axis=-1, keepdims=True), 1e-12)
 
 
-def occluding_pick(uv, facing, valid, target, grazing: float, reach_px: float):
-    """Index (K,) into each row of candidates: the occluding-contour candidate (|facing| <
+@njit(cache=True, nogil=True)
+def _occluding_pick(uv, facing, index, target, grazing, reach2):  # pragma: no cover - compiled
+    k, width = index.shape
+    out = np.zeros(k, np.int64)
+    for i in range(k):
+        best, best_d = 0, np.inf
+        edge, edge_d = 0, np.inf
+        for j in range(width):
+            b = index[i, j]
+            if b < 0:
+                continue
+            du = uv[b, 0] - target[i, 0]
+            dv = uv[b, 1] - target[i, 1]
+            d = du * du + dv * dv
+            if d < best_d:
+                best, best_d = j, d
+            if abs(facing[b]) < grazing and d < edge_d:
+                edge, edge_d = j, d
+        out[i] = edge if edge_d <= reach2 else best
+    return out
+
+
+def occluding_pick(uv, facing, index, target, grazing: float, reach_px: float) -> np.ndarray:
+    """Column (K,) into each row of ``index``: the occluding-contour candidate (|facing| <
     ``grazing``: seen edge-on) projecting nearest the row's target when one lies within
     ``reach_px`` of it; else (no contour there: the upper jaw on the side facing the camera,
     whose outline is the ear's or the hair's) the candidate projecting nearest the target (a
-    sliding correspondence).  ``uv`` (K, L, 2) px, ``facing`` (K, L) cos of the normal with the
-    view ray, ``valid`` (K, L) bool, ``target`` (K, 2) px; torch tensors or NumPy arrays."""
-    t = torch.as_tensor
-    uv, facing, valid, target = t(uv), t(facing), t(valid), t(target)
-    d = ((uv - target[:, None, :]) ** 2).sum(-1)
-    d = torch.where(valid, d, torch.full_like(d, torch.inf))
-    edge = facing.abs() < grazing
-    d_edge = torch.where(edge, d, torch.full_like(d, torch.inf))
-    use_edge = d_edge.min(1).values <= reach_px * reach_px
-    return torch.where(use_edge, d_edge.argmin(1), d.argmin(1))
+    sliding correspondence); the first of equals.  ``uv`` (nb, 2) px and ``facing`` (nb,) (cos of
+    the normal with the view ray) of the candidate vertices, ``index`` (K, L) into them (-1 =
+    none), ``target`` (K, 2) px; NumPy arrays or torch tensors.  One pass over the candidates
+    (numba) instead of gathering a (K, L) block per step: the contour re-picks were the fit's
+    costliest part (docs/photo.md, round 4)."""
+    def arr(a, dtype):
+        a = a.numpy() if isinstance(a, torch.Tensor) else a
+        return np.ascontiguousarray(a, dtype)
+
+    reach = float(reach_px)
+    return _occluding_pick(arr(uv, np.float64), arr(facing, np.float64), arr(index, np.int64), arr(target, np.float64),
+                           float(grazing), reach * reach)
 
 
 def pnp_start(points_2d: np.ndarray, points_3d: np.ndarray, intrinsics: Intrinsics, weight: np.ndarray | None = None,
@@ -328,6 +353,8 @@ class _Problem:
         self.k, self.kid, self.kex = len(t.points), cfg.n_identity, cfg.n_expression
         self.m = self.kid + self.kex
         self.target = torch.from_numpy(t.points)
+        self.sliding_index = self.band_index[self.sliding].contiguous()  # (Ks, L): the sliding landmarks' candidates
+        self.sliding_target = np.ascontiguousarray(t.points[self.sliding.numpy()])
         lo, hi = t.points.min(0), t.points.max(0)
         self.scale = float(max(np.linalg.norm(hi - lo) / math.sqrt(2.0), 1.0))  # face size, px
         w = t.weight * np.where(t.contour, cfg.contour_weight, 1.0)
@@ -369,15 +396,19 @@ class _Problem:
             if not hasattr(self, "rows"):
                 self._use_rows(torch.arange(self.k))
             return
-        band = self.s0[self.k:] + (coeffs @ self.sb_band).reshape(-1, 3)
+        # the band's shape (M x 3 nb, the re-pick's costliest product) is the mean face's in the
+        # pose-only steps, whose coefficients are all 0
+        band = self.s0[self.k:]
+        if bool(coeffs.any()):
+            band = band + (coeffs @ self.sb_band).reshape(-1, 3)
         x = band @ r.T + tr
         uv = self.f * x[:, :2] / x[:, 2:3]
         rows = torch.arange(self.k)
         if self.cfg.contour_rule == "occluding":
             facing = -((self.normal_band @ r.T) * x).sum(1) / torch.linalg.vector_norm(x, dim=1).clamp_min(1e-9)
-            idx = self.band_index[self.sliding]
-            pick = occluding_pick(uv[idx.clamp_min(0)] + self.c, facing[idx.clamp_min(0)], idx >= 0,
-                                  self.target[self.sliding], self.cfg.contour_grazing, self.cfg.contour_reach * self.scale)
+            idx = self.sliding_index
+            pick = torch.from_numpy(occluding_pick(uv + self.c, facing, idx, self.sliding_target, self.cfg.contour_grazing,
+                                                   self.cfg.contour_reach * self.scale))
             rows[self.sliding] = self.k + idx.gather(1, pick[:, None])[:, 0]
             if not hasattr(self, "rows") or not torch.equal(rows, self.rows):
                 self._use_rows(rows)
@@ -711,13 +742,16 @@ def targets_from_landmarks(model: FaceModel, points_2d: np.ndarray, lmap) -> Lan
 
 
 def fit_targets(model: FaceModel, points_2d: np.ndarray, lmap, use: str = "both", ibug68_weight: float = 1.0,
-                ibug68: np.ndarray | None = None, dense_contour_weight: float = 1.0, ibug68_points=None) -> LandmarkTargets:
+                ibug68: np.ndarray | None = None, dense_contour_weight: float = 1.0, ibug68_points=None,
+                dense_inner_weight: float = 1.0) -> LandmarkTargets:
     """What the fit is fitted to (``[targets]`` in ``configs/photo_fit.toml``): the dense Face
     Mesh points on the ICT surface, the iBUG 68 made from them on ICT's 68 landmark vertices
     (jaw points sliding), or both (the 68 with ``ibug68_weight`` of the total weight).
 
     ``ibug68``: other 68 points to use for the 68 (the fusion with dlib's, :mod:`.fusion`);
-    ``dense_contour_weight`` then scales the dense face-oval points, which disagree with them.
+    ``dense_contour_weight`` then scales the dense face-oval points, which disagree with them, and
+    ``dense_inner_weight`` the other dense points after the dense total is made 1 (below 1: the
+    68's inner face counts more against Face Mesh's own, worse inner points).
     ``ibug68_points``: where the 68 sit on the ICT surface (a :class:`.landmark_map.Ibug68Points`;
     default ICT's own landmark vertices)."""
     if use not in TARGET_MODES:
@@ -727,6 +761,7 @@ def fit_targets(model: FaceModel, points_2d: np.ndarray, lmap, use: str = "both"
         dense = targets_from_landmarks(model, points_2d, lmap)
         dense.weight = np.where(dense.contour, dense.weight * dense_contour_weight, dense.weight)
         dense.weight = dense.weight / max(dense.weight.sum(), 1e-12)
+        dense.weight = np.where(dense.contour, dense.weight, dense.weight * dense_inner_weight)
         parts.append(dense)
     if use in ("ibug68", "both"):
         contour = np.zeros(68, bool)
@@ -781,9 +816,8 @@ def silhouette_landmarks(model: FaceModel, fit: PhotoFit, vertices_camera: np.nd
             idx = index[rows]
             fin = det[np.isfinite(det).all(1)]
             size = max(float(np.linalg.norm(fin.max(0) - fin.min(0))) / np.sqrt(2.0), 1.0)  # face size px, as the fit's
-            pick = occluding_pick(uv[np.maximum(idx, 0)], facing[np.maximum(idx, 0)], idx >= 0, det[rows], cfg.contour_grazing,
-                                  cfg.contour_reach * size)
-            lm[rows] = band[idx[np.arange(len(rows)), pick.numpy()]]
+            pick = occluding_pick(uv, facing, idx, det[rows], cfg.contour_grazing, cfg.contour_reach * size)
+            lm[rows] = band[idx[np.arange(len(rows)), pick]]
         return lm
     e = fit.rotation[:2, 0] / max(float(np.linalg.norm(fit.rotation[:2, 0])), 1e-9)
     out = uv @ e

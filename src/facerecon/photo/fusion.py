@@ -34,6 +34,7 @@ class FusionConfig:
     by_yaw: bool
     ibug68_weight: float
     dense_contour_weight: float
+    dense_inner_weight: float
     snap_facing_jaw: bool
     ict_points: str
 
@@ -46,8 +47,8 @@ class FusionConfig:
                                   f"({', '.join(REGIONS)})")
         if len(self.turned_yaw_deg) != 2 or not 0 <= self.turned_yaw_deg[0] < self.turned_yaw_deg[1]:
             raise ConfigError("fusion: turned_yaw_deg needs two increasing angles [frontal up to, turned from]")
-        if self.dense_contour_weight < 0:
-            raise ConfigError("fusion: dense_contour_weight must be >= 0")
+        if self.dense_contour_weight < 0 or self.dense_inner_weight < 0:
+            raise ConfigError("fusion: dense_contour_weight and dense_inner_weight must be >= 0")
 
 
 def per_landmark(values) -> np.ndarray:

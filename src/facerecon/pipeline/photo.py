@@ -208,7 +208,8 @@ class PhotoReconstructor:
         w68 = self.targets.ibug68_weight if d68 is None else self.fusion.ibug68_weight
         targets = fit_targets(self.model, pts, self.landmark_map, self.targets.use, w68, ibug68=p68,
                               dense_contour_weight=1.0 if d68 is None else self.fusion.dense_contour_weight,
-                              ibug68_points=self.ibug68_points)
+                              ibug68_points=self.ibug68_points,
+                              dense_inner_weight=1.0 if d68 is None else self.fusion.dense_inner_weight)
         return Landmarked(targets, p68, sources, float(face.score) * float(getattr(lms, "score", 1.0)),
                           _ms(t0, time.perf_counter()))
 
