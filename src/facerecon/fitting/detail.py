@@ -397,26 +397,93 @@ def _normal_texels(rows, cols, corners, bary, tuv, tri, v_n, uv_t, pu_all, pv_al
         out[r, c, 2] = np.uint8(min(max(np.floor((z + 1.0) * 127.5 + 0.5), 0.0), 255.0))
 
 
+@njit(cache=True, nogil=True)
+def _masked_gaussian(d, mask, w, out):
+    """``out`` (zeros) at the measured texels: the masked Gaussian of :func:`normal_smoothed`, the value
+    scipy's ``gaussian_filter(..., mode="constant")`` of the masked numerator and of the mask give there,
+    bit for bit (``correlate1d``'s symmetric sum in float64, farthest pair first, axis 0 then axis 1, each
+    pass rounded to float32), evaluated only where it is read: the axis-0 pass on each row's measured span
+    plus the kernel's reach, the axis-1 pass on the measured span; zero padding instead of bounds tests."""
+    h, wd = d.shape
+    rad = w.shape[0] // 2
+    x = np.zeros((h + 2 * rad, wd + 2 * rad))
+    m = np.zeros((h + 2 * rad, wd + 2 * rad))
+    first = np.full(h, -1, np.int64)
+    last = np.full(h, -1, np.int64)
+    for r in range(h):
+        for c in range(wd):
+            if mask[r, c]:
+                x[r + rad, c + rad] = d[r, c]
+                m[r + rad, c + rad] = 1.0
+                if first[r] < 0:
+                    first[r] = c
+                last[r] = c
+    num1 = np.zeros((h, wd + 2 * rad), np.float32)  # columns shifted by rad, zero beyond the row's reach
+    den1 = np.zeros((h, wd + 2 * rad), np.float32)
+    acc_n = np.empty(wd + 2 * rad)
+    acc_d = np.empty(wd + 2 * rad)
+    eps = np.float32(1e-6)
+    for r in range(h):
+        if first[r] < 0:
+            continue
+        c0 = max(first[r] - rad, 0) + rad
+        c1 = min(last[r] + rad + 1, wd) + rad
+        rr = r + rad
+        for c in range(c0, c1):
+            acc_n[c] = x[rr, c] * w[rad]
+            acc_d[c] = m[rr, c] * w[rad]
+        an, ad = acc_n[c0:c1], acc_d[c0:c1]  # 0-based loops over slices: numba vectorises them
+        for j in range(rad, 0, -1):
+            wj = w[rad - j]
+            xu, xd, mu, md = x[rr - j, c0:c1], x[rr + j, c0:c1], m[rr - j, c0:c1], m[rr + j, c0:c1]
+            for c in range(c1 - c0):
+                an[c] += (xu[c] + xd[c]) * wj
+                ad[c] += (mu[c] + md[c]) * wj
+        for c in range(c0, c1):
+            num1[r, c] = np.float32(acc_n[c])
+            den1[r, c] = np.float32(acc_d[c])
+    for r in range(h):
+        if first[r] < 0:
+            continue
+        c0 = first[r] + rad
+        c1 = last[r] + 1 + rad
+        for c in range(c0, c1):
+            acc_n[c] = np.float64(num1[r, c]) * w[rad]
+            acc_d[c] = np.float64(den1[r, c]) * w[rad]
+        an, ad = acc_n[c0:c1], acc_d[c0:c1]
+        for j in range(rad, 0, -1):
+            wj = w[rad - j]
+            nl, nr, dl, dr = num1[r, c0 - j:c1 - j], num1[r, c0 + j:c1 + j], den1[r, c0 - j:c1 - j], den1[r, c0 + j:c1 + j]
+            for c in range(c1 - c0):
+                an[c] += (np.float64(nl[c]) + np.float64(nr[c])) * wj
+                ad[c] += (np.float64(dl[c]) + np.float64(dr[c])) * wj
+        for c in range(c0, c1):
+            if mask[r, c - rad]:
+                out[r, c - rad] = np.float32(acc_n[c]) / max(np.float32(acc_d[c]), eps)
+
+
 def normal_smoothed(disp: DisplacementMap, sigma_texels: float) -> np.ndarray:
     """``disp.displacement`` low-passed by a masked Gaussian of ``sigma_texels``: masked texels take no
-    part and stay 0 (the mask is unchanged; a texel's average is over its measured neighbours only)."""
+    part and stay 0 (the mask is unchanged; a texel's average is over its measured neighbours only).
+    A 3-sigma kernel in float32 passes (scipy's ``gaussian_filter`` of the masked map and of the mask,
+    ``mode="constant"``, the same values: ``_masked_gaussian``), evaluated only at the measured texels."""
     d = disp.displacement
     if sigma_texels <= 0.0:
         return d
     out = np.zeros_like(d, dtype=np.float32)
-    ys, xs = np.nonzero(disp.mask)
-    if not len(ys):
+    if not disp.mask.any():
         return out
-    # only the measured texels' bounding box (plus the kernel's reach) is filtered; float32 and a
-    # 3-sigma kernel: ~3x cheaper than float64 over the whole tile at 4 sigma, same map to 8 bits
-    pad = int(np.ceil(3.0 * sigma_texels)) + 1
-    y0, y1 = max(ys.min() - pad, 0), min(ys.max() + pad + 1, d.shape[0])
-    x0, x1 = max(xs.min() - pad, 0), min(xs.max() + pad + 1, d.shape[1])
-    m = disp.mask[y0:y1, x0:x1]
-    num = gaussian_filter(np.where(m, d[y0:y1, x0:x1], 0.0).astype(np.float32), sigma_texels, mode="constant", truncate=3.0)
-    den = gaussian_filter(m.astype(np.float32), sigma_texels, mode="constant", truncate=3.0)
-    out[y0:y1, x0:x1] = np.where(m, num / np.maximum(den, 1e-6), 0.0)
+    _masked_gaussian(np.ascontiguousarray(d, np.float32), np.ascontiguousarray(disp.mask, bool), _gaussian_weights(sigma_texels), out)
     return out
+
+
+def _gaussian_weights(sigma: float, truncate: float = 3.0) -> np.ndarray:
+    """scipy.ndimage's 1-D Gaussian kernel (``_gaussian_kernel1d``, order 0: the same expression, the
+    same float64 values) of radius ``int(truncate * sigma + 0.5)``."""
+    radius = int(truncate * float(sigma) + 0.5)
+    x = np.arange(-radius, radius + 1)
+    phi = np.exp(-0.5 / (float(sigma) * float(sigma)) * x ** 2)
+    return phi / phi.sum()
 
 
 def normal_sigma_texels(model, vertices_head: np.ndarray, disp: DisplacementMap, smooth_px: float) -> float:
