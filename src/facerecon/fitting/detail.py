@@ -51,7 +51,7 @@ from scipy.ndimage import gaussian_filter, maximum_filter, minimum_filter
 
 from ..errors import ConfigError
 from ..facemodel import REGIONS, vertex_normals
-from ..facemodel.uv import face_triangles, uv_raster, uv_tangents
+from ..facemodel.uv import face_triangles, uv_derivatives, uv_raster, uv_tangents
 from ..geometry.pose import HeadPose
 from ..geometry.raster import rasterize
 from ..io.frame import DepthFrame
@@ -197,7 +197,7 @@ def _clean_depth(depth: np.ndarray, cfg: DetailConfig) -> tuple[np.ndarray, np.n
 _OUTCOMES = ("measured_texels", "grazing_texels", "hidden_texels", "no_depth_texels", "not_converged_texels", "too_far_texels")
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _map_texels(rows, cols, corners, bary, vc, nc, cos_min, fx, fy, cx, cy, zbuf, occ_tol, smooth, cell, iterations,
                 converge_mm, max_mm, disp, mask, values, counts):
     """Per texel: base point and smooth normal (camera frame), visibility, the fixed-point distance
@@ -321,7 +321,7 @@ def displacement_map(model, vertices_head: np.ndarray, pose: HeadPose, frame: De
     return DisplacementMap(disp, mask, float(cfg.max_mm), stats)
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _normal_texels(rows, cols, corners, bary, tuv, tri, v_n, uv_t, pu_all, pv_all, disp, mask, out):
     """Per texel: the perturbed normal N - grad d in the tangent frame (T, w N x T, N), as RGB."""
     s = disp.shape[0]
@@ -490,7 +490,7 @@ def normal_sigma_texels(model, vertices_head: np.ndarray, disp: DisplacementMap,
     """The Gaussian sigma, in texels of ``disp``, of ``smooth_px`` sensor pixels at the frame's distance
     (``disp.stats["pixel_mm"]``: the sensor pixel's footprint on the face) over the median texel size
     (mm) of the base mesh's face tile; 0 when the map carries no pixel footprint (not from a frame)."""
-    _, pu, pv = _jacobians(model, np.asarray(vertices_head, np.float64))
+    _, pu, pv, _ = _jacobians(model, np.asarray(vertices_head, np.float64))
     return _sigma_texels(model, pu, pv, disp, smooth_px)
 
 
@@ -503,18 +503,10 @@ def _sigma_texels(model, pu, pv, disp: DisplacementMap, smooth_px: float) -> flo
 
 
 def _jacobians(model, v: np.ndarray):
-    """Each face triangle's Jacobian dP/du, dP/dv (mm per unit of UV) and the triangles, UV indices."""
-    ftri_idx = face_triangles(model)
-    ftris = np.asarray(model.triangles)[ftri_idx]
-    fuv = np.asarray(model.triangle_uv)[ftri_idx]
-    uv = np.asarray(model.uv, np.float64)
-    e1, e2 = v[ftris[:, 1]] - v[ftris[:, 0]], v[ftris[:, 2]] - v[ftris[:, 0]]
-    d1, d2 = uv[fuv[:, 1]] - uv[fuv[:, 0]], uv[fuv[:, 2]] - uv[fuv[:, 0]]
-    det = d1[:, 0] * d2[:, 1] - d2[:, 0] * d1[:, 1]
-    inv = np.where(np.abs(det) > 1e-14, 1.0 / np.where(det == 0, 1.0, det), 0.0)[:, None]
-    pu = np.ascontiguousarray((e1 * d2[:, 1:2] - e2 * d1[:, 1:2]) * inv)
-    pv = np.ascontiguousarray((e2 * d1[:, 0:1] - e1 * d2[:, 0:1]) * inv)
-    return ftris, pu, pv
+    """Each face triangle's Jacobian dP/du, dP/dv (mm per unit of UV), the triangles, and the tangent
+    sums of :func:`facerecon.facemodel.uv.uv_derivatives` (for ``uv_tangents`` of the same mesh)."""
+    pu, pv, acc = uv_derivatives(model, v)
+    return np.asarray(model.triangles)[face_triangles(model)], pu, pv, (pu, pv, acc)
 
 
 def _texel_mm(model, pu: np.ndarray, pv: np.ndarray, size: int) -> float:
@@ -544,9 +536,9 @@ def normal_map(model, vertices_head: np.ndarray, disp: DisplacementMap, cfg: Det
     s = disp.size
     rows, cols, corners, bary, ti, tuv = _texels(model, s, "face")
     v = np.asarray(vertices_head, np.float64)
-    ftris, pu, pv = _jacobians(model, v)
+    ftris, pu, pv, deriv = _jacobians(model, v)
     vn = vertex_normals(v, ftris)
-    tan = uv_tangents(model, v, vn)
+    tan = uv_tangents(model, v, vn, deriv)
     # the slope of a per-pixel noisy measurement is noise at the texel scale: the normal map reads a
     # low-passed copy (``normal_smooth_px`` sensor pixels; the displacement itself stays as measured)
     sigma = _sigma_texels(model, pu, pv, disp, float(cfg.normal_smooth_px))
