@@ -347,3 +347,22 @@ def test_masked_gaussian_is_scipys_filter_at_the_measured_texels(sigma):
     got = normal_smoothed(DisplacementMap(d, mask, 6.0), sigma)
     assert got.dtype == np.float32
     assert np.array_equal(got.view(np.uint32), want.view(np.uint32))
+
+
+@pytest.mark.parametrize("yaw", [0.0, 55.0])
+def test_grazing_triangles_skip_nothing_that_would_be_measured(model, monkeypatch, yaw):
+    """The triangles skipped as all-grazing change nothing: the same map, mask and texel counts as the
+    per-texel test alone (no triangle skipped)."""
+    from facerecon.fitting import detail
+
+    pose = HeadPose.from_euler(10, yaw, 0, [0, 0, 480])
+    frame = _frame(model, model.neutral.astype(np.float64), pose, "truedepth-320x240", "truedepth")
+    cfg = DetailConfig.load({"size": SIZE})
+    got = displacement_map(model, model.neutral, pose, frame, cfg)
+    real = detail._grazing_triangles
+    skipped = []
+    monkeypatch.setattr(detail, "_grazing_triangles", lambda *a: skipped.append(real(*a).sum()) or np.zeros(len(a[0]), bool))
+    want = displacement_map(model, model.neutral, pose, frame, cfg)
+    assert np.array_equal(got.displacement, want.displacement) and np.array_equal(got.mask, want.mask)
+    assert {k: v for k, v in got.stats.items() if k != "ms"} == {k: v for k, v in want.stats.items() if k != "ms"}
+    assert skipped[0] > 1000 and got.stats["grazing_texels"] > 0
