@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+from numba import njit
 
 from ..errors import InputFileError
 from ..fileutil import write_bytes_atomic
@@ -135,14 +136,30 @@ def displacement_encoding(max_mm: float) -> dict:
 def encode_displacement(displacement_mm: np.ndarray, max_mm: float, mask: np.ndarray | None = None) -> tuple[np.ndarray, dict]:
     """(uint16 codes, encoding) of a displacement map; values beyond ``max_mm`` are clamped, unmeasured texels are 0 mm."""
     enc = displacement_encoding(max_mm)
-    d = np.asarray(displacement_mm, np.float64)
+    d = np.asarray(displacement_mm)
     if d.ndim != 2:
         raise ValueError(f"displacement must be 2-D, got shape {d.shape}")
-    d = np.where(np.isfinite(d), np.clip(d, -max_mm, max_mm), 0.0)
-    if mask is not None:
-        d = np.where(mask, d, 0.0)
-    code = np.clip(np.rint(d / enc["scale_mm"]) + ZERO_CODE, 1, 65535).astype(np.uint16)
+    d = np.ascontiguousarray(d, d.dtype if d.dtype in (np.float32, np.float64) else np.float64)
+    m = np.ones((1, 1), bool) if mask is None else np.ascontiguousarray(np.broadcast_to(np.asarray(mask, bool), d.shape))
+    code = np.empty(d.shape, np.uint16)
+    _encode(d, m, mask is not None, float(max_mm), float(enc["scale_mm"]), code)
     return code, enc
+
+
+@njit(cache=True, nogil=True)
+def _encode(d, mask, masked, max_mm, scale, out):
+    """Per texel, in float64: non-finite or unmasked -> 0, clamped to +-max_mm, ``rint(d / scale) + 32768``
+    clamped to 1..65535 (one pass; the values of the NumPy expression it replaced, element for element)."""
+    h, w = d.shape
+    for r in range(h):
+        for c in range(w):
+            x = np.float64(d[r, c])
+            if not np.isfinite(x) or (masked and not mask[r, c]):
+                x = 0.0
+            else:
+                x = min(max(x, -max_mm), max_mm)
+            q = np.rint(x / scale) + 32768.0
+            out[r, c] = np.uint16(min(max(q, 1.0), 65535.0))
 
 
 def write_displacement_png(path: str | Path, disp, mask_path: str | Path | None = None) -> dict:
