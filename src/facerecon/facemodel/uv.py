@@ -156,19 +156,41 @@ def uv_tangents(model, vertices: np.ndarray, normals: np.ndarray, derivatives=No
     """
     uv_vertex = _tangent_layout(model)[2]
     acc = (derivatives or uv_derivatives(model, vertices))[2]  # (U, 6): the sums of T and B at each UV corner
-    ts, bs = acc[:, :3], acc[:, 3:]
-    out = np.tile([1.0, 0.0, 0.0, 1.0], (len(model.uv), 1))
-    used = uv_vertex >= 0
-    n = np.asarray(normals, np.float64)[uv_vertex[used]]
-    tt = ts[used] - np.einsum("nc,nc->n", ts[used], n)[:, None] * n
-    norm = np.linalg.norm(tt, axis=1, keepdims=True)
-    bad = norm[:, 0] <= 1e-12
-    tt /= np.where(bad[:, None], 1.0, norm)
-    if bad.any():
-        tt[bad] = _any_perpendicular(n[bad])
-    w = np.where(np.einsum("nc,nc->n", np.cross(n, tt), bs[used]) < 0, -1.0, 1.0)
-    out[used] = np.c_[tt, w]
+    out = np.empty((len(model.uv), 4))
+    n = np.ascontiguousarray(normals, np.float64)
+    bad = np.zeros(len(model.uv), bool)
+    _orthogonalise(acc, uv_vertex, n, out, bad)
+    if bad.any():  # a corner with no UV area: any unit vector perpendicular to its normal, w = +1
+        nb = n[uv_vertex[bad]]
+        tt = _any_perpendicular(nb)
+        out[bad] = np.c_[tt, np.where(np.einsum("nc,nc->n", np.cross(nb, tt), acc[bad, 3:]) < 0, -1.0, 1.0)]
     return out
+
+
+@njit(cache=True, nogil=True)
+def _orthogonalise(acc, uv_vertex, normals, out, bad):
+    """Per UV index: T minus its part along the vertex normal, unit, and w = sign((N x T) . B); (1, 0, 0, 1)
+    outside the face material; ``bad`` where T has no length left.  The float64 operations of the NumPy
+    expressions it replaced, in their order (``np.linalg.norm`` summed left to right, ``np.cross``'s formula)."""
+    for u in range(acc.shape[0]):
+        vi = uv_vertex[u]
+        if vi < 0:
+            out[u, 0], out[u, 1], out[u, 2], out[u, 3] = 1.0, 0.0, 0.0, 1.0
+            continue
+        n0, n1, n2 = normals[vi, 0], normals[vi, 1], normals[vi, 2]
+        t0, t1, t2 = acc[u, 0], acc[u, 1], acc[u, 2]
+        dot = (t0 * n0 + t2 * n2) + t1 * n1  # np.einsum's order for 3 (its two-lane sum), so the same bits
+        t0, t1, t2 = t0 - dot * n0, t1 - dot * n1, t2 - dot * n2
+        norm = np.sqrt(t0 * t0 + t1 * t1 + t2 * t2)
+        if norm <= 1e-12:
+            bad[u] = True
+            continue
+        t0, t1, t2 = t0 / norm, t1 / norm, t2 / norm
+        c0 = n1 * t2 - n2 * t1
+        c1 = n2 * t0 - n0 * t2
+        c2 = n0 * t1 - n1 * t0
+        out[u, 0], out[u, 1], out[u, 2] = t0, t1, t2
+        out[u, 3] = -1.0 if (c0 * acc[u, 3] + c2 * acc[u, 5]) + c1 * acc[u, 4] < 0 else 1.0
 
 
 def uv_derivatives(model, vertices: np.ndarray):
