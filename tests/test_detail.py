@@ -326,3 +326,43 @@ def test_splat_depth_frame_nearest_point_wins_and_holes_stay_holes():
     # 2 mm spacing at 1 mm pixels: the pixels between the points are not filled
     assert np.count_nonzero(fr.depth_mm) == len(pts) and fr.depth_mm[uv[0, 1] + 1, uv[0, 0] + 1] == 0.0
     assert splat_depth_frame(np.zeros((0, 3)), 1.0).depth_mm.max() == 0.0  # nothing: an empty frame
+
+
+@pytest.mark.parametrize("sigma", [0.7, 4.3, 9.6])
+def test_masked_gaussian_is_scipys_filter_at_the_measured_texels(sigma):
+    """normal_smoothed's kernel gives, at every measured texel, the float32 value of scipy's
+    gaussian_filter (mode constant, truncate 3) of the masked map over the mask, bit for bit; 0 elsewhere."""
+    from scipy.ndimage import gaussian_filter
+
+    from facerecon.fitting.detail import normal_smoothed
+
+    rng = np.random.default_rng(int(sigma * 10))
+    yy, xx = np.mgrid[:96, :96]
+    mask = ((yy - 50) ** 2 / 900 + (xx - 40) ** 2 / 1400 < 1) & (rng.random((96, 96)) > 0.15)
+    mask[0, 30:40] = mask[95, 5:9] = mask[40:44, 95] = True  # measured texels at the tile's borders
+    d = np.where(mask, rng.normal(0.0, 1.5, (96, 96)), 0.0).astype(np.float32)
+    num = gaussian_filter(np.where(mask, d, 0.0).astype(np.float32), sigma, mode="constant", truncate=3.0)
+    den = gaussian_filter(mask.astype(np.float32), sigma, mode="constant", truncate=3.0)
+    want = np.where(mask, num / np.maximum(den, 1e-6), 0.0).astype(np.float32)
+    got = normal_smoothed(DisplacementMap(d, mask, 6.0), sigma)
+    assert got.dtype == np.float32
+    assert np.array_equal(got.view(np.uint32), want.view(np.uint32))
+
+
+@pytest.mark.parametrize("yaw", [0.0, 55.0])
+def test_grazing_triangles_skip_nothing_that_would_be_measured(model, monkeypatch, yaw):
+    """The triangles skipped as all-grazing change nothing: the same map, mask and texel counts as the
+    per-texel test alone (no triangle skipped)."""
+    from facerecon.fitting import detail
+
+    pose = HeadPose.from_euler(10, yaw, 0, [0, 0, 480])
+    frame = _frame(model, model.neutral.astype(np.float64), pose, "truedepth-320x240", "truedepth")
+    cfg = DetailConfig.load({"size": SIZE})
+    got = displacement_map(model, model.neutral, pose, frame, cfg)
+    real = detail._grazing_triangles
+    skipped = []
+    monkeypatch.setattr(detail, "_grazing_triangles", lambda *a: skipped.append(real(*a).sum()) or np.zeros(len(a[0]), bool))
+    want = displacement_map(model, model.neutral, pose, frame, cfg)
+    assert np.array_equal(got.displacement, want.displacement) and np.array_equal(got.mask, want.mask)
+    assert {k: v for k, v in got.stats.items() if k != "ms"} == {k: v for k, v in want.stats.items() if k != "ms"}
+    assert skipped[0] > 1000 and got.stats["grazing_texels"] > 0

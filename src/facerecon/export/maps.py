@@ -27,15 +27,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+from numba import njit
 
 from ..errors import InputFileError
-from ..fileutil import atomic_path, write_bytes_atomic
+from ..fileutil import write_bytes_atomic
+from ..io.png import png_bytes
 from ..settings import toml_defaults
-from .gltf import _png_bytes
 
 ZERO_CODE = 32768
-# zlib level of the maps written per frame: level 1 is ~half the time of PIL's default 6 for ~10-20 % more bytes
-# (encoding both maps of a 512 map: ~25 vs ~59 ms, ~270 vs ~240 kB on 30 TrueDepth frames; docs/detail.md)
+# zlib level of the maps written per frame (facerecon.io.png: Up filter, RLE strategy; docs/speed.md "Detail maps,
+# round 4"): PIL's adaptive filters at level 1 were ~half the time of its default 6 (docs/detail.md), io.png ~a third of that
 PNG_LEVEL = 1
 DISPLACEMENT_FILE = "face_displacement.png"
 NORMAL_FILE = "face_normal.png"
@@ -67,7 +68,7 @@ class DetailMaps:
     def png(self) -> bytes | None:
         """The normal map as PNG bytes (encoded once: the file and the GLBs share them)."""
         if self.normal_png is None and self.normals is not None:
-            self.normal_png = _png_bytes(self.normals, "normal map", PNG_LEVEL)
+            self.normal_png = png_bytes(self.normals, PNG_LEVEL, "normal map")
         return self.normal_png
 
     def to_json(self) -> dict:
@@ -135,28 +136,40 @@ def displacement_encoding(max_mm: float) -> dict:
 def encode_displacement(displacement_mm: np.ndarray, max_mm: float, mask: np.ndarray | None = None) -> tuple[np.ndarray, dict]:
     """(uint16 codes, encoding) of a displacement map; values beyond ``max_mm`` are clamped, unmeasured texels are 0 mm."""
     enc = displacement_encoding(max_mm)
-    d = np.asarray(displacement_mm, np.float64)
+    d = np.asarray(displacement_mm)
     if d.ndim != 2:
         raise ValueError(f"displacement must be 2-D, got shape {d.shape}")
-    d = np.where(np.isfinite(d), np.clip(d, -max_mm, max_mm), 0.0)
-    if mask is not None:
-        d = np.where(mask, d, 0.0)
-    code = np.clip(np.rint(d / enc["scale_mm"]) + ZERO_CODE, 1, 65535).astype(np.uint16)
+    d = np.ascontiguousarray(d, d.dtype if d.dtype in (np.float32, np.float64) else np.float64)
+    m = np.ones((1, 1), bool) if mask is None else np.ascontiguousarray(np.broadcast_to(np.asarray(mask, bool), d.shape))
+    code = np.empty(d.shape, np.uint16)
+    _encode(d, m, mask is not None, float(max_mm), float(enc["scale_mm"]), code)
     return code, enc
+
+
+@njit(cache=True, nogil=True)
+def _encode(d, mask, masked, max_mm, scale, out):
+    """Per texel, in float64: non-finite or unmasked -> 0, clamped to +-max_mm, ``rint(d / scale) + 32768``
+    clamped to 1..65535 (one pass; the values of the NumPy expression it replaced, element for element)."""
+    h, w = d.shape
+    for r in range(h):
+        for c in range(w):
+            x = np.float64(d[r, c])
+            if not np.isfinite(x) or (masked and not mask[r, c]):
+                x = 0.0
+            else:
+                x = min(max(x, -max_mm), max_mm)
+            q = np.rint(x / scale) + 32768.0
+            out[r, c] = np.uint16(min(max(q, 1.0), 65535.0))
 
 
 def write_displacement_png(path: str | Path, disp, mask_path: str | Path | None = None) -> dict:
     """Write a :class:`facerecon.fitting.detail.DisplacementMap` as a 16-bit PNG (atomic); with
     ``mask_path`` also its mask (8-bit, 255 = measured).  Returns the encoding (scale_mm, offset_mm,
     zero_code) for pose.json."""
-    from PIL import Image
-
     code, enc = encode_displacement(disp.displacement, disp.max_mm, disp.mask)
-    with atomic_path(path) as tmp:
-        Image.fromarray(code).save(tmp, format="PNG", compress_level=PNG_LEVEL)  # uint16 -> mode I;16, one 16-bit grey channel
+    write_bytes_atomic(path, png_bytes(code, PNG_LEVEL, "displacement map"))  # one 16-bit grey channel
     if mask_path is not None:
-        with atomic_path(mask_path) as tmp:
-            Image.fromarray(np.where(disp.mask, 255, 0).astype(np.uint8)).save(tmp, format="PNG")
+        write_bytes_atomic(mask_path, png_bytes(np.where(disp.mask, 255, 0).astype(np.uint8), 6, "mask"))
     return enc
 
 
@@ -177,4 +190,4 @@ def read_displacement_png(path: str | Path, scale_mm: float, offset_mm: float) -
 
 def write_normal_png(path: str | Path, normal_map: np.ndarray) -> None:
     """Write a tangent-space normal map ((S, S, 3) uint8, :func:`facerecon.fitting.detail.normal_map`) as PNG (atomic)."""
-    write_bytes_atomic(path, _png_bytes(normal_map, "normal map"))
+    write_bytes_atomic(path, png_bytes(normal_map, 6, "normal map"))

@@ -16,6 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from numba import njit
 
 from ..geometry.camera import Intrinsics
 from ..geometry.raster import render_mesh
@@ -142,7 +143,7 @@ def vertex_uv(model) -> np.ndarray:
     return out
 
 
-def uv_tangents(model, vertices: np.ndarray, normals: np.ndarray) -> np.ndarray:
+def uv_tangents(model, vertices: np.ndarray, normals: np.ndarray, derivatives=None) -> np.ndarray:
     """(U, 4) float64 unit tangents per UV index of the face material (glTF ``TANGENT``: xyz, w = +-1).
 
     Per triangle, ``T = dP/du`` and ``B = dP/dv`` of the layout (OBJ v, up in the image); summed
@@ -151,47 +152,105 @@ def uv_tangents(model, vertices: np.ndarray, normals: np.ndarray) -> np.ndarray:
     ``w = sign((N x T) . B)``, so the bitangent ``w N x T`` points up the image (+v): the glTF
     convention "+X right, +Y up" of a tangent-space normal texture.  UV indices outside the face
     material get (1, 0, 0, 1).  ICT gives every face UV index one vertex (a seam splits the vertex).
+    ``derivatives``: :func:`uv_derivatives` of the same ``vertices`` where the caller has them.
     """
-    tv, tu, uv_vertex, scatter = _tangent_layout(model)
-    v = np.asarray(vertices, np.float64)
-    uv = np.asarray(model.uv, np.float64)
-    e1, e2 = v[tv[:, 1]] - v[tv[:, 0]], v[tv[:, 2]] - v[tv[:, 0]]
-    d1, d2 = uv[tu[:, 1]] - uv[tu[:, 0]], uv[tu[:, 2]] - uv[tu[:, 0]]
-    det = d1[:, 0] * d2[:, 1] - d2[:, 0] * d1[:, 1]
-    # area weighting: T * det (un-normalised by |det|) keeps the orientation and weighs by UV area
-    sgn = np.where(det < 0, -1.0, 1.0)[:, None]
-    tb = np.concatenate([(e1 * d2[:, 1:2] - e2 * d1[:, 1:2]) * sgn, (e2 * d1[:, 0:1] - e1 * d2[:, 0:1]) * sgn], 1)
-    acc = scatter @ tb  # (U, 6): the sums of T and B of the triangles at each UV corner
-    ts, bs = acc[:, :3], acc[:, 3:]
-    out = np.tile([1.0, 0.0, 0.0, 1.0], (len(uv), 1))
-    used = uv_vertex >= 0
-    n = np.asarray(normals, np.float64)[uv_vertex[used]]
-    tt = ts[used] - np.einsum("nc,nc->n", ts[used], n)[:, None] * n
-    norm = np.linalg.norm(tt, axis=1, keepdims=True)
-    bad = norm[:, 0] <= 1e-12
-    tt /= np.where(bad[:, None], 1.0, norm)
-    if bad.any():
-        tt[bad] = _any_perpendicular(n[bad])
-    w = np.where(np.einsum("nc,nc->n", np.cross(n, tt), bs[used]) < 0, -1.0, 1.0)
-    out[used] = np.c_[tt, w]
+    uv_vertex = _tangent_layout(model)[2]
+    acc = (derivatives or uv_derivatives(model, vertices))[2]  # (U, 6): the sums of T and B at each UV corner
+    out = np.empty((len(model.uv), 4))
+    n = np.ascontiguousarray(normals, np.float64)
+    bad = np.zeros(len(model.uv), bool)
+    _orthogonalise(acc, uv_vertex, n, out, bad)
+    if bad.any():  # a corner with no UV area: any unit vector perpendicular to its normal, w = +1
+        nb = n[uv_vertex[bad]]
+        tt = _any_perpendicular(nb)
+        out[bad] = np.c_[tt, np.where(np.einsum("nc,nc->n", np.cross(nb, tt), acc[bad, 3:]) < 0, -1.0, 1.0)]
     return out
 
 
+@njit(cache=True, nogil=True)
+def _orthogonalise(acc, uv_vertex, normals, out, bad):
+    """Per UV index: T minus its part along the vertex normal, unit, and w = sign((N x T) . B); (1, 0, 0, 1)
+    outside the face material; ``bad`` where T has no length left.  The float64 operations of the NumPy
+    expressions it replaced, in their order (``np.linalg.norm`` summed left to right, ``np.cross``'s formula)."""
+    for u in range(acc.shape[0]):
+        vi = uv_vertex[u]
+        if vi < 0:
+            out[u, 0], out[u, 1], out[u, 2], out[u, 3] = 1.0, 0.0, 0.0, 1.0
+            continue
+        n0, n1, n2 = normals[vi, 0], normals[vi, 1], normals[vi, 2]
+        t0, t1, t2 = acc[u, 0], acc[u, 1], acc[u, 2]
+        dot = (t0 * n0 + t2 * n2) + t1 * n1  # np.einsum's order for 3 (its two-lane sum), so the same bits
+        t0, t1, t2 = t0 - dot * n0, t1 - dot * n1, t2 - dot * n2
+        norm = np.sqrt(t0 * t0 + t1 * t1 + t2 * t2)
+        if norm <= 1e-12:
+            bad[u] = True
+            continue
+        t0, t1, t2 = t0 / norm, t1 / norm, t2 / norm
+        c0 = n1 * t2 - n2 * t1
+        c1 = n2 * t0 - n0 * t2
+        c2 = n0 * t1 - n1 * t0
+        out[u, 0], out[u, 1], out[u, 2] = t0, t1, t2
+        out[u, 3] = -1.0 if (c0 * acc[u, 3] + c2 * acc[u, 5]) + c1 * acc[u, 4] < 0 else 1.0
+
+
+def uv_derivatives(model, vertices: np.ndarray):
+    """Per face triangle the Jacobian of the layout on ``vertices`` ((V, 3)): ``dP/du``, ``dP/dv`` ((T, 3)
+    each, mm per unit of UV; 0 where the triangle has no UV area), and the (U, 6) sums at each UV corner of
+    the triangles' area-weighted ``T``, ``B`` that :func:`uv_tangents` orthogonalises.  One pass over the
+    triangles (a numba kernel: the same float64 operations, in the same order, as NumPy's per-array ones)."""
+    tv, tu, _ = _tangent_layout(model)
+    d1, d2, sgn, inv = _uv_constants(model)
+    v = np.ascontiguousarray(vertices, np.float64)
+    pu = np.empty((len(tv), 3))
+    pv = np.empty((len(tv), 3))
+    acc = np.zeros((len(model.uv), 6))
+    _triangle_derivatives(v, tv, tu, d1, d2, sgn, inv, pu, pv, acc)
+    return pu, pv, acc
+
+
+@njit(cache=True, nogil=True)
+def _triangle_derivatives(v, tv, tu, d1, d2, sgn, inv, pu, pv, acc):
+    for t in range(tv.shape[0]):
+        a, b, c = tv[t, 0], tv[t, 1], tv[t, 2]
+        for j in range(3):
+            e1 = v[b, j] - v[a, j]
+            e2 = v[c, j] - v[a, j]
+            x = e1 * d2[t, 1] - e2 * d1[t, 1]
+            y = e2 * d1[t, 0] - e1 * d2[t, 0]
+            pu[t, j] = x * inv[t]
+            pv[t, j] = y * inv[t]
+            # area weighting: T * det (un-normalised by |det|) keeps the orientation and weighs by UV area
+            tx = x * sgn[t]
+            by = y * sgn[t]
+            for k in range(3):
+                acc[tu[t, k], j] += tx
+                acc[tu[t, k], 3 + j] += by
+
+
+def _uv_constants(model):
+    """The face triangles' UV edges d1, d2 ((T, 2)), the sign of their UV area and 1 / det (0 where none); cached."""
+    cache = _cache(model)
+    if "uv_constants" not in cache:
+        _, tu, _ = _tangent_layout(model)
+        uv = np.asarray(model.uv, np.float64)
+        d1, d2 = uv[tu[:, 1]] - uv[tu[:, 0]], uv[tu[:, 2]] - uv[tu[:, 0]]
+        det = d1[:, 0] * d2[:, 1] - d2[:, 0] * d1[:, 1]
+        sgn = np.where(det < 0, -1.0, 1.0)
+        inv = np.where(np.abs(det) > 1e-14, 1.0 / np.where(det == 0, 1.0, det), 0.0)
+        cache["uv_constants"] = tuple(np.ascontiguousarray(a) for a in (d1, d2, sgn, inv))
+    return cache["uv_constants"]
+
+
 def _tangent_layout(model):
-    """(face triangles' vertices, their UV indices, the vertex of each UV index (-1: none), the sparse
-    (U, T) matrix summing triangle values at their UV corners); cached on the model."""
+    """(face triangles' vertices, their UV indices, the vertex of each UV index (-1: none)); cached on the model."""
     cache = _cache(model)
     if "tangent_layout" not in cache:
-        import scipy.sparse as sp
-
         tris = face_triangles(model)
-        tv = np.asarray(model.triangles)[tris].astype(np.int64)
-        tu = np.asarray(model.triangle_uv)[tris].astype(np.int64)
-        n_uv = len(model.uv)
-        uv_vertex = np.full(n_uv, -1, np.int64)
+        tv = np.ascontiguousarray(np.asarray(model.triangles)[tris], dtype=np.int64)
+        tu = np.ascontiguousarray(np.asarray(model.triangle_uv)[tris], dtype=np.int64)
+        uv_vertex = np.full(len(model.uv), -1, np.int64)
         uv_vertex[tu.ravel()] = tv.ravel()
-        scatter = sp.csr_matrix((np.ones(tu.size), (tu.ravel(), np.repeat(np.arange(len(tu)), 3))), shape=(n_uv, len(tu)))
-        cache["tangent_layout"] = (tv, tu, uv_vertex, scatter)
+        cache["tangent_layout"] = (tv, tu, uv_vertex)
     return cache["tangent_layout"]
 
 
