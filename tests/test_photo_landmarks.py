@@ -6,7 +6,7 @@ import pytest
 
 from facerecon.photo.detect import MTCNN, FaceBox, detect_faces, unrotate_points
 from facerecon.photo.image import read_photo
-from facerecon.photo.landmarks import CropFrame, FaceMeshLandmarker, crop_from_points, sample_crop
+from facerecon.photo.landmarks import CropFrame, FaceMeshLandmarker, _bilinear, crop_from_points, sample_crop
 
 # MediaPipe Face Mesh indices with an iBUG-68 counterpart (outer/inner eye corners, nose tip, mouth corners)
 MP_IDX = [33, 133, 362, 263, 1, 61, 291]
@@ -111,6 +111,29 @@ def test_crop_frame_round_trip_and_sampling():
 
 
 # ---------------------------------------------------------------- the shipped Face Mesh -> ICT / iBUG map
+def test_bilinear_matches_map_coordinates():
+    """The crop sampler's kernel is scipy's order-1 ``map_coordinates`` (mode "constant") bit for
+    bit, inside, on and just beyond the edges, on uint8 and float images."""
+    from scipy.ndimage import map_coordinates
+
+    rng = np.random.default_rng(3)
+    for h, w, dtype in ((37, 53, np.uint8), (120, 90, np.uint8), (64, 64, np.float32)):
+        img = rng.integers(0, 256, (h, w, 3)).astype(dtype)
+        if dtype == np.float32:
+            img += rng.uniform(0, 1, img.shape).astype(np.float32)
+        n = 20000
+        ys, xs = rng.uniform(-2, h + 1, n), rng.uniform(-2, w + 1, n)
+        ys[:200], xs[200:400] = rng.integers(-1, h + 1, 200), rng.integers(-1, w + 1, 200)  # whole pixels, edges
+        ys[400:500], xs[500:600] = h - 1, w - 1
+        ys[600:700], xs[700:800] = h - 1 + 1e-9, -1e-9  # just outside
+        want = np.stack([map_coordinates(img[:, :, c].astype(np.float32), [ys, xs], order=1, mode="constant", cval=0.0)
+                         for c in range(3)], 1)
+        got = np.empty((n, 3), np.float32)
+        _bilinear(img, ys, xs, got)
+        assert np.array_equal(got, want)
+        assert (got[600:700] == 0).all() and (got[700:800] == 0).all()
+
+
 def test_landmark_map_is_consistent():
     from facerecon.photo.landmark_map import load_landmark_map
 
