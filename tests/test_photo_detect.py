@@ -114,6 +114,42 @@ def test_nms_union_and_min():
     assert nms(boxes, scores, 0.7, mode="min").tolist() == [3, 2]  # boxes 0 and 1 hold box 3 entirely
 
 
+def _nms_reference(boxes, scores, threshold, mode="union"):
+    """The numpy greedy pass the compiled one replaced (kept here as the reference)."""
+    x0, y0, x1, y1 = boxes[:, 0], boxes[:, 1], boxes[:, 2], boxes[:, 3]
+    area = np.maximum(x1 - x0, 0) * np.maximum(y1 - y0, 0)
+    order = np.argsort(-scores, kind="stable")
+    keep = []
+    while order.size:
+        i = order[0]
+        keep.append(i)
+        rest = order[1:]
+        iw = np.maximum(np.minimum(x1[i], x1[rest]) - np.maximum(x0[i], x0[rest]), 0)
+        ih = np.maximum(np.minimum(y1[i], y1[rest]) - np.maximum(y0[i], y0[rest]), 0)
+        inter = iw * ih
+        if mode == "min":
+            overlap = inter / np.maximum(np.minimum(area[i], area[rest]), 1e-9)
+        else:
+            overlap = inter / np.maximum(area[i] + area[rest] - inter, 1e-9)
+        order = rest[overlap <= threshold]
+    return keep
+
+
+def test_nms_matches_the_numpy_pass():
+    rng = np.random.default_rng(5)
+    for trial in range(30):
+        n = int(rng.integers(1, 300))
+        xy = rng.uniform(0, 200, (n, 2))
+        if trial % 3 == 0:  # whole pixels: ties and exact threshold overlaps
+            xy = np.floor(xy)
+        wh = np.floor(rng.uniform(0, 60, (n, 2))) if trial % 3 == 0 else rng.uniform(0, 60, (n, 2))
+        boxes = np.column_stack([xy, xy + wh, rng.uniform(size=(n, 5))])  # extra columns as MTCNN's rows carry
+        scores = np.round(rng.uniform(size=n), 1 if trial % 2 else 6)  # rounded: equal scores keep input order
+        for thr in (0.3, 0.5, 0.7):
+            for mode in ("union", "min"):
+                assert nms(boxes, scores, thr, mode).tolist() == _nms_reference(boxes, scores, thr, mode)
+
+
 def test_detect_config_rejects_unknown_keys():
     with pytest.raises(ConfigError, match="unknown"):
         DetectConfig.from_dict({"min_face": 20})

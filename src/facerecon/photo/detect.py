@@ -18,6 +18,7 @@ from typing import Callable
 
 import numpy as np
 import torch
+from numba import njit
 from torch import nn
 
 from ..errors import AssetError, ConfigError
@@ -180,23 +181,43 @@ def nms(boxes: np.ndarray, scores: np.ndarray, threshold: float, mode: str = "un
     intersection by the smaller box (O-Net's last pass: drops boxes nested in a better one)."""
     if len(boxes) == 0:
         return np.zeros(0, dtype=np.int64)
-    x0, y0, x1, y1 = boxes[:, 0], boxes[:, 1], boxes[:, 2], boxes[:, 3]
-    area = np.maximum(x1 - x0, 0) * np.maximum(y1 - y0, 0)
+    b = np.ascontiguousarray(boxes[:, :4], dtype=np.float64)
     order = np.argsort(-scores, kind="stable")
-    keep = []
-    while order.size:
-        i = order[0]
-        keep.append(i)
-        rest = order[1:]
-        iw = np.maximum(np.minimum(x1[i], x1[rest]) - np.maximum(x0[i], x0[rest]), 0)
-        ih = np.maximum(np.minimum(y1[i], y1[rest]) - np.maximum(y0[i], y0[rest]), 0)
-        inter = iw * ih
-        if mode == "min":
-            overlap = inter / np.maximum(np.minimum(area[i], area[rest]), 1e-9)
-        else:
-            overlap = inter / np.maximum(area[i] + area[rest] - inter, 1e-9)
-        order = rest[overlap <= threshold]
-    return np.asarray(keep, dtype=np.int64)
+    return _greedy_nms(b, order.astype(np.int64), float(threshold), mode == "min")
+
+
+@njit(cache=True, nogil=True)
+def _greedy_nms(b, order, threshold, by_min):
+    """The greedy pass in one compiled loop (numpy's version re-sliced the survivors once per
+    kept box: ~0.3 ms a call, ~10 calls a photo); the same float64 arithmetic per pair, so the
+    same boxes survive (``tests/test_photo_detect.py``)."""
+    n = order.shape[0]
+    area = np.empty(b.shape[0])
+    for k in range(b.shape[0]):
+        area[k] = max(b[k, 2] - b[k, 0], 0.0) * max(b[k, 3] - b[k, 1], 0.0)
+    alive = np.ones(n, np.bool_)
+    keep = np.empty(n, np.int64)
+    nk = 0
+    for a in range(n):
+        if not alive[a]:
+            continue
+        i = order[a]
+        keep[nk] = i
+        nk += 1
+        for c in range(a + 1, n):
+            if not alive[c]:
+                continue
+            j = order[c]
+            iw = max(min(b[i, 2], b[j, 2]) - max(b[i, 0], b[j, 0]), 0.0)
+            ih = max(min(b[i, 3], b[j, 3]) - max(b[i, 1], b[j, 1]), 0.0)
+            inter = iw * ih
+            if by_min:
+                overlap = inter / max(min(area[i], area[j]), 1e-9)
+            else:
+                overlap = inter / max(area[i] + area[j] - inter, 1e-9)
+            if not (overlap <= threshold):
+                alive[c] = False
+    return keep[:nk]
 
 
 def _apply_regression(boxes: np.ndarray, reg: np.ndarray) -> np.ndarray:
