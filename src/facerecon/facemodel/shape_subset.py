@@ -90,7 +90,9 @@ class ShapeSubset:
 
             got = read_cache_file(path, key)
             if got is not None and len(got[1]) == 1 and got[1][0].shape == (k, 3 * len(indices)) and got[1][0].dtype == np.float32:
-                return cls(indices, got[1][0], model)
+                # a copy, not the view into the file's bytes: OpenBLAS's products round differently with the
+                # data at another alignment (the view gave other last bits of the weights, so other poses)
+                return cls(indices, np.array(got[1][0]), model)
         b_sub = rows.astype(np.float64).reshape(k, -1).T  # (3n, K)
         gram = b_sub.T @ b_sub
         coeffs = np.linalg.solve(gram + ridge * np.trace(gram) / k * np.eye(k), b_sub.T).astype(np.float32)  # (K, 3n)
