@@ -104,7 +104,7 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
-    if argv is None and _command(argv) in _QUICK_EXIT_COMMANDS:
+    if argv is None and _command(argv) in _QUICK_EXIT_COMMANDS and sys.getprofile() is None and sys.gettrace() is None:
         _quick_exit(rc)
     return rc
 
@@ -114,7 +114,8 @@ def main(argv: list[str] | None = None) -> int:
 # third of the cold start's margin: docs/speed.md "Cold start, round 4"). Everything they write is
 # closed and renamed into place (fileutil.atomic_path / atomic_dir) and their threads joined before
 # _main returns; they register no atexit work. Only for the process's own command line (argv None: the
-# installed script, python -m facerecon.cli), never for main(argv) called from Python.
+# installed script, python -m facerecon.cli), never for main(argv) called from Python, nor under a profiler or
+# tracer (python -m cProfile, coverage: they write their results at the normal exit).
 _QUICK_EXIT_COMMANDS = ("reconstruct", "pose", "track")
 
 
