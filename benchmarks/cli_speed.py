@@ -194,21 +194,26 @@ def main(argv=None) -> int:
     ap.add_argument("--cold-parts", action="store_true", help="Only one cold frame phase by phase (imports, model and "
                     "networks, pipeline, maps, writing) in a fresh process, CPU and wall; for another checkout run it "
                     "with PYTHONPATH=OTHER/src.")
+    ap.add_argument("--cold-runs", type=int, default=5, help="Fresh processes for the one-frame cold start (the median is "
+                    "reported; one run's wall time varies by 0.1-0.4 s on the shared machine).")
+    ap.add_argument("--alternate", type=Path, default=None, help="Only the cold frame: this checkout (or --src) and this "
+                    "other src/ alternately, --cold-runs each.")
     ap.add_argument("--writers", type=int, default=None, help="Writer threads of the batches (default: the CLI's).")
     ap.add_argument("--no-bytecode-cache", action="store_true", help="Keep PYTHONDONTWRITEBYTECODE from the environment "
                     "(every command then compiles facerecon's sources again).")
     args = ap.parse_args(argv)
     global EXE, KEEP_NO_BYTECODE
     KEEP_NO_BYTECODE = args.no_bytecode_cache
+    # the commands run as the installed script does: main() reading sys.argv (main(argv) from Python keeps the
+    # interpreter's teardown, which the command line skips: cli/__init__.py _quick_exit); with --src the same
+    # script, PYTHONPATH coming before the venv's own (editable) facerecon
+    as_script = "sys.argv = ['facerecon', *sys.argv[1:]]; from facerecon.cli import main; sys.exit(main())"
     if args.src is not None:
         os.environ["PYTHONPATH"] = str(args.src.resolve())
-        EXE = [sys.executable, "-c", "import sys; from facerecon.cli import main; sys.exit(main(sys.argv[1:]))"]
     if args.serial:
-        EXE = [sys.executable, "-c", "import sys; import facerecon.cli._frames as f; f.PIPELINE_AHEAD = f.PIPELINE_WRITERS = 0; "
-               "from facerecon.cli import main; sys.exit(main(sys.argv[1:]))"]
+        EXE = [sys.executable, "-c", f"import sys; import facerecon.cli._frames as f; f.PIPELINE_AHEAD = f.PIPELINE_WRITERS = 0; {as_script}"]
     elif args.writers is not None:
-        EXE = [sys.executable, "-c", f"import sys; import facerecon.cli._frames as f; f.PIPELINE_WRITERS = {int(args.writers)}; "
-               "from facerecon.cli import main; sys.exit(main(sys.argv[1:]))"]
+        EXE = [sys.executable, "-c", f"import sys; import facerecon.cli._frames as f; f.PIPELINE_WRITERS = {int(args.writers)}; {as_script}"]
     env = {"FACERECON_ICT": os.environ.get("FACERECON_ICT", str(REPO.parent / "shared/assets/ict-facekit/ICT-FaceKit-FaceXModel.tar.xz")),
            "MPLBACKEND": "Agg"}
     os.environ.update(env)
@@ -231,6 +236,8 @@ def main(argv=None) -> int:
         print(f"facerecon from {facerecon.__file__}")
         res["mesh_write"] = mesh_write_ms(frames[0], [] if args.frames else ["--camera"])
         return _finish(res, args.json)
+    if args.alternate:
+        return cold_alternate(args, res)
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         if args.frames:
@@ -255,8 +262,13 @@ def main(argv=None) -> int:
             benv = {"FACERECON_BACKEND": backend}
             run(["reconstruct", str(one), "-o", str(tmp / "warm"), *cam, "--no-overlay"], benv)  # caches (ONNX build, numba)
             for overlay in ("--no-overlay", "--overlay")[: 1 if args.skip_overlay else 2]:
-                t1 = run(["reconstruct", str(one), "-o", str(tmp / f"o1{backend}{overlay}"), *cam, overlay], benv)
-                c1 = CPU["last"]
+                # one frame from a cold start: the median of --cold-runs fresh processes (wall and CPU apart)
+                ones = [(run(["reconstruct", str(one), "-o", str(tmp / f"o1{backend}{overlay}"), *cam, overlay], benv), CPU["last"])
+                        for _ in range(max(1, args.cold_runs))]
+                t1, c1 = statistics.median(w for w, _ in ones), statistics.median(c for _, c in ones)
+                res[f"cold_runs {overlay} [{backend}]"] = ones
+                print(f"one frame, cold, {len(ones)} runs: wall s {' '.join(f'{w:.2f}' for w, _ in ones)}; "
+                      f"CPU s {' '.join(f'{c:.2f}' for _, c in ones)} (medians below)", flush=True)
                 # exit 4 (docs/reliability.md): some frames had no face; the batch still ran through every frame
                 tn = run(["reconstruct", str(folder), "-o", str(tmp / f"on{backend}{overlay}"), *cam, overlay], benv,
                          ok_codes=(0, 3, 4))
@@ -267,6 +279,30 @@ def main(argv=None) -> int:
                 tn = run(["track", str(folder), "-o", str(tmp / "tn"), *cam, "--no-plot"], benv, ok_codes=(0, 1))
                 _report(res, f"track [{backend}]", n, t1, c1, tn, CPU["last"])
         res["mesh_write"] = mesh_write_ms(frames[0], cam) if args.src is None else {}
+    return _finish(res, args.json)
+
+
+def cold_alternate(args, res: dict) -> int:
+    """--alternate: only the cold frame, this checkout (or --src) and the other src/ one run each in turn
+    (A, B, A, B, ...: the shared machine's load then falls on both alike), --cold-runs pairs after one warm-up
+    run of each (caches); wall and CPU medians of each."""
+    from facerecon.cli._frames import expand_inputs
+
+    srcs = [str((args.src or REPO / "src").resolve()), str(args.alternate.resolve())]
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        frame, cam = (expand_inputs([args.frames])[0], []) if args.frames else (make_frames(tmp, 1)[0], ["--camera", "kinect-v1"])
+        runs: dict[str, list] = {s: [] for s in srcs}
+        for i in range(max(1, args.cold_runs) + 1):
+            for src in srcs:
+                wall = run(["reconstruct", str(frame), "-o", str(tmp / "out"), *cam, "--no-overlay"],
+                           {"PYTHONPATH": src, "FACERECON_BACKEND": "onnxruntime"})
+                if i:
+                    runs[src].append((wall, CPU["last"]))
+    for src, got in runs.items():
+        res[f"cold {src}"] = got
+        print(f"one frame, cold, {src}: wall s median {statistics.median(w for w, _ in got):.2f} "
+              f"({' '.join(f'{w:.2f}' for w, _ in got)}); CPU s median {statistics.median(c for _, c in got):.2f}", flush=True)
     return _finish(res, args.json)
 
 

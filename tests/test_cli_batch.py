@@ -509,3 +509,24 @@ def test_a_single_frame_without_a_head_prints_its_line_and_the_summary(tmp_path:
     nohead = tmp_path / "nohead.npz"
     np.savez(nohead, depth=np.zeros((480, 640), np.float32), intrinsics=np.array([580.0, 580.0, 320.0, 240.0]), unit="mm")
     _one_bad_frame(tmp_path, capsys, nohead, "no head found")
+
+
+def test_per_frame_commands_skip_the_teardown_only_as_the_command_line(tmp_path: Path) -> None:
+    """reconstruct / pose / track, run as the process's command line (main() reading sys.argv), end with
+    os._exit after flushing (the interpreter's teardown was ~0.2 s of a cold frame): the exit code and every
+    printed line as before, no atexit work; main(argv) from Python returns as before; other commands exit
+    normally."""
+    import subprocess
+    import sys
+
+    missing = tmp_path / "missing.pcd"
+    script = ("import atexit, sys; atexit.register(lambda: print('teardown', file=sys.stderr)); "
+              "from facerecon.cli import main; sys.argv = ['facerecon', *sys.argv[1:]]; sys.exit(main())")
+    proc = subprocess.run([sys.executable, "-c", script, "pose", str(missing)], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 1
+    assert proc.stderr.splitlines() == [f"{missing}: no such file", "1 of 1 frames failed (0 no face)"], proc.stderr
+    proc = subprocess.run([sys.executable, "-c", script, "--version"], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0 and proc.stdout.startswith("facerecon ") and proc.stderr == "teardown\n", proc.stderr
+    script = script.replace("sys.exit(main())", "rc = main(sys.argv[1:]); print('returned', rc); sys.exit(rc)")
+    proc = subprocess.run([sys.executable, "-c", script, "pose", str(missing)], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 1 and proc.stdout == "returned 1\n" and proc.stderr.splitlines()[-1] == "teardown"

@@ -115,3 +115,27 @@ def test_uv_raster_disk_cache(model, tmp_path, monkeypatch):
             assert a.dtype == b.dtype and np.array_equal(a, b), name
         assert f.read_bytes() == good
     assert all(np.array_equal(getattr(first, k), getattr(want, k)) for k in ("rows", "cols", "triangle", "bary", "mirror"))
+
+
+def test_shape_subset_disk_cache(model, tmp_path, monkeypatch):
+    """The shape subset's map is kept in $FACERECON_HOME/subset once solved: read back bit for bit; a damaged
+    or truncated file is not used (solved again and rewritten); other indices are another file."""
+    from facerecon.facemodel.shape_subset import ShapeSubset
+
+    monkeypatch.setenv("FACERECON_HOME", str(tmp_path))
+    idx = np.arange(0, 3000, 7)
+    first = ShapeSubset.from_indices(model, idx)
+    (f,) = (tmp_path / "subset").glob("subset-*.bin")
+    good = f.read_bytes()
+    for data in (None, good[:-1] + bytes([good[-1] ^ 1]), good[: len(good) // 2]):
+        if data is not None:
+            f.write_bytes(data)
+        got = ShapeSubset.from_indices(model, idx)
+        assert got.coeffs_from_subset.dtype == np.float32 and np.array_equal(got.coeffs_from_subset, first.coeffs_from_subset)
+        assert np.array_equal(got.vertices, idx) and f.read_bytes() == good
+        # the same weights bit for bit (a view into the file's bytes at another alignment rounded otherwise)
+        x = np.random.default_rng(0).normal(size=(5, len(idx), 3)).astype(np.float32)
+        assert np.array_equal(got.weights_from_offsets(x), first.weights_from_offsets(x))
+    other = ShapeSubset.from_indices(model, idx[:-1])
+    assert other.coeffs_from_subset.shape == (first.coeffs_from_subset.shape[0], 3 * (len(idx) - 1))
+    assert len(list((tmp_path / "subset").glob("subset-*.bin"))) == 2

@@ -100,10 +100,34 @@ def main(argv: list[str] | None = None) -> int:
     if threading.current_thread() is threading.main_thread():
         previous = signal.signal(signal.SIGTERM, _terminate)
     try:
-        return _main(argv)
+        rc = _main(argv)
     finally:
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
+    if argv is None and _command(argv) in _QUICK_EXIT_COMMANDS and sys.getprofile() is None and sys.gettrace() is None:
+        _quick_exit(rc)
+    return rc
+
+
+# The per-frame commands end without the interpreter's teardown: finalising numba, llvmlite, onnxruntime,
+# scipy and the rest of the ~1,000 modules a frame loads took ~0.2 s after the last file was written (a
+# third of the cold start's margin: docs/speed.md "Cold start, round 4"). Everything they write is
+# closed and renamed into place (fileutil.atomic_path / atomic_dir) and their threads joined before
+# _main returns; they register no atexit work. Only for the process's own command line (argv None: the
+# installed script, python -m facerecon.cli), never for main(argv) called from Python, nor under a profiler or
+# tracer (python -m cProfile, coverage: they write their results at the normal exit).
+_QUICK_EXIT_COMMANDS = ("reconstruct", "pose", "track")
+
+
+def _quick_exit(rc: int) -> None:
+    import os
+
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError, AttributeError):  # a closed or broken pipe: as the normal exit would
+            pass
+    os._exit(rc)
 
 
 # The per-frame commands run their own threads (a reader, the frame pipeline, a writer; docs/speed.md):
@@ -113,12 +137,16 @@ def main(argv: list[str] | None = None) -> int:
 _ONE_BLAS_THREAD_COMMANDS = ("reconstruct", "pose", "track")
 
 
+def _command(argv: list[str] | None) -> str | None:
+    """The command named on the command line (its first word that is not an option)."""
+    args = sys.argv[1:] if argv is None else argv
+    return next((a for a in args if not a.startswith("-")), None)
+
+
 def _one_blas_thread(argv: list[str] | None) -> None:
     import os
 
-    args = sys.argv[1:] if argv is None else argv
-    command = next((a for a in args if not a.startswith("-")), None)
-    if command in _ONE_BLAS_THREAD_COMMANDS and "numpy" not in sys.modules:  # read when numpy loads OpenBLAS
+    if _command(argv) in _ONE_BLAS_THREAD_COMMANDS and "numpy" not in sys.modules:  # read when numpy loads OpenBLAS
         os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 

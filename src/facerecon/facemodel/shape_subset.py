@@ -35,6 +35,32 @@ def farthest_point_sampling(points: np.ndarray, n: int, start: int) -> np.ndarra
     return chosen
 
 
+_SUBSET_CACHE_VERSION = 1
+
+
+def _subset_file(rows: np.ndarray, indices: np.ndarray, ridge: float):
+    """(the disk cache file of the subset map of these basis ``rows`` (K, n, 3), its key as text), or (None, "").
+    The key is the solve's whole input (CRC-32 of the rows and indices, the ridge) and what may change its last
+    bits: numpy's version and OpenBLAS's thread count as the environment sets it (a GEMM split over two threads
+    gave 3 of 476,160 coefficients different)."""
+    import hashlib
+    import json
+    import os
+    import zlib
+
+    from .ict import facerecon_home
+
+    try:
+        r = np.ascontiguousarray(rows)
+        key = json.dumps({"version": _SUBSET_CACHE_VERSION, "rows": [r.dtype.str, list(r.shape), zlib.crc32(memoryview(r).cast("B"))],
+                          "indices": zlib.crc32(np.ascontiguousarray(indices, np.int64).tobytes()), "ridge": float(ridge).hex(),
+                          "numpy": np.__version__, "blas_threads": os.environ.get("OPENBLAS_NUM_THREADS", ""),
+                          "cpus": os.cpu_count()}, sort_keys=True)
+    except (OSError, TypeError, ValueError):
+        return None, ""
+    return facerecon_home() / "subset" / f"subset-{hashlib.sha256(key.encode()).hexdigest()[:24]}.bin", key
+
+
 @dataclass
 class ShapeSubset:
     """Subset vertex indices and the projection that upsamples subset offsets."""
@@ -52,13 +78,29 @@ class ShapeSubset:
 
     @classmethod
     def from_indices(cls, model: FaceModel, indices: np.ndarray, ridge: float = 1e-6) -> "ShapeSubset":
+        """The map of the subset ``indices``; its solve (~30-60 ms of every cold start) is kept on disk in
+        ``$FACERECON_HOME/subset``, keyed by the exact inputs (:func:`_subset_file`)."""
         k = model.n_identity + model.n_expression
+        indices = np.asarray(indices, dtype=np.int64)
         # the subset's rows only (casting the whole (K, V, 3) basis first cost ~0.2 s at every start)
-        bases = np.concatenate([model.identity_basis[:, indices], model.expression_basis[:, indices]]).astype(np.float64)  # (K, n, 3)
-        b_sub = bases.reshape(k, -1).T  # (3n, K)
+        rows = np.concatenate([model.identity_basis[:, indices], model.expression_basis[:, indices]])  # (K, n, 3)
+        path, key = _subset_file(rows, indices, ridge)
+        if path is not None:
+            from ..fileutil import read_cache_file
+
+            got = read_cache_file(path, key)
+            if got is not None and len(got[1]) == 1 and got[1][0].shape == (k, 3 * len(indices)) and got[1][0].dtype == np.float32:
+                # a copy, not the view into the file's bytes: OpenBLAS's products round differently with the
+                # data at another alignment (the view gave other last bits of the weights, so other poses)
+                return cls(indices, np.array(got[1][0]), model)
+        b_sub = rows.astype(np.float64).reshape(k, -1).T  # (3n, K)
         gram = b_sub.T @ b_sub
-        coeffs = np.linalg.solve(gram + ridge * np.trace(gram) / k * np.eye(k), b_sub.T)  # (K, 3n)
-        return cls(np.asarray(indices, dtype=np.int64), coeffs.astype(np.float32), model)
+        coeffs = np.linalg.solve(gram + ridge * np.trace(gram) / k * np.eye(k), b_sub.T).astype(np.float32)  # (K, 3n)
+        if path is not None:
+            from ..fileutil import write_cache_file
+
+            write_cache_file(path, key, {}, [coeffs])
+        return cls(indices, coeffs, model)
 
     @property
     def n(self) -> int:
