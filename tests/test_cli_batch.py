@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import threading
 from pathlib import Path
@@ -168,7 +169,10 @@ def test_atomic_dir_cleans_what_a_killed_process_left(tmp_path: Path) -> None:
 
 def test_interrupted_reconstruct_leaves_no_part_files_and_no_half_folder(tmp_path: Path, real_dir: Path, monkeypatch, capsys) -> None:
     """SIGTERM while the second frame's files are being written (on the batch's writer thread):
-    frames 1 and 2 complete (a write under way completes), frame 3 (in the pipeline) absent."""
+    frames 1 and 2 complete (a write under way completes); frame 3 absent if it was still in the
+    pipeline or queued, complete if its write had begun (a fresh checkout compiles the writer's numba
+    kernels during frame 1's write, so frame 3 may be done with the pipeline by then: the count says
+    which); never a half folder or a .part file, and the count matches the folders."""
     import facerecon.export as export
 
     frames = real_dir / "truedepth-mannequin" / "DepthFrames"
@@ -196,10 +200,12 @@ def test_interrupted_reconstruct_leaves_no_part_files_and_no_half_folder(tmp_pat
     rc = main(["reconstruct", *inputs, "-o", str(out), "--format", "obj", "--outputs", "minimal"])
     err = capsys.readouterr().err
     assert rc == 130, err
-    assert "interrupted after 2 of 3 frames" in err, err  # how far it got, before main's "interrupted"
+    done = re.search(r"interrupted after (\d) of 3 frames", err)  # how far it got, before main's "interrupted"
+    assert done and int(done[1]) in (2, 3), err
     assert signal.getsignal(signal.SIGTERM) is before  # main() restores the handler
     names = sorted(os.listdir(out))
-    assert names == ["frame-045", "frame-048"], names  # frame-048 completed, frame-051 absent; no .part folders
+    # frame-048 completed; frame-051 only as counted; no .part folders
+    assert names == ["frame-045", "frame-048", "frame-051"][:int(done[1])], (names, err)
     assert not list(out.rglob("*.part*")) and not list(out.rglob(".*"))
     assert json.loads((out / "frame-045" / "pose.json").read_text())["frame"] == inputs[0]
 
