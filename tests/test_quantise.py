@@ -67,7 +67,7 @@ def test_missing_int8_file_without_onnx_is_one_line(tmp_path, monkeypatch):
 
 
 @pytest.mark.slow
-def test_int8_pose_network_is_built_quantised_and_close_to_fp32(tmp_path, monkeypatch):
+def test_int8_pose_network_is_built_quantised_and_close_to_fp32(tmp_path, monkeypatch, ict_archive):  # calibration renders need ICT
     """Built from the float32 file (synthetic calibration), it holds int8 QDQ nodes and answers
     within the measured spread of fp32 on held-out synthetic images (docs/speed.md: median 0.34, max 0.92 degrees)."""
     pytest.importorskip("torch")
