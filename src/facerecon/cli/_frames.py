@@ -190,6 +190,13 @@ def interrupt_behind(exc: BaseException) -> bool:
     return False
 
 
+def raise_if_interrupt(exc: BaseException) -> None:
+    """Raise the interrupt hidden behind ``exc`` (see :func:`interrupt_behind`); the per-frame ``except
+    Exception`` handlers call this before counting ``exc`` as the frame's failure."""
+    if interrupt_behind(exc):
+        raise KeyboardInterrupt from exc
+
+
 class InterruptReport:
     """Around a batch loop: on Ctrl-C / SIGTERM (KeyboardInterrupt), print how far the batch got,
     after the progress bar has stopped, and let the interrupt go on (``cli.main``: exit 130).
@@ -322,8 +329,7 @@ def run_batch(console, label: str, items: Iterable[tuple[Path, Any, str | None]]
                 failed = exc
         pending.popleft()
         if failed is not None:
-            if interrupt_behind(failed):
-                raise KeyboardInterrupt from failed
+            raise_if_interrupt(failed)
             if isinstance(failed, NoFaceFoundError) and no_face_errors:
                 no_face += 1
                 console.print(f"{path}: {failure_text(path, failed)}", style="red", markup=False, soft_wrap=True)
@@ -355,8 +361,7 @@ def run_batch(console, label: str, items: Iterable[tuple[Path, Any, str | None]]
                             if callable(job):
                                 job = pool.submit(job) if pool is not None else job()
                         except Exception as exc:  # reported in order by settle
-                            if interrupt_behind(exc):
-                                raise KeyboardInterrupt from exc
+                            raise_if_interrupt(exc)
                             job = exc
                     pending.append((path, error, job))
                     while pending and (len(pending) > in_flight or not hasattr(pending[0][2], "done") or pending[0][2].done()):
@@ -390,8 +395,7 @@ def iterate_frames(paths: list[Path], camera: str | None, intrinsics: str | None
         try:
             frame = load_frame(p, camera, intrinsics, unit)
         except Exception as exc:  # any reader failure is this frame's, the batch goes on
-            if interrupt_behind(exc):
-                raise KeyboardInterrupt from exc
+            raise_if_interrupt(exc)
             yield p, None, failure_text(p, exc)
             continue
         yield p, frame, None

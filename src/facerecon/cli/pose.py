@@ -48,8 +48,8 @@ def pose_cmd(
 
     from ..export import save_pose_overlay, write_json
     from ..export.pose_json import depth_document
-    from ._frames import (PIPELINE_AHEAD, RECONSTRUCT_HINT, Lazy, expand_inputs, failure_text, finish_batch, interrupt_behind, frame_stem, is_photo_path,
-                          iterate_frames, read_ahead)
+    from ._frames import (PIPELINE_AHEAD, RECONSTRUCT_HINT, Lazy, expand_inputs, failure_text, finish_batch, frame_stem, is_photo_path,
+                          iterate_frames, raise_if_interrupt, read_ahead)
 
     paths = expand_inputs(frames, photos=False)
     def make_predictor():
@@ -67,8 +67,7 @@ def pose_cmd(
                 res = predictor()(frame)
                 others = predictor().all_faces(frame)[1:] if all_faces and res.face else []
             except Exception as exc:  # one frame's failure never stops the batch
-                if interrupt_behind(exc):
-                    raise KeyboardInterrupt from exc
+                raise_if_interrupt(exc)
                 error = failure_text(path, exc)
         elif is_photo_path(path):
             error = f"a photo, not a depth frame: {RECONSTRUCT_HINT}"
