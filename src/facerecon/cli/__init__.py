@@ -7,7 +7,9 @@ message and a non-zero exit, never a traceback.
 from __future__ import annotations
 
 import importlib
+import re
 import sys
+from pathlib import Path
 
 import typer
 
@@ -64,9 +66,98 @@ def _flags_without_type() -> None:
     TyperOption.display_type_rich = display_type_rich
 
 
+_NOT_PLAIN = object()  # _plain_value: not a value converted here (typer's own adapter decides)
+_CANONICAL_INT = re.compile(r"-?(?:0|[1-9][0-9]{0,14})")
+_CANONICAL_FLOAT = re.compile(r"-?(?:0|[1-9][0-9]{0,14})(?:\.[0-9]{1,15})?")
+
+
+def _plain_value(annotation, info, value, param, ctx):
+    """``value`` as typer's pydantic adapter for ``annotation`` returns it, where that is unambiguous: a str for
+    str, a bool for bool, an int / a decimal string for int / float without bounds, a path (typer's own path checks),
+    lists of those; else ``_NOT_PLAIN``."""
+    from typing import get_args, get_origin
+
+    from typer._param_types import coerce_cli_path, routes_to_path
+
+    if info.parser is not None:
+        return _NOT_PLAIN
+    if get_origin(annotation) is list:
+        # typer's list adapter: a lone value becomes a one-item list, each item through the item's adapter
+        items = [_plain_value(get_args(annotation)[0], info, item, param, ctx)
+                 for item in (value if isinstance(value, (list, tuple)) else [value])]
+        return _NOT_PLAIN if any(item is _NOT_PLAIN for item in items) else items
+    if get_origin(annotation) is not None:
+        return _NOT_PLAIN
+    if annotation in (str, bool):
+        return value if type(value) is annotation else _NOT_PLAIN
+    if annotation in (int, float):
+        if info.min is not None or info.max is not None or info.clamp:
+            return _NOT_PLAIN
+        if type(value) is annotation:
+            return value
+        if annotation is float and type(value) is int and abs(value) < 2**53:
+            return float(value)
+        if type(value) is str and (_CANONICAL_INT if annotation is int else _CANONICAL_FLOAT).fullmatch(value):
+            return annotation(value)  # correctly rounded, as pydantic's parse of the same digits
+        return _NOT_PLAIN
+    if isinstance(annotation, type) and issubclass(annotation, Path) and routes_to_path(annotation, info):
+        path_type = info.path_type or annotation
+        if not (isinstance(path_type, type) and issubclass(path_type, Path)):
+            return _NOT_PLAIN
+        if type(value) is str and value and "\0" not in value:
+            value = path_type(value)  # pydantic's Path(str); typer's own checks (exists, ...) follow
+        if not isinstance(value, path_type):
+            return _NOT_PLAIN
+        try:
+            return coerce_cli_path(value, info, path_type=path_type, param=param, ctx=ctx)
+        except Exception:  # its error message comes from typer's own adapter
+            return _NOT_PLAIN
+    return _NOT_PLAIN
+
+
+def _coercion_without_pydantic() -> None:
+    """typer 0.29 converts every parameter through a pydantic ``TypeAdapter``: importing pydantic (with
+    importlib.metadata for its plugins) and building the adapters cost ~0.1 s of CPU on every command, a tenth
+    of a cold frame (docs/speed.md "Cold start, round 5"). Values whose conversion is unambiguous
+    (``_plain_value``) are converted here to what the adapter returns; any other value, type or error goes to
+    typer's own adapter, built then: the values, --help and every error message stay typer's."""
+    try:
+        from typer import _coercion, core
+    except ImportError:  # another typer layout (< 0.29 has no pydantic): leave it
+        return
+    build = getattr(core, "build_runtime_param", None)
+    base = getattr(_coercion, "RuntimeParam", None)
+    if build is None or base is None or getattr(build, "_facerecon_plain", False):
+        return
+    import dataclasses
+
+    @dataclasses.dataclass(frozen=True)
+    class PlainFirst(base):
+        descriptor: object = None
+
+        def _coerce_value(self, value, param, ctx):
+            plain = _plain_value(self.annotation, self.parameter_info, value, param, ctx)
+            if plain is not _NOT_PLAIN:
+                return plain
+            typer_own = self.__dict__.get("_typer_own")
+            if typer_own is None:
+                typer_own = build(self.descriptor)
+                object.__setattr__(self, "_typer_own", typer_own)
+            return typer_own._coerce_value(value, param=param, ctx=ctx)
+
+    def build_plain_first(descriptor):
+        if descriptor.file_annotation is not None:  # typer opens files without pydantic
+            return build(descriptor)
+        return PlainFirst(parameter_info=descriptor.parameter_info, annotation=descriptor.annotation, descriptor=descriptor)
+
+    build_plain_first._facerecon_plain = True  # type: ignore[attr-defined]
+    core.build_runtime_param = build_plain_first
+
+
 def get_app() -> typer.Typer:
     """The app with every topic registered (done on first use, so topic modules import alone)."""
     _flags_without_type()
+    _coercion_without_pydantic()
     if not getattr(app, "_facerecon_registered", False):
         for name in _COMMAND_MODULES:
             importlib.import_module(f"{__name__}.{name}").register(app)
