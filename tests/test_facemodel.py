@@ -139,3 +139,22 @@ def test_shape_subset_disk_cache(model, tmp_path, monkeypatch):
     other = ShapeSubset.from_indices(model, idx[:-1])
     assert other.coeffs_from_subset.shape == (first.coeffs_from_subset.shape[0], 3 * (len(idx) - 1))
     assert len(list((tmp_path / "subset").glob("subset-*.bin"))) == 2
+
+
+def test_bases_read_into_one_array_are_the_files_values(model):
+    """FaceModel.load reads both bases into one (K, V*3) array (``_flat_bases``, the bases its views): the file's
+    values, the concatenation's layout; subsets gathered with np.take equal the fancy-indexed rows."""
+    from safetensors.numpy import load_file
+
+    t = load_file(model.meta["cache_path"])
+    k = model.n_identity + model.n_expression
+    want = np.concatenate([t["identity_basis"], t["expression_basis"]]).reshape(k, -1)
+    flat = model.__dict__.get("_flat_bases")
+    assert flat is not None and flat.flags.c_contiguous and flat.dtype == np.float32
+    assert np.array_equal(flat, want)
+    assert np.shares_memory(model.identity_basis, flat) and np.shares_memory(model.expression_basis, flat)
+    assert np.array_equal(model.identity_basis, t["identity_basis"]) and np.array_equal(model.expression_basis, t["expression_basis"])
+    sub = np.array([5, 3, 9000, 17, 17, 26718])
+    neutral, bases = model._subset_bases(sub)
+    assert np.array_equal(bases, want.reshape(k, model.n_vertices, 3)[:, sub].reshape(k, -1)) and bases.flags.c_contiguous
+    assert np.array_equal(neutral, model.neutral[sub])

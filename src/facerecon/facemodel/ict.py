@@ -18,10 +18,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tarfile
 import time
-import urllib.request
-import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -72,10 +69,14 @@ class _Source:
             self._read: Callable[[str], bytes] = lambda name: self._files[name].read_bytes()
             names = list(self._files)
         elif path.suffix == ".zip":
+            import zipfile  # here and below: a frame that reads the converted model imports no archive or network code
+
             self._zip = zipfile.ZipFile(path)
             names = [n for n in self._zip.namelist() if not n.endswith("/")]
             self._read = self._zip.read
         elif path.name.endswith((".tar.xz", ".tar.gz", ".tgz", ".tar")):
+            import tarfile
+
             # Stream once: reading members out of order from an xz stream re-decompresses.
             with tarfile.open(path) as tf:
                 self._blobs = {}
@@ -241,6 +242,8 @@ def fetch(url: str = UPSTREAM_URL, dest_dir: Path | None = None, timeout: float 
     dest_dir = Path(dest_dir) if dest_dir else facerecon_home()
     dest = dest_dir / f"ICT-FaceKit-{UPSTREAM_COMMIT}.zip"
     if not dest.exists():
+        import urllib.request
+
         try:
             with urllib.request.urlopen(url, timeout=timeout) as resp:
                 data = resp.read()
