@@ -85,10 +85,7 @@ seen = {}
 def stop(*a, **k):
     seen.update(k)
     raise SystemExit(0)
-app = cli.get_app()
-for c in app.registered_commands:
-    if c.callback is r.reconstruct_cmd:
-        c.callback = stop
+r.reconstruct_cmd = stop  # what register() puts in the app
 try:
     cli._main(sys.argv[1:])
 except SystemExit:

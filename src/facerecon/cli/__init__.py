@@ -19,7 +19,7 @@ from ..errors import FaceReconError, UsageError
 # Topic modules, in the order their commands appear in --help.
 _COMMAND_MODULES = ("reconstruct", "pose", "track", "depth", "face", "synth", "eval", "train", "animate", "view", "photo_depth", "export", "assets")
 
-app = typer.Typer(
+_APP_SETTINGS = dict(
     name="facerecon",
     help="Metric 3D face reconstruction (ICT-FaceKit mesh, rigged glTF) and head pose from depth frames "
          "(Kinect, TrueDepth, ...) and photos, frame by frame or tracked through a sequence; on the CPU.",
@@ -31,6 +31,7 @@ app = typer.Typer(
     rich_markup_mode=None,
     context_settings={"max_content_width": 120},
 )
+app = typer.Typer(**_APP_SETTINGS)
 
 
 def _version(value: bool) -> None:
@@ -165,6 +166,24 @@ def get_app() -> typer.Typer:
     return app
 
 
+# `facerecon reconstruct|pose|track ...` (the command first): an app of that command alone, the same root
+# (name, settings, --version): its usage lines, --help and errors are the full app's, without importing the other
+# topics' modules and building their ~30 commands (~45 ms of a cold frame; docs/speed.md "Cold start, round 5").
+_SOLO_COMMANDS = ("reconstruct", "pose", "track")
+
+
+def _app_for(argv: list[str] | None) -> typer.Typer:
+    args = sys.argv[1:] if argv is None else argv
+    if not args or args[0] not in _SOLO_COMMANDS:
+        return get_app()
+    _flags_without_type()
+    _coercion_without_pydantic()
+    solo = typer.Typer(**_APP_SETTINGS)
+    solo.callback()(_root)
+    importlib.import_module(f"{__name__}.{args[0]}").register(solo)
+    return solo
+
+
 def _click_exception_types() -> tuple[type, ...]:
     """ClickException from typer's bundled click (typer >= 0.29) and/or a standalone click."""
     types: list[type] = []
@@ -247,7 +266,7 @@ def _main(argv: list[str] | None) -> int:
     _one_blas_thread(argv)
     try:
         # with standalone_mode=False click returns a command's exit code instead of exiting
-        rc = get_app()(args=argv, standalone_mode=False)
+        rc = _app_for(argv)(args=argv, standalone_mode=False)
         return rc if isinstance(rc, int) else 0
     except UsageError as exc:  # an option's value, found before any model loads
         typer.secho(f"error: {exc.one_line()}", err=True, fg="red")
