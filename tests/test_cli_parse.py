@@ -109,3 +109,24 @@ def test_reconstruct_parses_without_pydantic(tmp_path):
     assert values["frames"] == repr([frame, tmp_path]) and values["out"] == repr(tmp_path / "out")
     assert values["refine"] == "4" and values["focal"] == "500.5" and values["overlay"] == "False"
     assert values["set_"] == repr(["shape.iterations=3"]) and values["camera"] == "'kinect-v1'"
+
+
+@pytest.mark.parametrize("args", [
+    ["reconstruct", "--help"], ["pose", "--help"], ["track", "--help"], ["reconstruct"],
+    ["reconstruct", "x.ply"], ["reconstruct", "x.ply", "-o", "out", "--refine", "abc"],
+    ["reconstruct", "x.ply", "-o", "out", "--bogus"], ["track", "--no-such-flag"], ["pose"],
+])
+def test_a_per_frame_command_alone_says_what_the_full_app_says(args, capsys, monkeypatch):
+    """`facerecon reconstruct|pose|track ...` builds that command alone (cli ``_app_for``): the same usage lines,
+    help, errors and exit codes as the app with every topic."""
+    import facerecon.cli as cli
+
+    assert cli._app_for(args) is not cli.get_app()  # the command alone
+    rc_solo = cli.main(args)
+    solo = capsys.readouterr()
+    monkeypatch.setattr(cli, "_SOLO_COMMANDS", ())
+    assert cli._app_for(args) is cli.get_app()
+    rc_full = cli.main(args)
+    full = capsys.readouterr()
+    assert (rc_solo, solo.out, solo.err) == (rc_full, full.out, full.err)
+    assert rc_solo in (0, 2)
