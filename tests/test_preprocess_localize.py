@@ -275,3 +275,26 @@ def test_head_joined_to_a_slanted_wall_is_found_by_the_depth_ring(slope):
     loc = localize_head(frame)
     assert np.linalg.norm(loc.center_mm - head) < 45.0, loc.center_mm
     assert loc.diagnostics["ring"] <= 0.55
+
+
+def test_label4_is_scipys_label_and_find_objects():
+    """The localiser's own 4-connected labelling (no scipy.ndimage on a frame's path) returns scipy's labels, count
+    and boxes bit for bit: random masks of every density and shape, stripes, a checkerboard, empty and full."""
+    from scipy import ndimage
+
+    from facerecon.preprocess.localize import _blob_boxes, _label4
+
+    rng = np.random.default_rng(3)
+    masks = [rng.random((h, w)) < d for h, w in ((96, 128), (107, 80), (1, 50), (50, 1), (7, 9)) for d in (0.2, 0.5, 0.6, 0.8)]
+    masks += [np.zeros((20, 30), bool), np.ones((20, 30), bool), (np.indices((31, 33)).sum(0) % 2 == 0),
+              np.kron(rng.random((12, 16)) < 0.5, np.ones((8, 8), bool)), np.tile([True, False], (40, 20)),
+              np.tile([[True], [False]], (20, 40))]
+    spiral = np.zeros((41, 41), bool)  # one long component that turns back on itself (unions across rows)
+    for k in range(0, 20, 2):
+        spiral[k, k:41 - k] = spiral[40 - k, k:41 - k] = spiral[k:41 - k, k] = spiral[k + 2:41 - k, 40 - k] = True
+    masks.append(spiral)
+    for m in masks:
+        want, n_want = ndimage.label(m)
+        got, n_got, box = _label4(m)
+        assert n_got == n_want and got.dtype == want.dtype and np.array_equal(got, want), m.shape
+        assert _blob_boxes(box) == ndimage.find_objects(want)

@@ -79,7 +79,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
-from scipy import ndimage
+from numba import njit
 
 from ..geometry.camera import Intrinsics
 from ..errors import ConfigError, NoFaceFoundError
@@ -193,8 +193,8 @@ def min_pool_depth(depth_mm: np.ndarray, s: int, full: bool = False) -> np.ndarr
     return (m + np.uint32(1)).view(np.float32)
 
 
-def _segment(z: np.ndarray, p: LocalizeParams) -> tuple[np.ndarray, int]:
-    """Label depth-connected blobs (see module doc, step 2)."""
+def _segment(z: np.ndarray, p: LocalizeParams) -> tuple[np.ndarray, int, np.ndarray]:
+    """Label depth-connected blobs (see module doc, step 2): labels, their count, their boxes (``_label4``)."""
     valid = z > 0
     zz = z
     keep = valid.copy()
@@ -208,8 +208,73 @@ def _segment(z: np.ndarray, p: LocalizeParams) -> tuple[np.ndarray, int]:
     both = valid[1:] & valid[:-1]
     keep[1:] &= ~(both & (dv > thr_v))
     keep[:-1] &= ~(both & (-dv > thr_v))
-    labels, n = ndimage.label(keep)
-    return labels, n
+    labels, n, box = _label4(keep)
+    return labels, int(n), box
+
+
+@njit(cache=True)
+def _label4(keep):
+    """4-connected components of a boolean image, numbered 1.. in the raster order of their first pixel: what
+    ``scipy.ndimage.label(keep)`` returns (int32 labels, the count), without importing scipy.ndimage (~90 ms of a
+    cold start; docs/speed.md "Cold start, round 5"), and each label's box (row k: first row, first column, last
+    row, last column of label k; row 0 unused). Provisional labels joined by union-find, then renumbered in a second
+    raster pass."""
+    h, w = keep.shape
+    labels = np.zeros((h, w), np.int32)
+    parent = np.zeros(h * w // 2 + 2, np.int32)  # a 4-connected raster scan opens at most one label per 2 pixels
+    n = 0
+    for r in range(h):
+        for c in range(w):
+            if not keep[r, c]:
+                continue
+            up = labels[r - 1, c] if r > 0 else 0
+            left = labels[r, c - 1] if c > 0 else 0
+            if up == 0 and left == 0:
+                n += 1
+                parent[n] = n
+                labels[r, c] = n
+                continue
+            a = up if up > 0 else left
+            while parent[a] != a:
+                a = parent[a]
+            if up > 0 and left > 0:
+                b = left
+                while parent[b] != b:
+                    b = parent[b]
+                if a != b:
+                    lo, hi = (a, b) if a < b else (b, a)
+                    parent[hi] = lo
+                    a = lo
+            labels[r, c] = a
+    final = np.zeros(n + 1, np.int32)
+    box = np.zeros((n + 1, 4), np.int64)
+    count = 0
+    for r in range(h):
+        for c in range(w):
+            a = labels[r, c]
+            if a == 0:
+                continue
+            while parent[a] != a:
+                a = parent[a]
+            if final[a] == 0:
+                count += 1
+                final[a] = count
+                box[count, 0] = r
+                box[count, 1] = c
+                box[count, 2] = r
+                box[count, 3] = c
+            k = final[a]
+            labels[r, c] = k
+            box[k, 1] = min(box[k, 1], c)
+            box[k, 2] = r
+            box[k, 3] = max(box[k, 3], c)
+    return labels, count, box[: count + 1]
+
+
+def _blob_boxes(box: np.ndarray) -> list[tuple[slice, slice]]:
+    """Each label's bounding box as (row slice, column slice), labels 1..n (``_label4``'s rows 1..n: first row, first
+    column, last row, last column): ``scipy.ndimage.find_objects`` of consecutive labels."""
+    return [(slice(int(r0), int(r1) + 1), slice(int(c0), int(c1) + 1)) for r0, c0, r1, c1 in box[1:]]
 
 
 def _visible_area(r, c, h, hh, ww) -> np.ndarray:
@@ -400,7 +465,7 @@ def localize_head(
     if not (z > 0).any():
         raise NoFaceFoundError(f"{src}: no head found (no valid depth)")
 
-    labels, n = _segment(z, p)
+    labels, n, boxes = _segment(z, p)
     if n == 0:
         raise NoFaceFoundError(f"{src}: no head found (no valid depth)")
     # per-blob metric area (mm^2), pixel count, mean depth; keep blobs at least ~ a third of a
@@ -430,7 +495,7 @@ def localize_head(
     # taken on a grid of step g ~ a third of the inner box half-size (the score varies on
     # the scale of the box; the 3D refinement recovers the resolution), and all blobs'
     # candidates are scored in one vectorised pass.
-    objs = ndimage.find_objects(labels)
+    objs = _blob_boxes(boxes)
     buf, rrs, ccs, per_blob = [], [], [], []
     off = 0
     for b in cand_blobs:
