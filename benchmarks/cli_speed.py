@@ -142,6 +142,15 @@ def mark(name):
     last[:] = [c, w]
 import numpy as np; mark("import numpy")
 import facerecon.cli; mark("import facerecon.cli")
+# the command line as `reconstruct FRAME -o OUT --no-overlay` builds and parses it (the app: this command alone where
+# the CLI does that, else every topic), without running it
+import typer.main
+args = ["reconstruct", sys.argv[1], "-o", sys.argv[1] + ".out", "--no-overlay"]
+app = facerecon.cli._app_for(args) if hasattr(facerecon.cli, "_app_for") else facerecon.cli.get_app()
+group = typer.main.get_command(app)
+ctx = group.make_context("facerecon", list(args))
+group.get_command(ctx, "reconstruct").make_context("reconstruct", args[1:], parent=ctx)
+mark("the command line (typer: app + parse)")
 from facerecon.export import landmarks_json, write_face_meshes, write_json
 from facerecon.export.maps import detail_maps
 from facerecon.export.pose_json import depth_document
