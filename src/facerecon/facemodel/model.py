@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 from numba import njit
 
-from .ict import read_cache_metadata, resolve_cache
+from .ict import resolve_cache
 
 # Vertex ranges of ICT-FaceKit (upstream documentation), [start, stop).
 REGIONS: dict[str, tuple[int, int]] = {
@@ -50,27 +50,30 @@ ALIGNMENT_LANDMARKS_7 = (36, 39, 42, 45, 30, 48, 54)
 _BLOCK_VERTICES = 4096
 
 
-def _read_flat_bases(cache: Path, identity: np.ndarray, expression: np.ndarray) -> np.ndarray | None:
+def _read_flat_bases(cache: Path) -> tuple[np.ndarray, int, tuple[int, ...]] | None:
     """The identity and expression bases read from the safetensors file straight into one (K, V*3) float32 array,
-    ``FaceModel._flat_bases``; the bases are views of it. Reading the bytes costs ~20 ms less than faulting in the
-    file's mapped pages and concatenating them (a cold frame's model load; docs/speed.md "Cold start, round 5").
-    None (the concatenation then, as before) for a file laid out otherwise."""
-    if identity.dtype != np.float32 or expression.dtype != np.float32 or identity.shape[1:] != expression.shape[1:]:
-        return None
-    flat = np.empty((identity.shape[0] + expression.shape[0], int(np.prod(identity.shape[1:]))), np.float32)
-    parts = (("identity_basis", flat[: identity.shape[0]]), ("expression_basis", flat[identity.shape[0] :]))
+    ``FaceModel._flat_bases``, the bases its views: (the array, the identity rows, a basis row's shape). Reading
+    the bytes into place costs ~40 ms less than the reader's copy of the whole file and the concatenation (a cold
+    frame's model load; docs/speed.md "Cold start, round 5"). None (the reader's arrays then) for another layout."""
     with open(cache, "rb") as fh:
         n = int.from_bytes(fh.read(8), "little")  # safetensors: header length, JSON header, then the data
         header = json.loads(fh.read(n))
-        for name, rows in parts:
-            info = header.get(name, {})
-            start, stop = info.get("data_offsets", (0, 0))
-            if info.get("dtype") != "F32" or stop - start != rows.nbytes:
+        ident, expr = header.get("identity_basis", {}), header.get("expression_basis", {})
+        if ident.get("dtype") != "F32" or expr.get("dtype") != "F32" or len(ident.get("shape", ())) < 2:
+            return None
+        tail = tuple(ident["shape"][1:])
+        if tuple(expr.get("shape", ())[1:]) != tail:
+            return None
+        n_id, n_ex = ident["shape"][0], expr["shape"][0]
+        flat = np.empty((n_id + n_ex, int(np.prod(tail))), np.float32)
+        for info, rows in ((ident, flat[:n_id]), (expr, flat[n_id:])):
+            start, stop = info["data_offsets"]
+            if stop - start != rows.nbytes:
                 return None
             fh.seek(8 + n + start)
             if fh.readinto(memoryview(rows).cast("B")) != rows.nbytes:
                 return None
-    return flat
+    return flat, n_id, tail
 
 
 @dataclass
@@ -97,17 +100,22 @@ class FaceModel:
     @classmethod
     def load(cls, path: str | Path | None = None) -> "FaceModel":
         """Load the model (see :mod:`facerecon.facemodel.ict` for where it is looked for)."""
-        from safetensors.numpy import load_file
+        from safetensors import safe_open
 
         cache = resolve_cache(path)
-        t = load_file(str(cache))
-        meta = read_cache_metadata(cache)
-        flat = _read_flat_bases(cache, t["identity_basis"], t["expression_basis"])
-        n_id = t["identity_basis"].shape[0]
+        bases = ("identity_basis", "expression_basis")
+        with safe_open(str(cache), framework="numpy") as f:
+            meta = dict(f.metadata() or {})
+            flat = _read_flat_bases(cache)
+            t = {k: f.get_tensor(k) for k in f.keys() if flat is None or k not in bases}
+        if flat is not None:
+            flat, n_id, tail = flat
+            t["identity_basis"] = flat[:n_id].reshape((n_id, *tail))
+            t["expression_basis"] = flat[n_id:].reshape((flat.shape[0] - n_id, *tail))
         model = cls(
             neutral=t["neutral"],
-            identity_basis=t["identity_basis"] if flat is None else flat[:n_id].reshape(t["identity_basis"].shape),
-            expression_basis=t["expression_basis"] if flat is None else flat[n_id:].reshape(t["expression_basis"].shape),
+            identity_basis=t["identity_basis"],
+            expression_basis=t["expression_basis"],
             expression_names=json.loads(meta["expression_names"]),
             triangles=t["triangles"],
             triangle_uv=t["triangle_uv"],
