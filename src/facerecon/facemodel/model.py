@@ -53,8 +53,9 @@ _BLOCK_VERTICES = 4096
 def _read_flat_bases(cache: Path) -> tuple[np.ndarray, int, tuple[int, ...]] | None:
     """The identity and expression bases read from the safetensors file straight into one (K, V*3) float32 array,
     ``FaceModel._flat_bases``, the bases its views: (the array, the identity rows, a basis row's shape). Reading
-    the bytes into place costs ~40 ms less than the reader's copy of the whole file and the concatenation (a cold
-    frame's model load; docs/speed.md "Cold start, round 5"). None (the reader's arrays then) for another layout."""
+    the bytes into place instead of the reader's copy of the whole file and a concatenation: the model and its
+    bases in 14 ms instead of 39-133 (a cold frame's; docs/speed.md "Cold start, round 5"). None (the reader's
+    arrays then) for another layout."""
     with open(cache, "rb") as fh:
         n = int.from_bytes(fh.read(8), "little")  # safetensors: header length, JSON header, then the data
         header = json.loads(fh.read(n))
@@ -130,7 +131,7 @@ class FaceModel:
             polygon_material=t.get("polygon_material"),
         )
         if flat is not None:
-            model.__dict__["_flat_bases"] = flat  # the bases are views of it
+            model.__dict__["_flat_bases"] = flat  # the bases are views of it: nothing to concatenate at first use
         return model
 
     # -- sizes ----------------------------------------------------------------------
