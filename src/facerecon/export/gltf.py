@@ -44,6 +44,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+from numba import njit
 
 from ..facemodel.model import content_fingerprint
 from ..facemodel.uv import uv_tangents
@@ -231,14 +232,44 @@ def _paint_irises(rgba: np.ndarray, v: np.ndarray, mat_names: list[str]) -> None
 
 
 def _vertex_normals(layout, v: np.ndarray) -> np.ndarray:
-    """Unit vertex normals of ``v`` on ``layout``'s triangles (a GltfLayout or a _GlbTemplate)."""
-    tris = layout.triangles
-    fn = np.cross(v[tris[:, 1]] - v[tris[:, 0]], v[tris[:, 2]] - v[tris[:, 0]])  # area-weighted
-    vn = layout.vertex_normals_op @ fn
-    norm = np.linalg.norm(vn, axis=1, keepdims=True)
-    bad = norm[:, 0] < 1e-12
-    vn = np.where(bad[:, None], [0.0, 0.0, -1.0], vn / np.where(bad[:, None], 1.0, norm))  # unused vertices: any unit vector
-    return vn
+    """Unit vertex normals of ``v`` on ``layout``'s triangles (a GltfLayout or a _GlbTemplate): the
+    triangles' area normals summed at their vertices by the layout's normal operator (a (V, T) CSR
+    matrix), unit length; unused vertices get (0, 0, -1)."""
+    op = layout.vertex_normals_op
+    return _csr_unit_normals(np.ascontiguousarray(v, np.float64), np.ascontiguousarray(layout.triangles, np.int64),
+                             op.indptr, op.indices, op.data)
+
+
+@njit(cache=True, nogil=True)
+def _csr_unit_normals(v, tris, indptr, indices, data):
+    """One pass of what was ``np.cross`` of the edges, ``op @ fn`` (scipy's ``csr_matvecs``: per row, its
+    entries in stored order, ``y += a * x``) and ``vn / np.linalg.norm(vn, axis=1)`` (the squares summed
+    left to right; below 1e-12 -> (0, 0, -1)): the same float64 operations in the same order, so the same
+    normals bit for bit (~1 ms instead of ~6 per 26,719-vertex mesh; nogil: beside the frame pipeline)."""
+    nt = tris.shape[0]
+    fn = np.empty((nt, 3))
+    for t in range(nt):
+        i0, i1, i2 = tris[t, 0], tris[t, 1], tris[t, 2]
+        a0, a1, a2 = v[i1, 0] - v[i0, 0], v[i1, 1] - v[i0, 1], v[i1, 2] - v[i0, 2]
+        b0, b1, b2 = v[i2, 0] - v[i0, 0], v[i2, 1] - v[i0, 1], v[i2, 2] - v[i0, 2]
+        fn[t, 0] = a1 * b2 - a2 * b1
+        fn[t, 1] = a2 * b0 - a0 * b2
+        fn[t, 2] = a0 * b1 - a1 * b0
+    nv = indptr.shape[0] - 1
+    out = np.empty((nv, 3))
+    for i in range(nv):
+        x = y = z = 0.0
+        for jj in range(indptr[i], indptr[i + 1]):
+            j, a = indices[jj], data[jj]
+            x += a * fn[j, 0]
+            y += a * fn[j, 1]
+            z += a * fn[j, 2]
+        s = np.sqrt(x * x + y * y + z * z)
+        if s < 1e-12:
+            out[i, 0], out[i, 1], out[i, 2] = 0.0, 0.0, -1.0
+        else:
+            out[i, 0], out[i, 1], out[i, 2] = x / s, y / s, z / s
+    return out
 
 
 class _Blob:

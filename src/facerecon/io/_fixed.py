@@ -1,36 +1,50 @@
 """The byte rows of :func:`facerecon.io.mesh._fixed_point_lines` in numba (imported when an OBJ is written)."""
 from __future__ import annotations
 
+import numpy as np
 from numba import njit
 
 
 @njit(cache=True, nogil=True)
-def fixed_point_rows(prefix, ip, frac, neg, out):  # pragma: no cover - compiled
-    """Fill ``out`` ((n, len(prefix) + 15 k + 1) uint8): per row ``prefix``, then per value two blanks, the
-    integer part ``ip`` right-aligned in 6 places (blanks before, at least one digit) with '-' just before
-    its first digit where ``neg``, '.', the 6 decimals ``frac``; '\\n' last."""
-    n, k = ip.shape
+def fixed_point_text(prefix, a, out):  # pragma: no cover - compiled
+    """Fill ``out`` ((n, len(prefix) + 15 k + 1) uint8) with the lines of the float64 values ``a`` ((n, k)):
+    per row ``prefix``, then per value two blanks, the integer part right-aligned in 6 places (blanks before,
+    at least one digit) with '-' just before its first digit, '.', the 6 decimals; '\\n' last.  The scaling of
+    ``facerecon.io.mesh._fixed_point_lines``'s NumPy path is done here value by value (the same float64 operations:
+    ``fixed = rint(|x| 1e6)``, ``ip = floor((fixed + 0.5) 1e-6)``, ``frac = int(fixed - ip 1e6)``, '-' where
+    ``x < 0`` and ``fixed > 0``) instead of five NumPy passes and their arrays.  False, with ``out`` untouched,
+    where a value is not finite or its magnitude is a million or more (the caller's plain formatting)."""
+    n, k = a.shape
+    for i in range(n):
+        for c in range(k):
+            x = a[i, c]
+            if not np.isfinite(x) or abs(x) >= 999999.0:
+                return False
     m = prefix.shape[0]
     for i in range(n):
         for j in range(m):
             out[i, j] = prefix[j]
         for c in range(k):
+            x = a[i, c]
+            fixed = np.rint(abs(x) * 1e6)
+            ipf = np.floor((fixed + 0.5) * 1e-6)
+            f = np.int64(fixed - ipf * 1e6)
+            ipv = np.int64(ipf)
             o = m + 15 * c
             for j in range(8):
                 out[i, o + j] = 32
-            x = ip[i, c]
             p = o + 7
             while True:
-                out[i, p] = 48 + x % 10
-                x //= 10
-                if x == 0:
+                out[i, p] = 48 + ipv % 10
+                ipv //= 10
+                if ipv == 0:
                     break
                 p -= 1
-            if neg[i, c]:
+            if x < 0 and fixed > 0:
                 out[i, p - 1] = 45
             out[i, o + 8] = 46
-            f = frac[i, c]
             for j in range(o + 14, o + 8, -1):
                 out[i, j] = 48 + f % 10
                 f //= 10
         out[i, m + 15 * k] = 10
+    return True
