@@ -558,15 +558,47 @@ def _jacobians(model, v: np.ndarray):
     return np.asarray(model.triangles)[face_triangles(model)], pu, pv, (pu, pv, acc)
 
 
+@njit(cache=True, nogil=True)
+def _cross_norm(a, b):
+    """``np.linalg.norm(np.cross(a, b), axis=1)`` of (N, 3) float64 rows in one pass: the cross product's
+    terms and the squares summed left to right, as NumPy does them (the same values)."""
+    out = np.empty(a.shape[0])
+    for i in range(a.shape[0]):
+        x = a[i, 1] * b[i, 2] - a[i, 2] * b[i, 1]
+        y = a[i, 2] * b[i, 0] - a[i, 0] * b[i, 2]
+        z = a[i, 0] * b[i, 1] - a[i, 1] * b[i, 0]
+        out[i] = np.sqrt(x * x + y * y + z * z)
+    return out
+
+
 def _texel_mm(model, pu: np.ndarray, pv: np.ndarray, size: int) -> float:
     """Median edge (mm) of a texel of a ``size`` map (sqrt of its area; the face triangles' Jacobians
     ``pu``, ``pv`` of :func:`_jacobians`), the median over the triangles weighted by their texels."""
-    _, _, _, _, ti, _ = _texels(model, size, "face")
-    area = np.linalg.norm(np.cross(pu, pv), axis=1)
-    counts = np.bincount(ti, minlength=len(area))
+    area = _cross_norm(np.ascontiguousarray(pu, np.float64), np.ascontiguousarray(pv, np.float64))
+    cache = model.__dict__.setdefault("_uv_cache", {})
+    key = ("detail-texel-counts", size, len(area))
+    if key not in cache:  # texels per face triangle: the model's and the size's alone
+        _, _, _, _, ti, _ = _texels(model, size, "face")
+        cache[key] = np.bincount(ti, minlength=len(area))
+    counts = cache[key]
     order = np.argsort(area)
     cum = np.cumsum(counts[order])
     return float(np.sqrt(area[order][np.searchsorted(cum, cum[-1] / 2.0)])) / size
+
+
+_FLAT_NORMAL_MAPS: dict = {}
+
+
+def _flat_normal_map(size: int) -> np.ndarray:
+    """A (size, size, 3) map of the flat normal (128, 128, 255), kept per size (read-only): copying it is
+    ~1/40 of broadcasting the triple into a new array every frame."""
+    flat = _FLAT_NORMAL_MAPS.get(size)
+    if flat is None:
+        flat = np.empty((size, size, 3), np.uint8)
+        flat[:] = (128, 128, 255)
+        flat.flags.writeable = False
+        _FLAT_NORMAL_MAPS[size] = flat
+    return flat
 
 
 def normal_map(model, vertices_head: np.ndarray, disp: DisplacementMap, cfg: DetailConfig | None = None) -> np.ndarray:
@@ -591,8 +623,7 @@ def normal_map(model, vertices_head: np.ndarray, disp: DisplacementMap, cfg: Det
     # the slope of a per-pixel noisy measurement is noise at the texel scale: the normal map reads a
     # low-passed copy (``normal_smooth_px`` sensor pixels; the displacement itself stays as measured)
     sigma = _sigma_texels(model, pu, pv, disp, float(cfg.normal_smooth_px))
-    out = np.empty((s, s, 3), np.uint8)
-    out[:] = (128, 128, 255)
+    out = _flat_normal_map(s).copy()
     _normal_texels(rows, cols, corners, bary, tuv, ti, vn, tan, pu, pv,
                    normal_smoothed(disp, sigma), disp.mask, out)
     return out
