@@ -6,14 +6,15 @@ from numba import njit
 
 
 @njit(cache=True, nogil=True)
-def fixed_point_text(prefix, a, out):  # pragma: no cover - compiled
+def fixed_point_text(prefix, a, out, digits3):  # pragma: no cover - compiled
     """Fill ``out`` ((n, len(prefix) + 15 k + 1) uint8) with the lines of the float64 values ``a`` ((n, k)):
     per row ``prefix``, then per value two blanks, the integer part right-aligned in 6 places (blanks before,
     at least one digit) with '-' just before its first digit, '.', the 6 decimals; '\\n' last.  The scaling of
     ``facerecon.io.mesh._fixed_point_lines``'s NumPy path is done here value by value (the same float64 operations:
     ``fixed = rint(|x| 1e6)``, ``ip = floor((fixed + 0.5) 1e-6)``, ``frac = int(fixed - ip 1e6)``, '-' where
     ``x < 0`` and ``fixed > 0``) instead of five NumPy passes and their arrays.  False, with ``out`` untouched,
-    where a value is not finite or its magnitude is a million or more (the caller's plain formatting)."""
+    where a value is not finite or its magnitude is a million or more (the caller's plain formatting).
+    ``digits3``: the (1000, 3) table of "000" .. "999" (the decimals in two 3-digit groups)."""
     n, k = a.shape
     for i in range(n):
         for c in range(k):
@@ -35,16 +36,19 @@ def fixed_point_text(prefix, a, out):  # pragma: no cover - compiled
                 out[i, o + j] = 32
             p = o + 7
             while True:
-                out[i, p] = 48 + ipv % 10
-                ipv //= 10
+                q = ipv // 10
+                out[i, p] = 48 + (ipv - 10 * q)
+                ipv = q
                 if ipv == 0:
                     break
                 p -= 1
             if x < 0 and fixed > 0:
                 out[i, p - 1] = 45
             out[i, o + 8] = 46
-            for j in range(o + 14, o + 8, -1):
-                out[i, j] = 48 + f % 10
-                f //= 10
+            fhi = f // 1000
+            flo = f - 1000 * fhi
+            for j in range(3):
+                out[i, o + 9 + j] = digits3[fhi, j]
+                out[i, o + 12 + j] = digits3[flo, j]
         out[i, m + 15 * k] = 10
     return True

@@ -360,7 +360,7 @@ def _fixed_point_lines(prefix: bytes, a: np.ndarray, decimals: int = 6) -> bytes
         from ._fixed import fixed_point_text
 
         line = np.empty((n, len(prefix) + k * width + 1), np.uint8)
-        if fixed_point_text(np.frombuffer(prefix, np.uint8), np.ascontiguousarray(a), line):
+        if fixed_point_text(np.frombuffer(prefix, np.uint8), np.ascontiguousarray(a), line, _DIGITS3):
             return line.tobytes()
     if n == 0 or decimals != 6 or not np.isfinite(a).all() or np.abs(a).max() >= 999999.0:
         fmt = prefix.decode() + (" %." + str(decimals) + "f") * k + "\n"
