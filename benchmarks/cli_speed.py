@@ -190,7 +190,8 @@ def main(argv=None) -> int:
     ap.add_argument("--src", type=Path, default=None, help="Run the facerecon of another checkout's src/ (e.g. a git worktree "
                     "of an older commit, for before/after); the mesh-writing figure is skipped then.")
     ap.add_argument("--parts", action="store_true", help="Only the in-process part-by-part figure of one frame (pipeline, "
-                    "meshes, overlay), no CLI runs; for another checkout run it with PYTHONPATH=OTHER/src.")
+                    "meshes, overlay), no CLI runs, with one OpenBLAS thread as the CLI; for another checkout run it with "
+                    "PYTHONPATH=OTHER/src.")
     ap.add_argument("--serial", action="store_true", help="Batches one frame after the other (no reader / writer threads: "
                     "cli._frames.PIPELINE_AHEAD = PIPELINE_WRITERS = 0), for before/after.")
     ap.add_argument("--cold-parts", action="store_true", help="Only one cold frame phase by phase (imports, model and "
@@ -233,6 +234,9 @@ def main(argv=None) -> int:
         print(f"load average: {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
         return 0
     if args.parts:
+        # one OpenBLAS thread, as the CLI's per-frame commands (cli/__init__.py): its second thread only spin-waits
+        # beside the writer's BLAS calls and doubles their CPU (set before numpy loads; the environment may override)
+        os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
         import facerecon
         from facerecon.cli._frames import expand_inputs
 
