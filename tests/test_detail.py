@@ -392,3 +392,14 @@ def test_grazing_triangles_skip_nothing_that_would_be_measured(model, monkeypatc
     assert np.array_equal(got.displacement, want.displacement) and np.array_equal(got.mask, want.mask)
     assert {k: v for k, v in got.stats.items() if k != "ms"} == {k: v for k, v in want.stats.items() if k != "ms"}
     assert skipped[0] > 1000 and got.stats["grazing_texels"] > 0
+
+
+def test_cross_norm_is_numpys():
+    """The texel size's compiled |pu x pv| gives NumPy's values bit for bit."""
+    from facerecon.fitting.detail import _cross_norm
+
+    rng = np.random.default_rng(11)
+    for scale in (1e-3, 1.0, 250.0):
+        a, b = rng.normal(0.0, scale, (5000, 3)), rng.normal(0.0, scale, (5000, 3))
+        want = np.linalg.norm(np.cross(a, b), axis=1)
+        assert np.array_equal(_cross_norm(a, b).view(np.int64), want.view(np.int64))
