@@ -1,4 +1,5 @@
-"""The byte rows of :func:`facerecon.io.mesh._fixed_point_lines` in numba (imported when an OBJ is written)."""
+"""The io floor's compiled loops, imported when first used: the byte rows of
+:func:`facerecon.io.mesh._fixed_point_lines` (an OBJ written) and a TrueDepth frame's colour image (one read)."""
 from __future__ import annotations
 
 import numpy as np
@@ -52,3 +53,20 @@ def fixed_point_text(prefix, a, out, digits3):  # pragma: no cover - compiled
                 out[i, o + 12 + j] = digits3[flo, j]
         out[i, m + 15 * k] = 10
     return True
+
+
+@njit(cache=True, nogil=True)
+def colour_u8(r, g, b, out):  # pragma: no cover - compiled
+    """``out`` ((n, 3) uint8) = ``np.clip(np.rint(np.nan_to_num(rgb, nan=0.0) * 255.0), 0, 255)`` of the float
+    channels ``r``, ``g``, ``b`` (n,), in float64 value by value: NaN -> 0, +-inf -> +-the largest float64 (so
+    255 / 0), the same values as the NumPy expression without its four (n, 3) float64 arrays."""
+    big = np.finfo(np.float64).max
+    for i in range(r.shape[0]):
+        for k in range(3):
+            x = np.float64(r[i] if k == 0 else (g[i] if k == 1 else b[i]))
+            if np.isnan(x):
+                x = 0.0
+            elif np.isinf(x):
+                x = big if x > 0 else -big
+            y = np.rint(x * 255.0)
+            out[i, k] = np.uint8(min(max(y, 0.0), 255.0))
