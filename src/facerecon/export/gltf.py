@@ -46,7 +46,7 @@ from pathlib import Path
 import numpy as np
 from numba import njit
 
-from ..facemodel.model import content_fingerprint
+from ..facemodel.model import content_fingerprint, triangle_normals
 from ..facemodel.uv import uv_tangents
 from ..fileutil import atomic_path
 from .rig import (
@@ -236,25 +236,16 @@ def _vertex_normals(layout, v: np.ndarray) -> np.ndarray:
     triangles' area normals summed at their vertices by the layout's normal operator (a (V, T) CSR
     matrix), unit length; unused vertices get (0, 0, -1)."""
     op = layout.vertex_normals_op
-    return _csr_unit_normals(np.ascontiguousarray(v, np.float64), np.ascontiguousarray(layout.triangles, np.int64),
-                             op.indptr, op.indices, op.data)
+    fn = triangle_normals(np.ascontiguousarray(v, np.float64), np.ascontiguousarray(layout.triangles, np.int64))
+    return _csr_unit_normals(fn, op.indptr, op.indices, op.data)
 
 
 @njit(cache=True, nogil=True)
-def _csr_unit_normals(v, tris, indptr, indices, data):
-    """One pass of what was ``np.cross`` of the edges, ``op @ fn`` (scipy's ``csr_matvecs``: per row, its
-    entries in stored order, ``y += a * x``) and ``vn / np.linalg.norm(vn, axis=1)`` (the squares summed
-    left to right; below 1e-12 -> (0, 0, -1)): the same float64 operations in the same order, so the same
-    normals bit for bit (~1 ms instead of ~6 per 26,719-vertex mesh; nogil: beside the frame pipeline)."""
-    nt = tris.shape[0]
-    fn = np.empty((nt, 3))
-    for t in range(nt):
-        i0, i1, i2 = tris[t, 0], tris[t, 1], tris[t, 2]
-        a0, a1, a2 = v[i1, 0] - v[i0, 0], v[i1, 1] - v[i0, 1], v[i1, 2] - v[i0, 2]
-        b0, b1, b2 = v[i2, 0] - v[i0, 0], v[i2, 1] - v[i0, 1], v[i2, 2] - v[i0, 2]
-        fn[t, 0] = a1 * b2 - a2 * b1
-        fn[t, 1] = a2 * b0 - a0 * b2
-        fn[t, 2] = a0 * b1 - a1 * b0
+def _csr_unit_normals(fn, indptr, indices, data):
+    """``op @ fn`` (scipy's ``csr_matvecs``: per row, its entries in stored order, ``y += a * x``) and
+    ``vn / np.linalg.norm(vn, axis=1)`` (the squares summed left to right; below 1e-12 -> (0, 0, -1)) in one
+    pass: the same float64 operations in the same order, so the same normals bit for bit (nogil: beside the
+    frame pipeline; docs/speed.md, round 5)."""
     nv = indptr.shape[0] - 1
     out = np.empty((nv, 3))
     for i in range(nv):

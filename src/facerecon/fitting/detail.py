@@ -197,6 +197,13 @@ def _clean_depth(depth: np.ndarray, cfg: DetailConfig) -> tuple[np.ndarray, np.n
 _OUTCOMES = ("measured_texels", "grazing_texels", "hidden_texels", "no_depth_texels", "not_converged_texels", "too_far_texels")
 
 
+@njit(cache=True, nogil=True, inline="always")
+def _lerp(x, a, b, c, w0, w1, w2, j):
+    """The barycentric interpolation of column ``j`` of per-vertex ``x`` at corners ``a``, ``b``, ``c`` (the
+    texel kernels' one formula: ``w0 x_a + w1 x_b + w2 x_c``, left to right)."""
+    return w0 * x[a, j] + w1 * x[b, j] + w2 * x[c, j]
+
+
 @njit(cache=True, nogil=True)
 def _grazing_triangles(tris, vc, nc, cos_min):
     """Per triangle: whether every texel in it fails the view-angle test of :func:`_map_texels`
@@ -237,12 +244,8 @@ def _map_texels(rows, cols, corners, bary, tri, away, vc, nc, cos_min, fx, fy, c
             continue
         a, b, c = corners[i, 0], corners[i, 1], corners[i, 2]
         w0, w1, w2 = bary[i, 0], bary[i, 1], bary[i, 2]
-        px = w0 * vc[a, 0] + w1 * vc[b, 0] + w2 * vc[c, 0]
-        py = w0 * vc[a, 1] + w1 * vc[b, 1] + w2 * vc[c, 1]
-        pz = w0 * vc[a, 2] + w1 * vc[b, 2] + w2 * vc[c, 2]
-        nx = w0 * nc[a, 0] + w1 * nc[b, 0] + w2 * nc[c, 0]
-        ny = w0 * nc[a, 1] + w1 * nc[b, 1] + w2 * nc[c, 1]
-        nz = w0 * nc[a, 2] + w1 * nc[b, 2] + w2 * nc[c, 2]
+        px, py, pz = _lerp(vc, a, b, c, w0, w1, w2, 0), _lerp(vc, a, b, c, w0, w1, w2, 1), _lerp(vc, a, b, c, w0, w1, w2, 2)
+        nx, ny, nz = _lerp(nc, a, b, c, w0, w1, w2, 0), _lerp(nc, a, b, c, w0, w1, w2, 1), _lerp(nc, a, b, c, w0, w1, w2, 2)
         nn = np.sqrt(nx * nx + ny * ny + nz * nz)
         if nn < 1e-12 or pz <= 1.0:
             counts[1] += 1
@@ -364,12 +367,8 @@ def _normal_texels(rows, cols, corners, bary, tuv, tri, v_n, uv_t, pu_all, pv_al
         w0, w1, w2 = bary[i, 0], bary[i, 1], bary[i, 2]
         a, b, e = corners[i, 0], corners[i, 1], corners[i, 2]
         ta, tb, te = tuv[i, 0], tuv[i, 1], tuv[i, 2]
-        n0 = w0 * v_n[a, 0] + w1 * v_n[b, 0] + w2 * v_n[e, 0]
-        n1 = w0 * v_n[a, 1] + w1 * v_n[b, 1] + w2 * v_n[e, 1]
-        n2 = w0 * v_n[a, 2] + w1 * v_n[b, 2] + w2 * v_n[e, 2]
-        t0 = w0 * uv_t[ta, 0] + w1 * uv_t[tb, 0] + w2 * uv_t[te, 0]
-        t1 = w0 * uv_t[ta, 1] + w1 * uv_t[tb, 1] + w2 * uv_t[te, 1]
-        t2 = w0 * uv_t[ta, 2] + w1 * uv_t[tb, 2] + w2 * uv_t[te, 2]
+        n0, n1, n2 = _lerp(v_n, a, b, e, w0, w1, w2, 0), _lerp(v_n, a, b, e, w0, w1, w2, 1), _lerp(v_n, a, b, e, w0, w1, w2, 2)
+        t0, t1, t2 = _lerp(uv_t, ta, tb, te, w0, w1, w2, 0), _lerp(uv_t, ta, tb, te, w0, w1, w2, 1), _lerp(uv_t, ta, tb, te, w0, w1, w2, 2)
         nl = np.sqrt(n0 * n0 + n1 * n1 + n2 * n2)
         if nl < 1e-12:
             continue
@@ -380,7 +379,7 @@ def _normal_texels(rows, cols, corners, bary, tuv, tri, v_n, uv_t, pu_all, pv_al
         if tl < 1e-12:
             continue
         t0, t1, t2 = t0 / tl, t1 / tl, t2 / tl
-        sign = 1.0 if w0 * uv_t[ta, 3] + w1 * uv_t[tb, 3] + w2 * uv_t[te, 3] >= 0 else -1.0
+        sign = 1.0 if _lerp(uv_t, ta, tb, te, w0, w1, w2, 3) >= 0 else -1.0
         b0 = sign * (n1 * t2 - n2 * t1)
         b1 = sign * (n2 * t0 - n0 * t2)
         b2 = sign * (n0 * t1 - n1 * t0)
