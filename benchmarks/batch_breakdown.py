@@ -5,10 +5,10 @@ around the per-frame functions (no profiler: cProfile inflates the Python-level 
     .venv/bin/python benchmarks/batch_breakdown.py --frames DIR --n 30 --serial    # no reader / writer threads
 
 Prints, per timed function, its calls and the thread CPU per call after the first (median and mean; the
-first call pays numba's and the caches' start); each thread's CPU over the whole command; the batch's CPU
-from the first frame on and the part of it outside the timed functions (the shape network's thread, the
-progress bar, the batch loop; with ``--serial``, where it is exact); and the pipeline's CPU per frame in input order (the frames where the check
-falls back to the grid search stand out).  The same command line as the CLI (its one BLAS thread, its
+first call pays numba's and the caches' start); each thread's CPU over the whole command; with ``--serial``
+(where it is exact) the batch's CPU from the second frame on outside the timed functions (the shape network's
+thread, the progress bar, the batch loop); and the pipeline's CPU per frame in input order (the frames where
+the check falls back to the grid search stand out).  The same command line as the CLI (its one BLAS thread, its
 threads), run as ``main(argv)``.
 """
 from __future__ import annotations

@@ -435,8 +435,8 @@ def _masked_gaussian(d, mask, w, out):
     bit for bit (``correlate1d``'s symmetric sum in float64, farthest pair first, axis 0 then axis 1, each
     pass rounded to float32), evaluated only where it is read: the axis-0 pass on each row's measured span
     plus the kernel's reach, the axis-1 pass on the measured span; zero padding instead of bounds tests, over the
-    measured texels' bounding box only, the padded copy in float32 / uint8 (the same float64 values where read; zeroing and filling two padded float64
-    copies of the whole tile was a third of the kernel's time: docs/speed.md)."""
+    measured texels' bounding box only, the padded copy in float32 / uint8 (the same float64 values where read;
+    zeroing and filling two padded float64 copies of the whole tile was a third of the kernel's time)."""
     h, wd = d.shape
     rad = w.shape[0] // 2
     first = np.full(h, -1, np.int64)
