@@ -18,7 +18,9 @@ Measured (wall clock, each command in a fresh process, as a user would):
   instead of onnxruntime) unless ``--skip-torch``;
 * ``--serial``: the batches without their reader / writer threads (before/after of the pipelining);
 * ``--writers N``: the batches with N writer threads (``cli._frames.PIPELINE_WRITERS``);
-* ``--cold-parts``: only one cold frame, phase by phase, in a fresh process (CPU and wall per phase).
+* ``--cold-parts``: only one cold frame, phase by phase, in a fresh process (CPU and wall per phase);
+* ``--alternate OTHER/src [--folder]``: this checkout and another in turn (A, B, A, B, ...), the cold frame
+  and, with ``--folder``, the folder of ``--n`` frames: before/after on a shared machine.
 
 The commands run with Python's bytecode cache on (as an installed package; ``--no-bytecode-cache`` keeps
 ``PYTHONDONTWRITEBYTECODE`` from the environment).
@@ -197,7 +199,8 @@ def main(argv=None) -> int:
     ap.add_argument("--src", type=Path, default=None, help="Run the facerecon of another checkout's src/ (e.g. a git worktree "
                     "of an older commit, for before/after); the mesh-writing figure is skipped then.")
     ap.add_argument("--parts", action="store_true", help="Only the in-process part-by-part figure of one frame (pipeline, "
-                    "meshes, overlay), no CLI runs; for another checkout run it with PYTHONPATH=OTHER/src.")
+                    "meshes, overlay), no CLI runs, with one OpenBLAS thread as the CLI; for another checkout run it with "
+                    "PYTHONPATH=OTHER/src.")
     ap.add_argument("--serial", action="store_true", help="Batches one frame after the other (no reader / writer threads: "
                     "cli._frames.PIPELINE_AHEAD = PIPELINE_WRITERS = 0), for before/after.")
     ap.add_argument("--cold-parts", action="store_true", help="Only one cold frame phase by phase (imports, model and "
@@ -206,7 +209,10 @@ def main(argv=None) -> int:
     ap.add_argument("--cold-runs", type=int, default=5, help="Fresh processes for the one-frame cold start (the median is "
                     "reported; one run's wall time varies by 0.1-0.4 s on the shared machine).")
     ap.add_argument("--alternate", type=Path, default=None, help="Only the cold frame: this checkout (or --src) and this "
-                    "other src/ alternately, --cold-runs each.")
+                    "other src/ alternately, --cold-runs each; with --folder also the folder of --n frames (--no-overlay).")
+    ap.add_argument("--folder", action="store_true", help="With --alternate: each run is one frame and then the folder of "
+                    "--n frames (--no-overlay), both checkouts in turn: CPU per further frame and frames/s by the wall of "
+                    "each pair's runs, medians over the --cold-runs pairs.")
     ap.add_argument("--writers", type=int, default=None, help="Writer threads of the batches (default: the CLI's).")
     ap.add_argument("--no-bytecode-cache", action="store_true", help="Keep PYTHONDONTWRITEBYTECODE from the environment "
                     "(every command then compiles facerecon's sources again).")
@@ -237,6 +243,9 @@ def main(argv=None) -> int:
         print(f"load average: {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
         return 0
     if args.parts:
+        # one OpenBLAS thread, as the CLI's per-frame commands (cli/__init__.py): its second thread only spin-waits
+        # beside the writer's BLAS calls and doubles their CPU (set before numpy loads; the environment may override)
+        os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
         import facerecon
         from facerecon.cli._frames import expand_inputs
 
@@ -292,26 +301,48 @@ def main(argv=None) -> int:
 
 
 def cold_alternate(args, res: dict) -> int:
-    """--alternate: only the cold frame, this checkout (or --src) and the other src/ one run each in turn
-    (A, B, A, B, ...: the shared machine's load then falls on both alike), --cold-runs pairs after one warm-up
-    run of each (caches); wall and CPU medians of each."""
+    """--alternate: the cold frame (and with --folder the folder of --n frames after it), this checkout (or --src)
+    and the other src/ one run each in turn (A, B, A, B, ...: the shared machine's load then falls on both alike),
+    --cold-runs pairs after one warm-up run of each (caches); wall and CPU medians of each."""
     from facerecon.cli._frames import expand_inputs
 
     srcs = [str((args.src or REPO / "src").resolve()), str(args.alternate.resolve())]
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        frame, cam = (expand_inputs([args.frames])[0], []) if args.frames else (make_frames(tmp, 1)[0], ["--camera", "kinect-v1"])
+        if args.frames:
+            frames, cam = expand_inputs([args.frames])[: max(args.n, 1)], []
+        else:
+            frames, cam = make_frames(tmp, max(args.n, 1) if args.folder else 1), ["--camera", "kinect-v1"]
+        frame, n = frames[0], len(frames)
+        folder = tmp / "all"
+        folder.mkdir()
+        for f in frames:
+            os.symlink(f.resolve(), folder / f.name)
         runs: dict[str, list] = {s: [] for s in srcs}
+        batches: dict[str, list] = {s: [] for s in srcs}
         for i in range(max(1, args.cold_runs) + 1):
             for src in srcs:
-                wall = run(["reconstruct", str(frame), "-o", str(tmp / "out"), *cam, "--no-overlay"],
-                           {"PYTHONPATH": src, "FACERECON_BACKEND": "onnxruntime"})
+                env = {"PYTHONPATH": src, "FACERECON_BACKEND": "onnxruntime"}
+                wall = run(["reconstruct", str(frame), "-o", str(tmp / "out"), *cam, "--no-overlay"], env)
+                cpu = CPU["last"]
                 if i:
-                    runs[src].append((wall, CPU["last"]))
+                    runs[src].append((wall, cpu))
+                if args.folder and n > 1:
+                    # exit 4 (docs/reliability.md): some frames had no face; the batch still ran through every frame
+                    tn = run(["reconstruct", str(folder), "-o", str(tmp / "outn"), *cam, "--no-overlay"], env, ok_codes=(0, 3, 4))
+                    if i:  # the pair's one-frame run is the start-up: per further frame = (T_N - T_1) / (N - 1)
+                        batches[src].append(((tn - wall) / (n - 1), (CPU["last"] - cpu) / (n - 1), os.getloadavg()[0]))
     for src, got in runs.items():
         res[f"cold {src}"] = got
         print(f"one frame, cold, {src}: wall s median {statistics.median(w for w, _ in got):.2f} "
               f"({' '.join(f'{w:.2f}' for w, _ in got)}); CPU s median {statistics.median(c for _, c in got):.2f}", flush=True)
+    for src, got in batches.items():
+        if got:
+            res[f"folder {src}"] = got
+            print(f"reconstruct DIR --no-overlay, {n} frames, {src}: CPU ms per further frame median "
+                  f"{1e3 * statistics.median(c for _, c, _ in got):.0f} ({' '.join(f'{1e3 * c:.0f}' for _, c, _ in got)}); "
+                  f"frames/s by the wall median {statistics.median(1 / w for w, _, _ in got):.1f} "
+                  f"({' '.join(f'{1 / w:.1f}' for w, _, _ in got)}); load {' '.join(f'{x:.1f}' for _, _, x in got)}", flush=True)
     return _finish(res, args.json)
 
 

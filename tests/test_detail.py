@@ -349,6 +349,32 @@ def test_masked_gaussian_is_scipys_filter_at_the_measured_texels(sigma):
     assert np.array_equal(got.view(np.uint32), want.view(np.uint32))
 
 
+def test_masked_gaussian_on_sparse_and_small_masks():
+    """The kernel works on the measured texels' bounding box: a lone texel, a mask in one corner, a whole
+    tile, and a kernel wider than the tile give scipy's values too."""
+    from scipy.ndimage import gaussian_filter
+
+    from facerecon.fitting.detail import normal_smoothed
+
+    rng = np.random.default_rng(7)
+    for n, sigma, kind in ((40, 2.0, "lone"), (40, 3.0, "corner"), (24, 1.5, "full"), (12, 9.0, "random"), (64, 4.0, "random")):
+        mask = np.zeros((n, n), bool)
+        if kind == "lone":
+            mask[17, 3] = True
+        elif kind == "corner":
+            mask[n - 6:, n - 9:] = rng.random((6, 9)) > 0.3
+        elif kind == "full":
+            mask[:] = True
+        else:
+            mask = rng.random((n, n)) > 0.5
+        d = np.where(mask, rng.normal(0.0, 1.5, (n, n)), 0.0).astype(np.float32)
+        num = gaussian_filter(d, sigma, mode="constant", truncate=3.0)
+        den = gaussian_filter(mask.astype(np.float32), sigma, mode="constant", truncate=3.0)
+        want = np.where(mask, num / np.maximum(den, 1e-6), 0.0).astype(np.float32)
+        got = normal_smoothed(DisplacementMap(d, mask, 6.0), sigma)
+        assert np.array_equal(got.view(np.uint32), want.view(np.uint32)), (n, sigma, kind)
+
+
 @pytest.mark.parametrize("yaw", [0.0, 55.0])
 def test_grazing_triangles_skip_nothing_that_would_be_measured(model, monkeypatch, yaw):
     """The triangles skipped as all-grazing change nothing: the same map, mask and texel counts as the
@@ -366,3 +392,14 @@ def test_grazing_triangles_skip_nothing_that_would_be_measured(model, monkeypatc
     assert np.array_equal(got.displacement, want.displacement) and np.array_equal(got.mask, want.mask)
     assert {k: v for k, v in got.stats.items() if k != "ms"} == {k: v for k, v in want.stats.items() if k != "ms"}
     assert skipped[0] > 1000 and got.stats["grazing_texels"] > 0
+
+
+def test_cross_norm_is_numpys():
+    """The texel size's compiled |pu x pv| gives NumPy's values bit for bit."""
+    from facerecon.fitting.detail import _cross_norm
+
+    rng = np.random.default_rng(11)
+    for scale in (1e-3, 1.0, 250.0):
+        a, b = rng.normal(0.0, scale, (5000, 3)), rng.normal(0.0, scale, (5000, 3))
+        want = np.linalg.norm(np.cross(a, b), axis=1)
+        assert np.array_equal(_cross_norm(a, b).view(np.int64), want.view(np.int64))

@@ -133,3 +133,22 @@ def test_export_time_and_size(model, rec, tmp_path):
     print(f"GLB export {ms:.0f} ms, {info.bytes} bytes")
     assert info.bytes == (tmp_path / "face.glb").stat().st_size
     assert info.bytes < 12_000_000 and ms < 5000  # loose: the machine may be busy
+
+
+def test_vertex_normals_are_the_sparse_products(model):
+    """The GLB's normals (one compiled pass) are NumPy's cross products summed by the layout's CSR normal
+    operator and made unit length, bit for bit; unused vertices get (0, 0, -1)."""
+    from facerecon.export.gltf import _vertex_normals, gltf_layout
+
+    layout = gltf_layout(model, "arkit52")
+    rng = np.random.default_rng(3)
+    for k in range(3):
+        v = np.asarray(model.neutral, np.float64) + rng.normal(0.0, 0.5 * k, (model.n_vertices, 3))
+        tris = layout.triangles
+        fn = np.cross(v[tris[:, 1]] - v[tris[:, 0]], v[tris[:, 2]] - v[tris[:, 0]])
+        vn = layout.vertex_normals_op @ fn
+        norm = np.linalg.norm(vn, axis=1, keepdims=True)
+        bad = norm[:, 0] < 1e-12
+        want = np.where(bad[:, None], [0.0, 0.0, -1.0], vn / np.where(bad[:, None], 1.0, norm))
+        got = _vertex_normals(layout, v)
+        assert np.array_equal(got.view(np.int64), want.view(np.int64))

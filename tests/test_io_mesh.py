@@ -110,7 +110,9 @@ def test_obj_text_paths_agree(monkeypatch) -> None:
     rng = np.random.default_rng(1)
     values = [rng.normal(0, 60, (500, 3)), rng.normal(0, 1e5, (300, 3)), rng.uniform(-1, 1, (200, 2)),
               np.array([[0.0, -0.0, -1e-7], [999998.9999994, -999998.9999996, 5e-7], [-4e-7, -5e-7, -6e-7],
-                        [1.0000005, 2.5e-6, -123456.7890125]])]
+                        [1.0000005, 2.5e-6, -123456.7890125]]),
+              # the plain formatting's cases, which the compiled pass hands back: not finite, a million or more
+              np.array([[1.0, np.inf, 2.0], [np.nan, 0.0, -1.0]]), np.array([[999999.0, 1.0, 2.0]]), np.array([[-1e6, 0.5, 3.0]])]
     for a in values:
         for prefix in (b"v", b"vt"):
             monkeypatch.setattr(mesh, "_NUMBA", False)

@@ -29,6 +29,27 @@ def test_frame(frames_dir: Path) -> None:
     assert "camera_intrinsics" in f.meta["truedepth"]
 
 
+def test_colour_is_the_rounded_channels(frames_dir: Path) -> None:
+    """The colour image (one compiled pass) is the float channels x 255, rounded and clipped, NaN as 0 and
+    infinities as 0 / 255: the NumPy expression's values, on a real frame and on hostile channel values."""
+    from facerecon.io._fixed import colour_u8
+    from facerecon.io.ply import read_ply_elements
+
+    def numpy_colour(chans):
+        rgb = np.nan_to_num(np.stack([np.asarray(c, np.float64) for c in chans], axis=-1), nan=0.0)
+        with np.errstate(over="ignore"):
+            return np.clip(np.rint(rgb * 255.0), 0, 255).astype(np.uint8)
+
+    path = frames_dir / "frame-000.ply"
+    col = read_ply_elements(path)[1]["color"]
+    assert np.array_equal(read_truedepth_frame(path).color.reshape(-1, 3), numpy_colour([col[c] for c in "rgb"]))
+    hostile = np.array([np.nan, np.inf, -np.inf, 0.5 / 255, 1.5 / 255, 254.5 / 255, -1e-9, 2.0, 1e38, -1e38, 0.0], np.float32)
+    chans = [hostile, hostile[::-1].copy(), np.roll(hostile, 3)]
+    got = np.empty((len(hostile), 3), np.uint8)
+    colour_u8(*chans, got)
+    assert np.array_equal(got, numpy_colour(chans))
+
+
 def test_all_frames_share_the_camera(frames_dir: Path) -> None:
     files = sorted(frames_dir.glob("frame-*.ply"))
     assert len(files) == 30

@@ -44,10 +44,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+from numba import njit
 
-from ..facemodel.model import content_fingerprint
+from ..facemodel.model import content_fingerprint, triangle_normals
 from ..facemodel.uv import uv_tangents
-from ..fileutil import write_bytes_atomic
+from ..fileutil import atomic_path
 from .rig import (
     DEFAULT_RIG,
     check_rig,
@@ -231,14 +232,35 @@ def _paint_irises(rgba: np.ndarray, v: np.ndarray, mat_names: list[str]) -> None
 
 
 def _vertex_normals(layout, v: np.ndarray) -> np.ndarray:
-    """Unit vertex normals of ``v`` on ``layout``'s triangles (a GltfLayout or a _GlbTemplate)."""
-    tris = layout.triangles
-    fn = np.cross(v[tris[:, 1]] - v[tris[:, 0]], v[tris[:, 2]] - v[tris[:, 0]])  # area-weighted
-    vn = layout.vertex_normals_op @ fn
-    norm = np.linalg.norm(vn, axis=1, keepdims=True)
-    bad = norm[:, 0] < 1e-12
-    vn = np.where(bad[:, None], [0.0, 0.0, -1.0], vn / np.where(bad[:, None], 1.0, norm))  # unused vertices: any unit vector
-    return vn
+    """Unit vertex normals of ``v`` on ``layout``'s triangles (a GltfLayout or a _GlbTemplate): the
+    triangles' area normals summed at their vertices by the layout's normal operator (a (V, T) CSR
+    matrix), unit length; unused vertices get (0, 0, -1)."""
+    op = layout.vertex_normals_op
+    fn = triangle_normals(np.ascontiguousarray(v, np.float64), np.ascontiguousarray(layout.triangles, np.int64))
+    return _csr_unit_normals(fn, op.indptr, op.indices, op.data)
+
+
+@njit(cache=True, nogil=True)
+def _csr_unit_normals(fn, indptr, indices, data):
+    """``op @ fn`` (scipy's ``csr_matvecs``: per row, its entries in stored order, ``y += a * x``) and
+    ``vn / np.linalg.norm(vn, axis=1)`` (the squares summed left to right; below 1e-12 -> (0, 0, -1)) in one
+    pass: the same float64 operations in the same order, so the same normals bit for bit (nogil: beside the
+    frame pipeline; docs/speed.md, round 5)."""
+    nv = indptr.shape[0] - 1
+    out = np.empty((nv, 3))
+    for i in range(nv):
+        x = y = z = 0.0
+        for jj in range(indptr[i], indptr[i + 1]):
+            j, a = indices[jj], data[jj]
+            x += a * fn[j, 0]
+            y += a * fn[j, 1]
+            z += a * fn[j, 2]
+        s = np.sqrt(x * x + y * y + z * z)
+        if s < 1e-12:
+            out[i, 0], out[i, 1], out[i, 2] = 0.0, 0.0, -1.0
+        else:
+            out[i, 0], out[i, 1], out[i, 2] = x / s, y / s, z / s
+    return out
 
 
 class _Blob:
@@ -308,6 +330,13 @@ def build_glb(rec, model, frame: str = "camera", texture: np.ndarray | None = No
     ``rig``: 'arkit52' or 'ict', see :mod:`.rig`; None: the current default).  ``normal_texture``
     ((S, S, 3) uint8, ICT's face UV tile, glTF tangent space; or its PNG bytes ``normal_png``) becomes
     the face skin's ``normalTexture``, with ``TANGENT`` on the face primitive."""
+    return b"".join(_glb_parts(rec, model, frame, texture, intrinsics, png, rig, normal_texture, normal_png))
+
+
+def _glb_parts(rec, model, frame: str = "camera", texture: np.ndarray | None = None, intrinsics=None,
+               png: bytes | None = None, rig: str | None = None, normal_texture: np.ndarray | None = None,
+               normal_png: bytes | None = None) -> list[bytes]:
+    """:func:`build_glb`'s bytes as the pieces they are joined from."""
     rig = check_rig(rig or current_rig())
     if normal_texture is not None and texture is None and png is None:
         normal_png = _png_bytes(normal_texture, "normal texture")
@@ -315,9 +344,9 @@ def build_glb(rec, model, frame: str = "camera", texture: np.ndarray | None = No
     if templated and str(getattr(rec, "source", "")):
         template = _glb_template(rec, model, rig, frame, intrinsics, normal_png)
         if template is not None:
-            return template.render(rec, model, normal_png)
+            return template.render_parts(rec, model, normal_png)
     layout = gltf_layout(model, rig)
-    return _glb_bytes(_gltf_document(rec, model, layout, frame, texture, intrinsics, png, normal_texture, normal_png))
+    return [_glb_bytes(_gltf_document(rec, model, layout, frame, texture, intrinsics, png, normal_texture, normal_png))]
 
 
 def _glb_bytes(doc) -> bytes:
@@ -370,6 +399,11 @@ class _GlbTemplate:
         return self._op
 
     def render(self, rec, model, normal_png: bytes | None = None) -> bytes:
+        return b"".join(self.render_parts(rec, model, normal_png))
+
+    def render_parts(self, rec, model, normal_png: bytes | None = None) -> list[bytes]:
+        """The GLB of :meth:`render` as the pieces it is joined from (a writer writes them as they are:
+        the constant runs, ~6.6 MB of morph targets, are not copied into a new object per frame)."""
         base = _base_vertices(rec, _expression_basis64(model))
         normals = _vertex_normals(self, base)
         tangents = uv_tangents(model, base, normals) if normal_png is not None else None
@@ -400,7 +434,7 @@ class _GlbTemplate:
             binary += [arrays[hole].tobytes(), part]
         n_bin = sum(len(b) for b in binary)
         head = struct.pack("<4sIII4s", b"glTF", 2, 12 + 8 + len(js) + 8 + n_bin, len(js), b"JSON")
-        return b"".join([head, js, struct.pack("<I4s", n_bin, b"BIN\0"), *binary])
+        return [head, js, struct.pack("<I4s", n_bin, b"BIN\0"), *binary]
 
 
 def glb_templates(model) -> dict:
@@ -723,9 +757,11 @@ def write_glb(path: Path, rec, model, frame: str = "camera", texture: np.ndarray
               normal_png: bytes | None = None) -> GlbExport:
     """Write one rigged GLB atomically; returns its size and the time it took (layout cache excluded on reuse)."""
     t0 = time.perf_counter()
-    data = build_glb(rec, model, frame, texture, intrinsics, png, rig, normal_texture, normal_png)
-    write_bytes_atomic(path, data)
-    return GlbExport(Path(path), len(data), (time.perf_counter() - t0) * 1e3)
+    parts = _glb_parts(rec, model, frame, texture, intrinsics, png, rig, normal_texture, normal_png)
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as fh:  # the pieces as they are: no 8 MB concatenation
+            fh.writelines(parts)
+    return GlbExport(Path(path), sum(len(p) for p in parts), (time.perf_counter() - t0) * 1e3)
 
 
 def write_rigged_glbs(rec, model, out_dir: Path, texture: np.ndarray | None = None, intrinsics=None,

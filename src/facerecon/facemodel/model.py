@@ -299,7 +299,9 @@ def vertex_normals(v: np.ndarray, tris: np.ndarray) -> np.ndarray:
 
 
 @njit(cache=True, nogil=True)
-def _vertex_normals64(v: np.ndarray, tris: np.ndarray) -> np.ndarray:
+def triangle_normals(v: np.ndarray, tris: np.ndarray) -> np.ndarray:
+    """(T, 3) area-weighted normals of the triangles ``tris`` of float64 vertices ``v``: NumPy's
+    ``np.cross(v[t1] - v[t0], v[t2] - v[t0])``, term for term (the vertex normals here and the GLB writer's)."""
     nt = len(tris)
     fn = np.empty((nt, 3))
     for t in range(nt):
@@ -309,6 +311,13 @@ def _vertex_normals64(v: np.ndarray, tris: np.ndarray) -> np.ndarray:
         fn[t, 0] = a1 * b2 - a2 * b1
         fn[t, 1] = a2 * b0 - a0 * b2
         fn[t, 2] = a0 * b1 - a1 * b0
+    return fn
+
+
+@njit(cache=True, nogil=True)
+def _vertex_normals64(v: np.ndarray, tris: np.ndarray) -> np.ndarray:
+    nt = len(tris)
+    fn = triangle_normals(v, tris)
     n = np.zeros((len(v), 3))
     for k in range(3):
         for t in range(nt):

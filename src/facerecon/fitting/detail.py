@@ -197,6 +197,13 @@ def _clean_depth(depth: np.ndarray, cfg: DetailConfig) -> tuple[np.ndarray, np.n
 _OUTCOMES = ("measured_texels", "grazing_texels", "hidden_texels", "no_depth_texels", "not_converged_texels", "too_far_texels")
 
 
+@njit(cache=True, nogil=True, inline="always")
+def _lerp(x, a, b, c, w0, w1, w2, j):
+    """The barycentric interpolation of column ``j`` of per-vertex ``x`` at corners ``a``, ``b``, ``c`` (the
+    texel kernels' one formula: ``w0 x_a + w1 x_b + w2 x_c``, left to right)."""
+    return w0 * x[a, j] + w1 * x[b, j] + w2 * x[c, j]
+
+
 @njit(cache=True, nogil=True)
 def _grazing_triangles(tris, vc, nc, cos_min):
     """Per triangle: whether every texel in it fails the view-angle test of :func:`_map_texels`
@@ -237,12 +244,8 @@ def _map_texels(rows, cols, corners, bary, tri, away, vc, nc, cos_min, fx, fy, c
             continue
         a, b, c = corners[i, 0], corners[i, 1], corners[i, 2]
         w0, w1, w2 = bary[i, 0], bary[i, 1], bary[i, 2]
-        px = w0 * vc[a, 0] + w1 * vc[b, 0] + w2 * vc[c, 0]
-        py = w0 * vc[a, 1] + w1 * vc[b, 1] + w2 * vc[c, 1]
-        pz = w0 * vc[a, 2] + w1 * vc[b, 2] + w2 * vc[c, 2]
-        nx = w0 * nc[a, 0] + w1 * nc[b, 0] + w2 * nc[c, 0]
-        ny = w0 * nc[a, 1] + w1 * nc[b, 1] + w2 * nc[c, 1]
-        nz = w0 * nc[a, 2] + w1 * nc[b, 2] + w2 * nc[c, 2]
+        px, py, pz = _lerp(vc, a, b, c, w0, w1, w2, 0), _lerp(vc, a, b, c, w0, w1, w2, 1), _lerp(vc, a, b, c, w0, w1, w2, 2)
+        nx, ny, nz = _lerp(nc, a, b, c, w0, w1, w2, 0), _lerp(nc, a, b, c, w0, w1, w2, 1), _lerp(nc, a, b, c, w0, w1, w2, 2)
         nn = np.sqrt(nx * nx + ny * ny + nz * nz)
         if nn < 1e-12 or pz <= 1.0:
             counts[1] += 1
@@ -354,12 +357,9 @@ def displacement_map(model, vertices_head: np.ndarray, pose: HeadPose, frame: De
 
 @njit(cache=True, nogil=True)
 def _normal_texels(rows, cols, corners, bary, tuv, tri, v_n, uv_t, pu_all, pv_all, disp, mask, out):
-    """Per texel: the perturbed normal N - grad d in the tangent frame (T, w N x T, N), as RGB."""
+    """Per texel: the perturbed normal N - grad d in the tangent frame (T, w N x T, N), as RGB.
+    In scalars, not 3-vectors: the same operations in the same order."""
     s = disp.shape[0]
-    n = np.empty(3)
-    t = np.empty(3)
-    bt = np.empty(3)
-    q = np.empty(3)
     for i in range(rows.shape[0]):
         r, c = rows[i], cols[i]
         if not mask[r, c]:
@@ -367,24 +367,22 @@ def _normal_texels(rows, cols, corners, bary, tuv, tri, v_n, uv_t, pu_all, pv_al
         w0, w1, w2 = bary[i, 0], bary[i, 1], bary[i, 2]
         a, b, e = corners[i, 0], corners[i, 1], corners[i, 2]
         ta, tb, te = tuv[i, 0], tuv[i, 1], tuv[i, 2]
-        for j in range(3):
-            n[j] = w0 * v_n[a, j] + w1 * v_n[b, j] + w2 * v_n[e, j]
-            t[j] = w0 * uv_t[ta, j] + w1 * uv_t[tb, j] + w2 * uv_t[te, j]
-        nl = np.sqrt(n[0] * n[0] + n[1] * n[1] + n[2] * n[2])
+        n0, n1, n2 = _lerp(v_n, a, b, e, w0, w1, w2, 0), _lerp(v_n, a, b, e, w0, w1, w2, 1), _lerp(v_n, a, b, e, w0, w1, w2, 2)
+        t0, t1, t2 = _lerp(uv_t, ta, tb, te, w0, w1, w2, 0), _lerp(uv_t, ta, tb, te, w0, w1, w2, 1), _lerp(uv_t, ta, tb, te, w0, w1, w2, 2)
+        nl = np.sqrt(n0 * n0 + n1 * n1 + n2 * n2)
         if nl < 1e-12:
             continue
-        n /= nl
-        tn = t[0] * n[0] + t[1] * n[1] + t[2] * n[2]
-        for j in range(3):
-            t[j] -= tn * n[j]
-        tl = np.sqrt(t[0] * t[0] + t[1] * t[1] + t[2] * t[2])
+        n0, n1, n2 = n0 / nl, n1 / nl, n2 / nl
+        tn = t0 * n0 + t1 * n1 + t2 * n2
+        t0, t1, t2 = t0 - tn * n0, t1 - tn * n1, t2 - tn * n2
+        tl = np.sqrt(t0 * t0 + t1 * t1 + t2 * t2)
         if tl < 1e-12:
             continue
-        t /= tl
-        sign = 1.0 if w0 * uv_t[ta, 3] + w1 * uv_t[tb, 3] + w2 * uv_t[te, 3] >= 0 else -1.0
-        bt[0] = sign * (n[1] * t[2] - n[2] * t[1])
-        bt[1] = sign * (n[2] * t[0] - n[0] * t[2])
-        bt[2] = sign * (n[0] * t[1] - n[1] * t[0])
+        t0, t1, t2 = t0 / tl, t1 / tl, t2 / tl
+        sign = 1.0 if _lerp(uv_t, ta, tb, te, w0, w1, w2, 3) >= 0 else -1.0
+        b0 = sign * (n1 * t2 - n2 * t1)
+        b1 = sign * (n2 * t0 - n0 * t2)
+        b2 = sign * (n0 * t1 - n1 * t0)
         # UV derivatives of d (per unit of u and v): central over measured neighbours, one-sided at the border
         here = disp[r, c]
         du = 0.0
@@ -406,23 +404,25 @@ def _normal_texels(rows, cols, corners, bary, tuv, tri, v_n, uv_t, pu_all, pv_al
             k += 1
         dv = dv / max(k, 1) * s
         f = tri[i]
-        g11 = pu_all[f, 0] * pu_all[f, 0] + pu_all[f, 1] * pu_all[f, 1] + pu_all[f, 2] * pu_all[f, 2]
-        g12 = pu_all[f, 0] * pv_all[f, 0] + pu_all[f, 1] * pv_all[f, 1] + pu_all[f, 2] * pv_all[f, 2]
-        g22 = pv_all[f, 0] * pv_all[f, 0] + pv_all[f, 1] * pv_all[f, 1] + pv_all[f, 2] * pv_all[f, 2]
+        u0, u1, u2 = pu_all[f, 0], pu_all[f, 1], pu_all[f, 2]
+        v0, v1, v2 = pv_all[f, 0], pv_all[f, 1], pv_all[f, 2]
+        g11 = u0 * u0 + u1 * u1 + u2 * u2
+        g12 = u0 * v0 + u1 * v1 + u2 * v2
+        g22 = v0 * v0 + v1 * v1 + v2 * v2
         det = g11 * g22 - g12 * g12
         if det <= 1e-12:
             continue
         gu = (g22 * du - g12 * dv) / det
         gv = (g11 * dv - g12 * du) / det
-        for j in range(3):
-            q[j] = pu_all[f, j] * gu + pv_all[f, j] * gv  # the surface gradient of d
-        gn = q[0] * n[0] + q[1] * n[1] + q[2] * n[2]
-        for j in range(3):
-            q[j] = n[j] - (q[j] - gn * n[j])
-        ql = np.sqrt(q[0] * q[0] + q[1] * q[1] + q[2] * q[2])
-        x = (q[0] * t[0] + q[1] * t[1] + q[2] * t[2]) / ql
-        y = (q[0] * bt[0] + q[1] * bt[1] + q[2] * bt[2]) / ql
-        z = (q[0] * n[0] + q[1] * n[1] + q[2] * n[2]) / ql
+        q0 = u0 * gu + v0 * gv  # the surface gradient of d
+        q1 = u1 * gu + v1 * gv
+        q2 = u2 * gu + v2 * gv
+        gn = q0 * n0 + q1 * n1 + q2 * n2
+        q0, q1, q2 = n0 - (q0 - gn * n0), n1 - (q1 - gn * n1), n2 - (q2 - gn * n2)
+        ql = np.sqrt(q0 * q0 + q1 * q1 + q2 * q2)
+        x = (q0 * t0 + q1 * t1 + q2 * t2) / ql
+        y = (q0 * b0 + q1 * b1 + q2 * b2) / ql
+        z = (q0 * n0 + q1 * n1 + q2 * n2) / ql
         out[r, c, 0] = np.uint8(min(max(np.floor((x + 1.0) * 127.5 + 0.5), 0.0), 255.0))
         out[r, c, 1] = np.uint8(min(max(np.floor((y + 1.0) * 127.5 + 0.5), 0.0), 255.0))
         out[r, c, 2] = np.uint8(min(max(np.floor((z + 1.0) * 127.5 + 0.5), 0.0), 255.0))
@@ -434,63 +434,80 @@ def _masked_gaussian(d, mask, w, out):
     scipy's ``gaussian_filter(..., mode="constant")`` of the masked numerator and of the mask give there,
     bit for bit (``correlate1d``'s symmetric sum in float64, farthest pair first, axis 0 then axis 1, each
     pass rounded to float32), evaluated only where it is read: the axis-0 pass on each row's measured span
-    plus the kernel's reach, the axis-1 pass on the measured span; zero padding instead of bounds tests."""
+    plus the kernel's reach, the axis-1 pass on the measured span; zero padding instead of bounds tests, over the
+    measured texels' bounding box only, the padded copy in float32 / uint8 (the same float64 values where read;
+    zeroing and filling two padded float64 copies of the whole tile was a third of the kernel's time)."""
     h, wd = d.shape
     rad = w.shape[0] // 2
-    x = np.zeros((h + 2 * rad, wd + 2 * rad))
-    m = np.zeros((h + 2 * rad, wd + 2 * rad))
     first = np.full(h, -1, np.int64)
     last = np.full(h, -1, np.int64)
+    r_lo, r_hi, c_lo, c_hi = h, -1, wd, -1
     for r in range(h):
         for c in range(wd):
             if mask[r, c]:
-                x[r + rad, c + rad] = d[r, c]
-                m[r + rad, c + rad] = 1.0
                 if first[r] < 0:
                     first[r] = c
                 last[r] = c
-    num1 = np.zeros((h, wd + 2 * rad), np.float32)  # columns shifted by rad, zero beyond the row's reach
-    den1 = np.zeros((h, wd + 2 * rad), np.float32)
-    acc_n = np.empty(wd + 2 * rad)
-    acc_d = np.empty(wd + 2 * rad)
-    eps = np.float32(1e-6)
-    for r in range(h):
+        if first[r] >= 0:
+            r_lo, r_hi = min(r_lo, r), r
+            c_lo, c_hi = min(c_lo, first[r]), max(c_hi, last[r])
+    if r_hi < 0:
+        return
+    # the measured texels' bounding box plus the kernel's reach, zero-padded (the image's own zero padding
+    # where the reach leaves it); box column = image column - c_lo + rad, box row = image row - r_lo + rad
+    bh, bw = r_hi - r_lo + 1 + 2 * rad, c_hi - c_lo + 1 + 2 * rad
+    x = np.zeros((bh, bw), np.float32)  # the masked values (float32 -> float64 is exact where they are read)
+    m = np.zeros((bh, bw), np.uint8)
+    for r in range(r_lo, r_hi + 1):
         if first[r] < 0:
             continue
-        c0 = max(first[r] - rad, 0) + rad
-        c1 = min(last[r] + rad + 1, wd) + rad
-        rr = r + rad
+        for c in range(first[r], last[r] + 1):
+            if mask[r, c]:
+                x[r - r_lo + rad, c - c_lo + rad] = d[r, c]
+                m[r - r_lo + rad, c - c_lo + rad] = 1
+    num1 = np.zeros((r_hi - r_lo + 1, bw), np.float32)  # zero outside the image and beyond a row's reach
+    den1 = np.zeros((r_hi - r_lo + 1, bw), np.float32)
+    acc_n = np.empty(bw)
+    acc_d = np.empty(bw)
+    eps = np.float32(1e-6)
+    for r in range(r_lo, r_hi + 1):
+        if first[r] < 0:
+            continue
+        c0 = max(first[r] - rad, 0) - c_lo + rad
+        c1 = min(last[r] + rad + 1, wd) - c_lo + rad
+        rr = r - r_lo + rad
         for c in range(c0, c1):
-            acc_n[c] = x[rr, c] * w[rad]
-            acc_d[c] = m[rr, c] * w[rad]
-        an, ad = acc_n[c0:c1], acc_d[c0:c1]  # 0-based loops over slices: numba vectorises them
+            acc_n[c] = np.float64(x[rr, c]) * w[rad]
+            acc_d[c] = np.float64(m[rr, c]) * w[rad]
+        an, ad = acc_n[c0:c1], acc_d[c0:c1]
         for j in range(rad, 0, -1):
             wj = w[rad - j]
             xu, xd, mu, md = x[rr - j, c0:c1], x[rr + j, c0:c1], m[rr - j, c0:c1], m[rr + j, c0:c1]
             for c in range(c1 - c0):
-                an[c] += (xu[c] + xd[c]) * wj
-                ad[c] += (mu[c] + md[c]) * wj
+                an[c] += (np.float64(xu[c]) + np.float64(xd[c])) * wj
+                ad[c] += (np.float64(mu[c]) + np.float64(md[c])) * wj
         for c in range(c0, c1):
-            num1[r, c] = np.float32(acc_n[c])
-            den1[r, c] = np.float32(acc_d[c])
-    for r in range(h):
+            num1[r - r_lo, c] = np.float32(acc_n[c])
+            den1[r - r_lo, c] = np.float32(acc_d[c])
+    for r in range(r_lo, r_hi + 1):
         if first[r] < 0:
             continue
-        c0 = first[r] + rad
-        c1 = last[r] + 1 + rad
+        c0 = first[r] - c_lo + rad
+        c1 = last[r] + 1 - c_lo + rad
+        rb = r - r_lo
         for c in range(c0, c1):
-            acc_n[c] = np.float64(num1[r, c]) * w[rad]
-            acc_d[c] = np.float64(den1[r, c]) * w[rad]
+            acc_n[c] = np.float64(num1[rb, c]) * w[rad]
+            acc_d[c] = np.float64(den1[rb, c]) * w[rad]
         an, ad = acc_n[c0:c1], acc_d[c0:c1]
         for j in range(rad, 0, -1):
             wj = w[rad - j]
-            nl, nr, dl, dr = num1[r, c0 - j:c1 - j], num1[r, c0 + j:c1 + j], den1[r, c0 - j:c1 - j], den1[r, c0 + j:c1 + j]
+            nl, nr, dl, dr = num1[rb, c0 - j:c1 - j], num1[rb, c0 + j:c1 + j], den1[rb, c0 - j:c1 - j], den1[rb, c0 + j:c1 + j]
             for c in range(c1 - c0):
                 an[c] += (np.float64(nl[c]) + np.float64(nr[c])) * wj
                 ad[c] += (np.float64(dl[c]) + np.float64(dr[c])) * wj
         for c in range(c0, c1):
-            if mask[r, c - rad]:
-                out[r, c - rad] = np.float32(acc_n[c]) / max(np.float32(acc_d[c]), eps)
+            if mask[r, c - rad + c_lo]:
+                out[r, c - rad + c_lo] = np.float32(acc_n[c]) / max(np.float32(acc_d[c]), eps)
 
 
 def normal_smoothed(disp: DisplacementMap, sigma_texels: float) -> np.ndarray:
@@ -540,15 +557,47 @@ def _jacobians(model, v: np.ndarray):
     return np.asarray(model.triangles)[face_triangles(model)], pu, pv, (pu, pv, acc)
 
 
+@njit(cache=True, nogil=True)
+def _cross_norm(a, b):
+    """``np.linalg.norm(np.cross(a, b), axis=1)`` of (N, 3) float64 rows in one pass: the cross product's
+    terms and the squares summed left to right, as NumPy does them (the same values)."""
+    out = np.empty(a.shape[0])
+    for i in range(a.shape[0]):
+        x = a[i, 1] * b[i, 2] - a[i, 2] * b[i, 1]
+        y = a[i, 2] * b[i, 0] - a[i, 0] * b[i, 2]
+        z = a[i, 0] * b[i, 1] - a[i, 1] * b[i, 0]
+        out[i] = np.sqrt(x * x + y * y + z * z)
+    return out
+
+
 def _texel_mm(model, pu: np.ndarray, pv: np.ndarray, size: int) -> float:
     """Median edge (mm) of a texel of a ``size`` map (sqrt of its area; the face triangles' Jacobians
     ``pu``, ``pv`` of :func:`_jacobians`), the median over the triangles weighted by their texels."""
-    _, _, _, _, ti, _ = _texels(model, size, "face")
-    area = np.linalg.norm(np.cross(pu, pv), axis=1)
-    counts = np.bincount(ti, minlength=len(area))
+    area = _cross_norm(np.ascontiguousarray(pu, np.float64), np.ascontiguousarray(pv, np.float64))
+    cache = model.__dict__.setdefault("_uv_cache", {})
+    key = ("detail-texel-counts", size, len(area))
+    if key not in cache:  # texels per face triangle: the model's and the size's alone
+        _, _, _, _, ti, _ = _texels(model, size, "face")
+        cache[key] = np.bincount(ti, minlength=len(area))
+    counts = cache[key]
     order = np.argsort(area)
     cum = np.cumsum(counts[order])
     return float(np.sqrt(area[order][np.searchsorted(cum, cum[-1] / 2.0)])) / size
+
+
+_FLAT_NORMAL_MAPS: dict = {}
+
+
+def _flat_normal_map(size: int) -> np.ndarray:
+    """A (size, size, 3) map of the flat normal (128, 128, 255), kept per size (read-only): copying it is
+    ~1/40 of broadcasting the triple into a new array every frame."""
+    flat = _FLAT_NORMAL_MAPS.get(size)
+    if flat is None:
+        flat = np.empty((size, size, 3), np.uint8)
+        flat[:] = (128, 128, 255)
+        flat.flags.writeable = False
+        _FLAT_NORMAL_MAPS[size] = flat
+    return flat
 
 
 def normal_map(model, vertices_head: np.ndarray, disp: DisplacementMap, cfg: DetailConfig | None = None) -> np.ndarray:
@@ -573,8 +622,7 @@ def normal_map(model, vertices_head: np.ndarray, disp: DisplacementMap, cfg: Det
     # the slope of a per-pixel noisy measurement is noise at the texel scale: the normal map reads a
     # low-passed copy (``normal_smooth_px`` sensor pixels; the displacement itself stays as measured)
     sigma = _sigma_texels(model, pu, pv, disp, float(cfg.normal_smooth_px))
-    out = np.empty((s, s, 3), np.uint8)
-    out[:] = (128, 128, 255)
+    out = _flat_normal_map(s).copy()
     _normal_texels(rows, cols, corners, bary, tuv, ti, vn, tan, pu, pv,
                    normal_smoothed(disp, sigma), disp.mask, out)
     return out

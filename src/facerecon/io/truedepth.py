@@ -108,11 +108,19 @@ def read_truedepth_frame(path: str | Path, unit: str | None = None) -> DepthFram
     color = None
     col = data.get("color")
     if col and all(c in col for c in "rgb"):
-        rgb = np.stack([np.asarray(col[c], dtype=np.float64) for c in "rgb"], axis=-1)
-        if rgb.shape[0] != width * height:
-            raise InputFileError(p, f"TrueDepth colour has {rgb.shape[0]} pixels, metadata says {width} x {height}")
-        rgb = np.nan_to_num(rgb, nan=0.0)
-        color = np.clip(np.rint(rgb * 255.0), 0, 255).astype(np.uint8).reshape(height, width, 3)
+        chans = [np.asarray(col[c]) for c in "rgb"]
+        if all(ch.ndim == 1 and len(ch) == width * height and ch.dtype.kind == "f" for ch in chans):
+            # the expression below in one compiled pass (the same values), on the reader thread of a batch
+            from ._fixed import colour_u8
+
+            color = np.empty((height, width, 3), np.uint8)
+            colour_u8(*(np.ascontiguousarray(ch) for ch in chans), color.reshape(-1, 3))
+        else:
+            rgb = np.stack([np.asarray(ch, dtype=np.float64) for ch in chans], axis=-1)
+            if rgb.shape[0] != width * height:
+                raise InputFileError(p, f"TrueDepth colour has {rgb.shape[0]} pixels, metadata says {width} x {height}")
+            rgb = np.nan_to_num(rgb, nan=0.0)
+            color = np.clip(np.rint(rgb * 255.0), 0, 255).astype(np.uint8).reshape(height, width, 3)
     k = _intrinsics_from_json(p, info, width, height)
     meta = {
         "format": "truedepth-ply",
