@@ -1,20 +1,24 @@
-"""The default output's stages with round 3's forms (#22 item 1) against the forms they replace, in ONE process,
-alternating every frame (thread CPU per stage, median; one thread).
+"""The default output's stages of two source trees in ONE process, alternating every frame (thread CPU per stage,
+median; one thread): the fair speed comparison of a change.
 
-    python benchmarks/latency_ab.py --shared ../shared [--n 30]
+    python benchmarks/latency_ab.py --base /tmp/base/src [--shared ../shared] [--n 30]
 
-A: the check's whole mesh (``FaceRegion.n_leading`` set to every vertex) and scipy's fancy-indexed principal
-submatrix in the correction; B: the shipped forms (the check's mesh up to the vertices it reads, the numba
-principal submatrix).  On a machine shared by several jobs, two processes run a minute apart are not
-comparable (the untouched networks stage alone varied 3.0-4.4 ms between them); frames alternating in one
-process share the load.  The outputs of A and B are compared bit for bit.
+A: the ``facerecon`` package of ``--base`` (e.g. ``git archive <commit> src | tar -x -C /tmp/base``), imported
+under another name beside B: this checkout's (whatever ``facerecon`` imports).  On a machine shared by several
+jobs two processes run a minute apart are not comparable (the untouched networks stage alone varied 3.0-4.4 ms
+between them); frames alternating in one process share the load.  The outputs of A and B (pose, confidence,
+returned and model surfaces) are compared bit for bit.  Lazy imports of ``facerecon.*`` by absolute name inside
+A (none on the frame path) would load B's modules.
 """
 from __future__ import annotations
 
 import argparse
 import collections
+import importlib
+import importlib.util
 import os
 import statistics
+import sys
 import time
 from pathlib import Path
 
@@ -23,48 +27,84 @@ for v in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_N
 import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
-ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-ap.add_argument("--n", type=int, default=30)
-ap.add_argument("--shared", type=Path, default=REPO.parent / "shared")
-args = ap.parse_args()
+STAGES = ("networks", "check_refine", "identity", "correct")
+FRAMES = {"frame-045": "truedepth-mannequin/DepthFrames/frame-045.ply", "person.pcd": "kinect-pcl/person.pcd"}
 
-import facerecon.fitting.correction as K
-from facerecon.io import read_depth
-from facerecon.pipeline import Reconstructor
 
-rec = Reconstructor.from_pretrained("fast")
-P = rec.pipeline
-acc = {}
-for name in ("networks", "check_refine", "identity", "correct"):
-    fn = getattr(P, name)
-    def timed(*a, _fn=fn, _n=name, **k):
-        t = time.thread_time()
-        try: return _fn(*a, **k)
-        finally: acc[_n] = acc.get(_n, 0.0) + 1e3 * (time.thread_time() - t)
-    setattr(P, name, timed)
-new_principal = K._principal
-def old_principal(m, keep):  # the base's form: scipy's two fancy indexings, then the diagonal's positions
-    s = m[keep][:, keep]
-    rows = np.repeat(np.arange(s.shape[0]), np.diff(s.indptr))
-    return s, np.flatnonzero(rows == s.indices)
-lead_new = P.region.n_leading
-def mode(a):
-    K._principal = old_principal if a else new_principal
-    P.region.n_leading = P.model.n_vertices if a else lead_new  # A: the whole mesh (in blocks: base's values, base's cost)
-real = args.shared / "data" / "real"
-frames = {"frame-045": read_depth(real / "truedepth-mannequin/DepthFrames/frame-045.ply"), "person.pcd": read_depth(real / "kinect-pcl/person.pcd")}
-n = args.n
-for name, f in frames.items():
-    res = {True: collections.defaultdict(list), False: collections.defaultdict(list)}
-    outs = {}
-    for a in (True, False):
-        mode(a); rec.reconstruct(f); rec.reconstruct(f)
-    for i in range(2 * n):
-        a = i % 2 == 0
-        mode(a); acc.clear(); t = time.thread_time(); r = rec.reconstruct(f); tot = 1e3 * (time.thread_time() - t)
-        res[a]["total"].append(tot)
-        for k, v in acc.items(): res[a][k].append(v)
-        outs[a] = r
-    same = np.array_equal(outs[True].vertices_head, outs[False].vertices_head) and np.array_equal(outs[True].pose.R, outs[False].pose.R)
-    for a in (True, False):
-        print(f"{name:10s} {'A base forms' if a else 'B this branch'}: " + ", ".join(f"{k} {statistics.median(v):.2f}" for k, v in res[a].items()), f"(median of {n}; outputs identical {same})")
+def load_tree(src: Path, name: str = "facerecon_base"):
+    """The ``facerecon`` package under ``src`` imported as ``name`` (its imports are relative)."""
+    init = src / "facerecon" / "__init__.py"
+    if not init.exists():
+        raise SystemExit(f"{src}: no facerecon package here (give the src folder of a source tree)")
+    spec = importlib.util.spec_from_file_location(name, init, submodule_search_locations=[str(init.parent)])
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules[name] = mod
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def timed_stages(pipeline, acc: dict) -> None:
+    """Wrap the pipeline's stage methods (on this instance) to add their thread CPU ms to ``acc``."""
+    for name in STAGES:
+        fn = getattr(pipeline, name)
+
+        def timed(*a, _fn=fn, _n=name, **k):
+            t = time.thread_time()
+            try:
+                return _fn(*a, **k)
+            finally:
+                acc[_n] = acc.get(_n, 0.0) + 1e3 * (time.thread_time() - t)
+
+        setattr(pipeline, name, timed)
+
+
+def same(a, b) -> bool:
+    arrays = lambda r: (r.pose.R, r.pose.t_mm, np.asarray(r.confidence), r.vertices_head, r.model_vertices_head)  # noqa: E731
+    return all((x is None and y is None) or (x is not None and y is not None and np.array_equal(x, y))
+               for x, y in zip(arrays(a), arrays(b)))
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--base", type=Path, required=True, help="src folder of the source tree to compare with (A)")
+    ap.add_argument("--n", type=int, default=30)
+    ap.add_argument("--shared", type=Path, default=REPO.parent / "shared")
+    args = ap.parse_args(argv)
+    base = load_tree(args.base.resolve())
+    from facerecon.io import read_depth
+    from facerecon.pipeline import Reconstructor
+
+    recs = {"A": importlib.import_module(f"{base.__name__}.pipeline").Reconstructor.from_pretrained("fast"),
+            "B": Reconstructor.from_pretrained("fast")}
+    readers = {"A": importlib.import_module(f"{base.__name__}.io").read_depth, "B": read_depth}  # each tree's own frame type
+    acc: dict = {}
+    for rec in recs.values():
+        timed_stages(rec.pipeline, acc)
+    real = args.shared / "data" / "real"
+    print(f"A = {args.base}, B = {Path(sys.modules['facerecon'].__file__).parents[1]}; thread CPU ms, median of {args.n}, one thread")
+    for name, rel in FRAMES.items():
+        if not (real / rel).exists():
+            continue
+        frames = {k: readers[k](real / rel) for k in recs}
+        res = {k: collections.defaultdict(list) for k in recs}
+        outs = {}
+        for key, rec in recs.items():
+            rec.reconstruct(frames[key])
+            rec.reconstruct(frames[key])
+        for i in range(2 * args.n):
+            key = "AB"[i % 2]
+            acc.clear()
+            t = time.thread_time()
+            outs[key] = recs[key].reconstruct(frames[key])
+            res[key]["total"].append(1e3 * (time.thread_time() - t))
+            for k, v in acc.items():
+                res[key][k].append(v)
+        identical = same(outs["A"], outs["B"])
+        for key in recs:
+            print(f"{name:10s} {key}: " + ", ".join(f"{k} {statistics.median(v):.2f}" for k, v in res[key].items()),
+                  f"(outputs identical {identical})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

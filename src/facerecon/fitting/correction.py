@@ -43,7 +43,7 @@ from ..geometry.camera import Intrinsics
 from ..geometry.neighbours import BoundedNeighbours
 from ..geometry.pose import HeadPose
 from ..settings import toml_defaults
-from .gauss_newton import per_model
+from .gauss_newton import measured_points, per_model
 
 
 TRIM_NOISE = 0.95  # share of the second differences kept by :func:`grid_noise_mm`
@@ -221,6 +221,33 @@ def _principal_nb(indptr: np.ndarray, indices: np.ndarray, data: np.ndarray, kee
     return out_ptr, out_idx[:k].copy(), out_data[:k].copy(), diag
 
 
+@njit(cache=True, nogil=True)
+def _gated_pairs(p, dist, k, cand, vr, nr, max_normal, max_tangent):
+    """The pairs (region vertex ``vi``, residual ``r`` along its normal) of the points ``p`` with a nearest candidate
+    vertex (``dist`` finite; ``cand[k]``) within both gates, in the points' order: the values of
+    ``r = np.einsum("ij,ij->i", delta, n)`` (NumPy 2.4's einsum adds a row's three products as (x + z) + y: its
+    two-lane loop) and ``tangent = np.linalg.norm(delta - r[:, None] * n, axis=1)`` (left to right) and the gates
+    ``|r| < max_normal``, ``tangent < max_tangent``, bit for bit."""
+    m = len(p)
+    vi = np.empty(m, np.int64)
+    r = np.empty(m)
+    count = 0
+    for i in range(m):
+        if not np.isfinite(dist[i]):
+            continue
+        v = cand[k[i]]
+        d0, d1, d2 = p[i, 0] - vr[v, 0], p[i, 1] - vr[v, 1], p[i, 2] - vr[v, 2]
+        n0, n1, n2 = nr[v, 0], nr[v, 1], nr[v, 2]
+        ri = (d0 * n0 + d2 * n2) + d1 * n1
+        e0, e1, e2 = d0 - ri * n0, d1 - ri * n1, d2 - ri * n2
+        tangent = np.sqrt((e0 * e0 + e1 * e1) + e2 * e2)
+        if abs(ri) < max_normal and tangent < max_tangent:
+            vi[count] = v
+            r[count] = ri
+            count += 1
+    return vi[:count].copy(), r[:count].copy()
+
+
 def _pcg(a: sp.csr_matrix, b: np.ndarray, x: np.ndarray, tol: float, max_iter: int = 500,
          diagonal: np.ndarray | None = None) -> np.ndarray:
     """Jacobi-preconditioned conjugate gradients for the SPD ``a`` from ``x`` (to ``|r| <= tol |b|``):
@@ -301,8 +328,7 @@ def correct_surface(points_cam: np.ndarray, v_head: np.ndarray, pose: HeadPose, 
     geo = region_geometry(model, cfg.region)
     nv = model.n_vertices
     v_head = np.asarray(v_head, np.float64)
-    pts = np.asarray(points_cam, np.float64)
-    pts = pts[np.isfinite(pts).all(axis=1) & (pts[:, 2] > 0)]
+    pts = measured_points(points_cam)
     vr = v_head[geo.idx]
     nr = geo.normals(v_head)
     # the vertices the camera can see: normal towards the camera (at the origin of the camera frame)
@@ -319,15 +345,11 @@ def correct_surface(points_cam: np.ndarray, v_head: np.ndarray, pose: HeadPose, 
         return refused("no measured points on the face")
     p_head = pose.inverse_apply(pts)
     cand = np.flatnonzero(facing & geo.free)
-    reach = cfg.max_normal_mm + cfg.max_tangent_mm
+    # a pair within both gates is nearer than sqrt(normal^2 + tangent^2) (r^2 + tangent^2 = distance^2; the factor
+    # covers the rounding): a nearest vertex beyond that is always gated out, so the lookup need not reach farther
+    reach = float(np.hypot(cfg.max_normal_mm, cfg.max_tangent_mm)) * (1.0 + 1e-6)
     dist, k = BoundedNeighbours(vr[cand], reach).query(p_head, reach)
-    ok = np.isfinite(dist)
-    vi = cand[k[ok]]
-    delta = p_head[ok] - vr[vi]
-    r = np.einsum("ij,ij->i", delta, nr[vi])
-    tangent = np.linalg.norm(delta - r[:, None] * nr[vi], axis=1)
-    keep = (np.abs(r) < cfg.max_normal_mm) & (tangent < cfg.max_tangent_mm)
-    vi, r = vi[keep], r[keep]
+    vi, r = _gated_pairs(p_head, dist, k, cand, vr, nr, float(cfg.max_normal_mm), float(cfg.max_tangent_mm))
     n = len(geo.idx)
     seen_r = np.zeros(n, bool)
     seen_r[vi] = True

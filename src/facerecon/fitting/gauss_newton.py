@@ -154,6 +154,21 @@ def _strata_centres(p: np.ndarray, rows: np.ndarray, k: int) -> list[int]:
     return _strata_centres(p, rows[order[:cut]], k1) + _strata_centres(p, rows[order[cut:]], k - k1)
 
 
+def measured_points(points: np.ndarray) -> np.ndarray:
+    """The rows of ``points`` (N, 3) (as float64) that are finite with z > 0: ``p[np.isfinite(p).all(1) & (p[:, 2] > 0)]``
+    in one numba pass (numpy's row reduction of an (N, 3) mask was ~0.2-0.5 ms of a frame's 12,000-25,000 points)."""
+    p = np.ascontiguousarray(points, np.float64).reshape(-1, 3)
+    return p[_finite_in_front(p)]
+
+
+@njit(cache=True, nogil=True)
+def _finite_in_front(p):
+    keep = np.empty(len(p), np.bool_)
+    for i in range(len(p)):
+        keep[i] = np.isfinite(p[i, 0]) and np.isfinite(p[i, 1]) and np.isfinite(p[i, 2]) and p[i, 2] > 0
+    return keep
+
+
 _NO_BASES = tuple(np.zeros((0, 0)) for _ in range(3))  # a rigid step: no identity / expression columns
 
 
@@ -246,8 +261,7 @@ def fit_face(
     """Fit pose, identity and expression to camera-frame points (mm) from an initial pose."""
     cfg = config or FitConfig()
     t0 = time.perf_counter()
-    pts = np.asarray(points_cam, np.float64)
-    pts = pts[np.isfinite(pts).all(1) & (pts[:, 2] > 0)]
+    pts = measured_points(points_cam)
     if len(pts) < 50:
         raise ValueError("too few depth points to fit the face model")
     pairs = NearestNeighbours(pts, facing=True, bound=max(cfg.max_distance_mm))  # visible: normal facing the camera (at the origin, looking along +z)
