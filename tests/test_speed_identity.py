@@ -150,6 +150,8 @@ def test_compiled_grid_normals_and_pairs_are_numpys_and_checked_face_the_array()
     s = pim.size
     rng = np.random.default_rng(2)
     surf = MeasuredSurface.from_position_image(pim)
+    # the identity stage takes the check's grid points for the position image's own (the same values, same order)
+    assert np.array_equal(surf.points[surf.valid], pim.points_mm())
     vv, uu = np.divmod(np.arange(-2 * s, (s + 2) * s), s)
     for v, u in [(vv, uu)] + [(rng.integers(-2, s + 2, 300), rng.integers(-2, s + 2, 300)) for _ in range(3)]:
         n0, ok0 = _numpy_normals(surf, v, u)
