@@ -82,32 +82,36 @@ def _query(points, order, starts, origin, cell, reach, dims, q, r2):
 
 
 @njit(cache=True, nogil=True)
-def _bounds(points):
-    # ``points.min(axis=0), points.max(axis=0)`` (NaN where a column holds one, as numpy's): numpy's
-    # reduction down the columns of an (N, 3) array is strided and took ~0.6 ms of a 12,000-point build
-    lo, hi = points[0].copy(), points[0].copy()
-    for i in range(1, len(points)):
+def _build(points, cell, max_cells):
+    # the grid in one pass each: the cloud's bounds (``points.min(axis=0)`` / ``max``; numpy's strided column
+    # reduction of an (N, 3) array took ~0.6 ms of a 12,000-point build), the cube side doubled until the grid
+    # holds at most ``max_cells`` cubes, then a counting sort of the points by cube: the order of a stable argsort
+    # of the cube keys, where each cube's run starts (what ``np.searchsorted`` of the sorted keys gives) and the
+    # coordinates in that order (a cube's points are read contiguously)
+    n = len(points)
+    lo, hi = np.zeros(3), np.zeros(3)
+    if n > 0:
+        lo[:], hi[:] = points[0], points[0]
+    for i in range(1, n):
         for c in range(3):
             x = points[i, c]
-            if x < lo[c] or x != x:
+            if x < lo[c] or x != x:  # NaN wins, as in numpy's min / max
                 lo[c] = x if lo[c] == lo[c] else lo[c]
             if x > hi[c] or x != x:
                 hi[c] = x if hi[c] == hi[c] else hi[c]
-    return lo, hi
-
-
-@njit(cache=True, nogil=True)
-def _build(points, origin, cell, dims):
-    # a counting sort of the points by cube: the order of a stable argsort of the cube keys, and where
-    # each cube's run starts (what ``np.searchsorted`` of the sorted keys gives), in two passes
-    n = len(points)
+    extent = hi - lo
+    while (np.floor(extent[0] / cell) + 1) * (np.floor(extent[1] / cell) + 1) * (np.floor(extent[2] / cell) + 1) > max_cells:
+        cell *= 2.0
+    dims = np.empty(3, np.int64)
+    for c in range(3):
+        dims[c] = np.int64(np.floor(extent[c] / cell) + 1)
     ny, nz = dims[1], dims[2]
     key = np.empty(n, np.int64)
     starts = np.zeros(dims[0] * ny * nz + 1, np.int64)
     for i in range(n):
-        c0 = np.int64(np.floor((points[i, 0] - origin[0]) / cell))
-        c1 = np.int64(np.floor((points[i, 1] - origin[1]) / cell))
-        c2 = np.int64(np.floor((points[i, 2] - origin[2]) / cell))
+        c0 = np.int64(np.floor((points[i, 0] - lo[0]) / cell))
+        c1 = np.int64(np.floor((points[i, 1] - lo[1]) / cell))
+        c2 = np.int64(np.floor((points[i, 2] - lo[2]) / cell))
         k = (c0 * ny + c1) * nz + c2
         key[i] = k
         starts[k + 1] += 1
@@ -124,7 +128,7 @@ def _build(points, origin, cell, dims):
         cube_points[j, 0] = points[i, 0]
         cube_points[j, 1] = points[i, 1]
         cube_points[j, 2] = points[i, 2]
-    return order, starts, cube_points
+    return lo, cell, dims, order, starts, cube_points
 
 
 class BoundedNeighbours:
@@ -133,20 +137,11 @@ class BoundedNeighbours:
     def __init__(self, points: np.ndarray, bound: float, split: int = 1):
         self.points = np.ascontiguousarray(points, np.float64)
         self.bound = float(bound)
-        if len(self.points) == 0:
-            lo, hi = np.zeros(3), np.zeros(3)
-        else:
-            lo, hi = _bounds(self.points)
-        cell = self.bound / split
-        extent = hi - lo
-        while np.prod(np.floor(extent / cell) + 1) > MAX_CELLS:
-            cell *= 2.0
-        self.cell = cell
-        self.reach = int(np.ceil(self.bound / cell))  # cubes each side that can hold a point within the bound
-        self.origin = lo
-        self.dims = (np.floor(extent / cell) + 1).astype(np.int64)
-        # the coordinates are also kept in cube order (``_cube_points``): a cube's points are read contiguously
-        self.order, self.starts, self._cube_points = _build(self.points, np.asarray(lo, np.float64), float(cell), self.dims)
+        # the cloud's corner (origin), the cube side, the grid's size, the points in cube order and where each cube's
+        # run starts; ``_cube_points``: the coordinates in that order
+        self.origin, self.cell, self.dims, self.order, self.starts, self._cube_points = _build(
+            self.points, self.bound / split, float(MAX_CELLS))
+        self.reach = int(np.ceil(self.bound / self.cell))  # cubes each side that can hold a point within the bound
 
     def query(self, q: np.ndarray, distance_upper_bound: float) -> tuple[np.ndarray, np.ndarray]:
         """(distances (M,), indices (M,)) of the nearest points strictly closer than ``distance_upper_bound``
