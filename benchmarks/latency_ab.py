@@ -14,11 +14,15 @@ from __future__ import annotations
 
 import argparse
 import collections
+import filecmp
+import hashlib
 import importlib
 import importlib.util
 import os
+import shutil
 import statistics
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -32,11 +36,22 @@ FRAMES = {"frame-045": "truedepth-mannequin/DepthFrames/frame-045.ply", "person.
 
 
 def load_tree(src: Path, name: str = "facerecon_base"):
-    """The ``facerecon`` package under ``src`` imported as ``name`` (its imports are relative)."""
-    init = src / "facerecon" / "__init__.py"
-    if not init.exists():
+    """The ``facerecon`` package under ``src`` imported as ``name`` (its imports are relative), from a copy kept
+    under the temporary folder: numba's on-disk caches name the module they were compiled in, so the tree's own
+    ``__pycache__`` must not receive caches of a module called ``name`` (that tree, run as ``facerecon`` later,
+    would fail to load them).  Files are copied only when they differ (an unchanged copy keeps its caches)."""
+    pkg = src / "facerecon"
+    if not (pkg / "__init__.py").exists():
         raise SystemExit(f"{src}: no facerecon package here (give the src folder of a source tree)")
-    spec = importlib.util.spec_from_file_location(name, init, submodule_search_locations=[str(init.parent)])
+    dst = Path(tempfile.gettempdir()) / "facerecon-latency-ab" / hashlib.sha1(str(src).encode()).hexdigest()[:12] / name
+
+    def copy_changed(a, b):
+        if not (os.path.exists(b) and filecmp.cmp(a, b, shallow=False)):
+            shutil.copy2(a, b)
+
+    shutil.copytree(pkg, dst, ignore=shutil.ignore_patterns("__pycache__"), copy_function=copy_changed, dirs_exist_ok=True)
+    init = dst / "__init__.py"
+    spec = importlib.util.spec_from_file_location(name, init, submodule_search_locations=[str(dst)])
     mod = importlib.util.module_from_spec(spec)
     sys.modules[name] = mod
     spec.loader.exec_module(mod)
