@@ -66,6 +66,7 @@ class CorrectionConfig:
     max_residual_mm: float
     max_rms_offset_mm: float
     tolerance: float
+    first_tolerance: float
     prior: str
     margin_rings: int
 
@@ -403,7 +404,9 @@ def correct_surface(points_cam: np.ndarray, v_head: np.ndarray, pose: HeadPose, 
         system.data[on_diag] = diagonal
         if it == 0:  # start from each vertex's mean residual: CG removes the noise in it first (fewer iterations)
             d = b / np.maximum(a, 1.0)
-        d = _pcg(system, b, d, cfg.tolerance, diagonal=diagonal)
+        # the solves before the last only set the robust weights: solved less tightly
+        tol = cfg.tolerance if it == max(int(cfg.iterations), 1) - 1 else cfg.first_tolerance
+        d = _pcg(system, b, d, tol, diagonal=diagonal)
         e = r - d[col]
         scale = max(_robust_sigma(e, w), cfg.min_sigma_mm)
         w = 1.0 / (1.0 + (e / (cfg.robust_scale * scale)) ** 2) ** 2  # Geman-McClure
