@@ -7,7 +7,7 @@ A: the ``facerecon`` package of ``--base`` (e.g. ``git archive <commit> src | ta
 under another name beside B: this checkout's (whatever ``facerecon`` imports).  On a machine shared by several
 jobs two processes run a minute apart are not comparable (the untouched networks stage alone varied 3.0-4.4 ms
 between them); frames alternating in one process share the load.  The outputs of A and B (pose, confidence,
-returned and model surfaces) are compared bit for bit.  Lazy imports of ``facerecon.*`` by absolute name inside
+returned and model surfaces) are compared bit for bit; each tree reads its own configs and weights.  Lazy imports of ``facerecon.*`` by absolute name inside
 A (none on the frame path) would load B's modules.
 """
 from __future__ import annotations
