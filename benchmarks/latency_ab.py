@@ -34,7 +34,8 @@ for v in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_N
 import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
-STAGES = ("networks", "check_refine", "identity", "correct")
+sys.path.insert(0, str(Path(__file__).parent))
+from latency_pipeline import time_stages  # the stages' thread CPU: the one wrapper
 FRAMES = {"frame-045": "truedepth-mannequin/DepthFrames/frame-045.ply", "person.pcd": "kinect-pcl/person.pcd"}
 
 
@@ -97,21 +98,6 @@ def load_tree(src: Path, name: str = "facerecon_base"):
     return mod
 
 
-def timed_stages(pipeline, acc: dict) -> None:
-    """Wrap the pipeline's stage methods (on this instance) to add their thread CPU ms to ``acc``."""
-    for name in STAGES:
-        fn = getattr(pipeline, name)
-
-        def timed(*a, _fn=fn, _n=name, **k):
-            t = time.thread_time()
-            try:
-                return _fn(*a, **k)
-            finally:
-                acc[_n] = acc.get(_n, 0.0) + 1e3 * (time.thread_time() - t)
-
-        setattr(pipeline, name, timed)
-
-
 def same(a, b) -> str:
     """Which outputs of the two results are the same arrays bit for bit."""
     def eq(x, y):
@@ -138,7 +124,7 @@ def main(argv=None) -> int:
     readers = {"A": importlib.import_module(f"{base.__name__}.io").read_depth, "B": read_depth}  # each tree's own frame type
     acc: dict = {}
     for rec in recs.values():
-        timed_stages(rec.pipeline, acc)
+        time_stages(rec.pipeline, acc)
     real = args.shared / "data" / "real"
     print(f"A = {args.base}, B = {Path(sys.modules['facerecon'].__file__).parents[1]}; thread CPU ms, median of {args.n}, one thread")
     for name, rel in FRAMES.items():

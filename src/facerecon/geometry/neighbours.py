@@ -95,10 +95,10 @@ def _build(points, cell, max_cells):
     for i in range(1, n):
         for c in range(3):
             x = points[i, c]
-            if x < lo[c] or x != x:  # NaN wins, as in numpy's min / max
-                lo[c] = x if lo[c] == lo[c] else lo[c]
-            if x > hi[c] or x != x:
-                hi[c] = x if hi[c] == hi[c] else hi[c]
+            if x < lo[c] or np.isnan(x):  # NaN wins, as in numpy's min / max
+                lo[c] = lo[c] if np.isnan(lo[c]) else x
+            if x > hi[c] or np.isnan(x):
+                hi[c] = hi[c] if np.isnan(hi[c]) else x
     extent = hi - lo
     while (np.floor(extent[0] / cell) + 1) * (np.floor(extent[1] / cell) + 1) * (np.floor(extent[2] / cell) + 1) > max_cells:
         cell *= 2.0
