@@ -222,34 +222,47 @@ def landmark_speed(shared: Path, rec, repeats: int) -> dict:
     return out
 
 
-def truedepth(shared: Path, rec, n_frames: int) -> dict:
+def truedepth_files(shared: Path, n_frames: int) -> list[Path]:
+    """The first ``n_frames`` frames of the TrueDepth mannequin sweep."""
+    return sorted((shared / "data" / "real" / "truedepth-mannequin" / "DepthFrames").glob("frame-*.ply"))[:n_frames]
+
+
+def truedepth_fits(shared: Path, rec, n_frames: int, missed: list):
+    """``(file name, frame, colour-only result, rgbd result)`` for the first ``n_frames`` TrueDepth frames of the
+    mannequin sweep (the colour image fitted with the frame's own intrinsics, then the rgbd fit started from it);
+    a frame either fit refuses is noted in ``missed`` and skipped."""
     from facerecon.errors import FaceReconError
     from facerecon.io.truedepth import read_truedepth_frame
     from facerecon.photo.image import Photo
-    from facerecon.geometry.rotations import quat_to_matrix, rotation_angle_deg
 
-    folder = shared / "data" / "real" / "truedepth-mannequin" / "DepthFrames"
-    files = sorted(folder.glob("frame-*.ply"))[:n_frames]
-    rows = json.loads((folder / "motion-data.json").read_text(encoding="utf-8"))
-    ts = np.array([r["timestamp"] for r in rows], np.float64)
-    q = np.array([[r["attitude_w"], r["attitude_x"], r["attitude_y"], r["attitude_z"]] for r in rows], np.float64)
-    fit_r, rgbd_r, imu_r, names, missed, ms = [], [], [], [], [], []
-    for f in files:
+    for f in truedepth_files(shared, n_frames):
         fr = read_truedepth_frame(f)
-        stamp = float(fr.meta.get("truedepth", {}).get("timestamp", np.nan))
         try:
             r = rec.reconstruct(Photo(fr.color, f.name, float(fr.intrinsics.fx)), texture=False, intrinsics=fr.intrinsics)
             d = rec.reconstruct_rgbd(fr, texture=False, colour=r)
         except FaceReconError as exc:
             missed.append(f"{f.name}: {exc.one_line()}")
             continue
+        yield f.name, fr, r, d
+
+
+def truedepth(shared: Path, rec, n_frames: int) -> dict:
+    from facerecon.geometry.rotations import quat_to_matrix, rotation_angle_deg
+
+    folder = shared / "data" / "real" / "truedepth-mannequin" / "DepthFrames"
+    rows = json.loads((folder / "motion-data.json").read_text(encoding="utf-8"))
+    ts = np.array([r["timestamp"] for r in rows], np.float64)
+    q = np.array([[r["attitude_w"], r["attitude_x"], r["attitude_y"], r["attitude_z"]] for r in rows], np.float64)
+    fit_r, rgbd_r, imu_r, names, missed, ms = [], [], [], [], [], []
+    for name, fr, r, d in truedepth_fits(shared, rec, n_frames, missed):
+        stamp = float(fr.meta.get("truedepth", {}).get("timestamp", np.nan))
         if not np.isfinite(stamp):
-            missed.append(f"{f.name}: no timestamp")
+            missed.append(f"{name}: no timestamp")
             continue
         fit_r.append(r.pose.R)
         rgbd_r.append(d.pose.R)
         imu_r.append(quat_to_matrix(q[int(np.abs(ts - stamp).argmin())]))
-        names.append(f.name)
+        names.append(name)
         ms.append(r.timings_ms.get("total", np.nan))
     i, j = np.triu_indices(len(names), 1)
 
@@ -258,7 +271,7 @@ def truedepth(shared: Path, rec, n_frames: int) -> dict:
         return rotation_angle_deg(np.swapaxes(rot[i], -1, -2) @ rot[j]) if len(i) else np.zeros(0)
 
     a_imu = pair_angles(imu_r)
-    out = {"frames": len(files), "found": len(names), "missed": missed, "pairs": int(len(i)),
+    out = {"frames": len(truedepth_files(shared, n_frames)), "found": len(names), "missed": missed, "pairs": int(len(i)),
            "imu_range_deg": float(a_imu.max()) if len(a_imu) else float("nan"),
            "median_total_ms": float(np.median(ms)) if ms else float("nan")}
     for key, rot in (("colour", fit_r), ("rgbd", rgbd_r)):
@@ -336,36 +349,24 @@ def face_turn_deg(rotation: np.ndarray, translation: np.ndarray) -> float:
 
 def truedepth_shape(shared: Path, rec, n_frames: int) -> dict:
     """The colour-only fit's shape on the TrueDepth frames against each frame's own depth (module doc)."""
-    from facerecon.errors import FaceReconError
     from facerecon.facemodel.model import RENDER_REGIONS
-    from facerecon.io.truedepth import read_truedepth_frame
-    from facerecon.photo.image import Photo
 
     model = rec.model
     tris = model.region_triangles(*RENDER_REGIONS)
-    folder = shared / "data" / "real" / "truedepth-mannequin" / "DepthFrames"
-    files = sorted(folder.glob("frame-*.ply"))[:n_frames]
     neutral = model.neutral.astype(np.float64)
     rows, missed = [], []
-    for f in files:
-        fr = read_truedepth_frame(f)
-        try:
-            r = rec.reconstruct(Photo(fr.color, f.name, float(fr.intrinsics.fx)), texture=False, intrinsics=fr.intrinsics)
-            d = rec.reconstruct_rgbd(fr, texture=False, colour=r)
-        except FaceReconError as exc:
-            missed.append(f"{f.name}: {exc.one_line()}")
-            continue
+    for name, fr, r, d in truedepth_fits(shared, rec, n_frames, missed):
         scan = depth_scan(fr, r.photo.detected_68)
         if scan is None:
-            missed.append(f"{f.name}: too few landmarks with depth")
+            missed.append(f"{name}: too few landmarks with depth")
             continue
         meshes = {"colour": r.vertices_camera, "identity_only": model.vertices(r.identity, None).astype(np.float64),
                   "mean_face": neutral, "rgbd": d.vertices_camera}
         err = {key: depth_shape_errors(scan, v, model, tris) for key, v in meshes.items()}
-        row = {"frame": f.name, "turn_deg": face_turn_deg(d.pose.R, d.pose.t_mm), "points": len(scan[0]),
+        row = {"frame": name, "turn_deg": face_turn_deg(d.pose.R, d.pose.t_mm), "points": len(scan[0]),
                "landmarks": [int(i) for i in scan[2]], "errors": err}
         rows.append(row)
-        print(f"{f.name} turn {row['turn_deg']:5.1f} deg, {row['points']} points: median (rigid) " + ", ".join(
+        print(f"{name} turn {row['turn_deg']:5.1f} deg, {row['points']} points: median (rigid) " + ", ".join(
             f"{key} {e['rigid']['median_mm']:.2f}" for key, e in err.items()), flush=True)
     bins = {}
     for lo, hi in TURN_BINS + ((0.0, 180.0),):
@@ -382,7 +383,7 @@ def truedepth_shape(shared: Path, rec, n_frames: int) -> dict:
         for e in r["errors"].values():
             for m in e.values():
                 m.pop("distances")
-    return {"frames": len(files), "found": len(rows), "missed": missed, "bins": bins, "rows": rows}
+    return {"frames": len(truedepth_files(shared, n_frames)), "found": len(rows), "missed": missed, "bins": bins, "rows": rows}
 
 
 def figure(shared: Path, rec, path: Path, name: str = "breakingbad.jpg") -> None:
