@@ -549,12 +549,17 @@ def refine_rigid(pose: HeadPose, v_sample: np.ndarray, n_sample: np.ndarray, sur
                      tol_step=(1e-5, 1e-3)).pose
 
 
-def turn_about(pose: HeadPose, axis: np.ndarray, angle_deg: float, centre: np.ndarray) -> HeadPose:
-    """``pose`` turned by ``angle_deg`` about the camera-frame ``axis`` through ``centre``."""
+def _turned(r: np.ndarray, t: np.ndarray, axis: np.ndarray, angle_deg: float, c: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(R, t) turned by ``angle_deg`` about the camera-frame ``axis`` through ``c`` (float64
+    arrays; no :class:`HeadPose` built: the grid turns 34 of them per search)."""
     a = np.asarray(axis, np.float64)
     q = axis_angle_to_matrix(np.deg2rad(angle_deg) * a / np.linalg.norm(a))
-    c = np.asarray(centre, np.float64)
-    return HeadPose(q @ pose.R, q @ (pose.t_mm - c) + c)
+    return q @ r, q @ (t - c) + c
+
+
+def turn_about(pose: HeadPose, axis: np.ndarray, angle_deg: float, centre: np.ndarray) -> HeadPose:
+    """``pose`` turned by ``angle_deg`` about the camera-frame ``axis`` through ``centre``."""
+    return HeadPose(*_turned(pose.R, pose.t_mm, axis, angle_deg, np.asarray(centre, np.float64)))
 
 
 def roll_about_view_axis(pose: HeadPose, angle_deg: float, centre: np.ndarray) -> HeadPose:
@@ -708,14 +713,15 @@ def _grid_turns(pose0: HeadPose, g: SearchSettings) -> tuple[list[tuple[float, f
     origin = np.asarray(pose0.t_mm, np.float64)
     cells, rs, ts = [], [], []
     for a in [0.0, *g.yaw_deg]:
+        # the yaw once per column (the arithmetic of turn_about, without a HeadPose per turn)
+        r_a, t_a = _turned(pose0.R, origin, pose0.R[:, 1], a, origin)
         for b in [0.0, *g.pitch_deg]:
             if a == 0.0 and b == 0.0:
                 continue
-            turned = turn_about(pose0, pose0.R[:, 1], a, origin)
-            p = turn_about(turned, turned.R[:, 0], b, origin)
+            r, t = _turned(r_a, t_a, r_a[:, 0], b, origin)
             cells.append((float(a), float(b)))
-            rs.append(p.R)
-            ts.append(p.t_mm)
+            rs.append(r)
+            ts.append(t)
     return cells, np.asarray(rs, np.float64).reshape(-1, 3, 3), np.asarray(ts, np.float64).reshape(-1, 3)
 
 
