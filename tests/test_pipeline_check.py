@@ -126,6 +126,34 @@ def test_grid_search_recovers_a_pose_the_networks_miss_by_40_degrees(reconstruct
     assert found.check.residual_mm <= first.residual_mm + est.check_cfg.fallback.residual_slack_mm
 
 
+def test_grid_renders_only_cells_whose_pair_fit_competes(reconstructor, frames):
+    """``[search] check_best``: the pair fit (the refinement's association, no rendering) ranks the
+    true pose above a turned one; with it the grid renders the nearest cells and then only cells
+    whose pair fit is among the best so far, and keeps the same best cell as checking every cell."""
+    from facerecon.pipeline.check import MeasuredSurface, ProjectivePairs, pair_fit, search_grid, turn_about
+    from facerecon.pipeline.frame import locate
+
+    est = reconstructor.pose
+    model = reconstructor.model
+    f = frames[1]
+    truth = f.meta["pose_for_eval_only"]
+    v = model.vertices(f.meta["identity_for_eval_only"], np.zeros(model.n_expression)).astype(np.float64)
+    surf = MeasuredSurface.from_position_image(locate(f).position_image)
+    wrong = turn_about(truth, truth.R[:, 1], 40.0, truth.t_mm)
+    wrong = turn_about(wrong, wrong.R[:, 0], -20.0, wrong.t_mm)
+    vs, ns = est.region.sample_with_normals(v)
+    assert pair_fit(truth, vs, ns, ProjectivePairs(surf), est.check_cfg) < pair_fit(wrong, vs, ns, ProjectivePairs(surf), est.check_cfg)
+    checked = {}
+    for k in (0, 4):
+        cfg = check_config({"search": {"stop_confidence": 1.01, "check_best": k}})  # no early stop: the whole grid
+        labels = checked[k] = []
+        kept = search_grid(wrong, vs, ns, v, est.region, surf, cfg, lambda q, ch, cand, labels=labels: labels.append(cand.label))
+        checked[k, "best"] = kept[0].label
+    assert len(checked[0]) == 34 and 4 <= len(checked[4]) < 34, (len(checked[0]), len(checked[4]))
+    assert checked[4][:4] == checked[0][:4]  # the nearest cells are always rendered
+    assert checked[4, "best"] == checked[0, "best"]
+
+
 def test_a_confident_pose_the_score_ranks_lower_replaces_a_no_face_choice(reconstructor, frames):
     """When no candidate passes clearly and the score's choice is no face by the check while another
     pose tried is a face, the search returns that one (near profile the score's all-landmark term
