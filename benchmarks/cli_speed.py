@@ -303,7 +303,8 @@ def main(argv=None) -> int:
 def cold_alternate(args, res: dict) -> int:
     """--alternate: the cold frame (and with --folder the folder of --n frames after it), this checkout (or --src)
     and the other src/ one run each in turn (A, B, A, B, ...: the shared machine's load then falls on both alike),
-    --cold-runs pairs after one warm-up run of each (caches); wall and CPU medians of each."""
+    --cold-runs pairs after one warm-up run of each (caches); wall and CPU medians of each, and the median of the
+    pairs' CPU differences."""
     from facerecon.cli._frames import expand_inputs
 
     srcs = [str((args.src or REPO / "src").resolve()), str(args.alternate.resolve())]
@@ -336,6 +337,11 @@ def cold_alternate(args, res: dict) -> int:
         res[f"cold {src}"] = got
         print(f"one frame, cold, {src}: wall s median {statistics.median(w for w, _ in got):.2f} "
               f"({' '.join(f'{w:.2f}' for w, _ in got)}); CPU s median {statistics.median(c for _, c in got):.2f}", flush=True)
+    a, b = (runs[s] for s in srcs)
+    diffs = [ca - cb for (_, ca), (_, cb) in zip(a, b)]  # pairs run back to back: the load falls on both alike
+    res["cold CPU paired differences"] = diffs
+    print(f"one frame, cold, CPU s of each pair, {srcs[0]} - {srcs[1]}: median {statistics.median(diffs):+.3f} "
+          f"({' '.join(f'{d:+.2f}' for d in diffs)}); {srcs[0]} took less in {sum(d < 0 for d in diffs)} of {len(diffs)}", flush=True)
     for src, got in batches.items():
         if got:
             res[f"folder {src}"] = got

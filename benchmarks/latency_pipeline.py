@@ -24,7 +24,7 @@ STAGES = ("network", "shape_network", "refine", "identity", "correct")
 CPU_STAGES = ("networks", "check_refine", "identity", "correct")
 
 
-def _time_stages(pipeline, out: dict) -> None:
+def time_stages(pipeline, out: dict) -> None:
     """Wrap the pipeline's stage methods (on this instance) to add their thread CPU ms to ``out``."""
     for name in CPU_STAGES:
         fn = getattr(pipeline, name)
@@ -53,7 +53,7 @@ def main(argv=None) -> int:
 
     rec = Reconstructor.from_pretrained(args.config)
     cpu: dict = {}
-    _time_stages(rec.pipeline, cpu)
+    time_stages(rec.pipeline, cpu)
     print(f"config {args.config}, {args.threads} threads, median of {args.n} runs (ms)")
     for rel in FRAMES:
         path = args.shared / rel

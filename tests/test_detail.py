@@ -375,6 +375,55 @@ def test_masked_gaussian_on_sparse_and_small_masks():
         assert np.array_equal(got.view(np.uint32), want.view(np.uint32)), (n, sigma, kind)
 
 
+def _scipy_clean_depth(depth, cfg):
+    """_clean_depth as written with scipy.ndimage (the reference its compiled filters must equal)."""
+    from scipy.ndimage import gaussian_filter, maximum_filter, minimum_filter
+
+    from facerecon.fitting.detail import _MIN_SUPPORT
+
+    valid = depth > 0
+    hi = maximum_filter(np.where(valid, depth, 0.0), size=3)
+    lo = minimum_filter(np.where(valid, depth, np.inf), size=3)
+    edge = valid & (hi - lo > cfg.edge_jump_mm + cfg.edge_jump_rel * depth)
+    if cfg.edge_dilate_px > 0 and edge.any():
+        edge = maximum_filter(edge, size=2 * cfg.edge_dilate_px + 1) & valid
+    good = valid & ~edge
+    if cfg.smooth_px > 0:
+        num = gaussian_filter(np.where(good, depth, 0.0).astype(np.float32), cfg.smooth_px, truncate=3.0)
+        den = gaussian_filter(good.astype(np.float32), cfg.smooth_px, truncate=3.0)
+        good &= den >= _MIN_SUPPORT
+        smooth = np.where(good, num / np.maximum(den, 1e-6), 0.0).astype(np.float32)
+    else:
+        smooth = np.where(good, depth, 0.0).astype(np.float32)
+    cell = np.zeros_like(good)
+    cell[:-1, :-1] = good[:-1, :-1] & good[1:, :-1] & good[:-1, 1:] & good[1:, 1:]
+    return smooth, cell, {"edge_pixels": int(edge.sum()), "valid_pixels": int(valid.sum())}
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_clean_depth_is_scipys_filters(dtype):
+    """The depth cleaning's filters (max / min 3x3, the grown edges, the masked Gaussian, all mode reflect) give
+    scipy.ndimage's values bit for bit: noisy surfaces with holes, jumps and valid pixels on the crop's borders,
+    Gaussian kernels from none to wider than the crop, edge growth 0-3, tiny crops."""
+    from facerecon.fitting.detail import _clean_depth
+
+    rng = np.random.default_rng(11)
+    cases = [((60, 80), 1.0, 1), ((60, 80), 0.1, 1), ((45, 33), 2.6, 0), ((45, 33), 0.0, 2), ((9, 7), 4.0, 3),
+             ((3, 2), 1.0, 1), ((1, 5), 1.5, 1), ((120, 90), 6.0, 2)]
+    for (h, w), smooth_px, dil in cases:
+        yy, xx = np.mgrid[:h, :w]
+        depth = 500.0 + 0.3 * yy + 40.0 * (xx > w // 2) + rng.normal(0.0, 1.5, (h, w))
+        depth[rng.random((h, w)) < 0.15] = 0.0  # holes, on the borders too
+        depth[h // 3:h // 3 + 3, 2:5] = 0.0
+        depth = depth.astype(dtype)
+        cfg = DetailConfig.load({"smooth_px": smooth_px, "edge_dilate_px": dil})
+        got, want = _clean_depth(depth, cfg), _scipy_clean_depth(depth, cfg)
+        assert got[0].dtype == np.float32 and got[0].flags.c_contiguous
+        assert np.array_equal(got[0].view(np.uint32), want[0].view(np.uint32)), ((h, w), smooth_px, dil)
+        assert np.array_equal(got[1], want[1]) and got[2] == want[2], ((h, w), smooth_px, dil)
+        assert want[2]["edge_pixels"] > 0 or h * w < 50
+
+
 @pytest.mark.parametrize("yaw", [0.0, 55.0])
 def test_grazing_triangles_skip_nothing_that_would_be_measured(model, monkeypatch, yaw):
     """The triangles skipped as all-grazing change nothing: the same map, mask and texel counts as the

@@ -27,16 +27,20 @@ def test_rigid_icp_recovers_pose_from_nearby_start():
     assert res.history[-1] < res.history[0]
 
 
-def test_basis_rows_match_numpy_bit_for_bit():
-    """The Jacobian's identity rows (numba) are numpy's gathered products, (x + y) + z."""
-    from facerecon.fitting.gauss_newton import _basis_rows
+def test_jacobian_matches_numpy_bit_for_bit():
+    """The joint step's Jacobian (numba, one pass) is numpy's cross product, normals and gathered basis products,
+    (x + y) + z, concatenated."""
+    from facerecon.fitting.gauss_newton import _NO_BASES, _jacobian
 
     rng = np.random.default_rng(5)
-    b = tuple(np.ascontiguousarray(rng.normal(size=(300, 12))) for _ in range(3))
+    bi = tuple(np.ascontiguousarray(rng.normal(size=(300, 12))) for _ in range(3))
+    be = tuple(np.ascontiguousarray(rng.normal(size=(300, 4))) for _ in range(3))
     idx, nh = rng.integers(0, 300, 500), rng.normal(size=(500, 3))
-    want = (b[0][idx] * nh[:, 0:1] + b[1][idx] * nh[:, 1:2]) + b[2][idx] * nh[:, 2:3]
-    assert np.array_equal(_basis_rows(b, idx, nh), want)
-    assert _basis_rows(tuple(np.zeros((300, 0)) for _ in range(3)), idx, nh).shape == (500, 0)
+    vi, ni, t = rng.normal(size=(500, 3)) * 80 + [0, 0, 600], rng.normal(size=(500, 3)), rng.normal(size=3) * 50
+    rows = lambda b: (b[0][idx] * nh[:, 0:1] + b[1][idx] * nh[:, 1:2]) + b[2][idx] * nh[:, 2:3]  # noqa: E731
+    want = np.concatenate([np.cross(vi - t, ni), ni, rows(bi), rows(be)], 1)
+    assert np.array_equal(_jacobian(vi, ni, t, nh, idx, *bi, *be), want)
+    assert np.array_equal(_jacobian(vi, ni, t, nh, idx, *_NO_BASES, *_NO_BASES), want[:, :6])
 
 
 def test_farthest_point_model_points_spread_over_the_region():

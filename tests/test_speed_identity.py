@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from facerecon.facemodel import vertex_normals
-from facerecon.fitting.gauss_newton import _basis_rows
+from facerecon.fitting.gauss_newton import _NO_BASES, _jacobian, measured_points
 
 
 def test_vertex_normals_by_bincount_are_those_of_add_at():
@@ -22,13 +22,76 @@ def test_vertex_normals_by_bincount_are_those_of_add_at():
     assert vertex_normals(v32, tris).dtype == np.float32
 
 
-def test_basis_rows_are_the_strided_sum():
+def test_jacobian_rows_are_the_strided_sum():
     rng = np.random.default_rng(1)
     b = rng.normal(size=(40, 300, 3))
     index = np.sort(rng.choice(300, 200, replace=False))
     nh = rng.normal(size=(200, 3))
     xyz = tuple(np.ascontiguousarray(b[..., c].T) for c in range(3))
-    assert np.array_equal(_basis_rows(xyz, index, nh), (b[:, index] * nh[None]).sum(-1).T)
+    vi, ni = rng.normal(size=(200, 3)) * 90, rng.normal(size=(200, 3))
+    assert np.array_equal(_jacobian(vi, ni, np.zeros(3), nh, index, *xyz, *_NO_BASES)[:, 6:], (b[:, index] * nh[None]).sum(-1).T)
+
+
+def test_measured_points_are_the_masked_rows():
+    rng = np.random.default_rng(6)
+    p = rng.normal(size=(3000, 3)) * 100
+    p[rng.integers(0, 3000, 300), rng.integers(0, 3, 300)] = np.nan
+    p[rng.integers(0, 3000, 50), rng.integers(0, 3, 50)] = np.inf
+    p[rng.integers(0, 3000, 20), 2] = 0.0
+    assert np.array_equal(measured_points(p.astype(np.float32)), p.astype(np.float32).astype(np.float64)[
+        np.isfinite(p).all(1) & (p[:, 2] > 0)])
+
+
+def test_correction_pairs_are_numpys_gates_and_need_no_farther_lookup():
+    """The correction's pairs (numba) are numpy's residual, tangent distance and gates; a lookup reaching only
+    sqrt(normal^2 + tangent^2) keeps the same pairs as one reaching normal + tangent (what it was)."""
+    from facerecon.fitting.correction import _gated_pairs
+    from facerecon.geometry.neighbours import BoundedNeighbours
+
+    rng = np.random.default_rng(7)
+    uv = rng.uniform(-80, 80, size=(4000, 2))
+    vr = np.c_[uv, 20 * np.sin(uv[:, 0] / 25)]
+    nr = rng.normal(size=(4000, 3)) * 0.3 + [0, 0, 1]
+    nr /= np.linalg.norm(nr, axis=1, keepdims=True)
+    cand = np.sort(rng.choice(4000, 3000, replace=False))
+    p = vr[rng.integers(0, 4000, 20000)] + rng.normal(size=(20000, 3)) * [2, 2, 5]
+    gates = (8.0, 2.5)
+    old = gates[0] + gates[1]
+    dist, k = BoundedNeighbours(vr[cand], old).query(p, old)
+    ok = np.isfinite(dist)
+    vi = cand[k[ok]]
+    delta = p[ok] - vr[vi]
+    r = np.einsum("ij,ij->i", delta, nr[vi])
+    tangent = np.linalg.norm(delta - r[:, None] * nr[vi], axis=1)
+    keep = (np.abs(r) < gates[0]) & (tangent < gates[1])
+    got = _gated_pairs(p, dist, k, cand, vr, nr, *gates)
+    assert np.array_equal(got[0], vi[keep]) and np.array_equal(got[1], r[keep])
+    near = float(np.hypot(*gates)) * (1.0 + 1e-6)
+    d2, k2 = BoundedNeighbours(vr[cand], near).query(p, near)
+    again = _gated_pairs(p, d2, k2, cand, vr, nr, *gates)
+    assert np.array_equal(again[0], got[0]) and np.array_equal(again[1], got[1]) and 1000 < len(got[0]) < 20000
+
+
+def test_incident_normals_are_the_sparse_products(ict_archive):
+    """The check's sample and landmark normals (numba, only the triangles a row reads) are the sparse incidence
+    product of numpy's cross products, normalised, bit for bit."""
+    from facerecon.facemodel import FaceModel
+    from facerecon.pipeline.check import FaceRegion
+
+    m = FaceModel.load()
+    reg = FaceRegion(m)
+    rng = np.random.default_rng(8)
+    for _ in range(5):
+        v = m.vertices(rng.normal(size=100) * 2, rng.uniform(0, 1, 55)).astype(np.float64)
+        u = v[reg._used]
+        t = reg._tris_local
+        n = reg._incidence @ np.cross(u[t[:, 1]] - u[t[:, 0]], u[t[:, 2]] - u[t[:, 0]])
+        vs, ns = reg.sample_with_normals(v)
+        assert np.array_equal(vs, u[reg._sample_local])
+        assert np.array_equal(ns, n / np.maximum(np.linalg.norm(n, axis=1, keepdims=True), 1e-12))
+        t = reg.landmark_triangles
+        n = reg._lm_incidence @ np.cross(v[t[:, 1]] - v[t[:, 0]], v[t[:, 2]] - v[t[:, 0]])
+        assert np.array_equal(reg.landmark_normals(v), n / np.maximum(np.linalg.norm(n, axis=1, keepdims=True), 1e-12))
 
 
 def _numpy_normals(surf, v, u):
@@ -87,6 +150,8 @@ def test_compiled_grid_normals_and_pairs_are_numpys_and_checked_face_the_array()
     s = pim.size
     rng = np.random.default_rng(2)
     surf = MeasuredSurface.from_position_image(pim)
+    # the identity stage takes the check's grid points for the position image's own (the same values, same order)
+    assert np.array_equal(surf.points[surf.valid], pim.points_mm())
     vv, uu = np.divmod(np.arange(-2 * s, (s + 2) * s), s)
     for v, u in [(vv, uu)] + [(rng.integers(-2, s + 2, 300), rng.integers(-2, s + 2, 300)) for _ in range(3)]:
         n0, ok0 = _numpy_normals(surf, v, u)

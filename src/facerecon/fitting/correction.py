@@ -43,7 +43,7 @@ from ..geometry.camera import Intrinsics
 from ..geometry.neighbours import BoundedNeighbours
 from ..geometry.pose import HeadPose
 from ..settings import toml_defaults
-from .gauss_newton import per_model
+from .gauss_newton import measured_points, per_model
 
 
 TRIM_NOISE = 0.95  # share of the second differences kept by :func:`grid_noise_mm`
@@ -66,6 +66,7 @@ class CorrectionConfig:
     max_residual_mm: float
     max_rms_offset_mm: float
     tolerance: float
+    first_tolerance: float
     prior: str
     margin_rings: int
 
@@ -221,11 +222,41 @@ def _principal_nb(indptr: np.ndarray, indices: np.ndarray, data: np.ndarray, kee
     return out_ptr, out_idx[:k].copy(), out_data[:k].copy(), diag
 
 
+@njit(cache=True, nogil=True)
+def _gated_pairs(p, dist, k, cand, vr, nr, max_normal, max_tangent):
+    """The pairs (region vertex ``vi``, residual ``r`` along its normal) of the points ``p`` with a nearest candidate
+    vertex (``dist`` finite; ``cand[k]``) within both gates, in the points' order: the values of
+    ``r = np.einsum("ij,ij->i", delta, n)`` (NumPy 2.4's einsum adds a row's three products as (x + z) + y: its
+    two-lane loop) and ``tangent = np.linalg.norm(delta - r[:, None] * n, axis=1)`` (left to right) and the gates
+    ``|r| < max_normal``, ``tangent < max_tangent``, bit for bit."""
+    m = len(p)
+    vi = np.empty(m, np.int64)
+    r = np.empty(m)
+    count = 0
+    for i in range(m):
+        if not np.isfinite(dist[i]):
+            continue
+        v = cand[k[i]]
+        d0, d1, d2 = p[i, 0] - vr[v, 0], p[i, 1] - vr[v, 1], p[i, 2] - vr[v, 2]
+        n0, n1, n2 = nr[v, 0], nr[v, 1], nr[v, 2]
+        ri = (d0 * n0 + d2 * n2) + d1 * n1
+        e0, e1, e2 = d0 - ri * n0, d1 - ri * n1, d2 - ri * n2
+        tangent = np.sqrt((e0 * e0 + e1 * e1) + e2 * e2)
+        if abs(ri) < max_normal and tangent < max_tangent:
+            vi[count] = v
+            r[count] = ri
+            count += 1
+    return vi[:count].copy(), r[:count].copy()
+
+
 def _pcg(a: sp.csr_matrix, b: np.ndarray, x: np.ndarray, tol: float, max_iter: int = 500,
          diagonal: np.ndarray | None = None) -> np.ndarray:
     """Jacobi-preconditioned conjugate gradients for the SPD ``a`` from ``x`` (to ``|r| <= tol |b|``):
     scipy's ``cg`` without its per-iteration operator wrapping (a third of its time on these systems).
-    ``diagonal``: ``a``'s diagonal where the caller holds it (the same values as ``a.diagonal()``)."""
+    ``diagonal``: ``a``'s diagonal where the caller holds it (the same values as ``a.diagonal()``).
+    The vector updates are numba passes with the arithmetic of the NumPy expressions they replaced (the same
+    values, without five temporaries per iteration); the sparse product (scipy's: a numba loop was slower) and
+    the dot products and norms (BLAS sums in its own order) are as before."""
     inv = 1.0 / (a.diagonal() if diagonal is None else diagonal)
     x = x.copy()
     r = b - a @ x
@@ -238,13 +269,25 @@ def _pcg(a: sp.csr_matrix, b: np.ndarray, x: np.ndarray, tol: float, max_iter: i
             break
         ap = a @ p
         alpha = rz / float(p @ ap)
-        x += alpha * p
-        r -= alpha * ap
-        z = inv * r
+        _cg_step(x, r, z, p, ap, inv, alpha)  # x += alpha p; r -= alpha ap; z = inv r
         rz_new = float(r @ z)
-        p = z + (rz_new / rz) * p
+        _cg_direction(p, z, rz_new / rz)  # p = z + beta p
         rz = rz_new
     return x
+
+
+@njit(cache=True, nogil=True)
+def _cg_step(x, r, z, p, ap, inv, alpha):
+    for i in range(len(x)):
+        x[i] += alpha * p[i]
+        r[i] -= alpha * ap[i]
+        z[i] = inv[i] * r[i]
+
+
+@njit(cache=True, nogil=True)
+def _cg_direction(p, z, beta):
+    for i in range(len(p)):
+        p[i] = z[i] + beta * p[i]
 
 
 def source_grid(depth_mm: np.ndarray, intrinsics: Intrinsics, box: tuple[float, float, float, float], z_range: tuple[float, float],
@@ -301,8 +344,7 @@ def correct_surface(points_cam: np.ndarray, v_head: np.ndarray, pose: HeadPose, 
     geo = region_geometry(model, cfg.region)
     nv = model.n_vertices
     v_head = np.asarray(v_head, np.float64)
-    pts = np.asarray(points_cam, np.float64)
-    pts = pts[np.isfinite(pts).all(axis=1) & (pts[:, 2] > 0)]
+    pts = measured_points(points_cam)
     vr = v_head[geo.idx]
     nr = geo.normals(v_head)
     # the vertices the camera can see: normal towards the camera (at the origin of the camera frame)
@@ -319,15 +361,11 @@ def correct_surface(points_cam: np.ndarray, v_head: np.ndarray, pose: HeadPose, 
         return refused("no measured points on the face")
     p_head = pose.inverse_apply(pts)
     cand = np.flatnonzero(facing & geo.free)
-    reach = cfg.max_normal_mm + cfg.max_tangent_mm
+    # a pair within both gates is nearer than sqrt(normal^2 + tangent^2) (r^2 + tangent^2 = distance^2; the factor
+    # covers the rounding): a nearest vertex beyond that is always gated out, so the lookup need not reach farther
+    reach = float(np.hypot(cfg.max_normal_mm, cfg.max_tangent_mm)) * (1.0 + 1e-6)
     dist, k = BoundedNeighbours(vr[cand], reach).query(p_head, reach)
-    ok = np.isfinite(dist)
-    vi = cand[k[ok]]
-    delta = p_head[ok] - vr[vi]
-    r = np.einsum("ij,ij->i", delta, nr[vi])
-    tangent = np.linalg.norm(delta - r[:, None] * nr[vi], axis=1)
-    keep = (np.abs(r) < cfg.max_normal_mm) & (tangent < cfg.max_tangent_mm)
-    vi, r = vi[keep], r[keep]
+    vi, r = _gated_pairs(p_head, dist, k, cand, vr, nr, float(cfg.max_normal_mm), float(cfg.max_tangent_mm))
     n = len(geo.idx)
     seen_r = np.zeros(n, bool)
     seen_r[vi] = True
@@ -366,7 +404,9 @@ def correct_surface(points_cam: np.ndarray, v_head: np.ndarray, pose: HeadPose, 
         system.data[on_diag] = diagonal
         if it == 0:  # start from each vertex's mean residual: CG removes the noise in it first (fewer iterations)
             d = b / np.maximum(a, 1.0)
-        d = _pcg(system, b, d, cfg.tolerance, diagonal=diagonal)
+        # the solves before the last only set the robust weights: solved less tightly
+        tol = cfg.tolerance if it == max(int(cfg.iterations), 1) - 1 else cfg.first_tolerance
+        d = _pcg(system, b, d, tol, diagonal=diagonal)
         e = r - d[col]
         scale = max(_robust_sigma(e, w), cfg.min_sigma_mm)
         w = 1.0 / (1.0 + (e / (cfg.robust_scale * scale)) ** 2) ** 2  # Geman-McClure

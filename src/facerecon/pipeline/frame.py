@@ -236,7 +236,7 @@ class DepthPipeline:
         timings = {**located.timings_ms, **net.timings_ms, **checked.timings_ms}
         if refine_shape > 0:
             t = time.perf_counter()
-            pose, v_head, weights = self.identity(located, pose, weights, int(refine_shape))
+            pose, v_head, weights = self.identity(located, pose, weights, int(refine_shape), checked.surface)
             check = surface_check(v_head, pose, self.region, checked.surface, self.check_cfg)
             timings["identity"] = _ms(t, time.perf_counter())
         k = self.model.n_identity
@@ -335,12 +335,16 @@ class DepthPipeline:
             again = True
         return Checked(fit, v_head, weights, again, surf, {"refine": _ms(t0, time.perf_counter())})
 
-    def identity(self, located: Located, pose: HeadPose, weights: np.ndarray, iterations: int) -> tuple[HeadPose, np.ndarray, np.ndarray]:
+    def identity(self, located: Located, pose: HeadPose, weights: np.ndarray, iterations: int,
+                 surface: MeasuredSurface | None = None) -> tuple[HeadPose, np.ndarray, np.ndarray]:
         """Stage ``identity``: joint pose + identity (+ expression) Gauss-Newton on the frame's points,
-        started from the networks' shape (``[shape]`` of ``configs/check.toml``)."""
+        started from the networks' shape (``[shape]`` of ``configs/check.toml``).  ``surface``: the crop's
+        measured surface the check already made (its valid points are ``PositionImage.points_mm()``, the same
+        values in the same order: not computed again)."""
         c = self.check_cfg.shape
         k = self.model.n_identity
-        fit = fit_face(located.position_image.points_mm(), self.model, pose,
+        points = located.position_image.points_mm() if surface is None else surface.points[surface.valid]
+        fit = fit_face(points, self.model, pose,
                        FitConfig(n_identity=int(c.identity_modes), n_expression=int(c.expression_modes), n_model_points=int(c.n_points),
                                  rigid_iterations=0, iterations=int(iterations), max_distance_mm=tuple(c.max_distance_mm), region=str(c.region),
                                  sampling=str(c.sampling)),
