@@ -26,6 +26,23 @@ def frames(reconstructor):
     return [head_frame(gen, i) for i in (0, 2)]
 
 
+@pytest.fixture(scope="module")
+def turned_case(reconstructor, frames):
+    """(true pose, the frame's true head-frame mesh, its measured surface, the true pose turned 40 degrees
+    in yaw and -20 in pitch about the head origin: what the networks do on face-only surfaces)."""
+    from facerecon.pipeline.check import MeasuredSurface, turn_about
+    from facerecon.pipeline.frame import locate
+
+    model = reconstructor.model
+    f = frames[1]
+    truth = f.meta["pose_for_eval_only"]
+    v = model.vertices(f.meta["identity_for_eval_only"], np.zeros(model.n_expression)).astype(np.float64)
+    surf = MeasuredSurface.from_position_image(locate(f).position_image)
+    wrong = turn_about(truth, truth.R[:, 1], 40.0, truth.t_mm)
+    wrong = turn_about(wrong, wrong.R[:, 0], -20.0, wrong.t_mm)
+    return truth, v, surf, wrong
+
+
 def test_config_rejects_unknown_keys():
     assert check_config({"refine": {"iterations": 3}}).refine.iterations == 3
     with pytest.raises(ConfigError, match=r"unknown setting 'refine.iteration' \(did you mean 'refine.iterations'"):
@@ -94,23 +111,15 @@ def test_refinement_is_default_and_confidence_describes_the_returned_pose(recons
         assert js["face"] is True and d["network"]["check"]["trimmed_residual_mm"] is not None and d["path"]["label"] == pr.chosen
 
 
-def test_grid_search_recovers_a_pose_the_networks_miss_by_40_degrees(reconstructor, frames):
+def test_grid_search_recovers_a_pose_the_networks_miss_by_40_degrees(reconstructor, turned_case):
     """A network pose 40 degrees off in yaw and 20 in pitch (what the networks do on face-only
     surfaces): without the grid, refinement stays in the wrong basin; with it, the true pose is
     found; and no alternative is taken whose trimmed residual is worse than the refined first
     candidate's by more than the slack."""
-    from facerecon.pipeline.check import Candidate, MeasuredSurface, Start, refine_rigid, robust_pose, surface_check, turn_about
-    from facerecon.pipeline.frame import locate
+    from facerecon.pipeline.check import Candidate, Start, refine_rigid, robust_pose, surface_check
 
     est = reconstructor.pose
-    model = reconstructor.model
-    f = frames[1]
-    truth = f.meta["pose_for_eval_only"]
-    v = model.vertices(f.meta["identity_for_eval_only"], np.zeros(model.n_expression)).astype(np.float64)
-    pim = locate(f).position_image
-    surf = MeasuredSurface.from_position_image(pim)
-    wrong = turn_about(truth, truth.R[:, 1], 40.0, truth.t_mm)
-    wrong = turn_about(wrong, wrong.R[:, 0], -20.0, wrong.t_mm)
+    truth, v, surf, wrong = turned_case
     no_grid = check_config({"search": {"yaw_deg": [], "pitch_deg": []}, "fallback": {"rolls_deg": []}})
     stuck = robust_pose([Candidate(Start.NETWORK, wrong)], v, est.region, surf, no_grid, 6)
     assert geodesic_distance_deg(stuck.pose.R, truth.R) > 15.0, "the test needs a start refinement alone does not recover"
@@ -126,21 +135,35 @@ def test_grid_search_recovers_a_pose_the_networks_miss_by_40_degrees(reconstruct
     assert found.check.residual_mm <= first.residual_mm + est.check_cfg.fallback.residual_slack_mm
 
 
-def test_a_confident_pose_the_score_ranks_lower_replaces_a_no_face_choice(reconstructor, frames):
+def test_grid_renders_only_cells_whose_pair_fit_competes(reconstructor, turned_case):
+    """``[search] check_best``: the pair fit (the refinement's association, no rendering) ranks the
+    true pose above a turned one; with it the grid renders the nearest cells and then only cells
+    whose pair fit is among the best so far, and keeps the same best cell as checking every cell."""
+    from facerecon.pipeline.check import ProjectivePairs, pair_fit, search_grid
+
+    est = reconstructor.pose
+    truth, v, surf, wrong = turned_case
+    vs, ns = est.region.sample_with_normals(v)
+    assert pair_fit(truth, vs, ns, ProjectivePairs(surf), est.check_cfg) < pair_fit(wrong, vs, ns, ProjectivePairs(surf), est.check_cfg)
+    checked = {}
+    for k in (0, 4):
+        cfg = check_config({"search": {"stop_confidence": 1.01, "check_best": k}})  # no early stop: the whole grid
+        labels = checked[k] = []
+        kept = search_grid(wrong, vs, ns, v, est.region, surf, cfg, lambda q, ch, cand, labels=labels: labels.append(cand.label))
+        checked[k, "best"] = kept[0].label
+    assert len(checked[0]) == 34 and 4 <= len(checked[4]) < 34, (len(checked[0]), len(checked[4]))
+    assert checked[4][:4] == checked[0][:4]  # the nearest cells are always rendered
+    assert checked[4, "best"] == checked[0, "best"]
+
+
+def test_a_confident_pose_the_score_ranks_lower_replaces_a_no_face_choice(reconstructor, turned_case):
     """When no candidate passes clearly and the score's choice is no face by the check while another
     pose tried is a face, the search returns that one (near profile the score's all-landmark term
     ranks a frontal pose with a 4 mm residual over the profile pose the check accepts)."""
-    from facerecon.pipeline.check import Candidate, MeasuredSurface, Start, check_confidence, robust_pose, turn_about
-    from facerecon.pipeline.frame import locate
+    from facerecon.pipeline.check import Candidate, Start, check_confidence, robust_pose
 
     est = reconstructor.pose
-    model = reconstructor.model
-    f = frames[1]
-    truth = f.meta["pose_for_eval_only"]
-    v = model.vertices(f.meta["identity_for_eval_only"], np.zeros(model.n_expression)).astype(np.float64)
-    surf = MeasuredSurface.from_position_image(locate(f).position_image)
-    wrong = turn_about(truth, truth.R[:, 1], 40.0, truth.t_mm)
-    wrong = turn_about(wrong, wrong.R[:, 0], -20.0, wrong.t_mm)
+    truth, v, surf, wrong = turned_case
     # no grid, no rolls, and a margin no alternative can beat: the score keeps the networks' pose
     cfg = check_config({"search": {"yaw_deg": [], "pitch_deg": []}, "fallback": {"rolls_deg": [], "margin_mm": 1000.0}})
     threshold = cfg.decision.face_threshold
