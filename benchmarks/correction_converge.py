@@ -154,8 +154,10 @@ def main(argv=None) -> int:
         sets = {"truedepth real (vs Expected.ply)": None, **sets}
     t0 = time.time()
     for name, frames in sets.items():
-        if not frames:
+        if frames is None:
             truedepth_rows(rec, variants, args, model, reg)
+            continue
+        if not frames:
             continue
         acc = {k: {"all": [], "data": [], "weak": []} for k in ["model fit", *variants]}
         own, meanf, diff = {k: [] for k in variants}, [], {k: [] for k in variants}
