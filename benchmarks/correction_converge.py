@@ -1,15 +1,19 @@
 """The correction's solve, stopped where the shipped tolerances stop it vs converged: which is nearer the truth?
 
-    python benchmarks/correction_converge.py --shared ../shared [--n 12] [--set tolerance=1e-10 ...]
+    python benchmarks/correction_converge.py --shared ../shared [--n 12] [--no-truedepth] \
+        [--variant tolerance=1e-10,first_tolerance=1e-10 ...]
 
-On the james renders of ``benchmarks/real_geometry.py`` (full head, ``biwi`` preset; face only, yaw +-50) the
-frame is reconstructed once per variant (the shipped ``[correction]`` and each ``--variant`` of overrides; the pose
-and the model fit do not depend on them).  Every variant's face region is placed on the scan with ONE alignment per
-frame (9 landmarks + ICP of the model fit, as :meth:`JamesShapeError.quick_median`), so the distances differ only by
-the field.  Per-vertex distance to the scan's face surface, median and rms over: the whole region, the vertices
-the data decide (correction confidence > 0.5), the vertices the solve moved without data deciding them
-(confidence <= 0.5, offset != 0 in some variant: unseen / weakly seen), and beside it the ICT mean face at the
-true pose (its own alignment, as the benchmark) and the model fit.
+Sets: the 30 real TrueDepth frames against ``Expected.ply`` (point-to-plane to the nearest surfel, the registration
+of ``benchmarks/track_shape.py``: rigid point-to-plane ICP from the reference poses), and the james renders of
+``benchmarks/real_geometry.py`` (full head, ``biwi`` preset; face only, yaw +-50; ``--n`` each) against the scan.
+Each frame is reconstructed once per variant (the shipped ``[correction]`` and each ``--variant`` of overrides; the
+pose and the model fit do not depend on them).  Every variant's narrow face is placed on the truth with ONE
+registration per frame, the shipped output's (james: 9 landmarks + ICP, as :meth:`JamesShapeError.quick_median`),
+so the variants differ by the field only.  Per-vertex distance, median and rms over: the whole region, the vertices
+the data decide (the shipped correction's confidence > 0.5), and the vertices some variant moved without the data
+deciding them (confidence <= 0.5: unseen / weakly seen); beside it the ICT mean face and the model fit (each
+registered on its own), each variant registered on its own (the figure the two benchmarks report), and the field's
+rms difference to the shipped one.
 """
 from __future__ import annotations
 
@@ -48,9 +52,7 @@ def print_table(acc: dict, extra: dict) -> None:
 
 
 def truedepth_rows(rec, variants: dict, args, model, reg) -> None:
-    """The real TrueDepth frames: each variant's region registered by the model fit's ICP onto Expected.ply."""
-    from track_shape import face_distances  # noqa: F401  (the same registration)
-
+    """The real TrueDepth frames against Expected.ply (see the module docstring)."""
     from facerecon.geometry.pose import HeadPose
     from facerecon.io import read_depth
     from facerecon.metrics.align import CloudTarget
