@@ -73,7 +73,7 @@ def test_correction_pairs_are_numpys_gates_and_need_no_farther_lookup():
 
 
 def test_incident_normals_are_the_sparse_products(ict_archive):
-    """The check's sample and landmark normals (numba, only the triangles a row reads) are the sparse incidence
+    """The check's sample and landmark normals (triangle_normals + csr_unit_normals, numba) are the sparse incidence
     product of numpy's cross products, normalised, bit for bit."""
     from facerecon.facemodel import FaceModel
     from facerecon.pipeline.check import FaceRegion

@@ -44,9 +44,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from numba import njit
 
-from ..facemodel.model import content_fingerprint, triangle_normals
+from ..facemodel.model import content_fingerprint, csr_unit_normals, triangle_normals
 from ..facemodel.uv import uv_tangents
 from ..fileutil import atomic_path
 from .rig import (
@@ -237,30 +236,7 @@ def _vertex_normals(layout, v: np.ndarray) -> np.ndarray:
     matrix), unit length; unused vertices get (0, 0, -1)."""
     op = layout.vertex_normals_op
     fn = triangle_normals(np.ascontiguousarray(v, np.float64), np.ascontiguousarray(layout.triangles, np.int64))
-    return _csr_unit_normals(fn, op.indptr, op.indices, op.data)
-
-
-@njit(cache=True, nogil=True)
-def _csr_unit_normals(fn, indptr, indices, data):
-    """``op @ fn`` (scipy's ``csr_matvecs``: per row, its entries in stored order, ``y += a * x``) and
-    ``vn / np.linalg.norm(vn, axis=1)`` (the squares summed left to right; below 1e-12 -> (0, 0, -1)) in one
-    pass: the same float64 operations in the same order, so the same normals bit for bit (nogil: beside the
-    frame pipeline; docs/speed.md, round 5)."""
-    nv = indptr.shape[0] - 1
-    out = np.empty((nv, 3))
-    for i in range(nv):
-        x = y = z = 0.0
-        for jj in range(indptr[i], indptr[i + 1]):
-            j, a = indices[jj], data[jj]
-            x += a * fn[j, 0]
-            y += a * fn[j, 1]
-            z += a * fn[j, 2]
-        s = np.sqrt(x * x + y * y + z * z)
-        if s < 1e-12:
-            out[i, 0], out[i, 1], out[i, 2] = 0.0, 0.0, -1.0
-        else:
-            out[i, 0], out[i, 1], out[i, 2] = x / s, y / s, z / s
-    return out
+    return csr_unit_normals(fn, op.indptr, op.indices, op.data, True)
 
 
 class _Blob:

@@ -315,6 +315,32 @@ def triangle_normals(v: np.ndarray, tris: np.ndarray) -> np.ndarray:
 
 
 @njit(cache=True, nogil=True)
+def csr_unit_normals(fn, indptr, indices, data, degenerate_minus_z):
+    """Unit vertex normals ``op @ fn`` for a (rows, T) CSR matrix ``op`` (``indptr, indices, data``: which
+    triangles' area normals ``fn`` (:func:`triangle_normals`) each row sums): scipy's ``csr_matvecs`` (per row, its
+    entries in stored order, ``y += a * x``), then divided by the norm (squares summed left to right), in one pass: the
+    same float64 operations in the same order as the sparse product and NumPy's norm, so the same normals bit for bit.
+    A norm below 1e-12: ``(0, 0, -1)`` with ``degenerate_minus_z`` (the GLB's unused vertices), else ``n / 1e-12``
+    (``n / np.maximum(norm, 1e-12)``: the check's)."""
+    nv = indptr.shape[0] - 1
+    out = np.empty((nv, 3))
+    for i in range(nv):
+        x = y = z = 0.0
+        for jj in range(indptr[i], indptr[i + 1]):
+            j, a = indices[jj], data[jj]
+            x += a * fn[j, 0]
+            y += a * fn[j, 1]
+            z += a * fn[j, 2]
+        s = np.sqrt(x * x + y * y + z * z)
+        if s < 1e-12 and degenerate_minus_z:
+            out[i, 0], out[i, 1], out[i, 2] = 0.0, 0.0, -1.0
+        else:
+            s = max(s, 1e-12)
+            out[i, 0], out[i, 1], out[i, 2] = x / s, y / s, z / s
+    return out
+
+
+@njit(cache=True, nogil=True)
 def _vertex_normals64(v: np.ndarray, tris: np.ndarray) -> np.ndarray:
     nt = len(tris)
     fn = triangle_normals(v, tris)

@@ -45,6 +45,7 @@ import numpy as np
 from numba import njit
 
 from ..facemodel import FaceModel
+from ..facemodel.model import csr_unit_normals, triangle_normals
 from ..geometry.icp import Pairs, Rejection, rigid_icp
 from ..geometry.pose import HeadPose
 from ..geometry.raster import rasterize
@@ -338,30 +339,6 @@ class MeasuredSurface:
 # -- the face model's part used by the check and the refinement --------------------------------------------------
 
 
-@njit(cache=True, nogil=True)
-def _incident_normals(v, tris, indptr, indices, data):
-    """(rows, 3) unit vertex normals from an incidence matrix (CSR ``indptr, indices, data``: row = vertex, column =
-    triangle of ``tris`` into ``v``): the values of ``n = incidence @ np.cross(v1 - v0, v2 - v0)`` then ``n / max(|n|,
-    1e-12)`` bit for bit (scipy's sparse product adds a row's entries in stored order from 0; numpy's cross product
-    ``a1 b2 - a2 b1`` ...; the norm's squares left to right), computing only the triangles a row reads."""
-    rows = len(indptr) - 1
-    n = np.zeros((rows, 3))
-    for i in range(rows):
-        s0 = s1 = s2 = 0.0
-        for e in range(indptr[i], indptr[i + 1]):
-            t = indices[e]
-            i0, i1, i2 = tris[t, 0], tris[t, 1], tris[t, 2]
-            a0, a1, a2 = v[i1, 0] - v[i0, 0], v[i1, 1] - v[i0, 1], v[i1, 2] - v[i0, 2]
-            b0, b1, b2 = v[i2, 0] - v[i0, 0], v[i2, 1] - v[i0, 1], v[i2, 2] - v[i0, 2]
-            w = data[e]
-            s0 += w * (a1 * b2 - a2 * b1)
-            s1 += w * (a2 * b0 - a0 * b2)
-            s2 += w * (a0 * b1 - a1 * b0)
-        s = max(np.sqrt(s0 * s0 + s1 * s1 + s2 * s2), 1e-12)
-        n[i, 0], n[i, 1], n[i, 2] = s0 / s, s1 / s, s2 / s
-    return n
-
-
 class FaceRegion:
     """The ICT face region's triangles and a fixed vertex subsample for the refinement."""
 
@@ -426,7 +403,8 @@ class FaceRegion:
         some of the mesh's vertices (the tracker's); the same arithmetic either way."""
         t = self._lm_tris if triangles is None else triangles
         m = self._lm_incidence
-        return _incident_normals(np.ascontiguousarray(v_head, np.float64), np.ascontiguousarray(t, np.int64), m.indptr, m.indices, m.data)
+        fn = triangle_normals(np.ascontiguousarray(v_head, np.float64), np.ascontiguousarray(t, np.int64))
+        return csr_unit_normals(fn, m.indptr, m.indices, m.data, False)
 
     def posed(self, v_head: np.ndarray, pose: HeadPose) -> np.ndarray:
         """Camera-frame vertices of the region only (rows of ``local_triangles``)."""
@@ -436,7 +414,7 @@ class FaceRegion:
         """(n, 3) head-frame sample vertices and their unit vertex normals (outward)."""
         v = np.ascontiguousarray(v_head, np.float64)
         m = self._incidence  # the region's triangles in the whole mesh's numbering: its local ones mapped back
-        return v[self.sample], _incident_normals(v, self._triangles64, m.indptr, m.indices, m.data)
+        return v[self.sample], csr_unit_normals(triangle_normals(v, self._triangles64), m.indptr, m.indices, m.data, False)
 
 
 # -- the check -----------------------------------------------------------------------------------------------------
