@@ -192,9 +192,56 @@ def _converged_gap(cfg: CorrectionConfig, sensor: str, seed: int) -> tuple[float
 def test_the_shipped_solve_is_converged(sensor):
     """The field on the vertices the data barely reach is the model's answer (bi-Laplacian + shrink), not where
     conjugate gradients stopped: the shipped tolerances give the 1e-10 solve's field within 0.005 mm rms and
-    0.06 mm max (measured on seeds 1-3: <= 0.0018 / 0.029; the former 3e-3 / 1e-2: 0.003-0.050 / 0.05-0.74, and
-    the last solve at 1e-4 with the first at 1e-2: 0.001-0.019 / 0.03-0.31; docs/correction.md "Converged")."""
+    0.06 mm max (measured on seeds 1-3, incomplete-Cholesky preconditioner: <= 0.0006 / 0.010; Jacobi: <= 0.0018 /
+    0.029; the former 3e-3 / 1e-2: 0.003-0.050 / 0.05-0.74, and the last solve at 1e-4 with the first at 1e-2:
+    0.001-0.019 / 0.03-0.31; docs/correction.md "Converged")."""
     for seed in (1, 2):
         rms, big, weak = _converged_gap(CorrectionConfig(), sensor, seed)
         assert weak > 500  # the test has vertices the data do not decide
         assert rms < 0.005 and big < 0.06, (seed, rms, big)
+
+
+def _grid_bilaplacian(n: int, data_weight: float) -> tuple:
+    """A thin-plate system like the correction's (bi-Laplacian of an n x n grid + shrink + data weights on some
+    nodes; positive off-diagonal entries: not an M-matrix), CSR with sorted indices, and its diagonal's positions."""
+    import scipy.sparse as sp
+
+    one = sp.diags([-np.ones(n - 1), 2 * np.ones(n), -np.ones(n - 1)], [-1, 0, 1])
+    lap = sp.kronsum(one, one).tocsr()
+    rng = np.random.default_rng(0)
+    data = np.where(rng.random(n * n) < 0.3, data_weight, 0.0)
+    a = (16.0 * (lap.T @ lap) + sp.diags(0.02 + data)).tocsr()
+    a.sum_duplicates()
+    a.sort_indices()
+    on_diag = np.array([a.indptr[i] + np.flatnonzero(a.indices[a.indptr[i]:a.indptr[i + 1]] == i)[0] for i in range(n * n)])
+    return a, on_diag
+
+
+def test_incomplete_cholesky_preconditioner():
+    """The zero-fill factor reproduces the (shifted) matrix on its pattern, doubles the shift where the unshifted
+    factor breaks down, and conjugate gradients preconditioned with it reach Jacobi's answer in far fewer
+    iterations (the correction's solves: 5-9 instead of 18-43; docs/speed.md round 5)."""
+    import scipy.sparse as sp
+    from scipy.sparse.linalg import spsolve
+
+    from facerecon.fitting.correction import _IncompleteCholesky, _pcg
+
+    a, on_diag = _grid_bilaplacian(30, 1.0)
+    n = a.shape[0]
+    f = _IncompleteCholesky(a, on_diag, 0.0)
+    assert f.ok and f.shift > 0.0  # the bi-Laplacian's own factor breaks down: the shift was raised
+    lower = sp.csr_matrix((f.val, f.idx, f.ptr), shape=(n, n)) + sp.diags(1.0 / f.inv)
+    llt = (lower @ lower.T).tocsr()
+    shifted = (a + f.shift * sp.diags(a.diagonal())).tocsr()
+    rows = np.repeat(np.arange(n), np.diff(a.indptr))
+    np.testing.assert_allclose(np.asarray(llt[rows, a.indices]).ravel(), shifted.data, rtol=1e-9, atol=1e-9 * abs(a.data).max())
+
+    a, on_diag = _grid_bilaplacian(20, 1.0)  # Jacobi converges within its 500 iterations here (256; the factor: 34)
+    n = a.shape[0]
+    b = np.random.default_rng(1).normal(size=n)
+    exact = spsolve(a.tocsc(), b)
+    x_j, it_j = _pcg(a, b, np.zeros(n), 1e-6)
+    x_ic, it_ic = _pcg(a, b, np.zeros(n), 1e-6, factor=_IncompleteCholesky(a, on_diag, 0.05))
+    top = np.abs(exact).max()
+    assert np.abs(x_ic - exact).max() < 1e-5 * top and np.abs(x_j - exact).max() < 1e-5 * top
+    assert it_ic * 4 < it_j < 500, (it_ic, it_j)

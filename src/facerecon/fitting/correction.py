@@ -69,6 +69,8 @@ class CorrectionConfig:
     first_tolerance: float
     prior: str
     margin_rings: int
+    preconditioner: str
+    preconditioner_shift: float
 
 
 @dataclass(frozen=True, eq=False)
@@ -250,30 +252,123 @@ def _gated_pairs(p, dist, k, cand, vr, nr, max_normal, max_tangent):
 
 
 def _pcg(a: sp.csr_matrix, b: np.ndarray, x: np.ndarray, tol: float, max_iter: int = 500,
-         diagonal: np.ndarray | None = None) -> np.ndarray:
-    """Jacobi-preconditioned conjugate gradients for the SPD ``a`` from ``x`` (to ``|r| <= tol |b|``):
-    scipy's ``cg`` without its per-iteration operator wrapping (a third of its time on these systems).
-    ``diagonal``: ``a``'s diagonal where the caller holds it (the same values as ``a.diagonal()``).
-    The vector updates are numba passes with the arithmetic of the NumPy expressions they replaced (the same
-    values, without five temporaries per iteration); the sparse product (scipy's: a numba loop was slower) and
-    the dot products and norms (BLAS sums in its own order) are as before."""
-    inv = 1.0 / (a.diagonal() if diagonal is None else diagonal)
+         diagonal: np.ndarray | None = None, factor: "_IncompleteCholesky | None" = None) -> tuple[np.ndarray, int]:
+    """Preconditioned conjugate gradients for the SPD ``a`` from ``x`` (to ``|r| <= tol |b|``): scipy's ``cg``
+    without its per-iteration operator wrapping (a third of its time on these systems).  Returns the solution and
+    the iterations made.
+
+    ``factor`` None: Jacobi (``diagonal``: ``a``'s diagonal where the caller holds it, the same values as
+    ``a.diagonal()``); the vector updates are numba passes with the arithmetic of the NumPy expressions they replaced.
+    ``factor``: an incomplete Cholesky factor of ``a`` (or of ``a`` with other data weights on its diagonal: it
+    only preconditions), applied by two triangular sweeps.  The sparse product (scipy's: a numba loop was slower) and
+    the dot products and norms (BLAS sums in its own order) are the same in both."""
     x = x.copy()
     r = b - a @ x
     bn = tol * max(float(np.linalg.norm(b)), 1e-300)
-    z = inv * r
+    if factor is None:
+        inv = 1.0 / (a.diagonal() if diagonal is None else diagonal)
+        z = inv * r
+    else:
+        z = np.empty_like(r)
+        factor.apply(r, z)
     p = z.copy()
     rz = float(r @ z)
-    for _ in range(max_iter):
-        if float(np.linalg.norm(r)) <= bn:
+    it = 0
+    for it in range(max_iter + 1):
+        if float(np.linalg.norm(r)) <= bn or it == max_iter:
             break
         ap = a @ p
         alpha = rz / float(p @ ap)
-        _cg_step(x, r, z, p, ap, inv, alpha)  # x += alpha p; r -= alpha ap; z = inv r
+        if factor is None:
+            _cg_step(x, r, z, p, ap, inv, alpha)  # x += alpha p; r -= alpha ap; z = inv r
+        else:
+            _cg_update(x, r, p, ap, alpha)
+            factor.apply(r, z)
         rz_new = float(r @ z)
         _cg_direction(p, z, rz_new / rz)  # p = z + beta p
         rz = rz_new
-    return x
+    return x, it
+
+
+class _IncompleteCholesky:
+    """The zero-fill incomplete Cholesky factor ``L`` (``L L^T ~ a``, on ``a``'s lower pattern) of an SPD CSR matrix
+    ``a`` (sorted indices, every diagonal entry stored at ``on_diag``), its diagonal scaled by ``1 + shift`` first:
+    the bi-Laplacian prior has positive off-diagonal entries (not an M-matrix), where the unshifted factor can break
+    down (a pivot <= 0: it did on every real frame tried).  The shift is doubled until the factor exists (``ok``
+    False: not within 8 doublings).  Stored compact: the strictly lower rows, and the diagonal's reciprocals (the
+    sweeps multiply)."""
+
+    def __init__(self, a: sp.csr_matrix, on_diag: np.ndarray, shift: float):
+        s = float(shift)
+        self.ok, self.shift = False, s
+        for _ in range(9):
+            self.ptr, self.idx, self.val, self.inv, ok = _ic_factor(a.indptr, a.indices, a.data, on_diag, s)
+            if ok:
+                self.ok, self.shift = True, s
+                break
+            s = max(2.0 * s, 1e-3)
+
+    def apply(self, r: np.ndarray, z: np.ndarray) -> None:
+        """``z = (L L^T)^-1 r``."""
+        _ic_apply(self.ptr, self.idx, self.val, self.inv, r, z)
+
+
+@njit(cache=True, nogil=True)
+def _ic_factor(indptr, indices, data, on_diag, shift):
+    """(ptr, idx, val, inv, ok): ``L``'s strictly lower rows in CSR (``a``'s pattern left of each diagonal) and
+    ``inv[i] = 1 / L[i, i]``; ``L[i, k] = (a_ik - sum_j<k L[i, j] L[k, j]) / L[k, k]`` over the stored pattern (the
+    row's earlier entries held in a dense work row).  ``ok`` False where a pivot is not positive."""
+    n = len(on_diag)
+    ptr = np.zeros(n + 1, np.int64)
+    for i in range(n):
+        ptr[i + 1] = ptr[i] + (on_diag[i] - indptr[i])
+    idx = np.empty(ptr[n], np.int64)
+    val = np.empty(ptr[n])
+    inv = np.empty(n)
+    w = np.zeros(n)
+    for i in range(n):
+        k0 = ptr[i]
+        for e in range(indptr[i], on_diag[i]):
+            idx[k0 + e - indptr[i]] = indices[e]
+        for e in range(ptr[i], ptr[i + 1]):
+            k = idx[e]
+            s = data[indptr[i] + e - ptr[i]]
+            for f in range(ptr[k], ptr[k + 1]):
+                s -= val[f] * w[idx[f]]
+            s *= inv[k]
+            val[e] = s
+            w[k] = s
+        d = data[on_diag[i]] * (1.0 + shift)
+        for e in range(ptr[i], ptr[i + 1]):
+            d -= val[e] * val[e]
+            w[idx[e]] = 0.0
+        if not d > 0.0:
+            return ptr, idx, val, inv, False
+        inv[i] = 1.0 / np.sqrt(d)
+    return ptr, idx, val, inv, True
+
+
+@njit(cache=True, nogil=True)
+def _ic_apply(ptr, idx, val, inv, r, z):
+    """``z = (L L^T)^-1 r`` for the factor of :func:`_ic0`: a forward sweep by rows, a backward one by columns."""
+    n = len(r)
+    for i in range(n):
+        s = r[i]
+        for e in range(ptr[i], ptr[i + 1]):
+            s -= val[e] * z[idx[e]]
+        z[i] = s * inv[i]
+    for i in range(n - 1, -1, -1):
+        zi = z[i] * inv[i]
+        z[i] = zi
+        for e in range(ptr[i], ptr[i + 1]):
+            z[idx[e]] -= val[e] * zi
+
+
+@njit(cache=True, nogil=True)
+def _cg_update(x, r, p, ap, alpha):
+    for i in range(len(x)):
+        x[i] += alpha * p[i]
+        r[i] -= alpha * ap[i]
 
 
 @njit(cache=True, nogil=True)
@@ -396,7 +491,10 @@ def correct_surface(points_cam: np.ndarray, v_head: np.ndarray, pose: HeadPose, 
     system, on_diag = _principal(geo.prior(cfg.smoothness, cfg.shrink, cfg.prior), act)  # the inactive vertices held at 0
     system.data *= sigma**2
     prior_diag = system.data[on_diag].copy()
+    if cfg.preconditioner not in ("incomplete-cholesky", "jacobi"):
+        raise ValueError(f"correction preconditioner {cfg.preconditioner!r}: choose incomplete-cholesky or jacobi")
     d = np.zeros(n_act)
+    factor = None
     for it in range(max(int(cfg.iterations), 1)):
         a = np.bincount(col, w, minlength=n_act)
         b = np.bincount(col, w * r, minlength=n_act)
@@ -404,9 +502,15 @@ def correct_surface(points_cam: np.ndarray, v_head: np.ndarray, pose: HeadPose, 
         system.data[on_diag] = diagonal
         if it == 0:  # start from each vertex's mean residual: CG removes the noise in it first (fewer iterations)
             d = b / np.maximum(a, 1.0)
+            if cfg.preconditioner == "incomplete-cholesky":
+                # factored once per frame: the later solves change only the data weights on the diagonal, and the
+                # first factor still preconditions them well (measured: 0-2 iterations more than a new factor, for
+                # less than a factor's cost)
+                factor = _IncompleteCholesky(system, on_diag, cfg.preconditioner_shift)
+                factor = factor if factor.ok else None  # Jacobi then
         # the solves before the last only set the robust weights: solved less tightly
         tol = cfg.tolerance if it == max(int(cfg.iterations), 1) - 1 else cfg.first_tolerance
-        d = _pcg(system, b, d, tol, diagonal=diagonal)
+        d, _ = _pcg(system, b, d, tol, diagonal=diagonal, factor=factor)
         e = r - d[col]
         scale = max(_robust_sigma(e, w), cfg.min_sigma_mm)
         w = 1.0 / (1.0 + (e / (cfg.robust_scale * scale)) ** 2) ** 2  # Geman-McClure
