@@ -246,3 +246,49 @@ def test_leading_vertices_are_the_whole_meshs():
     # one face's mesh in blocks is the product in one call up to float32 rounding (with one BLAS thread: the same bits)
     w = np.r_[ident, expr].astype(np.float32)
     assert np.allclose(whole, (w @ m._flat_bases).reshape(-1, 3) + m.neutral, rtol=0, atol=1e-3)
+
+
+def test_moved_vertices_are_the_whole_meshs():
+    """:meth:`FaceModel.vertices_moved` (the identity stage's returned mesh from the check's leading rows): past the
+    prefix the whole mesh bit for bit, the prefix moved by the changed modes to float32 rounding."""
+    from facerecon.facemodel import FaceModel
+
+    m = FaceModel.load()
+    rng = np.random.default_rng(5)
+    worst = 0.0
+    for n in (6707, 4096, 100):
+        ident0, expr0 = rng.normal(size=100), rng.uniform(0.0, 1.0, 55)
+        ident1, expr1 = ident0.copy(), expr0.copy()
+        ident1[:40] += rng.normal(size=40)  # the identity stage's fitted modes
+        if n == 100:
+            expr1[:10] = rng.uniform(0.0, 1.0, 10)
+        prefix = m.vertices(ident0, expr0, leading=n).astype(np.float64)
+        whole = m.vertices(ident1, expr1)
+        moved = m.vertices_moved(prefix, ident1, expr1, ident0, expr0)
+        assert moved.shape == whole.shape and np.array_equal(moved[n:], whole[n:])
+        worst = max(worst, float(np.abs(moved[:n] - whole[:n]).max()))
+    assert worst < 1e-4, worst  # float32 rounding of coordinates up to ~150 mm (measured 0.9-1.7e-5)
+
+
+def test_fit_from_a_start_mesh_is_the_fit_from_the_weights():
+    """``fit_face(..., start_mesh=)`` (normals and subset from the check's mesh, moved by the fitted modes) gives the
+    fit of the products over all the bases to float32 rounding."""
+    from facerecon.facemodel import FaceModel
+    from facerecon.fitting import FitConfig, fit_face
+    from facerecon.geometry.pose import HeadPose
+    from facerecon.geometry.rotations import euler_to_matrix
+
+    m = FaceModel.load()
+    rng = np.random.default_rng(7)
+    truth = m.vertices(rng.normal(size=100), np.zeros(55)).astype(np.float64)
+    pose = HeadPose(euler_to_matrix(10.0, -5.0, 3.0), np.array([5.0, -10.0, 650.0]))
+    points = pose.apply(truth)
+    start_id, start_ex = rng.normal(size=100) * 0.5, rng.uniform(0.0, 0.3, 55)
+    start = HeadPose(euler_to_matrix(12.0, -4.0, 2.0), pose.t_mm + [2.0, 1.0, -3.0])
+    cfg = FitConfig(n_identity=40, n_expression=0, rigid_iterations=0, iterations=6, max_distance_mm=(10.0, 5.0), region="narrow_face")
+    mesh0 = m.vertices(start_id, start_ex, leading=6707).astype(np.float64)
+    a = fit_face(points, m, start, cfg, identity=start_id, expression=start_ex)
+    b = fit_face(points, m, start, cfg, identity=start_id, expression=start_ex, start_mesh=mesh0)
+    # measured: |dR| 5.7e-9, |dt| 4.9e-7 mm, |d identity| 5.0e-8
+    assert np.abs(a.pose.R - b.pose.R).max() < 1e-6 and np.abs(a.pose.t_mm - b.pose.t_mm).max() < 1e-4
+    assert np.abs(a.identity - b.identity).max() < 1e-5 and np.array_equal(a.identity[40:], b.identity[40:])

@@ -244,6 +244,39 @@ class FaceModel:
         neutral, bases = (self.neutral, self._flat_bases) if subset is None else self._subset_bases(np.asarray(subset))
         return torch.from_numpy(np.ascontiguousarray(neutral)).to(device), torch.from_numpy(bases).to(device)
 
+    def vertices_moved(self, prefix: np.ndarray, identity: np.ndarray, expression: np.ndarray,
+                       start_identity: np.ndarray, start_expression: np.ndarray) -> np.ndarray:
+        """The whole mesh of one face's weights ``identity`` / ``expression`` (full length), float64 (V, 3), where
+        ``prefix`` holds the first rows of the mesh of ``start_identity`` / ``start_expression`` (e.g. a face the
+        check already made): those rows are ``prefix`` moved by the weights' change over only the modes that changed
+        (a fit of the leading 40 identity modes reads a quarter of the bases there), the same values as
+        :meth:`vertices` to float32 rounding; the rest are :meth:`vertices`'s, bit for bit (from the block that holds
+        them: the blocked product's values)."""
+        n = len(prefix)
+        w = np.r_[np.asarray(identity, np.float32), np.asarray(expression, np.float32)]
+        dw = w - np.r_[np.asarray(start_identity, np.float32), np.asarray(start_expression, np.float32)]
+        if w.shape != (self.n_identity + self.n_expression,) or dw.shape != w.shape:
+            raise ValueError("vertices_moved: full-length weights of one face")
+        ni = self.n_identity
+        changed_id, changed_ex = np.flatnonzero(dw[:ni]), np.flatnonzero(dw[ni:])
+        hi_id = changed_id[-1] + 1 if len(changed_id) else 0  # rows up to the last changed mode: views, not copies
+        hi_ex = changed_ex[-1] + 1 if len(changed_ex) else 0
+        out = np.empty((self.n_vertices, 3))
+        bases = self._flat_bases
+        step = 3 * _BLOCK_VERTICES
+        first = (n // _BLOCK_VERTICES) * _BLOCK_VERTICES  # the block holding row n: the whole mesh's sums there
+        if first < self.n_vertices:
+            flat = np.concatenate([w @ bases[:, i : i + step] for i in range(3 * first, 3 * self.n_vertices, step)])
+            tail = (flat.reshape(-1, 3) + self.neutral[first:]).astype(np.float32)
+            out[n:] = tail[n - first :]
+        move = np.zeros(3 * n, np.float32)
+        if hi_id:
+            move += dw[:hi_id] @ bases[:hi_id, : 3 * n]
+        if hi_ex:
+            move += dw[ni : ni + hi_ex] @ bases[ni : ni + hi_ex, : 3 * n]
+        out[:n] = np.asarray(prefix, np.float64) + move.reshape(n, 3)
+        return out
+
     def vertices_torch(self, identity, expression=None, subset: np.ndarray | None = None):
         """Differentiable torch version of :meth:`vertices` for (B, <=100) and (B, <=55) weights."""
         import torch

@@ -109,6 +109,11 @@ class _SubsetGeometry:
         # (its own reshape and call; the same product bit for bit), here without tensordot's ~40 us per call
         self.b_id_flat = self.b_id.reshape(self.k_id, 3 * len(self.idx))
         self.b_ex_flat = self.b_ex.reshape(self.k_ex, 3 * len(self.idx))
+        # the fitted modes' bases on the triangles' vertices (float32, as the model's; (k_id + k_ex, 3 n)): a normal
+        # refresh from a start mesh moves it by the fitted weights' change (a quarter of the bases a whole product reads)
+        rows = np.r_[np.arange(self.k_id), model.n_identity + np.arange(self.k_ex)]
+        k = model.n_identity + model.n_expression
+        self.b_tri = np.take(model._flat_bases.reshape(k, model.n_vertices, 3)[rows], self.tri_verts, axis=1).reshape(len(rows), -1)
         self.model = model
 
 
@@ -223,20 +228,39 @@ def per_model(cache: dict, model: FaceModel, key: tuple, build, limit: int):
 
 class _ModelSubset:
     """The subset geometry with this fit's fixed modes: modes beyond the fitted ones keep their
-    given values (e.g. a network's prediction)."""
+    given values (e.g. a network's prediction).  ``start_mesh``: the model's head-frame mesh at the start weights
+    (at least up to the region's last vertex): the subset's base and the region's normals are taken from it and
+    moved by the fitted weights' change, instead of products over all the bases (the same values to float32
+    rounding)."""
 
     def __init__(self, geo: _SubsetGeometry, fixed_identity: np.ndarray | None = None,
-                 fixed_expression: np.ndarray | None = None):
+                 fixed_expression: np.ndarray | None = None, start_mesh: np.ndarray | None = None):
         model, k_id, k_ex = geo.model, geo.k_id, geo.k_ex
         self.geo, self.model = geo, model
         self.k_id, self.k_ex, self.b_id, self.b_ex = k_id, k_ex, geo.b_id, geo.b_ex
         self.rest_id = np.zeros(model.n_identity - k_id) if fixed_identity is None else np.asarray(fixed_identity, np.float64)[k_id:]
         self.rest_ex = np.zeros(model.n_expression - k_ex) if fixed_expression is None else np.asarray(fixed_expression, np.float64)[k_ex:]
-        self.base = model.vertices(np.r_[np.zeros(k_id), self.rest_id], np.r_[np.zeros(k_ex), self.rest_ex],
-                                   subset=geo.idx).astype(np.float64)
+        self.start_tri = None
+        if start_mesh is None:
+            self.base = model.vertices(np.r_[np.zeros(k_id), self.rest_id], np.r_[np.zeros(k_ex), self.rest_ex],
+                                       subset=geo.idx).astype(np.float64)
+            return
+        start = np.asarray(start_mesh, np.float64)
+        if len(start) <= geo.tri_verts[-1]:
+            raise ValueError(f"start mesh of {len(start)} vertices: the region reaches vertex {geo.tri_verts[-1]}")
+        self.w0 = np.r_[np.zeros(k_id) if fixed_identity is None else np.asarray(fixed_identity, np.float64)[:k_id],
+                        np.zeros(k_ex) if fixed_expression is None else np.asarray(fixed_expression, np.float64)[:k_ex]]
+        self.start_tri = start[geo.tri_verts]
+        self.base = start[geo.idx] - self.vertices_of_fitted(self.w0[:k_id], self.w0[k_id:])
 
     def full_weights(self, ident: np.ndarray, expr: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         return np.r_[ident, self.rest_id], np.r_[expr, self.rest_ex]
+
+    def vertices_of_fitted(self, ident: np.ndarray, expr: np.ndarray) -> np.ndarray:
+        """(n, 3): the fitted modes' part of the subset's vertices."""
+        g = self.geo
+        shape = (len(g.idx), 3)
+        return np.dot(np.reshape(ident, (1, g.k_id)), g.b_id_flat).reshape(shape) + np.dot(np.reshape(expr, (1, g.k_ex)), g.b_ex_flat).reshape(shape)
 
     def vertices(self, ident: np.ndarray, expr: np.ndarray) -> np.ndarray:
         g, shape = self.geo, self.base.shape
@@ -245,7 +269,13 @@ class _ModelSubset:
 
     def normals(self, ident: np.ndarray, expr: np.ndarray) -> np.ndarray:
         g = self.geo
-        v = self.model.vertices(*self.full_weights(ident, expr), subset=g.tri_verts).astype(np.float64)
+        if self.start_tri is None:
+            v = self.model.vertices(*self.full_weights(ident, expr), subset=g.tri_verts).astype(np.float64)
+        else:
+            dw = np.r_[ident, expr] - self.w0
+            v = self.start_tri
+            if dw.any():
+                v = v + (dw.astype(np.float32) @ g.b_tri).reshape(-1, 3)
         return vertex_normals(v, g.tris_local)[g.idx_local]
 
 
@@ -257,15 +287,19 @@ def fit_face(
     landmarks_cam: np.ndarray | None = None,
     identity: np.ndarray | None = None,
     expression: np.ndarray | None = None,
+    start_mesh: np.ndarray | None = None,
 ) -> FitResult:
-    """Fit pose, identity and expression to camera-frame points (mm) from an initial pose."""
+    """Fit pose, identity and expression to camera-frame points (mm) from an initial pose.  ``start_mesh``: the
+    model's head-frame mesh of the start weights ``identity`` / ``expression`` where the caller already holds it
+    (at least up to the fit region's last vertex; e.g. the check's): the fit's normals and subset start from it
+    (:class:`_ModelSubset`)."""
     cfg = config or FitConfig()
     t0 = time.perf_counter()
     pts = measured_points(points_cam)
     if len(pts) < 50:
         raise ValueError("too few depth points to fit the face model")
     pairs = NearestNeighbours(pts, facing=True, bound=max(cfg.max_distance_mm))  # visible: normal facing the camera (at the origin, looking along +z)
-    sub = _ModelSubset(_geometry(model, cfg), identity, expression)
+    sub = _ModelSubset(_geometry(model, cfg), identity, expression, start_mesh)
     R, t = pose.R.copy(), pose.t_mm.copy()
     a = np.zeros(sub.k_id) if identity is None else np.asarray(identity, np.float64)[: sub.k_id].copy()
     b = np.zeros(sub.k_ex) if expression is None else np.asarray(expression, np.float64)[: sub.k_ex].copy()

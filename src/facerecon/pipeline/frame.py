@@ -236,7 +236,7 @@ class DepthPipeline:
         timings = {**located.timings_ms, **net.timings_ms, **checked.timings_ms}
         if refine_shape > 0:
             t = time.perf_counter()
-            pose, v_head, weights = self.identity(located, pose, weights, int(refine_shape), checked.surface)
+            pose, v_head, weights = self.identity(located, pose, weights, int(refine_shape), checked.surface, checked.v_head)
             check = surface_check(v_head, pose, self.region, checked.surface, self.check_cfg)
             timings["identity"] = _ms(t, time.perf_counter())
         k = self.model.n_identity
@@ -336,11 +336,14 @@ class DepthPipeline:
         return Checked(fit, v_head, weights, again, surf, {"refine": _ms(t0, time.perf_counter())})
 
     def identity(self, located: Located, pose: HeadPose, weights: np.ndarray, iterations: int,
-                 surface: MeasuredSurface | None = None) -> tuple[HeadPose, np.ndarray, np.ndarray]:
+                 surface: MeasuredSurface | None = None, start_mesh: np.ndarray | None = None) -> tuple[HeadPose, np.ndarray, np.ndarray]:
         """Stage ``identity``: joint pose + identity (+ expression) Gauss-Newton on the frame's points,
         started from the networks' shape (``[shape]`` of ``configs/check.toml``).  ``surface``: the crop's
         measured surface the check already made (its valid points are ``PositionImage.points_mm()``, the same
-        values in the same order: not computed again)."""
+        values in the same order: not computed again).  ``start_mesh``: the mesh of ``weights`` the check made
+        (its leading rows, :attr:`Checked.v_head`): the fit's normals start from it and the returned mesh's rows
+        there are it moved by the fitted modes' change (:meth:`FaceModel.vertices_moved`), instead of products
+        over all 155 modes (the same values to float32 rounding)."""
         c = self.check_cfg.shape
         k = self.model.n_identity
         points = located.position_image.points_mm() if surface is None else surface.points[surface.valid]
@@ -348,9 +351,11 @@ class DepthPipeline:
                        FitConfig(n_identity=int(c.identity_modes), n_expression=int(c.expression_modes), n_model_points=int(c.n_points),
                                  rigid_iterations=0, iterations=int(iterations), max_distance_mm=tuple(c.max_distance_mm), region=str(c.region),
                                  sampling=str(c.sampling)),
-                       identity=weights[:k], expression=weights[k:])
+                       identity=weights[:k], expression=weights[k:], start_mesh=start_mesh)
         w = np.r_[fit.identity, fit.expression]
-        return fit.pose, self.mesh(w), w
+        if start_mesh is None:
+            return fit.pose, self.mesh(w), w
+        return fit.pose, self.model.vertices_moved(start_mesh, w[:k], w[k:], weights[:k], weights[k:]), w
 
 
 def _timed(fn, data):
