@@ -270,7 +270,8 @@ def _pcg(a: sp.csr_matrix, b: np.ndarray, x: np.ndarray, tol: float, max_iter: i
         z = inv * r
     else:
         z = np.empty_like(r)
-        factor.apply(r, z)
+        nothing = np.zeros_like(r)
+        factor.step(x, r, nothing, nothing, 0.0, z)  # z = M^-1 r (x and r unchanged: a zero step)
     p = z.copy()
     rz = float(r @ z)
     it = 0
@@ -282,8 +283,7 @@ def _pcg(a: sp.csr_matrix, b: np.ndarray, x: np.ndarray, tol: float, max_iter: i
         if factor is None:
             _cg_step(x, r, z, p, ap, inv, alpha)  # x += alpha p; r -= alpha ap; z = inv r
         else:
-            _cg_update(x, r, p, ap, alpha)
-            factor.apply(r, z)
+            factor.step(x, r, p, ap, alpha, z)  # x += alpha p; r -= alpha ap; z = M^-1 r
         rz_new = float(r @ z)
         _cg_direction(p, z, rz_new / rz)  # p = z + beta p
         rz = rz_new
@@ -308,9 +308,10 @@ class _IncompleteCholesky:
                 break
             s = max(2.0 * s, 1e-3)
 
-    def apply(self, r: np.ndarray, z: np.ndarray) -> None:
-        """``z = (L L^T)^-1 r``."""
-        _ic_apply(self.ptr, self.idx, self.val, self.inv, r, z)
+    def step(self, x: np.ndarray, r: np.ndarray, p: np.ndarray, ap: np.ndarray, alpha: float, z: np.ndarray) -> None:
+        """A conjugate-gradient step's vector updates in place, ``x += alpha p``, ``r -= alpha ap``, then
+        ``z = (L L^T)^-1 r`` (one compiled function: each one loads at a cold start)."""
+        _ic_step(x, r, p, ap, alpha, self.ptr, self.idx, self.val, self.inv, z)
 
 
 @njit(cache=True, nogil=True)
@@ -349,9 +350,13 @@ def _ic_factor(indptr, indices, data, on_diag, shift):
 
 
 @njit(cache=True, nogil=True)
-def _ic_apply(ptr, idx, val, inv, r, z):
-    """``z = (L L^T)^-1 r`` for the factor of :func:`_ic0`: a forward sweep by rows, a backward one by columns."""
+def _ic_step(x, r, p, ap, alpha, ptr, idx, val, inv, z):
+    """``x += alpha p``, ``r -= alpha ap``, then ``z = (L L^T)^-1 r`` for the factor of :func:`_ic_factor`: a forward
+    sweep by rows, a backward one by columns."""
     n = len(r)
+    for i in range(n):
+        x[i] += alpha * p[i]
+        r[i] -= alpha * ap[i]
     for i in range(n):
         s = r[i]
         for e in range(ptr[i], ptr[i + 1]):
@@ -362,13 +367,6 @@ def _ic_apply(ptr, idx, val, inv, r, z):
         z[i] = zi
         for e in range(ptr[i], ptr[i + 1]):
             z[idx[e]] -= val[e] * zi
-
-
-@njit(cache=True, nogil=True)
-def _cg_update(x, r, p, ap, alpha):
-    for i in range(len(x)):
-        x[i] += alpha * p[i]
-        r[i] -= alpha * ap[i]
 
 
 @njit(cache=True, nogil=True)
