@@ -220,7 +220,7 @@ def _grid_bilaplacian(n: int, data_weight: float) -> tuple:
 def test_incomplete_cholesky_preconditioner():
     """The zero-fill factor reproduces the (shifted) matrix on its pattern, doubles the shift where the unshifted
     factor breaks down, and conjugate gradients preconditioned with it reach Jacobi's answer in far fewer
-    iterations (the correction's solves: 5-9 instead of 18-43; docs/speed.md round 5)."""
+    iterations (the correction's solves: 3-9 instead of 18-43; docs/speed.md round 5)."""
     import scipy.sparse as sp
     from scipy.sparse.linalg import spsolve
 
