@@ -244,6 +244,12 @@ class FaceModel:
         neutral, bases = (self.neutral, self._flat_bases) if subset is None else self._subset_bases(np.asarray(subset))
         return torch.from_numpy(np.ascontiguousarray(neutral)).to(device), torch.from_numpy(bases).to(device)
 
+    def mode_bases(self, modes: np.ndarray, subset: np.ndarray) -> np.ndarray:
+        """(len(modes), 3 len(subset)) float32: the bases of ``modes`` (indices into identity then expression, as the
+        weights :meth:`vertices` takes) at the vertices ``subset``, flattened per mode (x, y, z per vertex)."""
+        k = self.n_identity + self.n_expression
+        return np.take(self._flat_bases.reshape(k, self.n_vertices, 3)[np.asarray(modes)], np.asarray(subset), axis=1).reshape(len(modes), -1)
+
     def vertices_moved(self, prefix: np.ndarray, identity: np.ndarray, expression: np.ndarray,
                        start_identity: np.ndarray, start_expression: np.ndarray) -> np.ndarray:
         """The whole mesh of one face's weights ``identity`` / ``expression`` (full length), float64 (V, 3), where

@@ -111,9 +111,7 @@ class _SubsetGeometry:
         self.b_ex_flat = self.b_ex.reshape(self.k_ex, 3 * len(self.idx))
         # the fitted modes' bases on the triangles' vertices (float32, as the model's; (k_id + k_ex, 3 n)): a normal
         # refresh from a start mesh moves it by the fitted weights' change (a quarter of the bases a whole product reads)
-        rows = np.r_[np.arange(self.k_id), model.n_identity + np.arange(self.k_ex)]
-        k = model.n_identity + model.n_expression
-        self.b_tri = np.take(model._flat_bases.reshape(k, model.n_vertices, 3)[rows], self.tri_verts, axis=1).reshape(len(rows), -1)
+        self.b_tri = model.mode_bases(np.r_[np.arange(self.k_id), model.n_identity + np.arange(self.k_ex)], self.tri_verts)
         self.model = model
 
 
