@@ -1,0 +1,248 @@
+"""Photo pose on turned faces (issue #21 item 2): per image, which landmark source turns the fit back.
+
+    python benchmarks/photo_turn_diag.py cache --shared ../shared --out /tmp/ptd [--james-seeds 0,100 --n 24 --max-yaw 60]
+    python benchmarks/photo_turn_diag.py eval --out /tmp/ptd --on td base,facemesh,dlib [--per-frame]
+
+``cache`` runs the photo path's detection and both landmark sources once per image and stores
+them (``.npz``, arrays only): Face Mesh's 468 points, its 68 (through the landmark map), dlib's
+68, the camera, and the reference pose: for the 30 real TrueDepth colour frames (the frames' own
+intrinsics) the depth registration of ``realdata.mannequin_reference`` and the depth default
+output's pose (``Reconstructor``); for the james renders of ``photo_shape_eval.py`` (``--max-yaw``
+as there) the true pose.  ``eval`` builds the fit's targets from the cached points as the pipeline
+does (``fuse68`` + ``fit_targets``), fits each variant (``fit_photo``) and prints the rotation
+error against the reference by |yaw| bin (TrueDepth: the reference's yaw, upright frame), and with
+``--per-frame`` each image's yaw and the error's yaw / pitch / roll parts.  Variants (``+`` joins):
+
+* ``base``: the shipped settings (``[fusion]`` and ``configs/photo_fit.toml``);
+* ``facemesh``: Face Mesh alone; ``dlib``: dlib's 68 in place of the fused 68 (dense points kept);
+* ``use=dense`` / ``use=ibug68``: the dense Face Mesh points only / the fused 68 only;
+* ``byyaw``: ``[fusion] by_yaw = true``;
+* ``fit.KEY=VALUE`` / ``fusion.KEY=VALUE``: any setting of the fit or the fusion (numbers, true/false, strings).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+YAW_BINS = ((0.0, 15.0), (15.0, 30.0), (30.0, 40.0), (40.0, 61.0), (61.0, 91.0))
+
+
+def _upright(rot: np.ndarray, roll_deg: float) -> np.ndarray:
+    from facerecon.geometry.rotations import _rz
+
+    return _rz(np.deg2rad(-roll_deg)) @ rot
+
+
+def cache(args) -> None:
+    from photo_shape_eval import FOV_DEG, HEIGHT, WIDTH, load_james, render, scenes
+
+    from facerecon import Reconstructor
+    from facerecon.facemodel import FaceModel
+    from facerecon.geometry.camera import Intrinsics
+    from facerecon.geometry.rotations import euler_to_matrix
+    from facerecon.io import read_depth
+    from facerecon.io.truedepth import read_truedepth_frame
+    from facerecon.photo.camera import focal_from_fov
+    from facerecon.photo.image import Photo
+    from facerecon.pipeline.photo import PhotoReconstructor
+    from facerecon.realdata import mannequin_reference
+    from facerecon.realdata.mannequin import frame_files
+
+    out = args.out
+    out.mkdir(parents=True, exist_ok=True)
+    model = FaceModel.load()
+    rec = PhotoReconstructor.from_pretrained(model=model)
+
+    def store(name, photo, intr, truth_r, extra):
+        det = rec.detect(photo, intrinsics=intr)
+        face = det.faces[0]
+        lms = rec.landmarker(det.photo.rgb, face)
+        pts = np.asarray(lms.points, np.float64)  # (468, 3): z is Face Mesh's relative depth (px scale)
+        fm68 = rec.landmark_map.ibug68(pts[:, :2])
+        d68 = rec.dlib68(det.photo.rgb, points68=fm68, box=face.box)
+        np.savez(out / f"{name}.npz", pts=pts, fm68=fm68, d68=np.full((68, 2), np.nan) if d68 is None else d68.points[:, :2],
+                 K=np.array([intr.fx, intr.fy, intr.cx, intr.cy, intr.width, intr.height]), truth_r=truth_r,
+                 box=np.asarray(face.box, np.float64), **extra)
+
+    if args.truedepth:
+        folder = args.shared / "data" / "real" / "truedepth-mannequin"
+        ref = mannequin_reference(folder, model=model)
+        depth = Reconstructor.from_pretrained(model=model)
+        names = []
+        for i, f in enumerate(frame_files(folder)):
+            fr = read_truedepth_frame(f)
+            try:
+                dr = depth.reconstruct(read_depth(f))
+                depth_r, depth_v = dr.pose.R, dr.vertices_camera.astype(np.float32)
+            except Exception as exc:  # noqa: BLE001 - a diagnosis: note it and go on
+                print(f"{f.name}: depth default failed ({exc})")
+                depth_r, depth_v = np.full((3, 3), np.nan), np.zeros((0, 3), np.float32)
+            try:
+                store(f"td_{f.stem}", Photo(fr.color, f.name, float(fr.intrinsics.fx)), fr.intrinsics, ref.rotations[i],
+                      {"depth_r": depth_r, "depth_v": depth_v, "roll": ref.image_roll_deg, "rgb": fr.color})
+            except Exception as exc:  # noqa: BLE001
+                print(f"{f.name}: {exc}")
+                continue
+            names.append(f"td_{f.stem}")
+        (out / "td.json").write_text(json.dumps(names))
+        print(f"truedepth: {len(names)} frames", flush=True)
+    scan, texture, uv, face_uv, _ = load_james(args.shared, model)
+    fj = focal_from_fov(WIDTH, HEIGHT, FOV_DEG)
+    intr = Intrinsics(fj, fj, (WIDTH - 1) / 2, (HEIGHT - 1) / 2, WIDTH, HEIGHT)
+    for seed in [int(s) for s in args.james_seeds.split(",") if s]:
+        names = []
+        for sc in scenes(args.n, seed):
+            sc["yaw"] = sc["yaw"] * args.max_yaw / 40.0
+            rgb = render(sc, scan, texture, uv, face_uv, intr)
+            name = f"james{seed}_{sc['index']}"
+            try:
+                store(name, Photo(rgb, "james", fj), intr, euler_to_matrix(sc["yaw"], sc["pitch"], 0.0),
+                      {"depth_r": np.full((3, 3), np.nan), "roll": 0.0, "rgb": rgb})
+            except Exception as exc:  # noqa: BLE001
+                print(f"{name}: {exc}")
+                continue
+            names.append(name)
+        (out / f"james{seed}.json").write_text(json.dumps(names))
+        print(f"james seed {seed}: {len(names)} renders", flush=True)
+
+
+def _value(s: str):
+    if s in ("true", "false"):
+        return s == "true"
+    try:
+        return int(s)
+    except ValueError:
+        try:
+            return float(s)
+        except ValueError:
+            return s.strip('"')
+
+
+class Fitter:
+    def __init__(self):
+        from facerecon.facemodel import FaceModel
+        from facerecon.photo.config import load_photo_config
+        from facerecon.photo.fusion import FusionConfig
+        from facerecon.photo.landmark_map import load_ibug68_points, load_landmark_map
+
+        self.model = FaceModel.load()
+        cfg = load_photo_config()
+        self.fit_cfg, self.targets = cfg.fit, cfg.targets
+        self.fusion = FusionConfig()
+        self.lmap = load_landmark_map()
+        self.points = load_ibug68_points(self.model, self.fusion.ict_points)
+
+    def fit(self, d: dict, variant: str):
+        from facerecon.geometry.camera import Intrinsics
+        from facerecon.geometry.rotations import matrix_to_euler
+        from facerecon.photo.fit import fit_photo, fit_targets, pnp_start
+        from facerecon.photo.fusion import fuse68
+
+        fit_cfg, fusion, use, source = self.fit_cfg, self.fusion, self.targets.use, "fused"
+        for part in [p for p in variant.split("+") if p and p != "base"]:
+            if part in ("facemesh", "dlib"):
+                source = part
+            elif part == "byyaw":
+                fusion = replace(fusion, by_yaw=True)
+            elif part.startswith("use="):
+                use = part[4:]
+            elif part.startswith(("fit.", "fusion.")):
+                key, val = part.split("=", 1)
+                table, key = key.split(".", 1)
+                if table == "fit":
+                    fit_cfg = replace(fit_cfg, **{key: _value(val)})
+                else:
+                    fusion = replace(fusion, **{key: _value(val)})
+            else:
+                raise SystemExit(f"unknown variant part {part!r}")
+        k = d["K"]
+        intr = Intrinsics(*k[:4], int(k[4]), int(k[5]))
+        fm68, d68 = d["fm68"], d["d68"]
+        has_dlib = np.isfinite(d68).all() and source != "facemesh"
+        yaw = None
+        if has_dlib and fusion.by_yaw:
+            r0, _ = pnp_start(fm68[17:], self.points.points(self.model.neutral)[17:], intr)
+            yaw = float(matrix_to_euler(r0)[0])
+        if source == "dlib" and has_dlib:
+            p68 = d68
+        else:
+            p68, _ = fuse68(fm68, d68 if has_dlib else None, fusion, yaw)
+        w68 = fusion.ibug68_weight if has_dlib else self.targets.ibug68_weight
+        t = fit_targets(self.model, d["pts"], self.lmap, use, w68, ibug68=p68,
+                        dense_contour_weight=fusion.dense_contour_weight if has_dlib else 1.0, ibug68_points=self.points,
+                        dense_inner_weight=fusion.dense_inner_weight if has_dlib else 1.0)
+        return fit_photo(self.model, t, intr, fit_cfg)
+
+
+def evaluate(args) -> None:
+    from facerecon.geometry.rotations import geodesic_distance_deg, matrix_to_euler
+
+    fitter = Fitter()
+    names = json.loads((args.out / f"{args.on}.json").read_text())
+    data = {n: dict(np.load(args.out / f"{n}.npz")) for n in names}
+    variants = args.variants.split(",")
+    rows = []
+    for n in names:
+        d = data[n]
+        roll = float(d["roll"])
+        ref = d["truth_r"]
+        yaw = float(matrix_to_euler(_upright(ref, roll))[0])
+        row = {"name": n, "yaw": yaw}
+        if np.isfinite(d["depth_r"]).all():
+            row["depth"] = float(geodesic_distance_deg(d["depth_r"], ref))
+        for v in variants:
+            f = fitter.fit(d, v)
+            e = matrix_to_euler(_upright(f.rotation, roll)) - matrix_to_euler(_upright(ref, roll))
+            row[v] = float(geodesic_distance_deg(f.rotation, ref))
+            row[v + ":ypr"] = [round(float(x), 1) for x in (e + 180) % 360 - 180]
+        rows.append(row)
+        if args.per_frame:
+            print(f"{n:22s} yaw {yaw:6.1f}" + (f" depth {row['depth']:5.1f}" if "depth" in row else "")
+                  + "".join(f" | {v} {row[v]:5.1f} {row[v + ':ypr']}" for v in variants), flush=True)
+    yaws = np.abs([r["yaw"] for r in rows])
+    for v in (["depth"] if "depth" in rows[0] else []) + variants:
+        parts = []
+        for lo, hi in YAW_BINS:
+            sel = [r[v] for r, y in zip(rows, yaws) if lo <= y < hi]
+            if sel:
+                parts.append(f"{lo:.0f}-{hi:.0f} {np.median(sel):.1f} (n={len(sel)})")
+        allv = [r[v] for r in rows]
+        print(f"{v}: " + " / ".join(parts) + f" | all median {np.median(allv):.2f} mean {np.mean(allv):.2f} p90 "
+              f"{np.percentile(allv, 90):.1f}", flush=True)
+    if args.json:
+        args.json.write_text(json.dumps(rows, indent=1))
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    c = sub.add_parser("cache")
+    c.add_argument("--shared", type=Path, default=Path("../shared"))
+    c.add_argument("--out", type=Path, required=True)
+    c.add_argument("--james-seeds", default="0,100")
+    c.add_argument("--n", type=int, default=24)
+    c.add_argument("--max-yaw", type=float, default=60.0)
+    c.add_argument("--no-truedepth", dest="truedepth", action="store_false")
+    e = sub.add_parser("eval")
+    e.add_argument("--out", type=Path, required=True)
+    e.add_argument("--on", default="td", help="td, james0, james100")
+    e.add_argument("--variants", default="base")
+    e.add_argument("--per-frame", action="store_true")
+    e.add_argument("--json", type=Path)
+    args = ap.parse_args(argv)
+    if args.cmd == "cache":
+        cache(args)
+    else:
+        evaluate(args)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
