@@ -371,7 +371,7 @@ class _Problem:
         self.c = torch.tensor([ki.cx, ki.cy], dtype=torch.float64)
         # the landmark model's relative depth (Face Mesh's z): centred by fixed weights, in face sizes
         dz = t.depth * cfg.depth_scale
-        dm = np.isfinite(dz) & (w > 0)
+        dm = np.isfinite(dz) & (w > 0) & ~t.contour  # the outline's points slide: their depth is not a fixed point's
         self.has_depth = cfg.depth_weight > 0 and int(dm.sum()) >= 3
         if self.has_depth:
             self.dmask = torch.from_numpy(dm)
@@ -470,13 +470,16 @@ class _Problem:
         uv = self.f * x[:, :2] / z + self.c
         return (uv - self.target) / self.scale, x, p
 
-    def depth_residual(self, x: torch.Tensor) -> tuple[torch.Tensor, float]:
-        """(the depth rows' residual (Kd,) in face sizes, their scale f / mean Z / face size): the
-        fitted points' depth relative to their weighted mean in the image's pixel scale, minus the
-        landmark model's (both centred)."""
-        z = x[self.dmask, 2]
+    def depth_residual(self, r: torch.Tensor, tr: torch.Tensor) -> tuple[torch.Tensor, float, torch.Tensor]:
+        """(the depth rows' residual (Kd,) in face sizes, their scale f / mean Z / face size, their
+        camera-frame points): the posed **mean face's** points' depth, relative (the basis projected
+        out) and in the image's pixel scale, minus the landmark model's.  The mean face's, so the
+        depth rows inform the pose only: the landmark model's depth is flatter than the face's
+        (Face Mesh's ~0.8 x on the TrueDepth frames) and would flatten the fitted shape."""
+        x = self.p0[self.dmask] @ r.T + tr
+        z = x[:, 2]
         k = self.fbar / float(self.wc @ z) / self.scale
-        return k * self._d_project(z) - self.zt, k
+        return k * self._d_project(z) - self.zt, k, x
 
     def cost(self, r, tr, coeffs) -> float:
         res, x, _ = self.residual(r, tr, coeffs)
@@ -485,7 +488,7 @@ class _Problem:
         rho, _ = _robust(torch.linalg.vector_norm(res, dim=1), self.cfg.robust, self.cfg.robust_scale)
         c = float((self.w * rho).sum())
         if self.has_depth:
-            e, _ = self.depth_residual(x)
+            e, _, _ = self.depth_residual(r, tr)
             rho_d, _ = _robust(e.abs(), self.cfg.robust, self.cfg.robust_scale)
             c += self.cfg.depth_weight * float((self.w[self.dmask] * rho_d).sum())
         return c + self.prior(coeffs)
@@ -529,19 +532,15 @@ class _Problem:
         g[:c] = ja.T @ res.reshape(-1)
         cfg = self.cfg
         if self.has_depth:  # the depth rows: d z / d params (row 2 of the 2D rows' d x), centred, scaled
-            e, k = self.depth_residual(x)
+            e, k, xd = self.depth_residual(r, tr)
             _, irls_d = _robust(e.abs(), cfg.robust, cfg.robust_scale)
             a_d = cfg.depth_weight * self.w[self.dmask] * irls_d
-            xd = x[self.dmask]
-            cols = [(-_skew(xd - tr))[:, 2, :], torch.zeros_like(xd)]
+            cols = [(-_skew(xd - tr))[:, 2, :], torch.zeros_like(xd)]  # rotation, translation (pose only)
             cols[1][:, 2] = 1.0
-            if not rigid:
-                cols.append(rb[:, self.dmask, 2].T)
-            jd = torch.cat(cols, 1)
-            jd = k * self._d_project(jd)
+            jd = k * self._d_project(torch.cat(cols, 1))
             jda = jd * a_d[:, None]
-            h[:c, :c] += jda.T @ jd
-            g[:c] += jda.T @ e
+            h[:6, :6] += jda.T @ jd
+            g[:6] += jda.T @ e
         idx_id = slice(6, 6 + self.kid)
         idx_ex = slice(6 + self.kid, 6 + self.m)
         h[idx_id, idx_id] += cfg.identity_prior * torch.eye(self.kid, dtype=torch.float64)

