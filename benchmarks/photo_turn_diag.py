@@ -141,9 +141,8 @@ class Fitter:
 
     def fit(self, d: dict, variant: str):
         from facerecon.geometry.camera import Intrinsics
-        from facerecon.geometry.rotations import matrix_to_euler
         from facerecon.photo.fit import fit_photo, fit_targets, pnp_start
-        from facerecon.photo.fusion import fuse68
+        from facerecon.photo.fusion import fuse68, head_yaw_deg
 
         fit_cfg, fusion, use, source = self.fit_cfg, self.fusion, self.targets.use, "fused"
         for part in [p for p in variant.split("+") if p and p != "base"]:
@@ -168,8 +167,8 @@ class Fitter:
         has_dlib = np.isfinite(d68).all() and source != "facemesh"
         yaw = None
         if has_dlib and fusion.by_yaw:
-            r0, _ = pnp_start(fm68[17:], self.points.points(self.model.neutral)[17:], intr)
-            yaw = float(matrix_to_euler(r0)[0])
+            r0, t0 = pnp_start(fm68[17:], self.points.points(self.model.neutral)[17:], intr)
+            yaw = head_yaw_deg(r0, t0)
         if source == "dlib" and has_dlib:
             p68 = d68
         else:

@@ -26,12 +26,11 @@ from ..facemodel import FaceModel
 from ..fitting import FitConfig, fit_face
 from ..geometry.camera import Intrinsics
 from ..geometry.pose import HeadPose
-from ..geometry.rotations import matrix_to_euler
 from ..photo.camera import PhotoCamera, photo_camera
 from ..photo.config import PhotoFitConfig, TargetSettings, TextureConfig, load_photo_config
 from ..photo.detect import MTCNN, detect_faces
 from ..photo.dlib68 import Dlib68Config, Dlib68Landmarker
-from ..photo.fusion import FusionConfig, fuse68
+from ..photo.fusion import FusionConfig, fuse68, head_yaw_deg
 from ..photo.fit import (JAW_68, LandmarkTargets, PhotoFit, fit_photo, fit_photos, fit_targets, pnp_start,
                          silhouette_landmarks)
 from ..photo.image import Photo, read_photo
@@ -209,8 +208,8 @@ class PhotoReconstructor:
         # turned faces, so the fusion's per-source errors depend on it
         yaw = None
         if d68 is not None and self.fusion.by_yaw:
-            r0, _ = pnp_start(fm68[17:], self.ibug68_points.points(self.model.neutral)[17:], det.camera.intrinsics)
-            yaw = float(matrix_to_euler(r0)[0])
+            r0, t0_ = pnp_start(fm68[17:], self.ibug68_points.points(self.model.neutral)[17:], det.camera.intrinsics)
+            yaw = head_yaw_deg(r0, t0_)
         p68, _ = fuse68(fm68, None if d68 is None else d68.points, self.fusion, yaw)
         w68 = self.targets.ibug68_weight if d68 is None else self.fusion.ibug68_weight
         targets = fit_targets(self.model, pts, self.landmark_map, self.targets.use, w68, ibug68=p68,
