@@ -18,6 +18,12 @@ error against the reference by |yaw| bin (TrueDepth: the reference's yaw, uprigh
 * ``use=dense`` / ``use=ibug68``: the dense Face Mesh points only / the fused 68 only;
 * ``byyaw``: ``[fusion] by_yaw = true``;
 * ``fit.KEY=VALUE`` / ``fusion.KEY=VALUE``: any setting of the fit or the fusion (numbers, true/false, strings).
+
+``sources`` (TrueDepth only) compares each landmark source with the depth default output's mesh
+projected into the colour image, fits to those projected points, and measures Face Mesh's z
+(:func:`sources`)::
+
+    python benchmarks/photo_turn_diag.py sources --out /tmp/ptd
 """
 from __future__ import annotations
 
@@ -219,6 +225,82 @@ def evaluate(args) -> None:
         args.json.write_text(json.dumps(rows, indent=1))
 
 
+def sources(args) -> None:
+    """The TrueDepth frames against the depth default output's fitted mesh (its points projected
+    into the colour image: a per-frame reference for the landmarks, consistent with the landmark
+    map by construction): each source's error per region by |yaw|, the fit to those projected
+    points (the "oracle") and to mixes of them with the detected ones, Face Mesh's z against the
+    mesh's relative depth, and the rotation of a similarity fit of Face Mesh's 3D points (x, y, z)
+    to the mean face's map points against POSIT of its 2D points and the fit."""
+    from facerecon.geometry.camera import Intrinsics
+    from facerecon.geometry.rotations import geodesic_distance_deg, matrix_to_euler
+    from facerecon.photo.fit import fit_photo, fit_targets, pnp_start
+    from facerecon.photo.fusion import fuse68
+
+    fitter = Fitter()
+    m, lmap = fitter.model, fitter.lmap
+    tri = np.asarray(lmap.ict_triangle)
+    corners = m.triangles[tri] if tri.ndim == 1 else tri
+    bary = np.asarray(lmap.ict_bary)
+    mi = np.asarray(lmap.mediapipe_index)
+    x_mean = np.einsum("kj,kjc->kc", bary, m.neutral[corners].astype(np.float64))
+    regions = {"brows": slice(17, 27), "nose": slice(27, 36), "eyes": slice(36, 48), "mouth": slice(48, 68)}
+    bins = ((0.0, 30.0), (30.0, 45.0), (45.0, 91.0))
+    acc: dict = {}
+
+    def put(key, yaw, value):
+        b = next(i for i, (lo, hi) in enumerate(bins) if lo <= abs(yaw) < hi)
+        acc.setdefault(key, {}).setdefault(b, []).append(value)
+
+    for n in json.loads((args.out / "td.json").read_text()):
+        d = dict(np.load(args.out / f"{n}.npz"))
+        if not len(d["depth_v"]):
+            continue
+        k = d["K"]
+        intr = Intrinsics(*k[:4], int(k[4]), int(k[5]))
+        ref = d["truth_r"]
+        yaw = float(matrix_to_euler(_upright(ref, float(d["roll"])))[0])
+        v = d["depth_v"].astype(np.float64)
+        p_mesh = np.einsum("kj,kjc->kc", bary, v[corners])
+        dense_o, o68 = intr.project(p_mesh), intr.project(v[m.landmarks_68])
+        pts = d["pts"]
+        size = float(np.linalg.norm(pts[mi, :2].max(0) - pts[mi, :2].min(0))) / np.sqrt(2.0)
+        p68, _ = fuse68(d["fm68"], d["d68"], fitter.fusion)
+        for src, x in (("facemesh", d["fm68"]), ("dlib", d["d68"]), ("fused", p68)):
+            for reg, sl in regions.items():
+                put(f"68 {src} {reg}", yaw, float(np.linalg.norm(x[sl] - o68[sl], axis=1).mean()) / size * 100)
+        put("dense facemesh all", yaw, float(np.linalg.norm(pts[mi, :2] - dense_o, axis=1).mean()) / size * 100)
+        # the fit to the reference points (the jaw stays the fused one: it slides on the outline)
+        full = pts[:, :2].copy()
+        full[mi] = dense_o
+        o68j = o68.copy()
+        o68j[:17] = p68[:17]
+        for name, dense_pts, t68 in (("fit: reference dense + reference 68", full, o68j), ("fit: reference dense + fused 68", full, p68),
+                                      ("fit: detected dense + reference 68", pts[:, :2], o68j),
+                                      ("fit: detected (the shipped photo fit)", pts[:, :2], p68)):
+            t = fit_targets(m, dense_pts, lmap, "both", 1.0, ibug68=t68, ibug68_points=fitter.points)
+            put(name, yaw, geodesic_distance_deg(fit_photo(m, t, intr, fitter.fit_cfg).rotation, ref))
+        # Face Mesh's z against the mesh's relative depth, f (Z - mean Z) / mean Z
+        zt = k[0] * (p_mesh[:, 2] - p_mesh[:, 2].mean()) / p_mesh[:, 2].mean()
+        zf = pts[mi, 2] - pts[mi, 2].mean()
+        slope = float(zf @ zt / (zt @ zt))
+        put("Face Mesh z: slope against the mesh's depth", yaw, slope)
+        put("Face Mesh z: rms residual after the slope, % face size", yaw, float(np.sqrt(np.mean((zf - slope * zt) ** 2))) / size * 100)
+        # rotations from Face Mesh's points alone
+        a, b = x_mean - x_mean.mean(0), pts[mi] - pts[mi].mean(0)
+        u, _, vt = np.linalg.svd(b.T @ a)
+        r3 = u @ np.diag([1.0, 1.0, np.sign(np.linalg.det(u @ vt))]) @ vt
+        rp, _ = pnp_start(pts[mi, :2], x_mean, intr)
+        for name, r in (("rotation: similarity fit of Face Mesh's 3D points", r3), ("rotation: POSIT of its 2D points", rp)):
+            put(name, yaw, geodesic_distance_deg(r, ref))
+            # |fitted yaw| - |reference yaw| (upright frame): negative = turned back towards a frontal face
+            put(name + ", |yaw| - |reference yaw|", yaw, abs(float(matrix_to_euler(_upright(r, float(d["roll"])))[0])) - abs(yaw))
+    print("|yaw| bins: " + " / ".join(f"{lo:.0f}-{hi:.0f}" for lo, hi in bins) + " (mean for the 68 errors, median otherwise)")
+    for key, per in acc.items():
+        agg = np.mean if key.startswith(("68 ", "dense ")) else np.median
+        print(f"{key}: " + " / ".join(f"{agg(per[b]):.2f} (n={len(per[b])})" if b in per else "-" for b in range(len(bins))), flush=True)
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -235,9 +317,12 @@ def main(argv=None) -> int:
     e.add_argument("--variants", default="base")
     e.add_argument("--per-frame", action="store_true")
     e.add_argument("--json", type=Path)
+    sub.add_parser("sources").add_argument("--out", type=Path, required=True)
     args = ap.parse_args(argv)
     if args.cmd == "cache":
         cache(args)
+    elif args.cmd == "sources":
+        sources(args)
     else:
         evaluate(args)
     return 0
