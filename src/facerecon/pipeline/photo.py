@@ -301,7 +301,8 @@ class PhotoReconstructor:
         photo stages on the colour image (its landmarks fix identity and expression), then stage
         ``depth refine``: ``refine_iterations`` rigid point-to-plane ICP steps of that face onto
         the frame's depth points (depth fixes the distance and the pose;
-        ``facerecon.fitting.fit_face``), and optionally ``joint_iterations`` Gauss-Newton steps of
+        ``facerecon.fitting.fit_face``; started at the distance the depth measures under the
+        fitted landmarks, :func:`depth_distance`), and optionally ``joint_iterations`` Gauss-Newton steps of
         pose + shape on the depth.  The colour fit weighs Face Mesh's relative depth by ``[fit]
         depth_weight_rgbd`` (its pose is the ICP's start: the depth rows keep a turned face's start
         turned, docs/photo.md round 7).  ``colour``: the colour image's photo result when already
@@ -313,12 +314,14 @@ class PhotoReconstructor:
                                          intrinsics=frame.intrinsics,
                                          fit_config=replace(self.fit_config, depth_weight=self.fit_config.depth_weight_rgbd))
         t1 = time.perf_counter()
+        start = depth_distance(rec, frame)
+        v_start = start.apply(rec.vertices_head)
         pts = frame.intrinsics.depth_to_points(frame.depth_mm)[frame.depth_mm > 0].astype(np.float64)
         # the depth points around the fitted head only (its box + 40 mm): background and body out
-        lo, hi = rec.vertices_camera.min(0) - 40.0, rec.vertices_camera.max(0) + 40.0
+        lo, hi = v_start.min(0) - 40.0, v_start.max(0) + 40.0
         pts = pts[np.all((pts >= lo) & (pts <= hi), axis=1)]
         try:
-            fit = fit_face(pts, self.model, rec.pose,
+            fit = fit_face(pts, self.model, start,
                            FitConfig(rigid_iterations=int(refine_iterations), iterations=int(joint_iterations),
                                      max_distance_mm=(15.0, 5.0)),
                            identity=rec.identity, expression=rec.expression)
@@ -334,6 +337,27 @@ class PhotoReconstructor:
         fitted = Fitted(replace(rec.photo, fit=refined), rec.confidence, {})
         path = FramePath(Start.RGBD, refine_iterations=int(refine_iterations), shape_iterations=int(joint_iterations))
         return result(m, fitted, rec.camera, tex, path, timings, frame.source)
+
+
+def depth_distance(rec: FaceResult, frame, min_points: int = 8) -> HeadPose:
+    """The colour fit's pose moved along the camera ray to the distance the depth image measures:
+    the translation scaled by the median ratio of the measured depth under the fitted inner-face
+    landmarks (iBUG 17-67, at their projected pixels) to their fitted depth.  The colour fit's
+    distance rests on the head-size prior, and on a turned face with a turned-back pose it can be
+    ~40 % off (TrueDepth frame-006: 520 mm for a head at ~360): then the box around the fitted
+    head holds no face points and the ICP cannot move (docs/photo.md round 7).  Fewer than
+    ``min_points`` landmarks with a depth: the pose as it is."""
+    lm = np.asarray(rec.landmarks_3d, np.float64)[17:]
+    uv = np.rint(frame.intrinsics.project(lm)).astype(int)
+    h, w = frame.depth_mm.shape
+    ok = (uv[:, 0] >= 0) & (uv[:, 0] < w) & (uv[:, 1] >= 0) & (uv[:, 1] < h) & (lm[:, 2] > 0)
+    z = np.zeros(len(lm))
+    z[ok] = frame.depth_mm[uv[ok, 1], uv[ok, 0]]
+    ok &= z > 0
+    if int(ok.sum()) < min_points:
+        return rec.pose
+    ratio = float(np.median(z[ok] / lm[ok, 2]))
+    return HeadPose(rec.pose.R, np.asarray(rec.pose.t_mm, np.float64) * ratio)
 
 
 def result(m: Meshed, fitted: Fitted, camera: PhotoCamera, texture, path: FramePath, timings_ms: dict, source: str) -> FaceResult:
