@@ -24,6 +24,11 @@ projected into the colour image, fits to those projected points, and measures Fa
 (:func:`sources`)::
 
     python benchmarks/photo_turn_diag.py sources --out /tmp/ptd
+
+``rgbd`` runs ``--method rgbd`` on each TrueDepth frame from two colour starts, with and without
+the measured distance (:func:`rgbd`)::
+
+    python benchmarks/photo_turn_diag.py rgbd --shared ../shared --out /tmp/ptd
 """
 from __future__ import annotations
 
@@ -301,6 +306,52 @@ def sources(args) -> None:
         print(f"{key}: " + " / ".join(f"{agg(per[b]):.2f} (n={len(per[b])})" if b in per else "-" for b in range(len(bins))), flush=True)
 
 
+def rgbd(args) -> None:
+    """``--method rgbd`` per TrueDepth frame: its rotation error against the reference, from the
+    shipped colour start and from a 2D-only one (``depth_weight_rgbd`` 0), with and without the
+    measured distance (``pipeline.photo.depth_distance``), and how far the ICP moved each start."""
+    from dataclasses import replace as dc_replace
+    from unittest import mock
+
+    from facerecon.geometry.rotations import geodesic_distance_deg, matrix_to_euler
+    from facerecon.io.truedepth import read_truedepth_frame
+    from facerecon.photo.image import Photo
+    from facerecon.pipeline import photo as pipeline_photo
+    from facerecon.pipeline.photo import PhotoReconstructor
+
+    rec = PhotoReconstructor.from_pretrained()
+    cfg2d = dc_replace(rec.fit_config, depth_weight=0.0)
+    cfg_rows = dc_replace(rec.fit_config, depth_weight=rec.fit_config.depth_weight_rgbd)
+    folder = args.shared / "data" / "real" / "truedepth-mannequin" / "DepthFrames"
+    rows = []
+    for n in json.loads((args.out / "td.json").read_text()):
+        d = dict(np.load(args.out / f"{n}.npz"))
+        ref, roll = d["truth_r"], float(d["roll"])
+        yaw = float(matrix_to_euler(_upright(ref, roll))[0])
+        frame = read_truedepth_frame(folder / f"{n[3:]}.ply")
+        row = {"yaw": yaw}
+        for start in ("2d", "depth rows"):
+            colour = rec.reconstruct(Photo(frame.color, n, None), texture=False, intrinsics=frame.intrinsics,
+                                     fit_config=cfg2d if start == "2d" else cfg_rows)
+            for dist in ("measured distance", "colour distance"):
+                if dist == "measured distance":
+                    r = rec.reconstruct_rgbd(frame, texture=False, colour=colour)
+                else:  # the path before: the ICP from the colour fit's own distance
+                    with mock.patch.object(pipeline_photo, "depth_distance", lambda c, f: c.pose):
+                        r = rec.reconstruct_rgbd(frame, texture=False, colour=colour)
+                key = f"{start} start, {dist}"
+                row[key] = float(geodesic_distance_deg(r.pose.R, ref))
+                row[key + " (moved)"] = float(geodesic_distance_deg(r.pose.R, colour.pose.R))
+        rows.append(row)
+        print(f"{n:16s} yaw {yaw:6.1f} " + " | ".join(f"{k} {v:.1f}" for k, v in row.items() if k != "yaw"), flush=True)
+    yaws = np.abs([r["yaw"] for r in rows])
+    for key in [k for k in rows[0] if k != "yaw" and not k.endswith("(moved)")]:
+        parts = [f"{lo:.0f}-{hi:.0f} {np.median([r[key] for r, y in zip(rows, yaws) if lo <= y < hi]):.1f}"
+                 for lo, hi in YAW_BINS if ((yaws >= lo) & (yaws < hi)).any()]
+        v = [r[key] for r in rows]
+        print(f"{key}: " + " / ".join(parts) + f" | all median {np.median(v):.2f} p90 {np.percentile(v, 90):.1f}")
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -318,11 +369,16 @@ def main(argv=None) -> int:
     e.add_argument("--per-frame", action="store_true")
     e.add_argument("--json", type=Path)
     sub.add_parser("sources").add_argument("--out", type=Path, required=True)
+    g = sub.add_parser("rgbd")
+    g.add_argument("--out", type=Path, required=True)
+    g.add_argument("--shared", type=Path, default=Path("../shared"))
     args = ap.parse_args(argv)
     if args.cmd == "cache":
         cache(args)
     elif args.cmd == "sources":
         sources(args)
+    elif args.cmd == "rgbd":
+        rgbd(args)
     else:
         evaluate(args)
     return 0
