@@ -52,15 +52,13 @@ def _upright(rot: np.ndarray, roll_deg: float) -> np.ndarray:
 
 
 def cache(args) -> None:
-    from photo_shape_eval import FOV_DEG, HEIGHT, WIDTH, load_james, render, scenes
+    from photo_shape_eval import james_camera, load_james, rendered_scenes
 
     from facerecon import Reconstructor
     from facerecon.facemodel import FaceModel
-    from facerecon.geometry.camera import Intrinsics
     from facerecon.geometry.rotations import euler_to_matrix
     from facerecon.io import read_depth
     from facerecon.io.truedepth import read_truedepth_frame
-    from facerecon.photo.camera import focal_from_fov
     from facerecon.photo.image import Photo
     from facerecon.pipeline.photo import PhotoReconstructor
     from facerecon.realdata import mannequin_reference
@@ -105,13 +103,10 @@ def cache(args) -> None:
         (out / "td.json").write_text(json.dumps(names))
         print(f"truedepth: {len(names)} frames", flush=True)
     scan, texture, uv, face_uv, _ = load_james(args.shared, model)
-    fj = focal_from_fov(WIDTH, HEIGHT, FOV_DEG)
-    intr = Intrinsics(fj, fj, (WIDTH - 1) / 2, (HEIGHT - 1) / 2, WIDTH, HEIGHT)
+    intr, fj = james_camera()
     for seed in [int(s) for s in args.james_seeds.split(",") if s]:
         names = []
-        for sc in scenes(args.n, seed):
-            sc["yaw"] = sc["yaw"] * args.max_yaw / 40.0
-            rgb = render(sc, scan, texture, uv, face_uv, intr)
+        for sc, rgb in rendered_scenes(scan, texture, uv, face_uv, intr, args.n, seed, args.max_yaw):
             name = f"james{seed}_{sc['index']}"
             try:
                 store(name, Photo(rgb, "james", fj), intr, euler_to_matrix(sc["yaw"], sc["pitch"], 0.0),
