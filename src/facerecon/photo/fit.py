@@ -26,6 +26,12 @@ the side turned away the candidate projecting outermost along the head's x axis 
 "landmark marching"), on the side facing the camera the band vertex nearest the target.
 Contour landmarks also get ``contour_weight``.
 
+Depth rows (``depth_weight`` > 0; off for photos, on for ``--method rgbd``'s colour start): the
+landmark model's relative depth of each inner point (Face Mesh's z) against the posed mean face's,
+an offset and a lean along the face's vertical axis projected out of both; they constrain the pose
+only (a turned face's 2D points lean towards a frontal face, their depth does not; docs/photo.md
+round 7).
+
 Solver: Levenberg-Marquardt with analytic Jacobians (torch, float64): the start is a
 scaled-orthographic PnP of the mean face's landmarks (least-squares affine camera, then the
 nearest rotation), ``rigid_iterations`` pose-only steps, then up to ``iterations`` joint
