@@ -56,12 +56,10 @@ def _targets_arrays(t) -> dict:
 
 def cache(args) -> None:
     from photo_eval import depth_scan, face_turn_deg
-    from photo_shape_eval import FOV_DEG, HEIGHT, WIDTH, load_james, render, scenes
+    from photo_shape_eval import james_camera, load_james, rendered_scenes
 
     from facerecon.facemodel import FaceModel
-    from facerecon.geometry.camera import Intrinsics
     from facerecon.io.truedepth import read_truedepth_frame
-    from facerecon.photo.camera import focal_from_fov
     from facerecon.photo.image import Photo
     from facerecon.pipeline.photo import PhotoReconstructor
 
@@ -70,13 +68,10 @@ def cache(args) -> None:
     model = FaceModel.load()
     rec = PhotoReconstructor.from_pretrained(model=model)
     scan, texture, uv, face_uv, _ = load_james(args.shared, model)
-    f = focal_from_fov(WIDTH, HEIGHT, FOV_DEG)
-    intr = Intrinsics(f, f, (WIDTH - 1) / 2, (HEIGHT - 1) / 2, WIDTH, HEIGHT)
+    intr, f = james_camera()
     for seed in [int(s) for s in args.seeds.split(",") if s]:
         done = []
-        for sc in scenes(args.n, seed):
-            sc["yaw"] = sc["yaw"] * args.max_yaw / 40.0
-            rgb = render(sc, scan, texture, uv, face_uv, intr)
+        for sc, rgb in rendered_scenes(scan, texture, uv, face_uv, intr, args.n, seed, args.max_yaw):
             mk = rec.landmarks(rec.detect(Photo(rgb, "james", f), focal_px=f), 0)
             np.savez(out / f"james_{seed}_{sc['index']}.npz", **_targets_arrays(mk.targets))
             done.append(sc)
@@ -101,12 +96,10 @@ def cache(args) -> None:
 
 class Diag:
     def __init__(self, shared: Path, out: Path):
-        from photo_shape_eval import FOV_DEG, HEIGHT, WIDTH, load_james
+        from photo_shape_eval import james_camera, load_james
 
         from facerecon.facemodel import FaceModel
         from facerecon.facemodel.model import RENDER_REGIONS
-        from facerecon.geometry.camera import Intrinsics
-        from facerecon.photo.camera import focal_from_fov
         from facerecon.photo.config import PhotoFitConfig
         from facerecon.photo.fusion import FusionConfig
 
@@ -115,8 +108,7 @@ class Diag:
         self.tris = self.model.region_triangles(*RENDER_REGIONS)
         self.base = PhotoFitConfig.load()
         self.scan, _, _, _, self.inner = load_james(shared, self.model)
-        f = focal_from_fov(WIDTH, HEIGHT, FOV_DEG)
-        self.james_intr = Intrinsics(f, f, (WIDTH - 1) / 2, (HEIGHT - 1) / 2, WIDTH, HEIGHT)
+        self.james_intr, _ = james_camera()
         fc = FusionConfig()
         self.sigma_fm = np.asarray(fc.sigma_facemesh, np.float64)
         sigma_dl = np.asarray(fc.sigma_dlib, np.float64)

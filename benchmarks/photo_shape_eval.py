@@ -86,6 +86,22 @@ def scenes(n: int, seed: int) -> list[dict]:
     return out
 
 
+def james_camera():
+    """(the renders' pinhole camera, its focal length in px)."""
+    from facerecon.geometry.camera import Intrinsics
+    from facerecon.photo.camera import focal_from_fov
+
+    f = focal_from_fov(WIDTH, HEIGHT, FOV_DEG)
+    return Intrinsics(f, f, (WIDTH - 1) / 2, (HEIGHT - 1) / 2, WIDTH, HEIGHT), f
+
+
+def rendered_scenes(scan, texture, uv, face_uv, intr, n: int, seed: int, max_yaw: float):
+    """``(scene, rgb)`` for :func:`scenes` with the yaws spread over -max_yaw..max_yaw."""
+    for sc in scenes(n, seed):
+        sc["yaw"] = sc["yaw"] * max_yaw / 40.0  # scenes() spans -40..40
+        yield sc, render(sc, scan, texture, uv, face_uv, intr)
+
+
 def load_james(shared: Path, model):
     """(scan in the ICT head frame, texture RGB, UVs, per-corner UV indices, inner-face vertex mask)."""
     from PIL import Image

@@ -151,6 +151,42 @@ def test_rgbd_moves_the_colour_fit_onto_the_depth(real_dir, reconstructor, tmp_p
     assert pose["method"] == "photo" and pose["photo"]["camera"]["focal_source"] == "calibrated"
 
 
+def test_rgbd_starts_at_the_measured_distance():
+    """``depth_distance``: the colour fit's head moved along the camera ray to the depth measured
+    under its inner-face landmarks (a colour fit 40 % too far, as on a turned TrueDepth frame)."""
+    from types import SimpleNamespace
+
+    from facerecon.geometry.camera import Intrinsics
+    from facerecon.geometry.pose import HeadPose
+    from facerecon.pipeline.photo import depth_distance
+
+    k = Intrinsics(300.0, 300.0, 159.5, 119.5, 320, 240)
+    true = HeadPose(np.eye(3), np.array([10.0, -5.0, 360.0]))
+    lm_head = np.c_[np.random.default_rng(0).uniform(-40, 40, (68, 2)), np.zeros(68)]  # a flat face ...
+    depth = np.full((240, 320), 360.0)  # ... on a wall at 360 mm
+    far = HeadPose(np.eye(3), true.t_mm * 1.4)  # the same image position, 40 % too far
+    rec = SimpleNamespace(pose=far, landmarks_3d=far.apply(lm_head))
+    moved = depth_distance(rec, SimpleNamespace(intrinsics=k, depth_mm=depth))
+    assert np.abs(moved.t_mm - true.t_mm).max() < 3.0 and np.array_equal(moved.R, far.R)
+    # no depth under the landmarks: the pose as it was
+    assert depth_distance(rec, SimpleNamespace(intrinsics=k, depth_mm=np.zeros((240, 320)))) is far
+
+
+def test_rgbd_on_a_face_turned_60_degrees(real_dir, reconstructor):
+    """TrueDepth frame-006 (the head turned ~63 degrees): the colour fit alone puts the face ~520
+    mm away for a head at ~360 and turned back; the rgbd path (depth rows in its colour start, the
+    measured distance) lands the inner face on the measured surface."""
+    from facerecon.io.truedepth import read_truedepth_frame
+
+    frame = read_truedepth_frame(real_dir / "truedepth-mannequin" / "DepthFrames" / "frame-006.ply")
+    rgbd = reconstructor.reconstruct_rgbd(frame, texture=False)
+    p = rgbd.landmarks_3d[17:]
+    uv = np.rint(frame.intrinsics.project(p)).astype(int)
+    z = frame.depth_mm[uv[:, 1], uv[:, 0]]
+    ok = (z > 0) & (z < 2000)
+    assert ok.sum() >= 20 and np.median(np.abs(p[ok, 2] - z[ok])) < 8.0, (ok.sum(), np.median(np.abs(p[ok, 2] - z[ok])))
+
+
 def test_readme_quick_start_on_a_photo(real_dir, reconstructor, tmp_path, capsys):
     """Issue 25: `reconstruct einstein.jpg -o out/photo` then `view out/photo/einstein` failed (no .glb
     by default); the photo is the viewer's picture, and the XNNPACK INFO line is gone."""

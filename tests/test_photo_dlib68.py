@@ -127,3 +127,18 @@ def test_fusion_trusts_face_mesh_more_on_turned_faces():
     assert np.allclose(turned[:17], frontal[:17])  # the jaw's errors are the same in both tables here
     with pytest.raises(ConfigError):
         FusionConfig(turned_yaw_deg=(40.0, 20.0))
+
+
+def test_head_yaw_is_the_turn_whatever_the_roll():
+    """The fusion's yaw (``by_yaw``) is the head's turn about its own up axis: a photo held
+    sideways (the face rolled 90 degrees, as the TrueDepth frames) gives the same yaw, not an
+    Euler angle of the camera frame."""
+    from facerecon.geometry.rotations import _rz, euler_to_matrix
+    from facerecon.photo.fusion import head_yaw_deg
+
+    for yaw in (0.0, 25.0, -50.0, 70.0):
+        for roll in (0.0, 90.0, -90.0, 30.0):  # the camera turned about its axis: the image rotated
+            r = _rz(np.deg2rad(np.float64(roll))) @ euler_to_matrix(yaw, 0.0, 0.0)
+            assert abs(head_yaw_deg(r, [0, 0, 600]) - abs(yaw)) < 1e-6, (yaw, roll)
+    assert abs(head_yaw_deg(_rz(np.float64(np.pi / 2)) @ euler_to_matrix(40.0, 0.0, 0.0)) - 40.0) < 1e-6
+    assert head_yaw_deg(_rz(np.float64(np.pi / 2)) @ euler_to_matrix(0.0, 30.0, 0.0)) < 1e-6  # a nod is not a turn

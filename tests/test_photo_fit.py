@@ -263,3 +263,66 @@ def test_dense_weights_per_region(model):
     assert FusionConfig().dense_inner_weight == 1.0
     with pytest.raises(ConfigError):
         FusionConfig(dense_inner_weight=-1.0)
+
+
+def _depth_scene(model, yaw_true=50.0, yaw_seen=38.0):
+    """The mean face turned ``yaw_true``: 2D points from the face turned only ``yaw_seen`` (a
+    landmark model's bias towards a frontal face, as measured on real turned faces) and relative
+    depths (px scale, f (Z - mean Z) / mean Z) from the true pose."""
+    cam = photo_camera(640, 480)
+    rng = np.random.default_rng(6)
+    verts = rng.choice(model.region_vertices("narrow_face"), 400, replace=False)
+    true = HeadPose.from_euler(yaw_true, 5, 0, [0, 0, 600])
+    seen = HeadPose.from_euler(yaw_seen, 5, 0, [0, 0, 600])
+    v = model.neutral.astype(np.float64)
+    pts = cam.intrinsics.project(seen.apply(v)[verts])
+    z = true.apply(v)[verts, 2]
+    depth = cam.intrinsics.fx * (z - z.mean()) / z.mean()
+    return cam, true, verts, pts, depth
+
+
+def test_depth_rows_turn_a_biased_fit_back(model):
+    """The landmark model's relative depth (Face Mesh's z) tells a turned face's yaw that its
+    biased 2D points hide: with ``depth_weight`` the fit's yaw moves to the depth's."""
+    cam, true, verts, pts, depth = _depth_scene(model)
+    err = {}
+    for w in (0.0, 1.0):
+        tg = LandmarkTargets(pts, np.repeat(verts[:, None], 3, 1), np.tile([1.0, 0, 0], (len(verts), 1)), 1.0, False, depth)
+        fit = fit_photo(model, tg, cam.intrinsics, PhotoFitConfig.load(depth_weight=w, **EXACT))
+        err[w] = geodesic_distance_deg(fit.rotation, true.R)
+    assert err[0.0] > 8.0 and err[1.0] < 0.6 * err[0.0], err
+
+
+def test_depth_rows_ignore_a_tilt_and_missing_depth(model):
+    """``depth_free_tilt``: a lean of the depth along the face's vertical axis (Face Mesh's is ~10
+    degrees of pitch) changes nothing; without depth (NaN, or 2D points only) the rows are off."""
+    cam, true, verts, pts, depth = _depth_scene(model)
+    bary = np.tile([1.0, 0, 0], (len(verts), 1))
+    tri = np.repeat(verts[:, None], 3, 1)
+    cfg = PhotoFitConfig.load(depth_weight=1.0, **EXACT)
+    plain = fit_photo(model, LandmarkTargets(pts, tri, bary, 1.0, False, depth), cam.intrinsics, cfg)
+    leaning = depth + 0.2 * model.neutral[verts, 1] * cam.intrinsics.fx / 600.0  # z += 0.2 y, in px
+    tilted = fit_photo(model, LandmarkTargets(pts, tri, bary, 1.0, False, leaning), cam.intrinsics, cfg)
+    assert geodesic_distance_deg(plain.rotation, tilted.rotation) < 0.05
+    none = fit_photo(model, LandmarkTargets(pts, tri, bary, 1.0, False, np.full(len(verts), np.nan)), cam.intrinsics, cfg)
+    off = fit_photo(model, LandmarkTargets(pts, tri, bary, 1.0, False), cam.intrinsics, PhotoFitConfig.load(**EXACT))
+    assert np.allclose(none.rotation, off.rotation) and np.allclose(none.translation, off.translation)
+    with pytest.raises(ConfigError):
+        PhotoFitConfig.load(depth_weight=-1.0)
+    with pytest.raises(ConfigError):
+        PhotoFitConfig.load(depth_scale=0.0)
+
+
+def test_dense_targets_carry_face_mesh_depth(model):
+    """``fit_targets`` keeps Face Mesh's z (a third column) as the dense points' depth; the 68 have none."""
+    from facerecon.photo.fit import fit_targets
+    from facerecon.photo.landmark_map import load_landmark_map
+
+    lmap = load_landmark_map()
+    pts = np.random.default_rng(0).uniform(100, 300, (468, 3))
+    t = fit_targets(model, pts, lmap, "both")
+    n_dense = len(np.asarray(lmap.mediapipe_index))
+    assert np.array_equal(t.depth[:n_dense], pts[np.asarray(lmap.mediapipe_index), 2])
+    assert np.isnan(t.depth[n_dense:]).all() and len(t.depth) == n_dense + 68
+    assert np.isnan(fit_targets(model, pts[:, :2], lmap, "both").depth).all()
+    assert np.array_equal(t.subset(t.weight > 0).depth, t.depth[t.weight > 0], equal_nan=True)

@@ -45,8 +45,14 @@ class PhotoFitConfig:
     hidden_weight: float
     hidden_facing: float
     joint_identity_prior: str
+    depth_weight: float
+    depth_scale: float
+    depth_free_tilt: bool
+    depth_weight_rgbd: float
 
     def __post_init__(self) -> None:
+        if self.depth_weight < 0 or self.depth_weight_rgbd < 0 or self.depth_scale <= 0:
+            raise ConfigError("fit.depth_weight and fit.depth_weight_rgbd must be >= 0, fit.depth_scale > 0")
         if self.joint_identity_prior not in ("once", "per_photo"):
             raise ConfigError(f"fit.joint_identity_prior: unknown {self.joint_identity_prior!r}; choose from once, per_photo")
         if self.contour_rule not in CONTOUR_RULES:

@@ -26,6 +26,12 @@ the side turned away the candidate projecting outermost along the head's x axis 
 "landmark marching"), on the side facing the camera the band vertex nearest the target.
 Contour landmarks also get ``contour_weight``.
 
+Depth rows (``depth_weight`` > 0; off for photos, on for ``--method rgbd``'s colour start): the
+landmark model's relative depth of each inner point (Face Mesh's z) against the posed mean face's,
+an offset and a lean along the face's vertical axis projected out of both; they constrain the pose
+only (a turned face's 2D points lean towards a frontal face, their depth does not; docs/photo.md
+round 7).
+
 Solver: Levenberg-Marquardt with analytic Jacobians (torch, float64): the start is a
 scaled-orthographic PnP of the mean face's landmarks (least-squares affine camera, then the
 nearest rotation), ``rigid_iterations`` pose-only steps, then up to ``iterations`` joint
@@ -58,7 +64,9 @@ class LandmarkTargets:
 
     ``vertices`` (K, 3) and ``bary`` (K, 3): the model point of landmark k is
     ``sum_j bary[k, j] * V[vertices[k, j]]`` (a vertex: ``(v, v, v)`` and ``(1, 0, 0)``).
-    Landmarks with a non-finite point or weight 0 are ignored.
+    Landmarks with a non-finite point or weight 0 are ignored.  ``depth`` (K,): the landmark
+    model's relative depth of each point in the image's pixel scale (Face Mesh's z; NaN = none),
+    fitted with ``[fit] depth_weight``.
     """
 
     points: np.ndarray  # (K, 2) pixels
@@ -66,6 +74,7 @@ class LandmarkTargets:
     bary: np.ndarray  # (K, 3)
     weight: np.ndarray  # (K,)
     contour: np.ndarray  # (K,) bool: slides along the silhouette
+    depth: np.ndarray | None = None  # (K,) relative depth, px (NaN = none)
 
     def __post_init__(self) -> None:
         self.points = np.asarray(self.points, np.float64).reshape(-1, 2)
@@ -74,6 +83,7 @@ class LandmarkTargets:
         self.bary = np.asarray(self.bary, np.float64).reshape(k, 3)
         self.weight = np.broadcast_to(np.asarray(self.weight, np.float64), (k,)).copy()
         self.contour = np.broadcast_to(np.asarray(self.contour, bool), (k,)).copy()
+        self.depth = np.broadcast_to(np.asarray(np.nan if self.depth is None else self.depth, np.float64), (k,)).copy()
         self.weight[~np.isfinite(self.points).all(1)] = 0.0
 
     @classmethod
@@ -85,7 +95,8 @@ class LandmarkTargets:
                    False if contour is None else contour)
 
     def subset(self, keep) -> "LandmarkTargets":
-        return LandmarkTargets(self.points[keep], self.vertices[keep], self.bary[keep], self.weight[keep], self.contour[keep])
+        return LandmarkTargets(self.points[keep], self.vertices[keep], self.bary[keep], self.weight[keep], self.contour[keep],
+                               self.depth[keep])
 
 
 @dataclass
@@ -364,6 +375,29 @@ class _Problem:
         ki = intrinsics
         self.f = torch.tensor([ki.fx, ki.fy], dtype=torch.float64)
         self.c = torch.tensor([ki.cx, ki.cy], dtype=torch.float64)
+        # the landmark model's relative depth (Face Mesh's z): centred by fixed weights, in face sizes
+        dz = t.depth * cfg.depth_scale
+        dm = np.isfinite(dz) & (w > 0) & ~t.contour  # the outline's points slide: their depth is not a fixed point's
+        self.has_depth = cfg.depth_weight > 0 and int(dm.sum()) >= 3
+        if self.has_depth:
+            self.dmask = torch.from_numpy(dm)
+            wc = w[dm] / w[dm].sum()
+            # what the depth rows cannot tell: an offset (the mean depth), and with depth_free_tilt a
+            # tilt along the face's vertical axis (the landmark model's depth may lean: Face Mesh's
+            # does, ~10 degrees of pitch on real faces) -- both projected out of model and target alike
+            basis = [np.ones(int(dm.sum()))] + ([st.s0[: self.k].numpy()[dm, 1]] if cfg.depth_free_tilt else [])
+            b = np.stack(basis, 1)
+            self.d_basis = torch.from_numpy(b)
+            self.d_gram = torch.from_numpy(np.linalg.inv(b.T @ (wc[:, None] * b)))
+            self.wc = torch.from_numpy(wc)
+            self.zt = self._d_project(torch.from_numpy(dz[dm] / self.scale))
+            self.fbar = 0.5 * (ki.fx + ki.fy)
+
+    def _d_project(self, a: torch.Tensor) -> torch.Tensor:
+        """``a`` (Kd,) or (Kd, n) less its weighted least-squares fit by the depth rows' basis."""
+        wa = self.wc[:, None] * (a[:, None] if a.dim() == 1 else a)
+        fit = self.d_basis @ (self.d_gram @ (self.d_basis.T @ wa))
+        return a - (fit[:, 0] if a.dim() == 1 else fit)
 
     def _use_rows(self, rows: torch.Tensor) -> None:
         """Point the K landmarks at their source rows; only the sliding ones ever change, so after
@@ -442,12 +476,28 @@ class _Problem:
         uv = self.f * x[:, :2] / z + self.c
         return (uv - self.target) / self.scale, x, p
 
+    def depth_residual(self, r: torch.Tensor, tr: torch.Tensor) -> tuple[torch.Tensor, float, torch.Tensor]:
+        """(the depth rows' residual (Kd,) in face sizes, their scale f / mean Z / face size, their
+        camera-frame points): the posed **mean face's** points' depth, relative (the basis projected
+        out) and in the image's pixel scale, minus the landmark model's.  The mean face's, so the
+        depth rows inform the pose only: the landmark model's depth is flatter than the face's
+        (Face Mesh's ~0.8 x on the TrueDepth frames) and would flatten the fitted shape."""
+        x = self.p0[self.dmask] @ r.T + tr
+        z = x[:, 2]
+        k = self.fbar / float(self.wc @ z) / self.scale
+        return k * self._d_project(z) - self.zt, k, x
+
     def cost(self, r, tr, coeffs) -> float:
         res, x, _ = self.residual(r, tr, coeffs)
         if bool((x[:, 2] <= 1.0).any()):
             return math.inf
         rho, _ = _robust(torch.linalg.vector_norm(res, dim=1), self.cfg.robust, self.cfg.robust_scale)
-        return float((self.w * rho).sum()) + self.prior(coeffs)
+        c = float((self.w * rho).sum())
+        if self.has_depth:
+            e, _, _ = self.depth_residual(r, tr)
+            rho_d, _ = _robust(e.abs(), self.cfg.robust, self.cfg.robust_scale)
+            c += self.cfg.depth_weight * float((self.w[self.dmask] * rho_d).sum())
+        return c + self.prior(coeffs)
 
     def prior(self, coeffs) -> float:
         cfg = self.cfg
@@ -487,6 +537,16 @@ class _Problem:
         h[:c, :c] = (ja.float().T @ j.float()).double()
         g[:c] = ja.T @ res.reshape(-1)
         cfg = self.cfg
+        if self.has_depth:  # the depth rows: d z / d params (row 2 of the 2D rows' d x), centred, scaled
+            e, k, xd = self.depth_residual(r, tr)
+            _, irls_d = _robust(e.abs(), cfg.robust, cfg.robust_scale)
+            a_d = cfg.depth_weight * self.w[self.dmask] * irls_d
+            cols = [(-_skew(xd - tr))[:, 2, :], torch.zeros_like(xd)]  # rotation, translation (pose only)
+            cols[1][:, 2] = 1.0
+            jd = k * self._d_project(torch.cat(cols, 1))
+            jda = jd * a_d[:, None]
+            h[:6, :6] += jda.T @ jd
+            g[:6] += jda.T @ e
         idx_id = slice(6, 6 + self.kid)
         idx_ex = slice(6 + self.kid, 6 + self.m)
         h[idx_id, idx_id] += cfg.identity_prior * torch.eye(self.kid, dtype=torch.float64)
@@ -734,11 +794,12 @@ TARGET_MODES = ("dense", "ibug68", "both")
 
 def targets_from_landmarks(model: FaceModel, points_2d: np.ndarray, lmap) -> LandmarkTargets:
     """Fit targets from the landmark model's points (N, >=2) px and a ``LandmarkMap`` (see :mod:`.landmark_map`)."""
-    pts = np.asarray(points_2d, np.float64)[np.asarray(lmap.mediapipe_index), :2]
+    sel = np.asarray(points_2d, np.float64)[np.asarray(lmap.mediapipe_index)]
     tri = np.asarray(lmap.ict_triangle)
     corners = model.triangles[tri] if tri.ndim == 1 else tri  # a triangle index, or its 3 vertices
-    return LandmarkTargets(pts, corners, np.asarray(lmap.ict_bary, np.float64), np.asarray(lmap.weight, np.float64),
-                           np.asarray(lmap.is_contour, bool))
+    depth = sel[:, 2] if sel.shape[1] > 2 else None  # Face Mesh's z, when given
+    return LandmarkTargets(sel[:, :2], corners, np.asarray(lmap.ict_bary, np.float64), np.asarray(lmap.weight, np.float64),
+                           np.asarray(lmap.is_contour, bool), depth)
 
 
 def fit_targets(model: FaceModel, points_2d: np.ndarray, lmap, use: str = "both", ibug68_weight: float = 1.0,
@@ -775,7 +836,7 @@ def fit_targets(model: FaceModel, points_2d: np.ndarray, lmap, use: str = "both"
         parts.append(t68)
     return LandmarkTargets(np.concatenate([p.points for p in parts]), np.concatenate([p.vertices for p in parts]),
                            np.concatenate([p.bary for p in parts]), np.concatenate([p.weight for p in parts]),
-                           np.concatenate([p.contour for p in parts]))
+                           np.concatenate([p.contour for p in parts]), np.concatenate([p.depth for p in parts]))
 
 
 def silhouette_landmarks(model: FaceModel, fit: PhotoFit, vertices_camera: np.ndarray, cfg: PhotoFitConfig,

@@ -72,6 +72,21 @@ def sigmas(cfg: FusionConfig, yaw_deg: float | None = None) -> tuple[np.ndarray,
     return per_landmark(fm), per_landmark(dl)
 
 
+def head_yaw_deg(rotation: np.ndarray, translation: np.ndarray | None = None) -> float:
+    """|yaw| of a head pose (head -> camera) in degrees: the angle, about the head's own up axis
+    (ICT's +y), between its forward axis (-z) and the ray to the camera.  Not an Euler angle of the
+    camera frame, so a photo turned sideways (a phone held in landscape: the face rolled 90
+    degrees, the TrueDepth frames) gives the head's turn, not its roll or pitch."""
+    r = np.asarray(rotation, np.float64)
+    fwd, up = -r[:, 2], r[:, 1]
+    to_cam = np.array([0.0, 0.0, -1.0]) if translation is None else -np.asarray(translation, np.float64)
+    to_cam = to_cam - (to_cam @ up) * up
+    n = float(np.linalg.norm(to_cam))
+    if n < 1e-9:
+        return 90.0
+    return float(np.degrees(np.arccos(np.clip(fwd @ to_cam / n, -1.0, 1.0))))
+
+
 def fuse68(facemesh68: np.ndarray, dlib68: np.ndarray | None, cfg: FusionConfig | None = None,
            yaw_deg: float | None = None) -> tuple[np.ndarray, np.ndarray]:
     """(fused (68, 2) points, their sigma (68,) in % of the eye-corner distance); without dlib's

