@@ -43,14 +43,18 @@ def _fill(u0, v0, z0, u1, v1, z1, u2, v2, z2, t, cull, izbuf, tid):
     """Z-buffer one projected triangle (corners (u, v) with depth z) with id ``t``."""
     h, w = izbuf.shape
     eps = _EDGE_EPS
-    area = (u1 - u0) * (v2 - v0) - (u2 - u0) * (v1 - v0)
-    if area == 0.0 or (cull == 1 and area > 0.0):
-        return
+    # the pixel span first: most of a dense mesh's triangles cover no pixel centre (the check's face: 13,120
+    # triangles, ~5,800 pixels), and a triangle that covers none is skipped whatever its area
     xmin = max(int(np.ceil(min(u0, u1, u2))), 0)
     xmax = min(int(np.floor(max(u0, u1, u2))), w - 1)
+    if xmin > xmax:
+        return
     ymin = max(int(np.ceil(min(v0, v1, v2))), 0)
     ymax = min(int(np.floor(max(v0, v1, v2))), h - 1)
-    if xmin > xmax or ymin > ymax:
+    if ymin > ymax:
+        return
+    area = (u1 - u0) * (v2 - v0) - (u2 - u0) * (v1 - v0)
+    if area == 0.0 or (cull == 1 and area > 0.0):
         return
     inv = 1.0 / area
     iz0, iz1, iz2 = 1.0 / z0, 1.0 / z1, 1.0 / z2

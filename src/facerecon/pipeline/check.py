@@ -472,6 +472,32 @@ class CheckedFace:
         return cls(region, v[region._used], v[region.model.landmarks_68[list(CHECK_LANDMARKS)]], region.landmark_normals(v))
 
 
+@njit(cache=True, nogil=True)
+def _compare_depth(depth, tid, valid, measured, central, free_space_mm):
+    """The rendered face's depth against the measured depth in one pass over the crop: (|measured - rendered|
+    where both exist, in row order; the same over the central face's triangles; how many of them the mesh
+    lies more than ``free_space_mm`` in front of; rendered pixels).  The float64 differences of the NumPy
+    form (the float32 render promoted), so :func:`surface_check`'s statistics over them are the same bit for bit."""
+    h, w = depth.shape
+    diffs = np.empty(h * w)
+    cen = np.empty(h * w)
+    n_rendered, n, m, free = 0, 0, 0, 0
+    for v in range(h):
+        for u in range(w):
+            if depth[v, u] > 0:
+                n_rendered += 1
+                if valid[v, u]:
+                    d = measured[v, u] - np.float64(depth[v, u])  # > 0: the mesh is in front of the measured surface
+                    diffs[n] = abs(d)
+                    if d > free_space_mm:
+                        free += 1
+                    if central[tid[v, u]]:
+                        cen[m] = abs(d)
+                        m += 1
+                    n += 1
+    return diffs[:n], cen[:m], free, n_rendered
+
+
 def surface_check(v_head, pose: HeadPose, region: FaceRegion, surf: MeasuredSurface, cfg: CheckConfig) -> SurfaceCheck:
     """Render the face region of the head-frame mesh ``v_head`` (an array, or its :class:`CheckedFace`)
     at ``pose`` into the crop and compare with the measured surface; the landmark self-check of the
@@ -487,19 +513,15 @@ def surface_check(v_head, pose: HeadPose, region: FaceRegion, surf: MeasuredSurf
     depth, tid, _ = rasterize(verts, region.local_triangles, surf.pim.intrinsics)
     facing_away = np.einsum("ij,ij->i", face.landmark_normals @ pose.R.T, lm_cam) > 0.0
     lm_vis = visible_landmark_fit(hits, lm_cam, lm_uv, depth, landmarks_in_image(lm_cam, surf.pim), facing_away)
-    rendered = depth > 0
-    n_rendered = int(rendered.sum())
-    both = rendered & surf.valid
-    n = int(both.sum())
+    absdiff, central, n_free, n_rendered = _compare_depth(depth, tid, surf.valid, surf.depth, region.central, float(c.free_space_mm))
+    n = len(absdiff)
     coverage = n / n_rendered if n_rendered else 0.0
     if n < c.min_pixels:
         return SurfaceCheck(float("inf"), 1.0, float(coverage), n, landmark_fit=lm, visible_landmark_fit=lm_vis)
-    diff = surf.depth[both] - depth[both]  # > 0: the mesh is in front of the measured surface
-    a = np.sort(np.abs(diff))
-    k = max(1, int(np.ceil(c.trim * len(a))))
-    central = region.central[tid[both]]
-    cres = float(np.median(np.abs(diff[central]))) if central.sum() >= c.min_pixels // 5 else float("inf")
-    return SurfaceCheck(float(a[:k].mean()), float((diff > c.free_space_mm).mean()), float(coverage), n, cres, lm, lm_vis)
+    a = np.sort(absdiff)
+    k = max(1, int(np.ceil(c.trim * n)))
+    cres = float(np.median(central)) if len(central) >= c.min_pixels // 5 else float("inf")
+    return SurfaceCheck(float(a[:k].mean()), n_free / n, float(coverage), n, cres, lm, lm_vis)
 
 
 # -- rigid refinement -----------------------------------------------------------------------------------------------
