@@ -545,6 +545,16 @@ class ProjectivePairs:
         return Pairs(idx, q, nq, d)
 
 
+@lru_cache(maxsize=16)
+def _icp_schedule(max_distance_mm: tuple[float, float], n_iter: int) -> tuple[np.ndarray, Rejection]:
+    """:func:`refine_rigid`'s pair gates (first -> last, geometric) and outlier rule, made once per setting
+    (a grid search refines ~40 starts per frame; ``np.geomspace`` alone costs ~30 us)."""
+    near = max_distance_mm[1]
+    thresholds = np.geomspace(*max_distance_mm, n_iter) if n_iter > 1 else np.array([near])
+    thresholds.flags.writeable = False
+    return thresholds, Rejection(2.5, floor=near * 0.5, min_pairs=12)
+
+
 def refine_rigid(pose: HeadPose, v_sample: np.ndarray, n_sample: np.ndarray, surf: MeasuredSurface, cfg: CheckConfig,
                  iterations: int | None = None, planes: str | None = None) -> HeadPose:
     """Rigid point-to-plane ICP of head-frame sample vertices (with normals) onto the crop's
@@ -561,11 +571,10 @@ def refine_rigid(pose: HeadPose, v_sample: np.ndarray, n_sample: np.ndarray, sur
     n_iter = int(r_cfg.iterations if iterations is None else iterations)
     if n_iter <= 0:
         return pose
-    near = r_cfg.max_distance_mm[1]
-    thresholds = np.geomspace(*r_cfg.max_distance_mm, n_iter) if n_iter > 1 else np.array([near])
+    thresholds, reject = _icp_schedule(tuple(r_cfg.max_distance_mm), n_iter)
     init = SimilarityTransform(np.asarray(pose.R, np.float64), np.asarray(pose.t_mm, np.float64))
     return rigid_icp(v_sample, ProjectivePairs(surf), normals=n_sample, init=init, iterations=n_iter, max_distance=thresholds,
-                     reject=Rejection(2.5, floor=near * 0.5, min_pairs=12), min_pairs=0, min_inliers=r_cfg.min_pairs,
+                     reject=reject, min_pairs=0, min_inliers=r_cfg.min_pairs,
                      planes="source" if planes == "model" else "target", damping=1e-6, damping_floor=1.0,
                      tol_step=(1e-5, 1e-3)).pose
 
