@@ -244,7 +244,7 @@ def command(shared: Path, rounds: int, repeat: int = 3) -> dict:
             "short_wall_s": float(np.median(p[:, 0])), "short_cpu_s": float(np.median(p[:, 1])), "long_wall_s": float(np.median(p[:, 2])),
             "long_cpu_s": float(np.median(p[:, 3])), "per_frame_wall_ms_each": wall_ms.tolist(), "per_frame_cpu_ms_each": cpu_ms.tolist(),
             "per_frame_wall_ms": float(np.median(wall_ms)), "per_frame_cpu_ms": float(np.median(cpu_ms)),
-            "frames_per_second": float(np.median(1e3 / wall_ms)), "loop_frames_per_second_each": p[:, 4].tolist(),
+            "frames_per_second": float(1e3 / np.median(wall_ms)), "loop_frames_per_second_each": p[:, 4].tolist(),
             "long_tracked": tracked, "load_before": load, "load_after": _load(), "loop_in_process": loop}
 
 
