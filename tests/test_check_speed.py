@@ -60,14 +60,31 @@ def test_refinement_gates_are_the_geometric_schedule():
         assert _icp_schedule((20.0, 6.0), n)[0] is thr and not thr.flags.writeable  # made once, shared read-only
 
 
+def _numpy_landmark_hits(landmarks_head, pose, pim):
+    """check.landmark_hits as NumPy computed it before its window was compiled."""
+    from facerecon.pipeline.check import FIT_TOLERANCE_MM
+
+    lm = pose.apply(landmarks_head)
+    uv = np.rint(pim.intrinsics.project(lm)).astype(np.int64)
+    s = pim.size
+    off = np.arange(-2, 3)
+    us = np.clip(uv[:, 0, None, None] + off[None, None, :], 0, s - 1)
+    vs = np.clip(uv[:, 1, None, None] + off[None, :, None], 0, s - 1)
+    pts = pim.data[:, vs, us].transpose(1, 2, 3, 0) * pim.scale_mm + pim.center_mm  # (L, 5, 5, 3)
+    ok = pim.valid[vs, us]
+    d = np.linalg.norm(pts - lm[:, None, None, :], axis=-1)
+    d[~ok] = np.inf
+    return d.reshape(len(lm), -1).min(axis=1) <= FIT_TOLERANCE_MM, lm, uv
+
+
 def _numpy_check(face, pose, region, surf, cfg):
-    """surface_check as NumPy computed it before its depth comparison was compiled."""
+    """surface_check as NumPy computed it before its depth comparison and landmark window were compiled."""
     from facerecon.geometry.raster import rasterize
-    from facerecon.pipeline.check import SurfaceCheck, landmark_hits, landmarks_in_image, visible_landmark_fit
+    from facerecon.pipeline.check import SurfaceCheck, landmarks_in_image, visible_landmark_fit
 
     c = cfg.check
     verts = np.ascontiguousarray(face.used @ pose.R.T + pose.t_mm, np.float64)
-    hits, lm_cam, lm_uv = landmark_hits(face.landmarks, pose, surf.pim)
+    hits, lm_cam, lm_uv = _numpy_landmark_hits(face.landmarks, pose, surf.pim)
     lm = float(hits.mean())
     depth, tid, _ = rasterize(verts, region.local_triangles, surf.pim.intrinsics)
     facing_away = np.einsum("ij,ij->i", face.landmark_normals @ pose.R.T, lm_cam) > 0.0
@@ -126,6 +143,28 @@ def test_depth_comparison_is_numpys(kinect_face):
         assert got == want
         seen.append(got.n_pixels)
     assert max(seen) > 1000 and min(seen) < cfg.check.min_pixels  # compared faces and a refused one
+
+
+def test_landmark_window_is_numpys(kinect_face):
+    """The landmark hits at many poses near and far from the truth (windows cut by the crop's border, landmarks
+    with and without a point), for the crop as it is and for a float64 scale (the product's other dtype)."""
+    from dataclasses import replace
+
+    from facerecon.geometry.pose import HeadPose
+    from facerecon.geometry.rotations import euler_to_matrix
+    from facerecon.pipeline.check import landmark_hits
+
+    truth, region, surf, face = kinect_face
+    rng = np.random.default_rng(5)
+    counts = []
+    for pim in (surf.pim, replace(surf.pim, scale_mm=np.float64(surf.pim.scale_mm) * (1 + 1e-7))):
+        for k in range(40):
+            r = euler_to_matrix(*rng.normal(0, 15 * (k > 0), 3)) @ truth.R
+            pose = HeadPose(r, truth.t_mm + rng.normal(0, 8 * (k > 0), 3) + [(k % 5) * 30.0, 0, 0])
+            got, want = landmark_hits(face.landmarks, pose, pim), _numpy_landmark_hits(face.landmarks, pose, pim)
+            assert all(np.array_equal(a, b) for a, b in zip(got, want))
+            counts.append(int(got[0].sum()))
+    assert max(counts) > 40 and min(counts) < 10, counts
 
 
 def test_raster_loop_is_the_per_triangle_fill(kinect_face):

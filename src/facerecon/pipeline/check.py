@@ -59,21 +59,47 @@ FIT_TOLERANCE_MM = 10.0
 CHECK_LANDMARKS = tuple(range(17, 68))
 
 
+@njit(cache=True, nogil=True)
+def _window_hits(lm, uv, data, valid, scale, f32, center, tol):
+    """For each landmark (camera frame ``lm``, pixel ``uv``): a measured point within ``tol`` in the 5 x 5 pixel
+    window around it (clipped to the crop)?  The measured points as the NumPy form made them (``data * scale``
+    in float32 when ``f32``, the product's float64 plus ``center``), the distance as ``np.linalg.norm``'s
+    (squares summed in order, the root)."""
+    n_lm, s = lm.shape[0], data.shape[-1]
+    hits = np.zeros(n_lm, np.bool_)
+    s32 = np.float32(scale)
+    for i in range(n_lm):
+        best = np.inf
+        for dv in range(-2, 3):
+            v = min(max(uv[i, 1] + dv, 0), s - 1)
+            for du in range(-2, 3):
+                u = min(max(uv[i, 0] + du, 0), s - 1)
+                if not valid[v, u]:
+                    continue
+                if f32:
+                    e0 = np.float64(np.float32(data[0, v, u]) * s32) + center[0] - lm[i, 0]
+                    e1 = np.float64(np.float32(data[1, v, u]) * s32) + center[1] - lm[i, 1]
+                    e2 = np.float64(np.float32(data[2, v, u]) * s32) + center[2] - lm[i, 2]
+                else:
+                    e0 = np.float64(data[0, v, u]) * scale + center[0] - lm[i, 0]
+                    e1 = np.float64(data[1, v, u]) * scale + center[1] - lm[i, 1]
+                    e2 = np.float64(data[2, v, u]) * scale + center[2] - lm[i, 2]
+                best = min(best, np.sqrt(e0 * e0 + e1 * e1 + e2 * e2))
+        hits[i] = best <= tol
+    return hits
+
+
 def landmark_hits(landmarks_head: np.ndarray, pose: HeadPose, pim: PositionImage) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Which head-frame landmarks have a measured point within ``FIT_TOLERANCE_MM`` in a 5x5 pixel
     window around their projection into the crop (no search structure: ~0.1 ms); also their
-    camera-frame positions and (rounded) pixels."""
+    camera-frame positions and (rounded) pixels.  The window's points and distances in one compiled pass
+    (:func:`_window_hits`, the NumPy form's values: tests/test_check_speed.py)."""
     lm = pose.apply(landmarks_head)
     uv = np.rint(pim.intrinsics.project(lm)).astype(np.int64)
-    s = pim.size
-    off = np.arange(-2, 3)
-    us = np.clip(uv[:, 0, None, None] + off[None, None, :], 0, s - 1)
-    vs = np.clip(uv[:, 1, None, None] + off[None, :, None], 0, s - 1)
-    pts = pim.data[:, vs, us].transpose(1, 2, 3, 0) * pim.scale_mm + pim.center_mm  # (L, 5, 5, 3)
-    ok = pim.valid[vs, us]
-    d = np.linalg.norm(pts - lm[:, None, None, :], axis=-1)
-    d[~ok] = np.inf
-    return d.reshape(len(lm), -1).min(axis=1) <= FIT_TOLERANCE_MM, lm, uv
+    f32 = np.result_type(pim.data, pim.scale_mm) == np.float32  # a float32 crop times a Python float stays float32
+    hits = _window_hits(lm, uv, pim.data, pim.valid, float(pim.scale_mm), bool(f32), np.asarray(pim.center_mm, np.float64),
+                        float(FIT_TOLERANCE_MM))
+    return hits, lm, uv
 
 
 # at least this share of the inner landmarks is counted by the visible-landmark fit (a face seen
