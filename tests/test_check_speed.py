@@ -184,3 +184,46 @@ def test_raster_loop_is_the_per_triangle_fill(kinect_face):
         for t, (a, b, c) in enumerate(tris):
             _fill(*uvz[a], *uvz[b], *uvz[c], t, 0, iz0, tid0)
         assert np.array_equal(iz, iz0) and np.array_equal(tid, tid0) and (tid >= 0).sum() > 1000
+
+
+def _numpy_icp(src, assoc, normals, init, iterations, thr, reject, tol_step):
+    """rigid_icp's point-to-plane loop (source planes) as NumPy computed it before its small calls were trimmed."""
+    from facerecon.geometry.transforms import SimilarityTransform
+
+    cur, history, x = init, [], None
+    for it in range(1, iterations + 1):
+        p = cur.apply(src)
+        n = normals @ cur.R.T
+        pairs = assoc(p, n, float(thr[it - 1]))
+        keep = reject.keep(pairs.distances)
+        idx, q, d = pairs.index[keep], pairs.points[keep], pairs.distances[keep]
+        pk = p[idx]
+        history.append(float(np.sqrt(np.mean(d**2))))
+        dr, dt, x = _numpy_step(pk, q, n[idx], 1e-6, 1.0)
+        cur = cur.then(SimilarityTransform(dr, dt, 1.0))
+        if np.linalg.norm(x[:3]) < tol_step[0] and np.linalg.norm(x[3:]) < tol_step[1]:
+            break
+    return cur, history, it
+
+
+def test_rigid_icp_loop_is_numpys():
+    from facerecon.geometry.icp import NearestNeighbours, Rejection, rigid_icp
+    from facerecon.geometry.rotations import euler_to_matrix
+    from facerecon.geometry.transforms import SimilarityTransform
+
+    rng = np.random.default_rng(4)
+    uv = rng.uniform(-60, 60, size=(3000, 2))
+    target = np.c_[uv, 15 * np.sin(uv[:, 0] / 20) + 10 * np.cos(uv[:, 1] / 25)]
+    src = target[rng.choice(3000, 800, replace=False)] + rng.normal(0, 0.3, (800, 3))
+    nrm = np.c_[-0.75 * np.cos(src[:, 0] / 20), 0.4 * np.sin(src[:, 1] / 25), np.ones(800)]
+    nrm /= np.linalg.norm(nrm, axis=1, keepdims=True)
+    assoc = NearestNeighbours(target)
+    reject = Rejection(2.5, floor=1.0, min_pairs=12)
+    for k in range(3):
+        init = SimilarityTransform(euler_to_matrix(*rng.normal(0, 3, 3)), rng.normal(0, 3, 3))
+        thr = np.geomspace(15.0, 4.0, 8)
+        got = rigid_icp(src, assoc, normals=nrm, init=init, iterations=8, max_distance=thr, reject=reject, min_pairs=0,
+                        min_inliers=6, planes="source", damping=1e-6, damping_floor=1.0, tol_step=(1e-5, 1e-3))
+        cur, history, it = _numpy_icp(src, assoc, nrm, init, 8, thr, reject, (1e-5, 1e-3))
+        assert np.array_equal(got.transform.R, cur.R) and np.array_equal(got.transform.t, cur.t)
+        assert list(got.history) == history and got.rms_mm == history[-1] and got.iterations == it
