@@ -80,7 +80,11 @@ def _numpy_landmark_hits(landmarks_head, pose, pim):
 def _numpy_check(face, pose, region, surf, cfg):
     """surface_check as NumPy computed it before its depth comparison and landmark window were compiled."""
     from facerecon.geometry.raster import rasterize
-    from facerecon.pipeline.check import SurfaceCheck, landmarks_in_image, visible_landmark_fit
+    from facerecon.pipeline.check import (
+        SurfaceCheck,
+        landmarks_in_image,
+        visible_landmark_fit,
+    )
 
     c = cfg.check
     verts = np.ascontiguousarray(face.used @ pose.R.T + pose.t_mm, np.float64)
@@ -154,7 +158,7 @@ def test_landmark_window_is_numpys(kinect_face):
     from facerecon.geometry.rotations import euler_to_matrix
     from facerecon.pipeline.check import landmark_hits
 
-    truth, region, surf, face = kinect_face
+    truth, _, surf, face = kinect_face
     rng = np.random.default_rng(5)
     counts = []
     for pim in (surf.pim, replace(surf.pim, scale_mm=np.float64(surf.pim.scale_mm) * (1 + 1e-7))):

@@ -21,7 +21,6 @@ from dataclasses import dataclass
 from typing import Protocol
 
 import numpy as np
-
 from numba import njit
 
 from .neighbours import BoundedNeighbours
