@@ -172,8 +172,8 @@ def test_landmark_window_is_numpys(kinect_face):
 
 
 def test_raster_loop_is_the_per_triangle_fill(kinect_face):
-    """_raster skips a triangle that covers no pixel centre before calling _fill (inlined); filling every
-    triangle through _fill itself, in the same order, gives the same depth and ids."""
+    """_raster skips a triangle that covers no pixel centre before calling _fill (inlined) and takes each vertex's
+    1/z once; filling every triangle through _fill itself, in the same order, gives the same depth and ids."""
     from facerecon.geometry.raster import _fill, _project, _raster
 
     truth, region, surf, face = kinect_face
@@ -185,8 +185,9 @@ def test_raster_loop_is_the_per_triangle_fill(kinect_face):
         iz, tid = np.zeros((k.height, k.width)), np.full((k.height, k.width), -1, np.int32)
         _raster(uvz, verts, tris, 0, 1.0, iz, tid, 0, float(k.fx), float(k.fy), float(k.cx), float(k.cy))
         iz0, tid0 = np.zeros_like(iz), np.full_like(tid, -1)
-        for t, (a, b, c) in enumerate(tris):
-            _fill(*uvz[a], *uvz[b], *uvz[c], t, 0, iz0, tid0)
+        for t, (a, b, c) in enumerate(tris):  # (each corner's 1/z: what _fill takes)
+            _fill(uvz[a, 0], uvz[a, 1], 1.0 / uvz[a, 2], uvz[b, 0], uvz[b, 1], 1.0 / uvz[b, 2], uvz[c, 0], uvz[c, 1], 1.0 / uvz[c, 2],
+                  t, 0, iz0, tid0)
         assert np.array_equal(iz, iz0) and np.array_equal(tid, tid0) and (tid >= 0).sum() > 1000
 
 
