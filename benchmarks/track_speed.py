@@ -1,6 +1,6 @@
 """What a tracked frame costs: the tracker per phase in process, and ``facerecon track`` as a user runs it.
 
-    .venv/bin/python benchmarks/track_speed.py --shared ../shared [--passes 3] [--cli 4] [--profile N] [--json OUT.json]
+    .venv/bin/python benchmarks/track_speed.py --shared ../shared [--passes 3] [--cli 4] [--repeat 3] [--profile N] [--json OUT.json]
 
 The real TrueDepth sweep (``data/real/truedepth-mannequin/DepthFrames``, 30 frames):
 
@@ -22,7 +22,9 @@ The real TrueDepth sweep (``data/real/truedepth-mannequin/DepthFrames``, 30 fram
   ``--no-plot``; per further frame = (T_long - T_short) / (30 K - 30), wall and CPU (user +
   system, all threads: the reader thread that parses the PLY frames ahead included).  The
   difference cancels start-up and what is done once per sequence (the first frame, the identity
-  face solved when the outputs are written, the files).
+  face solved when the outputs are written, the files).  ``--repeat R`` short / long pairs run
+  alternately (each pair and the medians printed: one pair's difference carries two start-ups'
+  noise), with the long run's own loop rate from its summary line beside them.
 
 The machine may be shared: the load average is printed beside the figures; CPU time is the
 steadier figure, the wall clock is what a user sees.
@@ -180,7 +182,9 @@ def pingpong(frames: list[Path], rounds: int, out: Path) -> int:
     return len(order)
 
 
-def run(args: list[str]) -> tuple[float, float]:
+def run(args: list[str]) -> tuple[float, float, float]:
+    """Wall and CPU seconds of one ``facerecon`` process, and the frames/s its own summary line reports
+    (the tracking loop alone: no start-up, no files)."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t = time.perf_counter()
     r = subprocess.run([*EXE, *args], capture_output=True, text=True)
@@ -188,7 +192,8 @@ def run(args: list[str]) -> tuple[float, float]:
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if r.returncode != 0:
         raise SystemExit(f"facerecon {' '.join(args)} failed ({r.returncode}):\n{r.stderr[-2000:]}")
-    return wall, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    m = re.search(r"([0-9.]+) frames/s", r.stderr)
+    return wall, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime), float(m.group(1)) if m else float("nan")
 
 
 def loop_in_process(folder: Path, n: int) -> dict:
@@ -211,7 +216,7 @@ def loop_in_process(folder: Path, n: int) -> dict:
     return out
 
 
-def command(shared: Path, rounds: int) -> dict:
+def command(shared: Path, rounds: int, repeat: int = 3) -> dict:
     from facerecon.tracking.sources import folder_files
 
     folder = shared / "data" / "real" / "truedepth-mannequin" / "DepthFrames"
@@ -222,16 +227,25 @@ def command(shared: Path, rounds: int) -> dict:
         loop = loop_in_process(tmp / "long", n_long)
         run(["track", str(folder), "-o", str(tmp / "warm"), "--no-plot"])  # caches (numba, ONNX) warm
         load = _load()
-        ws, cs = run(["track", str(folder), "-o", str(tmp / "short"), "--no-plot"])
-        wl, cl = run(["track", str(tmp / "long"), "-o", str(tmp / "longout"), "--no-plot"])
+        # short and long runs alternated ``repeat`` times: one pair's difference carries the noise of two
+        # start-ups (~0.2-0.4 s each on a shared machine) over only 30 (K - 1) frames
+        pairs = []
+        for _ in range(max(repeat, 1)):
+            ws, cs, _ = run(["track", str(folder), "-o", str(tmp / "short"), "--no-plot"])
+            wl, cl, loop_fps = run(["track", str(tmp / "long"), "-o", str(tmp / "longout"), "--no-plot"])
+            pairs.append((ws, cs, wl, cl, loop_fps))
         tracked = json.loads((tmp / "longout" / "track.json").read_text())["summary"]["tracked"]
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     d = n_long - len(files)
-    return {"short_frames": len(files), "long_frames": n_long, "short_wall_s": ws, "short_cpu_s": cs, "long_wall_s": wl,
-            "long_cpu_s": cl, "per_frame_wall_ms": 1e3 * (wl - ws) / d, "per_frame_cpu_ms": 1e3 * (cl - cs) / d,
-            "frames_per_second": d / (wl - ws), "long_tracked": tracked, "load_before": load, "load_after": _load(),
-            "loop_in_process": loop}
+    p = np.asarray(pairs)
+    wall_ms, cpu_ms = 1e3 * (p[:, 2] - p[:, 0]) / d, 1e3 * (p[:, 3] - p[:, 1]) / d
+    return {"short_frames": len(files), "long_frames": n_long, "pairs": [list(map(float, x)) for x in pairs],
+            "short_wall_s": float(np.median(p[:, 0])), "short_cpu_s": float(np.median(p[:, 1])), "long_wall_s": float(np.median(p[:, 2])),
+            "long_cpu_s": float(np.median(p[:, 3])), "per_frame_wall_ms_each": wall_ms.tolist(), "per_frame_cpu_ms_each": cpu_ms.tolist(),
+            "per_frame_wall_ms": float(np.median(wall_ms)), "per_frame_cpu_ms": float(np.median(cpu_ms)),
+            "frames_per_second": float(1e3 / np.median(wall_ms)), "loop_frames_per_second_each": p[:, 4].tolist(),
+            "long_tracked": tracked, "load_before": load, "load_after": _load(), "loop_in_process": loop}
 
 
 def main(argv=None) -> int:
@@ -239,6 +253,7 @@ def main(argv=None) -> int:
     ap.add_argument("--shared", type=Path, required=True, help="The shared data folder (../shared).")
     ap.add_argument("--passes", type=int, default=3, help="Tracker passes over the sweep in process (the first is a warm-up).")
     ap.add_argument("--cli", type=int, default=4, help="Rounds of the sweep for the command's long run (0: no command runs).")
+    ap.add_argument("--repeat", type=int, default=3, help="Short / long command pairs, alternated (medians reported).")
     ap.add_argument("--profile", type=int, default=0, help="cProfile of the steady state: print this many entries.")
     ap.add_argument("--json", type=Path, default=None)
     args = ap.parse_args(argv)
@@ -253,16 +268,20 @@ def main(argv=None) -> int:
     if args.profile:
         print(r.pop("profile"))
     if args.cli > 0:
-        c = res["cli"] = command(args.shared, args.cli)
+        c = res["cli"] = command(args.shared, args.cli, args.repeat)
         lp = c["loop_in_process"]
         print(f"the command's loop in process, {lp['frames']} frames ({lp['tracked']} tracked), load {lp['load_before']:.1f} -> "
               f"{lp['load_after']:.1f}: main thread (tracker) {lp['main_thread_cpu_ms_per_frame']:.1f} ms CPU per frame, process "
               f"(reader thread included) {lp['process_cpu_ms_per_frame']:.1f} ms CPU, wall {lp['wall_ms_per_frame']:.1f} ms "
               f"({lp['frames_per_second']:.1f} frames/s)")
-        print(f"facerecon track, load {c['load_before']:.1f} -> {c['load_after']:.1f}: {c['short_frames']} frames {c['short_wall_s']:.2f} s "
-              f"wall / {c['short_cpu_s']:.2f} s CPU; {c['long_frames']} frames ({c['long_tracked']} tracked) {c['long_wall_s']:.2f} s / "
-              f"{c['long_cpu_s']:.2f} s -> per further frame {c['per_frame_wall_ms']:.1f} ms wall ({c['frames_per_second']:.1f} frames/s), "
-              f"{c['per_frame_cpu_ms']:.1f} ms CPU")
+        print(f"facerecon track, load {c['load_before']:.1f} -> {c['load_after']:.1f}, {len(c['pairs'])} short / long pairs (medians): "
+              f"{c['short_frames']} frames {c['short_wall_s']:.2f} s wall / {c['short_cpu_s']:.2f} s CPU; {c['long_frames']} frames "
+              f"({c['long_tracked']} tracked) {c['long_wall_s']:.2f} s / {c['long_cpu_s']:.2f} s -> per further frame "
+              f"{c['per_frame_wall_ms']:.1f} ms wall ({c['frames_per_second']:.1f} frames/s), {c['per_frame_cpu_ms']:.1f} ms CPU")
+        print("  each pair, per further frame: " + ", ".join(f"{w:.1f} ms wall ({1e3 / w:.1f} frames/s) / {u:.1f} ms CPU"
+                                                         for w, u in zip(c["per_frame_wall_ms_each"], c["per_frame_cpu_ms_each"]))
+              + "; the long run's own loop rate (its summary line): " + ", ".join(f"{x:.1f}" for x in c["loop_frames_per_second_each"])
+              + " frames/s")
     if args.json:
         args.json.write_text(json.dumps(res, indent=1), encoding="utf-8")
     return 0

@@ -15,11 +15,13 @@ a small step stops the loop (converged).
 """
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
 import numpy as np
+from numba import njit
 
 from .neighbours import BoundedNeighbours
 from .pose import HeadPose
@@ -77,6 +79,20 @@ class NearestNeighbours:
         return Pairs(rows, self.points[j], None if self.normals is None else self.normals[j], d[ok])
 
 
+def _median(d: np.ndarray) -> float:
+    """``float(np.median(d))`` of a 1-D float array without NaNs: the middle order statistic, or the mean of the
+    middle two (their sum halved, as ``np.mean`` of two values), from one ``np.partition`` (np.median's wrapper
+    costs ~3x the partition on the few hundred pairs of an ICP step)."""
+    m = len(d)
+    if m == 0:
+        return float("nan")
+    h = m // 2
+    if m % 2:
+        return float(np.partition(d, h)[h])
+    part = np.partition(d, (h - 1, h))
+    return float((part[h - 1] + part[h]) / 2.0)
+
+
 @dataclass(frozen=True)
 class Rejection:
     """Outlier rule: drop pairs farther than ``factor`` times the median pair distance, that
@@ -90,7 +106,7 @@ class Rejection:
     def keep(self, d: np.ndarray) -> np.ndarray:
         if len(d) < self.min_pairs:
             return np.ones(len(d), bool)
-        return d <= min(max(self.factor * float(np.median(d)), self.floor), self.cap)
+        return d <= min(max(self.factor * _median(d), self.floor), self.cap)
 
 
 @dataclass(frozen=True)
@@ -115,6 +131,31 @@ class IcpResult:
         return HeadPose(u @ vt, self.transform.t)
 
 
+@njit(cache=True, nogil=True)
+def _plane_rows(p, n):
+    """The centroid of ``p`` (N, 3) and the point-to-plane rows ``[(p - c) x n, n]`` (N, 6) about it, with
+    NumPy's float64 operations in its order (``p.mean(axis=0)`` sums the rows in turn, ``np.cross`` multiplies
+    then subtracts): the same values bit for bit, without NumPy's temporaries (tests/test_check_speed.py)."""
+    m = p.shape[0]
+    c0, c1, c2 = 0.0, 0.0, 0.0
+    for i in range(m):
+        c0 += p[i, 0]
+        c1 += p[i, 1]
+        c2 += p[i, 2]
+    c0, c1, c2 = c0 / m, c1 / m, c2 / m
+    a = np.empty((m, 6))
+    for i in range(m):
+        x0, x1, x2 = p[i, 0] - c0, p[i, 1] - c1, p[i, 2] - c2
+        n0, n1, n2 = n[i, 0], n[i, 1], n[i, 2]
+        a[i, 0] = x1 * n2 - x2 * n1
+        a[i, 1] = x2 * n0 - x0 * n2
+        a[i, 2] = x0 * n1 - x1 * n0
+        a[i, 3], a[i, 4], a[i, 5] = n0, n1, n2
+    c = np.empty(3)
+    c[0], c[1], c[2] = c0, c1, c2
+    return c, a
+
+
 def point_to_plane_step(
     p: np.ndarray, q: np.ndarray, n: np.ndarray, *, centre: np.ndarray | None = None,
     subspace: np.ndarray | None = None, damping: float = 1e-12, damping_floor: float = 1e-12,
@@ -128,8 +169,11 @@ def point_to_plane_step(
     which keeps the pose defined along symmetric directions.  Returns ``(dR, dt, x)`` with
     ``p' = dR p + dt`` and ``x = (omega, t)`` the 6-vector of the step.
     """
-    c = p.mean(axis=0) if centre is None else np.asarray(centre, np.float64)
-    a = np.concatenate([np.cross(p - c, n), n], axis=1)  # d/d(omega, t) of the residual
+    if centre is None and len(p) and p.dtype == n.dtype == np.float64 and p.flags.c_contiguous and n.flags.c_contiguous:
+        c, a = _plane_rows(p, n)  # the rows below, compiled (a C-ordered p: NumPy's mean sums its rows in turn)
+    else:
+        c = p.mean(axis=0) if centre is None else np.asarray(centre, np.float64)
+        a = np.concatenate([np.cross(p - c, n), n], axis=1)  # d/d(omega, t) of the residual
     b = -np.einsum("ij,ij->i", p - q, n)
     if subspace is not None:
         a = a @ subspace.T
@@ -183,18 +227,25 @@ def rigid_icp(
     src = np.asarray(src, np.float64)
     src_n = None if normals is None else np.asarray(normals, np.float64)
     cur = init or SimilarityTransform.identity()
-    thr = np.broadcast_to(np.asarray(max_distance, np.float64), (iterations,))
+    thr = np.asarray(max_distance, np.float64)
+    if thr.shape != (iterations,):  # (np.broadcast_to costs ~15 us: the check's refinement passes one gate per step)
+        thr = np.broadcast_to(thr, (iterations,))
     rms_mm, n_in, it, converged, starved, history = float("nan"), 0, 0, False, None, []
+    # the loop's small NumPy calls are most of a short ICP's cost (the check's grid search runs ~40 per frame), so the
+    # cheaper forms below compute the same values: 1.0 * x is x (a C-ordered source: the same product), np.mean is the
+    # pairwise sum over the count, np.linalg.norm of a vector is the root of its dot product
+    unit_src = src.flags.c_contiguous
     for it in range(1, iterations + 1):
-        p = cur.apply(src)
+        p = src @ cur.R.T + cur.t if unit_src and cur.scale == 1.0 else cur.apply(src)
         n = None if src_n is None else src_n @ cur.R.T
         pairs = associate(p, n, float(thr[it - 1]))
         if len(pairs.distances) < min_pairs:
             starved = len(pairs.distances)
             break
         keep = np.ones(len(pairs.distances), bool) if reject is None else reject.keep(pairs.distances)
-        if keep.sum() < min_inliers:
-            starved = int(keep.sum())
+        n_keep = int(np.count_nonzero(keep))
+        if n_keep < min_inliers:
+            starved = n_keep
             break
         idx, q, d = pairs.index[keep], pairs.points[keep], pairs.distances[keep]
         pk = p[idx]
@@ -202,7 +253,8 @@ def rigid_icp(
         if metric == "point_to_plane":
             n_plane = n[idx] if planes == "source" else pairs.normals[keep]
         res = np.einsum("ij,ij->i", n_plane, q - pk) if rms == "plane" else d
-        rms_mm, n_in = float(np.sqrt(np.mean(res**2))), int(keep.sum())
+        rms_mm = math.sqrt(np.add.reduce(res * res) / len(res)) if len(res) else float(np.sqrt(np.mean(res**2)))
+        n_in = n_keep
         history.append(rms_mm)
         x = None
         if metric == "point_to_point":
@@ -215,7 +267,7 @@ def rigid_icp(
         if tol_move_mm is not None and float(np.max(np.linalg.norm(step.apply(pk) - pk, axis=1))) < tol_move_mm:
             converged = True
             break
-        if tol_step is not None and x is not None and np.linalg.norm(x[:3]) < tol_step[0] and np.linalg.norm(x[3:]) < tol_step[1]:
+        if tol_step is not None and x is not None and math.sqrt(x[:3].dot(x[:3])) < tol_step[0] and math.sqrt(x[3:].dot(x[3:])) < tol_step[1]:
             converged = True
             break
     return IcpResult(cur, rms_mm, it, converged, n_in, tuple(history), starved)

@@ -59,21 +59,47 @@ FIT_TOLERANCE_MM = 10.0
 CHECK_LANDMARKS = tuple(range(17, 68))
 
 
+@njit(cache=True, nogil=True)
+def _window_hits(lm, uv, data, valid, scale, f32, center, tol):
+    """For each landmark (camera frame ``lm``, pixel ``uv``): a measured point within ``tol`` in the 5 x 5 pixel
+    window around it (clipped to the crop)?  The measured points as the NumPy form made them (``data * scale``
+    in float32 when ``f32``, the product's float64 plus ``center``), the distance as ``np.linalg.norm``'s
+    (squares summed in order, the root)."""
+    n_lm, s = lm.shape[0], data.shape[-1]
+    hits = np.zeros(n_lm, np.bool_)
+    s32 = np.float32(scale)
+    for i in range(n_lm):
+        best = np.inf
+        for dv in range(-2, 3):
+            v = min(max(uv[i, 1] + dv, 0), s - 1)
+            for du in range(-2, 3):
+                u = min(max(uv[i, 0] + du, 0), s - 1)
+                if not valid[v, u]:
+                    continue
+                if f32:
+                    e0 = np.float64(np.float32(data[0, v, u]) * s32) + center[0] - lm[i, 0]
+                    e1 = np.float64(np.float32(data[1, v, u]) * s32) + center[1] - lm[i, 1]
+                    e2 = np.float64(np.float32(data[2, v, u]) * s32) + center[2] - lm[i, 2]
+                else:
+                    e0 = np.float64(data[0, v, u]) * scale + center[0] - lm[i, 0]
+                    e1 = np.float64(data[1, v, u]) * scale + center[1] - lm[i, 1]
+                    e2 = np.float64(data[2, v, u]) * scale + center[2] - lm[i, 2]
+                best = min(best, np.sqrt(e0 * e0 + e1 * e1 + e2 * e2))
+        hits[i] = best <= tol
+    return hits
+
+
 def landmark_hits(landmarks_head: np.ndarray, pose: HeadPose, pim: PositionImage) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Which head-frame landmarks have a measured point within ``FIT_TOLERANCE_MM`` in a 5x5 pixel
     window around their projection into the crop (no search structure: ~0.1 ms); also their
-    camera-frame positions and (rounded) pixels."""
+    camera-frame positions and (rounded) pixels.  The window's points and distances in one compiled pass
+    (:func:`_window_hits`, the NumPy form's values: tests/test_check_speed.py)."""
     lm = pose.apply(landmarks_head)
     uv = np.rint(pim.intrinsics.project(lm)).astype(np.int64)
-    s = pim.size
-    off = np.arange(-2, 3)
-    us = np.clip(uv[:, 0, None, None] + off[None, None, :], 0, s - 1)
-    vs = np.clip(uv[:, 1, None, None] + off[None, :, None], 0, s - 1)
-    pts = pim.data[:, vs, us].transpose(1, 2, 3, 0) * pim.scale_mm + pim.center_mm  # (L, 5, 5, 3)
-    ok = pim.valid[vs, us]
-    d = np.linalg.norm(pts - lm[:, None, None, :], axis=-1)
-    d[~ok] = np.inf
-    return d.reshape(len(lm), -1).min(axis=1) <= FIT_TOLERANCE_MM, lm, uv
+    f32 = np.result_type(pim.data, pim.scale_mm) == np.float32  # a float32 crop times a Python float stays float32
+    hits = _window_hits(lm, uv, pim.data, pim.valid, float(pim.scale_mm), bool(f32), np.asarray(pim.center_mm, np.float64),
+                        float(FIT_TOLERANCE_MM))
+    return hits, lm, uv
 
 
 # at least this share of the inner landmarks is counted by the visible-landmark fit (a face seen
@@ -472,6 +498,32 @@ class CheckedFace:
         return cls(region, v[region._used], v[region.model.landmarks_68[list(CHECK_LANDMARKS)]], region.landmark_normals(v))
 
 
+@njit(cache=True, nogil=True)
+def _compare_depth(depth, tid, valid, measured, central, free_space_mm):
+    """The rendered face's depth against the measured depth in one pass over the crop: (|measured - rendered|
+    where both exist, in row order; the same over the central face's triangles; how many of them the mesh
+    lies more than ``free_space_mm`` in front of; rendered pixels).  The float64 differences of the NumPy
+    form (the float32 render promoted), so :func:`surface_check`'s statistics over them are the same bit for bit."""
+    h, w = depth.shape
+    diffs = np.empty(h * w)
+    cen = np.empty(h * w)
+    n_rendered, n, m, free = 0, 0, 0, 0
+    for v in range(h):
+        for u in range(w):
+            if depth[v, u] > 0:
+                n_rendered += 1
+                if valid[v, u]:
+                    d = measured[v, u] - np.float64(depth[v, u])  # > 0: the mesh is in front of the measured surface
+                    diffs[n] = abs(d)
+                    if d > free_space_mm:
+                        free += 1
+                    if central[tid[v, u]]:
+                        cen[m] = abs(d)
+                        m += 1
+                    n += 1
+    return diffs[:n], cen[:m], free, n_rendered
+
+
 def surface_check(v_head, pose: HeadPose, region: FaceRegion, surf: MeasuredSurface, cfg: CheckConfig) -> SurfaceCheck:
     """Render the face region of the head-frame mesh ``v_head`` (an array, or its :class:`CheckedFace`)
     at ``pose`` into the crop and compare with the measured surface; the landmark self-check of the
@@ -487,19 +539,15 @@ def surface_check(v_head, pose: HeadPose, region: FaceRegion, surf: MeasuredSurf
     depth, tid, _ = rasterize(verts, region.local_triangles, surf.pim.intrinsics)
     facing_away = np.einsum("ij,ij->i", face.landmark_normals @ pose.R.T, lm_cam) > 0.0
     lm_vis = visible_landmark_fit(hits, lm_cam, lm_uv, depth, landmarks_in_image(lm_cam, surf.pim), facing_away)
-    rendered = depth > 0
-    n_rendered = int(rendered.sum())
-    both = rendered & surf.valid
-    n = int(both.sum())
+    absdiff, central, n_free, n_rendered = _compare_depth(depth, tid, surf.valid, surf.depth, region.central, float(c.free_space_mm))
+    n = len(absdiff)
     coverage = n / n_rendered if n_rendered else 0.0
     if n < c.min_pixels:
         return SurfaceCheck(float("inf"), 1.0, float(coverage), n, landmark_fit=lm, visible_landmark_fit=lm_vis)
-    diff = surf.depth[both] - depth[both]  # > 0: the mesh is in front of the measured surface
-    a = np.sort(np.abs(diff))
-    k = max(1, int(np.ceil(c.trim * len(a))))
-    central = region.central[tid[both]]
-    cres = float(np.median(np.abs(diff[central]))) if central.sum() >= c.min_pixels // 5 else float("inf")
-    return SurfaceCheck(float(a[:k].mean()), float((diff > c.free_space_mm).mean()), float(coverage), n, cres, lm, lm_vis)
+    a = np.sort(absdiff)
+    k = max(1, int(np.ceil(c.trim * n)))
+    cres = float(np.median(central)) if len(central) >= c.min_pixels // 5 else float("inf")
+    return SurfaceCheck(float(a[:k].mean()), n_free / n, float(coverage), n, cres, lm, lm_vis)
 
 
 # -- rigid refinement -----------------------------------------------------------------------------------------------
@@ -523,6 +571,16 @@ class ProjectivePairs:
         return Pairs(idx, q, nq, d)
 
 
+@lru_cache(maxsize=16)
+def _icp_schedule(max_distance_mm: tuple[float, float], n_iter: int) -> tuple[np.ndarray, Rejection]:
+    """:func:`refine_rigid`'s pair gates (first -> last, geometric) and outlier rule, made once per setting
+    (a grid search refines ~40 starts per frame; ``np.geomspace`` alone costs ~30 us)."""
+    near = max_distance_mm[1]
+    thresholds = np.geomspace(*max_distance_mm, n_iter) if n_iter > 1 else np.array([near])
+    thresholds.flags.writeable = False
+    return thresholds, Rejection(2.5, floor=near * 0.5, min_pairs=12)
+
+
 def refine_rigid(pose: HeadPose, v_sample: np.ndarray, n_sample: np.ndarray, surf: MeasuredSurface, cfg: CheckConfig,
                  iterations: int | None = None, planes: str | None = None) -> HeadPose:
     """Rigid point-to-plane ICP of head-frame sample vertices (with normals) onto the crop's
@@ -539,11 +597,10 @@ def refine_rigid(pose: HeadPose, v_sample: np.ndarray, n_sample: np.ndarray, sur
     n_iter = int(r_cfg.iterations if iterations is None else iterations)
     if n_iter <= 0:
         return pose
-    near = r_cfg.max_distance_mm[1]
-    thresholds = np.geomspace(*r_cfg.max_distance_mm, n_iter) if n_iter > 1 else np.array([near])
+    thresholds, reject = _icp_schedule(tuple(r_cfg.max_distance_mm), n_iter)
     init = SimilarityTransform(np.asarray(pose.R, np.float64), np.asarray(pose.t_mm, np.float64))
     return rigid_icp(v_sample, ProjectivePairs(surf), normals=n_sample, init=init, iterations=n_iter, max_distance=thresholds,
-                     reject=Rejection(2.5, floor=near * 0.5, min_pairs=12), min_pairs=0, min_inliers=r_cfg.min_pairs,
+                     reject=reject, min_pairs=0, min_inliers=r_cfg.min_pairs,
                      planes="source" if planes == "model" else "target", damping=1e-6, damping_floor=1.0,
                      tol_step=(1e-5, 1e-3)).pose
 
