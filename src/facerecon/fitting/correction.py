@@ -129,7 +129,12 @@ class _RegionGeometry:
         pos = np.full(model.n_vertices, -1, np.int64)
         pos[self.idx] = np.arange(n)
         e = np.concatenate([touching[:, [0, 1]], touching[:, [1, 2]], touching[:, [2, 0]]])
-        e = np.unique(np.sort(e, axis=1), axis=0)
+        e = np.sort(e, axis=1)
+        # the unique edges in np.unique(e, axis=0)'s order (lexicographic): one int64 key per edge, ~10x faster than
+        # the row-wise unique (~40 ms at a process's first frame)
+        nv = np.int64(model.n_vertices)
+        key = np.unique(e[:, 0].astype(np.int64) * nv + e[:, 1])
+        e = np.stack([key // nv, key % nv], axis=1).astype(e.dtype, copy=False)
         border = np.zeros(model.n_vertices, bool)
         cross = in_region[e[:, 0]] != in_region[e[:, 1]]
         border[e[cross].ravel()] = True
