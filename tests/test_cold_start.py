@@ -91,3 +91,35 @@ def test_unique_pairs_are_numpys_rowwise_unique():
         want = np.unique(e, axis=0)
         got = _unique_pairs(e, n)
         assert got.dtype == want.dtype and got.shape == want.shape and np.array_equal(got, want)
+
+
+def test_obj_face_block_disk_cache(model, tmp_path):
+    """``write_mesh(..., cache_dir=)`` keeps the OBJ face block of a model's polygons between processes: the OBJ
+    bytes are those written without it (built, then read back in a fresh topology); a damaged or truncated file
+    is not used (built again and rewritten); other faces are another file."""
+    from facerecon.export import _obj_materials
+    from facerecon.io import mesh
+
+    v = model.neutral.astype(np.float64)
+    mats = _obj_materials(model)
+    polys, puv = np.array(model.polygons), np.array(model.polygon_uv)  # own arrays: a topology of their own
+
+    def obj(name, cache, faces=polys):
+        mesh._TOPOLOGIES.clear()  # as a fresh process
+        mesh.write_mesh(tmp_path / name, v, faces, model.uv if faces is polys else None, puv if faces is polys else None, header="t",
+                        mtllib="face.mtl", materials=mats if faces is polys else None, cache_dir=cache)
+        return (tmp_path / name).read_bytes()
+
+    want = obj("plain.obj", None)
+    cache = tmp_path / "cache"
+    assert obj("first.obj", cache) == want
+    (f,) = cache.glob("objfaces-*.bin")
+    good = f.read_bytes()
+    for data in (None, good[:-1] + bytes([good[-1] ^ 1]), good[: len(good) // 2]):
+        if data is not None:
+            f.write_bytes(data)
+        assert obj("again.obj", cache) == want
+        assert f.read_bytes() == good
+    tri = np.array(model.triangles[:100])
+    assert obj("tri.obj", cache, tri) == obj("tri_plain.obj", None, tri)
+    assert len(list(cache.glob("objfaces-*.bin"))) == 2
