@@ -59,6 +59,11 @@ def write_face_meshes(rec, model, out_dir: Path, formats: tuple[str, ...] = ("ob
         written.append(out_dir / "face.mtl")
     # ICT's polygons as stored, (F, 4) with -1 padding its triangles: the writers' topology cache keeps their layout
     polys, polys_uv = model.polygons, model.polygon_uv
+    obj_cache = None
+    if "obj" in formats:
+        from ..facemodel.ict import facerecon_home
+
+        obj_cache = facerecon_home() / "obj"  # the OBJ face block of ICT's polygons, built once (io.mesh.write_mesh)
     for fmt in formats:
         if fmt == "glb":
             written += [e.path for e in write_rigged_glbs(rec, model, out_dir, texture, intrinsics, rig, head_frame,
@@ -70,13 +75,14 @@ def write_face_meshes(rec, model, out_dir: Path, formats: tuple[str, ...] = ("ob
         for name, verts, frame in frames if head_frame else frames[:1]:
             path = out_dir / f"{name}.{fmt}"
             write_mesh(path, verts, polys, model.uv, polys_uv,
-                       header=f"facerecon reconstruction of {rec.source}; ICT-FaceKit Light topology (MIT); mm; {frame} frame", **mtl)
+                       header=f"facerecon reconstruction of {rec.source}; ICT-FaceKit Light topology (MIT); mm; {frame} frame",
+                       cache_dir=obj_cache, **mtl)
             written.append(path)
         if model_surface and getattr(rec, "detail", "off") == "on" and rec.model_vertices_head is not None:  # duck-typed results have none
             path = out_dir / f"face_model.{fmt}"
             write_mesh(path, rec.model_vertices_camera, polys, model.uv, polys_uv,
                        header=f"facerecon reconstruction of {rec.source}, the face model's fit alone (no out-of-span correction); "
-                              "ICT-FaceKit Light topology (MIT); mm; camera frame")
+                              "ICT-FaceKit Light topology (MIT); mm; camera frame", cache_dir=obj_cache)
             written.append(path)
     return written
 

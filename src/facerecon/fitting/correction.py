@@ -129,7 +129,7 @@ class _RegionGeometry:
         pos = np.full(model.n_vertices, -1, np.int64)
         pos[self.idx] = np.arange(n)
         e = np.concatenate([touching[:, [0, 1]], touching[:, [1, 2]], touching[:, [2, 0]]])
-        e = np.unique(np.sort(e, axis=1), axis=0)
+        e = _unique_pairs(np.sort(e, axis=1), model.n_vertices)
         border = np.zeros(model.n_vertices, bool)
         cross = in_region[e[:, 0]] != in_region[e[:, 1]]
         border[e[cross].ravel()] = True
@@ -171,12 +171,106 @@ class _RegionGeometry:
         return vertex_normals(np.asarray(v_head[self.tri_verts], np.float64), self.tris_local)[self.idx_in_tri]
 
 
+def _unique_pairs(e: np.ndarray, n: int) -> np.ndarray:
+    """``np.unique(e, axis=0)`` of (M, 2) indices in [0, n): the same rows, order (lexicographic) and dtype, from one
+    int64 key per row (~10x faster than the row-wise unique: ~40 ms of a process's first frame)."""
+    nv = np.int64(n)
+    key = np.unique(e[:, 0].astype(np.int64) * nv + e[:, 1])
+    return np.stack([key // nv, key % nv], axis=1).astype(e.dtype, copy=False)
+
+
 _GEOMETRY: dict[tuple, _RegionGeometry] = {}
+_GEOMETRY_CACHE_VERSION = 1
+_GEOMETRY_ARRAYS = ("tri_verts", "tris_local", "idx", "idx_in_tri", "free")
+_GEOMETRY_MATRICES = ("bilaplacian", "membrane", "free_adjacency")
 
 
 def region_geometry(model: FaceModel, region: str) -> _RegionGeometry:
-    """The cached :class:`_RegionGeometry` (~60 ms to build: once per model and region)."""
-    return per_model(_GEOMETRY, model, (region,), lambda: _RegionGeometry(model, region), 4)
+    """The cached :class:`_RegionGeometry` (~30 ms to build: once per model and region, and kept on disk in
+    ``$FACERECON_HOME/correction``: a process's first frame reads it back)."""
+    return per_model(_GEOMETRY, model, (region,), lambda: _geometry_from_disk(model, region), 4)
+
+
+def _geometry_file(model: FaceModel, region: str):
+    """(the disk cache file of ``region``'s geometry of ``model``, its key as text), or (None, "")."""
+    import hashlib
+    import json
+    from pathlib import Path
+
+    from ..facemodel.ict import facerecon_home
+    from ..facemodel.model import content_fingerprint
+
+    try:
+        here = Path(__file__)  # this code and the regions' table (facemodel/model.py) build it; scipy its matrices
+        code = hashlib.sha256(here.read_bytes() + here.parents[1].joinpath("facemodel", "model.py").read_bytes())
+        key = json.dumps({"version": _GEOMETRY_CACHE_VERSION, "region": str(region), "model": content_fingerprint(model),
+                          "code": code.hexdigest()[:20], "numpy": np.__version__, "scipy": _scipy_version()},
+                         sort_keys=True)
+    except (OSError, AttributeError, TypeError, ValueError):
+        return None, ""
+    return facerecon_home() / "correction" / f"region-{hashlib.sha256(key.encode()).hexdigest()[:24]}.bin", key
+
+
+def _scipy_version() -> str:
+    import scipy
+
+    return scipy.__version__
+
+
+def _geometry_from_disk(model: FaceModel, region: str) -> _RegionGeometry:
+    """:class:`_RegionGeometry` read back from its disk cache file when whole and of this model, region and code
+    (copies: aligned, writable arrays, as built), else built and written."""
+    from ..fileutil import read_cache_file, write_cache_file
+
+    path, key = _geometry_file(model, region)
+    got = read_cache_file(path, key) if path is not None else None
+    if got is not None:
+        geo = _geometry_of_arrays(model, got[0], got[1])
+        if geo is not None:
+            return geo
+    geo = _RegionGeometry(model, region)
+    if path is not None:
+        arrays = [getattr(geo, a) for a in _GEOMETRY_ARRAYS]
+        for name in _GEOMETRY_MATRICES:
+            m = getattr(geo, name)
+            arrays += [m.data, m.indices, m.indptr]
+        write_cache_file(path, key, {"shapes": [list(getattr(geo, m).shape) for m in _GEOMETRY_MATRICES]}, arrays)
+    return geo
+
+
+def _geometry_of_arrays(model: FaceModel, header: dict, arrays: list) -> _RegionGeometry | None:
+    """The geometry of a cache file's arrays, or None where they are not a region's geometry of ``model``."""
+    try:
+        shapes = [tuple(int(x) for x in s) for s in header["shapes"]]
+        if len(arrays) != len(_GEOMETRY_ARRAYS) + 3 * len(_GEOMETRY_MATRICES) or len(shapes) != len(_GEOMETRY_MATRICES):
+            return None
+        geo = _RegionGeometry.__new__(_RegionGeometry)
+        geo.model = model
+        for name, a in zip(_GEOMETRY_ARRAYS, arrays):
+            setattr(geo, name, np.array(a))
+        tri_verts, tris_local, idx, idx_in_tri, free = (getattr(geo, a) for a in _GEOMETRY_ARRAYS)
+        nv, nt = model.n_vertices, len(tri_verts)
+        if not (tri_verts.ndim == idx.ndim == idx_in_tri.ndim == free.ndim == 1 and tris_local.ndim == 2
+                and len(idx) == len(idx_in_tri) == len(free) and free.dtype == np.bool_
+                and (not nt or (tri_verts.min() >= 0 and tri_verts.max() < nv))
+                and (not tris_local.size or (tris_local.min() >= 0 and tris_local.max() < nt))
+                and (not len(idx) or (idx.min() >= 0 and idx.max() < nv and idx_in_tri.min() >= 0 and idx_in_tri.max() < nt))):
+            return None
+        geo.n_free = int(free.sum())
+        rest = arrays[len(_GEOMETRY_ARRAYS):]
+        for k, (name, shape) in enumerate(zip(_GEOMETRY_MATRICES, shapes)):
+            data, indices, indptr = (np.array(a) for a in rest[3 * k : 3 * k + 3])
+            if shape != (geo.n_free, geo.n_free):
+                return None
+            m = sp.csr_matrix((data, indices, indptr), shape=shape)
+            m.check_format(full_check=True)
+            if m.indices.dtype != indices.dtype or m.indptr.dtype != indptr.dtype:
+                return None  # scipy would have given other index arrays than the built ones
+            setattr(geo, name, m)
+        geo._priors = {}
+        return geo
+    except (KeyError, TypeError, ValueError, IndexError):
+        return None
 
 
 def _robust_sigma(e: np.ndarray, w: np.ndarray) -> float:
