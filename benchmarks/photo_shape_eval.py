@@ -317,7 +317,11 @@ def main(argv=None) -> int:
                # which way it errs: fitted minus true (yaw, pitch, roll), degrees
                "rotation_error_euler_deg": [round(float(v), 2) for v in matrix_to_euler(r.pose.R) - [sc["yaw"], sc["pitch"], 0.0]],
                "depth_error_mm": float(r.pose.t_mm[2] - sc["t_mm"][2]), "fit_iterations": r.photo.fit.iterations,
-               "fit_rms_px": r.photo.fit.rms_px, "seconds": round(time.perf_counter() - t, 2)}
+               "fit_rms_px": r.photo.fit.rms_px, "seconds": round(time.perf_counter() - t, 2),
+               # the iris size cue (round 8): what it measured, or why it was not used
+               "size_cue": (None if r.photo.fit.size_cue is None else
+                            {"eye_depth_mm": r.photo.fit.size_cue.eye_depth_mm, **r.photo.fit.size_cue.source}),
+               "size_cue_note": r.photo.fit.size_cue_note}
         rows.append(row)
         print(f"render {sc['index']:2d} yaw {sc['yaw']:6.1f} pitch {sc['pitch']:6.1f} {sc['light']:5s} {sc['background']:8s}"
               f" median {err['rigid']['median_mm']:.2f} mm (scaled {err['scaled']['median_mm']:.2f}, s "
