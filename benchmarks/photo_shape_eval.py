@@ -313,7 +313,12 @@ def main(argv=None) -> int:
             err["identity_only"] = now_errors(scan, inner, model.vertices(r.identity, None).astype(np.float64), model,
                                               tris, ("rigid",))["rigid"]
         r_true = euler_to_matrix(sc["yaw"], sc["pitch"], 0.0)
-        row = {**sc, "fit": err, "rotation_error_deg": float(geodesic_distance_deg(r.pose.R, r_true)),
+        # the distance to the eyes (the outer eye corners' mean depth, fitted vs the scan's posed landmarks): the
+        # head origins of the fit and of the scan are not one point, the eyes are
+        true_lm = (scan.landmarks_68[[36, 45]].astype(np.float64) @ r_true.T) + sc["t_mm"]
+        eye_z_true = float(true_lm[:, 2].mean())
+        eye_z_fit = float(r.landmarks_3d[[36, 45], 2].mean())
+        row = {**sc, "eye_depth_error_pct": 100.0 * (eye_z_fit - eye_z_true) / eye_z_true, "fit": err, "rotation_error_deg": float(geodesic_distance_deg(r.pose.R, r_true)),
                # which way it errs: fitted minus true (yaw, pitch, roll), degrees
                "rotation_error_euler_deg": [round(float(v), 2) for v in matrix_to_euler(r.pose.R) - [sc["yaw"], sc["pitch"], 0.0]],
                "depth_error_mm": float(r.pose.t_mm[2] - sc["t_mm"][2]), "fit_iterations": r.photo.fit.iterations,
