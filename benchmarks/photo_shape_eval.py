@@ -318,7 +318,12 @@ def main(argv=None) -> int:
         true_lm = (scan.landmarks_68[[36, 45]].astype(np.float64) @ r_true.T) + sc["t_mm"]
         eye_z_true = float(true_lm[:, 2].mean())
         eye_z_fit = float(r.landmarks_3d[[36, 45], 2].mean())
-        row = {**sc, "eye_depth_error_pct": 100.0 * (eye_z_fit - eye_z_true) / eye_z_true, "fit": err, "rotation_error_deg": float(geodesic_distance_deg(r.pose.R, r_true)),
+        # and the outer eye corners' spacing, in mm and as projected: is a scale error a size error or a landmark one?
+        corners_px = lambda p: float(np.linalg.norm(intr.project(p)[0] - intr.project(p)[1]))  # noqa: E731
+        row = {**sc, "eye_depth_error_pct": 100.0 * (eye_z_fit - eye_z_true) / eye_z_true,
+               "eye_corners_mm": [float(np.linalg.norm(r.landmarks_3d[36] - r.landmarks_3d[45])),
+                                  float(np.linalg.norm(scan.landmarks_68[36] - scan.landmarks_68[45]))],
+               "eye_corners_px": [corners_px(r.landmarks_3d[[36, 45]]), corners_px(true_lm)], "fit": err, "rotation_error_deg": float(geodesic_distance_deg(r.pose.R, r_true)),
                # which way it errs: fitted minus true (yaw, pitch, roll), degrees
                "rotation_error_euler_deg": [round(float(v), 2) for v in matrix_to_euler(r.pose.R) - [sc["yaw"], sc["pitch"], 0.0]],
                "depth_error_mm": float(r.pose.t_mm[2] - sc["t_mm"][2]), "fit_iterations": r.photo.fit.iterations,
