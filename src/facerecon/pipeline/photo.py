@@ -27,12 +27,13 @@ from ..fitting import FitConfig, fit_face
 from ..geometry.camera import Intrinsics
 from ..geometry.pose import HeadPose
 from ..photo.camera import PhotoCamera, photo_camera
-from ..photo.config import PhotoFitConfig, TargetSettings, TextureConfig, load_photo_config
+from ..photo.config import IrisSettings, PhotoFitConfig, TargetSettings, TextureConfig, load_photo_config
 from ..photo.detect import MTCNN, detect_faces
 from ..photo.dlib68 import Dlib68Config, Dlib68Landmarker
 from ..photo.fusion import FusionConfig, fuse68, head_yaw_deg
-from ..photo.fit import (JAW_68, LandmarkTargets, PhotoFit, fit_photo, fit_photos, fit_targets, pnp_start,
+from ..photo.fit import (JAW_68, LandmarkTargets, PhotoFit, SizeCue, fit_photo, fit_photos, fit_targets, pnp_start,
                          silhouette_landmarks)
+from ..photo.iris import IrisLandmarker
 from ..photo.image import Photo, read_photo
 from ..photo.landmark_map import load_ibug68_points, load_landmark_map
 from ..photo.landmarks import FaceMeshLandmarker
@@ -71,6 +72,8 @@ class Landmarked:
     sources: tuple  # the landmark models used ("facemesh", "dlib68")
     confidence: float  # the face detector's score times the landmark model's face score
     ms: float
+    size_cue: SizeCue | None = None  # the iris's measured eye distance (None: not measured, or not usable here)
+    size_cue_note: str = ""  # why there is none
 
 
 @dataclass(frozen=True)
@@ -112,8 +115,11 @@ class PhotoReconstructor:
 
     def __init__(self, model: FaceModel, detector, landmarker, landmark_map, fit_config: PhotoFitConfig,
                  texture_config: TextureConfig, default_fov_deg: float, targets: TargetSettings | None = None,
-                 dlib68: Dlib68Landmarker | None = None, fusion: FusionConfig | None = None):
+                 dlib68: Dlib68Landmarker | None = None, fusion: FusionConfig | None = None,
+                 iris: IrisLandmarker | None = None, iris_settings: IrisSettings | None = None):
         self.model = model
+        self.iris = iris  # the iris model, the size cue (None: the head-size prior alone)
+        self.iris_settings = iris_settings or load_photo_config().iris
         self.dlib68 = dlib68  # the second landmark source (None: Face Mesh alone)
         self.fusion = fusion or FusionConfig()
         self.detector = detector
@@ -145,8 +151,9 @@ class PhotoReconstructor:
         dcfg = with_overrides(Dlib68Config(), lo.get("dlib68", {}), "photo_landmarks.toml [dlib68]")
         fcfg = with_overrides(FusionConfig(), lo.get("fusion", {}), "photo_landmarks.toml [fusion]")
         dl = Dlib68Landmarker.from_package(dcfg) if dcfg.enabled else None
+        iris = IrisLandmarker.from_package() if cfg.iris.enabled else None
         return cls(model or FaceModel.load(), MTCNN.from_package(), FaceMeshLandmarker.from_package(), load_landmark_map(),
-                   cfg.fit, cfg.texture, cfg.camera.default_fov_deg, cfg.targets, dl, fcfg)
+                   cfg.fit, cfg.texture, cfg.camera.default_fov_deg, cfg.targets, dl, fcfg, iris, cfg.iris)
 
     def camera(self, photo, focal_px: float | None = None, intrinsics: Intrinsics | None = None,
                intrinsics_source: str = "calibrated") -> PhotoCamera:
@@ -207,17 +214,38 @@ class PhotoReconstructor:
         # the face's yaw from Face Mesh's inner 68 on the mean face (POSIT): dlib's predictor fails on
         # turned faces, so the fusion's per-source errors depend on it
         yaw = None
-        if d68 is not None and self.fusion.by_yaw:
+        if (d68 is not None and self.fusion.by_yaw) or self.iris is not None:
             r0, t0_ = pnp_start(fm68[17:], self.ibug68_points.points(self.model.neutral)[17:], det.camera.intrinsics)
             yaw = head_yaw_deg(r0, t0_)
-        p68, _ = fuse68(fm68, None if d68 is None else d68.points, self.fusion, yaw)
+        cue, note = self.size_cue(det, pts, yaw) if self.iris is not None else (None, "iris cue off")
+        p68, _ = fuse68(fm68, None if d68 is None else d68.points, self.fusion,
+                        yaw if d68 is not None and self.fusion.by_yaw else None)  # the fusion's as before the iris
         w68 = self.targets.ibug68_weight if d68 is None else self.fusion.ibug68_weight
         targets = fit_targets(self.model, pts, self.landmark_map, self.targets.use, w68, ibug68=p68,
                               dense_contour_weight=1.0 if d68 is None else self.fusion.dense_contour_weight,
                               ibug68_points=self.ibug68_points,
                               dense_inner_weight=1.0 if d68 is None else self.fusion.dense_inner_weight)
         return Landmarked(targets, p68, sources, float(face.score) * float(getattr(lms, "score", 1.0)),
-                          _ms(t0, time.perf_counter()))
+                          _ms(t0, time.perf_counter()), cue, note)
+
+    def size_cue(self, det: Detected, points: np.ndarray, yaw: float | None) -> tuple[SizeCue | None, str]:
+        """The iris's measurement of the eyes' distance (``[iris]`` of ``configs/photo_fit.toml``):
+        the larger of the two irises (the eye turned away reads small) gives ``Z = f * iris_mm /
+        d_px``, with the population's and the model's relative error; none when the face is turned
+        beyond ``max_yaw_deg`` or an iris is smaller than ``min_iris_px`` (then: why, one line)."""
+        s = self.iris_settings
+        k = det.camera.intrinsics
+        if yaw is not None and abs(yaw) > s.max_yaw_deg:
+            return None, f"face turned {abs(yaw):.0f} deg (> {s.max_yaw_deg:g}): the iris is not used"
+        eyes = self.iris(det.photo.rgb, points)
+        d = {name: e.diameter_px for name, e in eyes.items()}
+        if min(d.values()) < s.min_iris_px or not all(np.isfinite(list(d.values()))):
+            return None, f"iris {min(d.values()):.1f} px (< {s.min_iris_px:g}): the iris is not used"
+        used = max(d.values())
+        f = 0.5 * (k.fx + k.fy)
+        return SizeCue(f * s.iris_mm / used, s.sd_rel,
+                       {"iris_mm": s.iris_mm, "iris_sd_mm": s.iris_sd_mm, "model_sd": s.model_sd,
+                        "iris_px": {name: round(v, 2) for name, v in d.items()}, "iris_px_used": round(used, 2)}), ""
 
     def fit(self, det: Detected, index: int, marked: Landmarked | None = None, fit_config: PhotoFitConfig | None = None) -> Fitted:
         """Stages ``landmarks`` + ``fit``: the landmarks (:meth:`landmarks`, unless given), then the
@@ -226,7 +254,10 @@ class PhotoReconstructor:
         marked = marked or self.landmarks(det, index)
         t1 = time.perf_counter()
         try:
-            fit = fit_photo(self.model, marked.targets, det.camera.intrinsics, fit_config or self.fit_config)
+            fit = fit_photo(self.model, marked.targets, det.camera.intrinsics, fit_config or self.fit_config,
+                            size_cue=marked.size_cue)
+            if marked.size_cue is None:
+                fit.size_cue_note = marked.size_cue_note
         except ValueError as exc:
             raise FaceReconError(f"{det.photo.source}: face {index}: the model fit failed ({exc})") from None
         t2 = time.perf_counter()
