@@ -56,6 +56,7 @@ def test_cli_intrinsics_on_a_photo_are_in_pose_json(real_dir, engine, tmp_path, 
     assert pose["photo"]["distance_mm"] == pytest.approx(np.linalg.norm(pose["translation_mm"]), abs=0.1)
     size = pose["photo"]["size"]
     assert 70 < size["prior_mean_mm"] < 110 and size["prior_sd_mm"] > 0 and 60 < size["eye_corners_mm"] < 120
+    assert size["iris"] is None and size["iris_note"] == "iris cue off"  # [iris] is off by default: said, not hidden
     assert pose["photo"]["landmark_sources"][0] == "facemesh"
     # the default camera: no distance (the focal length is a guess)
     rc, err = _run(["reconstruct", str(photo), "-o", str(tmp_path / "d"), "--outputs", "minimal", "--format", "obj"], capsys)

@@ -101,9 +101,15 @@ def photo_size_block(rec, model) -> dict:
     mean, sd = size_prior(model)
     fitted = float(np.linalg.norm(rec.landmarks_3d[i] - rec.landmarks_3d[j]))
     known = rec.camera.focal_known
+    fit = rec.photo.fit
+    cue = fit.size_cue  # the iris (photo.iris; off by default: docs/photo.md round 8)
+    basis = "ICT identity prior" + ("" if cue is None else " and the iris (11.7 +- 0.5 mm)")
     return {"distance_mm": round(float(np.linalg.norm(rec.pose.t_mm)), 1) if known else None,
             "size": {"eye_corners_mm": round(fitted, 2), "prior_mean_mm": round(mean, 2), "prior_sd_mm": round(sd, 2),
-                     "basis": "ICT identity prior" + ("" if known else "; distance not reported: the focal length is a guess")}}
+                     "iris": None if cue is None else {"eye_depth_mm": round(float(cue.eye_depth_mm), 1),
+                                                       "sd_rel": round(float(cue.sd_rel), 4), **cue.source},
+                     "iris_note": fit.size_cue_note or None,
+                     "basis": basis + ("" if known else "; distance not reported: the focal length is a guess")}}
 
 
 def track_document(t, expression_names: list[str]) -> dict:
