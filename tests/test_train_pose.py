@@ -109,3 +109,53 @@ def test_unknown_settings_are_errors_with_the_nearest_name():
     with pytest.raises(ConfigError, match=r"'selfsup_steps'"):
         pose_config("fast", {"selfsup_step": 0})
     assert shape_config("fast", _overrides(["lambda1=0.3"])).lambda1 == 0.3
+
+
+def test_turned_batch_turns_images_and_labels_together(tiny_set):
+    """A quarter-turned sample is the same head seen by a camera turned about its view axis: every
+    valid pixel gives the same head-frame point with the turned labels, and the pixel grid still
+    runs with the x / y channels (columns right with x, rows down with y)."""
+    from facerecon.geometry.rotations import quat_to_matrix
+    from facerecon.train.pose import turned_batch
+
+    imgs = tiny_set.images[:4].astype(np.float32)
+    quat, trans = tiny_set.quat[:4], tiny_set.trans[:4]
+    cfg = PoseTrainConfig(turn_chance=1.0, turn_quarters=(1, 3))
+    ti, tq, tt = turned_batch(imgs, quat, trans, cfg, np.random.default_rng(0))
+    s = imgs.shape[-1]
+    cols, rows = np.meshgrid(np.arange(s), np.arange(s))
+    for i in range(4):
+        valid = np.abs(ti[i]).sum(axis=0) > 0
+        assert valid.sum() == (np.abs(imgs[i]).sum(axis=0) > 0).sum() > 100
+        assert not np.allclose(ti[i], imgs[i]) and not np.allclose(tq[i], quat[i])
+        head_old = (imgs[i].reshape(3, -1).T[(np.abs(imgs[i]).sum(axis=0) > 0).ravel()] - trans[i]) @ quat_to_matrix(quat[i])
+        head_new = (ti[i].reshape(3, -1).T[valid.ravel()] - tt[i]) @ quat_to_matrix(tq[i])
+        np.testing.assert_allclose(np.sort(head_new, axis=0), np.sort(head_old, axis=0), atol=1e-4)
+        assert np.corrcoef(cols[valid], ti[i][0][valid])[0, 1] > 0.8 and np.corrcoef(rows[valid], ti[i][1][valid])[0, 1] > 0.8
+    same = turned_batch(imgs, quat, trans, PoseTrainConfig(turn_chance=0.0), np.random.default_rng(0))
+    assert all(a is b for a, b in zip(same, (imgs, quat, trans)))
+
+
+def test_turn_and_rehearsal_recipes_parse_and_bad_turn_settings_are_errors():
+    from facerecon.errors import ConfigError
+    from facerecon.train.pose import load_train_config
+    from facerecon.train.recipes import DATA_KEYS, ROW_KEYS, check_keys, pose_config
+
+    cfg = pose_config("faces-turn")
+    assert cfg.turn_chance == 0.25 and cfg.turn_quarters == (1, 3) and cfg.init_from.endswith("pose_fast.safetensors")
+    assert pose_config("faces-finetune").turn_chance == 0.0
+    data = load_train_config("faces-rehearse", "data")
+    check_keys(data, DATA_KEYS, "")
+    for part in ("train", "validation", "test"):
+        for row in data[part]:
+            check_keys(row, ROW_KEYS, "")
+    mix = load_train_config("faces-mix", "data")
+    # the rehearsal recipe is faces-mix plus the shipped recipe's own sideways full heads
+    assert data["train"] == mix["train"] + [r for r in load_train_config("fast", "data")["train"] if r["preset"] == "truedepth"]
+    assert data["test"] == mix["test"] and {r["preset"] for r in data["test"]} >= {"truedepth", "truedepth-faces"}
+    with pytest.raises(ConfigError, match="probability"):
+        PoseTrainConfig(turn_chance=1.5)
+    with pytest.raises(ConfigError, match="quarter turns"):
+        PoseTrainConfig(turn_quarters=(4,))
+    with pytest.raises(ConfigError, match="did you mean 'turn_chance'"):
+        pose_config("faces-turn", {"turn_chanse": 0.5})

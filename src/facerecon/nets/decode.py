@@ -34,6 +34,34 @@ def mirror_position_images(images: np.ndarray) -> np.ndarray:
     return out
 
 
+def turn_position_images(images: np.ndarray, quarter_turns: int) -> np.ndarray:
+    """(..., 3, S, S) position images of the scene turned by ``90 * quarter_turns`` degrees about the
+    camera z axis through the crop centre (``Rz``: x right, y down, so positive turns are clockwise
+    in the image): pixels move on the grid, the x, y channels turn with them (a point at centred
+    pixel (a, b) moves to (-b, a)).  The pipeline's turned crops
+    (:func:`facerecon.pipeline.check.rotate_position_image`, one image) are this turn."""
+    k = int(quarter_turns) % 4
+    out = np.asarray(images)
+    for _ in range(k):
+        out = np.rot90(out, k=-1, axes=(-2, -1))
+        out = np.stack([-out[..., 1, :, :], out[..., 0, :, :], out[..., 2, :, :]], axis=-3)
+    return np.ascontiguousarray(out)
+
+
+def turned_labels(quat: np.ndarray, trans: np.ndarray, quarter_turns: int) -> tuple[np.ndarray, np.ndarray]:
+    """Pose labels (quaternion (w, x, y, z), translation in position units from the crop centre) of
+    the scene turned as :func:`turn_position_images` turns it: ``R -> Rz R``, ``t -> Rz t``."""
+    k = int(quarter_turns) % 4
+    half = np.deg2rad(45.0 * k)
+    c, s = np.cos(half), np.sin(half)
+    w, x, y, z = np.moveaxis(np.asarray(quat, np.float64), -1, 0)
+    q = np.stack([c * w - s * z, c * x - s * y, c * y + s * x, c * z + s * w], axis=-1)  # (c, 0, 0, s) * q
+    cz, sz = ((1, 0), (0, 1), (-1, 0), (0, -1))[k]  # cos, sin of 90 k exactly
+    rz = np.array([[cz, -sz, 0], [sz, cz, 0], [0, 0, 1]], np.float64)
+    t = np.asarray(trans, np.float64) @ rz.T
+    return q.astype(np.asarray(quat).dtype), t.astype(np.asarray(trans).dtype)
+
+
 def normalize_quaternions(q: np.ndarray, eps: float = 1e-8) -> np.ndarray:
     """(..., 4) -> unit length, in the input's precision (the network's float32); the squares
     summed in order w, x, y, z, as torch's CPU ``norm`` does (bit-identical to it)."""

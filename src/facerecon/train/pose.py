@@ -30,7 +30,7 @@ from ..fileutil import atomic_path
 from ..geometry.rotations import quat_to_matrix
 from ..metrics.pose import PoseErrors, pose_errors
 from ..nets.losses import landmark_chamfer_loss, pose_loss
-from ..nets.decode import decoded_quaternions, flip_average, mirror_position_images
+from ..nets.decode import decoded_quaternions, flip_average, mirror_position_images, turn_position_images, turned_labels
 from ..nets.pose import DAPoseNet
 from .checkpoint import load_checkpoint, load_trained, save_checkpoint
 from .data import PositionSet
@@ -67,6 +67,19 @@ class PoseTrainConfig:
     # data shards of the global batch (see train_pose): a DDP run has one per rank (set from the
     # launcher); a single-process run with the same number reproduces it exactly
     shards: int = 1
+    # chance that a labelled sample is seen turned by one of ``turn_quarters`` quarter turns about
+    # the view axis (image and labels turned together, :func:`turned_batch`): every preset's heads
+    # also as a camera held sideways sees them, where only the truedepth rows draw that roll
+    turn_chance: float = 0.0
+    turn_quarters: tuple[int, ...] = (1, 3)
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= float(self.turn_chance) <= 1.0:
+            raise ConfigError(f"turn_chance {self.turn_chance} is not a probability (0 to 1)")
+        quarters = tuple(int(k) for k in self.turn_quarters)
+        if not quarters or any(k not in (1, 2, 3) for k in quarters):
+            raise ConfigError(f"turn_quarters {list(self.turn_quarters)}: quarter turns 1, 2 or 3, at least one")
+        self.turn_quarters = quarters
 
 
 def load_train_config(name: str, section: str = "pose", path: str | Path | None = None) -> dict:
@@ -145,6 +158,21 @@ def _local_shards(data: PositionSet | dict[int, PositionSet] | None, n_shards: i
     return {0: data} if n_shards == 1 else {k: data.shard(k, n_shards) for k in range(n_shards)}
 
 
+def turned_batch(images: np.ndarray, quat: np.ndarray, trans: np.ndarray, cfg: PoseTrainConfig,
+                 rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A labelled batch with each sample turned, at ``cfg.turn_chance``, by one of ``cfg.turn_quarters``
+    quarter turns (images, quaternions and translations turned together; the rest as given)."""
+    turn = rng.random(len(images)) < cfg.turn_chance
+    ks = rng.choice(np.asarray(cfg.turn_quarters), size=len(images))
+    if not turn.any():
+        return images, quat, trans
+    images, quat, trans = images.copy(), quat.copy(), trans.copy()
+    for i in np.nonzero(turn)[0]:
+        images[i] = turn_position_images(images[i], int(ks[i]))
+        quat[i], trans[i] = turned_labels(quat[i], trans[i], int(ks[i]))
+    return images, quat, trans
+
+
 def train_pose(
     run_dir: str | Path,
     source: PositionSet | dict[int, PositionSet],
@@ -212,14 +240,18 @@ def train_pose(
             # a single process running several shards keeps BatchNorm running statistics of the
             # first only: what DDP does (rank 0's buffers are broadcast at every forward)
             saved = {n: b.clone() for n, b in net.named_buffers()} if j > 0 else None
-            xs = src.parts[k].images(sidx[k]).to(dev) if with_sup else None
+            xs = lq = lt = None
+            if with_sup:
+                data = src.parts[k].data
+                xs, lq, lt = data.images[sidx[k]].astype(np.float32), data.quat[sidx[k]], data.trans[sidx[k]]
+                if cfg.turn_chance > 0:  # seeded by (seed, step, shard): a resumed run turns the same samples
+                    xs, lq, lt = turned_batch(xs, lq, lt, cfg, np.random.default_rng([cfg.seed, step, k, 9]))
+                xs = torch.from_numpy(xs).to(dev)
             xt = tgt.parts[k].images(tidx[k]).to(dev) if tidx is not None else None
             out_s, out_t = step_module(xs, xt)
             loss = torch.zeros((), device=dev)
             if out_s is not None:
-                data = src.parts[k].data
-                sup = pose_loss(out_s.quat, out_s.trans, torch.from_numpy(data.quat[sidx[k]]).to(dev),
-                                torch.from_numpy(data.trans[sidx[k]]).to(dev), alpha=cfg.alpha)  # fmt: skip
+                sup = pose_loss(out_s.quat, out_s.trans, torch.from_numpy(lq).to(dev), torch.from_numpy(lt).to(dev), alpha=cfg.alpha)
                 loss = loss + sup
                 sums["sup"] += float(sup.detach())
             if out_t is not None:
