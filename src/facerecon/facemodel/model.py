@@ -431,17 +431,18 @@ def incidence_csr(rows: np.ndarray, cols: np.ndarray, shape: tuple[int, int]) ->
     ``csr_matrix((np.ones(len(rows)), (rows, cols)), shape=shape)`` (int32 indices, columns sorted within a row, a
     repeated pair summed)."""
     rows, cols = np.asarray(rows, np.int64), np.asarray(cols, np.int64)
-    order = np.lexsort((cols, rows))
-    r, c = rows[order], cols[order]
-    data = np.ones(len(r))
-    first = np.ones(len(r), bool)
-    first[1:] = (r[1:] != r[:-1]) | (c[1:] != c[:-1])
+    nc = np.int64(max(int(shape[1]), 1))
+    key = np.sort(rows * nc + cols)  # one int64 sort (a lexsort of the pairs is ~3x slower)
+    first = np.ones(len(key), bool)
+    first[1:] = key[1:] != key[:-1]
+    data = np.ones(len(key))
     if not first.all():  # a pair given more than once: its count, as scipy sums the duplicates
-        data = np.diff(np.r_[np.flatnonzero(first), len(r)]).astype(np.float64)
-        r, c = r[first], c[first]
+        data = np.diff(np.r_[np.flatnonzero(first), len(key)]).astype(np.float64)
+        key = key[first]
+    r = key // nc
     indptr = np.zeros(shape[0] + 1, np.int32)
     np.cumsum(np.bincount(r, minlength=shape[0]), out=indptr[1:])
-    return Csr(indptr, c.astype(np.int32), data, (int(shape[0]), int(shape[1])))
+    return Csr(indptr, (key - r * nc).astype(np.int32), data, (int(shape[0]), int(shape[1])))
 
 
 @njit(cache=True, nogil=True)

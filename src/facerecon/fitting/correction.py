@@ -146,7 +146,9 @@ class _RegionGeometry:
         lap = sp.eye(n) - sp.diags(1.0 / np.maximum(deg + out_deg, 1)) @ adj
         self.free = ~border[self.idx]
         lf = lap.tocsc()[:, self.free]
-        self.bilaplacian = _csr((lf.T @ lf).tocsr())
+        bilaplacian = (lf.T @ lf).tocsr()
+        bilaplacian.sort_indices()  # the product's rows come unsorted: sorted once here, not in each prior's sum
+        self.bilaplacian = _csr(bilaplacian)
         # the membrane energy sum over edges (d_i - d_j)^2 (border neighbours hold 0): D - A on the free vertices
         comb = (sp.diags(deg + out_deg) - adj).tocsc()[:, self.free].tocsr()[self.free]
         self.membrane = _csr(comb.tocsr())
@@ -185,22 +187,29 @@ def _scaled_plus_diagonal(base: Csr, scale: float, diag: float) -> Csr:
     n = base.shape[0]
     rows = np.repeat(np.arange(n, dtype=np.int64), np.diff(base.indptr))
     cols = np.asarray(base.indices, np.int64)
-    order = np.lexsort((cols, rows))
-    r, c, v = rows[order], cols[order], (base.data * scale)[order]
-    if len(r) > 1 and ((r[1:] == r[:-1]) & (c[1:] == c[:-1])).any():
-        raise ValueError("correction prior: a duplicate entry in the region's matrix")  # never built so (scipy's products sum them)
+    v = base.data * scale
+    same_row = rows[1:] == rows[:-1]
+    if (cols[1:][same_row] > cols[:-1][same_row]).all():  # sorted, no duplicates: the region's matrices as built
+        r, c = rows, cols
+    else:
+        key = rows * n + cols
+        order = np.argsort(key, kind="stable")
+        r, c, v, key = rows[order], cols[order], v[order], key[order]
+        if (key[1:] == key[:-1]).any():
+            raise ValueError("correction prior: a duplicate entry in the region's matrix")  # never built so
     on = r == c
     v[on] = v[on] + diag
-    missing = np.ones(n, bool)
-    missing[r[on]] = False
-    if missing.any():
+    if on.sum() < n:  # a row without its diagonal entry: inserted as ``diag``
+        missing = np.ones(n, bool)
+        missing[r[on]] = False
         add = np.flatnonzero(missing)
         r, c = np.r_[r, add], np.r_[c, add]
         v = np.r_[v, np.full(len(add), 0.0) + diag]
-        order = np.lexsort((c, r))
+        order = np.argsort(r * n + c, kind="stable")
         r, c, v = r[order], c[order], v[order]
     keep = v != 0
-    r, c, v = r[keep], c[keep], v[keep]
+    if not keep.all():
+        r, c, v = r[keep], c[keep], v[keep]
     indptr = np.zeros(n + 1, np.int32)
     np.cumsum(np.bincount(r, minlength=n), out=indptr[1:])
     return Csr(indptr, c.astype(np.int32), v, (n, n))
