@@ -479,8 +479,8 @@ def _ic_factor(indptr, indices, data, on_diag, shift):
         for e in range(ptr[i], ptr[i + 1]):
             k = idx[e]
             s = data[indptr[i] + e - ptr[i]]
-            for f in range(ptr[k], ptr[k + 1]):
-                s -= val[f] * w[idx[f]]
+            for f in range(np.uint64(ptr[k]), np.uint64(ptr[k + 1])):  # unsigned: no wraparound per load (as _ic_step)
+                s -= val[f] * w[np.uint64(idx[f])]
             s *= inv[k]
             val[e] = s
             w[k] = s
@@ -498,20 +498,25 @@ def _ic_factor(indptr, indices, data, on_diag, shift):
 def _ic_step(x, r, p, ap, alpha, ptr, idx, val, inv, z):
     """``x += alpha p``, ``r -= alpha ap``, then ``z = (L L^T)^-1 r`` for the factor of :func:`_ic_factor`: a forward
     sweep by rows, a backward one by columns."""
+    # unsigned positions (``np.uint64``): numba then drops each load's negative-index wraparound, ~30 % of the
+    # sweeps' time (docs/speed.md round 8); the same operations in the same order
     n = len(r)
     for i in range(n):
         x[i] += alpha * p[i]
         r[i] -= alpha * ap[i]
+    lo = np.uint64(ptr[0])
     for i in range(n):
         s = r[i]
-        for e in range(ptr[i], ptr[i + 1]):
-            s -= val[e] * z[idx[e]]
+        hi = np.uint64(ptr[i + 1])
+        for e in range(lo, hi):
+            s -= val[e] * z[np.uint64(idx[e])]
         z[i] = s * inv[i]
+        lo = hi
     for i in range(n - 1, -1, -1):
         zi = z[i] * inv[i]
         z[i] = zi
-        for e in range(ptr[i], ptr[i + 1]):
-            z[idx[e]] -= val[e] * zi
+        for e in range(np.uint64(ptr[i]), np.uint64(ptr[i + 1])):
+            z[np.uint64(idx[e])] -= val[e] * zi
 
 
 @njit(cache=True, nogil=True)
@@ -624,13 +629,8 @@ def correct_surface(points_cam: np.ndarray, v_head: np.ndarray, pose: HeadPose, 
     # system ill-conditioned: measured, 3-5x the conjugate-gradient iterations)
     active = np.zeros(geo.n_free, bool)
     active[col] = True
-    adj = geo.free_adjacency
-    adj_rows = np.repeat(np.arange(geo.n_free), np.diff(adj.indptr))
     for _ in range(int(cfg.margin_rings)):
-        # a vertex with an active neighbour (the adjacency's entries are positive counts: ``adj @ active > 0``)
-        grow = np.zeros(geo.n_free, bool)
-        grow[adj_rows[active[adj.indices]]] = True
-        active |= grow
+        active |= (geo.free_adjacency @ active.astype(np.float64)) > 0
     act = np.flatnonzero(active)
     pos = np.full(geo.n_free, -1, np.int64)
     pos[act] = np.arange(len(act))
