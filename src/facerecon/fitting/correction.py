@@ -46,7 +46,6 @@ from ..geometry.pose import HeadPose
 from ..settings import toml_defaults
 from .gauss_newton import measured_points, per_model
 
-
 TRIM_NOISE = 0.95  # share of the second differences kept by :func:`grid_noise_mm`
 
 
@@ -405,8 +404,8 @@ def _pcg(a: Csr, b: np.ndarray, x: np.ndarray, tol: float, max_iter: int = 500,
     ``factor`` None: Jacobi (``diagonal``: ``a``'s diagonal where the caller holds it, the same values as
     ``a.diagonal()``); the vector updates are numba passes with the arithmetic of the NumPy expressions they replaced.
     ``factor``: an incomplete Cholesky factor of ``a`` (or of ``a`` with other data weights on its diagonal: it
-    only preconditions), applied by two triangular sweeps.  The sparse product (scipy's: a numba loop was slower) and
-    the dot products and norms (BLAS sums in its own order) are the same in both."""
+    only preconditions), applied by two triangular sweeps.  The sparse product (:class:`Csr`'s: scipy's sums, compiled)
+    and the dot products and norms (BLAS sums in its own order) are the same in both."""
     x = x.copy()
     r = b - a @ x
     bn = tol * max(float(np.linalg.norm(b)), 1e-300)
