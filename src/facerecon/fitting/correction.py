@@ -152,7 +152,9 @@ class _RegionGeometry:
         comb = (sp.diags(deg + out_deg) - adj).tocsc()[:, self.free].tocsr()[self.free]
         self.membrane = _csr(comb.tocsr())
         self.n_free = int(self.free.sum())
-        self.free_adjacency = _csr(adj.tocsc()[:, self.free].tocsr()[self.free])
+        fa = _csr(adj.tocsc()[:, self.free].tocsr()[self.free])
+        # int64 row pointers as the per-frame system's (``_principal``): one signature of the product to load, not two
+        self.free_adjacency = Csr(fa.indptr.astype(np.int64), fa.indices, fa.data, fa.shape)
         self._priors: dict = {}
 
     def prior(self, smoothness: float, shrink: float, kind: str) -> Csr:
@@ -315,10 +317,10 @@ def _geometry_of_arrays(model: FaceModel, header: dict, arrays: list) -> _Region
 
 
 def _valid_csr(indptr: np.ndarray, indices: np.ndarray, data: np.ndarray, shape: tuple[int, int]) -> bool:
-    """The arrays are a CSR matrix of ``shape`` as scipy builds them (its ``check_format(full_check=True)``: int32 /
-    int64 indices of one dtype, float64 data, ``indptr`` from 0 to the entries and not decreasing, columns in range)."""
-    return (indptr.ndim == indices.ndim == data.ndim == 1 and indptr.dtype == indices.dtype
-            and indptr.dtype in (np.int32, np.int64) and data.dtype == np.float64
+    """The arrays are a CSR matrix of ``shape`` (as scipy's ``check_format(full_check=True)`` checks: int32 / int64
+    indices, float64 data, ``indptr`` from 0 to the entries and not decreasing, columns in range)."""
+    return (indptr.ndim == indices.ndim == data.ndim == 1
+            and indptr.dtype in (np.int32, np.int64) and indices.dtype in (np.int32, np.int64) and data.dtype == np.float64
             and len(indptr) == shape[0] + 1 and indptr[0] == 0 and indptr[-1] == len(indices) == len(data)
             and bool((np.diff(indptr) >= 0).all()) and (not len(indices) or (indices.min() >= 0 and indices.max() < shape[1])))
 
