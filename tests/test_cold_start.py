@@ -123,3 +123,68 @@ def test_obj_face_block_disk_cache(model, tmp_path):
     tri = np.array(model.triangles[:100])
     assert obj("tri.obj", cache, tri) == obj("tri_plain.obj", None, tri)
     assert len(list(cache.glob("objfaces-*.bin"))) == 2
+
+
+def test_csr_pieces_are_scipys():
+    """The frame path's sparse pieces without scipy.sparse (round 8) give scipy's arrays and products bit for bit:
+    ``incidence_csr`` (COO -> CSR, repeated pairs summed), ``Csr @`` (a vector and the columns of a 2-D array),
+    ``diagonal``, and the correction's ``scale x B + diag x I`` (sorted, zeros dropped, missing diagonal entries added)."""
+    import scipy.sparse as sp
+
+    from facerecon.facemodel.model import Csr, incidence_csr
+    from facerecon.fitting.correction import _scaled_plus_diagonal
+
+    def same(got, want):
+        return all(np.array_equal(getattr(got, a), getattr(want, a)) and getattr(got, a).dtype == getattr(want, a).dtype
+                   for a in ("indptr", "indices", "data")) and tuple(got.shape) == tuple(want.shape)
+
+    rng = np.random.default_rng(5)
+    for t in range(6):
+        r, c = rng.integers(0, 40, 300), rng.integers(0, 60, 300)
+        if t % 2:  # unique pairs, shuffled
+            u = rng.permutation(np.unique(r * 100 + c))
+            r, c = u // 100, u % 100
+        assert same(incidence_csr(r, c, (45, 60)), sp.csr_matrix((np.ones(len(r)), (r, c)), shape=(45, 60)))
+    for t in range(4):
+        a = sp.random(200, 200, density=0.06, random_state=t, format="csr")
+        a = (a + a.T).tocsr() if t % 2 else a  # unsorted indices from the sum
+        if t == 3:
+            a.data[::7] = 0.0  # explicit zeros stay in the product, drop out of the sum
+        base = Csr(a.indptr, a.indices, a.data, a.shape)
+        x, xs = rng.normal(size=200), rng.normal(size=(200, 3))
+        assert np.array_equal(base @ x, a @ x) and np.array_equal(base @ xs, a @ xs)
+        assert np.array_equal(base.diagonal(), a.diagonal())
+        for scale, diag in ((4.0, 0.05), (1.0, 0.0), (0.37, 1e-3)):
+            want = (scale * a + diag * sp.eye(200, format="csr")).tocsr()
+            want.sum_duplicates()
+            want.sort_indices()
+            got = _scaled_plus_diagonal(base, scale, diag)
+            assert same(got, want) and got.has_sorted_indices
+
+
+def test_correction_and_check_do_not_import_scipy_sparse(model, tmp_path):
+    """A process that reads the correction's region geometry from disk, builds the check's region and corrects a surface
+    does not import scipy.sparse (round 8; the geometry's first build does, once per model and region)."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    script = (
+        "import json, sys\nimport numpy as np\n"
+        "from facerecon.facemodel import FaceModel\nfrom facerecon.fitting import correction as C\n"
+        "from facerecon.geometry.pose import HeadPose\nfrom facerecon.pipeline.check import FaceRegion\n"
+        "m = FaceModel.load()\nreg = FaceRegion(m)\nv = m.vertices().astype(np.float64)\n"
+        "reg.sample_with_normals(v)\nreg.landmark_normals(v)\n"
+        "pose = HeadPose(np.eye(3), np.array([0.0, 0.0, 600.0]))\n"
+        "pts = pose.apply(v[C.region_geometry(m, 'face').idx]) + np.random.default_rng(0).normal(0, 0.3, (1, 3))\n"
+        "res = C.correct_surface(pts, v, pose, m)\n"
+        "print(json.dumps({'status': res.status, 'sparse': sorted(k for k in sys.modules if k.startswith('scipy.sparse'))}))\n")
+    env = dict(os.environ, FACERECON_HOME=str(tmp_path))
+    first = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300, env=env, check=False)
+    assert first.returncode == 0, first.stderr[-2000:]
+    assert json.loads(first.stdout.splitlines()[-1])["sparse"]  # built: scipy's constructions, then kept on disk
+    again = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300, env=env, check=False)
+    assert again.returncode == 0, again.stderr[-2000:]
+    got = json.loads(again.stdout.splitlines()[-1])
+    assert got["sparse"] == [] and got["status"] == "on", got

@@ -388,6 +388,80 @@ def csr_unit_normals(fn, indptr, indices, data, degenerate_minus_z):
     return out
 
 
+@dataclass(eq=False)  # not frozen: the correction scales its system's data in place
+class Csr:
+    """A sparse matrix in compressed-sparse-row form: scipy's ``csr_matrix`` arrays (``indptr``, ``indices``, ``data``)
+    and ``shape``, with the one product a frame needs (``@`` a vector or the columns of a 2-D array).  The frame path
+    holds these instead of scipy matrices: ``import scipy.sparse`` is 40-50 ms of a cold start (docs/speed.md round 8);
+    the matrices are built once (with scipy where that is simpler) and kept on disk."""
+
+    indptr: np.ndarray
+    indices: np.ndarray
+    data: np.ndarray
+    shape: tuple[int, int]
+
+    def __matmul__(self, x: np.ndarray) -> np.ndarray:
+        """``self @ x``: scipy's ``csr_matvec`` per column (each row's products added to 0.0 in stored order), so the
+        same sums bit for bit."""
+        x = np.asarray(x, np.float64)
+        if x.ndim == 1:
+            return _csr_matvec(self.indptr, self.indices, self.data, x)
+        return np.stack([_csr_matvec(self.indptr, self.indices, self.data, np.ascontiguousarray(c)) for c in x.T], axis=1)
+
+    @property
+    def nnz(self) -> int:
+        return int(self.indptr[-1])
+
+    @property
+    def has_sorted_indices(self) -> bool:
+        """Every row's column indices strictly increasing (scipy's canonical form: sorted, no duplicates)."""
+        rows = np.repeat(np.arange(self.shape[0]), np.diff(self.indptr))
+        same_row = rows[1:] == rows[:-1]
+        return bool(np.all(self.indices[1:][same_row] > self.indices[:-1][same_row]))
+
+    def diagonal(self) -> np.ndarray:
+        """The stored diagonal entries (0 where none; duplicates summed), as scipy's ``diagonal()``."""
+        rows = np.repeat(np.arange(self.shape[0]), np.diff(self.indptr))
+        on = self.indices == rows
+        return np.bincount(rows[on], self.data[on], minlength=min(self.shape))
+
+
+def incidence_csr(rows: np.ndarray, cols: np.ndarray, shape: tuple[int, int]) -> Csr:
+    """The matrix with ones at (``rows``, ``cols``): the same arrays as scipy's
+    ``csr_matrix((np.ones(len(rows)), (rows, cols)), shape=shape)`` (int32 indices, columns sorted within a row, a
+    repeated pair summed)."""
+    rows, cols = np.asarray(rows, np.int64), np.asarray(cols, np.int64)
+    nc = np.int64(max(int(shape[1]), 1))
+    key = np.sort(rows * nc + cols)  # one int64 sort (a lexsort of the pairs is ~3x slower)
+    first = np.ones(len(key), bool)
+    first[1:] = key[1:] != key[:-1]
+    data = np.ones(len(key))
+    if not first.all():  # a pair given more than once: its count, as scipy sums the duplicates
+        data = np.diff(np.r_[np.flatnonzero(first), len(key)]).astype(np.float64)
+        key = key[first]
+    r = key // nc
+    indptr = np.zeros(shape[0] + 1, np.int32)
+    np.cumsum(np.bincount(r, minlength=shape[0]), out=indptr[1:])
+    return Csr(indptr, (key - r * nc).astype(np.int32), data, (int(shape[0]), int(shape[1])))
+
+
+@njit(cache=True, nogil=True)
+def _csr_matvec(indptr, indices, data, x):
+    # unsigned positions: numba then drops the negative-index wraparound of each load (with signed ones this loop was
+    # ~50 % slower than scipy's; now ~30 % faster: docs/speed.md round 8); the sums are the same
+    n = indptr.shape[0] - 1
+    y = np.empty(n)
+    lo = np.uint64(indptr[0])
+    for i in range(n):
+        s = 0.0
+        hi = np.uint64(indptr[i + 1])
+        for jj in range(lo, hi):
+            s += data[jj] * x[np.uint64(indices[jj])]
+        y[i] = s
+        lo = hi
+    return y
+
+
 @njit(cache=True, nogil=True)
 def _vertex_normals64(v: np.ndarray, tris: np.ndarray) -> np.ndarray:
     nt = len(tris)

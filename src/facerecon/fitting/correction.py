@@ -28,23 +28,23 @@ A frame whose residual after the correction is implausible (too little of the fa
 points still far from the corrected surface, or a field too large to be the same face) keeps the
 model surface; the result says why (:attr:`Correction.status`).
 
-Pure numpy / scipy (sparse conjugate gradients, warm-started across the re-weighted solves).
+Pure numpy / numba (sparse conjugate gradients, warm-started across the re-weighted solves); scipy.sparse builds the
+region's matrices once (then kept on disk), off the per-frame path.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 import numpy as np
-import scipy.sparse as sp
 from numba import njit
 
 from ..facemodel import FaceModel, vertex_normals
+from ..facemodel.model import Csr
 from ..geometry.camera import Intrinsics
 from ..geometry.neighbours import BoundedNeighbours
 from ..geometry.pose import HeadPose
 from ..settings import toml_defaults
 from .gauss_newton import measured_points, per_model
-
 
 TRIM_NOISE = 0.95  # share of the second differences kept by :func:`grid_noise_mm`
 
@@ -113,6 +113,8 @@ class _RegionGeometry:
     border (held at 0), the triangles for its normals and the bi-Laplacian on its free vertices."""
 
     def __init__(self, model: FaceModel, region: str):
+        import scipy.sparse as sp  # here: built once per model and region (then read from disk), not per frame
+
         self.model = model
         in_region = model.region_mask(region)
         tris = model.triangles
@@ -143,15 +145,19 @@ class _RegionGeometry:
         lap = sp.eye(n) - sp.diags(1.0 / np.maximum(deg + out_deg, 1)) @ adj
         self.free = ~border[self.idx]
         lf = lap.tocsc()[:, self.free]
-        self.bilaplacian = (lf.T @ lf).tocsr()
+        bilaplacian = (lf.T @ lf).tocsr()
+        bilaplacian.sort_indices()  # the product's rows come unsorted: sorted once here, not in each prior's sum
+        self.bilaplacian = _csr(bilaplacian)
         # the membrane energy sum over edges (d_i - d_j)^2 (border neighbours hold 0): D - A on the free vertices
         comb = (sp.diags(deg + out_deg) - adj).tocsc()[:, self.free].tocsr()[self.free]
-        self.membrane = comb.tocsr()
+        self.membrane = _csr(comb.tocsr())
         self.n_free = int(self.free.sum())
-        self.free_adjacency = adj.tocsc()[:, self.free].tocsr()[self.free]
+        fa = _csr(adj.tocsc()[:, self.free].tocsr()[self.free])
+        # int64 row pointers as the per-frame system's (``_principal``): one signature of the product to load, not two
+        self.free_adjacency = Csr(fa.indptr.astype(np.int64), fa.indices, fa.data, fa.shape)
         self._priors: dict = {}
 
-    def prior(self, smoothness: float, shrink: float, kind: str) -> sp.csr_matrix:
+    def prior(self, smoothness: float, shrink: float, kind: str) -> Csr:
         """``smoothness x (bi-Laplacian | membrane) + shrink x I`` on the free vertices, CSR with sorted
         indices and every diagonal entry stored (built once per setting: a column slice of it keeps both)."""
         key = (float(smoothness), float(shrink), kind)
@@ -160,15 +166,54 @@ class _RegionGeometry:
             if kind not in ("thin-plate", "membrane"):
                 raise ValueError(f"correction prior {kind!r}: choose thin-plate or membrane")
             base = self.bilaplacian if kind == "thin-plate" else self.membrane
-            m = (smoothness * base + shrink * sp.eye(self.n_free, format="csr")).tocsr()
-            m.sum_duplicates()
-            m.sort_indices()
+            m = _scaled_plus_diagonal(base, float(smoothness), float(shrink))
             self._priors = {key: m}  # one setting at a time in practice
         return m
 
     def normals(self, v_head: np.ndarray) -> np.ndarray:
         """(n, 3) unit normals of the region's vertices on the mesh ``v_head``."""
         return vertex_normals(np.asarray(v_head[self.tri_verts], np.float64), self.tris_local)[self.idx_in_tri]
+
+
+def _csr(m) -> Csr:
+    """scipy's CSR matrix ``m`` as a :class:`Csr` of the same arrays."""
+    return Csr(m.indptr, m.indices, m.data, (int(m.shape[0]), int(m.shape[1])))
+
+
+def _scaled_plus_diagonal(base: Csr, scale: float, diag: float) -> Csr:
+    """``scale x base + diag x I`` as scipy gives it (``(scale * base + diag * sp.eye(n, format="csr")).tocsr()``, then
+    ``sum_duplicates()`` and ``sort_indices()``) without importing scipy.sparse: each entry ``scale x b`` (``+ diag`` on
+    the diagonal; the missing diagonal entries inserted as ``diag``), the columns sorted within each row, exact zeros
+    dropped (scipy's sum keeps only nonzero results).  The same arrays, bit for bit (tests/test_cold_start.py)."""
+    n = base.shape[0]
+    rows = np.repeat(np.arange(n, dtype=np.int64), np.diff(base.indptr))
+    cols = np.asarray(base.indices, np.int64)
+    v = base.data * scale
+    same_row = rows[1:] == rows[:-1]
+    if (cols[1:][same_row] > cols[:-1][same_row]).all():  # sorted, no duplicates: the region's matrices as built
+        r, c = rows, cols
+    else:
+        key = rows * n + cols
+        order = np.argsort(key, kind="stable")
+        r, c, v, key = rows[order], cols[order], v[order], key[order]
+        if (key[1:] == key[:-1]).any():
+            raise ValueError("correction prior: a duplicate entry in the region's matrix")  # never built so
+    on = r == c
+    v[on] = v[on] + diag
+    if on.sum() < n:  # a row without its diagonal entry: inserted as ``diag``
+        missing = np.ones(n, bool)
+        missing[r[on]] = False
+        add = np.flatnonzero(missing)
+        r, c = np.r_[r, add], np.r_[c, add]
+        v = np.r_[v, np.full(len(add), 0.0) + diag]
+        order = np.argsort(r * n + c, kind="stable")
+        r, c, v = r[order], c[order], v[order]
+    keep = v != 0
+    if not keep.all():
+        r, c, v = r[keep], c[keep], v[keep]
+    indptr = np.zeros(n + 1, np.int32)
+    np.cumsum(np.bincount(r, minlength=n), out=indptr[1:])
+    return Csr(indptr, c.astype(np.int32), v, (n, n))
 
 
 def _unique_pairs(e: np.ndarray, n: int) -> np.ndarray:
@@ -262,15 +307,22 @@ def _geometry_of_arrays(model: FaceModel, header: dict, arrays: list) -> _Region
             data, indices, indptr = (np.array(a) for a in rest[3 * k : 3 * k + 3])
             if shape != (geo.n_free, geo.n_free):
                 return None
-            m = sp.csr_matrix((data, indices, indptr), shape=shape)
-            m.check_format(full_check=True)
-            if m.indices.dtype != indices.dtype or m.indptr.dtype != indptr.dtype:
-                return None  # scipy would have given other index arrays than the built ones
-            setattr(geo, name, m)
+            if not _valid_csr(indptr, indices, data, shape):
+                return None
+            setattr(geo, name, Csr(indptr, indices, data, shape))
         geo._priors = {}
         return geo
     except (KeyError, TypeError, ValueError, IndexError):
         return None
+
+
+def _valid_csr(indptr: np.ndarray, indices: np.ndarray, data: np.ndarray, shape: tuple[int, int]) -> bool:
+    """The arrays are a CSR matrix of ``shape`` (as scipy's ``check_format(full_check=True)`` checks: int32 / int64
+    indices, float64 data, ``indptr`` from 0 to the entries and not decreasing, columns in range)."""
+    return (indptr.ndim == indices.ndim == data.ndim == 1
+            and indptr.dtype in (np.int32, np.int64) and indices.dtype in (np.int32, np.int64) and data.dtype == np.float64
+            and len(indptr) == shape[0] + 1 and indptr[0] == 0 and indptr[-1] == len(indices) == len(data)
+            and bool((np.diff(indptr) >= 0).all()) and (not len(indices) or (indices.min() >= 0 and indices.max() < shape[1])))
 
 
 def _robust_sigma(e: np.ndarray, w: np.ndarray) -> float:
@@ -281,7 +333,7 @@ def _robust_sigma(e: np.ndarray, w: np.ndarray) -> float:
     return float(1.4826 * a[order][np.searchsorted(c, 0.5 * c[-1])])
 
 
-def _principal(m: sp.csr_matrix, keep: np.ndarray) -> tuple[sp.csr_matrix, np.ndarray]:
+def _principal(m: Csr, keep: np.ndarray) -> tuple[Csr, np.ndarray]:
     """``m[keep][:, keep]`` (``keep`` sorted, unique; ``m`` with sorted indices and every diagonal entry
     stored) and where each row's diagonal entry sits in its ``data``: the same entries in the same order
     as scipy's two fancy indexings (so the same products, bit for bit), in one numba pass (~5x faster)."""
@@ -290,7 +342,7 @@ def _principal(m: sp.csr_matrix, keep: np.ndarray) -> tuple[sp.csr_matrix, np.nd
     indptr, indices, data, diag = _principal_nb(m.indptr.astype(np.int64), m.indices.astype(np.int64), m.data, keep.astype(np.int64), pos)
     if (diag < 0).any():
         raise ValueError("principal submatrix: a diagonal entry is not stored")
-    return sp.csr_matrix((data, indices, indptr), shape=(len(keep), len(keep))), diag
+    return Csr(indptr, indices, data, (len(keep), len(keep))), diag
 
 
 @njit(cache=True, nogil=True)
@@ -345,7 +397,7 @@ def _gated_pairs(p, dist, k, cand, vr, nr, max_normal, max_tangent):
     return vi[:count].copy(), r[:count].copy()
 
 
-def _pcg(a: sp.csr_matrix, b: np.ndarray, x: np.ndarray, tol: float, max_iter: int = 500,
+def _pcg(a: Csr, b: np.ndarray, x: np.ndarray, tol: float, max_iter: int = 500,
          diagonal: np.ndarray | None = None, factor: "_IncompleteCholesky | None" = None) -> tuple[np.ndarray, int]:
     """Preconditioned conjugate gradients for the SPD ``a`` from ``x`` (to ``|r| <= tol |b|``): scipy's ``cg``
     without its per-iteration operator wrapping (a third of its time on these systems).  Returns the solution and
@@ -354,8 +406,8 @@ def _pcg(a: sp.csr_matrix, b: np.ndarray, x: np.ndarray, tol: float, max_iter: i
     ``factor`` None: Jacobi (``diagonal``: ``a``'s diagonal where the caller holds it, the same values as
     ``a.diagonal()``); the vector updates are numba passes with the arithmetic of the NumPy expressions they replaced.
     ``factor``: an incomplete Cholesky factor of ``a`` (or of ``a`` with other data weights on its diagonal: it
-    only preconditions), applied by two triangular sweeps.  The sparse product (scipy's: a numba loop was slower) and
-    the dot products and norms (BLAS sums in its own order) are the same in both."""
+    only preconditions), applied by two triangular sweeps.  The sparse product (:class:`Csr`'s: scipy's sums, compiled)
+    and the dot products and norms (BLAS sums in its own order) are the same in both."""
     x = x.copy()
     r = b - a @ x
     bn = tol * max(float(np.linalg.norm(b)), 1e-300)
@@ -392,7 +444,7 @@ class _IncompleteCholesky:
     False: not within 8 doublings).  Stored compact: the strictly lower rows, and the diagonal's reciprocals (the
     sweeps multiply)."""
 
-    def __init__(self, a: sp.csr_matrix, on_diag: np.ndarray, shift: float):
+    def __init__(self, a: Csr, on_diag: np.ndarray, shift: float):
         s = float(shift)
         self.ok, self.shift = False, s
         for _ in range(9):
@@ -428,8 +480,8 @@ def _ic_factor(indptr, indices, data, on_diag, shift):
         for e in range(ptr[i], ptr[i + 1]):
             k = idx[e]
             s = data[indptr[i] + e - ptr[i]]
-            for f in range(ptr[k], ptr[k + 1]):
-                s -= val[f] * w[idx[f]]
+            for f in range(np.uint64(ptr[k]), np.uint64(ptr[k + 1])):  # unsigned: no wraparound per load (as _ic_step)
+                s -= val[f] * w[np.uint64(idx[f])]
             s *= inv[k]
             val[e] = s
             w[k] = s
@@ -447,20 +499,25 @@ def _ic_factor(indptr, indices, data, on_diag, shift):
 def _ic_step(x, r, p, ap, alpha, ptr, idx, val, inv, z):
     """``x += alpha p``, ``r -= alpha ap``, then ``z = (L L^T)^-1 r`` for the factor of :func:`_ic_factor`: a forward
     sweep by rows, a backward one by columns."""
+    # unsigned positions (``np.uint64``): numba then drops each load's negative-index wraparound, ~30 % of the
+    # sweeps' time (docs/speed.md round 8); the same operations in the same order
     n = len(r)
     for i in range(n):
         x[i] += alpha * p[i]
         r[i] -= alpha * ap[i]
+    lo = np.uint64(ptr[0])
     for i in range(n):
         s = r[i]
-        for e in range(ptr[i], ptr[i + 1]):
-            s -= val[e] * z[idx[e]]
+        hi = np.uint64(ptr[i + 1])
+        for e in range(lo, hi):
+            s -= val[e] * z[np.uint64(idx[e])]
         z[i] = s * inv[i]
+        lo = hi
     for i in range(n - 1, -1, -1):
         zi = z[i] * inv[i]
         z[i] = zi
-        for e in range(ptr[i], ptr[i + 1]):
-            z[idx[e]] -= val[e] * zi
+        for e in range(np.uint64(ptr[i]), np.uint64(ptr[i + 1])):
+            z[np.uint64(idx[e])] -= val[e] * zi
 
 
 @njit(cache=True, nogil=True)

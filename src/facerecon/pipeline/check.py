@@ -45,7 +45,7 @@ import numpy as np
 from numba import njit
 
 from ..facemodel import FaceModel
-from ..facemodel.model import csr_unit_normals, triangle_normals
+from ..facemodel.model import csr_unit_normals, incidence_csr, triangle_normals
 from ..geometry.icp import Pairs, Rejection, rigid_icp
 from ..geometry.pose import HeadPose
 from ..geometry.raster import rasterize
@@ -392,8 +392,6 @@ class FaceRegion:
         cen = ref[self.triangles].mean(axis=1)
         self.central = np.linalg.norm(cen[:, :2] - nose[:2], axis=1) < central_radius_mm
         # sample vertex x region triangle incidence: the sample's normals in one sparse product
-        from scipy.sparse import csr_matrix
-
         rows, cols = [], []
         pos = np.full(len(used), -1, np.int64)
         pos[self._sample_local] = np.arange(len(self.sample))
@@ -403,7 +401,7 @@ class FaceRegion:
             rows.append(hit[ok])
             cols.append(np.flatnonzero(ok))
         r, c = np.concatenate(rows), np.concatenate(cols)
-        self._incidence = csr_matrix((np.ones(len(r)), (r, c)), shape=(len(self.sample), len(self._tris_local)))
+        self._incidence = incidence_csr(r, c, (len(self.sample), len(self._tris_local)))
         self._triangles64 = self.triangles.astype(np.int64)
         # the inner landmarks' vertex normals: the whole mesh's triangles around each landmark vertex
         lm = np.asarray(model.landmarks_68)[list(CHECK_LANDMARKS)]
@@ -416,7 +414,7 @@ class FaceRegion:
             li.append(np.full(len(t), j))
             ti.append(t)
         li, ti = np.concatenate(li), np.concatenate(ti)
-        self._lm_incidence = csr_matrix((np.ones(len(li)), (li, ti)), shape=(len(lm), len(self._lm_tris)))
+        self._lm_incidence = incidence_csr(li, ti, (len(lm), len(self._lm_tris)))
 
     @property
     def landmark_triangles(self) -> np.ndarray:
