@@ -342,14 +342,14 @@ def test_option_errors_are_usage_errors_said_before_any_model_loads(tmp_path: Pa
 
 def test_one_frame_reconstruct_imports_neither_scipy_ndimage_nor_rich_progress(real_dir: Path, tmp_path: Path) -> None:
     """A cold one-frame ``reconstruct`` (detail maps included) does not import scipy.ndimage (~90 ms: the depth
-    cleaning's filters are compiled, tests/test_detail.py) nor rich.progress (~25 ms: no bar for one input), nor the
+    cleaning's filters are compiled, tests/test_detail.py) nor scipy.sparse (~10 ms: facemodel.model.Csr) nor rich.progress (~25 ms: no bar for one input), nor the
     other depth formats' readers (PNG/NPY, PCD, Biwi) nor the photo reader for a TrueDepth frame (~10 ms)."""
     import subprocess
     import sys
 
     frame = real_dir / "truedepth-mannequin" / "DepthFrames" / "frame-000.ply"
     script = ("import json, sys\nfrom facerecon.cli import main\ncode = main(sys.argv[1:])\n"
-              "print(json.dumps({'code': code, 'modules': sorted(m for m in sys.modules if m.startswith(('scipy.ndimage', 'rich.progress', "
+              "print(json.dumps({'code': code, 'modules': sorted(m for m in sys.modules if m.startswith(('scipy.ndimage', 'scipy.sparse', 'rich.progress', "
               "'facerecon.io.pcd', 'facerecon.io.biwi', 'facerecon.io.images', 'facerecon.photo')))}))\n")
     proc = subprocess.run([sys.executable, "-c", script, "reconstruct", str(frame), "-o", str(tmp_path / "out"), "--no-overlay"],
                           capture_output=True, text=True, timeout=300)

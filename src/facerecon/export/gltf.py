@@ -45,7 +45,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..facemodel.model import content_fingerprint, csr_unit_normals, triangle_normals
+from ..facemodel.model import content_fingerprint, csr_unit_normals, incidence_csr, triangle_normals
 from ..facemodel.uv import uv_tangents
 from ..fileutil import atomic_path
 from .rig import (
@@ -122,7 +122,7 @@ class GltfLayout:
     ict_names: list[str]  # the model's expression names (ICT)
     expression_basis: np.ndarray  # (E, V, 3) float64, mm
     triangles: np.ndarray  # (T, 3) all ICT triangles, outward winding
-    vertex_normals_op: object  # scipy sparse (V, T): sums triangle area-normals at vertices
+    vertex_normals_op: object  # Csr (V, T): sums triangle area-normals at vertices
     rig: str = DEFAULT_RIG
     target_sources: list | None = None  # per target: the indices of the ICT shapes it sums
 
@@ -208,11 +208,10 @@ def _expression_basis64(model) -> np.ndarray:
 
 
 def _normals_operator(tris: np.ndarray, n_vertices: int):
-    """The scipy sparse (V, T) matrix that sums the triangles' area normals at their vertices."""
-    import scipy.sparse as sp
-
+    """The sparse (V, T) matrix (:class:`Csr`: scipy's CSR arrays, without importing scipy.sparse) that sums the
+    triangles' area normals at their vertices."""
     t = len(tris)
-    return sp.csr_matrix((np.ones(3 * t), (tris.ravel(), np.repeat(np.arange(t), 3))), shape=(n_vertices, t))
+    return incidence_csr(tris.ravel(), np.repeat(np.arange(t), 3), (n_vertices, t))
 
 
 def _paint_irises(rgba: np.ndarray, v: np.ndarray, mat_names: list[str]) -> None:
