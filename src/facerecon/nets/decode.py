@@ -39,7 +39,7 @@ def turn_position_images(images: np.ndarray, quarter_turns: int) -> np.ndarray:
     camera z axis through the crop centre (``Rz``: x right, y down, so positive turns are clockwise
     in the image): pixels move on the grid, the x, y channels turn with them (a point at centred
     pixel (a, b) moves to (-b, a)).  The pipeline's turned crops
-    (:func:`facerecon.pipeline.check.rotate_position_image`, one image) are this turn."""
+    (:func:`facerecon.pipeline.check.rotate_position_image`, one image) are made by this function."""
     k = int(quarter_turns) % 4
     out = np.asarray(images)
     for _ in range(k):

@@ -51,6 +51,7 @@ from ..geometry.pose import HeadPose
 from ..geometry.raster import rasterize
 from ..geometry.rotations import axis_angle_to_matrix
 from ..geometry.transforms import SimilarityTransform
+from ..nets.decode import turn_position_images
 from ..preprocess.position_image import PositionImage
 from ..settings import from_toml, packaged_toml, with_overrides
 
@@ -844,14 +845,9 @@ def search_grid(pose0: HeadPose, v_sample: np.ndarray, n_sample: np.ndarray, v_h
 def rotate_position_image(data: np.ndarray, quarter_turns: int) -> np.ndarray:
     """(3, S, S) position image of the scene turned by ``90 * quarter_turns`` degrees about the
     camera z axis through the crop centre (``Rz``: x right, y down, so positive turns are
-    clockwise in the image): pixels move on the grid, the x, y channels turn with them."""
-    k = int(quarter_turns) % 4
-    out = np.asarray(data)
-    for _ in range(k):
-        # a point at centred pixel (a, b) moves to (-b, a): new[i, j] = Q old[S-1-j, i]
-        out = np.rot90(out, k=-1, axes=(1, 2))
-        out = np.stack([-out[1], out[0], out[2]])
-    return np.ascontiguousarray(out, np.float32)
+    clockwise in the image): pixels move on the grid, the x, y channels turn with them.  The turn the
+    pose training's augmentation applies (:func:`facerecon.nets.decode.turn_position_images`), as float32."""
+    return turn_position_images(data, quarter_turns).astype(np.float32, copy=False)
 
 
 # -- confidence and the face decision --------------------------------------------------------------------------------
