@@ -51,6 +51,8 @@ import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
 SENSOR, CAMERA = "kinect-v1", "kinect-v1"
+# --sets keys, in the order the sets run (and the table lists them)
+SET_KEYS = ("james-full", "james-face", "mannequin-full", "mannequin-face", "kinect-pcl", "out-of-span", "truedepth")
 
 
 def _pose(rng, yaw=50.0, pitch=30.0, roll=20.0, z=(600.0, 1100.0)):
@@ -312,7 +314,13 @@ def main(argv=None) -> int:
     ap.add_argument("--out", type=Path, default=REPO / "docs")
     ap.add_argument("--pose", type=Path, default=None, help="pose weights or checkpoint (default: the shipped pose_fast)")
     ap.add_argument("--shape", type=Path, default=None, help="shape weights or checkpoint (default: the shipped shape_fast)")
+    ap.add_argument("--sets", default=",".join(SET_KEYS),
+                    help=f"comma-separated sets to run (default all): {', '.join(SET_KEYS)}")
     args = ap.parse_args(argv)
+    chosen = [k.strip() for k in args.sets.split(",") if k.strip()]
+    unknown = [k for k in chosen if k not in SET_KEYS]
+    if unknown or not chosen:
+        ap.error(f"--sets: unknown set(s) {', '.join(unknown) or '(none given)'}; choose from {', '.join(SET_KEYS)}")
     import torch
 
     from facerecon.evaluate.real import JamesShapeError
@@ -337,16 +345,20 @@ def main(argv=None) -> int:
         rec = Reconstructor.from_pretrained("fast", model=model)
     scan = load_james_scan(real / "scan-james", model=model)
     james_error = JamesShapeError(model, scan)
-    sets = {
-        "james full head": james_eval_frames(args.n, seed=args.seed, presets=("biwi",)),
-        "james face only": james_face_only(scan, args.n, args.seed),
-        "mannequin full": mannequin_frames(real / "truedepth-mannequin", model, args.n, args.seed, False),
-        "mannequin face only": mannequin_frames(real / "truedepth-mannequin", model, args.n, args.seed, True),
-        "kinect-pcl (no label)": pcl_frames(args.shared),
-        "synthetic out-of-span (biwi-faces)": out_of_span(model, args.n, args.seed),
+    # built lazily, so a --sets subset does not pay for rendering the others
+    makers = {
+        "james-full": ("james full head", lambda: james_eval_frames(args.n, seed=args.seed, presets=("biwi",))),
+        "james-face": ("james face only", lambda: james_face_only(scan, args.n, args.seed)),
+        "mannequin-full": ("mannequin full", lambda: mannequin_frames(real / "truedepth-mannequin", model, args.n, args.seed, False)),
+        "mannequin-face": ("mannequin face only", lambda: mannequin_frames(real / "truedepth-mannequin", model, args.n, args.seed, True)),
+        "kinect-pcl": ("kinect-pcl (no label)", lambda: pcl_frames(args.shared)),
+        "out-of-span": ("synthetic out-of-span (biwi-faces)", lambda: out_of_span(model, args.n, args.seed)),
     }
-    td, att = truedepth(real / "truedepth-mannequin", model)
-    sets["truedepth real"] = td
+    sets = {makers[k][0]: makers[k][1]() for k in SET_KEYS if k in chosen and k in makers}
+    att = None
+    if "truedepth" in chosen:
+        td, att = truedepth(real / "truedepth-mannequin", model)
+        sets["truedepth real"] = td
     print("frames ready", round(time.time() - t0), "s", flush=True)
     results: dict = {"command": " ".join(["python", *sys.argv]), "sets": {}}
     for name, frames in sets.items():

@@ -152,3 +152,20 @@ def test_real_kinect_face_patches_join_the_target_set(real_dir):
     assert len(s) == 6 and not s.labelled  # the localiser finds each patch
     with pytest.raises(Exception, match="object_template"):
         kinect_patch_frames(real_dir / "scan-james")
+
+
+def test_whole_head_cut_keeps_scalp_inside_the_boundary_and_is_drawn_only_when_named(face_model):
+    # crop_whole_head: the boundary cuts every head segment (scalp, ears), as a patch cut from a real scan
+    scene = {"face_only": 1.0, "face_only_background": 0.0, "crop_side_mm": [100.0, 110.0], "crop_back_mm": [40.0, 60.0]}
+    whole = _preset("biwi", "whole-test", scene={**scene, "crop_whole_head": 1.0})
+    s = SynthGenerator(whole, "ideal", seed=3, model=face_model).generate(0, keep_render=True)
+    assert s.labels["scene"]["face_only"]["whole_head"] is True
+    assert np.isin(s.segment, SEG_HEAD).any()
+    assert not np.isin(s.segment, (SEG_HAIR, SEG_BODY, SEG_OCCLUDER)).any()
+    face = _preset("biwi", "face-test", scene={**scene, "crop_whole_head": 0.0})
+    s = SynthGenerator(face, "ideal", seed=3, model=face_model).generate(0, keep_render=True)
+    assert not np.isin(s.segment, SEG_HEAD).any()
+    # a preset that does not name the key draws nothing for it: its crops are unchanged
+    plain = _preset("biwi", "plain-test", scene={"face_only": 1.0})
+    crop = SynthGenerator(plain, "ideal", seed=5, model=face_model).frame_params(1).scene["face_only"]
+    assert "whole_head" not in crop

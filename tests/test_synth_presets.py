@@ -49,3 +49,16 @@ def test_draw_specs():
     assert -5 <= min(ys) and max(ys) <= 5
     zs = [draw({"choice": [-90, 90], "jitter": 1}, rng) for _ in range(200)]
     assert all(abs(abs(z) - 90) < 6 for z in zs)
+
+
+def test_draw_choice_of_ranges_and_profile_presets():
+    # a choice whose values are ranges: |x| in [55, 90], both signs (the near-profile presets)
+    rng = np.random.default_rng(1)
+    xs = np.array([draw({"choice": [[-90.0, -55.0], [55.0, 90.0]]}, rng) for _ in range(400)])
+    assert np.all((np.abs(xs) >= 55) & (np.abs(xs) <= 90))
+    assert 0.35 < np.mean(xs > 0) < 0.65
+    for name in ("biwi-faces-profile", "truedepth-faces-profile"):
+        p = load_preset(name)
+        assert p.scene["face_only"] == 1.0
+        ys = [draw(p.get("yaw_deg"), rng) for _ in range(50)]
+        assert all(55 <= abs(y) <= 90 for y in ys)

@@ -39,7 +39,7 @@ PRESET_KEYS = frozenset({
 SCENE_KEYS = frozenset({
     "hair", "body", "body_yaw_follow", "glasses", "hand", "cap", "chair", "wall", "wall_gap_mm", "wall_tilt_deg",
     "floor", "side_wall", "boxes", "clip_background", "clip_beyond_head_mm",
-    "face_only", "face_only_background", "crop_top_mm", "crop_bottom_mm", "crop_side_mm", "crop_back_mm",
+    "face_only", "face_only_background", "crop_whole_head", "crop_top_mm", "crop_bottom_mm", "crop_side_mm", "crop_back_mm",
     "crop_roundness",
 })  # fmt: skip
 #: Keys of ``[presets.NAME.shape]``: faces outside the model's span (see :mod:`.deform`).

@@ -194,8 +194,12 @@ def sample_crop(sc: dict, rng: np.random.Generator) -> dict:
     """A face-only crop boundary: forehead (top), chin/throat (bottom), each side (ears), depth (back)
     and how box-like the outline is (superellipse exponent); see :func:`facerecon.synth.scene.crop_mask`."""
     g = lambda k: float(draw(sc.get(k, CROP_DEFAULTS[k]), rng))  # noqa: E731
-    return {"top": g("crop_top_mm"), "bottom": g("crop_bottom_mm"), "left": g("crop_side_mm"), "right": g("crop_side_mm"),
+    crop = {"top": g("crop_top_mm"), "bottom": g("crop_bottom_mm"), "left": g("crop_side_mm"), "right": g("crop_side_mm"),
             "back": g("crop_back_mm"), "roundness": g("crop_roundness")}  # fmt: skip
+    # drawn only when the preset names it, so presets without it keep their exact frames
+    if "crop_whole_head" in sc:
+        crop["whole_head"] = chance(sc["crop_whole_head"], rng)
+    return crop
 
 
 def sample_variants(

@@ -329,7 +329,9 @@ def head_triangles(assets: HeadAssets, scene: dict) -> tuple[np.ndarray, np.ndar
     if not crop:
         return assets.triangles, assets.segments
     inside = crop_mask(assets.neutral, crop)
-    keep = np.isin(assets.segments, FACE_ONLY_SEGMENTS) & inside[assets.triangles].all(axis=1)
+    keep = inside[assets.triangles].all(axis=1)
+    if not crop.get("whole_head"):  # a cut of the whole head (scalp, ears) as a real scan patch is, else the face region
+        keep &= np.isin(assets.segments, FACE_ONLY_SEGMENTS)
     return assets.triangles[keep], assets.segments[keep]
 
 

@@ -33,7 +33,9 @@ def draw(spec: Any, rng: np.random.Generator) -> Any:
     * a number (or string/bool) -> itself;
     * ``[lo, hi]`` -> uniform in [lo, hi] (integers if both ends are ints);
     * ``{normal = [mean, sd], clip = [lo, hi]}`` -> clipped normal;
-    * ``{choice = [...], p = [...], jitter = sd}`` -> one of the values (+ normal jitter).
+    * ``{choice = [...], p = [...], jitter = sd}`` -> one of the values (+ normal jitter); a value
+      that is itself a spec (``{choice = [[-90, -55], [55, 90]]}``) is drawn in turn, so a
+      range with a hole (|yaw| 55-90) is one line.
     """
     if isinstance(spec, (int, float, str, bool)) or spec is None:
         return spec
@@ -57,6 +59,8 @@ def draw(spec: Any, rng: np.random.Generator) -> Any:
             if p is not None:
                 p = np.asarray(p, np.float64) / np.sum(p)
             x = values[int(rng.choice(len(values), p=p))]
+            if isinstance(x, (list, dict)):
+                x = draw(x, rng)
             if spec.get("jitter"):
                 x = float(x) + float(rng.normal(0.0, spec["jitter"]))
             return x
