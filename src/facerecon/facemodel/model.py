@@ -392,8 +392,9 @@ def csr_unit_normals(fn, indptr, indices, data, degenerate_minus_z):
 class Csr:
     """A sparse matrix in compressed-sparse-row form: scipy's ``csr_matrix`` arrays (``indptr``, ``indices``, ``data``)
     and ``shape``, with the one product a frame needs (``@`` a vector or the columns of a 2-D array).  The frame path
-    holds these instead of scipy matrices: ``import scipy.sparse`` is 40-50 ms of a cold start (docs/speed.md round 8);
-    the matrices are built once (with scipy where that is simpler) and kept on disk."""
+    holds these instead of scipy matrices: ``import scipy.sparse`` is ~10 ms of a cold start beyond what numba's own
+    start-up imports of scipy (docs/speed.md round 8); the matrices are built once (with scipy where that is simpler)
+    and kept on disk."""
 
     indptr: np.ndarray
     indices: np.ndarray
