@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import os
 import sys
 import time
 from pathlib import Path
@@ -124,24 +123,15 @@ def main(argv=None) -> int:
     ap.add_argument("--variant", action="append", default=None,
                     help="comma-separated [correction] overrides, e.g. tolerance=1e-10,first_tolerance=1e-10 (repeatable)")
     args = ap.parse_args(argv)
-    import torch
-
     from facerecon.evaluate.real import JamesShapeError
-    from facerecon.facemodel import ALIGNMENT_LANDMARKS_9, FaceModel
+    from facerecon.facemodel import ALIGNMENT_LANDMARKS_9
     from facerecon.geometry.transforms import fit_similarity
     from facerecon.metrics.align import icp_to_surface
-    from facerecon.pipeline import Reconstructor
     from facerecon.realdata import EVAL_POSE_KEY
-    from facerecon.realdata.scan import load_james_scan
     from facerecon.realdata.target import james_eval_frames
-    from real_geometry import james_face_only
+    from real_geometry import james_face_only, james_setup
 
-    torch.set_num_threads(1)
-    real = args.shared / "data" / "real"
-    os.environ["FACERECON_REAL_DATA"] = str(real)
-    model = FaceModel.load()
-    rec = Reconstructor.from_pretrained("fast", model=model)
-    scan = load_james_scan(real / "scan-james", model=model)
+    model, rec, scan = james_setup(args.shared)
     err = JamesShapeError(model, scan)
     surf = err._scan_surface
     reg = np.flatnonzero(err.region)

@@ -47,27 +47,18 @@ def main(argv=None) -> int:
     ap.add_argument("--out", type=Path, default=REPO / "docs")
     ap.add_argument("--figure", action="store_true", help="also write OUT/detail_james.png (first face-only frame)")
     args = ap.parse_args(argv)
-    import torch
+    from real_geometry import james_face_only, james_setup
 
-    from real_geometry import james_face_only
-
-    from facerecon.facemodel import ALIGNMENT_LANDMARKS_9, EVAL_REGION, FaceModel
+    from facerecon.facemodel import ALIGNMENT_LANDMARKS_9, EVAL_REGION
     from facerecon.fitting.detail import DetailConfig, displacement_map, normal_map, texel_frame
     from facerecon.geometry.raster import render_mesh
     from facerecon.geometry.transforms import fit_similarity
     from facerecon.metrics.align import icp_to_surface
     from facerecon.metrics.surface import SurfaceIndex
-    from facerecon.pipeline import Reconstructor
     from facerecon.realdata import EVAL_POSE_KEY
-    from facerecon.realdata.scan import load_james_scan
     from facerecon.realdata.target import james_eval_frames
 
-    torch.set_num_threads(1)
-    real = args.shared / "data" / "real"
-    os.environ["FACERECON_REAL_DATA"] = str(real)
-    model = FaceModel.load()
-    rec = Reconstructor.from_pretrained("fast", model=model)
-    scan = load_james_scan(real / "scan-james", model=model)
+    model, rec, scan = james_setup(args.shared)
     surface = SurfaceIndex(scan.vertices.astype(np.float64), scan.faces[scan.face_triangle])
     scan_lm = scan.landmarks_68[list(ALIGNMENT_LANDMARKS_9)].astype(np.float64)
     region = model.region_mask(EVAL_REGION)

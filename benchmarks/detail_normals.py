@@ -134,21 +134,14 @@ def main(argv=None) -> int:
 
 
 def james_errors(model, args, scales):
-    import torch
-    from real_geometry import james_face_only
+    from real_geometry import james_face_only, james_setup
 
     from facerecon.facemodel import vertex_normals
     from facerecon.fitting.detail import DetailConfig, displacement_map, normal_map
     from facerecon.metrics.surface import SurfaceIndex
-    from facerecon.pipeline import Reconstructor
     from facerecon.realdata import EVAL_POSE_KEY
-    from facerecon.realdata.scan import load_james_scan
 
-    torch.set_num_threads(1)
-    real = args.shared / "data" / "real"
-    os.environ["FACERECON_REAL_DATA"] = str(real)
-    rec = Reconstructor.from_pretrained("fast", model=model)
-    scan = load_james_scan(real / "scan-james", model=model)
+    model, rec, scan = james_setup(args.shared, model)
     surface = SurfaceIndex(scan.vertices.astype(np.float64), scan.faces[scan.face_triangle])
     # the scan's faceted triangle normals carry the scan's own noise: its smooth (vertex) normals are the truth
     scan_vn = vertex_normals(surface.vertices, surface.faces)

@@ -64,6 +64,25 @@ def _pose(rng, yaw=50.0, pitch=30.0, roll=20.0, z=(600.0, 1100.0)):
     return r, t
 
 
+def james_setup(shared: Path, model=None):
+    """The james benchmarks' common set-up: torch on one thread, ``FACERECON_REAL_DATA`` at the shared real data, the
+    face model, the shipped ``fast`` reconstructor and the james scan.  Returns (model, reconstructor, scan)."""
+    import os
+
+    import torch
+
+    from facerecon.facemodel import FaceModel
+    from facerecon.pipeline import Reconstructor
+    from facerecon.realdata.scan import load_james_scan
+
+    torch.set_num_threads(1)
+    real = Path(shared) / "data" / "real"
+    os.environ["FACERECON_REAL_DATA"] = str(real)
+    model = model or FaceModel.load()
+    rec = Reconstructor.from_pretrained("fast", model=model)
+    return model, rec, load_james_scan(real / "scan-james", model=model)
+
+
 def james_face_only(scan, n: int, seed: int) -> list:
     from facerecon.geometry.camera import camera_preset
     from facerecon.geometry.pose import HeadPose
