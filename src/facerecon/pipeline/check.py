@@ -192,6 +192,8 @@ class SearchSettings:
     keep: int
     stop_confidence: float
     check_best: int  # 0: every cell gets the rendered check
+    patch_radii_mm: tuple[float, ...]  # the patch's own starts (:func:`patch_start`), one per radius (0: the whole patch)
+    patch_passes: int  # their visible-face passes
 
 
 @dataclass(frozen=True)
@@ -631,6 +633,7 @@ class Start(str, Enum):
     ROLLED = "rolled"  # the networks' pose rolled about the view axis (``turn_deg``)
     TURNED_CROP = "turned_crop"  # the networks on the crop turned by ``turn_deg`` (a quarter turn), turned back
     GRID = "grid"  # the networks' pose turned by (``yaw_deg``, ``pitch_deg``) about the head origin
+    PATCH = "patch"  # the measured patch's own shape: its principal axes matched to the face's (:func:`patch_start`)
     FIT = "fit"  # the fitting baseline's frontal start (no network)
     TRACK = "track"  # the previous frame's pose (warm start)
     LANDMARKS = "landmarks"  # the photo fit to the detected landmarks (no depth)
@@ -683,6 +686,7 @@ def robust_pose(candidates: list[Candidate], v_head: np.ndarray, region: FaceReg
     computed only when reached, until one passes clearly; keep the best score.
     ``iterations`` = 0: the networks' pose is only checked, never changed."""
     vs, ns = region.sample_with_normals(v_head)
+    nose = np.asarray(v_head[region.model.landmarks_68[30]], np.float64)
     v_head = CheckedFace.of(v_head, region)  # gathered once for every check below
 
     def evaluate(p: HeadPose) -> SurfaceCheck:
@@ -724,6 +728,8 @@ def robust_pose(candidates: list[Candidate], v_head: np.ndarray, region: FaceReg
     # network run each)
     def groups():
         yield list(candidates[1:])
+        yield [Candidate(Start.PATCH, p) for r in cfg.search.patch_radii_mm
+               if (p := patch_start(pose0, vs, ns, nose, surf, r, cfg.search.patch_passes)) is not None]
         yield search_grid(pose0, vs, ns, v_head, region, surf, cfg, consider)
         yield [Candidate(Start.ROLLED, roll_about_view_axis(pose0, a, centre), turn_deg=float(a)) for a in cfg.fallback.rolls_deg]
         yield more() if more is not None else []
@@ -840,6 +846,66 @@ def search_grid(pose0: HeadPose, v_sample: np.ndarray, n_sample: np.ndarray, v_h
             break
     scored.sort(key=lambda c: c[0])
     return [c for _, c in scored[: g.keep]]
+
+
+def _principal_axes(p: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Centroid and principal axes (columns, largest variance first) of (n, 3) points."""
+    c = p.mean(axis=0)
+    q = p - c
+    return c, np.linalg.eigh(q.T @ q)[1][:, ::-1]
+
+
+# the four proper sign changes of three axes: a principal axis' sign is arbitrary
+_AXIS_SIGNS = np.array([[1, 1, 1], [1, -1, -1], [-1, 1, -1], [-1, -1, 1]], np.float64)
+
+
+def _matched_axes(data_axes: np.ndarray, face_axes: np.ndarray, near: np.ndarray) -> np.ndarray:
+    """The rotation taking ``face_axes`` onto ``data_axes`` (each column onto its counterpart, signs free)
+    nearest ``near``."""
+    flip = np.sign(np.linalg.det(data_axes) * np.linalg.det(face_axes))  # a proper rotation for every sign choice
+    rs = np.einsum("ij,kj,lj->kil", data_axes, _AXIS_SIGNS * flip, face_axes)
+    return rs[int(np.argmax(np.einsum("kij,ij->k", rs, near)))]
+
+
+def patch_start(pose0: HeadPose, v_sample: np.ndarray, n_sample: np.ndarray, nose_head: np.ndarray, surf: MeasuredSurface,
+                radius_mm: float, passes: int, min_points: int = 100) -> HeadPose | None:
+    """A head pose from the measured patch's shape alone: the face's sample vertices placed so that
+    their principal axes and centroid are the crop's points' (None: too few points).
+
+    A face-only patch (no hair, no shoulders: where the networks miss by 30-50 degrees) is a shallow
+    cap whose axes (the least-variance one its mean normal, the largest its long side) fix a pose but
+    for the axes' signs; of those the one nearest the networks' rotation is taken (they are off by
+    far less than the 180 degrees between the others).  ``radius_mm`` > 0: only the points within it
+    of the nose tip (the points that stand out furthest towards the camera along the mean normal)
+    and the sample vertices within it of the face's nose: the same part of the face on both sides,
+    whatever else of the head the patch holds.  The camera sees only the part of the face that faces
+    it, so the visible part's axes differ from the whole face's when it is turned: ``passes`` times
+    the face's axes are taken again over the sample vertices that face the camera at the pose found,
+    and matched again."""
+    pts = surf.points[surf.valid]
+    if len(pts) < min_points:
+        return None
+    c_data, a_data = _principal_axes(pts)
+    if radius_mm > 0:
+        towards = a_data[:, 2] * -np.sign(a_data[:, 2] @ c_data)
+        tip = pts[np.argpartition((pts - c_data) @ towards, len(pts) - 5)[-5:]].mean(axis=0)
+        pts = pts[np.einsum("ij,ij->i", pts - tip, pts - tip) < radius_mm**2]
+        near = np.einsum("ij,ij->i", v_sample - nose_head, v_sample - nose_head) < radius_mm**2
+        v_sample, n_sample = v_sample[near], n_sample[near]
+        if len(pts) < min_points or len(v_sample) < min_points:
+            return None
+        c_data, a_data = _principal_axes(pts)
+    c_face, a_face = _principal_axes(v_sample)
+    r = _matched_axes(a_data, a_face, pose0.R)
+    t = c_data - r @ c_face
+    for _ in range(passes):
+        facing = np.einsum("ij,ij->i", n_sample @ r.T, v_sample @ r.T + t) < 0.0
+        if facing.sum() < min_points:
+            break
+        c_face, a_face = _principal_axes(v_sample[facing])
+        r = _matched_axes(a_data, a_face, r)
+        t = c_data - r @ c_face
+    return HeadPose(r, t)
 
 
 def rotate_position_image(data: np.ndarray, quarter_turns: int) -> np.ndarray:
