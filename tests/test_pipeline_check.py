@@ -120,19 +120,48 @@ def test_grid_search_recovers_a_pose_the_networks_miss_by_40_degrees(reconstruct
 
     est = reconstructor.pose
     truth, v, surf, wrong = turned_case
-    no_grid = check_config({"search": {"yaw_deg": [], "pitch_deg": []}, "fallback": {"rolls_deg": []}})
+    no_grid = check_config({"search": {"yaw_deg": [], "pitch_deg": [], "patch_radii_mm": []}, "fallback": {"rolls_deg": []}})
     stuck = robust_pose([Candidate(Start.NETWORK, wrong)], v, est.region, surf, no_grid, 6)
     assert geodesic_distance_deg(stuck.pose.R, truth.R) > 15.0, "the test needs a start refinement alone does not recover"
-    found = robust_pose([Candidate(Start.NETWORK, wrong)], v, est.region, surf, est.check_cfg, 6)
+    grid = check_config({"search": {"patch_radii_mm": []}})  # the grid alone (the patch's own starts come before it)
+    found = robust_pose([Candidate(Start.NETWORK, wrong)], v, est.region, surf, grid, 6)
     assert geodesic_distance_deg(found.pose.R, truth.R) < 5.0 and found.chosen.start is Start.GRID, (found.chosen, geodesic_distance_deg(found.pose.R, truth.R))
     # the search stopped there: a clear pass from the grid, the rolls after it never tried
     assert not any("rolled" in label for label, _ in found.tried), found.tried
     # without the early stop every cell and roll is tried, and the same basin wins
-    full = robust_pose([Candidate(Start.NETWORK, wrong)], v, est.region, surf, check_config({"search": {"stop_confidence": 1.01}}), 6)
+    full = robust_pose([Candidate(Start.NETWORK, wrong)], v, est.region, surf, check_config({"search": {"stop_confidence": 1.01, "patch_radii_mm": []}}), 6)
     assert any("rolled" in label for label, _ in full.tried) and geodesic_distance_deg(full.pose.R, found.pose.R) < 3.0
     vs, ns = est.region.sample_with_normals(v)
     first = surface_check(v, refine_rigid(wrong, vs, ns, surf, est.check_cfg, 6), est.region, surf, est.check_cfg)
     assert found.check.residual_mm <= first.residual_mm + est.check_cfg.fallback.residual_slack_mm
+
+
+def test_a_face_only_patch_gives_its_own_start_before_the_grid(reconstructor, turned_case):
+    """``[search] patch_radii_mm``: on a face-only patch (the frame's points within 90 mm of the true
+    nose: no hair, no shoulders) the patch's principal axes matched to the face's give a start the
+    refinement takes to the true pose from a networks' pose 40 degrees off, and the search stops there,
+    before the grid's first cell; with the patch's starts off the grid is searched."""
+    from dataclasses import replace
+
+    from facerecon.pipeline.check import Candidate, Start, patch_start, robust_pose
+
+    est = reconstructor.pose
+    truth, v, surf, wrong = turned_case
+    nose = v[reconstructor.model.landmarks_68[30]]
+    near = np.linalg.norm(surf.points - truth.apply(nose[None])[0], axis=-1) < 90.0
+    face_only = replace(surf, valid=surf.valid & near, depth=np.where(surf.valid & near, surf.depth, 0.0))
+    vs, ns = est.region.sample_with_normals(v)
+    cfg = est.check_cfg
+    for r in cfg.search.patch_radii_mm:
+        start = patch_start(wrong, vs, ns, nose, face_only, r, cfg.search.patch_passes)
+        assert geodesic_distance_deg(start.R, truth.R) < 20.0, (r, geodesic_distance_deg(start.R, truth.R))
+    found = robust_pose([Candidate(Start.NETWORK, wrong)], v, est.region, face_only, cfg, 6)
+    assert found.chosen.start is Start.PATCH and geodesic_distance_deg(found.pose.R, truth.R) < 5.0, (found.chosen, found.tried)
+    assert not any("yaw" in label for label, _ in found.tried), found.tried
+    off = robust_pose([Candidate(Start.NETWORK, wrong)], v, est.region, face_only, check_config({"search": {"patch_radii_mm": []}}), 6)
+    assert any("yaw" in label for label, _ in off.tried) and not any(label.startswith("patch") for label, _ in off.tried)
+    # too few points: no start
+    assert patch_start(wrong, vs, ns, nose, replace(surf, valid=np.zeros_like(surf.valid)), 0.0, 5) is None
 
 
 def test_grid_renders_only_cells_whose_pair_fit_competes(reconstructor, turned_case):
@@ -165,7 +194,7 @@ def test_a_confident_pose_the_score_ranks_lower_replaces_a_no_face_choice(recons
     est = reconstructor.pose
     truth, v, surf, wrong = turned_case
     # no grid, no rolls, and a margin no alternative can beat: the score keeps the networks' pose
-    cfg = check_config({"search": {"yaw_deg": [], "pitch_deg": []}, "fallback": {"rolls_deg": [], "margin_mm": 1000.0}})
+    cfg = check_config({"search": {"yaw_deg": [], "pitch_deg": [], "patch_radii_mm": []}, "fallback": {"rolls_deg": [], "margin_mm": 1000.0}})
     threshold = cfg.decision.face_threshold
     fit = robust_pose([Candidate(Start.NETWORK, wrong), Candidate(Start.DIRECT, truth)], v, est.region, surf, cfg, 6)
     alone = robust_pose([Candidate(Start.NETWORK, wrong)], v, est.region, surf, cfg, 6)
