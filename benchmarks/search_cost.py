@@ -7,7 +7,8 @@ the frames that take the grid search) and the seven Kinect frames.  The ICP iter
 the rendered checks are counted by wrapping ``facerecon.pipeline.check.refine_rigid`` and
 ``surface_check`` (deterministic: compare them across changes on any machine); the CPU time
 is the process time of the whole ``Reconstructor.reconstruct`` (less sensitive to other
-processes than wall time, still compare it only back to back).
+processes than wall time, still compare it only back to back).  ``starts``: how many frames' returned
+pose came from each start (``FramePath.start``: the networks, the patch's own shape, a grid cell, ...).
 """
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ import argparse
 import os
 import sys
 import time
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -59,15 +61,17 @@ def main(argv=None) -> int:
             "mannequin face only": mannequin_frames(real / "truedepth-mannequin", model, args.n, args.seed, True),
             "kinect-pcl": pcl_frames(args.shared)}
     for name, frames in sets.items():
-        rows = []
+        rows, starts = [], Counter()
         for f in frames:
             count.update(icp=0, checks=0)
             t = time.process_time()
-            rec.reconstruct(f)
+            res = rec.reconstruct(f)
             rows.append((count["icp"], count["checks"], (time.process_time() - t) * 1e3))
+            starts[res.path.start.value] += 1
         a = np.array(rows)
         print(f"{name}: {len(a)} frames; ICP iterations median {np.median(a[:, 0]):.0f} mean {a[:, 0].mean():.1f}; "
-              f"rendered checks mean {a[:, 1].mean():.1f}; CPU ms median {np.median(a[:, 2]):.0f} mean {a[:, 2].mean():.0f}", flush=True)
+              f"rendered checks mean {a[:, 1].mean():.1f}; CPU ms median {np.median(a[:, 2]):.0f} mean {a[:, 2].mean():.0f}; "
+              f"starts {dict(sorted(starts.items()))}", flush=True)
     return 0
 
 

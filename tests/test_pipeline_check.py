@@ -129,8 +129,13 @@ def test_grid_search_recovers_a_pose_the_networks_miss_by_40_degrees(reconstruct
     # the search stopped there: a clear pass from the grid, the rolls after it never tried
     assert not any("rolled" in label for label, _ in found.tried), found.tried
     # without the early stop every cell and roll is tried, and the same basin wins
-    full = robust_pose([Candidate(Start.NETWORK, wrong)], v, est.region, surf, check_config({"search": {"stop_confidence": 1.01, "patch_radii_mm": []}}), 6)
+    every = {"stop_confidence": 1.01, "patch_radii_mm": [], "rolls_after_a_face": True}
+    full = robust_pose([Candidate(Start.NETWORK, wrong)], v, est.region, surf, check_config({"search": every}), 6)
     assert any("rolled" in label for label, _ in full.tried) and geodesic_distance_deg(full.pose.R, found.pose.R) < 3.0
+    # [search] rolls_after_a_face = false: the grid found a face, so the rolls (and turned crops) are not tried; the same pose
+    no_rolls = robust_pose([Candidate(Start.NETWORK, wrong)], v, est.region, surf, check_config({"search": {**every, "rolls_after_a_face": False}}), 6)
+    assert not any("rolled" in label for label, _ in no_rolls.tried) and no_rolls.chosen.label == full.chosen.label, no_rolls.tried
+    np.testing.assert_array_equal(no_rolls.pose.R, full.pose.R)
     vs, ns = est.region.sample_with_normals(v)
     first = surface_check(v, refine_rigid(wrong, vs, ns, surf, est.check_cfg, 6), est.region, surf, est.check_cfg)
     assert found.check.residual_mm <= first.residual_mm + est.check_cfg.fallback.residual_slack_mm
@@ -178,11 +183,30 @@ def test_grid_renders_only_cells_whose_pair_fit_competes(reconstructor, turned_c
     for k in (0, 4):
         cfg = check_config({"search": {"stop_confidence": 1.01, "check_best": k}})  # no early stop: the whole grid
         labels = checked[k] = []
-        kept = search_grid(wrong, vs, ns, v, est.region, surf, cfg, lambda q, ch, cand, labels=labels: labels.append(cand.label))
+        kept = list(search_grid(wrong, vs, ns, v, est.region, surf, cfg, lambda q, ch, cand, labels=labels: labels.append(cand.label)))
         checked[k, "best"] = kept[0].label
     assert len(checked[0]) == 34 and 4 <= len(checked[4]) < 34, (len(checked[0]), len(checked[4]))
     assert checked[4][:4] == checked[0][:4]  # the nearest cells are always rendered
     assert checked[4, "best"] == checked[0, "best"]
+
+
+def test_grid_yields_a_rings_best_face_before_the_far_rings(reconstructor, turned_case):
+    """``[search] ring_full``: with no clear pass among the coarse cells, the grid hands its best face so
+    far to the full refinement at the end of the ring where it was found, not after all 34 cells."""
+    from facerecon.pipeline.check import search_grid
+
+    est = reconstructor.pose
+    truth, v, surf, wrong = turned_case
+    vs, ns = est.region.sample_with_normals(v)
+    seen = {}
+    for ring_full in (False, True):
+        cfg = check_config({"search": {"stop_confidence": 1.01, "check_best": 0, "ring_full": ring_full}})
+        labels = []
+        grid = search_grid(wrong, vs, ns, v, est.region, surf, cfg, lambda q, ch, cand, labels=labels: labels.append(cand.label))
+        first = next(grid)
+        seen[ring_full] = (len(labels), first.label, geodesic_distance_deg(first.pose.R, truth.R))
+    assert seen[False][0] == 34 and seen[True][0] < 34, seen
+    assert seen[True][2] < 10.0, seen  # the ring's best is the true pose's basin
 
 
 def test_a_confident_pose_the_score_ranks_lower_replaces_a_no_face_choice(reconstructor, turned_case):

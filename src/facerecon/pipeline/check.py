@@ -36,7 +36,7 @@ grid of camera-frame points: no search structure is needed):
 """
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from enum import Enum
 from functools import lru_cache
@@ -194,6 +194,8 @@ class SearchSettings:
     check_best: int  # 0: every cell gets the rendered check
     patch_radii_mm: tuple[float, ...]  # the patch's own starts (:func:`patch_start`), one per radius (0: the whole patch)
     patch_passes: int  # their visible-face passes
+    rolls_after_a_face: bool  # False: the rolls and turned crops only while no pose tried is a face by its check alone
+    ring_full: bool  # after each ring of grid cells its best (when a face) refined fully at once (:func:`search_grid`)
 
 
 @dataclass(frozen=True)
@@ -681,9 +683,11 @@ def robust_pose(candidates: list[Candidate], v_head: np.ndarray, region: FaceReg
                 cfg: CheckConfig, iterations: int | None = None, centre: np.ndarray | None = None,
                 more: Callable[[], list[Candidate]] | None = None) -> RobustFit:
     """Refine the first candidate (the networks' pose); if it fails the acceptance test,
-    refine the other candidates, the grid (:func:`search_grid`), rolls of the first about the
-    view axis and ``more()`` (e.g. the network on rotated inputs), in that order and each group
-    computed only when reached, until one passes clearly; keep the best score.
+    refine the other candidates, the patch's own starts (:func:`patch_start`), the grid
+    (:func:`search_grid`), rolls of the first about the view axis and ``more()`` (e.g. the network
+    on rotated inputs), in that order and each group computed only when reached, until one passes
+    clearly (the rolls and ``more()`` only while no pose tried is a face, unless ``[search]
+    rolls_after_a_face``); keep the best score.
     ``iterations`` = 0: the networks' pose is only checked, never changed."""
     vs, ns = region.sample_with_normals(v_head)
     nose = np.asarray(v_head[region.model.landmarks_68[30]], np.float64)
@@ -731,6 +735,8 @@ def robust_pose(candidates: list[Candidate], v_head: np.ndarray, region: FaceReg
         yield [Candidate(Start.PATCH, p) for r in cfg.search.patch_radii_mm
                if (p := patch_start(pose0, vs, ns, nose, surf, r, cfg.search.patch_passes)) is not None]
         yield search_grid(pose0, vs, ns, v_head, region, surf, cfg, consider)
+        if not cfg.search.rolls_after_a_face and max(check_confidence(best, cfg), sure[0]) >= cfg.decision.face_threshold:
+            return
         yield [Candidate(Start.ROLLED, roll_about_view_axis(pose0, a, centre), turn_deg=float(a)) for a in cfg.fallback.rolls_deg]
         yield more() if more is not None else []
 
@@ -801,12 +807,15 @@ def pair_fit(pose: HeadPose, v_sample: np.ndarray, n_sample: np.ndarray, pairs: 
 
 def search_grid(pose0: HeadPose, v_sample: np.ndarray, n_sample: np.ndarray, v_head: np.ndarray, region: FaceRegion,
                 surf: MeasuredSurface, cfg: CheckConfig,
-                on_check: Callable[[HeadPose, SurfaceCheck, Candidate], None] | None = None) -> list[Candidate]:
+                on_check: Callable[[HeadPose, SurfaceCheck, Candidate], None] | None = None) -> Iterator[Candidate]:
     """The networks' pose turned over a grid of yaws x pitches about the head's own axes
     through its origin, each given ``[search] iterations`` coarse refinement steps, nearest turn
-    first, until one passes clearly (:func:`passes_clearly`); the ``[search] keep`` best by score
-    of those tried are returned (to be refined fully).  ``on_check(pose, check, candidate)`` sees
-    every cell's coarse result.
+    first, until one passes clearly (:func:`passes_clearly`); yields the cells to be refined fully:
+    with ``[search] ring_full``, after each ring of cells (the same turn) the best so far by score when
+    its coarse check makes it a face (``[decision] face_threshold``), at once (the caller stops at a
+    full refinement that passes clearly, and so this search); then the ``[search] keep`` best by
+    score of those tried not yielded yet.  ``on_check(pose, check, candidate)`` sees every cell's
+    coarse result.
 
     Why the head origin and not the face: on surfaces the networks did not learn (a face
     patch without hair or shoulders) they miss mostly the rotation (typically 30-50 degrees
@@ -816,36 +825,45 @@ def search_grid(pose0: HeadPose, v_sample: np.ndarray, n_sample: np.ndarray, v_h
     the networks have never seen anything like."""
     g = cfg.search
     if not g.yaw_deg and not g.pitch_deg:
-        return []
+        return
     cells, rs, ts = _grid_turns(pose0, g)
     # nearest turns first (the networks are off by less more often than by more), and stop at the
     # first cell whose coarse refinement passes clearly: a wide grid costs its far cells only on
     # frames the near ones cannot explain
     turn = np.arccos(np.clip((np.einsum("kij,ij->k", rs, pose0.R) - 1.0) / 2.0, -1.0, 1.0))
+    ring = np.round(np.rad2deg(turn), 3)
     v_head = CheckedFace.of(v_head, region)
     pairs = ProjectivePairs(surf) if g.check_best > 0 else None
     fits: list[float] = []
     scored = []
-    for i in np.argsort(turn, kind="stable"):
+    order = np.argsort(turn, kind="stable")
+    for n, i in enumerate(order):
         a, b = cells[i]
         q = refine_rigid(HeadPose(rs[i], ts[i]), v_sample, n_sample, surf, cfg, g.iterations)
+        checked = pairs is None
         if pairs is not None:
             # the rendered check (~1.5 ms) only for cells whose pair fit is among the best
             # `check_best` of the cells refined so far: the nearest cells are always checked
             # (the search still stops there), far cells only where they compete
             fit = pair_fit(q, v_sample, n_sample, pairs, cfg)
             fits.append(fit)
-            if sum(f < fit for f in fits) >= g.check_best:
-                continue
-        ch = surface_check(v_head, q, region, surf, cfg)
-        cand = Candidate(Start.GRID, q, yaw_deg=a, pitch_deg=b)
-        scored.append((ch.score(cfg), cand))
-        if on_check is not None:
-            on_check(q, ch, cand)
-        if passes_clearly(ch, cfg):
-            break
+            checked = sum(f < fit for f in fits) < g.check_best
+        if checked:
+            ch = surface_check(v_head, q, region, surf, cfg)
+            cand = Candidate(Start.GRID, q, yaw_deg=a, pitch_deg=b)
+            scored.append([ch.score(cfg), cand, check_confidence(ch, cfg), False])
+            if on_check is not None:
+                on_check(q, ch, cand)
+            if passes_clearly(ch, cfg):
+                break
+        if g.ring_full and scored and (n + 1 == len(order) or ring[order[n + 1]] != ring[i]):
+            # the ring's end: its best so far refined fully now when it is a face, not after the far rings
+            top = min((c for c in scored if not c[3]), key=lambda c: c[0], default=None)
+            if top is not None and top[2] >= cfg.decision.face_threshold:
+                top[3] = True
+                yield top[1]
     scored.sort(key=lambda c: c[0])
-    return [c for _, c in scored[: g.keep]]
+    yield from [c[1] for c in scored if not c[3]][: g.keep]
 
 
 def _principal_axes(p: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
