@@ -811,8 +811,8 @@ def search_grid(pose0: HeadPose, v_sample: np.ndarray, n_sample: np.ndarray, v_h
     """The networks' pose turned over a grid of yaws x pitches about the head's own axes
     through its origin, each given ``[search] iterations`` coarse refinement steps, nearest turn
     first, until one passes clearly (:func:`passes_clearly`); yields the cells to be refined fully:
-    with ``[search] ring_full``, after each ring of cells (the same turn) the best so far by score when
-    its coarse check makes it a face (``[decision] face_threshold``), at once (the caller stops at a
+    with ``[search] ring_full``, after each ring of cells (the same turn) the best by score of the cells
+    so far whose coarse check makes them a face (``[decision] face_threshold``), at once (the caller stops at a
     full refinement that passes clearly, and so this search); then the ``[search] keep`` best by
     score of those tried not yielded yet.  ``on_check(pose, check, candidate)`` sees every cell's
     coarse result.
@@ -857,9 +857,9 @@ def search_grid(pose0: HeadPose, v_sample: np.ndarray, n_sample: np.ndarray, v_h
             if passes_clearly(ch, cfg):
                 break
         if g.ring_full and scored and (n + 1 == len(order) or ring[order[n + 1]] != ring[i]):
-            # the ring's end: its best so far refined fully now when it is a face, not after the far rings
-            top = min((c for c in scored if not c[3]), key=lambda c: c[0], default=None)
-            if top is not None and top[2] >= cfg.decision.face_threshold:
+            # the ring's end: the best face so far refined fully now, not after the far rings
+            top = min((c for c in scored if not c[3] and c[2] >= cfg.decision.face_threshold), key=lambda c: c[0], default=None)
+            if top is not None:
                 top[3] = True
                 yield top[1]
     scored.sort(key=lambda c: c[0])
