@@ -22,7 +22,8 @@ grid of camera-frame points: no search structure is needed):
 * :func:`robust_pose` refines the networks' pose; when the result fails the acceptance
   test it also refines the alternatives (the un-averaged direct and mirrored network
   predictions, rolls of 90/180/270 degrees about the view axis: upside-down heads,
-  phones held sideways; the networks on turned crops; :func:`search_grid`, a yaw x pitch
+  phones held sideways; the networks on turned crops; :func:`patch_start`, the measured
+  patch's principal axes matched to the face's, and :func:`search_grid`, a yaw x pitch
   grid of turns about the head's origin: face-only surfaces the networks miss by 30-50
   degrees) and keeps the best by score that does not raise the trimmed residual; cheapest
   first, stopping at the first that passes clearly (:func:`passes_clearly`).  When nothing
@@ -728,8 +729,8 @@ def robust_pose(candidates: list[Candidate], v_head: np.ndarray, region: FaceReg
 
     # the alternatives, cheapest and likeliest first; each group is computed only when the ones
     # before it found nothing that passes clearly (:func:`passes_clearly`): the un-averaged
-    # predictions, the grid (face-only surfaces), the rolls, the networks on turned crops (a
-    # network run each)
+    # predictions, the patch's own shape and the grid (face-only surfaces), the rolls, the networks
+    # on turned crops (a network run each)
     def groups():
         yield list(candidates[1:])
         yield [Candidate(Start.PATCH, p) for r in cfg.search.patch_radii_mm
