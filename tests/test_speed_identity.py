@@ -250,7 +250,7 @@ def test_leading_vertices_are_the_whole_meshs():
 
 def test_moved_vertices_are_the_whole_meshs():
     """:meth:`FaceModel.vertices_moved` (the identity stage's returned mesh from the check's leading rows): past the
-    prefix the whole mesh bit for bit, the prefix moved by the changed modes to float32 rounding."""
+    prefix the product from the prefix's end, the prefix moved by the changed modes: the whole mesh to float32 rounding."""
     from facerecon.facemodel import FaceModel
 
     m = FaceModel.load()
@@ -265,7 +265,7 @@ def test_moved_vertices_are_the_whole_meshs():
         prefix = m.vertices(ident0, expr0, leading=n).astype(np.float64)
         whole = m.vertices(ident1, expr1)
         moved = m.vertices_moved(prefix, ident1, expr1, ident0, expr0)
-        assert moved.shape == whole.shape and np.array_equal(moved[n:], whole[n:])
+        assert moved.shape == whole.shape and np.abs(moved[n:] - whole[n:]).max() < 1e-4
         worst = max(worst, float(np.abs(moved[:n] - whole[:n]).max()))
     assert worst < 1e-4, worst  # float32 rounding of coordinates up to ~150 mm (measured 0.9-1.7e-5)
 
