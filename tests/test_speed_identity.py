@@ -292,3 +292,32 @@ def test_fit_from_a_start_mesh_is_the_fit_from_the_weights():
     # measured: |dR| 5.7e-9, |dt| 4.9e-7 mm, |d identity| 5.0e-8
     assert np.abs(a.pose.R - b.pose.R).max() < 1e-6 and np.abs(a.pose.t_mm - b.pose.t_mm).max() < 1e-4
     assert np.abs(a.identity - b.identity).max() < 1e-5 and np.array_equal(a.identity[40:], b.identity[40:])
+
+
+def test_grid_noise_is_numpys_to_rounding():
+    """``grid_noise_mm`` (second differences in one compiled pass, the trimmed values by a partition) is the NumPy
+    form it replaced (masked second differences along rows and columns, a sort) to the rounding of the sum."""
+    from facerecon.fitting.correction import TRIM_NOISE, grid_noise_mm
+
+    def numpy_noise(points, valid, max_jump_mm=10.0):
+        z = np.where(valid, points[..., 2], np.nan)
+        out = []
+        for zz in (z, z.T):
+            a, b, c = zz[:, :-2], zz[:, 1:-1], zz[:, 2:]
+            d2 = a - 2.0 * b + c
+            out.append(d2[np.isfinite(d2) & (np.abs(a - b) < max_jump_mm) & (np.abs(c - b) < max_jump_mm)])
+        d2 = np.concatenate(out)
+        if len(d2) < 100:
+            return float("nan")
+        a = np.sort(np.abs(d2))[: int(np.ceil(TRIM_NOISE * len(d2)))]
+        return float(np.sqrt(np.mean(a**2) / 6.0))
+
+    rng = np.random.default_rng(8)
+    for t in range(40):
+        h, w = rng.integers(3, 160, 2)
+        p = rng.normal(size=(h, w, 3)) * 3 + [0.0, 0.0, 600.0]
+        p[..., 2] += np.round(rng.normal(size=(h, w)) * 8) * (t % 2)  # quantised depth: ties, and jumps
+        p[rng.random((h, w)) < 0.05, 2] = np.nan
+        valid = rng.random((h, w)) < 0.8
+        want, got = numpy_noise(p, valid), grid_noise_mm(p, valid)
+        assert (np.isnan(want) and np.isnan(got)) or abs(got - want) <= 1e-12 * want, (t, want, got)

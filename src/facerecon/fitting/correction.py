@@ -41,6 +41,7 @@ from numba import njit
 from ..facemodel import FaceModel, vertex_normals
 from ..facemodel.model import Csr, _csr_matvec
 from ..geometry.camera import Intrinsics
+from ..geometry.icp import _median
 from ..geometry.neighbours import BoundedNeighbours
 from ..geometry.pose import HeadPose
 from ..settings import toml_defaults
@@ -339,7 +340,7 @@ def _principal(m: Csr, keep: np.ndarray) -> tuple[Csr, np.ndarray]:
     as scipy's two fancy indexings (so the same products, bit for bit), in one numba pass (~5x faster)."""
     pos = np.full(m.shape[0], -1, np.int64)
     pos[keep] = np.arange(len(keep))
-    indptr, indices, data, diag = _principal_nb(m.indptr.astype(np.int64), m.indices.astype(np.int64), m.data, keep.astype(np.int64), pos)
+    indptr, indices, data, diag = _principal_nb(m.indptr, m.indices, m.data, keep.astype(np.int64), pos)  # (no int64 copies of m)
     if (diag < 0).any():
         raise ValueError("principal submatrix: a diagonal entry is not stored")
     return Csr(indptr, indices, data, (len(keep), len(keep))), diag
@@ -581,20 +582,41 @@ def grid_noise_mm(points: np.ndarray, valid: np.ndarray, max_jump_mm: float = 10
     (h, w) ``valid`` mask): the robust scale of the second differences of z along rows and columns
     (white noise sigma gives sigma^2 x 6; a smooth face adds little at 2 mm pixels), over triples of
     valid pixels without a jump, the largest ``1 - TRIM_NOISE`` left out (edges, flying pixels).  NaN with fewer than 100 triples."""
-    z = np.where(valid, points[..., 2], np.nan)
-    out = []
-    for zz in (z, z.T):
-        a, b, c = zz[:, :-2], zz[:, 1:-1], zz[:, 2:]
-        d2 = a - 2.0 * b + c
-        ok = np.isfinite(d2) & (np.abs(a - b) < max_jump_mm) & (np.abs(c - b) < max_jump_mm)
-        out.append(d2[ok])
-    d2 = np.concatenate(out)
+    d2 = _second_differences(points[..., 2], valid, float(max_jump_mm))  # |z''| along rows, then along columns
     if len(d2) < 100:
         return float("nan")
     # a trimmed RMS, not a median: quantised depth (Kinect v1: 1/8-px disparity steps, ~2.9 mm at 1 m)
-    # is flat between its steps, so the median second difference is 0 however coarse the steps are
-    a = np.sort(np.abs(d2))[: int(np.ceil(TRIM_NOISE * len(d2)))]
+    # is flat between its steps, so the median second difference is 0 however coarse the steps are; the smallest
+    # values by one partition (the same values as a sort's first ones, summed in another order)
+    k = int(np.ceil(TRIM_NOISE * len(d2)))
+    a = np.partition(d2, k - 1)[:k]
     return float(np.sqrt(np.mean(a**2) / 6.0))
+
+
+@njit(cache=True, nogil=True)
+def _second_differences(z, valid, max_jump):
+    """|a - 2 b + c| of every three consecutive valid pixels of ``z`` along its rows, then along its columns, where
+    neither step ``|a - b|``, ``|c - b|`` reaches ``max_jump`` (one pass each, no (h, w) temporaries)."""
+    h, w = z.shape
+    out = np.empty(h * max(w - 2, 0) + w * max(h - 2, 0))
+    k = 0
+    for i in range(h):
+        for j in range(w - 2):
+            if valid[i, j] and valid[i, j + 1] and valid[i, j + 2]:
+                a, b, c = z[i, j], z[i, j + 1], z[i, j + 2]
+                d2 = a - 2.0 * b + c
+                if np.isfinite(d2) and abs(a - b) < max_jump and abs(c - b) < max_jump:
+                    out[k] = abs(d2)
+                    k += 1
+    for j in range(w):
+        for i in range(h - 2):
+            if valid[i, j] and valid[i + 1, j] and valid[i + 2, j]:
+                a, b, c = z[i, j], z[i + 1, j], z[i + 2, j]
+                d2 = a - 2.0 * b + c
+                if np.isfinite(d2) and abs(a - b) < max_jump and abs(c - b) < max_jump:
+                    out[k] = abs(d2)
+                    k += 1
+    return out[:k]
 
 
 def correct_surface(points_cam: np.ndarray, v_head: np.ndarray, pose: HeadPose, model: FaceModel,
@@ -640,7 +662,7 @@ def correct_surface(points_cam: np.ndarray, v_head: np.ndarray, pose: HeadPose, 
     free_pos = np.full(n, -1, np.int64)
     free_pos[geo.free] = np.arange(geo.n_free)
     col = free_pos[vi]  # every paired vertex is free (paired among free vertices only)
-    before = float(np.median(np.abs(r)))
+    before = _median(np.abs(r))  # np.median's value from one partition (geometry.icp)
     w = np.ones(len(r))
     noise = _robust_sigma(r, w) if noise_mm is None or not np.isfinite(noise_mm) else float(noise_mm)
     sigma = max(noise, cfg.min_sigma_mm)  # the smoothing's noise level (fixed: the robust scale below adapts)
@@ -683,7 +705,7 @@ def correct_surface(points_cam: np.ndarray, v_head: np.ndarray, pose: HeadPose, 
         scale = max(_robust_sigma(e, w), cfg.min_sigma_mm)
         w = 1.0 / (1.0 + (e / (cfg.robust_scale * scale)) ** 2) ** 2  # Geman-McClure
     d = np.clip(d, -cfg.max_offset_mm, cfg.max_offset_mm)
-    after = float(np.median(np.abs(r - d[col])))
+    after = _median(np.abs(r - d[col]))
     d_free = np.zeros(geo.n_free)
     d_free[act] = d
     d_r = np.zeros(n)
