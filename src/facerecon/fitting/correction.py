@@ -569,7 +569,7 @@ def source_grid(depth_mm: np.ndarray, intrinsics: Intrinsics, box: tuple[float, 
     step = max(1, int(round((u1 - u0) / out)))
     us = np.arange(max(int(np.ceil(u0)), 0), min(int(np.floor(u1)) + 1, w), step)
     vs = np.arange(max(int(np.ceil(v0)), 0), min(int(np.floor(v1)) + 1, h), step)
-    z = np.asarray(depth_mm, np.float64)[np.ix_(vs, us)]
+    z = np.asarray(depth_mm)[np.ix_(vs, us)].astype(np.float64)  # the pixels taken, then widened (not the whole frame)
     valid = np.isfinite(z) & (z > max(z_range[0], 0.0)) & (z < z_range[1])
     k = intrinsics
     x = (us[None, :] - k.cx) / k.fx * z
