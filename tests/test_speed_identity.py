@@ -321,3 +321,34 @@ def test_grid_noise_is_numpys_to_rounding():
         valid = rng.random((h, w)) < 0.8
         want, got = numpy_noise(p, valid), grid_noise_mm(p, valid)
         assert (np.isnan(want) and np.isnan(got)) or abs(got - want) <= 1e-12 * want, (t, want, got)
+
+
+def test_paired_rows_are_the_numpy_iteration():
+    """``_paired_rows`` (one compiled pass: posing, facing test, the grid's lookup, residuals, Jacobian rows) gives the
+    pairs of the NumPy iteration it replaced (``NearestNeighbours`` with ``facing``) and its residuals and rows to
+    rounding."""
+    from facerecon.fitting.gauss_newton import _paired_rows
+    from facerecon.geometry.icp import NearestNeighbours
+    from facerecon.geometry.rotations import euler_to_matrix
+
+    rng = np.random.default_rng(9)
+    uv = rng.uniform(-70, 70, size=(6000, 2))
+    cloud = np.c_[uv, 600.0 + 12 * np.sin(uv[:, 0] / 20)]
+    v = np.c_[rng.uniform(-60, 60, size=(900, 2)), rng.normal(0, 2, 900)]
+    nh = rng.normal(size=(900, 3)) * 0.3 + [0.0, 0.0, -1.0]
+    nh /= np.linalg.norm(nh, axis=1, keepdims=True)
+    b = tuple(np.ascontiguousarray(rng.normal(size=(900, 7))) for _ in range(3))
+    e = tuple(np.ascontiguousarray(rng.normal(size=(900, 2))) for _ in range(3))
+    R, t = euler_to_matrix(8.0, -5.0, 3.0), np.array([2.0, -1.0, 601.0])
+    nn = NearestNeighbours(cloud, facing=True, bound=10.0)
+    g = nn.tree
+    for thr in (10.0, 6.0):
+        index, r, J = _paired_rows(v, nh, R, t, g.points, g._cube_points, g.order, g.starts, g.origin, g.cell, g.reach,
+                                   g.dims, thr**2, *b, *e)
+        vc, nc = v @ R.T + t, nh @ R.T
+        pr = nn(vc, nc, thr)
+        assert np.array_equal(index, pr.index) and len(index) > 100
+        vi, ni = vc[pr.index], nc[pr.index]
+        assert np.allclose(r, np.einsum("ij,ij->i", ni, pr.points - vi), rtol=0, atol=1e-9)
+        want = _jacobian(vi, ni, t, ni @ R, pr.index, *b, *e)
+        assert np.allclose(J, want, rtol=0, atol=1e-9)
