@@ -352,3 +352,23 @@ def test_paired_rows_are_the_numpy_iteration():
         assert np.allclose(r, np.einsum("ij,ij->i", ni, pr.points - vi), rtol=0, atol=1e-9)
         want = _jacobian(vi, ni, t, ni @ R, pr.index, *b, *e)
         assert np.allclose(J, want, rtol=0, atol=1e-9)
+
+
+def test_robust_sigma_of_unit_weights_is_the_sorted_form():
+    """The correction's robust scale with unit weights (one partition) is the weighted form's value (a sort and the
+    cumulative weights' half), bit for bit; other weights take the weighted form."""
+    from facerecon.fitting.correction import _robust_sigma
+
+    def sorted_form(e, w):
+        a = np.abs(e)
+        order = np.argsort(a)
+        c = np.cumsum(w[order])
+        return float(1.4826 * a[order][np.searchsorted(c, 0.5 * c[-1])])
+
+    rng = np.random.default_rng(10)
+    for n in [*range(1, 30), 1000, 1001, 7735]:
+        e = rng.normal(size=n)
+        e = np.round(e, 1) if n % 3 == 0 else e  # ties
+        assert _robust_sigma(e, np.ones(n)) == sorted_form(e, np.ones(n))
+        w = rng.random(n)
+        assert _robust_sigma(e, w) == sorted_form(e, w)

@@ -329,6 +329,9 @@ def _valid_csr(indptr: np.ndarray, indices: np.ndarray, data: np.ndarray, shape:
 def _robust_sigma(e: np.ndarray, w: np.ndarray) -> float:
     """1.4826 x the weighted median absolute residual (Gaussian sigma of the inliers)."""
     a = np.abs(e)
+    if len(a) and (w == 1.0).all():  # unit weights (the first solve's): the ceil(n / 2)-th smallest, by one partition
+        k = (len(a) + 1) // 2 - 1
+        return float(1.4826 * np.partition(a, k)[k])
     order = np.argsort(a)
     c = np.cumsum(w[order])
     return float(1.4826 * a[order][np.searchsorted(c, 0.5 * c[-1])])
