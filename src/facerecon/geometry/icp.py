@@ -136,7 +136,8 @@ def _plane_step(p, q, n, centre, damping, damping_floor):
     """(centre, x): the point-to-plane step of :func:`point_to_plane_step` without a subspace, in one compiled pass:
     the centre (``centre`` itself, or the centroid of ``p`` where ``centre`` is empty), the normal equations
     ``A^T A``, ``A^T b`` of the rows ``[(p - c) x n, n]`` and residuals ``-(p - q) . n`` summed row by row (no (N, 6)
-    array), the damping on the diagonal, the 6 x 6 solve.  Values as NumPy's to rounding (the sums' order differs)."""
+    array), the damping on the diagonal, the 6 x 6 solve (:func:`_solve6`).  Values as NumPy's to rounding (the sums'
+    order differs)."""
     m = p.shape[0]
     c0, c1, c2 = 0.0, 0.0, 0.0
     if len(centre) == 3:
@@ -173,7 +174,38 @@ def _plane_step(p, q, n, centre, damping, damping_floor):
         ata[j, j] += lam
     c = np.empty(3)
     c[0], c[1], c[2] = c0, c1, c2
-    return c, np.linalg.solve(ata, atb)
+    return c, _solve6(ata, atb)
+
+
+@njit(cache=True, nogil=True)
+def _solve6(a, b):
+    """``np.linalg.solve(a, b)`` of the 6 x 6 damped system by Gaussian elimination with partial pivoting (LAPACK's
+    ``gesv`` algorithm, written out: numba's ``np.linalg.solve`` made the kernel's load at a cold start ~6 ms dearer);
+    ``a`` and ``b`` are overwritten."""
+    n = len(b)
+    for k in range(n):
+        p = k
+        for i in range(k + 1, n):
+            if abs(a[i, k]) > abs(a[p, k]):
+                p = i
+        if a[p, k] == 0.0:
+            raise ValueError("point-to-plane step: singular normal equations")
+        if p != k:
+            for j in range(n):
+                a[k, j], a[p, j] = a[p, j], a[k, j]
+            b[k], b[p] = b[p], b[k]
+        for i in range(k + 1, n):
+            f = a[i, k] / a[k, k]
+            for j in range(k + 1, n):
+                a[i, j] -= f * a[k, j]
+            b[i] -= f * b[k]
+    x = np.empty(n)
+    for i in range(n - 1, -1, -1):
+        s = b[i]
+        for j in range(i + 1, n):
+            s -= a[i, j] * x[j]
+        x[i] = s / a[i, i]
+    return x
 
 
 _CENTROID = np.zeros(0)  # :func:`_plane_step`'s centre argument: the pairs' centroid
