@@ -192,9 +192,10 @@ def _converged_gap(cfg: CorrectionConfig, sensor: str, seed: int) -> tuple[float
 def test_the_shipped_solve_is_converged(sensor):
     """The field on the vertices the data barely reach is the model's answer (bi-Laplacian + shrink), not where
     conjugate gradients stopped: the shipped tolerances give the 1e-10 solve's field within 0.005 mm rms and
-    0.06 mm max (measured on seeds 1-3, incomplete-Cholesky preconditioner: <= 0.0006 / 0.010; Jacobi: <= 0.0018 /
-    0.029; the former 3e-3 / 1e-2: 0.003-0.050 / 0.05-0.74, and the last solve at 1e-4 with the first at 1e-2:
-    0.001-0.019 / 0.03-0.31; docs/correction.md "Converged")."""
+    0.06 mm max (measured on seeds 1-3, incomplete-Cholesky preconditioner, 1e-3 / 3e-3: <= 0.0022 / 0.033; 1e-4 /
+    1e-3: <= 0.0006 / 0.010; Jacobi at 1e-4 / 1e-3: <= 0.0018 / 0.029; the former 3e-3 / 1e-2 (Jacobi): 0.003-0.050 /
+    0.05-0.74, and the last solve at 1e-4 with the first at 1e-2: 0.001-0.019 / 0.03-0.31; docs/correction.md
+    "Converged", docs/speed.md round 6)."""
     for seed in (1, 2):
         rms, big, weak = _converged_gap(CorrectionConfig(), sensor, seed)
         assert weak > 500  # the test has vertices the data do not decide

@@ -250,7 +250,7 @@ def test_leading_vertices_are_the_whole_meshs():
 
 def test_moved_vertices_are_the_whole_meshs():
     """:meth:`FaceModel.vertices_moved` (the identity stage's returned mesh from the check's leading rows): past the
-    prefix the whole mesh bit for bit, the prefix moved by the changed modes to float32 rounding."""
+    prefix the product from the prefix's end, the prefix moved by the changed modes: the whole mesh to float32 rounding."""
     from facerecon.facemodel import FaceModel
 
     m = FaceModel.load()
@@ -265,7 +265,7 @@ def test_moved_vertices_are_the_whole_meshs():
         prefix = m.vertices(ident0, expr0, leading=n).astype(np.float64)
         whole = m.vertices(ident1, expr1)
         moved = m.vertices_moved(prefix, ident1, expr1, ident0, expr0)
-        assert moved.shape == whole.shape and np.array_equal(moved[n:], whole[n:])
+        assert moved.shape == whole.shape and np.abs(moved[n:] - whole[n:]).max() < 1e-4
         worst = max(worst, float(np.abs(moved[:n] - whole[:n]).max()))
     assert worst < 1e-4, worst  # float32 rounding of coordinates up to ~150 mm (measured 0.9-1.7e-5)
 
@@ -292,3 +292,83 @@ def test_fit_from_a_start_mesh_is_the_fit_from_the_weights():
     # measured: |dR| 5.7e-9, |dt| 4.9e-7 mm, |d identity| 5.0e-8
     assert np.abs(a.pose.R - b.pose.R).max() < 1e-6 and np.abs(a.pose.t_mm - b.pose.t_mm).max() < 1e-4
     assert np.abs(a.identity - b.identity).max() < 1e-5 and np.array_equal(a.identity[40:], b.identity[40:])
+
+
+def test_grid_noise_is_numpys_to_rounding():
+    """``grid_noise_mm`` (second differences in one compiled pass, the trimmed values by a partition) is the NumPy
+    form it replaced (masked second differences along rows and columns, a sort) to the rounding of the sum."""
+    from facerecon.fitting.correction import TRIM_NOISE, grid_noise_mm
+
+    def numpy_noise(points, valid, max_jump_mm=10.0):
+        z = np.where(valid, points[..., 2], np.nan)
+        out = []
+        for zz in (z, z.T):
+            a, b, c = zz[:, :-2], zz[:, 1:-1], zz[:, 2:]
+            d2 = a - 2.0 * b + c
+            out.append(d2[np.isfinite(d2) & (np.abs(a - b) < max_jump_mm) & (np.abs(c - b) < max_jump_mm)])
+        d2 = np.concatenate(out)
+        if len(d2) < 100:
+            return float("nan")
+        a = np.sort(np.abs(d2))[: int(np.ceil(TRIM_NOISE * len(d2)))]
+        return float(np.sqrt(np.mean(a**2) / 6.0))
+
+    rng = np.random.default_rng(8)
+    for t in range(40):
+        h, w = rng.integers(3, 160, 2)
+        p = rng.normal(size=(h, w, 3)) * 3 + [0.0, 0.0, 600.0]
+        p[..., 2] += np.round(rng.normal(size=(h, w)) * 8) * (t % 2)  # quantised depth: ties, and jumps
+        p[rng.random((h, w)) < 0.05, 2] = np.nan
+        valid = rng.random((h, w)) < 0.8
+        want, got = numpy_noise(p, valid), grid_noise_mm(p, valid)
+        assert (np.isnan(want) and np.isnan(got)) or abs(got - want) <= 1e-12 * want, (t, want, got)
+
+
+def test_paired_rows_are_the_numpy_iteration():
+    """``_paired_rows`` (one compiled pass: posing, facing test, the grid's lookup, residuals, Jacobian rows) gives the
+    pairs of the NumPy iteration it replaced (``NearestNeighbours`` with ``facing``) and its residuals and rows to
+    rounding."""
+    from facerecon.fitting.gauss_newton import _paired_rows
+    from facerecon.geometry.icp import NearestNeighbours
+    from facerecon.geometry.rotations import euler_to_matrix
+
+    rng = np.random.default_rng(9)
+    uv = rng.uniform(-70, 70, size=(6000, 2))
+    cloud = np.c_[uv, 600.0 + 12 * np.sin(uv[:, 0] / 20)]
+    v = np.c_[rng.uniform(-60, 60, size=(900, 2)), rng.normal(0, 2, 900)]
+    nh = rng.normal(size=(900, 3)) * 0.3 + [0.0, 0.0, -1.0]
+    nh /= np.linalg.norm(nh, axis=1, keepdims=True)
+    b = tuple(np.ascontiguousarray(rng.normal(size=(900, 7))) for _ in range(3))
+    e = tuple(np.ascontiguousarray(rng.normal(size=(900, 2))) for _ in range(3))
+    R, t = euler_to_matrix(8.0, -5.0, 3.0), np.array([2.0, -1.0, 601.0])
+    nn = NearestNeighbours(cloud, facing=True, bound=10.0)
+    g = nn.tree
+    for thr in (10.0, 6.0):
+        index, r, J = _paired_rows(v, nh, R, t, g.points, g._cube_points, g.order, g.starts, g.origin, g.cell, g.reach,
+                                   g.dims, thr**2, *b, *e)
+        vc, nc = v @ R.T + t, nh @ R.T
+        pr = nn(vc, nc, thr)
+        assert np.array_equal(index, pr.index) and len(index) > 100
+        vi, ni = vc[pr.index], nc[pr.index]
+        assert np.allclose(r, np.einsum("ij,ij->i", ni, pr.points - vi), rtol=0, atol=1e-9)
+        want = _jacobian(vi, ni, t, ni @ R, pr.index, *b, *e)
+        assert np.allclose(J, want, rtol=0, atol=1e-9)
+
+
+def test_robust_sigma_of_unit_weights_is_the_sorted_form():
+    """The correction's robust scale with unit weights (one partition) is the weighted form's value (a sort and the
+    cumulative weights' half), bit for bit; other weights take the weighted form."""
+    from facerecon.fitting.correction import _robust_sigma
+
+    def sorted_form(e, w):
+        a = np.abs(e)
+        order = np.argsort(a)
+        c = np.cumsum(w[order])
+        return float(1.4826 * a[order][np.searchsorted(c, 0.5 * c[-1])])
+
+    rng = np.random.default_rng(10)
+    for n in [*range(1, 30), 1000, 1001, 7735]:
+        e = rng.normal(size=n)
+        e = np.round(e, 1) if n % 3 == 0 else e  # ties
+        assert _robust_sigma(e, np.ones(n)) == sorted_form(e, np.ones(n))
+        w = rng.random(n)
+        assert _robust_sigma(e, w) == sorted_form(e, w)

@@ -264,9 +264,8 @@ class FaceModel:
         """The whole mesh of one face's weights ``identity`` / ``expression`` (full length), float64 (V, 3), where
         ``prefix`` holds the first rows of the mesh of ``start_identity`` / ``start_expression`` (e.g. a face the
         check already made): those rows are ``prefix`` moved by the weights' change over only the modes that changed
-        (a fit of the leading 40 identity modes reads a quarter of the bases there), the same values as
-        :meth:`vertices` to float32 rounding; the rest are :meth:`vertices`'s, bit for bit (from the block that holds
-        them: the blocked product's values)."""
+        (a fit of the leading 40 identity modes reads a quarter of the bases there); the rest are the product over all
+        modes from row ``len(prefix)`` on; both :meth:`vertices`'s values to float32 rounding."""
         n = len(prefix)
         w = np.r_[np.asarray(identity, np.float32), np.asarray(expression, np.float32)]
         dw = w - np.r_[np.asarray(start_identity, np.float32), np.asarray(start_expression, np.float32)]
@@ -279,11 +278,10 @@ class FaceModel:
         out = np.empty((self.n_vertices, 3))
         bases = self._flat_bases
         step = 3 * _BLOCK_VERTICES
-        first = (n // _BLOCK_VERTICES) * _BLOCK_VERTICES  # the block holding row n: the whole mesh's sums there
-        if first < self.n_vertices:
-            flat = np.concatenate([w @ bases[:, i : i + step] for i in range(3 * first, 3 * self.n_vertices, step)])
-            tail = (flat.reshape(-1, 3) + self.neutral[first:]).astype(np.float32)
-            out[n:] = tail[n - first :]
+        if n < self.n_vertices:  # the rows past the prefix, from row n (the blocked product from its block's start
+            # gave the whole mesh's bits, for ~12 % more of the 155-mode product: memory-bound, ~0.35 ms a frame)
+            flat = np.concatenate([w @ bases[:, i : i + step] for i in range(3 * n, 3 * self.n_vertices, step)])
+            out[n:] = (flat.reshape(-1, 3) + self.neutral[n:]).astype(np.float32)
         move = np.zeros(3 * n, np.float32)
         if hi_id:
             move += dw[:hi_id] @ bases[:hi_id, : 3 * n]

@@ -132,28 +132,83 @@ class IcpResult:
 
 
 @njit(cache=True, nogil=True)
-def _plane_rows(p, n):
-    """The centroid of ``p`` (N, 3) and the point-to-plane rows ``[(p - c) x n, n]`` (N, 6) about it, with
-    NumPy's float64 operations in its order (``p.mean(axis=0)`` sums the rows in turn, ``np.cross`` multiplies
-    then subtracts): the same values bit for bit, without NumPy's temporaries (tests/test_check_speed.py)."""
+def _plane_step(p, q, n, centre, damping, damping_floor):
+    """(centre, x): the point-to-plane step of :func:`point_to_plane_step` without a subspace, in one compiled pass:
+    the centre (``centre`` itself, or the centroid of ``p`` where ``centre`` is empty), the normal equations
+    ``A^T A``, ``A^T b`` of the rows ``[(p - c) x n, n]`` and residuals ``-(p - q) . n`` summed row by row (no (N, 6)
+    array), the damping on the diagonal, the 6 x 6 solve (:func:`_solve6`).  Values as NumPy's to rounding (the sums'
+    order differs)."""
     m = p.shape[0]
     c0, c1, c2 = 0.0, 0.0, 0.0
-    for i in range(m):
-        c0 += p[i, 0]
-        c1 += p[i, 1]
-        c2 += p[i, 2]
-    c0, c1, c2 = c0 / m, c1 / m, c2 / m
-    a = np.empty((m, 6))
+    if len(centre) == 3:
+        c0, c1, c2 = centre[0], centre[1], centre[2]
+    else:
+        for i in range(m):
+            c0 += p[i, 0]
+            c1 += p[i, 1]
+            c2 += p[i, 2]
+        c0, c1, c2 = c0 / m, c1 / m, c2 / m
+    ata = np.zeros((6, 6))
+    atb = np.zeros(6)
+    row = np.empty(6)
     for i in range(m):
         x0, x1, x2 = p[i, 0] - c0, p[i, 1] - c1, p[i, 2] - c2
         n0, n1, n2 = n[i, 0], n[i, 1], n[i, 2]
-        a[i, 0] = x1 * n2 - x2 * n1
-        a[i, 1] = x2 * n0 - x0 * n2
-        a[i, 2] = x0 * n1 - x1 * n0
-        a[i, 3], a[i, 4], a[i, 5] = n0, n1, n2
+        row[0] = x1 * n2 - x2 * n1
+        row[1] = x2 * n0 - x0 * n2
+        row[2] = x0 * n1 - x1 * n0
+        row[3], row[4], row[5] = n0, n1, n2
+        b = -((p[i, 0] - q[i, 0]) * n0 + (p[i, 1] - q[i, 1]) * n1 + (p[i, 2] - q[i, 2]) * n2)
+        for j in range(6):
+            rj = row[j]
+            atb[j] += rj * b
+            for k in range(j, 6):
+                ata[j, k] += rj * row[k]
+    trace = 0.0
+    for j in range(6):
+        trace += ata[j, j]
+        for k in range(j):
+            ata[j, k] = ata[k, j]
+    lam = damping * max(trace, damping_floor)
+    for j in range(6):
+        ata[j, j] += lam
     c = np.empty(3)
     c[0], c[1], c[2] = c0, c1, c2
-    return c, a
+    return c, _solve6(ata, atb)
+
+
+@njit(cache=True, nogil=True)
+def _solve6(a, b):
+    """``np.linalg.solve(a, b)`` of the 6 x 6 damped system by Gaussian elimination with partial pivoting (LAPACK's
+    ``gesv`` algorithm, written out: numba's ``np.linalg.solve`` made the kernel's load at a cold start ~6 ms dearer);
+    ``a`` and ``b`` are overwritten."""
+    n = len(b)
+    for k in range(n):
+        p = k
+        for i in range(k + 1, n):
+            if abs(a[i, k]) > abs(a[p, k]):
+                p = i
+        if a[p, k] == 0.0:
+            raise ValueError("point-to-plane step: singular normal equations")
+        if p != k:
+            for j in range(n):
+                a[k, j], a[p, j] = a[p, j], a[k, j]
+            b[k], b[p] = b[p], b[k]
+        for i in range(k + 1, n):
+            f = a[i, k] / a[k, k]
+            for j in range(k + 1, n):
+                a[i, j] -= f * a[k, j]
+            b[i] -= f * b[k]
+    x = np.empty(n)
+    for i in range(n - 1, -1, -1):
+        s = b[i]
+        for j in range(i + 1, n):
+            s -= a[i, j] * x[j]
+        x[i] = s / a[i, i]
+    return x
+
+
+_CENTROID = np.zeros(0)  # :func:`_plane_step`'s centre argument: the pairs' centroid
 
 
 def point_to_plane_step(
@@ -169,18 +224,21 @@ def point_to_plane_step(
     which keeps the pose defined along symmetric directions.  Returns ``(dR, dt, x)`` with
     ``p' = dR p + dt`` and ``x = (omega, t)`` the 6-vector of the step.
     """
-    if centre is None and len(p) and p.dtype == n.dtype == np.float64 and p.flags.c_contiguous and n.flags.c_contiguous:
-        c, a = _plane_rows(p, n)  # the rows below, compiled (a C-ordered p: NumPy's mean sums its rows in turn)
+    if subspace is None and len(p):  # the compiled step (every caller but the metrics' symmetric registration)
+        c, x = _plane_step(np.ascontiguousarray(p, np.float64), np.ascontiguousarray(q, np.float64),
+                           np.ascontiguousarray(n, np.float64),
+                           _CENTROID if centre is None else np.asarray(centre, np.float64).reshape(3), float(damping),
+                           float(damping_floor))
     else:
         c = p.mean(axis=0) if centre is None else np.asarray(centre, np.float64)
         a = np.concatenate([np.cross(p - c, n), n], axis=1)  # d/d(omega, t) of the residual
-    b = -np.einsum("ij,ij->i", p - q, n)
-    if subspace is not None:
-        a = a @ subspace.T
-    ata = a.T @ a
-    x = np.linalg.solve(ata + damping * max(float(np.trace(ata)), damping_floor) * np.eye(len(ata)), a.T @ b)
-    if subspace is not None:
-        x = subspace.T @ x
+        b = -np.einsum("ij,ij->i", p - q, n)
+        if subspace is not None:
+            a = a @ subspace.T
+        ata = a.T @ a
+        x = np.linalg.solve(ata + damping * max(float(np.trace(ata)), damping_floor) * np.eye(len(ata)), a.T @ b)
+        if subspace is not None:
+            x = subspace.T @ x
     dr = axis_angle_to_matrix(x[:3])
     return dr, c + x[3:] - dr @ c, x
 
