@@ -35,7 +35,7 @@ from numba import njit
 from ..facemodel import FaceModel, vertex_normals
 from ..facemodel.shape_subset import NOSE_TIP_LANDMARK, farthest_point_sampling
 from ..geometry.icp import NearestNeighbours, rigid_icp
-from ..geometry.neighbours import _query
+from ..geometry.neighbours import cube_query
 from ..geometry.pose import HeadPose
 from ..geometry.rotations import axis_angle_to_matrix
 from ..geometry.transforms import SimilarityTransform
@@ -211,7 +211,7 @@ def _paired_rows(v, nh, R, t, points, cube_points, order, starts, origin, cell, 
     """One Gauss-Newton iteration's pairs and rows in one compiled pass, (index, r, J): the subset's vertices ``v``
     and head-frame normals ``nh`` posed by ``R``, ``t``; those facing the camera (posed normal towards the origin)
     paired with their nearest measured point strictly closer than ``sqrt(r2)`` (the grid of
-    :class:`~facerecon.geometry.neighbours.BoundedNeighbours` built on ``points``: its ``_query``, the same pairs);
+    :class:`~facerecon.geometry.neighbours.BoundedNeighbours` built on ``points``: its ``cube_query``, the same pairs);
     ``r``: the point-to-plane residuals ``n . (p - v)``, ``J``: :func:`_jacobian`'s rows, the basis columns taken
     against the head-frame normals themselves (``R^T (R n)`` is ``n`` up to rounding).  Replaces NumPy's posing,
     masks, gathers and residual (~0.4 ms of temporaries per iteration)."""
@@ -229,7 +229,7 @@ def _paired_rows(v, nh, R, t, points, cube_points, order, starts, origin, cell, 
             q[m, 0], q[m, 1], q[m, 2] = vc[i, 0], vc[i, 1], vc[i, 2]
             rows[m] = i
             m += 1
-    dist, j = _query(cube_points, order, starts, origin, cell, reach, dims, q[:m], r2)
+    dist, j = cube_query(cube_points, order, starts, origin, cell, reach, dims, q[:m], r2)
     k = 0
     for e in range(m):
         if np.isfinite(dist[e]):

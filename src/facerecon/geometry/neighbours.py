@@ -38,7 +38,10 @@ def _scan(points, order, lo, hi, qx, qy, qz, best, bj):
 
 
 @njit(cache=True, nogil=True)
-def _query(points, order, starts, origin, cell, reach, dims, q, r2):
+def cube_query(points, order, starts, origin, cell, reach, dims, q, r2):
+    """Nearest of ``points`` (sorted into cubes: ``order``, ``starts``) to each row of ``q`` within
+    squared distance ``r2``: (squared distances, indices; ``len(points)`` where none).  The kernel
+    behind :meth:`BoundedNeighbours.query`, callable from other compiled loops (the joint fit's rows)."""
     n = len(q)
     dist = np.full(n, np.inf)
     idx = np.full(n, len(points), np.int64)
@@ -150,4 +153,4 @@ class BoundedNeighbours:
         if r > self.bound:
             raise ValueError(f"query radius {r} beyond the index's bound {self.bound}")
         q = np.ascontiguousarray(q, np.float64).reshape(-1, 3)
-        return _query(self._cube_points, self.order, self.starts, self.origin, self.cell, self.reach, self.dims, q, r * r)
+        return cube_query(self._cube_points, self.order, self.starts, self.origin, self.cell, self.reach, self.dims, q, r * r)
