@@ -57,6 +57,7 @@ from ..errors import ConfigError
 from ..facemodel import FaceModel, vertex_normals
 from ..geometry.pose import HeadPose
 from .config import PhotoFitConfig
+from .fusion import head_yaw_deg
 
 @dataclass
 class LandmarkTargets:
@@ -338,6 +339,15 @@ def _bounded_step(h: torch.Tensor, g: torch.Tensor, free: torch.Tensor, x_box: t
 
 
 # -- the fit ------------------------------------------------------------------------------------
+def depth_gain(yaw_deg: float, turn_deg: tuple[float, float]) -> float:
+    """Factor of the depth rows' weight for a face turned ``yaw_deg`` (the 2D fit's |yaw|): 0 up to
+    ``turn_deg[0]``, 1 from ``turn_deg[1]``, linear between (both 0: always 1)."""
+    lo, hi = turn_deg
+    if hi <= 0.0:
+        return 1.0
+    return float(np.clip((abs(yaw_deg) - lo) / max(hi - lo, 1e-9), 0.0, 1.0))
+
+
 @dataclass
 class _Structure:
     """What a fit needs from the model for one landmark layout: built once per layout and cached on the model."""
@@ -420,6 +430,10 @@ class _Problem:
         dz = t.depth * cfg.depth_scale
         dm = np.isfinite(dz) & (w > 0) & ~t.contour  # the outline's points slide: their depth is not a fixed point's
         self.has_depth = cfg.depth_weight > 0 and int(dm.sum()) >= 3
+        # depth_stage "pose": the rows are off until the pose-only stage after the 2D fit (_fit);
+        # depth_gain: their weight there, from the turn (depth_turn_deg)
+        self.depth_on = self.has_depth and cfg.depth_stage == "joint"
+        self.depth_gain = 1.0
         if self.has_depth:
             self.dmask = torch.from_numpy(dm)
             wc = w[dm] / w[dm].sum()
@@ -534,10 +548,10 @@ class _Problem:
             return math.inf
         rho, _ = _robust(torch.linalg.vector_norm(res, dim=1), self.cfg.robust, self.cfg.robust_scale)
         c = float((self.w * rho).sum())
-        if self.has_depth:
+        if self.depth_on:
             e, _, _ = self.depth_residual(r, tr)
             rho_d, _ = _robust(e.abs(), self.cfg.robust, self.cfg.robust_scale)
-            c += self.cfg.depth_weight * float((self.w[self.dmask] * rho_d).sum())
+            c += self.depth_gain * self.cfg.depth_weight * float((self.w[self.dmask] * rho_d).sum())
         if self.cue is not None:
             e, _, _ = self.cue_residual(r, tr, coeffs)
             c += self.cfg.identity_prior * e * e
@@ -589,10 +603,10 @@ class _Problem:
         h[:c, :c] = (ja.float().T @ j.float()).double()
         g[:c] = ja.T @ res.reshape(-1)
         cfg = self.cfg
-        if self.has_depth:  # the depth rows: d z / d params (row 2 of the 2D rows' d x), centred, scaled
+        if self.depth_on:  # the depth rows: d z / d params (row 2 of the 2D rows' d x), centred, scaled
             e, k, xd = self.depth_residual(r, tr)
             _, irls_d = _robust(e.abs(), cfg.robust, cfg.robust_scale)
-            a_d = cfg.depth_weight * self.w[self.dmask] * irls_d
+            a_d = self.depth_gain * cfg.depth_weight * self.w[self.dmask] * irls_d
             cols = [(-_skew(xd - tr))[:, 2, :], torch.zeros_like(xd)]  # rotation, translation (pose only)
             cols[1][:, 2] = 1.0
             jd = k * self._d_project(torch.cat(cols, 1))
@@ -656,16 +670,30 @@ def _fit(model: FaceModel, targets: LandmarkTargets, intrinsics: Intrinsics, cfg
     mu = cfg.damping
     converged = False
     n_rigid = n_joint = 0
+    stages = [("rigid", cfg.rigid_iterations), ("joint", cfg.iterations)]
+    if prob.has_depth and cfg.depth_stage == "pose":
+        stages.append(("depth", cfg.iterations))
     with torch.no_grad():
-        for stage, n_iter in (("rigid", cfg.rigid_iterations), ("joint", cfg.iterations)):
+        for stage, n_iter in stages:
+            if stage == "depth":
+                # the 2D fit's shape held, its pose refined with the depth rows: the turn the 2D
+                # points lean away from is put back without the shape bending to meet them at it
+                # (docs/photo.md round 9); their weight rises with the 2D fit's turn
+                yaw_2d = head_yaw_deg(r.numpy(), tr.numpy())
+                prob.depth_gain = depth_gain(yaw_2d, cfg.depth_turn_deg)
+                if prob.depth_gain <= 0.0:
+                    break
+                prob.depth_on = True
+                pose_2d = (r, tr)
+            pose_only = stage != "joint"
             free_base = torch.zeros(n_par, dtype=torch.bool)
-            free_base[: 6 if stage == "rigid" else n_par] = True
+            free_base[: 6 if pose_only else n_par] = True
             best, stall = math.inf, 0
             for it in range(n_iter):
                 # the contour vertices are re-picked each step for the first contour_updates joint
                 # steps, then kept: a landmark flipping between two band vertices would otherwise
                 # keep the cost from settling
-                if stage == "rigid" or it < cfg.contour_updates:
+                if pose_only or it < cfg.contour_updates:
                     prob.select_contour(r, tr, coeffs)
                     prob.update_visibility(r, tr, coeffs)
                 cost = prob.cost(r, tr, coeffs)
@@ -676,7 +704,7 @@ def _fit(model: FaceModel, targets: LandmarkTargets, intrinsics: Intrinsics, cfg
                     if stall >= 3:
                         converged = True
                         break
-                h, g = prob.normal_equations(r, tr, coeffs, rigid=stage == "rigid")
+                h, g = prob.normal_equations(r, tr, coeffs, rigid=pose_only)
                 free = free_base.clone()
                 if stage == "joint":
                     # active set: expressions at a bound whose gradient pushes them out stay there
@@ -701,13 +729,18 @@ def _fit(model: FaceModel, targets: LandmarkTargets, intrinsics: Intrinsics, cfg
                 else:
                     n_joint += 1
                 if not accepted:
-                    converged = stage == "joint"
+                    converged = converged or stage == "joint"
                     break
                 r, tr, coeffs = r_new, t_new, c_new
-                # the pose-only stage just has to bring the start close: a looser tolerance
-                if (cost - new_cost) < (cfg.tolerance if stage == "joint" else 1e-3) * cost:
-                    converged = stage == "joint"
+                # the pose-only start just has to bring the start close: a looser tolerance
+                if (cost - new_cost) < (1e-3 if stage == "rigid" else cfg.tolerance) * cost:
+                    converged = converged or stage == "joint"
                     break
+        if prob.depth_on and cfg.depth_stage == "pose" and cfg.depth_turn_only \
+                and head_yaw_deg(r.numpy(), tr.numpy()) < yaw_2d:
+            # the 2D points' bias is towards a frontal face (docs/photo.md rounds 7 and 9): depth rows
+            # that turn the face further back contradict it, so they are taken as the wrong ones
+            r, tr = pose_2d
         history.append(prob.cost(r, tr, coeffs))
         res, _, _ = prob.residual(r, tr, coeffs)
     err_px = torch.linalg.vector_norm(res, dim=1).numpy() * prob.scale
