@@ -345,7 +345,7 @@ def rgbd(args) -> None:
 
     rec = PhotoReconstructor.from_pretrained()
     cfg2d = dc_replace(rec.fit_config, depth_weight=0.0)
-    cfg_rows = dc_replace(rec.fit_config, depth_weight=rec.fit_config.depth_weight_rgbd)
+    cfg_rows = rec.fit_config.for_rgbd()
     folder = args.shared / "data" / "real" / "truedepth-mannequin" / "DepthFrames"
     rows = []
     for n in json.loads((args.out / "td.json").read_text()):

@@ -389,3 +389,36 @@ def test_size_cue_moves_the_fitted_scale(model):
     assert s3 < s0 - 2.0
     with pytest.raises(ValueError):
         SizeCue(float("nan"), 0.05)
+
+
+def test_depth_stage_pose_keeps_the_2d_shape(model):
+    """``depth_stage = "pose"``: the 2D fit, then pose-only steps with the depth rows: the face turns
+    towards the depth's yaw while the identity and expression stay the 2D fit's exactly; below
+    ``depth_turn_deg[0]`` of turn, or (``depth_turn_only``) when the depth says less turn than the
+    2D points, the result is the 2D fit's."""
+    tri_bary = None
+
+    def fit(yaw_true, yaw_seen, **kw):
+        nonlocal tri_bary
+        cam, true, verts, pts, depth = _depth_scene(model, yaw_true, yaw_seen)
+        tri_bary = (np.repeat(verts[:, None], 3, 1), np.tile([1.0, 0, 0], (len(verts), 1)))
+        tg = LandmarkTargets(pts, *tri_bary, 1.0, False, depth)
+        return fit_photo(model, tg, cam.intrinsics, PhotoFitConfig.load(**EXACT, **kw)), true
+
+    pose = dict(depth_weight=3.0, depth_stage="pose")
+    plain, true = fit(50.0, 38.0)
+    staged, _ = fit(50.0, 38.0, **pose)
+    assert np.array_equal(staged.identity, plain.identity) and np.array_equal(staged.expression, plain.expression)
+    e_plain, e_staged = (geodesic_distance_deg(f.rotation, true.R) for f in (plain, staged))
+    assert e_plain > 8.0 and e_staged < 0.6 * e_plain, (e_plain, e_staged)
+    gated, _ = fit(50.0, 38.0, depth_turn_deg=(40.0, 45.0), **pose)  # the 2D fit's turn (~38) is below the gate
+    assert np.array_equal(gated.rotation, plain.rotation)
+    less, _ = fit(25.0, 38.0, **pose)  # the depth says less turn than the 2D points
+    less_2d, _ = fit(25.0, 38.0)
+    one_sided, _ = fit(25.0, 38.0, depth_turn_only=True, **pose)
+    assert geodesic_distance_deg(less.rotation, less_2d.rotation) > 3.0
+    assert np.array_equal(one_sided.rotation, less_2d.rotation)
+    with pytest.raises(ConfigError):
+        PhotoFitConfig.load(depth_stage="after")
+    with pytest.raises(ConfigError):
+        PhotoFitConfig.load(depth_turn_deg=(40.0, 30.0))

@@ -685,6 +685,7 @@ def _fit(model: FaceModel, targets: LandmarkTargets, intrinsics: Intrinsics, cfg
                     break
                 prob.depth_on = True
                 pose_2d = (r, tr)
+                mu = cfg.damping  # a new cost: the damping the 2D fit ended with says nothing of it
             pose_only = stage != "joint"
             free_base = torch.zeros(n_par, dtype=torch.bool)
             free_base[: 6 if pose_only else n_par] = True
