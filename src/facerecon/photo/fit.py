@@ -26,11 +26,14 @@ the side turned away the candidate projecting outermost along the head's x axis 
 "landmark marching"), on the side facing the camera the band vertex nearest the target.
 Contour landmarks also get ``contour_weight``.
 
-Depth rows (``depth_weight`` > 0; off for photos, on for ``--method rgbd``'s colour start): the
-landmark model's relative depth of each inner point (Face Mesh's z) against the posed mean face's,
-an offset and a lean along the face's vertical axis projected out of both; they constrain the pose
-only (a turned face's 2D points lean towards a frontal face, their depth does not; docs/photo.md
-round 7).
+Depth rows (``depth_weight`` > 0): the landmark model's relative depth of each inner point (Face
+Mesh's z) against the posed mean face's, an offset and a lean along the face's vertical axis
+projected out of both; they constrain the pose only (a turned face's 2D points lean towards a
+frontal face, their depth does not; docs/photo.md round 7).  ``depth_stage = "joint"`` (``--method
+rgbd``'s colour start): in every step.  ``"pose"`` (photos): after the 2D-only fit, in pose-only
+steps with its identity and expression held, so the shape does not bend to meet the biased 2D
+points at the corrected pose; weighted by the 2D fit's turn (``depth_turn_deg``) and, with
+``depth_turn_only``, kept only when they turn the face further (docs/photo.md round 9).
 
 Solver: Levenberg-Marquardt with analytic Jacobians (torch, float64): the start is a
 scaled-orthographic PnP of the mean face's landmarks (least-squares affine camera, then the
@@ -119,6 +122,7 @@ class PhotoFit:
     contour_vertices: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))  # silhouette vertices chosen for the contour landmarks on the side turned away
     size_cue: SizeCue | None = None  # the measured eye distance the fit used (the iris), None: the head-size prior alone
     size_cue_note: str = ""  # why there was none (the pipeline's one line)
+    depth_iterations: int = 0  # pose-only steps with the depth rows after the 2D fit (depth_stage "pose")
 
     @property
     def pose(self) -> HeadPose:
@@ -669,7 +673,7 @@ def _fit(model: FaceModel, targets: LandmarkTargets, intrinsics: Intrinsics, cfg
     history: list[float] = []
     mu = cfg.damping
     converged = False
-    n_rigid = n_joint = 0
+    n_rigid = n_joint = n_depth = 0
     stages = [("rigid", cfg.rigid_iterations), ("joint", cfg.iterations)]
     if prob.has_depth and cfg.depth_stage == "pose":
         stages.append(("depth", cfg.iterations))
@@ -684,7 +688,7 @@ def _fit(model: FaceModel, targets: LandmarkTargets, intrinsics: Intrinsics, cfg
                 if prob.depth_gain <= 0.0:
                     break
                 prob.depth_on = True
-                pose_2d = (r, tr)
+                pose_2d = (r, tr, prob.rows.clone())
                 mu = cfg.damping  # a new cost: the damping the 2D fit ended with says nothing of it
             pose_only = stage != "joint"
             free_base = torch.zeros(n_par, dtype=torch.bool)
@@ -727,8 +731,10 @@ def _fit(model: FaceModel, targets: LandmarkTargets, intrinsics: Intrinsics, cfg
                     mu *= 10.0
                 if stage == "rigid":
                     n_rigid += 1
-                else:
+                elif stage == "joint":
                     n_joint += 1
+                else:
+                    n_depth += 1
                 if not accepted:
                     converged = converged or stage == "joint"
                     break
@@ -741,7 +747,8 @@ def _fit(model: FaceModel, targets: LandmarkTargets, intrinsics: Intrinsics, cfg
                 and head_yaw_deg(r.numpy(), tr.numpy()) < yaw_2d:
             # the 2D points' bias is towards a frontal face (docs/photo.md rounds 7 and 9): depth rows
             # that turn the face further back contradict it, so they are taken as the wrong ones
-            r, tr = pose_2d
+            r, tr, rows_2d = pose_2d
+            prob._use_rows(rows_2d)  # and its contour picks: the result is the 2D fit's
         history.append(prob.cost(r, tr, coeffs))
         res, _, _ = prob.residual(r, tr, coeffs)
     err_px = torch.linalg.vector_norm(res, dim=1).numpy() * prob.scale
@@ -755,7 +762,7 @@ def _fit(model: FaceModel, targets: LandmarkTargets, intrinsics: Intrinsics, cfg
     slid = prob.rows.numpy() >= prob.k
     chosen = prob.band[prob.rows.numpy()[slid] - prob.k]
     return PhotoFit(r.numpy().copy(), tr.numpy().copy(), ident, expr, intrinsics, n_joint, n_rigid, converged,
-                    (time.perf_counter() - t0) * 1e3, rms, crms, history, chosen, size_cue)
+                    (time.perf_counter() - t0) * 1e3, rms, crms, history, chosen, size_cue, depth_iterations=n_depth)
 
 
 # -- several photos of one person ----------------------------------------------------------------
