@@ -30,6 +30,11 @@ projected into the colour image, fits to those projected points, and measures Fa
 
     python benchmarks/photo_turn_diag.py sources --out /tmp/ptd
 
+``noise`` measures the noise model behind ``[fit] depth_turn_deg`` on the calibration renders
+(:func:`turn_noise`)::
+
+    python benchmarks/photo_turn_diag.py noise --out /tmp/ptd --on james100
+
 ``rgbd`` runs ``--method rgbd`` on each TrueDepth frame from two colour starts, with and without
 the measured distance (:func:`rgbd`)::
 
@@ -376,6 +381,37 @@ def rgbd(args) -> None:
         print(f"{key}: " + " / ".join(parts) + f" | all median {np.median(v):.2f} p90 {np.percentile(v, 90):.1f}")
 
 
+def turn_noise(args) -> None:
+    """The noise model behind ``[fit] depth_turn_deg`` (round 9): per image the 2D fit's |yaw| (what
+    the fit knows) and its turn error, and the turn error of Face Mesh's z alone (the pose stage at
+    weight 100, ungated), both fitted minus true |yaw| about the head's up axis (``head_yaw_deg``);
+    by bins of the 2D fit's |yaw|: their mean and RMS and the weight a on the z of the mix
+    (1 - a) yaw_2D + a yaw_z with the least squared error."""
+    from facerecon.photo.fusion import head_yaw_deg
+
+    fitter = Fitter()
+    two_d = "fit.depth_weight=0"
+    z_alone = "fit.depth_weight=100+fit.depth_stage=pose+fit.depth_turn_deg=[0:0]+fit.depth_turn_only=false"
+    est, e2, ez = [], [], []
+    for n in json.loads((args.out / f"{args.on}.json").read_text()):
+        d = dict(np.load(args.out / f"{n}.npz"))
+        f2, fz = fitter.fit(d, two_d), fitter.fit(d, z_alone)
+        true = head_yaw_deg(d["truth_r"], f2.translation)
+        y2 = head_yaw_deg(f2.rotation, f2.translation)
+        est.append(y2)
+        e2.append(y2 - true)
+        ez.append(head_yaw_deg(fz.rotation, fz.translation) - true)
+    est, e2, ez = np.array(est), np.array(e2), np.array(ez)
+    print("2D-fitted |yaw| | n | 2D fit's turn error, mean (rms) | z's, mean (rms) | best a")
+    for lo, hi in ((0.0, 20.0), (20.0, 33.0), (33.0, 40.0), (40.0, 50.0), (50.0, 91.0)):
+        m = (est >= lo) & (est < hi)
+        if not m.any():
+            continue
+        a = (np.mean(e2[m] ** 2) - np.mean(e2[m] * ez[m])) / max(float(np.mean((e2[m] - ez[m]) ** 2)), 1e-12)
+        print(f"{lo:.0f}-{hi:.0f} | {int(m.sum())} | {e2[m].mean():+.1f} ({np.sqrt(np.mean(e2[m] ** 2)):.1f}) | "
+              f"{ez[m].mean():+.1f} ({np.sqrt(np.mean(ez[m] ** 2)):.1f}) | {a:.2f}", flush=True)
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -395,6 +431,9 @@ def main(argv=None) -> int:
     e.add_argument("--now", action="store_true", help="james: also the fitted mesh's NoW-style shape (rigid, pooled)")
     e.add_argument("--shared", type=Path, default=Path("../shared"))
     sub.add_parser("sources").add_argument("--out", type=Path, required=True)
+    t = sub.add_parser("noise")
+    t.add_argument("--out", type=Path, required=True)
+    t.add_argument("--on", default="james100", help="the calibration renders (james100)")
     g = sub.add_parser("rgbd")
     g.add_argument("--out", type=Path, required=True)
     g.add_argument("--shared", type=Path, default=Path("../shared"))
@@ -405,6 +444,8 @@ def main(argv=None) -> int:
         sources(args)
     elif args.cmd == "rgbd":
         rgbd(args)
+    elif args.cmd == "noise":
+        turn_noise(args)
     else:
         evaluate(args)
     return 0
