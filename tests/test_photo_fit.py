@@ -405,7 +405,7 @@ def test_depth_stage_pose_keeps_the_2d_shape(model):
         tg = LandmarkTargets(pts, *tri_bary, 1.0, False, depth)
         return fit_photo(model, tg, cam.intrinsics, PhotoFitConfig.load(**EXACT, **kw)), true
 
-    pose = dict(depth_weight=3.0, depth_stage="pose", depth_turn_deg=(0.0, 0.0), depth_turn_only=False)
+    pose = {"depth_weight": 3.0, "depth_stage": "pose", "depth_turn_deg": (0.0, 0.0), "depth_turn_only": False}
     plain, true = fit(50.0, 38.0, depth_weight=0.0)
     staged, _ = fit(50.0, 38.0, **pose)
     assert np.array_equal(staged.identity, plain.identity) and np.array_equal(staged.expression, plain.expression)

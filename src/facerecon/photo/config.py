@@ -72,7 +72,7 @@ class PhotoFitConfig:
         if not 0 <= self.n_identity <= 100 or not 0 <= self.n_expression <= 53:
             raise ConfigError("fit.n_identity must be in [0, 100] and fit.n_expression in [0, 53]")
 
-    def for_rgbd(self) -> "PhotoFitConfig":
+    def for_rgbd(self) -> PhotoFitConfig:
         """The settings of the colour fit that starts ``--method rgbd`` (its depth rows: ``depth_*_rgbd``)."""
         return replace(self, depth_weight=self.depth_weight_rgbd, depth_stage=self.depth_stage_rgbd)
 
