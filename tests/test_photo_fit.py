@@ -422,6 +422,16 @@ def test_depth_stage_pose_keeps_the_2d_shape(model):
         PhotoFitConfig.load(depth_stage="after")
     with pytest.raises(ConfigError):
         PhotoFitConfig.load(depth_turn_deg=(40.0, 30.0))
+    # several photos (fit_photos): the same stage after the joint fit, the joint identity kept
+    from facerecon.photo.fit import fit_photos
+
+    cam, true, verts, pts, depth = _depth_scene(model)
+    tg = LandmarkTargets(pts, *tri_bary, 1.0, False, depth)
+    start = [fit_photo(model, tg, cam.intrinsics, PhotoFitConfig.load(depth_weight=0.0, **EXACT))]
+    j2d, jdepth = (fit_photos(model, [tg], [cam.intrinsics], PhotoFitConfig.load(**EXACT, **kw), starts=start)[0]
+                   for kw in ({"depth_weight": 0.0}, pose))
+    assert np.array_equal(jdepth.identity, j2d.identity) and jdepth.depth_iterations > 0
+    assert geodesic_distance_deg(jdepth.rotation, true.R) < 0.6 * geodesic_distance_deg(j2d.rotation, true.R)
     cfg = PhotoFitConfig.load()
     rgbd = cfg.for_rgbd()  # --method rgbd's colour start: its own depth rows
     assert (rgbd.depth_weight, rgbd.depth_stage) == (cfg.depth_weight_rgbd, cfg.depth_stage_rgbd)

@@ -49,7 +49,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import torch
@@ -653,7 +653,10 @@ def fit_photo(model: FaceModel, targets: LandmarkTargets, intrinsics: Intrinsics
 
 
 def _fit(model: FaceModel, targets: LandmarkTargets, intrinsics: Intrinsics, cfg: PhotoFitConfig,
-         init: tuple[np.ndarray, np.ndarray] | None, size_cue: SizeCue | None = None) -> PhotoFit:
+         init: tuple[np.ndarray, np.ndarray] | None, size_cue: SizeCue | None = None,
+         shape: tuple[np.ndarray, np.ndarray] | None = None) -> PhotoFit:
+    """The fit's stages; ``shape`` (identity, expression) with ``init``: that shape held, only the
+    depth stage run from that pose (after the joint fit of several photos)."""
     t0 = time.perf_counter()
     if int((targets.weight > 0).sum()) < 6:
         raise ValueError("the fit needs at least 6 landmarks with weight > 0")
@@ -668,16 +671,21 @@ def _fit(model: FaceModel, targets: LandmarkTargets, intrinsics: Intrinsics, cfg
     r = torch.from_numpy(np.asarray(r0, np.float64).copy())
     tr = torch.from_numpy(np.asarray(t0_, np.float64).copy())
     coeffs = torch.zeros(prob.m, dtype=torch.float64)
+    if shape is not None:
+        coeffs = torch.from_numpy(np.r_[np.asarray(shape[0], np.float64)[: prob.kid], np.asarray(shape[1], np.float64)[: prob.kex]])
     n_par = 6 + prob.m
     ex = slice(6 + prob.kid, n_par)
     history: list[float] = []
     mu = cfg.damping
     converged = False
     n_rigid = n_joint = n_depth = 0
-    stages = [("rigid", cfg.rigid_iterations), ("joint", cfg.iterations)]
+    stages = [("rigid", cfg.rigid_iterations), ("joint", cfg.iterations)] if shape is None else []
     if prob.has_depth and cfg.depth_stage == "pose":
         stages.append(("depth", cfg.iterations))
     with torch.no_grad():
+        if shape is not None:  # no 2D stages ran: the contour picks and visibility of the given pose
+            prob.select_contour(r, tr, coeffs)
+            prob.update_visibility(r, tr, coeffs)
         for stage, n_iter in stages:
             if stage == "depth":
                 # the 2D fit's shape held, its pose refined with the depth rows: the turn the 2D
@@ -776,8 +784,9 @@ def fit_photos(model: FaceModel, targets: list[LandmarkTargets], intrinsics: lis
     more photos weigh the landmarks more against it) or once per photo (``"per_photo"``).  Started from each photo's own fit (``starts``, else made
     here) with the mean of their identities; Levenberg-Marquardt on the joint normal equations
     (identity block shared, pose and expression blocks per photo; the expressions kept in
-    [0, 1] by the same projected step).  Returns one :class:`PhotoFit` per photo, all with the
-    same ``identity``.
+    [0, 1] by the same projected step).  Then, with ``depth_stage = "pose"``, each photo's depth
+    stage from the joint pose with its shape held (as after one photo's 2D fit).  Returns one
+    :class:`PhotoFit` per photo, all with the same ``identity``.
     """
     cfg = cfg or PhotoFitConfig.load()
     if len(targets) != len(intrinsics) or not targets:
@@ -786,7 +795,17 @@ def fit_photos(model: FaceModel, targets: list[LandmarkTargets], intrinsics: lis
     torch.set_num_threads(1)
     try:
         starts = starts or [_fit(model, t, k, cfg, None) for t, k in zip(targets, intrinsics)]
-        return _fit_joint(model, targets, intrinsics, cfg, starts)
+        joint = _fit_joint(model, targets, intrinsics, cfg, starts)
+        if cfg.depth_stage != "pose" or cfg.depth_weight <= 0 or not any(np.isfinite(t.depth).any() for t in targets):
+            return joint
+        # the depth rows' pose stage after the joint fit, as after a single photo's 2D fit: each
+        # photo's pose refined with its shape (the shared identity, its expression) held
+        out = []
+        for f, t, k in zip(joint, targets, intrinsics):
+            d = _fit(model, t, k, cfg, (f.rotation, f.translation), shape=(f.identity, f.expression))
+            out.append(replace(f, rotation=d.rotation, translation=d.translation, depth_iterations=d.depth_iterations,
+                               rms_px=d.rms_px, contour_rms_px=d.contour_rms_px, contour_vertices=d.contour_vertices))
+        return out
     finally:
         torch.set_num_threads(threads)
 
