@@ -493,7 +493,13 @@ class _Problem:
         # pose-only steps, whose coefficients are all 0
         band = self.s0[self.k:]
         if bool(coeffs.any()):
-            band = band + (coeffs @ self.sb_band).reshape(-1, 3)
+            # the depth stage holds the shape: its band is computed once, not at every pose step
+            held = getattr(self, "_band_shape", None)
+            if held is not None and torch.equal(held[0], coeffs):
+                band = held[1]
+            else:
+                band = band + (coeffs @ self.sb_band).reshape(-1, 3)
+                self._band_shape = (coeffs.clone(), band)
         x = band @ r.T + tr
         uv = self.f * x[:, :2] / x[:, 2:3]
         rows = torch.arange(self.k)
