@@ -425,7 +425,7 @@ def test_depth_stage_pose_keeps_the_2d_shape(model):
     # several photos (fit_photos): the same stage after the joint fit, the joint identity kept
     from facerecon.photo.fit import fit_photos
 
-    cam, true, verts, pts, depth = _depth_scene(model)
+    cam, true, _, pts, depth = _depth_scene(model)
     tg = LandmarkTargets(pts, *tri_bary, 1.0, False, depth)
     start = [fit_photo(model, tg, cam.intrinsics, PhotoFitConfig.load(depth_weight=0.0, **EXACT))]
     j2d, jdepth = (fit_photos(model, [tg], [cam.intrinsics], PhotoFitConfig.load(**EXACT, **kw), starts=start)[0]
