@@ -239,7 +239,7 @@ def truedepth_fits(shared: Path, rec, n_frames: int, missed: list):
         fr = read_truedepth_frame(f)
         try:
             r = rec.reconstruct(Photo(fr.color, f.name, float(fr.intrinsics.fx)), texture=False, intrinsics=fr.intrinsics)
-            same = rec.fit_config.depth_weight == rec.fit_config.depth_weight_rgbd  # else rgbd's colour fit is its own
+            same = rec.fit_config == rec.fit_config.for_rgbd()  # else rgbd's colour fit is its own
             d = rec.reconstruct_rgbd(fr, texture=False, colour=r if same else None)
         except FaceReconError as exc:
             missed.append(f"{f.name}: {exc.one_line()}")

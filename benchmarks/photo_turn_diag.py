@@ -2,6 +2,7 @@
 
     python benchmarks/photo_turn_diag.py cache --shared ../shared --out /tmp/ptd [--james-seeds 0,100 --n 24 --max-yaw 60]
     python benchmarks/photo_turn_diag.py eval --out /tmp/ptd --on td base,facemesh,dlib [--per-frame]
+    python benchmarks/photo_turn_diag.py eval --out /tmp/ptd --on james100 --now --shared ../shared --variants base,fit.depth_weight=1
 
 ``cache`` runs the photo path's detection and both landmark sources once per image and stores
 them (``.npz``, arrays only): Face Mesh's 468 points, its 68 (through the landmark map), dlib's
@@ -17,13 +18,22 @@ error against the reference by |yaw| bin (TrueDepth: the reference's yaw, uprigh
 * ``facemesh``: Face Mesh alone; ``dlib``: dlib's 68 in place of the fused 68 (dense points kept);
 * ``use=dense`` / ``use=ibug68``: the dense Face Mesh points only / the fused 68 only;
 * ``byyaw``: ``[fusion] by_yaw = true``;
-* ``fit.KEY=VALUE`` / ``fusion.KEY=VALUE``: any setting of the fit or the fusion (numbers, true/false, strings).
+* ``fit.KEY=VALUE`` / ``fusion.KEY=VALUE``: any setting of the fit or the fusion (numbers, true/false, strings,
+  pairs as ``[a:b]``).
+
+``--now`` (james only) adds the fitted mesh's NoW-style median (rigid, pooled; ``photo_shape_eval.py``'s measure)
+per variant, overall and by |yaw| bin.
 
 ``sources`` (TrueDepth only) compares each landmark source with the depth default output's mesh
 projected into the colour image, fits to those projected points, and measures Face Mesh's z
 (:func:`sources`)::
 
     python benchmarks/photo_turn_diag.py sources --out /tmp/ptd
+
+``noise`` measures the noise model behind ``[fit] depth_turn_deg`` on the calibration renders
+(:func:`turn_noise`)::
+
+    python benchmarks/photo_turn_diag.py noise --out /tmp/ptd --on james100
 
 ``rgbd`` runs ``--method rgbd`` on each TrueDepth frame from two colour starts, with and without
 the measured distance (:func:`rgbd`)::
@@ -122,6 +132,8 @@ def cache(args) -> None:
 def _value(s: str):
     if s in ("true", "false"):
         return s == "true"
+    if s.startswith("["):  # a pair of numbers, e.g. fit.depth_turn_deg=[20:40] (":" as "," joins the variants)
+        return tuple(float(x) for x in s.strip("[]").split(":"))
     try:
         return int(s)
     except ValueError:
@@ -194,6 +206,18 @@ def evaluate(args) -> None:
     data = {n: dict(np.load(args.out / f"{n}.npz")) for n in names}
     variants = args.variants.split(",")
     rows = []
+    now = None
+    if args.now:  # the NoW-style shape of the fitted mesh against the james scan (rigid, pooled), as photo_shape_eval.py
+        if not args.on.startswith("james"):
+            raise SystemExit("--now needs the james renders (--on jamesSEED)")
+        from photo_shape_eval import load_james, now_errors
+
+        from facerecon.facemodel.model import RENDER_REGIONS
+
+        m = fitter.model
+        scan, _, _, _, inner = load_james(args.shared, m)
+        tris = m.region_triangles(*RENDER_REGIONS)
+        now = {v: [] for v in variants}
     for n in names:
         d = data[n]
         roll = float(d["roll"])
@@ -207,6 +231,11 @@ def evaluate(args) -> None:
             e = matrix_to_euler(_upright(f.rotation, roll)) - matrix_to_euler(_upright(ref, roll))
             row[v] = float(geodesic_distance_deg(f.rotation, ref))
             row[v + ":ypr"] = [round(float(x), 1) for x in (e + 180) % 360 - 180]
+            if now is not None:
+                verts = f.pose.apply(m.vertices(f.identity, f.expression).astype(np.float64))
+                dist = now_errors(scan, inner, verts, m, tris, ("rigid",))["rigid"]["distances"]
+                now[v].append((abs(yaw), dist))
+                row[v + ":now"] = float(np.median(dist))
         rows.append(row)
         if args.per_frame:
             print(f"{n:22s} yaw {yaw:6.1f}" + (f" depth {row['depth']:5.1f}" if "depth" in row else "")
@@ -221,6 +250,11 @@ def evaluate(args) -> None:
         allv = [r[v] for r in rows]
         print(f"{v}: " + " / ".join(parts) + f" | all median {np.median(allv):.2f} mean {np.mean(allv):.2f} p90 "
               f"{np.percentile(allv, 90):.1f}", flush=True)
+        if now is not None and v in now:
+            bins = [np.median(np.concatenate([d for y, d in now[v] if lo <= y < hi]))
+                    for lo, hi in YAW_BINS if any(lo <= y < hi for y, _ in now[v])]
+            print(f"{v}: NoW median {np.median(np.concatenate([d for _, d in now[v]])):.3f} mm (by |yaw| bin "
+                  + " / ".join(f"{b:.2f}" for b in bins) + ")", flush=True)
     if args.json:
         args.json.write_text(json.dumps(rows, indent=1))
 
@@ -316,7 +350,7 @@ def rgbd(args) -> None:
 
     rec = PhotoReconstructor.from_pretrained()
     cfg2d = dc_replace(rec.fit_config, depth_weight=0.0)
-    cfg_rows = dc_replace(rec.fit_config, depth_weight=rec.fit_config.depth_weight_rgbd)
+    cfg_rows = rec.fit_config.for_rgbd()
     folder = args.shared / "data" / "real" / "truedepth-mannequin" / "DepthFrames"
     rows = []
     for n in json.loads((args.out / "td.json").read_text()):
@@ -347,6 +381,37 @@ def rgbd(args) -> None:
         print(f"{key}: " + " / ".join(parts) + f" | all median {np.median(v):.2f} p90 {np.percentile(v, 90):.1f}")
 
 
+def turn_noise(args) -> None:
+    """The noise model behind ``[fit] depth_turn_deg`` (round 9): per image the 2D fit's |yaw| (what
+    the fit knows) and its turn error, and the turn error of Face Mesh's z alone (the pose stage at
+    weight 100, ungated), both fitted minus true |yaw| about the head's up axis (``head_yaw_deg``);
+    by bins of the 2D fit's |yaw|: their mean and RMS and the weight a on the z of the mix
+    (1 - a) yaw_2D + a yaw_z with the least squared error."""
+    from facerecon.photo.fusion import head_yaw_deg
+
+    fitter = Fitter()
+    two_d = "fit.depth_weight=0"
+    z_alone = "fit.depth_weight=100+fit.depth_stage=pose+fit.depth_turn_deg=[0:0]+fit.depth_turn_only=false"
+    est, e2, ez = [], [], []
+    for n in json.loads((args.out / f"{args.on}.json").read_text()):
+        d = dict(np.load(args.out / f"{n}.npz"))
+        f2, fz = fitter.fit(d, two_d), fitter.fit(d, z_alone)
+        true = head_yaw_deg(d["truth_r"], f2.translation)
+        y2 = head_yaw_deg(f2.rotation, f2.translation)
+        est.append(y2)
+        e2.append(y2 - true)
+        ez.append(head_yaw_deg(fz.rotation, fz.translation) - true)
+    est, e2, ez = np.array(est), np.array(e2), np.array(ez)
+    print("2D-fitted |yaw| | n | 2D fit's turn error, mean (rms) | z's, mean (rms) | best a")
+    for lo, hi in ((0.0, 20.0), (20.0, 33.0), (33.0, 40.0), (40.0, 50.0), (50.0, 91.0)):
+        m = (est >= lo) & (est < hi)
+        if not m.any():
+            continue
+        a = (np.mean(e2[m] ** 2) - np.mean(e2[m] * ez[m])) / max(float(np.mean((e2[m] - ez[m]) ** 2)), 1e-12)
+        print(f"{lo:.0f}-{hi:.0f} | {int(m.sum())} | {e2[m].mean():+.1f} ({np.sqrt(np.mean(e2[m] ** 2)):.1f}) | "
+              f"{ez[m].mean():+.1f} ({np.sqrt(np.mean(ez[m] ** 2)):.1f}) | {a:.2f}", flush=True)
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -363,7 +428,12 @@ def main(argv=None) -> int:
     e.add_argument("--variants", default="base")
     e.add_argument("--per-frame", action="store_true")
     e.add_argument("--json", type=Path)
+    e.add_argument("--now", action="store_true", help="james: also the fitted mesh's NoW-style shape (rigid, pooled)")
+    e.add_argument("--shared", type=Path, default=Path("../shared"))
     sub.add_parser("sources").add_argument("--out", type=Path, required=True)
+    t = sub.add_parser("noise")
+    t.add_argument("--out", type=Path, required=True)
+    t.add_argument("--on", default="james100", help="the calibration renders (james100)")
     g = sub.add_parser("rgbd")
     g.add_argument("--out", type=Path, required=True)
     g.add_argument("--shared", type=Path, default=Path("../shared"))
@@ -374,6 +444,8 @@ def main(argv=None) -> int:
         sources(args)
     elif args.cmd == "rgbd":
         rgbd(args)
+    elif args.cmd == "noise":
+        turn_noise(args)
     else:
         evaluate(args)
     return 0

@@ -288,7 +288,7 @@ def test_depth_rows_turn_a_biased_fit_back(model):
     err = {}
     for w in (0.0, 1.0):
         tg = LandmarkTargets(pts, np.repeat(verts[:, None], 3, 1), np.tile([1.0, 0, 0], (len(verts), 1)), 1.0, False, depth)
-        fit = fit_photo(model, tg, cam.intrinsics, PhotoFitConfig.load(depth_weight=w, **EXACT))
+        fit = fit_photo(model, tg, cam.intrinsics, PhotoFitConfig.load(depth_weight=w, depth_stage="joint", **EXACT))
         err[w] = geodesic_distance_deg(fit.rotation, true.R)
     assert err[0.0] > 8.0 and err[1.0] < 0.6 * err[0.0], err
 
@@ -299,13 +299,13 @@ def test_depth_rows_ignore_a_tilt_and_missing_depth(model):
     cam, true, verts, pts, depth = _depth_scene(model)
     bary = np.tile([1.0, 0, 0], (len(verts), 1))
     tri = np.repeat(verts[:, None], 3, 1)
-    cfg = PhotoFitConfig.load(depth_weight=1.0, **EXACT)
+    cfg = PhotoFitConfig.load(depth_weight=1.0, depth_stage="joint", **EXACT)
     plain = fit_photo(model, LandmarkTargets(pts, tri, bary, 1.0, False, depth), cam.intrinsics, cfg)
     leaning = depth + 0.2 * model.neutral[verts, 1] * cam.intrinsics.fx / 600.0  # z += 0.2 y, in px
     tilted = fit_photo(model, LandmarkTargets(pts, tri, bary, 1.0, False, leaning), cam.intrinsics, cfg)
     assert geodesic_distance_deg(plain.rotation, tilted.rotation) < 0.05
     none = fit_photo(model, LandmarkTargets(pts, tri, bary, 1.0, False, np.full(len(verts), np.nan)), cam.intrinsics, cfg)
-    off = fit_photo(model, LandmarkTargets(pts, tri, bary, 1.0, False), cam.intrinsics, PhotoFitConfig.load(**EXACT))
+    off = fit_photo(model, LandmarkTargets(pts, tri, bary, 1.0, False), cam.intrinsics, PhotoFitConfig.load(depth_weight=0.0, **EXACT))
     assert np.allclose(none.rotation, off.rotation) and np.allclose(none.translation, off.translation)
     with pytest.raises(ConfigError):
         PhotoFitConfig.load(depth_weight=-1.0)
@@ -389,3 +389,49 @@ def test_size_cue_moves_the_fitted_scale(model):
     assert s3 < s0 - 2.0
     with pytest.raises(ValueError):
         SizeCue(float("nan"), 0.05)
+
+
+def test_depth_stage_pose_keeps_the_2d_shape(model):
+    """``depth_stage = "pose"``: the 2D fit, then pose-only steps with the depth rows: the face turns
+    towards the depth's yaw while the identity and expression stay the 2D fit's exactly; below
+    ``depth_turn_deg[0]`` of turn, or (``depth_turn_only``) when the depth says less turn than the
+    2D points, the result is the 2D fit's."""
+    tri_bary = None
+
+    def fit(yaw_true, yaw_seen, **kw):
+        nonlocal tri_bary
+        cam, true, verts, pts, depth = _depth_scene(model, yaw_true, yaw_seen)
+        tri_bary = (np.repeat(verts[:, None], 3, 1), np.tile([1.0, 0, 0], (len(verts), 1)))
+        tg = LandmarkTargets(pts, *tri_bary, 1.0, False, depth)
+        return fit_photo(model, tg, cam.intrinsics, PhotoFitConfig.load(**EXACT, **kw)), true
+
+    pose = {"depth_weight": 3.0, "depth_stage": "pose", "depth_turn_deg": (0.0, 0.0), "depth_turn_only": False}
+    plain, true = fit(50.0, 38.0, depth_weight=0.0)
+    staged, _ = fit(50.0, 38.0, **pose)
+    assert np.array_equal(staged.identity, plain.identity) and np.array_equal(staged.expression, plain.expression)
+    e_plain, e_staged = (geodesic_distance_deg(f.rotation, true.R) for f in (plain, staged))
+    assert e_plain > 8.0 and e_staged < 0.6 * e_plain, (e_plain, e_staged)
+    gated, _ = fit(50.0, 38.0, **{**pose, "depth_turn_deg": (40.0, 45.0)})  # the 2D fit's turn (~38) is below the gate
+    assert np.array_equal(gated.rotation, plain.rotation)
+    less, _ = fit(25.0, 38.0, **pose)  # the depth says less turn than the 2D points
+    less_2d, _ = fit(25.0, 38.0, depth_weight=0.0)
+    one_sided, _ = fit(25.0, 38.0, **{**pose, "depth_turn_only": True})
+    assert geodesic_distance_deg(less.rotation, less_2d.rotation) > 3.0
+    assert np.array_equal(one_sided.rotation, less_2d.rotation)
+    with pytest.raises(ConfigError):
+        PhotoFitConfig.load(depth_stage="after")
+    with pytest.raises(ConfigError):
+        PhotoFitConfig.load(depth_turn_deg=(40.0, 30.0))
+    # several photos (fit_photos): the same stage after the joint fit, the joint identity kept
+    from facerecon.photo.fit import fit_photos
+
+    cam, true, _, pts, depth = _depth_scene(model)
+    tg = LandmarkTargets(pts, *tri_bary, 1.0, False, depth)
+    start = [fit_photo(model, tg, cam.intrinsics, PhotoFitConfig.load(depth_weight=0.0, **EXACT))]
+    j2d, jdepth = (fit_photos(model, [tg], [cam.intrinsics], PhotoFitConfig.load(**EXACT, **kw), starts=start)[0]
+                   for kw in ({"depth_weight": 0.0}, pose))
+    assert np.array_equal(jdepth.identity, j2d.identity) and jdepth.depth_iterations > 0
+    assert geodesic_distance_deg(jdepth.rotation, true.R) < 0.6 * geodesic_distance_deg(j2d.rotation, true.R)
+    cfg = PhotoFitConfig.load()
+    rgbd = cfg.for_rgbd()  # --method rgbd's colour start: its own depth rows
+    assert (rgbd.depth_weight, rgbd.depth_stage) == (cfg.depth_weight_rgbd, cfg.depth_stage_rgbd)

@@ -7,7 +7,7 @@ replace single values; an unknown table or key is a ``ConfigError`` naming the n
 from __future__ import annotations
 
 import tomllib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 from pathlib import Path
 
@@ -16,6 +16,7 @@ from ..settings import from_toml, packaged_toml, toml_defaults, with_overrides
 
 ROBUST_LOSSES = ("geman_mcclure", "huber", "l2")
 CONTOUR_RULES = ("band", "occluding")
+DEPTH_STAGES = ("joint", "pose")
 
 
 @toml_defaults("configs/photo_fit.toml", "fit")
@@ -49,10 +50,19 @@ class PhotoFitConfig:
     depth_scale: float
     depth_free_tilt: bool
     depth_weight_rgbd: float
+    depth_stage: str
+    depth_turn_deg: tuple[float, float]
+    depth_turn_only: bool
+    depth_stage_rgbd: str
 
     def __post_init__(self) -> None:
         if self.depth_weight < 0 or self.depth_weight_rgbd < 0 or self.depth_scale <= 0:
             raise ConfigError("fit.depth_weight and fit.depth_weight_rgbd must be >= 0, fit.depth_scale > 0")
+        if self.depth_stage not in DEPTH_STAGES or self.depth_stage_rgbd not in DEPTH_STAGES:
+            raise ConfigError(f"fit.depth_stage / depth_stage_rgbd: unknown {self.depth_stage!r} / {self.depth_stage_rgbd!r}; "
+                              f"choose from {', '.join(DEPTH_STAGES)}")
+        if len(self.depth_turn_deg) != 2 or not 0 <= self.depth_turn_deg[0] <= self.depth_turn_deg[1]:
+            raise ConfigError("fit.depth_turn_deg needs two angles [no depth rows up to, full weight from], increasing")
         if self.joint_identity_prior not in ("once", "per_photo"):
             raise ConfigError(f"fit.joint_identity_prior: unknown {self.joint_identity_prior!r}; choose from once, per_photo")
         if self.contour_rule not in CONTOUR_RULES:
@@ -61,6 +71,10 @@ class PhotoFitConfig:
             raise ConfigError(f"fit.robust: unknown {self.robust!r}; choose from {', '.join(ROBUST_LOSSES)}")
         if not 0 <= self.n_identity <= 100 or not 0 <= self.n_expression <= 53:
             raise ConfigError("fit.n_identity must be in [0, 100] and fit.n_expression in [0, 53]")
+
+    def for_rgbd(self) -> PhotoFitConfig:
+        """The settings of the colour fit that starts ``--method rgbd`` (its depth rows: ``depth_*_rgbd``)."""
+        return replace(self, depth_weight=self.depth_weight_rgbd, depth_stage=self.depth_stage_rgbd)
 
     @classmethod
     def load(cls, path=None, **overrides) -> "PhotoFitConfig":

@@ -26,11 +26,14 @@ the side turned away the candidate projecting outermost along the head's x axis 
 "landmark marching"), on the side facing the camera the band vertex nearest the target.
 Contour landmarks also get ``contour_weight``.
 
-Depth rows (``depth_weight`` > 0; off for photos, on for ``--method rgbd``'s colour start): the
-landmark model's relative depth of each inner point (Face Mesh's z) against the posed mean face's,
-an offset and a lean along the face's vertical axis projected out of both; they constrain the pose
-only (a turned face's 2D points lean towards a frontal face, their depth does not; docs/photo.md
-round 7).
+Depth rows (``depth_weight`` > 0): the landmark model's relative depth of each inner point (Face
+Mesh's z) against the posed mean face's, an offset and a lean along the face's vertical axis
+projected out of both; they constrain the pose only (a turned face's 2D points lean towards a
+frontal face, their depth does not; docs/photo.md round 7).  ``depth_stage = "joint"`` (``--method
+rgbd``'s colour start): in every step.  ``"pose"`` (photos): after the 2D-only fit, in pose-only
+steps with its identity and expression held, so the shape does not bend to meet the biased 2D
+points at the corrected pose; weighted by the 2D fit's turn (``depth_turn_deg``) and, with
+``depth_turn_only``, kept only when they turn the face further (docs/photo.md round 9).
 
 Solver: Levenberg-Marquardt with analytic Jacobians (torch, float64): the start is a
 scaled-orthographic PnP of the mean face's landmarks (least-squares affine camera, then the
@@ -46,7 +49,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import torch
@@ -57,6 +60,7 @@ from ..errors import ConfigError
 from ..facemodel import FaceModel, vertex_normals
 from ..geometry.pose import HeadPose
 from .config import PhotoFitConfig
+from .fusion import head_yaw_deg
 
 @dataclass
 class LandmarkTargets:
@@ -118,6 +122,7 @@ class PhotoFit:
     contour_vertices: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))  # silhouette vertices chosen for the contour landmarks on the side turned away
     size_cue: SizeCue | None = None  # the measured eye distance the fit used (the iris), None: the head-size prior alone
     size_cue_note: str = ""  # why there was none (the pipeline's one line)
+    depth_iterations: int = 0  # pose-only steps with the depth rows after the 2D fit (depth_stage "pose")
 
     @property
     def pose(self) -> HeadPose:
@@ -338,6 +343,15 @@ def _bounded_step(h: torch.Tensor, g: torch.Tensor, free: torch.Tensor, x_box: t
 
 
 # -- the fit ------------------------------------------------------------------------------------
+def depth_gain(yaw_deg: float, turn_deg: tuple[float, float]) -> float:
+    """Factor of the depth rows' weight for a face turned ``yaw_deg`` (the 2D fit's |yaw|): 0 up to
+    ``turn_deg[0]``, 1 from ``turn_deg[1]``, linear between (both 0: always 1)."""
+    lo, hi = turn_deg
+    if hi <= 0.0:
+        return 1.0
+    return float(np.clip((abs(yaw_deg) - lo) / max(hi - lo, 1e-9), 0.0, 1.0))
+
+
 @dataclass
 class _Structure:
     """What a fit needs from the model for one landmark layout: built once per layout and cached on the model."""
@@ -420,6 +434,10 @@ class _Problem:
         dz = t.depth * cfg.depth_scale
         dm = np.isfinite(dz) & (w > 0) & ~t.contour  # the outline's points slide: their depth is not a fixed point's
         self.has_depth = cfg.depth_weight > 0 and int(dm.sum()) >= 3
+        # depth_stage "pose": the rows are off until the pose-only stage after the 2D fit (_fit);
+        # depth_gain: their weight there, from the turn (depth_turn_deg)
+        self.depth_on = self.has_depth and cfg.depth_stage == "joint"
+        self.depth_gain = 1.0
         if self.has_depth:
             self.dmask = torch.from_numpy(dm)
             wc = w[dm] / w[dm].sum()
@@ -475,7 +493,13 @@ class _Problem:
         # pose-only steps, whose coefficients are all 0
         band = self.s0[self.k:]
         if bool(coeffs.any()):
-            band = band + (coeffs @ self.sb_band).reshape(-1, 3)
+            # the depth stage holds the shape: its band is computed once, not at every pose step
+            held = getattr(self, "_band_shape", None)
+            if held is not None and torch.equal(held[0], coeffs):
+                band = held[1]
+            else:
+                band = band + (coeffs @ self.sb_band).reshape(-1, 3)
+                self._band_shape = (coeffs.clone(), band)
         x = band @ r.T + tr
         uv = self.f * x[:, :2] / x[:, 2:3]
         rows = torch.arange(self.k)
@@ -534,10 +558,10 @@ class _Problem:
             return math.inf
         rho, _ = _robust(torch.linalg.vector_norm(res, dim=1), self.cfg.robust, self.cfg.robust_scale)
         c = float((self.w * rho).sum())
-        if self.has_depth:
+        if self.depth_on:
             e, _, _ = self.depth_residual(r, tr)
             rho_d, _ = _robust(e.abs(), self.cfg.robust, self.cfg.robust_scale)
-            c += self.cfg.depth_weight * float((self.w[self.dmask] * rho_d).sum())
+            c += self.depth_gain * self.cfg.depth_weight * float((self.w[self.dmask] * rho_d).sum())
         if self.cue is not None:
             e, _, _ = self.cue_residual(r, tr, coeffs)
             c += self.cfg.identity_prior * e * e
@@ -589,10 +613,10 @@ class _Problem:
         h[:c, :c] = (ja.float().T @ j.float()).double()
         g[:c] = ja.T @ res.reshape(-1)
         cfg = self.cfg
-        if self.has_depth:  # the depth rows: d z / d params (row 2 of the 2D rows' d x), centred, scaled
+        if self.depth_on:  # the depth rows: d z / d params (row 2 of the 2D rows' d x), centred, scaled
             e, k, xd = self.depth_residual(r, tr)
             _, irls_d = _robust(e.abs(), cfg.robust, cfg.robust_scale)
-            a_d = cfg.depth_weight * self.w[self.dmask] * irls_d
+            a_d = self.depth_gain * cfg.depth_weight * self.w[self.dmask] * irls_d
             cols = [(-_skew(xd - tr))[:, 2, :], torch.zeros_like(xd)]  # rotation, translation (pose only)
             cols[1][:, 2] = 1.0
             jd = k * self._d_project(torch.cat(cols, 1))
@@ -635,7 +659,10 @@ def fit_photo(model: FaceModel, targets: LandmarkTargets, intrinsics: Intrinsics
 
 
 def _fit(model: FaceModel, targets: LandmarkTargets, intrinsics: Intrinsics, cfg: PhotoFitConfig,
-         init: tuple[np.ndarray, np.ndarray] | None, size_cue: SizeCue | None = None) -> PhotoFit:
+         init: tuple[np.ndarray, np.ndarray] | None, size_cue: SizeCue | None = None,
+         shape: tuple[np.ndarray, np.ndarray] | None = None) -> PhotoFit:
+    """The fit's stages; ``shape`` (identity, expression) with ``init``: that shape held, only the
+    depth stage run from that pose (after the joint fit of several photos)."""
     t0 = time.perf_counter()
     if int((targets.weight > 0).sum()) < 6:
         raise ValueError("the fit needs at least 6 landmarks with weight > 0")
@@ -650,22 +677,42 @@ def _fit(model: FaceModel, targets: LandmarkTargets, intrinsics: Intrinsics, cfg
     r = torch.from_numpy(np.asarray(r0, np.float64).copy())
     tr = torch.from_numpy(np.asarray(t0_, np.float64).copy())
     coeffs = torch.zeros(prob.m, dtype=torch.float64)
+    if shape is not None:
+        coeffs = torch.from_numpy(np.r_[np.asarray(shape[0], np.float64)[: prob.kid], np.asarray(shape[1], np.float64)[: prob.kex]])
     n_par = 6 + prob.m
     ex = slice(6 + prob.kid, n_par)
     history: list[float] = []
     mu = cfg.damping
     converged = False
-    n_rigid = n_joint = 0
+    n_rigid = n_joint = n_depth = 0
+    stages = [("rigid", cfg.rigid_iterations), ("joint", cfg.iterations)] if shape is None else []
+    if prob.has_depth and cfg.depth_stage == "pose":
+        stages.append(("depth", cfg.iterations))
     with torch.no_grad():
-        for stage, n_iter in (("rigid", cfg.rigid_iterations), ("joint", cfg.iterations)):
+        if shape is not None:  # no 2D stages ran: the contour picks and visibility of the given pose
+            prob.select_contour(r, tr, coeffs)
+            prob.update_visibility(r, tr, coeffs)
+        for stage, n_iter in stages:
+            if stage == "depth":
+                # the 2D fit's shape held, its pose refined with the depth rows: the turn the 2D
+                # points lean away from is put back without the shape bending to meet them at it
+                # (docs/photo.md round 9); their weight rises with the 2D fit's turn
+                yaw_2d = head_yaw_deg(r.numpy(), tr.numpy())
+                prob.depth_gain = depth_gain(yaw_2d, cfg.depth_turn_deg)
+                if prob.depth_gain <= 0.0:
+                    break
+                prob.depth_on = True
+                pose_2d = (r, tr, prob.rows.clone())
+                mu = cfg.damping  # a new cost: the damping the 2D fit ended with says nothing of it
+            pose_only = stage != "joint"
             free_base = torch.zeros(n_par, dtype=torch.bool)
-            free_base[: 6 if stage == "rigid" else n_par] = True
+            free_base[: 6 if pose_only else n_par] = True
             best, stall = math.inf, 0
             for it in range(n_iter):
                 # the contour vertices are re-picked each step for the first contour_updates joint
                 # steps, then kept: a landmark flipping between two band vertices would otherwise
                 # keep the cost from settling
-                if stage == "rigid" or it < cfg.contour_updates:
+                if pose_only or it < cfg.contour_updates:
                     prob.select_contour(r, tr, coeffs)
                     prob.update_visibility(r, tr, coeffs)
                 cost = prob.cost(r, tr, coeffs)
@@ -676,7 +723,7 @@ def _fit(model: FaceModel, targets: LandmarkTargets, intrinsics: Intrinsics, cfg
                     if stall >= 3:
                         converged = True
                         break
-                h, g = prob.normal_equations(r, tr, coeffs, rigid=stage == "rigid")
+                h, g = prob.normal_equations(r, tr, coeffs, rigid=pose_only)
                 free = free_base.clone()
                 if stage == "joint":
                     # active set: expressions at a bound whose gradient pushes them out stay there
@@ -698,16 +745,24 @@ def _fit(model: FaceModel, targets: LandmarkTargets, intrinsics: Intrinsics, cfg
                     mu *= 10.0
                 if stage == "rigid":
                     n_rigid += 1
-                else:
+                elif stage == "joint":
                     n_joint += 1
+                else:
+                    n_depth += 1
                 if not accepted:
-                    converged = stage == "joint"
+                    converged = converged or stage == "joint"
                     break
                 r, tr, coeffs = r_new, t_new, c_new
-                # the pose-only stage just has to bring the start close: a looser tolerance
-                if (cost - new_cost) < (cfg.tolerance if stage == "joint" else 1e-3) * cost:
-                    converged = stage == "joint"
+                # the pose-only start just has to bring the start close: a looser tolerance
+                if (cost - new_cost) < (1e-3 if stage == "rigid" else cfg.tolerance) * cost:
+                    converged = converged or stage == "joint"
                     break
+        if prob.depth_on and cfg.depth_stage == "pose" and cfg.depth_turn_only \
+                and head_yaw_deg(r.numpy(), tr.numpy()) < yaw_2d:
+            # the 2D points' bias is towards a frontal face (docs/photo.md rounds 7 and 9): depth rows
+            # that turn the face further back contradict it, so they are taken as the wrong ones
+            r, tr, rows_2d = pose_2d
+            prob._use_rows(rows_2d)  # and its contour picks: the result is the 2D fit's
         history.append(prob.cost(r, tr, coeffs))
         res, _, _ = prob.residual(r, tr, coeffs)
     err_px = torch.linalg.vector_norm(res, dim=1).numpy() * prob.scale
@@ -721,7 +776,7 @@ def _fit(model: FaceModel, targets: LandmarkTargets, intrinsics: Intrinsics, cfg
     slid = prob.rows.numpy() >= prob.k
     chosen = prob.band[prob.rows.numpy()[slid] - prob.k]
     return PhotoFit(r.numpy().copy(), tr.numpy().copy(), ident, expr, intrinsics, n_joint, n_rigid, converged,
-                    (time.perf_counter() - t0) * 1e3, rms, crms, history, chosen, size_cue)
+                    (time.perf_counter() - t0) * 1e3, rms, crms, history, chosen, size_cue, depth_iterations=n_depth)
 
 
 # -- several photos of one person ----------------------------------------------------------------
@@ -735,8 +790,9 @@ def fit_photos(model: FaceModel, targets: list[LandmarkTargets], intrinsics: lis
     more photos weigh the landmarks more against it) or once per photo (``"per_photo"``).  Started from each photo's own fit (``starts``, else made
     here) with the mean of their identities; Levenberg-Marquardt on the joint normal equations
     (identity block shared, pose and expression blocks per photo; the expressions kept in
-    [0, 1] by the same projected step).  Returns one :class:`PhotoFit` per photo, all with the
-    same ``identity``.
+    [0, 1] by the same projected step).  Then, with ``depth_stage = "pose"``, each photo's depth
+    stage from the joint pose with its shape held (as after one photo's 2D fit).  Returns one
+    :class:`PhotoFit` per photo, all with the same ``identity``.
     """
     cfg = cfg or PhotoFitConfig.load()
     if len(targets) != len(intrinsics) or not targets:
@@ -745,7 +801,17 @@ def fit_photos(model: FaceModel, targets: list[LandmarkTargets], intrinsics: lis
     torch.set_num_threads(1)
     try:
         starts = starts or [_fit(model, t, k, cfg, None) for t, k in zip(targets, intrinsics)]
-        return _fit_joint(model, targets, intrinsics, cfg, starts)
+        joint = _fit_joint(model, targets, intrinsics, cfg, starts)
+        if cfg.depth_stage != "pose" or cfg.depth_weight <= 0 or not any(np.isfinite(t.depth).any() for t in targets):
+            return joint
+        # the depth rows' pose stage after the joint fit, as after a single photo's 2D fit: each
+        # photo's pose refined with its shape (the shared identity, its expression) held
+        out = []
+        for f, t, k in zip(joint, targets, intrinsics):
+            d = _fit(model, t, k, cfg, (f.rotation, f.translation), shape=(f.identity, f.expression))
+            out.append(replace(f, rotation=d.rotation, translation=d.translation, depth_iterations=d.depth_iterations,
+                               rms_px=d.rms_px, contour_rms_px=d.contour_rms_px, contour_vertices=d.contour_vertices))
+        return out
     finally:
         torch.set_num_threads(threads)
 

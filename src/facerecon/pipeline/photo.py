@@ -337,13 +337,13 @@ class PhotoReconstructor:
         pose + shape on the depth.  The colour fit weighs Face Mesh's relative depth by ``[fit]
         depth_weight_rgbd`` (its pose is the ICP's start: the depth rows keep a turned face's start
         turned, docs/photo.md round 7).  ``colour``: the colour image's photo result when already
-        made (same frame and intrinsics)."""
+        made (same frame and intrinsics) with ``fit_config.for_rgbd()``."""
         if frame.color is None or frame.intrinsics is None:
             raise FaceReconError(f"{frame.source}: --method rgbd needs a depth frame with registered colour and intrinsics")
         t0 = time.perf_counter()
         rec = colour or self.reconstruct(Photo(frame.color, frame.source, float(frame.intrinsics.fx)), texture=False,
                                          intrinsics=frame.intrinsics,
-                                         fit_config=replace(self.fit_config, depth_weight=self.fit_config.depth_weight_rgbd))
+                                         fit_config=self.fit_config.for_rgbd())
         t1 = time.perf_counter()
         start = depth_distance(rec, frame)
         v_start = start.apply(rec.vertices_head)
