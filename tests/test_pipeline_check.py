@@ -209,6 +209,27 @@ def test_grid_yields_a_rings_best_face_before_the_far_rings(reconstructor, turne
     assert seen[True][2] < 10.0, seen  # the ring's best is the true pose's basin
 
 
+def test_grid_tries_the_pure_yaw_turns_first(reconstructor, turned_case):
+    """``[search] yaw_first``: the grid's cells with pitch 0 come first, nearest turn first, then the pitched cells;
+    a networks' pose 60 degrees off in yaw alone (a profile the networks call near frontal) is found after the six
+    yaw cells' coarse refinements at most, where nearest-first ordering reaches the 60 degree column after 20 cells."""
+    from facerecon.pipeline.check import search_grid, turn_about
+
+    est = reconstructor.pose
+    truth, v, surf, _ = turned_case
+    vs, ns = est.region.sample_with_normals(v)
+    wrong = turn_about(truth, truth.R[:, 1], 60.0, truth.t_mm)
+    seen = {}
+    for yaw_first in (False, True):
+        labels = []
+        cfg = check_config({"search": {"check_best": 0, "ring_full": False, "yaw_first": yaw_first}})
+        kept = next(search_grid(wrong, vs, ns, v, est.region, surf, cfg, lambda q, ch, cand, labels=labels: labels.append(cand)))
+        seen[yaw_first] = labels
+        assert geodesic_distance_deg(kept.pose.R, truth.R) < 5.0, (yaw_first, kept.label)
+    assert [(c.yaw_deg, c.pitch_deg) for c in seen[True][:4]] == [(-20.0, 0.0), (20.0, 0.0), (-40.0, 0.0), (40.0, 0.0)]
+    assert len(seen[True]) <= 6 < 20 < len(seen[False]), (len(seen[True]), len(seen[False]))
+
+
 def test_a_confident_pose_the_score_ranks_lower_replaces_a_no_face_choice(reconstructor, turned_case):
     """When no candidate passes clearly and the score's choice is no face by the check while another
     pose tried is a face, the search returns that one (near profile the score's all-landmark term
