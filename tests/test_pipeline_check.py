@@ -227,7 +227,7 @@ def test_grid_tries_the_pure_yaw_turns_first(reconstructor, turned_case):
         seen[yaw_first] = labels
         assert geodesic_distance_deg(kept.pose.R, truth.R) < 5.0, (yaw_first, kept.label)
     assert [(c.yaw_deg, c.pitch_deg) for c in seen[True][:4]] == [(-20.0, 0.0), (20.0, 0.0), (-40.0, 0.0), (40.0, 0.0)]
-    assert len(seen[True]) <= 6 < 20 < len(seen[False]), (len(seen[True]), len(seen[False]))
+    assert len(seen[True]) <= 6 and len(seen[False]) > 20, (len(seen[True]), len(seen[False]))
 
 
 def test_a_confident_pose_the_score_ranks_lower_replaces_a_no_face_choice(reconstructor, turned_case):
