@@ -22,37 +22,73 @@ def fixed_point_text(prefix, a, out, digits3):  # pragma: no cover - compiled
             x = a[i, c]
             if not np.isfinite(x) or abs(x) >= 999999.0:
                 return False
-    m = prefix.shape[0]
     for i in range(n):
-        for j in range(m):
-            out[i, j] = prefix[j]
+        _row_text(prefix, a, i, out, digits3)
+    return True
+
+
+@njit(cache=True, nogil=True)
+def fixed_point_text_reusing(prefix, a, out, digits3, bits, last_bits, last_out):  # pragma: no cover - compiled
+    """:func:`fixed_point_text` where ``last_out`` holds the lines of an earlier block of the same shape: a row whose
+    values have the bits of that block's row (``bits`` / ``last_bits``: the two blocks viewed as int64) takes its
+    line as it is (a line is its row's alone: fixed width).  Returns the number of rows reused, -1 (``out``
+    untouched) where a value is not finite or its magnitude is a million or more."""
+    n, k = a.shape
+    for i in range(n):
         for c in range(k):
             x = a[i, c]
-            fixed = np.rint(abs(x) * 1e6)
-            ipf = np.floor((fixed + 0.5) * 1e-6)
-            f = np.int64(fixed - ipf * 1e6)
-            ipv = np.int64(ipf)
-            o = m + 15 * c
-            for j in range(8):
-                out[i, o + j] = 32
-            p = o + 7
-            while True:
-                q = ipv // 10
-                out[i, p] = 48 + (ipv - 10 * q)
-                ipv = q
-                if ipv == 0:
-                    break
-                p -= 1
-            if x < 0 and fixed > 0:
-                out[i, p - 1] = 45
-            out[i, o + 8] = 46
-            fhi = f // 1000
-            flo = f - 1000 * fhi
-            for j in range(3):
-                out[i, o + 9 + j] = digits3[fhi, j]
-                out[i, o + 12 + j] = digits3[flo, j]
-        out[i, m + 15 * k] = 10
-    return True
+            if not np.isfinite(x) or abs(x) >= 999999.0:
+                return -1
+    width = out.shape[1]
+    reused = 0
+    for i in range(n):
+        same = True
+        for c in range(k):
+            if bits[i, c] != last_bits[i, c]:
+                same = False
+                break
+        if same:
+            for j in range(width):
+                out[i, j] = last_out[i, j]
+            reused += 1
+        else:
+            _row_text(prefix, a, i, out, digits3)
+    return reused
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _row_text(prefix, a, i, out, digits3):  # pragma: no cover - compiled
+    """Row ``i``'s line of :func:`fixed_point_text` (its values checked by the caller)."""
+    k = a.shape[1]
+    m = prefix.shape[0]
+    for j in range(m):
+        out[i, j] = prefix[j]
+    for c in range(k):
+        x = a[i, c]
+        fixed = np.rint(abs(x) * 1e6)
+        ipf = np.floor((fixed + 0.5) * 1e-6)
+        f = np.int64(fixed - ipf * 1e6)
+        ipv = np.int64(ipf)
+        o = m + 15 * c
+        for j in range(8):
+            out[i, o + j] = 32
+        p = o + 7
+        while True:
+            q = ipv // 10
+            out[i, p] = 48 + (ipv - 10 * q)
+            ipv = q
+            if ipv == 0:
+                break
+            p -= 1
+        if x < 0 and fixed > 0:
+            out[i, p - 1] = 45
+        out[i, o + 8] = 46
+        fhi = f // 1000
+        flo = f - 1000 * fhi
+        for j in range(3):
+            out[i, o + 9 + j] = digits3[fhi, j]
+            out[i, o + 12 + j] = digits3[flo, j]
+    out[i, m + 15 * k] = 10
 
 
 @njit(cache=True, nogil=True)
