@@ -39,7 +39,25 @@ def _timed(name, fn):
     return wrapper
 
 
+GC: dict[int, list] = {}  # generation -> CPU s of each collection from the second frame on, any thread (inside the timed parts too)
+
+
+def _gc_timer() -> None:
+    import gc
+
+    start = threading.local()
+
+    def cb(phase, info):
+        if phase == "start":
+            start.t = time.thread_time()
+        elif "cpu" in START:
+            GC.setdefault(info["generation"], []).append(time.thread_time() - getattr(start, "t", time.thread_time()))
+
+    gc.callbacks.append(cb)
+
+
 def _instrument() -> None:
+    _gc_timer()
     orig_run = threading.Thread.run
 
     def run(self):
@@ -147,6 +165,9 @@ def main(argv=None) -> int:
         timed = sum(c for k in tops for c, _ in T.get(k, [])[2 if k.startswith("read") else 1:])
         print(f"batch CPU from the second frame on {batch:.2f} s; in reading / the pipeline / the write jobs {timed:.2f} s; "
               f"outside them {batch - timed:.2f} s ({1e3 * (batch - timed) / max(n - 1, 1):.1f} ms per frame)")
+    for g in sorted(GC):
+        print(f"garbage collections, generation {g}: {len(GC[g])}, CPU {1e3 * sum(GC[g]):.1f} ms in all "
+              f"({1e3 * sum(GC[g]) / max(n - 1, 1):.2f} ms per further frame), the largest {1e3 * max(GC[g]):.1f} ms")
     print("the pipeline's CPU per frame, ms: " + " ".join(f"{1e3 * c:.0f}" for c, _ in T.get("the frame pipeline (main)", [])))
     print(f"load average: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     return 0
