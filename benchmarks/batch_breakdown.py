@@ -71,6 +71,7 @@ def _instrument() -> None:
 
     import facerecon.cli._frames as fr
     import facerecon.export as ex
+    import facerecon.export.gltf as gl
     import facerecon.export.maps as mp
     import facerecon.export.pose_json as pj
     import facerecon.fileutil as fu
@@ -79,6 +80,7 @@ def _instrument() -> None:
     # reconstruct.py imports these names when the command runs: patched in their modules, they are what it calls
     ex.write_face_meshes = _timed("write_face_meshes (writer)", ex.write_face_meshes)
     ex.write_rigged_glbs = _timed("  face.glb", ex.write_rigged_glbs)
+    gl._glb_parts = _timed("    face.glb's pieces made (the rest: the file written)", gl._glb_parts)
     ex.write_mesh = _timed("  face.obj / face_model.obj (each)", ex.write_mesh)
     mp.write_detail_maps = _timed("  the two map PNGs", mp.write_detail_maps)
     mp.detail_maps = _timed("detail_maps, made (writer)", mp.detail_maps)
