@@ -395,7 +395,7 @@ def _fixed_point_lines(prefix: bytes, a: np.ndarray, decimals: int = 6) -> bytes
         from ._fixed import fixed_point_text
 
         line = np.empty((n, len(prefix) + k * width + 1), np.uint8)
-        if fixed_point_text(np.frombuffer(prefix, np.uint8), np.ascontiguousarray(a), line, _DIGITS3):
+        if fixed_point_text(np.frombuffer(prefix, np.uint8), np.ascontiguousarray(a), line, _DIGITS3, *_NO_LAST) >= 0:
             return line.tobytes()
     if n == 0 or decimals != 6 or not np.isfinite(a).all() or np.abs(a).max() >= 999999.0:
         fmt = prefix.decode() + (" %." + str(decimals) + "f") * k + "\n"
@@ -440,15 +440,12 @@ def _vertex_lines(v: np.ndarray):
     n, row = len(v), 1 + 3 * 15 + 1  # "v", three 15-byte fields, "\n"
     if not (_NUMBA and n and v.shape[1] == 3):
         return _fixed_point_lines(b"v", v)
-    from ._fixed import fixed_point_text, fixed_point_text_reusing
+    from ._fixed import fixed_point_text
 
     last = getattr(_LAST_VERTEX_LINES, "block", None)
     lines = np.empty((n, row), np.uint8)
-    if last is not None and last[0].shape == v.shape:
-        ok = fixed_point_text_reusing(_PREFIX_V, v, lines, _DIGITS3, v.view(np.int64), last[0].view(np.int64), last[1]) >= 0
-    else:
-        ok = fixed_point_text(_PREFIX_V, v, lines, _DIGITS3)
-    if not ok:
+    previous = (last[0].view(np.int64), last[1]) if last is not None and last[0].shape == v.shape else _NO_LAST[1:]
+    if fixed_point_text(_PREFIX_V, v, lines, _DIGITS3, v.view(np.int64), *previous) < 0:
         _LAST_VERTEX_LINES.block = None
         return _fixed_point_lines(b"v", v)
     _LAST_VERTEX_LINES.block = (v.copy(), lines)  # ``lines`` is never written again: the file reads it as it is
@@ -456,6 +453,7 @@ def _vertex_lines(v: np.ndarray):
 
 
 _PREFIX_V = np.frombuffer(b"v", np.uint8)
+_NO_LAST = (np.zeros((0, 0), np.int64), np.zeros((0, 0), np.int64), np.zeros((0, 0), np.uint8))  # fixed_point_text: no block to reuse
 _UV_TEXT: dict = {}
 
 
