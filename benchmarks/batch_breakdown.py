@@ -39,7 +39,25 @@ def _timed(name, fn):
     return wrapper
 
 
+GC: dict[int, list] = {}  # generation -> CPU s of each collection from the second frame on, any thread (inside the timed parts too)
+
+
+def _gc_timer() -> None:
+    import gc
+
+    start = threading.local()
+
+    def cb(phase, info):
+        if phase == "start":
+            start.t = time.thread_time()
+        elif "cpu" in START:
+            GC.setdefault(info["generation"], []).append(time.thread_time() - getattr(start, "t", time.thread_time()))
+
+    gc.callbacks.append(cb)
+
+
 def _instrument() -> None:
+    _gc_timer()
     orig_run = threading.Thread.run
 
     def run(self):
@@ -53,6 +71,7 @@ def _instrument() -> None:
 
     import facerecon.cli._frames as fr
     import facerecon.export as ex
+    import facerecon.export.gltf as gl
     import facerecon.export.maps as mp
     import facerecon.export.pose_json as pj
     import facerecon.fileutil as fu
@@ -61,6 +80,7 @@ def _instrument() -> None:
     # reconstruct.py imports these names when the command runs: patched in their modules, they are what it calls
     ex.write_face_meshes = _timed("write_face_meshes (writer)", ex.write_face_meshes)
     ex.write_rigged_glbs = _timed("  face.glb", ex.write_rigged_glbs)
+    gl._glb_parts = _timed("    face.glb's pieces made (the rest: the file written)", gl._glb_parts)
     ex.write_mesh = _timed("  face.obj / face_model.obj (each)", ex.write_mesh)
     mp.write_detail_maps = _timed("  the two map PNGs", mp.write_detail_maps)
     mp.detail_maps = _timed("detail_maps, made (writer)", mp.detail_maps)
@@ -147,6 +167,9 @@ def main(argv=None) -> int:
         timed = sum(c for k in tops for c, _ in T.get(k, [])[2 if k.startswith("read") else 1:])
         print(f"batch CPU from the second frame on {batch:.2f} s; in reading / the pipeline / the write jobs {timed:.2f} s; "
               f"outside them {batch - timed:.2f} s ({1e3 * (batch - timed) / max(n - 1, 1):.1f} ms per frame)")
+    for g in sorted(GC):
+        print(f"garbage collections, generation {g}: {len(GC[g])}, CPU {1e3 * sum(GC[g]):.1f} ms in all "
+              f"({1e3 * sum(GC[g]) / max(n - 1, 1):.2f} ms per further frame), the largest {1e3 * max(GC[g]):.1f} ms")
     print("the pipeline's CPU per frame, ms: " + " ".join(f"{1e3 * c:.0f}" for c, _ in T.get("the frame pipeline (main)", [])))
     print(f"load average: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     return 0

@@ -139,3 +139,21 @@ def test_obj_text_paths_agree(monkeypatch) -> None:
     assert topo.obj_faces(False).decode() == "\n".join("f " + " ".join(str(a + 1) for a in q if a >= 0) for q in polys) + "\n"
     lists = [q[q >= 0] for q in polys]
     assert mesh._Topology(lists, [t[t >= 0] for t in puv]).obj_faces(True, names) == topo.obj_faces(True, names)
+
+
+def test_vertex_lines_reuse_the_last_block() -> None:
+    """A vertex block written after another of the same shape reuses its lines where a row has the same bits
+    (a frame's face.obj, then face_model.obj): every block gives the bytes of a fresh ``_fixed_point_lines``,
+    whatever was written before (rows changed by one ulp, 0.0 after -0.0, the plain path's values between)."""
+    from facerecon.io import mesh
+
+    rng = np.random.default_rng(7)
+    a = rng.normal(0, 80, (1000, 3))
+    b = a.copy()
+    b[rng.random(1000) < 0.2] += 0.5
+    b[3, 1] = np.nextafter(b[3, 1], np.inf)
+    a[5], b[5] = [-0.0, 1.0, 2.0], [0.0, 1.0, 2.0]
+    hostile = a.copy()
+    hostile[9, 0] = np.nan
+    for block in (a, b, b, hostile, a, rng.normal(0, 80, (999, 3)), b, a[::-1]):
+        assert bytes(mesh._vertex_lines(block)) == mesh._fixed_point_lines(b"v", block)

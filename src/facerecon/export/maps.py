@@ -91,11 +91,12 @@ def detail_maps(rec, model, frame, cfg=None, maps_cfg: MapsConfig | None = None)
     ``rec.pose``) against ``frame``'s depth (:mod:`facerecon.fitting.detail`, ``cfg`` a
     ``DetailConfig``), judged by ``maps_cfg``: a map with too little coverage or too large a
     residual is not written (``written`` False, ``reason`` says why; no normal map is made)."""
-    from ..fitting.detail import displacement_map, normal_map
+    from ..fitting.detail import displacement_map, face_normals, normal_map
 
     mc = maps_cfg or MapsConfig()
     t0 = time.perf_counter()
-    disp = displacement_map(model, rec.vertices_head, rec.pose, frame, cfg)
+    vn = face_normals(model, rec.vertices_head)  # both maps start from them: made once
+    disp = displacement_map(model, rec.vertices_head, rec.pose, frame, cfg, vn)
     ms = {"displacement": (time.perf_counter() - t0) * 1e3}
     st = disp.stats
     cov, rms = float(st.get("coverage", 0.0)), float(st.get("rms_mm", 0.0))
@@ -107,7 +108,7 @@ def detail_maps(rec, model, frame, cfg=None, maps_cfg: MapsConfig | None = None)
     normals = None
     if not reason:
         t1 = time.perf_counter()
-        normals = normal_map(model, rec.vertices_head, disp, cfg)
+        normals = normal_map(model, rec.vertices_head, disp, cfg, vn)
         ms["normal"] = (time.perf_counter() - t1) * 1e3
     return DetailMaps(disp, normals, not reason, reason, ms)
 

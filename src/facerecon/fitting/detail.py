@@ -346,10 +346,17 @@ def _map_texels(rows, cols, corners, bary, tri, away, vc, nc, cos_min, fx, fy, c
     counts[0] = n_ok
 
 
+def face_normals(model, vertices_head: np.ndarray) -> np.ndarray:
+    """(V, 3) vertex normals of ``vertices_head`` over the face-material triangles: what :func:`displacement_map`
+    and :func:`normal_map` both start from (a caller making both maps of one mesh passes them to each)."""
+    return vertex_normals(np.asarray(vertices_head, np.float64), _region(model, "face")[2])
+
+
 def displacement_map(model, vertices_head: np.ndarray, pose: HeadPose, frame: DepthFrame,
-                     cfg: DetailConfig | None = None) -> DisplacementMap:
+                     cfg: DetailConfig | None = None, normals: np.ndarray | None = None) -> DisplacementMap:
     """The displacement map of ``frame``'s measured surface over the base mesh ``vertices_head``
-    ((V, 3) mm, head frame, ICT topology) posed by ``pose`` (head -> camera); see the module doc."""
+    ((V, 3) mm, head frame, ICT topology) posed by ``pose`` (head -> camera); see the module doc.
+    ``normals``: :func:`face_normals` of ``vertices_head`` where the caller has them."""
     t0 = time.perf_counter()
     cfg = cfg or DetailConfig()
     k = frame.intrinsics
@@ -361,7 +368,7 @@ def displacement_map(model, vertices_head: np.ndarray, pose: HeadPose, frame: De
     v = np.asarray(vertices_head, np.float64)
     vc = v @ r.T + pose.t_mm
     reg, reg_tris, ftris = _region(model, cfg.region)
-    nc = vertex_normals(v, ftris) @ r.T
+    nc = (face_normals(model, v) if normals is None else normals) @ r.T
     cos_min = float(np.cos(np.deg2rad(cfg.max_view_angle_deg)))
     # the crop: the region's vertices that face the camera, projected, plus the filters' reach
     pr, nr = vc[reg], nc[reg]
@@ -651,7 +658,8 @@ def _flat_normal_map(size: int) -> np.ndarray:
     return flat
 
 
-def normal_map(model, vertices_head: np.ndarray, disp: DisplacementMap, cfg: DetailConfig | None = None) -> np.ndarray:
+def normal_map(model, vertices_head: np.ndarray, disp: DisplacementMap, cfg: DetailConfig | None = None,
+               normals: np.ndarray | None = None) -> np.ndarray:
     """(S, S, 3) uint8 tangent-space normal map of ``disp`` over the base mesh ``vertices_head``.
 
     glTF convention (glTF 2.0, material.normalTexture: "+X is right and +Y is up, +Z points toward
@@ -661,14 +669,15 @@ def normal_map(model, vertices_head: np.ndarray, disp: DisplacementMap, cfg: Det
     renderer does (normal, then ``T`` orthogonalised, bitangent ``w N x T``).  The perturbed normal is
     ``N - grad d`` (first order in the slope of the displacement; the surface gradient of ``d``
     from its UV derivatives through each triangle's Jacobian ``[dP/du, dP/dv]``); texels outside
-    the mask, and every texel outside the UV triangles, are flat (128, 128, 255).
+    the mask, and every texel outside the UV triangles, are flat (128, 128, 255).  ``normals``:
+    :func:`face_normals` of ``vertices_head`` where the caller has them.
     """
     cfg = cfg or DetailConfig()
     s = disp.size
     rows, cols, corners, bary, ti, tuv = _texels(model, s, "face")
     v = np.asarray(vertices_head, np.float64)
     ftris, pu, pv, deriv = _jacobians(model, v)
-    vn = vertex_normals(v, ftris)
+    vn = vertex_normals(v, ftris) if normals is None else normals
     tan = uv_tangents(model, v, vn, deriv)
     # the slope of a per-pixel noisy measurement is noise at the texel scale: the normal map reads a
     # low-passed copy (``normal_smooth_px`` sensor pixels; the displacement itself stays as measured)
