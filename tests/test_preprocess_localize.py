@@ -282,7 +282,7 @@ def test_label4_is_scipys_label_and_find_objects():
     and boxes bit for bit: random masks of every density and shape, stripes, a checkerboard, empty and full."""
     from scipy import ndimage
 
-    from facerecon.preprocess.localize import _blob_boxes, _label4
+    from facerecon.preprocess.localize import _blob_box, _label4
 
     rng = np.random.default_rng(3)
     masks = [rng.random((h, w)) < d for h, w in ((96, 128), (107, 80), (1, 50), (50, 1), (7, 9)) for d in (0.2, 0.5, 0.6, 0.8)]
@@ -297,4 +297,4 @@ def test_label4_is_scipys_label_and_find_objects():
         want, n_want = ndimage.label(m)
         got, n_got, box = _label4(m)
         assert n_got == n_want and got.dtype == want.dtype and np.array_equal(got, want), m.shape
-        assert _blob_boxes(box) == ndimage.find_objects(want)
+        assert [_blob_box(box, b) for b in range(1, n_got + 1)] == ndimage.find_objects(want)

@@ -271,10 +271,12 @@ def _label4(keep):
     return labels, count, box[: count + 1]
 
 
-def _blob_boxes(box: np.ndarray) -> list[tuple[slice, slice]]:
-    """Each label's bounding box as (row slice, column slice), labels 1..n (``_label4``'s rows 1..n: first row, first
-    column, last row, last column): ``scipy.ndimage.find_objects`` of consecutive labels."""
-    return [(slice(int(r0), int(r1) + 1), slice(int(c0), int(c1) + 1)) for r0, c0, r1, c1 in box[1:]]
+def _blob_box(box: np.ndarray, b: int) -> tuple[slice, slice]:
+    """Label ``b``'s bounding box as (row slice, column slice) from ``_label4``'s boxes (row b: first row, first
+    column, last row, last column): ``scipy.ndimage.find_objects``' entry for it (only the candidates' boxes are
+    made: a cluttered frame has hundreds of small labels)."""
+    r0, c0, r1, c1 = (int(v) for v in box[b])
+    return slice(r0, r1 + 1), slice(c0, c1 + 1)
 
 
 def _visible_area(r, c, h, hh, ww) -> np.ndarray:
@@ -495,11 +497,10 @@ def localize_head(
     # taken on a grid of step g ~ a third of the inner box half-size (the score varies on
     # the scale of the box; the 3D refinement recovers the resolution), and all blobs'
     # candidates are scored in one vectorised pass.
-    objs = _blob_boxes(boxes)
     buf, rrs, ccs, per_blob = [], [], [], []
     off = 0
     for b in cand_blobs:
-        sl = objs[b - 1]
+        sl = _blob_box(boxes, b)
         zmean = zmean_all[b]
         # cheap pre-filter: the bounding box must be at least ~ a face wide and high
         if min(sl[0].stop - sl[0].start, sl[1].stop - sl[1].start) * zmean / f < p.min_extent_mm:
