@@ -298,3 +298,29 @@ def test_label4_is_scipys_label_and_find_objects():
         got, n_got, box = _label4(m)
         assert n_got == n_want and got.dtype == want.dtype and np.array_equal(got, want), m.shape
         assert [_blob_box(box, b) for b in range(1, n_got + 1)] == ndimage.find_objects(want)
+
+
+def test_compiled_edges_and_integral_images_are_the_numpy_forms():
+    """``_edge_keep`` (the occlusion-edge test) and ``_blob_integral`` (a blob's integral image) give the NumPy
+    forms' arrays exactly: random depth images with holes at several depth scales, random label images."""
+    from facerecon.preprocess.localize import DEFAULT_PARAMS as p
+    from facerecon.preprocess.localize import _blob_integral, _edge_keep
+
+    rng = np.random.default_rng(5)
+    for k in range(60):
+        z = (300.0 + rng.random((37, 53)) * (50.0, 500.0, 3000.0)[k % 3]).astype(np.float32)
+        z[rng.random(z.shape) < 0.3] = 0.0
+        valid = z > 0
+        keep = valid.copy()
+        for a, b in (((slice(None), slice(1, None)), (slice(None), slice(None, -1))), ((slice(1, None),), (slice(None, -1),))):
+            thr = p.edge_abs_mm + p.edge_rel * np.minimum(z[a], z[b])
+            d = z[a] - z[b]
+            both = valid[a] & valid[b]
+            keep[a] &= ~(both & (d > thr))
+            keep[b] &= ~(both & (-d > thr))
+        assert np.array_equal(_edge_keep(z, np.float32(p.edge_abs_mm), np.float32(p.edge_rel)), keep)
+        labels = rng.integers(0, 4, (int(rng.integers(1, 40)), int(rng.integers(1, 40)))).astype(np.int32)
+        want = np.zeros((labels.shape[0] + 1, labels.shape[1] + 1), np.float32)
+        np.cumsum(np.cumsum(labels == 2, 0, dtype=np.float32), 1, out=want[1:, 1:])
+        got = _blob_integral(labels, 2)
+        assert got.dtype == np.float32 and np.array_equal(got, want)
