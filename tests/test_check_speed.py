@@ -239,3 +239,21 @@ def test_rigid_icp_loop_is_numpys():
         # the compiled step's sums are NumPy's to rounding (test_compiled_step_is_numpys_to_rounding)
         assert np.abs(got.transform.R - cur.R).max() < 1e-12 and np.abs(got.transform.t - cur.t).max() < 1e-9
         assert np.allclose(got.history, history, rtol=1e-12, atol=0) and got.iterations == it
+
+
+def test_measured_surface_is_the_numpy_form_bit_for_bit():
+    """The crop's measured points and depth from one compiled pass (``check._grid_points``): the NumPy form's values."""
+    from facerecon.geometry.camera import camera_preset
+    from facerecon.io.frame import DepthFrame
+    from facerecon.pipeline.check import MeasuredSurface
+    from facerecon.preprocess import make_position_image
+
+    k = camera_preset("kinect-v1")
+    rng = np.random.default_rng(2)
+    depth = (650.0 + 200.0 * rng.random((k.height, k.width))).astype(np.float32)
+    depth[rng.random(depth.shape) < 0.3] = 0.0
+    pim = make_position_image(DepthFrame(depth, k, "rough"), np.array([20.0, -10.0, 750.0]))
+    surf = MeasuredSurface.from_position_image(pim)
+    pts = np.moveaxis(pim.data, 0, -1).astype(np.float64) * pim.scale_mm + pim.center_mm
+    assert surf.points.tobytes() == pts.tobytes()
+    assert surf.depth.tobytes() == np.where(pim.valid, pts[..., 2], 0.0).tobytes()
