@@ -47,7 +47,7 @@ from numba import njit
 
 from ..facemodel import FaceModel
 from ..facemodel.model import csr_unit_normals, incidence_csr, triangle_normals
-from ..geometry.icp import Pairs, Rejection, rigid_icp
+from ..geometry.icp import Pairs, Rejection, _median, rigid_icp
 from ..geometry.pose import HeadPose
 from ..geometry.raster import rasterize
 from ..geometry.rotations import axis_angle_to_matrix
@@ -120,17 +120,27 @@ def visible_landmark_fit(hits: np.ndarray, lm_cam: np.ndarray, uv: np.ndarray, r
     Such a landmark cannot find its measured point, whatever the pose; counting it refuses turned
     and cut faces for being turned or cut.  The denominator is at least
     ``MIN_VISIBLE_SHARE`` of the landmarks (a pose that hides or cuts most of them gains nothing)."""
-    s = rendered_depth.shape[0]
-    inside = (uv[:, 0] >= 0) & (uv[:, 0] < s) & (uv[:, 1] >= 0) & (uv[:, 1] < s)
-    uc, vc = np.clip(uv[:, 0], 0, s - 1), np.clip(uv[:, 1], 0, s - 1)
-    front = rendered_depth[vc, uc]
-    counted = ~(inside & (front > 0) & (front < lm_cam[:, 2] - FIT_TOLERANCE_MM))
-    if in_image is not None:  # a landmark that found its point counts, in the image or not
-        counted &= in_image | hits
-    if facing_away is not None:  # ... and facing the camera or not
-        counted &= ~facing_away | hits
-    n = max(int(counted.sum()), int(np.ceil(MIN_VISIBLE_SHARE * len(hits))))
-    return float((hits & counted).sum() / n)
+    everywhere = np.ones(len(hits), np.bool_)
+    return _visible_share(hits, np.ascontiguousarray(lm_cam[:, 2], np.float64), np.ascontiguousarray(uv, np.int64), rendered_depth,
+                          everywhere if in_image is None else in_image, ~everywhere if facing_away is None else facing_away,
+                          float(FIT_TOLERANCE_MM), int(np.ceil(MIN_VISIBLE_SHARE * len(hits))))
+
+
+@njit(cache=True, nogil=True)
+def _visible_share(hits, lm_z, uv, depth, in_image, facing_away, tol, min_n):
+    """:func:`visible_landmark_fit`'s count in one pass (a landmark the rendered face covers more than ``tol`` in
+    front of it is hidden; a miss out of the image or facing away is not counted; at least ``min_n`` counted)."""
+    s = depth.shape[0]
+    n, n_hit = 0, 0
+    for i in range(len(hits)):
+        u, v = uv[i, 0], uv[i, 1]
+        front = depth[min(max(v, 0), s - 1), min(max(u, 0), s - 1)]
+        hidden = 0 <= u < s and 0 <= v < s and front > 0 and front < lm_z[i] - tol
+        if hidden or not (hits[i] or (in_image[i] and not facing_away[i])):
+            continue
+        n += 1
+        n_hit += hits[i]
+    return float(n_hit / max(n, min_n))
 
 
 def landmarks_in_image(lm_cam: np.ndarray, pim: PositionImage) -> np.ndarray:
@@ -567,7 +577,7 @@ def surface_check(v_head, pose: HeadPose, region: FaceRegion, surf: MeasuredSurf
         return SurfaceCheck(float("inf"), 1.0, float(coverage), n, landmark_fit=lm, visible_landmark_fit=lm_vis)
     a = np.sort(absdiff)
     k = max(1, int(np.ceil(c.trim * n)))
-    cres = float(np.median(central)) if len(central) >= c.min_pixels // 5 else float("inf")
+    cres = _median(central) if len(central) >= c.min_pixels // 5 else float("inf")  # np.median's value, one partition
     return SurfaceCheck(float(a[:k].mean()), n_free / n, float(coverage), n, cres, lm, lm_vis)
 
 
