@@ -304,7 +304,7 @@ def test_compiled_edges_and_integral_images_are_the_numpy_forms():
     """``_edge_keep`` (the occlusion-edge test) and ``_blob_integral`` (a blob's integral image) give the NumPy
     forms' arrays exactly: random depth images with holes at several depth scales, random label images."""
     from facerecon.preprocess.localize import DEFAULT_PARAMS as p
-    from facerecon.preprocess.localize import _blob_integral, _edge_keep
+    from facerecon.preprocess.localize import _blob_integral, _blob_sums, _edge_keep
 
     rng = np.random.default_rng(5)
     for k in range(60):
@@ -324,3 +324,11 @@ def test_compiled_edges_and_integral_images_are_the_numpy_forms():
         np.cumsum(np.cumsum(labels == 2, 0, dtype=np.float32), 1, out=want[1:, 1:])
         got = _blob_integral(labels, 2)
         assert got.dtype == np.float32 and np.array_equal(got, want)
+        zl = z[: labels.shape[0], : labels.shape[1]]
+        zl = np.pad(zl, ((0, labels.shape[0] - zl.shape[0]), (0, labels.shape[1] - zl.shape[1])))
+        w = (zl / 1234.5) ** 2
+        area, count, zsum = _blob_sums(labels, w, zl, 3)
+        lab = labels.ravel()
+        assert area.tobytes() == np.bincount(lab, weights=w.ravel(), minlength=4).tobytes()
+        assert np.array_equal(count, np.bincount(lab, minlength=4))
+        assert zsum.tobytes() == np.bincount(lab, weights=zl.ravel(), minlength=4).tobytes()

@@ -294,6 +294,23 @@ def _label4(keep):
 
 
 @njit(cache=True, nogil=True)
+def _blob_sums(labels, area_w, z, n):
+    """Per label 0..n: the sum of ``area_w``, the pixel count and the sum of ``z``, in one raster pass: the three
+    ``np.bincount`` of the NumPy form (weights widened to float64, summed in pixel order: the same values)."""
+    area = np.zeros(n + 1)
+    count = np.zeros(n + 1, np.int64)
+    zsum = np.zeros(n + 1)
+    h, w = labels.shape
+    for r in range(h):
+        for c in range(w):
+            b = labels[r, c]
+            area[b] += np.float64(area_w[r, c])
+            count[b] += 1
+            zsum[b] += np.float64(z[r, c])
+    return area, count, zsum
+
+
+@njit(cache=True, nogil=True)
 def _blob_integral(labels, b):
     """(h + 1, w + 1) float32 integral image of ``labels == b`` (a zero first row and column): the counts are
     integers below 2^24, exact in float32 whatever the order of the sums (the NumPy form's two cumsums)."""
@@ -508,10 +525,7 @@ def localize_head(
         raise NoFaceFoundError(f"{src}: no head found (no valid depth)")
     # per-blob metric area (mm^2), pixel count, mean depth; keep blobs at least ~ a third of a
     # face, nearest first (at most max_blobs: in heavy clutter the farthest are dropped)
-    lab = labels.ravel()
-    area = np.bincount(lab, weights=((z / f) ** 2).ravel(), minlength=n + 1)
-    count = np.bincount(lab, minlength=n + 1)
-    zsum = np.bincount(lab, weights=z.ravel(), minlength=n + 1)
+    area, count, zsum = _blob_sums(labels, np.ascontiguousarray((z / f) ** 2), z, n)
     zmean_all = zsum / np.maximum(count, 1)
     min_area = 0.35 * (2 * p.head_half_mm) ** 2
     ok = (area >= min_area) & (count >= p.min_blob_pixels)
