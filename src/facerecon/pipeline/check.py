@@ -709,14 +709,16 @@ class RobustFit:
 
 def robust_pose(candidates: list[Candidate], v_head: np.ndarray, region: FaceRegion, surf: MeasuredSurface,
                 cfg: CheckConfig, iterations: int | None = None, centre: np.ndarray | None = None,
-                more: Callable[[], list[Candidate]] | None = None) -> RobustFit:
+                more: Callable[[], list[Candidate]] | None = None,
+                alternatives: Callable[[], list[Candidate]] | None = None) -> RobustFit:
     """Refine the first candidate (the networks' pose); if it fails the acceptance test,
     refine the other candidates, the patch's own starts (:func:`patch_start`), the grid
     (:func:`search_grid`), rolls of the first about the view axis and ``more()`` (e.g. the network
     on rotated inputs), in that order and each group computed only when reached, until one passes
     clearly (the rolls and ``more()`` only while no pose tried is a face, unless ``[search]
     rolls_after_a_face``); keep the best score.
-    ``iterations`` = 0: the networks' pose is only checked, never changed."""
+    ``iterations`` = 0: the networks' pose is only checked, never changed.  ``alternatives()``: more candidates
+    after ``candidates[1:]`` in the first group, made only when it is reached (the networks' un-averaged poses)."""
     vs, ns = region.sample_with_normals(v_head)
     nose = np.asarray(v_head[region.model.landmarks_68[30]], np.float64)
     v_head = CheckedFace.of(v_head, region)  # gathered once for every check below
@@ -759,7 +761,7 @@ def robust_pose(candidates: list[Candidate], v_head: np.ndarray, region: FaceReg
     # predictions, the patch's own shape and the grid (face-only surfaces), the rolls, the networks
     # on turned crops (a network run each)
     def groups():
-        yield list(candidates[1:])
+        yield list(candidates[1:]) + (alternatives() if alternatives is not None else [])
         yield [Candidate(Start.PATCH, p) for r in cfg.search.patch_radii_mm
                if (p := patch_start(pose0, vs, ns, nose, surf, r, cfg.search.patch_passes)) is not None]
         yield search_grid(pose0, vs, ns, v_head, region, surf, cfg, consider)
