@@ -239,3 +239,46 @@ def test_rigid_icp_loop_is_numpys():
         # the compiled step's sums are NumPy's to rounding (test_compiled_step_is_numpys_to_rounding)
         assert np.abs(got.transform.R - cur.R).max() < 1e-12 and np.abs(got.transform.t - cur.t).max() < 1e-9
         assert np.allclose(got.history, history, rtol=1e-12, atol=0) and got.iterations == it
+
+
+def test_measured_surface_is_the_numpy_form_bit_for_bit():
+    """The crop's measured points and depth from one compiled pass (``check._grid_points``): the NumPy form's values."""
+    from facerecon.geometry.camera import camera_preset
+    from facerecon.io.frame import DepthFrame
+    from facerecon.pipeline.check import MeasuredSurface
+    from facerecon.preprocess import make_position_image
+
+    k = camera_preset("kinect-v1")
+    rng = np.random.default_rng(2)
+    depth = (650.0 + 200.0 * rng.random((k.height, k.width))).astype(np.float32)
+    depth[rng.random(depth.shape) < 0.3] = 0.0
+    pim = make_position_image(DepthFrame(depth, k, "rough"), np.array([20.0, -10.0, 750.0]))
+    surf = MeasuredSurface.from_position_image(pim)
+    pts = np.moveaxis(pim.data, 0, -1).astype(np.float64) * pim.scale_mm + pim.center_mm
+    assert surf.points.tobytes() == pts.tobytes()
+    assert surf.depth.tobytes() == np.where(pim.valid, pts[..., 2], 0.0).tobytes()
+
+
+def test_visible_landmark_fit_is_the_numpy_form():
+    """The compiled count (``check._visible_share``) against the NumPy form it replaced: random landmarks in and
+    out of the crop, hidden or not, with and without the in-image and facing-away flags."""
+    from facerecon.pipeline.check import FIT_TOLERANCE_MM, MIN_VISIBLE_SHARE, visible_landmark_fit
+
+    rng = np.random.default_rng(4)
+    for _ in range(200):
+        n, s = 51, 40
+        hits = rng.random(n) < rng.random()
+        lm = np.c_[rng.normal(0, 50, (n, 2)), rng.uniform(500, 560, n)]
+        uv = rng.integers(-5, s + 5, (n, 2))
+        depth = np.where(rng.random((s, s)) < 0.7, rng.uniform(480, 560, (s, s)), 0).astype(np.float32)
+        in_image, facing = rng.random(n) < 0.8, rng.random(n) < 0.2
+        for a, b in ((None, None), (in_image, None), (None, facing), (in_image, facing)):
+            inside = (uv[:, 0] >= 0) & (uv[:, 0] < s) & (uv[:, 1] >= 0) & (uv[:, 1] < s)
+            front = depth[np.clip(uv[:, 1], 0, s - 1), np.clip(uv[:, 0], 0, s - 1)]
+            counted = ~(inside & (front > 0) & (front < lm[:, 2] - FIT_TOLERANCE_MM))
+            if a is not None:
+                counted &= a | hits
+            if b is not None:
+                counted &= ~b | hits
+            want = float((hits & counted).sum() / max(int(counted.sum()), int(np.ceil(MIN_VISIBLE_SHARE * n))))
+            assert visible_landmark_fit(hits, lm, uv, depth, a, b) == want

@@ -249,6 +249,13 @@ def test_a_confident_pose_the_score_ranks_lower_replaces_a_no_face_choice(recons
     # the networks' pose right: kept (it passes the acceptance test; no alternative is tried)
     kept = robust_pose([Candidate(Start.NETWORK, truth), Candidate(Start.DIRECT, wrong)], v, est.region, surf, cfg, 6)
     assert kept.chosen.start is Start.NETWORK and geodesic_distance_deg(kept.pose.R, truth.R) < 5.0
+    # the same candidates as ``alternatives()`` (made only when the first group is reached): the same choice;
+    # never asked where the networks' pose passes
+    lazy = robust_pose([Candidate(Start.NETWORK, wrong)], v, est.region, surf, cfg, 6, alternatives=lambda: [Candidate(Start.DIRECT, truth)])
+    assert lazy.chosen.start is Start.DIRECT and np.array_equal(lazy.pose.R, fit.pose.R) and lazy.tried == fit.tried
+    asked = []
+    robust_pose([Candidate(Start.NETWORK, truth)], v, est.region, surf, cfg, 6, alternatives=lambda: asked.append(1) or [])
+    assert not asked
 
 
 def test_joint_shape_refinement_is_default_and_described(reconstructor, frames):

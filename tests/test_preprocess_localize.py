@@ -282,7 +282,7 @@ def test_label4_is_scipys_label_and_find_objects():
     and boxes bit for bit: random masks of every density and shape, stripes, a checkerboard, empty and full."""
     from scipy import ndimage
 
-    from facerecon.preprocess.localize import _blob_boxes, _label4
+    from facerecon.preprocess.localize import _blob_box, _label4
 
     rng = np.random.default_rng(3)
     masks = [rng.random((h, w)) < d for h, w in ((96, 128), (107, 80), (1, 50), (50, 1), (7, 9)) for d in (0.2, 0.5, 0.6, 0.8)]
@@ -297,4 +297,38 @@ def test_label4_is_scipys_label_and_find_objects():
         want, n_want = ndimage.label(m)
         got, n_got, box = _label4(m)
         assert n_got == n_want and got.dtype == want.dtype and np.array_equal(got, want), m.shape
-        assert _blob_boxes(box) == ndimage.find_objects(want)
+        assert [_blob_box(box, b) for b in range(1, n_got + 1)] == ndimage.find_objects(want)
+
+
+def test_compiled_edges_and_integral_images_are_the_numpy_forms():
+    """``_edge_keep`` (the occlusion-edge test) and ``_blob_integral`` (a blob's integral image) give the NumPy
+    forms' arrays exactly: random depth images with holes at several depth scales, random label images."""
+    from facerecon.preprocess.localize import DEFAULT_PARAMS as p
+    from facerecon.preprocess.localize import _blob_integral, _blob_sums, _edge_keep
+
+    rng = np.random.default_rng(5)
+    for k in range(60):
+        z = (300.0 + rng.random((37, 53)) * (50.0, 500.0, 3000.0)[k % 3]).astype(np.float32)
+        z[rng.random(z.shape) < 0.3] = 0.0
+        valid = z > 0
+        keep = valid.copy()
+        for a, b in (((slice(None), slice(1, None)), (slice(None), slice(None, -1))), ((slice(1, None),), (slice(None, -1),))):
+            thr = p.edge_abs_mm + p.edge_rel * np.minimum(z[a], z[b])
+            d = z[a] - z[b]
+            both = valid[a] & valid[b]
+            keep[a] &= ~(both & (d > thr))
+            keep[b] &= ~(both & (-d > thr))
+        assert np.array_equal(_edge_keep(z, np.float32(p.edge_abs_mm), np.float32(p.edge_rel)), keep)
+        labels = rng.integers(0, 4, (int(rng.integers(1, 40)), int(rng.integers(1, 40)))).astype(np.int32)
+        want = np.zeros((labels.shape[0] + 1, labels.shape[1] + 1), np.float32)
+        np.cumsum(np.cumsum(labels == 2, 0, dtype=np.float32), 1, out=want[1:, 1:])
+        got = _blob_integral(labels, 2)
+        assert got.dtype == np.float32 and np.array_equal(got, want)
+        zl = z[: labels.shape[0], : labels.shape[1]]
+        zl = np.pad(zl, ((0, labels.shape[0] - zl.shape[0]), (0, labels.shape[1] - zl.shape[1])))
+        w = (zl / 1234.5) ** 2
+        area, count, zsum = _blob_sums(labels, w, zl, 3)
+        lab = labels.ravel()
+        assert area.tobytes() == np.bincount(lab, weights=w.ravel(), minlength=4).tobytes()
+        assert np.array_equal(count, np.bincount(lab, minlength=4))
+        assert zsum.tobytes() == np.bincount(lab, weights=zl.ravel(), minlength=4).tobytes()

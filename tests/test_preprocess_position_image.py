@@ -129,3 +129,49 @@ def test_errors():
         make_position_image(DepthFrame(np.ones((4, 4), np.float32), None, "x.npy"), [0, 0, 500])
     with pytest.raises(ValueError, match="in front of the camera"):
         make_position_image(_plane_frame(800.0), [0, 0, -5])
+
+
+def _numpy_position_image(frame: DepthFrame, pim: PositionImage, out: int = 160, band_mm=(180.0, 180.0)):
+    """The NumPy form the compiled crop (``position_image._position_data``) replaced: gather the sampled rows and
+    columns, min-pool on the bit pattern, then the band and the positions."""
+    from facerecon.preprocess.position_image import MAX_POOL, _sample_grid
+
+    intr, c = frame.intrinsics, pim.center_mm
+    e0u, e0v, e1u, e1v = (v + 0.5 for v in pim.crop_box)
+    side_u, side_v = e1u - e0u, e1v - e0v
+    ku = int(min(MAX_POOL, max(1, np.ceil(side_u / out - 1e-6))))
+    kv = int(min(MAX_POOL, max(1, np.ceil(side_v / out - 1e-6))))
+    cols, cin = _sample_grid(e0u, side_u, out, ku, frame.width)
+    rows, rin = _sample_grid(e0v, side_v, out, kv, frame.height)
+    bits = np.ascontiguousarray(frame.depth_mm, dtype=np.float32).view(np.uint32)
+    samples = bits[rows.reshape(-1)][:, cols.reshape(-1)] - np.uint32(1)
+    samples[~rin.reshape(-1), :] = np.uint32(0xFFFFFFFF)
+    samples[:, ~cin.reshape(-1)] = np.uint32(0xFFFFFFFF)
+    pooled = samples[0::kv, 0::ku].copy()
+    for a in range(kv):
+        for b in range(ku):
+            np.minimum(pooled, samples[a::kv, b::ku], out=pooled)
+    z = (pooled + np.uint32(1)).view(np.float32)
+    valid = (z > 0) & (z >= c[2] - band_mm[0]) & (z <= c[2] + band_mm[1])
+    vm = valid.astype(np.float32) * np.float32(1.0 / POSITION_SCALE_MM)
+    k = pim.intrinsics
+    j = np.arange(out, dtype=np.float32)
+    xs, ys = (j - np.float32(k.cx)) / np.float32(k.fx), (j - np.float32(k.cy)) / np.float32(k.fy)
+    data = np.stack([(z * xs[None, :] - np.float32(c[0])) * vm, (z * ys[:, None] - np.float32(c[1])) * vm, (z - np.float32(c[2])) * vm])
+    return data, valid
+
+
+def test_compiled_crop_is_the_numpy_form_bit_for_bit():
+    # a rough surface with holes, NaN and negative depths, crops up- and down-sampled and cut by the image border
+    rng = np.random.default_rng(3)
+    k = KINECT
+    depth = (700.0 + 300.0 * rng.random((k.height, k.width))).astype(np.float32)
+    depth[rng.random(depth.shape) < 0.2] = 0.0
+    depth[rng.random(depth.shape) < 0.01] = np.nan
+    depth[rng.random(depth.shape) < 0.01] = -5.0
+    frame = DepthFrame(depth, k, "rough")
+    for centre in ([0.0, 0.0, 800.0], [300.0, -200.0, 700.0], [-50.0, 40.0, 250.0], [0.0, 0.0, 3000.0], [-400.0, 300.0, 900.0]):
+        pim = make_position_image(frame, np.array(centre))
+        data, valid = _numpy_position_image(frame, pim)
+        assert np.array_equal(pim.valid, valid)
+        assert pim.data.tobytes() == data.astype(np.float32).tobytes()

@@ -47,7 +47,7 @@ from numba import njit
 
 from ..facemodel import FaceModel
 from ..facemodel.model import csr_unit_normals, incidence_csr, triangle_normals
-from ..geometry.icp import Pairs, Rejection, rigid_icp
+from ..geometry.icp import Pairs, Rejection, _median, rigid_icp
 from ..geometry.pose import HeadPose
 from ..geometry.raster import rasterize
 from ..geometry.rotations import axis_angle_to_matrix
@@ -120,17 +120,27 @@ def visible_landmark_fit(hits: np.ndarray, lm_cam: np.ndarray, uv: np.ndarray, r
     Such a landmark cannot find its measured point, whatever the pose; counting it refuses turned
     and cut faces for being turned or cut.  The denominator is at least
     ``MIN_VISIBLE_SHARE`` of the landmarks (a pose that hides or cuts most of them gains nothing)."""
-    s = rendered_depth.shape[0]
-    inside = (uv[:, 0] >= 0) & (uv[:, 0] < s) & (uv[:, 1] >= 0) & (uv[:, 1] < s)
-    uc, vc = np.clip(uv[:, 0], 0, s - 1), np.clip(uv[:, 1], 0, s - 1)
-    front = rendered_depth[vc, uc]
-    counted = ~(inside & (front > 0) & (front < lm_cam[:, 2] - FIT_TOLERANCE_MM))
-    if in_image is not None:  # a landmark that found its point counts, in the image or not
-        counted &= in_image | hits
-    if facing_away is not None:  # ... and facing the camera or not
-        counted &= ~facing_away | hits
-    n = max(int(counted.sum()), int(np.ceil(MIN_VISIBLE_SHARE * len(hits))))
-    return float((hits & counted).sum() / n)
+    everywhere = np.ones(len(hits), np.bool_)
+    return _visible_share(hits, np.ascontiguousarray(lm_cam[:, 2], np.float64), np.ascontiguousarray(uv, np.int64), rendered_depth,
+                          everywhere if in_image is None else in_image, ~everywhere if facing_away is None else facing_away,
+                          float(FIT_TOLERANCE_MM), int(np.ceil(MIN_VISIBLE_SHARE * len(hits))))
+
+
+@njit(cache=True, nogil=True)
+def _visible_share(hits, lm_z, uv, depth, in_image, facing_away, tol, min_n):
+    """:func:`visible_landmark_fit`'s count in one pass (a landmark the rendered face covers more than ``tol`` in
+    front of it is hidden; a miss out of the image or facing away is not counted; at least ``min_n`` counted)."""
+    s = depth.shape[0]
+    n, n_hit = 0, 0
+    for i in range(len(hits)):
+        u, v = uv[i, 0], uv[i, 1]
+        front = depth[min(max(v, 0), s - 1), min(max(u, 0), s - 1)]
+        hidden = 0 <= u < s and 0 <= v < s and front > 0 and front < lm_z[i] - tol
+        if hidden or not (hits[i] or (in_image[i] and not facing_away[i])):
+            continue
+        n += 1
+        n_hit += hits[i]
+    return float(n_hit / max(n, min_n))
 
 
 def landmarks_in_image(lm_cam: np.ndarray, pim: PositionImage) -> np.ndarray:
@@ -297,6 +307,22 @@ def _grid_normals(points, valid, max_jump_mm):
 
 
 @njit(cache=True, nogil=True)
+def _grid_points(data, valid, scale, centre):
+    """(S, S, 3) camera-frame points of a position image (``data * scale + centre``, float64) and (S, S) their
+    depth where valid, 0 elsewhere: the NumPy form's float64 operations (``moveaxis``, widen, multiply, add, ``where``)
+    in one pass."""
+    s = valid.shape[0]
+    pts = np.empty((s, s, 3))
+    depth = np.empty((s, s))
+    for v in range(s):
+        for u in range(s):
+            for k in range(3):
+                pts[v, u, k] = np.float64(data[k, v, u]) * scale + centre[k]
+            depth[v, u] = pts[v, u, 2] if valid[v, u] else 0.0
+    return pts, depth
+
+
+@njit(cache=True, nogil=True)
 def _projective_pairs(p, nm, points, n_all, ok_all, s, fx, fy, cx, cy, max_distance):
     """:class:`ProjectivePairs` for posed points ``p`` with posed normals ``nm``: (rows, measured
     points, their normals, distances), the NumPy form's float64 operations in its order."""
@@ -349,8 +375,8 @@ class MeasuredSurface:
 
     @classmethod
     def from_position_image(cls, pim: PositionImage, max_jump_mm: float = 20.0) -> "MeasuredSurface":
-        pts = np.moveaxis(pim.data, 0, -1).astype(np.float64) * pim.scale_mm + pim.center_mm
-        return cls(pts, pim.valid, np.where(pim.valid, pts[..., 2], 0.0), pim, max_jump_mm)
+        pts, depth = _grid_points(pim.data, pim.valid, float(pim.scale_mm), np.asarray(pim.center_mm, np.float64))
+        return cls(pts, pim.valid, depth, pim, max_jump_mm)
 
     def normal_grid(self) -> tuple[np.ndarray, np.ndarray]:
         """((S*S, 3) unit normals, (S*S,) where they exist) of every pixel, rows ``v * S + u``."""
@@ -551,7 +577,7 @@ def surface_check(v_head, pose: HeadPose, region: FaceRegion, surf: MeasuredSurf
         return SurfaceCheck(float("inf"), 1.0, float(coverage), n, landmark_fit=lm, visible_landmark_fit=lm_vis)
     a = np.sort(absdiff)
     k = max(1, int(np.ceil(c.trim * n)))
-    cres = float(np.median(central)) if len(central) >= c.min_pixels // 5 else float("inf")
+    cres = _median(central) if len(central) >= c.min_pixels // 5 else float("inf")  # np.median's value, one partition
     return SurfaceCheck(float(a[:k].mean()), n_free / n, float(coverage), n, cres, lm, lm_vis)
 
 
@@ -683,14 +709,16 @@ class RobustFit:
 
 def robust_pose(candidates: list[Candidate], v_head: np.ndarray, region: FaceRegion, surf: MeasuredSurface,
                 cfg: CheckConfig, iterations: int | None = None, centre: np.ndarray | None = None,
-                more: Callable[[], list[Candidate]] | None = None) -> RobustFit:
+                more: Callable[[], list[Candidate]] | None = None,
+                alternatives: Callable[[], list[Candidate]] | None = None) -> RobustFit:
     """Refine the first candidate (the networks' pose); if it fails the acceptance test,
     refine the other candidates, the patch's own starts (:func:`patch_start`), the grid
     (:func:`search_grid`), rolls of the first about the view axis and ``more()`` (e.g. the network
     on rotated inputs), in that order and each group computed only when reached, until one passes
     clearly (the rolls and ``more()`` only while no pose tried is a face, unless ``[search]
     rolls_after_a_face``); keep the best score.
-    ``iterations`` = 0: the networks' pose is only checked, never changed."""
+    ``iterations`` = 0: the networks' pose is only checked, never changed.  ``alternatives()``: more candidates
+    after ``candidates[1:]`` in the first group, made only when it is reached (the networks' un-averaged poses)."""
     vs, ns = region.sample_with_normals(v_head)
     nose = np.asarray(v_head[region.model.landmarks_68[30]], np.float64)
     v_head = CheckedFace.of(v_head, region)  # gathered once for every check below
@@ -733,7 +761,7 @@ def robust_pose(candidates: list[Candidate], v_head: np.ndarray, region: FaceReg
     # predictions, the patch's own shape and the grid (face-only surfaces), the rolls, the networks
     # on turned crops (a network run each)
     def groups():
-        yield list(candidates[1:])
+        yield list(candidates[1:]) + (alternatives() if alternatives is not None else [])
         yield [Candidate(Start.PATCH, p) for r in cfg.search.patch_radii_mm
                if (p := patch_start(pose0, vs, ns, nose, surf, r, cfg.search.patch_passes)) is not None]
         yield search_grid(pose0, vs, ns, v_head, region, surf, cfg, consider)

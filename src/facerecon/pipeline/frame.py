@@ -20,6 +20,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
+from functools import cached_property
 
 import numpy as np
 
@@ -122,10 +123,16 @@ def other_head_regions(frame: DepthFrame, loc: HeadLocation, max_heads: int = 3,
 @dataclass(frozen=True)
 class NetworkPoses:
     """The pose network's answer: the flip-averaged pose and, with test-time flip, the direct
-    and the mirrored-back predictions (alternatives for the robust check)."""
+    and the mirrored-back predictions (alternatives for the robust check).  ``alternatives_of``: the
+    alternatives made when first asked (the robust check asks only when the first pose fails; decoding
+    them is ~0.15 ms of a frame)."""
 
     pose: HeadPose
-    alternatives: tuple = ()  # Candidate
+    alternatives_of: Callable[[], tuple] | None = field(default=None, repr=False, compare=False)
+
+    @cached_property
+    def alternatives(self) -> tuple:  # Candidate
+        return () if self.alternatives_of is None else tuple(self.alternatives_of())
 
     @property
     def candidates(self) -> list[Candidate]:
@@ -321,7 +328,8 @@ class DepthPipeline:
         leading = None if whole_mesh else self.region.n_leading
         v_head = self.mesh(weights, leading)
         more = lambda: self.turned_network(pim)  # noqa: E731
-        fit = robust_pose(net.poses.candidates, v_head, self.region, surf, self.check_cfg, n_refine, centre=located.location.center_mm, more=more)
+        fit = robust_pose([Candidate(Start.NETWORK, net.poses.pose)], v_head, self.region, surf, self.check_cfg, n_refine,
+                          centre=located.location.center_mm, more=more, alternatives=lambda: list(net.poses.alternatives))
         again = False
         if fit.chosen.start is Start.TURNED_CROP and self.shape_network is not None:
             # the head is at a roll the networks never saw upright: the shape network's answer

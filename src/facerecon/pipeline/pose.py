@@ -73,16 +73,18 @@ class PoseEstimator:
         """The network on one position image (flip-averaged when ``flip``, None: when the configuration says so)."""
         flip = self.network.config.test_time_flip if flip is None else bool(flip)
         data = np.stack([pim.data, mirror_position_images(pim.data)]) if flip else pim.data[None]
-        quat, trans = self.network(data)[:2]
-        alts = []
-        if flip:
+        both_q, both_t = self.network(data)[:2]
+
+        def alternatives() -> list[Candidate]:
             # the two halves alone: the direct prediction, and the mirrored one mapped back
             # (when they disagree, their average can be far from both)
-            alts.append((Start.DIRECT, quat[:1], trans[:1]))
-            alts.append((Start.MIRRORED, *mirrored_back(quat[1:], trans[1:])))
-            quat, trans = flip_average(quat, trans)
-        more = [Candidate(start, output_to_pose(decoded_quaternions(qk)[0], tk[0].astype(np.float64), pim)) for start, qk, tk in alts]
-        return NetworkPoses(output_to_pose(decoded_quaternions(quat)[0], trans[0].astype(np.float64), pim), tuple(more))
+            if not flip:
+                return []
+            alts = [(Start.DIRECT, both_q[:1], both_t[:1]), (Start.MIRRORED, *mirrored_back(both_q[1:], both_t[1:]))]
+            return [Candidate(start, output_to_pose(decoded_quaternions(qk)[0], tk[0].astype(np.float64), pim)) for start, qk, tk in alts]
+
+        quat, trans = flip_average(both_q, both_t) if flip else (both_q, both_t)
+        return NetworkPoses(output_to_pose(decoded_quaternions(quat)[0], trans[0].astype(np.float64), pim), alternatives)
 
     def rotated_network_poses(self, pim: PositionImage, quarter_turns=(1, 2, 3)) -> list[Candidate]:
         """The network on the crop turned by 90/180/270 degrees about the view axis (one batch),

@@ -195,21 +195,43 @@ def min_pool_depth(depth_mm: np.ndarray, s: int, full: bool = False) -> np.ndarr
 
 def _segment(z: np.ndarray, p: LocalizeParams) -> tuple[np.ndarray, int, np.ndarray]:
     """Label depth-connected blobs (see module doc, step 2): labels, their count, their boxes (``_label4``)."""
-    valid = z > 0
-    zz = z
-    keep = valid.copy()
-    thr_h = p.edge_abs_mm + p.edge_rel * np.minimum(zz[:, 1:], zz[:, :-1])
-    dh = zz[:, 1:] - zz[:, :-1]  # > 0: right pixel farther
-    both = valid[:, 1:] & valid[:, :-1]
-    keep[:, 1:] &= ~(both & (dh > thr_h))
-    keep[:, :-1] &= ~(both & (-dh > thr_h))
-    thr_v = p.edge_abs_mm + p.edge_rel * np.minimum(zz[1:], zz[:-1])
-    dv = zz[1:] - zz[:-1]
-    both = valid[1:] & valid[:-1]
-    keep[1:] &= ~(both & (dv > thr_v))
-    keep[:-1] &= ~(both & (-dv > thr_v))
+    keep = _edge_keep(np.ascontiguousarray(z, np.float32), np.float32(p.edge_abs_mm), np.float32(p.edge_rel))
     labels, n, box = _label4(keep)
     return labels, int(n), box
+
+
+@njit(cache=True, nogil=True)
+def _edge_keep(z, edge_abs, edge_rel):
+    """Valid pixels (z > 0) less the farther side of every occlusion edge: of two valid 4-neighbours whose depths
+    differ by more than ``edge_abs + edge_rel * (the nearer depth)``, the farther one (step 2 of the module doc).
+    float32 as the NumPy form (a float32 image and Python-float settings) had it, in one pass."""
+    h, w = z.shape
+    keep = np.empty((h, w), np.bool_)
+    for r in range(h):
+        for c in range(w):
+            keep[r, c] = z[r, c] > 0
+    for r in range(h):
+        for c in range(w):
+            za = z[r, c]
+            if not za > 0:
+                continue
+            if c + 1 < w and z[r, c + 1] > 0:  # the pixel to the right
+                zb = z[r, c + 1]
+                thr = edge_abs + edge_rel * min(zb, za)
+                d = zb - za  # > 0: the right pixel farther
+                if d > thr:
+                    keep[r, c + 1] = False
+                if -d > thr:
+                    keep[r, c] = False
+            if r + 1 < h and z[r + 1, c] > 0:  # the pixel below
+                zb = z[r + 1, c]
+                thr = edge_abs + edge_rel * min(zb, za)
+                d = zb - za
+                if d > thr:
+                    keep[r + 1, c] = False
+                if -d > thr:
+                    keep[r, c] = False
+    return keep
 
 
 @njit(cache=True)
@@ -271,10 +293,43 @@ def _label4(keep):
     return labels, count, box[: count + 1]
 
 
-def _blob_boxes(box: np.ndarray) -> list[tuple[slice, slice]]:
-    """Each label's bounding box as (row slice, column slice), labels 1..n (``_label4``'s rows 1..n: first row, first
-    column, last row, last column): ``scipy.ndimage.find_objects`` of consecutive labels."""
-    return [(slice(int(r0), int(r1) + 1), slice(int(c0), int(c1) + 1)) for r0, c0, r1, c1 in box[1:]]
+@njit(cache=True, nogil=True)
+def _blob_sums(labels, area_w, z, n):
+    """Per label 0..n: the sum of ``area_w``, the pixel count and the sum of ``z``, in one raster pass: the three
+    ``np.bincount`` of the NumPy form (weights widened to float64, summed in pixel order: the same values)."""
+    area = np.zeros(n + 1)
+    count = np.zeros(n + 1, np.int64)
+    zsum = np.zeros(n + 1)
+    h, w = labels.shape
+    for r in range(h):
+        for c in range(w):
+            b = labels[r, c]
+            area[b] += np.float64(area_w[r, c])
+            count[b] += 1
+            zsum[b] += np.float64(z[r, c])
+    return area, count, zsum
+
+
+@njit(cache=True, nogil=True)
+def _blob_integral(labels, b):
+    """(h + 1, w + 1) float32 integral image of ``labels == b`` (a zero first row and column): the counts are
+    integers below 2^24, exact in float32 whatever the order of the sums (the NumPy form's two cumsums)."""
+    h, w = labels.shape
+    ii = np.zeros((h + 1, w + 1), np.float32)
+    for r in range(h):
+        run = 0
+        for c in range(w):
+            run += labels[r, c] == b
+            ii[r + 1, c + 1] = ii[r, c + 1] + np.float32(run)
+    return ii
+
+
+def _blob_box(box: np.ndarray, b: int) -> tuple[slice, slice]:
+    """Label ``b``'s bounding box as (row slice, column slice) from ``_label4``'s boxes (row b: first row, first
+    column, last row, last column): ``scipy.ndimage.find_objects``' entry for it (only the candidates' boxes are
+    made: a cluttered frame has hundreds of small labels)."""
+    r0, c0, r1, c1 = (int(v) for v in box[b])
+    return slice(r0, r1 + 1), slice(c0, c1 + 1)
 
 
 def _visible_area(r, c, h, hh, ww) -> np.ndarray:
@@ -470,10 +525,7 @@ def localize_head(
         raise NoFaceFoundError(f"{src}: no head found (no valid depth)")
     # per-blob metric area (mm^2), pixel count, mean depth; keep blobs at least ~ a third of a
     # face, nearest first (at most max_blobs: in heavy clutter the farthest are dropped)
-    lab = labels.ravel()
-    area = np.bincount(lab, weights=((z / f) ** 2).ravel(), minlength=n + 1)
-    count = np.bincount(lab, minlength=n + 1)
-    zsum = np.bincount(lab, weights=z.ravel(), minlength=n + 1)
+    area, count, zsum = _blob_sums(labels, np.ascontiguousarray((z / f) ** 2), z, n)
     zmean_all = zsum / np.maximum(count, 1)
     min_area = 0.35 * (2 * p.head_half_mm) ** 2
     ok = (area >= min_area) & (count >= p.min_blob_pixels)
@@ -495,29 +547,27 @@ def localize_head(
     # taken on a grid of step g ~ a third of the inner box half-size (the score varies on
     # the scale of the box; the 3D refinement recovers the resolution), and all blobs'
     # candidates are scored in one vectorised pass.
-    objs = _blob_boxes(boxes)
     buf, rrs, ccs, per_blob = [], [], [], []
     off = 0
     for b in cand_blobs:
-        sl = objs[b - 1]
+        sl = _blob_box(boxes, b)
         zmean = zmean_all[b]
         # cheap pre-filter: the bounding box must be at least ~ a face wide and high
         if min(sl[0].stop - sl[0].start, sl[1].stop - sl[1].start) * zmean / f < p.min_extent_mm:
             continue
         g = max(2, int(f * p.head_half_mm / zmean / 3.0))
-        mask = labels[sl] == b
-        sub = mask[g // 2 :: g, g // 2 :: g]
+        win = labels[sl]
+        sub = win[g // 2 :: g, g // 2 :: g] == b
         rr, cc = np.nonzero(sub if in_hint is None else sub & in_hint[sl][g // 2 :: g, g // 2 :: g])
         if rr.size == 0:
             continue
         rr = rr * g + g // 2
         cc = cc * g + g // 2
-        ii = np.zeros((mask.shape[0] + 1, mask.shape[1] + 1), np.float32)
-        np.cumsum(np.cumsum(mask, 0, dtype=np.float32), 1, out=ii[1:, 1:])
+        ii = _blob_integral(win, b)
         buf.append(ii.ravel())
         rrs.append(rr)
         ccs.append(cc)
-        per_blob.append((rr.size, off, mask.shape[0], mask.shape[1], sl[0].start, sl[1].start, b))
+        per_blob.append((rr.size, off, win.shape[0], win.shape[1], sl[0].start, sl[1].start, b))
         off += ii.size
     if not per_blob:
         raise NoFaceFoundError(f"{src}: no head found (no surface of head size)")

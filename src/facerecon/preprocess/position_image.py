@@ -34,6 +34,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from numba import njit
 
 from ..geometry.camera import Intrinsics
 from ..errors import ConfigError
@@ -108,6 +109,44 @@ def _sample_grid(e0: float, side: float, out: int, k: int, n: int) -> tuple[np.n
     return np.clip(idx, 0, n - 1), inside
 
 
+@njit(cache=True, nogil=True)
+def _position_data(bits, rows, rin, cols, cin, z_lo, z_hi, inv_scale, cx, fx, cy, fy, c32, data, valid):
+    """The crop in one pass: each output pixel's nearest sample (on the depth's float32 bit pattern: positive
+    floats order like uint32, and ``bits - 1`` wraps an invalid 0 to the largest uint32, so it never wins; a
+    sample outside the image counts as none), its band test, and its position (float32, the NumPy form's
+    operations in its order: ``(z * x/z - centre) * (valid / scale)``).  Fills ``data`` (3, S, S) and
+    ``valid`` (S, S); the NumPy form gathered an (S * kv, S * ku) block of rows and columns first."""
+    out, kv = rows.shape
+    ku = cols.shape[1]
+    one = np.uint32(1)
+    zbits = np.empty((out, out), np.uint32)
+    for i in range(out):
+        for j in range(out):
+            m = np.uint32(0xFFFFFFFF)
+            for a in range(kv):
+                if not rin[i, a]:
+                    continue
+                r = rows[i, a]
+                for b in range(ku):
+                    if cin[j, b]:
+                        m = min(m, np.uint32(bits[r, cols[j, b]] - one))
+            zbits[i, j] = np.uint32(m + one)  # no sample: 0
+    z = zbits.view(np.float32)
+    zero32 = np.float32(0.0)
+    vm_in, vm_out = np.float32(1.0) * inv_scale, zero32 * inv_scale
+    for i in range(out):
+        ys = (np.float32(i) - cy) / fy  # y / z of the row
+        for j in range(out):
+            zf = z[i, j]
+            ok = zf > zero32 and zf >= z_lo and zf <= z_hi
+            valid[i, j] = ok
+            vm = vm_in if ok else vm_out
+            xs = (np.float32(j) - cx) / fx  # x / z of the column
+            data[0, i, j] = (zf * xs - c32[0]) * vm
+            data[1, i, j] = (zf * ys - c32[1]) * vm
+            data[2, i, j] = (zf - c32[2]) * vm
+
+
 def make_position_image(
     frame: DepthFrame,
     center_mm,
@@ -156,29 +195,12 @@ def make_position_image(
     # min-pooling on the float bit pattern: positive floats order like uint32 and
     # 0 - 1 wraps to the largest uint32, so invalid samples never win
     bits = np.ascontiguousarray(frame.depth_mm, dtype=np.float32).view(np.uint32)
-    samples = bits[rows.reshape(-1)][:, cols.reshape(-1)] - np.uint32(1)  # (out*kv, out*ku)
-    if not (rin.all() and cin.all()):
-        samples[~rin.reshape(-1), :] = np.uint32(0xFFFFFFFF)
-        samples[:, ~cin.reshape(-1)] = np.uint32(0xFFFFFFFF)
-    if kv > 1 or ku > 1:  # min over the kv x kv samples of each output pixel (strided views: fast)
-        pooled = samples[0::kv, 0::ku].copy()
-        for a in range(kv):
-            for b in range(ku):
-                if a or b:
-                    np.minimum(pooled, samples[a::kv, b::ku], out=pooled)
-        samples = pooled
-    z = (samples + np.uint32(1)).view(np.float32)
-
     front, back = band_mm
-    valid = (z > 0) & (z >= c[2] - front) & (z <= c[2] + back)
-    vm = valid.astype(np.float32) * np.float32(1.0 / scale_mm)  # 0 where invalid, else 1/scale
-    j = np.arange(out, dtype=np.float32)
-    xs = (j - np.float32(crop_intr.cx)) / np.float32(crop_intr.fx)  # x / z per column
-    ys = (j - np.float32(crop_intr.cy)) / np.float32(crop_intr.fy)  # y / z per row
     data = np.empty((3, out, out), np.float32)
-    np.multiply((z * xs[None, :] - np.float32(c[0])), vm, out=data[0])
-    np.multiply((z * ys[:, None] - np.float32(c[1])), vm, out=data[1])
-    np.multiply((z - np.float32(c[2])), vm, out=data[2])
+    valid = np.empty((out, out), np.bool_)
+    _position_data(bits, rows, rin, cols, cin, float(c[2] - front), float(c[2] + back), np.float32(1.0 / scale_mm),
+                   np.float32(crop_intr.cx), np.float32(crop_intr.fx), np.float32(crop_intr.cy), np.float32(crop_intr.fy),
+                   c.astype(np.float32), data, valid)
     return PositionImage(
         data=data,
         valid=valid,
