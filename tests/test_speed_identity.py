@@ -241,7 +241,7 @@ def test_leading_vertices_are_the_whole_meshs():
     for _ in range(5):
         ident, expr = rng.normal(size=100), rng.uniform(0.0, 1.0, 55)
         whole = m.vertices(ident, expr)
-        for n in (1, 4096, 6707, 9409, m.n_vertices):
+        for n in (1, 5, 4096, 6706, 6707, 8191, 9409, 12289, m.n_vertices - 2, m.n_vertices - 1, m.n_vertices):  # the cut last blocks
             assert np.array_equal(m.vertices(ident, expr, leading=n), whole[:n])
     # one face's mesh in blocks is the product in one call up to float32 rounding (with one BLAS thread: the same bits)
     w = np.r_[ident, expr].astype(np.float32)
