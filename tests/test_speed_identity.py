@@ -372,3 +372,37 @@ def test_robust_sigma_of_unit_weights_is_the_sorted_form():
         assert _robust_sigma(e, np.ones(n)) == sorted_form(e, np.ones(n))
         w = rng.random(n)
         assert _robust_sigma(e, w) == sorted_form(e, w)
+
+
+def test_identity_stage_pairs_with_every_strided_pixel(monkeypatch):
+    """``[shape] point_stride``: the identity fit gets every s-th row and column of the crop's valid points (1: all
+    of them, in the order of ``PositionImage.points_mm()`` / the measured surface's mask), from either source."""
+    from types import SimpleNamespace
+
+    import facerecon.pipeline.frame as frame
+    from facerecon.pipeline.check import check_config
+
+    class Stop(Exception):
+        pass
+
+    seen = []
+
+    def fake_fit(points, *a, **k):
+        seen.append(points)
+        raise Stop
+
+    monkeypatch.setattr(frame, "fit_face", fake_fit)
+    rng = np.random.default_rng(9)
+    data = rng.normal(size=(3, 12, 12))
+    valid = rng.random((12, 12)) > 0.3
+    pim = SimpleNamespace(data=data, valid=valid, to_camera=lambda p: p * 2.0 + 1.0)
+    grid = np.moveaxis(data, 0, -1) * 2.0 + 1.0
+    for s in (1, 2, 3):
+        me = SimpleNamespace(check_cfg=check_config({"shape": {"point_stride": s}}), model=SimpleNamespace(n_identity=100))
+        for surface in (None, SimpleNamespace(points=grid, valid=valid)):
+            seen.clear()
+            try:
+                frame.DepthPipeline.identity(me, SimpleNamespace(position_image=pim), None, np.zeros(155), 6, surface=surface)
+            except Stop:
+                pass
+            assert np.array_equal(seen[0], grid[::s, ::s][valid[::s, ::s]])

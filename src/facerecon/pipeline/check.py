@@ -217,6 +217,7 @@ class ShapeSettings:
     expression_modes: int
     max_distance_mm: tuple[float, float]
     n_points: int
+    point_stride: int
     region: str
     sampling: str
 

@@ -354,7 +354,12 @@ class DepthPipeline:
         over all 155 modes (the same values to float32 rounding)."""
         c = self.check_cfg.shape
         k = self.model.n_identity
-        points = located.position_image.points_mm() if surface is None else surface.points[surface.valid]
+        s = max(int(c.point_stride), 1)
+        if surface is None:
+            pim = located.position_image
+            points = pim.to_camera(pim.data[:, ::s, ::s][:, pim.valid[::s, ::s]].T)  # points_mm() of the strided grid
+        else:
+            points = surface.points[::s, ::s][surface.valid[::s, ::s]]
         fit = fit_face(points, self.model, pose,
                        FitConfig(n_identity=int(c.identity_modes), n_expression=int(c.expression_modes), n_model_points=int(c.n_points),
                                  rigid_iterations=0, iterations=int(iterations), max_distance_mm=tuple(c.max_distance_mm), region=str(c.region),
