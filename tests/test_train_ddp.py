@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import os
 import socket
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -63,6 +64,8 @@ def _rank(rank: int, world: int, port: int, data: str, out: str) -> None:
         # as run_pose does: no rank tears gloo down while another still talks to it (rank 0
         # writes the checkpoint after the last step; an early teardown aborted rank 1 once)
         d.barrier()
+        # every step, log line and checkpoint is written: what the test compares is final from here
+        (Path(out) / f"done-{rank}").write_text("ok")
     finally:
         torch.distributed.destroy_process_group()
 
@@ -107,7 +110,16 @@ def test_two_gloo_ranks_equal_one_process_with_the_same_global_batch(data_dir, t
     full = PositionSet.load(data_dir / "train.safetensors")
     target = PositionSet.load(data_dir / "target.safetensors")
     train_pose(tmp_path / "single", full, target, _cfg(shards=2))
-    torch.multiprocessing.spawn(_rank, args=(2, _free_port(), str(data_dir), str(tmp_path / "ddp")), nprocs=2, join=True)
+    ctx = torch.multiprocessing.spawn(_rank, args=(2, _free_port(), str(data_dir), str(tmp_path / "ddp")), nprocs=2, join=False)
+    try:
+        while not ctx.join():
+            pass
+    except torch.multiprocessing.ProcessExitedException as e:
+        # gloo's teardown can abort a rank after its work is done ("terminate called without an active
+        # exception": its peer closed the connection first; 1 of ~5 runs in one session): tolerated only
+        # after the rank's marker, written once both ranks passed the final barrier; anything earlier fails
+        if not (e.signal_name == "SIGABRT" and (tmp_path / "ddp" / f"done-{e.error_index}").exists()):
+            raise
 
     single, ddp = _log(tmp_path / "single"), _log(tmp_path / "ddp")
     assert [r["step"] for r in ddp] == [str(i) for i in range(1, 7)]
