@@ -136,7 +136,7 @@ def _numpy_position_image(frame: DepthFrame, pim: PositionImage, out: int = 160,
     columns, min-pool on the bit pattern, then the band and the positions."""
     from facerecon.preprocess.position_image import MAX_POOL, _sample_grid
 
-    intr, c = frame.intrinsics, pim.center_mm
+    c = pim.center_mm
     e0u, e0v, e1u, e1v = (v + 0.5 for v in pim.crop_box)
     side_u, side_v = e1u - e0u, e1v - e0v
     ku = int(min(MAX_POOL, max(1, np.ceil(side_u / out - 1e-6))))

@@ -379,7 +379,7 @@ def test_identity_stage_pairs_with_every_strided_pixel(monkeypatch):
     of them, in the order of ``PositionImage.points_mm()`` / the measured surface's mask), from either source."""
     from types import SimpleNamespace
 
-    import facerecon.pipeline.frame as frame
+    from facerecon.pipeline import frame
     from facerecon.pipeline.check import check_config
 
     class Stop(Exception):
