@@ -381,6 +381,7 @@ def test_identity_stage_pairs_with_every_strided_pixel(monkeypatch):
 
     from facerecon.pipeline import frame
     from facerecon.pipeline.check import check_config
+    from facerecon.preprocess import PositionImage
 
     class Stop(Exception):
         pass
@@ -396,6 +397,7 @@ def test_identity_stage_pairs_with_every_strided_pixel(monkeypatch):
     data = rng.normal(size=(3, 12, 12))
     valid = rng.random((12, 12)) > 0.3
     pim = SimpleNamespace(data=data, valid=valid, to_camera=lambda p: p * 2.0 + 1.0)
+    pim.points_mm = lambda stride=1: PositionImage.points_mm(pim, stride)  # the real method on the stand-in's arrays
     grid = np.moveaxis(data, 0, -1) * 2.0 + 1.0
     for s in (1, 2, 3):
         me = SimpleNamespace(check_cfg=check_config({"shape": {"point_stride": s}}), model=SimpleNamespace(n_identity=100))

@@ -413,8 +413,8 @@ class Csr:
         same sums bit for bit."""
         x = np.asarray(x, np.float64)
         if x.ndim == 1:
-            return _csr_matvec(self.indptr, self.indices, self.data, x)
-        return np.stack([_csr_matvec(self.indptr, self.indices, self.data, np.ascontiguousarray(c)) for c in x.T], axis=1)
+            return csr_matvec(self.indptr, self.indices, self.data, x)
+        return np.stack([csr_matvec(self.indptr, self.indices, self.data, np.ascontiguousarray(c)) for c in x.T], axis=1)
 
     @property
     def nnz(self) -> int:
@@ -454,7 +454,9 @@ def incidence_csr(rows: np.ndarray, cols: np.ndarray, shape: tuple[int, int]) ->
 
 
 @njit(cache=True, nogil=True)
-def _csr_matvec(indptr, indices, data, x):
+def csr_matvec(indptr, indices, data, x):
+    """``A @ x`` of the CSR arrays of ``A`` (each row's products added to 0.0 in stored order, as scipy's): the
+    kernel behind :meth:`Csr.__matmul__`, callable from other compiled loops (the correction's conjugate gradients)."""
     # unsigned positions: numba then drops the negative-index wraparound of each load (with signed ones this loop was
     # ~50 % slower than scipy's; now ~30 % faster: docs/speed.md round 8); the sums are the same
     n = indptr.shape[0] - 1

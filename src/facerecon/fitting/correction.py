@@ -39,9 +39,9 @@ import numpy as np
 from numba import njit
 
 from ..facemodel import FaceModel, vertex_normals
-from ..facemodel.model import Csr, _csr_matvec
+from ..facemodel.model import Csr, csr_matvec
 from ..geometry.camera import Intrinsics
-from ..geometry.icp import _median
+from ..geometry.icp import partition_median
 from ..geometry.neighbours import BoundedNeighbours
 from ..geometry.pose import HeadPose
 from ..settings import toml_defaults
@@ -434,7 +434,7 @@ def _pcg_loop(indptr, indices, data, b, x, bn, max_iter, ptr, idx, val, inv_ic, 
     empty, else Jacobi (``inv``: the diagonal's reciprocals).  One compiled loop: the per-step products, dot products
     and vector updates called from Python cost ~40-60 us a step (a solve makes 3-9)."""
     n = len(b)
-    r = b - _csr_matvec(indptr, indices, data, x)
+    r = b - csr_matvec(indptr, indices, data, x)
     z = np.empty(n)
     p = np.zeros(n)
     ap = np.zeros(n)
@@ -453,7 +453,7 @@ def _pcg_loop(indptr, indices, data, b, x, bn, max_iter, ptr, idx, val, inv_ic, 
     bn2 = bn * bn
     it = 0
     while it < max_iter and not rr <= bn2:
-        ap = _csr_matvec(indptr, indices, data, p)
+        ap = csr_matvec(indptr, indices, data, p)
         pap = 0.0
         for i in range(n):
             pap += p[i] * ap[i]
@@ -665,7 +665,7 @@ def correct_surface(points_cam: np.ndarray, v_head: np.ndarray, pose: HeadPose, 
     free_pos = np.full(n, -1, np.int64)
     free_pos[geo.free] = np.arange(geo.n_free)
     col = free_pos[vi]  # every paired vertex is free (paired among free vertices only)
-    before = _median(np.abs(r))  # np.median's value from one partition (geometry.icp)
+    before = partition_median(np.abs(r))  # np.median's value from one partition (geometry.icp)
     w = np.ones(len(r))
     noise = _robust_sigma(r, w) if noise_mm is None or not np.isfinite(noise_mm) else float(noise_mm)
     sigma = max(noise, cfg.min_sigma_mm)  # the smoothing's noise level (fixed: the robust scale below adapts)
@@ -708,7 +708,7 @@ def correct_surface(points_cam: np.ndarray, v_head: np.ndarray, pose: HeadPose, 
         scale = max(_robust_sigma(e, w), cfg.min_sigma_mm)
         w = 1.0 / (1.0 + (e / (cfg.robust_scale * scale)) ** 2) ** 2  # Geman-McClure
     d = np.clip(d, -cfg.max_offset_mm, cfg.max_offset_mm)
-    after = _median(np.abs(r - d[col]))
+    after = partition_median(np.abs(r - d[col]))
     d_free = np.zeros(geo.n_free)
     d_free[act] = d
     d_r = np.zeros(n)

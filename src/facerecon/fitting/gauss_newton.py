@@ -354,7 +354,7 @@ def fit_face(
     if len(pts) < 50:
         raise ValueError("too few depth points to fit the face model")
     pairs = NearestNeighbours(pts, facing=True, bound=max(cfg.max_distance_mm))  # visible: normal facing the camera (at the origin, looking along +z)
-    grid = pairs.tree  # its grid of cubes: the joint iterations query it from one compiled pass (_paired_rows)
+    tree = pairs.tree  # its grid of cubes: the joint iterations query it from one compiled pass (_paired_rows)
     sub = _ModelSubset(_geometry(model, cfg), identity, expression, start_mesh)
     R, t = pose.R.copy(), pose.t_mm.copy()
     a = np.zeros(sub.k_id) if identity is None else np.asarray(identity, np.float64)[: sub.k_id].copy()
@@ -380,8 +380,7 @@ def fit_face(
             normals_head = sub.normals(a, b)  # shape changes slowly: refresh normals every few steps (not at the first: unchanged)
         # d(R v + t)/dw = -[R v]x  (left-multiplicative update R <- exp(w) R): n . (w x rv) = w . (rv x n), rv = vi - t;
         # the identity / expression columns n . (R b) = (R^T n) . b
-        index, r, J = _paired_rows(sub.vertices(a, b), normals_head, R, t, grid.points, grid._cube_points, grid.order, grid.starts,
-                          grid.origin, grid.cell, grid.reach, grid.dims, float(thresholds[it]) ** 2,
+        index, r, J = _paired_rows(sub.vertices(a, b), normals_head, R, t, tree.points, *tree.grid, float(thresholds[it]) ** 2,
                           *(_NO_BASES if rigid else sub.geo.b_id_xyz), *(_NO_BASES if rigid else sub.geo.b_ex_xyz))
         n_in = len(index)
         if n_in < 30:

@@ -79,7 +79,7 @@ class NearestNeighbours:
         return Pairs(rows, self.points[j], None if self.normals is None else self.normals[j], d[ok])
 
 
-def _median(d: np.ndarray) -> float:
+def partition_median(d: np.ndarray) -> float:
     """``float(np.median(d))`` of a 1-D float array without NaNs: the middle order statistic, or the mean of the
     middle two (their sum halved, as ``np.mean`` of two values), from one ``np.partition`` (np.median's wrapper
     costs ~3x the partition on the few hundred pairs of an ICP step)."""
@@ -106,7 +106,7 @@ class Rejection:
     def keep(self, d: np.ndarray) -> np.ndarray:
         if len(d) < self.min_pairs:
             return np.ones(len(d), bool)
-        return d <= min(max(self.factor * _median(d), self.floor), self.cap)
+        return d <= min(max(self.factor * partition_median(d), self.floor), self.cap)
 
 
 @dataclass(frozen=True)

@@ -146,6 +146,11 @@ class BoundedNeighbours:
             self.points, self.bound / split, float(MAX_CELLS))
         self.reach = int(np.ceil(self.bound / self.cell))  # cubes each side that can hold a point within the bound
 
+    @property
+    def grid(self) -> tuple:
+        """The grid's arrays in :func:`cube_query`'s order (``points`` .. ``dims``): for compiled loops that query it."""
+        return self._cube_points, self.order, self.starts, self.origin, self.cell, self.reach, self.dims
+
     def query(self, q: np.ndarray, distance_upper_bound: float) -> tuple[np.ndarray, np.ndarray]:
         """(distances (M,), indices (M,)) of the nearest points strictly closer than ``distance_upper_bound``
         (<= the bound this index was built for); ``inf`` / ``len(points)`` where none is."""
@@ -153,4 +158,4 @@ class BoundedNeighbours:
         if r > self.bound:
             raise ValueError(f"query radius {r} beyond the index's bound {self.bound}")
         q = np.ascontiguousarray(q, np.float64).reshape(-1, 3)
-        return cube_query(self._cube_points, self.order, self.starts, self.origin, self.cell, self.reach, self.dims, q, r * r)
+        return cube_query(*self.grid, q, r * r)

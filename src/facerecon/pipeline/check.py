@@ -47,7 +47,7 @@ from numba import njit
 
 from ..facemodel import FaceModel
 from ..facemodel.model import csr_unit_normals, incidence_csr, triangle_normals
-from ..geometry.icp import Pairs, Rejection, _median, rigid_icp
+from ..geometry.icp import Pairs, Rejection, partition_median, rigid_icp
 from ..geometry.pose import HeadPose
 from ..geometry.raster import rasterize
 from ..geometry.rotations import axis_angle_to_matrix
@@ -578,7 +578,7 @@ def surface_check(v_head, pose: HeadPose, region: FaceRegion, surf: MeasuredSurf
         return SurfaceCheck(float("inf"), 1.0, float(coverage), n, landmark_fit=lm, visible_landmark_fit=lm_vis)
     a = np.sort(absdiff)
     k = max(1, int(np.ceil(c.trim * n)))
-    cres = _median(central) if len(central) >= c.min_pixels // 5 else float("inf")  # np.median's value, one partition
+    cres = partition_median(central) if len(central) >= c.min_pixels // 5 else float("inf")  # np.median's value, one partition
     return SurfaceCheck(float(a[:k].mean()), n_free / n, float(coverage), n, cres, lm, lm_vis)
 
 

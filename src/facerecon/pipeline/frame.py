@@ -356,8 +356,7 @@ class DepthPipeline:
         k = self.model.n_identity
         s = max(int(c.point_stride), 1)
         if surface is None:
-            pim = located.position_image
-            points = pim.to_camera(pim.data[:, ::s, ::s][:, pim.valid[::s, ::s]].T)  # points_mm() of the strided grid
+            points = located.position_image.points_mm(stride=s)
         else:
             points = surface.points[::s, ::s][surface.valid[::s, ::s]]
         fit = fit_face(points, self.model, pose,

@@ -90,9 +90,11 @@ class PositionImage:
         """Camera-frame mm (..., 3) -> position-image coordinates (..., 3)."""
         return (np.asarray(p_mm, np.float64) - self.center_mm) / self.scale_mm
 
-    def points_mm(self) -> np.ndarray:
-        """(N, 3) camera-frame points (mm) of the valid pixels."""
-        return self.to_camera(self.data[:, self.valid].T)
+    def points_mm(self, stride: int = 1) -> np.ndarray:
+        """(N, 3) camera-frame points (mm) of the valid pixels (of every ``stride``-th row and column)."""
+        if stride == 1:
+            return self.to_camera(self.data[:, self.valid].T)
+        return self.to_camera(self.data[:, ::stride, ::stride][:, self.valid[::stride, ::stride]].T)
 
     def points(self) -> np.ndarray:
         """(N, 3) position-image coordinates of the valid pixels."""
