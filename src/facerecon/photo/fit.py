@@ -438,6 +438,7 @@ class _Problem:
         # depth_gain: their weight there, from the turn (depth_turn_deg)
         self.depth_on = self.has_depth and cfg.depth_stage == "joint"
         self.depth_gain = 1.0
+        self._band_shape = None  # (coefficients, the contour band's vertices at them): reused while the shape is held
         if self.has_depth:
             self.dmask = torch.from_numpy(dm)
             wc = w[dm] / w[dm].sum()
@@ -494,7 +495,7 @@ class _Problem:
         band = self.s0[self.k:]
         if bool(coeffs.any()):
             # the depth stage holds the shape: its band is computed once, not at every pose step
-            held = getattr(self, "_band_shape", None)
+            held = self._band_shape
             if held is not None and torch.equal(held[0], coeffs):
                 band = held[1]
             else:
